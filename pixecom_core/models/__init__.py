@@ -1,0 +1,1 @@
+"""Domain models; importing this package registers every table."""

@@ -1,0 +1,180 @@
+"""PixEcom settings: one pydantic-settings class, validated at start.
+
+Environment variables use the ``PIXECOM_`` prefix, except the two connection URLs that
+every tool in this ecosystem already understands: ``DATABASE_URL`` and ``REDIS_URL``.
+When either is unset, dev mode and the tests start embedded servers instead
+(see :mod:`pixecom_core.devservers`).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Values that appear in examples and templates; refusing them outside dev mode means a
+#: copied `.env.example` never reaches production unchanged (audit must-fix 9).
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "password", "dev", "test", "example"}
+)
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_ENTROPY_BITS = 128
+
+
+class Mode(enum.StrEnum):
+    """How the deployment runs; only ``dev`` accepts weak secrets and seeds demo data."""
+
+    DEV = "dev"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class WeakSecretError(RuntimeError):
+    """A secret is missing, a placeholder or too weak for a non-dev deployment.
+
+    Raised as itself (not wrapped in a pydantic ``ValidationError``) so a process can
+    print the one-line reason and exit.
+    """
+
+
+def secret_strength_problem(value: str) -> str | None:
+    """Say why ``value`` is not fit to be a production secret, or ``None`` if it is.
+
+    The check is deliberately simple and explainable: a minimum length, no known
+    placeholder, and an estimated Shannon entropy over the characters actually used.
+    """
+    if value.strip().lower() in PLACEHOLDER_SECRETS:
+        return "is empty or a known placeholder"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is {len(value)} characters long; at least {MIN_SECRET_LENGTH} are required"
+    counts = Counter(value)
+    entropy_per_char = -sum(
+        (n / len(value)) * math.log2(n / len(value)) for n in counts.values()
+    )
+    if entropy_per_char * len(value) < MIN_SECRET_ENTROPY_BITS:
+        return "has too little entropy (repeated or predictable characters)"
+    return None
+
+
+SecretList = Annotated[list[SecretStr], Field(default_factory=list)]
+
+
+class Settings(BaseSettings):
+    """Every knob of a PixEcom deployment.
+
+    Secrets that rotate are lists: the first entry signs or encrypts, every entry is
+    accepted for verification or decryption, so keys rotate without a flag day.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIXECOM_",
+        env_file=None,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    mode: Mode = Mode.PRODUCTION
+    data_dir: Path = Path(".pixecom")
+
+    # -- PostgreSQL ---------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "PIXECOM_DATABASE_URL"),
+        description="Owner connection: runs migrations and partition maintenance.",
+    )
+    app_database_url: str | None = Field(
+        default=None,
+        description=(
+            "Connection for the API and worker, as a role that owns nothing (so row-level "
+            "security applies). Derived from DATABASE_URL with app_role when unset."
+        ),
+    )
+    app_role: str = "pixecom_app"
+    app_role_password: SecretStr | None = None
+    # audit B3 / must-fix 2: an explicit, bounded pool per process
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    # audit must-fix 7: runaway queries and lock waits are cut short
+    statement_timeout_ms: int = Field(default=30_000, ge=0)
+    lock_timeout_ms: int = Field(default=5_000, ge=0)
+    idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
+    #: PgBouncer in transaction mode cannot keep server-side prepared statements.
+    db_behind_pgbouncer: bool = False
+
+    # -- Redis / Valkey -----------------------------------------------------------
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "PIXECOM_REDIS_URL")
+    )
+
+    # -- Pagination (audit B4) --------------------------------------------------------
+    max_page_size: int = Field(default=200, ge=1, le=1000)
+    default_page_size: int = Field(default=50, ge=1)
+
+    # -- Partitions -----------------------------------------------------------------
+    partition_months_ahead: int = Field(default=3, ge=1, le=24)
+    raw_stats_retention_days: int = Field(default=90, ge=1)
+
+    # -- Secrets ----------------------------------------------------------------------
+    jwt_signing_keys: SecretList
+    refresh_token_pepper: SecretStr | None = None
+    token_encryption_keys: SecretList
+    ingest_api_key_current: SecretStr | None = None
+    ingest_api_key_next: SecretStr | None = None
+
+    # -- HTTP -------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> Self:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size must not exceed max_page_size")
+        return self
+
+    def model_post_init(self, _context: Any, /) -> None:
+        """Refuse missing or weak secrets outside dev mode (audit must-fix 9)."""
+        if self.mode is Mode.DEV:
+            return
+        problems: list[str] = []
+        required: dict[str, list[SecretStr]] = {
+            "PIXECOM_JWT_SIGNING_KEYS": self.jwt_signing_keys,
+            "PIXECOM_TOKEN_ENCRYPTION_KEYS": self.token_encryption_keys,
+            "PIXECOM_REFRESH_TOKEN_PEPPER": (
+                [self.refresh_token_pepper] if self.refresh_token_pepper else []
+            ),
+        }
+        for name, values in required.items():
+            if not values:
+                problems.append(f"{name} is not set")
+            for index, secret in enumerate(values):
+                problem = secret_strength_problem(secret.get_secret_value())
+                if problem:
+                    problems.append(f"{name}[{index}] {problem}")
+        for name, optional in {
+            "PIXECOM_INGEST_API_KEY_CURRENT": self.ingest_api_key_current,
+            "PIXECOM_INGEST_API_KEY_NEXT": self.ingest_api_key_next,
+        }.items():
+            if optional is not None:
+                problem = secret_strength_problem(optional.get_secret_value())
+                if problem:
+                    problems.append(f"{name} {problem}")
+        if problems:
+            raise WeakSecretError(
+                f"refusing to start in {self.mode.value} mode: "
+                + "; ".join(problems)
+                + ". Generate secrets with `pixecom keys generate`, or set PIXECOM_MODE=dev "
+                "for a local deployment."
+            )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,15 @@
+"""Tenant safety: seller scopes, seller-bound repositories and bounded pagination."""
+
+from pixecom_core.tenancy.pagination import InvalidCursorError, Page, PageRequest
+from pixecom_core.tenancy.repository import SellerRepository
+from pixecom_core.tenancy.scope import ScopeError, SellerScope, open_seller_scope
+
+__all__ = [
+    "InvalidCursorError",
+    "Page",
+    "PageRequest",
+    "ScopeError",
+    "SellerRepository",
+    "SellerScope",
+    "open_seller_scope",
+]

@@ -1,0 +1,1 @@
+"""Test support shipped with core: real databases for tests, the conformance kit."""
