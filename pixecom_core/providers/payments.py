@@ -1,0 +1,166 @@
+"""The payment-gateway provider interface and the values it exchanges with core.
+
+A gateway does three things for core: start a payment, prove that a webhook really comes
+from the gateway, and translate the gateway's events into :class:`GatewayPaymentEvent`
+values. Core owns everything after that: the webhook inbox (unique on the gateway's event
+id), the append-only ledger, and order status.
+"""
+
+import uuid
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from pydantic import AwareDatetime, Field, PositiveInt, SecretStr
+
+from pixecom_core.providers.values import CurrencyCode, FrozenValue, MinorUnits
+
+
+class PaymentEventKind(StrEnum):
+    """What happened to the money, in the ledger's words."""
+
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    REFUNDED = "refunded"
+    CHARGEBACK = "chargeback"
+    FAILED = "failed"
+
+
+class PaymentRequest(FrozenValue):
+    """Core's request to start collecting a payment for one order.
+
+    :param idempotency_key: the same key for every retry of the same attempt; pass it to the
+        gateway's idempotency mechanism so a retry never charges twice.
+    :param seller_id: the seller who is paid.
+    :param order_id: core's order id; send it to the gateway as metadata so events can be
+        matched back to the order.
+    :param amount_minor: the amount in minor units of ``currency``.
+    :param currency: ISO 4217 code.
+    :param return_url: where the buyer lands after approving the payment.
+    :param cancel_url: where the buyer lands after abandoning it.
+    :param description: a short statement descriptor, if the seller set one.
+    :param metadata: extra key/value pairs to attach to the gateway's payment object.
+    """
+
+    idempotency_key: str = Field(min_length=1)
+    seller_id: uuid.UUID
+    order_id: uuid.UUID
+    amount_minor: PositiveInt
+    currency: CurrencyCode
+    return_url: str
+    cancel_url: str
+    description: str | None = None
+    metadata: Mapping[str, str] = Field(default_factory=dict)
+
+
+class PaymentSession(FrozenValue):
+    """What the storefront needs to let the buyer pay.
+
+    :param gateway: the gateway's ``identifier``.
+    :param gateway_reference: the gateway's id for the payment (PaymentIntent id, PayPal order
+        id); events about this payment carry the same reference.
+    :param client_secret: the secret a client-side SDK confirms with, for gateways that use one.
+    :param approval_url: the page to redirect the buyer to, for gateways that use one.
+    :param expires_at: when the session stops accepting payment, if the gateway says.
+    """
+
+    gateway: str
+    gateway_reference: str
+    client_secret: SecretStr | None = None
+    approval_url: str | None = None
+    expires_at: AwareDatetime | None = None
+
+
+class VerifiedWebhook(FrozenValue):
+    """A webhook request whose signature the gateway checked; only these reach ``parse_events``.
+
+    :param gateway: the gateway's ``identifier``.
+    :param body: the raw request body, byte for byte as received (signatures cover bytes).
+    :param headers: the request headers, lower-cased names.
+    :param received_at: when core received the request.
+    """
+
+    gateway: str
+    body: bytes
+    headers: Mapping[str, str]
+    received_at: AwareDatetime
+
+
+class GatewayPaymentEvent(FrozenValue):
+    """One normalised payment event, ready for core's inbox and ledger.
+
+    :param gateway: the gateway's ``identifier``.
+    :param event_id: the gateway's unique id for this event; core drops a second delivery of
+        the same id, so it must be stable across retries of the webhook.
+    :param gateway_reference: the payment the event is about (see ``PaymentSession``).
+    :param kind: what happened to the money.
+    :param amount_minor: the amount this event moves, in minor units, never negative (a refund
+        is ``kind=REFUNDED`` with a positive amount).
+    :param currency: ISO 4217 code.
+    :param occurred_at: when the gateway says it happened (not when the webhook arrived).
+    :param order_reference: core's order id as sent in ``PaymentRequest.order_id``, when the
+        gateway echoes it back.
+    :param metadata: other gateway data worth keeping (failure code, dispute reason, ...).
+    """
+
+    gateway: str
+    event_id: str = Field(min_length=1)
+    gateway_reference: str
+    kind: PaymentEventKind
+    amount_minor: MinorUnits
+    currency: CurrencyCode
+    occurred_at: AwareDatetime
+    order_reference: str | None = None
+    metadata: Mapping[str, str] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class PaymentGateway(Protocol):
+    """A payment gateway (Stripe, PayPal, ...) that core dispatches payments to by identifier.
+
+    Register an implementation with the ``pixecom_register_payment_gateways`` hook. The
+    object is shared by every seller; per-seller keys come from core's configuration.
+
+    Errors: ``WebhookVerificationError`` for a bad webhook, the other classes of
+    :mod:`pixecom_core.providers.errors` for failed calls to the gateway.
+    """
+
+    @property
+    def identifier(self) -> str:
+        """The stable key stored with every payment and event, e.g. ``"stripe"``."""
+        ...
+
+    @property
+    def display_name(self) -> str:
+        """The name shown to sellers and buyers, e.g. ``"Stripe"``."""
+        ...
+
+    async def create_payment(self, request: PaymentRequest) -> PaymentSession:
+        """Create the gateway's payment object and return what the buyer needs to pay.
+
+        Must be idempotent on ``request.idempotency_key``: a retry returns the same session.
+
+        :param request: the order, amount and return URLs.
+        """
+        ...
+
+    async def verify_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> VerifiedWebhook:
+        """Check the webhook's signature and freshness, or raise ``WebhookVerificationError``.
+
+        Runs in the request path before anything is stored, so it must not call other
+        services unless the gateway requires it (PayPal's verification API does).
+
+        :param body: the raw request body.
+        :param headers: the request headers, lower-cased names.
+        """
+        ...
+
+    async def parse_events(self, webhook: VerifiedWebhook) -> list[GatewayPaymentEvent]:
+        """Translate a verified webhook into zero or more normalised events.
+
+        Return an empty list for event types core does not track. Runs asynchronously after
+        the webhook was acknowledged, so it may call the gateway to fetch missing details.
+
+        :param webhook: a webhook that passed ``verify_webhook``.
+        """
+        ...

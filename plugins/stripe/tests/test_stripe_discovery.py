@@ -1,0 +1,38 @@
+"""The Stripe plugin is installed and found through its ``pixecom`` entry point."""
+
+import importlib.metadata
+
+from pixecom_core.plugins import ProviderRegistry, create_plugin_manager, describe_plugins
+from pixecom_core.providers import PaymentGateway
+
+
+def test_distribution_declares_the_entry_point() -> None:
+    distribution = importlib.metadata.distribution("pixecom-stripe")
+
+    declared = [
+        (entry_point.name, entry_point.value)
+        for entry_point in distribution.entry_points
+        if entry_point.group == "pixecom"
+    ]
+
+    assert declared == [("stripe", "pixecom_stripe.plugin")]
+
+
+def test_registry_returns_the_provider_by_identifier() -> None:
+    # Only this plugin, so another plugin's state cannot make this test pass or fail.
+    registry = ProviderRegistry(create_plugin_manager(allow={"stripe"}))
+
+    provider = registry.payment_gateway("stripe")
+
+    assert isinstance(provider, PaymentGateway)
+    assert provider.identifier == "stripe"
+    assert provider.display_name == "Stripe"
+
+
+def test_plugin_is_described_with_its_distribution_and_hook() -> None:
+    plugins = describe_plugins(create_plugin_manager(allow={"stripe"}))
+
+    [info] = [plugin for plugin in plugins if plugin.name == "stripe"]
+    assert info.distribution == "pixecom-stripe"
+    assert info.version == importlib.metadata.version("pixecom-stripe")
+    assert info.hooks == ("pixecom_register_payment_gateways",)
