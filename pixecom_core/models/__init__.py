@@ -1,1 +1,153 @@
-"""Domain models; importing this package registers every table."""
+"""Domain models; importing this package registers every table.
+
+``SELLER_OWNED_TABLES`` lists every table that carries ``seller_id`` and is guarded by
+row-level security (the migration enables and forces it on each, and on each of their
+partitions); ``sellers`` itself is the tenant root, with its own policy.
+``PARTITIONED_TABLES`` maps each monthly range-partitioned table to its partition column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from pixecom_core.models.ads import (
+    Ad,
+    AdAccount,
+    AdAccountStatus,
+    AdEntityStatus,
+    AdPost,
+    Adset,
+    Asset,
+    AssetStatus,
+    Campaign,
+    Creative,
+    CreativeAsset,
+    CreativeAssetRole,
+    CreativeStatus,
+    Page,
+)
+from pixecom_core.models.base import SellerOwned, SellerOwnedNaturalKey, metadata
+from pixecom_core.models.catalog import (
+    PricingRule,
+    Product,
+    ProductStatus,
+    PublicSellpageSlug,
+    Sellpage,
+    SellpageStatus,
+)
+from pixecom_core.models.fx import FxRate
+from pixecom_core.models.orders import (
+    PAID_LIKE_STATUSES,
+    Order,
+    OrderEvent,
+    OrderEventType,
+    OrderPayment,
+    OrderStatus,
+)
+from pixecom_core.models.payments import (
+    PaymentEvent,
+    PaymentEventType,
+    WebhookInboxEntry,
+    WebhookStatus,
+)
+from pixecom_core.models.sellers import (
+    LoginIdentity,
+    RefreshToken,
+    Seller,
+    SellerTier,
+    User,
+    UserRole,
+)
+from pixecom_core.models.stats import AdStatsDaily, AdStatsRaw, SellpageStatsDaily
+from pixecom_core.models.tracking import TrackingRecord
+
+#: Every seller-owned table, parents before children (the order rows can be inserted in).
+SELLER_OWNED_TABLES: tuple[str, ...] = (
+    "users",
+    "refresh_tokens",
+    "products",
+    "sellpages",
+    "pricing_rules",
+    "orders",
+    "order_payments",
+    "order_events",
+    "payment_events",
+    "ad_accounts",
+    "pages",
+    "ad_posts",
+    "campaigns",
+    "adsets",
+    "creatives",
+    "ads",
+    "assets",
+    "creative_assets",
+    "ad_stats_raw",
+    "ad_stats_daily",
+    "sellpage_stats_daily",
+    "tracking_records",
+)
+
+#: Monthly range-partitioned tables → partition column (audit §3).
+PARTITIONED_TABLES: Mapping[str, str] = MappingProxyType(
+    {
+        "orders": "created_at",
+        "order_events": "created_at",
+        "ad_stats_raw": "date_start",
+        "ad_stats_daily": "stat_date",
+        "sellpage_stats_daily": "stat_date",
+    }
+)
+
+#: Tables whose rows are never updated or deleted (audit §7), enforced by trigger.
+APPEND_ONLY_TABLES: tuple[str, ...] = ("order_events", "payment_events")
+
+__all__ = [
+    "APPEND_ONLY_TABLES",
+    "PAID_LIKE_STATUSES",
+    "PARTITIONED_TABLES",
+    "SELLER_OWNED_TABLES",
+    "Ad",
+    "AdAccount",
+    "AdAccountStatus",
+    "AdEntityStatus",
+    "AdPost",
+    "AdStatsDaily",
+    "AdStatsRaw",
+    "Adset",
+    "Asset",
+    "AssetStatus",
+    "Campaign",
+    "Creative",
+    "CreativeAsset",
+    "CreativeAssetRole",
+    "CreativeStatus",
+    "FxRate",
+    "LoginIdentity",
+    "Order",
+    "OrderEvent",
+    "OrderEventType",
+    "OrderPayment",
+    "OrderStatus",
+    "Page",
+    "PaymentEvent",
+    "PaymentEventType",
+    "PricingRule",
+    "Product",
+    "ProductStatus",
+    "PublicSellpageSlug",
+    "RefreshToken",
+    "Seller",
+    "SellerOwned",
+    "SellerOwnedNaturalKey",
+    "SellerTier",
+    "Sellpage",
+    "SellpageStatsDaily",
+    "SellpageStatus",
+    "TrackingRecord",
+    "User",
+    "UserRole",
+    "WebhookInboxEntry",
+    "WebhookStatus",
+    "metadata",
+]

@@ -1,0 +1,297 @@
+"""The ad side: connected ad accounts, pages and posts, the campaign hierarchy,
+creatives and the uploaded assets they use."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import BYTEA
+from sqlmodel import Field
+
+from pixecom_core.models.base import (
+    SellerOwned,
+    SellerOwnedNaturalKey,
+    currency_check,
+    enum_check,
+    enum_field,
+    non_negative_check,
+    now_default,
+    plugin_identifier_check,
+    timestamp_type,
+    utcnow,
+)
+
+
+class AdAccountStatus(StrEnum):
+    """Whether PixEcom syncs an ad account."""
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    DISCONNECTED = "DISCONNECTED"
+
+
+class AdEntityStatus(StrEnum):
+    """Delivery status of a campaign, ad set, ad or post, as the network reports it."""
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    ARCHIVED = "ARCHIVED"
+    DELETED = "DELETED"
+
+
+class CreativeStatus(StrEnum):
+    """Lifecycle of a creative in the campaign builder."""
+
+    DRAFT = "DRAFT"
+    READY = "READY"
+    ACTIVE = "ACTIVE"
+    ARCHIVED = "ARCHIVED"
+
+
+class AssetStatus(StrEnum):
+    """Upload state of an asset; only ``READY`` assets passed the post-upload checks."""
+
+    PENDING = "PENDING"
+    READY = "READY"
+    REJECTED = "REJECTED"
+
+
+class CreativeAssetRole(StrEnum):
+    """How a creative uses an asset."""
+
+    PRIMARY = "PRIMARY"
+    THUMBNAIL = "THUMBNAIL"
+    VARIANT = "VARIANT"
+
+
+class AdAccount(SellerOwned, table=True):
+    """A seller's account on an ad network, and the (encrypted) token to read it.
+
+    ``token_ciphertext`` is encrypted with the key ``token_key_version`` names, so keys
+    rotate without re-connecting every account. ``needs_reconnect`` is set when the
+    network rejects the token; syncs skip such accounts until the seller reconnects.
+    """
+
+    __tablename__ = "ad_accounts"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "network", "external_id"),
+        enum_check("status", AdAccountStatus),
+        currency_check(),
+        plugin_identifier_check("network"),
+    )
+
+    network: str = Field(sa_type=Text, nullable=False)
+    external_id: str = Field(sa_type=Text, nullable=False)
+    name: str = Field(sa_type=Text, nullable=False)
+    #: The network reports days in this zone.
+    timezone: str = Field(sa_type=Text, nullable=False)
+    currency: str = Field(sa_type=CHAR(3), nullable=False)
+    token_ciphertext: bytes | None = Field(default=None, sa_type=BYTEA)
+    token_key_version: int | None = Field(default=None, sa_type=Integer)
+    status: AdAccountStatus = enum_field(AdAccountStatus, AdAccountStatus.ACTIVE)
+    needs_reconnect: bool = Field(
+        default=False, nullable=False, sa_column_kwargs={"server_default": text("false")}
+    )
+    last_synced_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+
+
+class Page(SellerOwned, table=True):
+    """A social page (e.g. a Facebook page) that ads are published as."""
+
+    __tablename__ = "pages"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "network", "external_id"),
+        plugin_identifier_check("network"),
+    )
+
+    network: str = Field(sa_type=Text, nullable=False)
+    external_id: str = Field(sa_type=Text, nullable=False)
+    name: str = Field(sa_type=Text, nullable=False)
+
+
+class AdPost(SellerOwned, table=True):
+    """A post on a page, used as the body of one or more ads."""
+
+    __tablename__ = "ad_posts"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "page_id", "external_id"),
+        ForeignKeyConstraint(["seller_id", "page_id"], ["pages.seller_id", "pages.id"]),
+        # audit §3: page-level post listing.
+        Index(None, "page_id", "seller_id"),
+        enum_check("status", AdEntityStatus),
+    )
+
+    page_id: uuid.UUID = Field(nullable=False)
+    external_id: str = Field(sa_type=Text, nullable=False)
+    message: str | None = Field(default=None, sa_type=Text)
+    permalink: str | None = Field(default=None, sa_type=Text)
+    status: AdEntityStatus = enum_field(AdEntityStatus, AdEntityStatus.ACTIVE)
+
+
+class Campaign(SellerOwned, table=True):
+    """A campaign on an ad account; ``sellpage_id`` ties its spend to a sellpage."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "ad_account_id", "external_id"),
+        ForeignKeyConstraint(
+            ["seller_id", "ad_account_id"], ["ad_accounts.seller_id", "ad_accounts.id"]
+        ),
+        # The composite key makes it impossible to point at another seller's sellpage.
+        ForeignKeyConstraint(["seller_id", "sellpage_id"], ["sellpages.seller_id", "sellpages.id"]),
+        # audit §3/§5: campaigns of a sellpage, for the revenue attribution join.
+        Index(None, "sellpage_id", "seller_id"),
+        Index(None, "sellpage_id"),
+        enum_check("status", AdEntityStatus),
+    )
+
+    ad_account_id: uuid.UUID = Field(nullable=False)
+    external_id: str = Field(sa_type=Text, nullable=False)
+    name: str = Field(sa_type=Text, nullable=False)
+    status: AdEntityStatus = enum_field(AdEntityStatus, AdEntityStatus.ACTIVE)
+    sellpage_id: uuid.UUID | None = Field(default=None)
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+
+
+class Adset(SellerOwned, table=True):
+    """An ad set within a campaign."""
+
+    __tablename__ = "adsets"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "campaign_id", "external_id"),
+        ForeignKeyConstraint(["seller_id", "campaign_id"], ["campaigns.seller_id", "campaigns.id"]),
+        enum_check("status", AdEntityStatus),
+    )
+
+    campaign_id: uuid.UUID = Field(nullable=False)
+    external_id: str = Field(sa_type=Text, nullable=False)
+    name: str = Field(sa_type=Text, nullable=False)
+    status: AdEntityStatus = enum_field(AdEntityStatus, AdEntityStatus.ACTIVE)
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+
+
+class Creative(SellerOwned, table=True):
+    """Copy and assets an ad shows; built in the campaign builder."""
+
+    __tablename__ = "creatives"
+    __table_args__ = (
+        # audit §5: the seller's live creatives for the campaign builder.
+        Index(
+            "ix_creatives_seller_id_status_live",
+            "seller_id",
+            "status",
+            postgresql_where="status <> 'ARCHIVED'",
+        ),
+        enum_check("status", CreativeStatus),
+    )
+
+    name: str = Field(sa_type=Text, nullable=False)
+    status: CreativeStatus = enum_field(CreativeStatus, CreativeStatus.DRAFT)
+    headline: str | None = Field(default=None, sa_type=Text)
+    primary_text: str | None = Field(default=None, sa_type=Text)
+    call_to_action: str | None = Field(default=None, sa_type=Text)
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+
+
+class Ad(SellerOwned, table=True):
+    """An ad within an ad set, optionally built from a creative and/or a page post."""
+
+    __tablename__ = "ads"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "adset_id", "external_id"),
+        ForeignKeyConstraint(["seller_id", "adset_id"], ["adsets.seller_id", "adsets.id"]),
+        ForeignKeyConstraint(["seller_id", "creative_id"], ["creatives.seller_id", "creatives.id"]),
+        ForeignKeyConstraint(["seller_id", "ad_post_id"], ["ad_posts.seller_id", "ad_posts.id"]),
+        enum_check("status", AdEntityStatus),
+    )
+
+    adset_id: uuid.UUID = Field(nullable=False)
+    creative_id: uuid.UUID | None = Field(default=None)
+    ad_post_id: uuid.UUID | None = Field(default=None)
+    external_id: str = Field(sa_type=Text, nullable=False)
+    name: str = Field(sa_type=Text, nullable=False)
+    status: AdEntityStatus = enum_field(AdEntityStatus, AdEntityStatus.ACTIVE)
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+
+
+class Asset(SellerOwned, table=True):
+    """An uploaded file (image, video) in object storage, deduplicated by content hash.
+
+    ``status`` becomes ``READY`` only after the post-upload check (size, type sniffed
+    from magic bytes, SHA-256) passed; the hash is unique per seller, so re-uploading the
+    same bytes reuses the asset.
+    """
+
+    __tablename__ = "assets"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "sha256"),
+        UniqueConstraint("seller_id", "storage_key"),
+        CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256_hex"),
+        non_negative_check("size_bytes"),
+        enum_check("status", AssetStatus),
+    )
+
+    sha256: str = Field(sa_type=CHAR(64), nullable=False)
+    storage_key: str = Field(sa_type=Text, nullable=False)
+    content_type: str = Field(sa_type=Text, nullable=False)
+    size_bytes: int = Field(sa_type=BigInteger, nullable=False)
+    status: AssetStatus = enum_field(AssetStatus, AssetStatus.PENDING)
+
+
+class CreativeAsset(SellerOwnedNaturalKey, table=True):
+    """Which assets a creative uses, and in what role."""
+
+    __tablename__ = "creative_assets"
+    __table_args__ = (
+        PrimaryKeyConstraint("seller_id", "creative_id", "asset_id"),
+        ForeignKeyConstraint(
+            ["seller_id", "creative_id"],
+            ["creatives.seller_id", "creatives.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(["seller_id", "asset_id"], ["assets.seller_id", "assets.id"]),
+        # audit §3: where is this asset used?
+        Index(None, "asset_id"),
+        enum_check("role", CreativeAssetRole),
+    )
+
+    creative_id: uuid.UUID = Field(primary_key=True, nullable=False)
+    asset_id: uuid.UUID = Field(primary_key=True, nullable=False)
+    role: CreativeAssetRole = enum_field(CreativeAssetRole, CreativeAssetRole.PRIMARY)
+    position: int = Field(
+        default=0, sa_type=Integer, nullable=False, sa_column_kwargs={"server_default": text("0")}
+    )

@@ -1,0 +1,176 @@
+"""The payment ledger (append-only facts) and the webhook inbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    Identity,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB
+from sqlmodel import Field, SQLModel
+
+from pixecom_core.models.base import (
+    EnumText,
+    SellerOwned,
+    currency_check,
+    empty_jsonb_default,
+    enum_check,
+    non_negative_check,
+    now_default,
+    plugin_identifier_check,
+    timestamp_type,
+    utcnow,
+)
+
+
+class PaymentEventType(StrEnum):
+    """Kinds of money movement the ledger records (audit §7, event-sourced payments).
+
+    ``amount_minor`` is always positive; the type gives the sign (captures add, refunds
+    and chargebacks subtract, a reversed chargeback adds back).
+    """
+
+    AUTHORIZED = "AUTHORIZED"
+    CAPTURED = "CAPTURED"
+    REFUNDED = "REFUNDED"
+    CHARGEBACK = "CHARGEBACK"
+    CHARGEBACK_REVERSED = "CHARGEBACK_REVERSED"
+    FAILED = "FAILED"
+
+
+class WebhookStatus(StrEnum):
+    """Processing state of a stored webhook delivery."""
+
+    RECEIVED = "RECEIVED"
+    PROCESSED = "PROCESSED"
+    FAILED = "FAILED"
+    DEFERRED = "DEFERRED"
+
+
+class PaymentEvent(SellerOwned, table=True):
+    """One money fact from a payment gateway: the ledger revenue is computed from.
+
+    Append-only in the database (audit §7): a trigger refuses UPDATE, DELETE and TRUNCATE
+    for everyone, owner included, and the app role holds only SELECT and INSERT. A
+    correction is a new fact (a refund, a reversed chargeback), never an edit.
+
+    ``(seller_id, gateway, gateway_reference, event_type)`` is the fact's identity:
+    ``gateway_reference`` is the gateway's id of the money object (payment intent, refund,
+    dispute), not of the webhook delivery, because one refund can be announced by several
+    webhook types and deliveries are retried (audit §7: duplicate webhooks must not
+    duplicate state). Recording a fact twice is therefore a no-op with
+    ``ON CONFLICT DO NOTHING``.
+
+    No foreign key to ``orders``, a partitioned table (see ``OrderPayment``).
+    """
+
+    __tablename__ = "payment_events"
+    __table_args__ = (
+        UniqueConstraint(
+            "seller_id", "gateway", "gateway_reference", "event_type", name="uq_payment_events_fact"
+        ),
+        Index(None, "seller_id", "order_id", "recorded_at"),
+        enum_check("event_type", PaymentEventType),
+        currency_check(),
+        non_negative_check("amount_minor"),
+        plugin_identifier_check("gateway"),
+    )
+
+    order_id: uuid.UUID = Field(nullable=False)
+    gateway: str = Field(sa_type=Text, nullable=False)
+    gateway_reference: str = Field(sa_type=Text, nullable=False)
+    event_type: PaymentEventType = Field(sa_type=EnumText(PaymentEventType), nullable=False)
+    amount_minor: int = Field(sa_type=BigInteger, nullable=False)
+    currency: str = Field(sa_type=CHAR(3), nullable=False)
+    #: When the gateway says the money moved.
+    occurred_at: datetime = Field(sa_type=timestamp_type(), nullable=False)
+    #: When PixEcom recorded the fact (what re-aggregation windows look at).
+    recorded_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+    #: The webhook delivery that announced the fact, for tracing (not part of its identity).
+    gateway_event_id: str | None = Field(default=None, sa_type=Text)
+    raw: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_type=JSONB,
+        nullable=False,
+        sa_column_kwargs=empty_jsonb_default(),
+    )
+
+
+class WebhookInboxEntry(SQLModel, table=True):
+    """A raw webhook delivery, stored before it is understood. System table, not
+    seller-owned: the seller is unknown until the body is parsed.
+
+    The endpoint verifies the signature, inserts here (``UNIQUE (gateway, event_id)``
+    makes a redelivery a no-op) and answers 2xx at once; a worker processes ``RECEIVED``
+    and due ``DEFERRED`` rows into the ledger (audit §7, webhook bursts). The app role may
+    SELECT, INSERT and UPDATE, never DELETE.
+    """
+
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (
+        UniqueConstraint("gateway", "event_id"),
+        Index(
+            "ix_webhook_inbox_pending",
+            "next_attempt_at",
+            postgresql_where="status IN ('RECEIVED', 'DEFERRED')",
+        ),
+        enum_check("status", WebhookStatus),
+        non_negative_check("attempts"),
+        plugin_identifier_check("gateway"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        primary_key=True,
+        sa_type=BigInteger,
+        sa_column_args=[Identity(always=False)],
+    )
+    gateway: str = Field(sa_type=Text, nullable=False)
+    event_id: str = Field(sa_type=Text, nullable=False)
+    received_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+    headers: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_type=JSONB,
+        nullable=False,
+        sa_column_kwargs=empty_jsonb_default(),
+    )
+    body: bytes = Field(sa_type=BYTEA, nullable=False)
+    status: WebhookStatus = Field(
+        default=WebhookStatus.RECEIVED,
+        sa_type=EnumText(WebhookStatus),
+        nullable=False,
+        sa_column_kwargs={"server_default": "RECEIVED"},
+    )
+    attempts: int = Field(
+        default=0, sa_type=Integer, nullable=False, sa_column_kwargs={"server_default": text("0")}
+    )
+    last_error: str | None = Field(default=None, sa_type=Text)
+    next_attempt_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+    processed_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    seller_id: uuid.UUID | None = Field(default=None, foreign_key="sellers.id")

@@ -1,0 +1,218 @@
+"""Ad statistics (raw fetches and the daily latest snapshot) and sellpage daily figures.
+
+All three tables are partitioned by month (audit §3, "Should partitioning be used?").
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    PrimaryKeyConstraint,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlmodel import Field
+
+from pixecom_core.models.base import (
+    EnumText,
+    SellerOwned,
+    SellerOwnedNaturalKey,
+    currency_check,
+    enum_check,
+    non_negative_check,
+    now_default,
+    plugin_identifier_check,
+    timestamp_type,
+    utcnow,
+)
+from pixecom_core.providers.ad_networks import EntityLevel
+
+
+class AdStatsRaw(SellerOwned, table=True):
+    """Every insight row every fetch returned, partitioned by month of ``date_start``.
+
+    audit §3 ("Will ad_stats_raw explode?"): monthly partitions, a dedup key, a
+    retention policy (partitions past ``raw_stats_retention_days`` are dropped by
+    :func:`pixecom_core.db.partitions.maintain_partitions`) and ``updated_at``. The dedup
+    key includes ``fetched_at``: a retried fetch is the same row (``ON CONFLICT DO
+    NOTHING``) while a later fetch of the same day is a new snapshot, which the daily table
+    may then adopt. One row covers one day (``date_start = date_stop``) when the provider
+    asks for ``time_increment=1``; the columns keep both so a wider row can never be
+    mistaken for one day (audit §6, overlapping ranges).
+    """
+
+    __tablename__ = "ad_stats_raw"
+    __table_args__ = (
+        PrimaryKeyConstraint("seller_id", "id", "date_start"),
+        # audit §3: dedup key (network added: entity ids are only unique per network).
+        UniqueConstraint(
+            "seller_id",
+            "network",
+            "entity_type",
+            "entity_id",
+            "date_start",
+            "date_stop",
+            "fetched_at",
+            name="uq_ad_stats_raw_fetch",
+        ),
+        # audit §3 (existing good index): aggregation by entity.
+        Index("ix_ad_stats_raw_entity_day", "seller_id", "entity_type", "entity_id", "date_start"),
+        # audit §3 (missing index): aggregation worker grouping.
+        Index("ix_ad_stats_raw_grouping", "entity_type", "entity_id", "date_start", "date_stop"),
+        # audit §3 (missing index): stale data cleanup.
+        Index(None, "fetched_at"),
+        # audit §5: aggregation query pattern.
+        Index("ix_ad_stats_raw_aggregation", "seller_id", "entity_type", "date_start", "date_stop"),
+        plugin_identifier_check("network"),
+        enum_check("entity_type", EntityLevel),
+        CheckConstraint("date_stop >= date_start", name="date_range"),
+        non_negative_check(
+            "spend_micros", "impressions", "clicks", "purchases", "purchase_value_micros"
+        ),
+        currency_check(),
+        {"postgresql_partition_by": "RANGE (date_start)"},
+    )
+
+    # A bigint identity instead of the mixin's uuid: 8 bytes a row on the biggest table.
+    id: int | None = Field(  # type: ignore[assignment]
+        default=None,
+        primary_key=True,
+        sa_type=BigInteger,
+        sa_column_args=[Identity(always=False)],
+    )
+    network: str = Field(sa_type=Text, nullable=False)
+    entity_type: EntityLevel = Field(sa_type=EnumText(EntityLevel), nullable=False)
+    entity_id: str = Field(sa_type=Text, nullable=False)
+    date_start: date = Field(sa_type=Date, primary_key=True, nullable=False)
+    date_stop: date = Field(sa_type=Date, nullable=False)
+    fetched_at: datetime = Field(sa_type=timestamp_type(), nullable=False)
+    spend_micros: int = Field(sa_type=BigInteger, nullable=False)
+    impressions: int = Field(sa_type=BigInteger, nullable=False)
+    clicks: int = Field(sa_type=BigInteger, nullable=False)
+    purchases: int = Field(sa_type=BigInteger, nullable=False)
+    purchase_value_micros: int = Field(sa_type=BigInteger, nullable=False)
+    currency: str = Field(sa_type=CHAR(3), nullable=False)
+    ingested_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+
+
+class AdStatsDaily(SellerOwnedNaturalKey, table=True):
+    """Per entity and day, the **latest snapshot** of its numbers — never a sum of fetches.
+
+    audit §6 (double counting, stale retries): the upsert sets the row to the snapshot with
+    the newest ``snapshot_fetched_at`` and never replaces a newer snapshot with an older
+    one (``... ON CONFLICT DO UPDATE ... WHERE ad_stats_daily.snapshot_fetched_at <=
+    EXCLUDED.snapshot_fetched_at``). Partitioned by month of ``stat_date``.
+    """
+
+    __tablename__ = "ad_stats_daily"
+    __table_args__ = (
+        PrimaryKeyConstraint("seller_id", "network", "entity_type", "entity_id", "stat_date"),
+        # audit §3 (existing good index): dashboard queries.
+        Index(None, "seller_id", "stat_date"),
+        plugin_identifier_check("network"),
+        enum_check("entity_type", EntityLevel),
+        non_negative_check(
+            "spend_micros", "impressions", "clicks", "purchases", "purchase_value_micros"
+        ),
+        currency_check(),
+        {"postgresql_partition_by": "RANGE (stat_date)"},
+    )
+
+    network: str = Field(sa_type=Text, primary_key=True, nullable=False)
+    entity_type: EntityLevel = Field(
+        sa_type=EnumText(EntityLevel), primary_key=True, nullable=False
+    )
+    entity_id: str = Field(sa_type=Text, primary_key=True, nullable=False)
+    stat_date: date = Field(sa_type=Date, primary_key=True, nullable=False)
+    snapshot_fetched_at: datetime = Field(sa_type=timestamp_type(), nullable=False)
+    spend_micros: int = Field(sa_type=BigInteger, nullable=False)
+    impressions: int = Field(sa_type=BigInteger, nullable=False)
+    clicks: int = Field(sa_type=BigInteger, nullable=False)
+    purchases: int = Field(sa_type=BigInteger, nullable=False)
+    purchase_value_micros: int = Field(sa_type=BigInteger, nullable=False)
+    currency: str = Field(sa_type=CHAR(3), nullable=False)
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+
+
+class SellpageStatsDaily(SellerOwnedNaturalKey, table=True):
+    """What one sellpage earned and cost on one day, in the seller's reporting currency.
+
+    Revenue comes from the payment ledger, net of refunds and chargebacks (audit §6,
+    "order refunded after stats computed"); spend from ``ad_stats_daily`` of the
+    sellpage's campaigns, converted with ``fx_rates`` (audit §6, multi-currency ROAS).
+    ``roas`` is NULL when there was no spend — never infinity (audit §6, division by zero);
+    a CHECK enforces it. ``needs_reaggregation`` marks days touched by late attribution or
+    refunds (audit §6, scenario 3). Partitioned by month of ``stat_date``.
+    """
+
+    __tablename__ = "sellpage_stats_daily"
+    __table_args__ = (
+        PrimaryKeyConstraint("seller_id", "sellpage_id", "stat_date"),
+        ForeignKeyConstraint(["seller_id", "sellpage_id"], ["sellpages.seller_id", "sellpages.id"]),
+        Index(
+            "ix_sellpage_stats_daily_pending",
+            "seller_id",
+            "stat_date",
+            postgresql_where="needs_reaggregation",
+        ),
+        currency_check("reporting_currency"),
+        non_negative_check(
+            "spend_minor",
+            "gross_revenue_minor",
+            "refunds_minor",
+            "chargebacks_minor",
+            "orders_count",
+        ),
+        CheckConstraint("spend_minor > 0 OR roas IS NULL", name="roas_needs_spend"),
+        {"postgresql_partition_by": "RANGE (stat_date)"},
+    )
+
+    sellpage_id: uuid.UUID = Field(primary_key=True, nullable=False)
+    stat_date: date = Field(sa_type=Date, primary_key=True, nullable=False)
+    reporting_currency: str = Field(sa_type=CHAR(3), nullable=False)
+    spend_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    gross_revenue_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    refunds_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    chargebacks_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    #: gross − refunds − chargebacks; may be negative on a day with more refunds than sales.
+    net_revenue_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    orders_count: int = Field(default=0, sa_type=Integer, nullable=False)
+    roas: Decimal | None = Field(default=None, sa_type=Numeric(20, 6))
+    needs_reaggregation: bool = Field(
+        default=False, nullable=False, sa_column_kwargs={"server_default": text("false")}
+    )
+    computed_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )

@@ -1,0 +1,247 @@
+"""Shared arrangement for database tests: one row (or more) in every seller-owned table.
+
+Rows are written as the schema owner, inside the seller's scope, so the helpers work for
+an owner subject to FORCE ROW LEVEL SECURITY as well as for a superuser.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+#: A day no migration-time partition covers: rows for it land in the default partition.
+FAR_FUTURE = datetime(2099, 1, 15, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TwoSellers:
+    """Two sellers with rows in every seller-owned table, and how many rows each has."""
+
+    a: uuid.UUID
+    b: uuid.UUID
+    rows_a: dict[str, int]
+    rows_b: dict[str, int]
+
+
+@contextmanager
+def seller_scope(conn: Connection, seller_id: uuid.UUID | str | None) -> Iterator[Connection]:
+    """A transaction on ``conn`` with ``app.current_seller_id`` set (``SET LOCAL`` style).
+
+    ``None`` opens a transaction with no scope at all.
+    """
+    with conn.transaction():
+        if seller_id is not None:
+            conn.execute("SELECT set_config('app.current_seller_id', %s, true)", (str(seller_id),))
+        yield conn
+
+
+def _insert(conn: Connection, table: str, values: dict[str, Any]) -> Any:
+    columns = ", ".join(values)
+    placeholders = ", ".join(["%s"] * len(values))
+    row = conn.execute(
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING id",
+        list(values.values()),
+    ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def insert_seller(conn: Connection, seller_id: uuid.UUID, *, name: str = "seller") -> None:
+    """The tenant row itself."""
+    with seller_scope(conn, seller_id):
+        conn.execute(
+            "INSERT INTO sellers (id, name, reporting_currency) VALUES (%s, %s, 'USD')",
+            (seller_id, name),
+        )
+
+
+def insert_seller_rows(conn: Connection, seller_id: uuid.UUID) -> dict[str, int]:
+    """Create ``seller_id`` and rows in every seller-owned table; return rows per table.
+
+    Partitioned tables get one row in a current monthly partition and one in the default
+    partition (a far-future month), so tests can look at both kinds of partition.
+    """
+    insert_seller(conn, seller_id)
+    tag = uuid.uuid4().hex[:12]
+    now = datetime.now(UTC)
+    today = now.date()
+    counts: dict[str, int] = {}
+
+    def add(table: str, values: dict[str, Any]) -> Any:
+        counts[table] = counts.get(table, 0) + 1
+        return _insert(conn, table, {"seller_id": seller_id, **values})
+
+    with seller_scope(conn, seller_id):
+        user = add("users", {"email": f"user-{tag}@example.com", "password_hash": "argon2-hash"})
+        add(
+            "refresh_tokens",
+            {
+                "user_id": user,
+                "family_id": uuid.uuid4(),
+                "token_hash": f"hash-{tag}",
+                "expires_at": now + timedelta(days=30),
+            },
+        )
+        product = add("products", {"sku": f"SKU-{tag}", "name": "Widget"})
+        sellpage = add(
+            "sellpages", {"slug": f"page-{tag}", "title": "Widget page", "product_id": product}
+        )
+        add(
+            "pricing_rules",
+            {
+                "product_id": product,
+                "price_minor": 1999,
+                "currency": "USD",
+                "effective_from": now,
+            },
+        )
+        orders = [
+            add(
+                "orders",
+                {
+                    "created_at": created_at,
+                    "sellpage_id": sellpage,
+                    "status": "PAID",
+                    "currency": "USD",
+                    "subtotal_minor": 1999,
+                    "total_minor": 1999,
+                    "customer_email": "shopper@example.com",
+                },
+            )
+            for created_at in (now, FAR_FUTURE)
+        ]
+        add(
+            "order_payments",
+            {
+                "gateway": "stripe",
+                "payment_id": f"pi_{tag}",
+                "order_id": orders[0],
+                "order_created_at": now,
+            },
+        )
+        for created_at in (now, FAR_FUTURE):
+            add(
+                "order_events",
+                {"created_at": created_at, "order_id": orders[0], "event_type": "CREATED"},
+            )
+        add(
+            "payment_events",
+            {
+                "order_id": orders[0],
+                "gateway": "stripe",
+                "gateway_reference": f"pi_{tag}",
+                "event_type": "CAPTURED",
+                "amount_minor": 1999,
+                "currency": "USD",
+                "occurred_at": now,
+            },
+        )
+        account = add(
+            "ad_accounts",
+            {
+                "network": "meta",
+                "external_id": f"act_{tag}",
+                "name": "Main account",
+                "timezone": "UTC",
+                "currency": "USD",
+            },
+        )
+        page = add("pages", {"network": "meta", "external_id": f"page_{tag}", "name": "Page"})
+        post = add("ad_posts", {"page_id": page, "external_id": f"post_{tag}"})
+        campaign = add(
+            "campaigns",
+            {
+                "ad_account_id": account,
+                "external_id": f"cmp_{tag}",
+                "name": "Campaign",
+                "sellpage_id": sellpage,
+            },
+        )
+        adset = add("adsets", {"campaign_id": campaign, "external_id": f"as_{tag}", "name": "Set"})
+        creative = add("creatives", {"name": "Creative"})
+        add(
+            "ads",
+            {
+                "adset_id": adset,
+                "creative_id": creative,
+                "ad_post_id": post,
+                "external_id": f"ad_{tag}",
+                "name": "Ad",
+            },
+        )
+        asset = add(
+            "assets",
+            {
+                "sha256": uuid.uuid4().hex + uuid.uuid4().hex,
+                "storage_key": f"assets/{tag}.png",
+                "content_type": "image/png",
+                "size_bytes": 1024,
+            },
+        )
+        add("creative_assets", {"creative_id": creative, "asset_id": asset})
+        for day in (today, FAR_FUTURE.date()):
+            add("ad_stats_raw", raw_stats_values(day, entity_id=f"ad_{tag}"))
+            add(
+                "ad_stats_daily",
+                {
+                    "network": "meta",
+                    "entity_type": "ad",
+                    "entity_id": f"ad_{tag}",
+                    "stat_date": day,
+                    "snapshot_fetched_at": now,
+                    "spend_micros": 5_000_000,
+                    "impressions": 1000,
+                    "clicks": 10,
+                    "purchases": 1,
+                    "purchase_value_micros": 19_990_000,
+                    "currency": "USD",
+                },
+            )
+            add(
+                "sellpage_stats_daily",
+                {
+                    "sellpage_id": sellpage,
+                    "stat_date": day,
+                    "reporting_currency": "USD",
+                    "spend_minor": 500,
+                    "gross_revenue_minor": 1999,
+                    "refunds_minor": 0,
+                    "chargebacks_minor": 0,
+                    "net_revenue_minor": 1999,
+                    "orders_count": 1,
+                    "roas": "3.998",
+                },
+            )
+        add(
+            "tracking_records",
+            {"order_id": orders[0], "carrier": "usps", "tracking_number": f"TRK{tag}"},
+        )
+    return counts
+
+
+def raw_stats_values(
+    day: date, *, entity_id: str, fetched_at: datetime | None = None
+) -> dict[str, Any]:
+    """Column values of one ``ad_stats_raw`` row (one entity, one day, one fetch)."""
+    return {
+        "network": "meta",
+        "entity_type": "ad",
+        "entity_id": entity_id,
+        "date_start": day,
+        "date_stop": day,
+        "fetched_at": fetched_at or datetime(2026, 1, 1, tzinfo=UTC),
+        "spend_micros": 5_000_000,
+        "impressions": 1000,
+        "clicks": 10,
+        "purchases": 1,
+        "purchase_value_micros": 19_990_000,
+        "currency": "USD",
+    }
