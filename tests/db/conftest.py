@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from tests.db.tenant_rows import Connection, TwoSellers, insert_seller_rows
 
 from pixecom_core.testing.databases import TestDatabase, provision_test_database
+from tests.db.tenant_rows import Connection, TwoSellers, insert_seller_rows
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from psycopg import errors
+
 from tests.db.tenant_rows import Connection, TwoSellers, insert_seller, seller_scope
 
 

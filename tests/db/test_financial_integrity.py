@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from psycopg import errors, sql
+
 from tests.db.tenant_rows import Connection, TwoSellers, insert_seller, seller_scope
 
 APPEND_ONLY = ("payment_events", "order_events")

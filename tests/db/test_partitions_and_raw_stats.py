@@ -12,13 +12,19 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 from psycopg import errors, sql
-from tests.db.tenant_rows import Connection, TwoSellers, insert_seller, raw_stats_values, seller_scope
 
 from pixecom_core.db import admin
 from pixecom_core.db.partitions import add_months, maintain_partitions
 from pixecom_core.db.urls import conninfo
 from pixecom_core.models import PARTITIONED_TABLES
 from pixecom_core.testing.databases import TestDatabase
+from tests.db.tenant_rows import (
+    Connection,
+    TwoSellers,
+    insert_seller,
+    raw_stats_values,
+    seller_scope,
+)
 
 
 def _insert_raw(

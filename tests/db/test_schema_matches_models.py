@@ -13,7 +13,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import CheckConstraint, Table, create_engine, pool
 from sqlalchemy.engine import Connection as SAConnection
-from tests.db.tenant_rows import Connection
 
 from pixecom_core.db import admin
 from pixecom_core.models import (
@@ -25,6 +24,7 @@ from pixecom_core.models import (
 )
 from pixecom_core.models.base import EnumText
 from pixecom_core.testing.databases import TestDatabase, provision_test_database
+from tests.db.tenant_rows import Connection
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 from psycopg import errors, sql
-from tests.db.tenant_rows import Connection, TwoSellers, seller_scope
 
 from pixecom_core.models import PARTITIONED_TABLES, SELLER_OWNED_TABLES
 from pixecom_core.testing.databases import TestDatabase
+from tests.db.tenant_rows import Connection, TwoSellers, seller_scope
 
 
 def partitions_of(conn: Connection, table: str) -> list[str]:

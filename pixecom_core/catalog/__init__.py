@@ -1,0 +1,1 @@
+"""Catalog: sellpages, products and their append-only pricing rules."""
