@@ -1,0 +1,147 @@
+"""The ``pixecom`` command line: run the dev deployment and operate a production one.
+
+Configuration comes from the environment (see :class:`pixecom_core.settings.Settings`).
+A configuration problem — a weak secret outside dev mode, a missing ``DATABASE_URL``, a
+malformed value — ends the command with one line on stderr saying what to fix and exit
+status 78 (``EX_CONFIG`` from sysexits.h, which systemd also understands), never with a
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import psycopg
+import typer
+
+from pixecom_core.settings import Mode, Settings
+from reference_app import keys
+from reference_app.configuration import CONFIGURATION_ERRORS, describe_configuration_error
+
+#: sysexits.h EX_CONFIG: "something was found in an unconfigured or misconfigured state".
+EXIT_CONFIGURATION_ERROR = 78
+#: The database could not be reached (sysexits.h EX_UNAVAILABLE).
+EXIT_SERVICE_UNAVAILABLE = 69
+
+app = typer.Typer(
+    name="pixecom",
+    help="PixEcom: run the dev deployment, migrate and maintain the database, make keys.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Tracebacks with local variables would print connection strings and secrets.
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(
+    help="Database administration, as the schema owner (DATABASE_URL).", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Secrets for a deployment.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def dev(
+    host: Annotated[
+        str | None, typer.Option(help="Interface the API listens on [default: PIXECOM_API_HOST].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port the API listens on [default: PIXECOM_API_PORT].")
+    ] = None,
+) -> None:
+    """Start the dev deployment: databases, migrations, partitions, then the API.
+
+    Runs in dev mode (weak secrets allowed). When DATABASE_URL / REDIS_URL are unset, an
+    embedded PostgreSQL and an embedded Valkey are started with their data under
+    PIXECOM_DATA_DIR (default `.pixecom/`). Ctrl-C stops everything.
+    """
+    settings = Settings(mode=Mode.DEV)
+    from reference_app.dev import run_dev  # uvicorn and the API load only for this command
+
+    code = run_dev(
+        settings,
+        host=host if host is not None else settings.api_host,
+        port=port if port is not None else settings.api_port,
+    )
+    raise typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Alembic revision to migrate to.")] = "head",
+) -> None:
+    """Create the application role if missing, then migrate the schema as the owner.
+
+    Safe to run on every deploy: both steps do nothing when already done.
+    """
+    settings = Settings()  # validated before the heavy imports, so errors come fast
+    from reference_app import database  # Alembic and SQLAlchemy load only when needed
+
+    database.migrate(settings, revision=revision)
+    typer.echo(f"database migrated to {revision}; application role {settings.app_role!r} ready")
+
+
+@db_app.command("maintain")
+def db_maintain(
+    months_ahead: Annotated[
+        int | None,
+        typer.Option(help="Months of partitions to keep ready [default: from settings]."),
+    ] = None,
+    raw_retention_days: Annotated[
+        int | None,
+        typer.Option(help="Drop raw-stats partitions older than this [default: from settings]."),
+    ] = None,
+) -> None:
+    """Create monthly partitions ahead and drop raw-stats partitions past retention.
+
+    Prints what was created, moved and dropped. Idempotent: safe to run daily (timer or
+    cron) and by hand after changing the retention.
+    """
+    settings = Settings()
+    from reference_app import database
+
+    report = database.maintain_partitions(
+        settings, months_ahead=months_ahead, raw_retention_days=raw_retention_days
+    )
+    for line in database.describe_maintenance(report):
+        typer.echo(line)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print fresh strong secrets for every secret setting, as an env file.
+
+    Example: `pixecom keys generate > /etc/pixecom/secrets.env && chmod 600
+    /etc/pixecom/secrets.env`. Nothing is stored: each run prints new secrets.
+    """
+    typer.echo(keys.generate_env_file(), nl=False)
+
+
+def _mount_plugins_cli() -> None:
+    try:
+        from reference_app.cli_plugins import plugins_command
+    except ModuleNotFoundError as exc:
+        if exc.name != "reference_app.cli_plugins":
+            raise  # the module exists but is broken: say so rather than hide the command
+        return
+    app.command("plugins")(plugins_command)
+
+
+_mount_plugins_cli()
+
+
+def main() -> None:
+    """Entry point of the ``pixecom`` console script."""
+    try:
+        app()
+    except CONFIGURATION_ERRORS as exc:
+        typer.echo(f"pixecom: {describe_configuration_error(exc)}", err=True)
+        sys.exit(EXIT_CONFIGURATION_ERROR)
+    except psycopg.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.echo(f"pixecom: cannot reach PostgreSQL: {first_line}", err=True)
+        sys.exit(EXIT_SERVICE_UNAVAILABLE)
+
+
+if __name__ == "__main__":
+    main()

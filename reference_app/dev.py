@@ -1,0 +1,165 @@
+"""The dev deployment behind ``pixecom dev``: everything PixEcom needs, one process tree.
+
+The deployment is a list of components started in order; each one registers how to
+stop itself on the deployment's exit stack, so Ctrl-C (or SIGTERM) unwinds them in
+reverse order. The API then runs in the foreground. Components that later issues add
+(worker, scheduler, plugin sandboxes, demo seed) are functions of the same shape
+appended to :data:`COMPONENTS`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+import uvicorn
+
+from pixecom_core.db.urls import conninfo
+from pixecom_core.devservers import ensure_servers
+from pixecom_core.settings import Settings
+from reference_app import database
+from reference_app.api import create_app
+
+
+@dataclass
+class DevDeployment:
+    """State shared by the components of one ``pixecom dev`` run.
+
+    :param settings: the settings in force; components that start a server put its URL
+        here, so later components (and the API) connect to it.
+    :param stack: where each component registers how to stop what it started.
+    :param endpoints: name → URL, printed once everything is up.
+    """
+
+    settings: Settings
+    stack: ExitStack
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+    def say(self, message: str) -> None:
+        """Report progress on the terminal."""
+        typer.echo(f"pixecom dev: {message}")
+
+
+#: Start something, and register on ``deployment.stack`` how to stop it.
+DevComponent = Callable[[DevDeployment], None]
+
+
+def _redacted_redis_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def embedded_servers(deployment: DevDeployment) -> None:
+    """Use DATABASE_URL / REDIS_URL when set; start embedded PostgreSQL / Valkey otherwise.
+
+    The embedded PostgreSQL keeps its data in ``<data_dir>/postgres`` between runs.
+    """
+    settings = deployment.settings
+    if settings.database_url is None or settings.redis_url is None:
+        deployment.say(f"starting embedded servers under {settings.data_dir.resolve()}")
+    servers = ensure_servers(
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        data_dir=settings.data_dir,
+    )
+    deployment.stack.callback(servers.stop)
+    assert servers.database_url is not None and servers.redis_url is not None
+    # Exported so that processes started later (worker, scheduler) reach the same servers.
+    os.environ["DATABASE_URL"] = servers.database_url
+    os.environ["REDIS_URL"] = servers.redis_url
+    deployment.settings = settings.model_copy(
+        update={"database_url": servers.database_url, "redis_url": servers.redis_url}
+    )
+    deployment.endpoints["PostgreSQL"] = conninfo(servers.database_url, password=None)
+    deployment.endpoints["Redis"] = _redacted_redis_url(servers.redis_url)
+
+
+def database_schema(deployment: DevDeployment) -> None:
+    """Create the application role and migrate the schema to head, as the owner."""
+    deployment.say("migrating the database")
+    database.migrate(deployment.settings)
+
+
+def partition_maintenance(deployment: DevDeployment) -> None:
+    """Create the monthly partitions ahead, as the scheduled maintenance task would."""
+    report = database.maintain_partitions(deployment.settings)
+    for line in database.describe_maintenance(report):
+        deployment.say(f"partitions: {line}")
+
+
+#: What ``pixecom dev`` starts, in order, before serving the API.
+COMPONENTS: list[DevComponent] = [embedded_servers, database_schema, partition_maintenance]
+
+
+def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    # SIGTERM's default action kills the process on the spot, leaving the embedded
+    # servers running; turning it into KeyboardInterrupt unwinds the stack instead.
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    # A second Ctrl-C while servers are being stopped would leave them half-stopped.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def serve_api(deployment: DevDeployment, *, host: str, port: int) -> None:
+    """Serve the API in the foreground until Ctrl-C or SIGTERM."""
+    app = create_app(deployment.settings)
+    base = f"http://{host}:{port}"
+    deployment.endpoints = {
+        "API": base,
+        "API docs": f"{base}/docs",
+        "Readiness": f"{base}/readyz",
+        **deployment.endpoints,
+    }
+    width = max(len(name) for name in deployment.endpoints)
+    deployment.say("serving the API; press Ctrl-C to stop")
+    for name, url in deployment.endpoints.items():
+        typer.echo(f"  {name.ljust(width)}  {url}")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on"))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn has shut down gracefully and re-raised the signal it caught.
+        pass
+    if not server.started:
+        # Port in use, lifespan failure …: uvicorn has logged why.
+        raise typer.Exit(code=1)
+
+
+def run_dev(settings: Settings, *, host: str, port: int) -> int:
+    """Start every component, serve the API, stop everything; return the exit code.
+
+    0 after a Ctrl-C while serving; 130 when interrupted during startup.
+    """
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    stack = ExitStack()
+    deployment = DevDeployment(settings=settings, stack=stack)
+    try:
+        for component in COMPONENTS:
+            component(deployment)
+        serve_api(deployment, host=host, port=port)
+    except KeyboardInterrupt:
+        deployment.say("interrupted during startup")
+        return 130
+    finally:
+        with _interrupts_ignored():
+            deployment.say("stopping")
+            stack.close()
+    deployment.say("stopped")
+    return 0

@@ -1,0 +1,192 @@
+"""`pixecom dev` on a bare machine: embedded servers, migrations, API, clean shutdown.
+
+These run the real console script with DATABASE_URL and REDIS_URL removed, so they prove
+the Quickstart's promise whatever servers the test run itself uses.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from pixecom_core.db import admin
+from pixecom_core.db.urls import conninfo
+
+# Fixture types (conftest.py); fixtures are injected, not imported.
+CleanEnvironment = Callable[..., dict[str, str]]
+StartDev = Callable[..., "DevRun"]
+
+READY_TIMEOUT_SECONDS = 90.0
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass
+class DevRun:
+    """One `pixecom dev` process and what it started."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int
+    #: Every descendant seen while it ran, with its name then (short-lived helpers such
+    #: as pg_ctl are gone by the time anyone asks them).
+    children: dict[psutil.Process, str] = field(default_factory=dict)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_until_ready(self) -> httpx.Response:
+        """Poll /readyz until 200; fail with the process output if it never comes."""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"pixecom dev exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                response = httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2)
+                if response.status_code == 200:
+                    # Everything is up now: record it, or a child started between two
+                    # polls would be missed (and outlive a failed test).
+                    self._remember_children()
+                    return response
+                last_error = f"{response.status_code} {response.text}"
+            except httpx.TransportError as exc:
+                last_error = repr(exc)
+            self._remember_children()
+            time.sleep(0.5)
+        pytest.fail(
+            f"/readyz not 200 after {READY_TIMEOUT_SECONDS} s ({last_error}):\n{self.output()}"
+        )
+
+    def _remember_children(self) -> None:
+        try:
+            descendants = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return
+        for proc in descendants:
+            try:
+                self.children.setdefault(proc, proc.name())
+            except psutil.NoSuchProcess:
+                pass
+
+    def stop(self, signum: int) -> int:
+        """Send ``signum`` to the dev process only (not its group) and wait for it."""
+        self._remember_children()
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"pixecom dev still running {STOP_TIMEOUT_SECONDS} s after signal "
+                f"{signum}:\n{self.output()}"
+            )
+
+
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    """PostgreSQL server processes whose data directory lies under ``data_dir``."""
+    found = []
+    marker = str(data_dir.resolve())
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and any(marker in part for part in cmdline):
+            found.append(proc)
+    return found
+
+
+def alive(processes: Iterable[psutil.Process]) -> list[psutil.Process]:
+    running = []
+    for proc in processes:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                running.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return running
+
+
+@pytest.fixture
+def start_dev(
+    pixecom_executable: Path,
+    tmp_path: Path,
+    free_port: int,
+    clean_environment: CleanEnvironment,
+) -> Iterator[StartDev]:
+    """Start `pixecom dev` runs; whatever a failed test leaves running is killed."""
+    runs: list[DevRun] = []
+
+    def start(data_dir: Path, **env: str) -> DevRun:
+        log = tmp_path / f"dev-{len(runs)}.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [str(pixecom_executable), "dev", "--host", "127.0.0.1", "--port", str(free_port)],
+                env=clean_environment(PIXECOM_DATA_DIR=str(data_dir), **env),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                # Its own session: a Ctrl-C to the test runner never reaches it, so only
+                # the signals this test sends are tested.
+                start_new_session=True,
+            )
+        run = DevRun(process=process, log=log, port=free_port)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.wait()
+        for proc in alive(run.children):
+            proc.kill()
+    for proc in postgres_processes(tmp_path):
+        proc.kill()
+
+
+def test_dev_serves_on_a_bare_machine_and_stops_cleanly(
+    start_dev: StartDev, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+
+    first = start_dev(data_dir)
+    ready = first.wait_until_ready()
+
+    assert ready.json()["status"] == "ready"
+    assert postgres_processes(data_dir), "expected an embedded PostgreSQL under the data dir"
+    started_children = dict(first.children)
+    assert any("valkey" in name for name in started_children.values()), started_children
+    assert first.stop(signal.SIGINT) == 0, first.output()
+    assert f"http://127.0.0.1:{first.port}" in first.output()
+    assert "Traceback" not in first.output()
+    assert not alive(started_children), "Valkey (or another child) outlived pixecom dev"
+    assert not postgres_processes(data_dir), "the embedded PostgreSQL outlived pixecom dev"
+
+    # The data dir is kept: a second run reuses the cluster, and SIGTERM (systemd, docker)
+    # stops it as cleanly as Ctrl-C.
+    assert (data_dir / "postgres" / "PG_VERSION").is_file()
+    second = start_dev(data_dir)
+    second.wait_until_ready()
+    assert second.stop(signal.SIGTERM) == 0, second.output()
+    assert not alive(second.children)
+    assert not postgres_processes(data_dir)
+
+
+def test_dev_uses_the_servers_it_is_given(
+    start_dev: StartDev, tmp_path: Path, servers: tuple[str, str]
+) -> None:
+    server_dsn, redis_url = servers
+    name = f"pixecom_dev_{tmp_path.name[-8:].lower()}".replace("-", "_")
+    owner_dsn = admin.create_database(conninfo(server_dsn, dbname="postgres"), name)
+    try:
+        run = start_dev(tmp_path / "data", DATABASE_URL=owner_dsn, REDIS_URL=redis_url)
+        run.wait_until_ready()
+
+        assert not postgres_processes(tmp_path / "data"), "started a server it did not need"
+        assert run.stop(signal.SIGINT) == 0, run.output()
+    finally:
+        admin.drop_database(server_dsn, name)
