@@ -1,0 +1,162 @@
+"""Nox sessions: lint, typecheck, core tests and one test session per plugin.
+
+``nox`` alone (and ``./run tests``, and CI) runs the ``ci`` session, which queues every
+other session that this machine can run. Sessions that touch PostgreSQL and Redis are
+parametrised over where those servers come from:
+
+- ``embedded``: ``DATABASE_URL`` / ``REDIS_URL`` are removed from the environment, so the
+  test fixtures start an embedded PostgreSQL 18 and an embedded Valkey from their wheels.
+  This works on a machine with nothing but Python.
+- ``system``: the servers named by ``DATABASE_URL`` / ``REDIS_URL`` (or, when unset,
+  PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 if they answer). Asked for
+  and not available, the session fails: a skipped matrix entry would hide problems.
+
+Examples::
+
+    nox -l                                   # list sessions
+    nox -s lint typecheck
+    nox -s "tests(embedded)"
+    nox -s "plugin(stripe, system)"
+    nox -k meta_ads                          # both servers for one plugin
+    nox -s "tests(embedded)" -- -k readyz    # arguments after -- go to pytest
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.10.9"
+# uv creates and fills a venv in seconds; virtualenv is the fallback where uv is missing.
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["ci"]
+# Venvs are reused locally (installs still run every time, so they stay current); CI
+# starts from a clean clone, so it always builds them fresh.
+nox.options.reuse_venv = "yes"
+
+ROOT = Path(__file__).resolve().parent
+PLUGINS = sorted(
+    path.name for path in (ROOT / "plugins").glob("*") if (path / "pyproject.toml").is_file()
+)
+POSTGRES_SOURCES = ("system", "embedded")
+# Short session names: "tests(embedded)", "plugin(stripe, system)".
+POSTGRES_PARAMS = [nox.param(source, id=source) for source in POSTGRES_SOURCES]
+PLUGIN_PARAMS = [nox.param(name, id=name) for name in PLUGINS]
+LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def server_environment(session: nox.Session, postgres: str) -> dict[str, str | None]:
+    """Environment for a test run against the ``system`` or ``embedded`` servers.
+
+    ``None`` values remove the variable (nox's convention).
+    """
+    if postgres == "embedded":
+        return {"DATABASE_URL": None, "REDIS_URL": None}
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        if not _answers("127.0.0.1", 5432):
+            session.error(
+                "postgres=system needs a PostgreSQL server: set DATABASE_URL, or run one on "
+                "127.0.0.1:5432 (user postgres, trust auth); or choose postgres=embedded"
+            )
+        database_url = LOCAL_DATABASE_URL
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        if not _answers("127.0.0.1", 6379):
+            session.error(
+                "postgres=system needs a Redis server: set REDIS_URL, or run one on "
+                "127.0.0.1:6379; or choose postgres=embedded"
+            )
+        redis_url = LOCAL_REDIS_URL
+    return {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+
+
+def editable(path: str) -> str:
+    """``path`` as an editable requirement, with its ``test`` extra when it has one."""
+    pyproject = tomllib.loads((ROOT / path / "pyproject.toml").read_text())
+    extras = pyproject.get("project", {}).get("optional-dependencies", {})
+    return f"{path}[test]" if "test" in extras else path
+
+
+def pytest(session: nox.Session, *paths: str, postgres: str) -> None:
+    """Run pytest on ``paths``; any exit code but 0 fails the session.
+
+    In particular exit code 5, "no tests collected", fails: a suite that silently stops
+    collecting must not pass.
+    """
+    session.run(
+        "pytest",
+        *paths,
+        *session.posargs,
+        env=server_environment(session, postgres),
+        success_codes=[0],
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check over the whole repository (rules in the root pyproject.toml)."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over core, the reference app and every plugin's sources."""
+    plugin_requirements = [arg for name in PLUGINS for arg in ("-e", editable(f"plugins/{name}"))]
+    session.install("-e", ".[test,lint]", *plugin_requirements)
+    session.run(
+        "mypy", "pixecom_core", "reference_app", *(f"plugins/{name}/src" for name in PLUGINS)
+    )
+
+
+@nox.session
+@nox.parametrize("postgres", POSTGRES_PARAMS)
+def tests(session: nox.Session, postgres: str) -> None:
+    """Core and reference-app tests (``tests/``) against real PostgreSQL and Redis."""
+    session.install("-e", ".[test]")
+    pytest(session, "tests", postgres=postgres)
+
+
+@nox.session
+@nox.parametrize("postgres", POSTGRES_PARAMS)
+@nox.parametrize("plugin", PLUGIN_PARAMS)
+def plugin(session: nox.Session, plugin: str, postgres: str) -> None:
+    """One plugin's own tests, in a venv holding only core and that plugin.
+
+    Installing one plugin at a time proves each distribution declares its own
+    dependencies and works without the others.
+    """
+    session.install("-e", ".[test]", "-e", editable(f"plugins/{plugin}"))
+    pytest(session, f"plugins/{plugin}/tests", postgres=postgres)
+
+
+@nox.session(venv_backend="none")
+def ci(session: nox.Session) -> None:
+    """Queue everything this machine can run: what ``./run tests`` and CI execute.
+
+    lint, typecheck, then tests and every plugin against embedded servers, and against
+    the system servers too when ``DATABASE_URL`` is set (a bare machine has none).
+    """
+    session.notify("lint")
+    session.notify("typecheck")
+    sources = ["embedded"]
+    if os.environ.get("DATABASE_URL"):
+        sources.insert(0, "system")
+    for postgres in sources:
+        session.notify(f"tests({postgres})")
+        for name in PLUGINS:
+            session.notify(f"plugin({name}, {postgres})")
