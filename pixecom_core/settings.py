@@ -54,9 +54,7 @@ def secret_strength_problem(value: str) -> str | None:
     if len(value) < MIN_SECRET_LENGTH:
         return f"is {len(value)} characters long; at least {MIN_SECRET_LENGTH} are required"
     counts = Counter(value)
-    entropy_per_char = -sum(
-        (n / len(value)) * math.log2(n / len(value)) for n in counts.values()
-    )
+    entropy_per_char = -sum((n / len(value)) * math.log2(n / len(value)) for n in counts.values())
     if entropy_per_char * len(value) < MIN_SECRET_ENTROPY_BITS:
         return "has too little entropy (repeated or predictable characters)"
     return None
@@ -112,6 +110,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "PIXECOM_REDIS_URL")
     )
+    #: Every Redis key PixEcom writes starts with this, so deployments (and test runs)
+    #: can share one server without seeing each other's counters and caches.
+    redis_key_prefix: str = Field(default="pixecom:", pattern=r"^[A-Za-z0-9_.:-]+$")
 
     # -- Pagination (audit B4) --------------------------------------------------------
     max_page_size: int = Field(default=200, ge=1, le=1000)
@@ -127,10 +128,35 @@ class Settings(BaseSettings):
     token_encryption_keys: SecretList
     ingest_api_key_current: SecretStr | None = None
     ingest_api_key_next: SecretStr | None = None
+    #: Guards seller sign-up outside dev mode (header ``X-Admin-Key``); unset, sign-up
+    #: is closed outside dev mode.
+    admin_api_key: SecretStr | None = None
+
+    # -- Auth (audit §9) -----------------------------------------------------------------
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    refresh_token_ttl_days: int = Field(default=30, ge=1, le=365)
+    #: Failed logins for one account before it is locked, from any IP.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+    #: Login attempts per client IP (limits' rate-limit string syntax).
+    login_ip_rate: str = "20/minute"
+    #: Requests per authenticated seller across all API processes (audit §9 quotas).
+    seller_request_rate: str = "600/minute"
+    #: Requests per client IP on public (storefront) routes.
+    public_ip_rate: str = "300/minute"
+    #: Create the demo seller and its known-password user (dev mode only; must-fix 9).
+    seed_demo_data: bool = True
 
     # -- HTTP -------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    #: Largest request body accepted unless a route says otherwise (audit must-fix 1k-9).
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    #: How long a CDN or browser may hold a public sellpage (audit B8).
+    public_cache_seconds: int = Field(default=60, ge=0)
+    #: Client IPs are taken from X-Forwarded-For only when the peer is one of these.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     @model_validator(mode="after")
     def _check_limits(self) -> Self:
@@ -160,6 +186,7 @@ class Settings(BaseSettings):
         for name, optional in {
             "PIXECOM_INGEST_API_KEY_CURRENT": self.ingest_api_key_current,
             "PIXECOM_INGEST_API_KEY_NEXT": self.ingest_api_key_next,
+            "PIXECOM_ADMIN_API_KEY": self.admin_api_key,
         }.items():
             if optional is not None:
                 problem = secret_strength_problem(optional.get_secret_value())

@@ -9,6 +9,7 @@ appended to :data:`COMPONENTS`.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -19,12 +20,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 import uvicorn
+from pydantic import SecretStr
 
 from pixecom_core.db.urls import conninfo
 from pixecom_core.devservers import ensure_servers
 from pixecom_core.settings import Settings
 from reference_app import database
 from reference_app.api import create_app
+from reference_app.keys import new_secret
 
 
 @dataclass
@@ -57,6 +60,37 @@ def _redacted_redis_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+#: Secrets the API cannot start without; generated once per data folder in dev mode.
+DEV_SECRETS_FILE = "dev-secrets.json"
+
+
+def dev_secrets(deployment: DevDeployment) -> None:
+    """Fill in signing, encryption and pepper secrets the environment does not set.
+
+    They are generated once and kept in ``<data_dir>/dev-secrets.json`` (mode 600), so
+    logins and encrypted tokens survive a restart of ``pixecom dev``. Dev mode only:
+    production refuses to start without its own secrets.
+    """
+    settings = deployment.settings
+    path = settings.data_dir / DEV_SECRETS_FILE
+    stored: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+    for name in ("jwt_signing_key", "token_encryption_key", "refresh_token_pepper"):
+        stored.setdefault(name, new_secret())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stored, indent=2))
+    path.chmod(0o600)
+    update: dict[str, object] = {}
+    if not settings.jwt_signing_keys:
+        update["jwt_signing_keys"] = [SecretStr(stored["jwt_signing_key"])]
+    if not settings.token_encryption_keys:
+        update["token_encryption_keys"] = [SecretStr(stored["token_encryption_key"])]
+    if settings.refresh_token_pepper is None:
+        update["refresh_token_pepper"] = SecretStr(stored["refresh_token_pepper"])
+    if update:
+        deployment.say(f"using dev secrets from {path}")
+        deployment.settings = settings.model_copy(update=update)
 
 
 def embedded_servers(deployment: DevDeployment) -> None:
@@ -98,7 +132,12 @@ def partition_maintenance(deployment: DevDeployment) -> None:
 
 
 #: What ``pixecom dev`` starts, in order, before serving the API.
-COMPONENTS: list[DevComponent] = [embedded_servers, database_schema, partition_maintenance]
+COMPONENTS: list[DevComponent] = [
+    dev_secrets,
+    embedded_servers,
+    database_schema,
+    partition_maintenance,
+]
 
 
 def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:

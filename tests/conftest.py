@@ -46,3 +46,9 @@ async def app_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings, role="app")
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_owner_dsn(database: TestDatabase) -> str:
+    """The owner's DSN, for tests that inspect rows behind the API's back."""
+    return database.owner_dsn

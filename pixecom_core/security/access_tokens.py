@@ -38,6 +38,9 @@ class AccessClaims:
     issued_at: datetime
     expires_at: datetime
     token_id: str
+    #: The refresh-token family (one login) this token was issued under; revoking the
+    #: family (logout, refresh-token reuse) also refuses its access tokens.
+    family_id: uuid.UUID | None = None
 
 
 class AccessTokenKeyring:
@@ -52,11 +55,16 @@ class AccessTokenKeyring:
         self.ttl = ttl
 
     def issue(
-        self, *, user_id: uuid.UUID, seller_id: uuid.UUID, now: datetime | None = None
+        self,
+        *,
+        user_id: uuid.UUID,
+        seller_id: uuid.UUID,
+        family_id: uuid.UUID | None = None,
+        now: datetime | None = None,
     ) -> str:
         """A signed access token for ``user_id`` acting as ``seller_id``."""
         issued = now or datetime.now(UTC)
-        claims = {
+        claims: dict[str, object] = {
             "sub": str(user_id),
             "sid": str(seller_id),
             "iat": int(issued.timestamp()),
@@ -65,6 +73,8 @@ class AccessTokenKeyring:
             "aud": AUDIENCE,
             "jti": uuid.uuid4().hex,
         }
+        if family_id is not None:
+            claims["fid"] = str(family_id)
         return jwt.encode(
             claims,
             self._signing_key,
@@ -93,6 +103,7 @@ class AccessTokenKeyring:
                 issued_at=datetime.fromtimestamp(claims["iat"], UTC),
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
                 token_id=str(claims["jti"]),
+                family_id=uuid.UUID(claims["fid"]) if "fid" in claims else None,
             )
         except (jwt.PyJWTError, ValueError, KeyError) as exc:
             raise InvalidAccessToken(str(exc)) from exc

@@ -1,5 +1,6 @@
 """Tenant safety: seller scopes, seller-bound repositories and bounded pagination."""
 
+from pixecom_core.tenancy.context import SellerContext
 from pixecom_core.tenancy.pagination import InvalidCursorError, Page, PageRequest
 from pixecom_core.tenancy.repository import SellerRepository
 from pixecom_core.tenancy.scope import ScopeError, SellerScope, open_seller_scope
@@ -9,6 +10,7 @@ __all__ = [
     "Page",
     "PageRequest",
     "ScopeError",
+    "SellerContext",
     "SellerRepository",
     "SellerScope",
     "open_seller_scope",

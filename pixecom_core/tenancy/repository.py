@@ -75,9 +75,7 @@ class SellerRepository(Generic[ModelT]):
         """Send staged changes to the database (inside the scope's transaction)."""
         await self.scope.session.flush()
 
-    async def list(
-        self, page: PageRequest, *filters: ColumnElement[bool]
-    ) -> Page[ModelT]:
+    async def list(self, page: PageRequest, *filters: ColumnElement[bool]) -> Page[ModelT]:
         """One bounded page of rows matching ``filters``, in :attr:`sort_key` order.
 
         Fetches one row more than the page to know whether another page exists.

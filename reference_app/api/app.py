@@ -14,11 +14,15 @@ import redis.asyncio as redis
 from fastapi import FastAPI
 
 from pixecom_core import __version__
-from pixecom_core.db.engine import create_engine
+from pixecom_core.accounts import AccountService, SessionRevocations
+from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.db.urls import app_conninfo
+from pixecom_core.security.rate_limits import LoginGuard, RateLimiter
 from pixecom_core.settings import Settings
 from reference_app.api import health
+from reference_app.api.errors import install_error_handlers
 from reference_app.api.resources import AppResources
+from reference_app.api.routes import ROUTERS
 from reference_app.configuration import RedisNotConfiguredError
 
 #: Redis answers in well under a millisecond on loopback; waiting seconds for a reply only
@@ -64,8 +68,24 @@ def create_app(settings: Settings) -> FastAPI:
             socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
             socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         )
+        sessions = create_sessionmaker(engine)
+        limiter = RateLimiter(redis_url, key_prefix=settings.redis_key_prefix)
+        accounts = AccountService(
+            sessions,
+            settings,
+            login_guard=LoginGuard(client, limiter, settings),
+            revocations=SessionRevocations(client, settings),
+        )
+        resources = AppResources(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            redis=client,
+            limiter=limiter,
+            accounts=accounts,
+        )
         try:
-            yield {"resources": AppResources(settings=settings, engine=engine, redis=client)}
+            yield {"resources": resources}
         finally:
             await client.aclose()
             await engine.dispose()
@@ -76,5 +96,8 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Multi-tenant e-commerce API for sellers who drive paid-ad traffic.",
         lifespan=lifespan,
     )
+    install_error_handlers(app)
     app.include_router(health.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

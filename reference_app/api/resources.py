@@ -11,22 +11,28 @@ from typing import Annotated
 
 import redis.asyncio as redis
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pixecom_core.accounts import AccountService
+from pixecom_core.security.rate_limits import RateLimiter
 from pixecom_core.settings import Settings
 
 
 @dataclass(frozen=True)
 class AppResources:
-    """What request handlers may use: settings, the app-role engine, a Redis client.
+    """What request handlers may use.
 
     The engine connects as the application role, which owns nothing, so PostgreSQL's
-    row-level security applies to every query the API makes.
+    row-level security applies to every query the API makes. ``limiter`` counts on Redis,
+    so limits hold across every API process (audit B7).
     """
 
     settings: Settings
     engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
     redis: redis.Redis
+    limiter: RateLimiter
+    accounts: AccountService
 
 
 def get_resources(request: Request) -> AppResources:

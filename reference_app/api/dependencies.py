@@ -1,0 +1,102 @@
+"""Annotated dependencies every router uses: the acting seller, paging, client IP.
+
+``CurrentSeller`` is the only way a route learns which seller it serves: the seller id
+comes from a verified access token, never from a path, query or body (audit §5). Each
+authenticated request also counts against the seller's request quota, and each public
+request against its client IP's, on Redis (audit §9, B7).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from pixecom_core.errors import AuthenticationError
+from pixecom_core.security.access_tokens import AccessClaims
+from pixecom_core.security.rate_limits import Limit
+from pixecom_core.tenancy import PageRequest, SellerContext
+from reference_app.api.resources import ResourcesDep
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /auth/login.")
+
+#: Longest cursor accepted; ours are far shorter, anything longer is not one of ours.
+MAX_CURSOR_LENGTH = 512
+
+
+def client_ip(request: Request, resources: ResourcesDep) -> str:
+    """The client's address: the peer, or — only when the peer is a trusted proxy — the
+    nearest untrusted address in ``X-Forwarded-For``."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = set(resources.settings.trusted_proxies)
+    if peer not in trusted:
+        return peer
+    forwarded = request.headers.get("x-forwarded-for", "")
+    for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
+        try:
+            address = str(ipaddress.ip_address(hop))
+        except ValueError:
+            break  # a forged or broken header: stop at what we can trust
+        if address not in trusted:
+            return address
+    return peer
+
+
+ClientIP = Annotated[str, Depends(client_ip)]
+
+
+async def access_claims(
+    resources: ResourcesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AccessClaims:
+    """The verified claims of the request's bearer token; 401 without a valid one."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationError("missing bearer access token", code="unauthenticated")
+    claims = await resources.accounts.authenticate(credentials.credentials)
+    await resources.limiter.hit(
+        Limit("seller", resources.settings.seller_request_rate), str(claims.seller_id)
+    )
+    return claims
+
+
+Claims = Annotated[AccessClaims, Depends(access_claims)]
+
+
+def current_seller(resources: ResourcesDep, claims: Claims) -> SellerContext:
+    """The authenticated seller as a :class:`SellerContext` for core services."""
+    return SellerContext(
+        seller_id=claims.seller_id,
+        user_id=claims.user_id,
+        sessions=resources.sessions,
+        settings=resources.settings,
+    )
+
+
+CurrentSeller = Annotated[SellerContext, Depends(current_seller)]
+
+
+async def public_throttle(resources: ResourcesDep, ip: ClientIP) -> None:
+    """Count a public (storefront) request against its client IP's limit."""
+    await resources.limiter.hit(Limit("public-ip", resources.settings.public_ip_rate), ip)
+
+
+PublicThrottle = Depends(public_throttle)
+
+
+def page_request(
+    limit: Annotated[
+        int | None,
+        Query(ge=1, description="Items per page; values above the maximum are clamped."),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page."),
+    ] = None,
+) -> PageRequest:
+    """Paging parameters of a list route (audit B4: the page size is always bounded)."""
+    return PageRequest(limit=limit, cursor=cursor)
+
+
+Paging = Annotated[PageRequest, Depends(page_request)]

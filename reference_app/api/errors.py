@@ -1,0 +1,249 @@
+"""One JSON error shape for every failure, and no stack trace ever reaches a client.
+
+Every error response body is::
+
+    {"error": {"code": "not_found", "message": "…", "request_id": "…", "details": […]}}
+
+``code`` is stable and machine-readable; ``message`` is for people; ``details`` lists
+field problems for 422s. Core's :mod:`pixecom_core.errors` map to statuses here, database
+timeouts and an exhausted pool to 503 with ``Retry-After`` (audit must-fix 7: a runaway
+query is cancelled and the client is told to come back, the request never hangs), and
+anything unexpected to a bare 500 whose details go to the server log only.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg.errors
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pixecom_core.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    PixecomError,
+)
+from pixecom_core.security.rate_limits import RateLimited
+from pixecom_core.tenancy import InvalidCursorError
+
+_log = logging.getLogger(__name__)
+
+#: Seconds a client should wait after a 503 caused by database load.
+DATABASE_RETRY_AFTER_SECONDS = 2
+
+_STATUS_CODES: Mapping[int, str] = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+_CORE_STATUSES: Sequence[tuple[type[PixecomError], int]] = (
+    (NotFoundError, status.HTTP_404_NOT_FOUND),
+    (ConflictError, status.HTTP_409_CONFLICT),
+    (AuthenticationError, status.HTTP_401_UNAUTHORIZED),
+    (PermissionDeniedError, status.HTTP_403_FORBIDDEN),
+    (InvalidRequestError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+)
+
+
+class FieldProblem(BaseModel):
+    """One problem with one input field."""
+
+    location: list[str | int] = Field(description='Where, e.g. ["body", "price_minor"].')
+    message: str
+    type: str = Field(description="pydantic's error type, e.g. `missing`, `int_parsing`.")
+
+
+class ErrorBody(BaseModel):
+    """What went wrong."""
+
+    code: str = Field(description="Stable machine-readable error code.")
+    message: str = Field(description="Human-readable explanation.")
+    request_id: str | None = Field(default=None, description="Quote it when reporting.")
+    details: list[FieldProblem] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 5xx response."""
+
+    error: ErrorBody
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting the error shape for ``codes``."""
+    return {
+        code: {"model": ErrorResponse, "description": _STATUS_CODES.get(code, "error")}
+        for code in codes
+    }
+
+
+def request_id(request: Request) -> str:
+    """The request's id: the client's ``X-Request-ID`` if sane, else a new one."""
+    existing: str | None = getattr(request.state, "request_id", None)
+    if existing:
+        return existing
+    given = request.headers.get("x-request-id", "")
+    value = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+    request.state.request_id = value
+    return value
+
+
+def error_response(
+    request: Request,
+    status_code: int,
+    *,
+    code: str | None = None,
+    message: str,
+    details: list[FieldProblem] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A response in the one error shape."""
+    body = ErrorResponse(
+        error=ErrorBody(
+            code=code or _STATUS_CODES.get(status_code, "error"),
+            message=message,
+            request_id=request_id(request),
+            details=details or [],
+        )
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=status_code, headers=dict(headers or {})
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else _STATUS_CODES.get(exc.status_code)
+    return error_response(
+        request,
+        exc.status_code,
+        message=detail or "error",
+        headers=exc.headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        FieldProblem(
+            location=[part for part in error.get("loc", ()) if isinstance(part, str | int)],
+            message=str(error.get("msg", "invalid")),
+            type=str(error.get("type", "value_error")),
+        )
+        for error in exc.errors()
+    ]
+    return error_response(
+        request,
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        message="the request is not valid; see details",
+        details=problems,
+    )
+
+
+async def _core_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PixecomError)
+    for kind, status_code in _CORE_STATUSES:
+        if isinstance(exc, kind):
+            headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
+            return error_response(
+                request, status_code, code=exc.code, message=str(exc), headers=headers
+            )
+    return error_response(request, status.HTTP_400_BAD_REQUEST, code=exc.code, message=str(exc))
+
+
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    return error_response(
+        request,
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        code="account_locked" if exc.limit == "login-account" else "rate_limited",
+        message=exc.detail,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+async def _invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        request, status.HTTP_400_BAD_REQUEST, code="invalid_cursor", message=str(exc)
+    )
+
+
+def _unavailable(request: Request, code: str, message: str) -> JSONResponse:
+    return error_response(
+        request,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        code=code,
+        message=message,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    cause = exc.orig
+    if isinstance(cause, psycopg.errors.QueryCanceled):
+        _log.warning("statement cancelled (statement_timeout) on %s", request.url.path)
+        return _unavailable(
+            request, "database_timeout", "the request took too long and was cancelled; retry"
+        )
+    if isinstance(cause, psycopg.errors.LockNotAvailable):
+        _log.warning("lock wait cancelled (lock_timeout) on %s", request.url.path)
+        return _unavailable(request, "database_busy", "the data is busy; retry shortly")
+    if isinstance(cause, psycopg.OperationalError):
+        _log.error("database unavailable on %s: %s", request.url.path, type(cause).__name__)
+        return _unavailable(request, "database_unavailable", "the database is unavailable")
+    return await _unexpected(request, exc)
+
+
+async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:  # noqa: ARG001
+    _log.warning("connection pool exhausted on %s", request.url.path)
+    return _unavailable(request, "database_busy", "the service is busy; retry shortly")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    _log.error(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.url.path,
+        request_id(request),
+        exc_info=exc,
+    )
+    return error_response(
+        request,
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+        message="internal error; quote the request id when reporting it",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error the one shape."""
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(PixecomError, _core_error)
+    app.add_exception_handler(InvalidCursorError, _invalid_cursor)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeoutError, _pool_timeout)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,8 @@
+"""The API's routers, one module per resource; :data:`ROUTERS` is what the app mounts."""
+
+from fastapi import APIRouter
+
+from reference_app.api.routes import auth
+
+#: Every router the app includes, in OpenAPI order.
+ROUTERS: list[APIRouter] = [auth.router]
