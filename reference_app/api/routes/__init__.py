@@ -2,7 +2,14 @@
 
 from fastapi import APIRouter
 
-from reference_app.api.routes import auth
+from reference_app.api.routes import auth, campaigns, catalog, creatives, orders, public
 
 #: Every router the app includes, in OpenAPI order.
-ROUTERS: list[APIRouter] = [auth.router]
+ROUTERS: list[APIRouter] = [
+    auth.router,
+    catalog.router,
+    campaigns.router,
+    creatives.router,
+    orders.router,
+    public.router,
+]
