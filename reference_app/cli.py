@@ -15,6 +15,7 @@ from typing import Annotated
 import psycopg
 import typer
 
+from pixecom_core.security.secret_box import SecretDecryptionError
 from pixecom_core.settings import Mode, Settings
 from reference_app import keys
 from reference_app.configuration import CONFIGURATION_ERRORS, describe_configuration_error
@@ -117,6 +118,25 @@ def keys_generate() -> None:
     typer.echo(keys.generate_env_file(), nl=False)
 
 
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt stored ad-account tokens with the newest token encryption key.
+
+    Rotation without a flag day: put a new key first in PIXECOM_TOKEN_ENCRYPTION_KEYS
+    (keep the old ones after it), restart the API and workers, run this command, then
+    remove the old keys. Safe to re-run: tokens already under the newest key are skipped.
+    """
+    settings = Settings()
+    from reference_app.key_rotation import rotate_tokens
+
+    report = rotate_tokens(settings)
+    typer.echo(
+        f"re-encrypted {report.tokens_reencrypted} ad-account token(s) of "
+        f"{len(report.sellers_with_changes)} seller(s); {report.sellers_visited} seller(s) "
+        "checked"
+    )
+
+
 def _mount_plugins_cli() -> None:
     try:
         from reference_app.cli_plugins import plugins_command
@@ -141,6 +161,9 @@ def main() -> None:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         typer.echo(f"pixecom: cannot reach PostgreSQL: {first_line}", err=True)
         sys.exit(EXIT_SERVICE_UNAVAILABLE)
+    except SecretDecryptionError as exc:
+        typer.echo(f"pixecom: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

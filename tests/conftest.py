@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pixecom_core.db import admin
 from pixecom_core.db.engine import create_engine
+from pixecom_core.db.urls import conninfo
 from pixecom_core.settings import Settings
 from pixecom_core.testing.databases import TestDatabase, provision_test_database, test_servers
 
@@ -52,3 +58,42 @@ async def app_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 def database_owner_dsn(database: TestDatabase) -> str:
     """The owner's DSN, for tests that inspect rows behind the API's back."""
     return database.owner_dsn
+
+
+@dataclass(frozen=True)
+class RestrictedOwnerDatabase:
+    owner_dsn: str
+    app_dsn: str
+
+
+@pytest.fixture
+def restricted_owner_database(
+    servers: tuple[str, str], database: TestDatabase
+) -> Iterator[RestrictedOwnerDatabase]:
+    """A database migrated by an owner that is not a superuser (as on managed PostgreSQL):
+    FORCE ROW LEVEL SECURITY then applies to the owner too."""
+    server_dsn = conninfo(servers[0], dbname="postgres")
+    role = f"pixecom_owner_{secrets.token_hex(4)}"
+    name = f"pixecom_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS").format(sql.Identifier(role))
+        )
+    try:
+        admin.create_database(server_dsn, name)
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(name), sql.Identifier(role)
+                )
+            )
+        owner_dsn = conninfo(server_dsn, dbname=name, user=role, password=None)
+        app_role = database.settings.app_role
+        admin.upgrade(owner_dsn, app_role=app_role)
+        yield RestrictedOwnerDatabase(
+            owner_dsn=owner_dsn, app_dsn=conninfo(owner_dsn, user=app_role, password=None)
+        )
+    finally:
+        admin.drop_database(server_dsn, name)
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

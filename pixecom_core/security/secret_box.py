@@ -29,6 +29,12 @@ def _fernet(key: str) -> Fernet:
         return Fernet(base64.urlsafe_b64encode(digest))
 
 
+def key_version(key: str) -> int:
+    """A stable, non-reversible 31-bit number naming ``key`` (stored next to ciphertexts,
+    so rotation can tell which values still need re-encrypting)."""
+    return int.from_bytes(hashlib.sha256(b"pixecom-key-version:" + key.encode()).digest()[:4]) >> 1
+
+
 class SecretBox:
     """Encrypts with the newest key; decrypts with every configured key."""
 
@@ -36,6 +42,8 @@ class SecretBox:
         if not keys:
             raise ValueError("at least one token encryption key is required")
         self._multi = MultiFernet([_fernet(k.get_secret_value()) for k in keys])
+        #: The version of the key that encrypts (the first one).
+        self.primary_version = key_version(keys[0].get_secret_value())
 
     def encrypt(self, plaintext: str) -> bytes:
         """Ciphertext of ``plaintext`` under the newest key."""

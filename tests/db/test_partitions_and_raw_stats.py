@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,11 +11,10 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from pixecom_core.db import admin
 from pixecom_core.db.partitions import add_months, maintain_partitions
-from pixecom_core.db.urls import conninfo
 from pixecom_core.models import PARTITIONED_TABLES
 from pixecom_core.testing.databases import TestDatabase
+from tests.conftest import RestrictedOwnerDatabase
 from tests.db.tenant_rows import (
     Connection,
     TwoSellers,
@@ -261,45 +258,6 @@ def test_append_only_tables_never_lose_partitions(scratch_owner: Connection) -> 
 
 
 # -- an owner that is not a superuser ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RestrictedOwnerDatabase:
-    owner_dsn: str
-    app_dsn: str
-
-
-@pytest.fixture
-def restricted_owner_database(
-    servers: tuple[str, str], database: TestDatabase
-) -> Iterator[RestrictedOwnerDatabase]:
-    """A database migrated by an owner that is not a superuser (as on managed PostgreSQL):
-    FORCE ROW LEVEL SECURITY then applies to the owner too."""
-    server_dsn = conninfo(servers[0], dbname="postgres")
-    role = f"pixecom_owner_{secrets.token_hex(4)}"
-    name = f"pixecom_test_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS").format(sql.Identifier(role))
-        )
-    try:
-        admin.create_database(server_dsn, name)
-        with psycopg.connect(server_dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-                    sql.Identifier(name), sql.Identifier(role)
-                )
-            )
-        owner_dsn = conninfo(server_dsn, dbname=name, user=role, password=None)
-        app_role = database.settings.app_role
-        admin.upgrade(owner_dsn, app_role=app_role)
-        yield RestrictedOwnerDatabase(
-            owner_dsn=owner_dsn, app_dsn=conninfo(owner_dsn, user=app_role, password=None)
-        )
-    finally:
-        admin.drop_database(server_dsn, name)
-        with psycopg.connect(server_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def test_maintenance_works_for_an_owner_under_forced_rls(

@@ -8,9 +8,9 @@ Some work is about every seller in turn: re-encrypting ad-account tokens after a
 rotation (``pixecom keys rotate``), scheduling each seller's stats sync. The app role sees
 no ``sellers`` row without a scope, and the owner is under FORCE row-level security too,
 so neither could list sellers. ``pixecom_seller_directory(after, max_rows)`` answers one
-page of (id, tier) in id order and nothing else; it runs as the owner with the setting
-``pixecom.seller_directory`` switched on for its own duration only, and the policy that
-admits it applies to the owner role alone and only while that setting is on. Every
+page of (id, tier) in id order and nothing else; it runs as the owner and switches the
+setting ``pixecom.seller_directory`` on around its one query, and the policy that admits
+it applies to the owner role alone and only while that setting is on. Every
 seller's own data is still read inside that seller's scope.
 """
 
@@ -46,15 +46,21 @@ def upgrade() -> None:
         f"""
         CREATE FUNCTION pixecom_seller_directory(after uuid, max_rows integer)
         RETURNS TABLE (seller_id uuid, tier text)
-        LANGUAGE sql STABLE SECURITY DEFINER
+        LANGUAGE plpgsql VOLATILE SECURITY DEFINER
         SET search_path = pg_catalog, public, pg_temp
-        SET pixecom.seller_directory = 'on'
         AS $fn$
-            SELECT s.id, s.tier
-              FROM public.sellers AS s
-             WHERE $1 IS NULL OR s.id > $1
-             ORDER BY s.id
-             LIMIT least(greatest($2, 1), {MAX_ROWS})
+        BEGIN
+            -- Switched on for this query only (a function's own SET clause would need a
+            -- superuser for a custom setting); the policy admits the owner alone.
+            PERFORM set_config('pixecom.seller_directory', 'on', true);
+            RETURN QUERY
+                SELECT s.id, s.tier
+                  FROM public.sellers AS s
+                 WHERE after IS NULL OR s.id > after
+                 ORDER BY s.id
+                 LIMIT least(greatest(max_rows, 1), {MAX_ROWS});
+            PERFORM set_config('pixecom.seller_directory', 'off', true);
+        END
         $fn$
         """
     )

@@ -1,0 +1,131 @@
+"""Ad-account access tokens: encrypted at rest, readable only in the seller's scope.
+
+Tokens are encrypted with :class:`pixecom_core.security.secret_box.SecretBox`
+(MultiFernet): the first key of ``PIXECOM_TOKEN_ENCRYPTION_KEYS`` encrypts, every key
+decrypts. ``token_key_version`` records which key encrypted a row, so after a new key is
+put first, :func:`rotate_ad_account_tokens` re-encrypts exactly the rows still under an
+older key — seller by seller, in each seller's scope — and the old key can then be
+removed (audit §9: "ENCRYPTION_KEY … changing requires re-encryption").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from pixecom_core.errors import NotFoundError
+from pixecom_core.models.ads import AdAccount
+from pixecom_core.security.secret_box import SecretBox
+from pixecom_core.settings import Settings
+from pixecom_core.tenancy import SellerContext, open_seller_scope
+
+_SELLER_PAGE = text("SELECT seller_id FROM pixecom_seller_directory(:after, :max_rows)")
+#: Sellers read from the directory per round trip.
+DIRECTORY_PAGE_SIZE = 500
+#: Ad accounts re-encrypted per transaction, so a large seller never holds long locks.
+ROTATION_BATCH_SIZE = 200
+
+
+class AdAccountTokens:
+    """Store and read one seller's ad-account tokens.
+
+    Plaintext tokens exist only in memory, for the duration of a provider call; they are
+    never logged and never returned by the API.
+    """
+
+    def __init__(self, context: SellerContext, box: SecretBox) -> None:
+        self._context = context
+        self._box = box
+
+    async def store(self, ad_account_id: uuid.UUID, token: str) -> None:
+        """Encrypt ``token`` under the newest key and attach it to the ad account; a new
+        token also clears ``needs_reconnect``."""
+        async with self._context.scope() as scope:
+            account = await scope.session.get(AdAccount, (self._context.seller_id, ad_account_id))
+            if account is None:
+                raise NotFoundError("no such ad account")
+            account.token_ciphertext = self._box.encrypt(token)
+            account.token_key_version = self._box.primary_version
+            account.needs_reconnect = False
+
+    async def read(self, ad_account_id: uuid.UUID) -> str:
+        """The decrypted token of the ad account; :class:`NotFoundError` if there is none."""
+        async with self._context.scope() as scope:
+            account = await scope.session.get(AdAccount, (self._context.seller_id, ad_account_id))
+        if account is None or account.token_ciphertext is None:
+            raise NotFoundError("no token stored for this ad account")
+        return self._box.decrypt(account.token_ciphertext)
+
+
+@dataclass
+class RotationReport:
+    """What a rotation run did."""
+
+    sellers_visited: int = 0
+    tokens_reencrypted: int = 0
+    sellers_with_changes: list[uuid.UUID] = field(default_factory=list)
+
+
+async def _seller_ids(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[uuid.UUID]:
+    after: uuid.UUID | None = None
+    while True:
+        async with sessions() as session:
+            rows = (
+                await session.execute(
+                    _SELLER_PAGE, {"after": after, "max_rows": DIRECTORY_PAGE_SIZE}
+                )
+            ).all()
+        for row in rows:
+            yield row.seller_id
+        if len(rows) < DIRECTORY_PAGE_SIZE:
+            return
+        after = rows[-1].seller_id
+
+
+async def rotate_ad_account_tokens(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, box: SecretBox
+) -> RotationReport:
+    """Re-encrypt every stored ad-account token that is not under the newest key.
+
+    Idempotent and resumable: rows already under the newest key are skipped, so running
+    it again (after an interruption, say) only finishes the rest. Raises
+    :class:`pixecom_core.security.secret_box.SecretDecryptionError` when a token's key is
+    no longer configured — nothing is lost: that row keeps its old ciphertext.
+    """
+    report = RotationReport()
+    async for seller_id in _seller_ids(sessions):
+        report.sellers_visited += 1
+        changed = 0
+        while True:
+            async with open_seller_scope(sessions, seller_id, settings) as scope:
+                accounts = (
+                    await scope.session.scalars(
+                        select(AdAccount)
+                        .where(
+                            col(AdAccount.seller_id) == seller_id,
+                            col(AdAccount.token_ciphertext).is_not(None),
+                            col(AdAccount.token_key_version).is_distinct_from(
+                                box.primary_version
+                            ),
+                        )
+                        .order_by(col(AdAccount.id))
+                        .limit(ROTATION_BATCH_SIZE)
+                        .with_for_update()
+                    )
+                ).all()
+                for account in accounts:
+                    assert account.token_ciphertext is not None
+                    account.token_ciphertext = box.rotate(account.token_ciphertext)
+                    account.token_key_version = box.primary_version
+            changed += len(accounts)
+            if len(accounts) < ROTATION_BATCH_SIZE:
+                break
+        if changed:
+            report.tokens_reencrypted += changed
+            report.sellers_with_changes.append(seller_id)
+    return report

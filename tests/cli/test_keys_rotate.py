@@ -1,0 +1,130 @@
+"""`pixecom keys rotate`: ad-account tokens move to the newest key, seller by seller.
+
+Runs against a database whose owner is not a superuser, so FORCE row-level security
+applies to the owner too: the rotation must reach every seller through the seller
+directory and each seller's scope, never by bypassing RLS.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from pydantic import SecretStr
+
+from pixecom_core.security.secret_box import SecretBox, key_version
+from reference_app.keys import new_secret
+from tests.conftest import RestrictedOwnerDatabase
+from tests.db.tenant_rows import insert_seller, seller_scope
+
+RunPixecom = Callable[..., subprocess.CompletedProcess[str]]
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+def env_for(owner_dsn: str, encryption_keys: list[str]) -> dict[str, str]:
+    return {
+        "PIXECOM_MODE": "production",
+        "DATABASE_URL": owner_dsn,
+        "PIXECOM_JWT_SIGNING_KEYS": json.dumps([new_secret()]),
+        "PIXECOM_TOKEN_ENCRYPTION_KEYS": json.dumps(encryption_keys),
+        "PIXECOM_REFRESH_TOKEN_PEPPER": new_secret(),
+    }
+
+
+def add_ad_account(
+    conn: Connection, seller_id: uuid.UUID, token: str | None, box: SecretBox
+) -> uuid.UUID:
+    with seller_scope(conn, seller_id):
+        row = conn.execute(
+            "INSERT INTO ad_accounts (seller_id, network, external_id, name, timezone, currency,"
+            " token_ciphertext, token_key_version) VALUES (%s, 'meta', %s, 'acct', 'UTC', 'USD',"
+            " %s, %s) RETURNING id",
+            (
+                seller_id,
+                f"act_{uuid.uuid4().hex[:10]}",
+                box.encrypt(token) if token is not None else None,
+                box.primary_version if token is not None else None,
+            ),
+        ).fetchone()
+    assert row is not None
+    return uuid.UUID(str(row[0]))
+
+
+def stored(
+    conn: Connection, seller_id: uuid.UUID
+) -> dict[uuid.UUID, tuple[bytes | None, int | None]]:
+    with seller_scope(conn, seller_id):
+        rows = conn.execute(
+            "SELECT id, token_ciphertext, token_key_version FROM ad_accounts"
+        ).fetchall()
+    return {row[0]: (bytes(row[1]) if row[1] is not None else None, row[2]) for row in rows}
+
+
+def arrange(
+    db: RestrictedOwnerDatabase, old_key: str, sellers: int
+) -> dict[uuid.UUID, dict[uuid.UUID, str | None]]:
+    """Sellers, each with two tokens under ``old_key`` and one account without a token."""
+    box = SecretBox([SecretStr(old_key)])
+    plaintexts: dict[uuid.UUID, dict[uuid.UUID, str | None]] = {}
+    with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
+        for _ in range(sellers):
+            seller_id = uuid.uuid4()
+            insert_seller(conn, seller_id)
+            accounts: dict[uuid.UUID, str | None] = {}
+            for token in (f"EAAB-{uuid.uuid4().hex}", f"EAAB-{uuid.uuid4().hex}", None):
+                accounts[add_ad_account(conn, seller_id, token, box)] = token
+            plaintexts[seller_id] = accounts
+    return plaintexts
+
+
+def test_rotate_reencrypts_every_sellers_tokens_under_forced_rls(
+    run_pixecom: RunPixecom, restricted_owner_database: RestrictedOwnerDatabase
+) -> None:
+    db = restricted_owner_database
+    old_key, new_key = new_secret(), new_secret()
+    plaintexts = arrange(db, old_key, sellers=3)
+
+    result = run_pixecom("keys", "rotate", env=env_for(db.owner_dsn, [new_key, old_key]))
+
+    assert result.returncode == 0, result.stderr
+    assert "re-encrypted 6 ad-account token(s) of 3 seller(s)" in result.stdout
+    only_new = SecretBox([SecretStr(new_key)])
+    with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
+        for seller_id, accounts in plaintexts.items():
+            rows = stored(conn, seller_id)
+            for account_id, token in accounts.items():
+                ciphertext, version = rows[account_id]
+                if token is None:
+                    assert (ciphertext, version) == (None, None)
+                else:
+                    assert ciphertext is not None
+                    assert only_new.decrypt(ciphertext) == token
+                    assert version == key_version(new_key)
+
+    again = run_pixecom("keys", "rotate", env=env_for(db.owner_dsn, [new_key, old_key]))
+    assert again.returncode == 0, again.stderr
+    assert "re-encrypted 0 ad-account token(s) of 0 seller(s); 3 seller(s) checked" in again.stdout
+
+
+def test_rotate_without_the_old_key_fails_clearly_and_loses_nothing(
+    run_pixecom: RunPixecom, restricted_owner_database: RestrictedOwnerDatabase
+) -> None:
+    db = restricted_owner_database
+    old_key, new_key = new_secret(), new_secret()
+    plaintexts = arrange(db, old_key, sellers=1)
+    [(seller_id, _)] = plaintexts.items()
+    with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
+        before = stored(conn, seller_id)
+
+    # The old key was removed before rotating: nothing can decrypt the tokens.
+    result = run_pixecom("keys", "rotate", env=env_for(db.owner_dsn, [new_key]))
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "no configured key decrypts" in result.stderr
+    with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
+        assert stored(conn, seller_id) == before
