@@ -9,6 +9,7 @@ appended to :data:`COMPONENTS`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -22,6 +23,8 @@ import typer
 import uvicorn
 from pydantic import SecretStr
 
+from pixecom_core.accounts.demo import DemoLogin, ensure_demo_seller
+from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.db.urls import conninfo
 from pixecom_core.devservers import ensure_servers
 from pixecom_core.settings import Settings
@@ -131,12 +134,32 @@ def partition_maintenance(deployment: DevDeployment) -> None:
         deployment.say(f"partitions: {line}")
 
 
+async def _seed_demo(settings: Settings) -> DemoLogin:
+    engine = create_engine(settings, role="app")
+    try:
+        return await ensure_demo_seller(create_sessionmaker(engine), settings)
+    finally:
+        await engine.dispose()
+
+
+def demo_seller(deployment: DevDeployment) -> None:
+    """Create the demo seller (dev mode only; must-fix 9) unless disabled by
+    ``PIXECOM_SEED_DEMO_DATA=false``, and print how to log in."""
+    if not deployment.settings.seed_demo_data:
+        return
+    login = asyncio.run(_seed_demo(deployment.settings))
+    if login.created:
+        deployment.say("created the demo seller")
+    deployment.endpoints["Demo login"] = f"{login.email} / {login.password}"
+
+
 #: What ``pixecom dev`` starts, in order, before serving the API.
 COMPONENTS: list[DevComponent] = [
     dev_secrets,
     embedded_servers,
     database_schema,
     partition_maintenance,
+    demo_seller,
 ]
 
 

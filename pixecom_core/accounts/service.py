@@ -71,6 +71,52 @@ class SignUp:
     display_name: str | None = None
 
 
+async def create_seller_account(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, request: SignUp
+) -> tuple[Seller, User]:
+    """Create a seller and its owner user; :class:`ConflictError` if the email is taken.
+
+    The seller row is inserted inside a scope opened for its new id: the ``sellers``
+    policy admits exactly that row.
+    """
+    seller_id = uuid.uuid4()
+    try:
+        async with open_seller_scope(sessions, seller_id, settings) as scope:
+            seller = Seller(
+                id=seller_id,
+                name=request.seller_name,
+                reporting_currency=request.reporting_currency,
+                timezone=request.timezone,
+            )
+            scope.session.add(seller)
+            await scope.session.flush()
+            user = User(
+                seller_id=seller_id,
+                email=request.email.strip(),
+                password_hash=hash_password(request.password),
+                display_name=request.display_name,
+                role=UserRole.OWNER,
+            )
+            scope.session.add(user)
+            await scope.session.flush()
+    except IntegrityError as exc:
+        if "login_identities" in str(exc.orig):
+            raise ConflictError(
+                "an account with this email already exists", code="email_taken"
+            ) from exc
+        raise
+    return seller, user
+
+
+async def find_login(
+    sessions: async_sessionmaker[AsyncSession], email: str
+) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(seller_id, user_id) of the account with ``email``, through the login directory."""
+    async with sessions() as session:
+        row = (await session.execute(_FIND_LOGIN, {"email": email})).first()
+    return (row.seller_id, row.user_id) if row is not None else None
+
+
 class SessionRevocations:
     """Revoked login families, in Redis, checked on every authenticated request.
 
@@ -127,38 +173,8 @@ class AccountService:
     # -- sign-up ----------------------------------------------------------------------
 
     async def sign_up(self, request: SignUp) -> tuple[Seller, User]:
-        """Create a seller and its owner user; :class:`ConflictError` if the email is taken.
-
-        The seller row is inserted inside a scope opened for its new id: the ``sellers``
-        policy admits exactly that row.
-        """
-        seller_id = uuid.uuid4()
-        try:
-            async with open_seller_scope(self._sessions, seller_id, self._settings) as scope:
-                seller = Seller(
-                    id=seller_id,
-                    name=request.seller_name,
-                    reporting_currency=request.reporting_currency,
-                    timezone=request.timezone,
-                )
-                scope.session.add(seller)
-                await scope.session.flush()
-                user = User(
-                    seller_id=seller_id,
-                    email=request.email.strip(),
-                    password_hash=hash_password(request.password),
-                    display_name=request.display_name,
-                    role=UserRole.OWNER,
-                )
-                scope.session.add(user)
-                await scope.session.flush()
-        except IntegrityError as exc:
-            if "login_identities" in str(exc.orig):
-                raise ConflictError(
-                    "an account with this email already exists", code="email_taken"
-                ) from exc
-            raise
-        return seller, user
+        """Create a seller and its owner user (see :func:`create_seller_account`)."""
+        return await create_seller_account(self._sessions, self._settings, request)
 
     # -- login ------------------------------------------------------------------------
 
@@ -170,7 +186,7 @@ class AccountService:
         throttled, and :class:`AuthenticationError` for a wrong email or password.
         """
         await self._guard.check(email=email, client_ip=client_ip)
-        found = await self._find_login(email)
+        found = await find_login(self._sessions, email)
         user: User | None = None
         if found is not None:
             seller_id, user_id = found
@@ -191,11 +207,6 @@ class AccountService:
             verify_password(None, password)  # same cost as a real check
         await self._guard.record_failure(email=email)
         raise AuthenticationError(BAD_CREDENTIALS, code="invalid_credentials")
-
-    async def _find_login(self, email: str) -> tuple[uuid.UUID, uuid.UUID] | None:
-        async with self._sessions() as session:
-            row = (await session.execute(_FIND_LOGIN, {"email": email})).first()
-        return (row.seller_id, row.user_id) if row is not None else None
 
     async def _issue(
         self, session: AsyncSession, user: User, *, family_id: uuid.UUID | None

@@ -158,6 +158,14 @@ def test_dev_serves_on_a_bare_machine_and_stops_cleanly(
 
     assert ready.json()["status"] == "ready"
     assert postgres_processes(data_dir), "expected an embedded PostgreSQL under the data dir"
+    # The demo seller exists in dev mode and its printed credentials work.
+    assert "demo@pixecom.dev / pixecom-demo-password" in first.output()
+    login = httpx.post(
+        f"http://127.0.0.1:{first.port}/auth/login",
+        json={"email": "demo@pixecom.dev", "password": "pixecom-demo-password"},
+        timeout=10,
+    )
+    assert login.status_code == 200, login.text
     started_children = dict(first.children)
     assert any("valkey" in name for name in started_children.values()), started_children
     assert first.stop(signal.SIGINT) == 0, first.output()
