@@ -70,14 +70,21 @@ def insert_seller_rows(conn: Connection, seller_id: uuid.UUID) -> dict[str, int]
     partition (a far-future month), so tests can look at both kinds of partition.
     """
     insert_seller(conn, seller_id)
+    ids = insert_rows_for(conn, seller_id)
+    return {table: len(table_ids) for table, table_ids in ids.items()}
+
+
+def insert_rows_for(conn: Connection, seller_id: uuid.UUID) -> dict[str, list[Any]]:
+    """Rows in every seller-owned table for an existing seller; their ids per table."""
     tag = uuid.uuid4().hex[:12]
     now = datetime.now(UTC)
     today = now.date()
-    counts: dict[str, int] = {}
+    ids: dict[str, list[Any]] = {}
 
     def add(table: str, values: dict[str, Any]) -> Any:
-        counts[table] = counts.get(table, 0) + 1
-        return _insert(conn, table, {"seller_id": seller_id, **values})
+        row_id = _insert(conn, table, {"seller_id": seller_id, **values})
+        ids.setdefault(table, []).append(row_id)
+        return row_id
 
     with seller_scope(conn, seller_id):
         user = add("users", {"email": f"user-{tag}@example.com", "password_hash": "argon2-hash"})
@@ -224,7 +231,7 @@ def insert_seller_rows(conn: Connection, seller_id: uuid.UUID) -> dict[str, int]
             "tracking_records",
             {"order_id": orders[0], "carrier": "usps", "tracking_number": f"TRK{tag}"},
         )
-    return counts
+    return ids
 
 
 def raw_stats_values(
