@@ -231,6 +231,9 @@ class Ad(SellerOwned, table=True):
         ForeignKeyConstraint(["seller_id", "adset_id"], ["adsets.seller_id", "adsets.id"]),
         ForeignKeyConstraint(["seller_id", "creative_id"], ["creatives.seller_id", "creatives.id"]),
         ForeignKeyConstraint(["seller_id", "ad_post_id"], ["ad_posts.seller_id", "ad_posts.id"]),
+        # Which ads use a creative: checked before a creative is deleted, and by the
+        # creative foreign key itself (migration 0003).
+        Index(None, "seller_id", "creative_id", postgresql_where="creative_id IS NOT NULL"),
         enum_check("status", AdEntityStatus),
     )
 

@@ -14,7 +14,13 @@ from typing import Any, ClassVar, Generic, TypeVar
 from sqlalchemy import ColumnElement, Select, literal, select, tuple_
 
 from pixecom_core.models.base import SellerOwned
-from pixecom_core.tenancy.pagination import Page, PageRequest, decode_cursor, encode_cursor
+from pixecom_core.tenancy.pagination import (
+    InvalidCursorError,
+    Page,
+    PageRequest,
+    decode_cursor,
+    encode_cursor,
+)
 from pixecom_core.tenancy.scope import SellerScope
 
 ModelT = TypeVar("ModelT", bound=SellerOwned)
@@ -100,9 +106,22 @@ class SellerRepository(Generic[ModelT]):
         statement = select(self.model).where(self._seller_filter, *filters)
         if cursor is not None:
             values = decode_cursor(cursor, arity=len(columns))
+            self._check_cursor_types(columns, values)
             statement = statement.where(self._after(columns, values))
         order = [c.desc() if self.descending else c.asc() for c in columns]
         return statement.order_by(*order)
+
+    @staticmethod
+    def _check_cursor_types(columns: Sequence[Any], values: Sequence[object]) -> None:
+        # A cursor that decodes but carries another type (forged, or from another list)
+        # would reach PostgreSQL as a type error: refuse it as a bad cursor instead.
+        for column, value in zip(columns, values, strict=True):
+            try:
+                expected = column.type.python_type
+            except NotImplementedError:
+                continue
+            if not isinstance(value, expected):
+                raise InvalidCursorError("the cursor does not belong to this list")
 
     def _after(self, columns: Sequence[Any], values: Sequence[object]) -> ColumnElement[bool]:
         # A row comparison, (a, b) > (x, y): PostgreSQL turns it into one range scan of

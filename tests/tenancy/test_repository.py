@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -14,6 +15,7 @@ from pixecom_core.db.engine import create_sessionmaker
 from pixecom_core.models.catalog import Product
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import InvalidCursorError, PageRequest, open_seller_scope
+from pixecom_core.tenancy.pagination import encode_cursor
 from pixecom_core.testing.databases import TestDatabase
 from tests.db.tenant_rows import insert_seller, seller_scope
 
@@ -101,3 +103,22 @@ async def test_tampered_cursor_is_refused(
     async with open_seller_scope(create_sessionmaker(app_engine), a, settings) as scope:
         with pytest.raises(InvalidCursorError):
             await ProductRepository(scope).list(PageRequest(cursor="bm90LWEtY3Vyc29y"))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["not a time", str(uuid.uuid4())], [datetime.now(UTC), "not-a-uuid-but-a-string"], [1, 2]],
+    ids=["text-for-timestamp", "text-for-uuid", "integers"],
+)
+async def test_cursor_with_wrong_types_is_refused_before_sql(
+    app_engine: AsyncEngine,
+    settings: Settings,
+    sellers_with_products: tuple[uuid.UUID, uuid.UUID],
+    values: list[object],
+) -> None:
+    # Well-formed cursor encoding, wrong types for (created_at, id): a forged cursor must
+    # be a 400-class error, not a type error from PostgreSQL.
+    a, _ = sellers_with_products
+    async with open_seller_scope(create_sessionmaker(app_engine), a, settings) as scope:
+        with pytest.raises(InvalidCursorError):
+            await ProductRepository(scope).list(PageRequest(cursor=encode_cursor(values)))
