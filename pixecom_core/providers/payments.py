@@ -23,6 +23,8 @@ class PaymentEventKind(StrEnum):
     CAPTURED = "captured"
     REFUNDED = "refunded"
     CHARGEBACK = "chargeback"
+    #: A chargeback the seller won: its amount comes back.
+    CHARGEBACK_REVERSED = "chargeback_reversed"
     FAILED = "failed"
 
 
@@ -75,12 +77,19 @@ class VerifiedWebhook(FrozenValue):
     """A webhook request whose signature the gateway checked; only these reach ``parse_events``.
 
     :param gateway: the gateway's ``identifier``.
+    :param event_id: the gateway's unique id of this notification (Stripe ``evt_…``, PayPal
+        event ``id``), stable across redeliveries: core's inbox stores each id once, so a
+        redelivered webhook is acknowledged and changes nothing.
+    :param event_type: the gateway's name for the notification (``charge.refunded``), kept
+        with the raw delivery for operators.
     :param body: the raw request body, byte for byte as received (signatures cover bytes).
     :param headers: the request headers, lower-cased names.
     :param received_at: when core received the request.
     """
 
     gateway: str
+    event_id: str = Field(min_length=1, max_length=255)
+    event_type: str = Field(default="", max_length=255)
     body: bytes
     headers: Mapping[str, str]
     received_at: AwareDatetime
@@ -90,9 +99,16 @@ class GatewayPaymentEvent(FrozenValue):
     """One normalised payment event, ready for core's inbox and ledger.
 
     :param gateway: the gateway's ``identifier``.
-    :param event_id: the gateway's unique id for this event; core drops a second delivery of
-        the same id, so it must be stable across retries of the webhook.
-    :param gateway_reference: the payment the event is about (see ``PaymentSession``).
+    :param event_id: the gateway's id of the notification that announced this event (for
+        tracing; not part of the fact's identity).
+    :param gateway_reference: the payment the event is about, exactly as returned in
+        ``PaymentSession.gateway_reference`` (Stripe PaymentIntent ``pi_…``, PayPal order id):
+        core finds the order through it.
+    :param fact_reference: the gateway's id of the money movement itself — the charge or
+        capture for ``CAPTURED``, the refund (``re_…``) for ``REFUNDED``, the dispute
+        (``dp_…``) for ``CHARGEBACK`` — so that one movement announced by several
+        notification types, or delivered twice, is recorded once, and two partial refunds
+        of one payment are two facts. ``(gateway, fact_reference, kind)`` identifies a fact.
     :param kind: what happened to the money.
     :param amount_minor: the amount this event moves, in minor units, never negative (a refund
         is ``kind=REFUNDED`` with a positive amount).
@@ -105,7 +121,8 @@ class GatewayPaymentEvent(FrozenValue):
 
     gateway: str
     event_id: str = Field(min_length=1)
-    gateway_reference: str
+    gateway_reference: str = Field(min_length=1)
+    fact_reference: str = Field(min_length=1)
     kind: PaymentEventKind
     amount_minor: MinorUnits
     currency: CurrencyCode

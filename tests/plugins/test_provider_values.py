@@ -78,6 +78,7 @@ def test_refund_amounts_are_positive_with_their_kind() -> None:
             gateway="stripe",
             event_id="evt_1",
             gateway_reference="pi_1",
+            fact_reference="re_1",
             kind=PaymentEventKind.REFUNDED,
             amount_minor=-500,
             currency="EUR",
