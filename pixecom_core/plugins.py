@@ -34,6 +34,10 @@ PROJECT_NAME = "pixecom"
 LOAD_PLUGINS_ENV = "PIXECOM_LOAD_PLUGINS"
 """Comma-separated entry-point names to load; unset loads all, an empty value loads none."""
 
+PLUGIN_MODULES_ENV = "PIXECOM_PLUGIN_MODULES"
+"""Comma-separated importable modules to register as plugins without packaging them (a
+plugin under development, a test double in a worker process); loaded with entry points."""
+
 # Core modules that implement hooks themselves; built-ins are plugins too, so core's own
 # defaults go through the same hooks as third-party code (datasette does the same).
 DEFAULT_PLUGINS: tuple[str, ...] = ()
@@ -141,7 +145,8 @@ def create_plugin_manager(
 ) -> pluggy.PluginManager:
     """Build a plugin manager with every hookspec, the allowed installed plugins and ``plugins``.
 
-    :param load_entry_points: load plugins declared in the ``pixecom`` entry-point group.
+    :param load_entry_points: load plugins declared in the ``pixecom`` entry-point group,
+        and the modules named in ``PIXECOM_PLUGIN_MODULES``.
     :param allow: entry-point names to load; ``None`` reads ``PIXECOM_LOAD_PLUGINS`` and loads
         every installed plugin when that is unset too. Directly given plugins always load.
     :param plugins: plugin objects (modules, classes, instances) to register as they are.
@@ -157,6 +162,7 @@ def create_plugin_manager(
         _register(pm, importlib.import_module(module_name), name=module_name)
     if load_entry_points:
         _load_entry_points(pm, _allowed_names(allow))
+        _load_plugin_modules(pm)
     for plugin in plugins:
         _register(pm, plugin, name=None)
     _check_pending(pm)
@@ -216,6 +222,23 @@ def _load_entry_points(pm: pluggy.PluginManager, allowed: frozenset[str] | None)
                 entry_point=entry_point.name,
                 distribution=distribution,
             ) from exc
+
+
+def _load_plugin_modules(pm: pluggy.PluginManager) -> None:
+    configured = os.environ.get(PLUGIN_MODULES_ENV, "")
+    for module_name in (name.strip() for name in configured.split(",")):
+        if not module_name:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise PluginLoadError(
+                f"could not import {module_name!r} named in {PLUGIN_MODULES_ENV}: "
+                f"{type(exc).__name__}: {exc}",
+                entry_point=module_name,
+                distribution=None,
+            ) from exc
+        _register(pm, module, name=module_name)
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, *, name: str | None) -> None:

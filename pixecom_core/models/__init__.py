@@ -46,6 +46,7 @@ from pixecom_core.models.orders import (
     OrderStatus,
 )
 from pixecom_core.models.payments import (
+    PaymentDirectoryEntry,
     PaymentEvent,
     PaymentEventType,
     WebhookInboxEntry,
@@ -147,6 +148,7 @@ __all__ = [
     "TrackingRecord",
     "User",
     "UserRole",
+    "PaymentDirectoryEntry",
     "WebhookInboxEntry",
     "WebhookStatus",
     "metadata",

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     CHAR,
     BigInteger,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -143,6 +144,10 @@ class WebhookInboxEntry(SQLModel, table=True):
     )
     gateway: str = Field(sa_type=Text, nullable=False)
     event_id: str = Field(sa_type=Text, nullable=False)
+    #: The gateway's notification type (``charge.refunded``), for operators.
+    event_type: str = Field(
+        default="", sa_type=Text, nullable=False, sa_column_kwargs={"server_default": ""}
+    )
     received_at: datetime = Field(
         default_factory=utcnow,
         sa_type=timestamp_type(),
@@ -174,3 +179,29 @@ class WebhookInboxEntry(SQLModel, table=True):
     )
     processed_at: datetime | None = Field(default=None, sa_type=timestamp_type())
     seller_id: uuid.UUID | None = Field(default=None, foreign_key="sellers.id")
+
+
+class PaymentDirectoryEntry(SQLModel, table=True):
+    """Global payment directory: (gateway, payment) → (seller, order). Not seller-owned.
+
+    A webhook names a gateway payment, not a seller; the worker looks the payment up here
+    (through the SECURITY DEFINER function ``pixecom_find_payment``, the app role has no
+    privilege on the table) before opening the seller's scope. A trigger on
+    ``order_payments`` fills it, and its key makes a gateway payment id unique across all
+    sellers (audit must-fix 8).
+    """
+
+    __tablename__ = "payment_directory"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["seller_id", "gateway", "payment_reference"],
+            ["order_payments.seller_id", "order_payments.gateway", "order_payments.payment_id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    gateway: str = Field(sa_type=Text, primary_key=True)
+    payment_reference: str = Field(sa_type=Text, primary_key=True)
+    seller_id: uuid.UUID = Field(nullable=False)
+    order_id: uuid.UUID = Field(nullable=False)
+    order_created_at: datetime = Field(sa_type=timestamp_type(), nullable=False)

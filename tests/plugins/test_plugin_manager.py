@@ -1,5 +1,6 @@
 """create_plugin_manager: entry-point loading, allow-list, validation and description."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,3 +224,27 @@ def test_directly_registered_plugins_are_described_without_distribution() -> Non
     assert info.distribution is None
     assert info.version is None
     assert info.hooks == ("pixecom_on_order_status_changed", "pixecom_on_payment_event")
+
+
+def test_plugin_modules_from_the_environment_are_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pixecom_dev_gateway_probe.py").write_text(
+        "from pixecom_core import hookimpl\n\n"
+        "@hookimpl\n"
+        "def pixecom_on_payment_event(event):\n"
+        "    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PIXECOM_PLUGIN_MODULES", " pixecom_dev_gateway_probe , ")
+
+    pm = create_plugin_manager(allow=set())
+
+    assert pm.has_plugin("pixecom_dev_gateway_probe")
+
+
+def test_a_plugin_module_that_does_not_import_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIXECOM_PLUGIN_MODULES", "no_such_module_for_pixecom")
+
+    with pytest.raises(PluginLoadError, match="PIXECOM_PLUGIN_MODULES"):
+        create_plugin_manager(allow=set())
