@@ -399,6 +399,8 @@ class ProviderRegistry:
     """
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
+        #: The manager the providers came from; event hooks are called through it.
+        self.plugin_manager = pm
         hook = pm.hook
         self._ad_networks: _ProvidersOfKind[AdNetwork] = _ProvidersOfKind(
             ProviderKind.AD_NETWORK,

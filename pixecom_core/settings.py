@@ -148,6 +148,13 @@ class Settings(BaseSettings):
     #: Create the demo seller and its known-password user (dev mode only; must-fix 9).
     seed_demo_data: bool = True
 
+    # -- Payments (audit §7) -------------------------------------------------------------
+    #: Attempts before an undeliverable webhook is parked as FAILED (the dead letter).
+    webhook_max_attempts: int = Field(default=20, ge=1)
+    #: First retry delay of a deferred webhook; doubles per attempt up to the maximum.
+    webhook_retry_base_seconds: float = Field(default=15.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+
     # -- HTTP -------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -1,0 +1,222 @@
+"""The webhook inbox: store a verified delivery at once, turn it into ledger facts later.
+
+Audit §7, "webhook burst": the endpoint only verifies the signature (through the gateway
+plugin) and inserts the raw delivery — ``UNIQUE (gateway, event_id)`` makes a redelivery a
+no-op — so it answers 2xx in milliseconds whatever the burst. A worker task then parses
+the delivery and records its facts (:class:`pixecom_core.ledger.service.Ledger`).
+
+Nothing is lost on the way: a delivery for a payment no order is known for yet is
+``DEFERRED`` and retried with exponential backoff; one that keeps failing is parked as
+``FAILED`` (the dead letter, visible to operators) after ``webhook_max_attempts``; a
+worker that dies mid-way leaves the row ``RECEIVED`` — the ledger write is idempotent, so
+processing it again (the task is redelivered, and :meth:`WebhookInbox.due` finds it)
+gives the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pixecom_core.ledger.service import Ledger, UnknownPaymentError
+from pixecom_core.plugins import ProviderRegistry
+from pixecom_core.providers import VerifiedWebhook
+from pixecom_core.settings import Settings
+
+_log = logging.getLogger(__name__)
+
+_INSERT = text(
+    """
+    INSERT INTO webhook_inbox (gateway, event_id, event_type, headers, body, received_at)
+    VALUES (:gateway, :event_id, :event_type, CAST(:headers AS jsonb), :body, :received_at)
+    ON CONFLICT (gateway, event_id) DO NOTHING
+    RETURNING id
+    """
+)
+_EXISTING = text("SELECT id FROM webhook_inbox WHERE gateway = :gateway AND event_id = :event_id")
+_CLAIM = text(
+    """
+    SELECT id, gateway, event_id, event_type, headers, body, received_at, attempts
+      FROM webhook_inbox
+     WHERE id = :id AND status IN ('RECEIVED', 'DEFERRED')
+     FOR UPDATE SKIP LOCKED
+    """
+)
+_DONE = text(
+    "UPDATE webhook_inbox SET status = 'PROCESSED', processed_at = now(), attempts = attempts + 1,"
+    " last_error = NULL, seller_id = :seller_id WHERE id = :id"
+)
+_RETRY_LATER = text(
+    "UPDATE webhook_inbox SET status = :status, attempts = :attempts, last_error = :error,"
+    " next_attempt_at = :next_attempt_at WHERE id = :id"
+)
+_DUE = text(
+    """
+    SELECT id FROM webhook_inbox
+     WHERE status IN ('RECEIVED', 'DEFERRED') AND next_attempt_at <= now()
+     ORDER BY next_attempt_at
+     LIMIT :limit
+    """
+)
+
+#: Headers worth keeping with a delivery (signature material for audits); others dropped.
+_KEPT_HEADER_PREFIXES = ("stripe-", "paypal-", "content-type", "user-agent", "x-")
+
+
+class ProcessResult(StrEnum):
+    """What :meth:`WebhookInbox.process` did with one delivery."""
+
+    PROCESSED = "processed"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # already processed, or another worker holds it right now
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A stored delivery: its inbox id, and whether it had been stored before."""
+
+    inbox_id: int
+    duplicate: bool
+
+
+def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in headers.items()
+        if name.startswith(_KEPT_HEADER_PREFIXES) and name != "x-admin-key"
+    }
+
+
+class WebhookInbox:
+    """Receive webhook deliveries and process them into the ledger.
+
+    :param sessions: app-role session factory (the inbox is a system table, not
+        seller-owned; the ledger writes happen in each seller's scope).
+    :param registry: finds the gateway plugin by the identifier in the URL.
+    :param ledger: where parsed facts go.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        registry: ProviderRegistry,
+        ledger: Ledger,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._registry = registry
+        self._ledger = ledger
+
+    async def receive(self, gateway: str, *, body: bytes, headers: Mapping[str, str]) -> Receipt:
+        """Verify a delivery through its gateway plugin and store it once.
+
+        Raises :class:`pixecom_core.plugins.UnknownProviderError` for a gateway that is not
+        installed and :class:`pixecom_core.providers.WebhookVerificationError` for a bad
+        signature; nothing is stored then.
+        """
+        provider = self._registry.payment_gateway(gateway)
+        lowered = {name.lower(): value for name, value in headers.items()}
+        verified = await provider.verify_webhook(body=body, headers=lowered)
+
+        async with self._sessions() as session, session.begin():
+            parameters = {"gateway": provider.identifier, "event_id": verified.event_id}
+            inserted = (
+                await session.execute(
+                    _INSERT,
+                    {
+                        **parameters,
+                        "event_type": verified.event_type,
+                        "headers": json.dumps(_kept_headers(lowered)),
+                        "body": body,
+                        "received_at": verified.received_at,
+                    },
+                )
+            ).scalar_one_or_none()
+            if inserted is not None:
+                return Receipt(inbox_id=int(inserted), duplicate=False)
+            existing = (await session.execute(_EXISTING, parameters)).scalar_one()
+        return Receipt(inbox_id=int(existing), duplicate=True)
+
+    async def process(self, inbox_id: int) -> ProcessResult:
+        """Parse one stored delivery and record its facts; safe to call any number of times.
+
+        The row stays locked (``FOR UPDATE SKIP LOCKED``) while its facts are recorded, so
+        two workers never process it at once; its new status commits after the ledger's
+        own transactions, so a crash in between leaves it to be processed again — which
+        records nothing twice.
+        """
+        async with self._sessions() as session, session.begin():
+            row = (await session.execute(_CLAIM, {"id": inbox_id})).first()
+            if row is None:
+                return ProcessResult.SKIPPED
+            attempts = int(row.attempts) + 1
+            try:
+                provider = self._registry.payment_gateway(row.gateway)
+                webhook = VerifiedWebhook(
+                    gateway=row.gateway,
+                    event_id=row.event_id,
+                    event_type=row.event_type,
+                    body=bytes(row.body),
+                    headers=dict(row.headers),
+                    received_at=row.received_at,
+                )
+                events = await provider.parse_events(webhook)
+                outcome = await self._ledger.record(events)
+            except UnknownPaymentError as exc:
+                return await self._retry_later(session, inbox_id, attempts, str(exc))
+            except Exception as exc:
+                _log.warning("webhook %s (%s) failed: %r", inbox_id, row.gateway, exc)
+                return await self._retry_later(
+                    session, inbox_id, attempts, f"{type(exc).__name__}: {exc}"
+                )
+            sellers = sorted(outcome.seller_ids)
+            await session.execute(
+                _DONE, {"id": inbox_id, "seller_id": sellers[0] if len(sellers) == 1 else None}
+            )
+            return ProcessResult.PROCESSED
+
+    async def _retry_later(
+        self, session: AsyncSession, inbox_id: int, attempts: int, error: str
+    ) -> ProcessResult:
+        settings = self._settings
+        if attempts >= settings.webhook_max_attempts:
+            status, result = "FAILED", ProcessResult.FAILED
+            _log.error(
+                "webhook %s parked as FAILED after %s attempts: %s", inbox_id, attempts, error
+            )
+        else:
+            status, result = "DEFERRED", ProcessResult.DEFERRED
+        delay = min(
+            settings.webhook_retry_base_seconds * 2 ** (attempts - 1),
+            settings.webhook_retry_max_seconds,
+        )
+        await session.execute(
+            _RETRY_LATER,
+            {
+                "id": inbox_id,
+                "status": status,
+                "attempts": attempts,
+                "error": error[:2000],
+                "next_attempt_at": datetime.now(UTC) + timedelta(seconds=delay),
+            },
+        )
+        return result
+
+    async def due(self, *, limit: int = 500) -> list[int]:
+        """Ids of deliveries waiting to be processed now (new, or deferred and due).
+
+        The sweeper re-kicks these, so a delivery whose task was lost (Redis restarted
+        before the worker read it) is still processed.
+        """
+        async with self._sessions() as session:
+            rows = (await session.execute(_DUE, {"limit": limit})).all()
+        return [int(row.id) for row in rows]

@@ -1,0 +1,296 @@
+"""The payment ledger: record gateway facts exactly once and keep orders in step.
+
+Each fact is identified by ``(seller, gateway, fact reference, kind)`` — the gateway's id
+of the money movement, not of the webhook that announced it — and inserted with
+``ON CONFLICT DO NOTHING``: a redelivered webhook, or the same refund announced by two
+notification types, records nothing new (audit §7). ``payment_events`` is append-only in
+the database; an order's money (paid, refunded, net) is computed from it
+(:mod:`pixecom_core.ledger.money`) and its status follows, each change written as an
+``order_events`` row. Facts for one order are serialised by locking the order row, so
+concurrent deliveries cannot both decide a status from a stale sum.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pluggy
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pixecom_core.errors import PixecomError
+from pixecom_core.ledger.money import MoneyState, derive_status, money_states
+from pixecom_core.models.orders import OrderEventType, OrderStatus
+from pixecom_core.models.payments import PaymentEventType
+from pixecom_core.providers import (
+    GatewayPaymentEvent,
+    OrderStatusChange,
+    PaymentEventRecord,
+)
+from pixecom_core.settings import Settings
+from pixecom_core.tenancy import SellerScope, open_seller_scope
+
+_log = logging.getLogger(__name__)
+
+_FIND_PAYMENT = text(
+    "SELECT seller_id, order_id, order_created_at FROM pixecom_find_payment(:gateway, :reference)"
+)
+_LOCK_ORDER = text(
+    "SELECT status FROM orders WHERE seller_id = :seller_id AND id = :order_id"
+    " AND created_at = :created_at FOR UPDATE"
+)
+_INSERT_FACT = text(
+    """
+    INSERT INTO payment_events
+        (seller_id, order_id, gateway, gateway_reference, event_type, amount_minor, currency,
+         occurred_at, gateway_event_id, raw)
+    VALUES (:seller_id, :order_id, :gateway, :fact_reference, :event_type, :amount_minor,
+            :currency, :occurred_at, :event_id, CAST(:raw AS jsonb))
+    ON CONFLICT ON CONSTRAINT uq_payment_events_fact DO NOTHING
+    RETURNING id, recorded_at
+    """
+)
+_FACTS = text(
+    "SELECT event_type, amount_minor, currency FROM payment_events"
+    " WHERE seller_id = :seller_id AND order_id = :order_id"
+)
+_INSERT_ORDER_EVENT = text(
+    """
+    INSERT INTO order_events (seller_id, order_id, event_type, from_status, to_status, payload)
+    VALUES (:seller_id, :order_id, :event_type, :from_status, :to_status,
+            CAST(:payload AS jsonb))
+    """
+)
+_SET_STATUS = text(
+    "UPDATE orders SET status = :status, updated_at = now()"
+    " WHERE seller_id = :seller_id AND id = :order_id AND created_at = :created_at"
+)
+
+
+class UnknownPaymentError(PixecomError):
+    """No order is known for the payment an event names (yet): keep the event and retry."""
+
+    code = "unknown_payment"
+
+
+@dataclass(frozen=True)
+class PaymentOwner:
+    """The seller and order a gateway payment belongs to."""
+
+    seller_id: uuid.UUID
+    order_id: uuid.UUID
+    order_created_at: datetime
+
+
+@dataclass
+class RecordOutcome:
+    """What one call to :meth:`Ledger.record` changed."""
+
+    recorded: list[PaymentEventRecord] = field(default_factory=list)
+    duplicates: int = 0
+    status_changes: list[OrderStatusChange] = field(default_factory=list)
+    seller_ids: set[uuid.UUID] = field(default_factory=set)
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+class Ledger:
+    """Records normalised gateway events (from any payment plugin) into the ledger.
+
+    :param sessions: app-role session factory; every write happens in a seller scope.
+    :param settings: timeouts for the scopes.
+    :param plugin_manager: receives ``pixecom_on_payment_event`` once per recorded fact and
+        ``pixecom_on_order_status_changed`` per status change, after commit.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._pm = plugin_manager
+
+    async def find_owner(self, gateway: str, payment_reference: str) -> PaymentOwner | None:
+        """The seller and order of a gateway payment, through the payment directory."""
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    _FIND_PAYMENT, {"gateway": gateway, "reference": payment_reference}
+                )
+            ).first()
+        if row is None:
+            return None
+        return PaymentOwner(
+            seller_id=row.seller_id, order_id=row.order_id, order_created_at=row.order_created_at
+        )
+
+    async def record(self, events: Sequence[GatewayPaymentEvent]) -> RecordOutcome:
+        """Record ``events``; facts already in the ledger are skipped.
+
+        Raises :class:`UnknownPaymentError` (before writing anything) when a payment has no
+        known order, so the caller can keep the delivery and retry it later.
+        """
+        by_payment: dict[tuple[str, str], list[GatewayPaymentEvent]] = defaultdict(list)
+        for event in events:
+            by_payment[(event.gateway, event.gateway_reference)].append(event)
+        owners: dict[tuple[str, str], PaymentOwner] = {}
+        for gateway, reference in by_payment:
+            owner = await self.find_owner(gateway, reference)
+            if owner is None:
+                raise UnknownPaymentError(
+                    f"no order is known for {gateway} payment {reference!r}; will retry"
+                )
+            owners[(gateway, reference)] = owner
+
+        outcome = RecordOutcome()
+        for key, payment_events in by_payment.items():
+            owner = owners[key]
+            async with open_seller_scope(self._sessions, owner.seller_id, self._settings) as scope:
+                await self._record_for_order(scope, owner, payment_events, outcome)
+            outcome.seller_ids.add(owner.seller_id)
+        self._announce(outcome)
+        return outcome
+
+    async def _record_for_order(
+        self,
+        scope: SellerScope,
+        owner: PaymentOwner,
+        events: Sequence[GatewayPaymentEvent],
+        outcome: RecordOutcome,
+    ) -> None:
+        session = scope.session
+        keys = {
+            "seller_id": owner.seller_id,
+            "order_id": owner.order_id,
+            "created_at": owner.order_created_at,
+        }
+        current = (await session.execute(_LOCK_ORDER, keys)).scalar_one_or_none()
+        if current is None:
+            raise UnknownPaymentError(f"order {owner.order_id} is not (yet) visible; will retry")
+        for event in events:
+            event_type = PaymentEventType(event.kind.value.upper())
+            row = (
+                await session.execute(
+                    _INSERT_FACT,
+                    {
+                        "seller_id": owner.seller_id,
+                        "order_id": owner.order_id,
+                        "gateway": event.gateway,
+                        "fact_reference": event.fact_reference,
+                        "event_type": event_type.value,
+                        "amount_minor": event.amount_minor,
+                        "currency": event.currency,
+                        "occurred_at": event.occurred_at,
+                        "event_id": event.event_id,
+                        "raw": _json(
+                            {
+                                "payment_reference": event.gateway_reference,
+                                "order_reference": event.order_reference,
+                                "metadata": dict(event.metadata),
+                            }
+                        ),
+                    },
+                )
+            ).first()
+            if row is None:
+                outcome.duplicates += 1
+                continue
+            outcome.recorded.append(
+                PaymentEventRecord(
+                    id=row.id,
+                    seller_id=owner.seller_id,
+                    order_id=owner.order_id,
+                    gateway=event.gateway,
+                    gateway_event_id=event.event_id,
+                    gateway_reference=event.fact_reference,
+                    kind=event.kind,
+                    amount_minor=event.amount_minor,
+                    currency=event.currency,
+                    occurred_at=event.occurred_at,
+                    recorded_at=row.recorded_at,
+                )
+            )
+            await session.execute(
+                _INSERT_ORDER_EVENT,
+                {
+                    "seller_id": owner.seller_id,
+                    "order_id": owner.order_id,
+                    "event_type": OrderEventType.PAYMENT_RECORDED.value,
+                    "from_status": None,
+                    "to_status": None,
+                    "payload": _json(
+                        {
+                            "payment_event_id": row.id,
+                            "kind": event.kind.value,
+                            "amount_minor": event.amount_minor,
+                            "currency": event.currency,
+                            "gateway": event.gateway,
+                            "fact_reference": event.fact_reference,
+                        }
+                    ),
+                },
+            )
+        states = await self.money_state(scope, owner.order_id)
+        previous = OrderStatus(current)
+        status = derive_status(previous, states)
+        if status is not previous:
+            await session.execute(_SET_STATUS, {**keys, "status": status.value})
+            await session.execute(
+                _INSERT_ORDER_EVENT,
+                {
+                    "seller_id": owner.seller_id,
+                    "order_id": owner.order_id,
+                    "event_type": OrderEventType.STATUS_CHANGED.value,
+                    "from_status": previous.value,
+                    "to_status": status.value,
+                    "payload": _json({"reason": "payment facts recorded"}),
+                },
+            )
+            outcome.status_changes.append(
+                OrderStatusChange(
+                    seller_id=owner.seller_id,
+                    order_id=owner.order_id,
+                    previous_status=previous.value,
+                    new_status=status.value,
+                    changed_at=datetime.now(UTC),
+                    reason="payment facts recorded",
+                )
+            )
+
+    @staticmethod
+    async def money_state(scope: SellerScope, order_id: uuid.UUID) -> dict[str, MoneyState]:
+        """The order's money per currency, summed from its ledger facts."""
+        rows = (
+            await scope.session.execute(
+                _FACTS, {"seller_id": scope.seller_id, "order_id": order_id}
+            )
+        ).all()
+        return money_states(
+            (PaymentEventType(r.event_type), r.amount_minor, r.currency) for r in rows
+        )
+
+    def _announce(self, outcome: RecordOutcome) -> None:
+        if self._pm is None:
+            return
+        for record in outcome.recorded:
+            try:
+                self._pm.hook.pixecom_on_payment_event(event=record)
+            except Exception:  # a plugin's failure never undoes a committed fact
+                _log.exception("a pixecom_on_payment_event implementation failed")
+        for change in outcome.status_changes:
+            try:
+                self._pm.hook.pixecom_on_order_status_changed(change=change)
+            except Exception:
+                _log.exception("a pixecom_on_order_status_changed implementation failed")
