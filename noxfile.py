@@ -19,6 +19,7 @@ Examples::
     nox -s "plugin(stripe, system)"
     nox -k meta_ads                          # both servers for one plugin
     nox -s "tests(embedded)" -- -k readyz    # arguments after -- go to pytest
+    nox -s "api_fuzz(system)"                # schemathesis over the OpenAPI document
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ POSTGRES_PARAMS = [nox.param(source, id=source) for source in POSTGRES_SOURCES]
 PLUGIN_PARAMS = [nox.param(name, id=name) for name in PLUGINS]
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+API_FUZZ_TESTS = "tests/api_fuzz"
+#: Only the api_fuzz session needs it; 4.32 is the version its pytest API was written for.
+SCHEMATHESIS = "schemathesis>=4.32,<5"
 
 
 def _answers(host: str, port: int) -> bool:
@@ -126,9 +130,25 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("postgres", POSTGRES_PARAMS)
 def tests(session: nox.Session, postgres: str) -> None:
-    """Core and reference-app tests (``tests/``) against real PostgreSQL and Redis."""
+    """Core and reference-app tests (``tests/``) against real PostgreSQL and Redis.
+
+    ``tests/api_fuzz`` is left to the ``api_fuzz`` session, so it runs once per source.
+    """
     session.install("-e", ".[test]")
-    pytest(session, "tests", postgres=postgres)
+    pytest(session, "tests", f"--ignore={API_FUZZ_TESTS}", postgres=postgres)
+
+
+@nox.session
+@nox.parametrize("postgres", POSTGRES_PARAMS)
+def api_fuzz(session: nox.Session, postgres: str) -> None:
+    """Schemathesis over the API's OpenAPI document: no generated request may get a 5xx.
+
+    Runs the real app on a loopback port against real servers, as a signed-up seller.
+    ``PIXECOM_FUZZ_EXAMPLES`` sets the examples per operation (default 25); e.g.
+    ``PIXECOM_FUZZ_EXAMPLES=200 nox -s "api_fuzz(system)"`` for a longer hunt.
+    """
+    session.install("-e", ".[test]", SCHEMATHESIS)
+    pytest(session, API_FUZZ_TESTS, postgres=postgres)
 
 
 @nox.session
@@ -148,8 +168,9 @@ def plugin(session: nox.Session, plugin: str, postgres: str) -> None:
 def ci(session: nox.Session) -> None:
     """Queue everything this machine can run: what ``./run tests`` and CI execute.
 
-    lint, typecheck, then tests and every plugin against embedded servers, and against
-    the system servers too when ``DATABASE_URL`` is set (a bare machine has none).
+    lint, typecheck, then tests, the API fuzz run and every plugin against embedded
+    servers, and against the system servers too when ``DATABASE_URL`` is set (a bare
+    machine has none).
     """
     session.notify("lint")
     session.notify("typecheck")
@@ -158,5 +179,6 @@ def ci(session: nox.Session) -> None:
         sources.insert(0, "system")
     for postgres in sources:
         session.notify(f"tests({postgres})")
+        session.notify(f"api_fuzz({postgres})")
         for name in PLUGINS:
             session.notify(f"plugin({name}, {postgres})")
