@@ -155,6 +155,17 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=15.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
 
+    # -- Worker (taskiq) ------------------------------------------------------------------
+    #: A message unacknowledged this long (its worker died) is redelivered; keep it above
+    #: the longest task timeout, or a slow task runs twice (STACK-NOTES, taskiq-redis).
+    worker_redelivery_after_seconds: float = Field(default=600.0, gt=0)
+    #: Longest a webhook-processing task may run before it is abandoned (and retried).
+    webhook_task_timeout_seconds: float = Field(default=120.0, gt=0)
+    #: How often a worker looks for inbox deliveries whose task was lost.
+    inbox_sweep_seconds: float = Field(default=30.0, gt=0)
+    #: Messages kept per queue stream (XACK does not delete; the stream is trimmed).
+    queue_max_length: int = Field(default=100_000, ge=1_000)
+
     # -- HTTP -------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -169,6 +180,11 @@ class Settings(BaseSettings):
     def _check_limits(self) -> Self:
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size must not exceed max_page_size")
+        if self.webhook_task_timeout_seconds >= self.worker_redelivery_after_seconds:
+            raise ValueError(
+                "worker_redelivery_after_seconds must exceed webhook_task_timeout_seconds, or a "
+                "slow task is redelivered while it still runs"
+            )
         return self
 
     def model_post_init(self, _context: Any, /) -> None:

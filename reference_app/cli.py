@@ -67,6 +67,31 @@ def dev(
     raise typer.Exit(code)
 
 
+@app.command()
+def worker(
+    queue: Annotated[str, typer.Option(help="Queue to consume: payments.")] = "payments",
+    max_tasks: Annotated[int, typer.Option(help="Tasks run at once in this process.")] = 50,
+) -> None:
+    """Run a worker: consume one queue until Ctrl-C or SIGTERM.
+
+    Tasks are acknowledged only after they ran, so a worker that dies mid-task leaves its
+    messages to be delivered again (to another worker, after
+    PIXECOM_WORKER_REDELIVERY_AFTER_SECONDS). Start one process per queue and scale by
+    starting more.
+    """
+    settings = Settings()
+    from reference_app.worker.broker import Queue
+    from reference_app.worker.run import run_worker
+
+    try:
+        chosen = Queue(queue)
+    except ValueError:
+        raise typer.BadParameter(
+            f"unknown queue {queue!r}; choose from {', '.join(q.value for q in Queue)}"
+        ) from None
+    run_worker(settings, chosen, max_tasks=max_tasks)
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Option(help="Alembic revision to migrate to.")] = "head",

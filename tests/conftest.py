@@ -15,8 +15,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pixecom_core.db import admin
 from pixecom_core.db.engine import create_engine
 from pixecom_core.db.urls import conninfo
+from pixecom_core.plugins import LOAD_PLUGINS_ENV, PLUGIN_MODULES_ENV
 from pixecom_core.settings import Settings
 from pixecom_core.testing.databases import TestDatabase, provision_test_database, test_servers
+
+
+@pytest.fixture(scope="session", autouse=True)
+def only_the_test_gateway() -> Iterator[None]:
+    """Core's tests never depend on which plugin distributions are installed: every plugin
+    manager built from the environment loads no installed plugin, only ``fakepay``."""
+    saved = {name: os.environ.get(name) for name in (LOAD_PLUGINS_ENV, PLUGIN_MODULES_ENV)}
+    os.environ[LOAD_PLUGINS_ENV] = ""
+    os.environ[PLUGIN_MODULES_ENV] = "tests.ledger.fakepay"
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

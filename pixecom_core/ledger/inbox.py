@@ -60,7 +60,8 @@ _RETRY_LATER = text(
 _DUE = text(
     """
     SELECT id FROM webhook_inbox
-     WHERE status IN ('RECEIVED', 'DEFERRED') AND next_attempt_at <= now()
+     WHERE status IN ('RECEIVED', 'DEFERRED')
+       AND next_attempt_at <= now() - make_interval(secs => :grace_seconds)
      ORDER BY next_attempt_at
      LIMIT :limit
     """
@@ -211,12 +212,16 @@ class WebhookInbox:
         )
         return result
 
-    async def due(self, *, limit: int = 500) -> list[int]:
-        """Ids of deliveries waiting to be processed now (new, or deferred and due).
+    async def due(self, *, limit: int = 500, grace_seconds: float = 0.0) -> list[int]:
+        """Ids of deliveries waiting to be processed (new, or deferred and due), that have
+        waited at least ``grace_seconds`` more.
 
         The sweeper re-kicks these, so a delivery whose task was lost (Redis restarted
-        before the worker read it) is still processed.
+        before the worker read it) is still processed; the grace keeps it from re-kicking
+        deliveries whose first task is merely queued behind a burst.
         """
         async with self._sessions() as session:
-            rows = (await session.execute(_DUE, {"limit": limit})).all()
+            rows = (
+                await session.execute(_DUE, {"limit": limit, "grace_seconds": grace_seconds})
+            ).all()
         return [int(row.id) for row in rows]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pluggy
 import redis.asyncio as redis
 from fastapi import FastAPI
 
@@ -17,13 +18,18 @@ from pixecom_core import __version__
 from pixecom_core.accounts import AccountService, SessionRevocations
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.db.urls import app_conninfo
+from pixecom_core.ledger import Ledger, WebhookInbox
+from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.security.rate_limits import LoginGuard, RateLimiter
 from pixecom_core.settings import Settings
 from reference_app.api import health
+from reference_app.api.body_limit import BodyLimitMiddleware, route_body_limits
 from reference_app.api.errors import install_error_handlers
+from reference_app.api.openapi import install_openapi
 from reference_app.api.resources import AppResources
 from reference_app.api.routes import ROUTERS
 from reference_app.configuration import RedisNotConfiguredError
+from reference_app.worker.broker import Queue, TaskKicker, build_broker
 
 #: Redis answers in well under a millisecond on loopback; waiting seconds for a reply only
 #: queues requests behind a dead server.
@@ -50,15 +56,21 @@ def validated_settings(settings: Settings) -> Settings:
     return checked
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(
+    settings: Settings, *, plugin_manager: pluggy.PluginManager | None = None
+) -> FastAPI:
     """Build the PixEcom API for ``settings``.
 
     Refuses to build (raises) with weak secrets outside dev mode or without a database
     or Redis URL, so a misconfigured deployment fails at start, not on its first request.
+
+    :param plugin_manager: the plugins to use; the installed ones (``PIXECOM_LOAD_PLUGINS``,
+        ``PIXECOM_PLUGIN_MODULES``) when not given. Tests pass their own.
     """
     settings = validated_settings(settings)
     redis_url = settings.redis_url
     assert redis_url is not None  # checked by validated_settings; narrows the type
+    registry = ProviderRegistry(plugin_manager or create_plugin_manager())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, AppResources]]:
@@ -76,6 +88,9 @@ def create_app(settings: Settings) -> FastAPI:
             login_guard=LoginGuard(client, limiter, settings),
             revocations=SessionRevocations(client, settings),
         )
+        ledger = Ledger(sessions, settings, registry.plugin_manager)
+        # The API only kicks tasks; `pixecom worker` runs them.
+        tasks = TaskKicker(build_broker(settings, Queue.PAYMENTS, registry=registry))
         resources = AppResources(
             settings=settings,
             engine=engine,
@@ -83,10 +98,14 @@ def create_app(settings: Settings) -> FastAPI:
             redis=client,
             limiter=limiter,
             accounts=accounts,
+            providers=registry,
+            inbox=WebhookInbox(sessions, settings, registry, ledger),
+            tasks=tasks,
         )
         try:
             yield {"resources": resources}
         finally:
+            await tasks.close()
             await client.aclose()
             await engine.dispose()
 
@@ -97,7 +116,15 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     for router in ROUTERS:
         app.include_router(router)
+    # audit must-fix-1000 #9: bodies are limited before anything buffers them; routes
+    # declare other limits with `openapi_extra=body_limit(...)` (see body_limit.py).
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        route_limits=lambda: route_body_limits(app.routes),
+    )
     return app

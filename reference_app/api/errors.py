@@ -35,6 +35,12 @@ from pixecom_core.errors import (
     PermissionDeniedError,
     PixecomError,
 )
+from pixecom_core.plugins import UnknownProviderError
+from pixecom_core.providers.errors import (
+    ProviderError,
+    ProviderTransientError,
+    WebhookVerificationError,
+)
 from pixecom_core.security.rate_limits import RateLimited
 from pixecom_core.tenancy import InvalidCursorError
 
@@ -56,6 +62,7 @@ _STATUS_CODES: Mapping[int, str] = {
     422: "validation_failed",
     429: "rate_limited",
     500: "internal_error",
+    502: "bad_gateway",
     503: "service_unavailable",
 }
 
@@ -211,6 +218,15 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(cause, psycopg.errors.LockNotAvailable):
         _log.warning("lock wait cancelled (lock_timeout) on %s", request.url.path)
         return _unavailable(request, "database_busy", "the data is busy; retry shortly")
+    if isinstance(cause, psycopg.DataError):
+        # A value PostgreSQL cannot store (a NUL character in text or JSON, say): the
+        # client's input, not a server fault.
+        return error_response(
+            request,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            code="invalid_value",
+            message="a value in the request cannot be stored (NUL characters are not allowed)",
+        )
     if isinstance(cause, psycopg.OperationalError):
         _log.error("database unavailable on %s: %s", request.url.path, type(cause).__name__)
         return _unavailable(request, "database_unavailable", "the database is unavailable")
@@ -220,6 +236,29 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:  # noqa: ARG001
     _log.warning("connection pool exhausted on %s", request.url.path)
     return _unavailable(request, "database_busy", "the service is busy; retry shortly")
+
+
+async def _provider_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProviderError)
+    if isinstance(exc, WebhookVerificationError):
+        return error_response(
+            request, status.HTTP_400_BAD_REQUEST, code="invalid_signature", message=str(exc)
+        )
+    _log.warning("provider %s failed on %s: %s", exc.provider, request.url.path, exc)
+    if isinstance(exc, ProviderTransientError):
+        return _unavailable(request, "provider_unavailable", "the provider did not answer; retry")
+    return error_response(
+        request,
+        status.HTTP_502_BAD_GATEWAY,
+        code="provider_error",
+        message=f"the {exc.provider or 'external'} service refused the request",
+    )
+
+
+async def _unknown_provider(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        request, status.HTTP_404_NOT_FOUND, code="unknown_provider", message=str(exc)
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -244,6 +283,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(PixecomError, _core_error)
     app.add_exception_handler(InvalidCursorError, _invalid_cursor)
+    app.add_exception_handler(ProviderError, _provider_error)
+    app.add_exception_handler(UnknownProviderError, _unknown_provider)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PoolTimeoutError, _pool_timeout)
     app.add_exception_handler(Exception, _unexpected)

@@ -14,8 +14,11 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pixecom_core.accounts import AccountService
+from pixecom_core.ledger import WebhookInbox
+from pixecom_core.plugins import ProviderRegistry
 from pixecom_core.security.rate_limits import RateLimiter
 from pixecom_core.settings import Settings
+from reference_app.worker.broker import TaskKicker
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,11 @@ class AppResources:
     redis: redis.Redis
     limiter: RateLimiter
     accounts: AccountService
+    #: Installed plugins' providers (payment gateways, …), looked up by identifier.
+    providers: ProviderRegistry
+    inbox: WebhookInbox
+    #: Queues worker tasks (the API never runs them).
+    tasks: TaskKicker
 
 
 def get_resources(request: Request) -> AppResources:

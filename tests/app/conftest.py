@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
@@ -14,10 +14,12 @@ import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
+from pixecom_core.plugins import create_plugin_manager
 from pixecom_core.settings import Settings
 from reference_app.api import create_app
+from tests.ledger import fakepay
 
-ClientFactory = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
+ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 #: A password that passes sign-up's length rule.
 PASSWORD = "correct horse battery staple"
@@ -54,8 +56,15 @@ def api_client_for() -> ClientFactory:
     """Build an app for the given settings, run its lifespan, yield an HTTP client."""
 
     @asynccontextmanager
-    async def open_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(settings)
+    async def open_client(
+        settings: Settings, *, plugins: Sequence[object] | None = None
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        # Core's tests never depend on which plugin distributions happen to be installed:
+        # the app gets the fakepay test gateway unless a test says otherwise.
+        manager = create_plugin_manager(
+            load_entry_points=False, plugins=[fakepay] if plugins is None else plugins
+        )
+        app = create_app(settings, plugin_manager=manager)
         async with (
             LifespanManager(app) as manager,
             httpx.AsyncClient(

@@ -36,8 +36,8 @@ RESOURCE_PARAMETERS = {
     "asset_id": "assets",
     "order_id": "orders",
 }
-#: Path parameters that name no seller resource (public storefront addresses).
-PUBLIC_PARAMETERS = {"slug"}
+#: Path parameters that name no seller resource (storefront addresses, gateway names).
+PUBLIC_PARAMETERS = {"slug", "gateway"}
 #: Routes that are not about seller data at all.
 NOT_SELLER_DATA = {"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"}
 

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pixecom_core.plugins import LOAD_PLUGINS_ENV, PROJECT_NAME
+from pixecom_core.plugins import LOAD_PLUGINS_ENV, PLUGIN_MODULES_ENV, PROJECT_NAME
 
 
 @pytest.fixture(autouse=True)
 def _no_allow_list_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A developer's shell may restrict plugins; every test states the allow-list it needs.
+    # A developer's shell (or the suite-wide test gateway setting) may restrict or add
+    # plugins; every test here states the plugins it needs.
     monkeypatch.delenv(LOAD_PLUGINS_ENV, raising=False)
+    monkeypatch.delenv(PLUGIN_MODULES_ENV, raising=False)
 
 
 class DistributionFactory:

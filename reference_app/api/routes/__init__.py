@@ -2,7 +2,15 @@
 
 from fastapi import APIRouter
 
-from reference_app.api.routes import auth, campaigns, catalog, creatives, orders, public
+from reference_app.api.routes import (
+    auth,
+    campaigns,
+    catalog,
+    creatives,
+    orders,
+    public,
+    webhooks,
+)
 
 #: Every router the app includes, in OpenAPI order.
 ROUTERS: list[APIRouter] = [
@@ -12,4 +20,5 @@ ROUTERS: list[APIRouter] = [
     creatives.router,
     orders.router,
     public.router,
+    webhooks.router,
 ]

@@ -1,0 +1,1 @@
+"""The taskiq worker of the reference deployment: broker, tasks, runner."""

@@ -1,0 +1,189 @@
+"""The taskiq broker and the tasks the reference deployment runs.
+
+One acknowledging broker (``RedisStreamBroker``: XREADGROUP / XACK, unacknowledged messages
+reclaimed with XAUTOCLAIM) per queue, so a task whose worker dies is delivered again
+rather than lost; delivery is therefore at least once and every task is idempotent.
+Stream names carry ``redis_key_prefix``, so deployments (and test runs) sharing a Redis do
+not read each other's queues.
+
+Tasks are registered on a broker built from settings (no import-time globals): the API
+builds one to kick tasks, ``pixecom worker`` builds one to run them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+import redis.asyncio as redis
+from taskiq import AsyncBroker, Context, TaskiqDepends, TaskiqEvents, TaskiqState
+from taskiq_redis import RedisStreamBroker
+
+from pixecom_core.db.engine import create_engine, create_sessionmaker
+from pixecom_core.ledger import Ledger, ProcessResult, WebhookInbox
+from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
+from pixecom_core.settings import Settings
+
+_log = logging.getLogger(__name__)
+
+PROCESS_WEBHOOK = "pixecom.process_webhook"
+
+#: redis-py 8 times blocking reads out after 5 s by default; XREADGROUP blocks for
+#: ``xread_block`` ms, so the socket must wait longer or workers restart in a loop.
+XREAD_BLOCK_MS = 2000
+SOCKET_TIMEOUT_SECONDS = 30
+
+
+class Queue(StrEnum):
+    """Queues by purpose (audit §4, "shard queues"); later work adds per-tier stats queues."""
+
+    PAYMENTS = "payments"
+
+
+def stream_name(settings: Settings, queue: Queue) -> str:
+    """The Redis stream a queue lives in."""
+    return f"{settings.redis_key_prefix}queue:{queue.value}"
+
+
+@dataclass
+class WorkerResources:
+    """What tasks use, opened when a worker starts and closed when it stops."""
+
+    inbox: WebhookInbox
+    sweeper: asyncio.Task[None] | None = None
+
+
+def build_broker(
+    settings: Settings,
+    queue: Queue = Queue.PAYMENTS,
+    *,
+    registry: ProviderRegistry | None = None,
+) -> AsyncBroker:
+    """A broker for ``queue`` with every PixEcom task registered.
+
+    :param registry: the providers tasks dispatch to; built from the installed plugins
+        (``PIXECOM_LOAD_PLUGINS``, ``PIXECOM_PLUGIN_MODULES``) when not given.
+    """
+    assert settings.redis_url is not None, "REDIS_URL is required for the worker"
+    broker = RedisStreamBroker(
+        settings.redis_url,
+        queue_name=stream_name(settings, queue),
+        consumer_group_name=f"{settings.redis_key_prefix}workers",
+        xread_block=XREAD_BLOCK_MS,
+        maxlen=settings.queue_max_length,
+        idle_timeout=int(settings.worker_redelivery_after_seconds * 1000),
+        unacknowledged_lock_timeout=settings.worker_redelivery_after_seconds,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+    )
+
+    async def process_webhook(
+        inbox_id: int, context: Annotated[Context, TaskiqDepends()]
+    ) -> str:
+        """Turn one stored webhook delivery into ledger facts (idempotent)."""
+        resources: WorkerResources = context.state.pixecom
+        async with asyncio.timeout(settings.webhook_task_timeout_seconds):
+            result = await resources.inbox.process(inbox_id)
+        _log.info("webhook %s: %s", inbox_id, result.value)
+        return result.value
+
+    broker.register_task(process_webhook, task_name=PROCESS_WEBHOOK)
+
+    async def on_worker_startup(state: TaskiqState) -> None:
+        engine = create_engine(settings, role="app")
+        sessions = create_sessionmaker(engine)
+        providers = registry or ProviderRegistry(create_plugin_manager())
+        ledger = Ledger(sessions, settings, providers.plugin_manager)
+        resources = WorkerResources(inbox=WebhookInbox(sessions, settings, providers, ledger))
+        resources.sweeper = asyncio.create_task(_sweep_inbox(broker, resources, settings))
+        state.pixecom = resources
+        state.pixecom_engine = engine
+
+    async def on_worker_shutdown(state: TaskiqState) -> None:
+        resources: WorkerResources | None = getattr(state, "pixecom", None)
+        if resources is not None and resources.sweeper is not None:
+            resources.sweeper.cancel()
+        engine = getattr(state, "pixecom_engine", None)
+        if engine is not None:
+            await engine.dispose()
+
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, on_worker_startup)
+    broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, on_worker_shutdown)
+    return broker
+
+
+class TaskKicker:
+    """Queues tasks from a process that does not run them (the API).
+
+    The broker is started on first use, not at process start: the API must come up (and
+    answer its probes) while Redis is down, and a kick that fails then is recovered by the
+    worker's inbox sweep.
+    """
+
+    def __init__(self, broker: AsyncBroker) -> None:
+        self.broker = broker
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    async def _ensure_started(self) -> None:
+        if self._started:
+            return
+        async with self._lock:
+            if not self._started:
+                # Declares the consumer group, so no message queued before the first
+                # worker starts is skipped.
+                await self.broker.startup()
+                self._started = True
+
+    async def process_webhook(self, inbox_id: int) -> None:
+        """Queue the processing of one stored delivery."""
+        await self._ensure_started()
+        await kick_process_webhook(self.broker, inbox_id)
+
+    async def close(self) -> None:
+        """Release the broker's connections."""
+        if self._started:
+            await self.broker.shutdown()
+
+
+async def kick_process_webhook(broker: AsyncBroker, inbox_id: int) -> None:
+    """Queue the processing of one stored delivery on a started broker."""
+    task = broker.find_task(PROCESS_WEBHOOK)
+    assert task is not None
+    await task.kiq(inbox_id)
+
+
+async def _sweep_inbox(broker: AsyncBroker, resources: WorkerResources, settings: Settings) -> None:
+    """Every ``inbox_sweep_seconds``: queue deliveries that are due and have no live task
+    (the kick was lost, or a deferred delivery's retry time came). One worker sweeps per
+    interval (a Redis lock), so several workers do not queue the same deliveries."""
+    assert settings.redis_url is not None
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=SOCKET_TIMEOUT_SECONDS)
+    lock_key = f"{settings.redis_key_prefix}lock:inbox-sweep"
+    interval = settings.inbox_sweep_seconds
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await client.set(lock_key, "1", nx=True, px=int(interval * 900)):
+                    continue
+                for inbox_id in await resources.inbox.due(grace_seconds=interval):
+                    await kick_process_webhook(broker, inbox_id)
+            except Exception:  # the sweeper must outlive a database or Redis hiccup
+                _log.exception("inbox sweep failed; retrying at the next interval")
+    finally:
+        await client.aclose()
+
+
+__all__ = [
+    "PROCESS_WEBHOOK",
+    "ProcessResult",
+    "Queue",
+    "TaskKicker",
+    "WorkerResources",
+    "build_broker",
+    "kick_process_webhook",
+    "stream_name",
+]
