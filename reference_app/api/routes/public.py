@@ -8,11 +8,14 @@ and ``Cache-Control``, so browsers and CDNs can hold it, and a client revalidati
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response, status
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 
 from pixecom_core.catalog import PublicSellpage, Storefront, StorefrontCache
+from pixecom_core.orders.checkout import MAX_QUANTITY, Checkout, CheckoutRequest
 from reference_app.api.dependencies import PublicThrottle
 from reference_app.api.errors import error_responses
 from reference_app.api.resources import ResourcesDep
@@ -78,3 +81,80 @@ async def public_sellpage(
     if etag_matches(if_none_match, page.etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(content=page.body, media_type="application/json", headers=headers)
+
+
+class CheckoutIn(BaseModel):
+    """A shopper's order from a sellpage; the price is the one in effect, never sent."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "gateway": "stripe",
+                    "customer_email": "shopper@example.com",
+                    "quantity": 1,
+                    "return_url": "https://shop.example.com/thanks",
+                    "cancel_url": "https://shop.example.com/cart",
+                }
+            ]
+        }
+    )
+
+    gateway: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    customer_email: EmailStr = Field(max_length=254)
+    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    return_url: HttpUrl
+    cancel_url: HttpUrl
+
+
+class CheckoutOut(BaseModel):
+    """The pending order and what the storefront needs to let the shopper pay."""
+
+    order_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    gateway: str
+    gateway_reference: str = Field(description="The gateway's payment id.")
+    client_secret: str | None = Field(
+        default=None, description="For gateways confirmed client-side (Stripe.js)."
+    )
+    approval_url: str | None = Field(
+        default=None, description="For gateways that redirect the shopper (PayPal)."
+    )
+
+
+@router.post(
+    "/sellpages/{slug}/orders",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CheckoutOut,
+    summary="Order from a sellpage and start paying",
+    dependencies=[PublicThrottle],
+    responses=error_responses(404, 409, 422, 429, 502, 503),
+)
+async def place_order(slug: str, body: CheckoutIn, resources: ResourcesDep) -> CheckoutOut:
+    """Creates a PENDING order at the current price and the chosen gateway's payment.
+
+    The order becomes PAID when the gateway's webhook reports the capture.
+    """
+    placed = await Checkout(
+        resources.sessions, resources.settings, resources.providers
+    ).place_order(
+        CheckoutRequest(
+            slug=slug,
+            gateway=body.gateway,
+            customer_email=str(body.customer_email),
+            quantity=body.quantity,
+            return_url=str(body.return_url),
+            cancel_url=str(body.cancel_url),
+        )
+    )
+    secret = placed.session.client_secret
+    return CheckoutOut(
+        order_id=placed.order_id,
+        amount_minor=placed.amount_minor,
+        currency=placed.currency,
+        gateway=placed.session.gateway,
+        gateway_reference=placed.session.gateway_reference,
+        client_secret=secret.get_secret_value() if secret is not None else None,
+        approval_url=placed.session.approval_url,
+    )
