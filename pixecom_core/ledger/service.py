@@ -68,6 +68,22 @@ _INSERT_ORDER_EVENT = text(
             CAST(:payload AS jsonb))
     """
 )
+# audit §6: a refund (or any late fact) changes the revenue of its order's day, which may
+# have been aggregated already: mark that sellpage-day for re-aggregation.
+_MARK_DAY_DIRTY = text(
+    """
+    INSERT INTO sellpage_stats_daily
+        (seller_id, sellpage_id, stat_date, reporting_currency, spend_minor,
+         gross_revenue_minor, refunds_minor, chargebacks_minor, net_revenue_minor,
+         orders_count, needs_reaggregation)
+    SELECT o.seller_id, o.sellpage_id, (o.created_at AT TIME ZONE s.timezone)::date,
+           s.reporting_currency, 0, 0, 0, 0, 0, 0, true
+      FROM orders AS o JOIN sellers AS s ON s.id = o.seller_id
+     WHERE o.seller_id = :seller_id AND o.id = :order_id AND o.created_at = :created_at
+       AND o.sellpage_id IS NOT NULL
+    ON CONFLICT (seller_id, sellpage_id, stat_date) DO UPDATE SET needs_reaggregation = true
+    """
+)
 _SET_STATUS = text(
     "UPDATE orders SET status = :status, updated_at = now()"
     " WHERE seller_id = :seller_id AND id = :order_id AND created_at = :created_at"
@@ -179,6 +195,7 @@ class Ledger:
         current = (await session.execute(_LOCK_ORDER, keys)).scalar_one_or_none()
         if current is None:
             raise UnknownPaymentError(f"order {owner.order_id} is not (yet) visible; will retry")
+        recorded_before = len(outcome.recorded)
         for event in events:
             event_type = PaymentEventType(event.kind.value.upper())
             row = (
@@ -242,6 +259,8 @@ class Ledger:
                     ),
                 },
             )
+        if len(outcome.recorded) > recorded_before:
+            await session.execute(_MARK_DAY_DIRTY, keys)
         states = await self.money_state(scope, owner.order_id)
         previous = OrderStatus(current)
         status = derive_status(previous, states)

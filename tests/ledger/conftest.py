@@ -81,16 +81,18 @@ def insert_order(
     total_minor: int = 10_000,
     currency: str = "USD",
     payment: str | None = None,
+    created_at: datetime | None = None,
+    sellpage_id: uuid.UUID | None = None,
 ) -> PayableOrder:
     """A PENDING order of ``seller_id`` with its gateway payment registered."""
     payment = payment or f"fp_{uuid.uuid4().hex}"
-    created_at = datetime.now(UTC)
+    created_at = created_at or datetime.now(UTC)
     with seller_scope(conn, seller_id):
         row = conn.execute(
             "INSERT INTO orders (seller_id, created_at, currency, subtotal_minor, total_minor,"
-            " customer_email, payment_gateway, payment_id) VALUES (%s, %s, %s, %s, %s,"
-            " 'buyer@example.com', 'fakepay', %s) RETURNING id",
-            (seller_id, created_at, currency, total_minor, total_minor, payment),
+            " customer_email, payment_gateway, payment_id, sellpage_id) VALUES (%s, %s, %s, %s,"
+            " %s, 'buyer@example.com', 'fakepay', %s, %s) RETURNING id",
+            (seller_id, created_at, currency, total_minor, total_minor, payment, sellpage_id),
         ).fetchone()
         assert row is not None
         order_id = uuid.UUID(str(row[0]))

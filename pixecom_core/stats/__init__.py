@@ -1,0 +1,18 @@
+"""The stats pipeline: raw ingest, latest-snapshot daily rows, sellpage earnings."""
+
+from pixecom_core.stats.aggregate import (
+    SellpageAggregation,
+    aggregate_daily,
+    aggregate_sellpages,
+    dirty_days,
+)
+from pixecom_core.stats.ingest import IngestReport, ingest_raw
+
+__all__ = [
+    "IngestReport",
+    "SellpageAggregation",
+    "aggregate_daily",
+    "aggregate_sellpages",
+    "dirty_days",
+    "ingest_raw",
+]

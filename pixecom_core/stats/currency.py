@@ -1,0 +1,60 @@
+"""Minor units per currency (ISO 4217 exponents), and converting micros to minor units.
+
+Ad networks report money in micros (millionths of the major unit); the ledger and
+``sellpage_stats_daily`` hold integer minor units (cents, yen, fils). The conversion is
+done in one place — here, as a SQL expression used by the set-based aggregation — with
+the currency's real exponent, so a JPY or KWD account is not off by a factor of 100.
+"""
+
+from __future__ import annotations
+
+from pixecom_core.models.base import sql_in_list
+
+#: Currencies whose minor unit is not 1/100 of the major (ISO 4217); every other is 2.
+NON_DEFAULT_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys(
+        [
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ],
+        0,
+    ),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    "CLF": 4,
+    "UYW": 4,
+}
+DEFAULT_EXPONENT = 2
+
+
+def exponent(currency: str) -> int:
+    """Digits after the decimal point in ``currency``'s minor unit."""
+    return NON_DEFAULT_EXPONENTS.get(currency, DEFAULT_EXPONENT)
+
+
+def micros_per_minor_unit_sql(currency_column: str) -> str:
+    """A SQL expression: how many micros one minor unit of ``currency_column`` is."""
+    cases = []
+    for digits in sorted(set(NON_DEFAULT_EXPONENTS.values())):
+        codes = [code for code, value in NON_DEFAULT_EXPONENTS.items() if value == digits]
+        cases.append(f"WHEN {currency_column} IN ({sql_in_list(codes)}) THEN {10 ** (6 - digits)}")
+    return f"(CASE {' '.join(cases)} ELSE {10 ** (6 - DEFAULT_EXPONENT)} END)"
+
+
+def minor_per_major_sql(currency_column: str) -> str:
+    """A SQL expression: minor units in one major unit of ``currency_column``."""
+    return f"(1000000 / {micros_per_minor_unit_sql(currency_column)})"
