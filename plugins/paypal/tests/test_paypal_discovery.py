@@ -3,7 +3,7 @@
 import importlib.metadata
 
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager, describe_plugins
-from pixecom_core.providers import PaymentGateway
+from pixecom_core.providers import PaymentGateway, Sandbox
 
 
 def test_distribution_declares_the_entry_point() -> None:
@@ -35,4 +35,15 @@ def test_plugin_is_described_with_its_distribution_and_hook() -> None:
     [info] = [plugin for plugin in plugins if plugin.name == "paypal"]
     assert info.distribution == "pixecom-paypal"
     assert info.version == importlib.metadata.version("pixecom-paypal")
-    assert info.hooks == ("pixecom_register_payment_gateways",)
+    assert info.hooks == ("pixecom_register_payment_gateways", "pixecom_register_sandboxes")
+
+
+def test_registry_returns_the_sandbox_by_name() -> None:
+    registry = ProviderRegistry(create_plugin_manager(allow={"paypal"}))
+
+    sandbox = registry.sandbox("paypal")
+
+    assert isinstance(sandbox, Sandbox)
+    assert sandbox.provider == "paypal"
+    # A fresh app per call: state never leaks from one server start to the next.
+    assert sandbox.create_app() is not sandbox.create_app()

@@ -1,0 +1,360 @@
+"""PayPal's REST wire protocol over httpx: OAuth2 token, Orders v2, captures, disputes, webhooks.
+
+The client speaks JSON dictionaries shaped exactly like PayPal's documents; the gateway turns
+them into core's values. Every failure leaves as a class of
+:mod:`pixecom_core.providers.errors`:
+
+==========================================  ============================================
+PayPal answers                              raised
+==========================================  ============================================
+401 (after one token refresh), bad secret   ``ProviderAuthError``
+429                                         ``PayPalRateLimited`` (throttled *and* transient)
+5xx, timeout, connection failure            ``ProviderTransientError``
+any other 4xx                               ``PayPalAPIError`` with ``name``, ``debug_id``
+==========================================  ============================================
+"""
+
+import asyncio
+import json
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import certifi
+import httpx
+
+from pixecom_core.providers import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderThrottled,
+    ProviderTransientError,
+)
+from pixecom_paypal.settings import PayPalSettings
+
+PROVIDER = "paypal"
+
+JSONObject = dict[str, Any]
+
+
+class PayPalAPIError(ProviderError):
+    """PayPal refused a request (a 4xx other than 401 and 429); retrying the same call fails again.
+
+    :param status_code: the HTTP status.
+    :param name: PayPal's error name (``UNPROCESSABLE_ENTITY``, ``RESOURCE_NOT_FOUND``, ...).
+    :param debug_id: PayPal's id of the failed call; quote it to PayPal support.
+    :param issues: the ``details[].issue`` codes (``ORDER_NOT_APPROVED``, ...).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        name: str | None,
+        debug_id: str | None,
+        issues: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, provider=PROVIDER)
+        self.status_code = status_code
+        self.name = name
+        self.debug_id = debug_id
+        self.issues = issues
+
+
+class PayPalRateLimited(ProviderThrottled, ProviderTransientError):
+    """PayPal answered 429: wait ``retry_after_seconds`` (when it said) and retry the call.
+
+    Both a ``ProviderThrottled`` (it carries the pause) and a ``ProviderTransientError`` (a
+    worker that only knows transient errors retries it with backoff).
+    """
+
+
+def tls_verification(settings: PayPalSettings) -> ssl.SSLContext | bool:
+    """Return httpx's ``verify`` for ``settings``: certifi's roots, plus ``tls_ca_file`` if set."""
+    if settings.tls_ca_file is None:
+        return True
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.load_verify_locations(cafile=str(settings.tls_ca_file))
+    return context
+
+
+class PayPalClient:
+    """An async client of PayPal's REST API, holding one cached OAuth2 access token.
+
+    :param settings: where PayPal is and the app's credentials.
+    :param http: an httpx client to use instead of building one (the caller closes it).
+    :param clock: monotonic seconds, for the token's expiry; tests pass a fake.
+    """
+
+    def __init__(
+        self,
+        settings: PayPalSettings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._http = http
+        self._owns_http = http is None
+        self._clock = clock
+        self._token: str | None = None
+        self._token_refresh_at = 0.0
+        self._token_lock = asyncio.Lock()
+
+    def _client(self) -> httpx.AsyncClient:
+        # Built on first use, inside the event loop that will use it.
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                base_url=self._settings.api_base,
+                timeout=httpx.Timeout(self._settings.timeout_seconds),
+                verify=tls_verification(self._settings),
+                follow_redirects=False,
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections this client opened."""
+        if self._http is not None and self._owns_http:
+            await self._http.aclose()
+            self._http = None
+
+    # -- OAuth2 client credentials ------------------------------------------------------
+
+    def _credentials(self) -> tuple[str, str]:
+        settings = self._settings
+        missing = [
+            name
+            for name, value in (
+                ("PIXECOM_PAYPAL_CLIENT_ID", settings.client_id),
+                ("PIXECOM_PAYPAL_CLIENT_SECRET", settings.client_secret),
+            )
+            if not value
+        ]
+        if missing or settings.client_id is None or settings.client_secret is None:
+            raise ProviderAuthError(
+                f"PayPal credentials are not configured: set {' and '.join(missing)}",
+                provider=PROVIDER,
+            )
+        return settings.client_id, settings.client_secret.get_secret_value()
+
+    async def access_token(self, *, refused: str | None = None) -> str:
+        """Return a valid access token, fetching one only when none is cached or it is due.
+
+        :param refused: a token PayPal just answered 401 to; it is dropped unless another call
+            already replaced it, so concurrent 401s refresh the token once.
+        """
+        async with self._token_lock:
+            if refused is not None and self._token == refused:
+                self._token = None
+            if self._token is not None and self._clock() < self._token_refresh_at:
+                return self._token
+            client_id, client_secret = self._credentials()
+            response = await self._send(
+                "POST",
+                "/v1/oauth2/token",
+                auth=(client_id, client_secret),
+                data={"grant_type": "client_credentials"},
+                headers={"Accept": "application/json"},
+            )
+            if response.status_code in (400, 401):
+                body = _json_or_empty(response)
+                raise ProviderAuthError(
+                    "PayPal refused the client credentials "
+                    f"({body.get('error', response.status_code)}: "
+                    f"{body.get('error_description', 'no description')}); check "
+                    "PIXECOM_PAYPAL_CLIENT_ID, PIXECOM_PAYPAL_CLIENT_SECRET and api_base",
+                    provider=PROVIDER,
+                )
+            payload = self._checked(response, "POST /v1/oauth2/token")
+            token = payload.get("access_token")
+            expires_in = payload.get("expires_in")
+            if not isinstance(token, str) or not isinstance(expires_in, int | float):
+                raise ProviderTransientError(
+                    "PayPal's token response lacks access_token or expires_in", provider=PROVIDER
+                )
+            # Renew a little before PayPal's expiry (a minute, or a tenth of a short lifetime),
+            # so a token never expires between the check and the call.
+            self._token = token
+            self._token_refresh_at = self._clock() + expires_in - min(60.0, expires_in / 10)
+            return token
+
+    # -- transport ----------------------------------------------------------------------
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._client().request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ProviderTransientError(
+                f"PayPal did not answer {method} {path} within {self._settings.timeout_seconds} s",
+                provider=PROVIDER,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ProviderTransientError(
+                f"could not reach PayPal for {method} {path}: {exc!r}", provider=PROVIDER
+            ) from exc
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: JSONObject | None = None,
+        content: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> JSONObject:
+        """Call the API with the bearer token and return the JSON answer.
+
+        A 401 drops the token and retries once with a fresh one; a second 401 is a
+        ``ProviderAuthError``.
+
+        :param json_body: the request body as a dictionary.
+        :param content: the request body as ready JSON bytes (instead of ``json_body``).
+        :param params: query parameters.
+        :param request_id: PayPal's idempotency key (``PayPal-Request-Id``).
+        """
+        headers = {"Accept": "application/json"}
+        if request_id is not None:
+            headers["PayPal-Request-Id"] = request_id
+        if json_body is not None:
+            content = json.dumps(json_body, separators=(",", ":")).encode()
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        label = f"{method} {path}"
+        refused: str | None = None
+        for _attempt in (1, 2):
+            token = await self.access_token(refused=refused)
+            response = await self._send(
+                method,
+                path,
+                content=content,
+                params=params,
+                headers={**headers, "Authorization": f"Bearer {token}"},
+            )
+            if response.status_code != 401:
+                return self._checked(response, label)
+            refused = token
+        body = _json_or_empty(response)
+        raise ProviderAuthError(
+            f"PayPal refused a fresh access token for {label} "
+            f"({body.get('name') or body.get('error')}: "
+            f"{body.get('message') or body.get('error_description')})",
+            provider=PROVIDER,
+        )
+
+    def _checked(self, response: httpx.Response, label: str) -> JSONObject:
+        status = response.status_code
+        if 200 <= status < 300:
+            if not response.content:
+                return {}
+            payload = _json_or_empty(response)
+            if not payload and response.content.strip() != b"{}":
+                raise ProviderTransientError(
+                    f"PayPal answered {label} with a body that is not a JSON object",
+                    provider=PROVIDER,
+                )
+            return payload
+        body = _json_or_empty(response)
+        name = _string(body.get("name")) or _string(body.get("error"))
+        message = _string(body.get("message")) or _string(body.get("error_description")) or ""
+        debug_id = _string(body.get("debug_id")) or response.headers.get("paypal-debug-id")
+        summary = f"PayPal answered {label} with {status} {name or ''}: {message}".rstrip(": ")
+        if debug_id:
+            summary += f" (debug_id {debug_id})"
+        if status == 429:
+            raise PayPalRateLimited(
+                summary,
+                retry_after_seconds=_retry_after(response.headers.get("retry-after")),
+                provider=PROVIDER,
+            )
+        if status >= 500:
+            raise ProviderTransientError(summary, provider=PROVIDER)
+        details = body.get("details")
+        issues = tuple(
+            issue
+            for detail in (details if isinstance(details, list) else [])
+            if isinstance(detail, dict) and isinstance(issue := detail.get("issue"), str)
+        )
+        if issues:
+            summary += f"; issues: {', '.join(issues)}"
+        raise PayPalAPIError(
+            summary, status_code=status, name=name, debug_id=debug_id, issues=issues
+        )
+
+    # -- Orders v2 ----------------------------------------------------------------------
+
+    async def create_order(self, order: JSONObject, *, request_id: str) -> JSONObject:
+        """``POST /v2/checkout/orders``; the same ``request_id`` returns the same order."""
+        return await self.request(
+            "POST", "/v2/checkout/orders", json_body=order, request_id=request_id
+        )
+
+    async def capture_order(self, order_id: str, *, request_id: str) -> JSONObject:
+        """``POST /v2/checkout/orders/{id}/capture``; idempotent on ``request_id``."""
+        return await self.request(
+            "POST",
+            f"/v2/checkout/orders/{quote(order_id, safe='')}/capture",
+            json_body={},
+            request_id=request_id,
+        )
+
+    async def get_order(self, order_id: str) -> JSONObject:
+        """``GET /v2/checkout/orders/{id}``."""
+        return await self.request("GET", f"/v2/checkout/orders/{quote(order_id, safe='')}")
+
+    async def get_capture(self, capture_id: str) -> JSONObject:
+        """``GET /v2/payments/captures/{id}``: the capture, with its order in supplementary data."""
+        return await self.request("GET", f"/v2/payments/captures/{quote(capture_id, safe='')}")
+
+    async def list_disputes(self, *, disputed_transaction_id: str) -> list[JSONObject]:
+        """``GET /v1/customer/disputes?disputed_transaction_id=…``: disputes about one capture."""
+        payload = await self.request(
+            "GET",
+            "/v1/customer/disputes",
+            params={"disputed_transaction_id": disputed_transaction_id},
+        )
+        items = payload.get("items", [])
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+    # -- webhooks -----------------------------------------------------------------------
+
+    async def verify_webhook_signature(
+        self, *, transmission: Mapping[str, str], webhook_event: bytes
+    ) -> str:
+        """``POST /v1/notifications/verify-webhook-signature``; return ``verification_status``.
+
+        :param transmission: ``auth_algo``, ``cert_url``, ``transmission_id``,
+            ``transmission_sig``, ``transmission_time`` and ``webhook_id``.
+        :param webhook_event: the raw webhook body, a JSON object. It is embedded byte for
+            byte, not re-serialised: PayPal checks the signature against what it sent.
+        """
+        fields = json.dumps(dict(transmission), separators=(",", ":"))
+        content = fields[:-1].encode() + b',"webhook_event":' + webhook_event + b"}"
+        payload = await self.request(
+            "POST", "/v1/notifications/verify-webhook-signature", content=content
+        )
+        return _string(payload.get("verification_status")) or ""
+
+
+def _json_or_empty(response: httpx.Response) -> JSONObject:
+    try:
+        payload = response.json()
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

@@ -1,0 +1,99 @@
+"""Settings of the PayPal gateway: one pydantic-settings class, read from ``PIXECOM_PAYPAL_*``.
+
+Every field has a default, so the plugin loads on a machine that does not use PayPal; a call
+that needs a missing credential fails then, naming the variable to set.
+"""
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: PayPal's production REST host; the sandbox account's host is ``https://api-m.sandbox.paypal.com``.
+PAYPAL_API_BASE = "https://api-m.paypal.com"
+
+#: Where PayPal serves the certificates that sign webhooks: hosts under ``paypal.com`` only.
+PAYPAL_CERT_HOST_SUFFIXES = (".paypal.com",)
+
+
+class PayPalSettings(BaseSettings):
+    """How the ``paypal`` gateway reaches PayPal and checks its webhooks.
+
+    :param api_base: the REST API root, e.g. ``https://api-m.paypal.com`` (live),
+        ``https://api-m.sandbox.paypal.com`` (PayPal's sandbox) or the loopback URL of this
+        plugin's sandbox.
+    :param client_id: the REST app's client id (OAuth2 client credentials).
+    :param client_secret: the REST app's secret.
+    :param webhook_id: the id PayPal gave the webhook subscription; it is part of the signed
+        message, so a delivery meant for another subscription fails verification.
+    :param verification: ``"offline"`` checks the signature here with the certificate from
+        ``PAYPAL-CERT-URL``; ``"api"`` asks PayPal's verify-webhook-signature endpoint.
+    :param allowed_cert_host_suffixes: hosts the signing certificate may be downloaded from.
+        An entry with a leading dot (``.paypal.com``) matches any host under that domain, one
+        without (``127.0.0.1``) matches that host exactly. Production must keep the default:
+        widening it lets anyone who controls an allowed host sign webhooks. Tests and the
+        dev deployment add the loopback host their sandbox listens on, and nothing else.
+    :param max_transmission_age_seconds: how far ``PAYPAL-TRANSMISSION-TIME`` may be from now,
+        either way. PayPal signs every delivery attempt afresh, so retries stay fresh.
+    :param tls_ca_file: an extra PEM bundle trusted on top of certifi's, for a sandbox that
+        serves TLS on loopback with its own CA. Leave unset against PayPal.
+    :param timeout_seconds: the timeout of each HTTP call to PayPal.
+    :param capture_on_approval: capture an order when ``CHECKOUT.ORDER.APPROVED`` arrives
+        (intent ``CAPTURE``: the approval itself moves no money). Turn off when the
+        storefront captures on its return URL with :meth:`PayPalGateway.capture_payment`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIXECOM_PAYPAL_",
+        env_file=None,
+        extra="ignore",
+    )
+
+    api_base: str = PAYPAL_API_BASE
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    webhook_id: str | None = None
+    verification: Literal["offline", "api"] = "offline"
+    allowed_cert_host_suffixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(PAYPAL_CERT_HOST_SUFFIXES)
+    )
+    max_transmission_age_seconds: float = Field(default=300.0, gt=0)
+    tls_ca_file: Path | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    capture_on_approval: bool = True
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base_is_http(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"api_base must be an http(s) URL, not {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("allowed_cert_host_suffixes", mode="before")
+    @classmethod
+    def _split_suffixes(cls, value: Any) -> Any:
+        # The environment gives one string: accept a JSON list or a comma-separated list.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in (piece.strip() for piece in text.split(",")) if part]
+        return value
+
+    @field_validator("allowed_cert_host_suffixes")
+    @classmethod
+    def _suffixes_name_hosts(cls, value: list[str]) -> list[str]:
+        checked = []
+        for entry in value:
+            suffix = entry.strip().lower()
+            if not suffix or any(char in suffix for char in "/:@?#* "):
+                raise ValueError(f"{entry!r} is not a host name or a .domain suffix")
+            # ".com" would trust every .com host: a suffix must name a domain of its own.
+            if suffix.startswith(".") and "." not in suffix[1:]:
+                raise ValueError(f"{entry!r} is a bare top-level domain; name the domain itself")
+            checked.append(suffix)
+        if not checked:
+            raise ValueError("at least one certificate host is needed (PayPal's is .paypal.com)")
+        return checked
