@@ -37,6 +37,7 @@ from pixecom_core.models.catalog import (
     SellpageStatus,
 )
 from pixecom_core.models.fx import FxRate
+from pixecom_core.models.jobs import DeadLetter
 from pixecom_core.models.orders import (
     PAID_LIKE_STATUSES,
     Order,
@@ -123,6 +124,7 @@ __all__ = [
     "CreativeAsset",
     "CreativeAssetRole",
     "CreativeStatus",
+    "DeadLetter",
     "FxRate",
     "LoginIdentity",
     "Order",

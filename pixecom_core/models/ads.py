@@ -107,6 +107,16 @@ class AdAccount(SellerOwned, table=True):
         default=False, nullable=False, sa_column_kwargs={"server_default": text("false")}
     )
     last_synced_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    #: When a sync of this account last started; with ``last_synced_at`` it gives the lag.
+    last_sync_attempt_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    #: Why the last sync failed (cleared by a success); never contains the token.
+    last_sync_error: str | None = Field(default=None, sa_type=Text)
+    #: Failed syncs in a row.
+    sync_failures: int = Field(
+        default=0, sa_type=Integer, nullable=False, sa_column_kwargs={"server_default": "0"}
+    )
+    #: The network asked to wait until then (rate limit); syncs are delayed, not failed.
+    throttled_until: datetime | None = Field(default=None, sa_type=timestamp_type())
 
 
 class Page(SellerOwned, table=True):

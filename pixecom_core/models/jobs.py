@@ -1,0 +1,47 @@
+"""Dead letters: background jobs that failed for good, kept for an operator."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Identity, Index, Integer, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from pixecom_core.models.base import empty_jsonb_default, now_default, timestamp_type, utcnow
+
+
+class DeadLetter(SQLModel, table=True):
+    """A job that exhausted its retries (audit §2, scenario C: "no DLQ").
+
+    System table (a job may concern no seller); one row per task id, so a redelivered
+    failure is recorded once. ``pixecom jobs dead-letters`` lists the open ones; resolving
+    one sets ``resolved_at``.
+    """
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        UniqueConstraint("task_name", "task_id"),
+        Index("ix_dead_letters_open", "failed_at", postgresql_where="resolved_at IS NULL"),
+    )
+
+    id: int | None = Field(
+        default=None, primary_key=True, sa_type=BigInteger, sa_column_args=[Identity(always=False)]
+    )
+    task_name: str = Field(sa_type=Text, nullable=False)
+    task_id: str = Field(sa_type=Text, nullable=False)
+    seller_id: uuid.UUID | None = Field(default=None, foreign_key="sellers.id")
+    arguments: dict[str, Any] = Field(
+        default_factory=dict, sa_type=JSONB, nullable=False, sa_column_kwargs=empty_jsonb_default()
+    )
+    error: str = Field(sa_type=Text, nullable=False)
+    attempts: int = Field(sa_type=Integer, nullable=False)
+    failed_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+    resolved_at: datetime | None = Field(default=None, sa_type=timestamp_type())
