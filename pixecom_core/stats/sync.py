@@ -1,0 +1,290 @@
+"""One seller's stats sync: fetch, ingest, aggregate — the pipeline's unit of work.
+
+For each ad account of the seller that can be synced, the last ``days_back`` days (in
+the account's time zone; 3 every cycle, 28 in the daily restatement sweep — Meta restates
+up to 28 days) are fetched at campaign, ad-set and ad level, streamed into
+``ad_stats_raw`` in batches (a transaction is open only while a batch is written, never
+while the network answers: audit B3, pool exhaustion), and adopted into
+``ad_stats_daily``. Then the seller's sellpage days — the window plus days marked by late
+refunds or attribution — are re-aggregated.
+
+Provider errors decide what happens to an account, never to the others: a throttled
+account is delayed (``throttled_until``), not failed; a refused token marks it for
+reconnection; anything else is recorded as the account's last error and retried next
+cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+import pluggy
+from pydantic import SecretStr
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from pixecom_core.models.ads import AdAccount, AdAccountStatus
+from pixecom_core.models.sellers import Seller
+from pixecom_core.plugins import ProviderRegistry, UnknownProviderError
+from pixecom_core.providers import (
+    AdAccountCredentials,
+    EntityLevel,
+    InsightRow,
+    ProviderAuthError,
+    ProviderError,
+    ProviderThrottled,
+    StatsAggregationSummary,
+)
+from pixecom_core.security.secret_box import SecretBox
+from pixecom_core.settings import Settings
+from pixecom_core.stats.aggregate import aggregate_daily, aggregate_sellpages, dirty_days
+from pixecom_core.stats.ingest import ingest_raw
+from pixecom_core.tenancy import SellerContext
+
+_log = logging.getLogger(__name__)
+
+#: Rows written per transaction while a report streams in.
+INGEST_BATCH_ROWS = 5_000
+#: How long a throttled account waits when the network did not say.
+DEFAULT_THROTTLE_SECONDS = 60.0
+LEVELS = (EntityLevel.CAMPAIGN, EntityLevel.ADSET, EntityLevel.AD)
+
+
+class AccountOutcome(StrEnum):
+    """What a sync did with one ad account."""
+
+    SYNCED = "synced"
+    THROTTLED = "throttled"
+    NEEDS_RECONNECT = "needs_reconnect"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class AccountSync:
+    """One ad account's part of a sync."""
+
+    ad_account_id: uuid.UUID
+    outcome: AccountOutcome
+    rows_received: int = 0
+    rows_inserted: int = 0
+    daily_rows: int = 0
+    error: str | None = None
+    retry_after_seconds: float | None = None
+
+
+@dataclass
+class SellerSync:
+    """What one seller's sync did."""
+
+    seller_id: uuid.UUID
+    accounts: list[AccountSync] = field(default_factory=list)
+    sellpage_days: tuple[date, ...] = ()
+    sellpage_rows: int = 0
+
+    @property
+    def throttled(self) -> bool:
+        """Whether some account is waiting for the network's rate limit."""
+        return any(a.outcome is AccountOutcome.THROTTLED for a in self.accounts)
+
+
+async def _batches(rows: AsyncIterator[InsightRow], size: int) -> AsyncIterator[list[InsightRow]]:
+    batch: list[InsightRow] = []
+    async for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class StatsSync:
+    """Syncs sellers' ad accounts through their ad-network plugins.
+
+    :param sessions: app-role session factory; every write happens in the seller's scope.
+    :param registry: ad networks by identifier.
+    :param box: decrypts stored account tokens (plaintext lives only for the calls).
+    :param plugin_manager: receives ``pixecom_on_stats_aggregated`` after each sync.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        registry: ProviderRegistry,
+        box: SecretBox,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._registry = registry
+        self._box = box
+        self._pm = plugin_manager
+
+    async def sync_seller(
+        self, seller_id: uuid.UUID, *, days_back: int, now: datetime | None = None
+    ) -> SellerSync:
+        """Sync every ad account of ``seller_id`` over its last ``days_back`` days, then
+        re-aggregate the seller's sellpage days. Safe to run again: nothing doubles."""
+        now = now or datetime.now(UTC)
+        context = SellerContext(
+            seller_id=seller_id, sessions=self._sessions, settings=self._settings
+        )
+        async with context.scope() as scope:
+            accounts = list(
+                (
+                    await scope.session.scalars(
+                        select(AdAccount)
+                        .where(col(AdAccount.seller_id) == seller_id)
+                        .order_by(col(AdAccount.id))
+                    )
+                ).all()
+            )
+        result = SellerSync(seller_id=seller_id)
+        touched: set[date] = set()
+        for account in accounts:
+            outcome, account_days = await self._sync_account(context, account, days_back, now)
+            result.accounts.append(outcome)
+            touched |= account_days
+        async with context.scope() as scope:
+            days = sorted(touched | set(await dirty_days(scope)))
+            aggregation = await aggregate_sellpages(scope, days)
+            seller = await scope.session.get(Seller, seller_id)
+        result.sellpage_days = aggregation.days
+        result.sellpage_rows = aggregation.rows_written
+        if self._pm is not None and days and seller is not None:
+            summary = StatsAggregationSummary(
+                seller_id=seller_id,
+                since=days[0],
+                until=days[-1],
+                ad_entity_days=sum(a.daily_rows for a in result.accounts),
+                sellpage_days=aggregation.rows_written,
+                reporting_currency=seller.reporting_currency,
+                aggregated_at=datetime.now(UTC),
+            )
+            try:
+                self._pm.hook.pixecom_on_stats_aggregated(summary=summary)
+            except Exception:
+                _log.exception("a pixecom_on_stats_aggregated implementation failed")
+        return result
+
+    async def _sync_account(
+        self, context: SellerContext, account: AdAccount, days_back: int, now: datetime
+    ) -> tuple[AccountSync, set[date]]:
+        if (
+            account.status is not AdAccountStatus.ACTIVE
+            or account.needs_reconnect
+            or account.token_ciphertext is None
+        ):
+            return AccountSync(account.id, AccountOutcome.SKIPPED), set()
+        if account.throttled_until is not None and account.throttled_until > now:
+            wait = (account.throttled_until - now).total_seconds()
+            return AccountSync(
+                account.id, AccountOutcome.THROTTLED, retry_after_seconds=wait
+            ), set()
+        try:
+            provider = self._registry.ad_network(account.network)
+        except UnknownProviderError as exc:
+            await self._record(context, account.id, error=str(exc), failed=True)
+            return AccountSync(account.id, AccountOutcome.FAILED, error=str(exc)), set()
+        today = now.astimezone(ZoneInfo(account.timezone)).date()
+        since, until = today - timedelta(days=days_back - 1), today
+        credentials = AdAccountCredentials(
+            seller_id=context.seller_id,
+            account_id=account.external_id,
+            access_token=SecretStr(self._box.decrypt(account.token_ciphertext)),
+        )
+        await self._record(context, account.id, attempt_at=now)
+        received = inserted = 0
+        try:
+            for level in LEVELS:
+                rows = provider.fetch_daily_insights(
+                    credentials, level=level, since=since, until=until
+                )
+                async for batch in _batches(rows, INGEST_BATCH_ROWS):
+                    async with context.scope() as scope:
+                        report = await ingest_raw(scope, batch)
+                    received += report.rows_received
+                    inserted += report.rows_inserted
+            async with context.scope() as scope:
+                daily_rows = await aggregate_daily(
+                    scope, network=account.network, since=since, until=until
+                )
+        except ProviderThrottled as exc:
+            wait = exc.retry_after_seconds or DEFAULT_THROTTLE_SECONDS
+            await self._record(
+                context, account.id, throttled_until=now + timedelta(seconds=wait), error=str(exc)
+            )
+            return (
+                AccountSync(
+                    account.id, AccountOutcome.THROTTLED, error=str(exc), retry_after_seconds=wait
+                ),
+                set(),
+            )
+        except ProviderAuthError as exc:
+            await self._record(context, account.id, error=str(exc), failed=True, reconnect=True)
+            return AccountSync(account.id, AccountOutcome.NEEDS_RECONNECT, error=str(exc)), set()
+        except ProviderError as exc:
+            await self._record(context, account.id, error=str(exc), failed=True)
+            return AccountSync(account.id, AccountOutcome.FAILED, error=str(exc)), set()
+        await self._record(context, account.id, synced_at=datetime.now(UTC))
+        days = {since + timedelta(days=offset) for offset in range(days_back)}
+        return (
+            AccountSync(
+                account.id,
+                AccountOutcome.SYNCED,
+                rows_received=received,
+                rows_inserted=inserted,
+                daily_rows=daily_rows,
+            ),
+            days,
+        )
+
+    async def _record(
+        self,
+        context: SellerContext,
+        ad_account_id: uuid.UUID,
+        *,
+        attempt_at: datetime | None = None,
+        synced_at: datetime | None = None,
+        throttled_until: datetime | None = None,
+        error: str | None = None,
+        failed: bool = False,
+        reconnect: bool = False,
+    ) -> None:
+        values: dict[str, object] = {}
+        if attempt_at is not None:
+            values["last_sync_attempt_at"] = attempt_at
+        if synced_at is not None:
+            values.update(
+                last_synced_at=synced_at,
+                last_sync_error=None,
+                sync_failures=0,
+                throttled_until=None,
+            )
+        if throttled_until is not None:
+            values.update(throttled_until=throttled_until, last_sync_error=error)
+        if failed:
+            values.update(
+                last_sync_error=(error or "")[:1000],
+                sync_failures=col(AdAccount.sync_failures) + 1,
+            )
+        if reconnect:
+            values["needs_reconnect"] = True
+        async with context.scope() as scope:
+            await scope.session.execute(
+                update(AdAccount)
+                .where(
+                    col(AdAccount.seller_id) == context.seller_id,
+                    col(AdAccount.id) == ad_account_id,
+                )
+                .values(**values)
+            )

@@ -1,0 +1,89 @@
+"""``fakeads``: an in-memory ad network for core's sync tests (no HTTP, no plugin install).
+
+Numbers are set per (account, level, entity, day); ``restate`` changes a past day the way
+Meta does, and ``fail_next`` makes the next fetch of an account raise a provider error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+
+from pixecom_core import hookimpl
+from pixecom_core.providers import (
+    AdAccountCredentials,
+    AdAccountInfo,
+    AdNetwork,
+    EntityLevel,
+    InsightRow,
+    ProviderError,
+)
+
+IDENTIFIER = "fakeads"
+
+
+class FakeAdNetwork:
+    """Implements :class:`pixecom_core.providers.AdNetwork` from a dict."""
+
+    identifier = IDENTIFIER
+    display_name = "FakeAds"
+
+    def __init__(self) -> None:
+        self.spend: dict[tuple[str, EntityLevel, str, date], int] = {}
+        self.failures: dict[str, ProviderError] = {}
+        self.calls: list[tuple[str, EntityLevel, date, date]] = []
+        self.tokens_seen: set[str] = set()
+
+    def set_spend(
+        self, account: str, level: EntityLevel, entity: str, day: date, micros: int
+    ) -> None:
+        self.spend[(account, level, entity, day)] = micros
+
+    restate = set_spend
+
+    def fail_next(self, account: str, error: ProviderError) -> None:
+        self.failures[account] = error
+
+    async def fetch_daily_insights(
+        self,
+        account: AdAccountCredentials,
+        *,
+        level: EntityLevel,
+        since: date,
+        until: date,
+    ) -> AsyncIterator[InsightRow]:
+        self.calls.append((account.account_id, level, since, until))
+        self.tokens_seen.add(account.access_token.get_secret_value())
+        error = self.failures.pop(account.account_id, None)
+        if error is not None:
+            raise error
+        fetched_at = datetime.now(UTC)
+        for (acct, row_level, entity, day), micros in sorted(self.spend.items()):
+            if acct == account.account_id and row_level is level and since <= day <= until:
+                yield InsightRow(
+                    network=IDENTIFIER,
+                    entity_type=level,
+                    entity_id=entity,
+                    date_start=day,
+                    date_stop=day,
+                    spend_micros=micros,
+                    impressions=100,
+                    clicks=5,
+                    purchases=0,
+                    purchase_value_micros=0,
+                    currency="USD",
+                    fetched_at=fetched_at,
+                )
+
+    async def describe_account(self, account: AdAccountCredentials) -> AdAccountInfo:
+        return AdAccountInfo(
+            account_id=account.account_id, name="Fake", currency="USD", timezone="UTC"
+        )
+
+
+NETWORK = FakeAdNetwork()
+
+
+@hookimpl
+def pixecom_register_ad_networks() -> list[AdNetwork]:
+    return [NETWORK]
