@@ -166,6 +166,25 @@ class Settings(BaseSettings):
     #: Messages kept per queue stream (XACK does not delete; the stream is trimmed).
     queue_max_length: int = Field(default=100_000, ge=1_000)
 
+    # -- Stats sync (audit §4) -----------------------------------------------------------
+    #: Days re-read every cycle, and by the daily restatement sweep (Meta: up to 28).
+    sync_window_days: int = Field(default=3, ge=1, le=90)
+    sweep_window_days: int = Field(default=28, ge=1, le=90)
+    #: Seconds between syncs per tier (audit §4: high 1 min, medium 5 min, low 30 min).
+    sync_interval_high_seconds: int = Field(default=60, ge=10)
+    sync_interval_medium_seconds: int = Field(default=300, ge=10)
+    sync_interval_low_seconds: int = Field(default=1800, ge=10)
+    #: Trailing daily spend (reporting currency, major units) that makes a seller medium
+    #: or high tier (audit §4: > $100/day, > $1K/day).
+    tier_medium_daily_spend: int = Field(default=100, ge=0)
+    tier_high_daily_spend: int = Field(default=1000, ge=0)
+    #: A sync job is stopped after this long, all its retries included (audit §4: 4 min).
+    stats_task_timeout_seconds: float = Field(default=240.0, gt=0)
+    #: Attempts of a sync job that raised before it is parked as a dead letter.
+    stats_task_attempts: int = Field(default=3, ge=1)
+    #: How often the scheduler looks for due sellers.
+    scheduler_tick_seconds: float = Field(default=5.0, gt=0)
+
     # -- HTTP -------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -180,10 +199,13 @@ class Settings(BaseSettings):
     def _check_limits(self) -> Self:
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size must not exceed max_page_size")
-        if self.webhook_task_timeout_seconds >= self.worker_redelivery_after_seconds:
+        if max(self.webhook_task_timeout_seconds, self.stats_task_timeout_seconds) >= (
+            self.worker_redelivery_after_seconds
+        ):
             raise ValueError(
-                "worker_redelivery_after_seconds must exceed webhook_task_timeout_seconds, or a "
-                "slow task is redelivered while it still runs"
+                "worker_redelivery_after_seconds must exceed every task timeout "
+                "(webhook_task_timeout_seconds, stats_task_timeout_seconds), or a slow task is "
+                "redelivered while it still runs"
             )
         return self
 

@@ -69,7 +69,10 @@ def dev(
 
 @app.command()
 def worker(
-    queue: Annotated[str, typer.Option(help="Queue to consume: payments.")] = "payments",
+    queue: Annotated[
+        str,
+        typer.Option(help="Queue to consume: payments, stats-high, stats-medium, stats-low."),
+    ] = "payments",
     max_tasks: Annotated[int, typer.Option(help="Tasks run at once in this process.")] = 50,
 ) -> None:
     """Run a worker: consume one queue until Ctrl-C or SIGTERM.
@@ -90,6 +93,18 @@ def worker(
             f"unknown queue {queue!r}; choose from {', '.join(q.value for q in Queue)}"
         ) from None
     run_worker(settings, chosen, max_tasks=max_tasks)
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler: queue each seller's syncs by tier, spread over the interval.
+
+    Safe to run twice (failover): each sync slot is claimed in Redis before it is queued.
+    """
+    settings = Settings()
+    from reference_app.worker.scheduler import run_scheduler
+
+    run_scheduler(settings)
 
 
 @db_app.command("upgrade")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
@@ -24,8 +25,13 @@ from taskiq_redis import RedisStreamBroker
 
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.ledger import Ledger, ProcessResult, WebhookInbox
+from pixecom_core.models.sellers import SellerTier
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
+from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
+from pixecom_core.stats.jobs import SYNC_TASK, SyncJobs
+from pixecom_core.stats.schedule import DueSync
+from pixecom_core.stats.sync import StatsSync
 
 _log = logging.getLogger(__name__)
 
@@ -38,9 +44,21 @@ SOCKET_TIMEOUT_SECONDS = 30
 
 
 class Queue(StrEnum):
-    """Queues by purpose (audit §4, "shard queues"); later work adds per-tier stats queues."""
+    """Queues by purpose and seller tier (audit §4, "shard queues"): payments are real-time;
+    stats syncs go to the queue of the seller's spend tier, so a backlog of small sellers
+    never delays a big one. Run at least one worker per queue."""
 
     PAYMENTS = "payments"
+    STATS_HIGH = "stats-high"
+    STATS_MEDIUM = "stats-medium"
+    STATS_LOW = "stats-low"
+
+
+TIER_QUEUES = {
+    SellerTier.HIGH: Queue.STATS_HIGH,
+    SellerTier.MEDIUM: Queue.STATS_MEDIUM,
+    SellerTier.LOW: Queue.STATS_LOW,
+}
 
 
 def stream_name(settings: Settings, queue: Queue) -> str:
@@ -53,6 +71,8 @@ class WorkerResources:
     """What tasks use, opened when a worker starts and closed when it stops."""
 
     inbox: WebhookInbox
+    sync_jobs: SyncJobs
+    redis: redis.Redis
     sweeper: asyncio.Task[None] | None = None
 
 
@@ -79,9 +99,7 @@ def build_broker(
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
     )
 
-    async def process_webhook(
-        inbox_id: int, context: Annotated[Context, TaskiqDepends()]
-    ) -> str:
+    async def process_webhook(inbox_id: int, context: Annotated[Context, TaskiqDepends()]) -> str:
         """Turn one stored webhook delivery into ledger facts (idempotent)."""
         resources: WorkerResources = context.state.pixecom
         async with asyncio.timeout(settings.webhook_task_timeout_seconds):
@@ -91,20 +109,50 @@ def build_broker(
 
     broker.register_task(process_webhook, task_name=PROCESS_WEBHOOK)
 
+    async def sync_seller(
+        seller_id: str, days_back: int, context: Annotated[Context, TaskiqDepends()]
+    ) -> str:
+        """Sync one seller's ad accounts and re-aggregate its days (one at a time per
+        seller; bounded; retried; dead-lettered when it keeps failing)."""
+        resources: WorkerResources = context.state.pixecom
+        result = await resources.sync_jobs.run(
+            uuid.UUID(seller_id), days_back=days_back, task_id=context.message.task_id
+        )
+        _log.info("sync of %s (%s days): %s", seller_id, days_back, result.outcome.value)
+        return result.outcome.value
+
+    broker.register_task(sync_seller, task_name=SYNC_TASK)
+
     async def on_worker_startup(state: TaskiqState) -> None:
         engine = create_engine(settings, role="app")
         sessions = create_sessionmaker(engine)
         providers = registry or ProviderRegistry(create_plugin_manager())
         ledger = Ledger(sessions, settings, providers.plugin_manager)
-        resources = WorkerResources(inbox=WebhookInbox(sessions, settings, providers, ledger))
-        resources.sweeper = asyncio.create_task(_sweep_inbox(broker, resources, settings))
+        assert settings.redis_url is not None
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=SOCKET_TIMEOUT_SECONDS)
+        stats_sync = StatsSync(
+            sessions,
+            settings,
+            providers,
+            SecretBox(settings.token_encryption_keys),
+            providers.plugin_manager,
+        )
+        resources = WorkerResources(
+            inbox=WebhookInbox(sessions, settings, providers, ledger),
+            sync_jobs=SyncJobs(stats_sync, sessions, settings, client),
+            redis=client,
+        )
+        if queue is Queue.PAYMENTS:
+            resources.sweeper = asyncio.create_task(_sweep_inbox(broker, resources, settings))
         state.pixecom = resources
         state.pixecom_engine = engine
 
     async def on_worker_shutdown(state: TaskiqState) -> None:
         resources: WorkerResources | None = getattr(state, "pixecom", None)
-        if resources is not None and resources.sweeper is not None:
-            resources.sweeper.cancel()
+        if resources is not None:
+            if resources.sweeper is not None:
+                resources.sweeper.cancel()
+            await resources.redis.aclose()
         engine = getattr(state, "pixecom_engine", None)
         if engine is not None:
             await engine.dispose()
@@ -148,6 +196,18 @@ class TaskKicker:
             await self.broker.shutdown()
 
 
+async def kick_sync(broker: AsyncBroker, settings: Settings, due: DueSync) -> None:
+    """Queue a seller's sync on its tier's queue (the broker routes by the label)."""
+    task = broker.find_task(SYNC_TASK)
+    assert task is not None
+    queue = TIER_QUEUES[due.tier]
+    await (
+        task.kicker()
+        .with_labels(queue_name=stream_name(settings, queue))
+        .kiq(str(due.seller_id), due.days_back)
+    )
+
+
 async def kick_process_webhook(broker: AsyncBroker, inbox_id: int) -> None:
     """Queue the processing of one stored delivery on a started broker."""
     task = broker.find_task(PROCESS_WEBHOOK)
@@ -185,5 +245,6 @@ __all__ = [
     "WorkerResources",
     "build_broker",
     "kick_process_webhook",
+    "kick_sync",
     "stream_name",
 ]

@@ -6,6 +6,7 @@ Meta does, and ``fail_next`` makes the next fetch of an account raise a provider
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
@@ -33,6 +34,10 @@ class FakeAdNetwork:
         self.failures: dict[str, ProviderError] = {}
         self.calls: list[tuple[str, EntityLevel, date, date]] = []
         self.tokens_seen: set[str] = set()
+        #: Seconds every fetch takes (a slow network).
+        self.delay_seconds = 0.0
+        #: Raised by every fetch when set (a bug outside the provider error classes).
+        self.crash: Exception | None = None
 
     def set_spend(
         self, account: str, level: EntityLevel, entity: str, day: date, micros: int
@@ -54,6 +59,10 @@ class FakeAdNetwork:
     ) -> AsyncIterator[InsightRow]:
         self.calls.append((account.account_id, level, since, until))
         self.tokens_seen.add(account.access_token.get_secret_value())
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        if self.crash is not None:
+            raise self.crash
         error = self.failures.pop(account.account_id, None)
         if error is not None:
             raise error

@@ -1,0 +1,192 @@
+"""Running syncs as jobs: one at a time per seller, bounded in time, never lost silently.
+
+Audit §4 ("what happens if a job runs longer than 5 minutes", "no distributed locks"):
+
+- a per-seller Redis lock (redis-py's ``Lock``, shared by every worker process) means two
+  syncs of one seller never overlap; a sync that finds the lock held is skipped, not
+  queued behind it;
+- the whole job, retries included, is bounded by ``stats_task_timeout_seconds``; a job cut
+  off there is stopped and recorded;
+- a job that raises is retried with exponential backoff, and after
+  ``stats_task_attempts`` it is parked as a dead letter (``dead_letters``) with its error.
+
+Tiers (audit §4, "priority queue based on seller tier / ad spend"): after a successful
+sync the seller's tier is recomputed from its trailing 7-day campaign spend, converted to
+its reporting currency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+import redis.asyncio as redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pixecom_core.models.sellers import SellerTier
+from pixecom_core.settings import Settings
+from pixecom_core.stats.sync import SellerSync, StatsSync
+from pixecom_core.tenancy import open_seller_scope
+
+_log = logging.getLogger(__name__)
+
+SYNC_TASK = "pixecom.sync_seller"
+
+_RECORD_DEAD_LETTER = text(
+    """
+    INSERT INTO dead_letters (task_name, task_id, seller_id, arguments, error, attempts)
+    VALUES (:task_name, :task_id, :seller_id, CAST(:arguments AS jsonb), :error, :attempts)
+    ON CONFLICT (task_name, task_id) DO UPDATE
+       SET error = EXCLUDED.error, attempts = EXCLUDED.attempts, failed_at = now(),
+           resolved_at = NULL
+    """
+)
+
+# Trailing average daily campaign spend over the last 7 days, in the reporting currency's
+# major units, each currency converted at its latest rate (identity for the same one).
+_TRAILING_SPEND = text(
+    """
+    WITH seller AS (SELECT reporting_currency AS rep FROM sellers WHERE id = :seller_id),
+    spend AS (
+        SELECT d.currency, sum(d.spend_micros)::numeric / 1000000 AS major
+          FROM ad_stats_daily AS d
+         WHERE d.seller_id = :seller_id AND d.entity_type = 'campaign'
+           AND d.stat_date > CURRENT_DATE - 7
+         GROUP BY d.currency
+    )
+    SELECT coalesce(sum(spend.major * CASE WHEN spend.currency = seller.rep THEN 1 ELSE (
+               SELECT fx.rate FROM fx_rates AS fx
+                WHERE fx.base_currency = spend.currency AND fx.quote_currency = seller.rep
+                ORDER BY fx.rate_date DESC LIMIT 1) END), 0) / 7 AS daily
+      FROM spend CROSS JOIN seller
+    """
+)
+_SET_TIER = text("UPDATE sellers SET tier = :tier WHERE id = :seller_id AND tier <> :tier")
+
+
+class JobOutcome(StrEnum):
+    """How a sync job ended."""
+
+    DONE = "done"
+    SKIPPED_RUNNING = "skipped_running"
+    TIMED_OUT = "timed_out"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A sync job's outcome, and the sync's own result when it ran to the end."""
+
+    outcome: JobOutcome
+    sync: SellerSync | None = None
+    error: str | None = None
+
+
+def tier_for(daily_spend: float, settings: Settings) -> SellerTier:
+    """The tier a trailing daily spend puts a seller in."""
+    if daily_spend >= settings.tier_high_daily_spend:
+        return SellerTier.HIGH
+    if daily_spend >= settings.tier_medium_daily_spend:
+        return SellerTier.MEDIUM
+    return SellerTier.LOW
+
+
+class SyncJobs:
+    """Runs :meth:`StatsSync.sync_seller` under the job rules above.
+
+    :param client: the Redis shared by every worker (locks).
+    :param sessions: app-role session factory (dead letters, tiers).
+    """
+
+    def __init__(
+        self,
+        stats_sync: StatsSync,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        client: redis.Redis,
+        *,
+        backoff_base_seconds: float = 2.0,
+    ) -> None:
+        self._sync = stats_sync
+        self._sessions = sessions
+        self._settings = settings
+        self._redis = client
+        self._backoff = backoff_base_seconds
+
+    def lock_name(self, seller_id: uuid.UUID) -> str:
+        """The Redis key of a seller's sync lock."""
+        return f"{self._settings.redis_key_prefix}lock:sync:{seller_id}"
+
+    async def run(self, seller_id: uuid.UUID, *, days_back: int, task_id: str) -> JobResult:
+        """Sync ``seller_id`` unless a sync of it is running; see the module docstring."""
+        settings = self._settings
+        lock = self._redis.lock(
+            self.lock_name(seller_id),
+            # Held at most the job's own bound (plus a margin): a worker that died
+            # mid-sync cannot block the seller for longer.
+            timeout=settings.stats_task_timeout_seconds + 30,
+            blocking=False,
+        )
+        if not await lock.acquire():
+            _log.info("sync of %s skipped: another sync of this seller is running", seller_id)
+            return JobResult(JobOutcome.SKIPPED_RUNNING)
+        try:
+            async with asyncio.timeout(settings.stats_task_timeout_seconds):
+                return await self._attempts(seller_id, days_back=days_back, task_id=task_id)
+        except TimeoutError:
+            error = f"stopped after {settings.stats_task_timeout_seconds:g} s (job timeout)"
+            await self._dead_letter(seller_id, days_back, task_id, error, attempts=1)
+            return JobResult(JobOutcome.TIMED_OUT, error=error)
+        finally:
+            try:
+                await lock.release()
+            except Exception:  # expired meanwhile: nothing to release
+                _log.warning("sync lock of %s had already expired", seller_id)
+
+    async def _attempts(self, seller_id: uuid.UUID, *, days_back: int, task_id: str) -> JobResult:
+        attempts = self._settings.stats_task_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                result = await self._sync.sync_seller(seller_id, days_back=days_back)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                _log.warning(
+                    "sync of %s failed (attempt %s/%s): %s", seller_id, attempt, attempts, error
+                )
+                if attempt == attempts:
+                    await self._dead_letter(seller_id, days_back, task_id, error, attempts)
+                    return JobResult(JobOutcome.DEAD_LETTER, error=error)
+                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+                continue
+            await self.update_tier(seller_id)
+            return JobResult(JobOutcome.DONE, sync=result)
+        raise AssertionError("unreachable")
+
+    async def update_tier(self, seller_id: uuid.UUID) -> SellerTier:
+        """Recompute the seller's tier from its trailing spend; return it."""
+        async with open_seller_scope(self._sessions, seller_id, self._settings) as scope:
+            daily = await scope.session.scalar(_TRAILING_SPEND, {"seller_id": seller_id})
+            tier = tier_for(float(daily or 0), self._settings)
+            await scope.session.execute(_SET_TIER, {"seller_id": seller_id, "tier": tier.value})
+        return tier
+
+    async def _dead_letter(
+        self, seller_id: uuid.UUID, days_back: int, task_id: str, error: str, attempts: int
+    ) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                _RECORD_DEAD_LETTER,
+                {
+                    "task_name": SYNC_TASK,
+                    "task_id": task_id,
+                    "seller_id": seller_id,
+                    "arguments": json.dumps({"seller_id": str(seller_id), "days_back": days_back}),
+                    "error": error[:4000],
+                    "attempts": attempts,
+                },
+            )

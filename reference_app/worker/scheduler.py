@@ -1,0 +1,115 @@
+"""``pixecom scheduler``: queue every seller's syncs on time, spread out, once per slot.
+
+Every ``scheduler_tick_seconds`` it pages through the seller directory (ids and tiers),
+asks :func:`pixecom_core.stats.schedule.due_syncs` which slots just started, claims each
+slot in Redis with ``SET NX`` and queues the claimed syncs on their tier's queue. Claims
+make it safe to run two schedulers (failover): a slot is queued once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import redis.asyncio as redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from taskiq import AsyncBroker
+
+from pixecom_core.db.engine import create_engine, create_sessionmaker
+from pixecom_core.models.sellers import SellerTier
+from pixecom_core.settings import Settings
+from pixecom_core.stats.schedule import due_syncs
+from reference_app.worker.broker import Queue, build_broker, kick_sync
+
+_log = logging.getLogger(__name__)
+
+_DIRECTORY = text("SELECT seller_id, tier FROM pixecom_seller_directory(:after, :max_rows)")
+DIRECTORY_PAGE = 500
+
+
+async def sellers(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[tuple[uuid.UUID, SellerTier]]:
+    """Every seller id and tier, one directory page at a time."""
+    after: uuid.UUID | None = None
+    while True:
+        async with sessions() as session:
+            rows = (
+                await session.execute(_DIRECTORY, {"after": after, "max_rows": DIRECTORY_PAGE})
+            ).all()
+        for row in rows:
+            yield row.seller_id, SellerTier(row.tier)
+        if len(rows) < DIRECTORY_PAGE:
+            return
+        after = rows[-1].seller_id
+
+
+async def tick(
+    sessions: async_sessionmaker[AsyncSession],
+    client: redis.Redis,
+    broker: AsyncBroker,
+    settings: Settings,
+    now: datetime | None = None,
+) -> int:
+    """Queue the syncs due now that no scheduler queued yet; return how many."""
+    now = now or datetime.now(UTC)
+    queued = 0
+    batch: list[tuple[uuid.UUID, SellerTier]] = []
+
+    async def flush() -> int:
+        count = 0
+        for due in due_syncs(batch, now, settings):
+            if await client.set(due.claim_key, "1", nx=True, ex=due.claim_seconds):
+                await kick_sync(broker, settings, due)
+                count += 1
+        batch.clear()
+        return count
+
+    async for seller in sellers(sessions):
+        batch.append(seller)
+        if len(batch) >= DIRECTORY_PAGE:
+            queued += await flush()
+    queued += await flush()
+    return queued
+
+
+async def serve(settings: Settings) -> None:
+    """Tick until SIGINT or SIGTERM."""
+    assert settings.redis_url is not None
+    engine = create_engine(settings, role="app")
+    sessions = create_sessionmaker(engine)
+    client = redis.Redis.from_url(settings.redis_url)
+    broker = build_broker(settings, Queue.STATS_LOW)
+    await broker.startup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    _log.info("scheduler started (tick %s s)", settings.scheduler_tick_seconds)
+    try:
+        while not stop.is_set():
+            try:
+                queued = await tick(sessions, client, broker, settings)
+                if queued:
+                    _log.info("queued %s sync(s)", queued)
+            except Exception:  # a failed tick must not end the scheduler
+                _log.exception("scheduler tick failed; retrying")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=settings.scheduler_tick_seconds)
+            except TimeoutError:
+                pass
+    finally:
+        await broker.shutdown()
+        await client.aclose()
+        await engine.dispose()
+
+
+def run_scheduler(settings: Settings) -> None:
+    """Blocking entry point of ``pixecom scheduler``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(serve(settings))

@@ -1,0 +1,212 @@
+"""Sync jobs and the scheduler: one sync per seller at a time, bounded, spread, claimed once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+import redis.asyncio as redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pixecom_core.db.engine import create_sessionmaker
+from pixecom_core.models.sellers import SellerTier
+from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
+from pixecom_core.providers import EntityLevel
+from pixecom_core.security.secret_box import SecretBox
+from pixecom_core.settings import Settings
+from pixecom_core.stats.jobs import JobOutcome, SyncJobs, tier_for
+from pixecom_core.stats.schedule import due_syncs, interval_for, offset_for
+from pixecom_core.stats.sync import StatsSync
+from pixecom_core.testing.databases import TestDatabase
+from reference_app.worker.broker import Queue, build_broker, stream_name
+from reference_app.worker.scheduler import tick
+from tests.db.tenant_rows import seller_scope
+from tests.stats.fakeads import FakeAdNetwork
+from tests.stats.test_sync import FakeAdsPlugin, seller_with_accounts
+
+
+@pytest.fixture
+def job_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"redis_key_prefix": f"pixecom-test:{uuid.uuid4().hex}:", "stats_task_attempts": 3}
+    )
+
+
+@pytest.fixture
+async def client(database: TestDatabase) -> AsyncIterator[redis.Redis]:
+    connection = redis.Redis.from_url(database.redis_url)
+    yield connection
+    await connection.aclose()
+
+
+def make_jobs(
+    app_engine: AsyncEngine, settings: Settings, network: FakeAdNetwork, client: redis.Redis
+) -> SyncJobs:
+    manager = create_plugin_manager(load_entry_points=False, plugins=[FakeAdsPlugin(network)])
+    sessions = create_sessionmaker(app_engine)
+    box = SecretBox(settings.token_encryption_keys)
+    stats = StatsSync(sessions, settings, ProviderRegistry(manager), box, manager)
+    return SyncJobs(stats, sessions, settings, client, backoff_base_seconds=0.01)
+
+
+def dead_letters(dsn: str, seller_id: uuid.UUID) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT task_name, attempts, error FROM dead_letters WHERE seller_id = %s",
+            (seller_id,),
+        ).fetchall()
+
+
+async def test_two_workers_never_sync_one_seller_at_once(
+    app_engine: AsyncEngine, job_settings: Settings, client: redis.Redis, database_owner_dsn: str
+) -> None:
+    network = FakeAdNetwork()
+    network.delay_seconds = 0.5
+    box = SecretBox(job_settings.token_encryption_keys)
+    seller = seller_with_accounts(database_owner_dsn, box, "slow_acct")
+    # Two workers: two job runners sharing only Redis and the database.
+    first = make_jobs(app_engine, job_settings, network, client)
+    second = make_jobs(app_engine, job_settings, network, client)
+
+    results = await asyncio.gather(
+        first.run(seller.seller_id, days_back=1, task_id="t1"),
+        second.run(seller.seller_id, days_back=1, task_id="t2"),
+    )
+
+    assert sorted(r.outcome.value for r in results) == ["done", "skipped_running"]
+    # The lock is released: the next sync runs.
+    again = await first.run(seller.seller_id, days_back=1, task_id="t3")
+    assert again.outcome is JobOutcome.DONE
+
+
+async def test_a_job_past_its_timeout_is_stopped_and_recorded(
+    app_engine: AsyncEngine, job_settings: Settings, client: redis.Redis, database_owner_dsn: str
+) -> None:
+    network = FakeAdNetwork()
+    network.delay_seconds = 5
+    settings = job_settings.model_copy(update={"stats_task_timeout_seconds": 0.3})
+    seller = seller_with_accounts(
+        database_owner_dsn, SecretBox(settings.token_encryption_keys), "stuck"
+    )
+    jobs = make_jobs(app_engine, settings, network, client)
+
+    started = asyncio.get_running_loop().time()
+    result = await jobs.run(seller.seller_id, days_back=1, task_id="slow-1")
+
+    assert result.outcome is JobOutcome.TIMED_OUT
+    assert asyncio.get_running_loop().time() - started < 3
+    [(task, attempts, error)] = dead_letters(database_owner_dsn, seller.seller_id)
+    assert task == "pixecom.sync_seller" and attempts == 1 and "timeout" in str(error)
+
+
+async def test_a_job_that_keeps_failing_is_retried_then_dead_lettered(
+    app_engine: AsyncEngine, job_settings: Settings, client: redis.Redis, database_owner_dsn: str
+) -> None:
+    network = FakeAdNetwork()
+    network.crash = RuntimeError("parser bug")
+    seller = seller_with_accounts(
+        database_owner_dsn, SecretBox(job_settings.token_encryption_keys), "broken"
+    )
+    jobs = make_jobs(app_engine, job_settings, network, client)
+
+    result = await jobs.run(seller.seller_id, days_back=1, task_id="bug-1")
+    redelivered = await jobs.run(seller.seller_id, days_back=1, task_id="bug-1")
+
+    assert result.outcome is JobOutcome.DEAD_LETTER and "parser bug" in str(result.error)
+    assert redelivered.outcome is JobOutcome.DEAD_LETTER
+    assert len(network.calls) == 6  # 3 attempts per run
+    # One dead letter per task id, however often it is delivered.
+    assert [row[:2] for row in dead_letters(database_owner_dsn, seller.seller_id)] == [
+        ("pixecom.sync_seller", 3)
+    ]
+
+
+async def test_a_big_spender_moves_to_the_high_tier(
+    app_engine: AsyncEngine, job_settings: Settings, client: redis.Redis, database_owner_dsn: str
+) -> None:
+    network = FakeAdNetwork()
+    seller = seller_with_accounts(
+        database_owner_dsn, SecretBox(job_settings.token_encryption_keys), "whale"
+    )
+    today = datetime.now(UTC).date()
+    for back in range(3):
+        network.set_spend(
+            "whale", EntityLevel.CAMPAIGN, "cmp_whale", today - timedelta(days=back), 5_000 * 10**6
+        )
+    jobs = make_jobs(app_engine, job_settings, network, client)
+
+    await jobs.run(seller.seller_id, days_back=3, task_id="whale-1")
+
+    with psycopg.connect(database_owner_dsn) as conn, seller_scope(conn, seller.seller_id):
+        tier = conn.execute("SELECT tier FROM sellers WHERE id = %s", (seller.seller_id,))
+        assert tier.fetchone() == ("high",)  # 15,000 / 7 days ≈ 2,143 a day
+    assert tier_for(99.9, job_settings) is SellerTier.LOW
+    assert tier_for(100, job_settings) is SellerTier.MEDIUM
+
+
+def test_starts_are_spread_over_the_interval(settings: Settings) -> None:
+    interval = interval_for(SellerTier.LOW, settings)
+    sellers = [uuid.uuid4() for _ in range(3_000)]
+
+    per_minute = Counter(offset_for(seller, interval) // 60 for seller in sellers)
+
+    mean = len(sellers) / (interval // 60)
+    assert len(per_minute) == interval // 60  # every minute of the interval is used
+    assert max(per_minute.values()) < 2 * mean  # no stampede minute
+    # At any instant only the sellers whose slot just started are due.
+    now = datetime(2026, 11, 26, 12, 0, 7, tzinfo=UTC)
+    due = [
+        d for d in due_syncs([(s, SellerTier.LOW) for s in sellers], now, settings) if not d.sweep
+    ]
+    assert 0 < len(due) < len(sellers) * 0.05
+
+
+async def test_two_schedulers_queue_each_slot_once(
+    app_engine: AsyncEngine,
+    job_settings: Settings,
+    client: redis.Redis,
+    database_owner_dsn: str,
+) -> None:
+    # Intervals short enough that every seller is due at once.
+    settings = job_settings.model_copy(
+        update={
+            "sync_interval_low_seconds": 10,
+            "sync_interval_medium_seconds": 10,
+            "sync_interval_high_seconds": 10,
+            "scheduler_tick_seconds": 5,
+        }
+    )
+    box = SecretBox(settings.token_encryption_keys)
+    for index in range(5):
+        seller_with_accounts(database_owner_dsn, box, f"sched_{index}")
+    sessions = create_sessionmaker(app_engine)
+    broker = build_broker(settings, Queue.STATS_LOW)
+    await broker.startup()
+    now = datetime.now(UTC)
+    try:
+        first, second = await asyncio.gather(
+            tick(sessions, client, broker, settings, now=now),
+            tick(sessions, client, broker, settings, now=now),
+        )
+    finally:
+        await broker.shutdown()
+
+    queued = 0
+    for queue in (Queue.STATS_HIGH, Queue.STATS_MEDIUM, Queue.STATS_LOW):
+        queued += await client.xlen(stream_name(settings, queue))
+    assert first + second == queued  # every claimed slot queued once, by one scheduler
+    assert queued >= 5  # this run's sellers (and the test database's others) are due
+    sellers_in_db = await _count_sellers(database_owner_dsn)
+    assert queued <= sellers_in_db * 2  # at most one sync and one sweep per seller
+
+
+async def _count_sellers(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM sellers").fetchone()
+    assert row is not None
+    return int(row[0])
