@@ -1,6 +1,9 @@
 """The Stripe plugin is installed and found through its ``pixecom`` entry point."""
 
 import importlib.metadata
+import os
+
+import pytest
 
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager, describe_plugins
 from pixecom_core.providers import PaymentGateway
@@ -29,10 +32,29 @@ def test_registry_returns_the_provider_by_identifier() -> None:
     assert provider.display_name == "Stripe"
 
 
+def test_registration_needs_no_stripe_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("PIXECOM_STRIPE_"):
+            monkeypatch.delenv(name)
+
+    registry = ProviderRegistry(create_plugin_manager(allow={"stripe"}))
+
+    assert registry.payment_gateway("stripe").identifier == "stripe"
+
+
 def test_plugin_is_described_with_its_distribution_and_hook() -> None:
     plugins = describe_plugins(create_plugin_manager(allow={"stripe"}))
 
     [info] = [plugin for plugin in plugins if plugin.name == "stripe"]
     assert info.distribution == "pixecom-stripe"
     assert info.version == importlib.metadata.version("pixecom-stripe")
-    assert info.hooks == ("pixecom_register_payment_gateways",)
+    assert info.hooks == ("pixecom_register_payment_gateways", "pixecom_register_sandboxes")
+
+
+def test_registry_returns_the_sandbox_by_name() -> None:
+    registry = ProviderRegistry(create_plugin_manager(allow={"stripe"}))
+
+    sandbox = registry.sandbox("stripe")
+
+    assert sandbox.provider == "stripe"
+    assert callable(sandbox.create_app())

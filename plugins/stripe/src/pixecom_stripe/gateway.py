@@ -1,36 +1,638 @@
-"""The Stripe payment gateway provider.
+"""The Stripe payment gateway: PaymentIntents, ``Stripe-Signature`` webhooks, event mapping.
 
-It creates PaymentIntents, verifies `Stripe-Signature` webhooks and normalises their events.
-Until the Stripe plugin issue lands, every operation raises ``NotImplementedError``: the
-plugin is installable and discoverable, not usable.
+Every event is reported against the PaymentIntent the money belongs to
+(``gateway_reference``, ``pi_…``, the id :meth:`StripeGateway.create_payment` returned) and
+identified by the Stripe object that *is* the money movement (``fact_reference``), so one
+movement announced by several event types, or delivered twice, is one ledger fact, while two
+partial refunds of one payment are two.
+
+========================================  ======================  ============================
+Stripe event type                         kind                    fact_reference, amount_minor
+========================================  ======================  ============================
+payment_intent.amount_capturable_updated  AUTHORIZED              pi_, ``amount_capturable``
+payment_intent.succeeded                  CAPTURED                ``latest_charge`` ch_ (else
+                                                                  pi_), ``amount_received``
+charge.succeeded (``captured`` true)      CAPTURED                ch_, ``amount_captured``
+charge.captured                           CAPTURED                ch_, ``amount_captured``
+payment_intent.payment_failed             FAILED                  pi_, ``amount``
+charge.refunded                           REFUNDED, one per       each re_, its ``amount``
+                                          succeeded refund        (``amount_refunded`` is
+                                                                  cumulative: never used)
+refund.created, refund.updated,           REFUNDED if the refund  re_, the refund's ``amount``
+charge.refund.updated                     ``succeeded``
+charge.dispute.created,                   CHARGEBACK (not for     dp_, the dispute's
+charge.dispute.funds_withdrawn            inquiries)              ``amount``
+charge.dispute.funds_reinstated,          CHARGEBACK_REVERSED     dp_, the dispute's
+charge.dispute.closed (``won``)                                   ``amount``
+anything else                             nothing
+========================================  ======================  ============================
+
+Details:
+
+- ``gateway_reference`` is read from ``payment_intent`` on PaymentIntents' children
+  (charge, refund, dispute); when a refund or dispute lacks it, the charge is fetched to find
+  it. An object that belongs to no PaymentIntent (a charge made without one) yields nothing:
+  no PixEcom order can be behind it.
+- ``charge.refunded``: since API version 2022-11-15 a Charge no longer embeds ``refunds``;
+  when the list is absent or truncated the refunds are listed through the API. Refunds still
+  ``pending`` are skipped: their ``refund.updated`` (``succeeded``) records them later.
+- Disputes whose status starts with ``warning_`` are inquiries: no money has moved, so they
+  are not chargebacks. When an inquiry escalates Stripe sends
+  ``charge.dispute.funds_withdrawn``, which is.
+- ``occurred_at`` is the ``created`` time of the object when its creation is the movement
+  (a charge captured at once, a refund, a dispute) and the event's ``created`` time when an
+  existing object changed state (authorised, succeeded, failed, captured later, dispute
+  won).
+- ``order_reference`` is ``metadata.order_id`` when the object carries it (PaymentIntents, and
+  charges, which Stripe gives the PaymentIntent's metadata); refunds and disputes do not.
+- Currencies are upper-cased; amounts are Stripe's integer minor units as they are.
 """
 
-from collections.abc import Mapping
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import stripe
+from pydantic import SecretStr, ValidationError
 
 from pixecom_core.providers import (
     GatewayPaymentEvent,
+    PaymentEventKind,
     PaymentRequest,
     PaymentSession,
+    ProviderError,
     VerifiedWebhook,
+    WebhookVerificationError,
 )
+from pixecom_stripe.client import PROVIDER, StripeClient, StripeObject
+from pixecom_stripe.settings import ENV_PREFIX, StripeSettings
 
-_PENDING = "implemented by the Stripe plugin issue"
+SIGNATURE_HEADER: Final = "stripe-signature"
+#: The metadata keys core's own ids travel under; a request's extra metadata cannot replace
+#: them, because events are matched back to the order through them.
+ORDER_ID_KEY: Final = "order_id"
+SELLER_ID_KEY: Final = "seller_id"
+
+_log = logging.getLogger(__name__)
 
 
 class StripeGateway:
-    """The ``stripe`` payment gateway; implements ``pixecom_core.providers.PaymentGateway``."""
+    """The ``stripe`` payment gateway; implements ``pixecom_core.providers.PaymentGateway``.
 
-    identifier = "stripe"
+    :param settings: the API location, secret key and webhook secrets
+        (:class:`~pixecom_stripe.settings.StripeSettings`, read from ``PIXECOM_STRIPE_*``).
+    :param client: the REST client to use; built from ``settings`` when omitted.
+    """
+
+    identifier = PROVIDER
     display_name = "Stripe"
 
+    def __init__(self, settings: StripeSettings, *, client: StripeClient | None = None) -> None:
+        self._settings = settings
+        self._client = client or StripeClient(settings)
+
+    @property
+    def client(self) -> StripeClient:
+        """The REST client (its connections are closed by ``await gateway.client.aclose()``)."""
+        return self._client
+
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
-        """Create the gateway's payment object for ``request``."""
-        raise NotImplementedError(f"create_payment: {_PENDING}")
+        """Create a PaymentIntent for the order and return its id and client secret.
+
+        ``request.idempotency_key`` is Stripe's ``Idempotency-Key``: a retry with the same
+        key returns the same PaymentIntent; reusing a key with other parameters is refused
+        by Stripe (``ProviderError``, ``idempotency_error``).
+        """
+        params: list[tuple[str, str]] = [
+            ("amount", str(request.amount_minor)),
+            ("currency", request.currency.lower()),
+            ("automatic_payment_methods[enabled]", "true"),
+            (f"metadata[{ORDER_ID_KEY}]", str(request.order_id)),
+            (f"metadata[{SELLER_ID_KEY}]", str(request.seller_id)),
+        ]
+        params.extend(
+            (f"metadata[{key}]", value)
+            for key, value in sorted(request.metadata.items())
+            if key not in (ORDER_ID_KEY, SELLER_ID_KEY)
+        )
+        if request.description:
+            params.append(("description", request.description))
+        intent = await self._client.create_payment_intent(
+            params, idempotency_key=request.idempotency_key
+        )
+        fields = _Fields(intent, where="the created PaymentIntent")
+        return PaymentSession(
+            gateway=PROVIDER,
+            gateway_reference=fields.text("id"),
+            client_secret=SecretStr(fields.text("client_secret")),
+        )
 
     async def verify_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> VerifiedWebhook:
-        """Check the webhook's signature."""
-        raise NotImplementedError(f"verify_webhook: {_PENDING}")
+        """Check ``Stripe-Signature`` against every configured webhook secret, then the body.
+
+        The signature scheme is Stripe's (``stripe.WebhookSignature.verify_header``): an
+        HMAC-SHA256 of ``"{t}.{body}"``, any ``v1=`` entry may match (Stripe sends two while
+        an endpoint secret rotates), ``v0=`` entries are ignored, and a timestamp older than
+        ``webhook_tolerance_seconds`` is refused.
+        """
+        lowered = {name.lower(): value for name, value in headers.items()}
+        header = lowered.get(SIGNATURE_HEADER, "").strip()
+        if not header:
+            raise WebhookVerificationError(
+                "no Stripe-Signature header: not a webhook from Stripe", provider=PROVIDER
+            )
+        self._verify_signature(body, header)
+        try:
+            event = json.loads(body)
+        except ValueError as exc:
+            raise WebhookVerificationError(
+                "the signed webhook body is not JSON", provider=PROVIDER
+            ) from exc
+        if not isinstance(event, dict):
+            raise WebhookVerificationError(
+                "the signed webhook body is not a JSON object", provider=PROVIDER
+            )
+        event_id = event.get("id")
+        event_type = event.get("type")
+        if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 255:
+            raise WebhookVerificationError(
+                "the webhook body has no event id (expected an evt_… string in 'id')",
+                provider=PROVIDER,
+            )
+        if not isinstance(event_type, str) or len(event_type) > 255:
+            raise WebhookVerificationError(
+                f"webhook {event_id} has no event type (expected a string in 'type')",
+                provider=PROVIDER,
+            )
+        return VerifiedWebhook(
+            gateway=PROVIDER,
+            event_id=event_id,
+            event_type=event_type,
+            body=body,
+            headers=lowered,
+            received_at=datetime.now(UTC),
+        )
+
+    def _verify_signature(self, body: bytes, header: str) -> None:
+        secrets = [secret.get_secret_value() for secret in self._settings.webhook_secrets]
+        if not secrets:
+            _log.warning("Stripe webhook refused: %sWEBHOOK_SECRETS is not set", ENV_PREFIX)
+            raise WebhookVerificationError(
+                f"cannot verify Stripe webhooks: {ENV_PREFIX}WEBHOOK_SECRETS is not set",
+                provider=PROVIDER,
+            )
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WebhookVerificationError(
+                "the webhook body is not UTF-8 text", provider=PROVIDER
+            ) from exc
+        _check_header_shape(header)
+        tolerance = self._settings.webhook_tolerance_seconds
+        if any(_signed_by(body, header, secret, tolerance) for secret in secrets):
+            return
+        if any(_signed_by(body, header, secret, None) for secret in secrets):
+            raise WebhookVerificationError(
+                f"Stripe-Signature timestamp is more than {tolerance} s old: refused as a "
+                "possible replay",
+                provider=PROVIDER,
+            )
+        raise WebhookVerificationError(
+            f"no v1 signature in Stripe-Signature matches any of the {len(secrets)} configured "
+            "webhook secret(s): wrong secret, or the body was changed",
+            provider=PROVIDER,
+        )
 
     async def parse_events(self, webhook: VerifiedWebhook) -> list[GatewayPaymentEvent]:
-        """Translate a verified webhook into normalised payment events."""
-        raise NotImplementedError(f"parse_events: {_PENDING}")
+        """Map one Stripe event to ledger facts (see the module's table); ``[]`` if untracked.
+
+        May call the Stripe API when the event lacks a detail: the refunds of a
+        ``charge.refunded`` (not embedded since API 2022-11-15), the PaymentIntent of a refund
+        or dispute that names only its charge, the charge of a succeeded PaymentIntent.
+        """
+        try:
+            event = json.loads(webhook.body)
+        except ValueError as exc:
+            raise ProviderError(
+                f"Stripe webhook {webhook.event_id}: body is not JSON", provider=PROVIDER
+            ) from exc
+        fields = _Fields(event, where=f"Stripe event {webhook.event_id}")
+        event_type = fields.text("type")
+        handler = _HANDLERS.get(event_type)
+        if handler is None:
+            return []
+        data = _Fields(fields.mapping("data"), where=f"Stripe event {webhook.event_id}.data")
+        context = _EventContext(
+            client=self._client,
+            event_id=webhook.event_id,
+            event_type=event_type,
+            event_created=_timestamp(fields.integer("created")),
+            livemode=bool(event.get("livemode", False)),
+            data_object=_Fields(data.mapping("object"), where=f"{event_type} {webhook.event_id}"),
+        )
+        try:
+            return await handler(context)
+        except ValidationError as exc:
+            raise ProviderError(
+                f"Stripe event {webhook.event_id} ({event_type}) does not fit a payment event: "
+                f"{exc}",
+                provider=PROVIDER,
+            ) from exc
+
+
+def _check_header_shape(header: str) -> None:
+    """Refuse a header that cannot hold a Stripe signature, with a precise reason."""
+    entries = [entry.strip().partition("=") for entry in header.split(",")]
+    timestamps = [value for key, _, value in entries if key == "t"]
+    if len(timestamps) != 1 or not timestamps[0].isdigit():
+        raise WebhookVerificationError(
+            "Stripe-Signature header is malformed (expected t=<unix time>,v1=<hex>)",
+            provider=PROVIDER,
+        )
+    if not any(key == "v1" and value for key, _, value in entries):
+        raise WebhookVerificationError(
+            "Stripe-Signature has no v1 signature (v0 signatures are not accepted)",
+            provider=PROVIDER,
+        )
+
+
+def _signed_by(body: bytes, header: str, secret: str, tolerance: int | None) -> bool:
+    """Whether Stripe's scheme accepts ``header`` for ``body`` under ``secret``; with a
+    ``tolerance``, only if the timestamp is at most that many seconds old."""
+    try:
+        stripe.WebhookSignature.verify_header(body, header, secret, tolerance)
+    except stripe.SignatureVerificationError:
+        return False
+    return True
+
+
+class _Fields:
+    """Typed reads of one Stripe JSON object; a missing or mistyped field raises a
+    ``ProviderError`` that names the event and the field."""
+
+    def __init__(self, value: Mapping[str, Any], *, where: str) -> None:
+        self._value = value
+        self.where = where
+
+    def get(self, key: str) -> Any:
+        return self._value.get(key)
+
+    def text(self, key: str) -> str:
+        value = self._value.get(key)
+        if not isinstance(value, str) or not value:
+            raise self._bad(key, "a non-empty string")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        value = self._value.get(key)
+        return value if isinstance(value, str) and value else None
+
+    def integer(self, key: str) -> int:
+        value = self._value.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self._bad(key, "an integer")
+        return value
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        value = self._value.get(key)
+        if not isinstance(value, dict):
+            raise self._bad(key, "an object")
+        return value
+
+    def reference(self, key: str) -> str | None:
+        """An id field that may also arrive expanded into the object it names."""
+        value = self._value.get(key)
+        if isinstance(value, dict):
+            value = value.get("id")
+        return value if isinstance(value, str) and value else None
+
+    def currency(self) -> str:
+        return self.text("currency").upper()
+
+    def order_reference(self) -> str | None:
+        metadata = self._value.get("metadata")
+        if isinstance(metadata, dict):
+            order_id = metadata.get(ORDER_ID_KEY)
+            if isinstance(order_id, str) and order_id:
+                return order_id
+        return None
+
+    def _bad(self, key: str, expected: str) -> ProviderError:
+        return ProviderError(
+            f"{self.where}: field {key!r} should be {expected}, got "
+            f"{type(self._value.get(key)).__name__}",
+            provider=PROVIDER,
+        )
+
+
+async def _payment_intent_of(client: StripeClient, obj: _Fields) -> str | None:
+    """The PaymentIntent a charge, refund or dispute belongs to, fetching the charge if the
+    object does not name it."""
+    payment_intent = obj.reference("payment_intent")
+    if payment_intent:
+        return payment_intent
+    charge_id = obj.reference("charge")
+    if not charge_id:
+        return None
+    charge = await client.retrieve_charge(charge_id)
+    return _Fields(charge, where=f"charge {charge_id}").reference("payment_intent")
+
+
+async def _latest_charge_of(client: StripeClient, intent: _Fields) -> str | None:
+    """The charge that captured a succeeded PaymentIntent, from the event or the API."""
+    latest = intent.reference("latest_charge")
+    if latest:
+        return latest
+    # API versions before 2022-11-15 embedded the charges instead of naming latest_charge
+    charges = intent.get("charges")
+    if isinstance(charges, dict) and isinstance(charges.get("data"), list):
+        for charge in charges["data"]:
+            if isinstance(charge, dict) and isinstance(charge.get("id"), str):
+                return str(charge["id"])
+    intent_id = intent.text("id")
+    fetched = await client.retrieve_payment_intent(intent_id)
+    return _Fields(fetched, where=f"PaymentIntent {intent_id}").reference("latest_charge")
+
+
+async def _refunds_of(client: StripeClient, charge: _Fields) -> list[StripeObject]:
+    """Every refund of a charge: embedded in the event when complete, else from the API."""
+    embedded = charge.get("refunds")
+    if (
+        isinstance(embedded, dict)
+        and isinstance(embedded.get("data"), list)
+        and not embedded.get("has_more")
+    ):
+        return [refund for refund in embedded["data"] if isinstance(refund, dict)]
+    return await client.list_refunds(charge_id=charge.text("id"))
+
+
+class _EventContext:
+    """What every mapping function needs about the event being parsed."""
+
+    def __init__(
+        self,
+        *,
+        client: StripeClient,
+        event_id: str,
+        event_type: str,
+        event_created: datetime,
+        livemode: bool,
+        data_object: _Fields,
+    ) -> None:
+        self.client = client
+        self.event_id = event_id
+        self.event_type = event_type
+        self.event_created = event_created
+        self.livemode = livemode
+        #: the event's ``data.object``: the PaymentIntent, charge, refund or dispute
+        self.object = data_object
+
+    def fact(
+        self,
+        *,
+        kind: PaymentEventKind,
+        payment_intent: str,
+        fact_reference: str,
+        amount_minor: int,
+        currency: str,
+        occurred_at: datetime,
+        order_reference: str | None,
+        metadata: Mapping[str, str | None] | None = None,
+    ) -> GatewayPaymentEvent:
+        extra = {key: value for key, value in (metadata or {}).items() if value}
+        return GatewayPaymentEvent(
+            gateway=PROVIDER,
+            event_id=self.event_id,
+            gateway_reference=payment_intent,
+            fact_reference=fact_reference,
+            kind=kind,
+            amount_minor=amount_minor,
+            currency=currency,
+            occurred_at=occurred_at,
+            order_reference=order_reference,
+            metadata={
+                "stripe_event_type": self.event_type,
+                "livemode": "true" if self.livemode else "false",
+                **extra,
+            },
+        )
+
+    def skip(self, reason: str) -> list[GatewayPaymentEvent]:
+        _log.info("Stripe event %s (%s) skipped: %s", self.event_id, self.event_type, reason)
+        return []
+
+
+def _timestamp(unix_seconds: int) -> datetime:
+    return datetime.fromtimestamp(unix_seconds, UTC)
+
+
+# -- PaymentIntent events ---------------------------------------------------------------
+
+
+async def _intent_authorized(context: _EventContext) -> list[GatewayPaymentEvent]:
+    intent = context.object
+    amount = intent.integer("amount_capturable")
+    if amount <= 0:
+        return context.skip("nothing capturable (authorisation released or captured)")
+    return [
+        context.fact(
+            kind=PaymentEventKind.AUTHORIZED,
+            payment_intent=intent.text("id"),
+            fact_reference=intent.text("id"),
+            amount_minor=amount,
+            currency=intent.currency(),
+            occurred_at=context.event_created,
+            order_reference=intent.order_reference(),
+        )
+    ]
+
+
+async def _intent_succeeded(context: _EventContext) -> list[GatewayPaymentEvent]:
+    intent = context.object
+    charge_id = await _latest_charge_of(context.client, intent)
+    return [
+        context.fact(
+            kind=PaymentEventKind.CAPTURED,
+            payment_intent=intent.text("id"),
+            # the charge id, so charge.succeeded / charge.captured record the same fact
+            fact_reference=charge_id or intent.text("id"),
+            amount_minor=intent.integer("amount_received"),
+            currency=intent.currency(),
+            occurred_at=context.event_created,
+            order_reference=intent.order_reference(),
+            metadata={"charge": charge_id},
+        )
+    ]
+
+
+async def _intent_failed(context: _EventContext) -> list[GatewayPaymentEvent]:
+    intent = context.object
+    error = intent.get("last_payment_error")
+    error = error if isinstance(error, dict) else {}
+    return [
+        context.fact(
+            kind=PaymentEventKind.FAILED,
+            payment_intent=intent.text("id"),
+            fact_reference=intent.text("id"),
+            amount_minor=intent.integer("amount"),
+            currency=intent.currency(),
+            occurred_at=context.event_created,
+            order_reference=intent.order_reference(),
+            metadata={
+                "failure_code": _str_or_none(error.get("code")),
+                "decline_code": _str_or_none(error.get("decline_code")),
+                "failure_message": _str_or_none(error.get("message")),
+            },
+        )
+    ]
+
+
+# -- Charge events ----------------------------------------------------------------------
+
+
+async def _charge_captured(context: _EventContext) -> list[GatewayPaymentEvent]:
+    charge = context.object
+    if context.event_type == "charge.succeeded" and charge.get("captured") is not True:
+        return context.skip("charge authorised only; captured later")
+    payment_intent = charge.reference("payment_intent")
+    if payment_intent is None:
+        return context.skip("charge made without a PaymentIntent")
+    amount = charge.get("amount_captured")
+    return [
+        context.fact(
+            kind=PaymentEventKind.CAPTURED,
+            payment_intent=payment_intent,
+            fact_reference=charge.text("id"),
+            amount_minor=amount if isinstance(amount, int) else charge.integer("amount"),
+            currency=charge.currency(),
+            occurred_at=(
+                _timestamp(charge.integer("created"))
+                if context.event_type == "charge.succeeded"
+                else context.event_created
+            ),
+            order_reference=charge.order_reference(),
+            metadata={"charge": charge.text("id")},
+        )
+    ]
+
+
+async def _charge_refunded(context: _EventContext) -> list[GatewayPaymentEvent]:
+    charge = context.object
+    payment_intent = charge.reference("payment_intent")
+    if payment_intent is None:
+        return context.skip("charge made without a PaymentIntent")
+    facts: list[GatewayPaymentEvent] = []
+    # one fact per refund: amount_refunded is cumulative over every refund of the charge
+    for raw_refund in await _refunds_of(context.client, charge):
+        refund = _Fields(raw_refund, where=f"a refund in {context.event_type} {context.event_id}")
+        if refund.optional_text("status") != "succeeded":
+            continue
+        facts.append(
+            _refund_fact(context, refund, payment_intent, charge.order_reference(), charge)
+        )
+    return facts
+
+
+async def _refund_changed(context: _EventContext) -> list[GatewayPaymentEvent]:
+    refund = context.object
+    if refund.optional_text("status") != "succeeded":
+        return context.skip(f"refund status is {refund.optional_text('status')!r}")
+    payment_intent = await _payment_intent_of(context.client, refund)
+    if payment_intent is None:
+        return context.skip("refund of a charge made without a PaymentIntent")
+    return [_refund_fact(context, refund, payment_intent, refund.order_reference(), None)]
+
+
+def _refund_fact(
+    context: _EventContext,
+    refund: _Fields,
+    payment_intent: str,
+    order_reference: str | None,
+    charge: _Fields | None,
+) -> GatewayPaymentEvent:
+    return context.fact(
+        kind=PaymentEventKind.REFUNDED,
+        payment_intent=payment_intent,
+        fact_reference=refund.text("id"),
+        amount_minor=refund.integer("amount"),
+        currency=refund.currency(),
+        occurred_at=_timestamp(refund.integer("created")),
+        order_reference=order_reference,
+        metadata={
+            "charge": charge.text("id") if charge else refund.reference("charge"),
+            "refund_reason": _str_or_none(refund.get("reason")),
+        },
+    )
+
+
+# -- Dispute events ---------------------------------------------------------------------
+
+
+async def _dispute_opened(context: _EventContext) -> list[GatewayPaymentEvent]:
+    dispute = context.object
+    status = dispute.optional_text("status") or ""
+    if status.startswith("warning_"):
+        return context.skip(f"inquiry ({status}): no funds withdrawn")
+    return await _dispute_fact(context, PaymentEventKind.CHARGEBACK)
+
+
+async def _dispute_reversed(context: _EventContext) -> list[GatewayPaymentEvent]:
+    dispute = context.object
+    if context.event_type == "charge.dispute.closed" and dispute.get("status") != "won":
+        return context.skip(f"dispute closed as {dispute.get('status')!r}")
+    return await _dispute_fact(context, PaymentEventKind.CHARGEBACK_REVERSED)
+
+
+async def _dispute_fact(
+    context: _EventContext, kind: PaymentEventKind
+) -> list[GatewayPaymentEvent]:
+    dispute = context.object
+    payment_intent = await _payment_intent_of(context.client, dispute)
+    if payment_intent is None:
+        return context.skip("dispute of a charge made without a PaymentIntent")
+    return [
+        context.fact(
+            kind=kind,
+            payment_intent=payment_intent,
+            fact_reference=dispute.text("id"),
+            amount_minor=dispute.integer("amount"),
+            currency=dispute.currency(),
+            occurred_at=(
+                _timestamp(dispute.integer("created"))
+                if kind is PaymentEventKind.CHARGEBACK
+                else context.event_created
+            ),
+            order_reference=dispute.order_reference(),
+            metadata={
+                "charge": dispute.reference("charge"),
+                "dispute_reason": _str_or_none(dispute.get("reason")),
+                "dispute_status": _str_or_none(dispute.get("status")),
+            },
+        )
+    ]
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+_Handler = Callable[[_EventContext], Awaitable[list[GatewayPaymentEvent]]]
+
+_HANDLERS: Final[Mapping[str, _Handler]] = {
+    "payment_intent.amount_capturable_updated": _intent_authorized,
+    "payment_intent.succeeded": _intent_succeeded,
+    "payment_intent.payment_failed": _intent_failed,
+    "charge.succeeded": _charge_captured,
+    "charge.captured": _charge_captured,
+    "charge.refunded": _charge_refunded,
+    "refund.created": _refund_changed,
+    "refund.updated": _refund_changed,
+    "charge.refund.updated": _refund_changed,
+    "charge.dispute.created": _dispute_opened,
+    "charge.dispute.funds_withdrawn": _dispute_opened,
+    "charge.dispute.funds_reinstated": _dispute_reversed,
+    "charge.dispute.closed": _dispute_reversed,
+}
+"""Stripe event type → mapping function; types not listed yield no facts."""

@@ -1,0 +1,262 @@
+"""The Stripe REST calls the gateway makes, over httpx, in Stripe's wire format.
+
+Requests are form-encoded the way Stripe's own libraries encode them (``metadata[order_id]=…``,
+``automatic_payment_methods[enabled]=true``) and authenticated with
+``Authorization: Bearer <secret key>``; responses are JSON objects, and errors come in
+Stripe's envelope ``{"error": {"type", "code", "message", "param"}}``. Each failure becomes
+one class of :mod:`pixecom_core.providers.errors`:
+
+- 401, 403 (bad key, missing permission) → ``ProviderAuthError``;
+- 429 (rate limit, lock timeout) → ``StripeRateLimited``, both a ``ProviderThrottled`` and a
+  ``ProviderTransientError``;
+- 5xx, timeout, connection failure, a 2xx without a JSON object → ``ProviderTransientError``;
+- any other 4xx (invalid request, idempotency error) → ``ProviderError`` with Stripe's type,
+  code, message and request id.
+
+The secret key never appears in a log line or an exception message.
+"""
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from pixecom_core.providers import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderThrottled,
+    ProviderTransientError,
+)
+from pixecom_stripe.settings import ENV_PREFIX, StripeSettings
+
+PROVIDER: Final = "stripe"
+#: Bound on refund pages fetched for one charge (100 refunds each); audit B4: every list
+#: is bounded.
+MAX_REFUND_PAGES: Final = 10
+
+StripeObject = dict[str, Any]
+
+_log = logging.getLogger(__name__)
+
+
+@cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: building one (loading the CA bundle) costs
+    tens of milliseconds, which every new ``httpx.AsyncClient`` would otherwise pay."""
+    return httpx.create_ssl_context()
+
+
+class StripeRateLimited(ProviderThrottled, ProviderTransientError):
+    """Stripe answered 429: too many requests, or a lock on the object timed out.
+
+    Both a throttle (wait ``retry_after_seconds`` when Stripe names it) and a transient
+    failure (retry with backoff), so a caller handling either class retries it.
+    """
+
+
+class StripeClient:
+    """A thin async client of the Stripe endpoints PixEcom uses.
+
+    One ``httpx.AsyncClient`` is kept per event loop (the gateway object is shared by the
+    whole process and may be used from several loops, e.g. one per test); :meth:`aclose`
+    closes it.
+
+    :param settings: where Stripe is and the key to use.
+    :param transport: an httpx transport to use instead of the network (tests).
+    """
+
+    def __init__(
+        self, settings: StripeSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+
+    async def create_payment_intent(
+        self, params: Iterable[tuple[str, str]], *, idempotency_key: str
+    ) -> StripeObject:
+        """``POST /v1/payment_intents``; Stripe replays the first result for a repeated key.
+
+        :param params: form fields, already flattened (``("metadata[order_id]", "…")``).
+        :param idempotency_key: sent as ``Idempotency-Key``.
+        """
+        return await self._request(
+            "POST",
+            "/v1/payment_intents",
+            form=list(params),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+
+    async def retrieve_payment_intent(self, payment_intent_id: str) -> StripeObject:
+        """``GET /v1/payment_intents/{id}``."""
+        return await self._request("GET", f"/v1/payment_intents/{_path_id(payment_intent_id)}")
+
+    async def retrieve_charge(self, charge_id: str) -> StripeObject:
+        """``GET /v1/charges/{id}``."""
+        return await self._request("GET", f"/v1/charges/{_path_id(charge_id)}")
+
+    async def list_refunds(self, *, charge_id: str) -> list[StripeObject]:
+        """Every refund of one charge (``GET /v1/refunds?charge=…``), following pages.
+
+        Since API version 2022-11-15 a Charge no longer embeds its refunds, so this is how
+        the refunds behind a ``charge.refunded`` event are found.
+        """
+        refunds: list[StripeObject] = []
+        query: dict[str, str] = {"charge": charge_id, "limit": "100"}
+        for _ in range(MAX_REFUND_PAGES):
+            page = await self._request("GET", "/v1/refunds", query=query)
+            data = page.get("data")
+            if not isinstance(data, list):
+                raise ProviderError(
+                    "Stripe returned a refund list without a data array", provider=PROVIDER
+                )
+            refunds.extend(item for item in data if isinstance(item, dict))
+            if not page.get("has_more") or not data:
+                return refunds
+            query["starting_after"] = str(data[-1].get("id", ""))
+        raise ProviderError(
+            f"charge {charge_id} has more than {100 * MAX_REFUND_PAGES} refunds; stopped paging",
+            provider=PROVIDER,
+        )
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (idempotent)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+            self._http_loop = None
+
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop is not loop or self._http.is_closed:
+            # a client bound to another (possibly closed) loop cannot be reused or closed
+            # from this one; let it be collected
+            self._http = httpx.AsyncClient(
+                base_url=self._settings.api_base,
+                timeout=httpx.Timeout(self._settings.timeout_seconds),
+                transport=self._transport,
+                verify=shared_ssl_context(),
+                headers={"User-Agent": "pixecom-stripe"},
+            )
+            self._http_loop = loop
+        return self._http
+
+    def _auth_headers(self) -> dict[str, str]:
+        key = self._settings.secret_key
+        if key is None or not key.get_secret_value().strip():
+            raise ProviderAuthError(
+                f"no Stripe secret key configured: set {ENV_PREFIX}SECRET_KEY "
+                "(sk_live_…/sk_test_…, or the sandbox's sk_test_… key in dev mode)",
+                provider=PROVIDER,
+            )
+        headers = {"Authorization": f"Bearer {key.get_secret_value()}"}
+        if self._settings.api_version:
+            headers["Stripe-Version"] = self._settings.api_version
+        return headers
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        form: list[tuple[str, str]] | None = None,
+        query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> StripeObject:
+        request_headers = {**self._auth_headers(), **(headers or {})}
+        content: bytes | None = None
+        if form is not None:
+            content = urlencode(form).encode("ascii")
+            request_headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            response = await self._client().request(
+                method, path, content=content, params=query, headers=request_headers
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderTransientError(
+                f"Stripe did not answer {method} {path} within "
+                f"{self._settings.timeout_seconds:g} s ({type(exc).__name__})",
+                provider=PROVIDER,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ProviderTransientError(
+                f"could not reach Stripe at {self._settings.api_base} for {method} {path}: "
+                f"{type(exc).__name__}: {exc}",
+                provider=PROVIDER,
+            ) from exc
+        _log.debug(
+            "stripe %s %s -> %s (request %s)",
+            method,
+            path,
+            response.status_code,
+            response.headers.get("request-id", "-"),
+        )
+        if response.is_success:
+            body = _json_object(response)
+            if body is None:
+                raise ProviderTransientError(
+                    f"Stripe answered {method} {path} with {response.status_code} but no JSON "
+                    "object",
+                    provider=PROVIDER,
+                )
+            return body
+        raise _error_for(method, path, response)
+
+
+def _path_id(object_id: str) -> str:
+    # ids come from webhook bodies: never let one change the path
+    return quote(object_id, safe="")
+
+
+def _json_object(response: httpx.Response) -> StripeObject | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _error_for(method: str, path: str, response: httpx.Response) -> ProviderError:
+    """The exception for a non-2xx Stripe answer, with Stripe's own message."""
+    status = response.status_code
+    raw_error = (_json_object(response) or {}).get("error")
+    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+    error_type = str(error.get("type") or "unknown_error")
+    code = error.get("code")
+    message = str(error.get("message") or response.reason_phrase or "no message")
+    request_id = response.headers.get("request-id")
+    detail = f"Stripe {method} {path} failed with {status} {error_type}"
+    if code:
+        detail += f" ({code})"
+    detail += f": {message}"
+    if request_id:
+        detail += f" [request {request_id}]"
+    if status in (401, 403):
+        return ProviderAuthError(
+            f"{detail}. Check {ENV_PREFIX}SECRET_KEY and the key's permissions.",
+            provider=PROVIDER,
+        )
+    if status == 429:
+        return StripeRateLimited(
+            detail, retry_after_seconds=_retry_after(response), provider=PROVIDER
+        )
+    if status >= 500:
+        return ProviderTransientError(detail, provider=PROVIDER)
+    return ProviderError(detail, provider=PROVIDER)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

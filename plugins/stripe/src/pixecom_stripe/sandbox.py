@@ -1,0 +1,1229 @@
+"""A fake Stripe account on loopback: Stripe's wire format for the calls PixEcom makes,
+control endpoints to play the buyer and the bank, and signed webhook delivery.
+
+Stripe API (``Authorization: Bearer sk_test_…``, form-encoded bodies, JSON answers, errors in
+Stripe's ``{"error": {type, code, message, param}}`` envelope, ``Idempotency-Key`` honoured on
+every POST: same key and parameters replay the first answer with ``Idempotent-Replayed: true``,
+same key with other parameters is a 400 ``idempotency_error``):
+
+- ``POST /v1/payment_intents``, ``GET /v1/payment_intents/{id}``,
+  ``POST /v1/payment_intents/{id}/capture``
+- ``GET /v1/charges/{id}``, ``GET /v1/disputes/{id}``, ``GET /v1/events/{id}``
+- ``POST /v1/refunds`` (full or partial), ``GET /v1/refunds`` (``charge``/``payment_intent``,
+  ``limit``, ``starting_after``), ``GET /v1/refunds/{id}``
+
+Control endpoints (JSON, no key), each producing the events a real account would send:
+
+- ``POST /_sandbox/payment_intents/{id}/succeed``: the buyer pays; a charge is created.
+  Automatic capture: ``charge.succeeded`` + ``payment_intent.succeeded``; manual capture:
+  ``charge.succeeded`` (not captured) + ``payment_intent.amount_capturable_updated``.
+- ``POST /_sandbox/payment_intents/{id}/fail``: ``charge.failed`` +
+  ``payment_intent.payment_failed``.
+- ``POST /_sandbox/payment_intents/{id}/dispute``: ``charge.dispute.created`` +
+  ``charge.dispute.funds_withdrawn`` (only the first for an inquiry).
+- ``POST /_sandbox/disputes/{id}/win`` / ``…/lose``: ``charge.dispute.funds_reinstated`` +
+  ``charge.dispute.closed``, or ``charge.dispute.closed``.
+- ``POST /_sandbox/refunds/{id}/succeed`` / ``…/fail``: settle a refund created while
+  ``refunds_start_pending`` was on: ``refund.updated`` + ``charge.refund.updated``
+  (+ ``refund.failed``).
+- A refund (``POST /v1/refunds``) sends ``refund.created`` + ``charge.refunded``.
+- ``GET /_sandbox/events``: the event log; ``POST /_sandbox/deliver``: send pending events to
+  the webhook URL, signed like Stripe (one ``v1`` per configured secret, plus a ``v0`` decoy),
+  optionally duplicated, shuffled, or with an old timestamp.
+- ``GET``/``POST /_sandbox/config``: latency, injected failures (``failure_rate``,
+  ``fail_next``), webhook URL and secrets, accepted keys, refund and event shapes;
+  ``POST /_sandbox/reset`` forgets every object and event.
+"""
+
+import asyncio
+import base64
+import copy
+import json
+import random
+import re
+import secrets
+import string
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import parse_qsl
+
+import httpx
+import stripe
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.base import RequestResponseEndpoint
+from starlette.responses import Response
+
+from pixecom_stripe.client import shared_ssl_context
+from pixecom_stripe.settings import (
+    SANDBOX_DEFAULT_WEBHOOK_SECRET,
+    StripeSandboxSettings,
+    StripeSettings,
+)
+
+#: The API version the sandbox's objects and events follow (refund.* events for every
+#: refund exist since 2024-10-28; Charges stopped embedding refunds in 2022-11-15).
+SANDBOX_API_VERSION: Final = "2024-10-28.acacia"
+#: The version named in events when ``embed_charge_refunds`` imitates the older shape.
+LEGACY_API_VERSION: Final = "2022-08-01"
+MAX_LIST_LIMIT: Final = 100
+MAX_EVENTS_LISTED: Final = 1000
+_ID_ALPHABET: Final = string.ascii_letters + string.digits
+_METADATA_MAX_KEYS: Final = 50
+_METADATA_MAX_KEY_LENGTH: Final = 40
+_METADATA_MAX_VALUE_LENGTH: Final = 500
+_IDEMPOTENCY_KEY_MAX_LENGTH: Final = 255
+_CAPTURE_METHODS: Final = ("automatic", "automatic_async", "manual")
+_REFUND_REASONS: Final = ("duplicate", "fraudulent", "requested_by_customer")
+
+StripeObject = dict[str, Any]
+
+
+# -- configuration ----------------------------------------------------------------------
+
+
+@dataclass
+class SandboxConfig:
+    """The sandbox's behaviour; every field can be changed at run time through
+    ``POST /_sandbox/config``.
+
+    :param webhook_url: where events are delivered.
+    :param webhook_secrets: endpoint secrets; each signs one ``v1=`` entry.
+    :param include_v0_signature: add a ``v0=`` decoy entry, as Stripe's test mode does.
+    :param api_keys: accepted secret keys; empty accepts any test-mode key.
+    :param auto_deliver: deliver each event as soon as it is created.
+    :param latency_seconds: delay before every ``/v1`` answer.
+    :param failure_rate: share of ``/v1`` calls answered with ``failure_status``.
+    :param failure_status: status of injected failures.
+    :param fail_next: the next N ``/v1`` calls fail with ``failure_status``.
+    :param refunds_start_pending: new refunds are ``pending`` until settled through
+        ``/_sandbox/refunds/{id}/succeed`` (or ``…/fail``); otherwise they succeed at once.
+    :param embed_charge_refunds: charges in events embed their ``refunds`` list, as API
+        versions before 2022-11-15 did.
+    :param seed: makes ids, failures and shuffles reproducible.
+    """
+
+    webhook_url: str | None = None
+    webhook_secrets: list[str] = field(default_factory=lambda: [SANDBOX_DEFAULT_WEBHOOK_SECRET])
+    include_v0_signature: bool = True
+    api_keys: list[str] = field(default_factory=list)
+    auto_deliver: bool = False
+    latency_seconds: float = 0.0
+    failure_rate: float = 0.0
+    failure_status: int = 500
+    fail_next: int = 0
+    refunds_start_pending: bool = False
+    embed_charge_refunds: bool = False
+    seed: int | None = None
+
+    @classmethod
+    def from_environment(cls) -> "SandboxConfig":
+        """Read ``PIXECOM_STRIPE_SANDBOX_*``, falling back to the gateway's webhook secrets."""
+        settings = StripeSandboxSettings()
+        webhook_secrets = [s.get_secret_value() for s in settings.webhook_secrets] or [
+            s.get_secret_value() for s in StripeSettings().webhook_secrets
+        ]
+        return cls(
+            webhook_url=settings.webhook_url,
+            webhook_secrets=webhook_secrets or [SANDBOX_DEFAULT_WEBHOOK_SECRET],
+            api_keys=[key.get_secret_value() for key in settings.api_keys],
+            auto_deliver=settings.auto_deliver,
+            latency_seconds=settings.latency_seconds,
+            failure_rate=settings.failure_rate,
+            failure_status=settings.failure_status,
+            seed=settings.seed,
+        )
+
+
+_NULLABLE_CONFIG: Final = frozenset({"webhook_url", "seed"})
+
+
+class ConfigUpdate(BaseModel):
+    """Fields of :class:`SandboxConfig` to change; omitted fields keep their value."""
+
+    webhook_url: str | None = None
+    webhook_secrets: list[Annotated[str, Field(min_length=1)]] | None = None
+    include_v0_signature: bool | None = None
+    api_keys: list[str] | None = None
+    auto_deliver: bool | None = None
+    latency_seconds: float | None = Field(default=None, ge=0, le=120)
+    failure_rate: float | None = Field(default=None, ge=0, le=1)
+    failure_status: int | None = Field(default=None, ge=400, le=599)
+    fail_next: int | None = Field(default=None, ge=0)
+    refunds_start_pending: bool | None = None
+    embed_charge_refunds: bool | None = None
+    seed: int | None = None
+
+
+# -- signing ----------------------------------------------------------------------------
+
+
+def signature_header(
+    payload: str,
+    webhook_secrets: Iterable[str],
+    *,
+    timestamp: int | None = None,
+    include_v0: bool = False,
+) -> str:
+    """A ``Stripe-Signature`` value for ``payload``: ``t=…`` and one ``v1=…`` per secret.
+
+    Each entry comes from ``stripe.WebhookSignature.generate_signature_header``, the
+    function Stripe's library offers for signing test payloads.
+
+    :param timestamp: the signing time (unix seconds); now when omitted.
+    :param include_v0: add a ``v0=`` entry that matches nothing (Stripe's test-mode decoy).
+    """
+    signed_at = int(time.time()) if timestamp is None else timestamp
+    entries = [f"t={signed_at}"]
+    for secret in webhook_secrets:
+        generated = stripe.WebhookSignature.generate_signature_header(
+            payload, secret, timestamp=signed_at
+        )
+        entries.extend(part for part in generated.split(",") if part.startswith("v1="))
+    if include_v0:
+        entries.append(f"v0={secrets.token_hex(32)}")
+    return ",".join(entries)
+
+
+# -- errors in Stripe's envelope --------------------------------------------------------
+
+
+class StripeApiError(Exception):
+    """An answer in Stripe's error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error_type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: StripeObject = {"error": {"type": error_type, "message": message}}
+        if code:
+            self.body["error"]["code"] = code
+        if param:
+            self.body["error"]["param"] = param
+        self.headers = dict(headers or {})
+
+
+def _missing(param: str) -> StripeApiError:
+    return StripeApiError(
+        400, f"Missing required param: {param}.", code="parameter_missing", param=param
+    )
+
+
+def _no_such(kind: str, object_id: str, param: str = "id") -> StripeApiError:
+    return StripeApiError(
+        404, f"No such {kind}: '{object_id}'", code="resource_missing", param=param
+    )
+
+
+def _bad_state(message: str, code: str = "invalid_state") -> StripeApiError:
+    return StripeApiError(400, message, code=code)
+
+
+# -- form decoding ----------------------------------------------------------------------
+
+_KEY_PART = re.compile(r"\[([^\[\]]*)\]")
+
+
+def decode_form(pairs: Iterable[tuple[str, str]]) -> StripeObject:
+    """Stripe's form encoding to nested values: ``metadata[k]=v`` → ``{"metadata": {"k": v}}``,
+    ``expand[]=a`` → ``{"expand": ["a"]}``."""
+    decoded: StripeObject = {}
+    for key, value in pairs:
+        head, _, rest = key.partition("[")
+        parts = [head, *_KEY_PART.findall("[" + rest)] if rest else [head]
+        target: Any = decoded
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            following = None if last else parts[index + 1]
+            if isinstance(target, list):
+                if last:
+                    target.append(value)
+                else:
+                    target.append([] if following == "" else {})
+                    target = target[-1]
+                continue
+            if last:
+                target[part] = value
+            else:
+                target = target.setdefault(part, [] if following == "" else {})
+                if not isinstance(target, dict | list):
+                    raise StripeApiError(400, f"Invalid hash: {key}", param=key)
+    return decoded
+
+
+def _parse_integer(params: Mapping[str, Any], name: str, *, minimum: int) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not re.fullmatch(r"-?\d+", raw):
+        raise StripeApiError(
+            400, f"Invalid integer: {raw}", code="parameter_invalid_integer", param=name
+        )
+    value = int(raw)
+    if value < minimum:
+        raise StripeApiError(
+            400,
+            f"This value must be greater than or equal to {minimum}.",
+            code="parameter_invalid_integer",
+            param=name,
+        )
+    return value
+
+
+def _parse_metadata(params: Mapping[str, Any]) -> dict[str, str]:
+    metadata = params.get("metadata", {})
+    if metadata == "":
+        return {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise StripeApiError(400, "Invalid metadata: must be a hash of strings", param="metadata")
+    if len(metadata) > _METADATA_MAX_KEYS:
+        raise StripeApiError(
+            400, f"Metadata can have at most {_METADATA_MAX_KEYS} keys.", param="metadata"
+        )
+    for key, value in metadata.items():
+        if len(key) > _METADATA_MAX_KEY_LENGTH:
+            raise StripeApiError(
+                400,
+                f"Metadata keys must be at most {_METADATA_MAX_KEY_LENGTH} characters long.",
+                param=f"metadata[{key}]",
+            )
+        if len(value) > _METADATA_MAX_VALUE_LENGTH:
+            raise StripeApiError(
+                400,
+                f"Metadata values must be at most {_METADATA_MAX_VALUE_LENGTH} characters long.",
+                param=f"metadata[{key}]",
+            )
+    return dict(metadata)
+
+
+def _refuse_unknown(params: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    for name in params:
+        if name not in allowed:
+            raise StripeApiError(
+                400, f"Received unknown parameter: {name}", code="parameter_unknown", param=name
+            )
+
+
+# -- the fake account -------------------------------------------------------------------
+
+
+@dataclass
+class _SavedResponse:
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...]
+    status: int
+    body: StripeObject
+
+
+@dataclass
+class _Delivery:
+    event_id: str
+    event_type: str
+    status_code: int | None
+    error: str | None = None
+
+
+class SandboxAccount:
+    """The state behind one sandbox app: objects, events, idempotency records, config."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self._initial_config = copy.deepcopy(config)
+        self._background: set[asyncio.Task[None]] = set()
+        self._clear(config)
+
+    def _clear(self, config: SandboxConfig) -> None:
+        self.config = config
+        self._random = random.Random(config.seed) if config.seed is not None else random.Random()
+        self.payment_intents: dict[str, StripeObject] = {}
+        self.charges: dict[str, StripeObject] = {}
+        self.refunds: dict[str, StripeObject] = {}
+        self.disputes: dict[str, StripeObject] = {}
+        self.events: list[StripeObject] = []
+        self.delivered: set[str] = set()
+        self.idempotency: dict[tuple[str, str], _SavedResponse] = {}
+
+    def reset(self) -> None:
+        """Forget every object and event; restore the configuration the app started with."""
+        self._clear(copy.deepcopy(self._initial_config))
+
+    def reseed(self, seed: int | None) -> None:
+        self._random = random.Random(seed) if seed is not None else random.Random()
+
+    def new_id(self, prefix: str, length: int = 24) -> str:
+        return prefix + "".join(self._random.choice(_ID_ALPHABET) for _ in range(length))
+
+    def should_fail(self) -> bool:
+        if self.config.fail_next > 0:
+            self.config.fail_next -= 1
+            return True
+        return self.config.failure_rate > 0 and self._random.random() < self.config.failure_rate
+
+    # -- events -------------------------------------------------------------------------
+
+    def emit(
+        self,
+        event_type: str,
+        obj: StripeObject,
+        *,
+        before: StripeObject | None = None,
+        request: tuple[str | None, str | None] = (None, None),
+    ) -> StripeObject:
+        """Record the event a real account sends when ``obj`` is created or changes."""
+        snapshot = self._event_view(obj)
+        data: StripeObject = {"object": snapshot}
+        if before is not None:
+            previous = {
+                key: value
+                for key, value in self._event_view(before).items()
+                if snapshot.get(key) != value
+            }
+            if previous:
+                data["previous_attributes"] = previous
+        request_id, idempotency_key = request
+        event: StripeObject = {
+            "id": self.new_id("evt_"),
+            "object": "event",
+            "api_version": (
+                LEGACY_API_VERSION if self.config.embed_charge_refunds else SANDBOX_API_VERSION
+            ),
+            "created": int(time.time()),
+            "data": data,
+            "livemode": False,
+            "pending_webhooks": 1 if self.config.webhook_url else 0,
+            "request": {"id": request_id, "idempotency_key": idempotency_key},
+            "type": event_type,
+        }
+        self.events.append(event)
+        if self.config.auto_deliver and self.config.webhook_url:
+            task = asyncio.get_running_loop().create_task(self._deliver_one_quietly(event))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return event
+
+    def _event_view(self, obj: StripeObject) -> StripeObject:
+        snapshot = copy.deepcopy(obj)
+        if snapshot.get("object") == "charge" and self.config.embed_charge_refunds:
+            refunds = [
+                copy.deepcopy(refund)
+                for refund in self.refunds.values()
+                if refund["charge"] == snapshot["id"]
+            ]
+            refunds.sort(key=lambda refund: refund["created"], reverse=True)
+            snapshot["refunds"] = {
+                "object": "list",
+                "data": refunds,
+                "has_more": False,
+                "total_count": len(refunds),
+                "url": f"/v1/charges/{snapshot['id']}/refunds",
+            }
+        return snapshot
+
+    async def _deliver_one_quietly(self, event: StripeObject) -> None:
+        await self.deliver(DeliverRequest(event_ids=[str(event["id"])]))
+
+    async def deliver(self, request: "DeliverRequest") -> list[_Delivery]:
+        """Send events to the webhook URL over HTTP, signed like Stripe."""
+        url = request.url or self.config.webhook_url
+        if not url:
+            raise StripeApiError(
+                400, "no webhook URL: set webhook_url in /_sandbox/config or pass url"
+            )
+        if request.event_ids is not None:
+            wanted = set(request.event_ids)
+            chosen = [event for event in self.events if event["id"] in wanted]
+            missing = wanted - {event["id"] for event in chosen}
+            if missing:
+                raise StripeApiError(404, f"No such event: {sorted(missing)[0]!r}")
+        else:
+            chosen = [
+                event
+                for event in self.events
+                if request.include_delivered or event["id"] not in self.delivered
+            ]
+        queue = [event for event in chosen for _ in range(request.duplicates)]
+        if request.shuffle:
+            shuffler = random.Random(request.seed) if request.seed is not None else self._random
+            shuffler.shuffle(queue)
+        signing_secrets = request.secrets or self.config.webhook_secrets
+        results: list[_Delivery] = []
+        async with httpx.AsyncClient(
+            timeout=request.timeout_seconds, verify=shared_ssl_context()
+        ) as http:
+            for event in queue:
+                payload = json.dumps(event, indent=2)
+                header = signature_header(
+                    payload,
+                    signing_secrets,
+                    timestamp=int(time.time()) + request.timestamp_offset_seconds,
+                    include_v0=self.config.include_v0_signature,
+                )
+                try:
+                    response = await http.post(
+                        url,
+                        content=payload.encode("utf-8"),
+                        headers={
+                            "Content-Type": "application/json; charset=utf-8",
+                            "Stripe-Signature": header,
+                            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+                        },
+                    )
+                except httpx.HTTPError as exc:
+                    results.append(_Delivery(str(event["id"]), str(event["type"]), None, repr(exc)))
+                    continue
+                if response.is_success:
+                    self.delivered.add(str(event["id"]))
+                results.append(
+                    _Delivery(str(event["id"]), str(event["type"]), response.status_code)
+                )
+        return results
+
+    # -- API operations -----------------------------------------------------------------
+
+    def create_payment_intent(
+        self, params: StripeObject, *, request: tuple[str | None, str | None]
+    ) -> StripeObject:
+        _refuse_unknown(
+            params,
+            {
+                "amount",
+                "currency",
+                "metadata",
+                "automatic_payment_methods",
+                "description",
+                "capture_method",
+                "payment_method_types",
+                "statement_descriptor",
+                "statement_descriptor_suffix",
+                "receipt_email",
+                "expand",
+            },
+        )
+        amount = _parse_integer(params, "amount", minimum=1)
+        if amount is None:
+            raise _missing("amount")
+        currency = params.get("currency")
+        if currency is None:
+            raise _missing("currency")
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+            raise StripeApiError(
+                400,
+                f"Invalid currency: {currency}. Stripe currently supports these currencies: "
+                "usd, eur, gbp, …",
+                param="currency",
+            )
+        capture_method = params.get("capture_method", "automatic_async")
+        if capture_method not in _CAPTURE_METHODS:
+            raise StripeApiError(
+                400,
+                f"Invalid capture_method: must be one of {', '.join(_CAPTURE_METHODS)}",
+                param="capture_method",
+            )
+        automatic = params.get("automatic_payment_methods")
+        automatic_enabled = isinstance(automatic, dict) and automatic.get("enabled") == "true"
+        intent_id = self.new_id("pi_")
+        intent: StripeObject = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_capturable": 0,
+            "amount_received": 0,
+            "automatic_payment_methods": (
+                {"allow_redirects": "always", "enabled": True} if automatic_enabled else None
+            ),
+            "canceled_at": None,
+            "capture_method": capture_method,
+            "client_secret": f"{intent_id}_secret_{self.new_id('', 25)}",
+            "confirmation_method": "automatic",
+            "created": int(time.time()),
+            "currency": currency.lower(),
+            "description": params.get("description"),
+            "last_payment_error": None,
+            "latest_charge": None,
+            "livemode": False,
+            "metadata": _parse_metadata(params),
+            "payment_method": None,
+            "payment_method_types": ["card"],
+            "status": "requires_payment_method",
+        }
+        self.payment_intents[intent_id] = intent
+        self.emit("payment_intent.created", intent, request=request)
+        return intent
+
+    def payment_intent(self, intent_id: str) -> StripeObject:
+        try:
+            return self.payment_intents[intent_id]
+        except KeyError:
+            raise _no_such("payment_intent", intent_id, "intent") from None
+
+    def charge(self, charge_id: str) -> StripeObject:
+        try:
+            return self.charges[charge_id]
+        except KeyError:
+            raise _no_such("charge", charge_id, "charge") from None
+
+    def succeed(self, intent_id: str) -> StripeObject:
+        """The buyer confirms with a card that works."""
+        intent = self.payment_intent(intent_id)
+        if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+            raise _bad_state(
+                f"This PaymentIntent's status is {intent['status']}; it cannot be confirmed.",
+                code="payment_intent_unexpected_state",
+            )
+        before = copy.deepcopy(intent)
+        manual = intent["capture_method"] == "manual"
+        charge = self._new_charge(intent, captured=not manual, status="succeeded")
+        intent.update(
+            latest_charge=charge["id"],
+            payment_method=charge["payment_method"],
+            last_payment_error=None,
+        )
+        self.emit("charge.succeeded", charge)
+        if manual:
+            intent.update(status="requires_capture", amount_capturable=intent["amount"])
+            self.emit("payment_intent.amount_capturable_updated", intent, before=before)
+        else:
+            intent.update(status="succeeded", amount_received=intent["amount"])
+            self.emit("payment_intent.succeeded", intent, before=before)
+        return intent
+
+    def fail(self, intent_id: str, *, code: str, decline_code: str, message: str) -> StripeObject:
+        """The buyer's card is declined."""
+        intent = self.payment_intent(intent_id)
+        if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+            raise _bad_state(
+                f"This PaymentIntent's status is {intent['status']}; it cannot be confirmed.",
+                code="payment_intent_unexpected_state",
+            )
+        before = copy.deepcopy(intent)
+        charge = self._new_charge(intent, captured=False, status="failed")
+        charge.update(paid=False, failure_code=code, failure_message=message)
+        intent.update(
+            latest_charge=charge["id"],
+            status="requires_payment_method",
+            last_payment_error={
+                "charge": charge["id"],
+                "code": code,
+                "decline_code": decline_code,
+                "message": message,
+                "type": "card_error",
+            },
+        )
+        self.emit("charge.failed", charge)
+        self.emit("payment_intent.payment_failed", intent, before=before)
+        return intent
+
+    def capture(
+        self,
+        intent_id: str,
+        params: StripeObject,
+        *,
+        request: tuple[str | None, str | None],
+    ) -> StripeObject:
+        _refuse_unknown(params, {"amount_to_capture", "metadata", "expand"})
+        intent = self.payment_intent(intent_id)
+        if intent["status"] != "requires_capture":
+            raise _bad_state(
+                "This PaymentIntent could not be captured because it has a status of "
+                f"{intent['status']}. Only a PaymentIntent with one of the following statuses "
+                "may be captured: requires_capture.",
+                code="payment_intent_unexpected_state",
+            )
+        amount = _parse_integer(params, "amount_to_capture", minimum=1) or intent["amount"]
+        if amount > intent["amount_capturable"]:
+            raise StripeApiError(
+                400,
+                "The amount_to_capture must be less than or equal to the amount_capturable.",
+                param="amount_to_capture",
+            )
+        before_intent = copy.deepcopy(intent)
+        charge = self.charge(intent["latest_charge"])
+        before_charge = copy.deepcopy(charge)
+        charge.update(captured=True, amount_captured=amount)
+        intent.update(status="succeeded", amount_capturable=0, amount_received=amount)
+        self.emit("charge.captured", charge, before=before_charge, request=request)
+        self.emit("payment_intent.succeeded", intent, before=before_intent, request=request)
+        return intent
+
+    def refund(
+        self, params: StripeObject, *, request: tuple[str | None, str | None]
+    ) -> StripeObject:
+        _refuse_unknown(
+            params, {"payment_intent", "charge", "amount", "reason", "metadata", "expand"}
+        )
+        charge_id = params.get("charge")
+        intent_id = params.get("payment_intent")
+        if not charge_id and not intent_id:
+            raise StripeApiError(
+                400,
+                "One of the following params should be provided for this request: "
+                "payment_intent or charge.",
+                code="parameter_missing",
+            )
+        if intent_id:
+            intent = self.payment_intent(str(intent_id))
+            if intent["status"] != "succeeded" or not intent["latest_charge"]:
+                raise _bad_state(
+                    f"This PaymentIntent ({intent_id}) does not have a successful charge to "
+                    "refund.",
+                    code="charge_not_refundable",
+                )
+            charge = self.charge(intent["latest_charge"])
+        else:
+            charge = self.charge(str(charge_id))
+        if not charge["captured"]:
+            raise _bad_state(
+                f"Charge {charge['id']} has not been captured; release the authorisation "
+                "by cancelling the PaymentIntent instead.",
+                code="charge_not_refundable",
+            )
+        remaining = charge["amount_captured"] - charge["amount_refunded"]
+        if remaining <= 0:
+            raise _bad_state(
+                f"Charge {charge['id']} has already been refunded.",
+                code="charge_already_refunded",
+            )
+        amount = _parse_integer(params, "amount", minimum=1) or remaining
+        if amount > remaining:
+            raise StripeApiError(
+                400,
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge "
+                f"({remaining})",
+                code="amount_too_large",
+                param="amount",
+            )
+        reason = params.get("reason")
+        if reason is not None and reason not in _REFUND_REASONS:
+            raise StripeApiError(
+                400,
+                f"Invalid reason: must be one of {', '.join(_REFUND_REASONS)}",
+                param="reason",
+            )
+        status = "pending" if self.config.refunds_start_pending else "succeeded"
+        refund: StripeObject = {
+            "id": self.new_id("re_"),
+            "object": "refund",
+            "amount": amount,
+            "balance_transaction": self.new_id("txn_"),
+            "charge": charge["id"],
+            "created": int(time.time()),
+            "currency": charge["currency"],
+            "destination_details": {"card": {"type": "refund"}, "type": "card"},
+            "metadata": _parse_metadata(params),
+            "payment_intent": charge["payment_intent"],
+            "reason": reason,
+            "receipt_number": None,
+            "status": status,
+        }
+        self.refunds[refund["id"]] = refund
+        before_charge = copy.deepcopy(charge)
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount_captured"]
+        self.emit("refund.created", refund, request=request)
+        self.emit("charge.refunded", charge, before=before_charge, request=request)
+        return refund
+
+    def settle_refund(self, refund_id: str, *, succeeded: bool) -> StripeObject:
+        refund = self.refunds.get(refund_id)
+        if refund is None:
+            raise _no_such("refund", refund_id)
+        if refund["status"] != "pending":
+            raise _bad_state(f"Refund {refund_id} is {refund['status']}, not pending.")
+        before = copy.deepcopy(refund)
+        if succeeded:
+            refund["status"] = "succeeded"
+        else:
+            refund.update(status="failed", failure_reason="expired_or_canceled_card")
+            charge = self.charges[refund["charge"]]
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = False
+            self.emit("refund.failed", refund, before=before)
+        self.emit("refund.updated", refund, before=before)
+        self.emit("charge.refund.updated", refund, before=before)
+        return refund
+
+    def list_refunds(self, params: Mapping[str, str]) -> StripeObject:
+        _refuse_unknown(
+            params, {"charge", "payment_intent", "limit", "starting_after", "ending_before"}
+        )
+        limit = _parse_integer(params, "limit", minimum=1) or 10
+        if limit > MAX_LIST_LIMIT:
+            raise StripeApiError(
+                400, "This value must be less than or equal to 100.", param="limit"
+            )
+        # newest first, like Stripe's lists
+        matching = sorted(
+            (
+                refund
+                for refund in self.refunds.values()
+                if params.get("charge") in (None, refund["charge"])
+                and params.get("payment_intent") in (None, refund["payment_intent"])
+            ),
+            key=lambda refund: (refund["created"], list(self.refunds).index(refund["id"])),
+            reverse=True,
+        )
+        after = params.get("starting_after")
+        if after:
+            ids = [refund["id"] for refund in matching]
+            if after not in ids:
+                raise _no_such("refund", after, "starting_after")
+            matching = matching[ids.index(after) + 1 :]
+        return {
+            "object": "list",
+            "data": matching[:limit],
+            "has_more": len(matching) > limit,
+            "url": "/v1/refunds",
+        }
+
+    def open_dispute(
+        self, intent_id: str, *, amount: int | None, reason: str, inquiry: bool
+    ) -> StripeObject:
+        intent = self.payment_intent(intent_id)
+        if not intent["latest_charge"] or intent["status"] != "succeeded":
+            raise _bad_state(f"PaymentIntent {intent_id} has no captured charge to dispute.")
+        charge = self.charge(intent["latest_charge"])
+        if charge["disputed"]:
+            raise _bad_state(f"Charge {charge['id']} is already disputed.")
+        dispute: StripeObject = {
+            "id": self.new_id("dp_"),
+            "object": "dispute",
+            "amount": amount or charge["amount_captured"],
+            "balance_transactions": [],
+            "charge": charge["id"],
+            "created": int(time.time()),
+            "currency": charge["currency"],
+            "evidence_details": {"has_evidence": False, "submission_count": 0},
+            "is_charge_refundable": inquiry,
+            "livemode": False,
+            "metadata": {},
+            "payment_intent": intent_id,
+            "reason": reason,
+            "status": "warning_needs_response" if inquiry else "needs_response",
+        }
+        self.disputes[dispute["id"]] = dispute
+        charge["disputed"] = True
+        self.emit("charge.dispute.created", dispute)
+        if not inquiry:
+            before = copy.deepcopy(dispute)
+            dispute["balance_transactions"] = [
+                {"id": self.new_id("txn_"), "amount": -dispute["amount"], "type": "adjustment"}
+            ]
+            self.emit("charge.dispute.funds_withdrawn", dispute, before=before)
+        return dispute
+
+    def close_dispute(self, dispute_id: str, *, won: bool) -> StripeObject:
+        dispute = self.disputes.get(dispute_id)
+        if dispute is None:
+            raise _no_such("dispute", dispute_id)
+        if dispute["status"] in ("won", "lost", "warning_closed"):
+            raise _bad_state(f"Dispute {dispute_id} is already closed ({dispute['status']}).")
+        before = copy.deepcopy(dispute)
+        inquiry = str(dispute["status"]).startswith("warning_")
+        if inquiry:
+            dispute["status"] = "warning_closed"
+        elif won:
+            dispute["status"] = "won"
+            dispute["balance_transactions"] = [
+                *dispute["balance_transactions"],
+                {"id": self.new_id("txn_"), "amount": dispute["amount"], "type": "adjustment"},
+            ]
+            self.emit("charge.dispute.funds_reinstated", dispute, before=before)
+        else:
+            dispute["status"] = "lost"
+        self.emit("charge.dispute.closed", dispute, before=before)
+        return dispute
+
+    def _new_charge(self, intent: StripeObject, *, captured: bool, status: str) -> StripeObject:
+        charge: StripeObject = {
+            "id": self.new_id("ch_"),
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_captured": intent["amount"] if captured else 0,
+            "amount_refunded": 0,
+            "balance_transaction": self.new_id("txn_") if captured else None,
+            "captured": captured,
+            "created": int(time.time()),
+            "currency": intent["currency"],
+            "description": intent["description"],
+            "disputed": False,
+            "failure_code": None,
+            "failure_message": None,
+            "livemode": False,
+            # Stripe gives a PaymentIntent's charges the intent's metadata
+            "metadata": copy.deepcopy(intent["metadata"]),
+            "paid": status == "succeeded",
+            "payment_intent": intent["id"],
+            "payment_method": self.new_id("pm_"),
+            "refunded": False,
+            "status": status,
+        }
+        self.charges[charge["id"]] = charge
+        return charge
+
+
+# -- HTTP -------------------------------------------------------------------------------
+
+
+class DeliverRequest(BaseModel):
+    """What ``POST /_sandbox/deliver`` sends.
+
+    :param url: overrides the configured webhook URL.
+    :param event_ids: exactly these events (delivered or not); default: every pending one.
+    :param include_delivered: with no ``event_ids``, resend delivered events too.
+    :param duplicates: send each event this many times (Stripe delivers at least once).
+    :param shuffle: send in random order (Stripe does not guarantee order).
+    :param seed: makes the shuffle reproducible.
+    :param timestamp_offset_seconds: shift the signature timestamp (negative: an old,
+        possibly replayed delivery).
+    :param secrets: sign with these secrets instead of the configured ones.
+    """
+
+    url: str | None = None
+    event_ids: list[str] | None = None
+    include_delivered: bool = False
+    duplicates: int = Field(default=1, ge=1, le=10)
+    shuffle: bool = False
+    seed: int | None = None
+    timestamp_offset_seconds: int = 0
+    secrets: list[Annotated[str, Field(min_length=1)]] | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+
+class FailRequest(BaseModel):
+    """A decline, as ``last_payment_error`` reports it."""
+
+    code: str = "card_declined"
+    decline_code: str = "generic_decline"
+    message: str = "Your card was declined."
+
+
+class DisputeRequest(BaseModel):
+    """A dispute of the PaymentIntent's charge.
+
+    :param amount: disputed amount; the captured amount when omitted.
+    :param inquiry: an inquiry (``warning_needs_response``): no funds are withdrawn.
+    """
+
+    amount: int | None = Field(default=None, ge=1)
+    reason: str = "fraudulent"
+    inquiry: bool = False
+
+
+def _request_ids(request: Request) -> tuple[str | None, str | None]:
+    return request.state.request_id, request.headers.get("idempotency-key")
+
+
+def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
+    """Build a fresh sandbox (its own objects, events and settings).
+
+    :param config: the behaviour; read from ``PIXECOM_STRIPE_SANDBOX_*`` when omitted (see
+        :class:`~pixecom_stripe.settings.StripeSandboxSettings`).
+    """
+    account = SandboxAccount(config if config is not None else SandboxConfig.from_environment())
+    app = FastAPI(
+        title="Stripe sandbox (PixEcom)",
+        description=__doc__,
+        openapi_url="/_sandbox/openapi.json",
+        docs_url="/_sandbox/docs",
+        redoc_url=None,
+    )
+    app.state.account = account
+
+    @app.exception_handler(StripeApiError)
+    async def _stripe_error(_request: Request, exc: StripeApiError) -> JSONResponse:
+        return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code in (404, 405):
+            message = (
+                f"Unrecognized request URL ({request.method}: {request.url.path}). Please see "
+                "https://stripe.com/docs or we can help at https://support.stripe.com/."
+            )
+        else:
+            message = str(exc.detail)
+        return JSONResponse(
+            {"error": {"type": "invalid_request_error", "message": message}},
+            status_code=exc.status_code,
+        )
+
+    @app.middleware("http")
+    async def _conditions(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if not request.url.path.startswith("/v1/"):
+            return await call_next(request)
+        request.state.request_id = account.new_id("req_", 14)
+        if account.config.latency_seconds:
+            await asyncio.sleep(account.config.latency_seconds)
+        if account.should_fail():
+            response: Response = _injected_failure(account.config.failure_status)
+        else:
+            response = await call_next(request)
+        response.headers["Request-Id"] = request.state.request_id
+        response.headers["Stripe-Version"] = SANDBOX_API_VERSION
+        return response
+
+    async def authenticate(request: Request) -> str:
+        return _authenticate(account.config, request.headers.get("authorization"))
+
+    api_key = Annotated[str, Depends(authenticate)]
+
+    async def idempotent(
+        request: Request, key: str, operation: Callable[[StripeObject], StripeObject]
+    ) -> JSONResponse:
+        """Run a POST once per (key, Idempotency-Key), replaying its answer afterwards."""
+        pairs = await _form_pairs(request)
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key is None:
+            return JSONResponse(operation(decode_form(pairs)))
+        if not idempotency_key or len(idempotency_key) > _IDEMPOTENCY_KEY_MAX_LENGTH:
+            raise StripeApiError(
+                400,
+                "Idempotency-Key must be 1 to 255 characters long.",
+                error_type="idempotency_error",
+            )
+        fingerprint = tuple(sorted(pairs))
+        saved = account.idempotency.get((key, idempotency_key))
+        if saved is not None:
+            if (saved.method, saved.path) != (request.method, request.url.path):
+                raise StripeApiError(
+                    400,
+                    "Keys for idempotent requests can only be used for the same endpoint they "
+                    f"were first used for ('{saved.method} {saved.path}'). Try using a key "
+                    f"other than '{idempotency_key}' if you meant to execute a different "
+                    "request.",
+                    error_type="idempotency_error",
+                )
+            if saved.params != fingerprint:
+                raise StripeApiError(
+                    400,
+                    "Keys for idempotent requests can only be used with the same parameters "
+                    f"they were first used with. Try using a key other than '{idempotency_key}' "
+                    "if you meant to execute a different request.",
+                    error_type="idempotency_error",
+                )
+            return JSONResponse(
+                saved.body, status_code=saved.status, headers={"Idempotent-Replayed": "true"}
+            )
+        body = operation(decode_form(pairs))
+        account.idempotency[(key, idempotency_key)] = _SavedResponse(
+            request.method, request.url.path, fingerprint, 200, copy.deepcopy(body)
+        )
+        return JSONResponse(body)
+
+    # -- Stripe API -----------------------------------------------------------------------
+
+    @app.post("/v1/payment_intents")
+    async def create_payment_intent(request: Request, key: api_key) -> JSONResponse:
+        return await idempotent(
+            request,
+            key,
+            lambda params: account.create_payment_intent(params, request=_request_ids(request)),
+        )
+
+    @app.get("/v1/payment_intents/{intent_id}")
+    async def retrieve_payment_intent(intent_id: str, _key: api_key) -> StripeObject:
+        return account.payment_intent(intent_id)
+
+    @app.post("/v1/payment_intents/{intent_id}/capture")
+    async def capture_payment_intent(
+        intent_id: str, request: Request, key: api_key
+    ) -> JSONResponse:
+        return await idempotent(
+            request,
+            key,
+            lambda params: account.capture(intent_id, params, request=_request_ids(request)),
+        )
+
+    @app.get("/v1/charges/{charge_id}")
+    async def retrieve_charge(charge_id: str, _key: api_key) -> StripeObject:
+        return account.charge(charge_id)
+
+    @app.post("/v1/refunds")
+    async def create_refund(request: Request, key: api_key) -> JSONResponse:
+        return await idempotent(
+            request, key, lambda params: account.refund(params, request=_request_ids(request))
+        )
+
+    @app.get("/v1/refunds")
+    async def list_refunds(request: Request, _key: api_key) -> StripeObject:
+        return account.list_refunds(dict(request.query_params))
+
+    @app.get("/v1/refunds/{refund_id}")
+    async def retrieve_refund(refund_id: str, _key: api_key) -> StripeObject:
+        if refund_id not in account.refunds:
+            raise _no_such("refund", refund_id)
+        return account.refunds[refund_id]
+
+    @app.get("/v1/disputes/{dispute_id}")
+    async def retrieve_dispute(dispute_id: str, _key: api_key) -> StripeObject:
+        if dispute_id not in account.disputes:
+            raise _no_such("dispute", dispute_id)
+        return account.disputes[dispute_id]
+
+    @app.get("/v1/events/{event_id}")
+    async def retrieve_event(event_id: str, _key: api_key) -> StripeObject:
+        for event in account.events:
+            if event["id"] == event_id:
+                return event
+        raise _no_such("event", event_id)
+
+    # -- control ----------------------------------------------------------------------------
+
+    @app.get("/_sandbox/config")
+    async def read_config() -> StripeObject:
+        return _public_config(account.config)
+
+    @app.post("/_sandbox/config")
+    async def update_config(update: ConfigUpdate) -> StripeObject:
+        for name, value in update.model_dump(exclude_unset=True).items():
+            if value is None and name not in _NULLABLE_CONFIG:
+                continue
+            setattr(account.config, name, value)
+        if "seed" in update.model_fields_set:
+            account.reseed(update.seed)
+        return _public_config(account.config)
+
+    @app.post("/_sandbox/reset")
+    async def reset() -> StripeObject:
+        account.reset()
+        return {"reset": True}
+
+    @app.post("/_sandbox/payment_intents/{intent_id}/succeed")
+    async def succeed(intent_id: str) -> StripeObject:
+        return account.succeed(intent_id)
+
+    @app.post("/_sandbox/payment_intents/{intent_id}/fail")
+    async def fail(intent_id: str, decline: FailRequest | None = None) -> StripeObject:
+        decline = decline or FailRequest()
+        return account.fail(
+            intent_id, code=decline.code, decline_code=decline.decline_code, message=decline.message
+        )
+
+    @app.post("/_sandbox/payment_intents/{intent_id}/dispute")
+    async def dispute(intent_id: str, request: DisputeRequest | None = None) -> StripeObject:
+        request = request or DisputeRequest()
+        return account.open_dispute(
+            intent_id, amount=request.amount, reason=request.reason, inquiry=request.inquiry
+        )
+
+    @app.post("/_sandbox/disputes/{dispute_id}/{outcome}")
+    async def close_dispute(dispute_id: str, outcome: Literal["win", "lose"]) -> StripeObject:
+        return account.close_dispute(dispute_id, won=outcome == "win")
+
+    @app.post("/_sandbox/refunds/{refund_id}/{outcome}")
+    async def settle_refund(refund_id: str, outcome: Literal["succeed", "fail"]) -> StripeObject:
+        return account.settle_refund(refund_id, succeeded=outcome == "succeed")
+
+    @app.get("/_sandbox/events")
+    async def list_events(pending_only: bool = False) -> StripeObject:
+        events = [
+            {**event, "delivered": event["id"] in account.delivered}
+            for event in account.events
+            if not (pending_only and event["id"] in account.delivered)
+        ]
+        return {"object": "list", "data": events[-MAX_EVENTS_LISTED:]}
+
+    @app.post("/_sandbox/deliver")
+    async def deliver(request: DeliverRequest | None = None) -> StripeObject:
+        deliveries = await account.deliver(request or DeliverRequest())
+        return {
+            "deliveries": [
+                {
+                    "event_id": delivery.event_id,
+                    "type": delivery.event_type,
+                    "status_code": delivery.status_code,
+                    "error": delivery.error,
+                }
+                for delivery in deliveries
+            ]
+        }
+
+    return app
+
+
+async def _form_pairs(request: Request) -> list[tuple[str, str]]:
+    body = await request.body()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StripeApiError(400, "Invalid request body: not UTF-8 form data") from None
+    return parse_qsl(text, keep_blank_values=True)
+
+
+def _authenticate(config: SandboxConfig, authorization: str | None) -> str:
+    """The API key of the request, or a 401 in Stripe's words."""
+    key = ""
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            key = credentials.strip()
+        elif scheme.lower() == "basic":
+            try:
+                key = base64.b64decode(credentials).decode("utf-8").partition(":")[0]
+            except (ValueError, UnicodeDecodeError):
+                key = ""
+    if not key:
+        raise StripeApiError(
+            401,
+            "You did not provide an API key. You need to provide your API key in the "
+            "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
+            "YOUR_SECRET_KEY').",
+        )
+    accepted = (
+        key in config.api_keys
+        if config.api_keys
+        else key.startswith(("sk_test_", "rk_test_")) and len(key) > len("sk_test_")
+    )
+    if not accepted:
+        raise StripeApiError(401, f"Invalid API Key provided: {_masked(key)}")
+    return key
+
+
+def _masked(key: str) -> str:
+    prefix = key[:8] if key.startswith(("sk_", "rk_")) else ""
+    return f"{prefix}{'*' * 4}{key[-4:]}"
+
+
+def _injected_failure(status: int) -> JSONResponse:
+    if status == 429:
+        error: StripeObject = {
+            "type": "invalid_request_error",
+            "code": "rate_limit",
+            "message": "Too many requests hit the API too quickly. We recommend an "
+            "exponential backoff of your requests.",
+        }
+    elif status >= 500:
+        error = {"type": "api_error", "message": "An unknown error occurred (injected)."}
+    else:
+        error = {"type": "invalid_request_error", "message": f"Injected failure ({status})."}
+    return JSONResponse({"error": error}, status_code=status)
+
+
+def _public_config(config: SandboxConfig) -> StripeObject:
+    """The configuration without secrets (only how many there are)."""
+    return {
+        "webhook_url": config.webhook_url,
+        "webhook_secret_count": len(config.webhook_secrets),
+        "include_v0_signature": config.include_v0_signature,
+        "api_key_count": len(config.api_keys),
+        "auto_deliver": config.auto_deliver,
+        "latency_seconds": config.latency_seconds,
+        "failure_rate": config.failure_rate,
+        "failure_status": config.failure_status,
+        "fail_next": config.fail_next,
+        "refunds_start_pending": config.refunds_start_pending,
+        "embed_charge_refunds": config.embed_charge_refunds,
+        "seed": config.seed,
+    }

@@ -1,0 +1,121 @@
+"""Settings of the Stripe gateway, read from ``PIXECOM_STRIPE_*`` environment variables.
+
+Every field has a default or may be unset, so building the settings (and registering the
+plugin) never fails on a machine without Stripe keys; the call that needs a missing key
+fails instead, with a message naming the variable to set.
+
+Lists are accepted as JSON (``'["whsec_old","whsec_new"]'``) or comma-separated
+(``whsec_old,whsec_new``).
+"""
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "PIXECOM_STRIPE_"
+STRIPE_API_BASE = "https://api.stripe.com"
+
+
+def split_secret_list(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string for a list-of-secrets variable."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+SecretList = Annotated[list[SecretStr], NoDecode, Field(default_factory=list)]
+
+
+class StripeSettings(BaseSettings):
+    """How the plugin reaches Stripe (or its sandbox) and checks Stripe's webhooks.
+
+    :param api_base: scheme and host of the Stripe API; point it at the sandbox
+        (``http://127.0.0.1:<port>``) in dev mode and tests.
+    :param secret_key: the account's secret (``sk_…``) or restricted (``rk_…``) key, sent as
+        ``Authorization: Bearer``; never logged.
+    :param webhook_secrets: the webhook endpoint's signing secrets (``whsec_…``). During a
+        rotation Stripe signs with the old and the new secret for a while: configure both,
+        and a webhook is accepted when any of them verifies it.
+    :param webhook_tolerance_seconds: how old a ``Stripe-Signature`` timestamp may be before
+        the webhook is refused as a possible replay (Stripe's libraries use 300).
+    :param timeout_seconds: the limit on each call to the Stripe API (connect, read, write).
+    :param api_version: sent as ``Stripe-Version`` when set; otherwise the account's default
+        API version shapes the responses. Webhook shapes follow the endpoint's version.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
+
+    api_base: str = STRIPE_API_BASE
+    secret_key: SecretStr | None = None
+    webhook_secrets: SecretList
+    webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    timeout_seconds: float = Field(default=15.0, gt=0)
+    api_version: str | None = None
+
+    @field_validator("api_base")
+    @classmethod
+    def _check_api_base(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError(f"must be an http(s) URL such as {STRIPE_API_BASE}, not {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _split_webhook_secrets(cls, value: Any) -> Any:
+        return split_secret_list(value)
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _drop_empty_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        # an empty entry would make every check fail with a confusing message
+        return [secret for secret in value if secret.get_secret_value().strip()]
+
+
+SANDBOX_ENV_PREFIX = "PIXECOM_STRIPE_SANDBOX_"
+#: Signs sandbox webhooks when neither sandbox nor gateway secrets are configured; only ever
+#: meaningful against the sandbox.
+SANDBOX_DEFAULT_WEBHOOK_SECRET = "whsec_pixecom_sandbox_only_not_a_real_secret"
+
+
+class StripeSandboxSettings(BaseSettings):
+    """How the Stripe sandbox starts when built without arguments (dev mode).
+
+    Everything can also be changed while it runs, through ``POST /_sandbox/config``.
+
+    :param webhook_url: where ``POST /_sandbox/deliver`` (and ``auto_deliver``) send events,
+        e.g. the reference app's Stripe webhook route.
+    :param webhook_secrets: the endpoint secrets events are signed with, one ``v1=`` entry
+        each (two while rotating). Unset: the gateway's ``PIXECOM_STRIPE_WEBHOOK_SECRETS``,
+        so one variable configures both ends; both unset: a fixed sandbox-only secret.
+    :param api_keys: the secret keys the sandbox accepts. Unset: any test-mode key
+        (``sk_test_…``, ``rk_test_…``); live keys are always refused.
+    :param auto_deliver: send each event to ``webhook_url`` as soon as it happens, as Stripe
+        does; otherwise events wait for ``POST /_sandbox/deliver``.
+    :param latency_seconds: added before every API answer.
+    :param failure_rate: share of API calls (0–1) answered with ``failure_status``.
+    :param failure_status: the status of injected failures (500, 503, 429 …).
+    :param seed: makes ids, injected failures and shuffled deliveries reproducible.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=SANDBOX_ENV_PREFIX, env_file=None, extra="ignore")
+
+    webhook_url: str | None = None
+    webhook_secrets: SecretList
+    api_keys: SecretList
+    auto_deliver: bool = False
+    latency_seconds: float = Field(default=0.0, ge=0)
+    failure_rate: float = Field(default=0.0, ge=0, le=1)
+    failure_status: int = Field(default=500, ge=400, le=599)
+    seed: int | None = None
+
+    @field_validator("webhook_secrets", "api_keys", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return split_secret_list(value)

@@ -1,0 +1,123 @@
+"""Helpers of the Stripe plugin's tests: serving an ASGI app on loopback, the sandbox
+handle, signing events the way Stripe does."""
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from pixecom_stripe.gateway import StripeGateway
+from pixecom_stripe.sandbox import signature_header
+from pixecom_stripe.settings import StripeSettings
+
+from pixecom_core.providers import GatewayPaymentEvent
+from pixecom_core.providers.sandboxes import ASGIApp
+
+SECRET_KEY = "sk_test_pixecom_fixture_key_4242"
+WEBHOOK_SECRET = "whsec_fixture_current_0000000000000000"
+OLD_WEBHOOK_SECRET = "whsec_fixture_previous_111111111111111"
+
+
+@asynccontextmanager
+async def serve(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free 127.0.0.1 port; yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # inherited by accepted connections; without it a pre-bound socket answers each request
+    # ~40 ms late (Nagle's algorithm meets delayed ACKs on loopback)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@dataclass
+class RunningSandbox:
+    """A sandbox on loopback: ``url`` for the gateway, ``control`` for ``/_sandbox/`` calls
+    and for Stripe API calls made as the account owner (``api``)."""
+
+    url: str
+    control: httpx.AsyncClient
+    api: httpx.AsyncClient
+
+    async def configure(self, **changes: Any) -> None:
+        response = await self.control.post("/_sandbox/config", json=changes)
+        response.raise_for_status()
+
+    async def act(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Call a control endpoint (``payment_intents/pi_…/succeed`` …); return its object."""
+        response = await self.control.post(f"/_sandbox/{path}", json=body)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def refund(self, payment_intent: str, amount: int | None = None) -> dict[str, Any]:
+        form = {"payment_intent": payment_intent}
+        if amount is not None:
+            form["amount"] = str(amount)
+        response = await self.api.post("/v1/refunds", data=form)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def events(self, *types: str) -> list[dict[str, Any]]:
+        """Events the sandbox recorded, oldest first, optionally only of ``types``."""
+        response = await self.control.get("/_sandbox/events")
+        response.raise_for_status()
+        events = []
+        for event in response.json()["data"]:
+            event.pop("delivered")
+            if not types or event["type"] in types:
+                events.append(event)
+        return events
+
+
+def settings_for(url: str, **overrides: Any) -> StripeSettings:
+    values: dict[str, Any] = {
+        "api_base": url,
+        "secret_key": SECRET_KEY,
+        "webhook_secrets": [WEBHOOK_SECRET],
+        "timeout_seconds": 5,
+    }
+    values.update(overrides)
+    return StripeSettings(**values)
+
+
+def signed(event: dict[str, Any], *secrets: str, timestamp: int | None = None) -> tuple[bytes, str]:
+    """``event`` as Stripe sends it: pretty-printed JSON and its Stripe-Signature."""
+    payload = json.dumps(event, indent=2)
+    header = signature_header(payload, secrets or (WEBHOOK_SECRET,), timestamp=timestamp)
+    return payload.encode("utf-8"), header
+
+
+async def facts_of(gateway: StripeGateway, event: dict[str, Any]) -> list[GatewayPaymentEvent]:
+    """Sign ``event``, verify it through the gateway and parse it: the path core takes."""
+    body, header = signed(event)
+    webhook = await gateway.verify_webhook(body=body, headers={"stripe-signature": header})
+    return await gateway.parse_events(webhook)
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint on loopback that records what it receives."""
+
+    url: str
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    status_code: int = 200
