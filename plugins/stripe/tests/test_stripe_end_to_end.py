@@ -1,0 +1,199 @@
+"""Stripe end to end: checkout through the reference app, the sandbox's signed webhooks
+delivered over HTTP (duplicated, shuffled, one stale), facts recorded exactly once.
+
+Runs against real PostgreSQL and Redis (DATABASE_URL / REDIS_URL, else embedded) and the
+Stripe sandbox on loopback; the reference app is part of the ``pixecom`` distribution
+this plugin's test environment installs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from pixecom_stripe.gateway import StripeGateway
+from pydantic import SecretStr
+from stripe_support import RunningSandbox, settings_for
+
+from pixecom_core import hookimpl
+from pixecom_core.db.engine import create_engine, create_sessionmaker
+from pixecom_core.ledger import Ledger, WebhookInbox
+from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
+from pixecom_core.providers import PaymentGateway
+from pixecom_core.settings import Settings
+from pixecom_core.testing import databases
+from pixecom_core.testing.databases import TestDatabase
+from reference_app.api import create_app
+
+PASSWORD = "correct horse battery staple"
+
+
+class StripeAtSandbox:
+    """The Stripe plugin, configured for the sandbox."""
+
+    def __init__(self, gateway: StripeGateway) -> None:
+        self.gateway = gateway
+
+    @hookimpl
+    def pixecom_register_payment_gateways(self) -> list[PaymentGateway]:
+        return [self.gateway]
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[TestDatabase]:
+    with (
+        test_servers() as (server_dsn, redis_url),
+        provision_test_database(server_dsn, redis_url) as db,
+    ):
+        yield db
+
+
+@pytest.fixture
+def app_settings(database: TestDatabase) -> Settings:
+    return database.settings.model_copy(
+        update={
+            "redis_key_prefix": f"pixecom-stripe-e2e:{uuid.uuid4().hex}:",
+            "admin_api_key": SecretStr(secrets.token_urlsafe(48)),
+        }
+    )
+
+
+@pytest.fixture
+async def api(
+    app_settings: Settings, sandbox: RunningSandbox
+) -> AsyncIterator[tuple[str, StripeGateway]]:
+    """The reference app with the Stripe plugin, served on loopback (the sandbox must
+    reach it over HTTP)."""
+    gateway = StripeGateway(settings_for(sandbox.url))
+    manager = create_plugin_manager(load_entry_points=False, plugins=[StripeAtSandbox(gateway)])
+    app = create_app(app_settings, plugin_manager=manager)
+    sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", gateway
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+        await gateway.client.aclose()
+
+
+async def published_sellpage(client: httpx.AsyncClient, settings: Settings) -> str:
+    assert settings.admin_api_key is not None
+    email = f"stripe-{uuid.uuid4().hex[:10]}@example.com"
+    signup = await client.post(
+        "/auth/signup",
+        json={"seller_name": "Stripe shop", "email": email, "password": PASSWORD},
+        headers={"X-Admin-Key": settings.admin_api_key.get_secret_value()},
+    )
+    assert signup.status_code == 201, signup.text
+    login = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    product = await client.post(
+        "/products", json={"sku": f"S-{uuid.uuid4().hex[:8]}", "name": "Mug"}, headers=headers
+    )
+    await client.post(
+        f"/products/{product.json()['id']}/prices",
+        json={"price_minor": 5_000, "currency": "USD"},
+        headers=headers,
+    )
+    slug = f"mug-{uuid.uuid4().hex[:8]}"
+    page = await client.post(
+        "/sellpages",
+        json={"slug": slug, "title": "Mug", "product_id": product.json()["id"]},
+        headers=headers,
+    )
+    await client.patch(
+        f"/sellpages/{page.json()['id']}", json={"status": "PUBLISHED"}, headers=headers
+    )
+    return slug
+
+
+def ledger_and_status(dsn: str, order_id: str) -> tuple[list[tuple[Any, ...]], str]:
+    with psycopg.connect(dsn) as conn:
+        facts = conn.execute(
+            "SELECT event_type, amount_minor FROM payment_events WHERE order_id = %s"
+            " ORDER BY event_type",
+            (order_id,),
+        ).fetchall()
+        status = conn.execute("SELECT status FROM orders WHERE id = %s", (order_id,)).fetchone()
+    assert status is not None
+    return facts, str(status[0])
+
+
+async def test_checkout_capture_refund_through_signed_webhooks(
+    api: tuple[str, StripeGateway],
+    app_settings: Settings,
+    sandbox: RunningSandbox,
+    database: TestDatabase,
+) -> None:
+    base_url, gateway = api
+    async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+        slug = await published_sellpage(client, app_settings)
+        placed = await client.post(
+            f"/public/sellpages/{slug}/orders",
+            json={
+                "gateway": "stripe",
+                "customer_email": "buyer@example.com",
+                "quantity": 2,
+                "return_url": "https://shop.example.com/ok",
+                "cancel_url": "https://shop.example.com/cart",
+            },
+        )
+        assert placed.status_code == 201, placed.text
+        order = placed.json()
+        assert order["gateway_reference"].startswith("pi_") and order["client_secret"]
+
+        await sandbox.act(f"payment_intents/{order['gateway_reference']}/succeed")
+        await sandbox.refund(order["gateway_reference"], amount=1_500)
+        webhook_url = f"{base_url}/webhooks/stripe"
+        # A replayed old delivery is refused before anything is stored.
+        stale = await sandbox.control.post(
+            "/_sandbox/deliver",
+            json={"url": webhook_url, "timestamp_offset_seconds": -3_600},
+        )
+        assert {d["status_code"] for d in stale.json()["deliveries"]} == {400}
+        # Stripe delivers at least once and in any order.
+        delivered = await sandbox.control.post(
+            "/_sandbox/deliver",
+            json={
+                "url": webhook_url,
+                "include_delivered": True,
+                "duplicates": 2,
+                "shuffle": True,
+                "seed": 3,
+            },
+        )
+        assert {d["status_code"] for d in delivered.json()["deliveries"]} == {200}
+
+    engine = create_engine(app_settings, role="app")
+    try:
+        sessions = create_sessionmaker(engine)
+        manager = create_plugin_manager(load_entry_points=False, plugins=[StripeAtSandbox(gateway)])
+        inbox = WebhookInbox(
+            sessions, app_settings, ProviderRegistry(manager), Ledger(sessions, app_settings)
+        )
+        for inbox_id in await inbox.due():
+            await inbox.process(inbox_id)
+    finally:
+        await engine.dispose()
+
+    facts, status = ledger_and_status(database.owner_dsn, order["order_id"])
+    assert facts == [("CAPTURED", 10_000), ("REFUNDED", 1_500)]
+    assert status == "PARTIALLY_REFUNDED"
