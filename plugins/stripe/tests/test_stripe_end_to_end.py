@@ -50,8 +50,8 @@ class StripeAtSandbox:
 @pytest.fixture(scope="module")
 def database() -> Iterator[TestDatabase]:
     with (
-        test_servers() as (server_dsn, redis_url),
-        provision_test_database(server_dsn, redis_url) as db,
+        databases.test_servers() as (server_dsn, redis_url),
+        databases.provision_test_database(server_dsn, redis_url) as db,
     ):
         yield db
 
