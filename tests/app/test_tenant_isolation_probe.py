@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -82,6 +83,28 @@ def example_body(openapi: dict[str, Any], operation: Operation) -> Any:
     return first.get("value", first) if isinstance(first, dict) and "value" in first else first
 
 
+def required_query(openapi: dict[str, Any], operation: Operation) -> dict[str, str]:
+    """Values for the operation's required query parameters: date ranges around today
+    (where the seller's rows are); any other required parameter fails the probe."""
+    today = date.today()
+    known = {
+        "since": (today - timedelta(days=180)).isoformat(),
+        "until": (today + timedelta(days=180)).isoformat(),
+    }
+    spec = openapi["paths"][operation.path][operation.method.lower()]
+    values = {}
+    for parameter in spec.get("parameters", []):
+        if parameter["in"] != "query" or not parameter.get("required"):
+            continue
+        name = parameter["name"]
+        assert name in known, (
+            f"{operation.method} {operation.path}: teach the isolation probe a value for the "
+            f"required query parameter {name!r}"
+        )
+        values[name] = known[name]
+    return values
+
+
 def snapshot(owner_dsn: str, seller_id: uuid.UUID) -> dict[str, list[str]]:
     """Every row of ``seller_id`` in every seller-owned table, as sorted JSON text."""
     rows: dict[str, list[str]] = {}
@@ -134,7 +157,11 @@ async def test_no_route_lets_one_seller_reach_anothers_data(
             continue
         if not operation.parameters:
             if operation.method == "GET":
-                listing = await api_client.get(operation.path, headers=b.headers)
+                listing = await api_client.get(
+                    operation.path,
+                    params=required_query(openapi, operation),
+                    headers=b.headers,
+                )
                 assert listing.status_code == 200, (operation, listing.text)
                 leaked = [row_id for row_id in a_ids if row_id in listing.text]
                 assert not leaked, f"GET {operation.path} shows seller B ids of A: {leaked}"

@@ -9,6 +9,7 @@ from reference_app.api.routes import (
     creatives,
     orders,
     public,
+    stats,
     webhooks,
 )
 
@@ -19,6 +20,7 @@ ROUTERS: list[APIRouter] = [
     campaigns.router,
     creatives.router,
     orders.router,
+    stats.router,
     public.router,
     webhooks.router,
 ]

@@ -1,0 +1,327 @@
+"""What a seller reads: daily totals, per-sellpage and per-entity figures, sync status.
+
+Everything is read from the aggregated tables in the seller's scope — never recomputed
+from raw rows at request time — and every list is keyset-paginated with the hard page
+limit (audit B4). Money is integer minor units of the seller's reporting currency, except
+per-entity spend, which stays in the ad account's currency (say which, never mix them).
+ROAS is ``None`` when there was no spend (audit §6).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from sqlalchemy import text
+
+from pixecom_core.errors import InvalidRequestError
+from pixecom_core.providers import EntityLevel
+from pixecom_core.stats.currency import micros_per_minor_unit_sql
+from pixecom_core.tenancy import Page, PageRequest, SellerContext
+from pixecom_core.tenancy.pagination import decode_cursor, encode_cursor
+
+#: The longest range one report covers.
+MAX_RANGE_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Spend and revenue of a day, a sellpage or a range, in the reporting currency."""
+
+    spend_minor: int
+    gross_revenue_minor: int
+    refunds_minor: int
+    chargebacks_minor: int
+    net_revenue_minor: int
+    orders: int
+
+    @property
+    def roas(self) -> Decimal | None:
+        """Net revenue per unit of spend; ``None`` without spend."""
+        if self.spend_minor <= 0:
+            return None
+        return (Decimal(self.net_revenue_minor) / Decimal(self.spend_minor)).quantize(
+            Decimal("0.000001")
+        )
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    day: date
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class Overview:
+    """A seller's days in a range, with totals."""
+
+    reporting_currency: str
+    since: date
+    until: date
+    days: list[DayFigures]
+    totals: Figures
+    pending_days: int
+
+
+@dataclass(frozen=True)
+class SellpageFigures:
+    sellpage_id: uuid.UUID
+    slug: str
+    title: str
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class EntityFigures:
+    """One campaign, ad set or ad over a range, in its ad account's currency."""
+
+    network: str
+    level: EntityLevel
+    entity_id: str
+    name: str | None
+    currency: str
+    spend_minor: int
+    impressions: int
+    clicks: int
+    purchases: int
+
+
+@dataclass(frozen=True)
+class AccountSyncStatus:
+    ad_account_id: uuid.UUID
+    network: str
+    external_id: str
+    name: str
+    last_synced_at: datetime | None
+    lag_seconds: int | None
+    last_sync_error: str | None
+    sync_failures: int
+    throttled_until: datetime | None
+    needs_reconnect: bool
+
+
+_SUMS = """
+    coalesce(sum(spend_minor), 0) AS spend, coalesce(sum(gross_revenue_minor), 0) AS gross,
+    coalesce(sum(refunds_minor), 0) AS refunds, coalesce(sum(chargebacks_minor), 0) AS cb,
+    coalesce(sum(net_revenue_minor), 0) AS net, coalesce(sum(orders_count), 0) AS orders
+"""
+_OVERVIEW = text(
+    f"""
+    SELECT stat_date, {_SUMS}, bool_or(needs_reaggregation) AS pending
+      FROM sellpage_stats_daily
+     WHERE seller_id = :seller_id AND stat_date BETWEEN :since AND :until
+     GROUP BY stat_date ORDER BY stat_date
+    """
+)
+_CURRENCY = text("SELECT reporting_currency FROM sellers WHERE id = :seller_id")
+_SELLPAGES = text(
+    f"""
+    SELECT p.id, p.slug, p.title, {_SUMS}
+      FROM sellpages AS p
+      LEFT JOIN sellpage_stats_daily AS s
+        ON s.seller_id = p.seller_id AND s.sellpage_id = p.id
+       AND s.stat_date BETWEEN :since AND :until
+     WHERE p.seller_id = :seller_id AND (CAST(:after AS uuid) IS NULL OR p.id > :after)
+     GROUP BY p.id, p.slug, p.title
+     ORDER BY p.id
+     LIMIT :limit
+    """
+)
+_ENTITIES = text(
+    f"""
+    SELECT d.network, d.entity_id, d.currency,
+           round(sum(d.spend_micros)::numeric / {micros_per_minor_unit_sql("d.currency")})::bigint
+               AS spend,
+           sum(d.impressions) AS impressions, sum(d.clicks) AS clicks,
+           sum(d.purchases) AS purchases,
+           (SELECT c.name FROM campaigns AS c
+             WHERE c.seller_id = :seller_id AND c.external_id = d.entity_id LIMIT 1) AS campaign,
+           (SELECT a.name FROM adsets AS a
+             WHERE a.seller_id = :seller_id AND a.external_id = d.entity_id LIMIT 1) AS adset,
+           (SELECT x.name FROM ads AS x
+             WHERE x.seller_id = :seller_id AND x.external_id = d.entity_id LIMIT 1) AS ad
+      FROM ad_stats_daily AS d
+     WHERE d.seller_id = :seller_id AND d.entity_type = :level
+       AND d.stat_date BETWEEN :since AND :until
+       AND (CAST(:after_network AS text) IS NULL
+            OR (d.network, d.entity_id) > (:after_network, :after_entity))
+     GROUP BY d.network, d.entity_id, d.currency
+     ORDER BY d.network, d.entity_id
+     LIMIT :limit
+    """
+)
+_SYNC_STATUS = text(
+    """
+    SELECT id, network, external_id, name, last_synced_at, last_sync_error, sync_failures,
+           throttled_until, needs_reconnect
+      FROM ad_accounts WHERE seller_id = :seller_id
+       AND (CAST(:after AS uuid) IS NULL OR id > :after)
+     ORDER BY id LIMIT :limit
+    """
+)
+
+
+def _figures(row: object) -> Figures:
+    return Figures(
+        spend_minor=int(row.spend),  # type: ignore[attr-defined]
+        gross_revenue_minor=int(row.gross),  # type: ignore[attr-defined]
+        refunds_minor=int(row.refunds),  # type: ignore[attr-defined]
+        chargebacks_minor=int(row.cb),  # type: ignore[attr-defined]
+        net_revenue_minor=int(row.net),  # type: ignore[attr-defined]
+        orders=int(row.orders),  # type: ignore[attr-defined]
+    )
+
+
+def check_range(since: date, until: date) -> None:
+    """Refuse an empty, reversed or too long range."""
+    if until < since:
+        raise InvalidRequestError("until is before since", code="empty_date_range")
+    if (until - since).days + 1 > MAX_RANGE_DAYS:
+        raise InvalidRequestError(
+            f"a report covers at most {MAX_RANGE_DAYS} days", code="date_range_too_long"
+        )
+
+
+class StatsReports:
+    """Read-only reports of one seller."""
+
+    def __init__(self, context: SellerContext) -> None:
+        self._context = context
+
+    def _limit(self, page: PageRequest) -> int:
+        settings = self._context.settings
+        return page.effective_limit(
+            default=settings.default_page_size, maximum=settings.max_page_size
+        )
+
+    async def overview(self, since: date, until: date) -> Overview:
+        """Every day of the range that has figures, and the range's totals."""
+        check_range(since, until)
+        seller = self._context.seller_id
+        async with self._context.scope() as scope:
+            currency = await scope.session.scalar(_CURRENCY, {"seller_id": seller})
+            rows = (
+                await scope.session.execute(
+                    _OVERVIEW, {"seller_id": seller, "since": since, "until": until}
+                )
+            ).all()
+        days = [DayFigures(day=row.stat_date, figures=_figures(row)) for row in rows]
+        totals = Figures(
+            spend_minor=sum(d.figures.spend_minor for d in days),
+            gross_revenue_minor=sum(d.figures.gross_revenue_minor for d in days),
+            refunds_minor=sum(d.figures.refunds_minor for d in days),
+            chargebacks_minor=sum(d.figures.chargebacks_minor for d in days),
+            net_revenue_minor=sum(d.figures.net_revenue_minor for d in days),
+            orders=sum(d.figures.orders for d in days),
+        )
+        return Overview(
+            reporting_currency=str(currency),
+            since=since,
+            until=until,
+            days=days,
+            totals=totals,
+            pending_days=sum(1 for row in rows if row.pending),
+        )
+
+    async def sellpages(self, since: date, until: date, page: PageRequest) -> Page[SellpageFigures]:
+        """Each sellpage's totals over the range (zeros included), by sellpage id."""
+        check_range(since, until)
+        limit = self._limit(page)
+        after = decode_cursor(page.cursor, arity=1)[0] if page.cursor else None
+        async with self._context.scope() as scope:
+            rows = (
+                await scope.session.execute(
+                    _SELLPAGES,
+                    {
+                        "seller_id": self._context.seller_id,
+                        "since": since,
+                        "until": until,
+                        "after": after,
+                        "limit": limit + 1,
+                    },
+                )
+            ).all()
+        items = [
+            SellpageFigures(sellpage_id=r.id, slug=r.slug, title=r.title, figures=_figures(r))
+            for r in rows[:limit]
+        ]
+        cursor = encode_cursor([items[-1].sellpage_id]) if len(rows) > limit else None
+        return Page(items=items, next_cursor=cursor, limit=limit)
+
+    async def entities(
+        self, level: EntityLevel, since: date, until: date, page: PageRequest
+    ) -> Page[EntityFigures]:
+        """Each campaign (or ad set, or ad) with numbers in the range."""
+        check_range(since, until)
+        limit = self._limit(page)
+        after_network, after_entity = (
+            decode_cursor(page.cursor, arity=2) if page.cursor else (None, None)
+        )
+        async with self._context.scope() as scope:
+            rows = (
+                await scope.session.execute(
+                    _ENTITIES,
+                    {
+                        "seller_id": self._context.seller_id,
+                        "level": level.value,
+                        "since": since,
+                        "until": until,
+                        "after_network": after_network,
+                        "after_entity": after_entity,
+                        "limit": limit + 1,
+                    },
+                )
+            ).all()
+        names = {EntityLevel.CAMPAIGN: "campaign", EntityLevel.ADSET: "adset", EntityLevel.AD: "ad"}
+        items = [
+            EntityFigures(
+                network=r.network,
+                level=level,
+                entity_id=r.entity_id,
+                name=getattr(r, names[level]),
+                currency=r.currency,
+                spend_minor=int(r.spend),
+                impressions=int(r.impressions),
+                clicks=int(r.clicks),
+                purchases=int(r.purchases),
+            )
+            for r in rows[:limit]
+        ]
+        cursor = (
+            encode_cursor([items[-1].network, items[-1].entity_id]) if len(rows) > limit else None
+        )
+        return Page(items=items, next_cursor=cursor, limit=limit)
+
+    async def sync_status(self, page: PageRequest) -> Page[AccountSyncStatus]:
+        """Each ad account's sync state: last success, lag, errors, throttling."""
+        limit = self._limit(page)
+        after = decode_cursor(page.cursor, arity=1)[0] if page.cursor else None
+        now = datetime.now(UTC)
+        async with self._context.scope() as scope:
+            rows = (
+                await scope.session.execute(
+                    _SYNC_STATUS,
+                    {"seller_id": self._context.seller_id, "after": after, "limit": limit + 1},
+                )
+            ).all()
+        items = [
+            AccountSyncStatus(
+                ad_account_id=r.id,
+                network=r.network,
+                external_id=r.external_id,
+                name=r.name,
+                last_synced_at=r.last_synced_at,
+                lag_seconds=int((now - r.last_synced_at).total_seconds())
+                if r.last_synced_at
+                else None,
+                last_sync_error=r.last_sync_error,
+                sync_failures=r.sync_failures,
+                throttled_until=r.throttled_until,
+                needs_reconnect=r.needs_reconnect,
+            )
+            for r in rows[:limit]
+        ]
+        cursor = encode_cursor([items[-1].ad_account_id]) if len(rows) > limit else None
+        return Page(items=items, next_cursor=cursor, limit=limit)
