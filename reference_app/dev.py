@@ -13,6 +13,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -153,6 +155,59 @@ def demo_seller(deployment: DevDeployment) -> None:
     deployment.endpoints["Demo login"] = f"{login.email} / {login.password}"
 
 
+#: Seconds a background process gets to stop after SIGTERM before it is killed.
+STOP_GRACE_SECONDS = 20.0
+
+
+def _export_settings(settings: Settings) -> None:
+    """Put what child processes need into the environment (dev mode only)."""
+    os.environ["PIXECOM_MODE"] = "dev"
+    os.environ["PIXECOM_DATA_DIR"] = str(settings.data_dir)
+    os.environ["PIXECOM_REDIS_KEY_PREFIX"] = settings.redis_key_prefix
+    for name, keys in (
+        ("PIXECOM_JWT_SIGNING_KEYS", settings.jwt_signing_keys),
+        ("PIXECOM_TOKEN_ENCRYPTION_KEYS", settings.token_encryption_keys),
+    ):
+        os.environ[name] = json.dumps([key.get_secret_value() for key in keys])
+    if settings.refresh_token_pepper is not None:
+        os.environ["PIXECOM_REFRESH_TOKEN_PEPPER"] = (
+            settings.refresh_token_pepper.get_secret_value()
+        )
+
+
+def _stop_process(process: subprocess.Popen[bytes], name: str) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            typer.echo(f"pixecom dev: {name} did not stop in time; killing it")
+            process.kill()
+            process.wait()
+
+
+def background_processes(deployment: DevDeployment) -> None:
+    """Start a worker per queue and the scheduler, logging to ``<data_dir>/logs/``."""
+    from reference_app.worker.broker import Queue
+
+    settings = deployment.settings
+    _export_settings(settings)
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    commands = {f"worker-{queue.value}": ["worker", "--queue", queue.value] for queue in Queue}
+    commands["scheduler"] = ["scheduler"]
+    for name, arguments in commands.items():
+        with (logs / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "reference_app.cli", *arguments],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deployment.stack.callback(_stop_process, process, name)
+    deployment.say(f"started {len(commands) - 1} workers and the scheduler (logs in {logs})")
+    deployment.endpoints["Worker logs"] = str(logs.resolve())
+
+
 #: What ``pixecom dev`` starts, in order, before serving the API.
 COMPONENTS: list[DevComponent] = [
     dev_secrets,
@@ -160,6 +215,7 @@ COMPONENTS: list[DevComponent] = [
     database_schema,
     partition_maintenance,
     demo_seller,
+    background_processes,
 ]
 
 

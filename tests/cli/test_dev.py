@@ -100,6 +100,13 @@ def postgres_processes(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def _cmdline_has(proc: psutil.Process, needle: str) -> bool:
+    try:
+        return any(needle in part for part in proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+
+
 def alive(processes: Iterable[psutil.Process]) -> list[psutil.Process]:
     running = []
     for proc in processes:
@@ -158,6 +165,9 @@ def test_dev_serves_on_a_bare_machine_and_stops_cleanly(
 
     assert ready.json()["status"] == "ready"
     assert postgres_processes(data_dir), "expected an embedded PostgreSQL under the data dir"
+    assert "started 4 workers and the scheduler" in first.output()
+    workers = [proc for proc in first.children if _cmdline_has(proc, "reference_app.cli")]
+    assert len(workers) == 5, first.children  # a worker per queue and the scheduler
     # The demo seller exists in dev mode and its printed credentials work.
     assert "demo@pixecom.dev / pixecom-demo-password" in first.output()
     login = httpx.post(
