@@ -39,6 +39,8 @@ db_app = typer.Typer(
 keys_app = typer.Typer(help="Secrets for a deployment.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+jobs_app = typer.Typer(help="Background jobs that failed for good.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 
 @app.command()
@@ -175,6 +177,41 @@ def keys_rotate() -> None:
         f"{len(report.sellers_with_changes)} seller(s); {report.sellers_visited} seller(s) "
         "checked"
     )
+
+
+@jobs_app.command("dead-letters")
+def jobs_dead_letters(
+    all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
+) -> None:
+    """List dead letters: jobs that exhausted their retries, oldest first."""
+    settings = Settings()
+    from reference_app.jobs import list_dead_letters
+
+    lines = list_dead_letters(settings, include_resolved=all_)
+    if not lines:
+        typer.echo("no dead letters" if all_ else "no open dead letters")
+        return
+    for line in lines:
+        state = f"resolved {line.resolved_at:%Y-%m-%d %H:%M}" if line.resolved_at else "open"
+        typer.echo(
+            f"{line.id}\t{line.failed_at:%Y-%m-%d %H:%M:%S}\t{line.task_name}\t"
+            f"seller={line.seller_id or '-'}\tattempts={line.attempts}\t{state}\t"
+            f"{' '.join(line.error.split())[:200]}"
+        )
+
+
+@jobs_app.command("resolve")
+def jobs_resolve(
+    dead_letter_id: Annotated[int, typer.Argument(help="The dead letter's id.")],
+) -> None:
+    """Mark a dead letter handled (after fixing its cause or re-running the job)."""
+    settings = Settings()
+    from reference_app.jobs import resolve_dead_letter
+
+    if not resolve_dead_letter(settings, dead_letter_id):
+        typer.echo(f"pixecom: no open dead letter {dead_letter_id}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"dead letter {dead_letter_id} resolved")
 
 
 def _mount_plugins_cli() -> None:
