@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from pixecom_core.db import migration_support
+
 revision: str = "0002_seller_directory"
 down_revision: str | None = "0001_initial"
 branch_labels: str | Sequence[str] | None = None
@@ -27,17 +29,8 @@ depends_on: str | Sequence[str] | None = None
 MAX_ROWS = 1000
 
 
-def _app_role() -> str:
-    """The application role, quoted as an identifier (it comes from configuration)."""
-    context = op.get_context()
-    role = context.config.attributes["app_role"] if context.config is not None else None
-    if not role:
-        raise RuntimeError("the migration needs config.attributes['app_role']")
-    return str(context.dialect.identifier_preparer.quote_identifier(str(role)))
-
-
 def upgrade() -> None:
-    app_role = _app_role()
+    app_role = migration_support.app_role()
     op.execute(
         "CREATE POLICY owner_seller_directory ON sellers FOR SELECT TO CURRENT_USER "
         "USING (current_setting('pixecom.seller_directory', true) = 'on')"

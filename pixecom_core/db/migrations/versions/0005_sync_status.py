@@ -18,23 +18,16 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from pixecom_core.db import migration_support
+
 revision: str = "0005_sync_status"
 down_revision: str | None = "0004_payment_directory"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _app_role() -> str:
-    """The application role, quoted as an identifier (it comes from configuration)."""
-    context = op.get_context()
-    role = context.config.attributes["app_role"] if context.config is not None else None
-    if not role:
-        raise RuntimeError("the migration needs config.attributes['app_role']")
-    return str(context.dialect.identifier_preparer.quote_identifier(str(role)))
-
-
 def upgrade() -> None:
-    app_role = _app_role()
+    app_role = migration_support.app_role()
     op.execute("SET LOCAL lock_timeout = '5s'")
     for column in (
         sa.Column("last_sync_attempt_at", sa.DateTime(timezone=True), nullable=True),
