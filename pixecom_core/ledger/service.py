@@ -61,10 +61,13 @@ _FACTS = text(
     "SELECT event_type, amount_minor, currency FROM payment_events"
     " WHERE seller_id = :seller_id AND order_id = :order_id"
 )
+# clock_timestamp(), not now(): now() is the transaction's start, so the events one
+# transaction writes (PAYMENT_RECORDED, then STATUS_CHANGED) would tie and lose their order.
 _INSERT_ORDER_EVENT = text(
     """
-    INSERT INTO order_events (seller_id, order_id, event_type, from_status, to_status, payload)
-    VALUES (:seller_id, :order_id, :event_type, :from_status, :to_status,
+    INSERT INTO order_events
+        (seller_id, created_at, order_id, event_type, from_status, to_status, payload)
+    VALUES (:seller_id, clock_timestamp(), :order_id, :event_type, :from_status, :to_status,
             CAST(:payload AS jsonb))
     """
 )
