@@ -41,6 +41,7 @@ def worker_settings(settings: Settings) -> Settings:
             "redis_key_prefix": f"pixecom-test:{uuid.uuid4().hex}:",
             "worker_redelivery_after_seconds": 3.0,
             "webhook_task_timeout_seconds": 2.0,
+            "stats_task_timeout_seconds": 2.0,
             "inbox_sweep_seconds": 1.0,
         }
     )
@@ -67,6 +68,7 @@ def worker_env(database: TestDatabase, settings: Settings, **extra: str) -> dict
                 settings.worker_redelivery_after_seconds
             ),
             "PIXECOM_WEBHOOK_TASK_TIMEOUT_SECONDS": str(settings.webhook_task_timeout_seconds),
+            "PIXECOM_STATS_TASK_TIMEOUT_SECONDS": str(settings.stats_task_timeout_seconds),
             "PIXECOM_INBOX_SWEEP_SECONDS": str(settings.inbox_sweep_seconds),
             # No installed plugin, only the test gateway, importable from the repository.
             "PIXECOM_LOAD_PLUGINS": "",
@@ -103,13 +105,22 @@ def start_worker(tmp_path: Path) -> Iterator[object]:
             process.wait()
 
 
-def wait_for(condition: object, timeout: float, what: str) -> None:
+def wait_for(
+    condition: object,
+    timeout: float,
+    what: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+) -> None:
+    """Wait for ``condition``; fail at once, with its log, if the worker exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():  # type: ignore[operator]
             return
+        if process.poll() is not None:
+            pytest.fail(f"the worker exited ({process.returncode}):\n{log.read_text()}")
         time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+    pytest.fail(f"timed out after {timeout} s waiting for {what}:\n{log.read_text()}")
 
 
 def inbox_status(dsn: str, inbox_id: int) -> str:
@@ -164,7 +175,7 @@ async def test_killing_the_worker_mid_task_loses_nothing(
             return False  # the group does not exist yet
 
     # Generous: a worker process starting on a loaded two-core CI machine is slow.
-    wait_for(taken, 120, "worker 1 to take the message")
+    wait_for(taken, 120, "worker 1 to take the message", first, tmp_path / "worker-0.log")
     time.sleep(0.5)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
@@ -177,6 +188,8 @@ async def test_killing_the_worker_mid_task_loses_nothing(
         lambda: inbox_status(database.owner_dsn, receipt.inbox_id) == "PROCESSED",
         120,
         "worker 2 to process the redelivered webhook",
+        second,
+        tmp_path / "worker-1.log",
     )
     assert ledger_count(database.owner_dsn, order.seller_id, fact) == 1
     second.send_signal(signal.SIGTERM)
