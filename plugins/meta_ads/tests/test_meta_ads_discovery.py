@@ -1,6 +1,10 @@
 """The Meta Ads plugin is installed and found through its ``pixecom`` entry point."""
 
 import importlib.metadata
+import os
+
+import pytest
+from pixecom_meta_ads.ad_network import MetaAdNetwork
 
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager, describe_plugins
 from pixecom_core.providers import AdNetwork
@@ -35,4 +39,27 @@ def test_plugin_is_described_with_its_distribution_and_hook() -> None:
     [info] = [plugin for plugin in plugins if plugin.name == "meta_ads"]
     assert info.distribution == "pixecom-meta-ads"
     assert info.version == importlib.metadata.version("pixecom-meta-ads")
-    assert info.hooks == ("pixecom_register_ad_networks",)
+    assert info.hooks == ("pixecom_register_ad_networks", "pixecom_register_sandboxes")
+
+
+def test_registry_returns_the_sandbox_by_name() -> None:
+    registry = ProviderRegistry(create_plugin_manager(allow={"meta_ads"}))
+
+    sandbox = registry.sandbox("meta")
+
+    assert sandbox.provider == "meta"
+    assert callable(sandbox.create_app())
+
+
+def test_the_hook_builds_the_network_from_an_empty_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("PIXECOM_META_"):
+            monkeypatch.delenv(name)
+
+    provider = ProviderRegistry(create_plugin_manager(allow={"meta_ads"})).ad_network("meta")
+
+    assert isinstance(provider, MetaAdNetwork)
+    assert provider.settings.graph_base == "https://graph.facebook.com"
+    assert provider.settings.purchase_action_type == "omni_purchase"

@@ -1,25 +1,84 @@
-"""The Meta Ads ad network provider.
+"""The Meta Ads ad network provider: daily campaign, ad set and ad insights.
 
-It reads daily campaign, ad set and ad insights from the Graph API Insights endpoint. Until
-the Meta Ads plugin issue lands, every operation raises ``NotImplementedError``: the plugin
-is installable and discoverable, not usable.
+:class:`MetaAdNetwork` asks the Insights endpoint for one row per entity per day
+(``time_increment=1`` over an inclusive ``time_range``), pages through the answer, and
+yields core's :class:`~pixecom_core.providers.InsightRow` as pages arrive. It never sums,
+caches or stores: core re-reads its window every cycle, so restated days (Meta changes
+numbers for up to 28 days) arrive as newer snapshots.
+
+Large windows are handled the way Meta asks: a window longer than
+``async_report_threshold_days`` goes through an async report run; a window Meta refuses as
+"too much data" is halved until it passes, and a single day that is still too large is read
+through an async report run.
 """
 
-from collections.abc import AsyncIterator
-from datetime import date
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pixecom_core.providers import AdAccountCredentials, AdAccountInfo, EntityLevel, InsightRow
+from pydantic import ValidationError
 
-_PENDING = "implemented by the Meta Ads plugin issue"
+from pixecom_core.providers import (
+    AdAccountCredentials,
+    AdAccountInfo,
+    EntityLevel,
+    InsightRow,
+    ProviderError,
+)
+from pixecom_meta_ads.client import PROVIDER, MetaGraphClient, MetaTooMuchData, account_number
+from pixecom_meta_ads.rows import insight_row
+from pixecom_meta_ads.settings import MetaAdsSettings
 
 
 class MetaAdNetwork:
-    """The ``meta`` ad network; implements ``pixecom_core.providers.AdNetwork``."""
+    """The ``meta`` ad network; implements ``pixecom_core.providers.AdNetwork``.
+
+    One instance serves every seller: it holds settings and the HTTP client, and each call
+    brings the seller's account and token.
+
+    :param settings: Graph API location, version and limits; from ``PIXECOM_META_*`` when
+        omitted.
+    :param client: the Graph client to use (tests inject one with a recording sleep).
+    """
 
     identifier = "meta"
     display_name = "Meta Ads"
 
-    def fetch_daily_insights(
+    def __init__(
+        self, settings: MetaAdsSettings | None = None, *, client: MetaGraphClient | None = None
+    ) -> None:
+        self.settings = settings if settings is not None else MetaAdsSettings()
+        self.client = client if client is not None else MetaGraphClient(self.settings)
+
+    async def describe_account(self, account: AdAccountCredentials) -> AdAccountInfo:
+        """Return the ad account's name, currency and time zone (``GET /act_{id}``)."""
+        page = await self.client.get_ad_account(
+            _checked_account_number(account), account.access_token.get_secret_value()
+        )
+        body = page.body
+        timezone = body.get("timezone_name")
+        if not isinstance(timezone, str) or not _is_time_zone(timezone):
+            raise ProviderError(
+                f"Meta ad account {account.account_id} has no usable timezone_name "
+                f"({timezone!r}); its days cannot be computed",
+                provider=PROVIDER,
+            )
+        try:
+            return AdAccountInfo(
+                account_id=account.account_id,
+                name=str(body.get("name") or account.account_id),
+                currency=str(body.get("currency", "")).upper(),
+                timezone=timezone,
+            )
+        except ValidationError as exc:
+            raise ProviderError(
+                f"Meta ad account {account.account_id} reported an unusable currency "
+                f"({body.get('currency')!r})",
+                provider=PROVIDER,
+            ) from exc
+
+    async def fetch_daily_insights(
         self,
         account: AdAccountCredentials,
         *,
@@ -27,9 +86,108 @@ class MetaAdNetwork:
         since: date,
         until: date,
     ) -> AsyncIterator[InsightRow]:
-        """Yield one row per entity per day from the Insights endpoint."""
-        raise NotImplementedError(f"fetch_daily_insights: {_PENDING}")
+        """Yield one row per entity per day between ``since`` and ``until``, both inclusive.
 
-    async def describe_account(self, account: AdAccountCredentials) -> AdAccountInfo:
-        """Return the ad account's name, currency and time zone."""
-        raise NotImplementedError(f"describe_account: {_PENDING}")
+        Days are the account's days (Meta cuts them in the account time zone). An entity and
+        day seen twice in one fetch (Meta repeating a row across pages, or a window re-read
+        after a split) is yielded once.
+
+        :raises ValueError: ``since`` is after ``until``.
+        :raises ProviderError: the account id is not a Meta ad account id, and the classes
+            listed in :mod:`pixecom_meta_ads.client` for Meta's answers.
+        """
+        if since > until:
+            raise ValueError(f"since {since} is after until {until}")
+        number = _checked_account_number(account)
+        token = account.access_token.get_secret_value()
+        yielded: set[tuple[str, date]] = set()
+        rows = self._window(number, token, level=level, since=since, until=until)
+        async with aclosing(rows):
+            async for row in rows:
+                if not since <= row.date_start <= until:
+                    raise ProviderError(
+                        f"Meta returned {level.value} {row.entity_id} for {row.date_start}, "
+                        f"outside the window {since}..{until} that was asked for",
+                        provider=PROVIDER,
+                    )
+                key = (row.entity_id, row.date_start)
+                if key in yielded:
+                    continue
+                yielded.add(key)
+                yield row
+
+    async def _window(
+        self,
+        number: str,
+        token: str,
+        *,
+        level: EntityLevel,
+        since: date,
+        until: date,
+        use_report_run: bool | None = None,
+    ) -> AsyncGenerator[InsightRow, None]:
+        days = (until - since).days + 1
+        if use_report_run is None:
+            use_report_run = days > self.settings.async_report_threshold_days
+        read = self.client.report_run_pages if use_report_run else self.client.insight_pages
+        pages = read(number, token, level=level, since=since, until=until)
+        try:
+            async with aclosing(pages):
+                async for page in pages:
+                    for item in page.rows:
+                        yield insight_row(
+                            item,
+                            level=level,
+                            purchase_action_type=self.settings.purchase_action_type,
+                            clicks_field=self.settings.clicks_field,
+                            fetched_at=page.received_at,
+                        )
+        except MetaTooMuchData as exc:
+            parts = _halves(since, until) if days > 1 else []
+            if not parts and use_report_run:
+                raise ProviderError(
+                    f"Meta finds even one day of {level.value} insights for act_{number} "
+                    f"({since}) too large, through an async report run too",
+                    provider=PROVIDER,
+                ) from exc
+            # rows of this window already yielded come again; fetch_daily_insights drops them
+            for part_since, part_until in parts or [(since, until)]:
+                part = self._window(
+                    number,
+                    token,
+                    level=level,
+                    since=part_since,
+                    until=part_until,
+                    use_report_run=None if parts else True,
+                )
+                async with aclosing(part):
+                    async for row in part:
+                        yield row
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (at shutdown)."""
+        await self.client.aclose()
+
+
+def _halves(since: date, until: date) -> list[tuple[date, date]]:
+    middle = since + timedelta(days=(until - since).days // 2)
+    return [(since, middle), (middle + timedelta(days=1), until)]
+
+
+def _checked_account_number(account: AdAccountCredentials) -> str:
+    try:
+        return account_number(account.account_id)
+    except ValueError as exc:
+        # a ProviderError, so core records it against this account and moves on
+        raise ProviderError(
+            f"seller {account.seller_id}: {exc}; reconnect the Meta ad account",
+            provider=PROVIDER,
+        ) from None
+
+
+def _is_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

@@ -1,11 +1,31 @@
-"""Hook implementations of the Meta Ads plugin."""
+"""Hook implementations of the Meta Ads plugin: the ``meta`` ad network and its sandbox."""
 
 from pixecom_core import hookimpl
-from pixecom_core.providers import AdNetwork
+from pixecom_core.providers import AdNetwork, ASGIApp, Sandbox
 from pixecom_meta_ads.ad_network import MetaAdNetwork
+from pixecom_meta_ads.settings import MetaAdsSettings
 
 
 @hookimpl
 def pixecom_register_ad_networks() -> list[AdNetwork]:
-    """Offer the ``meta`` ad network."""
-    return [MetaAdNetwork()]
+    """Offer the ``meta`` ad network, configured from ``PIXECOM_META_*``.
+
+    Nothing needs to be set: every setting has a default and each seller's token comes with
+    the call. Set ``PIXECOM_META_GRAPH_BASE`` to the sandbox's URL in dev mode.
+    """
+    return [MetaAdNetwork(MetaAdsSettings())]
+
+
+def _create_sandbox_app() -> ASGIApp:
+    # imported on demand: API and worker processes never serve the sandbox
+    from pixecom_meta_ads.sandbox import create_sandbox_app
+
+    return create_sandbox_app()
+
+
+@hookimpl
+def pixecom_register_sandboxes() -> list[Sandbox]:
+    """Offer the ``meta`` sandbox: a fake Graph API with insights, rate-limit headers,
+    errors and restated days on loopback (see :mod:`pixecom_meta_ads.sandbox`), configured
+    from ``PIXECOM_META_SANDBOX_*``."""
+    return [Sandbox(name="meta", provider="meta", create_app=_create_sandbox_app)]

@@ -1,0 +1,1135 @@
+"""A fake Graph API on loopback: Meta's insights wire format, rate limits, errors and restated
+data, for tests, the dev deployment and the scale simulation.
+
+Graph endpoints (token as ``access_token`` in the query or form, or ``Authorization:
+Bearer``; every number a string; errors in Meta's envelope ``{"error": {message, type, code,
+error_subcode, fbtrace_id}}``):
+
+- ``GET /{version}/act_{id}``: ``id``, ``account_id``, ``name``, ``currency``,
+  ``timezone_name``, ``account_status`` (as asked in ``fields``);
+- ``GET /{version}/act_{id}/insights``: ``level`` (account, campaign, adset, ad), ``fields``
+  (comma-separated or a JSON list), ``time_range`` (JSON ``{"since","until"}`` or
+  ``time_range[since]``/``time_range[until]``; both inclusive) or ``date_preset``,
+  ``time_increment`` (``all_days`` by default, or 1–90 days), ``limit``, ``after``. Pages carry
+  ``paging.cursors.before/after`` always and ``paging.next`` only when more rows follow;
+- ``POST /{version}/act_{id}/insights``: an async report run → ``{"report_run_id"}``;
+  ``GET /{version}/{report_run_id}`` reports ``async_status`` moving from "Job Not Started"
+  through "Job Running" (at 100 % one poll before it is done) to "Job Completed";
+  ``GET /{version}/{report_run_id}/insights`` pages its rows.
+
+Data is deterministic per account: ``campaigns_per_account`` campaigns with one or two ad sets
+of one or two ads each, and per ad and day numbers derived from a hash of (ad, day,
+revision); campaign, ad set and account rows are the sums of their ads. Some ads deliver
+nothing on some days (no row). Each purchase is listed under ``purchase``, ``omni_purchase``,
+``offsite_conversion.fb_pixel_purchase`` and ``onsite_web_purchase`` with the same value, as
+Meta does, so a reader that sums them double counts. Account ``N`` gets the profile
+``ACCOUNT_PROFILES[N % 8]``: several currencies (JPY without decimals) and time zones; days
+are cut in the account's zone, and days after its "today" have no data.
+
+Every Graph answer carries ``X-Business-Use-Case-Usage``, ``X-Ad-Account-Usage`` and
+``X-FB-Ads-Insights-Throttle``. Each account has ``call_budget`` calls per
+``budget_window_seconds``; past it, calls fail with HTTP 400 code 80000 (insights) or 80004
+(others), subcode 2446079, and headers naming the wait (``estimated_time_to_regain_access``
+in minutes, ``reset_time_duration`` in seconds). A query producing more than
+``max_rows_per_query`` rows fails with code 100 / subcode 1487534 (report runs do not).
+
+Control endpoints (JSON, no token):
+
+- ``GET``/``POST /_sandbox/config``: latency, budget, sizes (see
+  :class:`~pixecom_meta_ads.settings.MetaSandboxSettings`); ``POST /_sandbox/reset``;
+- ``POST /_sandbox/faults``: queue errors (:class:`Fault`): token (190), permission (200),
+  transient (500, code 2, ``is_transient``), throttle (code 17/4/613/80000…), too_much_data
+  (code 100/1487534, or HTTP 500 code 1), server_error (502 HTML), malformed (200 non-JSON),
+  report_failed ("Job Failed"); ``GET``/``DELETE /_sandbox/faults``;
+- ``GET``/``PUT /_sandbox/accounts/{id}``: an account's profile, structure and usage;
+  override its name, currency, time zone, budget, campaigns or usage floor;
+- ``POST /_sandbox/accounts/{id}/restate``: change one past day (``{"day": …}``) or every
+  day of the last 28 (no body); days older than 28 days never change;
+- ``POST /_sandbox/tokens/revoke``: later calls with that token fail with code 190;
+- ``GET /_sandbox/requests``: the last Graph requests (tokens masked), for assertions.
+"""
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
+
+from fastapi import Body, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
+
+from pixecom_core.providers import ASGIApp
+from pixecom_meta_ads.settings import MetaSandboxSettings
+
+#: Currency and time zone of account ``N`` are ``ACCOUNT_PROFILES[N % len(ACCOUNT_PROFILES)]``.
+ACCOUNT_PROFILES: Final = (
+    ("USD", "Etc/GMT"),
+    ("USD", "America/Los_Angeles"),
+    ("EUR", "Europe/Berlin"),
+    ("JPY", "Asia/Tokyo"),
+    ("GBP", "Europe/London"),
+    ("BRL", "America/Sao_Paulo"),
+    ("INR", "Asia/Kolkata"),
+    ("AUD", "Australia/Sydney"),
+)
+ZERO_DECIMAL_CURRENCIES: Final = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "TWD", "HUF"})
+PURCHASE_ACTION_TYPES: Final = (
+    "purchase",
+    "omni_purchase",
+    "offsite_conversion.fb_pixel_purchase",
+    "onsite_web_purchase",
+)
+RESTATEMENT_DAYS: Final = 28
+DEFAULT_PAGE_SIZE: Final = 25
+MAX_REPORT_RUNS: Final = 10_000
+MAX_FAULTS: Final = 1_000
+MAX_RESTATEMENTS: Final = 1_000
+REQUEST_LOG_SIZE: Final = 1_000
+ACCESS_TIER: Final = "standard_access"
+TOO_MUCH_DATA_MESSAGE: Final = (
+    "Please reduce the amount of data you're asking for, then retry your request"
+)
+
+LEVELS: Final = ("account", "campaign", "adset", "ad")
+INSIGHT_FIELDS: Final = frozenset(
+    {
+        "account_id",
+        "account_name",
+        "account_currency",
+        "campaign_id",
+        "campaign_name",
+        "adset_id",
+        "adset_name",
+        "ad_id",
+        "ad_name",
+        "date_start",
+        "date_stop",
+        "spend",
+        "impressions",
+        "clicks",
+        "inline_link_clicks",
+        "actions",
+        "action_values",
+    }
+)
+DEFAULT_INSIGHT_FIELDS: Final = ("impressions", "spend", "date_start", "date_stop")
+ACCOUNT_FIELDS: Final = frozenset(
+    {"id", "account_id", "name", "currency", "timezone_name", "account_status"}
+)
+_VERSION = re.compile(r"^v\d+\.\d+$")
+_ACCOUNT_NODE = re.compile(r"^act_(\d{1,32})$")
+_DATE_PRESETS: Final = {
+    "today": (0, 0),
+    "yesterday": (1, 1),
+    "last_3d": (3, 1),
+    "last_7d": (7, 1),
+    "last_14d": (14, 1),
+    "last_28d": (28, 1),
+    "last_30d": (30, 1),
+    "last_90d": (90, 1),
+}
+
+
+# -- the accounts' data ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxAd:
+    """One ad and the ad set and campaign above it."""
+
+    campaign_id: str
+    adset_id: str
+    ad_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdDay:
+    """One ad's delivery on one day, in the currency's minor unit."""
+
+    spend_minor: int
+    impressions: int
+    clicks: int
+    link_clicks: int
+    purchases: int
+    purchase_value_minor: int
+
+    def __add__(self, other: "AdDay") -> "AdDay":
+        return AdDay(
+            self.spend_minor + other.spend_minor,
+            self.impressions + other.impressions,
+            self.clicks + other.clicks,
+            self.link_clicks + other.link_clicks,
+            self.purchases + other.purchases,
+            self.purchase_value_minor + other.purchase_value_minor,
+        )
+
+
+def _hash_numbers(*parts: object) -> tuple[int, ...]:
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=32).digest()
+    return tuple(int.from_bytes(digest[i : i + 4], "big") for i in range(0, 32, 4))
+
+
+@lru_cache(maxsize=8192)
+def account_ads(number: str, campaigns: int) -> tuple[SandboxAd, ...]:
+    """The ads of account ``number``: ``campaigns`` campaigns of 1–2 ad sets of 1–2 ads.
+
+    Ids are distinct across levels: a campaign, an ad set and an ad never share one.
+    """
+    ads: list[SandboxAd] = []
+    for c in range(campaigns):
+        campaign_id = f"{number}1{c:03d}"
+        for s in range(1 + _hash_numbers(number, c)[0] % 2):
+            adset_id = f"{number}2{c:03d}{s}"
+            for a in range(1 + _hash_numbers(number, c, s)[0] % 2):
+                ads.append(SandboxAd(campaign_id, adset_id, f"{number}3{c:03d}{s}{a}"))
+    return tuple(ads)
+
+
+def ad_day(ad_id: str, day: date, revision: int) -> AdDay | None:
+    """The ad's numbers on ``day`` at ``revision``; ``None`` when it delivered nothing."""
+    h = _hash_numbers(ad_id, day.isoformat(), revision)
+    if h[0] % 10 == 0:
+        return None
+    impressions = 200 + h[1] % 20_000
+    clicks = impressions * (5 + h[2] % 40) // 1000
+    purchases = h[4] % 5
+    return AdDay(
+        spend_minor=100 + h[3] % 50_000,
+        impressions=impressions,
+        clicks=clicks,
+        link_clicks=clicks * (50 + h[5] % 50) // 100,
+        purchases=purchases,
+        purchase_value_minor=purchases * (1_500 + h[6] % 8_000),
+    )
+
+
+def decimal_string(minor: int, currency: str) -> str:
+    """``minor`` units as Meta writes an amount: ``"12.3"``, ``"7"``, ``"1234"`` (JPY)."""
+    exponent = 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
+    return format(Decimal(minor).scaleb(-exponent).normalize(), "f")
+
+
+# -- configuration, faults and state ---------------------------------------------------------
+
+
+class Fault(BaseModel):
+    """An error the sandbox answers instead of the next matching Graph call(s).
+
+    :param kind: which error: ``token`` (400, code 190/463), ``permission`` (400, code 200),
+        ``transient`` (500, code 2, ``is_transient``), ``throttle`` (400, ``code`` default 17,
+        subcode 2446079, usage headers at 100 % naming ``regain_minutes``), ``too_much_data``
+        (400 code 100/1487534; ``variant="code1"``: 500 code 1), ``server_error`` (502 with an
+        HTML body), ``malformed`` (200 with a body that is not JSON), ``report_failed`` (the
+        next report run ends as "Job Failed").
+    :param account_id: only calls for this account (digits); any account when omitted.
+    :param path: only calls to this kind of endpoint.
+    :param times: how many calls it answers before it is used up.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal[
+        "token",
+        "permission",
+        "transient",
+        "throttle",
+        "too_much_data",
+        "server_error",
+        "malformed",
+        "report_failed",
+    ]
+    account_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
+    path: Literal["any", "insights", "account", "report_run"] = "any"
+    times: int = Field(default=1, ge=1, le=10_000)
+    code: int | None = None
+    subcode: int | None = None
+    http_status: int | None = Field(default=None, ge=400, le=599)
+    regain_minutes: float | None = Field(default=None, ge=0)
+    variant: Literal["subcode", "code1"] = "subcode"
+    echo_token: bool = False
+
+
+class AccountOverride(BaseModel):
+    """Changes to one account's profile (``PUT /_sandbox/accounts/{id}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    timezone_name: str | None = None
+    call_budget: int | None = Field(default=None, gt=0)
+    campaigns: int | None = Field(default=None, gt=0, le=99)
+    usage_floor_pct: float | None = Field(default=None, ge=0, le=100)
+    today: date | None = None
+
+
+class Restatement(BaseModel):
+    """``POST /_sandbox/accounts/{id}/restate``: one day, or every day of the last 28."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    day: date | None = None
+
+
+class RevokedToken(BaseModel):
+    """``POST /_sandbox/tokens/revoke``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1)
+
+
+@dataclass
+class AccountCalls:
+    """An account's calls in the current budget window."""
+
+    window_started: float
+    calls: int = 0
+
+
+@dataclass
+class ReportRun:
+    """An async report run and how many times its status was read."""
+
+    run_id: str
+    number: str
+    query: "InsightsQuery"
+    created_at: float
+    polls: int = 0
+    fails: bool = False
+
+
+@dataclass
+class SandboxState:
+    """Everything a sandbox remembers; ``POST /_sandbox/reset`` starts it over."""
+
+    config: MetaSandboxSettings
+    clock: Callable[[], float] = time.monotonic
+    overrides: dict[str, AccountOverride] = field(default_factory=dict)
+    usage: dict[str, AccountCalls] = field(default_factory=dict)
+    day_revisions: dict[tuple[str, date], int] = field(default_factory=dict)
+    account_restatements: dict[str, list[date]] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    report_runs: OrderedDict[str, ReportRun] = field(default_factory=OrderedDict)
+    revoked_tokens: set[str] = field(default_factory=set)
+    requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
+
+    # -- accounts
+
+    def profile(self, number: str) -> dict[str, Any]:
+        """The account's name, currency, time zone, campaigns and budget."""
+        currency, timezone_name = ACCOUNT_PROFILES[int(number) % len(ACCOUNT_PROFILES)]
+        override = self.overrides.get(number) or AccountOverride()
+        return {
+            "account_id": number,
+            "name": override.name or f"Sandbox ad account {number}",
+            "currency": override.currency or currency,
+            "timezone_name": override.timezone_name or timezone_name,
+            "campaigns": override.campaigns or self.config.campaigns_per_account,
+            "call_budget": override.call_budget or self.config.call_budget,
+            "usage_floor_pct": override.usage_floor_pct or 0.0,
+        }
+
+    def today(self, number: str) -> date:
+        """Today in the account's time zone (or the override)."""
+        override = self.overrides.get(number)
+        if override is not None and override.today is not None:
+            return override.today
+        return datetime.now(ZoneInfo(self.profile(number)["timezone_name"])).date()
+
+    def revision(self, number: str, day: date) -> int:
+        """How many times ``day`` was restated for the account."""
+        covering = sum(
+            1
+            for restated_on in self.account_restatements.get(number, ())
+            if restated_on - timedelta(days=RESTATEMENT_DAYS) <= day <= restated_on
+        )
+        return covering + self.day_revisions.get((number, day), 0)
+
+    # -- budget and usage headers
+
+    def count_call(self, number: str) -> tuple[bool, dict[str, str]]:
+        """Count one call; return whether it is over budget, and the usage headers."""
+        now = self.clock()
+        window = self.config.budget_window_seconds
+        calls = self.usage.get(number)
+        if calls is None or now - calls.window_started >= window:
+            calls = self.usage[number] = AccountCalls(window_started=now)
+        profile = self.profile(number)
+        budget = profile["call_budget"]
+        over = calls.calls >= budget
+        if not over:
+            calls.calls += 1
+        remaining = max(0.0, calls.window_started + window - now)
+        pct = max(100.0 * calls.calls / budget, profile["usage_floor_pct"])
+        if over:
+            pct = max(pct, 100.0)
+        return over, usage_headers(number, pct, regain_seconds=remaining if over else 0.0)
+
+
+def usage_headers(number: str, pct: float, *, regain_seconds: float) -> dict[str, str]:
+    """Meta's three usage headers for an account at ``pct`` percent, blocked for
+    ``regain_seconds`` (0: not blocked)."""
+    pct = round(pct, 2)
+    minutes = math.ceil(regain_seconds / 60) if regain_seconds > 0 else 0
+    return {
+        "X-Business-Use-Case-Usage": json.dumps(
+            {
+                number: [
+                    {
+                        "type": "ads_insights",
+                        "call_count": pct,
+                        "total_cputime": round(pct * 0.6, 2),
+                        "total_time": round(pct * 0.8, 2),
+                        "estimated_time_to_regain_access": minutes,
+                        "ads_api_access_tier": ACCESS_TIER,
+                    }
+                ]
+            }
+        ),
+        "X-Ad-Account-Usage": json.dumps(
+            {
+                "acc_id_util_pct": pct,
+                "reset_time_duration": math.ceil(regain_seconds),
+                "ads_api_access_tier": ACCESS_TIER,
+            }
+        ),
+        "X-FB-Ads-Insights-Throttle": json.dumps(
+            {
+                "app_id_util_pct": round(pct / 4, 2),
+                "acc_id_util_pct": pct,
+                "ads_api_access_tier": ACCESS_TIER,
+            }
+        ),
+    }
+
+
+# -- Graph errors ------------------------------------------------------------------------
+
+
+class GraphError(Exception):
+    """An answer in Meta's error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        *,
+        subcode: int | None = None,
+        error_type: str = "OAuthException",
+        is_transient: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.subcode = subcode
+        self.error_type = error_type
+        self.is_transient = is_transient
+        self.headers = dict(headers or {})
+
+    def response(self) -> JSONResponse:
+        """The JSON answer."""
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.error_type,
+            "code": self.code,
+        }
+        if self.subcode is not None:
+            error["error_subcode"] = self.subcode
+        if self.is_transient is not None:
+            error["is_transient"] = self.is_transient
+        error["fbtrace_id"] = secrets.token_urlsafe(12)
+        return JSONResponse({"error": error}, status_code=self.status, headers=self.headers)
+
+
+def invalid_parameter(message: str) -> GraphError:
+    """Code 100, Meta's "invalid parameter"."""
+    return GraphError(400, 100, f"(#100) {message}")
+
+
+def fault_error(fault: Fault, token: str, usage: Mapping[str, str], number: str) -> GraphError:
+    """The error a queued fault stands for."""
+    if fault.kind == "token":
+        message = "Error validating access token: Session has expired."
+        if fault.echo_token:
+            message = f"Malformed access token {token}"
+        return GraphError(
+            fault.http_status or 400,
+            fault.code or 190,
+            message,
+            subcode=fault.subcode if fault.subcode is not None else 463,
+            headers=usage,
+        )
+    if fault.kind == "permission":
+        return GraphError(
+            fault.http_status or 400,
+            fault.code or 200,
+            "(#200) Requires ads_read permission to manage the object",
+            subcode=fault.subcode,
+            headers=usage,
+        )
+    if fault.kind == "transient":
+        return GraphError(
+            fault.http_status or 500,
+            fault.code or 2,
+            "An unexpected error has occurred. Please retry your request later.",
+            subcode=fault.subcode,
+            is_transient=True,
+            headers=usage,
+        )
+    if fault.kind == "throttle":
+        minutes = fault.regain_minutes if fault.regain_minutes is not None else 1
+        code = fault.code or 17
+        return GraphError(
+            fault.http_status or 400,
+            code,
+            f"(#{code}) User request limit reached",
+            subcode=fault.subcode if fault.subcode is not None else 2446079,
+            is_transient=True,
+            headers=usage_headers(number, 100.0, regain_seconds=minutes * 60),
+        )
+    if fault.variant == "code1":
+        return GraphError(
+            fault.http_status or 500,
+            1,
+            TOO_MUCH_DATA_MESSAGE,
+            error_type="OAuthException",
+            headers=usage,
+        )
+    return GraphError(
+        fault.http_status or 400,
+        100,
+        TOO_MUCH_DATA_MESSAGE,
+        subcode=1487534,
+        headers=usage,
+    )
+
+
+# -- insights queries ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InsightsQuery:
+    """A parsed insights request."""
+
+    level: str
+    fields: tuple[str, ...]
+    since: date
+    until: date
+    increment: int | None  # None: all_days
+
+
+def parse_insights_query(params: Mapping[str, str], today: date) -> InsightsQuery:
+    """Read ``level``, ``fields``, the time range and ``time_increment`` the way Graph does.
+
+    :raises GraphError: code 100 for anything Graph would refuse.
+    """
+    level = params.get("level", "account")
+    if level not in LEVELS:
+        raise invalid_parameter(f"level must be one of the following values: {', '.join(LEVELS)}")
+    fields = _list_param(params.get("fields")) or list(DEFAULT_INSIGHT_FIELDS)
+    for name in fields:
+        if name not in INSIGHT_FIELDS:
+            raise invalid_parameter(f"{name} is not valid for fields param")
+    since, until = _time_range(params, today)
+    raw_increment = params.get("time_increment", "all_days")
+    if raw_increment == "all_days":
+        increment: int | None = None
+    elif raw_increment.isdigit() and 1 <= int(raw_increment) <= 90:
+        increment = int(raw_increment)
+    else:
+        raise invalid_parameter("time_increment must be all_days, monthly or 1 to 90")
+    return InsightsQuery(level, tuple(dict.fromkeys(fields)), since, until, increment)
+
+
+def _list_param(raw: str | None) -> list[str]:
+    if raw is None or not raw.strip():
+        return []
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise invalid_parameter("fields must be a JSON list or comma-separated") from exc
+        if not isinstance(value, list):
+            raise invalid_parameter("fields must be a list")
+        return [str(item).strip() for item in value if str(item).strip()]
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _time_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
+    raw = params.get("time_range")
+    bounds: Any
+    if raw is not None:
+        try:
+            bounds = json.loads(raw)
+        except ValueError as exc:
+            raise invalid_parameter("time_range must be a JSON object {since, until}") from exc
+    elif "time_range[since]" in params or "time_range[until]" in params:
+        bounds = {
+            "since": params.get("time_range[since]"),
+            "until": params.get("time_range[until]"),
+        }
+    else:
+        preset = params.get("date_preset", "last_30d")
+        if preset not in _DATE_PRESETS:
+            raise invalid_parameter(f"date_preset must be one of {', '.join(_DATE_PRESETS)}")
+        back, end = _DATE_PRESETS[preset]
+        return today - timedelta(days=back), today - timedelta(days=end)
+    if not isinstance(bounds, dict):
+        raise invalid_parameter("time_range must be a JSON object {since, until}")
+    try:
+        since = date.fromisoformat(str(bounds.get("since")))
+        until = date.fromisoformat(str(bounds.get("until")))
+    except ValueError as exc:
+        raise invalid_parameter("time_range since and until must be YYYY-MM-DD") from exc
+    if since > until:
+        raise invalid_parameter("time_range: since must be on or before until")
+    if (until - since).days > 37 * 31:
+        raise invalid_parameter("time_range may span at most 37 months")
+    return since, until
+
+
+def _buckets(query: InsightsQuery) -> list[tuple[date, date]]:
+    if query.increment is None:
+        return [(query.since, query.until)]
+    buckets = []
+    start = query.since
+    while start <= query.until:
+        stop = min(start + timedelta(days=query.increment - 1), query.until)
+        buckets.append((start, stop))
+        start = stop + timedelta(days=1)
+    return buckets
+
+
+def _entity_key(level: str, ad: SandboxAd, number: str) -> str:
+    if level == "campaign":
+        return ad.campaign_id
+    if level == "adset":
+        return ad.adset_id
+    if level == "ad":
+        return ad.ad_id
+    return number
+
+
+def insight_rows(
+    state: SandboxState, number: str, query: InsightsQuery
+) -> Iterator[dict[str, Any]]:
+    """Every row of the query, ordered by period then entity id; numbers as strings."""
+    profile = state.profile(number)
+    currency = profile["currency"]
+    ads = account_ads(number, profile["campaigns"])
+    today = state.today(number)
+    for start, stop in _buckets(query):
+        totals: dict[str, tuple[SandboxAd, AdDay]] = {}
+        day = start
+        while day <= min(stop, today):
+            revision = state.revision(number, day)
+            for ad in ads:
+                delivery = ad_day(ad.ad_id, day, revision)
+                if delivery is None:
+                    continue
+                key = _entity_key(query.level, ad, number)
+                known = totals.get(key)
+                totals[key] = (ad, known[1] + delivery if known else delivery)
+            day += timedelta(days=1)
+        for key in sorted(totals):
+            ad, numbers = totals[key]
+            yield _row(query, number, profile["name"], currency, ad, numbers, start, stop)
+
+
+def _row(
+    query: InsightsQuery,
+    number: str,
+    account_name: str,
+    currency: str,
+    ad: SandboxAd,
+    numbers: AdDay,
+    start: date,
+    stop: date,
+) -> dict[str, Any]:
+    level_rank = LEVELS.index(query.level)
+    available: dict[str, Any] = {
+        "account_id": number,
+        "account_name": account_name,
+        "account_currency": currency,
+        "date_start": start.isoformat(),
+        "date_stop": stop.isoformat(),
+        "spend": decimal_string(numbers.spend_minor, currency),
+        "impressions": str(numbers.impressions),
+        "clicks": str(numbers.clicks),
+        "inline_link_clicks": str(numbers.link_clicks),
+    }
+    # ids of levels at or above the report's level; Meta cannot name an ad in a campaign row
+    if level_rank >= 1:
+        available |= {"campaign_id": ad.campaign_id, "campaign_name": f"Campaign {ad.campaign_id}"}
+    if level_rank >= 2:
+        available |= {"adset_id": ad.adset_id, "adset_name": f"Ad set {ad.adset_id}"}
+    if level_rank >= 3:
+        available |= {"ad_id": ad.ad_id, "ad_name": f"Ad {ad.ad_id}"}
+    actions = [{"action_type": "link_click", "value": str(numbers.link_clicks)}]
+    values = []
+    if numbers.purchases:
+        # the same purchases under every purchase type, as Meta reports them
+        actions += [
+            {"action_type": kind, "value": str(numbers.purchases)} for kind in PURCHASE_ACTION_TYPES
+        ]
+        value = decimal_string(numbers.purchase_value_minor, currency)
+        values = [{"action_type": kind, "value": value} for kind in PURCHASE_ACTION_TYPES]
+    available["actions"] = actions
+    available["action_values"] = values
+    # Meta returns the period of every row whether it was asked for or not
+    asked = dict.fromkeys([*query.fields, "date_start", "date_stop"])
+    row = {name: available[name] for name in asked if name in available}
+    for empty in ("actions", "action_values"):
+        if empty in row and not row[empty]:
+            del row[empty]  # Meta leaves out metrics with nothing to report
+    return row
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise invalid_parameter("Invalid cursor") from exc
+    kind, _, value = text.partition(":")
+    if kind != "offset" or not value.isdigit():
+        raise invalid_parameter("Invalid cursor")
+    return int(value)
+
+
+def page_of(
+    request: Request, params: Mapping[str, str], rows: list[dict[str, Any]], max_page_size: int
+) -> dict[str, Any]:
+    """The page of ``rows`` that ``limit`` and ``after`` select, with Graph's ``paging``."""
+    raw_limit = params.get("limit", str(DEFAULT_PAGE_SIZE))
+    if not raw_limit.isdigit() or int(raw_limit) < 1:
+        raise invalid_parameter("limit must be a positive integer")
+    limit = min(int(raw_limit), max_page_size)
+    offset = _offset(params["after"]) if params.get("after") else 0
+    chunk = rows[offset : offset + limit]
+    body: dict[str, Any] = {"data": chunk}
+    if not chunk:
+        return body
+    paging: dict[str, Any] = {
+        "cursors": {"before": _cursor(offset), "after": _cursor(offset + len(chunk))}
+    }
+    if offset + len(chunk) < len(rows):
+        paging["next"] = str(request.url.include_query_params(after=_cursor(offset + len(chunk))))
+    if offset > 0:
+        paging["previous"] = str(
+            request.url.include_query_params(after=_cursor(max(0, offset - limit)))
+        )
+    body["paging"] = paging
+    return body
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+async def _request_params(request: Request) -> dict[str, str]:
+    """The query and, for a POST, the url-encoded or JSON body, as one flat mapping."""
+    params = dict(request.query_params)
+    if request.method == "POST":
+        content_type = request.headers.get("content-type", "")
+        raw = await request.body()
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            params |= dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        elif content_type.startswith("application/json") and raw:
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                raise invalid_parameter("the JSON body is malformed") from exc
+            if isinstance(body, dict):
+                params |= {
+                    key: value if isinstance(value, str) else json.dumps(value)
+                    for key, value in body.items()
+                }
+    return params
+
+
+def _token(request: Request, params: dict[str, str]) -> str:
+    token = params.pop("access_token", "")
+    params.pop("appsecret_proof", None)
+    if not token:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() in {"bearer", "oauth"}:
+            token = value.strip()
+    return token
+
+
+def create_sandbox_app(
+    config: MetaSandboxSettings | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> ASGIApp:
+    """A fresh Meta sandbox; configured from ``PIXECOM_META_SANDBOX_*`` when ``config`` is
+    omitted. Point the plugin at it with ``PIXECOM_META_GRAPH_BASE=<its URL>``.
+
+    :param config: starting configuration (``POST /_sandbox/config`` changes it later).
+    :param clock: monotonic seconds, for budget windows (tests pass a fake one).
+    """
+    start_config = config if config is not None else MetaSandboxSettings()
+    state = SandboxState(config=start_config, clock=clock)
+    app = FastAPI(title="PixEcom Meta sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def take_fault(number: str, path: str) -> Fault | None:
+        for index, fault in enumerate(state.faults):
+            if fault.account_id not in (None, number) or fault.path not in ("any", path):
+                continue
+            if fault.kind == "report_failed":
+                continue  # applied when a report run is created
+            if fault.kind == "too_much_data" and path not in ("insights", "any"):
+                continue
+            if fault.times <= 1:
+                del state.faults[index]
+            else:
+                state.faults[index] = fault.model_copy(update={"times": fault.times - 1})
+            return fault
+        return None
+
+    def take_report_failure(number: str) -> bool:
+        for index, fault in enumerate(state.faults):
+            if fault.kind == "report_failed" and fault.account_id in (None, number):
+                if fault.times <= 1:
+                    del state.faults[index]
+                else:
+                    state.faults[index] = fault.model_copy(update={"times": fault.times - 1})
+                return True
+        return False
+
+    async def graph(
+        request: Request,
+        version: str,
+        node: str,
+        path: Literal["account", "insights", "report_run"],
+        handle: Callable[[str, dict[str, str], Mapping[str, str]], Response | dict[str, Any]],
+    ) -> Response:
+        if state.config.latency_seconds:
+            await asyncio.sleep(state.config.latency_seconds)
+        try:
+            params = await _request_params(request)
+        except GraphError as error:
+            return error.response()
+        token = _token(request, params)
+        state.requests.append(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "params": dict(sorted(params.items())),
+                "has_token": bool(token),
+            }
+        )
+        usage: dict[str, str] = {}
+        try:
+            if not _VERSION.match(version):
+                raise invalid_parameter(f"Unknown path components: /{version}")
+            number = _node_account(node)
+            if not token:
+                raise GraphError(400, 104, "An access token is required to request this resource.")
+            over_budget, usage = state.count_call(number)
+            fault = take_fault(number, path)
+            if fault is not None:
+                if fault.kind == "server_error":
+                    return Response(
+                        "<html><body>502 Bad Gateway</body></html>",
+                        status_code=fault.http_status or 502,
+                        media_type="text/html",
+                        headers=usage,
+                    )
+                if fault.kind == "malformed":
+                    return Response("{not json", status_code=200, headers=usage)
+                raise fault_error(fault, token, usage, number)
+            if token in state.revoked_tokens:
+                raise GraphError(
+                    400,
+                    190,
+                    "Error validating access token: The user has not authorized application.",
+                    subcode=460,
+                    headers=usage,
+                )
+            if over_budget:
+                code = 80000 if path != "account" else 80004
+                raise GraphError(
+                    400,
+                    code,
+                    f"(#{code}) There have been too many calls to this ad-account. Wait a bit "
+                    "and try again.",
+                    subcode=2446079,
+                    is_transient=True,
+                    headers=usage,
+                )
+            result = handle(number, params, usage)
+        except GraphError as error:
+            # usage headers ride on every answer about an account, errors included
+            error.headers = {**usage, **error.headers}
+            return error.response()
+        if isinstance(result, Response):
+            result.headers.update(usage)
+            return result
+        return JSONResponse(result, headers=usage)
+
+    def _node_account(node: str) -> str:
+        match = _ACCOUNT_NODE.match(node)
+        if match:
+            return match.group(1)
+        run = state.report_runs.get(node)
+        if run is not None:
+            return run.number
+        raise GraphError(
+            400,
+            100,
+            f"Unsupported get request. Object with ID '{node[:64]}' does not exist, cannot be "
+            "loaded due to missing permissions, or does not support this operation.",
+            subcode=33,
+            error_type="GraphMethodException",
+        )
+
+    # -- control routes (registered first: /{version}/{node} would swallow /_sandbox/…)
+
+    @app.get("/_sandbox/config")
+    async def read_config() -> dict[str, Any]:
+        return state.config.model_dump()
+
+    @app.post("/_sandbox/config")
+    async def change_config(changes: Annotated[dict[str, Any], Body()]) -> Response:
+        unknown = sorted(set(changes) - set(MetaSandboxSettings.model_fields))
+        if unknown:
+            return JSONResponse({"detail": f"unknown settings: {', '.join(unknown)}"}, 422)
+        try:
+            state.config = MetaSandboxSettings.model_validate(
+                {**state.config.model_dump(), **changes}
+            )
+        except ValidationError as exc:
+            return JSONResponse({"detail": exc.errors(include_url=False)}, 422)
+        return JSONResponse(state.config.model_dump())
+
+    @app.post("/_sandbox/reset")
+    async def reset() -> dict[str, str]:
+        nonlocal state
+        state = SandboxState(config=start_config, clock=clock)
+        return {"status": "reset"}
+
+    @app.post("/_sandbox/faults")
+    async def add_fault(fault: Fault) -> Response:
+        if len(state.faults) >= MAX_FAULTS:
+            return JSONResponse({"detail": f"at most {MAX_FAULTS} queued faults"}, 409)
+        state.faults.append(fault)
+        return JSONResponse({"queued": len(state.faults)})
+
+    @app.get("/_sandbox/faults")
+    async def list_faults() -> list[dict[str, Any]]:
+        return [fault.model_dump() for fault in state.faults]
+
+    @app.delete("/_sandbox/faults")
+    async def clear_faults() -> dict[str, int]:
+        cleared = len(state.faults)
+        state.faults.clear()
+        return {"cleared": cleared}
+
+    @app.get("/_sandbox/accounts/{number}")
+    async def read_account(number: str) -> Response:
+        if not number.isdigit():
+            return JSONResponse({"detail": "account ids are digits"}, 404)
+        profile = state.profile(number)
+        ads = account_ads(number, profile["campaigns"])
+        calls = state.usage.get(number)
+        return JSONResponse(
+            profile
+            | {
+                "today": state.today(number).isoformat(),
+                "campaign_ids": sorted({ad.campaign_id for ad in ads}),
+                "adset_ids": sorted({ad.adset_id for ad in ads}),
+                "ad_ids": [ad.ad_id for ad in ads],
+                "calls_in_window": calls.calls if calls else 0,
+            }
+        )
+
+    @app.put("/_sandbox/accounts/{number}")
+    async def change_account(number: str, override: AccountOverride) -> Response:
+        if not number.isdigit():
+            return JSONResponse({"detail": "account ids are digits"}, 404)
+        if override.timezone_name is not None:
+            try:
+                ZoneInfo(override.timezone_name)
+            except (ValueError, KeyError):
+                return JSONResponse({"detail": "unknown time zone"}, 422)
+        known = state.overrides.get(number) or AccountOverride()
+        state.overrides[number] = known.model_copy(update=override.model_dump(exclude_unset=True))
+        return await read_account(number)
+
+    @app.post("/_sandbox/accounts/{number}/restate")
+    async def restate(
+        number: str, restatement: Annotated[Restatement | None, Body()] = None
+    ) -> Response:
+        if not number.isdigit():
+            return JSONResponse({"detail": "account ids are digits"}, 404)
+        today = state.today(number)
+        day = restatement.day if restatement is not None else None
+        if day is None:
+            restated = state.account_restatements.setdefault(number, [])
+            if len(restated) >= MAX_RESTATEMENTS:
+                return JSONResponse({"detail": "too many restatements"}, 409)
+            restated.append(today)
+            return JSONResponse(
+                {
+                    "restated": (today - timedelta(days=RESTATEMENT_DAYS)).isoformat()
+                    + ".."
+                    + today.isoformat()
+                }
+            )
+        if day > today or (today - day).days > RESTATEMENT_DAYS:
+            return JSONResponse(
+                {
+                    "detail": f"only the last {RESTATEMENT_DAYS} days restate; "
+                    f"{day} is outside {today - timedelta(days=RESTATEMENT_DAYS)}..{today}"
+                },
+                409,
+            )
+        if len(state.day_revisions) >= MAX_RESTATEMENTS * 10:
+            return JSONResponse({"detail": "too many restatements"}, 409)
+        key = (number, day)
+        state.day_revisions[key] = state.day_revisions.get(key, 0) + 1
+        return JSONResponse({"restated": day.isoformat(), "revision": state.revision(number, day)})
+
+    @app.post("/_sandbox/tokens/revoke")
+    async def revoke(revoked: RevokedToken) -> dict[str, str]:
+        state.revoked_tokens.add(revoked.token)
+        return {"status": "revoked"}
+
+    @app.get("/_sandbox/requests")
+    async def recent_requests() -> list[dict[str, Any]]:
+        return list(state.requests)
+
+    @app.delete("/_sandbox/requests")
+    async def forget_requests() -> dict[str, int]:
+        forgotten = len(state.requests)
+        state.requests.clear()
+        return {"forgotten": forgotten}
+
+    # -- Graph routes
+
+    @app.get("/{version}/{node}")
+    async def read_node(request: Request, version: str, node: str) -> Response:
+        if node.startswith("act_"):
+            return await graph(request, version, node, "account", describe_account)
+        return await graph(request, version, node, "report_run", lambda *_: report_run_status(node))
+
+    @app.get("/{version}/{node}/insights")
+    async def read_insights(request: Request, version: str, node: str) -> Response:
+        if node.startswith("act_"):
+
+            def sync_insights(number: str, params: dict[str, str], _: Mapping[str, str]) -> Any:
+                query = parse_insights_query(params, state.today(number))
+                profile = state.profile(number)
+                entities = len(
+                    {
+                        _entity_key(query.level, ad, number)
+                        for ad in account_ads(number, profile["campaigns"])
+                    }
+                )
+                if entities * len(_buckets(query)) > state.config.max_rows_per_query:
+                    raise GraphError(400, 100, TOO_MUCH_DATA_MESSAGE, subcode=1487534)
+                rows = list(insight_rows(state, number, query))
+                return page_of(request, params, rows, state.config.max_page_size)
+
+            return await graph(request, version, node, "insights", sync_insights)
+
+        def report_insights(number: str, params: dict[str, str], _: Mapping[str, str]) -> Any:
+            run = state.report_runs[node]
+            if run.fails or run.polls < state.config.report_polls_to_complete:
+                raise invalid_parameter(
+                    f"Report run {node} is not complete; read it when async_status is "
+                    "'Job Completed'"
+                )
+            rows = list(insight_rows(state, number, run.query))
+            return page_of(request, params, rows, state.config.max_page_size)
+
+        return await graph(request, version, node, "report_run", report_insights)
+
+    @app.post("/{version}/{node}/insights")
+    async def start_report_run(request: Request, version: str, node: str) -> Response:
+        def create(number: str, params: dict[str, str], _: Mapping[str, str]) -> Any:
+            if not node.startswith("act_"):
+                raise invalid_parameter("Report runs start from an ad account")
+            query = parse_insights_query(params, state.today(number))
+            run_id = f"{7_000_000_000_000 + secrets.randbelow(10**12)}"
+            state.report_runs[run_id] = ReportRun(
+                run_id=run_id,
+                number=number,
+                query=query,
+                created_at=time.time(),
+                fails=take_report_failure(number),
+            )
+            while len(state.report_runs) > MAX_REPORT_RUNS:
+                state.report_runs.popitem(last=False)
+            return {"report_run_id": run_id}
+
+        return await graph(request, version, node, "insights", create)
+
+    def describe_account(number: str, params: dict[str, str], _: Mapping[str, str]) -> Any:
+        profile = state.profile(number)
+        asked = _list_param(params.get("fields")) or ["name"]
+        unknown = [name for name in asked if name not in ACCOUNT_FIELDS]
+        if unknown:
+            raise invalid_parameter(f"Tried accessing nonexisting field ({unknown[0]})")
+        available = {
+            "id": f"act_{number}",
+            "account_id": number,
+            "name": profile["name"],
+            "currency": profile["currency"],
+            "timezone_name": profile["timezone_name"],
+            "account_status": 1,
+        }
+        return {name: available[name] for name in ["id", *asked] if name in available}
+
+    def report_run_status(run_id: str) -> dict[str, Any]:
+        run = state.report_runs[run_id]
+        run.polls += 1
+        needed = state.config.report_polls_to_complete
+        if run.fails and run.polls >= 2:
+            status, percent = "Job Failed", 0
+        elif run.polls >= needed:
+            status, percent = "Job Completed", 100
+        elif run.polls == needed - 1:
+            # Meta shows 100 % before the job is done; only the status may be trusted
+            status, percent = "Job Running", 100
+        elif run.polls == 1:
+            status, percent = "Job Not Started", 0
+        else:
+            status, percent = "Job Running", min(99, 100 * run.polls // needed)
+        body: dict[str, Any] = {
+            "id": run.run_id,
+            "account_id": run.number,
+            "async_status": status,
+            "async_percent_completion": percent,
+            "date_start": run.query.since.isoformat(),
+            "date_stop": run.query.until.isoformat(),
+            "time_ref": int(run.created_at),
+            "is_running": status not in ("Job Completed", "Job Failed"),
+        }
+        if status == "Job Completed":
+            body["time_completed"] = int(time.time())
+        return body
+
+    return app
