@@ -13,12 +13,16 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -48,6 +52,8 @@ class DevDeployment:
     settings: Settings
     stack: ExitStack
     endpoints: dict[str, str] = field(default_factory=dict)
+    #: Where the API will listen (components that point others at it need it early).
+    api_url: str = "http://127.0.0.1:8000"
 
     def say(self, message: str) -> None:
         """Report progress on the terminal."""
@@ -155,6 +161,56 @@ def demo_seller(deployment: DevDeployment) -> None:
     deployment.endpoints["Demo login"] = f"{login.email} / {login.password}"
 
 
+#: Seconds a sandbox server gets to start.
+SANDBOX_START_SECONDS = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _serve_in_thread(app: Any, port: int, name: str) -> Callable[[], None]:
+    """Serve ``app`` on 127.0.0.1:``port`` in a thread; return how to stop it."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="auto")
+    )
+    thread = threading.Thread(target=server.run, name=f"sandbox-{name}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SANDBOX_START_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the {name} sandbox did not start")
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    return stop
+
+
+def plugin_sandboxes(deployment: DevDeployment) -> None:
+    """Serve every installed plugin's sandbox on loopback and point the plugins at them.
+
+    Each sandbox's ``environment`` (plugin-provided) is exported before the API and the
+    workers are built, so gateways and ad networks talk to their sandbox and sandbox
+    webhooks reach this API; nothing here knows any plugin.
+    """
+    from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
+
+    for sandbox in ProviderRegistry(create_plugin_manager()).sandboxes():
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        if sandbox.environment is not None:
+            os.environ.update(sandbox.environment(url, deployment.api_url))
+        deployment.stack.callback(_serve_in_thread(sandbox.create_app(), port, sandbox.name))
+        deployment.endpoints[f"{sandbox.name} sandbox"] = url
+        deployment.say(f"{sandbox.name} sandbox for {sandbox.provider} at {url}")
+
+
 #: Seconds a background process gets to stop after SIGTERM before it is killed.
 STOP_GRACE_SECONDS = 20.0
 
@@ -215,6 +271,7 @@ COMPONENTS: list[DevComponent] = [
     database_schema,
     partition_maintenance,
     demo_seller,
+    plugin_sandboxes,
     background_processes,
 ]
 
@@ -267,7 +324,11 @@ def run_dev(settings: Settings, *, host: str, port: int) -> int:
     """
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     stack = ExitStack()
-    deployment = DevDeployment(settings=settings, stack=stack)
+    # Sandboxes call the API back (webhooks): a wildcard bind is reached on loopback.
+    reachable = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+    deployment = DevDeployment(
+        settings=settings, stack=stack, api_url=f"http://{reachable}:{port}"
+    )
     try:
         for component in COMPONENTS:
             component(deployment)

@@ -5,7 +5,7 @@ over real HTTP. Sandboxes are found through the ``pixecom_register_sandboxes`` h
 reference app can start them in dev mode without importing any plugin.
 """
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,13 @@ class Sandbox:
     :param provider: the ``identifier`` of the provider it stands in for.
     :param create_app: builds a fresh ASGI app; called once per server start so state such
         as injected latency or errors never leaks between tests.
+    :param environment: for the dev deployment: given the sandbox's base URL and the API's
+        base URL, the environment variables that point the plugin at the sandbox (and the
+        sandbox's webhooks at the API). They are set before the sandbox app, the API and
+        the workers are built, so both sides read them. ``None``: nothing to configure.
     """
 
     name: str
     provider: str
     create_app: Callable[[], ASGIApp]
+    environment: Callable[[str, str], Mapping[str, str]] | None = None

@@ -6,6 +6,7 @@ the Quickstart's promise whatever servers the test run itself uses.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -25,6 +26,7 @@ CleanEnvironment = Callable[..., dict[str, str]]
 StartDev = Callable[..., "DevRun"]
 
 READY_TIMEOUT_SECONDS = 90.0
+REPO_ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_SECONDS = 30.0
 
 
@@ -133,7 +135,13 @@ def start_dev(
         with log.open("wb") as output:
             process = subprocess.Popen(
                 [str(pixecom_executable), "dev", "--host", "127.0.0.1", "--port", str(free_port)],
-                env=clean_environment(PIXECOM_DATA_DIR=str(data_dir), **env),
+                env=clean_environment(
+                    PIXECOM_DATA_DIR=str(data_dir),
+                    # The test gateway (and its sandbox), importable from the repository.
+                    PIXECOM_PLUGIN_MODULES="tests.ledger.fakepay",
+                    PYTHONPATH=str(REPO_ROOT),
+                    **env,
+                ),
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 # Its own session: a Ctrl-C to the test runner never reaches it, so only
@@ -170,6 +178,11 @@ def test_dev_serves_on_a_bare_machine_and_stops_cleanly(
     assert len(workers) == 5, first.children  # a worker per queue and the scheduler
     # The demo seller exists in dev mode and its printed credentials work.
     assert "demo@pixecom.dev / pixecom-demo-password" in first.output()
+    # The test gateway's sandbox is served, and was told where the API is.
+    sandbox = re.search(r"fakepay sandbox\s+(http://127\.0\.0\.1:\d+)", first.output())
+    assert sandbox, first.output()
+    answer = httpx.get(sandbox.group(1), timeout=10).json()
+    assert answer == {"sandbox": "fakepay", "api": f"http://127.0.0.1:{first.port}"}
     login = httpx.post(
         f"http://127.0.0.1:{first.port}/auth/login",
         json={"email": "demo@pixecom.dev", "password": "pixecom-demo-password"},

@@ -25,9 +25,11 @@ from pixecom_core.providers import (
     PaymentGateway,
     PaymentRequest,
     PaymentSession,
+    Sandbox,
     VerifiedWebhook,
     WebhookVerificationError,
 )
+from pixecom_core.providers.sandboxes import Receive, Scope, Send
 
 IDENTIFIER = "fakepay"
 SECRET = os.environ.get("PIXECOM_FAKEPAY_SECRET", "fakepay-test-secret").encode()
@@ -124,6 +126,37 @@ class FakePayGateway:
 GATEWAY = FakePayGateway()
 
 
+async def _sandbox_app(scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG001
+    """A one-route sandbox: answers which API it would send webhooks to."""
+    if scope["type"] != "http":
+        return
+    body = json.dumps({"sandbox": IDENTIFIER, "api": os.environ.get(SANDBOX_API_ENV)}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+#: Set by the dev deployment from the sandbox's ``environment``.
+SANDBOX_API_ENV = "PIXECOM_FAKEPAY_SANDBOX_API"
+
+
 @hookimpl
 def pixecom_register_payment_gateways() -> list[PaymentGateway]:
     return [GATEWAY]
+
+
+@hookimpl
+def pixecom_register_sandboxes() -> list[Sandbox]:
+    return [
+        Sandbox(
+            name=IDENTIFIER,
+            provider=IDENTIFIER,
+            create_app=lambda: _sandbox_app,
+            environment=lambda _sandbox_url, api_url: {SANDBOX_API_ENV: api_url},
+        )
+    ]

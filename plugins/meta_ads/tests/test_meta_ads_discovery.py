@@ -63,3 +63,16 @@ def test_the_hook_builds_the_network_from_an_empty_environment(
     assert isinstance(provider, MetaAdNetwork)
     assert provider.settings.graph_base == "https://graph.facebook.com"
     assert provider.settings.purchase_action_type == "omni_purchase"
+
+
+def test_dev_environment_points_the_ad_network_at_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pixecom_meta_ads.settings import MetaAdsSettings
+
+    [sandbox] = ProviderRegistry(create_plugin_manager(allow={"meta_ads"})).sandboxes()
+    assert sandbox.environment is not None
+    for name, value in sandbox.environment("http://127.0.0.1:4030", "unused").items():
+        monkeypatch.setenv(name, value)
+
+    assert MetaAdsSettings().graph_base == "http://127.0.0.1:4030"

@@ -2,6 +2,8 @@
 
 import importlib.metadata
 
+import pytest
+
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager, describe_plugins
 from pixecom_core.providers import PaymentGateway, Sandbox
 
@@ -47,3 +49,22 @@ def test_registry_returns_the_sandbox_by_name() -> None:
     assert sandbox.provider == "paypal"
     # A fresh app per call: state never leaks from one server start to the next.
     assert sandbox.create_app() is not sandbox.create_app()
+
+
+def test_dev_environment_points_the_gateway_and_the_sandbox_at_each_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pixecom_paypal.settings import PayPalSettings
+
+    [sandbox] = ProviderRegistry(create_plugin_manager(allow={"paypal"})).sandboxes()
+    assert sandbox.environment is not None
+    environment = sandbox.environment("http://127.0.0.1:4020", "http://127.0.0.1:8000")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    settings = PayPalSettings()
+    assert settings.api_base == "http://127.0.0.1:4020"
+    assert settings.verification == "api"  # no https certificate URL on loopback
+    assert environment["PIXECOM_PAYPAL_SANDBOX_WEBHOOK_URL"] == (
+        "http://127.0.0.1:8000/webhooks/paypal"
+    )

@@ -58,3 +58,21 @@ def test_registry_returns_the_sandbox_by_name() -> None:
 
     assert sandbox.provider == "stripe"
     assert callable(sandbox.create_app())
+
+
+def test_dev_environment_points_the_gateway_and_the_sandbox_at_each_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pixecom_stripe.settings import StripeSandboxSettings, StripeSettings
+
+    [sandbox] = ProviderRegistry(create_plugin_manager(allow={"stripe"})).sandboxes()
+    assert sandbox.environment is not None
+    environment = sandbox.environment("http://127.0.0.1:4010", "http://127.0.0.1:8000")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    gateway_settings = StripeSettings()
+    sandbox_settings = StripeSandboxSettings()
+    assert gateway_settings.api_base == "http://127.0.0.1:4010"
+    assert sandbox_settings.webhook_url == "http://127.0.0.1:8000/webhooks/stripe"
+    assert sandbox_settings.auto_deliver is True

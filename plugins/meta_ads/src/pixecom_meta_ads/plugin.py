@@ -28,4 +28,16 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
     """Offer the ``meta`` sandbox: a fake Graph API with insights, rate-limit headers,
     errors and restated days on loopback (see :mod:`pixecom_meta_ads.sandbox`), configured
     from ``PIXECOM_META_SANDBOX_*``."""
-    return [Sandbox(name="meta", provider="meta", create_app=_create_sandbox_app)]
+    return [
+        Sandbox(
+            name="meta",
+            provider="meta",
+            create_app=_create_sandbox_app,
+            environment=_dev_environment,
+        )
+    ]
+
+
+def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:  # noqa: ARG001
+    """Point the ad network at the sandbox (Meta sends no webhooks to the API)."""
+    return {"PIXECOM_META_GRAPH_BASE": sandbox_url}

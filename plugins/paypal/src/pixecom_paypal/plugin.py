@@ -17,7 +17,28 @@ def pixecom_register_payment_gateways() -> list[PaymentGateway]:
     return [PayPalGateway(PayPalSettings())]
 
 
+def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:
+    """Point the gateway at the sandbox over plain HTTP (so webhooks are verified with the
+    verify-webhook-signature call, which needs no https certificate URL) and the
+    sandbox's events at the API. The credentials are the sandbox's own, valid nowhere."""
+    return {
+        "PIXECOM_PAYPAL_API_BASE": sandbox_url,
+        "PIXECOM_PAYPAL_VERIFICATION": "api",
+        "PIXECOM_PAYPAL_CLIENT_ID": "sandbox-client-id",
+        "PIXECOM_PAYPAL_CLIENT_SECRET": "sandbox-client-secret",
+        "PIXECOM_PAYPAL_WEBHOOK_ID": "SANDBOXWEBHOOK0000000001",
+        "PIXECOM_PAYPAL_SANDBOX_WEBHOOK_URL": f"{api_url}/webhooks/paypal",
+    }
+
+
 @hookimpl
 def pixecom_register_sandboxes() -> list[Sandbox]:
     """Offer the ``paypal`` sandbox: a fake PayPal REST API that also sends signed webhooks."""
-    return [Sandbox(name="paypal", provider="paypal", create_app=create_sandbox_app)]
+    return [
+        Sandbox(
+            name="paypal",
+            provider="paypal",
+            create_app=create_sandbox_app,
+            environment=_dev_environment,
+        )
+    ]

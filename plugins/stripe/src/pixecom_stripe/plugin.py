@@ -23,8 +23,31 @@ def _create_sandbox_app() -> ASGIApp:
     return create_sandbox_app()
 
 
+#: Dev-only credentials shared by the gateway and its sandbox (never valid at Stripe).
+DEV_SECRET_KEY = "sk_test_pixecom_dev_sandbox"
+DEV_WEBHOOK_SECRET = "whsec_pixecom_dev_sandbox_0000000000"
+
+
+def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:
+    """Point the gateway at the sandbox and the sandbox's events at the API."""
+    return {
+        "PIXECOM_STRIPE_API_BASE": sandbox_url,
+        "PIXECOM_STRIPE_SECRET_KEY": DEV_SECRET_KEY,
+        "PIXECOM_STRIPE_WEBHOOK_SECRETS": DEV_WEBHOOK_SECRET,
+        "PIXECOM_STRIPE_SANDBOX_WEBHOOK_URL": f"{api_url}/webhooks/stripe",
+        "PIXECOM_STRIPE_SANDBOX_AUTO_DELIVER": "true",
+    }
+
+
 @hookimpl
 def pixecom_register_sandboxes() -> list[Sandbox]:
     """Offer the ``stripe`` sandbox: a fake Stripe account on loopback (see
     :mod:`pixecom_stripe.sandbox`), configured from ``PIXECOM_STRIPE_SANDBOX_*``."""
-    return [Sandbox(name="stripe", provider="stripe", create_app=_create_sandbox_app)]
+    return [
+        Sandbox(
+            name="stripe",
+            provider="stripe",
+            create_app=_create_sandbox_app,
+            environment=_dev_environment,
+        )
+    ]
