@@ -185,6 +185,16 @@ class Settings(BaseSettings):
     #: How often the scheduler looks for due sellers.
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
 
+    # -- Tracking and resilience (audit §2 scenario C) ----------------------------------
+    #: The tracker plugin parcels are registered with.
+    tracking_provider: str = "17track"
+    #: How often an undelivered parcel is polled (pushes arrive in between).
+    tracking_refresh_seconds: int = Field(default=21_600, ge=60)
+    #: Consecutive provider failures that open a provider's circuit breaker.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    #: Seconds an open breaker waits before letting one trial call through (half-open).
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)
+
     # -- HTTP -------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
