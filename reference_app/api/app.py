@@ -20,8 +20,10 @@ from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.db.urls import app_conninfo
 from pixecom_core.ledger import Ledger, WebhookInbox
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
+from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.security.rate_limits import LoginGuard, RateLimiter
 from pixecom_core.settings import Settings
+from pixecom_core.tracking import TrackingService
 from reference_app.api import health
 from reference_app.api.body_limit import BodyLimitMiddleware, route_body_limits
 from reference_app.api.errors import install_error_handlers
@@ -101,6 +103,13 @@ def create_app(
             providers=registry,
             inbox=WebhookInbox(sessions, settings, registry, ledger),
             tasks=tasks,
+            tracking=TrackingService(
+                sessions,
+                settings,
+                registry,
+                ProviderBreakers(settings),
+                registry.plugin_manager,
+            ),
         )
         try:
             yield {"resources": resources}

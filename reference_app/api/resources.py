@@ -18,6 +18,7 @@ from pixecom_core.ledger import WebhookInbox
 from pixecom_core.plugins import ProviderRegistry
 from pixecom_core.security.rate_limits import RateLimiter
 from pixecom_core.settings import Settings
+from pixecom_core.tracking import TrackingService
 from reference_app.worker.broker import TaskKicker
 
 
@@ -41,6 +42,7 @@ class AppResources:
     inbox: WebhookInbox
     #: Queues worker tasks (the API never runs them).
     tasks: TaskKicker
+    tracking: TrackingService
 
 
 def get_resources(request: Request) -> AppResources:

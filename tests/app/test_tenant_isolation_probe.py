@@ -38,7 +38,7 @@ RESOURCE_PARAMETERS = {
     "order_id": "orders",
 }
 #: Path parameters that name no seller resource (storefront addresses, gateway names).
-PUBLIC_PARAMETERS = {"slug", "gateway"}
+PUBLIC_PARAMETERS = {"slug", "gateway", "tracker"}
 #: Routes that are not about seller data at all.
 NOT_SELLER_DATA = {"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"}
 

@@ -10,6 +10,7 @@ from reference_app.api.routes import (
     orders,
     public,
     stats,
+    tracking,
     webhooks,
 )
 
@@ -21,6 +22,7 @@ ROUTERS: list[APIRouter] = [
     creatives.router,
     orders.router,
     stats.router,
+    tracking.router,
     public.router,
     webhooks.router,
 ]
