@@ -73,7 +73,9 @@ def dev(
 def worker(
     queue: Annotated[
         str,
-        typer.Option(help="Queue to consume: payments, stats-high, stats-medium, stats-low."),
+        typer.Option(
+            help="Queue to consume: payments, tracking, stats-high, stats-medium, stats-low."
+        ),
     ] = "payments",
     max_tasks: Annotated[int, typer.Option(help="Tasks run at once in this process.")] = 50,
 ) -> None:

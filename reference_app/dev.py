@@ -204,9 +204,15 @@ def plugin_sandboxes(deployment: DevDeployment) -> None:
     for sandbox in ProviderRegistry(create_plugin_manager()).sandboxes():
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
+        # Exported first: a sandbox reads its own settings from them when it is built.
         if sandbox.environment is not None:
             os.environ.update(sandbox.environment(url, deployment.api_url))
-        deployment.stack.callback(_serve_in_thread(sandbox.create_app(), port, sandbox.name))
+        try:
+            app = sandbox.create_app()
+        except Exception as exc:  # one broken plugin must not stop the whole dev deployment
+            deployment.say(f"skipping the {sandbox.name} sandbox, it failed to build: {exc!r}")
+            continue
+        deployment.stack.callback(_serve_in_thread(app, port, sandbox.name))
         deployment.endpoints[f"{sandbox.name} sandbox"] = url
         deployment.say(f"{sandbox.name} sandbox for {sandbox.provider} at {url}")
 
@@ -326,9 +332,7 @@ def run_dev(settings: Settings, *, host: str, port: int) -> int:
     stack = ExitStack()
     # Sandboxes call the API back (webhooks): a wildcard bind is reached on loopback.
     reachable = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
-    deployment = DevDeployment(
-        settings=settings, stack=stack, api_url=f"http://{reachable}:{port}"
-    )
+    deployment = DevDeployment(settings=settings, stack=stack, api_url=f"http://{reachable}:{port}")
     try:
         for component in COMPONENTS:
             component(deployment)

@@ -66,6 +66,25 @@ def _elapsed(now: datetime, interval: int, offset: int) -> int:
     return (int(now.timestamp()) - offset) % interval
 
 
+def due_tracking_refreshes(
+    sellers: Iterable[uuid.UUID], now: datetime, settings: Settings
+) -> list[tuple[uuid.UUID, str, int]]:
+    """(seller, claim key, claim seconds) of tracking refreshes whose slot just started,
+    every ``tracking_refresh_seconds`` at a per-seller offset."""
+    interval = settings.tracking_refresh_seconds
+    catch_up = 3 * settings.scheduler_tick_seconds
+    due = []
+    for seller_id in sellers:
+        offset = offset_for(seller_id, interval)
+        if _elapsed(now, interval, offset) < catch_up:
+            key = (
+                f"{settings.redis_key_prefix}schedule:tracking:{seller_id}:"
+                f"{slot(now, interval, offset)}"
+            )
+            due.append((seller_id, key, interval * 2))
+    return due
+
+
 def due_syncs(
     sellers: Iterable[tuple[uuid.UUID, SellerTier]], now: datetime, settings: Settings
 ) -> list[DueSync]:

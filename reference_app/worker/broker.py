@@ -27,15 +27,19 @@ from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.ledger import Ledger, ProcessResult, WebhookInbox
 from pixecom_core.models.sellers import SellerTier
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
+from pixecom_core.providers.errors import ProviderUnavailable
+from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.stats.jobs import SYNC_TASK, SyncJobs
 from pixecom_core.stats.schedule import DueSync
 from pixecom_core.stats.sync import StatsSync
+from pixecom_core.tracking import TrackingService
 
 _log = logging.getLogger(__name__)
 
 PROCESS_WEBHOOK = "pixecom.process_webhook"
+REFRESH_TRACKING = "pixecom.refresh_tracking"
 
 #: redis-py 8 times blocking reads out after 5 s by default; XREADGROUP blocks for
 #: ``xread_block`` ms, so the socket must wait longer or workers restart in a loop.
@@ -49,6 +53,8 @@ class Queue(StrEnum):
     never delays a big one. Run at least one worker per queue."""
 
     PAYMENTS = "payments"
+    #: Parcel tracking: its own queue, so a slow tracker never delays stats or payments.
+    TRACKING = "tracking"
     STATS_HIGH = "stats-high"
     STATS_MEDIUM = "stats-medium"
     STATS_LOW = "stats-low"
@@ -72,6 +78,7 @@ class WorkerResources:
 
     inbox: WebhookInbox
     sync_jobs: SyncJobs
+    tracking: TrackingService
     redis: redis.Redis
     sweeper: asyncio.Task[None] | None = None
 
@@ -123,6 +130,21 @@ def build_broker(
 
     broker.register_task(sync_seller, task_name=SYNC_TASK)
 
+    async def refresh_tracking(seller_id: str, context: Annotated[Context, TaskiqDepends()]) -> str:
+        """Register and poll one seller's undelivered parcels. Fails fast (and is tried
+        again at the next slot) while the tracker's breaker is open."""
+        resources: WorkerResources = context.state.pixecom
+        try:
+            async with asyncio.timeout(settings.webhook_task_timeout_seconds):
+                result = await resources.tracking.refresh_seller(uuid.UUID(seller_id))
+        except ProviderUnavailable as exc:
+            _log.warning("tracking refresh of %s skipped: %s", seller_id, exc)
+            return "tracker_unavailable"
+        _log.info("tracking of %s: %s polled, %s changed", seller_id, result.polled, result.changed)
+        return "done"
+
+    broker.register_task(refresh_tracking, task_name=REFRESH_TRACKING)
+
     async def on_worker_startup(state: TaskiqState) -> None:
         engine = create_engine(settings, role="app")
         sessions = create_sessionmaker(engine)
@@ -140,6 +162,9 @@ def build_broker(
         resources = WorkerResources(
             inbox=WebhookInbox(sessions, settings, providers, ledger),
             sync_jobs=SyncJobs(stats_sync, sessions, settings, client),
+            tracking=TrackingService(
+                sessions, settings, providers, ProviderBreakers(settings), providers.plugin_manager
+            ),
             redis=client,
         )
         if queue is Queue.PAYMENTS:
@@ -208,6 +233,19 @@ async def kick_sync(broker: AsyncBroker, settings: Settings, due: DueSync) -> No
     )
 
 
+async def kick_tracking_refresh(
+    broker: AsyncBroker, settings: Settings, seller_id: uuid.UUID
+) -> None:
+    """Queue a seller's tracking refresh on the tracking queue."""
+    task = broker.find_task(REFRESH_TRACKING)
+    assert task is not None
+    await (
+        task.kicker()
+        .with_labels(queue_name=stream_name(settings, Queue.TRACKING))
+        .kiq(str(seller_id))
+    )
+
+
 async def kick_process_webhook(broker: AsyncBroker, inbox_id: int) -> None:
     """Queue the processing of one stored delivery on a started broker."""
     task = broker.find_task(PROCESS_WEBHOOK)
@@ -246,5 +284,6 @@ __all__ = [
     "build_broker",
     "kick_process_webhook",
     "kick_sync",
+    "kick_tracking_refresh",
     "stream_name",
 ]

@@ -1,4 +1,5 @@
-"""``pixecom scheduler``: queue every seller's syncs on time, spread out, once per slot.
+"""``pixecom scheduler``: queue every seller's syncs (and tracking refreshes) on time,
+spread out, once per slot.
 
 Every ``scheduler_tick_seconds`` it pages through the seller directory (ids and tiers),
 asks :func:`pixecom_core.stats.schedule.due_syncs` which slots just started, claims each
@@ -23,8 +24,8 @@ from taskiq import AsyncBroker
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.models.sellers import SellerTier
 from pixecom_core.settings import Settings
-from pixecom_core.stats.schedule import due_syncs
-from reference_app.worker.broker import Queue, build_broker, kick_sync
+from pixecom_core.stats.schedule import due_syncs, due_tracking_refreshes
+from reference_app.worker.broker import Queue, build_broker, kick_sync, kick_tracking_refresh
 
 _log = logging.getLogger(__name__)
 
@@ -66,6 +67,11 @@ async def tick(
         for due in due_syncs(batch, now, settings):
             if await client.set(due.claim_key, "1", nx=True, ex=due.claim_seconds):
                 await kick_sync(broker, settings, due)
+                count += 1
+        sellers_only = [seller_id for seller_id, _ in batch]
+        for seller_id, key, seconds in due_tracking_refreshes(sellers_only, now, settings):
+            if await client.set(key, "1", nx=True, ex=seconds):
+                await kick_tracking_refresh(broker, settings, seller_id)
                 count += 1
         batch.clear()
         return count

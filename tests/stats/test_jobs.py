@@ -197,7 +197,7 @@ async def test_two_schedulers_queue_each_slot_once(
         await broker.shutdown()
 
     queued = 0
-    for queue in (Queue.STATS_HIGH, Queue.STATS_MEDIUM, Queue.STATS_LOW):
+    for queue in (Queue.STATS_HIGH, Queue.STATS_MEDIUM, Queue.STATS_LOW, Queue.TRACKING):
         queued += await client.xlen(stream_name(settings, queue))
     assert first + second == queued  # every claimed slot queued once, by one scheduler
     assert queued >= 5  # this run's sellers (and the test database's others) are due
