@@ -195,6 +195,16 @@ class Settings(BaseSettings):
     #: Seconds an open breaker waits before letting one trial call through (half-open).
     breaker_reset_seconds: float = Field(default=30.0, gt=0)
 
+    # -- Assets (audit §9, R2 signed URLs) ---------------------------------------------
+    #: The storage plugin uploads go to.
+    storage_provider: str = "r2"
+    #: Largest file a seller may upload (also bounds the post-upload hash check).
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    #: How long an upload URL stays valid (the audit's 5 minutes).
+    upload_url_seconds: int = Field(default=300, ge=30, le=3600)
+    #: Ingest API calls per key and client IP (other services registering assets).
+    ingest_rate: str = "120/minute"
+
     # -- HTTP -------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from pixecom_core import __version__
 from pixecom_core.accounts import AccountService, SessionRevocations
+from pixecom_core.assets import AssetRegistry
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.db.urls import app_conninfo
 from pixecom_core.ledger import Ledger, WebhookInbox
@@ -91,6 +92,7 @@ def create_app(
             revocations=SessionRevocations(client, settings),
         )
         ledger = Ledger(sessions, settings, registry.plugin_manager)
+        breakers = ProviderBreakers(settings)
         # The API only kicks tasks; `pixecom worker` runs them.
         tasks = TaskKicker(build_broker(settings, Queue.PAYMENTS, registry=registry))
         resources = AppResources(
@@ -104,12 +106,9 @@ def create_app(
             inbox=WebhookInbox(sessions, settings, registry, ledger),
             tasks=tasks,
             tracking=TrackingService(
-                sessions,
-                settings,
-                registry,
-                ProviderBreakers(settings),
-                registry.plugin_manager,
+                sessions, settings, registry, breakers, registry.plugin_manager
             ),
+            assets=AssetRegistry(sessions, settings, registry, breakers),
         )
         try:
             yield {"resources": resources}

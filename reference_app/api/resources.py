@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pixecom_core.accounts import AccountService
+from pixecom_core.assets import AssetRegistry
 from pixecom_core.ledger import WebhookInbox
 from pixecom_core.plugins import ProviderRegistry
 from pixecom_core.security.rate_limits import RateLimiter
@@ -43,6 +44,7 @@ class AppResources:
     #: Queues worker tasks (the API never runs them).
     tasks: TaskKicker
     tracking: TrackingService
+    assets: AssetRegistry
 
 
 def get_resources(request: Request) -> AppResources:

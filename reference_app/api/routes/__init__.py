@@ -11,6 +11,7 @@ from reference_app.api.routes import (
     public,
     stats,
     tracking,
+    uploads,
     webhooks,
 )
 
@@ -23,6 +24,7 @@ ROUTERS: list[APIRouter] = [
     orders.router,
     stats.router,
     tracking.router,
+    uploads.router,
     public.router,
     webhooks.router,
 ]
