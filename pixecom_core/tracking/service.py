@@ -72,8 +72,7 @@ _APPLY = text(
     """
     WITH existing AS (
         SELECT id, status FROM tracking_records
-         WHERE seller_id = :seller_id AND tracking_number = :number
-           AND (CAST(:carrier AS text) IS NULL OR carrier = :carrier)
+         WHERE seller_id = :seller_id AND order_id = :order_id AND tracking_number = :number
            AND (last_event_at IS NULL OR last_event_at < :updated_at)
          FOR UPDATE
     )
@@ -85,6 +84,13 @@ _APPLY = text(
     RETURNING t.id, t.order_id, existing.status AS previous
     """
 )
+# A number the tracker refused for good is kept, marked, and no longer re-sent.
+_MARK_REJECTED = text(
+    "UPDATE tracking_records"
+    " SET raw = raw || jsonb_build_object('rejected', CAST(:reason AS text)),"
+    " last_checked_at = now()"
+    " WHERE seller_id = :seller_id AND order_id = :order_id AND tracking_number = :number"
+)
 _TOUCH = text(
     "UPDATE tracking_records SET last_checked_at = now()"
     " WHERE seller_id = :seller_id AND tracking_number = ANY(CAST(:numbers AS text[]))"
@@ -93,6 +99,7 @@ _DUE = text(
     """
     SELECT carrier, tracking_number, order_id, status FROM tracking_records
      WHERE seller_id = :seller_id AND status NOT IN ('delivered', 'expired')
+       AND NOT raw ? 'rejected'
        AND (last_checked_at IS NULL OR last_checked_at < :checked_before)
      ORDER BY last_checked_at NULLS FIRST
      LIMIT :limit
@@ -281,13 +288,17 @@ class TrackingService:
 
     async def _apply_one(self, scope: SellerScope, update: TrackingUpdate) -> int:
         session = scope.session
+        parsed = parse_tag(update.number.tag)
+        assert parsed is not None  # apply() only passes tagged updates
+        # Matched on the order (from our tag) and the number: a tracker may name the
+        # carrier its own way (17TRACK sends numeric carrier codes).
         row = (
             await session.execute(
                 _APPLY,
                 {
                     "seller_id": scope.seller_id,
+                    "order_id": parsed[1],
                     "number": update.number.number,
-                    "carrier": update.number.carrier,
                     "status": update.status.value,
                     "updated_at": update.updated_at,
                     "raw": json.dumps(
@@ -383,6 +394,20 @@ class TrackingService:
             accepted += len(result.accepted)
             for rejected in result.rejected:
                 _log.warning("tracker refused %s: %s", rejected.number.number, rejected.reason)
+                parsed = parse_tag(rejected.number.tag)
+                if not rejected.retryable and parsed is not None:
+                    async with open_seller_scope(
+                        self._sessions, parsed[0], self._settings
+                    ) as scope:
+                        await scope.session.execute(
+                            _MARK_REJECTED,
+                            {
+                                "seller_id": parsed[0],
+                                "order_id": parsed[1],
+                                "number": rejected.number.number,
+                                "reason": rejected.reason[:500],
+                            },
+                        )
         return accepted
 
     async def refresh_seller(self, seller_id: uuid.UUID) -> RefreshResult:

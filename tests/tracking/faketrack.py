@@ -13,6 +13,7 @@ from pixecom_core import hookimpl
 from pixecom_core.providers import (
     ProviderTransientError,
     RegistrationResult,
+    RejectedTrackingNumber,
     Tracker,
     TrackingNumber,
     TrackingStatus,
@@ -58,10 +59,17 @@ class FakeTracker:
 
     async def register(self, numbers: Sequence[TrackingNumber]) -> RegistrationResult:
         await self._call()
+        accepted, rejected = [], []
         for number in numbers:
+            if number.number.startswith("BAD"):
+                rejected.append(
+                    RejectedTrackingNumber(number=number, reason="malformed", retryable=False)
+                )
+                continue
             self.registered[number.number] = number
             self.status.setdefault(number.number, TrackingStatus.INFO_RECEIVED)
-        return RegistrationResult(accepted=tuple(numbers))
+            accepted.append(number)
+        return RegistrationResult(accepted=tuple(accepted), rejected=tuple(rejected))
 
     async def fetch_status(self, numbers: Sequence[TrackingNumber]) -> list[TrackingUpdate]:
         await self._call()

@@ -200,3 +200,25 @@ async def test_a_failing_tracker_opens_the_breaker_and_jobs_fail_fast(
     tracker.delay_seconds = 0
     time.sleep(0.6)
     assert (await service.refresh_seller(seller_id)).polled == 1
+
+
+async def test_a_number_refused_for_good_is_kept_but_not_sent_again(
+    service: TrackingService,
+    tracker: FakeTracker,
+    tracking_settings: Settings,
+    database_owner_dsn: str,
+) -> None:
+    seller_id, order_id = paid_order(database_owner_dsn)
+    await service.add(
+        context(service, seller_id, tracking_settings), order_id, carrier="usps", number="BAD1"
+    )
+    calls = tracker.calls
+
+    result = await service.refresh_seller(seller_id)
+
+    assert result.polled == 0 and tracker.calls == calls  # not re-registered, not polled
+    with psycopg.connect(database_owner_dsn) as conn, seller_scope(conn, seller_id):
+        raw = conn.execute(
+            "SELECT raw->>'rejected' FROM tracking_records WHERE seller_id = %s", (seller_id,)
+        ).fetchone()
+    assert raw == ("malformed",)
