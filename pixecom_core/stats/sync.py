@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pluggy
 from pydantic import SecretStr
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -55,6 +55,17 @@ INGEST_BATCH_ROWS = 5_000
 #: How long a throttled account waits when the network did not say.
 DEFAULT_THROTTLE_SECONDS = 60.0
 LEVELS = (EntityLevel.CAMPAIGN, EntityLevel.ADSET, EntityLevel.AD)
+
+# Campaigns the network reported that core does not know yet become campaign rows (named
+# by their id until someone names them), so a seller can link them to a sellpage.
+_DISCOVER_CAMPAIGNS = text(
+    """
+    INSERT INTO campaigns (seller_id, ad_account_id, external_id, name)
+    SELECT :seller_id, :ad_account_id, campaign, campaign
+      FROM unnest(CAST(:campaigns AS text[])) AS campaign
+    ON CONFLICT (seller_id, ad_account_id, external_id) DO NOTHING
+    """
+)
 
 
 class AccountOutcome(StrEnum):
@@ -204,12 +215,15 @@ class StatsSync:
         )
         await self._record(context, account.id, attempt_at=now)
         received = inserted = 0
+        campaigns: set[str] = set()
         try:
             for level in LEVELS:
                 rows = provider.fetch_daily_insights(
                     credentials, level=level, since=since, until=until
                 )
                 async for batch in _batches(rows, INGEST_BATCH_ROWS):
+                    if level is EntityLevel.CAMPAIGN:
+                        campaigns.update(row.entity_id for row in batch)
                     async with context.scope() as scope:
                         report = await ingest_raw(scope, batch)
                     received += report.rows_received
@@ -218,6 +232,15 @@ class StatsSync:
                 daily_rows = await aggregate_daily(
                     scope, network=account.network, since=since, until=until
                 )
+                if campaigns:
+                    await scope.session.execute(
+                        _DISCOVER_CAMPAIGNS,
+                        {
+                            "seller_id": context.seller_id,
+                            "ad_account_id": account.id,
+                            "campaigns": sorted(campaigns),
+                        },
+                    )
         except ProviderThrottled as exc:
             wait = exc.retry_after_seconds or DEFAULT_THROTTLE_SECONDS
             await self._record(

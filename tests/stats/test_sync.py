@@ -215,3 +215,25 @@ async def test_another_sellers_sync_touches_only_its_own_rows(
 
     assert daily_spend(database_owner_dsn, a.seller_id) == {}
     assert daily_spend(database_owner_dsn, b.seller_id) == {("cmp_other", TODAY): 3_000_000}
+
+
+async def test_campaigns_the_network_reports_become_campaign_rows_of_their_account(
+    stats_sync: StatsSync, network: FakeAdNetwork, box: SecretBox, database_owner_dsn: str
+) -> None:
+    seller = seller_with_accounts(database_owner_dsn, box, "first", "second")
+    network.set_spend("first", EntityLevel.CAMPAIGN, "cmp_new_1", TODAY, 1_000_000)
+    network.set_spend("second", EntityLevel.CAMPAIGN, "cmp_new_2", TODAY, 1_000_000)
+
+    await stats_sync.sync_seller(seller.seller_id, days_back=1, now=NOW)
+    await stats_sync.sync_seller(seller.seller_id, days_back=1, now=NOW)  # no duplicates
+
+    with psycopg.connect(database_owner_dsn) as conn, seller_scope(conn, seller.seller_id):
+        rows = conn.execute(
+            "SELECT external_id, ad_account_id, name FROM campaigns WHERE seller_id = %s"
+            " AND external_id LIKE 'cmp_new_%%' ORDER BY external_id",
+            (seller.seller_id,),
+        ).fetchall()
+    assert rows == [
+        ("cmp_new_1", seller.accounts["first"], "cmp_new_1"),
+        ("cmp_new_2", seller.accounts["second"], "cmp_new_2"),
+    ]
