@@ -217,6 +217,24 @@ def plugin_sandboxes(deployment: DevDeployment) -> None:
         deployment.say(f"{sandbox.name} sandbox for {sandbox.provider} at {url}")
 
 
+def demo_activity(deployment: DevDeployment) -> None:
+    """Connect the sandboxes' demo ad accounts to the demo seller and sync them once."""
+    if not deployment.settings.seed_demo_data:
+        return
+    from reference_app.demo_activity import seed_demo_activity
+
+    try:
+        activity = asyncio.run(seed_demo_activity(deployment.settings))
+    except Exception as exc:  # demo data is a convenience: never a reason not to start
+        deployment.say(f"demo activity skipped: {exc!r}")
+        return
+    if activity.accounts_connected or activity.campaigns_linked:
+        deployment.say(
+            f"demo seller: {activity.accounts_connected} ad account(s) connected, "
+            f"{activity.campaigns_linked} campaign(s) linked to its sellpage"
+        )
+
+
 #: Seconds a background process gets to stop after SIGTERM before it is killed.
 STOP_GRACE_SECONDS = 20.0
 
@@ -278,6 +296,7 @@ COMPONENTS: list[DevComponent] = [
     partition_maintenance,
     demo_seller,
     plugin_sandboxes,
+    demo_activity,
     background_processes,
 ]
 

@@ -30,9 +30,12 @@ class Sandbox:
         base URL, the environment variables that point the plugin at the sandbox (and the
         sandbox's webhooks at the API). They are set before the sandbox app, the API and
         the workers are built, so both sides read them. ``None``: nothing to configure.
+    :param demo_accounts: for an ad network's sandbox, account ids it serves data for; the
+        dev deployment connects them to the demo seller so numbers flow at first start.
     """
 
     name: str
     provider: str
     create_app: Callable[[], ASGIApp]
     environment: Callable[[str, str], Mapping[str, str]] | None = None
+    demo_accounts: tuple[str, ...] = ()

@@ -60,3 +60,10 @@ async def test_demo_seller_in_dev_mode_is_created_once_and_can_log_in(
             "/auth/login", json={"email": DEMO_EMAIL, "password": DEMO_PASSWORD}
         )
     assert login.status_code == 200, login.text
+
+
+async def test_demo_activity_is_refused_outside_dev_mode(settings: Settings) -> None:
+    from reference_app.demo_activity import seed_demo_activity
+
+    with pytest.raises(RuntimeError, match="dev only"):
+        await seed_demo_activity(settings.model_copy(update={"mode": Mode.TEST}))

@@ -70,7 +70,7 @@ def test_dev_environment_points_the_ad_network_at_the_sandbox(
 ) -> None:
     from pixecom_meta_ads.settings import MetaAdsSettings
 
-    [sandbox] = ProviderRegistry(create_plugin_manager(allow={"meta_ads"})).sandboxes()
+    sandbox = ProviderRegistry(create_plugin_manager(allow={"meta_ads"})).sandbox("meta")
     assert sandbox.environment is not None
     for name, value in sandbox.environment("http://127.0.0.1:4030", "unused").items():
         monkeypatch.setenv(name, value)

@@ -56,7 +56,7 @@ def test_dev_environment_points_the_gateway_and_the_sandbox_at_each_other(
 ) -> None:
     from pixecom_paypal.settings import PayPalSettings
 
-    [sandbox] = ProviderRegistry(create_plugin_manager(allow={"paypal"})).sandboxes()
+    sandbox = ProviderRegistry(create_plugin_manager(allow={"paypal"})).sandbox("paypal")
     assert sandbox.environment is not None
     environment = sandbox.environment("http://127.0.0.1:4020", "http://127.0.0.1:8000")
     for name, value in environment.items():

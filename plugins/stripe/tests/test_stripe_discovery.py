@@ -65,7 +65,7 @@ def test_dev_environment_points_the_gateway_and_the_sandbox_at_each_other(
 ) -> None:
     from pixecom_stripe.settings import StripeSandboxSettings, StripeSettings
 
-    [sandbox] = ProviderRegistry(create_plugin_manager(allow={"stripe"})).sandboxes()
+    sandbox = ProviderRegistry(create_plugin_manager(allow={"stripe"})).sandbox("stripe")
     assert sandbox.environment is not None
     environment = sandbox.environment("http://127.0.0.1:4010", "http://127.0.0.1:8000")
     for name, value in environment.items():

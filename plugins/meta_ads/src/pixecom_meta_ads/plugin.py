@@ -34,6 +34,8 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
             provider="meta",
             create_app=_create_sandbox_app,
             environment=_dev_environment,
+            # Two USD accounts (profiles of the sandbox), so the demo needs no FX rates.
+            demo_accounts=("act_1000", "act_1001"),
         )
     ]
 
