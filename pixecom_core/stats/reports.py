@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import text
 
@@ -163,14 +164,14 @@ _SYNC_STATUS = text(
 )
 
 
-def _figures(row: object) -> Figures:
+def _figures(row: Any) -> Figures:
     return Figures(
-        spend_minor=int(row.spend),  # type: ignore[attr-defined]
-        gross_revenue_minor=int(row.gross),  # type: ignore[attr-defined]
-        refunds_minor=int(row.refunds),  # type: ignore[attr-defined]
-        chargebacks_minor=int(row.cb),  # type: ignore[attr-defined]
-        net_revenue_minor=int(row.net),  # type: ignore[attr-defined]
-        orders=int(row.orders),  # type: ignore[attr-defined]
+        spend_minor=int(row.spend),
+        gross_revenue_minor=int(row.gross),
+        refunds_minor=int(row.refunds),
+        chargebacks_minor=int(row.cb),
+        net_revenue_minor=int(row.net),
+        orders=int(row.orders),
     )
 
 

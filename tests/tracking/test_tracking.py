@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pixecom_core.db.engine import create_sessionmaker
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import TrackingStatus, WebhookVerificationError
-from pixecom_core.providers.errors import ProviderUnavailable
+from pixecom_core.providers.errors import ProviderTransientError, ProviderUnavailable
 from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import SellerContext
@@ -186,7 +186,7 @@ async def test_a_failing_tracker_opens_the_breaker_and_jobs_fail_fast(
     tracker.delay_seconds = 0.3  # slow and failing
 
     for _ in range(2):  # the threshold
-        with pytest.raises(Exception):  # noqa: B017 (the tracker's transient error)
+        with pytest.raises(ProviderTransientError):
             await service.refresh_seller(seller_id)
     calls = tracker.calls
     started = time.monotonic()

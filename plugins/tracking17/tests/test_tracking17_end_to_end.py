@@ -24,7 +24,7 @@ from pixecom_core import hookimpl
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import Tracker
-from pixecom_core.providers.errors import ProviderUnavailable
+from pixecom_core.providers.errors import ProviderTransientError, ProviderUnavailable
 from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import SellerContext
@@ -110,7 +110,7 @@ async def test_polling_and_the_breaker_against_the_sandbox(
         await service.add(second_context, second_order, carrier="usps", number=number + "X")
         await sandbox.configure(latency_seconds=3.0)  # the client gives up after 2 s
         for _ in range(settings.breaker_failure_threshold):
-            with pytest.raises(Exception):  # noqa: B017 (the transient timeout)
+            with pytest.raises(ProviderTransientError):
                 await service.refresh_seller(second_seller)
         await sandbox.configure(latency_seconds=0.0, down=True)
         calls_before = len(await sandbox.requests())
