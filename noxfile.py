@@ -52,6 +52,8 @@ LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 API_FUZZ_TESTS = "tests/api_fuzz"
 #: Only the api_fuzz session needs it; 4.32 is the version its pytest API was written for.
 SCHEMATHESIS = "schemathesis>=4.32,<5"
+#: Programs tests/deploy drives (program -> Debian package).
+DEPLOY_TOOLS = {"pgbouncer": "pgbouncer", "nginx": "nginx-light"}
 
 
 def _answers(host: str, port: int) -> bool:
@@ -95,7 +97,40 @@ def editable(path: str) -> str:
     return f"{path}[test]" if "test" in extras else path
 
 
-def pytest(session: nox.Session, *paths: str, postgres: str) -> None:
+def ensure_system_tools(session: nox.Session, tools: dict[str, str]) -> None:
+    """Make sure each program in ``tools`` (program -> Debian package) is on this machine.
+
+    Missing ones are installed with apt-get when the session runs as root on a Debian-like
+    machine (CI does); otherwise the session fails and says what to install, since a test
+    that skips for want of a tool would hide what it guards.
+    """
+    missing = {program: package for program, package in tools.items() if not _found(program)}
+    if not missing:
+        return
+    packages = sorted(set(missing.values()))
+    if os.geteuid() == 0 and _found("apt-get"):
+        apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-qq", external=True, env=apt_env)
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+        session.run(*install, external=True, env=apt_env)
+    still_missing = [program for program in missing if not _found(program)]
+    if still_missing:
+        session.error(
+            f"{session.name} needs {', '.join(still_missing)}: install the Debian packages "
+            f"{' '.join(packages)} (or the same programs from your distribution)"
+        )
+
+
+def _found(program: str) -> bool:
+    return any(
+        (Path(directory) / program).is_file()
+        for directory in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/sbin", "/sbin"]
+    )
+
+
+def pytest(
+    session: nox.Session, *paths: str, postgres: str, env: dict[str, str] | None = None
+) -> None:
     """Run pytest on ``paths``; any exit code but 0 fails the session.
 
     In particular exit code 5, "no tests collected", fails: a suite that silently stops
@@ -105,7 +140,7 @@ def pytest(session: nox.Session, *paths: str, postgres: str) -> None:
         "pytest",
         *paths,
         *session.posargs,
-        env=server_environment(session, postgres),
+        env={**server_environment(session, postgres), **(env or {})},
         success_codes=[0],
     )
 
@@ -134,8 +169,17 @@ def tests(session: nox.Session, postgres: str) -> None:
 
     ``tests/api_fuzz`` is left to the ``api_fuzz`` session, so it runs once per source.
     """
+    # tests/deploy runs nginx and PgBouncer in front of the app; with the tools ensured,
+    # those tests fail rather than skip when a tool is missing.
+    ensure_system_tools(session, DEPLOY_TOOLS)
     session.install("-e", ".[test]")
-    pytest(session, "tests", f"--ignore={API_FUZZ_TESTS}", postgres=postgres)
+    pytest(
+        session,
+        "tests",
+        f"--ignore={API_FUZZ_TESTS}",
+        postgres=postgres,
+        env={"PIXECOM_REQUIRE_DEPLOY_TOOLS": "1"},
+    )
 
 
 @nox.session
@@ -164,16 +208,36 @@ def plugin(session: nox.Session, plugin: str, postgres: str) -> None:
     pytest(session, f"plugins/{plugin}/tests", postgres=postgres)
 
 
+@nox.session
+def migrations(session: nox.Session) -> None:
+    """Render every Alembic migration to SQL offline and lint it with squawk.
+
+    Audit §5 ("schema migration on hot table"): a migration that would lock an existing
+    table (an index built without CONCURRENTLY, a rewriting default, a constraint
+    validated under lock, no lock timeout) fails here. Rules and exclusions are in
+    ``.squawk.toml``; ``docs/migrations.md`` explains them. No database is needed. The
+    rendered SQL is kept in ``.nox/migrations/tmp/sql`` for review. Then the lint's own
+    tests prove it still fails a bad migration.
+    """
+    session.install("-e", ".[test]")
+    rendered = Path(session.create_tmp()) / "sql"
+    env = {"DATABASE_URL": None, "REDIS_URL": None}
+    module = ["-m", "pixecom_core.db.migration_lint", "--config", ".squawk.toml"]
+    session.run("python", *module, "--output", str(rendered), env=env)
+    session.run("pytest", "tests/db/test_migration_lint.py", "-p", "no:cacheprovider", env=env)
+
+
 @nox.session(venv_backend="none")
 def ci(session: nox.Session) -> None:
     """Queue everything this machine can run: what ``./run tests`` and CI execute.
 
-    lint, typecheck, then tests, the API fuzz run and every plugin against embedded
+    lint, typecheck, the migration lint, then tests, the API fuzz run and every plugin against embedded
     servers, and against the system servers too when ``DATABASE_URL`` is set (a bare
     machine has none).
     """
     session.notify("lint")
     session.notify("typecheck")
+    session.notify("migrations")
     sources = ["embedded"]
     if os.environ.get("DATABASE_URL"):
         sources.insert(0, "system")

@@ -10,7 +10,7 @@ while it builds (audit §5: schema changes on hot tables must not lock them).
 
 from collections.abc import Sequence
 
-from alembic import op
+from pixecom_core.db import migration_support
 
 revision: str = "0003_ads_by_creative"
 down_revision: str | None = "0002_seller_directory"
@@ -19,14 +19,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.execute("SET lock_timeout = '5s'")
-        op.execute(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_ads_seller_id_creative_id "
-            "ON ads (seller_id, creative_id) WHERE creative_id IS NOT NULL"
-        )
+    # Same index as before; the helper also drops an INVALID leftover of a failed build.
+    migration_support.create_index_concurrently(
+        "ix_ads_seller_id_creative_id",
+        "ads",
+        "(seller_id, creative_id) WHERE creative_id IS NOT NULL",
+    )
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_ads_seller_id_creative_id")
+    migration_support.drop_index_concurrently("ix_ads_seller_id_creative_id")
