@@ -16,9 +16,9 @@ import pytest
 from pydantic import SecretStr
 
 from pixecom_core.settings import Settings
+from pixecom_core.testing.loopback import serving
 from reference_app.api import create_app
 from tests.app.conftest import PASSWORD
-from tests.app.test_body_limit import serving
 
 # Installed by the `api_fuzz` nox session, not by the `test` extra: without it this
 # folder is skipped (the `tests` session ignores it anyway).
@@ -49,7 +49,7 @@ def fuzz_settings(settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def api_base_url(fuzz_settings: Settings) -> Iterator[str]:
     """The real app served by uvicorn on a free loopback port."""
-    with serving(create_app(fuzz_settings)) as base_url:
+    with serving(create_app(fuzz_settings), lifespan="on") as base_url:
         yield base_url
 
 

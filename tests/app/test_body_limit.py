@@ -9,21 +9,18 @@ read whole.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixecom_core.settings import Settings
+from pixecom_core.testing.loopback import serving
 from reference_app.api import create_app
 from reference_app.api.body_limit import (
     BODY_LIMIT_EXTENSION,
@@ -37,31 +34,6 @@ from tests.app.conftest import PASSWORD
 KiB = 1024
 BIG = 20 * MiB
 PIECE = 64 * KiB
-
-
-@contextmanager
-def serving(app: ASGIApp) -> Iterator[str]:
-    """Serve ``app`` with uvicorn (lifespan included) on a free loopback port, in a
-    thread with its own event loop; yield the base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=5)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start; its log says why")
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
 
 
 class BodyBytesCounter:
@@ -113,7 +85,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 def served(app_settings: Settings) -> Iterator[tuple[str, BodyBytesCounter]]:
     """The real app, behind a body-byte counter, on a loopback port."""
     counter = BodyBytesCounter(create_app(app_settings))
-    with serving(counter) as base_url:
+    with serving(counter, lifespan="on") as base_url:
         yield base_url, counter
 
 

@@ -6,11 +6,13 @@ from typing import Any
 
 import httpx
 import pytest
-from meta_ads_support import FakeTime, SandboxHandle, serve
+from meta_ads_support import FakeTime, SandboxHandle
 from pixecom_meta_ads.ad_network import MetaAdNetwork
 from pixecom_meta_ads.client import MetaGraphClient, shared_ssl_context
 from pixecom_meta_ads.sandbox import create_sandbox_app
 from pixecom_meta_ads.settings import MetaAdsSettings, MetaSandboxSettings
+
+from pixecom_core.testing.loopback import serve
 
 #: Small pages, so every fetch crosses several of them.
 TEST_PAGE_LIMIT = 7

@@ -1,45 +1,18 @@
-"""Helpers of the Meta Ads plugin's tests: serving an ASGI app on loopback, a fake clock that
-records sleeps, and a handle on the sandbox's control endpoints."""
+"""Helpers of the Meta Ads plugin's tests: a fake clock that records sleeps, and a handle on
+the sandbox's control endpoints (sandboxes are served by ``pixecom_core.testing.loopback``)."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 
-from pixecom_core.providers import AdAccountCredentials, ASGIApp
+from pixecom_core.providers import AdAccountCredentials
 
 TOKEN = "EAAGsandboxTOKEN0123456789abcdefSECRET"
-
-
-@asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port; yield its base URL.
-
-    uvicorn binds the port itself (``port=0``): handing it a pre-bound socket
-    (``sockets=[…]``) costs ~44 ms per request here (Nagle against delayed ACKs).
-    """
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @dataclass

@@ -9,13 +9,14 @@ from typing import Any
 
 from conftest import MakeNetwork
 from fastapi import FastAPI, Request
-from meta_ads_support import TOKEN, credentials, serve
+from meta_ads_support import TOKEN, credentials
 from pixecom_meta_ads.client import redact_secrets
 from pixecom_meta_ads.sandbox import create_sandbox_app
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from pixecom_core.providers import EntityLevel
+from pixecom_core.testing.loopback import serve
 
 DAY = date(2026, 3, 10)
 

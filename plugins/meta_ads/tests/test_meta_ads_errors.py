@@ -9,7 +9,7 @@ import pytest
 from conftest import MakeNetwork
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from meta_ads_support import TOKEN, FakeTime, SandboxHandle, credentials, raw_daily_rows, serve
+from meta_ads_support import TOKEN, FakeTime, SandboxHandle, credentials, raw_daily_rows
 from pixecom_meta_ads.ad_network import MetaAdNetwork
 from pixecom_meta_ads.client import MetaReportRunFailed
 
@@ -21,6 +21,7 @@ from pixecom_core.providers import (
     ProviderThrottled,
     ProviderTransientError,
 )
+from pixecom_core.testing.loopback import serve
 
 TODAY = date(2026, 3, 15)
 SINCE = TODAY - timedelta(days=6)

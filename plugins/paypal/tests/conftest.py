@@ -12,7 +12,6 @@ import pytest
 import pytest_asyncio
 from paypal_sandbox_control import SandboxControl, SwappableApp, WebhookReceiver
 from pixecom_paypal.gateway import PayPalGateway
-from pixecom_paypal.loopback import LoopbackServer
 from pixecom_paypal.sandbox import (
     LoopbackTLS,
     SandboxSettings,
@@ -20,6 +19,8 @@ from pixecom_paypal.sandbox import (
     write_loopback_tls,
 )
 from pixecom_paypal.settings import PayPalSettings
+
+from pixecom_core.testing.loopback import LoopbackServer
 
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret"
@@ -44,7 +45,9 @@ def loopback_tls(tmp_path_factory: pytest.TempPathFactory) -> LoopbackTLS:
 @pytest.fixture(scope="session")
 def sandbox_server(loopback_tls: LoopbackTLS) -> Iterator[tuple[LoopbackServer, SwappableApp]]:
     app = SwappableApp()
-    with LoopbackServer(app, tls=loopback_tls) as server:
+    with LoopbackServer(
+        app, ssl_certfile=loopback_tls.cert_file, ssl_keyfile=loopback_tls.key_file
+    ) as server:
         yield server, app
 
 

@@ -1,22 +1,21 @@
-"""Helpers of the R2 plugin's tests: moto's S3 server and ASGI apps on loopback, sample
+"""Helpers of the R2 plugin's tests: moto's S3 server on loopback, sample
 files of every allowed type, and a fake S3 that answers with chosen errors."""
 
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import uvicorn
 from moto.server import ThreadedMotoServer
 from pixecom_r2_storage.settings import R2Settings
 from pixecom_r2_storage.storage import R2Storage
 
-from pixecom_core.providers import ASGIApp, PresignedUpload
+from pixecom_core.providers import PresignedUpload
 from pixecom_core.providers.sandboxes import Receive, Scope, Send
 
 #: Builds an R2 storage on the test's bucket, with settings overrides.
@@ -57,28 +56,6 @@ def moto_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
-
-
-@asynccontextmanager
-async def serve(
-    app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "off"
-) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port; yield its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan)
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def settings_for(endpoint_url: str, bucket: str, **overrides: Any) -> R2Settings:

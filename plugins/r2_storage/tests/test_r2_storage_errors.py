@@ -8,15 +8,7 @@ import pytest
 from pixecom_r2_storage.errors import R2NotConfigured, R2Throttled
 from pixecom_r2_storage.settings import R2Settings
 from pixecom_r2_storage.storage import R2Storage
-from r2_support import (
-    PNG,
-    SECRET_ACCESS_KEY,
-    FakeS3,
-    moto_server,
-    seller_key,
-    serve,
-    settings_for,
-)
+from r2_support import PNG, SECRET_ACCESS_KEY, FakeS3, moto_server, seller_key, settings_for
 
 from pixecom_core.providers import (
     ProviderAuthError,
@@ -25,6 +17,7 @@ from pixecom_core.providers import (
     ProviderTransientError,
     UploadRequest,
 )
+from pixecom_core.testing.loopback import serve
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ from pixecom_r2_storage.sandbox import create_sandbox_app
 from pixecom_r2_storage.settings import R2Settings
 from pixecom_r2_storage.storage import R2Storage
 from pixecom_r2_storage.verification import UploadProblem, check_upload
-from r2_support import HTML, PNG, put_through, seller_key, serve, settings_for
+from r2_support import HTML, PNG, put_through, seller_key, settings_for
 
 from pixecom_core.providers import UploadRequest
+from pixecom_core.testing.loopback import serve
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,10 @@ from fastapi import FastAPI, Request, Response
 from pixecom_stripe.client import shared_ssl_context
 from pixecom_stripe.gateway import StripeGateway
 from pixecom_stripe.sandbox import SandboxConfig, create_sandbox_app
-from stripe_support import (
-    SECRET_KEY,
-    WEBHOOK_SECRET,
-    Receiver,
-    RunningSandbox,
-    serve,
-    settings_for,
-)
+from stripe_support import SECRET_KEY, WEBHOOK_SECRET, Receiver, RunningSandbox, settings_for
 
 from pixecom_core.providers import PaymentRequest
+from pixecom_core.testing.loopback import serve
 
 #: Only loopback HTTP here, but httpx builds a TLS context per client unless given one.
 TLS = shared_ssl_context()

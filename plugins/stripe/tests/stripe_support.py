@@ -1,51 +1,20 @@
-"""Helpers of the Stripe plugin's tests: serving an ASGI app on loopback, the sandbox
-handle, signing events the way Stripe does."""
+"""Helpers of the Stripe plugin's tests: the sandbox handle, signing events the way Stripe
+does (sandboxes are served by ``pixecom_core.testing.loopback``)."""
 
-import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from pixecom_stripe.gateway import StripeGateway
 from pixecom_stripe.sandbox import signature_header
 from pixecom_stripe.settings import StripeSettings
 
 from pixecom_core.providers import GatewayPaymentEvent
-from pixecom_core.providers.sandboxes import ASGIApp
 
 SECRET_KEY = "sk_test_pixecom_fixture_key_4242"
 WEBHOOK_SECRET = "whsec_fixture_current_0000000000000000"
 OLD_WEBHOOK_SECRET = "whsec_fixture_previous_111111111111111"
-
-
-@asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # inherited by accepted connections; without it a pre-bound socket answers each request
-    # ~40 ms late (Nagle's algorithm meets delayed ACKs on loopback)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @dataclass

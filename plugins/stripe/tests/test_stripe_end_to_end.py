@@ -8,9 +8,7 @@ this plugin's test environment installs.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -18,7 +16,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from pixecom_stripe.gateway import StripeGateway
 from pydantic import SecretStr
 from stripe_support import RunningSandbox, settings_for
@@ -31,6 +28,7 @@ from pixecom_core.providers import PaymentGateway
 from pixecom_core.settings import Settings
 from pixecom_core.testing import databases
 from pixecom_core.testing.databases import TestDatabase
+from pixecom_core.testing.loopback import serve
 from reference_app.api import create_app
 
 PASSWORD = "correct horse battery staple"
@@ -75,22 +73,10 @@ async def api(
     gateway = StripeGateway(settings_for(sandbox.url))
     manager = create_plugin_manager(load_entry_points=False, plugins=[StripeAtSandbox(gateway)])
     app = create_app(app_settings, plugin_manager=manager)
-    sock = socket.socket()
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        async with asyncio.timeout(20):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", gateway
+        async with serve(app, lifespan="on") as url:
+            yield url, gateway
     finally:
-        server.should_exit = True
-        await task
-        sock.close()
         await gateway.client.aclose()
 
 

@@ -17,7 +17,6 @@ from stripe_support import (
     WEBHOOK_SECRET,
     Receiver,
     RunningSandbox,
-    serve,
     settings_for,
 )
 
@@ -27,6 +26,7 @@ from pixecom_core.providers import (
     PaymentRequest,
     WebhookVerificationError,
 )
+from pixecom_core.testing.loopback import serve
 
 MakeRequest = Callable[..., PaymentRequest]
 INTENT_FORM = {"amount": "2000", "currency": "usd", "metadata[order_id]": "order-1"}

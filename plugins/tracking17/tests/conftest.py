@@ -11,7 +11,9 @@ from pixecom_tracking17.sandbox import create_sandbox_app
 from pixecom_tracking17.settings import Track17SandboxSettings, Track17Settings
 from pixecom_tracking17.tracker import Tracker17
 from pydantic import SecretStr
-from tracking17_support import API_KEY, PUSH_KEY, PushReceiver, SandboxHandle, serve
+from tracking17_support import API_KEY, PUSH_KEY, PushReceiver, SandboxHandle
+
+from pixecom_core.testing.loopback import serve
 
 #: Fast enough that tests which are not about the rate limit never wait for it.
 FAST_RATE = 1_000

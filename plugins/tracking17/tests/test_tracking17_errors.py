@@ -12,7 +12,7 @@ from conftest import MakeTracker
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pixecom_tracking17.tracker import Tracker17
-from tracking17_support import API_KEY, SandboxHandle, all_text, serve
+from tracking17_support import API_KEY, SandboxHandle, all_text
 
 from pixecom_core.providers import (
     ProviderAuthError,
@@ -21,6 +21,7 @@ from pixecom_core.providers import (
     ProviderTransientError,
     TrackingNumber,
 )
+from pixecom_core.testing.loopback import serve
 
 NUMBER = TrackingNumber(number="RR400000001CN", tag="t")
 

@@ -11,10 +11,11 @@ import pytest
 from conftest import MakeTracker
 from pixecom_tracking17.signatures import push_signature, signature_matches
 from pixecom_tracking17.tracker import Tracker17
-from tracking17_support import PUSH_KEY, PushReceiver, ReceivedPush, SandboxHandle, serve
+from tracking17_support import PUSH_KEY, PushReceiver, ReceivedPush, SandboxHandle
 
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import TrackingNumber, TrackingStatus, WebhookVerificationError
+from pixecom_core.testing.loopback import serve
 
 TAG = "seller-1:order-1"
 

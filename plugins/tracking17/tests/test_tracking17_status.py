@@ -11,9 +11,10 @@ from pixecom_tracking17.sandbox import create_sandbox_app
 from pixecom_tracking17.settings import Track17SandboxSettings
 from pixecom_tracking17.tracker import STATUS_MAP, Tracker17, tracking_update
 from pydantic import SecretStr
-from tracking17_support import API_KEY, SandboxHandle, serve
+from tracking17_support import API_KEY, SandboxHandle
 
 from pixecom_core.providers import TrackingNumber, TrackingStatus
+from pixecom_core.testing.loopback import serve
 
 TAG = "seller:order"
 

@@ -1,58 +1,18 @@
-"""Helpers of the 17TRACK plugin's tests: serving ASGI apps on loopback, a fake clock that
-records sleeps, a handle on the sandbox's control endpoints and a push receiver."""
+"""Helpers of the 17TRACK plugin's tests: a fake clock that records sleeps, a handle on the
+sandbox's control endpoints and a push receiver (served by ``pixecom_core.testing.loopback``)."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-
-from pixecom_core.providers import ASGIApp
 
 #: The key the tests' tracker sends and the sandbox accepts.
 API_KEY = "t17-test-key-0123456789abcdefSECRET"
 #: The key the sandbox signs pushes with and the tests' tracker verifies them with.
 PUSH_KEY = "t17-test-push-key-fedcba9876543210"
-
-
-@asynccontextmanager
-async def serve(
-    app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "off"
-) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port; yield its base URL.
-
-    ``lifespan="on"`` runs the app's startup and shutdown, as the dev server does.
-
-    uvicorn binds the port itself (``port=0``): handing it a pre-bound socket created
-    without ``IPPROTO_TCP`` costs ~40 ms per request (Nagle against delayed ACKs).
-    """
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            lifespan=lifespan,
-            timeout_graceful_shutdown=2,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @dataclass

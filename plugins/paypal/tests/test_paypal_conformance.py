@@ -1,0 +1,70 @@
+"""The conformance kit against the PayPal plugin: discovered through its hooks, served as
+``pixecom dev`` serves it (plain http, webhooks verified through the verify API), paid
+through the sandbox's control API."""
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import pixecom_paypal.plugin
+
+from pixecom_core.providers import PaymentSession
+from pixecom_core.testing.conformance import (
+    Failure,
+    PaymentGatewayConformance,
+    SandboxUnderTest,
+)
+
+ORDERS = "/v2/checkout/orders"
+#: The sandbox's answer to the next API calls for each failure the kit asks for.
+FAULTS = {
+    Failure.THROTTLED: {"path": ORDERS, "status": 429, "retry_after": "7"},
+    Failure.TRANSIENT: {"path": ORDERS, "status": 503},
+    # refused again after the gateway's one token refresh
+    Failure.AUTH: {"path": ORDERS, "status": 401, "times": 5},
+}
+
+
+class TestPayPalConformance(PaymentGatewayConformance):
+    plugin = pixecom_paypal.plugin
+    identifier = "paypal"
+    sandbox_name = "paypal"
+
+    async def settle_payment(self, sandbox: SandboxUnderTest, session: PaymentSession) -> None:
+        captured = await sandbox.http.post(
+            f"/_sandbox/orders/{session.gateway_reference}/capture", json={"status": "COMPLETED"}
+        )
+        assert captured.status_code == 201, captured.text
+        # PayPal's webhooks leave on delivery; the dev environment names the API's URL
+        delivered = await sandbox.http.post("/_sandbox/webhooks/deliver", json={})
+        assert delivered.status_code == 200, delivered.text
+
+    async def sign_at(
+        self,
+        sandbox: SandboxUnderTest,
+        body: bytes,
+        headers: Mapping[str, str],  # noqa: ARG002 (the kit's signature)
+        *,
+        signed_at: datetime,
+    ) -> Mapping[str, str]:
+        # A fresh transmission signed by the sandbox, with its clock moved to `signed_at`.
+        offset = (signed_at - datetime.now(UTC)).total_seconds()
+        await self._move_clock(sandbox, offset)
+        try:
+            response = await sandbox.http.post(
+                "/_sandbox/webhooks/transmissions", json={"event_id": json.loads(body)["id"]}
+            )
+        finally:
+            await self._move_clock(sandbox, -offset)
+        assert response.status_code == 200, response.text
+        transmission = response.json()
+        assert transmission["body"].encode() == body
+        return {name.lower(): value for name, value in transmission["headers"].items()}
+
+    async def _move_clock(self, sandbox: SandboxUnderTest, seconds: float) -> None:
+        response = await sandbox.http.post("/_sandbox/clock", json={"advance_seconds": seconds})
+        assert response.status_code == 200, response.text
+
+    async def inject_failure(self, sandbox: SandboxUnderTest, failure: Failure) -> None:
+        response = await sandbox.http.post("/_sandbox/faults", json={"errors": [FAULTS[failure]]})
+        assert response.status_code == 200, response.text

@@ -1,0 +1,226 @@
+"""A minimal ad-network plugin ("tiktok"), used to prove the conformance kit.
+
+It has the parts docs/plugin-authoring.md walks through, in one module: a client speaking
+the network's wire format over httpx, the provider, its sandbox and the hook
+implementations. ``BrokenTikTokAdNetwork`` carries the two mistakes connectors make most
+(an exclusive ``until`` and errors core cannot classify); the kit must fail it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from pixecom_core import hookimpl
+from pixecom_core.providers import (
+    AdAccountCredentials,
+    AdAccountInfo,
+    AdNetwork,
+    ASGIApp,
+    EntityLevel,
+    InsightRow,
+    ProviderAuthError,
+    ProviderError,
+    ProviderThrottled,
+    ProviderTransientError,
+    Sandbox,
+)
+
+IDENTIFIER = "tiktok"
+API_BASE_ENV = "PIXECOM_TIKTOK_API_BASE"
+API_BASE = "https://business-api.tiktok.com/open_api/v1.3"
+DEMO_ACCOUNT = "7000000001"
+
+
+class TikTokAdNetwork:
+    """The ``tiktok`` ad network: daily report rows from the (sandboxed) reporting API."""
+
+    identifier = IDENTIFIER
+    display_name = "TikTok Ads"
+
+    def __init__(self, api_base: str) -> None:
+        self.client = httpx.AsyncClient(base_url=api_base, timeout=10)
+
+    async def _get(self, path: str, account: AdAccountCredentials, **params: str) -> Any:
+        response = await self.client.get(
+            path, params=params, headers={"Access-Token": account.access_token.get_secret_value()}
+        )
+        if response.status_code == 429:
+            raise ProviderThrottled(
+                "tiktok rate limit",
+                retry_after_seconds=float(response.headers.get("retry-after", "60")),
+                provider=IDENTIFIER,
+            )
+        if response.status_code == 401:
+            raise ProviderAuthError("tiktok refused the token", provider=IDENTIFIER)
+        if response.status_code >= 500:
+            raise ProviderTransientError(f"tiktok {response.status_code}", provider=IDENTIFIER)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    async def describe_account(self, account: AdAccountCredentials) -> AdAccountInfo:
+        """The advertiser's name, currency and time zone."""
+        data = await self._get("/advertiser/info", account, advertiser_id=account.account_id)
+        return AdAccountInfo(
+            account_id=account.account_id,
+            name=data["name"],
+            currency=data["currency"],
+            timezone=data["timezone"],
+        )
+
+    def _end_date(self, until: date) -> date:
+        return until
+
+    async def fetch_daily_insights(
+        self, account: AdAccountCredentials, *, level: EntityLevel, since: date, until: date
+    ) -> AsyncIterator[InsightRow]:
+        """One row per entity per day between ``since`` and ``until``, both inclusive."""
+        data = await self._get(
+            "/report",
+            account,
+            advertiser_id=account.account_id,
+            level=level.value,
+            start_date=since.isoformat(),
+            end_date=self._end_date(until).isoformat(),
+        )
+        fetched_at = datetime.now(UTC)
+        for item in data["rows"]:
+            day = date.fromisoformat(item["day"])
+            yield InsightRow(
+                network=IDENTIFIER,
+                entity_type=level,
+                entity_id=item["id"],
+                date_start=day,
+                date_stop=day,
+                spend_micros=item["spend_micros"],
+                impressions=item["impressions"],
+                clicks=item["clicks"],
+                purchases=item["purchases"],
+                purchase_value_micros=item["purchase_value_micros"],
+                currency=data["currency"],
+                fetched_at=fetched_at,
+            )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self.client.aclose()
+
+
+class BrokenTikTokAdNetwork(TikTokAdNetwork):
+    """Wrong on purpose: asks for one day too many, and hides what kind of error it met."""
+
+    def _end_date(self, until: date) -> date:
+        return until + timedelta(days=1)
+
+    async def _get(self, path: str, account: AdAccountCredentials, **params: str) -> Any:
+        try:
+            return await super()._get(path, account, **params)
+        except ProviderError as exc:
+            raise ProviderError(f"tiktok failed: {exc}", provider=IDENTIFIER) from None
+
+
+def create_sandbox_app() -> ASGIApp:
+    """A fake reporting API: deterministic numbers per entity and day, restatable days, and
+    injectable faults (``POST /_sandbox/faults`` with ``throttle``, ``transient``, ``auth``)."""
+    app = FastAPI()
+    revisions: dict[str, int] = {}
+    faults: list[str] = []
+
+    def number(*parts: object) -> int:
+        return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
+
+    def fault_response() -> JSONResponse | None:
+        if not faults:
+            return None
+        kind = faults.pop(0)
+        if kind == "throttle":
+            return JSONResponse({"message": "slow down"}, 429, headers={"Retry-After": "120"})
+        if kind == "auth":
+            return JSONResponse({"message": "invalid token"}, 401)
+        return JSONResponse({"message": "try later"}, 503)
+
+    @app.get("/advertiser/info")
+    async def advertiser(advertiser_id: str) -> JSONResponse:
+        failed = fault_response()
+        if failed is not None:
+            return failed
+        body = {"name": f"Advertiser {advertiser_id}", "currency": "USD", "timezone": "UTC"}
+        return JSONResponse({"data": body})
+
+    @app.get("/report")
+    async def report(
+        advertiser_id: str, level: str, start_date: date, end_date: date
+    ) -> JSONResponse:
+        failed = fault_response()
+        if failed is not None:
+            return failed
+        rows: list[dict[str, Any]] = []
+        day = start_date
+        while day <= end_date:
+            revision = revisions.get(day.isoformat(), 0)
+            for index in range(2):
+                entity = f"{advertiser_id}-{level}-{index}"
+                spend = number(entity, day, revision) % 50_000_000
+                rows.append(
+                    {
+                        "id": entity,
+                        "day": day.isoformat(),
+                        "spend_micros": spend,
+                        "impressions": spend // 1000,
+                        "clicks": spend // 100_000,
+                        "purchases": spend // 10_000_000,
+                        "purchase_value_micros": spend * 3,
+                    }
+                )
+            day += timedelta(days=1)
+        return JSONResponse({"data": {"currency": "USD", "rows": rows}})
+
+    @app.post("/_sandbox/restate")
+    async def restate(day: date) -> dict[str, int]:
+        revisions[day.isoformat()] = revisions.get(day.isoformat(), 0) + 1
+        return {"revision": revisions[day.isoformat()]}
+
+    @app.post("/_sandbox/faults")
+    async def add_fault(kind: Literal["throttle", "transient", "auth"]) -> dict[str, int]:
+        faults.append(kind)
+        return {"queued": len(faults)}
+
+    return app
+
+
+def _dev_environment(sandbox_url: str, api_url: str) -> Mapping[str, str]:  # noqa: ARG001
+    return {API_BASE_ENV: sandbox_url}
+
+
+def _sandbox() -> Sandbox:
+    return Sandbox(
+        name=IDENTIFIER,
+        provider=IDENTIFIER,
+        create_app=create_sandbox_app,
+        environment=_dev_environment,
+        demo_accounts=(DEMO_ACCOUNT,),
+    )
+
+
+class TikTokPlugin:
+    """The plugin object: the network (working or broken) and its sandbox."""
+
+    def __init__(self, network_class: type[TikTokAdNetwork] = TikTokAdNetwork) -> None:
+        self.network_class = network_class
+
+    @hookimpl
+    def pixecom_register_ad_networks(self) -> list[AdNetwork]:
+        """Offer the ``tiktok`` ad network, pointed at ``PIXECOM_TIKTOK_API_BASE``."""
+        return [self.network_class(os.environ.get(API_BASE_ENV, API_BASE))]
+
+    @hookimpl
+    def pixecom_register_sandboxes(self) -> list[Sandbox]:
+        """Offer the ``tiktok`` sandbox."""
+        return [_sandbox()]
