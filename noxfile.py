@@ -227,13 +227,27 @@ def migrations(session: nox.Session) -> None:
     session.run("pytest", "tests/db/test_migration_lint.py", "-p", "no:cacheprovider", env=env)
 
 
+@nox.session
+@nox.parametrize("postgres", POSTGRES_PARAMS)
+def browser(session: nox.Session, postgres: str) -> None:
+    """The seller dashboard end to end in headless Chromium (``tests_browser/``).
+
+    Playwright drives the machine's own Chromium (Debian ``chromium``; installed here when
+    missing and running as root); no browser is downloaded. Screenshots of every page go to
+    ``PIXECOM_ARTIFACTS_DIR`` (default ``.pixecom/artifacts/browser``).
+    """
+    ensure_system_tools(session, {"chromium": "chromium"})
+    session.install("-e", ".[test,browser]")
+    pytest(session, "tests_browser", postgres=postgres)
+
+
 @nox.session(venv_backend="none")
 def ci(session: nox.Session) -> None:
     """Queue everything this machine can run: what ``./run tests`` and CI execute.
 
-    lint, typecheck, the migration lint, then tests, the API fuzz run and every plugin against embedded
-    servers, and against the system servers too when ``DATABASE_URL`` is set (a bare
-    machine has none).
+    lint, typecheck, the migration lint, then tests, the API fuzz run, the dashboard in a
+    browser and every plugin against embedded servers, and against the system servers too
+    when ``DATABASE_URL`` is set (a bare machine has none).
     """
     session.notify("lint")
     session.notify("typecheck")
@@ -244,5 +258,6 @@ def ci(session: nox.Session) -> None:
     for postgres in sources:
         session.notify(f"tests({postgres})")
         session.notify(f"api_fuzz({postgres})")
+        session.notify(f"browser({postgres})")
         for name in PLUGINS:
             session.notify(f"plugin({name}, {postgres})")

@@ -41,6 +41,9 @@ RESOURCE_PARAMETERS = {
 PUBLIC_PARAMETERS = {"slug", "gateway", "tracker"}
 #: Routes that are not about seller data at all.
 NOT_SELLER_DATA = {"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"}
+#: Operator routes that answer without a seller token (restricted by network instead) and
+#: must never show any seller's data: probed anonymously for every id of both sellers.
+OPERATOR_ROUTES = {"/metrics"}
 
 _PARAMETER = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 
@@ -155,6 +158,14 @@ async def test_no_route_lets_one_seller_reach_anothers_data(
             ("/auth/", "/public/")
         ):
             continue
+        if operation.path in OPERATOR_ROUTES:
+            anonymous = await api_client.request(operation.method, operation.path)
+            assert anonymous.status_code == 200, (operation, anonymous.text)
+            seller_ids = {str(a.seller_id), str(b.seller_id)}
+            leaked = [row_id for row_id in a_ids | seller_ids if row_id in anonymous.text]
+            assert not leaked, f"{operation.path} shows seller data: {leaked}"
+            probed.append(f"operator {operation.path}")
+            continue
         if not operation.parameters:
             if operation.method == "GET":
                 listing = await api_client.get(
@@ -172,7 +183,9 @@ async def test_no_route_lets_one_seller_reach_anothers_data(
         for parameter in operation.parameters:
             url = url.replace(f"{{{parameter}}}", str(ids_a[RESOURCE_PARAMETERS[parameter]][0]))
         body = example_body(openapi, operation)
-        kwargs: dict[str, Any] = {"headers": b.headers}
+        # Resource routes may need a range too (GET /stats/campaigns/{campaign_id}/days).
+        query = required_query(openapi, operation)
+        kwargs: dict[str, Any] = {"headers": b.headers, "params": query}
         if body is not None:
             kwargs["content"] = json.dumps(body)
             kwargs["headers"] = {**b.headers, "Content-Type": "application/json"}
@@ -186,7 +199,7 @@ async def test_no_route_lets_one_seller_reach_anothers_data(
         assert as_b.json()["error"]["code"].endswith("not_found"), as_b.text
         if operation.method == "GET":
             # The ids are right: A itself reaches the resource.
-            as_a = await api_client.get(url, headers=a.headers)
+            as_a = await api_client.get(url, params=query, headers=a.headers)
             assert as_a.status_code == 200, (operation, as_a.text)
         probed.append(f"{operation.method} {operation.path}")
 
@@ -194,3 +207,4 @@ async def test_no_route_lets_one_seller_reach_anothers_data(
     # The probe is not vacuous: it reached the resource routes of every kind.
     reached = {p for probe in probed for p in RESOURCE_PARAMETERS if f"{{{p}}}" in probe}
     assert reached == set(RESOURCE_PARAMETERS), sorted(set(RESOURCE_PARAMETERS) - reached)
+    assert {f"operator {path}" for path in OPERATOR_ROUTES} <= set(probed)

@@ -4,13 +4,16 @@ from fastapi import APIRouter
 
 from reference_app.api.routes import (
     auth,
+    campaign_stats,
     campaigns,
     catalog,
     creatives,
     orders,
+    problems,
     public,
     stats,
     tracking,
+    tracking_records,
     uploads,
     webhooks,
 )
@@ -23,7 +26,10 @@ ROUTERS: list[APIRouter] = [
     creatives.router,
     orders.router,
     stats.router,
+    campaign_stats.router,
+    problems.router,
     tracking.router,
+    tracking_records.router,
     uploads.router,
     public.router,
     webhooks.router,

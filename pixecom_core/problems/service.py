@@ -1,0 +1,151 @@
+"""ProblemReports: one seller's open problems, newest first, in one bounded feed.
+
+The audit's sellers "stare at a dashboard full of zeros wondering what they're paying
+for" (audit conclusion) and failures used to vanish ("no DLQ", §2 scenario C). A seller
+now reads, through the API, the problems that explain missing numbers:
+
+- ``dead_letter``: a background job of the seller that exhausted its retries and is
+  not resolved yet (``dead_letters``);
+- ``webhook``: a payment webhook attributed to the seller that is ``DEFERRED`` (being
+  retried) or ``FAILED`` (parked) in ``webhook_inbox``;
+- ``sync_error``: an ad account whose last sync failed or that needs reconnecting.
+
+``dead_letters`` and ``webhook_inbox`` are system tables without row-level security (a
+job or a delivery may concern no seller, or one not known yet), so every query here is
+run inside the seller's scope *and* filters on the scope's seller id; the id comes from
+the authenticated context, never from the request. Job arguments, webhook bodies and
+headers are never returned: only what the seller needs to act.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import text
+
+from pixecom_core.tenancy import InvalidCursorError, Page, PageRequest, SellerContext
+from pixecom_core.tenancy.pagination import decode_cursor, encode_cursor
+
+#: Longest error text returned; the full text stays with the operator.
+MAX_ERROR_CHARS = 500
+
+
+class ProblemKind(StrEnum):
+    """Where a problem comes from."""
+
+    DEAD_LETTER = "dead_letter"
+    WEBHOOK = "webhook"
+    SYNC_ERROR = "sync_error"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One open problem of a seller.
+
+    :ivar key: stable id within ``kind`` (dead letter id, inbox id, ad account id).
+    :ivar subject: what failed: a task name, ``<gateway> <event type>``, an ad account.
+    :ivar state: ``open`` (dead letter), ``DEFERRED``/``FAILED`` (webhook),
+        ``failing``/``needs_reconnect`` (sync).
+    """
+
+    kind: ProblemKind
+    key: str
+    occurred_at: datetime
+    subject: str
+    state: str
+    error: str | None
+    attempts: int
+
+
+# Keyset order: newest first, then kind and key (text, "C" collation so the ORDER BY
+# and the cursor's row comparison agree byte for byte). audit B4: always LIMITed.
+_PROBLEMS = text(
+    f"""
+    SELECT kind, key, occurred_at, subject, state, error, attempts FROM (
+        SELECT 'dead_letter' AS kind, id::text AS key, failed_at AS occurred_at,
+               task_name AS subject, 'open' AS state, left(error, {MAX_ERROR_CHARS}) AS error,
+               attempts
+          FROM dead_letters
+         WHERE seller_id = :seller_id AND resolved_at IS NULL
+        UNION ALL
+        SELECT 'webhook', id::text, received_at,
+               gateway || ' ' || coalesce(nullif(event_type, ''), event_id), status,
+               left(last_error, {MAX_ERROR_CHARS}), attempts
+          FROM webhook_inbox
+         WHERE seller_id = :seller_id AND status IN ('DEFERRED', 'FAILED')
+        UNION ALL
+        SELECT 'sync_error', id::text, coalesce(last_sync_attempt_at, created_at),
+               network || ' ' || name,
+               CASE WHEN needs_reconnect THEN 'needs_reconnect' ELSE 'failing' END,
+               left(last_sync_error, {MAX_ERROR_CHARS}), sync_failures
+          FROM ad_accounts
+         WHERE seller_id = :seller_id AND (last_sync_error IS NOT NULL OR needs_reconnect)
+    ) AS problems
+     WHERE CAST(:after_at AS timestamptz) IS NULL
+        OR (occurred_at, kind COLLATE "C", key COLLATE "C")
+           < (CAST(:after_at AS timestamptz), CAST(:after_kind AS text) COLLATE "C",
+              CAST(:after_key AS text) COLLATE "C")
+     ORDER BY occurred_at DESC, kind COLLATE "C" DESC, key COLLATE "C" DESC
+     LIMIT :limit
+    """
+)
+
+
+class ProblemReports:
+    """Read one seller's open problems (read-only)."""
+
+    def __init__(self, context: SellerContext) -> None:
+        self._context = context
+
+    async def open_problems(self, page: PageRequest) -> Page[Problem]:
+        """One page of the seller's open problems, newest first.
+
+        :raises InvalidCursorError: a cursor this list did not issue.
+        """
+        settings = self._context.settings
+        limit = page.effective_limit(
+            default=settings.default_page_size, maximum=settings.max_page_size
+        )
+        after: tuple[object, ...] = (None, None, None)
+        if page.cursor:
+            after = decode_cursor(page.cursor, arity=3)
+            at, kind, key = after
+            if not (
+                isinstance(at, datetime)
+                and at.utcoffset() is not None
+                and kind in set(ProblemKind)
+                and isinstance(key, str)
+            ):
+                raise InvalidCursorError("the cursor does not belong to this list")
+        async with self._context.scope() as scope:
+            rows = (
+                await scope.session.execute(
+                    _PROBLEMS,
+                    {
+                        "seller_id": self._context.seller_id,
+                        "after_at": after[0],
+                        "after_kind": after[1],
+                        "after_key": after[2],
+                        "limit": limit + 1,
+                    },
+                )
+            ).all()
+        items = [
+            Problem(
+                kind=ProblemKind(r.kind),
+                key=r.key,
+                occurred_at=r.occurred_at,
+                subject=r.subject,
+                state=r.state,
+                error=r.error,
+                attempts=int(r.attempts),
+            )
+            for r in rows[:limit]
+        ]
+        cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            cursor = encode_cursor([last.occurred_at, last.kind.value, last.key])
+        return Page(items=items, next_cursor=cursor, limit=limit)

@@ -1,0 +1,229 @@
+// The PixEcom API as the dashboard uses it: login, logout, and authenticated reads with
+// transparent, single-flight token refresh.
+//
+// Tokens: the API answers logins with a short-lived access token and a rotating refresh
+// token in the JSON body (no cookies), so the page must hold both. They live in
+// sessionStorage: it survives a reload of the tab, is not shared with other tabs or
+// windows, and is gone when the tab closes (localStorage would keep a 30-day refresh
+// token on disk). Script injection is what could read it; the strict Content Security
+// Policy (scripts only from this app, nothing inline) and rendering every value with
+// textContent, never innerHTML, are the defences.
+//
+// Refresh tokens rotate and a reused one revokes the whole login (reuse detection), so
+// two refreshes must never run at once with the same token: every caller that meets a 401
+// shares one in-flight refresh (single-flight), across tabs too (Web Locks), and a tab
+// that sees another tab of the same login rotate adopts the new tokens (BroadcastChannel).
+
+const STORAGE_KEY = "pixecom.dashboard.session";
+// Refresh this long before the access token expires rather than send a doomed request.
+const EXPIRY_MARGIN_MS = 5000;
+
+/** The login has ended (logged out, revoked, refresh refused): show the login page. */
+export class SessionEnded extends Error {
+  constructor(message = "Your session has ended. Please log in again.") {
+    super(message);
+    this.name = "SessionEnded";
+  }
+}
+
+/** The API answered an error: `status`, and the error body's `code` and `message`. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message || `The server answered ${status}.`);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let session = readSession();
+let refreshing = null;
+const endListeners = new Set();
+const channel = "BroadcastChannel" in globalThis ? new BroadcastChannel("pixecom-session") : null;
+
+if (channel) {
+  channel.addEventListener("message", (event) => {
+    const data = event.data || {};
+    if (!session || data.previous !== session.refresh) return;
+    if (data.type === "rotated") storeSession(data.tokens);
+    if (data.type === "ended") endSession(false);
+  });
+}
+
+function readSession() {
+  try {
+    const raw = sessionStorage.getItem(STORAGE_KEY);
+    const value = raw ? JSON.parse(raw) : null;
+    return value && typeof value.access === "string" && typeof value.refresh === "string"
+      ? value
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+function storeSession(tokens) {
+  session = {
+    access: tokens.access_token ?? tokens.access,
+    refresh: tokens.refresh_token ?? tokens.refresh,
+    accessExpiresAt: Date.parse(tokens.access_expires_at ?? tokens.accessExpiresAt) || 0,
+  };
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+}
+
+function endSession(broadcast) {
+  const previous = session?.refresh;
+  session = null;
+  sessionStorage.removeItem(STORAGE_KEY);
+  if (broadcast && channel && previous) channel.postMessage({ type: "ended", previous });
+  for (const listener of endListeners) listener();
+}
+
+/** Call `listener` whenever the session ends (logout here or elsewhere, revocation). */
+export function onSessionEnded(listener) {
+  endListeners.add(listener);
+}
+
+/** Whether a login is held (it may still turn out to be revoked). */
+export function hasSession() {
+  return session !== null;
+}
+
+async function errorOf(response) {
+  let code = "error";
+  let message = "";
+  try {
+    const body = await response.json();
+    code = body?.error?.code ?? code;
+    message = body?.error?.message ?? "";
+  } catch {
+    // not JSON: keep the status
+  }
+  return new ApiError(response.status, code, message);
+}
+
+async function postJson(path, body) {
+  return fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify(body),
+    credentials: "omit",
+    cache: "no-store",
+  });
+}
+
+/** Log in; throws ApiError (401 wrong credentials, 429 throttled or locked). */
+export async function logIn(email, password) {
+  const response = await postJson("/auth/login", { email, password });
+  if (!response.ok) throw await errorOf(response);
+  storeSession(await response.json());
+}
+
+/** End the login on the server (best effort) and forget the tokens here. */
+export async function logOut() {
+  const current = session;
+  endSession(true);
+  if (current) {
+    try {
+      await postJson("/auth/logout", { refresh_token: current.refresh });
+    } catch {
+      // offline: the tokens are forgotten here; the access token expires on its own
+    }
+  }
+}
+
+async function rotate(usedRefresh) {
+  // Another caller (or tab) already rotated past the token we saw: nothing to do.
+  if (!session || session.refresh !== usedRefresh) return;
+  const response = await postJson("/auth/refresh", { refresh_token: usedRefresh });
+  if (response.status === 401 || response.status === 422) {
+    // Refused for good (revoked, reused, expired): back to the login page.
+    endSession(true);
+    throw new SessionEnded();
+  }
+  if (!response.ok) throw await errorOf(response); // e.g. 503: keep the login, retry later
+  storeSession(await response.json());
+  if (channel) channel.postMessage({ type: "rotated", previous: usedRefresh, tokens: session });
+}
+
+/** Exchange the refresh token once, however many callers ask at the same time. */
+function refreshOnce() {
+  if (!session) return Promise.reject(new SessionEnded());
+  if (!refreshing) {
+    const used = session.refresh;
+    const run = () => rotate(used);
+    const locked = navigator.locks ? navigator.locks.request("pixecom-refresh", run) : run();
+    refreshing = Promise.resolve(locked).finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+function send(path, method, body) {
+  const headers = { Accept: "application/json", Authorization: `Bearer ${session.access}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  return fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "omit",
+    cache: "no-store",
+  });
+}
+
+/**
+ * An authenticated request; answers the parsed JSON body.
+ *
+ * An expired access token is refreshed first; a 401 is answered by one refresh and one
+ * retry. When the refresh is refused (logged out elsewhere, token reuse, expiry) the
+ * session ends and SessionEnded is thrown.
+ */
+export async function request(path, { method = "GET", body } = {}) {
+  if (!session) throw new SessionEnded();
+  if (session.accessExpiresAt && session.accessExpiresAt - EXPIRY_MARGIN_MS < Date.now()) {
+    await refreshOnce();
+  }
+  const sentWith = session.access;
+  let response = await send(path, method, body);
+  if (response.status === 401) {
+    if (!session) throw new SessionEnded();
+    if (session.access === sentWith) await refreshOnce();
+    if (!session) throw new SessionEnded();
+    response = await send(path, method, body);
+    if (response.status === 401) {
+      endSession(true);
+      throw new SessionEnded();
+    }
+  }
+  if (!response.ok) throw await errorOf(response);
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+/** GET `path` with query `params` (arrays repeat the parameter; null/undefined dropped). */
+export function get(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value === null || value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [value]) query.append(name, String(item));
+  }
+  const text = query.toString();
+  return request(text ? `${path}?${text}` : path);
+}
+
+/**
+ * Every item of a cursor-paginated list, following `next_cursor` for at most
+ * `maxPages` pages of `limit` items; `truncated` says whether more remained.
+ */
+export async function getAll(path, params = {}, { limit = 200, maxPages = 10 } = {}) {
+  const items = [];
+  let cursor = null;
+  for (let page = 0; page < maxPages; page += 1) {
+    const answer = await get(path, { ...params, limit, cursor });
+    items.push(...answer.items);
+    cursor = answer.next_cursor;
+    if (!cursor) return { items, truncated: false };
+  }
+  return { items, truncated: true };
+}
