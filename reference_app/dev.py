@@ -5,6 +5,13 @@ stop itself on the deployment's exit stack, so Ctrl-C (or SIGTERM) unwinds them 
 reverse order. The API then runs in the foreground. Components that later issues add
 (worker, scheduler, plugin sandboxes, demo seed) are functions of the same shape
 appended to :data:`COMPONENTS`.
+
+With demo data on (the default), the demo seller's shop sees traffic while it runs (see
+:mod:`reference_app.demo_traffic`): orders placed through the public API, paid and now and
+then refunded at the payment sandbox, whose signed webhooks the workers turn into ledger
+facts, while the ad sandboxes' spend grows through the day; syncs (which re-aggregate the
+days those facts touched) run every minute for every tier, so the numbers change while
+you look.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -33,10 +40,18 @@ from pixecom_core.accounts.demo import DemoLogin, ensure_demo_seller
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.db.urls import conninfo
 from pixecom_core.devservers import ensure_servers
-from pixecom_core.settings import Settings
+from pixecom_core.observability import configure_logging
+from pixecom_core.settings import Mode, Settings
 from reference_app import database
 from reference_app.api import create_app
 from reference_app.keys import new_secret
+
+#: Mean seconds between two demo shopper visits (``pixecom dev --demo-traffic-seconds``).
+DEMO_TRAFFIC_SECONDS = 5.0
+#: Seconds between syncs of every tier while demo traffic runs (unless the environment
+#: sets them): the sync re-aggregates the days new payments touched, so revenue and spend
+#: move within a minute instead of the low tier's half hour.
+DEMO_SYNC_INTERVAL_SECONDS = 60
 
 
 @dataclass
@@ -54,6 +69,12 @@ class DevDeployment:
     endpoints: dict[str, str] = field(default_factory=dict)
     #: Where the API will listen (components that point others at it need it early).
     api_url: str = "http://127.0.0.1:8000"
+    #: Mean seconds between two demo shopper visits; ``None``: no demo traffic.
+    demo_traffic_seconds: float | None = DEMO_TRAFFIC_SECONDS
+    #: Sandbox name → base URL, for the sandboxes being served.
+    sandbox_urls: dict[str, str] = field(default_factory=dict)
+    #: The demo seller's login, once it exists.
+    demo_login: DemoLogin | None = None
 
     def say(self, message: str) -> None:
         """Report progress on the terminal."""
@@ -158,6 +179,7 @@ def demo_seller(deployment: DevDeployment) -> None:
     login = asyncio.run(_seed_demo(deployment.settings))
     if login.created:
         deployment.say("created the demo seller")
+    deployment.demo_login = login
     deployment.endpoints["Demo login"] = f"{login.email} / {login.password}"
 
 
@@ -213,6 +235,7 @@ def plugin_sandboxes(deployment: DevDeployment) -> None:
             deployment.say(f"skipping the {sandbox.name} sandbox, it failed to build: {exc!r}")
             continue
         deployment.stack.callback(_serve_in_thread(app, port, sandbox.name))
+        deployment.sandbox_urls[sandbox.name] = url
         deployment.endpoints[f"{sandbox.name} sandbox"] = url
         deployment.say(f"{sandbox.name} sandbox for {sandbox.provider} at {url}")
 
@@ -233,6 +256,104 @@ def demo_activity(deployment: DevDeployment) -> None:
             f"demo seller: {activity.accounts_connected} ad account(s) connected, "
             f"{activity.campaigns_linked} campaign(s) linked to its sellpage"
         )
+
+
+def _demo_traffic_on(deployment: DevDeployment) -> bool:
+    # Demo traffic is dev-only, like the demo seller it shops from (must-fix 9).
+    settings = deployment.settings
+    return (
+        settings.mode is Mode.DEV
+        and settings.seed_demo_data
+        and deployment.demo_traffic_seconds is not None
+    )
+
+
+def demo_sync_intervals(deployment: DevDeployment) -> None:
+    """With demo traffic on, sync every seller every minute whatever its tier (unless
+    ``PIXECOM_SYNC_INTERVAL_*_SECONDS`` say otherwise), so the sellpage days new payments
+    mark dirty are re-aggregated and /stats/overview moves within a minute."""
+    if not _demo_traffic_on(deployment):
+        return
+    for tier in ("LOW", "MEDIUM", "HIGH"):
+        os.environ.setdefault(
+            f"PIXECOM_SYNC_INTERVAL_{tier}_SECONDS", str(DEMO_SYNC_INTERVAL_SECONDS)
+        )
+
+
+#: Seconds the demo traffic gets to wind down (close its HTTP clients) when stopping.
+DEMO_TRAFFIC_STOP_SECONDS = 10.0
+
+
+def _run_in_thread(
+    name: str, work: Callable[[asyncio.Event], Coroutine[Any, Any, object]]
+) -> Callable[[], None]:
+    """Run the coroutine ``work(stop)`` on its own event loop in a thread; return how to
+    stop it: ``stop`` is set and the coroutine cancelled, so a visit in flight (whose API
+    may already be gone) never holds up the shutdown."""
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    task = loop.create_task(work(stop))
+
+    def main() -> None:
+        try:
+            loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=main, name=name, daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        task.cancel()
+
+    def stop_it() -> None:
+        if thread.is_alive():
+            try:
+                loop.call_soon_threadsafe(halt)
+            except RuntimeError:  # the loop closed in between: nothing left to stop
+                pass
+        thread.join(timeout=DEMO_TRAFFIC_STOP_SECONDS)
+
+    return stop_it
+
+
+def demo_traffic(deployment: DevDeployment) -> None:
+    """Start the demo shopper (dev mode only): every few seconds it orders from the demo
+    sellpage through the public API and pays at the payment sandbox, which sends its signed
+    webhooks to the API; now and then it refunds part of a payment and ships an order.
+    ``pixecom dev --no-demo-traffic`` (or ``PIXECOM_SEED_DEMO_DATA=false``) turns it off."""
+    from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
+    from reference_app.demo_activity import DEMO_SLUG
+    from reference_app.demo_traffic import DemoTrafficConfig, find_payment_sandbox, run_demo_traffic
+
+    if not _demo_traffic_on(deployment) or deployment.demo_traffic_seconds is None:
+        deployment.say("demo traffic off")
+        return
+    sandbox = find_payment_sandbox(
+        ProviderRegistry(create_plugin_manager()), deployment.sandbox_urls
+    )
+    if sandbox is None:
+        deployment.say(
+            "demo traffic off: no installed payment gateway's sandbox offers demo payments"
+        )
+        return
+    login = deployment.demo_login
+    config = DemoTrafficConfig(
+        api_url=deployment.api_url,
+        slug=DEMO_SLUG,
+        login=(login.email, login.password) if login is not None else None,
+        interval_seconds=deployment.demo_traffic_seconds,
+    )
+    deployment.stack.callback(
+        _run_in_thread("demo-traffic", lambda stop: run_demo_traffic(config, sandbox, stop))
+    )
+    deployment.say(
+        f"demo traffic: a shopper orders from /public/sellpages/{DEMO_SLUG} about every "
+        f"{config.interval_seconds:g} s and pays with {sandbox.gateway}'s sandbox"
+    )
 
 
 #: Seconds a background process gets to stop after SIGTERM before it is killed.
@@ -297,7 +418,9 @@ COMPONENTS: list[DevComponent] = [
     demo_seller,
     plugin_sandboxes,
     demo_activity,
+    demo_sync_intervals,
     background_processes,
+    demo_traffic,
 ]
 
 
@@ -331,7 +454,12 @@ def serve_api(deployment: DevDeployment, *, host: str, port: int) -> None:
     deployment.say("serving the API; press Ctrl-C to stop")
     for name, url in deployment.endpoints.items():
         typer.echo(f"  {name.ljust(width)}  {url}")
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on"))
+    # Again, now: each sandbox's uvicorn.Config re-applied uvicorn's own logging config.
+    configure_logging(deployment.settings, process="dev")
+    # log_config=None: uvicorn keeps the structured logging configured above.
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None)
+    )
     try:
         server.run()
     except KeyboardInterrupt:
@@ -342,16 +470,30 @@ def serve_api(deployment: DevDeployment, *, host: str, port: int) -> None:
         raise typer.Exit(code=1)
 
 
-def run_dev(settings: Settings, *, host: str, port: int) -> int:
+def run_dev(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    demo_traffic_seconds: float | None = DEMO_TRAFFIC_SECONDS,
+) -> int:
     """Start every component, serve the API, stop everything; return the exit code.
 
     0 after a Ctrl-C while serving; 130 when interrupted during startup.
+
+    :param demo_traffic_seconds: mean seconds between demo shopper visits; ``None``: none.
     """
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    configure_logging(settings, process="dev")
     stack = ExitStack()
     # Sandboxes call the API back (webhooks): a wildcard bind is reached on loopback.
     reachable = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
-    deployment = DevDeployment(settings=settings, stack=stack, api_url=f"http://{reachable}:{port}")
+    deployment = DevDeployment(
+        settings=settings,
+        stack=stack,
+        api_url=f"http://{reachable}:{port}",
+        demo_traffic_seconds=demo_traffic_seconds,
+    )
     try:
         for component in COMPONENTS:
             component(deployment)

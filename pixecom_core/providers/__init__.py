@@ -33,7 +33,7 @@ from pixecom_core.providers.payments import (
     PaymentSession,
     VerifiedWebhook,
 )
-from pixecom_core.providers.sandboxes import ASGIApp, Sandbox
+from pixecom_core.providers.sandboxes import ASGIApp, DemoPayment, DemoPayments, Sandbox
 from pixecom_core.providers.storage import (
     PresignedUpload,
     Storage,
@@ -57,6 +57,8 @@ __all__ = [
     "AdAccountInfo",
     "AdNetwork",
     "CurrencyCode",
+    "DemoPayment",
+    "DemoPayments",
     "EntityLevel",
     "FrozenValue",
     "GatewayPaymentEvent",

@@ -1,4 +1,5 @@
-"""`pixecom dev` on a bare machine: embedded servers, migrations, API, clean shutdown.
+"""`pixecom dev` on a bare machine: embedded servers, migrations, API, demo traffic whose
+numbers change, clean shutdown.
 
 These run the real console script with DATABASE_URL and REDIS_URL removed, so they prove
 the Quickstart's promise whatever servers the test run itself uses.
@@ -12,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -130,11 +132,19 @@ def start_dev(
     """Start `pixecom dev` runs; whatever a failed test leaves running is killed."""
     runs: list[DevRun] = []
 
-    def start(data_dir: Path, **env: str) -> DevRun:
+    def start(data_dir: Path, *options: str, **env: str) -> DevRun:
         log = tmp_path / f"dev-{len(runs)}.log"
         with log.open("wb") as output:
             process = subprocess.Popen(
-                [str(pixecom_executable), "dev", "--host", "127.0.0.1", "--port", str(free_port)],
+                [
+                    str(pixecom_executable),
+                    "dev",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(free_port),
+                    *options,
+                ],
                 env=clean_environment(
                     PIXECOM_DATA_DIR=str(data_dir),
                     # The test gateway (and its sandbox), importable from the repository.
@@ -163,12 +173,67 @@ def start_dev(
         proc.kill()
 
 
+DEMO_EMAIL = "demo@pixecom.dev"
+DEMO_PASSWORD = "pixecom-demo-password"
+#: How long the demo's numbers may take to show up, and then to change, on a busy machine.
+DEMO_NUMBERS_TIMEOUT_SECONDS = 120.0
+#: Sync every tier this often in the test (the dev default is every minute).
+FAST_SYNC = {f"PIXECOM_SYNC_INTERVAL_{tier}_SECONDS": "10" for tier in ("LOW", "MEDIUM", "HIGH")}
+
+
+@dataclass(frozen=True)
+class DemoNumbers:
+    """What the demo seller sees through the API."""
+
+    orders_by_status: dict[str, int]
+    gross_revenue_minor: int
+    net_revenue_minor: int
+
+
+def demo_numbers(port: int) -> DemoNumbers:
+    """The demo seller's orders (first page) and today's overview, read over HTTP."""
+    base = f"http://127.0.0.1:{port}"
+    login = httpx.post(
+        f"{base}/auth/login", json={"email": DEMO_EMAIL, "password": DEMO_PASSWORD}, timeout=10
+    )
+    assert login.status_code == 200, login.text
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    orders = httpx.get(f"{base}/orders", params={"limit": 100}, headers=headers, timeout=10)
+    assert orders.status_code == 200, orders.text
+    by_status: dict[str, int] = {}
+    for order in orders.json()["items"]:
+        by_status[order["status"]] = by_status.get(order["status"], 0) + 1
+    today = datetime.now(UTC).date()
+    overview = httpx.get(
+        f"{base}/stats/overview",
+        params={"since": str(today - timedelta(days=1)), "until": str(today + timedelta(days=1))},
+        headers=headers,
+        timeout=10,
+    )
+    assert overview.status_code == 200, overview.text
+    totals = overview.json()["totals"]
+    return DemoNumbers(by_status, totals["gross_revenue_minor"], totals["net_revenue_minor"])
+
+
+def wait_for_demo_numbers(
+    run: DevRun, accept: Callable[[DemoNumbers], bool], what: str
+) -> DemoNumbers:
+    deadline = time.monotonic() + DEMO_NUMBERS_TIMEOUT_SECONDS
+    numbers = demo_numbers(run.port)
+    while not accept(numbers):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen: {numbers}\n{run.output()[-5000:]}")
+        time.sleep(1)
+        numbers = demo_numbers(run.port)
+    return numbers
+
+
 def test_dev_serves_on_a_bare_machine_and_stops_cleanly(
     start_dev: StartDev, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
 
-    first = start_dev(data_dir)
+    first = start_dev(data_dir, "--demo-traffic-seconds", "0.5", **FAST_SYNC)
     ready = first.wait_until_ready()
 
     assert ready.json()["status"] == "ready"
@@ -189,6 +254,19 @@ def test_dev_serves_on_a_bare_machine_and_stops_cleanly(
         timeout=10,
     )
     assert login.status_code == 200, login.text
+    # Demo traffic: orders placed through the public API, paid at the fakepay sandbox, whose
+    # signed webhooks the payments worker records; the scheduled sync re-aggregates the
+    # days, so the overview shows revenue, and more of it a little later.
+    assert "demo traffic: a shopper orders from /public/sellpages/demo-store" in first.output()
+    earlier = wait_for_demo_numbers(
+        first, lambda n: n.gross_revenue_minor > 0, "revenue on the overview"
+    )
+    assert set(earlier.orders_by_status) - {"PENDING"}, earlier  # paid (or refunded) orders
+    wait_for_demo_numbers(
+        first,
+        lambda n: n.gross_revenue_minor > earlier.gross_revenue_minor,
+        "revenue growing on the overview",
+    )
     started_children = dict(first.children)
     assert any("valkey" in name for name in started_children.values()), started_children
     assert first.stop(signal.SIGINT) == 0, first.output()
@@ -214,10 +292,15 @@ def test_dev_uses_the_servers_it_is_given(
     name = f"pixecom_dev_{tmp_path.name[-8:].lower()}".replace("-", "_")
     owner_dsn = admin.create_database(conninfo(server_dsn, dbname="postgres"), name)
     try:
-        run = start_dev(tmp_path / "data", DATABASE_URL=owner_dsn, REDIS_URL=redis_url)
+        run = start_dev(
+            tmp_path / "data", "--no-demo-traffic", DATABASE_URL=owner_dsn, REDIS_URL=redis_url
+        )
         run.wait_until_ready()
 
         assert not postgres_processes(tmp_path / "data"), "started a server it did not need"
+        assert "pixecom dev: demo traffic off" in run.output()
+        time.sleep(3)  # the shopper would have placed its first order by now
+        assert demo_numbers(run.port).orders_by_status == {}
         assert run.stop(signal.SIGINT) == 0, run.output()
     finally:
         admin.drop_database(server_dsn, name)

@@ -18,8 +18,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
 from pixecom_core import hookimpl
 from pixecom_core.providers import (
+    DemoPayment,
     GatewayPaymentEvent,
     PaymentEventKind,
     PaymentGateway,
@@ -126,19 +129,89 @@ class FakePayGateway:
 GATEWAY = FakePayGateway()
 
 
-async def _sandbox_app(scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG001
-    """A one-route sandbox: answers which API it would send webhooks to."""
-    if scope["type"] != "http":
-        return
-    body = json.dumps({"sandbox": IDENTIFIER, "api": os.environ.get(SANDBOX_API_ENV)}).encode()
+async def _answer(send: Send, status: int, payload: dict[str, Any]) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": 200,
+            "status": status,
             "headers": [(b"content-type", b"application/json")],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+
+
+async def _request_body(receive: Receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += bytes(message.get("body", b""))
+        if not message.get("more_body"):
+            return body
+
+
+#: ``POST /payments/{reference}/{capture|refund}`` with ``{"amount_minor", "currency"}``.
+_PAYMENT_ACTIONS = {"capture": PaymentEventKind.CAPTURED, "refund": PaymentEventKind.REFUNDED}
+
+
+async def _sandbox_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """A small sandbox: ``GET /`` answers which API it sends webhooks to; ``POST
+    /payments/{reference}/capture`` (or ``/refund``) delivers a signed fact about that
+    payment to ``{api}/webhooks/fakepay``, as a real gateway's sandbox would, and answers
+    with the API's status code."""
+    if scope["type"] != "http":
+        return
+    api = os.environ.get(SANDBOX_API_ENV)
+    parts = scope["path"].strip("/").split("/")
+    if scope["method"] == "GET" and parts == [""]:
+        await _answer(send, 200, {"sandbox": IDENTIFIER, "api": api})
+        return
+    if scope["method"] != "POST" or len(parts) != 3 or parts[0] != "payments":
+        await _answer(send, 404, {"error": "not found"})
+        return
+    reference, action = parts[1], parts[2]
+    try:
+        kind = _PAYMENT_ACTIONS[action]
+        request = json.loads(await _request_body(receive))
+        amount, currency = int(request["amount_minor"]), str(request["currency"])
+    except (KeyError, ValueError, TypeError):
+        await _answer(send, 400, {"error": "expected {amount_minor, currency}"})
+        return
+    if api is None:
+        await _answer(send, 409, {"error": f"{SANDBOX_API_ENV} is not set"})
+        return
+    reference_of_fact = f"{reference}:{action}:{uuid.uuid4().hex}"
+    body, headers = delivery([fact(reference, reference_of_fact, kind, amount, currency)])
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.post(f"{api}/webhooks/{IDENTIFIER}", content=body, headers=headers)
+    await _answer(send, 200, {"status_code": answer.status_code})
+
+
+class FakePayDemoPayments:
+    """:class:`pixecom_core.providers.DemoPayments` for the fakepay sandbox at ``url``."""
+
+    def __init__(self, url: str) -> None:
+        self._client = httpx.AsyncClient(base_url=url, timeout=20)
+
+    async def _act(self, reference: str, action: str, amount_minor: int, currency: str) -> None:
+        answer = await self._client.post(
+            f"/payments/{reference}/{action}",
+            json={"amount_minor": amount_minor, "currency": currency},
+        )
+        answer.raise_for_status()
+        delivered = answer.json()["status_code"]
+        if delivered != 200:
+            raise RuntimeError(f"the API answered the fakepay webhook with {delivered}")
+
+    async def pay(self, payment: DemoPayment) -> None:
+        await self._act(
+            payment.gateway_reference, "capture", payment.amount_minor, payment.currency
+        )
+
+    async def refund(self, payment: DemoPayment, amount_minor: int) -> None:
+        await self._act(payment.gateway_reference, "refund", amount_minor, payment.currency)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
 #: Set by the dev deployment from the sandbox's ``environment``.
@@ -158,5 +231,6 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
             provider=IDENTIFIER,
             create_app=lambda: _sandbox_app,
             environment=lambda _sandbox_url, api_url: {SANDBOX_API_ENV: api_url},
+            demo_payments=FakePayDemoPayments,
         )
     ]

@@ -41,5 +41,6 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
 
 
 def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:  # noqa: ARG001
-    """Point the ad network at the sandbox (Meta sends no webhooks to the API)."""
-    return {"PIXECOM_META_GRAPH_BASE": sandbox_url}
+    """Point the ad network at the sandbox (Meta sends no webhooks to the API), and let
+    today's numbers grow through the day so the demo's spend changes between syncs."""
+    return {"PIXECOM_META_GRAPH_BASE": sandbox_url, "PIXECOM_META_SANDBOX_TODAY_GROWS": "true"}

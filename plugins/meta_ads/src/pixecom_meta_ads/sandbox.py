@@ -24,7 +24,9 @@ nothing on some days (no row). Each purchase is listed under ``purchase``, ``omn
 ``offsite_conversion.fb_pixel_purchase`` and ``onsite_web_purchase`` with the same value, as
 Meta does, so a reader that sums them double counts. Account ``N`` gets the profile
 ``ACCOUNT_PROFILES[N % 8]``: several currencies (JPY without decimals) and time zones; days
-are cut in the account's zone, and days after its "today" have no data.
+are cut in the account's zone, and days after its "today" have no data. With ``today_grows``
+(``pixecom dev``), "today" shows only the share of its delivery that the account's local time
+of day has reached, so spend grows from one sync to the next, as Meta's does.
 
 Every Graph answer carries ``X-Business-Use-Case-Usage``, ``X-Ad-Account-Usage`` and
 ``X-FB-Ads-Insights-Throttle``. Each account has ``call_budget`` calls per
@@ -218,6 +220,35 @@ def ad_day(ad_id: str, day: date, revision: int) -> AdDay | None:
     )
 
 
+def elapsed_share_of_day(moment: datetime) -> float:
+    """How much of ``moment``'s (local) day has passed, from 0 at midnight towards 1."""
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return min(1.0, max(0.0, (moment - midnight).total_seconds() / 86_400))
+
+
+def delivered_so_far(delivery: AdDay, share: float) -> AdDay:
+    """The part of a day's ``delivery`` made once ``share`` of the day has passed.
+
+    Every number is scaled and rounded down, so it never decreases as ``share`` grows and
+    reaches the whole day's numbers at 1; the purchase value follows the purchases.
+    """
+    if share >= 1.0:
+        return delivery
+    purchases = math.floor(delivery.purchases * share)
+    return AdDay(
+        spend_minor=math.floor(delivery.spend_minor * share),
+        impressions=math.floor(delivery.impressions * share),
+        clicks=math.floor(delivery.clicks * share),
+        link_clicks=math.floor(delivery.link_clicks * share),
+        purchases=purchases,
+        purchase_value_minor=(
+            delivery.purchase_value_minor * purchases // delivery.purchases
+            if delivery.purchases
+            else 0
+        ),
+    )
+
+
 def decimal_string(minor: int, currency: str) -> str:
     """``minor`` units as Meta writes an amount: ``"12.3"``, ``"7"``, ``"1234"`` (JPY)."""
     exponent = 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
@@ -351,6 +382,15 @@ class SandboxState:
         if override is not None and override.today is not None:
             return override.today
         return datetime.now(ZoneInfo(self.profile(number)["timezone_name"])).date()
+
+    def share_of_today(self, number: str) -> float:
+        """How much of the account's today has been delivered: the elapsed share of the
+        local day with ``today_grows`` (and no ``today`` override), otherwise all of it."""
+        override = self.overrides.get(number)
+        if not self.config.today_grows or (override is not None and override.today is not None):
+            return 1.0
+        zone = ZoneInfo(self.profile(number)["timezone_name"])
+        return elapsed_share_of_day(datetime.now(zone))
 
     def revision(self, number: str, day: date) -> int:
         """How many times ``day`` was restated for the account."""
@@ -638,6 +678,8 @@ def insight_rows(
     currency = profile["currency"]
     ads = account_ads(number, profile["campaigns"])
     today = state.today(number)
+    # Read once per query, so the rows of one answer agree with each other.
+    share_of_today = state.share_of_today(number)
     for start, stop in _buckets(query):
         totals: dict[str, tuple[SandboxAd, AdDay]] = {}
         day = start
@@ -647,6 +689,8 @@ def insight_rows(
                 delivery = ad_day(ad.ad_id, day, revision)
                 if delivery is None:
                     continue
+                if day == today and share_of_today < 1.0:
+                    delivery = delivered_so_far(delivery, share_of_today)
                 key = _entity_key(query.level, ad, number)
                 known = totals.get(key)
                 totals[key] = (ad, known[1] + delivery if known else delivery)

@@ -102,6 +102,9 @@ class MetaSandboxSettings(BaseSettings):
         (entities × days) is refused as "too much data" (code 100, subcode 1487534).
     :param max_page_size: the largest ``limit`` honoured.
     :param report_polls_to_complete: status polls a report run needs before it completes.
+    :param today_grows: an account's "today" shows only the share of the day's delivery
+        that its local time of day has reached, so each sync sees more spend (``pixecom
+        dev``); off, today is reported whole, as every other day (deterministic tests).
     """
 
     model_config = SettingsConfigDict(env_prefix=SANDBOX_ENV_PREFIX, env_file=None, extra="ignore")
@@ -113,3 +116,4 @@ class MetaSandboxSettings(BaseSettings):
     max_rows_per_query: int = Field(default=50_000, gt=0)
     max_page_size: int = Field(default=5000, gt=0)
     report_polls_to_complete: int = Field(default=3, ge=1, le=50)
+    today_grows: bool = False

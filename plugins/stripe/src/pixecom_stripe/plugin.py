@@ -1,7 +1,7 @@
 """Hook implementations of the Stripe plugin: the ``stripe`` gateway and its sandbox."""
 
 from pixecom_core import hookimpl
-from pixecom_core.providers import ASGIApp, PaymentGateway, Sandbox
+from pixecom_core.providers import ASGIApp, DemoPayments, PaymentGateway, Sandbox
 from pixecom_stripe.gateway import StripeGateway
 from pixecom_stripe.settings import StripeSettings
 
@@ -39,6 +39,13 @@ def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:
     }
 
 
+def _demo_payments(sandbox_url: str) -> DemoPayments:
+    """Pay and refund at the sandbox for ``pixecom dev``'s demo traffic."""
+    from pixecom_stripe.sandbox import SandboxDemoPayments
+
+    return SandboxDemoPayments(sandbox_url, secret_key=DEV_SECRET_KEY)
+
+
 @hookimpl
 def pixecom_register_sandboxes() -> list[Sandbox]:
     """Offer the ``stripe`` sandbox: a fake Stripe account on loopback (see
@@ -49,5 +56,6 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
             provider="stripe",
             create_app=_create_sandbox_app,
             environment=_dev_environment,
+            demo_payments=_demo_payments,
         )
     ]

@@ -58,6 +58,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
 from starlette.responses import Response
 
+from pixecom_core.providers import DemoPayment
 from pixecom_stripe.client import shared_ssl_context
 from pixecom_stripe.settings import (
     SANDBOX_DEFAULT_WEBHOOK_SECRET,
@@ -1227,3 +1228,61 @@ def _public_config(config: SandboxConfig) -> StripeObject:
         "embed_charge_refunds": config.embed_charge_refunds,
         "seed": config.seed,
     }
+
+
+# -- demo payments (pixecom dev) ----------------------------------------------------------
+
+
+class SandboxDemoPayments:
+    """Pays and refunds PaymentIntents at a running sandbox, for ``pixecom dev``'s demo
+    traffic (:class:`pixecom_core.providers.DemoPayments`).
+
+    Paying is the buyer's part (``POST /_sandbox/payment_intents/{id}/succeed``); refunding
+    is the merchant's (``POST /v1/refunds`` with ``secret_key``, as from the dashboard). The
+    sandbox sends the events to its webhook URL signed like Stripe; when it does not deliver
+    them on its own (``auto_deliver`` off) they are delivered right after each action.
+
+    :param url: the sandbox's base URL.
+    :param secret_key: a test-mode key the sandbox accepts.
+    """
+
+    def __init__(self, url: str, *, secret_key: str) -> None:
+        self._client = httpx.AsyncClient(base_url=url, timeout=20)
+        self._secret_key = secret_key
+        self._auto_deliver: bool | None = None
+
+    async def _delivered(self) -> None:
+        if self._auto_deliver is None:
+            config = await self._client.get("/_sandbox/config")
+            config.raise_for_status()
+            self._auto_deliver = bool(config.json()["auto_deliver"])
+        if self._auto_deliver:
+            return
+        answer = await self._client.post("/_sandbox/deliver", json={})
+        answer.raise_for_status()
+        refused = [d for d in answer.json()["deliveries"] if d["status_code"] != 200]
+        if refused:
+            raise RuntimeError(f"webhook deliveries refused: {refused}")
+
+    async def pay(self, payment: DemoPayment) -> None:
+        """The buyer completes the PaymentIntent; ``payment_intent.succeeded`` follows."""
+        answer = await self._client.post(
+            f"/_sandbox/payment_intents/{payment.gateway_reference}/succeed"
+        )
+        answer.raise_for_status()
+        await self._delivered()
+
+    async def refund(self, payment: DemoPayment, amount_minor: int) -> None:
+        """A partial refund of the PaymentIntent; ``refund.created`` and
+        ``charge.refunded`` follow."""
+        answer = await self._client.post(
+            "/v1/refunds",
+            data={"payment_intent": payment.gateway_reference, "amount": str(amount_minor)},
+            headers={"Authorization": f"Bearer {self._secret_key}"},
+        )
+        answer.raise_for_status()
+        await self._delivered()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
