@@ -22,7 +22,10 @@ from sqlalchemy.ext.asyncio import (
 from pixecom_core.db.urls import app_conninfo, conninfo, owner_conninfo
 from pixecom_core.settings import Settings
 
-Role = Literal["app", "owner"]
+#: "replica" is the application role on a streaming read replica
+#: (``read_database_url``; audit must-fix-1000 #8): roles and RLS policies replicate
+#: physically, so reads there are as tenant-safe as on the primary.
+Role = Literal["app", "owner", "replica"]
 
 
 def timeout_options(settings: Settings) -> str:
@@ -34,23 +37,39 @@ def timeout_options(settings: Settings) -> str:
     )
 
 
-def connection_conninfo(settings: Settings, role: Role = "app") -> str:
-    """The conninfo a process of ``role`` connects with, timeouts included."""
-    base = app_conninfo(settings) if role == "app" else owner_conninfo(settings)
+def connection_conninfo(
+    settings: Settings, role: Role = "app", *, application_name: str | None = None
+) -> str:
+    """The conninfo a process of ``role`` connects with, timeouts included.
+
+    :param application_name: what ``pg_stat_activity`` shows for these connections
+        (``pixecom-api``, ``pixecom-worker-payments`` …), so a slow statement names the
+        process that runs it; ``pixecom-<role>`` when not given.
+    """
+    if role == "replica":
+        if not settings.read_database_url:
+            raise ValueError("read_database_url is not set: there is no replica to connect to")
+        base = conninfo(settings.read_database_url)
+    else:
+        base = app_conninfo(settings) if role == "app" else owner_conninfo(settings)
+    name = application_name or f"pixecom-{role}"
     if settings.db_behind_pgbouncer:
         # PgBouncer rejects unknown startup parameters; the role-level defaults set by
         # `pixecom db upgrade` and the per-transaction settings still apply.
-        return conninfo(base, application_name=f"pixecom-{role}")
-    return conninfo(base, application_name=f"pixecom-{role}", options=timeout_options(settings))
+        return conninfo(base, application_name=name)
+    return conninfo(base, application_name=name, options=timeout_options(settings))
 
 
-def create_engine(settings: Settings, *, role: Role = "app") -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, role: Role = "app", application_name: str | None = None
+) -> AsyncEngine:
     """Build the process's engine for ``role`` ("app" for API/worker, "owner" for admin).
 
     Server-side prepared statements are disabled behind PgBouncer (transaction mode
-    cannot keep them across transactions).
+    cannot keep them across transactions). ``application_name`` labels the connections
+    in ``pg_stat_activity`` (see :func:`connection_conninfo`).
     """
-    dsn = connection_conninfo(settings, role)
+    dsn = connection_conninfo(settings, role, application_name=application_name)
     prepare_threshold = None if settings.db_behind_pgbouncer else 5
 
     async def connect() -> psycopg.AsyncConnection[object]:

@@ -37,7 +37,7 @@ from pixecom_core.models.catalog import (
     SellpageStatus,
 )
 from pixecom_core.models.fx import FxRate
-from pixecom_core.models.jobs import DeadLetter
+from pixecom_core.models.jobs import DeadLetter, SyncRun
 from pixecom_core.models.orders import (
     PAID_LIKE_STATUSES,
     Order,
@@ -147,6 +147,7 @@ __all__ = [
     "Sellpage",
     "SellpageStatsDaily",
     "SellpageStatus",
+    "SyncRun",
     "TrackingRecord",
     "User",
     "UserRole",

@@ -45,3 +45,37 @@ class DeadLetter(SQLModel, table=True):
         sa_column_kwargs=now_default(),
     )
     resolved_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+
+
+class SyncRun(SQLModel, table=True):
+    """One run of a seller's stats sync job, started when the job took the seller's lock
+    and finished with its outcome.
+
+    The durable record that each seller is synced once per cycle however many workers
+    share the queues (audit §12 #2/#11, scale-out). A run whose ``finished_at`` stays NULL
+    was cut short (its worker died); its redelivered task then records a second run. Like
+    ``dead_letters`` it is job bookkeeping for operators, written outside any seller
+    scope; its key still leads with ``seller_id`` so it distributes with the seller's rows.
+    Old runs are pruned per seller (``sync_run_retention_days``).
+    """
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_seller_id_started_at", "seller_id", "started_at"),)
+
+    seller_id: uuid.UUID = Field(primary_key=True, foreign_key="sellers.id")
+    id: int | None = Field(
+        default=None, primary_key=True, sa_type=BigInteger, sa_column_args=[Identity(always=False)]
+    )
+    task_id: str = Field(sa_type=Text, nullable=False)
+    days_back: int = Field(sa_type=Integer, nullable=False)
+    #: ``host:pid`` of the worker process that ran it.
+    worker: str = Field(sa_type=Text, nullable=False)
+    started_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+    finished_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    #: A :class:`pixecom_core.stats.jobs.JobOutcome` value once finished.
+    outcome: str | None = Field(default=None, sa_type=Text)

@@ -25,11 +25,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis.asyncio as redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixecom_core.models.sellers import SellerTier
 from pixecom_core.settings import Settings
+from pixecom_core.stats.runs import SyncRunLog
 from pixecom_core.stats.sync import SellerSync, StatsSync
 from pixecom_core.tenancy import open_seller_scope
 
@@ -117,6 +120,7 @@ class SyncJobs:
         self._settings = settings
         self._redis = client
         self._backoff = backoff_base_seconds
+        self.runs = SyncRunLog(sessions, settings.sync_run_retention_days)
 
     def lock_name(self, seller_id: uuid.UUID) -> str:
         """The Redis key of a seller's sync lock."""
@@ -132,21 +136,51 @@ class SyncJobs:
             timeout=settings.stats_task_timeout_seconds + 30,
             blocking=False,
         )
-        if not await lock.acquire():
+        # The lock's token is the task id: a task redelivered because its worker died
+        # holding the lock (audit §4 must-hold: a killed worker loses no task) finds its
+        # own token there and takes the lock over instead of being skipped until it expires.
+        if not await lock.acquire(token=task_id) and not await self._take_over(lock, task_id):
             _log.info("sync of %s skipped: another sync of this seller is running", seller_id)
             return JobResult(JobOutcome.SKIPPED_RUNNING)
+        result: JobResult | None = None
+        run_id: int | None = None
         try:
+            run_id = await self.runs.start(seller_id, task_id=task_id, days_back=days_back)
             async with asyncio.timeout(settings.stats_task_timeout_seconds):
-                return await self._attempts(seller_id, days_back=days_back, task_id=task_id)
+                result = await self._attempts(seller_id, days_back=days_back, task_id=task_id)
+                return result
         except TimeoutError:
             error = f"stopped after {settings.stats_task_timeout_seconds:g} s (job timeout)"
             await self._dead_letter(seller_id, days_back, task_id, error, attempts=1)
-            return JobResult(JobOutcome.TIMED_OUT, error=error)
+            result = JobResult(JobOutcome.TIMED_OUT, error=error)
+            return result
         finally:
+            try:
+                # No result: the job was cancelled (worker stopping) or failed outside
+                # its attempts; its run is closed as interrupted.
+                outcome = result.outcome.value if result else "interrupted"
+                if run_id is not None:
+                    await self.runs.finish(seller_id, run_id, outcome)
+            except Exception:  # bookkeeping must not keep the lock held
+                _log.exception("could not record the end of sync run %s", run_id)
             try:
                 await lock.release()
             except Exception:  # expired meanwhile: nothing to release
                 _log.warning("sync lock of %s had already expired", seller_id)
+
+    async def _take_over(self, lock: Lock, task_id: str) -> bool:
+        """Whether the lock is held under this task's own id (an earlier delivery of the
+        task died holding it); if so, refresh it for this delivery."""
+        token = task_id.encode()
+        if await self._redis.get(lock.name) != token:
+            return False
+        lock.local.token = token
+        try:
+            await lock.reacquire()
+        except LockError:  # expired or taken between the two calls
+            return False
+        _log.warning("sync task %s redelivered: taking over its dead predecessor's lock", task_id)
+        return True
 
     async def _attempts(self, seller_id: uuid.UUID, *, days_back: int, task_id: str) -> JobResult:
         attempts = self._settings.stats_task_attempts

@@ -15,6 +15,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pixecom_core.errors import AuthenticationError
+from pixecom_core.observability import bind_log_context
 from pixecom_core.security.access_tokens import AccessClaims
 from pixecom_core.security.rate_limits import Limit
 from pixecom_core.tenancy import PageRequest, SellerContext
@@ -55,6 +56,8 @@ async def access_claims(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("missing bearer access token", code="unauthenticated")
     claims = await resources.accounts.authenticate(credentials.credentials)
+    # Issue 7: every log line of this request from here on names the seller.
+    bind_log_context(seller_id=str(claims.seller_id))
     await resources.limiter.hit(
         Limit("seller", resources.settings.seller_request_rate), str(claims.seller_id)
     )
@@ -75,6 +78,20 @@ def current_seller(resources: ResourcesDep, claims: Claims) -> SellerContext:
 
 
 CurrentSeller = Annotated[SellerContext, Depends(current_seller)]
+
+
+def reporting_seller(resources: ResourcesDep, claims: Claims) -> SellerContext:
+    """The authenticated seller, reading from the read replica when one is configured:
+    for dashboard reports only, which tolerate a little replica lag and never write."""
+    return SellerContext(
+        seller_id=claims.seller_id,
+        user_id=claims.user_id,
+        sessions=resources.report_sessions,
+        settings=resources.settings,
+    )
+
+
+ReportingSeller = Annotated[SellerContext, Depends(reporting_seller)]
 
 
 async def public_throttle(resources: ResourcesDep, ip: ClientIP) -> None:

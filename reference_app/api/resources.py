@@ -45,6 +45,15 @@ class AppResources:
     tasks: TaskKicker
     tracking: TrackingService
     assets: AssetRegistry
+    #: Sessions on the read replica (``read_database_url``), or ``None`` without one.
+    replica_sessions: async_sessionmaker[AsyncSession] | None = None
+
+    @property
+    def report_sessions(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions for read-only dashboard reads that tolerate replica lag (audit
+        must-fix-1000 #8): the replica's when configured, else the primary's. Writes and
+        read-your-writes paths use ``sessions``."""
+        return self.replica_sessions or self.sessions
 
 
 def get_resources(request: Request) -> AppResources:

@@ -14,13 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from collections.abc import AsyncGenerator
+from contextlib import suppress
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis.asyncio as redis
-from taskiq import AsyncBroker, Context, TaskiqDepends, TaskiqEvents, TaskiqState
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from taskiq import AckableMessage, AsyncBroker, Context, TaskiqDepends, TaskiqEvents, TaskiqState
 from taskiq_redis import RedisStreamBroker
 
 from pixecom_core.db.engine import create_engine, create_sessionmaker
@@ -45,6 +53,21 @@ REFRESH_TRACKING = "pixecom.refresh_tracking"
 #: ``xread_block`` ms, so the socket must wait longer or workers restart in a loop.
 XREAD_BLOCK_MS = 2000
 SOCKET_TIMEOUT_SECONDS = 30
+#: Waits between reconnection attempts while Redis is unreachable (doubling, capped).
+RECONNECT_MIN_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 15.0
+#: How often a worker looks for messages a dead worker left unacknowledged.
+RECLAIM_EVERY_SECONDS = 1.0
+
+
+def command_retry() -> Retry:
+    """Retries of one Redis command on a lost connection.
+
+    ``Redis.from_url`` retries nothing by default, so after a Redis restart the first
+    command on every pooled (now dead) connection failed: a lock, an acknowledgement, a
+    kick. A retry reconnects; a Redis that stays down still fails within about 3 s.
+    """
+    return Retry(ExponentialWithJitterBackoff(base=0.2, cap=2.0), retries=3)
 
 
 class Queue(StrEnum):
@@ -72,6 +95,106 @@ def stream_name(settings: Settings, queue: Queue) -> str:
     return f"{settings.redis_key_prefix}queue:{queue.value}"
 
 
+class PixecomStreamBroker(RedisStreamBroker):
+    """``RedisStreamBroker`` whose worker side survives Redis going away.
+
+    taskiq-redis 1.2.4's ``listen`` raises on a lost connection, and taskiq's receiver
+    loop restarts it at once, without a pause: a worker whose Redis is down spins and
+    floods its log. Here the listener waits with a doubling backoff (capped), logs one
+    clear line per attempt, and resumes on the same consumer group when Redis is back;
+    if Redis came back empty (no persistence), it declares the group again from the start
+    of the stream, so messages queued since are not skipped. It also looks for messages a
+    dead worker left unacknowledged even while no new message arrives (upstream only does
+    so after a read that returned messages, so on an idle queue they waited for the next
+    kick). Audit §12 #2/#11: several workers, any of which may die, share the queues.
+    """
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """Messages from the queue (new, then reclaimed), across Redis outages."""
+        delay = RECONNECT_MIN_SECONDS
+        while True:
+            connected_at = time.monotonic()
+            try:
+                async for message in self._listen_connected():
+                    delay = RECONNECT_MIN_SECONDS
+                    yield message
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if time.monotonic() - connected_at > 2 * RECONNECT_MAX_SECONDS:
+                    delay = RECONNECT_MIN_SECONDS  # a new outage, not the same one
+                _log.warning(
+                    "queue %s: Redis unreachable (%s); reconnecting in %.1f s",
+                    self.queue_name,
+                    exc,
+                    delay,
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                _log.error(
+                    "queue %s: consumer group %s is gone (Redis restarted without its data?);"
+                    " declaring it again from the start of the stream",
+                    self.queue_name,
+                    self.consumer_group_name,
+                )
+                await self._redeclare_group()
+                continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+    async def _redeclare_group(self) -> None:
+        with suppress(RedisError):
+            async with redis.Redis(connection_pool=self.connection_pool) as connection:
+                for stream in (self.queue_name, *self.additional_streams):
+                    with suppress(ResponseError):  # BUSYGROUP: another worker was first
+                        await connection.xgroup_create(
+                            stream, self.consumer_group_name, id="0", mkstream=True
+                        )
+
+    async def _listen_connected(self) -> AsyncGenerator[AckableMessage, None]:
+        streams = [self.queue_name, *self.additional_streams]
+        last_reclaim = 0.0
+        async with redis.Redis(connection_pool=self.connection_pool) as connection:
+            while True:
+                wanted: dict[str, str] = {self.queue_name: ">"}
+                wanted.update({name: str(start) for name, start in self.additional_streams.items()})
+                # [(stream, [(id, fields), …]), …]; a dict of the same under RESP3.
+                reply: Any = await connection.xreadgroup(
+                    self.consumer_group_name,
+                    self.consumer_name,
+                    wanted,  # type: ignore[arg-type]
+                    block=self.block,
+                    count=self.count,
+                )
+                fetched: list[Any] = list(reply.items() if isinstance(reply, dict) else reply or [])
+                for stream, messages in fetched:
+                    for message_id, fields in messages:
+                        yield self._ackable(stream, message_id, fields)
+                if time.monotonic() - last_reclaim < RECLAIM_EVERY_SECONDS:
+                    continue
+                last_reclaim = time.monotonic()
+                for name in streams:
+                    # XAUTOCLAIM is atomic and resets the idle time of what it claims, so
+                    # two workers never reclaim the same message at once.
+                    reply = await connection.xautoclaim(
+                        name,
+                        self.consumer_group_name,
+                        self.consumer_name,
+                        min_idle_time=self.idle_timeout,
+                        count=self.unacknowledged_batch_size,
+                    )
+                    for message_id, fields in reply[1]:
+                        if fields:  # trimmed from the stream meanwhile: nothing to run
+                            _log.warning("queue %s: redelivering %s", name, message_id)
+                            yield self._ackable(name, message_id, fields)
+
+    def _ackable(self, stream: object, message_id: object, fields: object) -> AckableMessage:
+        stream_name = stream.decode() if isinstance(stream, bytes) else str(stream)
+        return AckableMessage(
+            data=fields[b"data"],  # type: ignore[index]
+            ack=self._ack_generator(id=message_id, queue_name=stream_name),  # type: ignore[arg-type]
+        )
+
+
 @dataclass
 class WorkerResources:
     """What tasks use, opened when a worker starts and closed when it stops."""
@@ -95,11 +218,18 @@ def build_broker(
         (``PIXECOM_LOAD_PLUGINS``, ``PIXECOM_PLUGIN_MODULES``) when not given.
     """
     assert settings.redis_url is not None, "REDIS_URL is required for the worker"
-    broker = RedisStreamBroker(
+    # Stats syncs run for seconds to minutes: a worker takes one message per read, so
+    # what it has fetched it is about to run and idle workers get the rest (taskiq-redis
+    # reads 100 at a time by default, and one worker would hoard a whole cycle).
+    batch = 1 if queue in TIER_QUEUES.values() else 10
+    broker = PixecomStreamBroker(
         settings.redis_url,
         queue_name=stream_name(settings, queue),
         consumer_group_name=f"{settings.redis_key_prefix}workers",
         xread_block=XREAD_BLOCK_MS,
+        xread_count=batch,
+        unacknowledged_batch_size=batch,
+        retry=command_retry(),
         maxlen=settings.queue_max_length,
         idle_timeout=int(settings.worker_redelivery_after_seconds * 1000),
         unacknowledged_lock_timeout=settings.worker_redelivery_after_seconds,
@@ -146,12 +276,14 @@ def build_broker(
     broker.register_task(refresh_tracking, task_name=REFRESH_TRACKING)
 
     async def on_worker_startup(state: TaskiqState) -> None:
-        engine = create_engine(settings, role="app")
+        engine = create_engine(settings, role="app", application_name=f"pixecom-worker-{queue}")
         sessions = create_sessionmaker(engine)
         providers = registry or ProviderRegistry(create_plugin_manager())
         ledger = Ledger(sessions, settings, providers.plugin_manager)
         assert settings.redis_url is not None
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=SOCKET_TIMEOUT_SECONDS)
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=SOCKET_TIMEOUT_SECONDS, retry=command_retry()
+        )
         stats_sync = StatsSync(
             sessions,
             settings,
@@ -184,6 +316,11 @@ def build_broker(
 
     broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, on_worker_startup)
     broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, on_worker_shutdown)
+    # Issue 7: the slow-query watch, queued by the scheduler (imported here: that module
+    # needs this one's queue names).
+    from reference_app.worker.metrics import register_observability_tasks
+
+    register_observability_tasks(broker, settings)
     return broker
 
 
@@ -258,7 +395,9 @@ async def _sweep_inbox(broker: AsyncBroker, resources: WorkerResources, settings
     (the kick was lost, or a deferred delivery's retry time came). One worker sweeps per
     interval (a Redis lock), so several workers do not queue the same deliveries."""
     assert settings.redis_url is not None
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=SOCKET_TIMEOUT_SECONDS)
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=SOCKET_TIMEOUT_SECONDS, retry=command_retry()
+    )
     lock_key = f"{settings.redis_key_prefix}lock:inbox-sweep"
     interval = settings.inbox_sweep_seconds
     try:
@@ -278,6 +417,7 @@ async def _sweep_inbox(broker: AsyncBroker, resources: WorkerResources, settings
 __all__ = [
     "PROCESS_WEBHOOK",
     "ProcessResult",
+    "PixecomStreamBroker",
     "Queue",
     "TaskKicker",
     "WorkerResources",

@@ -3,6 +3,10 @@
 Numbers come from the aggregated tables the worker keeps current; money is integer minor
 units of the seller's reporting currency (per-entity spend: of the ad account's currency,
 named in each item); ROAS is null when there was no spend.
+
+Every route here only reads, and tolerates the lag of a streaming replica, so they read
+from ``read_database_url`` when it is set (audit must-fix-1000 #8: separate read and
+write load), under the same row-level security as on the primary.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pixecom_core.stats.reports import (
     SellpageFigures,
     StatsReports,
 )
-from reference_app.api.dependencies import CurrentSeller, Paging
+from reference_app.api.dependencies import Paging, ReportingSeller
 from reference_app.api.errors import error_responses
 from reference_app.api.schemas import PageOut
 
@@ -113,7 +117,7 @@ class SyncStatusOut(BaseModel):
     summary="Daily spend, revenue and ROAS with totals",
     responses=error_responses(422),
 )
-async def overview(seller: CurrentSeller, since: Since, until: Until) -> OverviewOut:
+async def overview(seller: ReportingSeller, since: Since, until: Until) -> OverviewOut:
     """Days of the range that have figures, and the range's totals."""
     report = await StatsReports(seller).overview(since, until)
     return OverviewOut(
@@ -133,7 +137,7 @@ async def overview(seller: CurrentSeller, since: Since, until: Until) -> Overvie
     responses=error_responses(422),
 )
 async def sellpages(
-    seller: CurrentSeller, since: Since, until: Until, paging: Paging
+    seller: ReportingSeller, since: Since, until: Until, paging: Paging
 ) -> PageOut[SellpageOut]:
     """Every sellpage, zeros included, by id."""
     page = await StatsReports(seller).sellpages(since, until, paging)
@@ -156,7 +160,7 @@ async def sellpages(
     responses=error_responses(422),
 )
 async def entities(
-    seller: CurrentSeller,
+    seller: ReportingSeller,
     since: Since,
     until: Until,
     paging: Paging,
@@ -176,7 +180,7 @@ async def entities(
     response_model=PageOut[SyncStatusOut],
     summary="Sync state of each ad account",
 )
-async def sync_status(seller: CurrentSeller, paging: Paging) -> PageOut[SyncStatusOut]:
+async def sync_status(seller: ReportingSeller, paging: Paging) -> PageOut[SyncStatusOut]:
     """Last success, lag, last error, failures in a row, throttling, reconnection."""
     page = await StatsReports(seller).sync_status(paging)
 

@@ -1,0 +1,72 @@
+"""The sync run log: one ``sync_runs`` row per run of a seller's sync job.
+
+A row is opened when a job has taken the seller's lock and closed with the job's outcome.
+Several workers share the queues (audit §12 #2/#11), so this is how an operator sees that
+each seller synced once per cycle, and which runs a dying worker cut short (never
+finished; the redelivered task records its own run). Old rows are pruned per seller as
+new runs finish, so the table stays bounded without a maintenance job.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+_START = text(
+    "INSERT INTO sync_runs (seller_id, task_id, days_back, worker)"
+    " VALUES (:seller_id, :task_id, :days_back, :worker) RETURNING id"
+)
+_FINISH = text(
+    "UPDATE sync_runs SET finished_at = now(), outcome = :outcome"
+    " WHERE seller_id = :seller_id AND id = :id"
+)
+_PRUNE = text(
+    "DELETE FROM sync_runs WHERE seller_id = :seller_id"
+    " AND started_at < now() - make_interval(days => :days)"
+)
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process, as recorded on its runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class SyncRunLog:
+    """Opens and closes ``sync_runs`` rows.
+
+    :param sessions: app-role session factory (the table is job bookkeeping, written
+        outside any seller scope, like ``dead_letters``).
+    :param retention_days: runs older than this are deleted when a seller's run finishes.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], retention_days: int) -> None:
+        self._sessions = sessions
+        self._retention_days = retention_days
+        self._worker = worker_name()
+
+    async def start(self, seller_id: uuid.UUID, *, task_id: str, days_back: int) -> int:
+        """Record that a run of ``seller_id``'s sync started; return the run's id."""
+        async with self._sessions() as session, session.begin():
+            run_id = await session.scalar(
+                _START,
+                {
+                    "seller_id": seller_id,
+                    "task_id": task_id,
+                    "days_back": days_back,
+                    "worker": self._worker,
+                },
+            )
+        assert run_id is not None
+        return int(run_id)
+
+    async def finish(self, seller_id: uuid.UUID, run_id: int, outcome: str) -> None:
+        """Record how the run ended, and prune the seller's runs past retention."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                _FINISH, {"seller_id": seller_id, "id": run_id, "outcome": outcome}
+            )
+            await session.execute(_PRUNE, {"seller_id": seller_id, "days": self._retention_days})
