@@ -35,6 +35,13 @@ class Mode(enum.StrEnum):
     PRODUCTION = "production"
 
 
+class LogFormat(enum.StrEnum):
+    """How log lines are written: JSON for machines, console for people."""
+
+    JSON = "json"
+    CONSOLE = "console"
+
+
 class WeakSecretError(RuntimeError):
     """A secret is missing, a placeholder or too weak for a non-dev deployment.
 
@@ -91,6 +98,15 @@ class Settings(BaseSettings):
         description=(
             "Connection for the API and worker, as a role that owns nothing (so row-level "
             "security applies). Derived from DATABASE_URL with app_role when unset."
+        ),
+    )
+    read_database_url: str | None = Field(
+        default=None,
+        description=(
+            "Connection to a streaming read replica, as the application role, for "
+            "read-only dashboard and report routes (audit must-fix-1000 #8). Unset, those "
+            "routes read the primary. Replica lag is tolerated there; writes and "
+            "read-your-writes paths always use the primary."
         ),
     )
     app_role: str = "pixecom_app"
@@ -182,6 +198,8 @@ class Settings(BaseSettings):
     stats_task_timeout_seconds: float = Field(default=240.0, gt=0)
     #: Attempts of a sync job that raised before it is parked as a dead letter.
     stats_task_attempts: int = Field(default=3, ge=1)
+    #: Days of ``sync_runs`` history kept per seller (pruned as new runs finish).
+    sync_run_retention_days: int = Field(default=14, ge=1)
     #: How often the scheduler looks for due sellers.
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
 
@@ -214,6 +232,33 @@ class Settings(BaseSettings):
     public_cache_seconds: int = Field(default=60, ge=0)
     #: Client IPs are taken from X-Forwarded-For only when the peer is one of these.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    #: Requests one API process serves at once before it sheds the rest with 503 and
+    #: ``Retry-After`` (audit §2 scenario C: past its capacity the previous version timed
+    #: out for everyone). About three times the pool (size + overflow): more requests than
+    #: that only wait for a connection until the pool times out. 0 turns shedding off.
+    #: Webhooks and probes are never shed.
+    shed_max_in_flight: int = Field(default=64, ge=0)
+
+    # -- Observability (issue 7) --------------------------------------------------------
+    #: ``json`` (one JSON object per line, for log shippers) or ``console`` (coloured,
+    #: for people); unset: ``console`` in dev mode, ``json`` otherwise.
+    log_format: LogFormat | None = None
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    #: Clients allowed to read the API's ``/metrics`` (the client address as
+    #: ``trusted_proxies`` resolves it). Metrics carry no seller data, but they do describe
+    #: the deployment: keep it to the scraper's network.
+    metrics_allowed_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+    #: When set, ``/metrics`` also needs ``Authorization: Bearer <token>``.
+    metrics_bearer_token: SecretStr | None = None
+    #: The port a worker serves ``/metrics`` and ``/readyz`` on; 0 serves nothing.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65_535)
+    #: A statement running longer than this is reported by the slow-query watch
+    #: (audit §5: "use pg_stat_activity monitoring for long-running queries").
+    slow_query_threshold_seconds: float = Field(default=5.0, gt=0)
+    #: How often the scheduler queues the slow-query watch.
+    slow_query_watch_seconds: int = Field(default=60, ge=5)
 
     @model_validator(mode="after")
     def _check_limits(self) -> Self:
@@ -252,6 +297,7 @@ class Settings(BaseSettings):
             "PIXECOM_INGEST_API_KEY_CURRENT": self.ingest_api_key_current,
             "PIXECOM_INGEST_API_KEY_NEXT": self.ingest_api_key_next,
             "PIXECOM_ADMIN_API_KEY": self.admin_api_key,
+            "PIXECOM_METRICS_BEARER_TOKEN": self.metrics_bearer_token,
         }.items():
             if optional is not None:
                 problem = secret_strength_problem(optional.get_secret_value())

@@ -28,10 +28,13 @@ from pixecom_core.tracking import TrackingService
 from reference_app.api import health
 from reference_app.api.body_limit import BodyLimitMiddleware, route_body_limits
 from reference_app.api.errors import install_error_handlers
+from reference_app.api.observability import install_observability
 from reference_app.api.openapi import install_openapi
 from reference_app.api.resources import AppResources
 from reference_app.api.routes import ROUTERS
+from reference_app.api.shedding import install_load_shedding
 from reference_app.configuration import RedisNotConfiguredError
+from reference_app.dashboard import mount_dashboard
 from reference_app.worker.broker import Queue, TaskKicker, build_broker
 
 #: Redis answers in well under a millisecond on loopback; waiting seconds for a reply only
@@ -77,7 +80,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, AppResources]]:
-        engine = create_engine(settings, role="app")
+        engine = create_engine(settings, role="app", application_name="pixecom-api")
+        # audit must-fix-1000 #8: dashboard reads go to the replica when there is one.
+        replica = (
+            create_engine(settings, role="replica", application_name="pixecom-api-reports")
+            if settings.read_database_url
+            else None
+        )
         client = redis.Redis.from_url(
             redis_url,
             socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
@@ -109,13 +118,18 @@ def create_app(
                 sessions, settings, registry, breakers, registry.plugin_manager
             ),
             assets=AssetRegistry(sessions, settings, registry, breakers),
+            replica_sessions=create_sessionmaker(replica) if replica is not None else None,
         )
+        observability.attach(engine, client, breakers)
         try:
             yield {"resources": resources}
         finally:
+            observability.detach()
             await tasks.close()
             await client.aclose()
             await engine.dispose()
+            if replica is not None:
+                await replica.dispose()
 
     app = FastAPI(
         title="PixEcom",
@@ -128,6 +142,9 @@ def create_app(
     app.include_router(health.router)
     for router in ROUTERS:
         app.include_router(router)
+    # The seller dashboard (audit: "a frontend that's 100% fake data"): static files that
+    # read the API above with the seller's own login.
+    mount_dashboard(app)
     # audit must-fix-1000 #9: bodies are limited before anything buffers them; routes
     # declare other limits with `openapi_extra=body_limit(...)` (see body_limit.py).
     app.add_middleware(
@@ -135,4 +152,11 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         route_limits=lambda: route_body_limits(app.routes),
     )
+    # audit §2 scenario C: past capacity, shed with 503 + Retry-After instead of timing
+    # out for everyone. Added last, so it runs first.
+    install_load_shedding(app, settings.shed_max_in_flight)
+    # Issue 7: request ids, access log, latency by route template and GET /metrics.
+    # Added after everything else, so it runs first and also counts shed and refused
+    # requests.
+    observability = install_observability(app, settings)
     return app

@@ -135,8 +135,12 @@ def error_response(
             details=details or [],
         )
     )
+    # The id in a header too (issue 7): a 500 is answered outside the API's middleware,
+    # which echoes it on every other response.
     return JSONResponse(
-        body.model_dump(mode="json"), status_code=status_code, headers=dict(headers or {})
+        body.model_dump(mode="json"),
+        status_code=status_code,
+        headers={**(headers or {}), "X-Request-ID": body.error.request_id or ""},
     )
 
 

@@ -1,4 +1,8 @@
-"""``pixecom worker``: run tasks from one queue until SIGINT or SIGTERM."""
+"""``pixecom worker``: run tasks from one queue until SIGINT or SIGTERM.
+
+With ``worker_metrics_port`` (``--metrics-port``) set, the worker also serves
+``/metrics`` and ``/readyz`` on that port (see :mod:`reference_app.worker.metrics`).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,18 @@ import asyncio
 import logging
 import signal
 
+from aiohttp import web
 from taskiq.api import run_receiver_task
 
+from pixecom_core.observability import configure_logging
 from pixecom_core.settings import Settings
-from reference_app.worker.broker import Queue, build_broker
+from reference_app.worker.broker import Queue, WorkerResources, build_broker
+from reference_app.worker.metrics import (
+    TaskObservabilityMiddleware,
+    WorkerMetrics,
+    WorkerProbeTargets,
+    serve_worker_metrics,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -19,7 +31,20 @@ async def serve(settings: Settings, queue: Queue, *, max_tasks: int = 50) -> Non
     again (their messages are not acknowledged)."""
     broker = build_broker(settings, queue)
     broker.is_worker_process = True
+    metrics = WorkerMetrics(queue=queue.value)
+    broker.add_middlewares(TaskObservabilityMiddleware(metrics))
+    # Tasks find this worker's gauges here (the slow-query watch sets its own).
+    broker.state.pixecom_metrics = metrics
     await broker.startup()
+    runner: web.AppRunner | None = None
+    if settings.worker_metrics_port:
+        resources: WorkerResources = broker.state.pixecom
+        targets = WorkerProbeTargets(
+            metrics=metrics, engine=broker.state.pixecom_engine, redis=resources.redis
+        )
+        runner = await serve_worker_metrics(
+            targets, settings.api_host, settings.worker_metrics_port
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -34,10 +59,12 @@ async def serve(settings: Settings, queue: Queue, *, max_tasks: int = 50) -> Non
             await receiver
         except asyncio.CancelledError:
             pass
+        if runner is not None:
+            await runner.cleanup()
         await broker.shutdown()
 
 
 def run_worker(settings: Settings, queue: Queue, *, max_tasks: int = 50) -> None:
     """Blocking entry point of ``pixecom worker``."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings, process=f"worker-{queue.value}")
     asyncio.run(serve(settings, queue, max_tasks=max_tasks))

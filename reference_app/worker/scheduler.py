@@ -23,9 +23,11 @@ from taskiq import AsyncBroker
 
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.models.sellers import SellerTier
+from pixecom_core.observability import configure_logging
 from pixecom_core.settings import Settings
 from pixecom_core.stats.schedule import due_syncs, due_tracking_refreshes
 from reference_app.worker.broker import Queue, build_broker, kick_sync, kick_tracking_refresh
+from reference_app.worker.metrics import kick_slow_query_watch_if_due
 
 _log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ async def tick(
 async def serve(settings: Settings) -> None:
     """Tick until SIGINT or SIGTERM."""
     assert settings.redis_url is not None
-    engine = create_engine(settings, role="app")
+    engine = create_engine(settings, role="app", application_name="pixecom-scheduler")
     sessions = create_sessionmaker(engine)
     client = redis.Redis.from_url(settings.redis_url)
     broker = build_broker(settings, Queue.STATS_LOW)
@@ -103,6 +105,8 @@ async def serve(settings: Settings) -> None:
                 queued = await tick(sessions, client, broker, settings)
                 if queued:
                     _log.info("queued %s sync(s)", queued)
+                # Issue 7 / audit §5: pg_stat_activity watched for long-running queries.
+                await kick_slow_query_watch_if_due(client, broker, settings)
             except Exception:  # a failed tick must not end the scheduler
                 _log.exception("scheduler tick failed; retrying")
             try:
@@ -117,5 +121,5 @@ async def serve(settings: Settings) -> None:
 
 def run_scheduler(settings: Settings) -> None:
     """Blocking entry point of ``pixecom scheduler``."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings, process="scheduler")
     asyncio.run(serve(settings))

@@ -101,9 +101,11 @@ def test_maintenance_functions_are_not_executable_by_the_app_role(
         "SELECT p.oid::regprocedure::text FROM pg_proc AS p"
         " JOIN pg_namespace AS n ON n.oid = p.pronamespace"
         " WHERE n.nspname = 'public' AND p.proname LIKE 'pixecom\\_%%'"
-        # The directories the app role is meant to call (login, seller ids, payments).
+        # The directories the app role is meant to call (login, seller ids, payments) and
+        # the sync lag per tier (aggregates only, for worker metrics).
         " AND p.proname NOT IN"
-        " ('pixecom_find_login', 'pixecom_seller_directory', 'pixecom_find_payment')"
+        " ('pixecom_find_login', 'pixecom_seller_directory', 'pixecom_find_payment',"
+        "  'pixecom_sync_lag_by_tier')"
         " AND has_function_privilege(%s, p.oid, 'EXECUTE')",
         (database_app_role,),
     ).fetchall()
