@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -103,6 +104,10 @@ class WebhookInbox:
         seller-owned; the ledger writes happen in each seller's scope).
     :param registry: finds the gateway plugin by the identifier in the URL.
     :param ledger: where parsed facts go.
+    :param on_recorded: called with the sellers whose ledger gained facts, after the
+        delivery's processing committed (the worker uses it to refresh those sellers'
+        revenue at once). Not called for a delivery that only repeated known facts. An
+        exception it raises is logged, never undoes the processing.
     """
 
     def __init__(
@@ -111,11 +116,14 @@ class WebhookInbox:
         settings: Settings,
         registry: ProviderRegistry,
         ledger: Ledger,
+        *,
+        on_recorded: Callable[[set[uuid.UUID]], Awaitable[None]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._registry = registry
         self._ledger = ledger
+        self._on_recorded = on_recorded
 
     async def receive(self, gateway: str, *, body: bytes, headers: Mapping[str, str]) -> Receipt:
         """Verify a delivery through its gateway plugin and store it once.
@@ -148,6 +156,20 @@ class WebhookInbox:
         return Receipt(inbox_id=int(existing), duplicate=True)
 
     async def process(self, inbox_id: int) -> ProcessResult:
+        """Parse one stored delivery and record its facts; safe to call any number of times.
+
+        See :meth:`_process`; afterwards ``on_recorded`` hears which sellers gained facts.
+        """
+        recorded_for: set[uuid.UUID] = set()
+        result = await self._process(inbox_id, recorded_for)
+        if recorded_for and self._on_recorded is not None:
+            try:
+                await self._on_recorded(recorded_for)
+            except Exception:
+                _log.exception("on_recorded failed for webhook %s", inbox_id)
+        return result
+
+    async def _process(self, inbox_id: int, recorded_for: set[uuid.UUID]) -> ProcessResult:
         """Parse one stored delivery and record its facts; safe to call any number of times.
 
         The row stays locked (``FOR UPDATE SKIP LOCKED``) while its facts are recorded, so
@@ -183,7 +205,9 @@ class WebhookInbox:
             await session.execute(
                 _DONE, {"id": inbox_id, "seller_id": sellers[0] if len(sellers) == 1 else None}
             )
-            return ProcessResult.PROCESSED
+            if outcome.recorded:
+                recorded_for.update(record.seller_id for record in outcome.recorded)
+        return ProcessResult.PROCESSED
 
     async def _retry_later(
         self, session: AsyncSession, inbox_id: int, attempts: int, error: str

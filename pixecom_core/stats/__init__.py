@@ -5,6 +5,8 @@ from pixecom_core.stats.aggregate import (
     aggregate_daily,
     aggregate_sellpages,
     dirty_days,
+    lock_sellpage_aggregation,
+    refresh_dirty_days,
 )
 from pixecom_core.stats.ingest import IngestReport, ingest_raw
 
@@ -15,4 +17,6 @@ __all__ = [
     "aggregate_sellpages",
     "dirty_days",
     "ingest_raw",
+    "lock_sellpage_aggregation",
+    "refresh_dirty_days",
 ]

@@ -162,6 +162,13 @@ _DIRTY_DAYS = text(
 #: Dirty days re-aggregated per cycle beyond the regular window (bounded work per job).
 MAX_DIRTY_DAYS_PER_CYCLE = 62
 
+# One seller's sellpage days are recomputed by one transaction at a time (a sync and a
+# revenue refresh would otherwise delete and insert the same days at once). A
+# transaction-level lock: released at commit, and safe behind PgBouncer.
+_LOCK_SELLPAGE_AGGREGATION = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('pixecom:sellpage-days:' || :seller_id, 0))"
+)
+
 
 @dataclass(frozen=True)
 class SellpageAggregation:
@@ -185,6 +192,23 @@ async def dirty_days(scope: SellerScope, *, limit: int = MAX_DIRTY_DAYS_PER_CYCL
     """Days marked for re-aggregation (late refunds, late attribution, a missing FX rate)."""
     rows = await scope.session.execute(_DIRTY_DAYS, {"seller_id": scope.seller_id, "limit": limit})
     return [row.stat_date for row in rows]
+
+
+async def lock_sellpage_aggregation(scope: SellerScope) -> None:
+    """Wait until no other transaction is recomputing this seller's sellpage days.
+
+    Call it first in the transaction, before reading :func:`dirty_days`, so what it reads
+    includes everything the previous recomputation committed.
+    """
+    await scope.session.execute(_LOCK_SELLPAGE_AGGREGATION, {"seller_id": str(scope.seller_id)})
+
+
+async def refresh_dirty_days(scope: SellerScope) -> SellpageAggregation:
+    """Recompute the seller's days marked dirty by the ledger (new captures, refunds,
+    chargebacks) without waiting for the next sync, so a seller's revenue shows within
+    seconds of the payment rather than at the next cycle of its tier."""
+    await lock_sellpage_aggregation(scope)
+    return await aggregate_sellpages(scope, await dirty_days(scope))
 
 
 async def aggregate_sellpages(scope: SellerScope, days: list[date]) -> SellpageAggregation:

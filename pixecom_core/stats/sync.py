@@ -44,7 +44,12 @@ from pixecom_core.providers import (
 )
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
-from pixecom_core.stats.aggregate import aggregate_daily, aggregate_sellpages, dirty_days
+from pixecom_core.stats.aggregate import (
+    aggregate_daily,
+    aggregate_sellpages,
+    dirty_days,
+    lock_sellpage_aggregation,
+)
 from pixecom_core.stats.ingest import ingest_raw
 from pixecom_core.tenancy import SellerContext
 
@@ -166,6 +171,7 @@ class StatsSync:
             result.accounts.append(outcome)
             touched |= account_days
         async with context.scope() as scope:
+            await lock_sellpage_aggregation(scope)
             days = sorted(touched | set(await dirty_days(scope)))
             aggregation = await aggregate_sellpages(scope, days)
             seller = await scope.session.get(Seller, seller_id)

@@ -28,6 +28,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq import AckableMessage, AsyncBroker, Context, TaskiqDepends, TaskiqEvents, TaskiqState
 from taskiq_redis import RedisStreamBroker
 
@@ -39,15 +40,21 @@ from pixecom_core.providers.errors import ProviderUnavailable
 from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
+from pixecom_core.stats.aggregate import refresh_dirty_days
 from pixecom_core.stats.jobs import SYNC_TASK, SyncJobs
 from pixecom_core.stats.schedule import DueSync
 from pixecom_core.stats.sync import StatsSync
+from pixecom_core.tenancy import SellerContext
 from pixecom_core.tracking import TrackingService
 
 _log = logging.getLogger(__name__)
 
 PROCESS_WEBHOOK = "pixecom.process_webhook"
 REFRESH_TRACKING = "pixecom.refresh_tracking"
+REFRESH_REVENUE = "pixecom.refresh_revenue"
+#: While a seller's revenue refresh is queued and not started, new facts queue no other;
+#: the marker expires after this long in case the task was lost with Redis.
+REVENUE_REFRESH_PENDING_SECONDS = 300
 
 #: redis-py 8 times blocking reads out after 5 s by default; XREADGROUP blocks for
 #: ``xread_block`` ms, so the socket must wait longer or workers restart in a loop.
@@ -203,6 +210,7 @@ class WorkerResources:
     sync_jobs: SyncJobs
     tracking: TrackingService
     redis: redis.Redis
+    sessions: async_sessionmaker[AsyncSession]
     sweeper: asyncio.Task[None] | None = None
 
 
@@ -275,6 +283,24 @@ def build_broker(
 
     broker.register_task(refresh_tracking, task_name=REFRESH_TRACKING)
 
+    async def refresh_revenue(seller_id: str, context: Annotated[Context, TaskiqDepends()]) -> int:
+        """Recompute a seller's sellpage days that new payment facts marked dirty, so revenue
+        shows seconds after the payment instead of at the tier's next sync (low tier:
+        30 minutes). Queued by the payments worker, at most one waiting per seller."""
+        resources: WorkerResources = context.state.pixecom
+        # Facts recorded from now on queue a new refresh: this one may read before them.
+        await resources.redis.delete(revenue_refresh_key(settings, seller_id))
+        seller = SellerContext(
+            seller_id=uuid.UUID(seller_id), sessions=resources.sessions, settings=settings
+        )
+        async with asyncio.timeout(settings.webhook_task_timeout_seconds):
+            async with seller.scope() as scope:
+                aggregation = await refresh_dirty_days(scope)
+        _log.info("revenue of %s refreshed: %s days", seller_id, len(aggregation.days))
+        return len(aggregation.days)
+
+    broker.register_task(refresh_revenue, task_name=REFRESH_REVENUE)
+
     async def on_worker_startup(state: TaskiqState) -> None:
         engine = create_engine(settings, role="app", application_name=f"pixecom-worker-{queue}")
         sessions = create_sessionmaker(engine)
@@ -291,13 +317,23 @@ def build_broker(
             SecretBox(settings.token_encryption_keys),
             providers.plugin_manager,
         )
+
+        async def refresh_revenue_soon(seller_ids: set[uuid.UUID]) -> None:
+            for seller_id in seller_ids:
+                pending = revenue_refresh_key(settings, seller_id)
+                if await client.set(pending, "1", nx=True, ex=REVENUE_REFRESH_PENDING_SECONDS):
+                    await kick_revenue_refresh(broker, seller_id)
+
         resources = WorkerResources(
-            inbox=WebhookInbox(sessions, settings, providers, ledger),
+            inbox=WebhookInbox(
+                sessions, settings, providers, ledger, on_recorded=refresh_revenue_soon
+            ),
             sync_jobs=SyncJobs(stats_sync, sessions, settings, client),
             tracking=TrackingService(
                 sessions, settings, providers, ProviderBreakers(settings), providers.plugin_manager
             ),
             redis=client,
+            sessions=sessions,
         )
         if queue is Queue.PAYMENTS:
             resources.sweeper = asyncio.create_task(_sweep_inbox(broker, resources, settings))
@@ -383,6 +419,19 @@ async def kick_tracking_refresh(
     )
 
 
+def revenue_refresh_key(settings: Settings, seller_id: uuid.UUID | str) -> str:
+    """The Redis key marking a seller's revenue refresh as queued and not started."""
+    return f"{settings.redis_key_prefix}revenue-refresh:{seller_id}"
+
+
+async def kick_revenue_refresh(broker: AsyncBroker, seller_id: uuid.UUID) -> None:
+    """Queue a seller's revenue refresh on the payments queue (a few milliseconds of SQL;
+    the webhooks that caused it are on that queue already)."""
+    task = broker.find_task(REFRESH_REVENUE)
+    assert task is not None
+    await task.kiq(str(seller_id))
+
+
 async def kick_process_webhook(broker: AsyncBroker, inbox_id: int) -> None:
     """Queue the processing of one stored delivery on a started broker."""
     task = broker.find_task(PROCESS_WEBHOOK)
@@ -416,6 +465,7 @@ async def _sweep_inbox(broker: AsyncBroker, resources: WorkerResources, settings
 
 __all__ = [
     "PROCESS_WEBHOOK",
+    "REFRESH_REVENUE",
     "ProcessResult",
     "PixecomStreamBroker",
     "Queue",
@@ -423,6 +473,7 @@ __all__ = [
     "WorkerResources",
     "build_broker",
     "kick_process_webhook",
+    "kick_revenue_refresh",
     "kick_sync",
     "kick_tracking_refresh",
     "stream_name",
