@@ -14,6 +14,7 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Self
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -303,6 +304,20 @@ class Settings(BaseSettings):
                 problem = secret_strength_problem(optional.get_secret_value())
                 if problem:
                     problems.append(f"{name} {problem}")
+        # Database passwords may be chosen by a managed service, so only the template's
+        # placeholders are refused here (a copied .env.example must not reach production).
+        if self.app_role_password is not None and (
+            self.app_role_password.get_secret_value().lower() in PLACEHOLDER_SECRETS
+        ):
+            problems.append("PIXECOM_APP_ROLE_PASSWORD is a placeholder")
+        for name, url in {
+            "DATABASE_URL": self.database_url,
+            "PIXECOM_APP_DATABASE_URL": self.app_database_url,
+            "PIXECOM_READ_DATABASE_URL": self.read_database_url,
+        }.items():
+            password = urlsplit(url).password if url else None
+            if password is not None and unquote(password).lower() in PLACEHOLDER_SECRETS:
+                problems.append(f"{name} has a placeholder password")
         if problems:
             raise WeakSecretError(
                 f"refusing to start in {self.mode.value} mode: "

@@ -86,3 +86,33 @@ def test_strength_check_explains_itself() -> None:
     assert "placeholder" in (secret_strength_problem("changeme") or "")
     assert "characters long" in (secret_strength_problem("x" * 10) or "")
     assert "entropy" in (secret_strength_problem("ab" * 20) or "")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("database_url", "postgresql://owner:changeme@db/pixecom", "DATABASE_URL"),
+        ("app_database_url", "postgresql://app:CHANGEME@db/pixecom", "PIXECOM_APP_DATABASE_URL"),
+        ("read_database_url", "postgresql://app:password@replica/x", "PIXECOM_READ_DATABASE_URL"),
+        ("app_role_password", "changeme", "PIXECOM_APP_ROLE_PASSWORD"),
+    ],
+)
+def test_placeholder_database_passwords_are_refused_outside_dev(
+    field: str, value: str, named: str
+) -> None:
+    secrets_set = {
+        "jwt_signing_keys": [strong()],
+        "token_encryption_keys": [strong()],
+        "refresh_token_pepper": strong(),
+    }
+    with pytest.raises(WeakSecretError, match=named):
+        Settings(mode=Mode.PRODUCTION, **secrets_set, **{field: value})
+    # A password of the operator's choosing (managed databases pick their own) is fine,
+    # and so is no password at all (peer or certificate authentication).
+    chosen = (
+        value.replace("changeme", "s3-kR9")
+        .replace("CHANGEME", "x7Lq")
+        .replace("password", "Zq81-word")
+    )
+    Settings(mode=Mode.PRODUCTION, **secrets_set, **{field: chosen})
+    assert Settings(mode=Mode.DEV, **{field: value}) is not None
