@@ -53,7 +53,7 @@ API_FUZZ_TESTS = "tests/api_fuzz"
 #: Only the api_fuzz session needs it; 4.32 is the version its pytest API was written for.
 SCHEMATHESIS = "schemathesis>=4.32,<5"
 #: Programs tests/deploy drives (program -> Debian package).
-DEPLOY_TOOLS = {"pgbouncer": "pgbouncer", "nginx": "nginx-light"}
+DEPLOY_TOOLS = {"pgbouncer": "pgbouncer", "nginx": "nginx-light", "systemd-analyze": "systemd"}
 
 
 def _answers(host: str, port: int) -> bool:
@@ -241,13 +241,31 @@ def browser(session: nox.Session, postgres: str) -> None:
     pytest(session, "tests_browser", postgres=postgres)
 
 
+#: The plugins `pixecom simulate` drives through their sandboxes.
+SIMULATED_PLUGINS = ("meta_ads", "stripe", "tracking17")
+
+
+@nox.session
+@nox.parametrize("postgres", POSTGRES_PARAMS)
+def simulate(session: nox.Session, postgres: str) -> None:
+    """A small run of each ``pixecom simulate`` scenario (``tests_simulate/``).
+
+    Installs core with the Meta, Stripe and 17TRACK plugins, whose sandboxes the
+    simulation runs against. The full-size runs are a command, not a test:
+    ``pixecom simulate B`` (see docs/scaling.md).
+    """
+    plugins = [arg for name in SIMULATED_PLUGINS for arg in ("-e", editable(f"plugins/{name}"))]
+    session.install("-e", ".[test]", *plugins)
+    pytest(session, "tests_simulate", postgres=postgres)
+
+
 @nox.session(venv_backend="none")
 def ci(session: nox.Session) -> None:
     """Queue everything this machine can run: what ``./run tests`` and CI execute.
 
     lint, typecheck, the migration lint, then tests, the API fuzz run, the dashboard in a
-    browser and every plugin against embedded servers, and against the system servers too
-    when ``DATABASE_URL`` is set (a bare machine has none).
+    browser, small simulation runs and every plugin against embedded servers, and against
+    the system servers too when ``DATABASE_URL`` is set (a bare machine has none).
     """
     session.notify("lint")
     session.notify("typecheck")
@@ -259,5 +277,6 @@ def ci(session: nox.Session) -> None:
         session.notify(f"tests({postgres})")
         session.notify(f"api_fuzz({postgres})")
         session.notify(f"browser({postgres})")
+        session.notify(f"simulate({postgres})")
         for name in PLUGINS:
             session.notify(f"plugin({name}, {postgres})")

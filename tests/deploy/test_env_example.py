@@ -1,0 +1,142 @@
+"""reference_app/deploy/.env.example: complete, parseable, and refused as shipped."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+import pytest
+
+from pixecom_core.settings import Mode, Settings, WeakSecretError
+from reference_app.keys import _env_name, generate_env_file, secret_settings
+from tests.deploy.conftest import DEPLOY_DIR
+
+EXAMPLE = DEPLOY_DIR / ".env.example"
+#: ``NAME=value``, or ``#NAME=value`` for a setting left at its default.
+ASSIGNMENT = re.compile(r"^(#)?([A-Z][A-Z0-9_]*)=(.*)$")
+#: Active lines that differ from the code's default on purpose (production choices).
+PRODUCTION_CHOICES = {
+    "mode",
+    "data_dir",
+    "database_url",
+    "app_database_url",
+    "app_role_password",
+    "redis_url",
+    "db_behind_pgbouncer",
+    "seed_demo_data",
+    "log_format",
+}
+
+
+@pytest.fixture(autouse=True)
+def no_configuration_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the file configures Settings here (environment variables would win)."""
+    for name in list(os.environ):
+        if name.startswith("PIXECOM_") or name in {"DATABASE_URL", "REDIS_URL"}:
+            monkeypatch.delenv(name)
+
+
+def env_names() -> dict[str, str]:
+    """Settings field -> the environment variable pydantic-settings reads it from."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    return {name: _env_name(name, field, prefix) for name, field in Settings.model_fields.items()}
+
+
+def assignments(text: str) -> dict[str, tuple[bool, str]]:
+    """Variable -> (active, value) for every assignment line, commented-out ones too."""
+    found: dict[str, tuple[bool, str]] = {}
+    for line in text.splitlines():
+        match = ASSIGNMENT.match(line.strip())
+        if match:
+            name = match.group(2)
+            assert name not in found, f"{name} appears twice"
+            found[name] = (match.group(1) is None, match.group(3))
+    return found
+
+
+def with_generated_secrets(tmp_path: Path) -> Path:
+    """The example after the documented steps: secrets replaced by `pixecom keys
+    generate`, and the database passwords ("changeme") by the operator's own."""
+    generated = assignments(generate_env_file())
+    database_password = secrets.token_urlsafe(24)
+    lines = []
+    for line in EXAMPLE.read_text().splitlines():
+        match = ASSIGNMENT.match(line.strip())
+        if match and match.group(1) is None and match.group(2) in generated:
+            line = f"{match.group(2)}={generated[match.group(2)][1]}"
+        elif match and match.group(1) is None:
+            line = line.replace("changeme", database_password)
+        lines.append(line)
+    path = tmp_path / "pixecom.env"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_every_setting_is_in_the_example_and_nothing_else() -> None:
+    documented = assignments(EXAMPLE.read_text())
+    expected = set(env_names().values())
+
+    assert sorted(expected - set(documented)) == [], "settings missing from .env.example"
+    assert sorted(set(documented) - expected) == [], "unknown variables in .env.example"
+
+
+def test_the_example_as_shipped_is_refused_outside_dev() -> None:
+    with pytest.raises(WeakSecretError) as refused:
+        Settings(_env_file=EXAMPLE)
+
+    message = str(refused.value)
+    assert "refusing to start in production mode" in message
+    for secret in secret_settings():
+        active, _ = assignments(EXAMPLE.read_text())[secret.env_name]
+        if active:
+            assert secret.env_name in message
+    # Database passwords are checked for placeholders too.
+    assert "DATABASE_URL has a placeholder password" in message
+    assert "PIXECOM_APP_DATABASE_URL has a placeholder password" in message
+
+
+def test_each_placeholder_alone_is_refused(tmp_path: Path) -> None:
+    ready = with_generated_secrets(tmp_path)
+    placeholders = [
+        name
+        for name, (active, value) in assignments(EXAMPLE.read_text()).items()
+        if active and "changeme" in value and name.startswith("PIXECOM_")
+    ]
+    checked = [s.env_name for s in secret_settings()]
+    refused_alone = []
+    for name in placeholders:
+        if name not in checked:
+            continue
+        original = assignments(EXAMPLE.read_text())[name][1]
+        text = re.sub(rf"(?m)^{name}=.*$", f"{name}={original}", ready.read_text())
+        single = tmp_path / f"{name}.env"
+        single.write_text(text)
+        with pytest.raises(WeakSecretError, match=name):
+            Settings(_env_file=single)
+        refused_alone.append(name)
+
+    assert len(refused_alone) >= 4, refused_alone
+
+
+def test_with_generated_secrets_every_value_parses_to_the_documented_default(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(_env_file=with_generated_secrets(tmp_path))
+
+    assert settings.mode is Mode.PRODUCTION
+    assert settings.db_behind_pgbouncer is True
+    assert settings.seed_demo_data is False
+    assert settings.trusted_proxies == ["127.0.0.1", "::1"]
+    documented = assignments(EXAMPLE.read_text())
+    names = env_names()
+    for field, env_name in names.items():
+        active, _ = documented[env_name]
+        if not active or field in PRODUCTION_CHOICES:
+            continue
+        info = Settings.model_fields[field]
+        if any(s.env_name == env_name for s in secret_settings()):
+            continue
+        default = info.get_default(call_default_factory=True)
+        assert getattr(settings, field) == default, f"{env_name} differs from the default"
