@@ -10,7 +10,8 @@ traceback.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import psycopg
 import typer
@@ -19,6 +20,9 @@ from pixecom_core.security.secret_box import SecretDecryptionError
 from pixecom_core.settings import Mode, Settings
 from reference_app import keys
 from reference_app.configuration import CONFIGURATION_ERRORS, describe_configuration_error
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 #: sysexits.h EX_CONFIG: "something was found in an unconfigured or misconfigured state".
 EXIT_CONFIGURATION_ERROR = 78
@@ -51,12 +55,25 @@ def dev(
     port: Annotated[
         int | None, typer.Option(help="Port the API listens on [default: PIXECOM_API_PORT].")
     ] = None,
+    demo_traffic: Annotated[
+        bool,
+        typer.Option(
+            help="Let a demo shopper order from the demo sellpage and pay at the payment "
+            "sandbox while it runs (dev mode only)."
+        ),
+    ] = True,
+    demo_traffic_seconds: Annotated[
+        float,
+        typer.Option(min=0.1, help="Mean seconds between two demo shopper visits."),
+    ] = 5.0,
 ) -> None:
     """Start the dev deployment: databases, migrations, partitions, then the API.
 
     Runs in dev mode (weak secrets allowed). When DATABASE_URL / REDIS_URL are unset, an
     embedded PostgreSQL and an embedded Valkey are started with their data under
-    PIXECOM_DATA_DIR (default `.pixecom/`). Ctrl-C stops everything.
+    PIXECOM_DATA_DIR (default `.pixecom/`). Unless --no-demo-traffic, a demo shopper keeps
+    ordering, paying and now and then refunding, so the numbers change. Ctrl-C stops
+    everything.
     """
     settings = Settings(mode=Mode.DEV)
     from reference_app.dev import run_dev  # uvicorn and the API load only for this command
@@ -65,6 +82,7 @@ def dev(
         settings,
         host=host if host is not None else settings.api_host,
         port=port if port is not None else settings.api_port,
+        demo_traffic_seconds=demo_traffic_seconds if demo_traffic else None,
     )
     raise typer.Exit(code)
 
@@ -78,6 +96,15 @@ def worker(
         ),
     ] = "payments",
     max_tasks: Annotated[int, typer.Option(help="Tasks run at once in this process.")] = 50,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve /metrics and /readyz on this port (on PIXECOM_API_HOST); 0 serves "
+            "nothing [default: PIXECOM_WORKER_METRICS_PORT].",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: consume one queue until Ctrl-C or SIGTERM.
 
@@ -96,6 +123,8 @@ def worker(
         raise typer.BadParameter(
             f"unknown queue {queue!r}; choose from {', '.join(q.value for q in Queue)}"
         ) from None
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"worker_metrics_port": metrics_port})
     run_worker(settings, chosen, max_tasks=max_tasks)
 
 
@@ -109,6 +138,63 @@ def scheduler() -> None:
     from reference_app.worker.scheduler import run_scheduler
 
     run_scheduler(settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on [default: PIXECOM_API_HOST].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on [default: PIXECOM_API_PORT].")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="API processes sharing the port.")] = 1,
+    graceful_timeout: Annotated[
+        int, typer.Option(min=1, help="Seconds in-flight requests get to finish on SIGTERM.")
+    ] = 30,
+) -> None:
+    """Serve the production API with uvicorn (no embedded servers, no demo data).
+
+    Meant to run behind nginx (see reference_app/deploy/): X-Forwarded-For and
+    X-Forwarded-Proto are believed only from PIXECOM_TRUSTED_PROXIES. Settings are
+    validated before any process starts, so a misconfiguration exits with status 78.
+    """
+    settings = Settings()
+    from reference_app.api.app import validated_settings
+
+    validated_settings(settings)  # weak secrets, missing URLs: fail here, not per worker
+    import uvicorn
+
+    uvicorn.run(
+        "reference_app.cli:production_app",
+        factory=True,
+        host=host if host is not None else settings.api_host,
+        port=port if port is not None else settings.api_port,
+        workers=workers,
+        lifespan="on",
+        # Only the configured proxies may set the client address and scheme (audit §9:
+        # per-IP limits must not be spoofable by a client sending X-Forwarded-For).
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(settings.trusted_proxies),
+        timeout_graceful_shutdown=graceful_timeout,
+        server_header=False,
+        access_log=False,
+    )
+
+
+def production_app() -> FastAPI:
+    """ASGI factory behind ``pixecom serve``: the API for the environment's settings.
+
+    Each uvicorn worker process calls it once (``uvicorn --factory
+    reference_app.cli:production_app`` works too).
+    """
+    from pixecom_core.observability import configure_logging
+    from reference_app.api import create_app
+
+    settings = Settings()
+    # Issue 7: JSON lines for uvicorn's records and ours, in every API process.
+    configure_logging(settings, process="api")
+    return create_app(settings)
 
 
 @db_app.command("upgrade")
@@ -150,6 +236,63 @@ def db_maintain(
     )
     for line in database.describe_maintenance(report):
         typer.echo(line)
+
+
+_PG_BIN_DIR_HELP = "Directory with pg_dump/pg_restore [default: matched to the server version]."
+
+
+@db_app.command("backup")
+def db_backup(
+    to: Annotated[Path, typer.Option("--to", help="File to write (pg_dump custom format).")],
+    pg_bin_dir: Annotated[Path | None, typer.Option(help=_PG_BIN_DIR_HELP)] = None,
+) -> None:
+    """Dump the whole database (schema, RLS policies, grants, rows) to a file.
+
+    Runs as the DATABASE_URL role, which must be a superuser or have BYPASSRLS. The file
+    appears only when the dump succeeded, with mode 600. Restore with `pixecom db restore`.
+    """
+    settings = Settings()
+    from reference_app.backup import BackupError, backup
+
+    try:
+        written = backup(settings, to, pg_bin_dir=pg_bin_dir)
+    except BackupError as exc:
+        typer.echo(f"pixecom: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"backup written to {written} ({written.stat().st_size} bytes)")
+
+
+@db_app.command("restore")
+def db_restore(
+    from_: Annotated[Path, typer.Option("--from", help="A file written by `pixecom db backup`.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Replace a database that already has tables.")
+    ] = False,
+    pg_bin_dir: Annotated[Path | None, typer.Option(help=_PG_BIN_DIR_HELP)] = None,
+) -> None:
+    """Replace the database's contents with a backup, in one transaction.
+
+    Creates the application role first (roles are not in a dump), so its grants and
+    row-level security hold after the restore. Stop the API, workers and scheduler first.
+    """
+    settings = Settings()
+    from reference_app.backup import BackupError, database_is_empty, restore
+
+    if not yes and not database_is_empty(settings):
+        typer.echo(
+            "pixecom: the database already has tables; pass --yes to replace its contents",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    try:
+        report = restore(settings, from_, pg_bin_dir=pg_bin_dir)
+    except BackupError as exc:
+        typer.echo(f"pixecom: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(
+        f"restored {from_} into {report.database}; {report.tables_with_rls} tables force "
+        f"row-level security for {report.app_role!r}"
+    )
 
 
 @keys_app.command("generate")
@@ -227,6 +370,16 @@ def _mount_plugins_cli() -> None:
 
 
 _mount_plugins_cli()
+
+
+def _mount_simulate_cli() -> None:
+    # audit §2 / §10 scenarios; the heavy modules load only when the command runs
+    from reference_app.simulate.cli import simulate_command
+
+    app.command("simulate")(simulate_command)
+
+
+_mount_simulate_cli()
 
 
 def main() -> None:

@@ -1,0 +1,387 @@
+"""The reference deployment a simulation runs against, on one machine.
+
+What ``pixecom dev`` starts, as separate processes, minus the demo seller: PostgreSQL and
+Redis (``DATABASE_URL`` / ``REDIS_URL``, else embedded servers), a database of the
+simulation's own (created, migrated, partitioned; dropped afterwards unless kept), the
+Meta, Stripe and 17TRACK sandboxes on loopback (configured for the scenario: Meta's
+latency, campaigns per account, a slow 17TRACK), one worker per queue, the scheduler and
+the API — each process logging to ``<output>/logs/``.
+
+Pool sizes are set per process so that the whole deployment stays inside PostgreSQL's
+default ``max_connections`` of 100 (audit B3 / must-fix 2: bounded pools, explicitly):
+three stats workers × (10 + 5), the API 10 + 10, the payments worker 10 + 10, the
+tracking worker 3 + 3, the scheduler 2 + 2, and the simulation's own probes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import psycopg
+
+from pixecom_core.db import admin
+from pixecom_core.db.urls import conninfo
+from pixecom_core.devservers import EmbeddedServers
+from pixecom_core.settings import Mode, Settings
+from reference_app import database
+from reference_app.simulate.scenarios import Scenario
+from reference_app.worker.broker import Queue
+
+#: Sandboxes a simulation needs, and the plugin distribution that provides each.
+REQUIRED_SANDBOXES = {
+    "meta": "plugins/meta_ads",
+    "stripe": "plugins/stripe",
+    "17track": "plugins/tracking17",
+}
+#: The 17TRACK sandbox's latency in scenario C: twice the tracker's 5 s call timeout,
+#: so every call times out (audit §2 C: "tracking API delays, common during peak").
+SLOW_TRACKER_LATENCY_SECONDS = 10.0
+#: How long a worker's job waits for a pooled connection before it fails.
+WORKER_POOL_TIMEOUT_SECONDS = 60.0
+#: Seconds each process gets to answer its readiness probe or stop.
+START_SECONDS = 180.0
+STOP_SECONDS = 20.0
+
+
+class PluginMissingError(RuntimeError):
+    """A plugin the simulation drives is not installed."""
+
+
+@dataclass(frozen=True)
+class DeploymentOptions:
+    """How to run the deployment.
+
+    :param output_dir: logs go to ``<output_dir>/logs``; embedded servers keep data there.
+    :param keep_data: keep the simulation's database (and embedded server data) afterwards.
+    :param stats_concurrency: sync jobs each stats worker runs at once (``--max-tasks``).
+    :param api_pool_size: the API's connection pool (plus as many overflow connections).
+    :param shed_max_in_flight: the API's shed level; the settings' default when None.
+    :param database_url: a PostgreSQL server to create the database on; embedded if None.
+    :param redis_url: a Redis to use; embedded Valkey if None.
+    """
+
+    output_dir: Path
+    keep_data: bool = False
+    stats_concurrency: int = 100
+    api_pool_size: int = 10
+    shed_max_in_flight: int | None = None
+    database_url: str | None = None
+    redis_url: str | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def missing_plugins() -> list[str]:
+    """Install hints (``pip install -e …``) for each required sandbox not installed."""
+    from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
+
+    found = {sandbox.name for sandbox in ProviderRegistry(create_plugin_manager()).sandboxes()}
+    return [path for name, path in REQUIRED_SANDBOXES.items() if name not in found]
+
+
+@dataclass
+class SimulatedDeployment:
+    """Starts the deployment on :meth:`start`; stops everything on context exit.
+
+    After :meth:`start`: ``settings`` (owner ``database_url``, ``redis_url``, the run's
+    ``redis_key_prefix`` and secrets), ``api_url``, ``sandbox_urls`` and ``pids`` (process
+    name → pid, for the probes) are set.
+    """
+
+    scenario: Scenario
+    options: DeploymentOptions
+    say: Callable[[str], None] = print  # noqa: T202 - replaced by the CLI's progress
+    settings: Settings | None = None
+    api_url: str = ""
+    sandbox_urls: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _servers: EmbeddedServers | None = None
+    _server_dsn: str = ""
+    _database: str = ""
+    _environment: dict[str, str] = field(default_factory=dict)
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> SimulatedDeployment:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- start -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Servers, database, sandboxes, workers, scheduler and API, in that order."""
+        self.start_infrastructure()
+        self.start_processes()
+
+    def start_infrastructure(self) -> None:
+        """Check the plugins; servers, the database and the sandboxes (no API, no workers:
+        data can be generated before anything syncs it)."""
+        missing = missing_plugins()
+        if missing:
+            raise PluginMissingError(
+                "pixecom simulate needs the Meta, Stripe and 17TRACK plugins; install "
+                + ", ".join(missing)
+                + " (e.g. `.venv/bin/pip install -e "
+                + " -e ".join(missing)
+                + "`)"
+            )
+        self._start_servers()
+        self._create_database()
+        self._start_sandboxes()
+
+    def _start_servers(self) -> None:
+        options = self.options
+        if options.database_url is None or options.redis_url is None:
+            if options.keep_data:
+                data_dir = options.output_dir / "servers"
+            else:
+                self._tmp = tempfile.TemporaryDirectory(prefix="pixecom-simulate-")
+                data_dir = Path(self._tmp.name)
+            self.say(f"starting embedded servers under {data_dir}")
+            self._servers = EmbeddedServers(data_dir=data_dir, ephemeral=not options.keep_data)
+        pg = options.database_url or self._servers.start_postgres()  # type: ignore[union-attr]
+        redis_url = options.redis_url or self._servers.start_valkey()  # type: ignore[union-attr]
+        self._server_dsn = conninfo(pg)
+        token = secrets.token_hex(4)
+        self._database = f"pixecom_simulate_{self.scenario.name.lower()}_{token}"
+        self.settings = Settings(
+            mode=Mode.TEST,
+            redis_url=redis_url,
+            redis_key_prefix=f"pixecom-simulate:{token}:",
+            jwt_signing_keys=[secrets.token_urlsafe(48)],
+            token_encryption_keys=[secrets.token_urlsafe(48)],
+            refresh_token_pepper=secrets.token_urlsafe(48),
+            seed_demo_data=False,
+        )
+
+    def _create_database(self) -> None:
+        assert self.settings is not None
+        self.say(f"creating database {self._database}")
+        owner_dsn = admin.create_database(
+            conninfo(self._server_dsn, dbname="postgres"), self._database
+        )
+        self.settings = self.settings.model_copy(update={"database_url": owner_dsn})
+        database.migrate(self.settings)
+        database.maintain_partitions(self.settings)
+        with psycopg.connect(owner_dsn) as conn:
+            row = conn.execute(
+                "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
+        if not row or not row[0]:
+            raise RuntimeError(
+                "pixecom simulate bulk-loads its data with COPY, which row-level security "
+                "refuses: DATABASE_URL must name a superuser (or a BYPASSRLS role)"
+            )
+
+    def _base_environment(self) -> dict[str, str]:
+        settings = self.settings
+        assert settings is not None and settings.database_url and settings.redis_url
+        assert settings.refresh_token_pepper is not None
+        env = dict(os.environ)
+        # Seven interpreters start at once: compiling every module in each of them (no
+        # bytecode cache) costs minutes of CPU on two cores.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.update(
+            {
+                "DATABASE_URL": settings.database_url,
+                "REDIS_URL": settings.redis_url,
+                "PIXECOM_MODE": settings.mode.value,
+                "PIXECOM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+                "PIXECOM_DATA_DIR": str(self.options.output_dir),
+                "PIXECOM_SEED_DEMO_DATA": "false",
+                "PIXECOM_JWT_SIGNING_KEYS": json.dumps(
+                    [k.get_secret_value() for k in settings.jwt_signing_keys]
+                ),
+                "PIXECOM_TOKEN_ENCRYPTION_KEYS": json.dumps(
+                    [k.get_secret_value() for k in settings.token_encryption_keys]
+                ),
+                "PIXECOM_REFRESH_TOKEN_PEPPER": settings.refresh_token_pepper.get_secret_value(),
+                "PIXECOM_LOG_LEVEL": "WARNING",
+            }
+        )
+        return env
+
+    def _start_sandboxes(self) -> None:
+        from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
+
+        api_port = _free_port()
+        self.api_url = f"http://127.0.0.1:{api_port}"
+        self._environment = self._base_environment()
+        self._environment["PIXECOM_API_PORT"] = str(api_port)
+        assignments = []
+        for sandbox in ProviderRegistry(create_plugin_manager()).sandboxes():
+            if sandbox.name not in REQUIRED_SANDBOXES:
+                continue
+            port = _free_port()
+            url = f"http://127.0.0.1:{port}"
+            if sandbox.environment is not None:
+                self._environment.update(sandbox.environment(url, self.api_url))
+            self.sandbox_urls[sandbox.name] = url
+            assignments.append(f"{sandbox.name}={port}")
+        scenario = self.scenario
+        self._environment.update(
+            {
+                # audit §2: "if Meta API latency is 1-2 seconds per call (realistic)"
+                "PIXECOM_META_SANDBOX_LATENCY_SECONDS": str(scenario.meta_latency_seconds),
+                "PIXECOM_META_SANDBOX_CAMPAIGNS_PER_ACCOUNT": str(scenario.campaigns_per_seller),
+                # parcels do not progress by themselves during a run
+                "PIXECOM_TRACKING17_SANDBOX_ADVANCE_EVERY_SECONDS": "0",
+            }
+        )
+        if scenario.slow_tracker:
+            self._environment["PIXECOM_TRACKING17_SANDBOX_LATENCY_SECONDS"] = str(
+                SLOW_TRACKER_LATENCY_SECONDS
+            )
+        self._spawn(
+            "sandboxes", ["-m", "reference_app.simulate.processes", "sandboxes", *assignments]
+        )
+        for name, url in self.sandbox_urls.items():
+            self._wait_for(f"{url}/_sandbox/config", f"the {name} sandbox")
+        self.say("sandboxes: " + ", ".join(f"{n} {u}" for n, u in self.sandbox_urls.items()))
+
+    def _pool(self, size: int, overflow: int, timeout: float | None = None) -> dict[str, str]:
+        pool = {
+            "PIXECOM_DB_POOL_SIZE": str(size),
+            "PIXECOM_DB_POOL_MAX_OVERFLOW": str(overflow),
+        }
+        if timeout is not None:
+            pool["PIXECOM_DB_POOL_TIMEOUT_SECONDS"] = str(timeout)
+        return pool
+
+    def start_processes(self) -> None:
+        """One worker per queue, the scheduler and the API; returns once the API is ready."""
+        concurrency = self.options.stats_concurrency
+        for queue in Queue:
+            stats = queue.value.startswith("stats-")
+            self._spawn(
+                f"worker-{queue.value}",
+                [
+                    "-m",
+                    "reference_app.cli",
+                    "worker",
+                    "--queue",
+                    queue.value,
+                    "--max-tasks",
+                    str(concurrency if stats else 50),
+                ],
+                # A sync holds a connection only while it writes (a tenth of its slots);
+                # a job waits for one (up to a minute) rather than fail: it is batch work.
+                # Sellers move between tiers, so every stats worker gets the same pool.
+                extra=(
+                    self._pool(max(5, concurrency // 10), 5, timeout=WORKER_POOL_TIMEOUT_SECONDS)
+                    if stats
+                    # a webhook burst runs 50 tasks at once in the payments worker
+                    else self._pool(10, 10, timeout=WORKER_POOL_TIMEOUT_SECONDS)
+                    if queue is Queue.PAYMENTS
+                    else self._pool(3, 3, timeout=WORKER_POOL_TIMEOUT_SECONDS)
+                ),
+            )
+        self._spawn("scheduler", ["-m", "reference_app.cli", "scheduler"], extra=self._pool(2, 2))
+        port = self.api_url.rsplit(":", 1)[1]
+        self._spawn(
+            "api",
+            ["-m", "reference_app.simulate.processes", "api", "--port", port],
+            extra={
+                **self._pool(self.options.api_pool_size, self.options.api_pool_size),
+                **(
+                    {"PIXECOM_SHED_MAX_IN_FLIGHT": str(self.options.shed_max_in_flight)}
+                    if self.options.shed_max_in_flight is not None
+                    else {}
+                ),
+            },
+        )
+        self._wait_for(f"{self.api_url}/readyz", "the API")
+        self.say(f"API at {self.api_url}; workers, scheduler started (logs in {self._logs()})")
+
+    def _logs(self) -> Path:
+        logs = self.options.output_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        return logs
+
+    def _spawn(self, name: str, arguments: list[str], extra: dict[str, str] | None = None) -> None:
+        env = {**self._environment, **(extra or {})}
+        with (self._logs() / f"{name}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, *arguments], stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        self._processes[name] = process
+        self.pids[name] = process.pid
+
+    def _wait_for(self, url: str, what: str) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            for name, process in self._processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with status {process.returncode} while waiting for "
+                        f"{what}; see {self._logs() / (name + '.log')}"
+                    )
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{what} did not answer {url} within {START_SECONDS:g} s")
+
+    def exited(self) -> dict[str, int]:
+        """Processes that have exited (name → status): none should, during a run."""
+        return {
+            name: process.returncode
+            for name, process in self._processes.items()
+            if process.poll() is not None
+        }
+
+    # -- stop --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop the processes (SIGTERM, then SIGKILL after a grace period), drop the
+        database unless kept, stop embedded servers."""
+        for process in self._processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        for process in self._processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._processes.clear()
+        if self._database and not self.options.keep_data:
+            try:
+                admin.drop_database(self._server_dsn, self._database)
+            except psycopg.Error as exc:
+                self.say(f"could not drop database {self._database}: {exc}")
+        self._database = "" if not self.options.keep_data else self._database
+        if self._servers is not None:
+            self._servers.stop()  # ephemeral unless kept: data stays on disk when kept
+            self._servers = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

@@ -1,0 +1,422 @@
+"""An open-loop HTTP load generator (httpx, asyncio): requests arrive at a target rate
+whether or not earlier ones have been answered.
+
+A closed-loop driver (N users, each waiting for its answer before the next request)
+slows down exactly when the server does, and so hides the queueing the audit warns about
+(audit §2: "pool exhaustion", "API timeout errors"). Here arrivals follow a Poisson process
+at the scenario's rate, each request is sent at its arrival time on its own task, and its
+latency is measured from that arrival time — a server that falls behind shows it in p99
+and in timeouts, not in a quietly lower request rate (the "coordinated omission" problem).
+
+Request classes: storefront reads (``GET /public/sellpages/{slug}``, from many client IPs
+through ``X-Forwarded-For`` as a proxy would set them), seller dashboard reads with real
+logins (orders, campaigns, stats), and checkouts (``POST …/orders`` through the Stripe
+sandbox, then paid at the sandbox, whose signed webhook reaches the API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+
+from reference_app.api.shedding import SHED_HEADER
+
+#: A request still unanswered after this long counts as a timeout (an error).
+REQUEST_TIMEOUT_SECONDS = 10.0
+#: Requests the generator keeps in flight at most; past it an arrival is not sent and is
+#: counted as ``not_sent`` (the generator, not the server, is saturated then).
+MAX_IN_FLIGHT = 4_000
+#: Connections the generator opens to the API (and to the Stripe sandbox) at most.
+MAX_CONNECTIONS = 128
+#: Connections per httpx client. httpx's pool bookkeeping grows with the square of its
+#: connections: measured here, one client with 200 connections sent ~80 req/s where 25
+#: clients of 8 sent ~390 req/s and the API answered 470 req/s at 16 in flight. Many
+#: small clients (one per simulated browser group) keep the generator out of the way.
+CONNECTIONS_PER_CLIENT = 4
+STOREFRONT = "storefront"
+DASHBOARD = "dashboard"
+CHECKOUT = "checkout"
+LOGIN = "login"
+
+
+def poisson_arrivals(rate: float, duration: float, rng: random.Random) -> list[float]:
+    """Arrival offsets (seconds from the start, increasing, all below ``duration``) of a
+    Poisson process of ``rate`` arrivals per second: exponential gaps of mean ``1/rate``."""
+    if rate < 0 or duration < 0:
+        raise ValueError("rate and duration must not be negative")
+    arrivals: list[float] = []
+    if rate == 0:
+        return arrivals
+    moment = rng.expovariate(rate)
+    while moment < duration:
+        arrivals.append(moment)
+        moment += rng.expovariate(rate)
+    return arrivals
+
+
+def merge_arrivals(streams: dict[str, list[float]]) -> list[tuple[float, str]]:
+    """Several classes' arrivals as one time-ordered plan of (offset, class)."""
+    plan = [(moment, name) for name, moments in streams.items() for moment in moments]
+    plan.sort()
+    return plan
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request: its class, arrival offset, latency and how it ended.
+
+    ``status`` is the HTTP status, or 0 when no answer came (timeout, connection error).
+    """
+
+    kind: str
+    arrival: float
+    latency: float
+    status: int
+    shed: bool = False
+
+    @property
+    def error(self) -> bool:
+        """A failure of the service: no answer, or a 5xx that is not a deliberate shed."""
+        return self.status == 0 or (self.status >= 500 and not self.shed)
+
+
+@dataclass
+class ClassStats:
+    """Latency and outcome figures of one request class (or of all)."""
+
+    requests: int = 0
+    ok: int = 0
+    #: Timeouts and 5xx other than sheds.
+    errors: int = 0
+    #: The part of ``errors`` that are 5xx answers (not sheds).
+    server_errors: int = 0
+    shed: int = 0
+    throttled: int = 0
+    client_errors: int = 0
+    not_sent: int = 0
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+
+    @property
+    def error_rate(self) -> float:
+        """Errors (no answer, or 5xx other than sheds) over requests sent."""
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def shed_rate(self) -> float:
+        """Deliberate sheds (503 + ``X-PixEcom-Shed``) over requests sent."""
+        return self.shed / self.requests if self.requests else 0.0
+
+
+def percentiles(latencies: Sequence[float], quantiles: Sequence[float]) -> list[float]:
+    """The given percentiles (0–100) of ``latencies``, linearly interpolated (numpy's
+    default method); empty input is an error."""
+    if not latencies:
+        raise ValueError("no latencies")
+    values = np.percentile(np.asarray(latencies, dtype=float), list(quantiles))
+    return [float(v) for v in np.atleast_1d(values)]
+
+
+def summarise(outcomes: Sequence[Outcome], not_sent: int = 0) -> ClassStats:
+    """Counts and latency percentiles (of answered requests, in ms) of ``outcomes``."""
+    stats = ClassStats(requests=len(outcomes), not_sent=not_sent)
+    answered: list[float] = []
+    for outcome in outcomes:
+        if outcome.shed:
+            stats.shed += 1
+        elif outcome.error:
+            stats.errors += 1
+            stats.server_errors += outcome.status >= 500
+        elif outcome.status == 429:
+            stats.throttled += 1
+        elif outcome.status >= 400:
+            stats.client_errors += 1
+        else:
+            stats.ok += 1
+        if outcome.status and not outcome.shed:
+            answered.append(outcome.latency * 1000)
+    if answered:
+        stats.p50_ms, stats.p90_ms, stats.p99_ms, stats.max_ms = percentiles(
+            answered, (50, 90, 99, 100)
+        )
+    return stats
+
+
+@dataclass
+class Session:
+    """A logged-in seller: its access token and a storefront slug of its own."""
+
+    email: str
+    access_token: str
+    client_ip: str
+
+
+@dataclass
+class LoadTargets:
+    """What the generator needs to know about the generated data."""
+
+    slugs: list[str]
+    logins: list[tuple[str, str]]
+    stripe_sandbox_url: str
+
+
+@dataclass
+class LoadResult:
+    """Every outcome, the payments paid at the sandbox, and the plan's size."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    not_sent: dict[str, int] = field(default_factory=dict)
+    paid_references: list[str] = field(default_factory=list)
+    payment_failures: int = 0
+    planned: int = 0
+    elapsed: float = 0.0
+
+    def by_class(self) -> dict[str, ClassStats]:
+        """Figures per request class, plus ``all``."""
+        kinds = sorted({o.kind for o in self.outcomes} | set(self.not_sent))
+        result = {
+            kind: summarise(
+                [o for o in self.outcomes if o.kind == kind], self.not_sent.get(kind, 0)
+            )
+            for kind in kinds
+        }
+        result["all"] = summarise(
+            [o for o in self.outcomes if o.kind != LOGIN], sum(self.not_sent.values())
+        )
+        return result
+
+
+def _client_ip(rng: random.Random) -> str:
+    return f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+
+class LoadGenerator:
+    """Drives the API with the request mix of a scenario.
+
+    :param api_url: the API's base URL.
+    :param targets: slugs, logins and the Stripe sandbox the checkouts pay at.
+    :param seed: makes arrivals and choices reproducible.
+    :param pay_checkouts: pay each checkout at the sandbox (its webhooks reach the API);
+        off, payments are only created, to be paid later (the webhook burst).
+    """
+
+    def __init__(
+        self, api_url: str, targets: LoadTargets, *, seed: int = 7, pay_checkouts: bool = True
+    ) -> None:
+        self.api_url = api_url
+        self.targets = targets
+        self.rng = random.Random(seed)
+        self.pay_checkouts = pay_checkouts
+        self.sessions: list[Session] = []
+        self.unpaid_references: list[str] = []
+        self._paid: list[str] = []
+        self._payment_failures = 0
+        # Requests on the wire are bounded (like a browser fleet behind one proxy); an
+        # arrival beyond the bound waits for a slot in an asyncio semaphore (O(1), unlike
+        # queueing thousands inside httpx's pool, whose bookkeeping grows with the square
+        # of its queue). The wait counts in the latency, measured from the arrival: a
+        # server that falls behind shows it, nothing is hidden.
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        limits = httpx.Limits(
+            max_connections=CONNECTIONS_PER_CLIENT,
+            max_keepalive_connections=CONNECTIONS_PER_CLIENT,
+        )
+        self._clients = [
+            httpx.AsyncClient(base_url=api_url, timeout=REQUEST_TIMEOUT_SECONDS, limits=limits)
+            for _ in range(MAX_CONNECTIONS // CONNECTIONS_PER_CLIENT)
+        ]
+        self._next_client = 0
+        self._stripe = httpx.AsyncClient(
+            base_url=targets.stripe_sandbox_url,
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
+
+    @property
+    def _api(self) -> httpx.AsyncClient:
+        """The next API client, round-robin (small pools stay cheap)."""
+        self._next_client = (self._next_client + 1) % len(self._clients)
+        return self._clients[self._next_client]
+
+    async def aclose(self) -> None:
+        """Close both HTTP clients."""
+        for client in self._clients:
+            await client.aclose()
+        await self._stripe.aclose()
+
+    async def log_in(self, count: int, result: LoadResult, concurrency: int = 4) -> None:
+        """Log ``count`` sellers in (real password checks), each from its own client IP."""
+        semaphore = asyncio.Semaphore(concurrency)
+        chosen = self.targets.logins[:count]
+
+        async def one(email: str, password: str) -> None:
+            ip = _client_ip(self.rng)
+            async with semaphore:
+                started = time.perf_counter()
+                try:
+                    answer = await self._api.post(
+                        "/auth/login",
+                        json={"email": email, "password": password},
+                        headers={"X-Forwarded-For": ip},
+                    )
+                except httpx.HTTPError:
+                    result.outcomes.append(Outcome(LOGIN, 0.0, time.perf_counter() - started, 0))
+                    return
+            result.outcomes.append(
+                Outcome(LOGIN, 0.0, time.perf_counter() - started, answer.status_code)
+            )
+            if answer.status_code == 200:
+                self.sessions.append(Session(email, answer.json()["access_token"], ip))
+
+        await asyncio.gather(*(one(email, password) for email, password in chosen))
+
+    def _dashboard_request(self) -> tuple[str, dict[str, str], Session]:
+        session = self.rng.choice(self.sessions)
+        today = datetime.now(UTC).date()
+        since = (today - timedelta(days=6)).isoformat()
+        path, params = self.rng.choice(
+            (
+                ("/orders", {"limit": "50"}),
+                ("/campaigns", {"limit": "50"}),
+                ("/stats/overview", {"since": since, "until": today.isoformat()}),
+                ("/stats/sellpages", {"since": since, "until": today.isoformat()}),
+            )
+        )
+        return path, params, session
+
+    async def _send(self, kind: str, arrival: float, started_at: float) -> Outcome:
+        headers: dict[str, str]
+        request: Callable[[], Awaitable[httpx.Response]]
+        if kind == DASHBOARD and self.sessions:
+            path, params, session = self._dashboard_request()
+            headers = {
+                "Authorization": f"Bearer {session.access_token}",
+                "X-Forwarded-For": session.client_ip,
+            }
+
+            def request() -> Awaitable[httpx.Response]:
+                return self._api.get(path, params=params, headers=headers)
+
+        elif kind == CHECKOUT:
+            slug = self.rng.choice(self.targets.slugs)
+            headers = {"X-Forwarded-For": _client_ip(self.rng)}
+            body = {
+                "gateway": "stripe",
+                "customer_email": f"shopper{self.rng.randrange(10**9)}@example.com",
+                "quantity": 1,
+                "return_url": "https://shop.example.com/thanks",
+                "cancel_url": "https://shop.example.com/cart",
+            }
+
+            def request() -> Awaitable[httpx.Response]:
+                return self._api.post(
+                    f"/public/sellpages/{slug}/orders", json=body, headers=headers
+                )
+
+        else:
+            slug = self.rng.choice(self.targets.slugs)
+            headers = {"X-Forwarded-For": _client_ip(self.rng)}
+
+            def request() -> Awaitable[httpx.Response]:
+                return self._api.get(f"/public/sellpages/{slug}", headers=headers)
+
+        try:
+            async with self._slots:
+                remaining = REQUEST_TIMEOUT_SECONDS - (time.perf_counter() - started_at)
+                if remaining <= 0:
+                    return Outcome(kind, arrival, time.perf_counter() - started_at, 0)
+                answer = await asyncio.wait_for(request(), remaining)
+        except (httpx.HTTPError, TimeoutError):
+            return Outcome(kind, arrival, time.perf_counter() - started_at, 0)
+        outcome = Outcome(
+            kind,
+            arrival,
+            time.perf_counter() - started_at,
+            answer.status_code,
+            shed=answer.status_code == 503 and answer.headers.get(SHED_HEADER) == "1",
+        )
+        if kind == CHECKOUT and answer.status_code == 201:
+            reference = answer.json()["gateway_reference"]
+            if self.pay_checkouts:
+                await self._pay(reference)
+            else:
+                self.unpaid_references.append(reference)
+        return outcome
+
+    async def _pay(self, reference: str) -> None:
+        """The shopper pays at the Stripe sandbox; it sends the signed webhooks."""
+        self._paid.append(reference)
+        try:
+            answer = await self._stripe.post(f"/_sandbox/payment_intents/{reference}/succeed")
+            answer.raise_for_status()
+        except httpx.HTTPError:
+            self._payment_failures += 1
+
+    async def place_unpaid_orders(self, count: int, concurrency: int = 16) -> list[str]:
+        """Check out ``count`` orders without paying them (a webhook burst pays them
+        later); return their payment references."""
+        semaphore = asyncio.Semaphore(concurrency)
+        self.pay_checkouts = False
+
+        async def one() -> None:
+            async with semaphore:
+                await self._send(CHECKOUT, 0.0, time.perf_counter())
+
+        try:
+            await asyncio.gather(*(one() for _ in range(count)))
+        finally:
+            self.pay_checkouts = True
+        references = list(self.unpaid_references)
+        self.unpaid_references.clear()
+        return references
+
+    async def run(
+        self,
+        rates: dict[str, float],
+        duration: float,
+        *,
+        on_progress: Callable[[float, int, int], None] | None = None,
+    ) -> LoadResult:
+        """Send ``rates[class]`` requests per second of each class for ``duration`` s."""
+        plan = merge_arrivals(
+            {kind: poisson_arrivals(rate, duration, self.rng) for kind, rate in rates.items()}
+        )
+        result = LoadResult(planned=len(plan))
+        self._paid = result.paid_references
+        self._payment_failures = 0
+        tasks: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        perf_start = time.perf_counter()
+        last_report = 0.0
+
+        async def one(kind: str, arrival: float) -> None:
+            result.outcomes.append(await self._send(kind, arrival, perf_start + arrival))
+
+        for arrival, kind in plan:
+            delay = start + arrival - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(tasks) >= MAX_IN_FLIGHT:
+                result.not_sent[kind] = result.not_sent.get(kind, 0) + 1
+                continue
+            task = asyncio.create_task(one(kind, arrival))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            if on_progress is not None and arrival - last_report >= 5:
+                last_report = arrival
+                on_progress(arrival, len(result.outcomes), len(tasks))
+        if tasks:
+            await asyncio.wait(tasks)
+        result.elapsed = time.perf_counter() - perf_start
+        result.payment_failures = self._payment_failures
+        return result

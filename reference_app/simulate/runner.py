@@ -1,0 +1,535 @@
+"""One simulation run: deploy, generate, drive load, sync, burst, measure, report.
+
+Phases (each announced on the terminal with the time elapsed):
+
+1. start the reference deployment (:mod:`reference_app.simulate.deployment`);
+2. generate the scenario's data (:mod:`reference_app.simulate.datagen`);
+3. log sellers in, and for a webhook burst place its orders ahead (unpaid);
+4. the measurement window (``duration`` seconds): open-loop API load at the scenario's
+   peak rates; at its start a full sync cycle of every seller is queued on the workers
+   (all at once — worse than the scheduler's spread, on purpose) and, in scenario C, a
+   tracking refresh of every seller against a 17TRACK slower than its timeout; halfway,
+   the webhook burst (payments completed with their webhooks held, then delivered twice
+   each, shuffled, by concurrent senders);
+5. wait for the cycle to finish (up to ``cycle_timeout``) and the webhooks to be processed,
+   then count rows and check every paid payment reached the ledger exactly as a fact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import psycopg
+
+from pixecom_core.models.sellers import SellerTier
+from pixecom_core.settings import Settings
+from pixecom_core.stats.schedule import DueSync
+from reference_app.simulate import datagen
+from reference_app.simulate.deployment import DeploymentOptions, SimulatedDeployment
+from reference_app.simulate.load import (
+    CHECKOUT,
+    DASHBOARD,
+    STOREFRONT,
+    LoadGenerator,
+    LoadResult,
+    LoadTargets,
+)
+from reference_app.simulate.probes import Probes, count_rows
+from reference_app.simulate.scenarios import SYNC_WINDOW_SECONDS, Scenario
+from reference_app.worker.broker import Queue, build_broker, kick_sync, kick_tracking_refresh
+
+#: Shares of the API rate: shoppers reading sellpages, sellers reading their dashboards.
+STOREFRONT_SHARE = 0.6
+DASHBOARD_SHARE = 0.4
+#: Dashboard requests per second per logged-in seller (the quota is 10/s; stay well under).
+DASHBOARD_RATE_PER_SESSION = 5.0
+#: Payments completed per burst round (the Stripe sandbox lists its last 1,000 events).
+BURST_ROUND = 300
+#: Concurrent senders delivering a burst round.
+BURST_SENDERS = 16
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a scenario.
+
+    :param duration: seconds of the measurement window.
+    :param cycle_timeout: how long to wait for the sync cycle before calling it unfinished.
+    :param drain_timeout: how long to wait, after the window, for webhooks to be processed.
+    """
+
+    output_dir: Path
+    duration: float = 90.0
+    keep_data: bool = False
+    stats_concurrency: int = 100
+    cycle_timeout: float = 900.0
+    drain_timeout: float = 120.0
+    seed: int = 7
+    shed_max_in_flight: int | None = None
+    database_url: str | None = None
+    redis_url: str | None = None
+
+
+@dataclass
+class CycleResult:
+    """The full sync cycle: wall time from queueing to the last account synced."""
+
+    accounts: int = 0
+    synced: int = 0
+    failed: int = 0
+    seconds: float | None = None
+    dead_letters: int = 0
+    progress: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def fits_window(self) -> bool:
+        """Every account synced within the 5-minute window."""
+        return (
+            self.seconds is not None
+            and self.synced == self.accounts
+            and self.seconds <= SYNC_WINDOW_SECONDS
+        )
+
+
+@dataclass
+class WebhookResult:
+    """Payments paid at the sandbox against what reached the inbox and the ledger."""
+
+    paid: int = 0
+    captured_in_ledger: int = 0
+    burst_events: int = 0
+    burst_deliveries: int = 0
+    burst_refused: int = 0
+    burst_seconds: float = 0.0
+    inbox_unprocessed: int = 0
+
+    #: Paid payments whose ``payment_intent.succeeded`` delivery is in the inbox.
+    stored_in_inbox: int = 0
+
+    @property
+    def lost(self) -> int:
+        """Paid payments neither in the ledger nor stored in the inbox: gone for good
+        (a stored delivery not yet processed is late, not lost: see ``unprocessed``)."""
+        return self.paid - max(self.captured_in_ledger, self.stored_in_inbox)
+
+    @property
+    def unprocessed(self) -> int:
+        """Paid payments whose capture has not reached the ledger yet."""
+        return self.paid - self.captured_in_ledger
+
+
+@dataclass
+class TrackerResult:
+    """Scenario C's slow 17TRACK: refreshes queued, parcels the tracker accepted, the
+    tracker's circuit breaker state at the end (``opened`` while it keeps failing)."""
+
+    refreshes_queued: int = 0
+    parcels: int = 0
+    parcels_registered: int = 0
+    breaker_state: str = ""
+    #: Seconds into the window when the breaker was first seen open (None: never).
+    breaker_opened_after: float | None = None
+    tracking_queue_max: int = 0
+
+
+@dataclass
+class SimulationResult:
+    """Everything measured in one run."""
+
+    scenario: Scenario
+    options: RunOptions
+    generated: datagen.GeneratedData
+    load: LoadResult
+    rates: dict[str, float]
+    sessions: int
+    cycle: CycleResult
+    webhooks: WebhookResult
+    tracker: TrackerResult | None
+    probes: Probes
+    rows: dict[str, int]
+    exited: dict[str, int]
+    pids: dict[str, int]
+    elapsed: float
+
+
+class Progress:
+    """Prints phases with the time since the run started."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        """Print ``[  12.3s] message``."""
+        self._say(f"[{time.monotonic() - self._started:7.1f}s] {message}")
+
+
+def rates_for(scenario: Scenario) -> dict[str, float]:
+    """Requests per second of each class at the scenario's peak."""
+    return {
+        STOREFRONT: scenario.api_rate * STOREFRONT_SHARE,
+        DASHBOARD: scenario.api_rate * DASHBOARD_SHARE,
+        CHECKOUT: scenario.checkout_rate,
+    }
+
+
+def sessions_for(scenario: Scenario, dashboard_rate: float) -> int:
+    """Sellers to log in so that each stays well inside its request quota."""
+    return max(1, min(scenario.sellers, math.ceil(dashboard_rate / DASHBOARD_RATE_PER_SESSION)))
+
+
+def run_simulation(
+    scenario: Scenario, options: RunOptions, say: Callable[[str], None]
+) -> SimulationResult:
+    """Run ``scenario`` end to end (see the module docstring); the deployment is always
+    stopped, and its database dropped unless ``keep_data``."""
+    progress = Progress(say)
+    started = time.monotonic()
+    # SIGTERM would end the process on the spot and orphan the deployment's processes;
+    # as KeyboardInterrupt it unwinds through the deployment's stop().
+    signal.signal(signal.SIGTERM, _interrupt)
+    deployment = SimulatedDeployment(
+        scenario,
+        DeploymentOptions(
+            output_dir=options.output_dir,
+            keep_data=options.keep_data,
+            stats_concurrency=options.stats_concurrency,
+            shed_max_in_flight=options.shed_max_in_flight,
+            database_url=options.database_url,
+            redis_url=options.redis_url,
+        ),
+        say=progress,
+    )
+    with deployment:
+        progress(f"scenario {scenario.name}: {scenario.title}")
+        deployment.start_infrastructure()
+        settings = deployment.settings
+        assert settings is not None and settings.database_url is not None
+        # Data first, then the processes: nothing syncs half-generated sellers, and the
+        # measured cycle is each account's first (cold) one.
+        progress("generating data")
+        generated = datagen.generate(
+            settings.database_url, settings, scenario, seed=options.seed, say=progress
+        )
+        progress(f"data generated in {generated.seconds:.1f} s; starting the processes")
+        deployment.start_processes()
+        result = asyncio.run(_measure(deployment, settings, generated, scenario, options, progress))
+        result.elapsed = time.monotonic() - started
+        result.exited = deployment.exited()
+        progress("stopping the deployment")
+    return result
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+async def _measure(
+    deployment: SimulatedDeployment,
+    settings: Settings,
+    generated: datagen.GeneratedData,
+    scenario: Scenario,
+    options: RunOptions,
+    progress: Progress,
+) -> SimulationResult:
+    owner_dsn = settings.database_url
+    assert owner_dsn is not None
+    rates = rates_for(scenario)
+    generator = LoadGenerator(
+        deployment.api_url,
+        LoadTargets(
+            slugs=generated.slugs,
+            logins=generated.logins,
+            stripe_sandbox_url=deployment.sandbox_urls["stripe"],
+        ),
+        seed=options.seed,
+    )
+    probes = Probes(
+        owner_dsn,
+        settings,
+        deployment.pids,
+        breaker=("tracker", "17track") if scenario.slow_tracker else None,
+    )
+    broker = build_broker(settings, Queue.STATS_LOW)
+    await broker.startup()
+    webhooks = WebhookResult()
+    tracker = TrackerResult() if scenario.slow_tracker else None
+    try:
+        sessions = sessions_for(scenario, rates[DASHBOARD])
+        progress(f"logging {sessions} sellers in")
+        warmup = LoadResult()
+        await generator.log_in(sessions, warmup)
+        if not generator.sessions:
+            statuses = sorted({o.status for o in warmup.outcomes})
+            raise RuntimeError(
+                f"no seller could log in (HTTP statuses {statuses}); see the API log"
+            )
+        burst_references: list[str] = []
+        if scenario.webhook_burst:
+            progress(f"placing {scenario.webhook_burst} orders for the webhook burst")
+            burst_references = await generator.place_unpaid_orders(scenario.webhook_burst)
+        await probes.start()
+        cycle = CycleResult()
+        # Queued in full before the load starts (1,000 XADDs take well under a second on a
+        # free event loop, but minutes on one busy sending requests).
+        kicked_at = await _kick_cycle(owner_dsn, broker, settings, cycle)
+        cycle_task = asyncio.create_task(_watch_cycle(owner_dsn, kicked_at, cycle))
+        if tracker is not None:
+            tracker.refreshes_queued = await _kick_tracking(owner_dsn, broker, settings)
+        progress(
+            f"measuring for {options.duration:g} s: "
+            + ", ".join(f"{kind} {rate:.1f}/s" for kind, rate in rates.items())
+            + f"; sync cycle of {scenario.sellers} sellers queued"
+        )
+
+        def on_progress(at: float, done: int, in_flight: int) -> None:
+            depth = probes.samples[-1].total_queue_depth if probes.samples else 0
+            progress(
+                f"  t={at:5.0f}s requests done {done}, in flight {in_flight}, "
+                f"accounts synced {cycle.synced}/{cycle.accounts}, queue depth {depth}"
+            )
+
+        burst_task = None
+        if burst_references:
+            burst_task = asyncio.create_task(
+                _burst_later(
+                    options.duration / 2,
+                    deployment.sandbox_urls["stripe"],
+                    burst_references,
+                    webhooks,
+                    progress,
+                )
+            )
+        load = await generator.run(rates, options.duration, on_progress=on_progress)
+        if burst_task is not None:
+            await burst_task
+        progress(
+            f"window over: {len(load.outcomes)} requests in {load.elapsed:.1f} s; "
+            f"waiting for the sync cycle"
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(cycle_task), options.cycle_timeout)
+        except TimeoutError:
+            progress(f"sync cycle unfinished after {options.cycle_timeout:g} s")
+        cycle_task.cancel()
+        linked = datagen.link_campaigns(owner_dsn)
+        progress(f"{linked} campaigns linked to sellpages; waiting for webhooks to drain")
+        paid = [*load.paid_references, *burst_references]
+        await _drain(owner_dsn, paid, webhooks, options.drain_timeout)
+        if tracker is not None:
+            await _tracker_state(owner_dsn, probes, tracker)
+        await probes.stop()
+        rows = count_rows(owner_dsn)
+        load.outcomes.extend(warmup.outcomes)
+    finally:
+        await probes.stop()
+        await broker.shutdown()
+        await generator.aclose()
+    return SimulationResult(
+        scenario=scenario,
+        options=options,
+        generated=generated,
+        load=load,
+        rates=rates,
+        sessions=len(generator.sessions),
+        cycle=cycle,
+        webhooks=webhooks,
+        tracker=tracker,
+        probes=probes,
+        rows=rows,
+        exited={},
+        pids=dict(deployment.pids),
+        elapsed=0.0,
+    )
+
+
+async def _sellers(owner_dsn: str) -> list[tuple[uuid.UUID, SellerTier]]:
+    async with await psycopg.AsyncConnection.connect(owner_dsn) as conn:
+        cursor = await conn.execute("SELECT id, tier FROM sellers ORDER BY id")
+        return [(row[0], SellerTier(row[1])) for row in await cursor.fetchall()]
+
+
+async def _kick_cycle(
+    owner_dsn: str, broker: Any, settings: Settings, cycle: CycleResult
+) -> datetime:
+    """Queue every seller's sync at once, on its tier's queue; return when (database
+    clock) the cycle started."""
+    async with await psycopg.AsyncConnection.connect(owner_dsn, autocommit=True) as conn:
+        row = await (await conn.execute("SELECT now(), count(*) FROM ad_accounts")).fetchone()
+    assert row is not None
+    kicked_at: datetime = row[0]
+    cycle.accounts = int(row[1])
+    for seller_id, tier in await _sellers(owner_dsn):
+        await kick_sync(
+            broker,
+            settings,
+            DueSync(
+                seller_id=seller_id,
+                tier=tier,
+                days_back=settings.sync_window_days,
+                claim_key="",
+                claim_seconds=0,
+                sweep=False,
+            ),
+        )
+    return kicked_at
+
+
+async def _watch_cycle(owner_dsn: str, kicked_at: datetime, cycle: CycleResult) -> None:
+    """Watch ``ad_accounts`` until each account has synced since the kick; the cycle
+    ends at the last ``last_synced_at``."""
+    async with await psycopg.AsyncConnection.connect(owner_dsn, autocommit=True) as conn:
+        started = time.monotonic()
+        while True:
+            row = await (
+                await conn.execute(
+                    """
+                    SELECT count(*) FILTER (WHERE last_synced_at >= %(t)s),
+                           count(*) FILTER (WHERE last_sync_error IS NOT NULL
+                                              AND last_sync_attempt_at >= %(t)s),
+                           max(last_synced_at) - %(t)s,
+                           (SELECT count(*) FROM dead_letters WHERE failed_at >= %(t)s)
+                      FROM ad_accounts
+                    """,
+                    {"t": kicked_at},
+                )
+            ).fetchone()
+            assert row is not None
+            cycle.synced, cycle.failed, cycle.dead_letters = int(row[0]), int(row[1]), int(row[3])
+            cycle.progress.append((time.monotonic() - started, cycle.synced))
+            if cycle.synced >= cycle.accounts:
+                cycle.seconds = row[2].total_seconds()
+                return
+            await asyncio.sleep(1.0)
+
+
+async def _kick_tracking(owner_dsn: str, broker: Any, settings: Settings) -> int:
+    sellers = await _sellers(owner_dsn)
+    for seller_id, _tier in sellers:
+        await kick_tracking_refresh(broker, settings, seller_id)
+    return len(sellers)
+
+
+async def _burst_later(
+    delay: float,
+    stripe_url: str,
+    references: list[str],
+    webhooks: WebhookResult,
+    progress: Progress,
+) -> None:
+    await asyncio.sleep(delay)
+    progress(f"webhook burst: {len(references)} payments, each event delivered twice")
+    started = time.monotonic()
+    await webhook_burst(stripe_url, references, webhooks)
+    webhooks.burst_seconds = time.monotonic() - started
+    progress(
+        f"webhook burst done in {webhooks.burst_seconds:.1f} s: "
+        f"{webhooks.burst_deliveries} deliveries of {webhooks.burst_events} events, "
+        f"{webhooks.burst_refused} refused"
+    )
+
+
+async def webhook_burst(stripe_url: str, references: list[str], webhooks: WebhookResult) -> None:
+    """Complete ``references`` at the Stripe sandbox with delivery held, then deliver the
+    events twice each, shuffled, from :data:`BURST_SENDERS` concurrent senders (Stripe
+    delivers at least once and in no order: audit §7 "duplicate payment events")."""
+    async with httpx.AsyncClient(base_url=stripe_url, timeout=120) as http:
+        (await http.post("/_sandbox/config", json={"auto_deliver": False})).raise_for_status()
+        try:
+            for start in range(0, len(references), BURST_ROUND):
+                chunk = references[start : start + BURST_ROUND]
+                await asyncio.gather(
+                    *(http.post(f"/_sandbox/payment_intents/{ref}/succeed") for ref in chunk)
+                )
+                events = (await http.get("/_sandbox/events", params={"pending_only": True})).json()
+                ids = [event["id"] for event in events["data"]]
+                webhooks.burst_events += len(ids)
+                groups = [ids[i::BURST_SENDERS] for i in range(BURST_SENDERS)]
+                answers = await asyncio.gather(
+                    *(
+                        http.post(
+                            "/_sandbox/deliver",
+                            json={"event_ids": group, "duplicates": 2, "shuffle": True},
+                        )
+                        for group in groups
+                        if group
+                    )
+                )
+                for answer in answers:
+                    answer.raise_for_status()
+                    for delivery in answer.json()["deliveries"]:
+                        webhooks.burst_deliveries += 1
+                        if delivery["status_code"] != 200:
+                            webhooks.burst_refused += 1
+        finally:
+            await http.post("/_sandbox/config", json={"auto_deliver": True})
+
+
+async def _drain(owner_dsn: str, paid: list[str], webhooks: WebhookResult, timeout: float) -> None:
+    """Wait until every paid payment (the gateway's payment id, through the order it
+    belongs to) has a CAPTURED fact and the inbox is processed."""
+    webhooks.paid = len(set(paid))
+    deadline = time.monotonic() + timeout
+    async with await psycopg.AsyncConnection.connect(owner_dsn, autocommit=True) as conn:
+        while True:
+            row = await (
+                await conn.execute(
+                    """
+                    SELECT (SELECT count(DISTINCT op.payment_id)
+                              FROM order_payments AS op
+                              JOIN payment_events AS pe
+                                ON pe.seller_id = op.seller_id AND pe.order_id = op.order_id
+                             WHERE op.gateway = 'stripe' AND op.payment_id = ANY(%s)
+                               AND pe.event_type = 'CAPTURED'),
+                           (SELECT count(*) FROM webhook_inbox WHERE status <> 'PROCESSED'),
+                           (SELECT count(*) FROM unnest(%s::text[]) AS ref
+                             WHERE EXISTS (
+                                SELECT 1 FROM webhook_inbox AS i
+                                 WHERE i.gateway = 'stripe'
+                                   AND i.event_type = 'payment_intent.succeeded'
+                                   AND convert_from(i.body, 'UTF8') LIKE '%%' || ref || '%%'))
+                    """,
+                    (list(set(paid)), list(set(paid))),
+                )
+            ).fetchone()
+            assert row is not None
+            webhooks.captured_in_ledger, webhooks.inbox_unprocessed = int(row[0]), int(row[1])
+            webhooks.stored_in_inbox = int(row[2])
+            if webhooks.unprocessed == 0 and webhooks.inbox_unprocessed == 0:
+                return
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(1.0)
+
+
+async def _tracker_state(
+    owner_dsn: str,
+    probes: Probes,
+    tracker: TrackerResult,
+) -> None:
+    async with await psycopg.AsyncConnection.connect(owner_dsn, autocommit=True) as conn:
+        row = await (
+            await conn.execute("SELECT count(*), count(last_checked_at) FROM tracking_records")
+        ).fetchone()
+    assert row is not None
+    tracker.parcels, tracker.parcels_registered = int(row[0]), int(row[1])
+    # sampled every second: the breaker half-opens after its reset time, so the state at
+    # the end alone would not show that it opened
+    states = [s.breaker_state for s in probes.samples if s.breaker_state]
+    opened_at = next((s.at for s in probes.samples if s.breaker_state == "opened"), None)
+    tracker.breaker_state = states[-1] if states else ""
+    tracker.breaker_opened_after = opened_at
+    tracker.tracking_queue_max = max(
+        (s.queue_depth.get(Queue.TRACKING.value, 0) for s in probes.samples), default=0
+    )

@@ -1,0 +1,81 @@
+"""Scenario data (the audit's numbers), scaling, the verdict table's layout, and the CLI's
+refusals that need no running deployment."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from reference_app.cli import app
+from reference_app.simulate.deployment import missing_plugins
+from reference_app.simulate.report import format_table
+from reference_app.simulate.scenarios import SCENARIOS, Metric, scenario
+
+
+def test_scenarios_carry_the_audit_numbers() -> None:
+    a, b, c = SCENARIOS["A"], SCENARIOS["B"], SCENARIOS["C"]
+    assert (a.sellers, a.campaigns, a.orders_per_day) == (100, 500, 10_000)
+    assert (b.sellers, b.campaigns, b.orders_per_day) == (1_000, 10_000, 100_000)
+    # C: "5× normal traffic" on scenario A's sellers, a webhook burst and a slow 17TRACK
+    assert c.sellers == a.sellers and c.api_rate == 5 * a.api_rate
+    assert c.orders_per_day == 5 * a.orders_per_day
+    assert c.webhook_burst > 0 and c.slow_tracker and c.parcels_per_seller > 0
+    for each in SCENARIOS.values():
+        assert each.meta_latency_seconds == 1.5  # the audit's "realistic" latency
+        for metric in (Metric.CYCLE, Metric.API, Metric.DB_CONNECTIONS, Metric.ROWS):
+            assert each.audit[metric]
+        assert each.audit_verdict
+
+
+@given(
+    name=st.sampled_from(sorted(SCENARIOS)),
+    fraction=st.floats(min_value=0.0001, max_value=1.0),
+)
+def test_scaling_keeps_a_runnable_scenario(name: str, fraction: float) -> None:
+    full = SCENARIOS[name]
+    scaled = full.scaled(fraction)
+    assert 1 <= scaled.sellers <= full.sellers
+    assert 1 <= scaled.orders_per_day <= full.orders_per_day
+    assert 1.0 <= scaled.api_rate <= full.api_rate
+    assert scaled.campaigns_per_seller == full.campaigns_per_seller
+    assert (scaled.webhook_burst > 0) == (full.webhook_burst > 0)
+    assert scaled.audit == full.audit
+
+
+def test_scale_one_is_the_scenario_itself_and_bad_scales_are_refused() -> None:
+    assert scenario("a") is SCENARIOS["A"]
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError):
+            SCENARIOS["A"].scaled(bad)
+    with pytest.raises(ValueError, match="unknown scenario"):
+        scenario("D")
+
+
+def test_the_table_wraps_cells_and_keeps_every_verdict() -> None:
+    rows = [
+        ("sync cycle", "71 s for 1000/1000 accounts " * 4, "3,000 s " * 8, "PASS"),
+        ("API latency / errors", "p50 3 ms", "pool exhaustion", "FAIL"),
+    ]
+    table = format_table(rows)
+    lines = table.splitlines()
+    assert "measured here" in lines[0] and "audit (previous version)" in lines[0]
+    assert max(len(line) for line in lines) <= 22 + 58 + 40 + 7 + 12
+    assert sum("| PASS" in line for line in lines) == 1
+    assert sum("| FAIL" in line for line in lines) == 1
+    assert table.count("accounts") == 4  # wrapped, nothing cut off
+
+
+def test_without_the_plugins_the_simulation_says_what_to_install() -> None:
+    # Core tests load no plugin (PIXECOM_LOAD_PLUGINS=""), as a machine without them.
+    assert missing_plugins() == ["plugins/meta_ads", "plugins/stripe", "plugins/tracking17"]
+    result = CliRunner().invoke(app, ["simulate", "A", "--duration", "5"])
+    assert result.exit_code == 2
+    assert "plugins/meta_ads" in result.output and "pip install" in result.output
+
+
+def test_an_unknown_scenario_is_refused_before_anything_starts() -> None:
+    result = CliRunner().invoke(app, ["simulate", "D"])
+    assert result.exit_code == 2
+    assert "unknown scenario" in result.output
