@@ -8,7 +8,12 @@ once with :class:`ProviderUnavailable` — in every worker, because the state li
 Redis — until ``breaker_reset_seconds`` have passed; then one trial call is let through
 (half-open) and a success closes it.
 
-Built on purgatory (a maintained async circuit breaker with a Redis store). Only
+Built on purgatory (a maintained async circuit breaker with a Redis store). purgatory
+counts failures in Redis atomically but decides to open from the count it read when the
+call began, so a wave of concurrent failures (fifty tracker refreshes timing out at once
+on Black Friday) never opened it; :meth:`ProviderBreakers.guard` therefore re-reads the
+shared count after each failure and opens the breaker when the wave crossed the
+threshold. Only
 failures that say the provider is unhealthy count: timeouts, transient errors and
 unavailability. A refused token or a rejected request is the caller's problem, not the
 provider's, and never opens the breaker.
@@ -42,6 +47,7 @@ class ProviderBreakers:
         if url is None:
             raise ValueError("circuit breakers need REDIS_URL")
         self._prefix = settings.redis_key_prefix
+        self._threshold = settings.breaker_failure_threshold
         self._factory = AsyncCircuitBreakerFactory(
             default_threshold=settings.breaker_failure_threshold,
             default_ttl=settings.breaker_reset_seconds,
@@ -64,7 +70,9 @@ class ProviderBreakers:
         if not self._initialized:
             await self._factory.initialize()
             self._initialized = True
-        breaker = await self._factory.get_breaker(self.name(kind, identifier))
+        name = self.name(kind, identifier)
+        breaker = await self._factory.get_breaker(name)
+        was_closed = str(breaker.context.state) == "closed"
         try:
             async with breaker:
                 yield
@@ -73,6 +81,20 @@ class ProviderBreakers:
                 f"{identifier} is failing; calls are paused until its breaker half-opens",
                 provider=identifier,
             ) from exc
+        except Exception as exc:
+            if was_closed and _is_a_health_failure(exc):
+                await self._open_after_concurrent_failures(name, exc)
+            raise
+
+    async def _open_after_concurrent_failures(self, name: str, exc: Exception) -> None:
+        """Open the breaker if the failures of concurrent calls, counted in Redis, reached
+        the threshold while each call alone saw fewer (see the module docstring)."""
+        fresh = await self._factory.get_breaker(name)
+        context = fresh.context
+        if str(context.state) == "closed" and (context.failure_count or 0) >= self._threshold:
+            # Replaying this failure on the fresh state (which holds the shared count)
+            # makes purgatory open the breaker and store that for every process.
+            await fresh.__aexit__(type(exc), exc, exc.__traceback__)
 
     async def state(self, kind: str, identifier: str) -> str:
         """``closed``, ``opened`` or ``half-opened``."""
@@ -81,6 +103,11 @@ class ProviderBreakers:
             self._initialized = True
         breaker = await self._factory.get_breaker(self.name(kind, identifier))
         return str(breaker.context.state)
+
+
+def _is_a_health_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` counts towards opening (what purgatory's exclude list lets count)."""
+    return not (isinstance(exc, ProviderError) and _not_a_health_failure(exc))
 
 
 def _not_a_health_failure(exc: BaseException) -> bool:

@@ -75,3 +75,43 @@ async def test_timeouts_count_as_failures(breaker_settings: Settings) -> None:
     with pytest.raises(ProviderUnavailable):
         async with breakers.guard("tracker", "slowtrack"):
             pass
+
+
+async def test_a_wave_of_concurrent_failures_opens_the_breaker(breaker_settings: Settings) -> None:
+    """Audit §2 scenario C: many refreshes time out at once against a slow tracker. Each
+    call began while the breaker was closed with no failures counted; the wave together
+    is far past the threshold, so the breaker must be open afterwards."""
+    workers = [ProviderBreakers(breaker_settings) for _ in range(3)]
+    started = asyncio.Event()
+    waiting = 0
+
+    async def times_out(breakers: ProviderBreakers) -> None:
+        nonlocal waiting
+        async with breakers.guard("tracker", "slowtrack"):
+            waiting += 1
+            if waiting == 12:
+                started.set()
+            await started.wait()  # every call is inside before any fails
+            raise ProviderTransientError("timeout", provider="slowtrack")
+
+    results = await asyncio.gather(
+        *(times_out(workers[i % 3]) for i in range(12)), return_exceptions=True
+    )
+    assert all(isinstance(result, ProviderTransientError) for result in results)
+    assert await workers[0].state("tracker", "slowtrack") == "opened"
+    with pytest.raises(ProviderUnavailable):
+        async with workers[1].guard("tracker", "slowtrack"):
+            pass
+
+
+async def test_a_wave_of_refused_tokens_still_never_opens(breaker_settings: Settings) -> None:
+    breakers = ProviderBreakers(breaker_settings)
+
+    async def refused() -> None:
+        async with breakers.guard("tracker", "slowtrack"):
+            await asyncio.sleep(0.01)
+            raise ProviderAuthError("bad token", provider="slowtrack")
+
+    results = await asyncio.gather(*(refused() for _ in range(8)), return_exceptions=True)
+    assert all(isinstance(result, ProviderAuthError) for result in results)
+    assert await breakers.state("tracker", "slowtrack") == "closed"
