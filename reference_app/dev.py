@@ -445,6 +445,7 @@ def serve_api(deployment: DevDeployment, *, host: str, port: int) -> None:
     app = create_app(deployment.settings)
     base = f"http://{host}:{port}"
     deployment.endpoints = {
+        "Seller dashboard": f"{base}/dashboard/",
         "API": base,
         "API docs": f"{base}/docs",
         "Readiness": f"{base}/readyz",
