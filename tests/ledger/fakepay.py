@@ -181,8 +181,16 @@ async def _sandbox_app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     reference_of_fact = f"{reference}:{action}:{uuid.uuid4().hex}"
     body, headers = delivery([fact(reference, reference_of_fact, kind, amount, currency)])
-    async with httpx.AsyncClient(timeout=10) as client:
-        answer = await client.post(f"{api}/webhooks/{IDENTIFIER}", content=body, headers=headers)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.post(
+                f"{api}/webhooks/{IDENTIFIER}", content=body, headers=headers
+            )
+    except httpx.TransportError as exc:
+        # The API is unreachable (e.g. `pixecom dev` stopping): say so, as a gateway's
+        # sandbox reports a failed delivery, instead of failing with a traceback.
+        await _answer(send, 502, {"error": f"could not deliver the webhook: {exc!r}"})
+        return
     await _answer(send, 200, {"status_code": answer.status_code})
 
 
