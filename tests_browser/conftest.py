@@ -230,8 +230,18 @@ async def log_in(page: Page, base_url: str, email: str, hash_route: str = "") ->
 
 
 async def wait_idle(page: Page) -> None:
-    """Wait until the current view has rendered (the shell clears aria-busy)."""
-    await page.wait_for_function("() => !document.getElementById('main').hasAttribute('aria-busy')")
+    """Wait until the view of the page's current route has rendered.
+
+    Not-busy alone is not enough: right after a click on a link, the hashchange that starts
+    the next render has not fired yet and main still shows the previous, finished view. The
+    shell names the route it finished rendering in main's ``renderedRoute`` property.
+    """
+    await page.wait_for_function(
+        """() => {
+            const main = document.getElementById('main');
+            return !main.hasAttribute('aria-busy') && main.renderedRoute === location.hash;
+        }"""
+    )
 
 
 async def api_token(base_url: str, email: str) -> str:

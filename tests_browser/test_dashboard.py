@@ -395,6 +395,7 @@ async def test_an_expired_access_token_is_refreshed_transparently(
     # a 401, one refresh, the same request again, and the page shows its data.
     await put_session(page, {**session, "access": expired})
     await page.reload()
+    await wait_idle(page)
     await page.get_by_role("link", name="Campaigns").click()
     await page.wait_for_url("**#/campaigns")
     await wait_idle(page)

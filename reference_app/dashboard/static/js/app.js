@@ -119,14 +119,21 @@ const SECTIONS = {
 
 const TITLES = { overview: "Overview", campaigns: "Campaigns", sellpages: "Sellpages", orders: "Orders", sync: "Sync & problems" };
 
+// main.renderedRoute names the route whose view main shows once rendering has finished:
+// the view is current when it equals location.hash and main is not aria-busy. A property,
+// not an attribute: the route may carry another seller's id typed into the address bar,
+// and nothing from the address bar is written into the page.
 async function render() {
   const current = ++renderCount;
+  const route = location.hash;
+  main.renderedRoute = null;
   showAlert("");
   if (!hasSession()) {
     forgetEverything();
     document.title = "Log in — PixEcom";
     replace(main, loginView());
     main.querySelector("#email")?.focus();
+    main.renderedRoute = route;
     return;
   }
   const { parts, params } = parseRoute();
@@ -164,7 +171,10 @@ async function render() {
       showAlert(`Could not load ${TITLES[section].toLowerCase()}: ${error.message}`);
     }
   } finally {
-    if (current === renderCount) main.removeAttribute("aria-busy");
+    if (current === renderCount) {
+      main.removeAttribute("aria-busy");
+      main.renderedRoute = route;
+    }
   }
 }
 
