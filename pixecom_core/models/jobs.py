@@ -25,6 +25,13 @@ class DeadLetter(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("task_name", "task_id"),
         Index("ix_dead_letters_open", "failed_at", postgresql_where="resolved_at IS NULL"),
+        # GET /problems: one seller's open dead letters, newest first.
+        Index(
+            "ix_dead_letters_seller_open",
+            "seller_id",
+            "failed_at",
+            postgresql_where="resolved_at IS NULL",
+        ),
     )
 
     id: int | None = Field(

@@ -131,6 +131,13 @@ class WebhookInboxEntry(SQLModel, table=True):
             "next_attempt_at",
             postgresql_where="status IN ('RECEIVED', 'DEFERRED')",
         ),
+        # GET /problems: one seller's deferred and failed deliveries, newest first.
+        Index(
+            "ix_webhook_inbox_seller_problems",
+            "seller_id",
+            "received_at",
+            postgresql_where="status IN ('DEFERRED', 'FAILED')",
+        ),
         enum_check("status", WebhookStatus),
         non_negative_check("attempts"),
         plugin_identifier_check("gateway"),

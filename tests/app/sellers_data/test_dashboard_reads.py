@@ -293,3 +293,40 @@ async def test_tracking_pages_and_limits(api_client: httpx.AsyncClient, seller_a
     assert rest["next_cursor"] is None
     assert_error(too_many, 422, "validation_failed")
     assert_error(not_a_uuid, 422, "validation_failed")
+
+
+def test_problems_read_only_the_sellers_open_rows_through_indexes(seller_a: Tenant) -> None:
+    """A grown inbox and dead-letter table (processed deliveries and resolved letters of
+    many sellers) are not scanned per call: the plan reaches the seller's open problems
+    through the partial indexes of migration 0008."""
+    from sqlalchemy.dialects import postgresql
+
+    from pixecom_core.problems.service import _PROBLEMS
+
+    conn = seller_a.rows.conn
+    conn.execute(
+        "INSERT INTO webhook_inbox (gateway, event_id, event_type, received_at, headers, body,"
+        " status, attempts) SELECT 'fakepay', 'evt_bulk_' || n || %s, 'charge.succeeded',"
+        " now() - n * interval '1 second', '{}', 'b', 'PROCESSED', 1"
+        " FROM generate_series(1, 20000) AS n",
+        (uuid.uuid4().hex,),
+    )
+    conn.execute(
+        "INSERT INTO dead_letters (task_name, task_id, arguments, error, attempts, failed_at,"
+        " resolved_at) SELECT 'sync_seller', 'bulk-' || n || %s, '{}', 'e', 3,"
+        " now() - n * interval '1 second', now() FROM generate_series(1, 20000) AS n",
+        (uuid.uuid4().hex,),
+    )
+    dead_letter(seller_a, NOW)
+    webhook(seller_a, NOW, "FAILED", seller=seller_a.api.seller_id)
+    conn.execute("ANALYZE webhook_inbox")
+    conn.execute("ANALYZE dead_letters")
+    query = _PROBLEMS.bindparams(
+        seller_id=seller_a.api.seller_id, after_at=None, after_kind=None, after_key=None, limit=50
+    ).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+
+    plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {query}").fetchall())
+
+    assert "ix_webhook_inbox_seller_problems" in plan, plan
+    assert "ix_dead_letters_seller_open" in plan, plan
+    assert "Seq Scan on webhook_inbox" not in plan and "Seq Scan on dead_letters" not in plan
