@@ -14,28 +14,19 @@ import pytest
 import structlog
 from asgi_lifespan import LifespanManager
 
-from pixecom_core.observability import configure_logging, log_context
+from pixecom_core.observability import log_context
 from pixecom_core.settings import LogFormat, Mode, Settings
 from reference_app.api import create_app
 from tests.app.conftest import NewSeller
+from tests.observability.conftest import captured_logging
 
 
 @pytest.fixture
 def log_lines(settings: Settings) -> Iterator[io.StringIO]:
     """This process's logging, configured as the API's, written to a buffer; restored after."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    buffer = io.StringIO()
-    configure_logging(
-        settings.model_copy(update={"log_format": LogFormat.JSON}), process="api", stream=buffer
-    )
-    yield buffer
-    structlog.reset_defaults()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in saved_handlers:
-        root.addHandler(handler)
-    root.setLevel(saved_level)
+    json_settings = settings.model_copy(update={"log_format": LogFormat.JSON})
+    with captured_logging(json_settings, "api") as buffer:
+        yield buffer
 
 
 def parsed(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -177,20 +168,9 @@ def test_stdlib_and_structlog_records_are_json(log_lines: io.StringIO) -> None:
 
 
 def test_console_format_in_dev_mode(settings: Settings) -> None:
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    buffer = io.StringIO()
-    try:
-        dev = settings.model_copy(update={"mode": Mode.DEV})
-        configure_logging(dev, process="dev", stream=buffer)
+    dev = settings.model_copy(update={"mode": Mode.DEV})
+    with captured_logging(dev, "dev") as buffer:
         logging.getLogger("pixecom.test").warning("for people")
-    finally:
-        structlog.reset_defaults()
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved_handlers:
-            root.addHandler(handler)
-        root.setLevel(saved_level)
     line = buffer.getvalue()
     assert "for people" in line
     with pytest.raises(json.JSONDecodeError):

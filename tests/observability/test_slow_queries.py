@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -14,33 +13,22 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 import redis.asyncio as aioredis
-import structlog
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pixecom_core.observability import configure_logging
 from pixecom_core.observability.slow_queries import SlowQueryGauges, watch_slow_queries
 from pixecom_core.settings import LogFormat, Settings
 from pixecom_core.testing.databases import TestDatabase
 from reference_app.worker.broker import Queue, build_broker, stream_name
 from reference_app.worker.metrics import WATCH_SLOW_QUERIES, kick_slow_query_watch_if_due
+from tests.observability.conftest import captured_logging
 
 
 @pytest.fixture
 def json_log(settings: Settings) -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    buffer = io.StringIO()
-    configure_logging(
-        settings.model_copy(update={"log_format": LogFormat.JSON}), process="worker", stream=buffer
-    )
-    yield buffer
-    structlog.reset_defaults()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in saved_handlers:
-        root.addHandler(handler)
-    root.setLevel(saved_level)
+    json_settings = settings.model_copy(update={"log_format": LogFormat.JSON})
+    with captured_logging(json_settings, "worker") as buffer:
+        yield buffer
 
 
 @asynccontextmanager

@@ -22,9 +22,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pixecom_core.models.sellers import SellerTier
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
+from pixecom_core.stats.schedule import DueSync
 from pixecom_core.testing.databases import TestDatabase, provision_test_database
+from reference_app.worker.broker import Queue, build_broker, kick_sync
 from tests.db.tenant_rows import insert_seller, seller_scope
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -184,6 +187,22 @@ def create_sellers(dsn: str, settings: Settings, count: int) -> list[uuid.UUID]:
                 )
             sellers.append(seller_id)
     return sellers
+
+
+async def kick_low_syncs(settings: Settings, sellers: list[uuid.UUID]) -> None:
+    """Queue one sync of each of ``sellers`` on the low tier's queue (the regular window, no
+    sweep), as a scheduler would, through a broker of its own."""
+    broker = build_broker(settings, Queue.STATS_LOW)
+    await broker.startup()
+    try:
+        for seller_id in sellers:
+            await kick_sync(
+                broker,
+                settings,
+                DueSync(seller_id, SellerTier.LOW, settings.sync_window_days, "-", 0, False),
+            )
+    finally:
+        await broker.shutdown()
 
 
 @dataclass(frozen=True)

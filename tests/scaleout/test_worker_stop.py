@@ -8,15 +8,14 @@ import signal
 
 import redis
 
-from pixecom_core.models.sellers import SellerTier
 from pixecom_core.settings import Settings
-from pixecom_core.stats.schedule import DueSync
 from pixecom_core.testing.databases import TestDatabase
-from reference_app.worker.broker import Queue, build_broker, kick_sync
+from reference_app.worker.broker import Queue
 from tests.scaleout.conftest import (
     Start,
     create_sellers,
     done_per_seller,
+    kick_low_syncs,
     process_env,
     sync_runs,
     wait_for,
@@ -43,17 +42,7 @@ async def test_sigterm_lets_running_syncs_finish_then_exits(
     )
     wait_for(lambda: "Listening started" in worker.output(), 90, "the worker", worker)
 
-    broker = build_broker(settings, Queue.STATS_LOW)
-    await broker.startup()
-    try:
-        for seller_id in sellers:
-            await kick_sync(
-                broker,
-                settings,
-                DueSync(seller_id, SellerTier.LOW, settings.sync_window_days, "-", 0, False),
-            )
-    finally:
-        await broker.shutdown()
+    await kick_low_syncs(settings, sellers)
 
     def all_running() -> bool:
         runs = sync_runs(dsn, sellers)

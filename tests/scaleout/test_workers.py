@@ -19,9 +19,9 @@ import redis.asyncio as aioredis
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.models.sellers import SellerTier
 from pixecom_core.settings import Settings
-from pixecom_core.stats.schedule import DueSync, due_syncs
+from pixecom_core.stats.schedule import due_syncs
 from pixecom_core.testing.databases import TestDatabase
-from reference_app.worker.broker import Queue, build_broker, kick_sync, stream_name
+from reference_app.worker.broker import Queue, build_broker, stream_name
 from reference_app.worker.scheduler import sellers as directory
 from reference_app.worker.scheduler import tick
 from tests.scaleout import slowads
@@ -31,6 +31,7 @@ from tests.scaleout.conftest import (
     create_sellers,
     daily_spend,
     done_per_seller,
+    kick_low_syncs,
     process_env,
     sync_runs,
     wait_for,
@@ -157,17 +158,7 @@ async def test_a_worker_killed_mid_cycle_loses_no_sync(
     client = redis.Redis.from_url(scaleout_database.redis_url)
     victim, survivor = start_two_workers(start_pixecom, scaleout_database, settings)
 
-    broker = build_broker(settings, Queue.STATS_LOW)
-    await broker.startup()
-    try:
-        for seller_id in sellers:
-            await kick_sync(
-                broker,
-                settings,
-                DueSync(seller_id, SellerTier.LOW, settings.sync_window_days, "-", 0, False),
-            )
-    finally:
-        await broker.shutdown()
+    await kick_low_syncs(settings, sellers)
 
     def victim_mid_sync() -> bool:
         return any(

@@ -9,9 +9,8 @@ Stripe sandbox on loopback.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import psycopg
@@ -19,7 +18,6 @@ import pytest
 from pixecom_stripe import plugin as stripe_plugin
 from pixecom_stripe.gateway import StripeGateway
 from pixecom_stripe.sandbox import SandboxDemoPayments
-from pydantic import SecretStr
 from stripe_support import RunningSandbox, settings_for
 from test_stripe_end_to_end import StripeAtSandbox, published_sellpage
 
@@ -31,7 +29,6 @@ from pixecom_core.providers import DemoPayment, Sandbox
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.stats.sync import StatsSync
-from pixecom_core.testing import databases
 from pixecom_core.testing.databases import TestDatabase
 from pixecom_core.testing.loopback import serve
 from reference_app.api import create_app
@@ -44,25 +41,6 @@ class StripeSandboxes:
     @hookimpl
     def pixecom_register_sandboxes(self) -> list[Sandbox]:
         return stripe_plugin.pixecom_register_sandboxes()
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[TestDatabase]:
-    with (
-        databases.test_servers() as (server_dsn, redis_url),
-        databases.provision_test_database(server_dsn, redis_url) as db,
-    ):
-        yield db
-
-
-@pytest.fixture
-def app_settings(database: TestDatabase) -> Settings:
-    return database.settings.model_copy(
-        update={
-            "redis_key_prefix": f"pixecom-stripe-demo:{uuid.uuid4().hex}:",
-            "admin_api_key": SecretStr(secrets.token_urlsafe(48)),
-        }
-    )
 
 
 @pytest.fixture

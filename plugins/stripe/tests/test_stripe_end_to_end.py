@@ -8,16 +8,14 @@ this plugin's test environment installs.
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from pixecom_stripe.gateway import StripeGateway
-from pydantic import SecretStr
 from stripe_support import RunningSandbox, settings_for
 
 from pixecom_core import hookimpl
@@ -26,7 +24,6 @@ from pixecom_core.ledger import Ledger, WebhookInbox
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import PaymentGateway
 from pixecom_core.settings import Settings
-from pixecom_core.testing import databases
 from pixecom_core.testing.databases import TestDatabase
 from pixecom_core.testing.loopback import serve
 from reference_app.api import create_app
@@ -43,25 +40,6 @@ class StripeAtSandbox:
     @hookimpl
     def pixecom_register_payment_gateways(self) -> list[PaymentGateway]:
         return [self.gateway]
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[TestDatabase]:
-    with (
-        databases.test_servers() as (server_dsn, redis_url),
-        databases.provision_test_database(server_dsn, redis_url) as db,
-    ):
-        yield db
-
-
-@pytest.fixture
-def app_settings(database: TestDatabase) -> Settings:
-    return database.settings.model_copy(
-        update={
-            "redis_key_prefix": f"pixecom-stripe-e2e:{uuid.uuid4().hex}:",
-            "admin_api_key": SecretStr(secrets.token_urlsafe(48)),
-        }
-    )
 
 
 @pytest.fixture
