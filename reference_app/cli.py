@@ -165,21 +165,25 @@ def serve(
     validated_settings(settings)  # weak secrets, missing URLs: fail here, not per worker
     import uvicorn
 
-    uvicorn.run(
-        "reference_app.cli:production_app",
-        factory=True,
-        host=host if host is not None else settings.api_host,
-        port=port if port is not None else settings.api_port,
-        workers=workers,
-        lifespan="on",
-        # Only the configured proxies may set the client address and scheme (audit §9:
-        # per-IP limits must not be spoofable by a client sending X-Forwarded-For).
-        proxy_headers=True,
-        forwarded_allow_ips=",".join(settings.trusted_proxies),
-        timeout_graceful_shutdown=graceful_timeout,
-        server_header=False,
-        access_log=False,
-    )
+    from pixecom_core.observability.metrics import multiprocess_target
+
+    # N processes share the port and so one /metrics: they pool their samples.
+    with multiprocess_target(workers):
+        uvicorn.run(
+            "reference_app.cli:production_app",
+            factory=True,
+            host=host if host is not None else settings.api_host,
+            port=port if port is not None else settings.api_port,
+            workers=workers,
+            lifespan="on",
+            # Only the configured proxies may set the client address and scheme (audit §9:
+            # per-IP limits must not be spoofable by a client sending X-Forwarded-For).
+            proxy_headers=True,
+            forwarded_allow_ips=",".join(settings.trusted_proxies),
+            timeout_graceful_shutdown=graceful_timeout,
+            server_header=False,
+            access_log=False,
+        )
 
 
 def production_app() -> FastAPI:

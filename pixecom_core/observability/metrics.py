@@ -1,8 +1,16 @@
 """Prometheus metrics: what a PixEcom process exposes at ``/metrics``.
 
-Each process has its own :class:`prometheus_client.CollectorRegistry` (one per app or
-worker, never the global default), so tests can build many apps and every API or worker
-process is scraped on its own (see docs/operations.md, "Metrics").
+Each app or worker has its own :class:`prometheus_client.CollectorRegistry` (never the
+global default), so tests can build many apps and every worker process is scraped on its
+own port (see docs/operations.md, "Metrics").
+
+API processes that share one port (``pixecom serve --workers N``) are one scrape target:
+a scrape reaches whichever process accepts it. ``pixecom serve`` then runs them in
+prometheus-client's multiprocess mode (:func:`multiprocess_directory`): every process
+writes its samples to files in one directory and the scraped process exposes all of them
+(:func:`exposition_registry`). Counters and histograms add up; each gauge says how
+(``multiprocess_mode``): ``livesum`` for what each live process holds (requests in
+flight, pool connections), ``mostrecent`` for what is read from Redis at scrape time.
 
 No label ever carries seller data: routes are labelled by their template
 (``/orders/{order_id}``, never the id), tasks by name, queues and tiers by their fixed
@@ -13,14 +21,17 @@ depth, breaker states, sync lag) are read when scraped, so they are never stale.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis.asyncio as redis
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
@@ -35,33 +46,112 @@ TASK_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 240.0, 
 BREAKER_STATES = ("closed", "half-opened", "opened")
 
 
-class PoolCollector(Collector):
-    """SQLAlchemy pool usage of one engine, read at scrape time (audit B3: the pool is
-    bounded, so running out of connections must be visible before requests time out)."""
+#: The environment variable prometheus-client reads, when it is imported, to write samples
+#: to files shared by the processes of one scrape target.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        """Checked-out connections, pool size and overflow in use."""
-        pool = self._engine.sync_engine.pool
-        checked_out = GaugeMetricFamily(
+def multiprocess_directory() -> Path | None:
+    """The directory this process shares its samples through, or ``None`` when it is
+    scraped on its own. Set by ``pixecom serve --workers N`` (N > 1) for its processes,
+    before prometheus-client is imported in them."""
+    value = os.environ.get(MULTIPROCESS_ENV)
+    return Path(value) if value else None
+
+
+@contextmanager
+def multiprocess_target(processes: int) -> Iterator[Path | None]:
+    """Set up the shared sample directory for ``processes`` processes about to be started
+    on one port (they inherit the environment), and remove it when they have stopped.
+
+    A directory the operator names in ``PROMETHEUS_MULTIPROC_DIR`` is used (and emptied of
+    the last run's samples, as prometheus-client requires); otherwise, for two or more
+    processes, a fresh private one. One process alone needs none.
+    """
+    given = multiprocess_directory()
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        for stale in given.glob("*.db"):
+            stale.unlink()
+        yield given
+        return
+    if processes < 2:
+        yield None
+        return
+    directory = Path(tempfile.mkdtemp(prefix="pixecom-metrics-"))
+    os.environ[MULTIPROCESS_ENV] = str(directory)
+    try:
+        yield directory
+    finally:
+        os.environ.pop(MULTIPROCESS_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def exposition_registry(own: CollectorRegistry) -> CollectorRegistry:
+    """What a scrape of this process exposes: ``own``, or in multiprocess mode a registry
+    reading the samples every process of the target wrote (this one's included)."""
+    if multiprocess_directory() is None:
+        return own
+    shared = CollectorRegistry()
+    # prometheus-client leaves these two untyped.
+    multiprocess.MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
+    return shared
+
+
+def retire_process() -> None:
+    """Forget this process's ``livesum`` gauges (it is shutting down), so the target's
+    requests in flight and pool connections stop counting it. Counters and histograms
+    stay: they are totals since the target started."""
+    if multiprocess_directory() is not None:
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+class PoolGauges:
+    """SQLAlchemy pool usage of one engine (audit B3: the pool is bounded, so running out
+    of connections must be visible before requests time out).
+
+    Refreshed by the API after each request and at each scrape, so every process of a
+    multiprocess target reports its own pool and a scrape adds them up.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.checked_out = Gauge(
             "pixecom_db_pool_checked_out_connections",
             "Connections lent to requests or tasks right now.",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
-        size = GaugeMetricFamily(
-            "pixecom_db_pool_size_connections", "Connections the pool keeps (db_pool_size)."
+        self.size = Gauge(
+            "pixecom_db_pool_size_connections",
+            "Connections the pool keeps (db_pool_size, per process).",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
-        overflow = GaugeMetricFamily(
+        self.overflow = Gauge(
             "pixecom_db_pool_overflow_connections",
-            "Connections open beyond the pool size (at most db_pool_max_overflow); "
-            "negative while the pool is not yet full.",
+            "Connections open beyond the pool size (at most db_pool_max_overflow per "
+            "process); negative while the pool is not yet full.",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
-        if isinstance(pool, QueuePool):
-            checked_out.add_metric([], pool.checkedout())
-            size.add_metric([], pool.size())
-            overflow.add_metric([], pool.overflow())
-        yield from (checked_out, size, overflow)
+        self._pool: QueuePool | None = None
+
+    def watch(self, engine: AsyncEngine | None) -> None:
+        """Report the pool of ``engine`` from now on (``None``: stop reporting)."""
+        pool = engine.sync_engine.pool if engine is not None else None
+        self._pool = pool if isinstance(pool, QueuePool) else None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the pool now (cheap: three counters of the pool object)."""
+        pool = self._pool
+        if pool is None:
+            for gauge in (self.checked_out, self.size, self.overflow):
+                gauge.set(0)
+            return
+        self.checked_out.set(pool.checkedout())
+        self.size.set(pool.size())
+        self.overflow.set(pool.overflow())
 
 
 @dataclass(frozen=True)
@@ -135,30 +225,35 @@ class DeploymentGauges:
             "the stream is trimmed).",
             ["queue"],
             registry=registry,
+            multiprocess_mode="mostrecent",
         )
         self.queue_pending = Gauge(
             "pixecom_queue_pending_tasks",
             "Tasks delivered to a worker and not yet acknowledged (XPENDING).",
             ["queue"],
             registry=registry,
+            multiprocess_mode="mostrecent",
         )
         self.queue_undelivered = Gauge(
             "pixecom_queue_undelivered_tasks",
             "Tasks waiting for a worker (the consumer group's lag).",
             ["queue"],
             registry=registry,
+            multiprocess_mode="mostrecent",
         )
         self.breaker_state = Gauge(
             "pixecom_breaker_state",
             "1 for the state each provider's circuit breaker is in, 0 for the others.",
             ["kind", "provider", "state"],
             registry=registry,
+            multiprocess_mode="mostrecent",
         )
         self.scrape_errors = Gauge(
             "pixecom_metrics_source_up",
             "1 when the source could be read at the last scrape, 0 when it failed.",
             ["source"],
             registry=registry,
+            multiprocess_mode="mostrecent",
         )
 
     async def refresh(
@@ -208,8 +303,15 @@ class HttpMetrics:
         )
         self.in_flight = Gauge(
             "pixecom_http_requests_in_flight",
-            "Requests being served right now by this process.",
+            "Requests being served right now (by all processes of the target).",
             registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.processes = Gauge(
+            "pixecom_api_processes",
+            "API processes serving this scrape target (each live one counts 1).",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -263,10 +365,15 @@ __all__ = [
     "BreakerState",
     "DeploymentGauges",
     "HttpMetrics",
-    "PoolCollector",
+    "MULTIPROCESS_ENV",
+    "PoolGauges",
     "QueueDepth",
     "TaskMetrics",
     "breaker_states",
+    "exposition_registry",
     "label_values",
+    "multiprocess_directory",
+    "multiprocess_target",
     "queue_depths",
+    "retire_process",
 ]

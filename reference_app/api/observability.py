@@ -25,7 +25,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixecom_core.errors import AuthenticationError, PermissionDeniedError
 from pixecom_core.observability import bind_log_context, clear_log_context
-from pixecom_core.observability.metrics import DeploymentGauges, HttpMetrics, PoolCollector
+from pixecom_core.observability.metrics import (
+    DeploymentGauges,
+    HttpMetrics,
+    PoolGauges,
+    exposition_registry,
+    retire_process,
+)
 from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.settings import Settings
 from reference_app.api.dependencies import ClientIP
@@ -53,13 +59,16 @@ def route_template(scope: Scope) -> str:
 class ApiObservability:
     """This app's metric registry and what its scrape-time gauges read from.
 
-    The lifespan calls :meth:`attach` once the engine and Redis client are open.
+    The lifespan calls :meth:`attach` once the engine and Redis client are open, and
+    :meth:`detach` when it ends. Under ``pixecom serve --workers N`` a scrape exposes the
+    samples of every API process of the port (see :mod:`pixecom_core.observability.metrics`).
     """
 
     settings: Settings
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     http: HttpMetrics = field(init=False)
     deployment: DeploymentGauges = field(init=False)
+    pool: PoolGauges = field(init=False)
     engine: AsyncEngine | None = None
     redis: aioredis.Redis | None = None
     breakers: ProviderBreakers | None = None
@@ -67,26 +76,26 @@ class ApiObservability:
     def __post_init__(self) -> None:
         self.http = HttpMetrics(self.registry)
         self.deployment = DeploymentGauges(self.registry)
-        self._pool: PoolCollector | None = None
+        self.pool = PoolGauges(self.registry)
 
     def attach(
         self, engine: AsyncEngine, client: aioredis.Redis, breakers: ProviderBreakers
     ) -> None:
         """Start reporting the pool of ``engine`` and reading Redis through ``client``."""
-        self.detach()
         self.engine, self.redis, self.breakers = engine, client, breakers
-        self._pool = PoolCollector(engine)
-        self.registry.register(self._pool)
+        self.pool.watch(engine)
+        self.http.processes.set(1)
 
     def detach(self) -> None:
-        """Stop reporting the pool (the lifespan is ending)."""
-        if self._pool is not None:
-            self.registry.unregister(self._pool)
-            self._pool = None
+        """Stop reporting (the lifespan is ending): this process no longer counts."""
+        self.pool.watch(None)
+        self.http.processes.set(0)
+        retire_process()
         self.engine = self.redis = self.breakers = None
 
     async def exposition(self) -> bytes:
         """The Prometheus text exposition, with queue depths and breakers read now."""
+        self.pool.refresh()
         if self.redis is not None:
             streams = {queue.value: stream_name(self.settings, queue) for queue in Queue}
             await self.deployment.refresh(
@@ -101,7 +110,7 @@ class ApiObservability:
                     ("storage", self.settings.storage_provider),
                 ],
             )
-        return generate_latest(self.registry)
+        return generate_latest(exposition_registry(self.registry))
 
 
 class RequestObservabilityMiddleware:
@@ -147,6 +156,7 @@ class RequestObservabilityMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             metrics.in_flight.dec()
+            self.observability.pool.refresh()
             route = route_template(scope)
             metrics.observe(scope["method"], route, status, elapsed)
             # A server error is an operator's problem; a client error is not.
@@ -204,7 +214,7 @@ router = APIRouter(tags=["health"])
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics of this API process",
+    summary="Prometheus metrics of the API processes on this port",
     response_class=Response,
     responses={
         200: {
@@ -218,7 +228,8 @@ router = APIRouter(tags=["health"])
 )
 async def metrics(request: Request, _access: Annotated[None, Depends(metrics_access)]) -> Response:
     """Request latency by route template, requests in flight, DB pool usage, queue
-    depths and circuit-breaker states of this process. Scrape each API process."""
+    depths and circuit-breaker states. Processes sharing a port (``pixecom serve
+    --workers N``) answer for all of them: scrape the port once."""
     observability: ApiObservability = request.app.state.observability
     return Response(await observability.exposition(), media_type=CONTENT_TYPE_LATEST)
 

@@ -29,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from prometheus_client.parser import text_string_to_metric_families
 
 from pixecom_core.settings import Settings
 from tests.cli.conftest import clean_environment
@@ -370,6 +371,45 @@ def test_metrics_are_only_served_to_the_internal_network(stack: Stack) -> None:
     assert refused.status_code == 403
     assert allowed.status_code != 403  # reached the app (200, or 404 before /metrics exists)
     assert allowed.headers.get("X-Request-ID")
+
+
+def sample(exposition: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition (0 when it is absent)."""
+    for family in text_string_to_metric_families(exposition):
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                return float(found.value)
+    return 0.0
+
+
+def test_one_scrape_adds_up_every_api_process_on_the_port(stack: Stack) -> None:
+    """`pixecom serve --workers 2` is one scrape target: whichever process accepts the
+    scrape reports the requests both served and counts both processes."""
+
+    def fresh(path: str) -> httpx.Response:
+        # A new connection each time, so the kernel hands it to either process.
+        return httpx.get(f"{stack.api_url}{path}", headers={"Connection": "close"})
+
+    def healthz_count(exposition: str) -> float:
+        return sample(
+            exposition,
+            "pixecom_http_request_duration_seconds_count",
+            method="GET",
+            route="/healthz",
+            status_class="2xx",
+        )
+
+    before = healthz_count(fresh("/metrics").text)
+    for _ in range(40):
+        assert fresh("/healthz").status_code == 200
+    scrapes = [fresh("/metrics") for _ in range(8)]
+
+    assert {answer.status_code for answer in scrapes} == {200}
+    assert [sample(a.text, "pixecom_api_processes") for a in scrapes] == [2.0] * 8
+    assert [healthz_count(a.text) - before for a in scrapes] == [40.0] * 8
+    # Pools add up too: two processes, each keeping its configured pool.
+    sizes = {sample(a.text, "pixecom_db_pool_size_connections") for a in scrapes}
+    assert len(sizes) == 1 and sizes.pop() % 2 == 0
 
 
 def test_request_ids_pass_through_or_are_generated(stack: Stack) -> None:
