@@ -4,6 +4,11 @@
 comes from a verified access token, never from a path, query or body (audit §5). Each
 authenticated request also counts against the seller's request quota, and each public
 request against its client IP's, on Redis (audit §9, B7).
+
+Every dependency here is ``async def`` even when it awaits nothing: FastAPI runs a plain
+``def`` dependency in a worker thread, a hand-off that cost a measurable share of a
+request's CPU under load; these never block. ``tests/app/test_async_handlers.py`` keeps
+every route's dependencies and handler on the event loop.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ _bearer = HTTPBearer(auto_error=False, description="Access token from POST /auth
 MAX_CURSOR_LENGTH = 512
 
 
-def client_ip(request: Request, resources: ResourcesDep) -> str:
+async def client_ip(request: Request, resources: ResourcesDep) -> str:
     """The client's address: the peer, or — only when the peer is a trusted proxy — the
     nearest untrusted address in ``X-Forwarded-For``."""
     peer = request.client.host if request.client else "unknown"
@@ -67,7 +72,7 @@ async def access_claims(
 Claims = Annotated[AccessClaims, Depends(access_claims)]
 
 
-def current_seller(resources: ResourcesDep, claims: Claims) -> SellerContext:
+async def current_seller(resources: ResourcesDep, claims: Claims) -> SellerContext:
     """The authenticated seller as a :class:`SellerContext` for core services."""
     return SellerContext(
         seller_id=claims.seller_id,
@@ -80,7 +85,7 @@ def current_seller(resources: ResourcesDep, claims: Claims) -> SellerContext:
 CurrentSeller = Annotated[SellerContext, Depends(current_seller)]
 
 
-def reporting_seller(resources: ResourcesDep, claims: Claims) -> SellerContext:
+async def reporting_seller(resources: ResourcesDep, claims: Claims) -> SellerContext:
     """The authenticated seller, reading from the read replica when one is configured:
     for dashboard reports only, which tolerate a little replica lag and never write."""
     return SellerContext(
@@ -102,7 +107,7 @@ async def public_throttle(resources: ResourcesDep, ip: ClientIP) -> None:
 PublicThrottle = Depends(public_throttle)
 
 
-def page_request(
+async def page_request(
     limit: Annotated[
         int | None,
         Query(ge=1, description="Items per page; values above the maximum are clamped."),

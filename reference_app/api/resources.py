@@ -56,7 +56,7 @@ class AppResources:
         return self.replica_sessions or self.sessions
 
 
-def get_resources(request: Request) -> AppResources:
+async def get_resources(request: Request) -> AppResources:
     """The resources opened by the lifespan of the app serving ``request``."""
     resources: AppResources = request.state.resources
     return resources

@@ -50,7 +50,7 @@ SlugText = Annotated[
 ]
 
 
-def catalog_service(seller: CurrentSeller, resources: ResourcesDep) -> CatalogService:
+async def catalog_service(seller: CurrentSeller, resources: ResourcesDep) -> CatalogService:
     """The catalog of the authenticated seller, telling the storefront cache of changes."""
     return CatalogService(seller, storefront=StorefrontCache(resources.redis, resources.settings))
 

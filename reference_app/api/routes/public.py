@@ -26,7 +26,7 @@ router = APIRouter(prefix="/public", tags=["storefront"])
 STALE_WHILE_REVALIDATE_SECONDS = 30
 
 
-def storefront(resources: ResourcesDep) -> Storefront:
+async def storefront(resources: ResourcesDep) -> Storefront:
     """The storefront over the app's pool and Redis client."""
     return Storefront(
         resources.sessions,
