@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixecom_core.ledger.service import Ledger, UnknownPaymentError
 from pixecom_core.plugins import ProviderRegistry
-from pixecom_core.providers import VerifiedWebhook
+from pixecom_core.providers import GatewayPaymentEvent, VerifiedWebhook
 from pixecom_core.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ _DONE = text(
 )
 _RETRY_LATER = text(
     "UPDATE webhook_inbox SET status = :status, attempts = :attempts, last_error = :error,"
-    " next_attempt_at = :next_attempt_at WHERE id = :id"
+    " next_attempt_at = :next_attempt_at, seller_id = coalesce(:seller_id, seller_id)"
+    " WHERE id = :id"
 )
 _DUE = text(
     """
@@ -182,6 +183,7 @@ class WebhookInbox:
             if row is None:
                 return ProcessResult.SKIPPED
             attempts = int(row.attempts) + 1
+            events: Sequence[GatewayPaymentEvent] = ()
             try:
                 provider = self._registry.payment_gateway(row.gateway)
                 webhook = VerifiedWebhook(
@@ -195,11 +197,13 @@ class WebhookInbox:
                 events = await provider.parse_events(webhook)
                 outcome = await self._ledger.record(events)
             except UnknownPaymentError as exc:
-                return await self._retry_later(session, inbox_id, attempts, str(exc))
+                seller = await self._seller_of(events)
+                return await self._retry_later(session, inbox_id, attempts, str(exc), seller)
             except Exception as exc:
                 _log.warning("webhook %s (%s) failed: %r", inbox_id, row.gateway, exc)
+                seller = await self._seller_of(events)
                 return await self._retry_later(
-                    session, inbox_id, attempts, f"{type(exc).__name__}: {exc}"
+                    session, inbox_id, attempts, f"{type(exc).__name__}: {exc}", seller
                 )
             sellers = sorted(outcome.seller_ids)
             await session.execute(
@@ -209,8 +213,29 @@ class WebhookInbox:
                 recorded_for.update(record.seller_id for record in outcome.recorded)
         return ProcessResult.PROCESSED
 
+    async def _seller_of(self, events: Sequence[GatewayPaymentEvent]) -> uuid.UUID | None:
+        """The one seller whose payments ``events`` name, when the payment directory knows
+        it: a delivery that cannot be recorded yet then shows among that seller's problems
+        (``GET /problems``). ``None`` for an unknown payment, a delivery that did not
+        parse, or one naming payments of several sellers (the operator's to sort out)."""
+        sellers: set[uuid.UUID] = set()
+        try:
+            for gateway, reference in {(e.gateway, e.gateway_reference) for e in events}:
+                owner = await self._ledger.find_owner(gateway, reference)
+                if owner is not None:
+                    sellers.add(owner.seller_id)
+        except Exception as exc:  # attribution is a courtesy: never fail the retry over it
+            _log.warning("could not attribute a failed webhook to a seller: %r", exc)
+            return None
+        return sellers.pop() if len(sellers) == 1 else None
+
     async def _retry_later(
-        self, session: AsyncSession, inbox_id: int, attempts: int, error: str
+        self,
+        session: AsyncSession,
+        inbox_id: int,
+        attempts: int,
+        error: str,
+        seller_id: uuid.UUID | None,
     ) -> ProcessResult:
         settings = self._settings
         if attempts >= settings.webhook_max_attempts:
@@ -232,6 +257,7 @@ class WebhookInbox:
                 "attempts": attempts,
                 "error": error[:2000],
                 "next_attempt_at": datetime.now(UTC) + timedelta(seconds=delay),
+                "seller_id": seller_id,
             },
         )
         return result

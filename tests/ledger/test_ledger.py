@@ -6,6 +6,7 @@ import asyncio
 import random
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -13,11 +14,24 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pixecom_core.ledger import ProcessResult, WebhookInbox, derive_status, money_states
+from pixecom_core.db.engine import create_sessionmaker
+from pixecom_core.ledger import (
+    Ledger,
+    ProcessResult,
+    WebhookInbox,
+    derive_status,
+    money_states,
+)
+from pixecom_core.ledger.service import RecordOutcome
 from pixecom_core.models.orders import OrderStatus
 from pixecom_core.models.payments import PaymentEventType
-from pixecom_core.providers import PaymentEventKind, WebhookVerificationError
+from pixecom_core.plugins import ProviderRegistry
+from pixecom_core.problems import ProblemReports
+from pixecom_core.providers import GatewayPaymentEvent, PaymentEventKind, WebhookVerificationError
+from pixecom_core.settings import Settings
+from pixecom_core.tenancy import PageRequest, SellerContext
 from tests.ledger import fakepay
 from tests.ledger.conftest import HookRecorder, OrderFactory, PayableOrder
 
@@ -168,6 +182,63 @@ async def test_a_delivery_that_never_resolves_is_parked_as_failed(
         row = conn.execute("SELECT status, body FROM webhook_inbox WHERE id = %s", (inbox_id,))
         status, body = row.fetchone() or (None, None)
     assert status == "FAILED" and body  # kept, with its raw body, for an operator
+
+
+def inbox_seller(dsn: str, inbox_id: int) -> tuple[str, uuid.UUID | None]:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT status, seller_id FROM webhook_inbox WHERE id = %s", (inbox_id,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0]), row[1]
+
+
+class BrokenLedger(Ledger):
+    """A ledger whose database write fails (a lost connection, a timeout) after the
+    payment's owner has been found."""
+
+    async def record(self, events: Sequence[GatewayPaymentEvent]) -> RecordOutcome:  # noqa: ARG002
+        raise ConnectionError("server closed the connection unexpectedly")
+
+
+async def test_a_failing_delivery_is_attributed_to_the_seller_whose_payment_it_names(
+    app_engine: AsyncEngine,
+    settings: Settings,
+    registry: ProviderRegistry,
+    payable_order: OrderFactory,
+    database_owner_dsn: str,
+) -> None:
+    """The seller sees the problem in GET /problems; nobody sees an unknown payment's."""
+    fast = settings.model_copy(
+        update={"webhook_retry_base_seconds": 0.01, "webhook_max_attempts": 2}
+    )
+    sessions = create_sessionmaker(app_engine)
+    broken = WebhookInbox(sessions, fast, registry, BrokenLedger(sessions, fast))
+    order, bystander = payable_order(), payable_order()
+    theirs = await deliver(broken, [fakepay.fact(order.payment, "ch_1", K.CAPTURED, 900)])
+    unknown = await deliver(broken, [fakepay.fact("fp_nobody", "ch_2", K.CAPTURED, 900)])
+
+    results = []
+    for _ in range(2):
+        await asyncio.sleep(0.05)
+        results.append((await broken.process(theirs), await broken.process(unknown)))
+
+    assert results == [
+        (ProcessResult.DEFERRED, ProcessResult.DEFERRED),
+        (ProcessResult.FAILED, ProcessResult.FAILED),
+    ]
+    assert inbox_seller(database_owner_dsn, theirs) == ("FAILED", order.seller_id)
+    assert inbox_seller(database_owner_dsn, unknown) == ("FAILED", None)
+
+    async def problems(seller_id: uuid.UUID) -> list[tuple[str, str, str]]:
+        context = SellerContext(
+            seller_id=seller_id, user_id=uuid.uuid4(), sessions=sessions, settings=fast
+        )
+        page = await ProblemReports(context).open_problems(PageRequest())
+        return [(p.kind.value, p.key, p.state) for p in page.items]
+
+    assert await problems(order.seller_id) == [("webhook", str(theirs), "FAILED")]
+    assert await problems(bystander.seller_id) == []
 
 
 @pytest.mark.parametrize(
