@@ -176,6 +176,7 @@ class LoadResult:
     outcomes: list[Outcome] = field(default_factory=list)
     not_sent: dict[str, int] = field(default_factory=dict)
     paid_references: list[str] = field(default_factory=list)
+    #: Pay calls to the sandbox that failed (not counted as paid).
     payment_failures: int = 0
     planned: int = 0
     elapsed: float = 0.0
@@ -353,13 +354,18 @@ class LoadGenerator:
         return outcome
 
     async def _pay(self, reference: str) -> None:
-        """The shopper pays at the Stripe sandbox; it sends the signed webhooks."""
-        self._paid.append(reference)
+        """The shopper pays at the Stripe sandbox; it sends the signed webhooks.
+
+        Only a payment the sandbox confirmed counts as paid: one whose call failed may
+        or may not have been made, and is counted in ``payment_failures`` instead.
+        """
         try:
             answer = await self._stripe.post(f"/_sandbox/payment_intents/{reference}/succeed")
             answer.raise_for_status()
         except httpx.HTTPError:
             self._payment_failures += 1
+            return
+        self._paid.append(reference)
 
     async def place_unpaid_orders(self, count: int, concurrency: int = 16) -> list[str]:
         """Check out ``count`` orders without paying them (a webhook burst pays them

@@ -259,7 +259,13 @@ def verdict_rows(
                 f"{webhooks.stored_in_inbox} stored in the inbox, "
                 f"{webhooks.captured_in_ledger} captured in the ledger after the drain, "
                 f"{webhooks.lost} lost; {webhooks.inbox_unprocessed} deliveries not yet "
-                "processed",
+                "processed"
+                + (
+                    f" ({webhooks.payment_calls_failed} pay calls unconfirmed by the sandbox, "
+                    "not counted)"
+                    if webhooks.payment_calls_failed
+                    else ""
+                ),
                 audit.get(Metric.WEBHOOKS, "signed webhooks, stored once, processed async"),
                 # a stored delivery is safe (the worker and its sweep process it); what
                 # must never happen is a payment with no trace (audit §7)

@@ -116,6 +116,8 @@ class WebhookResult:
 
     #: Paid payments whose ``payment_intent.succeeded`` delivery is in the inbox.
     stored_in_inbox: int = 0
+    #: Pay calls the sandbox did not confirm (not counted in ``paid``).
+    payment_calls_failed: int = 0
 
     @property
     def lost(self) -> int:
@@ -312,8 +314,7 @@ async def _measure(
                 )
             )
         load = await generator.run(rates, options.duration, on_progress=on_progress)
-        if burst_task is not None:
-            await burst_task
+        burst_paid = await burst_task if burst_task is not None else []
         progress(
             f"window over: {len(load.outcomes)} requests in {load.elapsed:.1f} s; "
             f"waiting for the sync cycle"
@@ -325,7 +326,8 @@ async def _measure(
         cycle_task.cancel()
         linked = datagen.link_campaigns(owner_dsn)
         progress(f"{linked} campaigns linked to sellpages; waiting for webhooks to drain")
-        paid = [*load.paid_references, *burst_references]
+        paid = [*load.paid_references, *burst_paid]
+        webhooks.payment_calls_failed += load.payment_failures
         await _drain(owner_dsn, paid, webhooks, options.drain_timeout)
         if tracker is not None:
             await _tracker_state(owner_dsn, probes, tracker)
@@ -427,31 +429,44 @@ async def _burst_later(
     references: list[str],
     webhooks: WebhookResult,
     progress: Progress,
-) -> None:
+) -> list[str]:
     await asyncio.sleep(delay)
     progress(f"webhook burst: {len(references)} payments, each event delivered twice")
     started = time.monotonic()
-    await webhook_burst(stripe_url, references, webhooks)
+    paid = await webhook_burst(stripe_url, references, webhooks)
     webhooks.burst_seconds = time.monotonic() - started
     progress(
         f"webhook burst done in {webhooks.burst_seconds:.1f} s: "
         f"{webhooks.burst_deliveries} deliveries of {webhooks.burst_events} events, "
         f"{webhooks.burst_refused} refused"
     )
+    return paid
 
 
-async def webhook_burst(stripe_url: str, references: list[str], webhooks: WebhookResult) -> None:
+async def webhook_burst(
+    stripe_url: str, references: list[str], webhooks: WebhookResult
+) -> list[str]:
     """Complete ``references`` at the Stripe sandbox with delivery held, then deliver the
     events twice each, shuffled, from :data:`BURST_SENDERS` concurrent senders (Stripe
-    delivers at least once and in no order: audit §7 "duplicate payment events")."""
+    delivers at least once and in no order: audit §7 "duplicate payment events").
+
+    Returns the references the sandbox confirmed as paid; the others are counted in
+    ``webhooks.payment_calls_failed``.
+    """
+    confirmed: list[str] = []
     async with httpx.AsyncClient(base_url=stripe_url, timeout=120) as http:
         (await http.post("/_sandbox/config", json={"auto_deliver": False})).raise_for_status()
         try:
             for start in range(0, len(references), BURST_ROUND):
                 chunk = references[start : start + BURST_ROUND]
-                await asyncio.gather(
+                paid = await asyncio.gather(
                     *(http.post(f"/_sandbox/payment_intents/{ref}/succeed") for ref in chunk)
                 )
+                for reference, answer in zip(chunk, paid, strict=True):
+                    if answer.is_success:
+                        confirmed.append(reference)
+                    else:
+                        webhooks.payment_calls_failed += 1
                 events = (await http.get("/_sandbox/events", params={"pending_only": True})).json()
                 ids = [event["id"] for event in events["data"]]
                 webhooks.burst_events += len(ids)
@@ -474,6 +489,10 @@ async def webhook_burst(stripe_url: str, references: list[str], webhooks: Webhoo
                             webhooks.burst_refused += 1
         finally:
             await http.post("/_sandbox/config", json={"auto_deliver": True})
+            # Events the load's own payments raised while delivery was held, after the
+            # last round fetched its events: nothing else would send them.
+            await http.post("/_sandbox/deliver", json={})
+    return confirmed
 
 
 async def _drain(owner_dsn: str, paid: list[str], webhooks: WebhookResult, timeout: float) -> None:

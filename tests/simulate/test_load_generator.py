@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import uvicorn
@@ -21,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reference_app.simulate.load import (
+    CHECKOUT,
     STOREFRONT,
     LoadGenerator,
     LoadTargets,
@@ -128,14 +130,13 @@ def _slow_app() -> Starlette:
     return Starlette(routes=[Route("/public/sellpages/{slug}", sellpage)])
 
 
-@pytest.fixture
-def slow_server() -> Iterator[str]:
+@contextmanager
+def serving(app: Starlette) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port, in a thread."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(_slow_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -145,6 +146,12 @@ def slow_server() -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def slow_server() -> Iterator[str]:
+    with serving(_slow_app()) as url:
+        yield url
 
 
 async def test_requests_arrive_at_the_rate_while_the_server_is_slow(slow_server: str) -> None:
@@ -165,3 +172,41 @@ async def test_requests_arrive_at_the_rate_while_the_server_is_slow(slow_server:
     assert all(o.latency >= SLOW_SECONDS * 0.9 for o in result.outcomes)
     # Everything was sent within the window (plus one service time), not one at a time.
     assert result.elapsed < 2.0 + 4 * SLOW_SECONDS
+
+
+def _shop_with_a_flaky_gateway() -> Starlette:
+    """Checkouts answer 201 with payment pi_0, pi_1, …; the gateway sandbox confirms the
+    even ones and fails the odd ones."""
+    issued = iter(range(10**6))
+
+    async def checkout(_request: Request) -> Response:
+        return JSONResponse({"gateway_reference": f"pi_{next(issued)}"}, status_code=201)
+
+    async def succeed(request: Request) -> Response:
+        number = int(request.path_params["reference"].removeprefix("pi_"))
+        return JSONResponse({}, status_code=500 if number % 2 else 200)
+
+    return Starlette(
+        routes=[
+            Route("/public/sellpages/{slug}/orders", checkout, methods=["POST"]),
+            Route("/_sandbox/payment_intents/{reference}/succeed", succeed, methods=["POST"]),
+        ]
+    )
+
+
+async def test_only_payments_the_sandbox_confirmed_count_as_paid() -> None:
+    """A pay call that failed may not have paid: counting it would report a webhook as
+    lost that was never sent."""
+    with serving(_shop_with_a_flaky_gateway()) as url:
+        generator = LoadGenerator(
+            url, LoadTargets(slugs=["shop"], logins=[], stripe_sandbox_url=url), seed=5
+        )
+        try:
+            result = await generator.run({CHECKOUT: 30.0}, 1.0)
+        finally:
+            await generator.aclose()
+    checkouts = [o for o in result.outcomes if o.status == 201]
+    assert len(checkouts) == result.planned > 10
+    assert result.paid_references
+    assert all(int(ref.removeprefix("pi_")) % 2 == 0 for ref in result.paid_references)
+    assert len(result.paid_references) + result.payment_failures == len(checkouts)
