@@ -2,6 +2,7 @@
 loopback port, a gateway pointed at the sandbox over real HTTP, and (for the end-to-end
 tests through the reference app) a migrated database with the app's settings."""
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -103,7 +104,10 @@ async def receiver_server() -> AsyncIterator[Receiver]:
         state.requests.append(
             ({k.lower(): v for k, v in request.headers.items()}, await request.body())
         )
-        return Response(status_code=state.status_code)
+        answer = state.next_answer()
+        if answer.delay_seconds:
+            await asyncio.sleep(answer.delay_seconds)
+        return Response(status_code=answer.status_code)
 
     async with serve(app) as url:
         state.url = f"{url}/webhooks/stripe"
@@ -115,6 +119,7 @@ def receiver(receiver_server: Receiver) -> Receiver:
     """A webhook endpoint on loopback that answers 200 and records every request."""
     receiver_server.requests.clear()
     receiver_server.status_code = 200
+    receiver_server.script.clear()
     return receiver_server
 
 

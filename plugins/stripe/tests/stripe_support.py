@@ -83,10 +83,29 @@ async def facts_of(gateway: StripeGateway, event: dict[str, Any]) -> list[Gatewa
     return await gateway.parse_events(webhook)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """How the receiver answers one request: a status, after a wait (longer than the
+    sender's timeout: no answer in time)."""
+
+    status_code: int = 200
+    delay_seconds: float = 0.0
+
+
 @dataclass
 class Receiver:
-    """A webhook endpoint on loopback that records what it receives."""
+    """A webhook endpoint on loopback that records what it receives (as it arrives) and
+    answers the next requests as ``script`` says, then with ``status_code``."""
 
     url: str
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     status_code: int = 200
+    script: list[Answer] = field(default_factory=list)
+
+    def next_answer(self) -> Answer:
+        return self.script.pop(0) if self.script else Answer(self.status_code)
+
+    def events(self, event_id: str | None = None) -> list[dict[str, Any]]:
+        """The events received, in arrival order (only ``event_id``'s when given)."""
+        received = [json.loads(body) for _, body in self.requests]
+        return [e for e in received if event_id is None or e["id"] == event_id]

@@ -29,10 +29,28 @@ Control endpoints (JSON, no key), each producing the events a real account would
 - A refund (``POST /v1/refunds``) sends ``refund.created`` + ``charge.refunded``.
 - ``GET /_sandbox/events``: the event log; ``POST /_sandbox/deliver``: send pending events to
   the webhook URL, signed like Stripe (one ``v1`` per configured secret, plus a ``v0`` decoy),
-  optionally duplicated, shuffled, or with an old timestamp.
+  optionally duplicated, shuffled, or with an old timestamp. Each attempt's result is
+  reported to the caller; nothing sent this way is retried.
 - ``GET``/``POST /_sandbox/config``: latency, injected failures (``failure_rate``,
-  ``fail_next``), webhook URL and secrets, accepted keys, refund and event shapes;
-  ``POST /_sandbox/reset`` forgets every object and event.
+  ``fail_next``), webhook URL and secrets, accepted keys, automatic delivery and its retry
+  schedule, refund and event shapes; ``POST /_sandbox/reset`` forgets every object and
+  event and cancels pending retries.
+
+Automatic delivery (``auto_deliver``) sends each event once as it happens and, like Stripe,
+sends it again when the endpoint does not answer 2xx. Stripe's documentation: in live mode
+an undelivered event is resent for up to three days with exponential backoff; in test mode
+(sandboxes) it is retried three times over a few hours
+(https://docs.stripe.com/webhooks#automatic-retries,
+https://docs.stripe.com/webhooks/process-undelivered-events); an event's
+``pending_webhooks`` is the number of webhooks not yet delivered with a 2xx answer. Here,
+any answer outside 2xx, a timeout (``AUTO_DELIVERY_TIMEOUT_SECONDS``) or a connection
+failure is a failed attempt, retried after the next delay of ``retry_delays_seconds``
+(default 1, 2, 4, 8, 16, 30, 60 seconds: an exponential backoff compressed so a sandbox
+run sees it; empty: no retries). Retrying stops as soon as the event has been delivered
+(also by ``POST /_sandbox/deliver``); after the last failed retry the event stays pending
+(not delivered, ``pending_webhooks`` 1, listed by ``GET /_sandbox/events?pending_only=true``)
+for ``POST /_sandbox/deliver``. Turning ``auto_deliver`` off or clearing ``webhook_url``
+stops scheduled retries; so do ``POST /_sandbox/reset`` and the app's shutdown (lifespan).
 """
 
 import asyncio
@@ -44,7 +62,8 @@ import re
 import secrets
 import string
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import parse_qsl
@@ -61,7 +80,9 @@ from starlette.responses import Response
 from pixecom_core.providers import DemoPayment
 from pixecom_stripe.client import shared_ssl_context
 from pixecom_stripe.settings import (
+    SANDBOX_DEFAULT_RETRY_DELAYS_SECONDS,
     SANDBOX_DEFAULT_WEBHOOK_SECRET,
+    RetryDelay,
     StripeSandboxSettings,
     StripeSettings,
 )
@@ -73,6 +94,9 @@ SANDBOX_API_VERSION: Final = "2024-10-28.acacia"
 LEGACY_API_VERSION: Final = "2022-08-01"
 MAX_LIST_LIMIT: Final = 100
 MAX_EVENTS_LISTED: Final = 1000
+#: How long an automatic delivery waits for the endpoint's answer (as ``POST
+#: /_sandbox/deliver`` does by default); no answer by then is a failed attempt.
+AUTO_DELIVERY_TIMEOUT_SECONDS: Final = 10.0
 _ID_ALPHABET: Final = string.ascii_letters + string.digits
 _METADATA_MAX_KEYS: Final = 50
 _METADATA_MAX_KEY_LENGTH: Final = 40
@@ -97,6 +121,10 @@ class SandboxConfig:
     :param include_v0_signature: add a ``v0=`` decoy entry, as Stripe's test mode does.
     :param api_keys: accepted secret keys; empty accepts any test-mode key.
     :param auto_deliver: deliver each event as soon as it is created.
+    :param retry_delays_seconds: retry an automatic delivery the endpoint did not answer
+        with 2xx (error status, timeout, connection failure) after each of these delays in
+        turn, until one attempt is answered 2xx; empty: no retries. The default, 1, 2, 4, 8,
+        16, 30, 60 seconds, is Stripe's exponential backoff compressed for a sandbox.
     :param latency_seconds: delay before every ``/v1`` answer.
     :param failure_rate: share of ``/v1`` calls answered with ``failure_status``.
     :param failure_status: status of injected failures.
@@ -113,6 +141,9 @@ class SandboxConfig:
     include_v0_signature: bool = True
     api_keys: list[str] = field(default_factory=list)
     auto_deliver: bool = False
+    retry_delays_seconds: list[float] = field(
+        default_factory=lambda: list(SANDBOX_DEFAULT_RETRY_DELAYS_SECONDS)
+    )
     latency_seconds: float = 0.0
     failure_rate: float = 0.0
     failure_status: int = 500
@@ -133,6 +164,7 @@ class SandboxConfig:
             webhook_secrets=webhook_secrets or [SANDBOX_DEFAULT_WEBHOOK_SECRET],
             api_keys=[key.get_secret_value() for key in settings.api_keys],
             auto_deliver=settings.auto_deliver,
+            retry_delays_seconds=list(settings.retry_delays_seconds),
             latency_seconds=settings.latency_seconds,
             failure_rate=settings.failure_rate,
             failure_status=settings.failure_status,
@@ -151,6 +183,7 @@ class ConfigUpdate(BaseModel):
     include_v0_signature: bool | None = None
     api_keys: list[str] | None = None
     auto_deliver: bool | None = None
+    retry_delays_seconds: list[RetryDelay] | None = None
     latency_seconds: float | None = Field(default=None, ge=0, le=120)
     failure_rate: float | None = Field(default=None, ge=0, le=1)
     failure_status: int | None = Field(default=None, ge=400, le=599)
@@ -338,11 +371,16 @@ class _Delivery:
 
 
 class SandboxAccount:
-    """The state behind one sandbox app: objects, events, idempotency records, config."""
+    """The state behind one sandbox app: objects, events, idempotency records, config.
+
+    :ivar auto_delivery_timeout_seconds: how long each automatic delivery attempt waits for
+        the endpoint's answer before it counts as failed (and is retried).
+    """
 
     def __init__(self, config: SandboxConfig) -> None:
         self._initial_config = copy.deepcopy(config)
         self._background: set[asyncio.Task[None]] = set()
+        self.auto_delivery_timeout_seconds = AUTO_DELIVERY_TIMEOUT_SECONDS
         self._clear(config)
 
     def _clear(self, config: SandboxConfig) -> None:
@@ -357,8 +395,29 @@ class SandboxAccount:
         self.idempotency: dict[tuple[str, str], _SavedResponse] = {}
 
     def reset(self) -> None:
-        """Forget every object and event; restore the configuration the app started with."""
+        """Forget every object and event, cancel pending automatic deliveries and their
+        retries; restore the configuration the app started with."""
+        self._cancel_background()
         self._clear(copy.deepcopy(self._initial_config))
+
+    def _cancel_background(self) -> list[asyncio.Task[None]]:
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    @property
+    def automatic_deliveries(self) -> int:
+        """How many events are being delivered automatically (an attempt in flight or a
+        retry scheduled)."""
+        return len(self._background)
+
+    async def stop_deliveries(self) -> None:
+        """Cancel every automatic delivery (attempts in flight and scheduled retries) and
+        return once all of them have ended."""
+        tasks = self._cancel_background()
+        if tasks:
+            await asyncio.wait(tasks)
 
     def reseed(self, seed: int | None) -> None:
         self._random = random.Random(seed) if seed is not None else random.Random()
@@ -409,10 +468,17 @@ class SandboxAccount:
         }
         self.events.append(event)
         if self.config.auto_deliver and self.config.webhook_url:
-            task = asyncio.get_running_loop().create_task(self._deliver_one_quietly(event))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(
+                self._deliver_automatically(
+                    str(event["id"]), tuple(self.config.retry_delays_seconds)
+                )
+            )
         return event
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _event_view(self, obj: StripeObject) -> StripeObject:
         snapshot = copy.deepcopy(obj)
@@ -432,8 +498,28 @@ class SandboxAccount:
             }
         return snapshot
 
-    async def _deliver_one_quietly(self, event: StripeObject) -> None:
-        await self.deliver(DeliverRequest(event_ids=[str(event["id"])]))
+    async def _deliver_automatically(self, event_id: str, retry_delays: Sequence[float]) -> None:
+        """Send one event as Stripe does on its own: now and, until an attempt is answered
+        2xx, again after each of ``retry_delays``; then it stays pending.
+
+        Stops early once the event was delivered (also by ``POST /_sandbox/deliver``), when
+        ``auto_deliver`` is turned off or ``webhook_url`` cleared, or when cancelled (reset,
+        shutdown)."""
+        for delay in (None, *retry_delays):
+            if delay is not None:
+                await asyncio.sleep(delay)
+            if event_id in self.delivered or not (
+                self.config.auto_deliver and self.config.webhook_url
+            ):
+                return
+            try:
+                await self.deliver(
+                    DeliverRequest(
+                        event_ids=[event_id], timeout_seconds=self.auto_delivery_timeout_seconds
+                    )
+                )
+            except StripeApiError:  # the event is gone: nothing left to deliver
+                return
 
     async def deliver(self, request: "DeliverRequest") -> list[_Delivery]:
         """Send events to the webhook URL over HTTP, signed like Stripe."""
@@ -933,12 +1019,24 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         :class:`~pixecom_stripe.settings.StripeSandboxSettings`).
     """
     account = SandboxAccount(config if config is not None else SandboxConfig.from_environment())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Served with a lifespan (the dev server), shutting down cancels the automatic
+        # deliveries still running or waiting to retry; without one, the end of the
+        # server's event loop cancels them.
+        try:
+            yield
+        finally:
+            await account.stop_deliveries()
+
     app = FastAPI(
         title="Stripe sandbox (PixEcom)",
         description=__doc__,
         openapi_url="/_sandbox/openapi.json",
         docs_url="/_sandbox/docs",
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.account = account
 
@@ -1098,6 +1196,8 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.post("/_sandbox/reset")
     async def reset() -> StripeObject:
+        # no delivery of the old account may still be on its way once this answers
+        await account.stop_deliveries()
         account.reset()
         return {"reset": True}
 
@@ -1220,6 +1320,7 @@ def _public_config(config: SandboxConfig) -> StripeObject:
         "include_v0_signature": config.include_v0_signature,
         "api_key_count": len(config.api_keys),
         "auto_deliver": config.auto_deliver,
+        "retry_delays_seconds": list(config.retry_delays_seconds),
         "latency_seconds": config.latency_seconds,
         "failure_rate": config.failure_rate,
         "failure_status": config.failure_status,

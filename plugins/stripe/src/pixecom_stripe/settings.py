@@ -9,7 +9,7 @@ Lists are accepted as JSON (``'["whsec_old","whsec_new"]'``) or comma-separated
 """
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -20,7 +20,7 @@ STRIPE_API_BASE = "https://api.stripe.com"
 
 
 def split_secret_list(value: Any) -> Any:
-    """Accept a JSON list or a comma-separated string for a list-of-secrets variable."""
+    """Accept a JSON list or a comma-separated string for a list variable (secrets, delays)."""
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
@@ -82,6 +82,14 @@ SANDBOX_ENV_PREFIX = "PIXECOM_STRIPE_SANDBOX_"
 #: Signs sandbox webhooks when neither sandbox nor gateway secrets are configured; only ever
 #: meaningful against the sandbox.
 SANDBOX_DEFAULT_WEBHOOK_SECRET = "whsec_pixecom_sandbox_only_not_a_real_secret"
+#: Seconds the sandbox waits before each retry of an automatic delivery the endpoint did not
+#: answer with 2xx: Stripe's exponential backoff (live mode: up to three days), compressed
+#: to about two minutes so a sandbox run sees it.
+SANDBOX_DEFAULT_RETRY_DELAYS_SECONDS: Final = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0)
+#: The longest single retry delay the sandbox accepts (a day).
+SANDBOX_MAX_RETRY_DELAY_SECONDS: Final = 86_400.0
+
+RetryDelay = Annotated[float, Field(ge=0, le=SANDBOX_MAX_RETRY_DELAY_SECONDS)]
 
 
 class StripeSandboxSettings(BaseSettings):
@@ -98,6 +106,10 @@ class StripeSandboxSettings(BaseSettings):
         (``sk_test_…``, ``rk_test_…``); live keys are always refused.
     :param auto_deliver: send each event to ``webhook_url`` as soon as it happens, as Stripe
         does; otherwise events wait for ``POST /_sandbox/deliver``.
+    :param retry_delays_seconds: when an automatic delivery is not answered with 2xx (or not
+        answered at all), send it again after each of these delays in turn, until one is
+        answered 2xx; empty: no retries. Default: 1, 2, 4, 8, 16, 30, 60, Stripe's
+        exponential backoff compressed for a sandbox. JSON list or comma-separated.
     :param latency_seconds: added before every API answer.
     :param failure_rate: share of API calls (0–1) answered with ``failure_status``.
     :param failure_status: the status of injected failures (500, 503, 429 …).
@@ -110,12 +122,15 @@ class StripeSandboxSettings(BaseSettings):
     webhook_secrets: SecretList
     api_keys: SecretList
     auto_deliver: bool = False
+    retry_delays_seconds: Annotated[list[RetryDelay], NoDecode] = Field(
+        default_factory=lambda: list(SANDBOX_DEFAULT_RETRY_DELAYS_SECONDS)
+    )
     latency_seconds: float = Field(default=0.0, ge=0)
     failure_rate: float = Field(default=0.0, ge=0, le=1)
     failure_status: int = Field(default=500, ge=400, le=599)
     seed: int | None = None
 
-    @field_validator("webhook_secrets", "api_keys", mode="before")
+    @field_validator("webhook_secrets", "api_keys", "retry_delays_seconds", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         return split_secret_list(value)
