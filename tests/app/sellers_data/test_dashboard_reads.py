@@ -304,28 +304,35 @@ def test_problems_read_only_the_sellers_open_rows_through_indexes(seller_a: Tena
     from pixecom_core.problems.service import _PROBLEMS
 
     conn = seller_a.rows.conn
-    conn.execute(
-        "INSERT INTO webhook_inbox (gateway, event_id, event_type, received_at, headers, body,"
-        " status, attempts) SELECT 'fakepay', 'evt_bulk_' || n || %s, 'charge.succeeded',"
-        " now() - n * interval '1 second', '{}', 'b', 'PROCESSED', 1"
-        " FROM generate_series(1, 20000) AS n",
-        (uuid.uuid4().hex,),
-    )
-    conn.execute(
-        "INSERT INTO dead_letters (task_name, task_id, arguments, error, attempts, failed_at,"
-        " resolved_at) SELECT 'sync_seller', 'bulk-' || n || %s, '{}', 'e', 3,"
-        " now() - n * interval '1 second', now() FROM generate_series(1, 20000) AS n",
-        (uuid.uuid4().hex,),
-    )
-    dead_letter(seller_a, NOW)
-    webhook(seller_a, NOW, "FAILED", seller=seller_a.api.seller_id)
-    conn.execute("ANALYZE webhook_inbox")
-    conn.execute("ANALYZE dead_letters")
-    query = _PROBLEMS.bindparams(
-        seller_id=seller_a.api.seller_id, after_at=None, after_kind=None, after_key=None, limit=50
-    ).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    # One transaction, rolled back: the bulk rows (and the statistics ANALYZE takes of
+    # them) never reach the database other tests share.
+    with conn.transaction(force_rollback=True):
+        conn.execute(
+            "INSERT INTO webhook_inbox (gateway, event_id, event_type, received_at, headers,"
+            " body, status, attempts) SELECT 'fakepay', 'evt_bulk_' || n || %s,"
+            " 'charge.succeeded', now() - n * interval '1 second', '{}', 'b', 'PROCESSED', 1"
+            " FROM generate_series(1, 20000) AS n",
+            (uuid.uuid4().hex,),
+        )
+        conn.execute(
+            "INSERT INTO dead_letters (task_name, task_id, arguments, error, attempts,"
+            " failed_at, resolved_at) SELECT 'sync_seller', 'bulk-' || n || %s, '{}', 'e', 3,"
+            " now() - n * interval '1 second', now() FROM generate_series(1, 20000) AS n",
+            (uuid.uuid4().hex,),
+        )
+        dead_letter(seller_a, NOW)
+        webhook(seller_a, NOW, "FAILED", seller=seller_a.api.seller_id)
+        conn.execute("ANALYZE webhook_inbox")
+        conn.execute("ANALYZE dead_letters")
+        query = _PROBLEMS.bindparams(
+            seller_id=seller_a.api.seller_id,
+            after_at=None,
+            after_kind=None,
+            after_key=None,
+            limit=50,
+        ).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
 
-    plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {query}").fetchall())
+        plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {query}").fetchall())
 
     assert "ix_webhook_inbox_seller_problems" in plan, plan
     assert "ix_dead_letters_seller_open" in plan, plan
