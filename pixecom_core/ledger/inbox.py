@@ -15,6 +15,7 @@ gives the same result.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -125,6 +126,13 @@ class WebhookInbox:
         self._registry = registry
         self._ledger = ledger
         self._on_recorded = on_recorded
+        # A delivery being processed holds its row's connection while the ledger takes
+        # another: more at once than half the pool could leave every connection held by
+        # a delivery waiting for a second one (until the pool times out). Deliveries past
+        # this many wait here, holding nothing.
+        self._processing = asyncio.Semaphore(
+            max(1, (settings.db_pool_size + settings.db_pool_max_overflow) // 2)
+        )
 
     async def receive(self, gateway: str, *, body: bytes, headers: Mapping[str, str]) -> Receipt:
         """Verify a delivery through its gateway plugin and store it once.
@@ -162,7 +170,8 @@ class WebhookInbox:
         See :meth:`_process`; afterwards ``on_recorded`` hears which sellers gained facts.
         """
         recorded_for: set[uuid.UUID] = set()
-        result = await self._process(inbox_id, recorded_for)
+        async with self._processing:
+            result = await self._process(inbox_id, recorded_for)
         if recorded_for and self._on_recorded is not None:
             try:
                 await self._on_recorded(recorded_for)
@@ -197,11 +206,11 @@ class WebhookInbox:
                 events = await provider.parse_events(webhook)
                 outcome = await self._ledger.record(events)
             except UnknownPaymentError as exc:
-                seller = await self._seller_of(events)
+                seller = await self._seller_of(session, events)
                 return await self._retry_later(session, inbox_id, attempts, str(exc), seller)
             except Exception as exc:
                 _log.warning("webhook %s (%s) failed: %r", inbox_id, row.gateway, exc)
-                seller = await self._seller_of(events)
+                seller = await self._seller_of(session, events)
                 return await self._retry_later(
                     session, inbox_id, attempts, f"{type(exc).__name__}: {exc}", seller
                 )
@@ -213,17 +222,23 @@ class WebhookInbox:
                 recorded_for.update(record.seller_id for record in outcome.recorded)
         return ProcessResult.PROCESSED
 
-    async def _seller_of(self, events: Sequence[GatewayPaymentEvent]) -> uuid.UUID | None:
+    async def _seller_of(
+        self, session: AsyncSession, events: Sequence[GatewayPaymentEvent]
+    ) -> uuid.UUID | None:
         """The one seller whose payments ``events`` name, when the payment directory knows
         it: a delivery that cannot be recorded yet then shows among that seller's problems
         (``GET /problems``). ``None`` for an unknown payment, a delivery that did not
-        parse, or one naming payments of several sellers (the operator's to sort out)."""
+        parse, or one naming payments of several sellers (the operator's to sort out).
+        Looked up on the delivery's own session: a failure is often a starved pool."""
         sellers: set[uuid.UUID] = set()
         try:
-            for gateway, reference in {(e.gateway, e.gateway_reference) for e in events}:
-                owner = await self._ledger.find_owner(gateway, reference)
-                if owner is not None:
-                    sellers.add(owner.seller_id)
+            # In a savepoint: a failed lookup must not abort the transaction that still
+            # has to record the retry.
+            async with session.begin_nested():
+                for gateway, reference in {(e.gateway, e.gateway_reference) for e in events}:
+                    owner = await self._ledger.find_owner(gateway, reference, session=session)
+                    if owner is not None:
+                        sellers.add(owner.seller_id)
         except Exception as exc:  # attribution is a courtesy: never fail the retry over it
             _log.warning("could not attribute a failed webhook to a seller: %r", exc)
             return None

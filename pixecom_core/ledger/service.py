@@ -141,14 +141,20 @@ class Ledger:
         self._settings = settings
         self._pm = plugin_manager
 
-    async def find_owner(self, gateway: str, payment_reference: str) -> PaymentOwner | None:
-        """The seller and order of a gateway payment, through the payment directory."""
-        async with self._sessions() as session:
-            row = (
-                await session.execute(
-                    _FIND_PAYMENT, {"gateway": gateway, "reference": payment_reference}
-                )
-            ).first()
+    async def find_owner(
+        self, gateway: str, payment_reference: str, *, session: AsyncSession | None = None
+    ) -> PaymentOwner | None:
+        """The seller and order of a gateway payment, through the payment directory.
+
+        :param session: run the lookup on this session (and its connection) instead of a
+            new one, for a caller that already holds a connection.
+        """
+        parameters = {"gateway": gateway, "reference": payment_reference}
+        if session is not None:
+            row = (await session.execute(_FIND_PAYMENT, parameters)).first()
+        else:
+            async with self._sessions() as own:
+                row = (await own.execute(_FIND_PAYMENT, parameters)).first()
         if row is None:
             return None
         return PaymentOwner(

@@ -16,7 +16,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pixecom_core.db.engine import create_sessionmaker
+from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.ledger import (
     Ledger,
     ProcessResult,
@@ -191,6 +191,33 @@ def inbox_seller(dsn: str, inbox_id: int) -> tuple[str, uuid.UUID | None]:
         ).fetchone()
     assert row is not None
     return str(row[0]), row[1]
+
+
+async def test_a_burst_larger_than_the_pool_never_starves_it(
+    settings: Settings, registry: ProviderRegistry, payable_order: OrderFactory
+) -> None:
+    """Processing a delivery holds its inbox row (one connection) while the ledger writes
+    (another). Twelve at once on a pool of two connections used to leave every connection
+    held by a delivery waiting for a second one, until the pool timed out and the burst
+    was deferred. The inbox now admits only as many as the pool can carry."""
+    small = settings.model_copy(
+        update={"db_pool_size": 1, "db_pool_max_overflow": 1, "db_pool_timeout_seconds": 3.0}
+    )
+    engine = create_engine(small, role="app")
+    try:
+        sessions = create_sessionmaker(engine)
+        inbox = WebhookInbox(sessions, small, registry, Ledger(sessions, small))
+        orders = [payable_order() for _ in range(12)]
+        ids = [
+            await deliver(inbox, [fakepay.fact(order.payment, "ch_1", K.CAPTURED, 500)])
+            for order in orders
+        ]
+
+        results = await asyncio.gather(*(inbox.process(inbox_id) for inbox_id in ids))
+    finally:
+        await engine.dispose()
+
+    assert results == [ProcessResult.PROCESSED] * len(ids)
 
 
 class BrokenLedger(Ledger):
