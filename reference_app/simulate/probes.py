@@ -8,7 +8,9 @@
 - Redis ``used_memory`` — audit §2 B / §10: "Redis OOM", "500 MB: eviction starts";
 - resident memory (RSS) and CPU time of each process of the deployment, of the load
   generator and of PostgreSQL when it runs here (psutil) — audit §2 memory and "CPU:
-  100% sustained";
+  100% sustained" — and how long each process's main thread waited for a core (Linux
+  ``/proc/<pid>/schedstat``): on a shared machine a load generator starved of CPU sends
+  less than it should, and the API's figures then measure the generator;
 
 and, at the end, exact row counts of the tables the audit sized (audit §2 "Database").
 """
@@ -19,6 +21,7 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -64,6 +67,8 @@ class Sample:
     rss_bytes: dict[str, int]
     #: CPU seconds (user + system) each process has used since it started.
     cpu_seconds: dict[str, float] = field(default_factory=dict)
+    #: Seconds each process's main thread has waited for a core since it started.
+    cpu_wait_seconds: dict[str, float] = field(default_factory=dict)
     #: The watched circuit breaker's state (``closed``, ``opened``, ``half-opened``).
     breaker_state: str | None = None
 
@@ -155,6 +160,7 @@ class Probes:
         info = await client.info("memory")
         rss: dict[str, int] = {}
         cpu: dict[str, float] = {}
+        waits: dict[str, float] = {}
         for name, process in processes.items():
             try:
                 rss[name] = int(process.memory_info().rss)
@@ -162,6 +168,9 @@ class Probes:
                 cpu[name] = times.user + times.system
             except psutil.Error:
                 rss[name] = 0
+            wait = runqueue_wait_seconds(process.pid)
+            if wait is not None:
+                waits[name] = wait
         if self._postmaster is not None:
             cpu["postgresql"] = _tree_cpu_seconds(self._postmaster)
         breaker_state = None
@@ -177,8 +186,20 @@ class Probes:
             redis_used_bytes=int(info.get("used_memory", 0)),
             rss_bytes=rss,
             cpu_seconds=cpu,
+            cpu_wait_seconds=waits,
             breaker_state=breaker_state,
         )
+
+
+def runqueue_wait_seconds(pid: int) -> float | None:
+    """Seconds the main thread of process ``pid`` has spent runnable but waiting for a
+    core since it started (``/proc/<pid>/schedstat``, second field, nanoseconds); ``None``
+    where the kernel does not tell (not Linux, no schedstats, the process is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/schedstat").read_text().split()
+        return int(fields[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 async def _postmaster(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> psutil.Process | None:

@@ -43,6 +43,31 @@ MAX_ERROR_RATE = 0.01
 MIB = 1024 * 1024
 
 
+#: The probes' name for the simulation's own process.
+LOAD_GENERATOR = "load generator"
+
+
+def generator_starved(ran_seconds: float, waited_seconds: float) -> str | None:
+    """A warning when the load generator waited for a core longer than it ran: it then
+    sent less, and later, than the scenario asks, and the API's figures measure the
+    generator (``python -m bench.api_throughput`` measures the API alone)."""
+    if waited_seconds <= ran_seconds or waited_seconds < 1.0:
+        return None
+    return (
+        f"the load generator waited {waited_seconds:.0f} s for a core and ran "
+        f"{ran_seconds:.0f} s: it set this pace, not the API"
+    )
+
+
+def _waits(waits: dict[str, float]) -> str:
+    if not waits:
+        return ""
+    return (
+        f"waited for a core: load generator {waits.get(LOAD_GENERATOR, 0):.0f} s, API "
+        f"{waits.get('api', 0):.0f} s; "
+    )
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
@@ -115,6 +140,10 @@ def metrics(result: SimulationResult) -> dict[str, Any]:
             name: round(samples[-1].cpu_seconds.get(name, 0.0) - value, 1)
             for name, value in (samples[0].cpu_seconds.items() if samples else [])
         },
+        "cpu_wait_seconds_in_window": {
+            name: round(samples[-1].cpu_wait_seconds.get(name, 0.0) - value, 1)
+            for name, value in (samples[0].cpu_wait_seconds.items() if samples else [])
+        },
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_at_end": os.getloadavg(),
@@ -165,6 +194,12 @@ def verdict_rows(
         f"{_ms(api.get(STOREFRONT, {}).get('p99_ms'))}, dashboard p99 "
         f"{_ms(api.get(DASHBOARD, {}).get('p99_ms'))}"
     )
+    starved = generator_starved(
+        figures["cpu_seconds_in_window"].get(LOAD_GENERATOR, 0.0),
+        figures["cpu_wait_seconds_in_window"].get(LOAD_GENERATOR, 0.0),
+    )
+    if starved:
+        api_text += f"; {starved}"
     rows.append(
         (
             Metric.API.value,
@@ -228,6 +263,7 @@ def verdict_rows(
                 f"PostgreSQL {cpu.get('postgresql', 0) / window:.2f}, "
                 f"sandboxes {cpu.get('sandboxes', 0) / window:.2f}, load generator "
                 f"{cpu.get('load generator', 0) / window:.2f}; {machine['cpus']} cores, "
+                f"{_waits(figures['cpu_wait_seconds_in_window'])}"
                 f"load average {machine['load_average_at_end'][0]:.1f} at the end "
                 "(other work on the machine included)",
                 "CPU 100% sustained; worker and API fight for cycles (scenario B)",

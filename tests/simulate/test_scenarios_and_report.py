@@ -3,6 +3,9 @@ refusals that need no running deployment."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,7 +13,8 @@ from typer.testing import CliRunner
 
 from reference_app.cli import app
 from reference_app.simulate.deployment import missing_plugins
-from reference_app.simulate.report import format_table
+from reference_app.simulate.probes import runqueue_wait_seconds
+from reference_app.simulate.report import format_table, generator_starved
 from reference_app.simulate.scenarios import SCENARIOS, Metric, scenario
 
 
@@ -79,3 +83,23 @@ def test_an_unknown_scenario_is_refused_before_anything_starts() -> None:
     result = CliRunner().invoke(app, ["simulate", "D"])
     assert result.exit_code == 2
     assert "unknown scenario" in result.output
+
+
+def test_a_generator_starved_of_cpu_is_named_in_the_api_row() -> None:
+    assert generator_starved(ran_seconds=25.0, waited_seconds=60.0) == (
+        "the load generator waited 60 s for a core and ran 25 s: it set this pace, not the API"
+    )
+    assert generator_starved(ran_seconds=25.0, waited_seconds=10.0) is None
+    assert generator_starved(ran_seconds=0.2, waited_seconds=0.5) is None  # too little to say
+
+
+def test_the_wait_for_a_core_is_read_from_the_kernel() -> None:
+    """This process's own run-queue wait: a number that never goes down."""
+    first = runqueue_wait_seconds(os.getpid())
+    if first is None:  # not Linux, or no schedstats: the probe reports nothing
+        assert not Path("/proc/self/schedstat").exists()
+        return
+    sum(range(2_000_000))  # run a little
+    second = runqueue_wait_seconds(os.getpid())
+    assert second is not None and 0.0 <= first <= second
+    assert runqueue_wait_seconds(2**22 + 12345) is None  # no such process
