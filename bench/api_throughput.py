@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import random
@@ -76,6 +75,7 @@ from pixecom_core.settings import Settings  # noqa: E402
 from pixecom_core.testing.databases import provision_test_database, test_servers  # noqa: E402
 from reference_app.database import maintain_partitions  # noqa: E402
 from reference_app.simulate.datagen import generate  # noqa: E402
+from reference_app.simulate.deployment import process_environment  # noqa: E402
 from reference_app.simulate.load import percentiles  # noqa: E402
 from reference_app.simulate.scenarios import Scenario  # noqa: E402
 
@@ -182,29 +182,13 @@ def _free_port() -> int:
 def api_environment(settings: Settings, data_dir: Path) -> dict[str, str]:
     """The environment ``processes api`` builds its ``Settings()`` from: the bench
     database, its secrets, limits that refuse nothing, and this checkout's code first."""
-    assert settings.database_url and settings.redis_url and settings.refresh_token_pepper
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = process_environment(settings, data_dir)
     # This checkout's code first (also when the bench runs from another worktree).
     paths = [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env.update(
         {
             "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url,
-            "PIXECOM_MODE": settings.mode.value,
             "PIXECOM_APP_ROLE": settings.app_role,
-            "PIXECOM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
-            "PIXECOM_DATA_DIR": str(data_dir),
-            "PIXECOM_SEED_DEMO_DATA": "false",
-            "PIXECOM_JWT_SIGNING_KEYS": json.dumps(
-                [key.get_secret_value() for key in settings.jwt_signing_keys]
-            ),
-            "PIXECOM_TOKEN_ENCRYPTION_KEYS": json.dumps(
-                [key.get_secret_value() for key in settings.token_encryption_keys]
-            ),
-            "PIXECOM_REFRESH_TOKEN_PEPPER": settings.refresh_token_pepper.get_secret_value(),
-            "PIXECOM_LOG_LEVEL": "WARNING",
             "PIXECOM_SELLER_REQUEST_RATE": UNLIMITED_RATE,
             "PIXECOM_PUBLIC_IP_RATE": UNLIMITED_RATE,
             "PIXECOM_LOGIN_IP_RATE": UNLIMITED_RATE,

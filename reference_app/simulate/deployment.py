@@ -82,6 +82,37 @@ class DeploymentOptions:
     redis_url: str | None = None
 
 
+def process_environment(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """This process's environment plus what a PixEcom process started for ``settings``
+    needs: servers, secrets, mode, key prefix and data dir; warnings-only logging; no demo
+    data."""
+    assert settings.database_url and settings.redis_url
+    assert settings.refresh_token_pepper is not None
+    env = dict(os.environ)
+    # Several interpreters start at once: compiling every module in each of them (no
+    # bytecode cache) costs minutes of CPU on two cores.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(
+        {
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": settings.redis_url,
+            "PIXECOM_MODE": settings.mode.value,
+            "PIXECOM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+            "PIXECOM_DATA_DIR": str(data_dir),
+            "PIXECOM_SEED_DEMO_DATA": "false",
+            "PIXECOM_JWT_SIGNING_KEYS": json.dumps(
+                [k.get_secret_value() for k in settings.jwt_signing_keys]
+            ),
+            "PIXECOM_TOKEN_ENCRYPTION_KEYS": json.dumps(
+                [k.get_secret_value() for k in settings.token_encryption_keys]
+            ),
+            "PIXECOM_REFRESH_TOKEN_PEPPER": settings.refresh_token_pepper.get_secret_value(),
+            "PIXECOM_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -199,32 +230,8 @@ class SimulatedDeployment:
             )
 
     def _base_environment(self) -> dict[str, str]:
-        settings = self.settings
-        assert settings is not None and settings.database_url and settings.redis_url
-        assert settings.refresh_token_pepper is not None
-        env = dict(os.environ)
-        # Seven interpreters start at once: compiling every module in each of them (no
-        # bytecode cache) costs minutes of CPU on two cores.
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env.update(
-            {
-                "DATABASE_URL": settings.database_url,
-                "REDIS_URL": settings.redis_url,
-                "PIXECOM_MODE": settings.mode.value,
-                "PIXECOM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
-                "PIXECOM_DATA_DIR": str(self.options.output_dir),
-                "PIXECOM_SEED_DEMO_DATA": "false",
-                "PIXECOM_JWT_SIGNING_KEYS": json.dumps(
-                    [k.get_secret_value() for k in settings.jwt_signing_keys]
-                ),
-                "PIXECOM_TOKEN_ENCRYPTION_KEYS": json.dumps(
-                    [k.get_secret_value() for k in settings.token_encryption_keys]
-                ),
-                "PIXECOM_REFRESH_TOKEN_PEPPER": settings.refresh_token_pepper.get_secret_value(),
-                "PIXECOM_LOG_LEVEL": "WARNING",
-            }
-        )
-        return env
+        assert self.settings is not None
+        return process_environment(self.settings, self.options.output_dir)
 
     def _start_sandboxes(self) -> None:
         from pixecom_core.plugins import ProviderRegistry, create_plugin_manager

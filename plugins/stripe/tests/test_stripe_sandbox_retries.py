@@ -50,6 +50,18 @@ async def quiet_attempts(receiver: Receiver, event_id: str) -> int:
     return len(receiver.events(event_id))
 
 
+async def retrying_event(sandbox: RunningSandbox, receiver: Receiver) -> str:
+    """An event whose first automatic delivery the receiver refused (500), with retries
+    scheduled every 0.2 s; the receiver still answers 500."""
+    await sandbox.configure(
+        webhook_url=receiver.url, auto_deliver=True, retry_delays_seconds=[0.2] * 10
+    )
+    receiver.status_code = 500
+    event_id = await new_event(sandbox)
+    await attempts(receiver, event_id, 1)
+    return event_id
+
+
 async def listed(sandbox: RunningSandbox, *, pending_only: bool = False) -> dict[str, Any]:
     """The event log by id, with the sandbox's ``delivered`` flag."""
     response = await sandbox.control.get(
@@ -155,12 +167,7 @@ async def test_a_dropped_connection_is_retried(sandbox: RunningSandbox) -> None:
 async def test_an_event_delivered_on_demand_meanwhile_is_not_retried(
     sandbox: RunningSandbox, receiver: Receiver
 ) -> None:
-    await sandbox.configure(
-        webhook_url=receiver.url, auto_deliver=True, retry_delays_seconds=[0.2] * 10
-    )
-    receiver.status_code = 500
-    event_id = await new_event(sandbox)
-    await attempts(receiver, event_id, 1)
+    event_id = await retrying_event(sandbox, receiver)
 
     receiver.status_code = 200
     response = await sandbox.control.post("/_sandbox/deliver", json={"event_ids": [event_id]})
@@ -188,12 +195,7 @@ async def test_deliveries_on_demand_are_never_retried(
 async def test_turning_auto_delivery_off_stops_the_retries(
     sandbox: RunningSandbox, receiver: Receiver
 ) -> None:
-    await sandbox.configure(
-        webhook_url=receiver.url, auto_deliver=True, retry_delays_seconds=[0.2] * 10
-    )
-    receiver.status_code = 500
-    event_id = await new_event(sandbox)
-    await attempts(receiver, event_id, 1)
+    event_id = await retrying_event(sandbox, receiver)
 
     await sandbox.configure(auto_deliver=False)
     sent = len(receiver.events(event_id))
