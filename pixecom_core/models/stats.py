@@ -93,6 +93,9 @@ class AdStatsRaw(SellerOwned, table=True):
         sa_type=BigInteger,
         sa_column_args=[Identity(always=False)],
     )
+    # The account whose fetch reported the row (NULL before revision 0009): a complete
+    # re-fetch of one account zeroes only that account's entities it no longer reports.
+    ad_account_id: uuid.UUID | None = Field(default=None, nullable=True)
     network: str = Field(sa_type=Text, nullable=False)
     entity_type: EntityLevel = Field(sa_type=EnumText(EntityLevel), nullable=False)
     entity_id: str = Field(sa_type=Text, nullable=False)
@@ -149,6 +152,8 @@ class AdStatsDaily(SellerOwnedNaturalKey, table=True):
     entity_id: str = Field(sa_type=Text, primary_key=True, nullable=False)
     stat_date: date = Field(sa_type=Date, primary_key=True, nullable=False)
     snapshot_fetched_at: datetime = Field(sa_type=timestamp_type(), nullable=False)
+    # The account of the adopted snapshot (NULL for snapshots older than revision 0009).
+    ad_account_id: uuid.UUID | None = Field(default=None, nullable=True)
     spend_micros: int = Field(sa_type=BigInteger, nullable=False)
     impressions: int = Field(sa_type=BigInteger, nullable=False)
     clicks: int = Field(sa_type=BigInteger, nullable=False)
