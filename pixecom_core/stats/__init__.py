@@ -7,6 +7,7 @@ from pixecom_core.stats.aggregate import (
     dirty_days,
     lock_sellpage_aggregation,
     refresh_dirty_days,
+    zero_unreported,
 )
 from pixecom_core.stats.ingest import IngestReport, ingest_raw
 
@@ -19,4 +20,5 @@ __all__ = [
     "ingest_raw",
     "lock_sellpage_aggregation",
     "refresh_dirty_days",
+    "zero_unreported",
 ]

@@ -7,7 +7,9 @@ scope (audit §12 must-fix 6: raw SQL for the stats worker, no per-row ORM).
 fetches (audit §6, double counting): ``DISTINCT ON`` picks the newest ``fetched_at`` of each
 entity-day in the window, and the upsert only replaces a stored snapshot with a strictly
 newer one, so a retry carrying old data cannot overwrite new data and running the same
-cycle twice changes nothing.
+cycle twice changes nothing. An entity a complete re-fetch of its account no longer reports
+delivered nothing that day (networks omit such rows), so its snapshot becomes zero
+(:func:`zero_unreported`) instead of counting on.
 
 ``sellpage_stats_daily`` is recomputed for the requested days (delete and insert in one
 transaction): spend from the campaign-level daily rows of campaigns linked to the
@@ -20,6 +22,7 @@ of the sums and marked ``needs_reaggregation`` rather than guessed.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -32,12 +35,12 @@ _AGGREGATE_DAILY = text(
     """
     INSERT INTO ad_stats_daily AS daily
         (seller_id, network, entity_type, entity_id, stat_date, snapshot_fetched_at,
-         spend_micros, impressions, clicks, purchases, purchase_value_micros, currency,
-         updated_at)
+         ad_account_id, spend_micros, impressions, clicks, purchases, purchase_value_micros,
+         currency, updated_at)
     SELECT DISTINCT ON (network, entity_type, entity_id, date_start)
            seller_id, network, entity_type, entity_id, date_start, fetched_at,
-           spend_micros, impressions, clicks, purchases, purchase_value_micros, currency,
-           now()
+           ad_account_id, spend_micros, impressions, clicks, purchases,
+           purchase_value_micros, currency, now()
       FROM ad_stats_raw
      WHERE seller_id = :seller_id
        AND network = :network
@@ -46,6 +49,7 @@ _AGGREGATE_DAILY = text(
      ORDER BY network, entity_type, entity_id, date_start, fetched_at DESC
     ON CONFLICT (seller_id, network, entity_type, entity_id, stat_date) DO UPDATE
        SET snapshot_fetched_at = EXCLUDED.snapshot_fetched_at,
+           ad_account_id = EXCLUDED.ad_account_id,
            spend_micros = EXCLUDED.spend_micros,
            impressions = EXCLUDED.impressions,
            clicks = EXCLUDED.clicks,
@@ -54,6 +58,39 @@ _AGGREGATE_DAILY = text(
            currency = EXCLUDED.currency,
            updated_at = now()
      WHERE daily.snapshot_fetched_at < EXCLUDED.snapshot_fetched_at
+    """
+)
+
+# An entity-day of the account still holding a snapshot older than the complete fetch that
+# just ran was not reported by it: the network omits entities without delivery, so its
+# snapshot becomes zero. The zero is stored as a raw snapshot too (the raw table stays the
+# record of what each fetch said, and re-adopting from it can never bring the old numbers
+# back), once: a snapshot already zero is left as it is.
+_ZERO_UNREPORTED = text(
+    """
+    WITH stale AS (
+        UPDATE ad_stats_daily AS daily
+           SET snapshot_fetched_at = :fetched_at,
+               spend_micros = 0, impressions = 0, clicks = 0, purchases = 0,
+               purchase_value_micros = 0, updated_at = now()
+         WHERE seller_id = :seller_id
+           AND network = :network
+           AND ad_account_id = :ad_account_id
+           AND stat_date BETWEEN :since AND :until
+           AND snapshot_fetched_at < :fetched_at
+           AND (spend_micros, impressions, clicks, purchases, purchase_value_micros)
+               <> (0, 0, 0, 0, 0)
+        RETURNING seller_id, ad_account_id, network, entity_type, entity_id, stat_date,
+                  currency
+    )
+    INSERT INTO ad_stats_raw
+        (seller_id, ad_account_id, network, entity_type, entity_id, date_start, date_stop,
+         fetched_at, spend_micros, impressions, clicks, purchases, purchase_value_micros,
+         currency)
+    SELECT seller_id, ad_account_id, network, entity_type, entity_id, stat_date, stat_date,
+           :fetched_at, 0, 0, 0, 0, 0, currency
+      FROM stale
+    ON CONFLICT ON CONSTRAINT uq_ad_stats_raw_fetch DO NOTHING
     """
 )
 
@@ -184,6 +221,41 @@ async def aggregate_daily(scope: SellerScope, *, network: str, since: date, unti
     result = await scope.session.execute(
         _AGGREGATE_DAILY,
         {"seller_id": scope.seller_id, "network": network, "since": since, "until": until},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def zero_unreported(
+    scope: SellerScope,
+    *,
+    network: str,
+    ad_account_id: uuid.UUID,
+    since: date,
+    until: date,
+    fetched_at: datetime,
+) -> int:
+    """Zero the account's entity-days in [since, until] that a complete fetch, whose first
+    row was fetched at ``fetched_at``, no longer reported; return how many were zeroed.
+
+    Call it after :func:`aggregate_daily` adopted the fetch, and only when the fetch of
+    every level over the whole window succeeded: the networks omit an entity without
+    delivery (Meta does), so absence from a complete fetch is the statement "spent nothing
+    that day", while absence from a fetch that broke off says nothing. Only snapshots
+    tied to ``ad_account_id`` are touched: a fetch of one account says nothing of another.
+    ``fetched_at`` must not be later than any row of the fetch (take the earliest of the
+    fetch's start and its rows' ``fetched_at``), so every reported entity holds a snapshot
+    at or after it.
+    """
+    result = await scope.session.execute(
+        _ZERO_UNREPORTED,
+        {
+            "seller_id": scope.seller_id,
+            "network": network,
+            "ad_account_id": ad_account_id,
+            "since": since,
+            "until": until,
+            "fetched_at": fetched_at,
+        },
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

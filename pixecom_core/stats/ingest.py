@@ -10,6 +10,7 @@ scope, never from the rows.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass
 
@@ -52,8 +53,8 @@ CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (
 """
 
 _MOVE = f"""
-INSERT INTO ad_stats_raw (seller_id, {", ".join(_COLUMNS)})
-SELECT %s, {", ".join(_COLUMNS)} FROM {_STAGING}
+INSERT INTO ad_stats_raw (seller_id, ad_account_id, {", ".join(_COLUMNS)})
+SELECT %s, %s, {", ".join(_COLUMNS)} FROM {_STAGING}
 ON CONFLICT ON CONSTRAINT uq_ad_stats_raw_fetch DO NOTHING
 """
 
@@ -89,12 +90,18 @@ def _record(row: InsightRow) -> tuple[object, ...]:
 
 
 async def ingest_raw(
-    scope: SellerScope, rows: AsyncIterable[InsightRow] | Iterable[InsightRow]
+    scope: SellerScope,
+    rows: AsyncIterable[InsightRow] | Iterable[InsightRow],
+    *,
+    ad_account_id: uuid.UUID | None = None,
 ) -> IngestReport:
     """COPY ``rows`` into the scope's seller's ``ad_stats_raw``; duplicates are skipped.
 
     Runs inside the scope's transaction (the caller commits); ``rows`` may be an async
-    generator straight from the provider, consumed as it yields.
+    generator straight from the provider, consumed as it yields. ``ad_account_id`` names
+    the account whose fetch produced the rows; only rows tied to an account can later be
+    zeroed by a complete re-fetch that no longer reports them
+    (:func:`pixecom_core.stats.aggregate.zero_unreported`).
     """
     conn = await scope.psycopg_connection()
     received = 0
@@ -110,7 +117,7 @@ async def ingest_raw(
                 for row in rows:
                     await copy.write_row(_record(row))
                     received += 1
-        await cursor.execute(_MOVE, (scope.seller_id,))
+        await cursor.execute(_MOVE, (scope.seller_id, ad_account_id))
         inserted = cursor.rowcount
         await cursor.execute(f"TRUNCATE {_STAGING}")
     return IngestReport(rows_received=received, rows_inserted=max(inserted, 0))

@@ -5,8 +5,9 @@ the account's time zone; 3 every cycle, 28 in the daily restatement sweep — Me
 up to 28 days) are fetched at campaign, ad-set and ad level, streamed into
 ``ad_stats_raw`` in batches (a transaction is open only while a batch is written, never
 while the network answers: audit B3, pool exhaustion), and adopted into
-``ad_stats_daily``. Then the seller's sellpage days — the window plus days marked by late
-refunds or attribution — are re-aggregated.
+``ad_stats_daily``; an entity-day of the account that the complete fetch no longer reports
+is zeroed (networks omit entities without delivery). Then the seller's sellpage days — the
+window plus days marked by late refunds or attribution — are re-aggregated.
 
 Provider errors decide what happens to an account, never to the others: a throttled
 account is delayed (``throttled_until``), not failed; a refused token marks it for
@@ -49,6 +50,7 @@ from pixecom_core.stats.aggregate import (
     aggregate_sellpages,
     dirty_days,
     lock_sellpage_aggregation,
+    zero_unreported,
 )
 from pixecom_core.stats.ingest import ingest_raw
 from pixecom_core.tenancy import SellerContext
@@ -222,6 +224,10 @@ class StatsSync:
         await self._record(context, account.id, attempt_at=now)
         received = inserted = 0
         campaigns: set[str] = set()
+        # No row of this fetch is older than this: whatever still holds an older snapshot
+        # after the fetch was not reported by it (a plugin's clock may lag: take its rows'
+        # own times into account too).
+        fetch_started_at = datetime.now(UTC)
         try:
             for level in LEVELS:
                 rows = provider.fetch_daily_insights(
@@ -230,13 +236,24 @@ class StatsSync:
                 async for batch in _batches(rows, INGEST_BATCH_ROWS):
                     if level is EntityLevel.CAMPAIGN:
                         campaigns.update(row.entity_id for row in batch)
+                    fetch_started_at = min(fetch_started_at, *(row.fetched_at for row in batch))
                     async with context.scope() as scope:
-                        report = await ingest_raw(scope, batch)
+                        report = await ingest_raw(scope, batch, ad_account_id=account.id)
                     received += report.rows_received
                     inserted += report.rows_inserted
             async with context.scope() as scope:
                 daily_rows = await aggregate_daily(
                     scope, network=account.network, since=since, until=until
+                )
+                # Every level of the window was fetched in full: an entity it no longer
+                # reports delivered nothing (Meta omits such rows), and must stop counting.
+                daily_rows += await zero_unreported(
+                    scope,
+                    network=account.network,
+                    ad_account_id=account.id,
+                    since=since,
+                    until=until,
+                    fetched_at=fetch_started_at,
                 )
                 if campaigns:
                     await scope.session.execute(

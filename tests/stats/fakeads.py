@@ -1,7 +1,8 @@
 """``fakeads``: an in-memory ad network for core's sync tests (no HTTP, no plugin install).
 
 Numbers are set per (account, level, entity, day); ``restate`` changes a past day the way
-Meta does, and ``fail_next`` makes the next fetch of an account raise a provider error.
+Meta does, ``stop_delivery`` drops an entity's row from a day (Meta omits rows without
+delivery), and ``fail_next`` makes the next fetch of an account raise a provider error.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class FakeAdNetwork:
         self.spend[(account, level, entity, day)] = micros
 
     restate = set_spend
+
+    def stop_delivery(self, account: str, level: EntityLevel, entity: str, day: date) -> None:
+        """The entity delivered nothing on ``day`` after all: like Meta, the network then
+        omits its row instead of reporting zeros."""
+        del self.spend[(account, level, entity, day)]
 
     def fail_next(self, account: str, error: ProviderError) -> None:
         self.failures[account] = error

@@ -17,6 +17,7 @@ from pixecom_core.providers import (
     AdNetwork,
     EntityLevel,
     ProviderAuthError,
+    ProviderError,
     ProviderThrottled,
 )
 from pixecom_core.security.secret_box import SecretBox
@@ -237,3 +238,82 @@ async def test_campaigns_the_network_reports_become_campaign_rows_of_their_accou
         ("cmp_new_1", seller.accounts["first"], "cmp_new_1"),
         ("cmp_new_2", seller.accounts["second"], "cmp_new_2"),
     ]
+
+
+def raw_rows(dsn: str, seller_id: uuid.UUID, entity: str, day: date) -> int:
+    with psycopg.connect(dsn) as conn, seller_scope(conn, seller_id):
+        row = conn.execute(
+            "SELECT count(*) FROM ad_stats_raw WHERE seller_id = %s AND entity_id = %s"
+            " AND date_start = %s",
+            (seller_id, entity, day),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_an_entity_a_complete_refetch_no_longer_reports_stops_counting(
+    stats_sync: StatsSync, network: FakeAdNetwork, box: SecretBox, database_owner_dsn: str
+) -> None:
+    # Meta omits an entity without delivery: when the re-fetch of a day no longer reports
+    # a campaign, its old snapshot must not keep counting (spend would be over-stated).
+    seller = seller_with_accounts(database_owner_dsn, box, "acct_a", "acct_b")
+    yesterday = TODAY - timedelta(days=1)
+    for day in (yesterday, TODAY):
+        network.set_spend("acct_a", EntityLevel.CAMPAIGN, "cmp_acct_a", day, 10_000_000)
+        network.set_spend("acct_b", EntityLevel.CAMPAIGN, "cmp_acct_b", day, 20_000_000)
+    network.set_spend("acct_a", EntityLevel.AD, "ad_a", yesterday, 10_000_000)
+
+    await stats_sync.sync_seller(seller.seller_id, days_back=2, now=NOW)
+    network.stop_delivery("acct_a", EntityLevel.CAMPAIGN, "cmp_acct_a", yesterday)
+    network.stop_delivery("acct_a", EntityLevel.AD, "ad_a", yesterday)
+    refetched = await stats_sync.sync_seller(seller.seller_id, days_back=2, now=NOW)
+    settled = daily_spend(database_owner_dsn, seller.seller_id)
+    repeated = await stats_sync.sync_seller(seller.seller_id, days_back=2, now=NOW)
+
+    assert refetched.accounts[0].outcome is AccountOutcome.SYNCED
+    assert settled == {
+        ("cmp_acct_a", yesterday): 0,
+        ("ad_a", yesterday): 0,
+        ("cmp_acct_a", TODAY): 10_000_000,
+        ("cmp_acct_b", yesterday): 20_000_000,
+        ("cmp_acct_b", TODAY): 20_000_000,
+    }
+    assert sellpage_spend(database_owner_dsn, seller) == {yesterday: 2_000, TODAY: 3_000}
+    # The zero is a snapshot of its own in the raw table, written once: a repeat adds
+    # nothing and changes nothing.
+    assert raw_rows(database_owner_dsn, seller.seller_id, "cmp_acct_a", yesterday) == 2
+    assert sum(account.rows_inserted for account in repeated.accounts) == 3
+    assert raw_rows(database_owner_dsn, seller.seller_id, "cmp_acct_a", yesterday) == 2
+    assert daily_spend(database_owner_dsn, seller.seller_id) == settled
+
+
+async def test_an_entity_that_delivers_again_after_a_zero_counts_again(
+    stats_sync: StatsSync, network: FakeAdNetwork, box: SecretBox, database_owner_dsn: str
+) -> None:
+    seller = seller_with_accounts(database_owner_dsn, box, "acct_a")
+    network.set_spend("acct_a", EntityLevel.CAMPAIGN, "cmp_acct_a", TODAY, 10_000_000)
+    await stats_sync.sync_seller(seller.seller_id, days_back=1, now=NOW)
+    network.stop_delivery("acct_a", EntityLevel.CAMPAIGN, "cmp_acct_a", TODAY)
+    await stats_sync.sync_seller(seller.seller_id, days_back=1, now=NOW)
+    network.restate("acct_a", EntityLevel.CAMPAIGN, "cmp_acct_a", TODAY, 12_000_000)
+    await stats_sync.sync_seller(seller.seller_id, days_back=1, now=NOW)
+
+    assert daily_spend(database_owner_dsn, seller.seller_id) == {("cmp_acct_a", TODAY): 12_000_000}
+    assert sellpage_spend(database_owner_dsn, seller) == {TODAY: 1_200}
+
+
+async def test_a_failed_refetch_zeroes_nothing(
+    stats_sync: StatsSync, network: FakeAdNetwork, box: SecretBox, database_owner_dsn: str
+) -> None:
+    # Only a complete fetch says an entity delivered nothing; one that broke off says
+    # nothing at all.
+    seller = seller_with_accounts(database_owner_dsn, box, "acct_a")
+    network.set_spend("acct_a", EntityLevel.CAMPAIGN, "cmp_acct_a", TODAY, 10_000_000)
+    await stats_sync.sync_seller(seller.seller_id, days_back=1, now=NOW)
+    network.stop_delivery("acct_a", EntityLevel.CAMPAIGN, "cmp_acct_a", TODAY)
+    network.fail_next("acct_a", ProviderError("the network broke off"))
+
+    failed = await stats_sync.sync_seller(seller.seller_id, days_back=1, now=NOW)
+
+    assert failed.accounts[0].outcome is AccountOutcome.FAILED
+    assert daily_spend(database_owner_dsn, seller.seller_id) == {("cmp_acct_a", TODAY): 10_000_000}

@@ -2,20 +2,23 @@
 
 The plugin's sandbox on loopback, core's StatsSync on a real database (DATABASE_URL, else
 embedded): a day the sandbox restates ends as the new value after the next cycle, and
-running the same cycle again changes nothing.
+running the same cycle again changes nothing; an ad the restated day no longer reports
+counts zero. The day is pinned at the sandbox and in core's clock, so the ads that deliver
+are the same on whatever date the tests run.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import psycopg
 import pytest
 from meta_ads_support import TOKEN, SandboxHandle, raw_daily_rows
 from pixecom_meta_ads.ad_network import MetaAdNetwork
+from pixecom_meta_ads.sandbox import account_ads, ad_day
 
 from pixecom_core import hookimpl
 from pixecom_core.db.engine import create_engine, create_sessionmaker
@@ -75,10 +78,29 @@ def daily(db: TestDatabase, seller_id: uuid.UUID, day: date) -> dict[tuple[str, 
     return {(r[0], r[1]): r[2] for r in rows}
 
 
-async def test_a_restated_day_replaces_the_snapshot_through_the_real_plugin(
-    database: TestDatabase, sandbox: SandboxHandle, network: MetaAdNetwork
-) -> None:
+def a_day_on_which_a_restatement_stops_an_ad(number: str, campaigns: int) -> tuple[date, str]:
+    """The first day of 2026 on which one of the account's ads delivers at revision 0 and
+    no longer at revision 1: the sandbox's numbers are a hash of (ad, day, revision), so
+    this is the same day on every run, whatever the date the tests run on."""
+    for offset in range(366):
+        day = date(2026, 1, 1) + timedelta(days=offset)
+        for ad in account_ads(number, campaigns):
+            if ad_day(ad.ad_id, day, 0) is not None and ad_day(ad.ad_id, day, 1) is None:
+                return day, ad.ad_id
+    raise AssertionError("no restatement in 2026 stops an ad")  # pragma: no cover
+
+
+async def sync_a_restated_day(
+    database: TestDatabase,
+    sandbox: SandboxHandle,
+    network: MetaAdNetwork,
+    restated_day: date,
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """Sync a fresh seller's account on the day after ``restated_day`` (pinned at the
+    sandbox and in core's clock), restate the day, sync twice more; the day's daily rows
+    before the restatement, after it, and after the repeat."""
     seller_id = seller_with_meta_account(database)
+    await sandbox.change_account(ACCOUNT, today=(restated_day + timedelta(days=1)).isoformat())
     manager = create_plugin_manager(load_entry_points=False, plugins=[MetaAtSandbox(network)])
     engine = create_engine(database.settings, role="app")
     sync = StatsSync(
@@ -87,29 +109,58 @@ async def test_a_restated_day_replaces_the_snapshot_through_the_real_plugin(
         ProviderRegistry(manager),
         SecretBox(database.settings.token_encryption_keys),
     )
-    now = datetime.now(UTC)
-    yesterday = now.date() - timedelta(days=1)
+    now = datetime.combine(restated_day + timedelta(days=1), time(12), UTC)
     try:
         first = await sync.sync_seller(seller_id, days_back=3, now=now)
-        before = daily(database, seller_id, yesterday)
-        restated = await sandbox.restate(ACCOUNT, yesterday)
+        assert first.accounts[0].outcome is AccountOutcome.SYNCED, first.accounts[0].error
+        before = daily(database, seller_id, restated_day)
+        restated = await sandbox.restate(ACCOUNT, restated_day)
         assert restated.status_code == 200, restated.text
         await sync.sync_seller(seller_id, days_back=3, now=now + timedelta(minutes=15))
-        after = daily(database, seller_id, yesterday)
+        after = daily(database, seller_id, restated_day)
         await sync.sync_seller(seller_id, days_back=3, now=now + timedelta(minutes=30))
-        repeated = daily(database, seller_id, yesterday)
+        repeated = daily(database, seller_id, restated_day)
     finally:
         await engine.dispose()
+    return before, after, repeated
 
-    assert first.accounts[0].outcome is AccountOutcome.SYNCED, first.accounts[0].error
-    assert before and set(before) == set(after)
+
+async def reported(sandbox: SandboxHandle, day: date) -> dict[tuple[str, str], int]:
+    """What the sandbox reports for ``day`` now, at every level, in micros."""
+    rows: dict[tuple[str, str], int] = {}
+    for level in ("campaign", "adset", "ad"):
+        for row in await raw_daily_rows(sandbox, ACCOUNT, level, day, day):
+            rows[(level, row[f"{level}_id"])] = int(Decimal(row["spend"]) * 1_000_000)
+    return rows
+
+
+async def test_a_restated_day_replaces_the_snapshot_through_the_real_plugin(
+    database: TestDatabase, sandbox: SandboxHandle, network: MetaAdNetwork
+) -> None:
+    day = date(2026, 11, 20)
+    before, after, repeated = await sync_a_restated_day(database, sandbox, network, day)
+    now_reported = await reported(sandbox, day)
+
     # Every level is present and none collapsed into another.
     assert {kind for kind, _ in before} == {"campaign", "adset", "ad"}
-    changed = [key for key in before if before[key] != after[key]]
+    changed = [key for key in before if before[key] != after.get(key)]
     assert changed, "the restatement changed nothing"
-    # The new value, never old + new: exactly what the sandbox reports for the day now.
-    for level in ("campaign", "adset", "ad"):
-        for row in await raw_daily_rows(sandbox, ACCOUNT, level, yesterday, yesterday):
-            micros = int(Decimal(row["spend"]) * 1_000_000)
-            assert after[(level, row[f"{level}_id"])] == micros
+    # The new value, never old + new: exactly what the sandbox reports for the day now,
+    # and zero for what it stopped reporting (Meta omits rows without delivery).
+    assert after == now_reported | dict.fromkeys(before.keys() - now_reported.keys(), 0)
+    assert repeated == after
+
+
+async def test_an_ad_a_restatement_stops_no_longer_counts_through_the_real_plugin(
+    database: TestDatabase, sandbox: SandboxHandle, network: MetaAdNetwork
+) -> None:
+    campaigns = (await sandbox.account(ACCOUNT))["campaigns"]
+    day, stopped_ad = a_day_on_which_a_restatement_stops_an_ad(ACCOUNT, campaigns)
+    before, after, repeated = await sync_a_restated_day(database, sandbox, network, day)
+    now_reported = await reported(sandbox, day)
+
+    assert before[("ad", stopped_ad)] > 0
+    assert ("ad", stopped_ad) not in now_reported
+    assert after[("ad", stopped_ad)] == 0
+    assert after == now_reported | dict.fromkeys(before.keys() - now_reported.keys(), 0)
     assert repeated == after
