@@ -4,11 +4,15 @@ Environment variables use the ``PIXECOM_`` prefix, except the two connection URL
 every tool in this ecosystem already understands: ``DATABASE_URL`` and ``REDIS_URL``.
 When either is unset, dev mode and the tests start embedded servers instead
 (see :mod:`pixecom_core.devservers`).
+
+Every secret can also be read from a file, ``<VARIABLE>_FILE`` or a systemd credential,
+so production keeps secrets out of the environment (:mod:`pixecom_core.secret_files`).
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import math
 from collections import Counter
 from functools import lru_cache
@@ -16,8 +20,10 @@ from pathlib import Path
 from typing import Annotated, Any, Self
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from pixecom_core.secret_files import SettingsWithSecretFiles
 
 #: Values that appear in examples and templates; refusing them outside dev mode means a
 #: copied `.env.example` never reaches production unchanged (audit must-fix 9).
@@ -68,14 +74,40 @@ def secret_strength_problem(value: str) -> str | None:
     return None
 
 
-SecretList = Annotated[list[SecretStr], Field(default_factory=list)]
+def one_or_many_secrets(value: Any) -> Any:
+    """A key list from a variable or a file: a JSON array, or one bare key.
+
+    A bare key keeps a deployment configured before its setting became a list working
+    (``PIXECOM_REFRESH_TOKEN_PEPPER=…``), and lets a file hold just the key.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        return json.loads(text)
+    return [text]
 
 
-class Settings(BaseSettings):
+SecretList = Annotated[
+    list[SecretStr],
+    NoDecode,
+    BeforeValidator(one_or_many_secrets),
+    Field(default_factory=list),
+]
+
+#: Connection URLs may carry a password: they may be read from ``<VARIABLE>_FILE`` too.
+SECRET_URL_FIELDS = frozenset(
+    {"database_url", "app_database_url", "read_database_url", "redis_url"}
+)
+
+
+class Settings(SettingsWithSecretFiles):
     """Every knob of a PixEcom deployment.
 
-    Secrets that rotate are lists: the first entry signs or encrypts, every entry is
-    accepted for verification or decryption, so keys rotate without a flag day.
+    Secrets that rotate are lists: the first entry signs, encrypts or hashes, every entry
+    is accepted for verification or decryption, so keys rotate without a flag day.
     """
 
     model_config = SettingsConfigDict(
@@ -141,7 +173,18 @@ class Settings(BaseSettings):
 
     # -- Secrets ----------------------------------------------------------------------
     jwt_signing_keys: SecretList
-    refresh_token_pepper: SecretStr | None = None
+    refresh_token_peppers: SecretList = Field(
+        validation_alias=AliasChoices(
+            "PIXECOM_REFRESH_TOKEN_PEPPERS",
+            # Before peppers rotated: one bare value, still read as a one-entry list.
+            "PIXECOM_REFRESH_TOKEN_PEPPER",
+        ),
+        description=(
+            "Peppers of stored refresh-token hashes: the first hashes new tokens, every one "
+            "is tried when a token comes back. Rotate by putting a new one first; drop the "
+            "old one after PIXECOM_REFRESH_TOKEN_TTL_DAYS (its sessions are over then)."
+        ),
+    )
     token_encryption_keys: SecretList
     ingest_api_key_current: SecretStr | None = None
     ingest_api_key_next: SecretStr | None = None
@@ -261,6 +304,11 @@ class Settings(BaseSettings):
     #: How often the scheduler queues the slow-query watch.
     slow_query_watch_seconds: int = Field(default=60, ge=5)
 
+    @classmethod
+    def secret_fields(cls) -> frozenset[str]:
+        """The connection URLs, besides every ``SecretStr`` setting."""
+        return SECRET_URL_FIELDS
+
     @model_validator(mode="after")
     def _check_limits(self) -> Self:
         if self.default_page_size > self.max_page_size:
@@ -283,9 +331,7 @@ class Settings(BaseSettings):
         required: dict[str, list[SecretStr]] = {
             "PIXECOM_JWT_SIGNING_KEYS": self.jwt_signing_keys,
             "PIXECOM_TOKEN_ENCRYPTION_KEYS": self.token_encryption_keys,
-            "PIXECOM_REFRESH_TOKEN_PEPPER": (
-                [self.refresh_token_pepper] if self.refresh_token_pepper else []
-            ),
+            "PIXECOM_REFRESH_TOKEN_PEPPERS": self.refresh_token_peppers,
         }
         for name, values in required.items():
             if not values:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from pixecom_core.db.urls import DatabaseNotConfiguredError
+from pixecom_core.secret_files import SecretSourceError
 from pixecom_core.settings import WeakSecretError
 
 
@@ -19,6 +20,7 @@ class RedisNotConfiguredError(RuntimeError):
 #: Errors an operator fixes in the environment, not in the code.
 CONFIGURATION_ERRORS: tuple[type[Exception], ...] = (
     WeakSecretError,
+    SecretSourceError,
     ValidationError,
     DatabaseNotConfiguredError,
     RedisNotConfiguredError,

@@ -118,8 +118,8 @@ def dev_secrets(deployment: DevDeployment) -> None:
         update["jwt_signing_keys"] = [SecretStr(stored["jwt_signing_key"])]
     if not settings.token_encryption_keys:
         update["token_encryption_keys"] = [SecretStr(stored["token_encryption_key"])]
-    if settings.refresh_token_pepper is None:
-        update["refresh_token_pepper"] = SecretStr(stored["refresh_token_pepper"])
+    if not settings.refresh_token_peppers:
+        update["refresh_token_peppers"] = [SecretStr(stored["refresh_token_pepper"])]
     if update:
         deployment.say(f"using dev secrets from {path}")
         deployment.settings = settings.model_copy(update=update)
@@ -368,12 +368,9 @@ def _export_settings(settings: Settings) -> None:
     for name, keys in (
         ("PIXECOM_JWT_SIGNING_KEYS", settings.jwt_signing_keys),
         ("PIXECOM_TOKEN_ENCRYPTION_KEYS", settings.token_encryption_keys),
+        ("PIXECOM_REFRESH_TOKEN_PEPPERS", settings.refresh_token_peppers),
     ):
         os.environ[name] = json.dumps([key.get_secret_value() for key in keys])
-    if settings.refresh_token_pepper is not None:
-        os.environ["PIXECOM_REFRESH_TOKEN_PEPPER"] = (
-            settings.refresh_token_pepper.get_secret_value()
-        )
 
 
 def _stop_process(process: subprocess.Popen[bytes], name: str) -> None:

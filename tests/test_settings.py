@@ -29,7 +29,7 @@ def test_production_without_secrets_names_every_missing_one() -> None:
     for name in (
         "PIXECOM_JWT_SIGNING_KEYS",
         "PIXECOM_TOKEN_ENCRYPTION_KEYS",
-        "PIXECOM_REFRESH_TOKEN_PEPPER",
+        "PIXECOM_REFRESH_TOKEN_PEPPERS",
     ):
         assert name in message
     assert "pixecom keys generate" in message
@@ -42,7 +42,7 @@ def test_weak_secret_is_refused_outside_dev(weak: str) -> None:
             mode=Mode.TEST,
             jwt_signing_keys=[strong(), weak],
             token_encryption_keys=[strong()],
-            refresh_token_pepper=strong(),
+            refresh_token_peppers=[strong()],
         )
 
 
@@ -51,7 +51,7 @@ def test_strong_secrets_start_and_dev_mode_accepts_none() -> None:
         mode=Mode.PRODUCTION,
         jwt_signing_keys=[strong()],
         token_encryption_keys=[strong(), strong()],
-        refresh_token_pepper=strong(),
+        refresh_token_peppers=[strong(), strong()],
     )
     assert len(settings.token_encryption_keys) == 2
     assert Settings(mode=Mode.DEV).jwt_signing_keys == []
@@ -62,7 +62,7 @@ def test_secrets_and_urls_come_from_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PIXECOM_MODE", "production")
     monkeypatch.setenv("PIXECOM_JWT_SIGNING_KEYS", f'["{key}"]')
     monkeypatch.setenv("PIXECOM_TOKEN_ENCRYPTION_KEYS", f'["{strong()}"]')
-    monkeypatch.setenv("PIXECOM_REFRESH_TOKEN_PEPPER", strong())
+    monkeypatch.setenv("PIXECOM_REFRESH_TOKEN_PEPPERS", f'["{strong()}"]')
     monkeypatch.setenv("PIXECOM_DB_POOL_SIZE", "20")
     monkeypatch.setenv("PIXECOM_STATEMENT_TIMEOUT_MS", "1500")
     monkeypatch.setenv("DATABASE_URL", "postgresql://owner@db.internal/pixecom")
@@ -103,7 +103,7 @@ def test_placeholder_database_passwords_are_refused_outside_dev(
     secrets_set = {
         "jwt_signing_keys": [strong()],
         "token_encryption_keys": [strong()],
-        "refresh_token_pepper": strong(),
+        "refresh_token_peppers": [strong()],
     }
     with pytest.raises(WeakSecretError, match=named):
         Settings(mode=Mode.PRODUCTION, **secrets_set, **{field: value})

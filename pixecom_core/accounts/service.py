@@ -165,10 +165,7 @@ class AccountService:
         self._keyring = AccessTokenKeyring(
             settings.jwt_signing_keys, ttl=timedelta(seconds=settings.access_token_ttl_seconds)
         )
-        pepper = settings.refresh_token_pepper
-        if pepper is None:
-            raise ValueError("PIXECOM_REFRESH_TOKEN_PEPPER is required to issue refresh tokens")
-        self._hasher = RefreshTokenHasher(pepper)
+        self._hasher = RefreshTokenHasher(settings.refresh_token_peppers)
 
     # -- sign-up ----------------------------------------------------------------------
 
@@ -245,7 +242,9 @@ class AccountService:
         :class:`AuthenticationError`.
         """
         seller_id, family_id = self._parse(refresh_token)
-        token_hash = self._hasher.hash(refresh_token)
+        # Every configured pepper: a token hashed before a rotation still refreshes (and
+        # its successor is hashed with the newest pepper), and reuse is still detected.
+        token_hashes = self._hasher.candidate_hashes(refresh_token)
         reused = False
         async with open_seller_scope(self._sessions, seller_id, self._settings) as scope:
             session = scope.session
@@ -254,7 +253,7 @@ class AccountService:
                     select(RefreshToken)
                     .where(
                         col(RefreshToken.seller_id) == seller_id,
-                        col(RefreshToken.token_hash) == token_hash,
+                        col(RefreshToken.token_hash).in_(token_hashes),
                     )
                     .with_for_update()
                 )
@@ -288,13 +287,13 @@ class AccountService:
     async def log_out(self, refresh_token: str) -> None:
         """End the login ``refresh_token`` belongs to: its family and its access tokens."""
         seller_id, family_id = self._parse(refresh_token)
-        token_hash = self._hasher.hash(refresh_token)
+        token_hashes = self._hasher.candidate_hashes(refresh_token)
         async with open_seller_scope(self._sessions, seller_id, self._settings) as scope:
             known = await scope.session.scalar(
                 select(col(RefreshToken.id)).where(
                     col(RefreshToken.seller_id) == seller_id,
                     col(RefreshToken.family_id) == family_id,
-                    col(RefreshToken.token_hash) == token_hash,
+                    col(RefreshToken.token_hash).in_(token_hashes),
                 )
             )
             if known is None:

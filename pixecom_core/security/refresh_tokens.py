@@ -5,6 +5,11 @@ right seller scope before looking the token up under row-level security; the fam
 groups every token descended from one login, so reuse of a rotated token can revoke the
 family. Only ``HMAC-SHA256(pepper, token)`` is stored: a database leak yields no usable
 token, and without the pepper no hash can be checked offline.
+
+The pepper rotates like the signing keys (``PIXECOM_REFRESH_TOKEN_PEPPERS``, newest
+first): new tokens are hashed with the first pepper, a presented token is looked up under
+the hash of every pepper. A session's next refresh re-hashes it under the newest pepper,
+so once the refresh-token lifetime has passed the old pepper hashes nothing and can go.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -34,14 +40,26 @@ class RefreshTokenValue:
 
 
 class RefreshTokenHasher:
-    """Mints and hashes refresh tokens with the deployment's pepper."""
+    """Mints and hashes refresh tokens with the deployment's peppers, newest first."""
 
-    def __init__(self, pepper: SecretStr) -> None:
-        self._pepper = pepper.get_secret_value().encode()
+    def __init__(self, peppers: Sequence[SecretStr]) -> None:
+        if not peppers:
+            raise ValueError(
+                "at least one refresh-token pepper is required (PIXECOM_REFRESH_TOKEN_PEPPERS)"
+            )
+        self._peppers = [pepper.get_secret_value().encode() for pepper in peppers]
 
     def hash(self, value: str) -> str:
-        """The stored form of ``value``."""
-        return hmac.new(self._pepper, value.encode(), hashlib.sha256).hexdigest()
+        """The stored form of a new token ``value``: hashed with the newest pepper."""
+        return self._hash(self._peppers[0], value)
+
+    def candidate_hashes(self, value: str) -> list[str]:
+        """Every form ``value`` may be stored in, one per configured pepper, newest first."""
+        return list(dict.fromkeys(self._hash(pepper, value) for pepper in self._peppers))
+
+    @staticmethod
+    def _hash(pepper: bytes, value: str) -> str:
+        return hmac.new(pepper, value.encode(), hashlib.sha256).hexdigest()
 
     def mint(
         self, *, seller_id: uuid.UUID, family_id: uuid.UUID | None = None

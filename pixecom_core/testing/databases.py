@@ -68,7 +68,7 @@ def provision_test_database(
             app_role=app_role,
             jwt_signing_keys=[random_secret()],
             token_encryption_keys=[random_secret()],
-            refresh_token_pepper=random_secret(),
+            refresh_token_peppers=[random_secret()],
             statement_timeout_ms=30_000,
             lock_timeout_ms=5_000,
         )

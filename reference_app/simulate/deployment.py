@@ -87,7 +87,6 @@ def process_environment(settings: Settings, data_dir: Path) -> dict[str, str]:
     needs: servers, secrets, mode, key prefix and data dir; warnings-only logging; no demo
     data."""
     assert settings.database_url and settings.redis_url
-    assert settings.refresh_token_pepper is not None
     env = dict(os.environ)
     # Several interpreters start at once: compiling every module in each of them (no
     # bytecode cache) costs minutes of CPU on two cores.
@@ -106,7 +105,9 @@ def process_environment(settings: Settings, data_dir: Path) -> dict[str, str]:
             "PIXECOM_TOKEN_ENCRYPTION_KEYS": json.dumps(
                 [k.get_secret_value() for k in settings.token_encryption_keys]
             ),
-            "PIXECOM_REFRESH_TOKEN_PEPPER": settings.refresh_token_pepper.get_secret_value(),
+            "PIXECOM_REFRESH_TOKEN_PEPPERS": json.dumps(
+                [k.get_secret_value() for k in settings.refresh_token_peppers]
+            ),
             "PIXECOM_LOG_LEVEL": "WARNING",
         }
     )
@@ -206,7 +207,7 @@ class SimulatedDeployment:
             redis_key_prefix=f"pixecom-simulate:{token}:",
             jwt_signing_keys=[secrets.token_urlsafe(48)],
             token_encryption_keys=[secrets.token_urlsafe(48)],
-            refresh_token_pepper=secrets.token_urlsafe(48),
+            refresh_token_peppers=[secrets.token_urlsafe(48)],
             seed_demo_data=False,
         )
 

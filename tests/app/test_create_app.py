@@ -17,7 +17,7 @@ from reference_app.configuration import RedisNotConfiguredError
     [
         {"jwt_signing_keys": [SecretStr("changeme")]},
         {"token_encryption_keys": []},
-        {"refresh_token_pepper": SecretStr("a" * 64)},
+        {"refresh_token_peppers": [SecretStr("a" * 64)]},
         {"ingest_api_key_current": SecretStr("short")},
     ],
     ids=["placeholder-jwt-key", "no-encryption-key", "low-entropy-pepper", "short-ingest-key"],
@@ -34,7 +34,7 @@ def test_create_app_refuses_weak_secrets_outside_dev_mode(
 
 def test_create_app_accepts_weak_secrets_in_dev_mode(settings: Settings) -> None:
     weak = settings.model_copy(
-        update={"mode": Mode.DEV, "jwt_signing_keys": [], "refresh_token_pepper": None}
+        update={"mode": Mode.DEV, "jwt_signing_keys": [], "refresh_token_peppers": []}
     )
 
     assert create_app(weak).title == "PixEcom"

@@ -18,7 +18,7 @@ def strong_secrets() -> dict[str, str]:
     return {
         "PIXECOM_JWT_SIGNING_KEYS": json.dumps([new_secret()]),
         "PIXECOM_TOKEN_ENCRYPTION_KEYS": json.dumps([new_secret()]),
-        "PIXECOM_REFRESH_TOKEN_PEPPER": new_secret(),
+        "PIXECOM_REFRESH_TOKEN_PEPPERS": json.dumps([new_secret()]),
     }
 
 
@@ -58,7 +58,7 @@ def test_missing_secrets_in_production_are_refused(run_pixecom: RunPixecom) -> N
     result = run_pixecom("db", "upgrade", env={"DATABASE_URL": "postgresql://localhost/x"})
 
     assert result.returncode == EXIT_CONFIGURATION_ERROR
-    assert_one_line_error(result, "PIXECOM_REFRESH_TOKEN_PEPPER is not set")
+    assert_one_line_error(result, "PIXECOM_REFRESH_TOKEN_PEPPERS is not set")
 
 
 def test_missing_database_url_is_explained(run_pixecom: RunPixecom) -> None:

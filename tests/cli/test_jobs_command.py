@@ -16,7 +16,6 @@ RunPixecom = Callable[..., subprocess.CompletedProcess[str]]
 
 def env_for(database: TestDatabase) -> dict[str, str]:
     settings = database.settings
-    assert settings.refresh_token_pepper is not None
     return {
         "PIXECOM_MODE": "test",
         "DATABASE_URL": database.owner_dsn,
@@ -26,7 +25,9 @@ def env_for(database: TestDatabase) -> dict[str, str]:
         "PIXECOM_TOKEN_ENCRYPTION_KEYS": json.dumps(
             [k.get_secret_value() for k in settings.token_encryption_keys]
         ),
-        "PIXECOM_REFRESH_TOKEN_PEPPER": settings.refresh_token_pepper.get_secret_value(),
+        "PIXECOM_REFRESH_TOKEN_PEPPERS": json.dumps(
+            [k.get_secret_value() for k in settings.refresh_token_peppers]
+        ),
     }
 
 

@@ -55,7 +55,7 @@ def test_every_secret_setting_gets_a_value(generated: dict[str, str]) -> None:
     assert {
         "PIXECOM_JWT_SIGNING_KEYS",
         "PIXECOM_TOKEN_ENCRYPTION_KEYS",
-        "PIXECOM_REFRESH_TOKEN_PEPPER",
+        "PIXECOM_REFRESH_TOKEN_PEPPERS",
     } <= expected
 
 

@@ -91,7 +91,7 @@ def production_env(owner_dsn: str) -> dict[str, str]:
         "DATABASE_URL": owner_dsn,
         "PIXECOM_JWT_SIGNING_KEYS": json.dumps([new_secret()]),
         "PIXECOM_TOKEN_ENCRYPTION_KEYS": json.dumps([new_secret()]),
-        "PIXECOM_REFRESH_TOKEN_PEPPER": new_secret(),
+        "PIXECOM_REFRESH_TOKEN_PEPPERS": json.dumps([new_secret()]),
     }
 
 

@@ -193,10 +193,8 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "PIXECOM_TOKEN_ENCRYPTION_KEYS": (
             f'["{settings.token_encryption_keys[0].get_secret_value()}"]'
         ),
-        "PIXECOM_REFRESH_TOKEN_PEPPER": (
-            settings.refresh_token_pepper.get_secret_value()
-            if settings.refresh_token_pepper
-            else ""
+        "PIXECOM_REFRESH_TOKEN_PEPPERS": (
+            f'["{settings.refresh_token_peppers[0].get_secret_value()}"]'
         ),
     }
     env = clean_environment(

@@ -61,9 +61,9 @@ def worker_env(database: TestDatabase, settings: Settings, **extra: str) -> dict
             "PIXECOM_TOKEN_ENCRYPTION_KEYS": json.dumps(
                 [k.get_secret_value() for k in settings.token_encryption_keys]
             ),
-            "PIXECOM_REFRESH_TOKEN_PEPPER": settings.refresh_token_pepper.get_secret_value()
-            if settings.refresh_token_pepper
-            else "",
+            "PIXECOM_REFRESH_TOKEN_PEPPERS": json.dumps(
+                [k.get_secret_value() for k in settings.refresh_token_peppers]
+            ),
             "PIXECOM_WORKER_REDELIVERY_AFTER_SECONDS": str(
                 settings.worker_redelivery_after_seconds
             ),

@@ -73,9 +73,9 @@ def process_env(
         "PIXECOM_TOKEN_ENCRYPTION_KEYS": json.dumps(
             [k.get_secret_value() for k in settings.token_encryption_keys]
         ),
-        "PIXECOM_REFRESH_TOKEN_PEPPER": settings.refresh_token_pepper.get_secret_value()
-        if settings.refresh_token_pepper
-        else "",
+        "PIXECOM_REFRESH_TOKEN_PEPPERS": json.dumps(
+            [k.get_secret_value() for k in settings.refresh_token_peppers]
+        ),
     }
     tuned = {
         f"PIXECOM_{name.upper()}": str(getattr(settings, name))

@@ -85,18 +85,31 @@ def test_expired_forged_and_alg_none_tokens_fail() -> None:
 
 
 def test_refresh_tokens_are_stored_as_peppered_hashes() -> None:
-    hasher = RefreshTokenHasher(key())
+    hasher = RefreshTokenHasher([key()])
     seller = uuid.uuid4()
     first = hasher.mint(seller_id=seller)
     rotated = hasher.mint(seller_id=seller, family_id=first.family_id)
     assert rotated.family_id == first.family_id and rotated.value != first.value
     assert first.token_hash == hasher.hash(first.value)
     assert first.value not in first.token_hash
-    assert RefreshTokenHasher(key()).hash(first.value) != first.token_hash  # pepper matters
+    assert RefreshTokenHasher([key()]).hash(first.value) != first.token_hash  # pepper matters
     assert hasher.parse(first.value) == (seller, first.family_id)
     for bad in ("", "a.b.c", f"{seller}.{first.family_id}.short", "x" * 80):
         with pytest.raises(MalformedRefreshToken):
             hasher.parse(bad)
+
+
+def test_refresh_token_peppers_rotate_newest_first() -> None:
+    old, new = key(), key()
+    value = RefreshTokenHasher([old]).mint(seller_id=uuid.uuid4())
+    during = RefreshTokenHasher([new, old])
+    # New tokens are hashed with the newest pepper; a token hashed with the old one is
+    # still among the candidates looked up, and nothing else is.
+    assert during.hash(value.value) == RefreshTokenHasher([new]).hash(value.value)
+    assert during.candidate_hashes(value.value) == [during.hash(value.value), value.token_hash]
+    assert value.token_hash not in RefreshTokenHasher([new]).candidate_hashes(value.value)
+    with pytest.raises(ValueError, match="PIXECOM_REFRESH_TOKEN_PEPPERS"):
+        RefreshTokenHasher([])
 
 
 def test_secret_box_rotates_keys_without_a_flag_day() -> None:
