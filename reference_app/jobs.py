@@ -1,7 +1,9 @@
 """``pixecom jobs``: the dead letters of jobs that failed for good, and resolving them.
 
-Read and written as the application role (``dead_letters`` is a system table it may
-SELECT and UPDATE), so operators need no owner credentials for it.
+Run as the schema owner (``DATABASE_URL``), through the owner-only functions
+``pixecom_dead_letters`` and ``pixecom_resolve_dead_letter`` (migration 0010): the app
+role sees a seller's dead letters only in that seller's scope (issue 12 item 3), while an
+operator needs every seller's, and those of no seller.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from datetime import datetime
 
 import psycopg
 
-from pixecom_core.db.urls import app_conninfo
+from pixecom_core.db.urls import owner_conninfo
 from pixecom_core.settings import Settings
 
 #: Most dead letters listed at once; the oldest open ones first.
@@ -31,22 +33,17 @@ class DeadLetterLine:
 
 def list_dead_letters(settings: Settings, *, include_resolved: bool) -> list[DeadLetterLine]:
     """Open dead letters (all, with ``include_resolved``), oldest first, bounded."""
-    query = (
-        "SELECT id, task_name, seller_id::text, attempts, failed_at, resolved_at, error"
-        " FROM dead_letters"
-        + ("" if include_resolved else " WHERE resolved_at IS NULL")
-        + " ORDER BY failed_at, id LIMIT %s"
-    )
-    with psycopg.connect(app_conninfo(settings)) as conn:
-        rows = conn.execute(query, (LIST_LIMIT,)).fetchall()
+    with psycopg.connect(owner_conninfo(settings)) as conn:
+        rows = conn.execute(
+            "SELECT dead_letter_id, task_name, seller_id::text, attempts, failed_at,"
+            " resolved_at, error FROM pixecom_dead_letters(%s, NULL, %s)",
+            (include_resolved, LIST_LIMIT),
+        ).fetchall()
     return [DeadLetterLine(*row) for row in rows]
 
 
 def resolve_dead_letter(settings: Settings, dead_letter_id: int) -> bool:
     """Mark a dead letter handled; False when there is no such open one."""
-    with psycopg.connect(app_conninfo(settings)) as conn:
-        cursor = conn.execute(
-            "UPDATE dead_letters SET resolved_at = now() WHERE id = %s AND resolved_at IS NULL",
-            (dead_letter_id,),
-        )
-        return cursor.rowcount == 1
+    with psycopg.connect(owner_conninfo(settings)) as conn:
+        row = conn.execute("SELECT pixecom_resolve_dead_letter(%s)", (dead_letter_id,)).fetchone()
+    return bool(row and row[0])

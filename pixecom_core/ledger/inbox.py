@@ -34,41 +34,23 @@ from pixecom_core.settings import Settings
 
 _log = logging.getLogger(__name__)
 
-_INSERT = text(
-    """
-    INSERT INTO webhook_inbox (gateway, event_id, event_type, headers, body, received_at)
-    VALUES (:gateway, :event_id, :event_type, CAST(:headers AS jsonb), :body, :received_at)
-    ON CONFLICT (gateway, event_id) DO NOTHING
-    RETURNING id
-    """
+# The app role reads no inbox row outside a seller's scope and writes none (migration
+# 0010, issue 12 item 3: raw bodies carry shoppers' personal data): every step goes
+# through an owner function that touches one delivery, or answers ids only.
+_RECEIVE = text(
+    "SELECT inbox_id, duplicate FROM pixecom_inbox_receive("
+    ":gateway, :event_id, :event_type, CAST(:headers AS jsonb), :body, :received_at)"
 )
-_EXISTING = text("SELECT id FROM webhook_inbox WHERE gateway = :gateway AND event_id = :event_id")
 _CLAIM = text(
-    """
-    SELECT id, gateway, event_id, event_type, headers, body, received_at, attempts
-      FROM webhook_inbox
-     WHERE id = :id AND status IN ('RECEIVED', 'DEFERRED')
-     FOR UPDATE SKIP LOCKED
-    """
+    "SELECT inbox_id AS id, gateway, event_id, event_type, headers, body, received_at, attempts"
+    " FROM pixecom_inbox_claim(:id)"
 )
-_DONE = text(
-    "UPDATE webhook_inbox SET status = 'PROCESSED', processed_at = now(), attempts = attempts + 1,"
-    " last_error = NULL, seller_id = :seller_id WHERE id = :id"
-)
+_DONE = text("SELECT pixecom_inbox_processed(:id, :seller_id)")
 _RETRY_LATER = text(
-    "UPDATE webhook_inbox SET status = :status, attempts = :attempts, last_error = :error,"
-    " next_attempt_at = :next_attempt_at, seller_id = coalesce(:seller_id, seller_id)"
-    " WHERE id = :id"
+    "SELECT pixecom_inbox_retry_later(:id, :status, :attempts, :error, :next_attempt_at,"
+    " :seller_id)"
 )
-_DUE = text(
-    """
-    SELECT id FROM webhook_inbox
-     WHERE status IN ('RECEIVED', 'DEFERRED')
-       AND next_attempt_at <= now() - make_interval(secs => :grace_seconds)
-     ORDER BY next_attempt_at
-     LIMIT :limit
-    """
-)
+_DUE = text("SELECT id FROM pixecom_inbox_due(:grace_seconds, :limit) AS id")
 
 #: Headers worth keeping with a delivery (signature material for audits); others dropped.
 _KEPT_HEADER_PREFIXES = ("stripe-", "paypal-", "content-type", "user-agent", "x-")
@@ -102,8 +84,9 @@ def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
 class WebhookInbox:
     """Receive webhook deliveries and process them into the ledger.
 
-    :param sessions: app-role session factory (the inbox is a system table, not
-        seller-owned; the ledger writes happen in each seller's scope).
+    :param sessions: app-role session factory. The inbox is read and written through
+        owner functions (a delivery's seller is unknown until it is parsed); the ledger
+        writes happen in each seller's scope.
     :param registry: finds the gateway plugin by the identifier in the URL.
     :param ledger: where parsed facts go.
     :param on_recorded: called with the sellers whose ledger gained facts, after the
@@ -146,23 +129,20 @@ class WebhookInbox:
         verified = await provider.verify_webhook(body=body, headers=lowered)
 
         async with self._sessions() as session, session.begin():
-            parameters = {"gateway": provider.identifier, "event_id": verified.event_id}
-            inserted = (
+            row = (
                 await session.execute(
-                    _INSERT,
+                    _RECEIVE,
                     {
-                        **parameters,
+                        "gateway": provider.identifier,
+                        "event_id": verified.event_id,
                         "event_type": verified.event_type,
                         "headers": json.dumps(_kept_headers(lowered)),
                         "body": body,
                         "received_at": verified.received_at,
                     },
                 )
-            ).scalar_one_or_none()
-            if inserted is not None:
-                return Receipt(inbox_id=int(inserted), duplicate=False)
-            existing = (await session.execute(_EXISTING, parameters)).scalar_one()
-        return Receipt(inbox_id=int(existing), duplicate=True)
+            ).one()
+        return Receipt(inbox_id=int(row.inbox_id), duplicate=bool(row.duplicate))
 
     async def process(self, inbox_id: int) -> ProcessResult:
         """Parse one stored delivery and record its facts; safe to call any number of times.

@@ -3,6 +3,9 @@
 ``SELLER_OWNED_TABLES`` lists every table that carries ``seller_id`` and is guarded by
 row-level security (the migration enables and forces it on each, and on each of their
 partitions); ``sellers`` itself is the tenant root, with its own policy.
+``SELLER_ATTRIBUTED_TABLES`` lists the system tables whose rows name a seller once one is
+known (a webhook delivery, a dead letter, a sync run): forced row-level security too, with
+the rows of no seller reached through owner functions only (migration 0010).
 ``PARTITIONED_TABLES`` maps each monthly range-partitioned table to its partition column.
 """
 
@@ -101,6 +104,11 @@ PARTITIONED_TABLES: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: System tables whose rows name their seller once it is known (``seller_id`` may be NULL
+#: in the inbox and dead letters): same ``seller_isolation`` policy, enabled and forced;
+#: unattributed rows are invisible to the app role (issue 12 item 3, migration 0010).
+SELLER_ATTRIBUTED_TABLES: tuple[str, ...] = ("webhook_inbox", "dead_letters", "sync_runs")
+
 #: Tables whose rows are never updated or deleted (audit §7), enforced by trigger.
 APPEND_ONLY_TABLES: tuple[str, ...] = ("order_events", "payment_events")
 
@@ -108,6 +116,7 @@ __all__ = [
     "APPEND_ONLY_TABLES",
     "PAID_LIKE_STATUSES",
     "PARTITIONED_TABLES",
+    "SELLER_ATTRIBUTED_TABLES",
     "SELLER_OWNED_TABLES",
     "Ad",
     "AdAccount",

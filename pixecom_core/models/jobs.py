@@ -16,8 +16,10 @@ from pixecom_core.models.base import empty_jsonb_default, now_default, timestamp
 class DeadLetter(SQLModel, table=True):
     """A job that exhausted its retries (audit §2, scenario C: "no DLQ").
 
-    System table (a job may concern no seller); one row per task id, so a redelivered
-    failure is recorded once. ``pixecom jobs dead-letters`` lists the open ones; resolving
+    A job may concern no seller (``seller_id`` NULL); forced row-level security shows a
+    seller its own rows only, in its scope, and the rows of no seller to nobody but the
+    owner's functions (migration 0010). One row per task id, so a redelivered failure is
+    recorded once. ``pixecom jobs dead-letters`` lists the open ones; resolving
     one sets ``resolved_at``.
     """
 
@@ -61,8 +63,9 @@ class SyncRun(SQLModel, table=True):
     The durable record that each seller is synced once per cycle however many workers
     share the queues (audit §12 #2/#11, scale-out). A run whose ``finished_at`` stays NULL
     was cut short (its worker died); its redelivered task then records a second run. Like
-    ``dead_letters`` it is job bookkeeping for operators, written outside any seller
-    scope; its key still leads with ``seller_id`` so it distributes with the seller's rows.
+    ``dead_letters`` it is job bookkeeping, written in the seller's scope under forced
+    row-level security (migration 0010); its key leads with ``seller_id`` so it
+    distributes with the seller's rows.
     Old runs are pruned per seller (``sync_run_retention_days``).
     """
 

@@ -114,13 +114,16 @@ class PaymentEvent(SellerOwned, table=True):
 
 
 class WebhookInboxEntry(SQLModel, table=True):
-    """A raw webhook delivery, stored before it is understood. System table, not
-    seller-owned: the seller is unknown until the body is parsed.
+    """A raw webhook delivery, stored before it is understood. Its seller is unknown until
+    the body is parsed (``seller_id`` NULL until then); forced row-level security keeps
+    every row away from the app role except its seller's attributed ones, in that
+    seller's scope (issue 12 item 3, migration 0010).
 
     The endpoint verifies the signature, inserts here (``UNIQUE (gateway, event_id)``
     makes a redelivery a no-op) and answers 2xx at once; a worker processes ``RECEIVED``
     and due ``DEFERRED`` rows into the ledger (audit §7, webhook bursts). The app role may
-    SELECT, INSERT and UPDATE, never DELETE.
+    only SELECT (within a scope); it stores and settles deliveries through the
+    ``pixecom_inbox_*`` owner functions, each about one delivery.
     """
 
     __tablename__ = "webhook_inbox"

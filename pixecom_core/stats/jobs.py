@@ -103,7 +103,8 @@ class SyncJobs:
     """Runs :meth:`StatsSync.sync_seller` under the job rules above.
 
     :param client: the Redis shared by every worker (locks).
-    :param sessions: app-role session factory (dead letters, tiers).
+    :param sessions: app-role session factory (dead letters, run log and tiers, each
+        written in the seller's scope).
     """
 
     def __init__(
@@ -120,7 +121,7 @@ class SyncJobs:
         self._settings = settings
         self._redis = client
         self._backoff = backoff_base_seconds
-        self.runs = SyncRunLog(sessions, settings.sync_run_retention_days)
+        self.runs = SyncRunLog(sessions, settings)
 
     def lock_name(self, seller_id: uuid.UUID) -> str:
         """The Redis key of a seller's sync lock."""
@@ -212,8 +213,10 @@ class SyncJobs:
     async def _dead_letter(
         self, seller_id: uuid.UUID, days_back: int, task_id: str, error: str, attempts: int
     ) -> None:
-        async with self._sessions() as session, session.begin():
-            await session.execute(
+        # In the seller's scope: dead_letters has forced row-level security (migration
+        # 0010); the seller reads it in GET /problems, operators through `pixecom jobs`.
+        async with open_seller_scope(self._sessions, seller_id, self._settings) as scope:
+            await scope.session.execute(
                 _RECORD_DEAD_LETTER,
                 {
                     "task_name": SYNC_TASK,

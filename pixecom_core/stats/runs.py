@@ -16,6 +16,9 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pixecom_core.settings import Settings
+from pixecom_core.tenancy import open_seller_scope
+
 _START = text(
     "INSERT INTO sync_runs (seller_id, task_id, days_back, worker)"
     " VALUES (:seller_id, :task_id, :days_back, :worker) RETURNING id"
@@ -38,20 +41,23 @@ def worker_name() -> str:
 class SyncRunLog:
     """Opens and closes ``sync_runs`` rows.
 
-    :param sessions: app-role session factory (the table is job bookkeeping, written
-        outside any seller scope, like ``dead_letters``).
-    :param retention_days: runs older than this are deleted when a seller's run finishes.
+    :param sessions: app-role session factory. Every row is written in its seller's scope:
+        ``sync_runs`` has forced row-level security like the seller's own tables
+        (migration 0010, issue 12 item 3).
+    :param settings: ``sync_run_retention_days``: runs older than this are deleted when
+        a seller's run finishes; the scope's timeouts.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], retention_days: int) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         self._sessions = sessions
-        self._retention_days = retention_days
+        self._settings = settings
+        self._retention_days = settings.sync_run_retention_days
         self._worker = worker_name()
 
     async def start(self, seller_id: uuid.UUID, *, task_id: str, days_back: int) -> int:
         """Record that a run of ``seller_id``'s sync started; return the run's id."""
-        async with self._sessions() as session, session.begin():
-            run_id = await session.scalar(
+        async with open_seller_scope(self._sessions, seller_id, self._settings) as scope:
+            run_id = await scope.session.scalar(
                 _START,
                 {
                     "seller_id": seller_id,
@@ -65,8 +71,10 @@ class SyncRunLog:
 
     async def finish(self, seller_id: uuid.UUID, run_id: int, outcome: str) -> None:
         """Record how the run ended, and prune the seller's runs past retention."""
-        async with self._sessions() as session, session.begin():
-            await session.execute(
+        async with open_seller_scope(self._sessions, seller_id, self._settings) as scope:
+            await scope.session.execute(
                 _FINISH, {"seller_id": seller_id, "id": run_id, "outcome": outcome}
             )
-            await session.execute(_PRUNE, {"seller_id": seller_id, "days": self._retention_days})
+            await scope.session.execute(
+                _PRUNE, {"seller_id": seller_id, "days": self._retention_days}
+            )

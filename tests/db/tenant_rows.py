@@ -1,4 +1,4 @@
-"""Shared arrangement for database tests: one row (or more) in every seller-owned table.
+"""Shared arrangement for database tests: one row (or more) in every table with a seller.
 
 Rows are written as the schema owner, inside the seller's scope, so the helpers work for
 an owner subject to FORCE ROW LEVEL SECURITY as well as for a superuser.
@@ -231,7 +231,53 @@ def insert_rows_for(conn: Connection, seller_id: uuid.UUID) -> dict[str, list[An
             "tracking_records",
             {"order_id": orders[0], "carrier": "usps", "tracking_number": f"TRK{tag}"},
         )
+        # The system tables whose rows name their seller once known (migration 0010).
+        add(
+            "webhook_inbox",
+            {
+                "gateway": "fakepay",
+                "event_id": f"evt_{tag}",
+                "event_type": "charge.refunded",
+                "body": b'{"email": "shopper@example.com"}',
+                "status": "FAILED",
+                "attempts": 3,
+                "last_error": "UnknownPaymentError",
+            },
+        )
+        add(
+            "dead_letters",
+            {
+                "task_name": "pixecom.sync_seller",
+                "task_id": f"task-{tag}",
+                "error": "boom",
+                "attempts": 3,
+            },
+        )
+        add("sync_runs", {"task_id": f"task-{tag}", "days_back": 3, "worker": "host:1"})
     return ids
+
+
+def insert_unattributed_rows(conn: Connection) -> dict[str, Any]:
+    """A webhook delivery and a dead letter of no seller (``seller_id`` NULL); their ids.
+
+    Written as the owner with ``pixecom.unscoped_rows`` on, the switch the owner
+    functions use, so this works for an owner under FORCE ROW LEVEL SECURITY too.
+    """
+    tag = uuid.uuid4().hex[:12]
+    with conn.transaction():
+        conn.execute("SELECT set_config('pixecom.unscoped_rows', 'on', true)")
+        inbox = conn.execute(
+            "INSERT INTO webhook_inbox (gateway, event_id, body, status, attempts)"
+            " VALUES ('fakepay', %s, 'unparseable', 'FAILED', 5) RETURNING id",
+            (f"evt_nobody_{tag}",),
+        ).fetchone()
+        letter = conn.execute(
+            "INSERT INTO dead_letters (task_name, task_id, error, attempts)"
+            " VALUES ('pixecom.unknown', %s, 'boom', 1) RETURNING id",
+            (f"task-nobody-{tag}",),
+        ).fetchone()
+    assert inbox is not None and letter is not None
+    return {"webhook_inbox": inbox[0], "dead_letters": letter[0]}
 
 
 def raw_stats_values(
