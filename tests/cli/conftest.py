@@ -18,7 +18,7 @@ import pytest
 
 #: Variables the CLI reads; removed from the inherited environment so a developer's
 #: shell (or CI's DATABASE_URL) cannot change what a test means.
-_CONFIG_PREFIXES = ("PIXECOM_", "DATABASE_URL", "REDIS_URL")
+_CONFIG_PREFIXES = ("PIXECOM_", "DATABASE_URL", "REDIS_URL", "CREDENTIALS_DIRECTORY")
 
 RunPixecom = Callable[..., subprocess.CompletedProcess[str]]
 CleanEnvironment = Callable[..., dict[str, str]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,30 @@ def test_every_command_has_help(run_pixecom: RunPixecom) -> None:
         result = run_pixecom(*command, "--help")
         assert result.returncode == 0, (command, result.stderr)
         assert "Usage: pixecom" in result.stdout
+
+
+def test_a_missing_secret_file_is_one_line(run_pixecom: RunPixecom, tmp_path: Path) -> None:
+    env = {**strong_secrets(), "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/x"}
+    del env["PIXECOM_REFRESH_TOKEN_PEPPERS"]
+    env["PIXECOM_REFRESH_TOKEN_PEPPERS_FILE"] = str(tmp_path / "absent")
+
+    result = run_pixecom("db", "upgrade", env=env)
+
+    assert result.returncode == EXIT_CONFIGURATION_ERROR
+    assert_one_line_error(result, "PIXECOM_REFRESH_TOKEN_PEPPERS_FILE names", "cannot be read")
+
+
+def test_a_secret_given_twice_is_one_line(run_pixecom: RunPixecom, tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "PIXECOM_JWT_SIGNING_KEYS").write_text(json.dumps([new_secret()]))
+    env = {
+        **strong_secrets(),
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/x",
+        "CREDENTIALS_DIRECTORY": str(credentials),
+    }
+
+    result = run_pixecom("db", "upgrade", env=env)
+
+    assert result.returncode == EXIT_CONFIGURATION_ERROR
+    assert_one_line_error(result, "PIXECOM_JWT_SIGNING_KEYS and $CREDENTIALS_DIRECTORY/")
