@@ -10,15 +10,26 @@ now reads, through the API, the problems that explain missing numbers:
   retried) or ``FAILED`` (parked) in ``webhook_inbox``;
 - ``sync_error``: an ad account whose last sync failed or that needs reconnecting.
 
-``dead_letters`` and ``webhook_inbox`` are system tables without row-level security (a
-job or a delivery may concern no seller, or one not known yet), so every query here is
-run inside the seller's scope *and* filters on the scope's seller id; the id comes from
-the authenticated context, never from the request. Job arguments, webhook bodies and
-headers are never returned: only what the seller needs to act.
+``dead_letters`` and ``webhook_inbox`` have forced row-level security like the seller's
+own tables (migration 0010, issue 12 item 3): a delivery nobody has attributed yet is
+visible to no seller, only to the operator (``pixecom webhooks failed``). Every query here
+still runs inside the seller's scope and filters on the scope's seller id (the filter
+leads to the partial indexes of migration 0008); the id comes from the authenticated
+context, never from the request. Job arguments, webhook bodies and headers are never
+returned: only what the seller needs to act.
+
+Errors are for people (issue 12 item 5: no SQL, stack trace or internal name reaches a
+seller). A dead letter or a failed delivery holds whatever exception ended it — a
+database error with its SQL, a parser's ``KeyError`` — so the seller reads a sentence
+chosen by the problem's kind and state (:func:`seller_message`); the raw text stays with
+the operator (``pixecom jobs dead-letters``, ``pixecom webhooks failed``, the logs). A
+sync error is the ad network's own words (a :class:`~pixecom_core.providers.ProviderError`
+message, e.g. "token expired"), shown as is unless it looks like internals.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -55,8 +66,63 @@ class Problem:
     occurred_at: datetime
     subject: str
     state: str
+    #: What went wrong, for the seller (:func:`seller_message`), never the raw error.
     error: str | None
     attempts: int
+
+
+#: Text that betrays internals rather than explaining a problem: SQL, Python exception
+#: names and tracebacks, driver and module names, source paths.
+_INTERNALS = re.compile(
+    r"\[SQL:|\b(SELECT|INSERT INTO|UPDATE|DELETE FROM|RETURNING|VALUES)\b\s|Traceback|"
+    r"File \"|\.py\b|psycopg|sqlalchemy|asyncpg|pixecom_|(?-i:\b[A-Z][A-Za-z]*(Error|Exception)\b)|"
+    r"\b(bigint|integer|numeric|uuid|jsonb)\b|\bcolumn\b|\brelation\b|\bconstraint\b",
+    re.IGNORECASE,
+)
+#: The dead letter of a job its worker stopped at the time limit (pixecom_core.stats.jobs).
+_TIMED_OUT = re.compile(r"^stopped after [0-9.]+ s \(job timeout\)$")
+#: What the ledger says of a payment it cannot place yet (UnknownPaymentError).
+_UNKNOWN_PAYMENT = re.compile(r"^(no order is known for|order \S+ is not \(yet\) visible)")
+
+#: Sentences a seller reads, by what failed (task names are internal: say what they do).
+_JOB_NAMES = {"pixecom.sync_seller": "The ad statistics sync"}
+
+
+def seller_message(kind: ProblemKind, state: str, subject: str, error: str | None) -> str | None:
+    """The error a seller is shown for a problem: clear, and free of internals.
+
+    :param error: the raw text stored with the problem (operators keep reading that).
+    """
+    if kind is ProblemKind.DEAD_LETTER:
+        job = _JOB_NAMES.get(subject, "A background job")
+        if error is not None and _TIMED_OUT.match(error):
+            return (
+                f"{job} took longer than its time limit and was stopped. "
+                "It runs again at its next scheduled time."
+            )
+        return (
+            f"{job} failed because of an error on PixEcom's side, not in your settings. "
+            "It runs again at its next scheduled time; PixEcom's operators have the details."
+        )
+    if kind is ProblemKind.WEBHOOK:
+        if error is not None and _UNKNOWN_PAYMENT.match(error):
+            cause = "PixEcom does not know the order this payment belongs to yet."
+        else:
+            cause = "PixEcom could not process this payment notification."
+        if state == "FAILED":
+            return (
+                f"{cause} It was set aside after repeated attempts; "
+                "PixEcom's operators have the details."
+            )
+        return f"{cause} It is retried automatically."
+    if error is None:
+        return None
+    if _INTERNALS.search(error):
+        return (
+            "The sync of this ad account failed because of an error on PixEcom's side. "
+            "PixEcom's operators have the details."
+        )
+    return error
 
 
 # Keyset order: newest first, then kind and key (text, "C" collation so the ORDER BY
@@ -139,7 +205,7 @@ class ProblemReports:
                 occurred_at=r.occurred_at,
                 subject=r.subject,
                 state=r.state,
-                error=r.error,
+                error=seller_message(ProblemKind(r.kind), r.state, r.subject, r.error),
                 attempts=int(r.attempts),
             )
             for r in rows[:limit]

@@ -31,7 +31,10 @@ class ProblemOut(BaseModel):
     occurred_at: datetime
     subject: str = Field(description="What failed: a task, a webhook, an ad account.")
     state: str
-    error: str | None = Field(description="The last error, shortened.")
+    error: str | None = Field(
+        description="What went wrong, in words for the seller: never SQL, a stack trace or "
+        "an internal name (the raw error stays with the operator)."
+    )
     attempts: int
 
     @classmethod
@@ -46,7 +49,8 @@ class ProblemOut(BaseModel):
     responses=error_responses(400, 401, 422, 429),
 )
 async def list_problems(seller: CurrentSeller, paging: Paging) -> PageOut[ProblemOut]:
-    """Unresolved dead letters, DEFERRED/FAILED webhooks and failing ad-account syncs of
-    the seller; 400 ``invalid_cursor`` for a cursor this list did not issue."""
+    """Unresolved dead letters, DEFERRED/FAILED webhooks attributed to the seller and
+    failing ad-account syncs of the seller; 400 ``invalid_cursor`` for a cursor this list
+    did not issue."""
     page = await ProblemReports(seller).open_problems(paging)
     return PageOut[ProblemOut].of(page, ProblemOut.of)

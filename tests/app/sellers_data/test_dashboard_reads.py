@@ -19,7 +19,7 @@ D1, D2, D3 = date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)
 def dead_letter(tenant: Tenant, failed_at: datetime, *, resolved: bool = False) -> int:
     row = tenant.rows.conn.execute(
         "INSERT INTO dead_letters (task_name, task_id, seller_id, arguments, error, attempts,"
-        " failed_at, resolved_at) VALUES ('sync_seller', %s, %s, '{\"secret\": \"x\"}', %s,"
+        " failed_at, resolved_at) VALUES ('pixecom.sync_seller', %s, %s, '{\"secret\": \"x\"}', %s,"
         " 3, %s, %s) RETURNING id",
         (
             uuid.uuid4().hex,
@@ -79,12 +79,82 @@ async def test_problems_lists_the_sellers_open_problems_newest_first(
         ("sync_error", str(failing), "needs_reconnect"),
     ]
     assert items[0]["subject"] == "fakepay charge.refunded" and items[0]["attempts"] == 4
-    assert len(items[2]["error"]) == 500  # shortened; the operator keeps the full text
+    # A job's raw error is the operator's; the seller reads what happened, in words.
+    assert items[2]["error"].startswith("The ad statistics sync failed because of an error")
     assert items[3]["error"] == "token expired" and items[3]["attempts"] == 2
     # Job arguments, webhook bodies and headers never reach the seller.
     assert "secret" not in answer.text and "signature" not in answer.text
     b_items = (await api_client.get("/problems", headers=seller_b.headers)).json()["items"]
     assert [(p["kind"], p["key"]) for p in b_items] == [("dead_letter", str(theirs))]
+
+
+async def test_problems_show_sellers_no_sql_stack_traces_or_internal_names(
+    api_client: httpx.AsyncClient, seller_a: Tenant
+) -> None:
+    """Issue 12 item 5: a sync that died on a database error used to show its SQL."""
+    a = seller_a.api.seller_id
+    database_error = (
+        "DataError: (psycopg.errors.NumericValueOutOfRange) bigint out of range\n"
+        "[SQL: INSERT INTO ad_stats_raw (seller_id, spend_micros) VALUES (%(seller_id)s::UUID,"
+        " %(spend_micros)s::BIGINT)]\n(Background on this error at: https://sqlalche.me/e/20/9h9h)"
+    )
+    letter = seller_a.rows.conn.execute(
+        "INSERT INTO dead_letters (task_name, task_id, seller_id, error, attempts)"
+        " VALUES ('pixecom.sync_seller', %s, %s, %s, 3) RETURNING id",
+        (uuid.uuid4().hex, a, database_error),
+    ).fetchone()
+    parked = seller_a.rows.conn.execute(
+        "INSERT INTO webhook_inbox (gateway, event_id, event_type, body, status, attempts,"
+        " last_error, seller_id) VALUES ('fakepay', %s, 'charge.refunded', 'b', 'FAILED', 5,"
+        " %s, %s) RETURNING id",
+        (
+            f"evt_{uuid.uuid4().hex}",
+            'Traceback (most recent call last):\n  File "pixecom_core/ledger/inbox.py", line 9\n'
+            "KeyError: 'amount'",
+            a,
+        ),
+    ).fetchone()
+    waiting = webhook(seller_a, NOW, "DEFERRED", seller=a)
+    with seller_a.rows.conn.transaction():
+        seller_a.rows.conn.execute(
+            "SELECT set_config('app.current_seller_id', %s, true)", (str(a),)
+        )
+        seller_a.rows.conn.execute(
+            "UPDATE ad_accounts SET last_sync_error = %s, sync_failures = 1,"
+            " last_sync_attempt_at = now() WHERE id = %s",
+            (database_error, seller_a.rows.ad_account()),
+        )
+    assert letter is not None and parked is not None
+
+    answer = await api_client.get("/problems", headers=seller_a.headers)
+
+    assert answer.status_code == 200, answer.text
+    errors = {(p["kind"], p["key"]): p["error"] for p in answer.json()["items"]}
+    for leaked in (
+        "SQL",
+        "INSERT",
+        "ad_stats_raw",
+        "psycopg",
+        "bigint",
+        "Traceback",
+        "pixecom_core",
+        "KeyError",
+        "DataError",
+        "sqlalche",
+    ):
+        assert leaked not in answer.text, leaked
+    assert "error on PixEcom's side" in errors[("dead_letter", str(letter[0]))]
+    assert "set aside after repeated attempts" in errors[("webhook", str(parked[0]))]
+    assert "retried automatically" in errors[("webhook", str(waiting))]
+    assert any(
+        kind == "sync_error" and "error on PixEcom's side" in (error or "")
+        for (kind, _), error in errors.items()
+    )
+    # The raw text stays where the operator reads it.
+    stored = seller_a.rows.conn.execute(
+        "SELECT error FROM dead_letters WHERE id = %s", (letter[0],)
+    ).fetchone()
+    assert stored == (database_error,)
 
 
 async def test_problems_pages_walk_every_problem_once(
