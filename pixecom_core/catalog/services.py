@@ -47,6 +47,7 @@ from pixecom_core.models.catalog import (
     Sellpage,
     SellpageStatus,
 )
+from pixecom_core.providers.values import MAX_AMOUNT_MINOR
 from pixecom_core.tenancy import Page, PageRequest, SellerContext, SellerScope
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -313,12 +314,16 @@ class CatalogService:
         Concurrent changes of one product's prices run one after another.
 
         :class:`NotFoundError` for an unknown product or sellpage;
-        :class:`InvalidRequestError` for a negative price, a malformed currency, a naive
-        ``effective_from``, one before the open rule's start, or a sellpage that shows
-        another product.
+        :class:`InvalidRequestError` for a price outside 0 to ``MAX_AMOUNT_MINOR``, a
+        malformed currency, a naive ``effective_from``, one before the open rule's start,
+        or a sellpage that shows another product.
         """
-        if price_minor < 0:
-            raise InvalidRequestError("price_minor must not be negative", code="invalid_price")
+        if not 0 <= price_minor <= MAX_AMOUNT_MINOR:
+            # Issue 12 item 5: the API's bound holds for every caller of core.
+            raise InvalidRequestError(
+                f"price_minor must be from 0 to {MAX_AMOUNT_MINOR}",
+                code="invalid_price",
+            )
         if not _CURRENCY.fullmatch(currency):
             raise InvalidRequestError(
                 "currency must be an ISO 4217 code such as USD", code="invalid_currency"

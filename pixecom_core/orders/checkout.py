@@ -31,11 +31,9 @@ from pixecom_core.models.catalog import ProductStatus, SellpageStatus
 from pixecom_core.models.orders import OrderEventType
 from pixecom_core.plugins import ProviderRegistry
 from pixecom_core.providers import PaymentRequest, PaymentSession
+from pixecom_core.providers.values import MAX_AMOUNT_MINOR, MAX_QUANTITY
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import open_seller_scope
-
-#: Largest quantity one order may ask for; more is surely a typo or abuse.
-MAX_QUANTITY = 100
 
 _INSERT_ORDER = text(
     """
@@ -106,14 +104,17 @@ class Checkout:
         """Create the order and its gateway payment.
 
         Raises :class:`NotFoundError` for a slug that is not a published sellpage with a
-        product on sale, :class:`InvalidRequestError` for a quantity out of range or a
-        product without a price, :class:`pixecom_core.plugins.UnknownProviderError` for a
-        gateway that is not installed, and the gateway's
+        product on sale, :class:`InvalidRequestError` for a quantity out of range, a
+        product without a price or a total above ``MAX_AMOUNT_MINOR``,
+        :class:`pixecom_core.plugins.UnknownProviderError` for a gateway that is not
+        installed, and the gateway's
         :class:`pixecom_core.providers.ProviderError` when it refuses — the order then
         stays PENDING without a payment, and nothing was charged.
         """
         if not 1 <= request.quantity <= MAX_QUANTITY:
-            raise InvalidRequestError(f"quantity must be between 1 and {MAX_QUANTITY}")
+            raise InvalidRequestError(
+                f"quantity must be between 1 and {MAX_QUANTITY}", code="invalid_quantity"
+            )
         gateway = self._registry.payment_gateway(request.gateway)
         if not is_valid_slug(request.slug):
             raise NotFoundError("no published sellpage at this address")
@@ -141,6 +142,13 @@ class Checkout:
             if rule is None:
                 raise InvalidRequestError("this product has no price yet", code="no_price")
             total = rule.price_minor * request.quantity
+            if total > MAX_AMOUNT_MINOR:
+                # Issue 12 item 5: the total is an amount like any other; a larger one
+                # would reach the gateway (which caps far lower) and the seller's stats.
+                raise InvalidRequestError(
+                    f"the order total exceeds {MAX_AMOUNT_MINOR} minor units; order fewer",
+                    code="amount_too_large",
+                )
             keys = {"seller_id": seller_id, "order_id": order_id, "created_at": created_at}
             await scope.session.execute(
                 _INSERT_ORDER,

@@ -49,9 +49,19 @@ from pixecom_core.providers.tracking import (
     TrackingStatus,
     TrackingUpdate,
 )
-from pixecom_core.providers.values import CurrencyCode, FrozenValue, Micros, MinorUnits
+from pixecom_core.providers.values import (
+    MAX_AMOUNT_MINOR,
+    MAX_QUANTITY,
+    CurrencyCode,
+    FrozenValue,
+    Micros,
+    MinorUnits,
+    Quantity,
+)
 
 __all__ = [
+    "MAX_AMOUNT_MINOR",
+    "MAX_QUANTITY",
     "ASGIApp",
     "AdAccountCredentials",
     "AdAccountInfo",
@@ -77,6 +87,7 @@ __all__ = [
     "ProviderThrottled",
     "ProviderTransientError",
     "ProviderUnavailable",
+    "Quantity",
     "RegistrationResult",
     "RejectedTrackingNumber",
     "Sandbox",

@@ -9,9 +9,9 @@ id), the append-only ledger, and order status.
 import uuid
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Annotated, Protocol, runtime_checkable
 
-from pydantic import AwareDatetime, Field, PositiveInt, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr
 
 from pixecom_core.providers.values import CurrencyCode, FrozenValue, MinorUnits
 
@@ -36,7 +36,8 @@ class PaymentRequest(FrozenValue):
     :param seller_id: the seller who is paid.
     :param order_id: core's order id; send it to the gateway as metadata so events can be
         matched back to the order.
-    :param amount_minor: the amount in minor units of ``currency``.
+    :param amount_minor: the amount in minor units of ``currency``, 1 to
+        :data:`~pixecom_core.providers.values.MAX_AMOUNT_MINOR`.
     :param currency: ISO 4217 code.
     :param return_url: where the buyer lands after approving the payment.
     :param cancel_url: where the buyer lands after abandoning it.
@@ -47,7 +48,7 @@ class PaymentRequest(FrozenValue):
     idempotency_key: str = Field(min_length=1)
     seller_id: uuid.UUID
     order_id: uuid.UUID
-    amount_minor: PositiveInt
+    amount_minor: Annotated[MinorUnits, Field(gt=0)]
     currency: CurrencyCode
     return_url: str
     cancel_url: str

@@ -106,7 +106,7 @@ async def test_checkout_refuses_what_cannot_be_sold(
         f"/public/sellpages/{slug}/orders", json={**ORDER, "gateway": "nopay"}
     )
     too_many = await api_client.post(
-        f"/public/sellpages/{slug}/orders", json={**ORDER, "quantity": 1000}
+        f"/public/sellpages/{slug}/orders", json={**ORDER, "quantity": 1001}
     )
     price_in_body = await api_client.post(
         f"/public/sellpages/{slug}/orders", json={**ORDER, "amount_minor": 1}

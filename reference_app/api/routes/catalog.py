@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pixecom_core.catalog import CatalogService, ProductChanges, SellpageChanges, StorefrontCache
 from pixecom_core.catalog.storefront import MAX_SLUG_LENGTH, SLUG_PATTERN
@@ -25,15 +25,13 @@ from pixecom_core.models.catalog import (
     Sellpage,
     SellpageStatus,
 )
+from pixecom_core.providers.values import CurrencyCode, MinorUnits
 from reference_app.api.dependencies import CurrentSeller, Paging
 from reference_app.api.errors import error_responses
 from reference_app.api.resources import ResourcesDep
-from reference_app.api.schemas import PageOut
+from reference_app.api.schemas import IsoDateTime, NotNull, PageOut, omittable
 
 router = APIRouter(tags=["catalog"])
-
-#: Largest amount accepted, in minor units: what a BIGINT holds.
-MAX_PRICE_MINOR = 2**63 - 1
 
 SkuText = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]
 NameText = Annotated[str, Field(min_length=1, max_length=200)]
@@ -106,10 +104,10 @@ class ProductPatch(_Patch):
 
     nullable: ClassVar[frozenset[str]] = frozenset({"description"})
 
-    sku: SkuText | None = None
-    name: NameText | None = None
+    sku: SkuText | NotNull = omittable()
+    name: NameText | NotNull = omittable()
     description: DescriptionText | None = None
-    status: ProductStatus | None = None
+    status: ProductStatus | NotNull = omittable()
 
 
 class ProductOut(BaseModel):
@@ -232,11 +230,11 @@ class SellpagePatch(_Patch):
 
     nullable: ClassVar[frozenset[str]] = frozenset({"product_id"})
 
-    slug: SlugText | None = None
-    title: NameText | None = None
+    slug: SlugText | NotNull = omittable()
+    title: NameText | NotNull = omittable()
     product_id: uuid.UUID | None = None
-    content: dict[str, Any] | None = None
-    status: SellpageStatus | None = None
+    content: dict[str, Any] | NotNull = omittable()
+    status: SellpageStatus | NotNull = omittable()
 
 
 class SellpageOut(BaseModel):
@@ -344,12 +342,13 @@ class PriceIn(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"price_minor": 2499, "currency": "USD"}]}
     )
 
-    price_minor: int = Field(ge=0, le=MAX_PRICE_MINOR, description="Minor units, e.g. cents.")
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. USD.")
+    # Issue 12 item 5: a JSON integer within the bounds every amount has, never coerced.
+    price_minor: MinorUnits
+    currency: CurrencyCode = Field(description="ISO 4217, e.g. USD.")
     sellpage_id: uuid.UUID | None = Field(
         default=None, description="Price on this sellpage only; omitted: product-wide."
     )
-    effective_from: AwareDatetime | None = Field(
+    effective_from: IsoDateTime | None = Field(
         default=None, description="When the price takes effect; default now."
     )
 

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Header, Response, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 
 from pixecom_core.catalog import PublicSellpage, Storefront, StorefrontCache
-from pixecom_core.orders.checkout import MAX_QUANTITY, Checkout, CheckoutRequest
+from pixecom_core.orders.checkout import Checkout, CheckoutRequest
+from pixecom_core.providers.values import Quantity
 from reference_app.api.dependencies import PublicThrottle
 from reference_app.api.errors import error_responses
 from reference_app.api.resources import ResourcesDep
@@ -102,7 +103,8 @@ class CheckoutIn(BaseModel):
 
     gateway: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
     customer_email: EmailStr = Field(max_length=254)
-    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    # Issue 12 item 5: a JSON integer within bounds, never coerced from "2" or 2.0.
+    quantity: Quantity = 1
     return_url: HttpUrl
     cancel_url: HttpUrl
 

@@ -108,6 +108,9 @@ async def test_invalid_prices_are_refused(
     for body in [
         {"price_minor": -1, "currency": "USD"},
         {"price_minor": 2**63, "currency": "USD"},
+        {"price_minor": 10**15, "currency": "USD"},
+        {"price_minor": "100", "currency": "USD"},
+        {"price_minor": True, "currency": "USD"},
         {"price_minor": 10, "currency": "usd"},
         {"price_minor": 10, "currency": "DOLLAR"},
         {"price_minor": "ten", "currency": "USD"},
