@@ -195,10 +195,28 @@ class Settings(SettingsWithSecretFiles):
     # -- Auth (audit §9) -----------------------------------------------------------------
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
     refresh_token_ttl_days: int = Field(default=30, ge=1, le=365)
-    #: Failed logins for one account before it is locked, from any IP.
+    #: Password checks for one account from one client address within the failure
+    #: window; past them that (account, address) pair is refused for the lockout period
+    #: (issue 12: the slot is taken before the password is checked, so this holds under
+    #: any concurrency). A correct password clears the pair's count.
     login_max_failures: int = Field(default=5, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
     login_lockout_seconds: int = Field(default=900, ge=1)
+    #: Failed logins for one account from every address (within the failure window)
+    #: after which attempts from addresses that never logged in to it wait, doubling
+    #: per further failure from ``login_slowdown_base_seconds`` up to the maximum.
+    login_slowdown_after_failures: int = Field(default=5, ge=1)
+    login_slowdown_base_seconds: float = Field(default=0.5, ge=0)
+    login_slowdown_max_seconds: float = Field(default=5.0, ge=0)
+    #: Failed logins for one account (every address) after which a login from an
+    #: address that never logged in to it must carry a solved proof-of-work challenge.
+    login_challenge_after_failures: int = Field(default=10, ge=1)
+    #: Proof-of-work difficulty: the largest secret number of a challenge (the client
+    #: tries up to this many SHA-256 hashes, half on average).
+    login_challenge_max_number: int = Field(default=200_000, ge=1)
+    login_challenge_ttl_seconds: int = Field(default=300, ge=1)
+    #: How long an address that logged in successfully stays known for that account.
+    login_known_address_days: int = Field(default=30, ge=1)
     #: Login attempts per client IP (limits' rate-limit string syntax).
     login_ip_rate: str = "20/minute"
     #: Requests per authenticated seller across all API processes (audit §9 quotas).

@@ -8,8 +8,10 @@ The rules (audit §9 and must-fix 9):
 - every refresh rotates the token; presenting a token that was already rotated is
   reuse — someone holds a copy — and revokes the whole family (every token descended
   from that login), and the family's access tokens are refused from then on;
-- repeated wrong passwords lock the account from every IP, for a set time, even for the
-  right password (:class:`pixecom_core.security.rate_limits.LoginGuard`).
+- repeated wrong passwords lock the (account, client address) pair; for the account as
+  a whole they only slow down, then challenge, addresses that never logged in to it — so
+  knowing an e-mail address is not enough to lock its owner out (issue 12,
+  :class:`pixecom_core.security.rate_limits.LoginGuard`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pixecom_core.security.access_tokens import (
     AccessTokenKeyring,
     InvalidAccessToken,
 )
+from pixecom_core.security.login_challenges import Challenge
 from pixecom_core.security.passwords import hash_password, needs_rehash, verify_password
 from pixecom_core.security.rate_limits import LoginGuard
 from pixecom_core.security.refresh_tokens import MalformedRefreshToken, RefreshTokenHasher
@@ -146,7 +149,8 @@ class AccountService:
 
     :param sessions: the process's app-role session factory (RLS applies).
     :param settings: keys, token lifetimes and lockout policy.
-    :param login_guard: per-IP throttle and per-account lockout (Redis).
+    :param login_guard: per-IP throttle, per-(account, address) lock, per-account
+        slow-down and proof-of-work challenge (Redis).
     :param revocations: where revoked login families are recorded (Redis).
     """
 
@@ -175,14 +179,25 @@ class AccountService:
 
     # -- login ------------------------------------------------------------------------
 
-    async def log_in(self, *, email: str, password: str, client_ip: str) -> TokenPair:
+    def issue_login_challenge(self) -> Challenge:
+        """A proof-of-work challenge for a login that needs one (ALTCHA format)."""
+        return self._guard.issue_challenge()
+
+    async def log_in(
+        self, *, email: str, password: str, client_ip: str, challenge: str | None = None
+    ) -> TokenPair:
         """Check the password and open a new login (refresh-token family).
 
-        Raises :class:`pixecom_core.security.rate_limits.RateLimited` (or its subclass
-        ``AccountLocked``) before looking at the password when the IP or the account is
-        throttled, and :class:`AuthenticationError` for a wrong email or password.
+        ``challenge`` is a solved proof-of-work payload, needed only when the account had
+        many failures and ``client_ip`` never logged in to it. Before looking at the
+        password this raises :class:`pixecom_core.security.rate_limits.RateLimited` (or
+        its subclass ``AccountLocked``) when the IP or the (account, IP) pair is
+        throttled, and ``ChallengeRequired`` / ``InvalidChallenge``
+        (:mod:`pixecom_core.security.login_challenges`); then
+        :class:`AuthenticationError` for a wrong email or password.
         """
-        await self._guard.check(email=email, client_ip=client_ip)
+        # Issue 12: the slot is taken before the argon2 check, which is what is rationed.
+        attempt = await self._guard.admit(email=email, client_ip=client_ip, challenge=challenge)
         found = await find_login(self._sessions, email)
         user: User | None = None
         if found is not None:
@@ -198,11 +213,10 @@ class AccountService:
                         user.password_hash = hash_password(password)
                     user.last_login_at = datetime.now(UTC)
                     pair, _ = await self._issue(scope.session, user, family_id=None)
-                    await self._guard.record_success(email=email)
+                    await self._guard.record_success(attempt)
                     return pair
         else:
             verify_password(None, password)  # same cost as a real check
-        await self._guard.record_failure(email=email)
         raise AuthenticationError(BAD_CREDENTIALS, code="invalid_credentials")
 
     async def _issue(

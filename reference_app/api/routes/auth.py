@@ -1,8 +1,10 @@
-"""Authentication: sign-up (dev or admin key), login, refresh, logout, me.
+"""Authentication: sign-up (dev or admin key), login, login challenge, refresh, logout, me.
 
-Login is throttled per client IP and locks an account after repeated wrong passwords,
-from every IP (audit §9); refresh tokens rotate on every use and a reused one revokes
-its whole login. The demo user is seeded in dev mode only (must-fix 9).
+Login is throttled per client IP and per (account, IP); an account under attack slows
+down, then asks addresses that never logged in to it for a proof-of-work challenge,
+instead of locking its owner out (audit §9, issue 12; the policy is in docs/api.md).
+Refresh tokens rotate on every use and a reused one revokes its whole login. The demo
+user is seeded in dev mode only (must-fix 9).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from pixecom_core.accounts import SignUp, TokenPair
 from pixecom_core.errors import PermissionDeniedError
 from pixecom_core.models.sellers import Seller, SellerTier, User, UserRole
+from pixecom_core.security.login_challenges import MAX_PAYLOAD_LENGTH, Challenge
 from pixecom_core.settings import Mode
-from reference_app.api.dependencies import Claims, ClientIP
+from reference_app.api.dependencies import Claims, ClientIP, PublicThrottle
 from reference_app.api.errors import error_responses
 from reference_app.api.resources import ResourcesDep
 
@@ -30,12 +33,35 @@ _TIMEZONES = frozenset(available_timezones())
 
 
 class Credentials(BaseModel):
-    """An email and a password."""
+    """An email and a password, and a solved challenge when the login asks for one."""
 
     model_config = ConfigDict(str_strip_whitespace=False)
 
     email: EmailStr = Field(max_length=254)
     password: str = Field(min_length=1, max_length=1024)
+    altcha: str | None = Field(
+        default=None,
+        max_length=MAX_PAYLOAD_LENGTH,
+        description=(
+            "A solved proof-of-work challenge from `GET /auth/challenge` (base64 ALTCHA "
+            "payload); needed only after a login answered 401 `challenge_required`."
+        ),
+    )
+
+
+class ChallengeOut(BaseModel):
+    """A proof-of-work challenge in ALTCHA's format: find the ``number`` in
+    ``[0, maxnumber]`` with ``sha256_hex(salt + str(number)) == challenge``."""
+
+    algorithm: str = Field(description="Always `SHA-256`.")
+    challenge: str = Field(description="Hex SHA-256 of `salt` followed by the number.")
+    maxnumber: int = Field(description="The number is at most this.")
+    salt: str = Field(description="Random, with the expiry: `<hex>?expires=<unix>&`.")
+    signature: str = Field(description="The server's HMAC of `challenge`; send it back.")
+
+    @classmethod
+    def of(cls, challenge: Challenge) -> ChallengeOut:
+        return cls.model_validate(challenge.as_json())
 
 
 class SignUpIn(BaseModel):
@@ -159,10 +185,29 @@ async def sign_up(
     responses=error_responses(401, 422, 429),
 )
 async def log_in(body: Credentials, resources: ResourcesDep, ip: ClientIP) -> TokensOut:
-    """Answers tokens, 401 for a wrong email or password (never saying which), or 429
-    with ``Retry-After`` when the IP is throttled or the account is locked."""
-    pair = await resources.accounts.log_in(email=body.email, password=body.password, client_ip=ip)
+    """Answers tokens; 401 ``invalid_credentials`` for a wrong email or password (never
+    saying which), ``challenge_required`` when this address must first solve
+    ``GET /auth/challenge``, ``invalid_challenge`` for a forged, expired or reused
+    solution; 429 with ``Retry-After`` when the IP is throttled (``rate_limited``) or
+    this account is locked for this address (``account_locked``)."""
+    pair = await resources.accounts.log_in(
+        email=body.email, password=body.password, client_ip=ip, challenge=body.altcha
+    )
     return TokensOut.of(pair)
+
+
+@router.get(
+    "/challenge",
+    response_model=ChallengeOut,
+    summary="A proof-of-work challenge for a login that asks for one",
+    responses=error_responses(429),
+    dependencies=[PublicThrottle],
+)
+async def login_challenge(resources: ResourcesDep, response: Response) -> ChallengeOut:
+    """Solve it and send the payload as the login's ``altcha`` (see docs/api.md). Each
+    solution works for one login attempt, until the salt's ``expires``."""
+    response.headers["Cache-Control"] = "no-store"
+    return ChallengeOut.of(resources.accounts.issue_login_challenge())
 
 
 @router.post(
