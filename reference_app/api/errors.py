@@ -22,10 +22,12 @@ import psycopg.errors
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Route, compile_path
 
 from pixecom_core.errors import (
     AuthenticationError,
@@ -144,14 +146,44 @@ def error_response(
     )
 
 
+def allowed_methods(routes: Sequence[BaseRoute], path: str) -> list[str]:
+    """Every method some route of ``routes`` serves at ``path``, for a 405's ``Allow``.
+
+    Starlette names only the methods of the first route whose path matched, so
+    ``OPTIONS /products`` said ``Allow: POST`` while ``GET /products`` exists too (issue 12
+    item 7). Concrete paths win over templated ones, as in OpenAPI: ``/assets/uploads``
+    allows what that route allows, not what ``/assets/{asset_id}`` does.
+    """
+    matching: list[tuple[int, set[str]]] = []
+    for context in iter_route_contexts(routes):
+        route, route_path = context.original_route, context.path
+        if not isinstance(route, Route) or route_path is None or not route.methods:
+            continue
+        pattern, _, convertors = compile_path(route_path)
+        if pattern.match(path):
+            matching.append((len(convertors), set(route.methods)))
+    if not matching:
+        return []
+    fewest_parameters = min(parameters for parameters, _ in matching)
+    methods = set().union(
+        *(methods for parameters, methods in matching if parameters == fewest_parameters)
+    )
+    return sorted(methods)
+
+
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else _STATUS_CODES.get(exc.status_code)
+    headers = dict(exc.headers or {})
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        methods = allowed_methods(request.app.routes, request.url.path)
+        if methods:
+            headers["Allow"] = ", ".join(methods)
     return error_response(
         request,
         exc.status_code,
         message=detail or "error",
-        headers=exc.headers,
+        headers=headers,
     )
 
 
@@ -224,12 +256,15 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         return _unavailable(request, "database_busy", "the data is busy; retry shortly")
     if isinstance(cause, psycopg.DataError):
         # A value PostgreSQL cannot store (a NUL character in text or JSON, say): the
-        # client's input, not a server fault.
+        # client's input, not a server fault. Said in the API's words: the database's
+        # own text names tables and columns (issue 12 item 5).
+        message = (
+            "a number in the request is out of range"
+            if isinstance(cause, psycopg.errors.NumericValueOutOfRange)
+            else "a value in the request cannot be stored (NUL characters are not allowed)"
+        )
         return error_response(
-            request,
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            code="invalid_value",
-            message="a value in the request cannot be stored (NUL characters are not allowed)",
+            request, status.HTTP_422_UNPROCESSABLE_CONTENT, code="invalid_value", message=message
         )
     if isinstance(cause, psycopg.OperationalError):
         _log.error("database unavailable on %s: %s", request.url.path, type(cause).__name__)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pixecom_core.stats.campaign_days import CampaignDay, CampaignDayReports, CampaignFigures
 from reference_app.api.dependencies import CurrentSeller
 from reference_app.api.errors import error_responses
+from reference_app.api.schemas import IsoDate
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 
@@ -65,8 +66,8 @@ class CampaignDaysOut(BaseModel):
 async def campaign_days(
     campaign_id: uuid.UUID,
     seller: CurrentSeller,
-    since: Annotated[date, Query(description="First day, inclusive (YYYY-MM-DD).")],
-    until: Annotated[date, Query(description="Last day, inclusive (YYYY-MM-DD).")],
+    since: Annotated[IsoDate, Query(description="First day, inclusive (YYYY-MM-DD).")],
+    until: Annotated[IsoDate, Query(description="Last day, inclusive (YYYY-MM-DD).")],
 ) -> CampaignDaysOut:
     """Days of the range on which the campaign has figures; 404 for a campaign that is
     not the seller's, 422 for an empty, reversed or too long range."""

@@ -31,7 +31,7 @@ from pixecom_core.models.ads import (
 )
 from reference_app.api.dependencies import CurrentSeller, Paging
 from reference_app.api.errors import error_responses
-from reference_app.api.schemas import PageOut
+from reference_app.api.schemas import NotNull, PageOut, omittable
 
 router = APIRouter(tags=["creatives"])
 
@@ -80,8 +80,8 @@ class CreativePatchIn(BaseModel):
         json_schema_extra={"examples": [{"name": "Summer hero v2", "status": "READY"}]},
     )
 
-    name: str | None = Field(default=None, min_length=1, max_length=_MAX_NAME)
-    status: CreativeStatus | None = None
+    name: Annotated[str, Field(min_length=1, max_length=_MAX_NAME)] | NotNull = omittable()
+    status: CreativeStatus | NotNull = omittable()
     headline: str | None = Field(default=None, max_length=_MAX_HEADLINE)
     primary_text: str | None = Field(default=None, max_length=_MAX_PRIMARY_TEXT)
     call_to_action: str | None = Field(default=None, max_length=_MAX_CALL_TO_ACTION)
@@ -331,8 +331,10 @@ async def list_assets(
     return PageOut[AssetOut].of(page, AssetOut.of)
 
 
+# `:uuid` so that `GET /assets/uploads` is not this route with a bad id (422) but the
+# upload route's 405 (issue 12 item 7: concrete paths win, as OpenAPI says).
 @router.get(
-    "/assets/{asset_id}",
+    "/assets/{asset_id:uuid}",
     response_model=AssetOut,
     summary="Get an asset",
     responses=error_responses(*_AUTH_ERRORS, 404, 422),

@@ -12,13 +12,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from pixecom_core.models.orders import Order, OrderEvent, OrderEventType, OrderStatus
 from pixecom_core.orders import OrderService
 from reference_app.api.dependencies import CurrentSeller, Paging
 from reference_app.api.errors import error_responses
-from reference_app.api.schemas import PageOut
+from reference_app.api.schemas import IsoDateTime, PageOut
 
 router = APIRouter(tags=["orders"])
 
@@ -77,11 +77,11 @@ async def list_orders(
         Query(description="Only these statuses; repeat the parameter for several."),
     ] = None,
     created_from: Annotated[
-        AwareDatetime | None,
+        IsoDateTime | None,
         Query(description="Created at or after (inclusive); ISO 8601 with offset, e.g. `Z`."),
     ] = None,
     created_to: Annotated[
-        AwareDatetime | None,
+        IsoDateTime | None,
         Query(description="Created before (exclusive); ISO 8601 with offset, e.g. `Z`."),
     ] = None,
     sellpage_id: Annotated[

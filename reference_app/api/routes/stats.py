@@ -29,12 +29,12 @@ from pixecom_core.stats.reports import (
 )
 from reference_app.api.dependencies import Paging, ReportingSeller
 from reference_app.api.errors import error_responses
-from reference_app.api.schemas import PageOut
+from reference_app.api.schemas import IsoDate, PageOut
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 
-Since = Annotated[date, Query(description="First day, inclusive (YYYY-MM-DD).")]
-Until = Annotated[date, Query(description="Last day, inclusive (YYYY-MM-DD).")]
+Since = Annotated[IsoDate, Query(description="First day, inclusive (YYYY-MM-DD).")]
+Until = Annotated[IsoDate, Query(description="Last day, inclusive (YYYY-MM-DD).")]
 
 
 class FiguresOut(BaseModel):

@@ -112,12 +112,13 @@ class UploadOut(BaseModel):
     status_code=status.HTTP_201_CREATED,
     response_model=UploadOut,
     summary="Request an upload URL for a file",
-    responses=error_responses(422, 503),
+    responses=error_responses(404, 422, 503),
 )
 async def request_upload(
     body: UploadIn, seller: CurrentSeller, resources: ResourcesDep
 ) -> UploadOut:
-    """422 for a type off the allow-list, a size over the limit or a malformed hash."""
+    """422 for a type off the allow-list, a size over the limit or a malformed hash;
+    404 ``unknown_provider`` when the deployment has no storage plugin installed."""
     ticket = await resources.assets.request_upload(
         seller, content_type=body.content_type, size_bytes=body.size_bytes, sha256=body.sha256
     )
