@@ -40,7 +40,15 @@ app = typer.Typer(
 db_app = typer.Typer(
     help="Database administration, as the schema owner (DATABASE_URL).", no_args_is_help=True
 )
-keys_app = typer.Typer(help="Secrets for a deployment.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help=(
+        "Secrets for a deployment. Key lists (PIXECOM_JWT_SIGNING_KEYS, "
+        "PIXECOM_TOKEN_ENCRYPTION_KEYS, PIXECOM_REFRESH_TOKEN_PEPPERS) rotate without a flag "
+        "day: put a new key first, restart, drop the old one once nothing needs it (see "
+        "`pixecom keys generate --help`)."
+    ),
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 jobs_app = typer.Typer(help="Background jobs that failed for good.", no_args_is_help=True)
@@ -300,13 +308,38 @@ def db_restore(
 
 
 @keys_app.command("generate")
-def keys_generate() -> None:
-    """Print fresh strong secrets for every secret setting, as an env file.
+def keys_generate(
+    credentials_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--credentials-dir",
+            help="Write one file per secret here (systemd credentials) instead of printing.",
+        ),
+    ] = None,
+) -> None:
+    """Fresh strong secrets for every secret setting: an env file, or credential files.
 
-    Example: `pixecom keys generate > /etc/pixecom/secrets.env && chmod 600
-    /etc/pixecom/secrets.env`. Nothing is stored: each run prints new secrets.
+    Example: `pixecom keys generate --credentials-dir /etc/pixecom/credentials` (the
+    deploy kit's units load those files with LoadCredential=), or `pixecom keys generate
+    > secrets.env`. Existing credential files are never overwritten.
+
+    Rotating a key list, newest first: PIXECOM_JWT_SIGNING_KEYS — add a new key first,
+    restart, drop the old one after PIXECOM_ACCESS_TOKEN_TTL_SECONDS.
+    PIXECOM_REFRESH_TOKEN_PEPPERS — add a new pepper first, restart (sessions keep
+    working; each refresh re-hashes under the new pepper), drop the old one after
+    PIXECOM_REFRESH_TOKEN_TTL_DAYS. PIXECOM_TOKEN_ENCRYPTION_KEYS — add a new key first,
+    restart, run `pixecom keys rotate`, then drop the old one.
     """
-    typer.echo(keys.generate_env_file(), nl=False)
+    if credentials_dir is None:
+        typer.echo(keys.generate_env_file(), nl=False)
+        return
+    try:
+        written = keys.generate_credentials(credentials_dir)
+    except keys.CredentialExistsError as exc:
+        typer.echo(f"pixecom: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
 
 
 @keys_app.command("rotate")

@@ -1,18 +1,30 @@
-"""Fresh secrets for every secret setting, in env-file form (``pixecom keys generate``).
+"""Fresh secrets for every secret setting (``pixecom keys generate``).
 
-The list of secrets is read from :class:`pixecom_core.settings.Settings` itself (every
-field typed ``SecretStr`` or ``list[SecretStr]``), so a secret added to the settings is
-generated here without anyone remembering to.
+As an env file, or as one file per secret in a directory of systemd credentials
+(``--credentials-dir``; the deploy kit's units load them with ``LoadCredential=``, see
+:mod:`pixecom_core.secret_files`). The list of secrets is read from
+:class:`pixecom_core.settings.Settings` itself (every field typed ``SecretStr`` or
+``list[SecretStr]``), so a secret added to the settings is generated here without anyone
+remembering to.
+
+Rotation, for the key lists (newest first; the first signs, encrypts or hashes, all
+verify): put a new key first, restart, and drop the old one once nothing needs it —
+``PIXECOM_JWT_SIGNING_KEYS`` after one access-token lifetime,
+``PIXECOM_REFRESH_TOKEN_PEPPERS`` after ``PIXECOM_REFRESH_TOKEN_TTL_DAYS`` (a session's
+next refresh re-hashes it under the new pepper), ``PIXECOM_TOKEN_ENCRYPTION_KEYS`` after
+``pixecom keys rotate``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import AliasChoices, SecretStr
@@ -95,3 +107,33 @@ def generate_env_file(settings_class: type[Settings] = Settings) -> str:
         else:
             lines.append(f"{setting.env_name}={new_secret()}")
     return "\n".join(lines) + "\n"
+
+
+class CredentialExistsError(RuntimeError):
+    """``pixecom keys generate --credentials-dir`` would overwrite a secret in use."""
+
+
+def generate_credentials(directory: Path, settings_class: type[Settings] = Settings) -> list[Path]:
+    """Write a fresh secret for every secret setting to ``directory``, one file each.
+
+    Files are named like the variables (``PIXECOM_JWT_SIGNING_KEYS``), readable by their
+    owner only, and never overwritten: replacing a key in use would sign every seller
+    out. Key lists are JSON arrays, rotated by editing the file (new key first).
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings = list(secret_settings(settings_class))
+    existing = [s.env_name for s in settings if (directory / s.env_name).exists()]
+    if existing:
+        raise CredentialExistsError(
+            f"{directory} already holds {', '.join(existing)}; rotate a key by editing its "
+            "file (new key first), or choose an empty directory"
+        )
+    written: list[Path] = []
+    for setting in settings:
+        path = directory / setting.env_name
+        value = json.dumps([new_secret()]) if setting.is_list else new_secret()
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(value + "\n")
+        written.append(path)
+    return written

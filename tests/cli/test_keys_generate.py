@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +81,41 @@ def test_generated_env_file_satisfies_production_settings(
     assert settings.mode is Mode.PRODUCTION
     assert len(settings.jwt_signing_keys) == 1
     assert len(settings.token_encryption_keys) == 1
+
+
+def test_credentials_dir_gets_one_private_file_per_secret(
+    run_pixecom: RunPixecom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = tmp_path / "credentials"
+
+    result = run_pixecom("keys", "generate", "--credentials-dir", str(credentials))
+
+    assert result.returncode == 0, result.stderr
+    expected = {setting.env_name for setting in secret_settings()}
+    assert {path.name for path in credentials.iterdir()} == expected
+    for path in credentials.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    # The files are exactly what the settings read from $CREDENTIALS_DIRECTORY.
+    for name in list(os.environ):
+        if name.startswith("PIXECOM_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PIXECOM_MODE", Mode.PRODUCTION.value)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    settings = Settings()
+    assert len(settings.refresh_token_peppers) == 1
+    assert (
+        settings.refresh_token_peppers[0].get_secret_value()
+        == json.loads((credentials / "PIXECOM_REFRESH_TOKEN_PEPPERS").read_text())[0]
+    )
+
+
+def test_credentials_in_use_are_never_overwritten(run_pixecom: RunPixecom, tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials"
+    assert run_pixecom("keys", "generate", "--credentials-dir", str(credentials)).returncode == 0
+    before = (credentials / "PIXECOM_JWT_SIGNING_KEYS").read_text()
+
+    again = run_pixecom("keys", "generate", "--credentials-dir", str(credentials))
+
+    assert again.returncode == 1
+    assert "already holds" in again.stderr and "PIXECOM_JWT_SIGNING_KEYS" in again.stderr
+    assert (credentials / "PIXECOM_JWT_SIGNING_KEYS").read_text() == before

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pixecom_core.settings import Mode, Settings, WeakSecretError
-from reference_app.keys import _env_name, generate_env_file, secret_settings
+from reference_app.keys import _env_name, generate_credentials, secret_settings
 from tests.deploy.conftest import DEPLOY_DIR
 
 EXAMPLE = DEPLOY_DIR / ".env.example"
@@ -34,7 +34,11 @@ PRODUCTION_CHOICES = {
 def no_configuration_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the file configures Settings here (environment variables would win)."""
     for name in list(os.environ):
-        if name.startswith("PIXECOM_") or name in {"DATABASE_URL", "REDIS_URL"}:
+        if name.startswith("PIXECOM_") or name in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CREDENTIALS_DIRECTORY",
+        }:
             monkeypatch.delenv(name)
 
 
@@ -56,22 +60,18 @@ def assignments(text: str) -> dict[str, tuple[bool, str]]:
     return found
 
 
-def with_generated_secrets(tmp_path: Path) -> Path:
-    """The example after the documented steps: secrets replaced by `pixecom keys
-    generate`, and the database passwords ("changeme") by the operator's own."""
-    generated = assignments(generate_env_file())
+def with_generated_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The documented steps: secrets as credential files from `pixecom keys generate
+    --credentials-dir`, the two database URLs written there by the operator with a
+    password of their own, and the units' $CREDENTIALS_DIRECTORY pointing at them."""
+    credentials = tmp_path / "credentials"
+    generate_credentials(credentials)
     database_password = secrets.token_urlsafe(24)
-    lines = []
-    for line in EXAMPLE.read_text().splitlines():
-        match = ASSIGNMENT.match(line.strip())
-        if match and match.group(1) is None and match.group(2) in generated:
-            line = f"{match.group(2)}={generated[match.group(2)][1]}"
-        elif match and match.group(1) is None:
-            line = line.replace("changeme", database_password)
-        lines.append(line)
-    path = tmp_path / "pixecom.env"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    for name in ("DATABASE_URL", "PIXECOM_APP_DATABASE_URL"):
+        _, example = assignments(EXAMPLE.read_text())[name]
+        (credentials / name).write_text(example.replace("changeme", database_password) + "\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    return credentials
 
 
 def test_every_setting_is_in_the_example_and_nothing_else() -> None:
@@ -82,48 +82,56 @@ def test_every_setting_is_in_the_example_and_nothing_else() -> None:
     assert sorted(set(documented) - expected) == [], "unknown variables in .env.example"
 
 
+def test_no_secret_is_set_in_the_example() -> None:
+    """Secrets are credential files in the deploy kit, never environment variables."""
+    documented = assignments(EXAMPLE.read_text())
+    for secret in secret_settings():
+        active, _ = documented[secret.env_name]
+        assert not active, f"{secret.env_name} is set in .env.example"
+    for name, (active, value) in documented.items():
+        assert not (active and "changeme" in value), f"{name} has a password in .env.example"
+
+
 def test_the_example_as_shipped_is_refused_outside_dev() -> None:
     with pytest.raises(WeakSecretError) as refused:
         Settings(_env_file=EXAMPLE)
 
     message = str(refused.value)
     assert "refusing to start in production mode" in message
-    for secret in secret_settings():
-        active, _ = assignments(EXAMPLE.read_text())[secret.env_name]
-        if active:
-            assert secret.env_name in message
-    # Database passwords are checked for placeholders too.
-    assert "DATABASE_URL has a placeholder password" in message
-    assert "PIXECOM_APP_DATABASE_URL has a placeholder password" in message
+    for name in (
+        "PIXECOM_JWT_SIGNING_KEYS",
+        "PIXECOM_TOKEN_ENCRYPTION_KEYS",
+        "PIXECOM_REFRESH_TOKEN_PEPPERS",
+    ):
+        assert f"{name} is not set" in message
 
 
-def test_each_placeholder_alone_is_refused(tmp_path: Path) -> None:
-    ready = with_generated_secrets(tmp_path)
-    placeholders = [
-        name
+def test_each_placeholder_alone_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A credential file holding the example's placeholder is refused, naming it."""
+    credentials = with_generated_secrets(tmp_path, monkeypatch)
+    placeholders = {
+        name: value.strip("'")
         for name, (active, value) in assignments(EXAMPLE.read_text()).items()
-        if active and "changeme" in value and name.startswith("PIXECOM_")
-    ]
-    checked = [s.env_name for s in secret_settings()]
+        if not active and "changeme" in value and (credentials / name).exists()
+    }
     refused_alone = []
-    for name in placeholders:
-        if name not in checked:
-            continue
-        original = assignments(EXAMPLE.read_text())[name][1]
-        text = re.sub(rf"(?m)^{name}=.*$", f"{name}={original}", ready.read_text())
-        single = tmp_path / f"{name}.env"
-        single.write_text(text)
-        with pytest.raises(WeakSecretError, match=name):
-            Settings(_env_file=single)
+    for name, placeholder in placeholders.items():
+        ready = (credentials / name).read_text()
+        (credentials / name).write_text(placeholder + "\n")
+        expected = f"{name} has a placeholder password" if name.endswith("_URL") else name
+        with pytest.raises(WeakSecretError, match=re.escape(expected)):
+            Settings(_env_file=EXAMPLE)
+        (credentials / name).write_text(ready)
         refused_alone.append(name)
 
-    assert len(refused_alone) >= 4, refused_alone
+    assert len(refused_alone) >= 7, refused_alone
 
 
 def test_with_generated_secrets_every_value_parses_to_the_documented_default(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(_env_file=with_generated_secrets(tmp_path))
+    with_generated_secrets(tmp_path, monkeypatch)
+    settings = Settings(_env_file=EXAMPLE)
 
     assert settings.mode is Mode.PRODUCTION
     assert settings.db_behind_pgbouncer is True

@@ -207,3 +207,36 @@ def test_systemd_verification_catches_a_misspelt_key(tmp_path: Path) -> None:
     )
 
     assert "TimeoutStopSecs" in verified.stderr
+
+
+CREDENTIALS_DIR = "/etc/pixecom/credentials"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [*LONG_RUNNING, "pixecom-maintain.service", "pixecom-backup.service"],
+)
+def test_secrets_come_from_credentials_not_the_environment(name: str) -> None:
+    """Issue 12: every process gets its secrets as systemd credentials, named like the
+    settings' variables, from files that `pixecom keys generate --credentials-dir` writes."""
+    from reference_app.keys import secret_settings
+    from tests.deploy.test_env_example import EXAMPLE, assignments, env_names
+
+    unit = parse_unit(UNITS / name)
+    loaded = dict(value.split(":", 1) for value in unit["Service"]["LoadCredential"])
+
+    assert all(path == f"{CREDENTIALS_DIR}/{credential}" for credential, path in loaded.items())
+    assert set(loaded) <= set(env_names().values()), "a credential no setting reads"
+    assert {
+        "DATABASE_URL",
+        "PIXECOM_APP_DATABASE_URL",
+        "PIXECOM_JWT_SIGNING_KEYS",
+        "PIXECOM_TOKEN_ENCRYPTION_KEYS",
+        "PIXECOM_REFRESH_TOKEN_PEPPERS",
+    } <= set(loaded)
+    generated = {setting.env_name for setting in secret_settings()}
+    documented = assignments(EXAMPLE.read_text())
+    for credential in loaded:
+        assert credential in generated or credential.endswith("_URL"), credential
+        active, _ = documented[credential]
+        assert not active, f"{credential} is also set in the EnvironmentFile"
