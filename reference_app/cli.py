@@ -53,6 +53,11 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 jobs_app = typer.Typer(help="Background jobs that failed for good.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+webhooks_app = typer.Typer(
+    help="Payment webhooks the worker could not process, as the schema owner (DATABASE_URL).",
+    no_args_is_help=True,
+)
+app.add_typer(webhooks_app, name="webhooks")
 
 
 @app.command()
@@ -394,6 +399,37 @@ def jobs_resolve(
         typer.echo(f"pixecom: no open dead letter {dead_letter_id}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"dead letter {dead_letter_id} resolved")
+
+
+@webhooks_app.command("failed")
+def webhooks_failed(
+    after: Annotated[
+        int | None, typer.Option(help="List deliveries after this inbox id (the next page).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Deliveries per page.")] = 100,
+) -> None:
+    """List DEFERRED (being retried) and FAILED (parked) payment webhooks, oldest first.
+
+    Every seller's and those no seller could be found for ("unattributed": the delivery
+    did not parse, or names a payment no order is known for). Bodies and headers are not
+    shown. A full page ends with the command for the next one.
+    """
+    settings = Settings()
+    from reference_app.webhooks import list_failed_deliveries
+
+    deliveries = list_failed_deliveries(settings, after=after, limit=limit)
+    if not deliveries:
+        typer.echo("no deferred or failed webhook deliveries")
+        return
+    for d in deliveries:
+        error = " ".join((d.last_error or "").split())[:200]
+        typer.echo(
+            f"{d.inbox_id}\t{d.received_at:%Y-%m-%d %H:%M:%S}\t{d.gateway}\t"
+            f"{d.event_type or '-'}\t{d.event_id}\t{d.status}\tattempts={d.attempts}\t"
+            f"seller={d.seller_id or 'unattributed'}\t{error}"
+        )
+    if len(deliveries) == limit:
+        typer.echo(f"next page: pixecom webhooks failed --after {deliveries[-1].inbox_id}")
 
 
 def _mount_plugins_cli() -> None:

@@ -5,7 +5,8 @@ its own port, and the slow-query watch task.
   queue and seller (when the task takes a ``seller_id``) to every log line the task
   writes, and records its duration and whether it failed.
 - :func:`serve_worker_metrics` serves ``GET /metrics`` (task metrics, the sync lag per
-  tier read from the database at scrape time, the slow-query gauges) and ``GET /readyz``
+  tier and the webhook inbox's deliveries per state read from the database at scrape
+  time, the slow-query gauges) and ``GET /readyz``
   (PostgreSQL and Redis answer) with aiohttp, which taskiq already depends on.
 - ``pixecom.watch_slow_queries`` is queued by the scheduler every
   ``slow_query_watch_seconds`` on the payments queue — the queue kept short, so the
@@ -35,6 +36,7 @@ from taskiq import (
 )
 
 from pixecom_core.db.engine import create_sessionmaker
+from pixecom_core.observability.inbox import InboxGauges
 from pixecom_core.observability.logging import bind_log_context, clear_log_context
 from pixecom_core.observability.metrics import TaskMetrics
 from pixecom_core.observability.slow_queries import SlowQueryGauges, watch_slow_queries
@@ -57,6 +59,7 @@ class WorkerMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     tasks: TaskMetrics = field(init=False)
     sync_lag: SyncLagGauges = field(init=False)
+    inbox: InboxGauges = field(init=False)
     slow_queries: SlowQueryGauges = field(init=False)
     ready: Gauge = field(init=False)
     source_up: Gauge = field(init=False)
@@ -64,6 +67,7 @@ class WorkerMetrics:
     def __post_init__(self) -> None:
         self.tasks = TaskMetrics(self.registry)
         self.sync_lag = SyncLagGauges(self.registry)
+        self.inbox = InboxGauges(self.registry)
         self.slow_queries = SlowQueryGauges(self.registry)
         self.ready = Gauge(
             "pixecom_worker_ready",
@@ -162,6 +166,12 @@ async def serve_worker_metrics(targets: WorkerProbeTargets, host: str, port: int
         except Exception as exc:  # a scrape reports, never raises
             _log.warning("metrics: reading the sync lag failed: %r", exc)
             targets.metrics.source_up.labels("sync_lag").set(0)
+        try:
+            await targets.metrics.inbox.refresh(sessions)
+            targets.metrics.source_up.labels("webhook_inbox").set(1)
+        except Exception as exc:  # a scrape reports, never raises
+            _log.warning("metrics: reading the webhook inbox states failed: %r", exc)
+            targets.metrics.source_up.labels("webhook_inbox").set(0)
         return web.Response(
             body=generate_latest(targets.metrics.registry),
             headers={"Content-Type": CONTENT_TYPE_LATEST},

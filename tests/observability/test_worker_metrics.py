@@ -152,6 +152,10 @@ async def test_task_metrics_log_context_and_readiness(
     for tier in ("high", "medium", "low"):
         assert sample(text, "pixecom_sync_lag_max_seconds", tier=tier) is not None
     assert sample(text, "pixecom_metrics_source_up", source="sync_lag") == 1
+    # Issue 12 item 6: the inbox's waiting and parked deliveries, per state.
+    assert sample(text, "pixecom_metrics_source_up", source="webhook_inbox") == 1
+    for state in ("received", "deferred", "failed"):
+        assert sample(text, "pixecom_webhook_inbox_deliveries", state=state) is not None
     assert seller_id not in text  # task metrics are labelled by name, never by argument
 
     readiness = httpx.get(f"{base}/readyz", timeout=5)
