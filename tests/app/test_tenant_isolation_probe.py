@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 
-from pixecom_core.models import SELLER_OWNED_TABLES
+from pixecom_core.models import SELLER_ATTRIBUTED_TABLES, SELLER_OWNED_TABLES
 from tests.app.conftest import NewSeller, SignedUpSeller
 from tests.db.tenant_rows import insert_rows_for, seller_scope
 
@@ -109,10 +109,11 @@ def required_query(openapi: dict[str, Any], operation: Operation) -> dict[str, s
 
 
 def snapshot(owner_dsn: str, seller_id: uuid.UUID) -> dict[str, list[str]]:
-    """Every row of ``seller_id`` in every seller-owned table, as sorted JSON text."""
+    """Every row of ``seller_id`` in every table with a seller (the seller-owned ones and
+    the inbox, dead letters and sync runs), as sorted JSON text."""
     rows: dict[str, list[str]] = {}
     with psycopg.connect(owner_dsn, autocommit=True) as conn, seller_scope(conn, seller_id):
-        for table in (*SELLER_OWNED_TABLES, "sellers"):
+        for table in (*SELLER_OWNED_TABLES, *SELLER_ATTRIBUTED_TABLES, "sellers"):
             found = conn.execute(f"SELECT row_to_json(t)::text FROM {table} AS t").fetchall()
             rows[table] = sorted(row[0] for row in found)
     return rows
