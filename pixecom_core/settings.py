@@ -213,7 +213,7 @@ class Settings(SettingsWithSecretFiles):
     login_challenge_after_failures: int = Field(default=10, ge=1)
     #: Proof-of-work difficulty: the largest secret number of a challenge (the client
     #: tries up to this many SHA-256 hashes, half on average).
-    login_challenge_max_number: int = Field(default=200_000, ge=1)
+    login_challenge_max_number: int = Field(default=100_000, ge=1)
     login_challenge_ttl_seconds: int = Field(default=300, ge=1)
     #: How long an address that logged in successfully stays known for that account.
     login_known_address_days: int = Field(default=30, ge=1)

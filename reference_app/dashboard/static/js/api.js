@@ -112,9 +112,42 @@ async function postJson(path, body) {
   });
 }
 
-/** Log in; throws ApiError (401 wrong credentials, 429 throttled or locked). */
+/**
+ * Solve a proof-of-work challenge from GET /auth/challenge (ALTCHA format, docs/api.md
+ * "Login protection"): the number whose SHA-256 after the salt is the challenge.
+ */
+async function solveChallenge() {
+  const response = await fetch("/auth/challenge", { credentials: "omit", cache: "no-store" });
+  if (!response.ok) throw await errorOf(response);
+  const { algorithm, challenge, maxnumber, salt, signature } = await response.json();
+  const text = new TextEncoder();
+  const hexOf = (digest) =>
+    Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
+  // Digests in batches: one await per hash would spend most of the time waiting.
+  for (let first = 0; first <= maxnumber; first += 1000) {
+    const numbers = Array.from({ length: Math.min(1000, maxnumber + 1 - first) }, (_, i) => first + i);
+    const digests = await Promise.all(
+      numbers.map((n) => crypto.subtle.digest("SHA-256", text.encode(salt + n))),
+    );
+    const found = digests.findIndex((digest) => hexOf(digest) === challenge);
+    if (found >= 0) {
+      const number = numbers[found];
+      return btoa(JSON.stringify({ algorithm, challenge, number, salt, signature }));
+    }
+  }
+  throw new ApiError(401, "invalid_challenge", "The login challenge could not be solved.");
+}
+
+/**
+ * Log in; throws ApiError (401 wrong credentials, 429 throttled or locked). When the
+ * account is under attack and this address never logged in to it, the server first asks
+ * for a proof of work (401 challenge_required): solve one and send the login again.
+ */
 export async function logIn(email, password) {
-  const response = await postJson("/auth/login", { email, password });
+  let response = await postJson("/auth/login", { email, password });
+  if (response.status === 401 && (await errorOf(response.clone())).code === "challenge_required") {
+    response = await postJson("/auth/login", { email, password, altcha: await solveChallenge() });
+  }
   if (!response.ok) throw await errorOf(response);
   storeSession(await response.json());
 }
