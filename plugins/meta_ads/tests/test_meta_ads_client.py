@@ -7,10 +7,11 @@ import hmac
 from datetime import date
 from typing import Any
 
+import httpx
 from conftest import MakeNetwork
 from fastapi import FastAPI, Request
 from meta_ads_support import TOKEN, credentials
-from pixecom_meta_ads.client import redact_secrets
+from pixecom_meta_ads.client import redact_secrets, shared_ssl_context
 from pixecom_meta_ads.sandbox import create_sandbox_app
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -117,6 +118,12 @@ async def test_a_sandbox_mounted_under_a_path_prefix_pages_through(
     # the dev deployment may serve sandboxes under one port, each under its own prefix
     app = Starlette(routes=[Mount("/sandboxes/meta", app=create_sandbox_app())])
     async with serve(app) as url:
+        # The days asked for are in the sandbox's past on any date the tests run.
+        async with httpx.AsyncClient(
+            base_url=f"{url}/sandboxes/meta", verify=shared_ssl_context()
+        ) as control:
+            pinned = await control.put("/_sandbox/accounts/1002", json={"today": "2026-03-15"})
+            assert pinned.status_code == 200, pinned.text
         network = await make_network(graph_base=f"{url}/sandboxes/meta", page_limit=3)
         info = await network.describe_account(credentials("1002"))
         rows = network.fetch_daily_insights(

@@ -59,6 +59,7 @@ async def test_a_long_window_is_read_through_a_report_run(
 async def test_the_report_status_shows_100_percent_before_it_is_done(
     sandbox: SandboxHandle,
 ) -> None:
+    await sandbox.change_account(ACCOUNT, today=TODAY.isoformat())
     started = await sandbox.graph(
         "POST",
         f"/v25.0/act_{ACCOUNT}/insights",
