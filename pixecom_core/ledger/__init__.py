@@ -1,7 +1,13 @@
 """The payment ledger: append-only money facts, derived order money state, webhook inbox."""
 
 from pixecom_core.ledger.inbox import ProcessResult, Receipt, WebhookInbox
-from pixecom_core.ledger.money import MoneyState, derive_status, money_states
+from pixecom_core.ledger.money import (
+    MoneyState,
+    StatusDecision,
+    decide_status,
+    derive_status,
+    money_states,
+)
 from pixecom_core.ledger.service import Ledger, PaymentOwner, RecordOutcome, UnknownPaymentError
 
 __all__ = [
@@ -11,8 +17,10 @@ __all__ = [
     "ProcessResult",
     "Receipt",
     "RecordOutcome",
+    "StatusDecision",
     "UnknownPaymentError",
     "WebhookInbox",
+    "decide_status",
     "derive_status",
     "money_states",
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pixecom_core.models.orders import OrderStatus
 from pixecom_core.models.payments import PaymentEventType
+from pixecom_core.stats.currency import exponent
 
 #: Statuses set by fulfilment (tracking); a payment fact never moves an order back from them
 #: to PAID, but refunds still show.
@@ -68,28 +69,95 @@ def money_states(facts: Iterable[tuple[PaymentEventType, int, str]]) -> dict[str
     }
 
 
-def derive_status(current: OrderStatus, states: Mapping[str, MoneyState]) -> OrderStatus:
-    """The order status its money says, given the status it has.
+@dataclass(frozen=True)
+class StatusDecision:
+    """The status an order's money says, and why when the money does not match the order."""
+
+    status: OrderStatus
+    #: Why the captured money does not match the order (``None`` when it does): written in
+    #: the order's history and shown to the seller as a problem.
+    mismatch: str | None = None
+
+
+def _amount(amount_minor: int, currency: str) -> str:
+    """``1.50 USD``, ``3000 JPY``: an amount as a seller reads it."""
+    digits = exponent(currency)
+    sign = "-" if amount_minor < 0 else ""
+    whole, fraction = divmod(abs(amount_minor), 10**digits)
+    if not digits:
+        return f"{sign}{whole} {currency}"
+    return f"{sign}{whole}.{fraction:0{digits}d} {currency}"
+
+
+def decide_status(
+    current: OrderStatus,
+    states: Mapping[str, MoneyState],
+    *,
+    total_minor: int,
+    currency: str,
+) -> StatusDecision:
+    """The order status its money says, judged against the order's total and currency.
 
     - nothing captured: ``CONFIRMED`` once authorised, else the status stays (a failed
       attempt leaves the order open for another);
-    - captured, nothing deducted: ``PAID`` (or the fulfilment status it already reached);
-    - deductions covering every capture: ``REFUNDED``; some: ``PARTIALLY_REFUNDED``.
+    - deductions covering every capture: ``REFUNDED``;
+    - money kept in another currency than the order's: ``NEEDS_REVIEW`` (a gateway that
+      captured 3000 JPY on a 3000 USD order did not pay it);
+    - more kept than the order's total (a second capture under another charge id):
+      ``NEEDS_REVIEW``;
+    - less captured than the order's total: ``UNDERPAID``;
+    - some deducted: ``PARTIALLY_REFUNDED``;
+    - exactly the total, nothing deducted: ``PAID`` (or the fulfilment status it reached).
+
+    Revenue never reads this status: it counts the captured facts themselves, converted.
     """
     captured = sum(state.captured_minor for state in states.values())
     if captured == 0:
         authorized = any(state.authorized_minor for state in states.values())
         if authorized and current in {OrderStatus.PENDING, OrderStatus.CONFIRMED}:
-            return OrderStatus.CONFIRMED
-        return current
-    deductions = {currency: state.deducted_minor for currency, state in states.items()}
+            return StatusDecision(OrderStatus.CONFIRMED)
+        return StatusDecision(current)
+    deductions = {code: state.deducted_minor for code, state in states.items()}
     if all(
-        state.captured_minor == 0 or deductions[currency] >= state.captured_minor
-        for currency, state in states.items()
+        state.captured_minor == 0 or deductions[code] >= state.captured_minor
+        for code, state in states.items()
     ):
-        return OrderStatus.REFUNDED
+        return StatusDecision(OrderStatus.REFUNDED)
+    foreign = sorted(
+        code for code, state in states.items() if code != currency and state.net_minor > 0
+    )
+    if foreign:
+        kept = ", ".join(_amount(states[code].net_minor, code) for code in foreign)
+        return StatusDecision(
+            OrderStatus.NEEDS_REVIEW,
+            f"captured {kept} on an order of {_amount(total_minor, currency)}",
+        )
+    own = states.get(currency, MoneyState(currency=currency))
+    if own.net_minor > total_minor:
+        return StatusDecision(
+            OrderStatus.NEEDS_REVIEW,
+            f"kept {_amount(own.net_minor, currency)}, more than the order's total of "
+            f"{_amount(total_minor, currency)}",
+        )
+    if own.captured_minor < total_minor:
+        return StatusDecision(
+            OrderStatus.UNDERPAID,
+            f"captured {_amount(own.captured_minor, currency)} of the order's "
+            f"{_amount(total_minor, currency)}",
+        )
     if any(amount > 0 for amount in deductions.values()):
-        return OrderStatus.PARTIALLY_REFUNDED
+        return StatusDecision(OrderStatus.PARTIALLY_REFUNDED)
     if current in FULFILMENT_STATUSES:
-        return current
-    return OrderStatus.PAID
+        return StatusDecision(current)
+    return StatusDecision(OrderStatus.PAID)
+
+
+def derive_status(
+    current: OrderStatus,
+    states: Mapping[str, MoneyState],
+    *,
+    total_minor: int,
+    currency: str,
+) -> OrderStatus:
+    """The status of :func:`decide_status`, without the reason."""
+    return decide_status(current, states, total_minor=total_minor, currency=currency).status

@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixecom_core.errors import PixecomError
-from pixecom_core.ledger.money import MoneyState, derive_status, money_states
+from pixecom_core.ledger.money import MoneyState, decide_status, money_states
 from pixecom_core.models.orders import OrderEventType, OrderStatus
 from pixecom_core.models.payments import PaymentEventType
 from pixecom_core.providers import (
@@ -43,8 +43,8 @@ _FIND_PAYMENT = text(
     "SELECT seller_id, order_id, order_created_at FROM pixecom_find_payment(:gateway, :reference)"
 )
 _LOCK_ORDER = text(
-    "SELECT status FROM orders WHERE seller_id = :seller_id AND id = :order_id"
-    " AND created_at = :created_at FOR UPDATE"
+    "SELECT status, total_minor, currency FROM orders WHERE seller_id = :seller_id"
+    " AND id = :order_id AND created_at = :created_at FOR UPDATE"
 )
 _INSERT_FACT = text(
     """
@@ -201,8 +201,8 @@ class Ledger:
             "order_id": owner.order_id,
             "created_at": owner.order_created_at,
         }
-        current = (await session.execute(_LOCK_ORDER, keys)).scalar_one_or_none()
-        if current is None:
+        order = (await session.execute(_LOCK_ORDER, keys)).first()
+        if order is None:
             raise UnknownPaymentError(f"order {owner.order_id} is not (yet) visible; will retry")
         recorded_before = len(outcome.recorded)
         for event in events:
@@ -271,8 +271,16 @@ class Ledger:
         if len(outcome.recorded) > recorded_before:
             await session.execute(_MARK_DAY_DIRTY, keys)
         states = await self.money_state(scope, owner.order_id)
-        previous = OrderStatus(current)
-        status = derive_status(previous, states)
+        previous = OrderStatus(order.status)
+        # Judged against the order's own total and currency: a short, excess or
+        # foreign-currency capture never makes an order PAID.
+        decision = decide_status(
+            previous, states, total_minor=order.total_minor, currency=order.currency.strip()
+        )
+        status = decision.status
+        reason = "payment facts recorded"
+        if decision.mismatch is not None:
+            reason = f"payment does not match the order: {decision.mismatch}"
         if status is not previous:
             await session.execute(_SET_STATUS, {**keys, "status": status.value})
             await session.execute(
@@ -283,7 +291,7 @@ class Ledger:
                     "event_type": OrderEventType.STATUS_CHANGED.value,
                     "from_status": previous.value,
                     "to_status": status.value,
-                    "payload": _json({"reason": "payment facts recorded"}),
+                    "payload": _json({"reason": reason}),
                 },
             )
             outcome.status_changes.append(
@@ -293,7 +301,7 @@ class Ledger:
                     previous_status=previous.value,
                     new_status=status.value,
                     changed_at=datetime.now(UTC),
-                    reason="payment facts recorded",
+                    reason=reason,
                 )
             )
 

@@ -46,6 +46,11 @@ class OrderStatus(StrEnum):
     CANCELLED = "CANCELLED"
     PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
     REFUNDED = "REFUNDED"
+    #: Less was captured than the order's total: not paid, and the seller is told.
+    UNDERPAID = "UNDERPAID"
+    #: Money was captured in another currency than the order's, or more than its total
+    #: was kept: the seller must look (refund the excess, or accept it).
+    NEEDS_REVIEW = "NEEDS_REVIEW"
 
 
 #: Statuses of orders whose money was captured at some point. Revenue rollups filter on
