@@ -8,7 +8,10 @@ now reads, through the API, the problems that explain missing numbers:
   not resolved yet (``dead_letters``);
 - ``webhook``: a payment webhook attributed to the seller that is ``DEFERRED`` (being
   retried) or ``FAILED`` (parked) in ``webhook_inbox``;
-- ``sync_error``: an ad account whose last sync failed or that needs reconnecting.
+- ``sync_error``: an ad account whose last sync failed or that needs reconnecting;
+- ``payment_mismatch``: an order whose captured money does not match it (``UNDERPAID``:
+  less than its total; ``NEEDS_REVIEW``: another currency, or more than its total kept),
+  with the ledger's own account of the amounts (issue 12 item 4).
 
 ``dead_letters`` and ``webhook_inbox`` have forced row-level security like the seller's
 own tables (migration 0010, issue 12 item 3): a delivery nobody has attributed yet is
@@ -49,16 +52,19 @@ class ProblemKind(StrEnum):
     DEAD_LETTER = "dead_letter"
     WEBHOOK = "webhook"
     SYNC_ERROR = "sync_error"
+    PAYMENT_MISMATCH = "payment_mismatch"
 
 
 @dataclass(frozen=True)
 class Problem:
     """One open problem of a seller.
 
-    :ivar key: stable id within ``kind`` (dead letter id, inbox id, ad account id).
-    :ivar subject: what failed: a task name, ``<gateway> <event type>``, an ad account.
+    :ivar key: stable id within ``kind`` (dead letter id, inbox id, ad account id,
+        order id).
+    :ivar subject: what failed: a task name, ``<gateway> <event type>``, an ad account,
+        ``order <id>``.
     :ivar state: ``open`` (dead letter), ``DEFERRED``/``FAILED`` (webhook),
-        ``failing``/``needs_reconnect`` (sync).
+        ``failing``/``needs_reconnect`` (sync), ``UNDERPAID``/``NEEDS_REVIEW`` (order).
     """
 
     kind: ProblemKind
@@ -115,6 +121,16 @@ def seller_message(kind: ProblemKind, state: str, subject: str, error: str | Non
                 "PixEcom's operators have the details."
             )
         return f"{cause} It is retried automatically."
+    if kind is ProblemKind.PAYMENT_MISMATCH:
+        # The ledger wrote the reason itself from amounts and currency codes
+        # (pixecom_core.ledger.money.decide_status): no internals can be in it.
+        action = (
+            "Ask the shopper for the rest, or cancel and refund the order."
+            if state == "UNDERPAID"
+            else "Check the payment at your gateway and refund what was not due."
+        )
+        what = error or "The money captured for this order does not match its total."
+        return f"{what[:1].upper()}{what[1:]}. {action}"
     if error is None:
         return None
     if _INTERNALS.search(error):
@@ -148,6 +164,19 @@ _PROBLEMS = text(
                left(last_sync_error, {MAX_ERROR_CHARS}), sync_failures
           FROM ad_accounts
          WHERE seller_id = :seller_id AND (last_sync_error IS NOT NULL OR needs_reconnect)
+        UNION ALL
+        SELECT 'payment_mismatch', o.id::text, o.updated_at, 'order ' || o.id::text,
+               o.status,
+               (SELECT left(substring(e.payload->>'reason'
+                                      FROM '^payment does not match the order: (.*)$'),
+                            {MAX_ERROR_CHARS})
+                  FROM order_events AS e
+                 WHERE e.seller_id = o.seller_id AND e.order_id = o.id
+                   AND e.event_type = 'STATUS_CHANGED' AND e.to_status = o.status
+                 ORDER BY e.created_at DESC LIMIT 1),
+               0
+          FROM orders AS o
+         WHERE o.seller_id = :seller_id AND o.status IN ('UNDERPAID', 'NEEDS_REVIEW')
     ) AS problems
      WHERE CAST(:after_at AS timestamptz) IS NULL
         OR (occurred_at, kind COLLATE "C", key COLLATE "C")

@@ -2,19 +2,26 @@
 
 The status is derived from the facts *against the order's total and currency*: a short,
 excessive or foreign-currency capture leaves the order UNDERPAID or NEEDS_REVIEW, the
-facts stay recorded as they came, and the order's history says why.
+facts stay recorded as they came, the order's history says why, and the seller sees it
+in their problems until it is settled.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pixecom_core.db.engine import create_sessionmaker
 from pixecom_core.ledger import MoneyState, ProcessResult, WebhookInbox, decide_status
 from pixecom_core.models.orders import OrderStatus
+from pixecom_core.problems import ProblemReports
 from pixecom_core.providers import PaymentEventKind
+from pixecom_core.settings import Settings
+from pixecom_core.tenancy import PageRequest, SellerContext
 from tests.ledger import fakepay
 from tests.ledger.conftest import OrderFactory, PayableOrder
 
@@ -151,3 +158,61 @@ async def test_a_second_capture_under_another_charge_needs_review_not_double_pai
     # The seller refunds the duplicate: no more than the total is kept.
     await pay(inbox, fakepay.fact(order.payment, "re_1", K.REFUNDED, 3_000))
     assert order_state(database_owner_dsn, order)[0] == "PARTIALLY_REFUNDED"
+
+
+async def seller_problems(
+    app_engine: AsyncEngine, settings: Settings, seller_id: uuid.UUID
+) -> list[tuple[str, str, str, str | None]]:
+    context = SellerContext(
+        seller_id=seller_id,
+        user_id=uuid.uuid4(),
+        sessions=create_sessionmaker(app_engine),
+        settings=settings,
+    )
+    page = await ProblemReports(context).open_problems(PageRequest())
+    return [(p.kind.value, p.key, p.state, p.error) for p in page.items]
+
+
+async def test_the_seller_is_shown_the_mismatch_until_it_is_settled(
+    inbox: WebhookInbox,
+    payable_order: OrderFactory,
+    app_engine: AsyncEngine,
+    settings: Settings,
+) -> None:
+    short = payable_order(total_minor=3_000)
+    foreign = payable_order(seller_id=short.seller_id, total_minor=300_000)
+    paid = payable_order(seller_id=short.seller_id, total_minor=500)
+    await pay(
+        inbox,
+        fakepay.fact(short.payment, "ch_1", K.CAPTURED, 1),
+        fakepay.fact(foreign.payment, "ch_2", K.CAPTURED, 300_000, currency="JPY"),
+        fakepay.fact(paid.payment, "ch_3", K.CAPTURED, 500),
+    )
+
+    problems = await seller_problems(app_engine, settings, short.seller_id)
+    assert sorted(problems) == sorted(
+        [
+            (
+                "payment_mismatch",
+                str(short.order_id),
+                "UNDERPAID",
+                "Captured 0.01 USD of the order's 30.00 USD. Ask the shopper for the rest, "
+                "or cancel and refund the order.",
+            ),
+            (
+                "payment_mismatch",
+                str(foreign.order_id),
+                "NEEDS_REVIEW",
+                "Captured 300000 JPY on an order of 3000.00 USD. Check the payment at your "
+                "gateway and refund what was not due.",
+            ),
+        ]
+    )
+    # Another seller sees none of it.
+    other = payable_order()
+    assert await seller_problems(app_engine, settings, other.seller_id) == []
+
+    # The rest arrives: the short order is paid, and its problem goes away.
+    await pay(inbox, fakepay.fact(short.payment, "ch_4", K.CAPTURED, 2_999))
+    problems = await seller_problems(app_engine, settings, short.seller_id)
+    assert [key for _, key, _, _ in problems] == [str(foreign.order_id)]

@@ -1,4 +1,5 @@
-"""A seller's open problems: dead-lettered jobs, stuck payment webhooks, failing syncs.
+"""A seller's open problems: dead-lettered jobs, stuck payment webhooks, failing syncs,
+orders whose payment does not match them.
 
 Read-only and seller-scoped: the seller comes from the access token (audit §5). The
 dashboard shows this feed so a seller sees why numbers are missing instead of zeros
@@ -25,7 +26,9 @@ class ProblemOut(BaseModel):
 
     kind: ProblemKind = Field(
         description="dead_letter: a job failed for good; webhook: a payment webhook is "
-        "retried (DEFERRED) or parked (FAILED); sync_error: an ad account's sync fails."
+        "retried (DEFERRED) or parked (FAILED); sync_error: an ad account's sync fails; "
+        "payment_mismatch: an order's captured money does not match it (UNDERPAID, "
+        "NEEDS_REVIEW)."
     )
     key: str = Field(description="Stable id within the kind.")
     occurred_at: datetime
@@ -49,8 +52,8 @@ class ProblemOut(BaseModel):
     responses=error_responses(400, 401, 422, 429),
 )
 async def list_problems(seller: CurrentSeller, paging: Paging) -> PageOut[ProblemOut]:
-    """Unresolved dead letters, DEFERRED/FAILED webhooks attributed to the seller and
-    failing ad-account syncs of the seller; 400 ``invalid_cursor`` for a cursor this list
-    did not issue."""
+    """Unresolved dead letters, DEFERRED/FAILED webhooks attributed to the seller,
+    failing ad-account syncs and orders whose captured money does not match them; 400
+    ``invalid_cursor`` for a cursor this list did not issue."""
     page = await ProblemReports(seller).open_problems(paging)
     return PageOut[ProblemOut].of(page, ProblemOut.of)
