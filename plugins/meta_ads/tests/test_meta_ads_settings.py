@@ -1,8 +1,12 @@
 """Settings come from ``PIXECOM_META_*`` with usable defaults and clear refusals."""
 
+from pathlib import Path
+
 import pytest
 from pixecom_meta_ads.settings import MetaAdsSettings, MetaSandboxSettings
 from pydantic import ValidationError
+
+from pixecom_core.secret_files import SecretSourceError
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +70,27 @@ def test_sandbox_settings_have_their_own_prefix(monkeypatch: pytest.MonkeyPatch)
 
     assert (sandbox.latency_seconds, sandbox.campaigns_per_account) == (1.5, 10)
     assert MetaAdsSettings().graph_base == "https://graph.facebook.com"
+
+
+def test_the_app_secret_can_be_read_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Production keeps secrets out of the environment (issue 12 item 8).
+    secret = tmp_path / "app_secret"
+    secret.write_text("meta-app-secret-from-a-file\n")
+    monkeypatch.setenv("PIXECOM_META_APP_SECRET_FILE", str(secret))
+
+    settings = MetaAdsSettings()
+
+    assert settings.app_secret is not None
+    assert settings.app_secret.get_secret_value() == "meta-app-secret-from-a-file"
+
+
+def test_a_secret_given_twice_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secret = tmp_path / "app_secret"
+    secret.write_text("one")
+    monkeypatch.setenv("PIXECOM_META_APP_SECRET_FILE", str(secret))
+    monkeypatch.setenv("PIXECOM_META_APP_SECRET", "another")
+
+    with pytest.raises(SecretSourceError, match="PIXECOM_META_APP_SECRET"):
+        MetaAdsSettings()

@@ -1,5 +1,7 @@
 """Settings come from ``PIXECOM_R2_*`` with safe defaults and clear refusals."""
 
+from pathlib import Path
+
 import pytest
 from pixecom_r2_storage.content_types import ALLOWED_CONTENT_TYPES
 from pixecom_r2_storage.settings import DEFAULT_MAX_UPLOAD_BYTES, R2Settings
@@ -84,3 +86,17 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, valu
 
     with pytest.raises(ValidationError):
         R2Settings()
+
+
+def test_the_secret_access_key_can_be_read_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Production keeps secrets out of the environment (issue 12 item 8).
+    secret = tmp_path / "r2_secret"
+    secret.write_text("r2-secret-from-a-file\n")
+    monkeypatch.setenv("PIXECOM_R2_SECRET_ACCESS_KEY_FILE", str(secret))
+
+    settings = R2Settings()
+
+    assert settings.secret_access_key is not None
+    assert settings.secret_access_key.get_secret_value() == "r2-secret-from-a-file"

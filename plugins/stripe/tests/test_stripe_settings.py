@@ -1,6 +1,7 @@
 """``PIXECOM_STRIPE_*`` and ``PIXECOM_STRIPE_SANDBOX_*`` are read as documented."""
 
 import os
+from pathlib import Path
 
 import pytest
 from pixecom_stripe.sandbox import SandboxConfig
@@ -111,3 +112,17 @@ def test_sandbox_refuses_an_impossible_failure_rate(monkeypatch: pytest.MonkeyPa
 
     with pytest.raises(ValidationError, match="failure_rate"):
         StripeSandboxSettings()
+
+
+def test_webhook_secrets_can_be_read_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Production keeps secrets out of the environment (issue 12 item 8); a rotation lists
+    # two secrets in the file as it would in the variable.
+    secrets = tmp_path / "webhook_secrets"
+    secrets.write_text("whsec_new,whsec_old\n")
+    monkeypatch.setenv("PIXECOM_STRIPE_WEBHOOK_SECRETS_FILE", str(secrets))
+
+    settings = StripeSettings()
+
+    assert [s.get_secret_value() for s in settings.webhook_secrets] == ["whsec_new", "whsec_old"]

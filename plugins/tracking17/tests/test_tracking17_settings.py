@@ -1,6 +1,7 @@
 """Settings from ``PIXECOM_TRACKING17_*``: defaults, the push-key fallback, refusals."""
 
 import os
+from pathlib import Path
 
 import pytest
 from pixecom_tracking17.settings import (
@@ -102,3 +103,17 @@ def test_the_sandbox_follows_the_trackers_keys(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("PIXECOM_TRACKING17_SANDBOX_PUSH_KEY", "k-sandbox")
     assert Track17SandboxSettings().accepted_keys() == ["k-one", "k-two"]
     assert Track17SandboxSettings().signing_key() == "k-sandbox"
+
+
+def test_the_keys_can_be_read_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Production keeps secrets out of the environment (issue 12 item 8).
+    (tmp_path / "api").write_text("api-key-from-a-file\n")
+    (tmp_path / "push").write_text("push-key-from-a-file\n")
+    monkeypatch.setenv("PIXECOM_TRACKING17_API_KEY_FILE", str(tmp_path / "api"))
+    monkeypatch.setenv("PIXECOM_TRACKING17_PUSH_KEY_FILE", str(tmp_path / "push"))
+
+    settings = Track17Settings()
+
+    assert settings.api_key is not None and settings.push_key is not None
+    assert settings.api_key.get_secret_value() == "api-key-from-a-file"
+    assert settings.push_key.get_secret_value() == "push-key-from-a-file"

@@ -11,12 +11,14 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pixecom_core.secret_files import SettingsWithSecretFiles
+
 ENV_PREFIX: Final = "PIXECOM_META_"
 GRAPH_BASE: Final = "https://graph.facebook.com"
 SANDBOX_ENV_PREFIX: Final = "PIXECOM_META_SANDBOX_"
 
 
-class MetaAdsSettings(BaseSettings):
+class MetaAdsSettings(SettingsWithSecretFiles):
     """How the plugin reaches the Graph API (or its sandbox) and paces its calls.
 
     :param graph_base: scheme, host and optional path prefix of the Graph API; the sandbox's

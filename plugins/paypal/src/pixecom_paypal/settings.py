@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from pixecom_core.secret_files import SettingsWithSecretFiles
 
 #: PayPal's production REST host; the sandbox account's host is ``https://api-m.sandbox.paypal.com``.
 PAYPAL_API_BASE = "https://api-m.paypal.com"
@@ -18,7 +20,7 @@ PAYPAL_API_BASE = "https://api-m.paypal.com"
 PAYPAL_CERT_HOST_SUFFIXES = (".paypal.com",)
 
 
-class PayPalSettings(BaseSettings):
+class PayPalSettings(SettingsWithSecretFiles):
     """How the ``paypal`` gateway reaches PayPal and checks its webhooks.
 
     :param api_base: the REST API root, e.g. ``https://api-m.paypal.com`` (live),

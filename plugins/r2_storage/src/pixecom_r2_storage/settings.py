@@ -15,8 +15,9 @@ from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from pixecom_core.secret_files import SettingsWithSecretFiles
 from pixecom_r2_storage.content_types import ALLOWED_CONTENT_TYPES, normalise_content_type
 
 ENV_PREFIX: Final = "PIXECOM_R2_"
@@ -40,7 +41,7 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-class R2Settings(BaseSettings):
+class R2Settings(SettingsWithSecretFiles):
     """Where the bucket is, how to sign for it and what uploads may be.
 
     :param endpoint_url: the S3 API endpoint, ``https://<account id>.r2.cloudflarestorage.com``

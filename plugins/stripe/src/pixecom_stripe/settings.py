@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pixecom_core.secret_files import SettingsWithSecretFiles
+
 ENV_PREFIX = "PIXECOM_STRIPE_"
 STRIPE_API_BASE = "https://api.stripe.com"
 
@@ -32,7 +34,7 @@ def split_secret_list(value: Any) -> Any:
 SecretList = Annotated[list[SecretStr], NoDecode, Field(default_factory=list)]
 
 
-class StripeSettings(BaseSettings):
+class StripeSettings(SettingsWithSecretFiles):
     """How the plugin reaches Stripe (or its sandbox) and checks Stripe's webhooks.
 
     :param api_base: scheme and host of the Stripe API; point it at the sandbox

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pixecom_core.secret_files import SettingsWithSecretFiles
+
 ENV_PREFIX: Final = "PIXECOM_TRACKING17_"
 API_BASE: Final = "https://api.17track.net"
 SANDBOX_ENV_PREFIX: Final = "PIXECOM_TRACKING17_SANDBOX_"
@@ -24,7 +26,7 @@ def _blank_to_none(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
-class Track17Settings(BaseSettings):
+class Track17Settings(SettingsWithSecretFiles):
     """How the plugin reaches 17TRACK (or its sandbox) and checks 17TRACK's pushes.
 
     :param api_base: scheme and host of the 17TRACK API; requests go to

@@ -1,0 +1,36 @@
+"""PayPal's secrets may come from files, so production keeps them out of the environment."""
+
+import os
+from pathlib import Path
+
+import pytest
+from pixecom_paypal.settings import PayPalSettings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("PIXECOM_PAYPAL_"):
+            monkeypatch.delenv(name)
+
+
+def test_the_client_secret_can_be_read_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "client_secret"
+    secret.write_text("paypal-client-secret-from-a-file\n")
+    monkeypatch.setenv("PIXECOM_PAYPAL_CLIENT_SECRET_FILE", str(secret))
+
+    settings = PayPalSettings()
+
+    assert settings.client_secret is not None
+    assert settings.client_secret.get_secret_value() == "paypal-client-secret-from-a-file"
+
+
+def test_a_missing_secret_file_is_an_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PIXECOM_PAYPAL_CLIENT_SECRET_FILE", str(tmp_path / "absent"))
+
+    with pytest.raises(RuntimeError, match="PIXECOM_PAYPAL_CLIENT_SECRET_FILE"):
+        PayPalSettings()
