@@ -240,7 +240,10 @@ async def test_sync_status_and_problems_are_shown(page: Page, world: World, shot
     problems = page.get_by_test_id("problems-table")
     failed_job = problems.locator("tbody tr[data-kind='dead_letter']")
     assert await failed_job.count() == 1
-    assert "Acme sync crashed: ProviderError" in await failed_job.inner_text()
+    # The seller reads what happened in words; the raw error stays with the operator.
+    failed_text = await failed_job.inner_text()
+    assert "A background job failed because of an error on PixEcom's side" in failed_text
+    assert "Acme sync crashed" not in failed_text and "ProviderError" not in failed_text
     sync_problem = problems.locator("tbody tr[data-kind='sync_error']")
     assert "Acme rate limited (code 17)" in await sync_problem.inner_text()
 
