@@ -7,6 +7,7 @@ from pixecom_meta_ads.settings import MetaAdsSettings, MetaSandboxSettings
 from pydantic import ValidationError
 
 from pixecom_core.secret_files import SecretSourceError
+from pixecom_core.testing.secrets import check_secrets_read_from_files
 
 
 @pytest.fixture(autouse=True)
@@ -72,18 +73,11 @@ def test_sandbox_settings_have_their_own_prefix(monkeypatch: pytest.MonkeyPatch)
     assert MetaAdsSettings().graph_base == "https://graph.facebook.com"
 
 
-def test_the_app_secret_can_be_read_from_a_file(
+def test_every_secret_can_be_read_from_a_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Production keeps secrets out of the environment (issue 12 item 8).
-    secret = tmp_path / "app_secret"
-    secret.write_text("meta-app-secret-from-a-file\n")
-    monkeypatch.setenv("PIXECOM_META_APP_SECRET_FILE", str(secret))
-
-    settings = MetaAdsSettings()
-
-    assert settings.app_secret is not None
-    assert settings.app_secret.get_secret_value() == "meta-app-secret-from-a-file"
+    assert check_secrets_read_from_files(MetaAdsSettings, monkeypatch, tmp_path)
 
 
 def test_a_secret_given_twice_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from pixecom_paypal.settings import PayPalSettings
 
+from pixecom_core.testing.secrets import check_secrets_read_from_files
+
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -14,17 +16,11 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def test_the_client_secret_can_be_read_from_a_file(
+def test_every_secret_can_be_read_from_a_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    secret = tmp_path / "client_secret"
-    secret.write_text("paypal-client-secret-from-a-file\n")
-    monkeypatch.setenv("PIXECOM_PAYPAL_CLIENT_SECRET_FILE", str(secret))
-
-    settings = PayPalSettings()
-
-    assert settings.client_secret is not None
-    assert settings.client_secret.get_secret_value() == "paypal-client-secret-from-a-file"
+    # Production keeps secrets out of the environment (issue 12 item 8).
+    assert check_secrets_read_from_files(PayPalSettings, monkeypatch, tmp_path)
 
 
 def test_a_missing_secret_file_is_an_error_naming_the_variable(

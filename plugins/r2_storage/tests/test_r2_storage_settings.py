@@ -7,6 +7,8 @@ from pixecom_r2_storage.content_types import ALLOWED_CONTENT_TYPES
 from pixecom_r2_storage.settings import DEFAULT_MAX_UPLOAD_BYTES, R2Settings
 from pydantic import ValidationError
 
+from pixecom_core.testing.secrets import check_secrets_read_from_files
+
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
@@ -88,15 +90,8 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, valu
         R2Settings()
 
 
-def test_the_secret_access_key_can_be_read_from_a_file(
+def test_every_secret_can_be_read_from_a_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Production keeps secrets out of the environment (issue 12 item 8).
-    secret = tmp_path / "r2_secret"
-    secret.write_text("r2-secret-from-a-file\n")
-    monkeypatch.setenv("PIXECOM_R2_SECRET_ACCESS_KEY_FILE", str(secret))
-
-    settings = R2Settings()
-
-    assert settings.secret_access_key is not None
-    assert settings.secret_access_key.get_secret_value() == "r2-secret-from-a-file"
+    assert check_secrets_read_from_files(R2Settings, monkeypatch, tmp_path)

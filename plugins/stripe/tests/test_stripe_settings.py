@@ -13,6 +13,8 @@ from pixecom_stripe.settings import (
 )
 from pydantic import ValidationError
 
+from pixecom_core.testing.secrets import check_secrets_read_from_files
+
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,3 +128,12 @@ def test_webhook_secrets_can_be_read_from_a_file(
     settings = StripeSettings()
 
     assert [s.get_secret_value() for s in settings.webhook_secrets] == ["whsec_new", "whsec_old"]
+
+
+def test_every_secret_can_be_read_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert check_secrets_read_from_files(StripeSettings, monkeypatch, tmp_path) == [
+        "PIXECOM_STRIPE_SECRET_KEY",
+        "PIXECOM_STRIPE_WEBHOOK_SECRETS",
+    ]

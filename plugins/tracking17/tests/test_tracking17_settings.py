@@ -11,6 +11,8 @@ from pixecom_tracking17.settings import (
 )
 from pydantic import ValidationError
 
+from pixecom_core.testing.secrets import check_secrets_read_from_files
+
 
 @pytest.fixture(autouse=True)
 def empty_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,15 +107,8 @@ def test_the_sandbox_follows_the_trackers_keys(monkeypatch: pytest.MonkeyPatch) 
     assert Track17SandboxSettings().signing_key() == "k-sandbox"
 
 
-def test_the_keys_can_be_read_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_every_secret_can_be_read_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     # Production keeps secrets out of the environment (issue 12 item 8).
-    (tmp_path / "api").write_text("api-key-from-a-file\n")
-    (tmp_path / "push").write_text("push-key-from-a-file\n")
-    monkeypatch.setenv("PIXECOM_TRACKING17_API_KEY_FILE", str(tmp_path / "api"))
-    monkeypatch.setenv("PIXECOM_TRACKING17_PUSH_KEY_FILE", str(tmp_path / "push"))
-
-    settings = Track17Settings()
-
-    assert settings.api_key is not None and settings.push_key is not None
-    assert settings.api_key.get_secret_value() == "api-key-from-a-file"
-    assert settings.push_key.get_secret_value() == "push-key-from-a-file"
+    assert check_secrets_read_from_files(Track17Settings, monkeypatch, tmp_path)
