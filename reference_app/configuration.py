@@ -10,11 +10,24 @@ from pydantic import ValidationError
 
 from pixecom_core.db.urls import DatabaseNotConfiguredError
 from pixecom_core.secret_files import SecretSourceError
-from pixecom_core.settings import WeakSecretError
+from pixecom_core.settings import Settings, WeakSecretError
 
 
 class RedisNotConfiguredError(RuntimeError):
     """No Redis URL is known; ``pixecom dev`` starts an embedded Valkey instead."""
+
+
+def require_redis_url(settings: Settings) -> str:
+    """``settings.redis_url``, or :class:`RedisNotConfiguredError` saying how to set it.
+
+    Issue 13 #8: an explicit check, not an ``assert`` (which ``python -O`` removes, leaving
+    the API or a worker to fail later on ``None``).
+    """
+    if not settings.redis_url:
+        raise RedisNotConfiguredError(
+            "REDIS_URL is not set: export it, or run `pixecom dev`, which starts an embedded Valkey"
+        )
+    return settings.redis_url
 
 
 #: Errors an operator fixes in the environment, not in the code.

@@ -225,7 +225,8 @@ class DemoShopper:
         return answer
 
     async def _login(self) -> None:
-        assert self.config.login is not None
+        if self.config.login is None:
+            raise RuntimeError("no demo login configured: pass login=(email, password)")
         email, password = self.config.login
         answer = await self.client.post("/auth/login", json={"email": email, "password": password})
         if answer.status_code != 200:

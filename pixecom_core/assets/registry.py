@@ -152,7 +152,8 @@ class AssetRegistry:
         problem = await self._check_object(key, size, declared, sha256)
         async with context.scope() as scope:
             asset = await scope.session.get(Asset, (context.seller_id, asset_id))
-            assert asset is not None
+            if asset is None:  # deleted while its object was being checked
+                raise NotFoundError("no such asset")
             asset.status = AssetStatus.REJECTED if problem else AssetStatus.READY
         if problem:
             raise InvalidRequestError(f"upload rejected: {problem}", code="upload_rejected")

@@ -57,7 +57,7 @@ class SyncRunLog:
     async def start(self, seller_id: uuid.UUID, *, task_id: str, days_back: int) -> int:
         """Record that a run of ``seller_id``'s sync started; return the run's id."""
         async with open_seller_scope(self._sessions, seller_id, self._settings) as scope:
-            run_id = await scope.session.scalar(
+            started = await scope.session.execute(
                 _START,
                 {
                     "seller_id": seller_id,
@@ -66,7 +66,7 @@ class SyncRunLog:
                     "worker": self._worker,
                 },
             )
-        assert run_id is not None
+            run_id = started.scalar_one()  # INSERT … RETURNING id: exactly one row
         return int(run_id)
 
     async def finish(self, seller_id: uuid.UUID, run_id: int, outcome: str) -> None:

@@ -33,7 +33,7 @@ from reference_app.api.openapi import install_openapi
 from reference_app.api.resources import AppResources
 from reference_app.api.routes import ROUTERS
 from reference_app.api.shedding import install_load_shedding
-from reference_app.configuration import RedisNotConfiguredError
+from reference_app.configuration import require_redis_url
 from reference_app.dashboard import mount_dashboard
 from reference_app.worker.broker import Queue, TaskKicker, build_broker
 
@@ -51,14 +51,11 @@ def validated_settings(settings: Settings) -> Settings:
     placeholder secret never reaches a non-dev API, however the object was made
     (audit must-fix 9). Raises :class:`pixecom_core.settings.WeakSecretError`,
     :class:`pixecom_core.db.urls.DatabaseNotConfiguredError` or
-    :class:`RedisNotConfiguredError`.
+    :class:`reference_app.configuration.RedisNotConfiguredError`.
     """
     checked = type(settings).model_validate(dict(settings))
     app_conninfo(checked)  # raises DatabaseNotConfiguredError with what to do
-    if not checked.redis_url:
-        raise RedisNotConfiguredError(
-            "REDIS_URL is not set: export it, or run `pixecom dev`, which starts an embedded Valkey"
-        )
+    require_redis_url(checked)
     return checked
 
 
@@ -74,8 +71,7 @@ def create_app(
         ``PIXECOM_PLUGIN_MODULES``) when not given. Tests pass their own.
     """
     settings = validated_settings(settings)
-    redis_url = settings.redis_url
-    assert redis_url is not None  # checked by validated_settings; narrows the type
+    redis_url = require_redis_url(settings)
     registry = ProviderRegistry(plugin_manager or create_plugin_manager())
 
     @asynccontextmanager

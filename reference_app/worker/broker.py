@@ -29,7 +29,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from taskiq import AckableMessage, AsyncBroker, Context, TaskiqDepends, TaskiqEvents, TaskiqState
+from taskiq import (
+    AckableMessage,
+    AsyncBroker,
+    AsyncTaskiqDecoratedTask,
+    Context,
+    TaskiqDepends,
+    TaskiqEvents,
+    TaskiqState,
+)
 from taskiq_redis import RedisStreamBroker
 
 from pixecom_core.db.engine import create_engine, create_sessionmaker
@@ -46,6 +54,7 @@ from pixecom_core.stats.schedule import DueSync
 from pixecom_core.stats.sync import StatsSync
 from pixecom_core.tenancy import SellerContext
 from pixecom_core.tracking import TrackingService
+from reference_app.configuration import require_redis_url
 
 _log = logging.getLogger(__name__)
 
@@ -225,13 +234,13 @@ def build_broker(
     :param registry: the providers tasks dispatch to; built from the installed plugins
         (``PIXECOM_LOAD_PLUGINS``, ``PIXECOM_PLUGIN_MODULES``) when not given.
     """
-    assert settings.redis_url is not None, "REDIS_URL is required for the worker"
+    redis_url = require_redis_url(settings)
     # Stats syncs run for seconds to minutes: a worker takes one message per read, so
     # what it has fetched it is about to run and idle workers get the rest (taskiq-redis
     # reads 100 at a time by default, and one worker would hoard a whole cycle).
     batch = 1 if queue in TIER_QUEUES.values() else 10
     broker = PixecomStreamBroker(
-        settings.redis_url,
+        redis_url,
         queue_name=stream_name(settings, queue),
         consumer_group_name=f"{settings.redis_key_prefix}workers",
         xread_block=XREAD_BLOCK_MS,
@@ -306,9 +315,8 @@ def build_broker(
         sessions = create_sessionmaker(engine)
         providers = registry or ProviderRegistry(create_plugin_manager())
         ledger = Ledger(sessions, settings, providers.plugin_manager)
-        assert settings.redis_url is not None
         client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=SOCKET_TIMEOUT_SECONDS, retry=command_retry()
+            redis_url, socket_timeout=SOCKET_TIMEOUT_SECONDS, retry=command_retry()
         )
         stats_sync = StatsSync(
             sessions,
@@ -360,6 +368,25 @@ def build_broker(
     return broker
 
 
+class TaskNotRegisteredError(LookupError):
+    """A task was kicked on a broker that does not know it (not built by
+    :func:`build_broker`)."""
+
+
+def registered_task(broker: AsyncBroker, task_name: str) -> AsyncTaskiqDecoratedTask[Any, Any]:
+    """The task ``task_name`` on ``broker``, or :class:`TaskNotRegisteredError`.
+
+    Issue 13 #8: an explicit check rather than an ``assert`` that ``python -O`` removes.
+    """
+    task = broker.find_task(task_name)
+    if task is None:
+        raise TaskNotRegisteredError(
+            f"the broker has no task {task_name!r}: build it with"
+            " reference_app.worker.broker.build_broker(settings, queue)"
+        )
+    return task
+
+
 class TaskKicker:
     """Queues tasks from a process that does not run them (the API).
 
@@ -396,8 +423,7 @@ class TaskKicker:
 
 async def kick_sync(broker: AsyncBroker, settings: Settings, due: DueSync) -> None:
     """Queue a seller's sync on its tier's queue (the broker routes by the label)."""
-    task = broker.find_task(SYNC_TASK)
-    assert task is not None
+    task = registered_task(broker, SYNC_TASK)
     queue = TIER_QUEUES[due.tier]
     await (
         task.kicker()
@@ -410,8 +436,7 @@ async def kick_tracking_refresh(
     broker: AsyncBroker, settings: Settings, seller_id: uuid.UUID
 ) -> None:
     """Queue a seller's tracking refresh on the tracking queue."""
-    task = broker.find_task(REFRESH_TRACKING)
-    assert task is not None
+    task = registered_task(broker, REFRESH_TRACKING)
     await (
         task.kicker()
         .with_labels(queue_name=stream_name(settings, Queue.TRACKING))
@@ -427,15 +452,13 @@ def revenue_refresh_key(settings: Settings, seller_id: uuid.UUID | str) -> str:
 async def kick_revenue_refresh(broker: AsyncBroker, seller_id: uuid.UUID) -> None:
     """Queue a seller's revenue refresh on the payments queue (a few milliseconds of SQL;
     the webhooks that caused it are on that queue already)."""
-    task = broker.find_task(REFRESH_REVENUE)
-    assert task is not None
+    task = registered_task(broker, REFRESH_REVENUE)
     await task.kiq(str(seller_id))
 
 
 async def kick_process_webhook(broker: AsyncBroker, inbox_id: int) -> None:
     """Queue the processing of one stored delivery on a started broker."""
-    task = broker.find_task(PROCESS_WEBHOOK)
-    assert task is not None
+    task = registered_task(broker, PROCESS_WEBHOOK)
     await task.kiq(inbox_id)
 
 
@@ -443,9 +466,8 @@ async def _sweep_inbox(broker: AsyncBroker, resources: WorkerResources, settings
     """Every ``inbox_sweep_seconds``: queue deliveries that are due and have no live task
     (the kick was lost, or a deferred delivery's retry time came). One worker sweeps per
     interval (a Redis lock), so several workers do not queue the same deliveries."""
-    assert settings.redis_url is not None
     client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=SOCKET_TIMEOUT_SECONDS, retry=command_retry()
+        require_redis_url(settings), socket_timeout=SOCKET_TIMEOUT_SECONDS, retry=command_retry()
     )
     lock_key = f"{settings.redis_key_prefix}lock:inbox-sweep"
     interval = settings.inbox_sweep_seconds
@@ -470,11 +492,13 @@ __all__ = [
     "PixecomStreamBroker",
     "Queue",
     "TaskKicker",
+    "TaskNotRegisteredError",
     "WorkerResources",
     "build_broker",
     "kick_process_webhook",
     "kick_revenue_refresh",
     "kick_sync",
     "kick_tracking_refresh",
+    "registered_task",
     "stream_name",
 ]

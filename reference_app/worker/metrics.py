@@ -216,7 +216,7 @@ async def kick_slow_query_watch_if_due(
 ) -> bool:
     """Queue the watch once per ``slow_query_watch_seconds`` slot (claimed in Redis, so
     two schedulers queue it once); return whether this call queued it."""
-    from reference_app.worker.broker import Queue, stream_name
+    from reference_app.worker.broker import Queue, registered_task, stream_name
 
     now = now or datetime.now(UTC)
     interval = settings.slow_query_watch_seconds
@@ -224,8 +224,7 @@ async def kick_slow_query_watch_if_due(
     key = f"{settings.redis_key_prefix}claim:slow-query-watch:{slot}"
     if not await client.set(key, "1", nx=True, ex=interval * 2):
         return False
-    task = broker.find_task(WATCH_SLOW_QUERIES)
-    assert task is not None, "build_broker registers the watch"
+    task = registered_task(broker, WATCH_SLOW_QUERIES)
     queue: Queue = Queue.PAYMENTS
     await task.kicker().with_labels(queue_name=stream_name(settings, queue)).kiq()
     return True

@@ -26,6 +26,7 @@ from pixecom_core.models.sellers import SellerTier
 from pixecom_core.observability import configure_logging
 from pixecom_core.settings import Settings
 from pixecom_core.stats.schedule import due_syncs, due_tracking_refreshes
+from reference_app.configuration import require_redis_url
 from reference_app.worker.broker import Queue, build_broker, kick_sync, kick_tracking_refresh
 from reference_app.worker.metrics import kick_slow_query_watch_if_due
 
@@ -88,10 +89,10 @@ async def tick(
 
 async def serve(settings: Settings) -> None:
     """Tick until SIGINT or SIGTERM."""
-    assert settings.redis_url is not None
+    redis_url = require_redis_url(settings)
     engine = create_engine(settings, role="app", application_name="pixecom-scheduler")
     sessions = create_sessionmaker(engine)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(redis_url)
     broker = build_broker(settings, Queue.STATS_LOW)
     await broker.startup()
     stop = asyncio.Event()

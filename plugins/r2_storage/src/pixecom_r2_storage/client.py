@@ -30,7 +30,10 @@ an error reaches this mapping. The secret key never appears in an exception mess
 import asyncio
 import threading
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from pydantic import SecretStr
 
 from pixecom_core.providers import (
     ProviderAuthError,
@@ -73,6 +76,16 @@ _session_lock = threading.Lock()
 _session: "boto3.session.Session | None" = None
 
 
+@dataclass(frozen=True)
+class _Configured:
+    """The settings an S3 client needs, each known to be set."""
+
+    endpoint_url: str
+    bucket: str
+    access_key_id: str
+    secret_access_key: SecretStr
+
+
 class R2Client:
     """A thin async client of the S3 operations the storage uses, on one bucket.
 
@@ -86,9 +99,7 @@ class R2Client:
     @property
     def bucket(self) -> str:
         """The configured bucket; raises :class:`R2NotConfigured` when unset."""
-        self._require_configuration()
-        assert self._settings.bucket is not None
-        return self._settings.bucket
+        return self._require_configuration().bucket
 
     async def presign_put(
         self,
@@ -210,22 +221,37 @@ class R2Client:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _require_configuration(self) -> None:
+    def _require_configuration(self) -> _Configured:
+        # Issue 13 #8: an explicit check (raises under ``python -O`` too) whose result
+        # carries the values it checked, so no ``assert`` narrows them afterwards.
         settings = self._settings
-        missing = [
-            f"{ENV_PREFIX}{name.upper()}"
-            for name, value in (
-                ("endpoint_url", settings.endpoint_url),
-                ("bucket", settings.bucket),
-                ("access_key_id", settings.access_key_id),
-                ("secret_access_key", settings.secret_access_key),
-            )
-            if value is None
-        ]
-        if missing:
+        endpoint_url, bucket = settings.endpoint_url, settings.bucket
+        access_key_id, secret_access_key = settings.access_key_id, settings.secret_access_key
+        if (
+            endpoint_url is None
+            or bucket is None
+            or access_key_id is None
+            or secret_access_key is None
+        ):
+            missing = [
+                f"{ENV_PREFIX}{name.upper()}"
+                for name, value in (
+                    ("endpoint_url", endpoint_url),
+                    ("bucket", bucket),
+                    ("access_key_id", access_key_id),
+                    ("secret_access_key", secret_access_key),
+                )
+                if value is None
+            ]
             raise R2NotConfigured(
                 f"Cloudflare R2 is not configured: set {', '.join(missing)}", provider=PROVIDER
             )
+        return _Configured(
+            endpoint_url=endpoint_url,
+            bucket=bucket,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+        )
 
     def _s3(self) -> "S3Client":
         # called in worker threads only: building a client reads botocore's data files
@@ -233,9 +259,8 @@ class R2Client:
         with _session_lock:
             if self._client is not None:
                 return self._client
-            self._require_configuration()
+            configured = self._require_configuration()
             settings = self._settings
-            assert settings.secret_access_key is not None
             import boto3.session
             from botocore.config import Config
 
@@ -243,10 +268,10 @@ class R2Client:
                 _session = boto3.session.Session()
             self._client = _session.client(
                 "s3",
-                endpoint_url=settings.endpoint_url,
+                endpoint_url=configured.endpoint_url,
                 region_name=settings.region,
-                aws_access_key_id=settings.access_key_id,
-                aws_secret_access_key=settings.secret_access_key.get_secret_value(),
+                aws_access_key_id=configured.access_key_id,
+                aws_secret_access_key=configured.secret_access_key.get_secret_value(),
                 config=Config(
                     signature_version="s3v4",
                     s3={"addressing_style": "path"},
