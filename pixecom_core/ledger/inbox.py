@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixecom_core.ledger.service import Ledger, UnknownPaymentError
 from pixecom_core.plugins import ProviderRegistry
-from pixecom_core.providers import GatewayPaymentEvent, VerifiedWebhook
+from pixecom_core.providers import GatewayPaymentEvent, PaymentGateway, VerifiedWebhook
 from pixecom_core.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ _RETRY_LATER = text(
 )
 _DUE = text("SELECT id FROM pixecom_inbox_due(:grace_seconds, :limit) AS id")
 
-#: Headers worth keeping with a delivery (signature material for audits); others dropped.
-_KEPT_HEADER_PREFIXES = ("stripe-", "paypal-", "content-type", "user-agent", "x-")
+#: Headers kept with every delivery, whatever the gateway; the gateway adds its own.
+ALWAYS_KEPT_WEBHOOK_HEADERS = frozenset({"content-type", "user-agent"})
 
 
 class ProcessResult(StrEnum):
@@ -73,12 +73,18 @@ class Receipt:
     duplicate: bool
 
 
-def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name: value
-        for name, value in headers.items()
-        if name.startswith(_KEPT_HEADER_PREFIXES) and name != "x-admin-key"
-    }
+def kept_webhook_headers(gateway: PaymentGateway, headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers of a delivery the inbox stores: those the gateway declares in
+    ``webhook_headers`` (its signature material, for audits) and
+    :data:`ALWAYS_KEPT_WEBHOOK_HEADERS`; the rest is dropped.
+
+    Core names no gateway's headers itself (issue 13 item 6): a new gateway's signature is
+    kept because the gateway says so, and nothing else it was sent is.
+
+    :param headers: the request headers, lower-cased names.
+    """
+    kept = ALWAYS_KEPT_WEBHOOK_HEADERS | {name.lower() for name in gateway.webhook_headers}
+    return {name: value for name, value in headers.items() if name in kept}
 
 
 class WebhookInbox:
@@ -136,7 +142,7 @@ class WebhookInbox:
                         "gateway": provider.identifier,
                         "event_id": verified.event_id,
                         "event_type": verified.event_type,
-                        "headers": json.dumps(_kept_headers(lowered)),
+                        "headers": json.dumps(kept_webhook_headers(provider, lowered)),
                         "body": body,
                         "received_at": verified.received_at,
                     },

@@ -153,6 +153,18 @@ class PaymentGateway(Protocol):
         """The name shown to sellers and buyers, e.g. ``"Stripe"``."""
         ...
 
+    @property
+    def webhook_headers(self) -> frozenset[str]:
+        """The request headers, lower-case names, to store with each webhook delivery.
+
+        Name every header :meth:`verify_webhook` reads (the signature, its timestamp, a
+        certificate URL, ...): an operator must be able to verify a stored delivery again.
+        Core's inbox keeps these plus ``content-type`` and ``user-agent`` and drops the rest,
+        so cookies, proxies' headers and API keys sent along never reach the database. The
+        conformance kit checks that a delivery cut down to them still verifies.
+        """
+        ...
+
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
         """Create the gateway's payment object and return what the buyer needs to pay.
 

@@ -46,6 +46,7 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+from pixecom_core.ledger.inbox import kept_webhook_headers
 from pixecom_core.plugins import ProviderKind, ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import (
     AdAccountCredentials,
@@ -702,6 +703,23 @@ class PaymentGatewayConformance(ProviderConformance):
             assert [(f.fact_reference, f.kind, f.amount_minor) for f in facts] == [
                 (f.fact_reference, f.kind, f.amount_minor) for f in facts_again
             ]
+
+    @pytest.mark.asyncio
+    async def test_a_stored_delivery_still_verifies(
+        self, gateway: PaymentGateway, sandbox: SandboxUnderTest
+    ) -> None:
+        """``webhook_headers`` names, in lower case, every header verification reads: a
+        delivery cut down to what the inbox stores of it verifies again, to the same event."""
+        declared = gateway.webhook_headers
+        assert isinstance(declared, frozenset) and declared, "declare webhook_headers"
+        assert all(isinstance(name, str) and name == name.lower() for name in declared)
+        _, deliveries, _ = await self._captured_webhooks(gateway, sandbox)
+
+        for delivery in deliveries:
+            stored = kept_webhook_headers(gateway, delivery.headers)
+            verified = await gateway.verify_webhook(body=delivery.body, headers=stored)
+            original = await gateway.verify_webhook(body=delivery.body, headers=delivery.headers)
+            assert verified.event_id == original.event_id
 
     @pytest.mark.asyncio
     async def test_a_tampered_body_is_refused(

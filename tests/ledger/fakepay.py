@@ -76,6 +76,7 @@ class FakePayGateway:
 
     identifier = IDENTIFIER
     display_name = "FakePay"
+    webhook_headers = frozenset({"x-fakepay-signature"})
 
     def __init__(self) -> None:
         self.created: list[PaymentRequest] = []

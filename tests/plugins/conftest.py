@@ -70,6 +70,7 @@ FAKE_GATEWAY_PLUGIN = """
     class FakeGateway:
         identifier = "fake"
         display_name = "Fake"
+        webhook_headers = frozenset({"x-fake-signature"})
 
         async def create_payment(self, request):
             raise NotImplementedError

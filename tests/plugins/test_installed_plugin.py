@@ -47,6 +47,7 @@ PLUGIN = """
     class ThrowawayGateway:
         identifier = "throwaway"
         display_name = "Throwaway Pay"
+        webhook_headers = frozenset({"x-throwaway-signature"})
 
         async def create_payment(self, request):
             raise NotImplementedError

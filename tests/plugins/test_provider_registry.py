@@ -53,6 +53,8 @@ class StubAdNetwork:
 
 
 class StubGateway:
+    webhook_headers = frozenset({"x-stub-signature"})
+
     def __init__(self, identifier: str) -> None:
         self.identifier = identifier
         self.display_name = identifier.title()

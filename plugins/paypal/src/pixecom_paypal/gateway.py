@@ -130,6 +130,8 @@ class PayPalGateway:
 
     identifier = "paypal"
     display_name = "PayPal"
+    #: The inbox stores the transmission headers, so a stored delivery can be verified again.
+    webhook_headers = frozenset(TRANSMISSION_HEADERS)
 
     def __init__(
         self,

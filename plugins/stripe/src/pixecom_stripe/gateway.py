@@ -88,6 +88,8 @@ class StripeGateway:
 
     identifier = PROVIDER
     display_name = "Stripe"
+    #: The inbox stores the signature header, so a stored delivery can be verified again.
+    webhook_headers = frozenset({SIGNATURE_HEADER})
 
     def __init__(self, settings: StripeSettings, *, client: StripeClient | None = None) -> None:
         self._settings = settings
