@@ -15,7 +15,6 @@ import enum
 import json
 import math
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Self
 from urllib.parse import unquote, urlsplit
@@ -309,9 +308,7 @@ class Settings(SettingsWithSecretFiles):
     #: Clients allowed to read the API's ``/metrics`` (the client address as
     #: ``trusted_proxies`` resolves it). Metrics carry no seller data, but they do describe
     #: the deployment: keep it to the scraper's network.
-    metrics_allowed_networks: list[str] = Field(
-        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
-    )
+    metrics_allowed_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     #: When set, ``/metrics`` also needs ``Authorization: Bearer <token>``.
     metrics_bearer_token: SecretStr | None = None
     #: The port a worker serves ``/metrics`` and ``/readyz`` on; 0 serves nothing.
@@ -389,9 +386,3 @@ class Settings(SettingsWithSecretFiles):
                 + ". Generate secrets with `pixecom keys generate`, or set PIXECOM_MODE=dev "
                 "for a local deployment."
             )
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()

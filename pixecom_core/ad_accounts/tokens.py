@@ -1,4 +1,4 @@
-"""Ad-account access tokens: encrypted at rest, readable only in the seller's scope.
+"""Ad-account access tokens: encrypted at rest, re-encrypted when the key changes.
 
 Tokens are encrypted with :class:`pixecom_core.security.secret_box.SecretBox`
 (MultiFernet): the first key of ``PIXECOM_TOKEN_ENCRYPTION_KEYS`` encrypts, every key
@@ -18,48 +18,16 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from pixecom_core.errors import NotFoundError
 from pixecom_core.models.ads import AdAccount
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
-from pixecom_core.tenancy import SellerContext, open_seller_scope
+from pixecom_core.tenancy import open_seller_scope
 
 _SELLER_PAGE = text("SELECT seller_id FROM pixecom_seller_directory(:after, :max_rows)")
 #: Sellers read from the directory per round trip.
 DIRECTORY_PAGE_SIZE = 500
 #: Ad accounts re-encrypted per transaction, so a large seller never holds long locks.
 ROTATION_BATCH_SIZE = 200
-
-
-class AdAccountTokens:
-    """Store and read one seller's ad-account tokens.
-
-    Plaintext tokens exist only in memory, for the duration of a provider call; they are
-    never logged and never returned by the API.
-    """
-
-    def __init__(self, context: SellerContext, box: SecretBox) -> None:
-        self._context = context
-        self._box = box
-
-    async def store(self, ad_account_id: uuid.UUID, token: str) -> None:
-        """Encrypt ``token`` under the newest key and attach it to the ad account; a new
-        token also clears ``needs_reconnect``."""
-        async with self._context.scope() as scope:
-            account = await scope.session.get(AdAccount, (self._context.seller_id, ad_account_id))
-            if account is None:
-                raise NotFoundError("no such ad account")
-            account.token_ciphertext = self._box.encrypt(token)
-            account.token_key_version = self._box.primary_version
-            account.needs_reconnect = False
-
-    async def read(self, ad_account_id: uuid.UUID) -> str:
-        """The decrypted token of the ad account; :class:`NotFoundError` if there is none."""
-        async with self._context.scope() as scope:
-            account = await scope.session.get(AdAccount, (self._context.seller_id, ad_account_id))
-        if account is None or account.token_ciphertext is None:
-            raise NotFoundError("no token stored for this ad account")
-        return self._box.decrypt(account.token_ciphertext)
 
 
 @dataclass
@@ -109,9 +77,7 @@ async def rotate_ad_account_tokens(
                         .where(
                             col(AdAccount.seller_id) == seller_id,
                             col(AdAccount.token_ciphertext).is_not(None),
-                            col(AdAccount.token_key_version).is_distinct_from(
-                                box.primary_version
-                            ),
+                            col(AdAccount.token_key_version).is_distinct_from(box.primary_version),
                         )
                         .order_by(col(AdAccount.id))
                         .limit(ROTATION_BATCH_SIZE)

@@ -34,9 +34,6 @@ NAMING_CONVENTION = {
 SQLModel.metadata = MetaData(naming_convention=NAMING_CONVENTION)
 metadata = SQLModel.metadata
 
-#: The row-level-security predicate of every seller-owned table: no scope, no rows.
-SELLER_SCOPE_SQL = "NULLIF(current_setting('app.current_seller_id', true), '')::uuid"
-
 EnumT = TypeVar("EnumT", bound=StrEnum)
 
 
