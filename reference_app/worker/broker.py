@@ -123,6 +123,11 @@ class PixecomStreamBroker(RedisStreamBroker):
     dead worker left unacknowledged even while no new message arrives (upstream only does
     so after a read that returned messages, so on an idle queue they waited for the next
     kick). Audit §12 #2/#11: several workers, any of which may die, share the queues.
+
+    It relies on taskiq-redis internals — the attributes ``RedisStreamBroker.__init__``
+    sets, the private ``_ack_generator`` and the ``data`` field ``kick`` writes — so
+    taskiq-redis is pinned to the 1.2 series, and
+    ``tests/worker/test_taskiq_redis_contract.py`` fails, naming what moved, on another.
     """
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
@@ -338,7 +343,12 @@ def build_broker(
             ),
             sync_jobs=SyncJobs(stats_sync, sessions, settings, client),
             tracking=TrackingService(
-                sessions, settings, providers, ProviderBreakers(settings), providers.plugin_manager
+                sessions,
+                # Issue 13 item 6: the configured tracker, else the only installed one.
+                settings.with_chosen_providers(providers),
+                providers,
+                ProviderBreakers(settings),
+                providers.plugin_manager,
             ),
             redis=client,
             sessions=sessions,
