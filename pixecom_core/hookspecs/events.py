@@ -1,8 +1,11 @@
 """Event hooks: how plugins react to what core did, without core knowing the plugins.
 
-Core calls these after the change is committed, in the process that made it. Implementations
-must be quick and must not raise: an exception propagates to core's caller (which logs it)
-and skips the plugins not yet called. Queue slow work (HTTP calls, e-mail) as a task instead.
+Core calls these after the change is committed, in the process that made it: a change
+rolled back is never announced. Each implementation is called on its own
+(:func:`pixecom_core.events.announce`): one that raises is logged with its plugin's name and
+counted in ``pixecom_event_hook_failures_total{hook, plugin}``, and the other plugins are
+still called; the committed change stands. Implementations must be quick: queue slow work
+(HTTP calls, e-mail) as a task instead.
 """
 
 from pixecom_core.hookspecs import hookspec
@@ -25,6 +28,9 @@ def pixecom_on_payment_event(event: PaymentEventRecord) -> None:
 @hookspec
 def pixecom_on_order_status_changed(change: OrderStatusChange) -> None:
     """React to an order moving from one status to another.
+
+    Called once per change, after the transaction that wrote it committed (payments moving
+    an order, parcels moving it to ``SHIPPED`` or ``DELIVERED``).
 
     :param change: the seller, the order, the previous and new status, and why.
 

@@ -18,7 +18,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pluggy
@@ -26,9 +26,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixecom_core.errors import PixecomError
+from pixecom_core.events import announce
 from pixecom_core.ledger.money import MoneyState, decide_status, money_states
 from pixecom_core.models.orders import OrderEventType, OrderStatus
 from pixecom_core.models.payments import PaymentEventType
+from pixecom_core.orders.status import change_order_status, record_order_event
 from pixecom_core.providers import (
     GatewayPaymentEvent,
     OrderStatusChange,
@@ -61,16 +63,6 @@ _FACTS = text(
     "SELECT event_type, amount_minor, currency FROM payment_events"
     " WHERE seller_id = :seller_id AND order_id = :order_id"
 )
-# clock_timestamp(), not now(): now() is the transaction's start, so the events one
-# transaction writes (PAYMENT_RECORDED, then STATUS_CHANGED) would tie and lose their order.
-_INSERT_ORDER_EVENT = text(
-    """
-    INSERT INTO order_events
-        (seller_id, created_at, order_id, event_type, from_status, to_status, payload)
-    VALUES (:seller_id, clock_timestamp(), :order_id, :event_type, :from_status, :to_status,
-            CAST(:payload AS jsonb))
-    """
-)
 # audit §6: a refund (or any late fact) changes the revenue of its order's day, which may
 # have been aggregated already: mark that sellpage-day for re-aggregation.
 _MARK_DAY_DIRTY = text(
@@ -86,10 +78,6 @@ _MARK_DAY_DIRTY = text(
        AND o.sellpage_id IS NOT NULL
     ON CONFLICT (seller_id, sellpage_id, stat_date) DO UPDATE SET needs_reaggregation = true
     """
-)
-_SET_STATUS = text(
-    "UPDATE orders SET status = :status, updated_at = now()"
-    " WHERE seller_id = :seller_id AND id = :order_id AND created_at = :created_at"
 )
 
 
@@ -182,10 +170,16 @@ class Ledger:
         outcome = RecordOutcome()
         for key, payment_events in by_payment.items():
             owner = owners[key]
+            order_outcome = RecordOutcome()
             async with open_seller_scope(self._sessions, owner.seller_id, self._settings) as scope:
-                await self._record_for_order(scope, owner, payment_events, outcome)
+                await self._record_for_order(scope, owner, payment_events, order_outcome)
+            # Committed: announce now, so a later order that fails (and is retried, its
+            # facts then duplicates) cannot keep this one's events from the plugins.
+            self._announce(order_outcome)
+            outcome.recorded += order_outcome.recorded
+            outcome.duplicates += order_outcome.duplicates
+            outcome.status_changes += order_outcome.status_changes
             outcome.seller_ids.add(owner.seller_id)
-        self._announce(outcome)
         return outcome
 
     async def _record_for_order(
@@ -248,24 +242,17 @@ class Ledger:
                     recorded_at=row.recorded_at,
                 )
             )
-            await session.execute(
-                _INSERT_ORDER_EVENT,
-                {
-                    "seller_id": owner.seller_id,
-                    "order_id": owner.order_id,
-                    "event_type": OrderEventType.PAYMENT_RECORDED.value,
-                    "from_status": None,
-                    "to_status": None,
-                    "payload": _json(
-                        {
-                            "payment_event_id": row.id,
-                            "kind": event.kind.value,
-                            "amount_minor": event.amount_minor,
-                            "currency": event.currency,
-                            "gateway": event.gateway,
-                            "fact_reference": event.fact_reference,
-                        }
-                    ),
+            await record_order_event(
+                scope,
+                order_id=owner.order_id,
+                event_type=OrderEventType.PAYMENT_RECORDED,
+                payload={
+                    "payment_event_id": row.id,
+                    "kind": event.kind.value,
+                    "amount_minor": event.amount_minor,
+                    "currency": event.currency,
+                    "gateway": event.gateway,
+                    "fact_reference": event.fact_reference,
                 },
             )
         if len(outcome.recorded) > recorded_before:
@@ -282,25 +269,13 @@ class Ledger:
         if decision.mismatch is not None:
             reason = f"payment does not match the order: {decision.mismatch}"
         if status is not previous:
-            await session.execute(_SET_STATUS, {**keys, "status": status.value})
-            await session.execute(
-                _INSERT_ORDER_EVENT,
-                {
-                    "seller_id": owner.seller_id,
-                    "order_id": owner.order_id,
-                    "event_type": OrderEventType.STATUS_CHANGED.value,
-                    "from_status": previous.value,
-                    "to_status": status.value,
-                    "payload": _json({"reason": reason}),
-                },
-            )
             outcome.status_changes.append(
-                OrderStatusChange(
-                    seller_id=owner.seller_id,
+                await change_order_status(
+                    scope,
                     order_id=owner.order_id,
-                    previous_status=previous.value,
-                    new_status=status.value,
-                    changed_at=datetime.now(UTC),
+                    order_created_at=owner.order_created_at,
+                    from_status=previous,
+                    to_status=status,
                     reason=reason,
                 )
             )
@@ -318,15 +293,9 @@ class Ledger:
         )
 
     def _announce(self, outcome: RecordOutcome) -> None:
-        if self._pm is None:
-            return
+        # After every scope committed (audit: never announce what may still roll back);
+        # each plugin on its own, so one failing never silences the others.
         for record in outcome.recorded:
-            try:
-                self._pm.hook.pixecom_on_payment_event(event=record)
-            except Exception:  # a plugin's failure never undoes a committed fact
-                _log.exception("a pixecom_on_payment_event implementation failed")
+            announce(self._pm, "pixecom_on_payment_event", event=record)
         for change in outcome.status_changes:
-            try:
-                self._pm.hook.pixecom_on_order_status_changed(change=change)
-            except Exception:
-                _log.exception("a pixecom_on_order_status_changed implementation failed")
+            announce(self._pm, "pixecom_on_order_status_changed", change=change)

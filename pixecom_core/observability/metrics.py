@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, mult
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+from pixecom_core.events import count_hook_failures
 from pixecom_core.resilience import ProviderBreakers
 
 _log = logging.getLogger(__name__)
@@ -313,6 +314,7 @@ class HttpMetrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.event_hook_failures = count_hook_failures(registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one finished request."""
@@ -342,6 +344,8 @@ class TaskMetrics:
             ["queue", "task"],
             registry=registry,
         )
+        # Event hooks run in the task that made the change (ledger, tracking, stats).
+        self.event_hook_failures = count_hook_failures(registry)
 
     def observe(self, queue: str, task: str, seconds: float, *, failed: bool) -> None:
         """Count one finished task."""

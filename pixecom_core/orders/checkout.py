@@ -10,7 +10,6 @@ comes from the ledger once the gateway reports a capture.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,8 @@ from pixecom_core.catalog.repositories import (
 from pixecom_core.catalog.storefront import is_valid_slug
 from pixecom_core.errors import ConflictError, InvalidRequestError, NotFoundError
 from pixecom_core.models.catalog import ProductStatus, SellpageStatus
-from pixecom_core.models.orders import OrderEventType
+from pixecom_core.models.orders import OrderEventType, OrderStatus
+from pixecom_core.orders.status import record_order_event
 from pixecom_core.plugins import ProviderRegistry
 from pixecom_core.providers import PaymentRequest, PaymentSession
 from pixecom_core.providers.values import MAX_AMOUNT_MINOR, MAX_QUANTITY
@@ -41,12 +41,6 @@ _INSERT_ORDER = text(
                         subtotal_minor, total_minor, customer_email, payment_gateway)
     VALUES (:seller_id, :id, :created_at, 'PENDING', :sellpage_id, :created_at, :currency,
             :total_minor, :total_minor, :customer_email, :gateway)
-    """
-)
-_INSERT_CREATED = text(
-    """
-    INSERT INTO order_events (seller_id, order_id, event_type, to_status, payload)
-    VALUES (:seller_id, :order_id, :event_type, 'PENDING', CAST(:payload AS jsonb))
     """
 )
 _REGISTER_PAYMENT = text(
@@ -163,18 +157,15 @@ class Checkout:
                     "gateway": gateway.identifier,
                 },
             )
-            await scope.session.execute(
-                _INSERT_CREATED,
-                {
-                    **keys,
-                    "event_type": OrderEventType.CREATED.value,
-                    "payload": json.dumps(
-                        {
-                            "quantity": request.quantity,
-                            "unit_price_minor": rule.price_minor,
-                            "pricing_rule_id": str(rule.id),
-                        }
-                    ),
+            await record_order_event(
+                scope,
+                order_id=order_id,
+                event_type=OrderEventType.CREATED,
+                to_status=OrderStatus.PENDING,
+                payload={
+                    "quantity": request.quantity,
+                    "unit_price_minor": rule.price_minor,
+                    "pricing_rule_id": str(rule.id),
                 },
             )
         # The gateway call happens outside any transaction: no lock or connection is held

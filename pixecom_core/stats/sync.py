@@ -31,6 +31,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from pixecom_core.events import announce
 from pixecom_core.models.ads import AdAccount, AdAccountStatus
 from pixecom_core.models.sellers import Seller
 from pixecom_core.plugins import ProviderRegistry, UnknownProviderError
@@ -179,7 +180,7 @@ class StatsSync:
             seller = await scope.session.get(Seller, seller_id)
         result.sellpage_days = aggregation.days
         result.sellpage_rows = aggregation.rows_written
-        if self._pm is not None and days and seller is not None:
+        if days and seller is not None:
             summary = StatsAggregationSummary(
                 seller_id=seller_id,
                 since=days[0],
@@ -189,10 +190,8 @@ class StatsSync:
                 reporting_currency=seller.reporting_currency,
                 aggregated_at=datetime.now(UTC),
             )
-            try:
-                self._pm.hook.pixecom_on_stats_aggregated(summary=summary)
-            except Exception:
-                _log.exception("a pixecom_on_stats_aggregated implementation failed")
+            # After the aggregation's scope committed; each plugin on its own.
+            announce(self._pm, "pixecom_on_stats_aggregated", summary=summary)
         return result
 
     async def _sync_account(

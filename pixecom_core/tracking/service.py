@@ -28,7 +28,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixecom_core.errors import ConflictError, NotFoundError
+from pixecom_core.events import announce
 from pixecom_core.models.orders import OrderEventType, OrderStatus
+from pixecom_core.orders.status import change_order_status, record_order_event
 from pixecom_core.plugins import ProviderRegistry
 from pixecom_core.providers import (
     OrderStatusChange,
@@ -104,18 +106,6 @@ _DUE = text(
      ORDER BY last_checked_at NULLS FIRST
      LIMIT :limit
     """
-)
-_ORDER_EVENT = text(
-    """
-    INSERT INTO order_events
-        (seller_id, created_at, order_id, event_type, from_status, to_status, payload)
-    VALUES (:seller_id, clock_timestamp(), :order_id, :event_type, :from_status, :to_status,
-            CAST(:payload AS jsonb))
-    """
-)
-_SET_ORDER_STATUS = text(
-    "UPDATE orders SET status = :status, updated_at = now()"
-    " WHERE seller_id = :seller_id AND id = :order_id AND created_at = :created_at"
 )
 
 
@@ -271,7 +261,11 @@ class TrackingService:
         return await self.apply(updates)
 
     async def apply(self, updates: Sequence[TrackingUpdate]) -> int:
-        """Apply updates (from a push or a poll); return how many records changed."""
+        """Apply updates (from a push or a poll); return how many records changed.
+
+        The order status changes they cause are announced once the seller's transaction
+        committed; a seller whose transaction rolls back announces nothing.
+        """
         changed = 0
         by_seller: dict[uuid.UUID, list[TrackingUpdate]] = {}
         for update in updates:
@@ -281,12 +275,19 @@ class TrackingService:
                 continue
             by_seller.setdefault(parsed[0], []).append(update)
         for seller_id, seller_updates in by_seller.items():
+            status_changes: list[OrderStatusChange] = []
             async with open_seller_scope(self._sessions, seller_id, self._settings) as scope:
                 for update in seller_updates:
-                    changed += await self._apply_one(scope, update)
+                    changed += await self._apply_one(scope, update, status_changes)
+            # Committed (issue 13 item 3: never announce inside a transaction that may
+            # still roll back).
+            for change in status_changes:
+                announce(self._pm, "pixecom_on_order_status_changed", change=change)
         return changed
 
-    async def _apply_one(self, scope: SellerScope, update: TrackingUpdate) -> int:
+    async def _apply_one(
+        self, scope: SellerScope, update: TrackingUpdate, status_changes: list[OrderStatusChange]
+    ) -> int:
         session = scope.session
         parsed = parse_tag(update.number.tag)
         assert parsed is not None  # apply() only passes tagged updates
@@ -317,72 +318,42 @@ class TrackingService:
         previous = TrackingStatus(row.previous)
         if previous is update.status:
             return 0
-        await session.execute(
-            _ORDER_EVENT,
-            {
-                "seller_id": scope.seller_id,
-                "order_id": row.order_id,
-                "event_type": OrderEventType.TRACKING_UPDATED.value,
-                "from_status": None,
-                "to_status": None,
-                "payload": json.dumps(
-                    {
-                        "tracking_number": update.number.number,
-                        "from": previous.value,
-                        "to": update.status.value,
-                    }
-                ),
+        await record_order_event(
+            scope,
+            order_id=row.order_id,
+            event_type=OrderEventType.TRACKING_UPDATED,
+            payload={
+                "tracking_number": update.number.number,
+                "from": previous.value,
+                "to": update.status.value,
             },
         )
-        await self._move_order(scope, row.order_id, update.status)
+        change = await self._move_order(scope, row.order_id, update.status)
+        if change is not None:
+            status_changes.append(change)
         return 1
 
     async def _move_order(
         self, scope: SellerScope, order_id: uuid.UUID, parcel: TrackingStatus
-    ) -> None:
+    ) -> OrderStatusChange | None:
         target = _ORDER_STATUS_FOR.get(parcel)
         if target is None:
-            return
+            return None
         order = (
             await scope.session.execute(
                 _ORDER, {"seller_id": scope.seller_id, "order_id": order_id}
             )
         ).first()
         if order is None or OrderStatus(order.status) not in _MOVABLE[target]:
-            return
-        await scope.session.execute(
-            _SET_ORDER_STATUS,
-            {
-                "seller_id": scope.seller_id,
-                "order_id": order_id,
-                "created_at": order.created_at,
-                "status": target.value,
-            },
+            return None
+        return await change_order_status(
+            scope,
+            order_id=order_id,
+            order_created_at=order.created_at,
+            from_status=OrderStatus(order.status),
+            to_status=target,
+            reason=f"parcel {parcel.value}",
         )
-        await scope.session.execute(
-            _ORDER_EVENT,
-            {
-                "seller_id": scope.seller_id,
-                "order_id": order_id,
-                "event_type": OrderEventType.STATUS_CHANGED.value,
-                "from_status": order.status,
-                "to_status": target.value,
-                "payload": json.dumps({"reason": f"parcel {parcel.value}"}),
-            },
-        )
-        if self._pm is not None:
-            change = OrderStatusChange(
-                seller_id=scope.seller_id,
-                order_id=order_id,
-                previous_status=str(order.status),
-                new_status=target.value,
-                changed_at=datetime.now(UTC),
-                reason=f"parcel {parcel.value}",
-            )
-            try:
-                self._pm.hook.pixecom_on_order_status_changed(change=change)
-            except Exception:
-                _log.exception("a pixecom_on_order_status_changed implementation failed")
 
     async def _register(self, numbers: Sequence[TrackingNumber]) -> int:
         tracker = self.tracker()

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pixecom_core import hookimpl
 from pixecom_core.db.engine import create_sessionmaker
+from pixecom_core.orders.status import change_order_status
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
-from pixecom_core.providers import TrackingStatus, WebhookVerificationError
+from pixecom_core.providers import OrderStatusChange, TrackingStatus, WebhookVerificationError
 from pixecom_core.providers.errors import ProviderTransientError, ProviderUnavailable
 from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import SellerContext
 from pixecom_core.tracking import TrackingService, tag_for
+from pixecom_core.tracking import service as tracking_service
 from tests.db.tenant_rows import insert_seller, seller_scope
 from tests.ledger.conftest import insert_order
 from tests.tracking.faketrack import IDENTIFIER, FakeTracker, FakeTrackPlugin, push
@@ -222,3 +227,98 @@ async def test_a_number_refused_for_good_is_kept_but_not_sent_again(
             "SELECT raw->>'rejected' FROM tracking_records WHERE seller_id = %s", (seller_id,)
         ).fetchone()
     assert raw == ("malformed",)
+
+
+class StatusWatcher:
+    """Records each announced change and what another connection saw at that moment."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.seen: list[tuple[OrderStatusChange, str, list[str]]] = []
+
+    @hookimpl
+    def pixecom_on_order_status_changed(self, change: OrderStatusChange) -> None:
+        # A connection of its own: only what is committed is visible from here.
+        status, events = order_state(self.dsn, change.seller_id, change.order_id)
+        self.seen.append((change, status, events))
+
+
+@dataclass(frozen=True)
+class WatchedOrder:
+    """A paid order with tracking number ``number``, behind a service a watcher listens to."""
+
+    service: TrackingService
+    watcher: StatusWatcher
+    seller_id: uuid.UUID
+    order_id: uuid.UUID
+    number: str = "TRK-WATCHED"
+
+    def push(self, status: TrackingStatus) -> dict[str, Any]:
+        """``body`` and ``headers`` of a signed push moving the parcel to ``status`` now."""
+        tag = tag_for(self.seller_id, self.order_id)
+        body, headers = push(self.number, tag, status, datetime.now(UTC))
+        return {"body": body, "headers": headers}
+
+
+@pytest.fixture
+async def watched(
+    app_engine: AsyncEngine,
+    tracker: FakeTracker,
+    tracking_settings: Settings,
+    database_owner_dsn: str,
+) -> WatchedOrder:
+    watcher = StatusWatcher(database_owner_dsn)
+    manager = create_plugin_manager(
+        load_entry_points=False, plugins=[FakeTrackPlugin(tracker), watcher]
+    )
+    service = TrackingService(
+        create_sessionmaker(app_engine),
+        tracking_settings,
+        ProviderRegistry(manager),
+        ProviderBreakers(tracking_settings),
+        manager,
+    )
+    seller_id, order_id = paid_order(database_owner_dsn)
+    order = WatchedOrder(service, watcher, seller_id, order_id)
+    await service.add(
+        context(service, seller_id, tracking_settings),
+        order_id,
+        carrier="usps",
+        number=order.number,
+    )
+    return order
+
+
+async def test_a_status_change_is_announced_once_its_rows_are_visible_elsewhere(
+    watched: WatchedOrder,
+) -> None:
+    await watched.service.receive_push(IDENTIFIER, **watched.push(TrackingStatus.IN_TRANSIT))
+
+    [(change, status_seen, events_seen)] = watched.watcher.seen
+    assert (change.order_id, change.previous_status, change.new_status) == (
+        watched.order_id,
+        "PAID",
+        "SHIPPED",
+    )
+    assert change.reason == "parcel in_transit"
+    assert status_seen == "SHIPPED"
+    assert events_seen.count("STATUS_CHANGED") == 1
+
+
+async def test_a_tracking_update_that_rolls_back_announces_nothing(
+    watched: WatchedOrder, database_owner_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[OrderStatusChange] = []
+
+    async def change_then_fail(*args: Any, **kwargs: Any) -> OrderStatusChange:
+        written.append(await change_order_status(*args, **kwargs))
+        raise RuntimeError("the transaction fails after the status change")
+
+    monkeypatch.setattr(tracking_service, "change_order_status", change_then_fail)
+
+    with pytest.raises(RuntimeError, match="after the status change"):
+        await watched.service.receive_push(IDENTIFIER, **watched.push(TrackingStatus.DELIVERED))
+
+    assert [c.new_status for c in written] == ["DELIVERED"]  # the change was written...
+    assert watched.watcher.seen == []  # ...rolled back, and never announced
+    assert order_state(database_owner_dsn, watched.seller_id, watched.order_id) == ("PAID", [])
