@@ -16,13 +16,16 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from pixecom_core.secret_files import SettingsWithSecretFiles
+
+if TYPE_CHECKING:
+    from pixecom_core.plugins import ProviderRegistry
 
 #: Values that appear in examples and templates; refusing them outside dev mode means a
 #: copied `.env.example` never reaches production unchanged (audit must-fix 9).
@@ -46,6 +49,10 @@ class LogFormat(enum.StrEnum):
 
     JSON = "json"
     CONSOLE = "console"
+
+
+class ProviderChoiceError(RuntimeError):
+    """Several plugins of a kind used one at a time are installed and none is configured."""
 
 
 class WeakSecretError(RuntimeError):
@@ -265,8 +272,10 @@ class Settings(SettingsWithSecretFiles):
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
 
     # -- Tracking and resilience (audit §2 scenario C) ----------------------------------
-    #: The tracker plugin parcels are registered with.
-    tracking_provider: str = "17track"
+    #: The tracker plugin parcels are registered with, by identifier. Empty: the only
+    #: installed tracker (issue 13 item 6: core defaults to no plugin); set it when several
+    #: are installed (:meth:`with_chosen_providers`).
+    tracking_provider: str = ""
     #: How often an undelivered parcel is polled (pushes arrive in between).
     tracking_refresh_seconds: int = Field(default=21_600, ge=60)
     #: Consecutive provider failures that open a provider's circuit breaker.
@@ -275,8 +284,8 @@ class Settings(SettingsWithSecretFiles):
     breaker_reset_seconds: float = Field(default=30.0, gt=0)
 
     # -- Assets (audit §9, R2 signed URLs) ---------------------------------------------
-    #: The storage plugin uploads go to.
-    storage_provider: str = "r2"
+    #: The storage plugin uploads go to, by identifier. Empty: the only installed one.
+    storage_provider: str = ""
     #: Largest file a seller may upload (also bounds the post-upload hash check).
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     #: How long an upload URL stays valid (the audit's 5 minutes).
@@ -323,6 +332,34 @@ class Settings(SettingsWithSecretFiles):
     def secret_fields(cls) -> frozenset[str]:
         """The connection URLs, besides every ``SecretStr`` setting."""
         return SECRET_URL_FIELDS
+
+    def with_chosen_providers(self, registry: ProviderRegistry) -> Self:
+        """These settings with the tracker and the storage chosen: the configured
+        identifier, else the only one installed. Left empty when none is installed (its
+        first use then says which plugin to install).
+
+        Call it once where the registry is built, before the services read the settings.
+
+        :raises ProviderChoiceError: several are installed and none is configured.
+        """
+        from pixecom_core.plugins import ProviderKind
+
+        chosen: dict[str, str] = {}
+        for field, kind in (
+            ("tracking_provider", ProviderKind.TRACKER),
+            ("storage_provider", ProviderKind.STORAGE),
+        ):
+            if getattr(self, field):
+                continue
+            installed = registry.names(kind)
+            if len(installed) > 1:
+                raise ProviderChoiceError(
+                    f"several {kind.label}s are installed ({', '.join(installed)}): set "
+                    f"PIXECOM_{field.upper()} to the identifier of the one to use"
+                )
+            if installed:
+                chosen[field] = installed[0]
+        return self.model_copy(update=chosen) if chosen else self
 
     @model_validator(mode="after")
     def _check_limits(self) -> Self:

@@ -73,6 +73,8 @@ def create_app(
     settings = validated_settings(settings)
     redis_url = require_redis_url(settings)
     registry = ProviderRegistry(plugin_manager or create_plugin_manager())
+    # Issue 13 item 6: the tracker and the storage are the configured or the only installed.
+    settings = settings.with_chosen_providers(registry)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, AppResources]]:

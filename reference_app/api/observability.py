@@ -106,8 +106,12 @@ class ApiObservability:
                 # The breakers this deployment guards calls with (TrackingService and
                 # AssetRegistry name them by kind and configured provider).
                 [
-                    ("tracker", self.settings.tracking_provider),
-                    ("storage", self.settings.storage_provider),
+                    (kind, identifier)
+                    for kind, identifier in (
+                        ("tracker", self.settings.tracking_provider),
+                        ("storage", self.settings.storage_provider),
+                    )
+                    if identifier  # empty: none installed, nothing guarded
                 ],
             )
         return generate_latest(exposition_registry(self.registry))

@@ -127,7 +127,9 @@ async def test_pool_queue_and_breaker_gauges(
             raise ProviderTransientError("down", provider="faketrack")
     assert await breakers.state("tracker", "faketrack") == "opened"
 
-    configured = app_settings.model_copy(update={"tracking_provider": "faketrack"})
+    configured = app_settings.model_copy(
+        update={"tracking_provider": "faketrack", "storage_provider": "fakestore"}
+    )
     async with api_client_for(configured) as api_client:
         text = await scrape(api_client)
 
@@ -145,7 +147,10 @@ async def test_pool_queue_and_breaker_gauges(
     )
     assert value(text, "pixecom_metrics_source_up", source="queues") == 1
     # The storage breaker was never used: closed.
-    assert value(text, "pixecom_breaker_state", kind="storage", provider="r2", state="closed") == 1
+    assert (
+        value(text, "pixecom_breaker_state", kind="storage", provider="fakestore", state="closed")
+        == 1
+    )
     assert value(text, "pixecom_db_pool_size_connections") == app_settings.db_pool_size
     # The requests before this scrape returned their connections.
     assert value(text, "pixecom_db_pool_checked_out_connections") == 0
@@ -245,7 +250,13 @@ async def test_queue_depth_failure_marks_the_source_down(
 ) -> None:
     # The API starts with Redis down (readiness says so); /metrics still answers and says
     # which source it could not read.
-    down = app_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{closed_port}/0"})
+    down = app_settings.model_copy(
+        update={
+            "redis_url": f"redis://127.0.0.1:{closed_port}/0",
+            # A breaker to read: core guards none unless a tracker or storage is chosen.
+            "tracking_provider": "faketrack",
+        }
+    )
     async with api_client_for(down) as client:
         text = await scrape(client)
     assert value(text, "pixecom_metrics_source_up", source="queues") == 0

@@ -91,7 +91,8 @@ class CheckoutIn(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "gateway": "stripe",
+                    # An installed gateway's identifier; the app names no plugin.
+                    "gateway": "examplepay",
                     "customer_email": "shopper@example.com",
                     "quantity": 1,
                     "return_url": "https://shop.example.com/thanks",
@@ -118,10 +119,10 @@ class CheckoutOut(BaseModel):
     gateway: str
     gateway_reference: str = Field(description="The gateway's payment id.")
     client_secret: str | None = Field(
-        default=None, description="For gateways confirmed client-side (Stripe.js)."
+        default=None, description="For gateways confirmed client-side, by their browser SDK."
     )
     approval_url: str | None = Field(
-        default=None, description="For gateways that redirect the shopper (PayPal)."
+        default=None, description="For gateways that redirect the shopper to approve the payment."
     )
 
 
