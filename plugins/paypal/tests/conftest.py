@@ -22,6 +22,9 @@ from pixecom_paypal.settings import PayPalSettings
 
 from pixecom_core.testing.loopback import LoopbackServer
 
+# The conformance kit's fixtures and `conformance` marker (pixecom-core[testing]).
+pytest_plugins = ["pixecom_core.testing.conformance"]
+
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret"
 WEBHOOK_ID = "TESTWEBHOOK0001"

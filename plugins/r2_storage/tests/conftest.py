@@ -12,6 +12,9 @@ from botocore.config import Config
 from pixecom_r2_storage.storage import R2Storage
 from r2_support import ACCESS_KEY_ID, SECRET_ACCESS_KEY, MakeStorage, moto_server, settings_for
 
+# The conformance kit's fixtures and `conformance` marker (pixecom-core[testing]).
+pytest_plugins = ["pixecom_core.testing.conformance"]
+
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 

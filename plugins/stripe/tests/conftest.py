@@ -1,11 +1,10 @@
 """Fixtures: the Stripe sandbox and a webhook receiver, each served by uvicorn on a free
-loopback port, a gateway pointed at the sandbox over real HTTP, and (for the end-to-end
-tests through the reference app) a migrated database with the app's settings."""
+loopback port, and a gateway pointed at the sandbox over real HTTP. (The tests through the
+reference app live with the project's tests, in ``tests/stripe/``.)"""
 
 import asyncio
-import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -14,14 +13,13 @@ from fastapi import FastAPI, Request, Response
 from pixecom_stripe.client import shared_ssl_context
 from pixecom_stripe.gateway import StripeGateway
 from pixecom_stripe.sandbox import SandboxConfig, create_sandbox_app
-from pydantic import SecretStr
 from stripe_support import SECRET_KEY, WEBHOOK_SECRET, Receiver, RunningSandbox, settings_for
 
 from pixecom_core.providers import PaymentRequest
-from pixecom_core.settings import Settings
-from pixecom_core.testing import databases
-from pixecom_core.testing.databases import TestDatabase
 from pixecom_core.testing.loopback import serve
+
+# The conformance kit's fixtures and `conformance` marker (pixecom-core[testing]).
+pytest_plugins = ["pixecom_core.testing.conformance"]
 
 #: Only loopback HTTP here, but httpx builds a TLS context per client unless given one.
 TLS = shared_ssl_context()
@@ -121,25 +119,3 @@ def receiver(receiver_server: Receiver) -> Receiver:
     receiver_server.status_code = 200
     receiver_server.script.clear()
     return receiver_server
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[TestDatabase]:
-    """A migrated database of the test module's own, on the test servers (DATABASE_URL /
-    REDIS_URL, else embedded)."""
-    with (
-        databases.test_servers() as (server_dsn, redis_url),
-        databases.provision_test_database(server_dsn, redis_url) as db,
-    ):
-        yield db
-
-
-@pytest.fixture
-def app_settings(database: TestDatabase) -> Settings:
-    """The reference app's settings for one test: its own Redis keys and admin API key."""
-    return database.settings.model_copy(
-        update={
-            "redis_key_prefix": f"pixecom-stripe-test:{uuid.uuid4().hex}:",
-            "admin_api_key": SecretStr(secrets.token_urlsafe(48)),
-        }
-    )

@@ -15,6 +15,9 @@ from tracking17_support import API_KEY, PUSH_KEY, PushReceiver, SandboxHandle
 
 from pixecom_core.testing.loopback import serve
 
+# The conformance kit's fixtures and `conformance` marker (pixecom-core[testing]).
+pytest_plugins = ["pixecom_core.testing.conformance"]
+
 #: Fast enough that tests which are not about the rate limit never wait for it.
 FAST_RATE = 1_000
 

@@ -2,13 +2,12 @@
 delivered over HTTP (duplicated, shuffled, one stale), facts recorded exactly once.
 
 Runs against real PostgreSQL and Redis (DATABASE_URL / REDIS_URL, else embedded) and the
-Stripe sandbox on loopback; the reference app is part of the ``pixecom`` distribution
-this plugin's test environment installs.
+Stripe sandbox on loopback; it lives with the project's tests because
+it needs the reference app, which the plugin's own test environment does not install.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,30 +15,15 @@ import httpx
 import psycopg
 import pytest
 from pixecom_stripe.gateway import StripeGateway
-from stripe_support import RunningSandbox, settings_for
 
-from pixecom_core import hookimpl
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.ledger import Ledger, WebhookInbox
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
-from pixecom_core.providers import PaymentGateway
 from pixecom_core.settings import Settings
 from pixecom_core.testing.databases import TestDatabase
 from pixecom_core.testing.loopback import serve
 from reference_app.api import create_app
-
-PASSWORD = "correct horse battery staple"
-
-
-class StripeAtSandbox:
-    """The Stripe plugin, configured for the sandbox."""
-
-    def __init__(self, gateway: StripeGateway) -> None:
-        self.gateway = gateway
-
-    @hookimpl
-    def pixecom_register_payment_gateways(self) -> list[PaymentGateway]:
-        return [self.gateway]
+from tests.stripe.support import RunningSandbox, StripeAtSandbox, published_sellpage, settings_for
 
 
 @pytest.fixture
@@ -56,37 +40,6 @@ async def api(
             yield url, gateway
     finally:
         await gateway.client.aclose()
-
-
-async def published_sellpage(client: httpx.AsyncClient, settings: Settings) -> str:
-    assert settings.admin_api_key is not None
-    email = f"stripe-{uuid.uuid4().hex[:10]}@example.com"
-    signup = await client.post(
-        "/auth/signup",
-        json={"seller_name": "Stripe shop", "email": email, "password": PASSWORD},
-        headers={"X-Admin-Key": settings.admin_api_key.get_secret_value()},
-    )
-    assert signup.status_code == 201, signup.text
-    login = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    product = await client.post(
-        "/products", json={"sku": f"S-{uuid.uuid4().hex[:8]}", "name": "Mug"}, headers=headers
-    )
-    await client.post(
-        f"/products/{product.json()['id']}/prices",
-        json={"price_minor": 5_000, "currency": "USD"},
-        headers=headers,
-    )
-    slug = f"mug-{uuid.uuid4().hex[:8]}"
-    page = await client.post(
-        "/sellpages",
-        json={"slug": slug, "title": "Mug", "product_id": product.json()["id"]},
-        headers=headers,
-    )
-    await client.patch(
-        f"/sellpages/{page.json()['id']}", json={"status": "PUBLISHED"}, headers=headers
-    )
-    return slug
 
 
 def ledger_and_status(dsn: str, order_id: str) -> tuple[list[tuple[Any, ...]], str]:

@@ -1,0 +1,54 @@
+"""Fixtures: the Stripe sandbox on a free loopback port and the reference app's settings on
+this run's database (the ``database`` and ``settings`` fixtures of ``tests/conftest.py``)."""
+
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from pixecom_stripe.client import shared_ssl_context
+from pixecom_stripe.sandbox import SandboxConfig, create_sandbox_app
+from pydantic import SecretStr
+
+from pixecom_core.settings import Settings
+from pixecom_core.testing.loopback import serve
+from tests.stripe.support import SECRET_KEY, WEBHOOK_SECRET, RunningSandbox
+
+#: Only loopback HTTP here, but httpx builds a TLS context per client unless given one.
+TLS = shared_ssl_context()
+
+
+@pytest.fixture(scope="session")
+async def sandbox_url() -> AsyncIterator[str]:
+    """One sandbox server for the run (starting and stopping uvicorn costs ~0.2 s)."""
+    config = SandboxConfig(webhook_secrets=[WEBHOOK_SECRET], include_v0_signature=True, seed=7)
+    async with serve(create_sandbox_app(config)) as url:
+        yield url
+
+
+@pytest.fixture
+async def sandbox(sandbox_url: str) -> AsyncIterator[RunningSandbox]:
+    """The sandbox, reset to its starting configuration with no objects or events."""
+    async with (
+        httpx.AsyncClient(base_url=sandbox_url, timeout=10, verify=TLS) as control,
+        httpx.AsyncClient(
+            base_url=sandbox_url,
+            timeout=10,
+            verify=TLS,
+            headers={"Authorization": f"Bearer {SECRET_KEY}"},
+        ) as api,
+    ):
+        (await control.post("/_sandbox/reset")).raise_for_status()
+        yield RunningSandbox(url=sandbox_url, control=control, api=api)
+
+
+@pytest.fixture
+def app_settings(settings: Settings) -> Settings:
+    """The reference app's settings for one test: its own Redis keys and admin API key."""
+    return settings.model_copy(
+        update={
+            "redis_key_prefix": f"pixecom-stripe-test:{uuid.uuid4().hex}:",
+            "admin_api_key": SecretStr(secrets.token_urlsafe(48)),
+        }
+    )
