@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pluggy
-import redis.asyncio as redis
 from fastapi import FastAPI
 
 from pixecom_core import __version__
@@ -19,12 +18,9 @@ from pixecom_core.accounts import AccountService, SessionRevocations
 from pixecom_core.assets import AssetRegistry
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.db.urls import app_conninfo
-from pixecom_core.ledger import Ledger, WebhookInbox
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
-from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.security.rate_limits import LoginGuard, RateLimiter
 from pixecom_core.settings import Settings
-from pixecom_core.tracking import TrackingService
 from reference_app.api import health
 from reference_app.api.body_limit import BodyLimitMiddleware, route_body_limits
 from reference_app.api.errors import install_error_handlers
@@ -35,11 +31,11 @@ from reference_app.api.routes import ROUTERS
 from reference_app.api.shedding import install_load_shedding
 from reference_app.configuration import require_redis_url
 from reference_app.dashboard import mount_dashboard
+from reference_app.services import open_services
 from reference_app.worker.broker import Queue, TaskKicker, build_broker
 
 #: Redis answers in well under a millisecond on loopback; waiting seconds for a reply only
 #: queues requests behind a dead server.
-REDIS_CONNECT_TIMEOUT_SECONDS = 2.0
 REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 
 
@@ -78,56 +74,51 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, AppResources]]:
-        engine = create_engine(settings, role="app", application_name="pixecom-api")
-        # audit must-fix-1000 #8: dashboard reads go to the replica when there is one.
-        replica = (
-            create_engine(settings, role="replica", application_name="pixecom-api-reports")
-            if settings.read_database_url
-            else None
-        )
-        client = redis.Redis.from_url(
-            redis_url,
-            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-        )
-        sessions = create_sessionmaker(engine)
-        limiter = RateLimiter(redis_url, key_prefix=settings.redis_key_prefix)
-        accounts = AccountService(
-            sessions,
+        # Issue 13 #8: the engine, Redis client, ledger, inbox and tracking are built by
+        # the same builder as a worker's; the API adds what only it uses.
+        async with open_services(
             settings,
-            login_guard=LoginGuard(client, limiter, settings),
-            revocations=SessionRevocations(client, settings),
-        )
-        ledger = Ledger(sessions, settings, registry.plugin_manager)
-        breakers = ProviderBreakers(settings)
-        # The API only kicks tasks; `pixecom worker` runs them.
-        tasks = TaskKicker(build_broker(settings, Queue.PAYMENTS, registry=registry))
-        resources = AppResources(
-            settings=settings,
-            engine=engine,
-            sessions=sessions,
-            redis=client,
-            limiter=limiter,
-            accounts=accounts,
-            providers=registry,
-            inbox=WebhookInbox(sessions, settings, registry, ledger),
-            tasks=tasks,
-            tracking=TrackingService(
-                sessions, settings, registry, breakers, registry.plugin_manager
-            ),
-            assets=AssetRegistry(sessions, settings, registry, breakers),
-            replica_sessions=create_sessionmaker(replica) if replica is not None else None,
-        )
-        observability.attach(engine, client, breakers)
-        try:
-            yield {"resources": resources}
-        finally:
-            observability.detach()
-            await tasks.close()
-            await client.aclose()
-            await engine.dispose()
-            if replica is not None:
-                await replica.dispose()
+            registry,
+            application_name="pixecom-api",
+            redis_socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        ) as services:
+            # audit must-fix-1000 #8: dashboard reads go to the replica when there is one.
+            replica = (
+                create_engine(settings, role="replica", application_name="pixecom-api-reports")
+                if settings.read_database_url
+                else None
+            )
+            limiter = RateLimiter(redis_url, key_prefix=settings.redis_key_prefix)
+            accounts = AccountService(
+                services.sessions,
+                settings,
+                login_guard=LoginGuard(services.redis, limiter, settings),
+                revocations=SessionRevocations(services.redis, settings),
+            )
+            # The API only kicks tasks; `pixecom worker` runs them.
+            tasks = TaskKicker(build_broker(settings, Queue.PAYMENTS, registry=registry))
+            resources = AppResources(
+                settings=settings,
+                engine=services.engine,
+                sessions=services.sessions,
+                redis=services.redis,
+                limiter=limiter,
+                accounts=accounts,
+                providers=registry,
+                inbox=services.inbox,
+                tasks=tasks,
+                tracking=services.tracking,
+                assets=AssetRegistry(services.sessions, settings, registry, services.breakers),
+                replica_sessions=create_sessionmaker(replica) if replica is not None else None,
+            )
+            observability.attach(services.engine, services.redis, services.breakers)
+            try:
+                yield {"resources": resources}
+            finally:
+                observability.detach()
+                await tasks.close()
+                if replica is not None:
+                    await replica.dispose()
 
     app = FastAPI(
         title="PixEcom",

@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from contextlib import suppress
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -28,7 +28,6 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq import (
     AckableMessage,
     AsyncBroker,
@@ -40,12 +39,10 @@ from taskiq import (
 )
 from taskiq_redis import RedisStreamBroker
 
-from pixecom_core.db.engine import create_engine, create_sessionmaker
-from pixecom_core.ledger import Ledger, ProcessResult, WebhookInbox
+from pixecom_core.ledger import ProcessResult
 from pixecom_core.models.sellers import SellerTier
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers.errors import ProviderUnavailable
-from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.stats.aggregate import refresh_dirty_days
@@ -53,8 +50,8 @@ from pixecom_core.stats.jobs import SYNC_TASK, SyncJobs
 from pixecom_core.stats.schedule import DueSync
 from pixecom_core.stats.sync import StatsSync
 from pixecom_core.tenancy import SellerContext
-from pixecom_core.tracking import TrackingService
 from reference_app.configuration import require_redis_url
+from reference_app.services import Services, open_services
 
 _log = logging.getLogger(__name__)
 
@@ -218,14 +215,92 @@ class PixecomStreamBroker(RedisStreamBroker):
 
 @dataclass
 class WorkerResources:
-    """What tasks use, opened when a worker starts and closed when it stops."""
+    """What tasks use, opened when a worker starts and closed when it stops: the services
+    the API shares (:mod:`reference_app.services`) and the worker's own."""
 
-    inbox: WebhookInbox
+    services: Services
     sync_jobs: SyncJobs
-    tracking: TrackingService
-    redis: redis.Redis
-    sessions: async_sessionmaker[AsyncSession]
+    #: The broker this worker consumes from, for tasks that queue others.
+    broker: AsyncBroker
     sweeper: asyncio.Task[None] | None = None
+
+
+def worker_resources(context: Context) -> WorkerResources:
+    """The resources of the worker running a task (``state.pixecom``).
+
+    Tasks read everything from here, never from module globals, so a test can run one
+    with resources of its own: put them on a broker's ``state`` and call the task.
+    """
+    resources: WorkerResources | None = getattr(context.state, "pixecom", None)
+    if resources is None:
+        raise RuntimeError(
+            "no worker resources on the broker's state: run tasks in a worker whose broker"
+            " came from build_broker, or set state.pixecom to a WorkerResources in a test"
+        )
+    return resources
+
+
+async def process_webhook(inbox_id: int, context: Annotated[Context, TaskiqDepends()]) -> str:
+    """Turn one stored webhook delivery into ledger facts (idempotent)."""
+    services = worker_resources(context).services
+    async with asyncio.timeout(services.settings.webhook_task_timeout_seconds):
+        result = await services.inbox.process(inbox_id)
+    _log.info("webhook %s: %s", inbox_id, result.value)
+    return result.value
+
+
+async def sync_seller(
+    seller_id: str, days_back: int, context: Annotated[Context, TaskiqDepends()]
+) -> str:
+    """Sync one seller's ad accounts and re-aggregate its days (one at a time per
+    seller; bounded; retried; dead-lettered when it keeps failing)."""
+    resources = worker_resources(context)
+    result = await resources.sync_jobs.run(
+        uuid.UUID(seller_id), days_back=days_back, task_id=context.message.task_id
+    )
+    _log.info("sync of %s (%s days): %s", seller_id, days_back, result.outcome.value)
+    return result.outcome.value
+
+
+async def refresh_tracking(seller_id: str, context: Annotated[Context, TaskiqDepends()]) -> str:
+    """Register and poll one seller's undelivered parcels. Fails fast (and is tried
+    again at the next slot) while the tracker's breaker is open."""
+    services = worker_resources(context).services
+    try:
+        async with asyncio.timeout(services.settings.webhook_task_timeout_seconds):
+            result = await services.tracking.refresh_seller(uuid.UUID(seller_id))
+    except ProviderUnavailable as exc:
+        _log.warning("tracking refresh of %s skipped: %s", seller_id, exc)
+        return "tracker_unavailable"
+    _log.info("tracking of %s: %s polled, %s changed", seller_id, result.polled, result.changed)
+    return "done"
+
+
+async def refresh_revenue(seller_id: str, context: Annotated[Context, TaskiqDepends()]) -> int:
+    """Recompute a seller's sellpage days that new payment facts marked dirty, so revenue
+    shows seconds after the payment instead of at the tier's next sync (low tier:
+    30 minutes). Queued by the payments worker, at most one waiting per seller."""
+    services = worker_resources(context).services
+    settings = services.settings
+    # Facts recorded from now on queue a new refresh: this one may read before them.
+    await services.redis.delete(revenue_refresh_key(settings, seller_id))
+    seller = SellerContext(
+        seller_id=uuid.UUID(seller_id), sessions=services.sessions, settings=settings
+    )
+    async with asyncio.timeout(settings.webhook_task_timeout_seconds):
+        async with seller.scope() as scope:
+            aggregation = await refresh_dirty_days(scope)
+    _log.info("revenue of %s refreshed: %s days", seller_id, len(aggregation.days))
+    return len(aggregation.days)
+
+
+async def queue_revenue_refreshes(resources: WorkerResources, seller_ids: set[uuid.UUID]) -> None:
+    """Queue a revenue refresh for each seller that has none waiting."""
+    services = resources.services
+    for seller_id in seller_ids:
+        pending = revenue_refresh_key(services.settings, seller_id)
+        if await services.redis.set(pending, "1", nx=True, ex=REVENUE_REFRESH_PENDING_SECONDS):
+            await kick_revenue_refresh(resources.broker, seller_id)
 
 
 def build_broker(
@@ -235,6 +310,9 @@ def build_broker(
     registry: ProviderRegistry | None = None,
 ) -> AsyncBroker:
     """A broker for ``queue`` with every PixEcom task registered.
+
+    A worker's startup opens the services (:func:`reference_app.services.open_services`)
+    into ``state.pixecom``; its shutdown closes them.
 
     :param registry: the providers tasks dispatch to; built from the installed plugins
         (``PIXECOM_LOAD_PLUGINS``, ``PIXECOM_PLUGIN_MODULES``) when not given.
@@ -257,116 +335,56 @@ def build_broker(
         unacknowledged_lock_timeout=settings.worker_redelivery_after_seconds,
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
     )
-
-    async def process_webhook(inbox_id: int, context: Annotated[Context, TaskiqDepends()]) -> str:
-        """Turn one stored webhook delivery into ledger facts (idempotent)."""
-        resources: WorkerResources = context.state.pixecom
-        async with asyncio.timeout(settings.webhook_task_timeout_seconds):
-            result = await resources.inbox.process(inbox_id)
-        _log.info("webhook %s: %s", inbox_id, result.value)
-        return result.value
-
     broker.register_task(process_webhook, task_name=PROCESS_WEBHOOK)
-
-    async def sync_seller(
-        seller_id: str, days_back: int, context: Annotated[Context, TaskiqDepends()]
-    ) -> str:
-        """Sync one seller's ad accounts and re-aggregate its days (one at a time per
-        seller; bounded; retried; dead-lettered when it keeps failing)."""
-        resources: WorkerResources = context.state.pixecom
-        result = await resources.sync_jobs.run(
-            uuid.UUID(seller_id), days_back=days_back, task_id=context.message.task_id
-        )
-        _log.info("sync of %s (%s days): %s", seller_id, days_back, result.outcome.value)
-        return result.outcome.value
-
     broker.register_task(sync_seller, task_name=SYNC_TASK)
-
-    async def refresh_tracking(seller_id: str, context: Annotated[Context, TaskiqDepends()]) -> str:
-        """Register and poll one seller's undelivered parcels. Fails fast (and is tried
-        again at the next slot) while the tracker's breaker is open."""
-        resources: WorkerResources = context.state.pixecom
-        try:
-            async with asyncio.timeout(settings.webhook_task_timeout_seconds):
-                result = await resources.tracking.refresh_seller(uuid.UUID(seller_id))
-        except ProviderUnavailable as exc:
-            _log.warning("tracking refresh of %s skipped: %s", seller_id, exc)
-            return "tracker_unavailable"
-        _log.info("tracking of %s: %s polled, %s changed", seller_id, result.polled, result.changed)
-        return "done"
-
     broker.register_task(refresh_tracking, task_name=REFRESH_TRACKING)
-
-    async def refresh_revenue(seller_id: str, context: Annotated[Context, TaskiqDepends()]) -> int:
-        """Recompute a seller's sellpage days that new payment facts marked dirty, so revenue
-        shows seconds after the payment instead of at the tier's next sync (low tier:
-        30 minutes). Queued by the payments worker, at most one waiting per seller."""
-        resources: WorkerResources = context.state.pixecom
-        # Facts recorded from now on queue a new refresh: this one may read before them.
-        await resources.redis.delete(revenue_refresh_key(settings, seller_id))
-        seller = SellerContext(
-            seller_id=uuid.UUID(seller_id), sessions=resources.sessions, settings=settings
-        )
-        async with asyncio.timeout(settings.webhook_task_timeout_seconds):
-            async with seller.scope() as scope:
-                aggregation = await refresh_dirty_days(scope)
-        _log.info("revenue of %s refreshed: %s days", seller_id, len(aggregation.days))
-        return len(aggregation.days)
-
     broker.register_task(refresh_revenue, task_name=REFRESH_REVENUE)
 
     async def on_worker_startup(state: TaskiqState) -> None:
-        engine = create_engine(settings, role="app", application_name=f"pixecom-worker-{queue}")
-        sessions = create_sessionmaker(engine)
         providers = registry or ProviderRegistry(create_plugin_manager())
-        ledger = Ledger(sessions, settings, providers.plugin_manager)
-        client = redis.Redis.from_url(
-            redis_url, socket_timeout=SOCKET_TIMEOUT_SECONDS, retry=command_retry()
+
+        async def refresh_revenue_soon(seller_ids: set[uuid.UUID]) -> None:
+            await queue_revenue_refreshes(state.pixecom, seller_ids)
+
+        exits = AsyncExitStack()
+        services = await exits.enter_async_context(
+            open_services(
+                # Issue 13 item 6: the configured tracker, else the only installed one.
+                settings.with_chosen_providers(providers),
+                providers,
+                application_name=f"pixecom-worker-{queue}",
+                redis_socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                redis_retry=command_retry(),
+                on_recorded=refresh_revenue_soon,
+            )
         )
         stats_sync = StatsSync(
-            sessions,
-            settings,
+            services.sessions,
+            services.settings,
             providers,
             SecretBox(settings.token_encryption_keys),
             providers.plugin_manager,
         )
-
-        async def refresh_revenue_soon(seller_ids: set[uuid.UUID]) -> None:
-            for seller_id in seller_ids:
-                pending = revenue_refresh_key(settings, seller_id)
-                if await client.set(pending, "1", nx=True, ex=REVENUE_REFRESH_PENDING_SECONDS):
-                    await kick_revenue_refresh(broker, seller_id)
-
         resources = WorkerResources(
-            inbox=WebhookInbox(
-                sessions, settings, providers, ledger, on_recorded=refresh_revenue_soon
-            ),
-            sync_jobs=SyncJobs(stats_sync, sessions, settings, client),
-            tracking=TrackingService(
-                sessions,
-                # Issue 13 item 6: the configured tracker, else the only installed one.
-                settings.with_chosen_providers(providers),
-                providers,
-                ProviderBreakers(settings),
-                providers.plugin_manager,
-            ),
-            redis=client,
-            sessions=sessions,
+            services=services,
+            sync_jobs=SyncJobs(stats_sync, services.sessions, services.settings, services.redis),
+            broker=broker,
         )
         if queue is Queue.PAYMENTS:
-            resources.sweeper = asyncio.create_task(_sweep_inbox(broker, resources, settings))
+            resources.sweeper = asyncio.create_task(_sweep_inbox(resources))
         state.pixecom = resources
-        state.pixecom_engine = engine
+        state.pixecom_engine = services.engine
+        state.pixecom_exits = exits
 
     async def on_worker_shutdown(state: TaskiqState) -> None:
         resources: WorkerResources | None = getattr(state, "pixecom", None)
-        if resources is not None:
-            if resources.sweeper is not None:
-                resources.sweeper.cancel()
-            await resources.redis.aclose()
-        engine = getattr(state, "pixecom_engine", None)
-        if engine is not None:
-            await engine.dispose()
+        if resources is not None and resources.sweeper is not None:
+            resources.sweeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await resources.sweeper
+        exits: AsyncExitStack | None = getattr(state, "pixecom_exits", None)
+        if exits is not None:
+            await exits.aclose()
 
     broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, on_worker_startup)
     broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, on_worker_shutdown)
@@ -472,27 +490,23 @@ async def kick_process_webhook(broker: AsyncBroker, inbox_id: int) -> None:
     await task.kiq(inbox_id)
 
 
-async def _sweep_inbox(broker: AsyncBroker, resources: WorkerResources, settings: Settings) -> None:
+async def _sweep_inbox(resources: WorkerResources) -> None:
     """Every ``inbox_sweep_seconds``: queue deliveries that are due and have no live task
     (the kick was lost, or a deferred delivery's retry time came). One worker sweeps per
     interval (a Redis lock), so several workers do not queue the same deliveries."""
-    client = redis.Redis.from_url(
-        require_redis_url(settings), socket_timeout=SOCKET_TIMEOUT_SECONDS, retry=command_retry()
-    )
+    services = resources.services
+    settings = services.settings
     lock_key = f"{settings.redis_key_prefix}lock:inbox-sweep"
     interval = settings.inbox_sweep_seconds
-    try:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                if not await client.set(lock_key, "1", nx=True, px=int(interval * 900)):
-                    continue
-                for inbox_id in await resources.inbox.due(grace_seconds=interval):
-                    await kick_process_webhook(broker, inbox_id)
-            except Exception:  # the sweeper must outlive a database or Redis hiccup
-                _log.exception("inbox sweep failed; retrying at the next interval")
-    finally:
-        await client.aclose()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if not await services.redis.set(lock_key, "1", nx=True, px=int(interval * 900)):
+                continue
+            for inbox_id in await services.inbox.due(grace_seconds=interval):
+                await kick_process_webhook(resources.broker, inbox_id)
+        except Exception:  # the sweeper must outlive a database or Redis hiccup
+            _log.exception("inbox sweep failed; retrying at the next interval")
 
 
 __all__ = [
@@ -509,6 +523,12 @@ __all__ = [
     "kick_revenue_refresh",
     "kick_sync",
     "kick_tracking_refresh",
+    "process_webhook",
+    "queue_revenue_refreshes",
+    "refresh_revenue",
+    "refresh_tracking",
     "registered_task",
+    "sync_seller",
+    "worker_resources",
     "stream_name",
 ]

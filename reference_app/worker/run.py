@@ -82,7 +82,7 @@ async def serve(settings: Settings, queue: Queue, *, max_tasks: int = 50) -> Non
     if settings.worker_metrics_port:
         resources: WorkerResources = broker.state.pixecom
         targets = WorkerProbeTargets(
-            metrics=metrics, engine=broker.state.pixecom_engine, redis=resources.redis
+            metrics=metrics, engine=resources.services.engine, redis=resources.services.redis
         )
         runner = await serve_worker_metrics(
             targets, settings.api_host, settings.worker_metrics_port
