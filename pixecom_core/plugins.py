@@ -38,10 +38,6 @@ PLUGIN_MODULES_ENV = "PIXECOM_PLUGIN_MODULES"
 """Comma-separated importable modules to register as plugins without packaging them (a
 plugin under development, a test double in a worker process); loaded with entry points."""
 
-# Core modules that implement hooks themselves; built-ins are plugins too, so core's own
-# defaults go through the same hooks as third-party code (datasette does the same).
-DEFAULT_PLUGINS: tuple[str, ...] = ()
-
 _HOOKSPEC_MODULES = (provider_hookspecs, event_hookspecs)
 
 
@@ -158,8 +154,6 @@ def create_plugin_manager(
     pm = pluggy.PluginManager(PROJECT_NAME)
     for spec_module in _HOOKSPEC_MODULES:
         pm.add_hookspecs(spec_module)
-    for module_name in DEFAULT_PLUGINS:
-        _register(pm, importlib.import_module(module_name), name=module_name)
     if load_entry_points:
         _load_entry_points(pm, _allowed_names(allow))
         _load_plugin_modules(pm)
