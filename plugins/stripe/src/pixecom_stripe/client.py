@@ -16,11 +16,8 @@ one class of :mod:`pixecom_core.providers.errors`:
 The secret key never appears in a log line or an exception message.
 """
 
-import asyncio
 import logging
-import ssl
 from collections.abc import Iterable, Mapping
-from functools import cache
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
@@ -32,6 +29,15 @@ from pixecom_core.providers import (
     ProviderThrottled,
     ProviderTransientError,
 )
+from pixecom_core.providers.http import (
+    LoopLocalClient,
+    json_object,
+    parse_retry_after,
+    transport_errors_as_transient,
+)
+
+# re-exported: the sandbox and the tests take the process's TLS context from here
+from pixecom_core.providers.http import shared_ssl_context as shared_ssl_context
 from pixecom_stripe.settings import ENV_PREFIX, StripeSettings
 
 PROVIDER: Final = "stripe"
@@ -42,13 +48,6 @@ MAX_REFUND_PAGES: Final = 10
 StripeObject = dict[str, Any]
 
 _log = logging.getLogger(__name__)
-
-
-@cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context per process: building one (loading the CA bundle) costs
-    tens of milliseconds, which every new ``httpx.AsyncClient`` would otherwise pay."""
-    return httpx.create_ssl_context()
 
 
 class StripeRateLimited(ProviderThrottled, ProviderTransientError):
@@ -74,9 +73,15 @@ class StripeClient:
         self, settings: StripeSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self._settings = settings
-        self._transport = transport
-        self._http: httpx.AsyncClient | None = None
-        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._http = LoopLocalClient(
+            lambda: httpx.AsyncClient(
+                base_url=settings.api_base,
+                timeout=httpx.Timeout(settings.timeout_seconds),
+                transport=transport,
+                verify=shared_ssl_context(),
+                headers={"User-Agent": "pixecom-stripe"},
+            )
+        )
 
     async def create_payment_intent(
         self, params: Iterable[tuple[str, str]], *, idempotency_key: str
@@ -127,25 +132,7 @@ class StripeClient:
 
     async def aclose(self) -> None:
         """Close the pooled connections (idempotent)."""
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-            self._http_loop = None
-
-    def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._http_loop is not loop or self._http.is_closed:
-            # a client bound to another (possibly closed) loop cannot be reused or closed
-            # from this one; let it be collected
-            self._http = httpx.AsyncClient(
-                base_url=self._settings.api_base,
-                timeout=httpx.Timeout(self._settings.timeout_seconds),
-                transport=self._transport,
-                verify=shared_ssl_context(),
-                headers={"User-Agent": "pixecom-stripe"},
-            )
-            self._http_loop = loop
-        return self._http
+        await self._http.aclose()
 
     def _auth_headers(self) -> dict[str, str]:
         key = self._settings.secret_key
@@ -174,22 +161,17 @@ class StripeClient:
         if form is not None:
             content = urlencode(form).encode("ascii")
             request_headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            response = await self._client().request(
+        with transport_errors_as_transient(
+            provider=PROVIDER,
+            service="Stripe",
+            call=f"{method} {path}",
+            base_url=self._settings.api_base,
+            timeout_seconds=self._settings.timeout_seconds,
+            timeout_setting=f"{ENV_PREFIX}TIMEOUT_SECONDS",
+        ):
+            response = await self._http.get().request(
                 method, path, content=content, params=query, headers=request_headers
             )
-        except httpx.TimeoutException as exc:
-            raise ProviderTransientError(
-                f"Stripe did not answer {method} {path} within "
-                f"{self._settings.timeout_seconds:g} s ({type(exc).__name__})",
-                provider=PROVIDER,
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ProviderTransientError(
-                f"could not reach Stripe at {self._settings.api_base} for {method} {path}: "
-                f"{type(exc).__name__}: {exc}",
-                provider=PROVIDER,
-            ) from exc
         _log.debug(
             "stripe %s %s -> %s (request %s)",
             method,
@@ -198,7 +180,7 @@ class StripeClient:
             response.headers.get("request-id", "-"),
         )
         if response.is_success:
-            body = _json_object(response)
+            body = json_object(response)
             if body is None:
                 raise ProviderTransientError(
                     f"Stripe answered {method} {path} with {response.status_code} but no JSON "
@@ -214,18 +196,10 @@ def _path_id(object_id: str) -> str:
     return quote(object_id, safe="")
 
 
-def _json_object(response: httpx.Response) -> StripeObject | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _error_for(method: str, path: str, response: httpx.Response) -> ProviderError:
     """The exception for a non-2xx Stripe answer, with Stripe's own message."""
     status = response.status_code
-    raw_error = (_json_object(response) or {}).get("error")
+    raw_error = (json_object(response) or {}).get("error")
     error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
     error_type = str(error.get("type") or "unknown_error")
     code = error.get("code")
@@ -244,19 +218,10 @@ def _error_for(method: str, path: str, response: httpx.Response) -> ProviderErro
         )
     if status == 429:
         return StripeRateLimited(
-            detail, retry_after_seconds=_retry_after(response), provider=PROVIDER
+            detail,
+            retry_after_seconds=parse_retry_after(response.headers.get("retry-after")),
+            provider=PROVIDER,
         )
     if status >= 500:
         return ProviderTransientError(detail, provider=PROVIDER)
     return ProviderError(detail, provider=PROVIDER)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None

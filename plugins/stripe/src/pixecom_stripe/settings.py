@@ -8,27 +8,16 @@ Lists are accepted as JSON (``'["whsec_old","whsec_new"]'``) or comma-separated
 (``whsec_old,whsec_new``).
 """
 
-import json
 from typing import Annotated, Any, Final
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pixecom_core.providers.settings_fields import split_list, validate_http_base_url
 from pixecom_core.secret_files import SettingsWithSecretFiles
 
 ENV_PREFIX = "PIXECOM_STRIPE_"
 STRIPE_API_BASE = "https://api.stripe.com"
-
-
-def split_secret_list(value: Any) -> Any:
-    """Accept a JSON list or a comma-separated string for a list variable (secrets, delays)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
 
 
 SecretList = Annotated[list[SecretStr], NoDecode, Field(default_factory=list)]
@@ -63,15 +52,12 @@ class StripeSettings(SettingsWithSecretFiles):
     @field_validator("api_base")
     @classmethod
     def _check_api_base(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError(f"must be an http(s) URL such as {STRIPE_API_BASE}, not {value!r}")
-        return value.rstrip("/")
+        return validate_http_base_url(value, example=STRIPE_API_BASE)
 
     @field_validator("webhook_secrets", mode="before")
     @classmethod
     def _split_webhook_secrets(cls, value: Any) -> Any:
-        return split_secret_list(value)
+        return split_list(value)
 
     @field_validator("webhook_secrets")
     @classmethod
@@ -135,4 +121,4 @@ class StripeSandboxSettings(BaseSettings):
     @field_validator("webhook_secrets", "api_keys", "retry_delays_seconds", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
-        return split_secret_list(value)
+        return split_list(value)
