@@ -31,11 +31,9 @@ are scrubbed of it before they are quoted.
 
 import asyncio
 import logging
-import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, Final
 
 import httpx
@@ -46,6 +44,15 @@ from pixecom_core.providers import (
     ProviderThrottled,
     ProviderTransientError,
 )
+from pixecom_core.providers.http import (
+    LoopLocalClient,
+    json_object,
+    parse_retry_after,
+    transport_errors_as_transient,
+)
+
+# re-exported: the sandbox and the tests take the process's TLS context from here
+from pixecom_core.providers.http import shared_ssl_context as shared_ssl_context
 from pixecom_tracking17.rate_limit import Clock, RateLimiter, Sleep
 from pixecom_tracking17.settings import ENV_PREFIX, Track17Settings
 
@@ -101,13 +108,6 @@ MAX_QUOTED_MESSAGE: Final = 300
 Entry = dict[str, Any]
 
 _log = logging.getLogger(__name__)
-
-
-@cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context per process: loading the CA bundle costs tens of
-    milliseconds, which every new ``httpx.AsyncClient`` would otherwise pay."""
-    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +180,15 @@ class Track17Client:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._settings = settings
-        self._transport = transport
-        self._http: httpx.AsyncClient | None = None
-        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._http = LoopLocalClient(
+            lambda: httpx.AsyncClient(
+                base_url=settings.api_base,
+                timeout=httpx.Timeout(settings.timeout_seconds),
+                transport=transport,
+                verify=shared_ssl_context(),
+                headers={"User-Agent": "pixecom-tracking17", "Accept": "application/json"},
+            )
+        )
         self.rate_limiter = RateLimiter(
             settings.requests_per_second,
             max_wait_seconds=settings.max_rate_wait_seconds,
@@ -217,10 +223,7 @@ class Track17Client:
 
     async def aclose(self) -> None:
         """Close the pooled connections (idempotent)."""
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-            self._http_loop = None
+        await self._http.aclose()
 
     async def _batched(self, operation: str, entries: Sequence[Entry]) -> BatchResult:
         """Run ``operation`` over ``entries`` in calls of at most 40, merging the results.
@@ -248,21 +251,6 @@ class Track17Client:
             message=self._scrub(str(details.get("message") or "no reason given")),
         )
 
-    def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._http_loop is not loop or self._http.is_closed:
-            # a client bound to another (possibly closed) loop cannot be reused or closed
-            # from this one; let it be collected
-            self._http = httpx.AsyncClient(
-                base_url=self._settings.api_base,
-                timeout=httpx.Timeout(self._settings.timeout_seconds),
-                transport=self._transport,
-                verify=shared_ssl_context(),
-                headers={"User-Agent": "pixecom-tracking17", "Accept": "application/json"},
-            )
-            self._http_loop = loop
-        return self._http
-
     def _key(self) -> str:
         key = self._settings.api_key
         if key is None:
@@ -287,22 +275,19 @@ class Track17Client:
         timeout = self._settings.timeout_seconds
         await self.rate_limiter.acquire()
         started = time.monotonic()
-        try:
+        with transport_errors_as_transient(
+            provider=PROVIDER,
+            service="17TRACK",
+            call=operation,
+            base_url=self._settings.api_base,
+            timeout_seconds=timeout,
+            timeout_setting=f"{ENV_PREFIX}TIMEOUT_SECONDS",
+            scrub=self._scrub,
+        ):
             # httpx limits each phase (connect, every read); this limits the call as a
             # whole, so a server that trickles bytes cannot hold the worker either
             async with asyncio.timeout(timeout):
-                response = await self._client().post(path, json=body, headers=headers)
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise ProviderTransientError(
-                f"17TRACK did not answer {operation} within {timeout:g} s ({type(exc).__name__})",
-                provider=PROVIDER,
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ProviderTransientError(
-                f"could not reach 17TRACK at {self._settings.api_base} for {operation}: "
-                f"{type(exc).__name__}: {self._scrub(str(exc))}",
-                provider=PROVIDER,
-            ) from exc
+                response = await self._http.get().post(path, json=body, headers=headers)
         _log.debug(
             "17track %s (%d numbers) -> %s in %.3f s",
             operation,
@@ -314,13 +299,13 @@ class Track17Client:
 
     def _data_of(self, operation: str, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
-        envelope = _json_object(response)
+        envelope = json_object(response)
         code = _int_or_none(envelope.get("code")) if envelope is not None else None
         detail = self._describe(operation, response, envelope, code)
         if status == 429 or code == CODE_RATE_LIMITED:
             raise ProviderThrottled(
                 detail,
-                retry_after_seconds=_retry_after(response, self._settings.throttle_backoff_seconds),
+                retry_after_seconds=self._retry_after(response),
                 provider=PROVIDER,
             )
         if status in (401, 403) or code in AUTH_CODES:
@@ -339,6 +324,11 @@ class Track17Client:
             raise ProviderError(detail, provider=PROVIDER)
         data = envelope.get("data")
         return data if isinstance(data, dict) else {}
+
+    def _retry_after(self, response: httpx.Response) -> float:
+        """The 429's ``Retry-After``, else the configured backoff (17TRACK rarely sends one)."""
+        seconds = parse_retry_after(response.headers.get("retry-after"))
+        return seconds if seconds is not None else self._settings.throttle_backoff_seconds
 
     def _describe(
         self,
@@ -370,14 +360,6 @@ def _list(value: Any) -> list[Entry]:
     return [entry for entry in value if isinstance(entry, dict)]
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _int_or_none(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -389,14 +371,3 @@ def _int_or_none(value: Any) -> int | None:
         except ValueError:
             return None
     return None
-
-
-def _retry_after(response: httpx.Response, default: float) -> float:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        return default
-    return seconds if seconds >= 0 else default

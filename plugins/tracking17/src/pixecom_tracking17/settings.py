@@ -6,13 +6,12 @@ fails instead, with a message naming the variable to set (``ProviderAuthError`` 
 calls, ``WebhookVerificationError`` for pushes).
 """
 
-import json
 from typing import Annotated, Any, Final
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pixecom_core.providers.settings_fields import split_list, validate_http_base_url
 from pixecom_core.secret_files import SettingsWithSecretFiles
 
 ENV_PREFIX: Final = "PIXECOM_TRACKING17_"
@@ -64,12 +63,7 @@ class Track17Settings(SettingsWithSecretFiles):
     @field_validator("api_base")
     @classmethod
     def _check_api_base(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError(f"must be an http(s) URL such as {API_BASE}, not {value!r}")
-        if parts.query or parts.fragment:
-            raise ValueError(f"must not carry a query or fragment: {value!r}")
-        return value.rstrip("/")
+        return validate_http_base_url(value, example=API_BASE)
 
     @field_validator("api_key", "push_key")
     @classmethod
@@ -80,16 +74,6 @@ class Track17Settings(SettingsWithSecretFiles):
     def signing_key(self) -> SecretStr | None:
         """The key pushes are verified with: ``push_key``, else ``api_key``, else ``None``."""
         return self.push_key if self.push_key is not None else self.api_key
-
-
-def split_secret_list(value: Any) -> Any:
-    """Accept a JSON list or a comma-separated string for a list-of-secrets variable."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
 
 
 SecretList = Annotated[list[SecretStr], NoDecode, Field(default_factory=list)]
@@ -144,7 +128,7 @@ class Track17SandboxSettings(BaseSettings):
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_api_keys(cls, value: Any) -> Any:
-        return split_secret_list(value)
+        return split_list(value)
 
     @field_validator("push_key")
     @classmethod
