@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pixecom_core.plugins import ProviderRegistry
 
 #: Values that appear in examples and templates; refusing them outside dev mode means a
-#: copied `.env.example` never reaches production unchanged (audit must-fix 9).
+#: copied `.env.example` never reaches production unchanged (SEC-4).
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "changethis", "secret", "password", "dev", "test", "example"}
 )
@@ -143,18 +143,18 @@ class Settings(SettingsWithSecretFiles):
         default=None,
         description=(
             "Connection to a streaming read replica, as the application role, for "
-            "read-only dashboard and report routes (audit must-fix-1000 #8). Unset, those "
+            "read-only dashboard and report routes (SCALE-6). Unset, those "
             "routes read the primary. Replica lag is tolerated there; writes and "
             "read-your-writes paths always use the primary."
         ),
     )
     app_role: str = "pixecom_app"
     app_role_password: SecretStr | None = None
-    # audit B3 / must-fix 2: an explicit, bounded pool per process
+    # SCALE-3: an explicit, bounded pool per process
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_pool_max_overflow: int = Field(default=10, ge=0, le=200)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
-    # audit must-fix 7: runaway queries and lock waits are cut short
+    # SCALE-7: runaway queries and lock waits are cut short
     statement_timeout_ms: int = Field(default=30_000, ge=0)
     lock_timeout_ms: int = Field(default=5_000, ge=0)
     idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
@@ -169,7 +169,7 @@ class Settings(SettingsWithSecretFiles):
     #: can share one server without seeing each other's counters and caches.
     redis_key_prefix: str = Field(default="pixecom:", pattern=r"^[A-Za-z0-9_.:-]+$")
 
-    # -- Pagination (audit B4) --------------------------------------------------------
+    # -- Pagination (SCALE-4) --------------------------------------------------------
     max_page_size: int = Field(default=200, ge=1, le=1000)
     default_page_size: int = Field(default=50, ge=1)
 
@@ -198,7 +198,7 @@ class Settings(SettingsWithSecretFiles):
     #: is closed outside dev mode.
     admin_api_key: SecretStr | None = None
 
-    # -- Auth (audit §9) -----------------------------------------------------------------
+    # -- Auth (SEC-1, SEC-2) --------------------------------------------------------------
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
     refresh_token_ttl_days: int = Field(default=30, ge=1, le=365)
     #: Password checks for one account from one client address within the failure
@@ -225,14 +225,14 @@ class Settings(SettingsWithSecretFiles):
     login_known_address_days: int = Field(default=30, ge=1)
     #: Login attempts per client IP (limits' rate-limit string syntax).
     login_ip_rate: str = "20/minute"
-    #: Requests per authenticated seller across all API processes (audit §9 quotas).
+    #: Requests per authenticated seller across all API processes (SEC-1 quotas).
     seller_request_rate: str = "600/minute"
     #: Requests per client IP on public (storefront) routes.
     public_ip_rate: str = "300/minute"
-    #: Create the demo seller and its known-password user (dev mode only; must-fix 9).
+    #: Create the demo seller and its known-password user (dev mode only; SEC-4).
     seed_demo_data: bool = True
 
-    # -- Payments (audit §7) -------------------------------------------------------------
+    # -- Payments (MONEY-1) -------------------------------------------------------------
     #: Attempts before an undeliverable webhook is parked as FAILED (the dead letter).
     webhook_max_attempts: int = Field(default=20, ge=1)
     #: First retry delay of a deferred webhook; doubles per attempt up to the maximum.
@@ -241,7 +241,7 @@ class Settings(SettingsWithSecretFiles):
 
     # -- Worker (taskiq) ------------------------------------------------------------------
     #: A message unacknowledged this long (its worker died) is redelivered; keep it above
-    #: the longest task timeout, or a slow task runs twice (STACK-NOTES, taskiq-redis).
+    #: the longest task timeout, or a slow task runs twice (taskiq-redis redelivers it).
     worker_redelivery_after_seconds: float = Field(default=600.0, gt=0)
     #: Longest a webhook-processing task may run before it is abandoned (and retried).
     webhook_task_timeout_seconds: float = Field(default=120.0, gt=0)
@@ -250,19 +250,19 @@ class Settings(SettingsWithSecretFiles):
     #: Messages kept per queue stream (XACK does not delete; the stream is trimmed).
     queue_max_length: int = Field(default=100_000, ge=1_000)
 
-    # -- Stats sync (audit §4) -----------------------------------------------------------
+    # -- Stats sync (SCALE-5) -----------------------------------------------------------
     #: Days re-read every cycle, and by the daily restatement sweep (Meta: up to 28).
     sync_window_days: int = Field(default=3, ge=1, le=90)
     sweep_window_days: int = Field(default=28, ge=1, le=90)
-    #: Seconds between syncs per tier (audit §4: high 1 min, medium 5 min, low 30 min).
+    #: Seconds between syncs per tier (SCALE-5: high 1 min, medium 5 min, low 30 min).
     sync_interval_high_seconds: int = Field(default=60, ge=10)
     sync_interval_medium_seconds: int = Field(default=300, ge=10)
     sync_interval_low_seconds: int = Field(default=1800, ge=10)
     #: Trailing daily spend (reporting currency, major units) that makes a seller medium
-    #: or high tier (audit §4: > $100/day, > $1K/day).
+    #: or high tier (SCALE-5: > $100/day, > $1K/day).
     tier_medium_daily_spend: int = Field(default=100, ge=0)
     tier_high_daily_spend: int = Field(default=1000, ge=0)
-    #: A sync job is stopped after this long, all its retries included (audit §4: 4 min).
+    #: A sync job is stopped after this long, all its retries included (SCALE-5: 4 min).
     stats_task_timeout_seconds: float = Field(default=240.0, gt=0)
     #: Attempts of a sync job that raised before it is parked as a dead letter.
     stats_task_attempts: int = Field(default=3, ge=1)
@@ -271,7 +271,7 @@ class Settings(SettingsWithSecretFiles):
     #: How often the scheduler looks for due sellers.
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
 
-    # -- Tracking and resilience (audit §2 scenario C) ----------------------------------
+    # -- Tracking and resilience (SCALE-9) ----------------------------------
     #: The tracker plugin parcels are registered with, by identifier. Empty: the only
     #: installed tracker (issue 13 item 6: core defaults to no plugin); set it when several
     #: are installed (:meth:`with_chosen_providers`).
@@ -283,7 +283,7 @@ class Settings(SettingsWithSecretFiles):
     #: Seconds an open breaker waits before letting one trial call through (half-open).
     breaker_reset_seconds: float = Field(default=30.0, gt=0)
 
-    # -- Assets (audit §9, R2 signed URLs) ---------------------------------------------
+    # -- Assets (SEC-6, R2 signed URLs) ---------------------------------------------
     #: The storage plugin uploads go to, by identifier. Empty: the only installed one.
     storage_provider: str = ""
     #: Largest file a seller may upload (also bounds the post-upload hash check).
@@ -296,14 +296,14 @@ class Settings(SettingsWithSecretFiles):
     # -- HTTP -------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    #: Largest request body accepted unless a route says otherwise (audit must-fix 1k-9).
+    #: Largest request body accepted unless a route says otherwise (SEC-3).
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
-    #: How long a CDN or browser may hold a public sellpage (audit B8).
+    #: How long a CDN or browser may hold a public sellpage (SCALE-6).
     public_cache_seconds: int = Field(default=60, ge=0)
     #: Client IPs are taken from X-Forwarded-For only when the peer is one of these.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     #: Requests one API process serves at once before it sheds the rest with 503 and
-    #: ``Retry-After`` (audit §2 scenario C: past its capacity the previous version timed
+    #: ``Retry-After`` (SCALE-8: past its capacity the previous version timed
     #: out for everyone). About three times the pool (size + overflow): more requests than
     #: that only wait for a connection until the pool times out. 0 turns shedding off.
     #: Webhooks and probes are never shed.
@@ -323,7 +323,7 @@ class Settings(SettingsWithSecretFiles):
     #: The port a worker serves ``/metrics`` and ``/readyz`` on; 0 serves nothing.
     worker_metrics_port: int = Field(default=0, ge=0, le=65_535)
     #: A statement running longer than this is reported by the slow-query watch
-    #: (audit §5: "use pg_stat_activity monitoring for long-running queries").
+    #: (OPS-1: "use pg_stat_activity monitoring for long-running queries").
     slow_query_threshold_seconds: float = Field(default=5.0, gt=0)
     #: How often the scheduler queues the slow-query watch.
     slow_query_watch_seconds: int = Field(default=60, ge=5)
@@ -376,7 +376,7 @@ class Settings(SettingsWithSecretFiles):
         return self
 
     def model_post_init(self, _context: Any, /) -> None:
-        """Refuse missing or weak secrets outside dev mode (audit must-fix 9)."""
+        """Refuse missing or weak secrets outside dev mode (SEC-4)."""
         if self.mode is Mode.DEV:
             return
         problems: list[str] = []

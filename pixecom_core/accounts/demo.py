@@ -1,4 +1,4 @@
-"""The demo seller for ``pixecom dev`` — and only for it (audit must-fix 9).
+"""The demo seller for ``pixecom dev`` — and only for it (SEC-4).
 
 The previous version shipped a seed user with a known password in every environment.
 Here the demo account is created by the dev deployment alone, and the function refuses

@@ -1,6 +1,6 @@
 """Accounts: seller sign-up, login, rotating refresh tokens, logout.
 
-The rules (audit §9 and must-fix 9):
+The rules (SEC-4):
 
 - passwords are argon2id hashes; an unknown email costs the same time as a wrong password;
 - a login answers a short-lived access JWT (key id in the header) and a refresh token

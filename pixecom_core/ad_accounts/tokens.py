@@ -5,7 +5,7 @@ Tokens are encrypted with :class:`pixecom_core.security.secret_box.SecretBox`
 decrypts. ``token_key_version`` records which key encrypted a row, so after a new key is
 put first, :func:`rotate_ad_account_tokens` re-encrypts exactly the rows still under an
 older key — seller by seller, in each seller's scope — and the old key can then be
-removed (audit §9: "ENCRYPTION_KEY … changing requires re-encryption").
+removed (SEC-5: "ENCRYPTION_KEY … changing requires re-encryption").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The asset registry: uploads straight to object storage, checked, deduplicated.
 
-Audit §9 ("R2 signed URLs: no file size limit, no content-type validation post-upload")
-and §14 ("asset registry dedup logic: well-designed, keep it"):
+SEC-6 ("R2 signed URLs: no file size limit, no content-type validation post-upload")
+and keeps the previous version's registry dedup logic, which the audit praised:
 
 1. A seller asks to upload a file, declaring its size, type and SHA-256. The type must be
    on the allow-list and the size within ``max_upload_bytes``. If the seller already has

@@ -1,6 +1,6 @@
 """Content types from magic bytes: a declared Content-Type is a claim, the bytes are proof.
 
-A presigned URL can pin the Content-Type header, not what the bytes are (STACK-NOTES), so
+A presigned URL can pin the Content-Type header, not what the bytes are (S3's presigning rule), so
 after an upload the first bytes are read and must match the declared type; an HTML page
 or script uploaded as ``image/png`` is rejected.
 """

@@ -37,7 +37,7 @@ class CampaignRepository(SellerRepository[Campaign]):
         if ad_account_id is not None:
             filters.append(col(Campaign.ad_account_id) == ad_account_id)
         if sellpage_id is not None:
-            # audit §3/§5: served by ix_campaigns_sellpage_id_seller_id.
+            # STORE-4, TENANT-2: served by ix_campaigns_sellpage_id_seller_id.
             filters.append(col(Campaign.sellpage_id) == sellpage_id)
         if linked is True:
             filters.append(col(Campaign.sellpage_id).is_not(None))

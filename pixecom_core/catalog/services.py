@@ -1,6 +1,6 @@
 """The catalog service: one seller's products, sellpages and append-only pricing rules.
 
-Rules it enforces (audit B4, B6, B8):
+Rules it enforces (SCALE-4, SCALE-6):
 
 - every read and write runs in the acting seller's scope; an id of another seller is
   indistinguishable from an unknown one (:class:`NotFoundError`), and so is a product of

@@ -1,4 +1,4 @@
-"""The public storefront: a published sellpage by slug, rendered once and cached (audit B8).
+"""The public storefront: a published sellpage by slug, rendered once and cached (SCALE-6).
 
 A shopper's request carries only a slug. :class:`Storefront` resolves it through the
 public slug directory, reads the sellpage, its product and the price in effect inside

@@ -131,6 +131,6 @@ class CreativeAssetRepository(SellerRepository[CreativeAsset]):
         return int(await self.scope.session.scalar(statement) or 0)
 
     async def list_for_asset(self, page: PageRequest, asset_id: uuid.UUID) -> Page[CreativeAsset]:
-        """One page of the links that use ``asset_id`` (audit §3: served by
+        """One page of the links that use ``asset_id`` (STORE-4: served by
         ``ix_creative_assets_asset_id``)."""
         return await self.list(page, col(CreativeAsset.asset_id) == asset_id)

@@ -3,7 +3,7 @@
 Rules this service holds:
 
 - a creative has at most :data:`MAX_ASSETS_PER_CREATIVE` assets, so a creative and its
-  assets are always read in one bounded query (audit B4);
+  assets are always read in one bounded query (SCALE-4);
 - only ``READY`` assets (they passed the post-upload checks) can be attached, and an
   ``ARCHIVED`` creative takes no new assets;
 - deleting a creative that an ad is built from **archives** it instead (status

@@ -1,6 +1,6 @@
 """The async SQLAlchemy engine on psycopg 3, sized and time-boxed from settings.
 
-audit B3 / must-fix 2: the pool is explicit and bounded per process. audit must-fix 7:
+SCALE-3: the pool is explicit and bounded per process. SCALE-7:
 every connection of the application role carries ``statement_timeout`` and
 ``lock_timeout``; :class:`pixecom_core.tenancy.SellerScope` sets them again per
 transaction with ``SET LOCAL`` semantics, which also holds behind PgBouncer in
@@ -23,7 +23,7 @@ from pixecom_core.db.urls import app_conninfo, conninfo, owner_conninfo
 from pixecom_core.settings import Settings
 
 #: "replica" is the application role on a streaming read replica
-#: (``read_database_url``; audit must-fix-1000 #8): roles and RLS policies replicate
+#: (``read_database_url``; SCALE-6): roles and RLS policies replicate
 #: physically, so reads there are as tenant-safe as on the primary.
 Role = Literal["app", "owner", "replica"]
 

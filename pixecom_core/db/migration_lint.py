@@ -1,6 +1,6 @@
 """Render each Alembic migration to SQL offline and lint it with squawk.
 
-Audit §5, "schema migration on hot table": an ``ALTER TABLE`` on a big table takes an
+STORE-5, "schema migration on hot table": an ``ALTER TABLE`` on a big table takes an
 ``ACCESS EXCLUSIVE`` lock and can block every read and write for minutes. squawk
 (``squawk-cli`` on PyPI) knows which statements do that; this module feeds it exactly the
 SQL Alembic would run, one file per migration (``alembic upgrade <prev>:<rev> --sql``), so

@@ -1,7 +1,7 @@
 """Small helpers migrations share (what they need from the Alembic context).
 
 Besides the application role's name, this module holds the lock discipline every
-migration runs under (audit §5, "schema migration on hot table": an ``ALTER TABLE`` on a
+migration runs under (STORE-5, "schema migration on hot table": an ``ALTER TABLE`` on a
 large table must not block its readers and writers for minutes). ``docs/migrations.md``
 explains the rules; ``nox -s migrations`` renders each migration to SQL and lints it with
 squawk so a migration that breaks them fails CI.

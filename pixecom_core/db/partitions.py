@@ -1,5 +1,5 @@
 """Monthly partition maintenance: create months ahead, drain the default partitions,
-drop raw statistics past retention (audit §3, "Should partitioning be used?").
+drop raw statistics past retention (STORE-3, "Should partitioning be used?").
 
 The work is done by plpgsql functions installed by the initial migration and owned by the
 schema owner (``pixecom_ensure_partitions``, ``pixecom_drop_partitions_before``); this
@@ -16,7 +16,7 @@ import psycopg
 
 from pixecom_core.models import PARTITIONED_TABLES
 
-#: Only raw fetches have a retention policy: everything else is the record (audit §3:
+#: Only raw fetches have a retention policy: everything else is the record (STORE-3:
 #: "raw data only needed for re-aggregation window").
 RETAINED_TABLES: tuple[str, ...] = ("ad_stats_raw",)
 

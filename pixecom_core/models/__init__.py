@@ -93,7 +93,7 @@ SELLER_OWNED_TABLES: tuple[str, ...] = (
     "tracking_records",
 )
 
-#: Monthly range-partitioned tables → partition column (audit §3).
+#: Monthly range-partitioned tables → partition column (STORE-1).
 PARTITIONED_TABLES: Mapping[str, str] = MappingProxyType(
     {
         "orders": "created_at",
@@ -109,7 +109,7 @@ PARTITIONED_TABLES: Mapping[str, str] = MappingProxyType(
 #: unattributed rows are invisible to the app role (issue 12 item 3, migration 0010).
 SELLER_ATTRIBUTED_TABLES: tuple[str, ...] = ("webhook_inbox", "dead_letters", "sync_runs")
 
-#: Tables whose rows are never updated or deleted (audit §7), enforced by trigger.
+#: Tables whose rows are never updated or deleted (MONEY-1), enforced by trigger.
 APPEND_ONLY_TABLES: tuple[str, ...] = ("order_events", "payment_events")
 
 __all__ = [

@@ -140,7 +140,7 @@ class AdPost(SellerOwned, table=True):
     __table_args__ = (
         UniqueConstraint("seller_id", "page_id", "external_id"),
         ForeignKeyConstraint(["seller_id", "page_id"], ["pages.seller_id", "pages.id"]),
-        # audit §3: page-level post listing.
+        # STORE-4: page-level post listing.
         Index(None, "page_id", "seller_id"),
         enum_check("status", AdEntityStatus),
     )
@@ -163,7 +163,7 @@ class Campaign(SellerOwned, table=True):
         ),
         # The composite key makes it impossible to point at another seller's sellpage.
         ForeignKeyConstraint(["seller_id", "sellpage_id"], ["sellpages.seller_id", "sellpages.id"]),
-        # audit §3/§5: campaigns of a sellpage, for the revenue attribution join.
+        # STORE-4: campaigns of a sellpage, for the revenue attribution join.
         Index(None, "sellpage_id", "seller_id"),
         Index(None, "sellpage_id"),
         enum_check("status", AdEntityStatus),
@@ -209,7 +209,7 @@ class Creative(SellerOwned, table=True):
 
     __tablename__ = "creatives"
     __table_args__ = (
-        # audit §5: the seller's live creatives for the campaign builder.
+        # STORE-4: the seller's live creatives for the campaign builder.
         Index(
             "ix_creatives_seller_id_status_live",
             "seller_id",
@@ -297,7 +297,7 @@ class CreativeAsset(SellerOwnedNaturalKey, table=True):
             ondelete="CASCADE",
         ),
         ForeignKeyConstraint(["seller_id", "asset_id"], ["assets.seller_id", "assets.id"]),
-        # audit §3: where is this asset used?
+        # STORE-4: where is this asset used?
         Index(None, "asset_id"),
         enum_check("role", CreativeAssetRole),
     )

@@ -1,6 +1,6 @@
 """Shared model plumbing: metadata naming convention and the seller-owned mixins.
 
-Column conventions every model follows (DESIGN.md, "Storage"):
+Column conventions every model follows (STORE-6, docs/architecture.md):
 
 - timestamps are ``timestamptz`` (:func:`timestamp_type`), never naive;
 - money is ``BIGINT`` minor units plus an ISO-4217 ``currency CHAR(3)`` checked by

@@ -145,7 +145,7 @@ class PublicSellpageSlug(SQLModel, table=True):
 class PricingRule(SellerOwned, table=True):
     """The price of a product (optionally on one sellpage) from ``effective_from`` on.
 
-    Append-only, enforced by a trigger (audit §7: "PricingRule: already append-only by
+    Append-only, enforced by a trigger (MONEY-1: "PricingRule: already append-only by
     design"): rows are never deleted, and the only update allowed closes an open rule by
     setting ``effective_until`` (from NULL to a time not before ``effective_from``). A
     price change closes the open rule and inserts a new one; history is never rewritten.

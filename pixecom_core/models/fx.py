@@ -16,7 +16,7 @@ class FxRate(SQLModel, table=True):
     ``rate_date``.
 
     Sellpage figures are converted into the seller's reporting currency with the rate of
-    the day they happened (audit §6: ROAS must never mix USD and EUR). Shared reference
+    the day they happened (STATS-3: ROAS must never mix USD and EUR). Shared reference
     data: the app role may only read it; the owner loads it.
     """
 

@@ -14,7 +14,7 @@ from pixecom_core.models.base import empty_jsonb_default, now_default, timestamp
 
 
 class DeadLetter(SQLModel, table=True):
-    """A job that exhausted its retries (audit §2, scenario C: "no DLQ").
+    """A job that exhausted its retries (OPS-2: "no DLQ").
 
     A job may concern no seller (``seller_id`` NULL); forced row-level security shows a
     seller its own rows only, in its scope, and the rows of no seller to nobody but the
@@ -61,7 +61,7 @@ class SyncRun(SQLModel, table=True):
     and finished with its outcome.
 
     The durable record that each seller is synced once per cycle however many workers
-    share the queues (audit §12 #2/#11, scale-out). A run whose ``finished_at`` stays NULL
+    share the queues (SCALE-2, scale-out). A run whose ``finished_at`` stays NULL
     was cut short (its worker died); its redelivered task then records a second run. Like
     ``dead_letters`` it is job bookkeeping, written in the seller's scope under forced
     row-level security (migration 0010); its key leads with ``seller_id`` so it

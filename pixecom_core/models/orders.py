@@ -55,7 +55,7 @@ class OrderStatus(StrEnum):
 
 #: Statuses of orders whose money was captured at some point. Revenue rollups filter on
 #: exactly this set so the planner can use the partial index ``ix_orders_revenue``;
-#: refunded orders stay in it because refunds are subtracted, not forgotten (audit §6).
+#: refunded orders stay in it because refunds are subtracted, not forgotten (STATS-2).
 PAID_LIKE_STATUSES: tuple[OrderStatus, ...] = (
     OrderStatus.PAID,
     OrderStatus.SHIPPED,
@@ -77,18 +77,18 @@ class OrderEventType(StrEnum):
 
 
 class Order(SellerOwned, table=True):
-    """A customer's order, partitioned by month of ``created_at`` (audit §3).
+    """A customer's order, partitioned by month of ``created_at`` (STORE-1).
 
     The primary key is ``(seller_id, id, created_at)`` because every unique index of a
     partitioned table must contain the partition key. For the same reason the gateway's
     ``payment_id`` cannot be made unique here without also keying on ``created_at``
     (which would let the same payment land on two orders of different months): its
     uniqueness lives in the non-partitioned :class:`OrderPayment`, which is written in the
-    same transaction as the order (audit must-fix 8). ``payment_gateway``/``payment_id``
+    same transaction as the order (MONEY-2). ``payment_gateway``/``payment_id``
     are kept here only as a denormalised copy for display.
 
     ``sellpage_id`` may be filled in later (delayed attribution); ``attributed_at`` records
-    when, so the stats pipeline re-aggregates the order's day (audit §6, scenario 3).
+    when, so the stats pipeline re-aggregates the order's day (STATS-2, scenario 3).
     """
 
     __tablename__ = "orders"
@@ -97,7 +97,7 @@ class Order(SellerOwned, table=True):
         ForeignKeyConstraint(["seller_id", "sellpage_id"], ["sellpages.seller_id", "sellpages.id"]),
         Index(None, "seller_id", "status"),
         Index(None, "seller_id", "created_at"),
-        # audit §3/§5: revenue attribution by sellpage, only over paid-like orders.
+        # STORE-4: revenue attribution by sellpage, only over paid-like orders.
         Index(
             "ix_orders_revenue",
             "seller_id",
@@ -143,7 +143,7 @@ class Order(SellerOwned, table=True):
 class OrderPayment(SellerOwned, table=True):
     """Which order a gateway payment belongs to; the home of payment-id uniqueness.
 
-    audit must-fix 8 asked for ``UNIQUE (payment_id)`` on orders. ``orders`` is
+    MONEY-2 asked for ``UNIQUE (payment_id)`` on orders. ``orders`` is
     partitioned by ``created_at`` and PostgreSQL requires every unique index of a
     partitioned table to include the partition key, so that constraint cannot live
     there. This non-partitioned table holds it instead: ``(seller_id, gateway,
@@ -171,7 +171,7 @@ class OrderPayment(SellerOwned, table=True):
 class OrderEvent(SellerOwned, table=True):
     """One entry in an order's history, partitioned by month of ``created_at``.
 
-    Append-only in the database (audit §7): a trigger refuses UPDATE, DELETE and TRUNCATE
+    Append-only in the database (MONEY-1): a trigger refuses UPDATE, DELETE and TRUNCATE
     for everyone, owner included, and the app role holds only SELECT and INSERT.
     No foreign key to ``orders`` (a partitioned table; see :class:`OrderPayment`).
     """

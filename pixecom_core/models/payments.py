@@ -36,7 +36,7 @@ from pixecom_core.models.base import (
 
 
 class PaymentEventType(StrEnum):
-    """Kinds of money movement the ledger records (audit §7, event-sourced payments).
+    """Kinds of money movement the ledger records (MONEY-1, event-sourced payments).
 
     ``amount_minor`` is always positive; the type gives the sign (captures add, refunds
     and chargebacks subtract, a reversed chargeback adds back).
@@ -62,14 +62,14 @@ class WebhookStatus(StrEnum):
 class PaymentEvent(SellerOwned, table=True):
     """One money fact from a payment gateway: the ledger revenue is computed from.
 
-    Append-only in the database (audit §7): a trigger refuses UPDATE, DELETE and TRUNCATE
+    Append-only in the database (MONEY-1): a trigger refuses UPDATE, DELETE and TRUNCATE
     for everyone, owner included, and the app role holds only SELECT and INSERT. A
     correction is a new fact (a refund, a reversed chargeback), never an edit.
 
     ``(seller_id, gateway, gateway_reference, event_type)`` is the fact's identity:
     ``gateway_reference`` is the gateway's id of the money object (payment intent, refund,
     dispute), not of the webhook delivery, because one refund can be announced by several
-    webhook types and deliveries are retried (audit §7: duplicate webhooks must not
+    webhook types and deliveries are retried (MONEY-2: duplicate webhooks must not
     duplicate state). Recording a fact twice is therefore a no-op with
     ``ON CONFLICT DO NOTHING``.
 
@@ -121,7 +121,7 @@ class WebhookInboxEntry(SQLModel, table=True):
 
     The endpoint verifies the signature, inserts here (``UNIQUE (gateway, event_id)``
     makes a redelivery a no-op) and answers 2xx at once; a worker processes ``RECEIVED``
-    and due ``DEFERRED`` rows into the ledger (audit §7, webhook bursts). The app role may
+    and due ``DEFERRED`` rows into the ledger (MONEY-3, webhook bursts). The app role may
     only SELECT (within a scope); it stores and settles deliveries through the
     ``pixecom_inbox_*`` owner functions, each about one delivery.
     """
@@ -198,7 +198,7 @@ class PaymentDirectoryEntry(SQLModel, table=True):
     (through the SECURITY DEFINER function ``pixecom_find_payment``, the app role has no
     privilege on the table) before opening the seller's scope. A trigger on
     ``order_payments`` fills it, and its key makes a gateway payment id unique across all
-    sellers (audit must-fix 8).
+    sellers (MONEY-2).
     """
 
     __tablename__ = "payment_directory"

@@ -29,7 +29,7 @@ from pixecom_core.models.base import (
 
 
 class SellerTier(StrEnum):
-    """Spend tier: picks the worker queue and the sync interval (audit §4, queue shards)."""
+    """Spend tier: picks the worker queue and the sync interval (SCALE-5, queue shards)."""
 
     LOW = "low"
     MEDIUM = "medium"
@@ -65,7 +65,7 @@ class Seller(SQLModel, table=True):
         sa_column_kwargs={"server_default": text("gen_random_uuid()")},
     )
     name: str = Field(sa_type=Text, nullable=False)
-    #: Every sellpage figure is converted into this currency (audit §6, multi-currency ROAS).
+    #: Every sellpage figure is converted into this currency (STATS-3, multi-currency ROAS).
     reporting_currency: str = Field(sa_type=CHAR(3), nullable=False)
     #: IANA zone the seller's days are counted in.
     timezone: str = Field(

@@ -1,6 +1,6 @@
 """Ad statistics (raw fetches and the daily latest snapshot) and sellpage daily figures.
 
-All three tables are partitioned by month (audit §3, "Should partitioning be used?").
+All three tables are partitioned by month (STORE-1, "Should partitioning be used?").
 """
 
 from __future__ import annotations
@@ -44,20 +44,20 @@ from pixecom_core.providers.ad_networks import EntityLevel
 class AdStatsRaw(SellerOwned, table=True):
     """Every insight row every fetch returned, partitioned by month of ``date_start``.
 
-    audit §3 ("Will ad_stats_raw explode?"): monthly partitions, a dedup key, a
+    STORE-2 ("Will ad_stats_raw explode?"): monthly partitions, a dedup key, a
     retention policy (partitions past ``raw_stats_retention_days`` are dropped by
     :func:`pixecom_core.db.partitions.maintain_partitions`) and ``updated_at``. The dedup
     key includes ``fetched_at``: a retried fetch is the same row (``ON CONFLICT DO
     NOTHING``) while a later fetch of the same day is a new snapshot, which the daily table
     may then adopt. One row covers one day (``date_start = date_stop``) when the provider
     asks for ``time_increment=1``; the columns keep both so a wider row can never be
-    mistaken for one day (audit §6, overlapping ranges).
+    mistaken for one day (STATS-1, overlapping ranges).
     """
 
     __tablename__ = "ad_stats_raw"
     __table_args__ = (
         PrimaryKeyConstraint("seller_id", "id", "date_start"),
-        # audit §3: dedup key (network added: entity ids are only unique per network).
+        # STORE-2: dedup key (network added: entity ids are only unique per network).
         UniqueConstraint(
             "seller_id",
             "network",
@@ -68,13 +68,13 @@ class AdStatsRaw(SellerOwned, table=True):
             "fetched_at",
             name="uq_ad_stats_raw_fetch",
         ),
-        # audit §3 (existing good index): aggregation by entity.
+        # STORE-4 (existing good index): aggregation by entity.
         Index("ix_ad_stats_raw_entity_day", "seller_id", "entity_type", "entity_id", "date_start"),
-        # audit §3 (missing index): aggregation worker grouping.
+        # STORE-4 (missing index): aggregation worker grouping.
         Index("ix_ad_stats_raw_grouping", "entity_type", "entity_id", "date_start", "date_stop"),
-        # audit §3 (missing index): stale data cleanup.
+        # STORE-4 (missing index): stale data cleanup.
         Index(None, "fetched_at"),
-        # audit §5: aggregation query pattern.
+        # STORE-4: aggregation query pattern.
         Index("ix_ad_stats_raw_aggregation", "seller_id", "entity_type", "date_start", "date_stop"),
         plugin_identifier_check("network"),
         enum_check("entity_type", EntityLevel),
@@ -125,7 +125,7 @@ class AdStatsRaw(SellerOwned, table=True):
 class AdStatsDaily(SellerOwnedNaturalKey, table=True):
     """Per entity and day, the **latest snapshot** of its numbers — never a sum of fetches.
 
-    audit §6 (double counting, stale retries): the upsert sets the row to the snapshot with
+    STATS-1 (double counting, stale retries): the upsert sets the row to the snapshot with
     the newest ``snapshot_fetched_at`` and never replaces a newer snapshot with an older
     one (``... ON CONFLICT DO UPDATE ... WHERE ad_stats_daily.snapshot_fetched_at <=
     EXCLUDED.snapshot_fetched_at``). Partitioned by month of ``stat_date``.
@@ -134,7 +134,7 @@ class AdStatsDaily(SellerOwnedNaturalKey, table=True):
     __tablename__ = "ad_stats_daily"
     __table_args__ = (
         PrimaryKeyConstraint("seller_id", "network", "entity_type", "entity_id", "stat_date"),
-        # audit §3 (existing good index): dashboard queries.
+        # STORE-4 (existing good index): dashboard queries.
         Index(None, "seller_id", "stat_date"),
         plugin_identifier_check("network"),
         enum_check("entity_type", EntityLevel),
@@ -171,12 +171,12 @@ class AdStatsDaily(SellerOwnedNaturalKey, table=True):
 class SellpageStatsDaily(SellerOwnedNaturalKey, table=True):
     """What one sellpage earned and cost on one day, in the seller's reporting currency.
 
-    Revenue comes from the payment ledger, net of refunds and chargebacks (audit §6,
+    Revenue comes from the payment ledger, net of refunds and chargebacks (STATS-3,
     "order refunded after stats computed"); spend from ``ad_stats_daily`` of the
-    sellpage's campaigns, converted with ``fx_rates`` (audit §6, multi-currency ROAS).
-    ``roas`` is NULL when there was no spend — never infinity (audit §6, division by zero);
+    sellpage's campaigns, converted with ``fx_rates`` (STATS-3, multi-currency ROAS).
+    ``roas`` is NULL when there was no spend — never infinity (STATS-4, division by zero);
     a CHECK enforces it. ``needs_reaggregation`` marks days touched by late attribution or
-    refunds (audit §6, scenario 3). Partitioned by month of ``stat_date``.
+    refunds (STATS-2, scenario 3). Partitioned by month of ``stat_date``.
     """
 
     __tablename__ = "sellpage_stats_daily"

@@ -108,7 +108,7 @@ def retire_process() -> None:
 
 
 class PoolGauges:
-    """SQLAlchemy pool usage of one engine (audit B3: the pool is bounded, so running out
+    """SQLAlchemy pool usage of one engine (SCALE-3: the pool is bounded, so running out
     of connections must be visible before requests time out).
 
     Refreshed by the API after each request and at each scrape, so every process of a

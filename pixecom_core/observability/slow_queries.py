@@ -1,7 +1,7 @@
 """The slow-query watch: statements running longer than a threshold, from ``pg_stat_activity``.
 
-Audit §5 ("could a bad query lock a full table?"): "use pg_stat_activity monitoring for
-long-running queries". ``statement_timeout`` (must-fix 7) ends a runaway statement of the
+OPS-1 ("could a bad query lock a full table?"): "use pg_stat_activity monitoring for
+long-running queries". ``statement_timeout`` (SCALE-7) ends a runaway statement of the
 application role after 30 s; this watch says which ones ran long before that — and which
 statements of other roles (migrations, maintenance, a psql session) run longer still —
 with enough to act on: pid, duration, state, what it waits for, the query's beginning and

@@ -1,4 +1,4 @@
-"""How far behind the stats syncs are, per seller tier (audit §2: "stats lag 30-60
+"""How far behind the stats syncs are, per seller tier (OPS-2: "stats lag 30-60
 minutes" went unseen).
 
 Read through ``pixecom_sync_lag_by_tier()`` (migration ``0007_sync_lag``), which answers

@@ -197,7 +197,7 @@ class Checkout:
                     _SET_PAYMENT_ID, {**keys, "payment_id": payment.gateway_reference}
                 )
         except IntegrityError as exc:
-            # The gateway handed out a payment id another order holds (audit must-fix 8).
+            # The gateway handed out a payment id another order holds (MONEY-2).
             raise ConflictError(
                 "the gateway returned a payment that belongs to another order",
                 code="payment_conflict",

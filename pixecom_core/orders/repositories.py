@@ -39,7 +39,7 @@ class OrderRepository(SellerRepository[Order]):
         if statuses:
             filters.append(col(Order.status).in_(list(statuses)))
         # Plain comparisons on the partition key: the planner prunes the months outside
-        # [created_from, created_to) before touching them (audit §3).
+        # [created_from, created_to) before touching them (STORE-1).
         if created_from is not None:
             filters.append(col(Order.created_at) >= created_from)
         if created_to is not None:

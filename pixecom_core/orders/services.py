@@ -1,8 +1,8 @@
 """OrderService: a seller reads its orders and their history.
 
 Orders are written by checkout and payment processing, never through this service: it
-only reads. Lists are newest first and bounded (audit B4); a date range prunes the
-monthly partitions outside it (audit §3).
+only reads. Lists are newest first and bounded (SCALE-4); a date range prunes the
+monthly partitions outside it (STORE-1).
 """
 
 from __future__ import annotations

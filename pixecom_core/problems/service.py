@@ -1,7 +1,7 @@
 """ProblemReports: one seller's open problems, newest first, in one bounded feed.
 
 The audit's sellers "stare at a dashboard full of zeros wondering what they're paying
-for" (audit conclusion) and failures used to vanish ("no DLQ", §2 scenario C). A seller
+for" (SELLER-2) and failures used to vanish ("no DLQ"; OPS-2). A seller
 now reads, through the API, the problems that explain missing numbers:
 
 - ``dead_letter``: a background job of the seller that exhausted its retries and is
@@ -142,7 +142,7 @@ def seller_message(kind: ProblemKind, state: str, subject: str, error: str | Non
 
 
 # Keyset order: newest first, then kind and key (text, "C" collation so the ORDER BY
-# and the cursor's row comparison agree byte for byte). audit B4: always LIMITed.
+# and the cursor's row comparison agree byte for byte). SCALE-4: always LIMITed.
 _PROBLEMS = text(
     f"""
     SELECT kind, key, occurred_at, subject, state, error, attempts FROM (

@@ -1,6 +1,6 @@
 """Circuit breakers around provider calls, their state shared through Redis.
 
-Audit §2, scenario C: "17Track: tracking API delays (common during peak). No circuit
+SCALE-9: "17Track: tracking API delays (common during peak). No circuit
 breaker. Worker hangs on HTTP timeouts. Blocks other jobs in the queue." Every call to a
 provider that may be slow or down goes through :meth:`ProviderBreakers.guard`: after
 ``breaker_failure_threshold`` consecutive failures the breaker opens and calls fail at

@@ -1,4 +1,4 @@
-"""Self-hosted proof-of-work challenges for logins under attack (issue 12; audit §9,
+"""Self-hosted proof-of-work challenges for logins under attack (issue 12; SEC-2,
 "CAPTCHA after failures" — without a third-party CAPTCHA).
 
 The format is ALTCHA's (altcha-lib v1, the ``altcha`` widget's and libraries'

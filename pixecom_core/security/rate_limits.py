@@ -1,9 +1,9 @@
-"""Redis-backed rate limits and login protection, shared by every API process (audit B7).
+"""Redis-backed rate limits and login protection, shared by every API process (SEC-1).
 
 Counting uses the ``limits`` library's moving-window strategy on Redis (through
 redis-py), so a limit holds across processes and restarts.
 
-Logins follow OWASP's authentication guidance (issue 12; audit §9, "no account lockout"
+Logins follow OWASP's authentication guidance (issue 12; SEC-2, "no account lockout"
 and "CAPTCHA after failures"), in :class:`LoginGuard`:
 
 - **per (account, client address)**: at most ``login_max_failures`` password checks in

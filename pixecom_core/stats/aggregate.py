@@ -1,10 +1,10 @@
 """Aggregation: the latest snapshot per entity and day, and what each sellpage earned.
 
 Both steps are set-based SQL over one seller's window of days, run inside that seller's
-scope (audit §12 must-fix 6: raw SQL for the stats worker, no per-row ORM).
+scope (SCALE-10: raw SQL for the stats worker, no per-row ORM).
 
 ``ad_stats_daily`` holds, per entity and day, the **latest** raw snapshot — never a sum of
-fetches (audit §6, double counting): ``DISTINCT ON`` picks the newest ``fetched_at`` of each
+fetches (STATS-1, double counting): ``DISTINCT ON`` picks the newest ``fetched_at`` of each
 entity-day in the window, and the upsert only replaces a stored snapshot with a strictly
 newer one, so a retry carrying old data cannot overwrite new data and running the same
 cycle twice changes nothing. An entity a complete re-fetch of its account no longer reports
@@ -16,7 +16,7 @@ transaction): spend from the campaign-level daily rows of campaigns linked to th
 sellpage, revenue from the payment ledger (captures − refunds − chargebacks + reversals),
 attributed to the order's day in the seller's time zone, everything converted to the
 seller's reporting currency with the day's FX rate — never added raw across currencies —
-and ROAS NULL when spend is 0 (audit §6). A day whose money has no FX rate yet is kept out
+and ROAS NULL when spend is 0 (STATS-4). A day whose money has no FX rate yet is kept out
 of the sums and marked ``needs_reaggregation`` rather than guessed.
 """
 

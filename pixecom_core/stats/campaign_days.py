@@ -1,10 +1,10 @@
 """One campaign's days: spend, impressions, clicks and purchases per day over a range.
 
-The seller dashboard opens a campaign and shows its days (audit conclusion: sellers must
+The seller dashboard opens a campaign and shows its days (SELLER-1: sellers must
 see their real numbers, not "a dashboard full of zeros"). Rows come from the latest
-snapshots in ``ad_stats_daily`` (never a sum over fetches, audit §6), in the ad account's
+snapshots in ``ad_stats_daily`` (never a sum over fetches, STATS-1), in the ad account's
 currency; a range is at most :data:`~pixecom_core.stats.reports.MAX_RANGE_DAYS` days, so
-the answer is bounded without a cursor (audit B4).
+the answer is bounded without a cursor (SCALE-4).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Raw ingest: stream insight rows into ``ad_stats_raw`` with COPY, deduplicated.
 
-``COPY FROM`` is refused for a role under row-level security (STACK-NOTES), so rows are
+``COPY FROM`` is refused for a role under row-level security (PostgreSQL's rule), so rows are
 COPYed into a temporary staging table (no RLS, dropped at commit) and moved with one
 ``INSERT … SELECT … ON CONFLICT DO NOTHING`` inside the seller's scope: the policy's WITH
-CHECK still sees every row, and the dedup key ``uq_ad_stats_raw_fetch`` (audit §3) makes a
+CHECK still sees every row, and the dedup key ``uq_ad_stats_raw_fetch`` (STORE-2) makes a
 retried fetch — same entity, day and ``fetched_at`` — a no-op. The seller id comes from the
 scope, never from the rows.
 """

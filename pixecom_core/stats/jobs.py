@@ -1,6 +1,6 @@
 """Running syncs as jobs: one at a time per seller, bounded in time, never lost silently.
 
-Audit §4 ("what happens if a job runs longer than 5 minutes", "no distributed locks"):
+SCALE-5 ("what happens if a job runs longer than 5 minutes", "no distributed locks"):
 
 - a per-seller Redis lock (redis-py's ``Lock``, shared by every worker process) means two
   syncs of one seller never overlap; a sync that finds the lock held is skipped, not
@@ -10,7 +10,7 @@ Audit §4 ("what happens if a job runs longer than 5 minutes", "no distributed l
 - a job that raises is retried with exponential backoff, and after
   ``stats_task_attempts`` it is parked as a dead letter (``dead_letters``) with its error.
 
-Tiers (audit §4, "priority queue based on seller tier / ad spend"): after a successful
+Tiers (SCALE-5, "priority queue based on seller tier / ad spend"): after a successful
 sync the seller's tier is recomputed from its trailing 7-day campaign spend, converted to
 its reporting currency.
 """
@@ -138,7 +138,7 @@ class SyncJobs:
             blocking=False,
         )
         # The lock's token is the task id: a task redelivered because its worker died
-        # holding the lock (audit §4 must-hold: a killed worker loses no task) finds its
+        # holding the lock (SCALE-2: a killed worker loses no task) finds its
         # own token there and takes the lock over instead of being skipped until it expires.
         if not await lock.acquire(token=task_id) and not await self._take_over(lock, task_id):
             _log.info("sync of %s skipped: another sync of this seller is running", seller_id)

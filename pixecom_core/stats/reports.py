@@ -2,9 +2,9 @@
 
 Everything is read from the aggregated tables in the seller's scope — never recomputed
 from raw rows at request time — and every list is keyset-paginated with the hard page
-limit (audit B4). Money is integer minor units of the seller's reporting currency, except
+limit (SCALE-4). Money is integer minor units of the seller's reporting currency, except
 per-entity spend, which stays in the ad account's currency (say which, never mix them).
-ROAS is ``None`` when there was no spend (audit §6).
+ROAS is ``None`` when there was no spend (STATS-4).
 """
 
 from __future__ import annotations

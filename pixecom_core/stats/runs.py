@@ -1,7 +1,7 @@
 """The sync run log: one ``sync_runs`` row per run of a seller's sync job.
 
 A row is opened when a job has taken the seller's lock and closed with the job's outcome.
-Several workers share the queues (audit §12 #2/#11), so this is how an operator sees that
+Several workers share the queues (SCALE-2), so this is how an operator sees that
 each seller synced once per cycle, and which runs a dying worker cut short (never
 finished; the redelivered task records its own run). Old rows are pruned per seller as
 new runs finish, so the table stays bounded without a maintenance job.

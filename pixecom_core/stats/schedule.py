@@ -1,6 +1,6 @@
 """When each seller's sync is due: tiered intervals, start times spread, one kick per slot.
 
-Audit §4 ("cron-based scheduling will not scale"): instead of every seller at T+0, T+5 …,
+SCALE-5 ("cron-based scheduling will not scale"): instead of every seller at T+0, T+5 …,
 each seller has
 
 - an interval by tier — high spenders every minute, medium every 5, low every 30

@@ -4,7 +4,7 @@ For each ad account of the seller that can be synced, the last ``days_back`` day
 the account's time zone; 3 every cycle, 28 in the daily restatement sweep — Meta restates
 up to 28 days) are fetched at campaign, ad-set and ad level, streamed into
 ``ad_stats_raw`` in batches (a transaction is open only while a batch is written, never
-while the network answers: audit B3, pool exhaustion), and adopted into
+while the network answers: SCALE-3, pool exhaustion), and adopted into
 ``ad_stats_daily``; an entity-day of the account that the complete fetch no longer reports
 is zeroed (networks omit entities without delivery). Then the seller's sellpage days — the
 window plus days marked by late refunds or attribution — are re-aggregated.

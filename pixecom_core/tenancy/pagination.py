@@ -1,4 +1,4 @@
-"""Cursor (keyset) pagination with a hard maximum page size (audit B4).
+"""Cursor (keyset) pagination with a hard maximum page size (SCALE-4).
 
 Offsets get slower with every page and skip or repeat rows while data changes; a keyset
 cursor carries the sort key of the last row returned, so each page is one index range

@@ -2,7 +2,7 @@
 
 A repository is built from a :class:`SellerScope` and nothing else, adds the seller to
 every query it issues (so a missing RLS policy would still not leak) and bounds every
-list (audit B4). Repositories hold SQL; they never commit — the scope's owner does.
+list (SCALE-4). Repositories hold SQL; they never commit — the scope's owner does.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SellerScope: one transaction bound to one seller.
 
-Tenant safety has two layers (DESIGN.md): repositories cannot be built without a
+Tenant safety has two layers (TENANT-1, TENANT-2): repositories cannot be built without a
 :class:`SellerScope`, and PostgreSQL row-level security filters every seller-owned table
 on ``current_setting('app.current_seller_id')``. The scope sets that setting with
 ``set_config(..., is_local => true)`` — the ``SET LOCAL`` form — so it ends with the
@@ -74,7 +74,7 @@ async def open_seller_scope(
     :param sessions: the process's session factory (app role).
     :param seller_id: the authenticated seller; never a value taken from a request body.
     :param settings: supplies ``statement_timeout`` / ``lock_timeout`` for the transaction
-        (audit must-fix 7).
+        (SCALE-7).
     """
     if not isinstance(seller_id, uuid.UUID):
         raise TypeError(f"seller_id must be a uuid.UUID, not {type(seller_id).__name__}")

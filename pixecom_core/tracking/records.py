@@ -2,7 +2,7 @@
 
 An order list shows each order's tracking state; asking ``/orders/{id}/tracking`` once
 per row would be one request (and one quota hit) per order. This reads the records of
-a page of orders in one bounded, cursor-paginated query (audit B4) through a seller
+a page of orders in one bounded, cursor-paginated query (SCALE-4) through a seller
 repository, so the seller filter and row-level security both apply.
 """
 

@@ -4,7 +4,7 @@ A seller adds a tracking number to an order; it is registered with the tracker p
 (``tracking_provider``) and then updated two ways: the tracker pushes changes
 (:meth:`TrackingService.receive_push`) and a job polls parcels that are not delivered yet
 every ``tracking_refresh_seconds`` (:meth:`TrackingService.refresh_seller`). Every call to
-the tracker goes through its circuit breaker (audit §2, scenario C): when the tracker is
+the tracker goes through its circuit breaker (SCALE-9): when the tracker is
 slow or down, tracking jobs fail fast instead of tying up workers.
 
 Updates are idempotent: a record only moves forward (a newer ``updated_at``), each real

@@ -25,7 +25,7 @@ config = context.config
 if "app_role" not in config.attributes:
     config.attributes["app_role"] = Settings(mode="dev").app_role
 # Rendering SQL (`alembic upgrade --sql`, `nox -s migrations`) needs no database: only a
-# run that connects asks for the owner DSN (audit §5: migrations are linted offline).
+# run that connects asks for the owner DSN (STORE-5: migrations are linted offline).
 if "owner_dsn" not in config.attributes and not context.is_offline_mode():
     config.attributes["owner_dsn"] = owner_conninfo(Settings(mode="dev"))
 
@@ -49,7 +49,7 @@ def run_migrations_online() -> None:
     """Apply migrations one transaction each, under the session's lock and statement
     timeouts, so a migration never queues behind a long transaction while blocking
     everyone behind it, and the locks one migration takes are released when it commits
-    instead of being held until the last migration of the run (audit §5)."""
+    instead of being held until the last migration of the run (STORE-5)."""
     dsn = config.attributes["owner_dsn"]
     engine = create_engine(
         "postgresql+psycopg://",

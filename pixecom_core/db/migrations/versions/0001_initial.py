@@ -8,15 +8,15 @@ Besides the tables this migration installs the database-side guarantees the audi
 for, so that they hold whatever code (or person) connects:
 
 - row-level security, enabled and FORCED, on every seller-owned table and on every one
-  of their partitions (audit §5, must-fix-1000 #7; STACK-NOTES: a partition queried
+  of their partitions (TENANT-2; PostgreSQL: a partition queried
   directly ignores its parent's policies);
 - privileges: the application role owns nothing, holds privileges on partitioned
-  parents only, and only SELECT/INSERT on the append-only financial tables (audit §7);
+  parents only, and only SELECT/INSERT on the append-only financial tables (MONEY-1);
 - triggers that make ``payment_events`` and ``order_events`` append-only even for the
   owner, and ``pricing_rules`` append-only except for closing an open rule;
 - monthly range partitions with a DEFAULT partition each, and the plpgsql functions that
   create partitions ahead (moving rows out of the default partition) and drop expired
-  raw partitions (audit §3).
+  raw partitions (STORE-1).
 
 Tables with ``PARTITION BY`` are written as SQL; Alembic's ``create_table`` cannot say it.
 """
@@ -66,7 +66,7 @@ PARTITIONED_TABLES = (
 )
 APPEND_ONLY_TABLES = ("payment_events", "order_events")
 
-# What the app role may do, table by table (audit §7: financial facts are insert-only).
+# What the app role may do, table by table (MONEY-1: financial facts are insert-only).
 APP_PRIVILEGES: dict[str, str] = {
     **dict.fromkeys(SELLER_OWNED_TABLES, "SELECT, INSERT, UPDATE, DELETE"),
     "sellers": "SELECT, INSERT, UPDATE",
@@ -80,7 +80,7 @@ APP_PRIVILEGES: dict[str, str] = {
     # login_identities: nothing; the app calls pixecom_find_login().
 }
 
-# audit §5: no scope set → NULL → no row matches; a row of another seller → refused.
+# TENANT-2: no scope set → NULL → no row matches; a row of another seller → refused.
 SELLER_PREDICATE = "seller_id = NULLIF(current_setting('app.current_seller_id', true), '')::uuid"
 SELLER_ROOT_PREDICATE = "id = NULLIF(current_setting('app.current_seller_id', true), '')::uuid"
 
@@ -88,19 +88,19 @@ FUNCTIONS_SQL = r"""
 CREATE FUNCTION pixecom_forbid_change() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
-    -- audit §7: financial facts are append-only, for the owner too. A correction is a new
+    -- MONEY-1: financial facts are append-only, for the owner too. A correction is a new
     -- fact (a refund, a reversed chargeback), never an edit.
     RAISE EXCEPTION '% on % is not allowed: the table is append-only', TG_OP, TG_TABLE_NAME
         USING ERRCODE = 'insufficient_privilege';
 END
 $fn$;
 COMMENT ON FUNCTION pixecom_forbid_change() IS
-    'Trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables (audit §7).';
+    'Trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables (MONEY-1).';
 
 CREATE FUNCTION pixecom_pricing_rules_guard() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
-    -- audit §7: PricingRule is append-only by design. The one change allowed closes an
+    -- MONEY-1: PricingRule is append-only by design. The one change allowed closes an
     -- open rule; ck_pricing_rules_window then checks effective_until >= effective_from.
     IF TG_OP = 'UPDATE'
        AND OLD.effective_until IS NULL
@@ -173,7 +173,7 @@ DECLARE
         'seller_id = NULLIF(current_setting(''app.current_seller_id'', true), '''')::uuid';
     v_trigger record;
 BEGIN
-    -- STACK-NOTES: a partition queried directly ignores its parent's policies, so each
+    -- PostgreSQL: a partition queried directly ignores its parent's policies, so each
     -- partition gets its own; the app role holds no privilege on partitions anyway.
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', p_partition);
     EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', p_partition);
@@ -282,7 +282,7 @@ BEGIN
         IF v_has_rows THEN
             -- Rows of this month already sit in the default partition, which would make
             -- creating the partition fail. Set them aside, create the partition, put them
-            -- back: one transaction, nothing lost (audit §3: no row is ever refused).
+            -- back: one transaction, nothing lost (STORE-1: no row is ever refused).
             -- (Not CREATE + ATTACH: ATTACH validates foreign keys with a query that FORCE
             -- ROW LEVEL SECURITY hides the referenced rows from, for a non-superuser owner.)
             IF cardinality(v_disabled) = 0 THEN
@@ -359,7 +359,7 @@ DECLARE
     v_partition record;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('pixecom_partitions:' || p_table::oid, 0));
-    -- audit §7: the financial history is never expired by maintenance.
+    -- MONEY-1: the financial history is never expired by maintenance.
     IF EXISTS (
         SELECT 1 FROM pg_trigger
          WHERE tgrelid = p_table AND tgfoid = 'pixecom_forbid_change'::regproc
@@ -386,7 +386,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION pixecom_drop_partitions_before(regclass, date) IS
-    'Drops the partitions whose whole range lies before p_before (audit §3: retention). '
+    'Drops the partitions whose whole range lies before p_before (STORE-3: retention). '
     'Refuses append-only tables.';
 """
 
@@ -427,7 +427,7 @@ CREATE TABLE orders (
 ) PARTITION BY RANGE (created_at);
 CREATE INDEX ix_orders_seller_id_status ON orders (seller_id, status);
 CREATE INDEX ix_orders_seller_id_created_at ON orders (seller_id, created_at);
--- audit §3/§5: revenue attribution by sellpage over paid-like orders.
+-- STORE-4: revenue attribution by sellpage over paid-like orders.
 CREATE INDEX ix_orders_revenue ON orders (seller_id, sellpage_id, created_at)
     WHERE status IN ('PAID', 'SHIPPED', 'DELIVERED', 'PARTIALLY_REFUNDED', 'REFUNDED');
 
@@ -468,7 +468,7 @@ CREATE TABLE ad_stats_raw (
     ingested_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
     updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
     CONSTRAINT pk_ad_stats_raw PRIMARY KEY (seller_id, id, date_start),
-    -- audit §3: dedup key; a retried fetch is the same row.
+    -- STORE-2: dedup key; a retried fetch is the same row.
     CONSTRAINT uq_ad_stats_raw_fetch UNIQUE (seller_id, network, entity_type, entity_id, date_start, date_stop, fetched_at),
     CONSTRAINT ck_ad_stats_raw_network_format CHECK (network ~ '^[a-z][a-z0-9_]*$'),
     CONSTRAINT ck_ad_stats_raw_entity_type_allowed CHECK (entity_type IN ('campaign', 'adset', 'ad')),
@@ -477,13 +477,13 @@ CREATE TABLE ad_stats_raw (
     CONSTRAINT ck_ad_stats_raw_currency_iso4217 CHECK (currency ~ '^[A-Z]{3}$'),
     CONSTRAINT fk_ad_stats_raw_seller_id_sellers FOREIGN KEY (seller_id) REFERENCES sellers (id)
 ) PARTITION BY RANGE (date_start);
--- audit §3 (existing good index): aggregation by entity.
+-- STORE-4 (existing good index): aggregation by entity.
 CREATE INDEX ix_ad_stats_raw_entity_day ON ad_stats_raw (seller_id, entity_type, entity_id, date_start);
--- audit §3 (missing index): aggregation worker grouping.
+-- STORE-4 (missing index): aggregation worker grouping.
 CREATE INDEX ix_ad_stats_raw_grouping ON ad_stats_raw (entity_type, entity_id, date_start, date_stop);
--- audit §3 (missing index): stale data cleanup.
+-- STORE-4 (missing index): stale data cleanup.
 CREATE INDEX ix_ad_stats_raw_fetched_at ON ad_stats_raw (fetched_at);
--- audit §5: aggregation query pattern.
+-- STORE-4: aggregation query pattern.
 CREATE INDEX ix_ad_stats_raw_aggregation ON ad_stats_raw (seller_id, entity_type, date_start, date_stop);
 
 CREATE TABLE ad_stats_daily (
@@ -509,7 +509,7 @@ CREATE TABLE ad_stats_daily (
     CONSTRAINT ck_ad_stats_daily_currency_iso4217 CHECK (currency ~ '^[A-Z]{3}$'),
     CONSTRAINT fk_ad_stats_daily_seller_id_sellers FOREIGN KEY (seller_id) REFERENCES sellers (id)
 ) PARTITION BY RANGE (stat_date);
--- audit §3 (existing good index): dashboard queries.
+-- STORE-4 (existing good index): dashboard queries.
 CREATE INDEX ix_ad_stats_daily_seller_id_stat_date ON ad_stats_daily (seller_id, stat_date);
 
 CREATE TABLE sellpage_stats_daily (
@@ -533,7 +533,7 @@ CREATE TABLE sellpage_stats_daily (
         FOREIGN KEY (seller_id, sellpage_id) REFERENCES sellpages (seller_id, id),
     CONSTRAINT ck_sellpage_stats_daily_reporting_currency_iso4217 CHECK (reporting_currency ~ '^[A-Z]{3}$'),
     CONSTRAINT ck_sellpage_stats_daily_spend_minor_non_negative CHECK (spend_minor >= 0 AND gross_revenue_minor >= 0 AND refunds_minor >= 0 AND chargebacks_minor >= 0 AND orders_count >= 0),
-    -- audit §6: ROAS is NULL without spend, never revenue/0.
+    -- STATS-4: ROAS is NULL without spend, never revenue/0.
     CONSTRAINT ck_sellpage_stats_daily_roas_needs_spend CHECK (spend_minor > 0 OR roas IS NULL),
     CONSTRAINT fk_sellpage_stats_daily_seller_id_sellers FOREIGN KEY (seller_id) REFERENCES sellers (id)
 ) PARTITION BY RANGE (stat_date);

@@ -25,7 +25,7 @@ down_revision: str | None = "0001_initial"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: A page is at most this long, whatever the caller asks (audit B4: nothing unbounded).
+#: A page is at most this long, whatever the caller asks (SCALE-4: nothing unbounded).
 MAX_ROWS = 1000
 
 

@@ -5,7 +5,7 @@ Revises: 0002_seller_directory
 Create Date: 2026-11-26 00:00:00
 
 Built CONCURRENTLY (outside a transaction) so a live ``ads`` table keeps taking writes
-while it builds (audit §5: schema changes on hot tables must not lock them).
+while it builds (STORE-5: schema changes on hot tables must not lock them).
 """
 
 from collections.abc import Sequence

@@ -9,7 +9,7 @@ the worker must learn the seller before it can open that seller's scope. Like th
 directory, ``payment_directory`` is maintained by a SECURITY DEFINER trigger (here on
 ``order_payments``) and read only through ``pixecom_find_payment(gateway, reference)``,
 which answers for one exact payment and cannot list anything. Its primary key makes a
-gateway payment id unique across all sellers (audit must-fix 8), not only per seller.
+gateway payment id unique across all sellers (MONEY-2), not only per seller.
 
 The inbox also keeps the gateway's notification type for operators.
 """

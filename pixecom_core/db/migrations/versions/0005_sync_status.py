@@ -5,9 +5,9 @@ Revises: 0004_payment_directory
 Create Date: 2026-11-26 00:00:00
 
 A seller (and an operator) must see, per ad account, when the last sync succeeded, how
-far behind it is, the last error and whether the network is throttling it (audit §2,
+far behind it is, the last error and whether the network is throttling it (SCALE-9,
 "stats lag 30-60 minutes" went unseen). Jobs that fail for good leave a dead letter
-instead of vanishing (audit §2 scenario C: "failed calls are lost (no DLQ)"). New
+instead of vanishing (OPS-2: "failed calls are lost (no DLQ)"). New
 columns have no default to rewrite and the table is new, so nothing here locks a hot
 table for long.
 """

@@ -4,7 +4,7 @@ Revision ID: 0006_sync_runs
 Revises: 0005_sync_status
 Create Date: 2026-11-26 00:00:00
 
-With several worker processes sharing the queues (audit §12 #2 and #11, §13 phase 2), an
+With several worker processes sharing the queues (SCALE-2), an
 operator — and the scale-out tests — must be able to tell from the database that each
 seller's sync ran once per cycle, and which runs were cut short by a dying worker
 (``finished_at`` NULL). A new table only: nothing here rewrites or long-locks a hot table;

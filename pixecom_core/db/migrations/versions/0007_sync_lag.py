@@ -4,7 +4,7 @@ Revision ID: 0007_sync_lag
 Revises: 0006_sync_runs
 Create Date: 2026-11-26 00:00:00
 
-Audit §2 ("stats lag 30-60 minutes" went unseen) and §15 ("no monitoring"): an operator
+OPS-2 (stats lagging 30-60 minutes went unseen, with no monitoring): an operator
 must see, per spend tier, how long ago the most-behind ad account last synced, without a
 worker reading any seller's rows outside that seller's scope. Like the seller directory,
 ``pixecom_sync_lag_by_tier()`` runs as the owner, switches a setting on around its one

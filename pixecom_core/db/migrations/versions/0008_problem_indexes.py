@@ -9,7 +9,7 @@ Create Date: 2026-11-26 00:00:00
 ``GET /problems`` read the whole table for each call. Dead letters had an index on
 ``failed_at`` alone, which every seller's query walked through. Both indexes are partial
 (open problems only, a small part of each table) and built CONCURRENTLY, so the live
-tables keep taking writes while they build (audit §5).
+tables keep taking writes while they build (STORE-5).
 """
 
 from collections.abc import Sequence

@@ -7,7 +7,7 @@ Create Date: 2026-12-07 00:00:00
 Issue 12, item 3: ``webhook_inbox`` (raw payment bodies, with shoppers' personal data),
 ``dead_letters`` and ``sync_runs`` were readable across sellers by the application role,
 and ``GET /problems`` kept sellers apart by a hand-written filter — the app-layer-only
-isolation the audit warned about (§5). Each now has the ``seller_isolation`` policy every
+isolation TENANT-2 rules out. Each now has the ``seller_isolation`` policy every
 seller-owned table has, enabled and FORCED:
 
 - ``sync_runs`` and ``dead_letters`` are written by code that knows the seller, inside
@@ -54,7 +54,7 @@ OWNER_PREDICATE = "current_setting('pixecom.unscoped_rows', true) = 'on'"
 
 TABLES = ("webhook_inbox", "dead_letters", "sync_runs")
 
-#: A page is at most this long, whatever the caller asks (audit B4: nothing unbounded).
+#: A page is at most this long, whatever the caller asks (SCALE-4: nothing unbounded).
 MAX_ROWS = 1000
 #: The sweeper re-kicks at most this many due deliveries per call.
 MAX_DUE = 5000
