@@ -1,6 +1,6 @@
 """``pixecom db backup`` / ``pixecom db restore``: whole-database dumps with pg_dump.
 
-audit §8 ("Backup operations (pg_dump)"), must-fix-100 #1 (a managed database "adds
+SCALE-1 ("Backup operations (pg_dump)"; a managed database "adds
 backups"): a self-hosted deployment needs its own, and a restore drill that proves them.
 
 What a dump holds and what it does not:

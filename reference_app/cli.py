@@ -199,7 +199,7 @@ def serve(
             port=port if port is not None else settings.api_port,
             workers=workers,
             lifespan="on",
-            # Only the configured proxies may set the client address and scheme (audit §9:
+            # Only the configured proxies may set the client address and scheme (SEC-1:
             # per-IP limits must not be spoofable by a client sending X-Forwarded-For).
             proxy_headers=True,
             forwarded_allow_ips=",".join(settings.trusted_proxies),
@@ -456,7 +456,7 @@ _mount_plugins_cli()
 
 
 def _mount_simulate_cli() -> None:
-    # audit §2 / §10 scenarios; the heavy modules load only when the command runs
+    # the scale scenarios of docs/scaling.md; the heavy modules load only when the command runs
     from reference_app.simulate.cli import simulate_command
 
     app.command("simulate")(simulate_command)

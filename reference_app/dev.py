@@ -217,7 +217,7 @@ async def _seed_demo(settings: Settings) -> DemoLogin:
 
 
 def demo_seller(deployment: DevDeployment) -> None:
-    """Create the demo seller (dev mode only; must-fix 9) unless disabled by
+    """Create the demo seller (dev mode only; SEC-4) unless disabled by
     ``PIXECOM_SEED_DEMO_DATA=false``, and print how to log in."""
     if not deployment.settings.seed_demo_data:
         return
@@ -304,7 +304,7 @@ def demo_activity(deployment: DevDeployment) -> None:
 
 
 def _demo_traffic_on(deployment: DevDeployment) -> bool:
-    # Demo traffic is dev-only, like the demo seller it shops from (must-fix 9).
+    # Demo traffic is dev-only, like the demo seller it shops from (SEC-4).
     settings = deployment.settings
     return (
         settings.mode is Mode.DEV

@@ -19,7 +19,7 @@ import psycopg
 from pixecom_core.db.urls import owner_conninfo
 from pixecom_core.settings import Settings
 
-#: The default page; the function never answers more than 1000 (audit B4).
+#: The default page; the function never answers more than 1000 (SCALE-4).
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 

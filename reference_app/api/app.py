@@ -45,7 +45,7 @@ def validated_settings(settings: Settings) -> Settings:
     A ``Settings`` object can be built without validation (``model_construct``) or
     changed afterwards (``model_copy(update=...)``); re-validating here means a weak or
     placeholder secret never reaches a non-dev API, however the object was made
-    (audit must-fix 9). Raises :class:`pixecom_core.settings.WeakSecretError`,
+    (SEC-4). Raises :class:`pixecom_core.settings.WeakSecretError`,
     :class:`pixecom_core.db.urls.DatabaseNotConfiguredError` or
     :class:`reference_app.configuration.RedisNotConfiguredError`.
     """
@@ -82,7 +82,7 @@ def create_app(
             application_name="pixecom-api",
             redis_socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         ) as services:
-            # audit must-fix-1000 #8: dashboard reads go to the replica when there is one.
+            # SCALE-6: dashboard reads go to the replica when there is one.
             replica = (
                 create_engine(settings, role="replica", application_name="pixecom-api-reports")
                 if settings.read_database_url
@@ -131,17 +131,17 @@ def create_app(
     app.include_router(health.router)
     for router in ROUTERS:
         app.include_router(router)
-    # The seller dashboard (audit: "a frontend that's 100% fake data"): static files that
+    # The seller dashboard (SELLER-1: real numbers, not fake data): static files that
     # read the API above with the seller's own login.
     mount_dashboard(app)
-    # audit must-fix-1000 #9: bodies are limited before anything buffers them; routes
+    # SEC-3: bodies are limited before anything buffers them; routes
     # declare other limits with `openapi_extra=body_limit(...)` (see body_limit.py).
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         route_limits=lambda: route_body_limits(app.routes),
     )
-    # audit §2 scenario C: past capacity, shed with 503 + Retry-After instead of timing
+    # SCALE-8: past capacity, shed with 503 + Retry-After instead of timing
     # out for everyone. Added last, so it runs first.
     install_load_shedding(app, settings.shed_max_in_flight)
     # Issue 7: request ids, access log, latency by route template and GET /metrics.

@@ -1,6 +1,6 @@
 """Request-body size limits, enforced before a byte of an oversized body is buffered.
 
-audit must-fix-1000 #9 ("No request size limits"): every request body is limited to
+SEC-3 ("No request size limits"): every request body is limited to
 ``Settings.max_body_bytes`` (1 MiB by default) unless its route says otherwise.
 
 - A declared ``Content-Length`` above the limit is answered 413 at once: the app never

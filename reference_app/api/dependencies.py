@@ -1,9 +1,9 @@
 """Annotated dependencies every router uses: the acting seller, paging, client IP.
 
 ``CurrentSeller`` is the only way a route learns which seller it serves: the seller id
-comes from a verified access token, never from a path, query or body (audit §5). Each
+comes from a verified access token, never from a path, query or body (TENANT-1). Each
 authenticated request also counts against the seller's request quota, and each public
-request against its client IP's, on Redis (audit §9, B7).
+request against its client IP's, on Redis (SEC-1).
 
 Every dependency here is ``async def`` even when it awaits nothing: FastAPI runs a plain
 ``def`` dependency in a worker thread, a hand-off that cost a measurable share of a
@@ -117,7 +117,7 @@ async def page_request(
         Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page."),
     ] = None,
 ) -> PageRequest:
-    """Paging parameters of a list route (audit B4: the page size is always bounded)."""
+    """Paging parameters of a list route (SCALE-4: the page size is always bounded)."""
     return PageRequest(limit=limit, cursor=cursor)
 
 

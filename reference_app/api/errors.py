@@ -6,7 +6,7 @@ Every error response body is::
 
 ``code`` is stable and machine-readable; ``message`` is for people; ``details`` lists
 field problems for 422s. Core's :mod:`pixecom_core.errors` map to statuses here, database
-timeouts and an exhausted pool to 503 with ``Retry-After`` (audit must-fix 7: a runaway
+timeouts and an exhausted pool to 503 with ``Retry-After`` (SCALE-7: a runaway
 query is cancelled and the client is told to come back, the request never hangs), and
 anything unexpected to a bare 500 whose details go to the server log only.
 """

@@ -29,7 +29,7 @@ class AppResources:
 
     The engine connects as the application role, which owns nothing, so PostgreSQL's
     row-level security applies to every query the API makes. ``limiter`` counts on Redis,
-    so limits hold across every API process (audit B7).
+    so limits hold across every API process (SEC-1).
     """
 
     settings: Settings
@@ -51,7 +51,7 @@ class AppResources:
     @property
     def report_sessions(self) -> async_sessionmaker[AsyncSession]:
         """Sessions for read-only dashboard reads that tolerate replica lag (audit
-        must-fix-1000 #8): the replica's when configured, else the primary's. Writes and
+        SCALE-6): the replica's when configured, else the primary's. Writes and
         read-your-writes paths use ``sessions``."""
         return self.replica_sessions or self.sessions
 

@@ -62,7 +62,7 @@ def omittable() -> Any:
 
 
 class PageOut(BaseModel, Generic[ItemT]):
-    """One page of a list (audit B4: never more than the maximum page size)."""
+    """One page of a list (SCALE-4: never more than the maximum page size)."""
 
     items: list[ItemT]
     next_cursor: str | None = Field(

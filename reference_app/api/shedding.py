@@ -1,6 +1,6 @@
 """Load shedding: past a fixed number of requests in flight, answer 503 at once.
 
-Audit §2 scenario C (Black Friday, ~500 req/s): the previous version let every request
+SCALE-8 (Black Friday, ~500 req/s): the previous version let every request
 queue for one of its 10 pool connections until clients timed out — a partial outage for
 everyone. An API process here serves at most ``shed_max_in_flight`` requests at once; the
 next one gets ``503 Service Unavailable`` with ``Retry-After`` and ``X-PixEcom-Shed: 1``
@@ -10,7 +10,7 @@ header: `pixecom simulate` counts sheds separately and any other 5xx as an error
 
 Never shed (``exempt_prefixes``): payment webhooks — a refused webhook would only be
 redelivered later by the gateway, but answering 2xx fast is what keeps the gateway's retry
-storm away (audit §7) — and the liveness / readiness probes, which must tell the truth
+storm away (MONEY-3) — and the liveness / readiness probes, which must tell the truth
 about the process under load.
 
 A plain ASGI middleware (no ``BaseHTTPMiddleware``), so admitted requests stream as before
@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: Header marking a response as a deliberate shed (not an error of the application).
 SHED_HEADER = "x-pixecom-shed"
-#: Paths never shed: webhooks (answered 2xx fast, audit §7) and health probes.
+#: Paths never shed: webhooks (answered 2xx fast, MONEY-3) and health probes.
 DEFAULT_EXEMPT_PREFIXES: tuple[str, ...] = ("/webhooks/", "/healthz", "/readyz", "/metrics")
 
 

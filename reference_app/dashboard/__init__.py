@@ -1,7 +1,7 @@
 """The seller dashboard: a static single-page front end served by the API at ``/dashboard/``.
 
 The audit found "a frontend that's 100% fake data" and sellers "staring at a dashboard
-full of zeros" (audit conclusion). This dashboard shows each seller their real numbers
+full of zeros" (SELLER-1). This dashboard shows each seller their real numbers
 and reads them only through the public API with the seller's own login, exactly as any
 other client would: no server-side shortcut, no second source of numbers.
 

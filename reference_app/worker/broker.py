@@ -84,7 +84,7 @@ def command_retry() -> Retry:
 
 
 class Queue(StrEnum):
-    """Queues by purpose and seller tier (audit §4, "shard queues"): payments are real-time;
+    """Queues by purpose and seller tier (SCALE-5, "shard queues"): payments are real-time;
     stats syncs go to the queue of the seller's spend tier, so a backlog of small sellers
     never delays a big one. Run at least one worker per queue."""
 
@@ -119,7 +119,7 @@ class PixecomStreamBroker(RedisStreamBroker):
     of the stream, so messages queued since are not skipped. It also looks for messages a
     dead worker left unacknowledged even while no new message arrives (upstream only does
     so after a read that returned messages, so on an idle queue they waited for the next
-    kick). Audit §12 #2/#11: several workers, any of which may die, share the queues.
+    kick). SCALE-2: several workers, any of which may die, share the queues.
 
     It relies on taskiq-redis internals — the attributes ``RedisStreamBroker.__init__``
     sets, the private ``_ack_generator`` and the ``data`` field ``kick`` writes — so

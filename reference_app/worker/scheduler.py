@@ -106,7 +106,7 @@ async def serve(settings: Settings) -> None:
                 queued = await tick(sessions, client, broker, settings)
                 if queued:
                     _log.info("queued %s sync(s)", queued)
-                # Issue 7 / audit §5: pg_stat_activity watched for long-running queries.
+                # Issue 7 / OPS-1: pg_stat_activity watched for long-running queries.
                 await kick_slow_query_watch_if_due(client, broker, settings)
             except Exception:  # a failed tick must not end the scheduler
                 _log.exception("scheduler tick failed; retrying")

@@ -2,9 +2,9 @@
 
 Login is throttled per client IP and per (account, IP); an account under attack slows
 down, then asks addresses that never logged in to it for a proof-of-work challenge,
-instead of locking its owner out (audit §9, issue 12; the policy is in docs/api.md).
+instead of locking its owner out (SEC-2, issue 12; the policy is in docs/api.md).
 Refresh tokens rotate on every use and a reused one revokes its whole login. The demo
-user is seeded in dev mode only (must-fix 9).
+user is seeded in dev mode only (SEC-4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Catalog: products, sellpages and their append-only pricing rules (audit B4, B6, B8).
+"""Catalog: products, sellpages and their append-only pricing rules (SCALE-4, SCALE-6).
 
 Every route acts for the authenticated seller only: an id of another seller answers 404,
 exactly like an unknown one. Lists are cursor-paginated and never longer than the

@@ -1,9 +1,9 @@
 """A seller's open problems: dead-lettered jobs, stuck payment webhooks, failing syncs,
 orders whose payment does not match them.
 
-Read-only and seller-scoped: the seller comes from the access token (audit §5). The
+Read-only and seller-scoped: the seller comes from the access token (TENANT-1). The
 dashboard shows this feed so a seller sees why numbers are missing instead of zeros
-(audit conclusion; §2 scenario C: failures no longer vanish).
+(SELLER-2, OPS-2: failures no longer vanish).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The public storefront: published sellpages for shoppers, without authentication.
 
-Requests are throttled per client IP (audit §9, B7). A page is rendered once and served
-from Redis until the seller changes it (audit B8); each answer carries a strong ``ETag``
+Requests are throttled per client IP (SEC-1). A page is rendered once and served
+from Redis until the seller changes it (SCALE-6); each answer carries a strong ``ETag``
 and ``Cache-Control``, so browsers and CDNs can hold it, and a client revalidating with
 ``If-None-Match`` gets a bodiless 304.
 """

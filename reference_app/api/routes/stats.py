@@ -5,7 +5,7 @@ units of the seller's reporting currency (per-entity spend: of the ad account's 
 named in each item); ROAS is null when there was no spend.
 
 Every route here only reads, and tolerates the lag of a streaming replica, so they read
-from ``read_database_url`` when it is set (audit must-fix-1000 #8: separate read and
+from ``read_database_url`` when it is set (SCALE-6: separate read and
 write load), under the same row-level security as on the primary.
 """
 

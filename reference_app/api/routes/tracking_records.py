@@ -2,7 +2,7 @@
 
 ``GET /orders/{order_id}/tracking`` answers one order; an order list needs the tracking
 state of a whole page of orders, so this reads them in one bounded, paginated query
-instead of one request per row (audit B4, B7: fewer requests per page view).
+instead of one request per row (SCALE-4, SEC-1: fewer requests per page view).
 """
 
 from __future__ import annotations

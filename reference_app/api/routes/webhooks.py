@@ -1,4 +1,4 @@
-"""Payment webhooks: verify, store once, answer 2xx fast (audit §7, webhook bursts).
+"""Payment webhooks: verify, store once, answer 2xx fast (MONEY-3, webhook bursts).
 
 The gateway plugin checks the signature; the raw delivery goes to the inbox, unique on
 the gateway's event id, so a redelivery is acknowledged and changes nothing; a worker task

@@ -1,6 +1,6 @@
 // The dashboard's pages. Each view reads the public API with the seller's own login and
 // renders what it answered — no number is computed here that the API did not send,
-// except formatting (audit: "a frontend that's 100% fake data").
+// except formatting (SELLER-1: real numbers, never fake data).
 
 import { get, getAll } from "./api.js";
 import { overviewChart } from "./chart.js";
