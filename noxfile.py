@@ -239,7 +239,7 @@ def plugin(session: nox.Session, plugin: str, postgres: str) -> None:
 def migrations(session: nox.Session) -> None:
     """Render every Alembic migration to SQL offline and lint it with squawk.
 
-    Audit §5 ("schema migration on hot table"): a migration that would lock an existing
+    STORE-5 ("schema migration on hot table"): a migration that would lock an existing
     table (an index built without CONCURRENTLY, a rewriting default, a constraint
     validated under lock, no lock timeout) fails here. Rules and exclusions are in
     ``.squawk.toml``; ``docs/migrations.md`` explains them. No database is needed. The

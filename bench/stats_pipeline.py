@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.stats_pipeline [--ads 100000] [--snapshots 4] [--days 3]
 
-Audit §3 ("ad_stats_raw will explode", "use raw SQL / COPY for the stats worker") and §6
+STORE-1, SCALE-10 (ad_stats_raw would explode; raw SQL / COPY for the stats worker) and STATS-1
 ("re-aggregate the last 3 days every cycle"). On real PostgreSQL (DATABASE_URL, else an
 embedded one), as the application role under row-level security:
 

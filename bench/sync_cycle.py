@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.sync_cycle [--accounts 1000] [--campaigns 10]
                                          [--latency 1.5] [--concurrency 200]
 
-Audit §2 scenario B: 10,000 campaigns on 1,000 ad accounts, Meta answering in ~1.5 s —
+SCALE-5, scenario B: 10,000 campaigns on 1,000 ad accounts, Meta answering in ~1.5 s —
 the previous version needed 50 minutes per cycle. Here: ``--accounts`` sellers, each with
 one Meta ad account of ``--campaigns`` campaigns (the plugin's sandbox on loopback, with
 its latency and rate limits), synced by ``--concurrency`` concurrent jobs (what that many
@@ -147,7 +147,7 @@ async def run(accounts: int, campaigns: int, latency: float, concurrency: int) -
     print(f"{'full cycle':<40}{cycle:>10.1f}")
     print(f"{'latency-bound floor':<40}{floor:>10.1f}")
     print(f"{'ratio (cycle / floor)':<40}{cycle / floor:>10.2f}")
-    print(f"{'previous version (audit §2 B)':<40}{3000:>10.0f}")
+    print(f"{'previous version (audit, scenario B)':<40}{3000:>10.0f}")
     print(
         f"outcomes: {outcomes}; rows: raw {raw[0] if raw else 0}, daily {daily[0] if daily else 0}"
     )

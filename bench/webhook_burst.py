@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.webhook_burst [--deliveries 4000] [--concurrency 32]
 
-Audit §2, scenario C: a Black-Friday burst of payment webhooks, some delivered twice. The
+MONEY-2, MONEY-3: a Black-Friday burst of payment webhooks, some delivered twice. The
 run measures, on real PostgreSQL and Redis (DATABASE_URL / REDIS_URL, else embedded):
 
 1. intake: signed deliveries POSTed to /webhooks/fakepay (verify + store once + queue),

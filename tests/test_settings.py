@@ -1,4 +1,4 @@
-"""Settings refuse missing or weak secrets outside dev mode (audit must-fix 9, §9)."""
+"""Settings refuse missing or weak secrets outside dev mode (SEC-4, SEC-5)."""
 
 from __future__ import annotations
 

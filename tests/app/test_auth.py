@@ -157,7 +157,7 @@ async def test_limits_hold_across_api_processes(
     app_settings: Settings, api_client_for: ClientFactory
 ) -> None:
     # Two apps (two "processes": separate pools, Redis clients and limiters) share one
-    # Redis, so an IP's attempts on one count on the other (audit B7).
+    # Redis, so an IP's attempts on one count on the other (SEC-1).
     settings = app_settings.model_copy(update={"login_ip_rate": "2/minute"})
     ip = {"X-Forwarded-For": "192.0.2.77"}
     body = {"email": "ghost@example.com", "password": "x"}

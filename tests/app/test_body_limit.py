@@ -1,4 +1,4 @@
-"""Request-body limits (audit must-fix-1000 #9): oversized bodies are refused unread.
+"""Request-body limits (SEC-3): oversized bodies are refused unread.
 
 The 20 MiB tests run the real app under uvicorn on a loopback socket, so the client
 really streams and the server really could buffer; a wrapper outside the app counts the

@@ -1,4 +1,4 @@
-"""The demo seller exists in dev mode only (audit must-fix 9)."""
+"""The demo seller exists in dev mode only (SEC-4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-seller request quotas (audit §9: "no per-seller request quotas"), held on Redis."""
+"""Per-seller request quotas (SEC-1: "no per-seller request quotas"), held on Redis."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ async def test_the_quota_holds_across_api_processes(
     app_settings: Settings, api_client_for: ClientFactory, new_seller: NewSeller
 ) -> None:
     # Two apps (separate pools, Redis clients and limiters) share one Redis: requests on
-    # either count against the one quota (audit B7), so adding API instances does not
+    # either count against the one quota (SEC-1), so adding API instances does not
     # multiply what one seller may send.
     settings = app_settings.model_copy(update={"seller_request_rate": "4/minute"})
     async with api_client_for(settings) as first, api_client_for(settings) as second:

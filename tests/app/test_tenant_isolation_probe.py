@@ -1,4 +1,4 @@
-"""Tenant isolation probe, generated from the app's own route table (audit §5).
+"""Tenant isolation probe, generated from the app's own route table (TENANT-2).
 
 Every route that addresses a resource by id is called by seller B with seller A's ids —
 read, update and delete alike — and must answer 404; every list route must show B none

@@ -1,4 +1,4 @@
-"""Runaway queries and lock waits are cut short (audit must-fix 7 and §5, "Could a bad
+"""Runaway queries and lock waits are cut short (SCALE-7, "Could a bad
 query lock full table?"): the API answers 503 with Retry-After instead of hanging."""
 
 from __future__ import annotations

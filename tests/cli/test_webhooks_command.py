@@ -59,4 +59,4 @@ def test_failed_and_deferred_deliveries_are_listed_page_by_page(
     nothing = run_pixecom("webhooks", "failed", "--after", str(ids[3] + 10**9), env=env)
     assert nothing.returncode == 0 and "no deferred or failed" in nothing.stdout
     too_many = run_pixecom("webhooks", "failed", "--limit", "5000", env=env)
-    assert too_many.returncode == 2  # bounded page (audit B4)
+    assert too_many.returncode == 2  # bounded page (SCALE-4)

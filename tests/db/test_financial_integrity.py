@@ -1,4 +1,4 @@
-"""Financial tables hold in the database itself (audit §7, must-fix 8).
+"""Financial tables hold in the database itself (MONEY-1, MONEY-2).
 
 Append-only ledgers refuse changes from the app role (privileges) and from the owner
 (triggers); pricing rules only ever close; a payment is recorded once.
@@ -158,7 +158,7 @@ def test_payment_event_values_are_checked(
 def test_a_gateway_payment_belongs_to_one_order(
     app_conn: Connection, two_sellers: TwoSellers
 ) -> None:
-    # audit must-fix 8: payment_id is unique (per seller and gateway) in order_payments,
+    # MONEY-2: payment_id is unique (per seller and gateway) in order_payments,
     # because orders is partitioned and cannot carry that unique key.
     payment = f"pi_{uuid.uuid4().hex}"
     first_order, second_order = uuid.uuid4(), uuid.uuid4()
@@ -181,7 +181,7 @@ def test_a_gateway_payment_belongs_to_one_order(
 
 
 class TestPricingRules:
-    """audit §7: pricing rules are append-only; the only update closes an open rule."""
+    """MONEY-1: pricing rules are append-only; the only update closes an open rule."""
 
     @pytest.fixture
     def product(self, owner_conn: Connection) -> tuple[uuid.UUID, uuid.UUID]:

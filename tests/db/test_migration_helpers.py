@@ -1,4 +1,4 @@
-"""The migration helpers and the migration environment on a real PostgreSQL (audit §5).
+"""The migration helpers and the migration environment on a real PostgreSQL (STORE-5).
 
 Candidate migrations are applied with Alembic, as ``pixecom db upgrade`` would, to a
 migrated database of this module's own: a concurrent build replaces the INVALID index a

@@ -1,4 +1,4 @@
-"""The migration lint (audit §5, "schema migration on hot table") passes the real
+"""The migration lint (STORE-5, "schema migration on hot table") passes the real
 migrations and fails a migration that would lock a hot table.
 
 Every test renders migrations offline and runs the real squawk binary; none needs a

@@ -1,4 +1,4 @@
-"""Monthly partitions, their maintenance, and the raw-stats dedup key (audit §3)."""
+"""Monthly partitions, their maintenance, and the raw-stats dedup key (STORE-1..3)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _insert_raw(
 
 
 def test_the_same_raw_fetch_is_stored_once(app_conn: Connection, two_sellers: TwoSellers) -> None:
-    # audit §3 / §6: a retried fetch must not duplicate rows.
+    # STORE-2, STATS-1: a retried fetch must not duplicate rows.
     entity = f"ad_{uuid.uuid4().hex}"
     fetched = datetime(2026, 3, 1, 12, tzinfo=UTC)
     row = raw_stats_values(datetime.now(UTC).date(), entity_id=entity, fetched_at=fetched)

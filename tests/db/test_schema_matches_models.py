@@ -1,5 +1,5 @@
 """The migrated schema is the one the models describe, and follows the schema rules
-(DESIGN.md "Storage"): seller-leading keys, composite tenant FKs, timestamptz, money."""
+(STORE-6): seller-leading keys, composite tenant FKs, timestamptz, money."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def test_partitioned_tables_are_partitioned_by_their_column(owner_conn: Connecti
 
 
 def test_every_key_of_a_seller_owned_table_leads_with_seller_id(owner_conn: Connection) -> None:
-    # DESIGN.md: distributable by seller_id (Citus) — every PK and unique key starts with it.
+    # STORE-6: distributable by seller_id (Citus) — every PK and unique key starts with it.
     rows = owner_conn.execute(
         "SELECT c.relname, i.indexrelid::regclass::text, a.attname"
         " FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indrelid"

@@ -1,4 +1,4 @@
-"""Row-level security keeps every seller to its own rows (audit §5, must-fix-1000 #7).
+"""Row-level security keeps every seller to its own rows (TENANT-2).
 
 Arranged as the owner, acted on as the application role: the role the API and worker use.
 Besides the named lists of tables, the catalogue is walked: every table (and partition)
@@ -110,7 +110,7 @@ def test_partitions_cannot_be_queried_directly(
 def test_every_partition_has_forced_rls_and_no_app_privilege(
     owner_conn: Connection, database: TestDatabase, table: str
 ) -> None:
-    # STACK-NOTES: a partition queried directly ignores its parent's policies, so each
+    # PostgreSQL: a partition queried directly ignores its parent's policies, so each
     # one carries its own, in case a privilege is ever granted by mistake.
     role = database.settings.app_role
     for partition in partitions_of(owner_conn, table):
@@ -254,7 +254,7 @@ def test_every_table_with_a_seller_id_keeps_sellers_apart(
 def test_no_partition_of_a_table_with_a_seller_id_is_open_to_the_app_role(
     owner_conn: Connection, database: TestDatabase
 ) -> None:
-    # STACK-NOTES: a partition queried directly ignores its parent's policies. Walked from
+    # PostgreSQL: a partition queried directly ignores its parent's policies. Walked from
     # the catalogue, so a partitioned table added later is covered too.
     role = database.settings.app_role
     rows = owner_conn.execute(

@@ -1,6 +1,6 @@
 """New payment facts reach a seller's sellpage revenue within seconds, not at the seller's
 next sync (up to 30 minutes on the low tier): the payments worker queues one revenue
-refresh per seller after it records facts (audit §6: days touched by refunds are
+refresh per seller after it records facts (STATS-2: days touched by refunds are
 re-aggregated; issue 8: a first look shows real, changing numbers)."""
 
 from __future__ import annotations

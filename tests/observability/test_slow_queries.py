@@ -1,4 +1,4 @@
-"""The slow-query watch, against statements really running on the server (audit §5)."""
+"""The slow-query watch, against statements really running on the server (OPS-1)."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ async def test_timeouts_count_as_failures(breaker_settings: Settings) -> None:
 
 
 async def test_a_wave_of_concurrent_failures_opens_the_breaker(breaker_settings: Settings) -> None:
-    """Audit §2 scenario C: many refreshes time out at once against a slow tracker. Each
+    """SCALE-9: many refreshes time out at once against a slow tracker. Each
     call began while the breaker was closed with no failures counted; the wave together
     is far past the threshold, so the breaker must be open afterwards."""
     workers = [ProviderBreakers(breaker_settings) for _ in range(3)]

@@ -1,5 +1,5 @@
 """Dashboard reads go to a streaming read replica; writes stay on the primary; seller
-isolation holds on the replica (audit must-fix-1000 #8, §13 phase 1–2).
+isolation holds on the replica (SCALE-6, TENANT-2).
 
 A real primary and hot standby on loopback (:mod:`tests.scaleout.replica`). Replay on the
 standby is paused to make its view distinguishable: the stats routes then answer from the

@@ -1,6 +1,6 @@
 """A worker told to stop (SIGTERM: systemd's stop, a deploy) finishes the syncs it is
 running and acknowledges them before it exits, instead of leaving them for redelivery
-``worker_redelivery_after_seconds`` later (audit §4, "what happens if a job runs longer")."""
+``worker_redelivery_after_seconds`` later (SCALE-5, "what happens if a job runs longer")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Two workers, one PostgreSQL, one Redis: each seller's sync runs once per cycle, and a
-worker killed mid-cycle loses no task (audit §12 #2/#11, §13 phase 2; issue 7 "what
+worker killed mid-cycle loses no task (SCALE-2; issue 7 "what
 must hold"). Everything is asserted from the database's ``sync_runs`` log and stats rows.
 """
 

@@ -1,4 +1,4 @@
-"""Load shedding (audit §2 scenario C): past ``max_in_flight`` requests, 503 at once with
+"""Load shedding (SCALE-8): past ``max_in_flight`` requests, 503 at once with
 ``Retry-After`` and the shed header; webhooks and probes are never shed; the count never
 leaks, also when a handler raises."""
 

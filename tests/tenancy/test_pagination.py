@@ -1,4 +1,4 @@
-"""Cursor encoding and page-size clamping (audit B4), without a database."""
+"""Cursor encoding and page-size clamping (SCALE-4), without a database."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Repositories: bounded keyset pages (audit B4) and the seller filter on every query."""
+"""Repositories: bounded keyset pages (SCALE-4) and the seller filter on every query."""
 
 from __future__ import annotations
 

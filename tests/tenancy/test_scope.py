@@ -64,7 +64,7 @@ async def test_scope_rolls_back_on_error(app_engine: AsyncEngine, settings: Sett
 
 
 async def test_runaway_statement_is_cancelled(settings: Settings) -> None:
-    # audit must-fix 7: a query past statement_timeout is cancelled by the server.
+    # SCALE-7: a query past statement_timeout is cancelled by the server.
     short = settings.model_copy(update={"statement_timeout_ms": 200})
     engine = create_engine(short, role="app")
     try:

@@ -33,7 +33,7 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 
-# -- slow and failing 17TRACK (audit scenario C) ------------------------------------------
+# -- slow and failing 17TRACK (SCALE-9) ------------------------------------------
 
 
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))

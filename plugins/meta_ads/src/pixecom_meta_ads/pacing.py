@@ -176,7 +176,7 @@ class PacerState(Protocol):
 class InMemoryPacerState:
     """A :class:`PacerState` in this process's memory, holding at most ``max_accounts``.
 
-    The least recently saved accounts are forgotten first (audit B4: every collection is
+    The least recently saved accounts are forgotten first (SCALE-4: every collection is
     bounded); forgetting one only means its next call is not slowed down.
     """
 

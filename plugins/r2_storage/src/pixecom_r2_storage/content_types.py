@@ -1,7 +1,7 @@
 """The content types sellers may upload, and how each is recognised from its first bytes.
 
 A signed ``Content-Type`` only constrains the header the browser sends, never the bytes
-(audit section 9: "no content-type validation post-upload"): a file declared ``image/png``
+(SEC-6: "no content-type validation post-upload"): a file declared ``image/png``
 can hold HTML or a script, which a browser may execute when it is served from PixEcom's
 domain. So every allowed type has a magic-byte signature here, and an upload whose first
 bytes do not carry the signature of its declared type is refused.

@@ -1,7 +1,7 @@
 """The Cloudflare R2 storage provider: presigned seller uploads and the reads core's
 post-upload check needs.
 
-What a presigned URL allows (audit section 9, "Are R2 Signed URLs Protected?"):
+What a presigned URL allows (SEC-6, "Are R2 Signed URLs Protected?"):
 
 - one ``PUT`` of one key under ``sellers/{seller_id}/``, the seller's own prefix; a key
   elsewhere, or with ``.``, ``..`` or empty segments, is refused before anything is signed;
@@ -108,7 +108,7 @@ class R2Storage:
                 provider=PROVIDER,
             )
         if request.content_length > settings.max_upload_bytes:
-            # audit section 9: "a malicious seller could upload a 10GB file"
+            # SEC-6: "a malicious seller could upload a 10GB file"
             raise R2RequestRefused(
                 f"upload of {request.content_length} bytes exceeds the limit of "
                 f"{settings.max_upload_bytes} bytes",

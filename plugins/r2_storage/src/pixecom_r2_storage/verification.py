@@ -148,7 +148,7 @@ async def check_upload(
             )
         )
     if info.size != expected_size:
-        # audit section 9: a URL without a size limit let a seller upload 10 GB
+        # SEC-6: a URL without a size limit let a seller upload 10 GB
         problems.append(
             (
                 UploadProblem.SIZE_MISMATCH,
@@ -172,7 +172,7 @@ async def check_upload(
         return _verdict(key, [(UploadProblem.MISSING, "the object vanished while checked")])
     detected = sniff_content_type(head)
     if detected != wanted_type:
-        # audit section 9: no content-type validation post-upload
+        # SEC-6: no content-type validation post-upload
         shown = detected or "no known type"
         problems.append(
             (

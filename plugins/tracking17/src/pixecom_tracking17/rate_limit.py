@@ -5,7 +5,7 @@
 in any window of ``burst / requests_per_second`` seconds (plus a small margin for network
 jitter, so the server, which sees arrival times, agrees). A call whose slot is further away
 than ``max_wait_seconds`` is refused with ``ProviderThrottled`` instead of being queued:
-audit scenario C, a worker must not sit on a long queue.
+SCALE-9, a worker must not sit on a long queue.
 
 The limiter counts this process only. Several processes sharing one 17TRACK key each get
 their share through ``requests_per_second``.

@@ -7,7 +7,7 @@ What 17TRACK sends and how it becomes core's values:
   ``sub_status``. A status outside the nine is logged and its update left out rather than
   guessed.
 - ``track_info.tracking.providers[].events[]`` → checkpoints, newest first, at most
-  :data:`MAX_CHECKPOINTS` (audit B4: every list is bounded); ``time_utc`` is preferred to
+  :data:`MAX_CHECKPOINTS` (SCALE-4: every list is bounded); ``time_utc`` is preferred to
   ``time_iso``, an event without a readable time is skipped.
 - ``updated_at`` is the time of ``track_info.latest_event`` (else the newest checkpoint,
   else the providers' ``latest_sync_time``, else now): the same answer or push always gives
@@ -82,9 +82,9 @@ CARRIER_CODES: Final[Mapping[str, int]] = {
 PUSH_UPDATED: Final = "TRACKING_UPDATED"
 PUSH_STOPPED: Final = "TRACKING_STOPPED"
 
-#: Checkpoints kept per update (newest first); audit B4.
+#: Checkpoints kept per update (newest first); SCALE-4.
 MAX_CHECKPOINTS: Final = 100
-#: Providers (carrier legs) and events read per number; audit B4.
+#: Providers (carrier legs) and events read per number; SCALE-4.
 MAX_PROVIDERS: Final = 10
 MAX_EVENTS_PER_PROVIDER: Final = 500
 #: Entries read from one push (17TRACK sends one number per push).
