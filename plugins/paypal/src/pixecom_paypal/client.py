@@ -31,6 +31,12 @@ from pixecom_core.providers import (
     ProviderThrottled,
     ProviderTransientError,
 )
+from pixecom_core.providers.http import (
+    LoopLocalClient,
+    parse_retry_after,
+    shared_ssl_context,
+    transport_errors_as_transient,
+)
 from pixecom_paypal.settings import PayPalSettings
 
 PROVIDER = "paypal"
@@ -71,10 +77,11 @@ class PayPalRateLimited(ProviderThrottled, ProviderTransientError):
     """
 
 
-def tls_verification(settings: PayPalSettings) -> ssl.SSLContext | bool:
-    """Return httpx's ``verify`` for ``settings``: certifi's roots, plus ``tls_ca_file`` if set."""
+def tls_verification(settings: PayPalSettings) -> ssl.SSLContext:
+    """Return httpx's ``verify`` for ``settings``: certifi's roots (the process's shared context),
+    plus ``tls_ca_file`` if set."""
     if settings.tls_ca_file is None:
-        return True
+        return shared_ssl_context()
     context = ssl.create_default_context(cafile=certifi.where())
     context.load_verify_locations(cafile=str(settings.tls_ca_file))
     return context
@@ -96,29 +103,23 @@ class PayPalClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
-        self._http = http
-        self._owns_http = http is None
+        self._http = LoopLocalClient(
+            lambda: httpx.AsyncClient(
+                base_url=settings.api_base,
+                timeout=httpx.Timeout(settings.timeout_seconds),
+                verify=tls_verification(settings),
+                follow_redirects=False,
+            ),
+            client=http,
+        )
         self._clock = clock
         self._token: str | None = None
         self._token_refresh_at = 0.0
         self._token_lock = asyncio.Lock()
 
-    def _client(self) -> httpx.AsyncClient:
-        # Built on first use, inside the event loop that will use it.
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                base_url=self._settings.api_base,
-                timeout=httpx.Timeout(self._settings.timeout_seconds),
-                verify=tls_verification(self._settings),
-                follow_redirects=False,
-            )
-        return self._http
-
     async def aclose(self) -> None:
         """Close the HTTP connections this client opened."""
-        if self._http is not None and self._owns_http:
-            await self._http.aclose()
-            self._http = None
+        await self._http.aclose()
 
     # -- OAuth2 client credentials ------------------------------------------------------
 
@@ -183,17 +184,15 @@ class PayPalClient:
     # -- transport ----------------------------------------------------------------------
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self._client().request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ProviderTransientError(
-                f"PayPal did not answer {method} {path} within {self._settings.timeout_seconds} s",
-                provider=PROVIDER,
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ProviderTransientError(
-                f"could not reach PayPal for {method} {path}: {exc!r}", provider=PROVIDER
-            ) from exc
+        with transport_errors_as_transient(
+            provider=PROVIDER,
+            service="PayPal",
+            call=f"{method} {path}",
+            base_url=self._settings.api_base,
+            timeout_seconds=self._settings.timeout_seconds,
+            timeout_setting="PIXECOM_PAYPAL_TIMEOUT_SECONDS",
+        ):
+            return await self._http.get().request(method, path, **kwargs)
 
     async def request(
         self,
@@ -266,7 +265,7 @@ class PayPalClient:
         if status == 429:
             raise PayPalRateLimited(
                 summary,
-                retry_after_seconds=_retry_after(response.headers.get("retry-after")),
+                retry_after_seconds=parse_retry_after(response.headers.get("retry-after")),
                 provider=PROVIDER,
             )
         if status >= 500:
@@ -348,13 +347,3 @@ def _json_or_empty(response: httpx.Response) -> JSONObject:
 
 def _string(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None

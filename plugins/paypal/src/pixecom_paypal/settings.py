@@ -4,13 +4,13 @@ Every field has a default, so the plugin loads on a machine that does not use Pa
 that needs a missing credential fails then, naming the variable to set.
 """
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from pixecom_core.providers.settings_fields import split_list, validate_http_base_url
 from pixecom_core.secret_files import SettingsWithSecretFiles
 
 #: PayPal's production REST host; the sandbox account's host is ``https://api-m.sandbox.paypal.com``.
@@ -69,20 +69,13 @@ class PayPalSettings(SettingsWithSecretFiles):
     @field_validator("api_base")
     @classmethod
     def _api_base_is_http(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError(f"api_base must be an http(s) URL, not {value!r}")
-        return value.rstrip("/")
+        return validate_http_base_url(value, example=PAYPAL_API_BASE)
 
     @field_validator("allowed_cert_host_suffixes", mode="before")
     @classmethod
     def _split_suffixes(cls, value: Any) -> Any:
         # The environment gives one string: accept a JSON list or a comma-separated list.
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part for part in (piece.strip() for piece in text.split(",")) if part]
-        return value
+        return split_list(value)
 
     @field_validator("allowed_cert_host_suffixes")
     @classmethod
