@@ -36,13 +36,11 @@ import json
 import logging
 import math
 import re
-import ssl
 import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import cache
 from typing import Any, Final
 
 import httpx
@@ -54,6 +52,10 @@ from pixecom_core.providers import (
     ProviderThrottled,
     ProviderTransientError,
 )
+from pixecom_core.providers.http import json_object, transient_error_for
+
+# re-exported: the tests take the process's TLS context from here
+from pixecom_core.providers.http import shared_ssl_context as shared_ssl_context
 from pixecom_meta_ads.pacing import (
     AccountPacer,
     Clock,
@@ -62,7 +64,7 @@ from pixecom_meta_ads.pacing import (
     Sleep,
     read_usage_headers,
 )
-from pixecom_meta_ads.settings import MetaAdsSettings
+from pixecom_meta_ads.settings import ENV_PREFIX, MetaAdsSettings
 
 PROVIDER: Final = "meta"
 
@@ -172,12 +174,6 @@ def install_log_redaction() -> None:
     logger = logging.getLogger("httpx")
     if not any(isinstance(existing, _RedactSecretsFilter) for existing in logger.filters):
         logger.addFilter(_RedactSecretsFilter())
-
-
-@cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context per process (loading the CA bundle costs tens of ms)."""
-    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,25 +485,23 @@ class MetaGraphClient:
             try:
                 async with shard.in_flight:
                     response = await shard.http.request(method, url, params=query, data=body_form)
-            except httpx.TimeoutException as exc:
-                error: ProviderError = ProviderTransientError(
-                    f"Meta did not answer {where} within {self.settings.timeout_seconds:g} s "
-                    f"({type(exc).__name__})",
+            except httpx.TransportError as exc:  # timeouts included
+                error: ProviderError = transient_error_for(
+                    exc,
                     provider=PROVIDER,
+                    service="Meta",
+                    call=where,
+                    base_url=self.settings.graph_base,
+                    timeout_seconds=self.settings.timeout_seconds,
+                    timeout_setting=f"{ENV_PREFIX}TIMEOUT_SECONDS",
+                    scrub=lambda text: redact_secrets(text, *secrets.values()),
                 )
                 error.__cause__ = exc  # raised (or retried) below, outside this handler
-            except httpx.TransportError as exc:
-                error = ProviderTransientError(
-                    f"could not reach Meta at {self.settings.graph_base} for {where}: "
-                    f"{type(exc).__name__}: {redact_secrets(str(exc), *secrets.values())}",
-                    provider=PROVIDER,
-                )
-                error.__cause__ = exc
             else:
                 received_at = datetime.now(UTC)
                 usage = read_usage_headers(response.headers)
                 await self.pacer.observe(account_key, usage)
-                body = _json_object(response)
+                body = json_object(response)
                 if response.is_success and body is not None and "error" not in body:
                     return GraphPage(body=body, received_at=received_at)
                 error = self._error_for(where, response, body, usage, secrets=secrets.values())
@@ -595,14 +589,6 @@ class MetaGraphClient:
 
 def _path_of(url: str) -> str:
     return httpx.URL(url).path
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _int_or_none(value: Any) -> int | None:

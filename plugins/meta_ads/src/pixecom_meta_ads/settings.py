@@ -6,11 +6,11 @@ the environment. Point ``PIXECOM_META_GRAPH_BASE`` at the sandbox in dev mode an
 """
 
 from typing import Final, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pixecom_core.providers.settings_fields import validate_http_base_url
 from pixecom_core.secret_files import SettingsWithSecretFiles
 
 ENV_PREFIX: Final = "PIXECOM_META_"
@@ -82,12 +82,7 @@ class MetaAdsSettings(SettingsWithSecretFiles):
     @field_validator("graph_base")
     @classmethod
     def _check_graph_base(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError(f"must be an http(s) URL such as {GRAPH_BASE}, not {value!r}")
-        if parts.query or parts.fragment:
-            raise ValueError(f"must not carry a query or fragment: {value!r}")
-        return value.rstrip("/")
+        return validate_http_base_url(value, example=GRAPH_BASE)
 
 
 class MetaSandboxSettings(BaseSettings):
