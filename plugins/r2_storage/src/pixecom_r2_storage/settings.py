@@ -9,7 +9,6 @@ Lists are accepted as JSON (``'["image/png","image/jpeg"]'``) or comma-separated
 (``image/png,image/jpeg``).
 """
 
-import json
 import re
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from pixecom_core.providers.settings_fields import split_list
 from pixecom_core.secret_files import SettingsWithSecretFiles
 from pixecom_r2_storage.content_types import ALLOWED_CONTENT_TYPES, normalise_content_type
 
@@ -30,15 +30,6 @@ SINGLE_PUT_LIMIT_BYTES: Final = 5 * 1024 * 1024 * 1024 - 5 * 1024 * 1024
 SIGV4_MAX_EXPIRY_SECONDS: Final = 7 * 24 * 3600
 # S3 bucket naming (R2 follows it): 3-63 lower-case letters, digits, dots and hyphens.
 _BUCKET_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-def _split_list(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
 
 
 class R2Settings(SettingsWithSecretFiles):
@@ -120,7 +111,7 @@ class R2Settings(SettingsWithSecretFiles):
     @field_validator("allowed_content_types", mode="before")
     @classmethod
     def _split_content_types(cls, value: Any) -> Any:
-        return _split_list(value)
+        return split_list(value)
 
     @field_validator("allowed_content_types")
     @classmethod
