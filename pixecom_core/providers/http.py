@@ -11,8 +11,9 @@ Import from here instead of writing these again in each plugin's ``client.py``:
 
 A client built this way looks like::
 
-    self._http = LoopLocalClient(lambda: httpx.AsyncClient(
-        base_url=settings.api_base, verify=shared_ssl_context(), ...))
+    self._http = LoopLocalClient(
+        settings.api_base, timeout_seconds=settings.timeout_seconds, user_agent="pixecom-acme"
+    )
     ...
     with transport_errors_as_transient(
         provider=PROVIDER, service="Acme", call=f"{method} {path}",
@@ -25,18 +26,19 @@ A client built this way looks like::
 import asyncio
 import math
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import httpx
 
 from pixecom_core.providers.errors import ProviderTransientError
 
 __all__ = [
+    "FailedCall",
     "LoopLocalClient",
     "json_object",
     "parse_retry_after",
@@ -58,26 +60,40 @@ def shared_ssl_context() -> ssl.SSLContext:
 
 
 class LoopLocalClient:
-    """One ``httpx.AsyncClient`` per event loop, built by ``build`` on first use in a loop.
+    """One ``httpx.AsyncClient`` per event loop for one provider API, built on first use.
 
     An ``AsyncClient``'s connections belong to the loop that opened them, and one process
     may run several loops (a worker's, one per test): :meth:`get` builds a fresh client
     when called from a loop other than the last one, or after the client was closed. The
     old client is left to be collected, because a client bound to another (possibly
-    closed) loop can be neither reused nor closed from this one.
+    closed) loop can be neither reused nor closed from this one. Redirects are not followed.
 
-    :param build: makes the client (base URL, timeout, ``verify=shared_ssl_context()`` …).
+    :param base_url: the provider's API root; requests name paths below it.
+    :param timeout_seconds: httpx's limit on each phase of a request (connect, read, write).
+    :param user_agent: sent as ``User-Agent`` (``pixecom-<plugin>``).
+    :param headers: more headers sent with every request.
+    :param transport: an httpx transport to use instead of the network (tests).
+    :param verify: the TLS context; default :func:`shared_ssl_context`.
     :param client: a client the caller built and closes itself (tests): :meth:`get` always
-        returns it and :meth:`aclose` leaves it open; ``build`` is then never called.
+        returns it and :meth:`aclose` leaves it open; nothing is built then.
     """
 
     def __init__(
         self,
-        build: Callable[[], httpx.AsyncClient],
+        base_url: str,
         *,
+        timeout_seconds: float,
+        user_agent: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._build = build
+        self._base_url = base_url
+        self._timeout = httpx.Timeout(timeout_seconds)
+        self._headers = {**({"User-Agent": user_agent} if user_agent else {}), **(headers or {})}
+        self._transport = transport
+        self._verify = verify
         self._given = client
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -88,7 +104,14 @@ class LoopLocalClient:
             return self._given
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
-            self._client = self._build()
+            self._client = httpx.AsyncClient(
+                base_url=self._base_url,
+                timeout=self._timeout,
+                headers=self._headers,
+                transport=self._transport,
+                verify=self._verify if self._verify is not None else shared_ssl_context(),
+                follow_redirects=False,
+            )
             self._loop = loop
         return self._client
 
@@ -146,17 +169,30 @@ def _http_date(text: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def transient_error_for(
-    exc: BaseException,
-    *,
-    provider: str,
-    service: str,
-    call: str,
-    base_url: str,
-    timeout_seconds: float,
-    timeout_setting: str,
-    scrub: Callable[[str], str] = str,
-) -> ProviderTransientError:
+class FailedCall(TypedDict):
+    """What :func:`transient_error_for` and :func:`transport_errors_as_transient` say about
+    the call that failed, given as keywords.
+
+    :param provider: the provider's ``identifier``, carried by the error.
+    :param service: the provider's name in messages (``"Stripe"``, ``"17TRACK"``).
+    :param call: what was being done (``"POST /v1/refunds"``).
+    :param base_url: where the provider was expected (from the plugin's settings).
+    :param timeout_seconds: the limit the call had.
+    :param timeout_setting: the variable that sets that limit (``PIXECOM_…_TIMEOUT_SECONDS``).
+    :param scrub: removes secrets from the exception's text before it is quoted; default:
+        nothing is removed.
+    """
+
+    provider: str
+    service: str
+    call: str
+    base_url: str
+    timeout_seconds: float
+    timeout_setting: str
+    scrub: NotRequired[Callable[[str], str]]
+
+
+def transient_error_for(exc: BaseException, **call: Unpack[FailedCall]) -> ProviderTransientError:
     """The ``ProviderTransientError`` for a call that timed out or could not connect.
 
     Use it where the error is kept rather than raised (a retry loop); otherwise use
@@ -164,59 +200,38 @@ def transient_error_for(
 
     :param exc: an ``httpx.TimeoutException`` or builtin ``TimeoutError`` (the call took too
         long), or another ``httpx.TransportError`` (connecting, sending or reading failed).
-    :param provider: the provider's ``identifier``, carried by the error.
-    :param service: the provider's name in messages (``"Stripe"``, ``"17TRACK"``).
-    :param call: what was being done (``"POST /v1/refunds"``).
-    :param base_url: where the provider was expected (from the plugin's settings).
-    :param timeout_seconds: the limit the call had.
-    :param timeout_setting: the variable that sets that limit (``PIXECOM_…_TIMEOUT_SECONDS``).
-    :param scrub: removes secrets from the exception's text before it is quoted.
+    :param call: the keywords of :class:`FailedCall`.
     """
     kind = type(exc).__name__
+    service, where, base_url = call["service"], call["call"], call["base_url"]
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         message = (
-            f"{service} did not answer {call} within {timeout_seconds:g} s ({kind}); the call "
-            f"is retried later; raise {timeout_setting} if {service} is only slow"
+            f"{service} did not answer {where} within {call['timeout_seconds']:g} s ({kind}); "
+            f"the call is retried later; raise {call['timeout_setting']} if {service} is "
+            "only slow"
         )
     else:
+        scrub = call.get("scrub", str)
         message = (
-            f"could not reach {service} at {base_url} for {call}: {kind}: {scrub(str(exc))}; "
+            f"could not reach {service} at {base_url} for {where}: {kind}: {scrub(str(exc))}; "
             f"the call is retried later; check that {base_url} is the right address and "
             "reachable from this host"
         )
-    return ProviderTransientError(message, provider=provider)
+    return ProviderTransientError(message, provider=call["provider"])
 
 
 @contextmanager
-def transport_errors_as_transient(
-    *,
-    provider: str,
-    service: str,
-    call: str,
-    base_url: str,
-    timeout_seconds: float,
-    timeout_setting: str,
-    scrub: Callable[[str], str] = str,
-) -> Iterator[None]:
+def transport_errors_as_transient(**call: Unpack[FailedCall]) -> Iterator[None]:
     """Raise a timeout or connection failure in the block as ``ProviderTransientError``.
 
     Catches ``httpx.TransportError`` (timeouts included) and builtin ``TimeoutError`` (an
-    ``asyncio.timeout`` around the call); other errors pass through. The parameters are
-    :func:`transient_error_for`'s; the original exception is the new one's ``__cause__``.
+    ``asyncio.timeout`` around the call); other errors pass through. The keywords are
+    :class:`FailedCall`'s; the original exception is the new one's ``__cause__``.
     """
     try:
         yield
     except (TimeoutError, httpx.TransportError) as exc:
-        raise transient_error_for(
-            exc,
-            provider=provider,
-            service=service,
-            call=call,
-            base_url=base_url,
-            timeout_seconds=timeout_seconds,
-            timeout_setting=timeout_setting,
-            scrub=scrub,
-        ) from exc
+        raise transient_error_for(exc, **call) from exc
 
 
 def json_object(response: httpx.Response) -> dict[str, Any] | None:

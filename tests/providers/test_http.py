@@ -2,13 +2,13 @@
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import TypedDict
 
 import httpx
 import pytest
 
 from pixecom_core.providers import ProviderTransientError
 from pixecom_core.providers.http import (
+    FailedCall,
     LoopLocalClient,
     json_object,
     parse_retry_after,
@@ -18,18 +18,7 @@ from pixecom_core.providers.http import (
 )
 
 NOW = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
-
-
-class Call(TypedDict):
-    provider: str
-    service: str
-    call: str
-    base_url: str
-    timeout_seconds: float
-    timeout_setting: str
-
-
-CALL: Call = {
+CALL: FailedCall = {
     "provider": "acme",
     "service": "Acme",
     "call": "GET /v1/things",
@@ -81,13 +70,16 @@ def test_ssl_context_is_built_once() -> None:
 
 
 def test_client_holder_gives_one_client_per_loop_and_closes_it() -> None:
-    built: list[httpx.AsyncClient] = []
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=dict(request.headers))
 
-    def build() -> httpx.AsyncClient:
-        built.append(httpx.AsyncClient(verify=shared_ssl_context()))
-        return built[-1]
-
-    holder = LoopLocalClient(build)
+    holder = LoopLocalClient(
+        "https://api.acme.test/v1",
+        timeout_seconds=3,
+        user_agent="pixecom-acme",
+        headers={"Accept": "application/json"},
+        transport=httpx.MockTransport(answer),
+    )
 
     async def twice() -> httpx.AsyncClient:
         first = holder.get()
@@ -97,24 +89,29 @@ def test_client_holder_gives_one_client_per_loop_and_closes_it() -> None:
     first_loop = asyncio.run(twice())
     second_loop = asyncio.run(twice())
     assert second_loop is not first_loop
-    assert built == [first_loop, second_loop]
+    assert str(second_loop.base_url) == "https://api.acme.test/v1/"
+    assert second_loop.timeout == httpx.Timeout(3)
+    assert not second_loop.follow_redirects
 
-    async def close_and_reopen() -> None:
+    async def call_close_and_reopen() -> None:
         current = holder.get()
+        sent = (await current.get("/things")).json()
+        assert sent["user-agent"] == "pixecom-acme"
+        assert sent["accept"] == "application/json"
         await holder.aclose()
         assert current.is_closed
         await holder.aclose()  # idempotent
-        assert not holder.get().is_closed
+        reopened = holder.get()
+        assert reopened is not current and not reopened.is_closed
         await holder.aclose()
 
-    asyncio.run(close_and_reopen())
-    assert len(built) == 4
+    asyncio.run(call_close_and_reopen())
 
 
 def test_client_holder_never_closes_a_callers_client() -> None:
     async def run() -> None:
         async with httpx.AsyncClient() as given:
-            holder = LoopLocalClient(lambda: pytest.fail("must not build"), client=given)
+            holder = LoopLocalClient("https://api.acme.test", timeout_seconds=1, client=given)
             assert holder.get() is given
             await holder.aclose()
             assert not given.is_closed
@@ -136,7 +133,8 @@ def test_a_timeout_is_transient_and_says_which_setting_to_raise(exc: Exception) 
 
 def test_a_connection_failure_is_transient_names_the_url_and_scrubs() -> None:
     exc = httpx.ConnectError("refused with key sk_secret")
-    error = transient_error_for(exc, scrub=lambda text: text.replace("sk_secret", "***"), **CALL)
+    scrubbing: FailedCall = {**CALL, "scrub": lambda text: text.replace("sk_secret", "***")}
+    error = transient_error_for(exc, **scrubbing)
     message = str(error)
     assert message.startswith("could not reach Acme at https://api.acme.test for GET /v1/things")
     assert "ConnectError: refused with key ***" in message

@@ -104,12 +104,9 @@ class PayPalClient:
     ) -> None:
         self._settings = settings
         self._http = LoopLocalClient(
-            lambda: httpx.AsyncClient(
-                base_url=settings.api_base,
-                timeout=httpx.Timeout(settings.timeout_seconds),
-                verify=tls_verification(settings),
-                follow_redirects=False,
-            ),
+            settings.api_base,
+            timeout_seconds=settings.timeout_seconds,
+            verify=tls_verification(settings) if http is None else None,
             client=http,
         )
         self._clock = clock

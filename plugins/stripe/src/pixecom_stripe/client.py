@@ -74,13 +74,10 @@ class StripeClient:
     ) -> None:
         self._settings = settings
         self._http = LoopLocalClient(
-            lambda: httpx.AsyncClient(
-                base_url=settings.api_base,
-                timeout=httpx.Timeout(settings.timeout_seconds),
-                transport=transport,
-                verify=shared_ssl_context(),
-                headers={"User-Agent": "pixecom-stripe"},
-            )
+            settings.api_base,
+            timeout_seconds=settings.timeout_seconds,
+            user_agent="pixecom-stripe",
+            transport=transport,
         )
 
     async def create_payment_intent(

@@ -181,13 +181,11 @@ class Track17Client:
     ) -> None:
         self._settings = settings
         self._http = LoopLocalClient(
-            lambda: httpx.AsyncClient(
-                base_url=settings.api_base,
-                timeout=httpx.Timeout(settings.timeout_seconds),
-                transport=transport,
-                verify=shared_ssl_context(),
-                headers={"User-Agent": "pixecom-tracking17", "Accept": "application/json"},
-            )
+            settings.api_base,
+            timeout_seconds=settings.timeout_seconds,
+            user_agent="pixecom-tracking17",
+            headers={"Accept": "application/json"},
+            transport=transport,
         )
         self.rate_limiter = RateLimiter(
             settings.requests_per_second,
