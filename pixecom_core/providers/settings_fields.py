@@ -1,19 +1,10 @@
 """Validators for the fields every plugin's settings class has (issue 13 item 8).
 
-Use them from a pydantic ``field_validator``::
-
-    @field_validator("api_base")
-    @classmethod
-    def _check_api_base(cls, value: str) -> str:
-        return validate_http_base_url(value, example=API_BASE)
-
-    @field_validator("webhook_secrets", mode="before")
-    @classmethod
-    def _split_webhook_secrets(cls, value: Any) -> Any:
-        return split_list(value)
-
-(``split_list`` needs the field annotated with ``pydantic_settings.NoDecode``, or
-pydantic-settings decodes the variable as JSON before the validator sees it.)
+Call them from a pydantic ``field_validator``: ``validate_http_base_url(value,
+example=API_BASE)`` for a provider's base URL, and ``split_list(value)`` in a
+``mode="before"`` validator for a list variable. ``split_list`` needs the field annotated
+with ``pydantic_settings.NoDecode``, or pydantic-settings decodes the variable as JSON
+before the validator sees it.
 """
 
 import json
