@@ -15,7 +15,6 @@ gives the same result.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -115,13 +114,6 @@ class WebhookInbox:
         self._registry = registry
         self._ledger = ledger
         self._on_recorded = on_recorded
-        # A delivery being processed holds its row's connection while the ledger takes
-        # another: more at once than half the pool could leave every connection held by
-        # a delivery waiting for a second one (until the pool times out). Deliveries past
-        # this many wait here, holding nothing.
-        self._processing = asyncio.Semaphore(
-            max(1, (settings.db_pool_size + settings.db_pool_max_overflow) // 2)
-        )
 
     async def receive(self, gateway: str, *, body: bytes, headers: Mapping[str, str]) -> Receipt:
         """Verify a delivery through its gateway plugin and store it once.
@@ -156,8 +148,7 @@ class WebhookInbox:
         See :meth:`_process`; afterwards ``on_recorded`` hears which sellers gained facts.
         """
         recorded_for: set[uuid.UUID] = set()
-        async with self._processing:
-            result = await self._process(inbox_id, recorded_for)
+        result = await self._process(inbox_id, recorded_for)
         if recorded_for and self._on_recorded is not None:
             try:
                 await self._on_recorded(recorded_for)
@@ -168,45 +159,78 @@ class WebhookInbox:
     async def _process(self, inbox_id: int, recorded_for: set[uuid.UUID]) -> ProcessResult:
         """Parse one stored delivery and record its facts; safe to call any number of times.
 
-        The row stays locked (``FOR UPDATE SKIP LOCKED``) while its facts are recorded, so
-        two workers never process it at once; its new status commits after the ledger's
-        own transactions, so a crash in between leaves it to be processed again — which
-        records nothing twice.
+        Issue 13 item 5, one delivery, one transaction: the delivery is read (a short
+        transaction of its own), then parsed with no connection held — ``parse_events`` may
+        call the gateway's API — and then, in one transaction on one connection, its row is
+        locked again (``FOR UPDATE SKIP LOCKED``: skipped when another worker finished it
+        meanwhile or is finishing it now), its facts are recorded in each seller's scope
+        and it is marked processed. So a delivery never holds more than one connection,
+        no row lock waits on the network, and the facts and the delivery's new status
+        commit together. The plugins hear of the facts after that commit.
         """
+        webhook = await self._read(inbox_id)
+        if webhook is None:
+            return ProcessResult.SKIPPED
+        events: Sequence[GatewayPaymentEvent] = ()
+        parse_error: Exception | None = None
+        try:
+            events = await self._registry.payment_gateway(webhook.gateway).parse_events(webhook)
+        except Exception as exc:
+            parse_error = exc
+
         async with self._sessions() as session, session.begin():
             row = (await session.execute(_CLAIM, {"id": inbox_id})).first()
             if row is None:
                 return ProcessResult.SKIPPED
             attempts = int(row.attempts) + 1
-            events: Sequence[GatewayPaymentEvent] = ()
+            if parse_error is not None:
+                return await self._failed(session, inbox_id, attempts, parse_error, ())
             try:
-                provider = self._registry.payment_gateway(row.gateway)
-                webhook = VerifiedWebhook(
-                    gateway=row.gateway,
-                    event_id=row.event_id,
-                    event_type=row.event_type,
-                    body=bytes(row.body),
-                    headers=dict(row.headers),
-                    received_at=row.received_at,
-                )
-                events = await provider.parse_events(webhook)
-                outcome = await self._ledger.record(events)
+                # A savepoint: a failed write (and the seller scopes it bound) is undone
+                # while the delivery's row stays locked for recording the retry.
+                async with session.begin_nested():
+                    outcome = await self._ledger.record_in(session, events)
             except UnknownPaymentError as exc:
                 seller = await self._seller_of(session, events)
                 return await self._retry_later(session, inbox_id, attempts, str(exc), seller)
             except Exception as exc:
-                _log.warning("webhook %s (%s) failed: %r", inbox_id, row.gateway, exc)
-                seller = await self._seller_of(session, events)
-                return await self._retry_later(
-                    session, inbox_id, attempts, f"{type(exc).__name__}: {exc}", seller
-                )
+                return await self._failed(session, inbox_id, attempts, exc, events)
             sellers = sorted(outcome.seller_ids)
             await session.execute(
                 _DONE, {"id": inbox_id, "seller_id": sellers[0] if len(sellers) == 1 else None}
             )
-            if outcome.recorded:
-                recorded_for.update(record.seller_id for record in outcome.recorded)
+        self._ledger.announce(outcome)
+        recorded_for.update(record.seller_id for record in outcome.recorded)
         return ProcessResult.PROCESSED
+
+    async def _read(self, inbox_id: int) -> VerifiedWebhook | None:
+        """The stored delivery, when it is still pending and no other worker holds it. Its
+        row is locked only for this short transaction, never while it is parsed."""
+        async with self._sessions() as session, session.begin():
+            row = (await session.execute(_CLAIM, {"id": inbox_id})).first()
+        if row is None:
+            return None
+        return VerifiedWebhook(
+            gateway=row.gateway,
+            event_id=row.event_id,
+            event_type=row.event_type,
+            body=bytes(row.body),
+            headers=dict(row.headers),
+            received_at=row.received_at,
+        )
+
+    async def _failed(
+        self,
+        session: AsyncSession,
+        inbox_id: int,
+        attempts: int,
+        exc: Exception,
+        events: Sequence[GatewayPaymentEvent],
+    ) -> ProcessResult:
+        _log.warning("webhook %s failed: %r", inbox_id, exc)
+        seller = await self._seller_of(session, events)
+        error = f"{type(exc).__name__}: {exc}"
+        return await self._retry_later(session, inbox_id, attempts, error, seller)
 
     async def _seller_of(
         self, session: AsyncSession, events: Sequence[GatewayPaymentEvent]
@@ -215,7 +239,7 @@ class WebhookInbox:
         it: a delivery that cannot be recorded yet then shows among that seller's problems
         (``GET /problems``). ``None`` for an unknown payment, a delivery that did not
         parse, or one naming payments of several sellers (the operator's to sort out).
-        Looked up on the delivery's own session: a failure is often a starved pool."""
+        Looked up in the delivery's own transaction, on its one connection."""
         sellers: set[uuid.UUID] = set()
         try:
             # In a savepoint: a failed lookup must not abort the transaction that still

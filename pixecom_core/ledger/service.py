@@ -37,7 +37,7 @@ from pixecom_core.providers import (
     PaymentEventRecord,
 )
 from pixecom_core.settings import Settings
-from pixecom_core.tenancy import SellerScope, open_seller_scope
+from pixecom_core.tenancy import SellerScope, bind_seller_scope
 
 _log = logging.getLogger(__name__)
 
@@ -134,8 +134,8 @@ class Ledger:
     ) -> PaymentOwner | None:
         """The seller and order of a gateway payment, through the payment directory.
 
-        :param session: run the lookup on this session (and its connection) instead of a
-            new one, for a caller that already holds a connection.
+        :param session: run the lookup on this session (and its connection, in its
+            transaction) instead of a new one, for a caller that already holds a connection.
         """
         parameters = {"gateway": gateway, "reference": payment_reference}
         if session is not None:
@@ -150,36 +150,56 @@ class Ledger:
         )
 
     async def record(self, events: Sequence[GatewayPaymentEvent]) -> RecordOutcome:
-        """Record ``events``; facts already in the ledger are skipped.
+        """Record ``events`` in one transaction of their own; facts already in the ledger
+        are skipped. Announces what was recorded once it committed.
 
         Raises :class:`UnknownPaymentError` (before writing anything) when a payment has no
-        known order, so the caller can keep the delivery and retry it later.
+        known order, so the caller can keep the delivery and retry it later. Any other
+        failure rolls every order back: nothing was announced, and the retry records (and
+        announces) it all.
+        """
+        async with self._sessions() as session, session.begin():
+            outcome = await self.record_in(session, events)
+        self.announce(outcome)
+        return outcome
+
+    async def record_in(
+        self, session: AsyncSession, events: Sequence[GatewayPaymentEvent]
+    ) -> RecordOutcome:
+        """Record ``events`` inside the transaction ``session`` has open; commit nothing and
+        announce nothing.
+
+        For a caller whose own rows commit with the facts: the webhook inbox marks the
+        delivery processed in the same transaction, on the same connection (issue 13 item
+        5), then calls :meth:`announce` with the outcome once it committed. Each seller's
+        facts are written under that seller's scope (:func:`bind_seller_scope`), one seller
+        after another; orders are locked in (seller, order) order, so two deliveries naming
+        the same orders cannot deadlock.
+
+        Raises :class:`UnknownPaymentError` (before writing anything) when a payment has no
+        known order.
         """
         by_payment: dict[tuple[str, str], list[GatewayPaymentEvent]] = defaultdict(list)
         for event in events:
             by_payment[(event.gateway, event.gateway_reference)].append(event)
-        owners: dict[tuple[str, str], PaymentOwner] = {}
-        for gateway, reference in by_payment:
-            owner = await self.find_owner(gateway, reference)
+        by_order: dict[tuple[uuid.UUID, uuid.UUID], tuple[PaymentOwner, list[GatewayPaymentEvent]]]
+        by_order = {}
+        for (gateway, reference), payment_events in by_payment.items():
+            owner = await self.find_owner(gateway, reference, session=session)
             if owner is None:
                 raise UnknownPaymentError(
                     f"no order is known for {gateway} payment {reference!r}; will retry"
                 )
-            owners[(gateway, reference)] = owner
+            key = (owner.seller_id, owner.order_id)
+            by_order.setdefault(key, (owner, []))[1].extend(payment_events)
 
         outcome = RecordOutcome()
-        for key, payment_events in by_payment.items():
-            owner = owners[key]
-            order_outcome = RecordOutcome()
-            async with open_seller_scope(self._sessions, owner.seller_id, self._settings) as scope:
-                await self._record_for_order(scope, owner, payment_events, order_outcome)
-            # Committed: announce now, so a later order that fails (and is retried, its
-            # facts then duplicates) cannot keep this one's events from the plugins.
-            self._announce(order_outcome)
-            outcome.recorded += order_outcome.recorded
-            outcome.duplicates += order_outcome.duplicates
-            outcome.status_changes += order_outcome.status_changes
-            outcome.seller_ids.add(owner.seller_id)
+        for seller_id in sorted({seller_id for seller_id, _ in by_order}):
+            async with bind_seller_scope(session, seller_id, self._settings) as scope:
+                for key in sorted(k for k in by_order if k[0] == seller_id):
+                    owner, order_events = by_order[key]
+                    await self._record_for_order(scope, owner, order_events, outcome)
+            outcome.seller_ids.add(seller_id)
         return outcome
 
     async def _record_for_order(
@@ -292,9 +312,10 @@ class Ledger:
             (PaymentEventType(r.event_type), r.amount_minor, r.currency) for r in rows
         )
 
-    def _announce(self, outcome: RecordOutcome) -> None:
-        # After every scope committed (audit: never announce what may still roll back);
-        # each plugin on its own, so one failing never silences the others.
+    def announce(self, outcome: RecordOutcome) -> None:
+        """Tell the plugins what ``outcome`` recorded and changed: call only after the
+        transaction that wrote it committed (audit: never announce what may still roll
+        back). Each plugin hears on its own, so one failing never silences the others."""
         for record in outcome.recorded:
             announce(self._pm, "pixecom_on_payment_event", event=record)
         for change in outcome.status_changes:

@@ -3,7 +3,12 @@
 from pixecom_core.tenancy.context import SellerContext
 from pixecom_core.tenancy.pagination import InvalidCursorError, Page, PageRequest
 from pixecom_core.tenancy.repository import SellerRepository
-from pixecom_core.tenancy.scope import ScopeError, SellerScope, open_seller_scope
+from pixecom_core.tenancy.scope import (
+    ScopeError,
+    SellerScope,
+    bind_seller_scope,
+    open_seller_scope,
+)
 
 __all__ = [
     "InvalidCursorError",
@@ -13,5 +18,6 @@ __all__ = [
     "SellerContext",
     "SellerRepository",
     "SellerScope",
+    "bind_seller_scope",
     "open_seller_scope",
 ]

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixecom_core.settings import Settings
 
-# Only open_seller_scope holds this; a SellerScope built any other way is refused.
+# Only open_seller_scope and bind_seller_scope hold this; a SellerScope built any other
+# way is refused.
 _SCOPE_TOKEN = object()
 
 _BIND_SCOPE = text(
@@ -29,6 +30,8 @@ _BIND_SCOPE = text(
     " set_config('statement_timeout', :statement_timeout, true),"
     " set_config('lock_timeout', :lock_timeout, true)"
 )
+# Empty, not unset: the policies read NULLIF(setting, '') — no seller, so no row.
+_UNBIND_SCOPE = text("SELECT set_config('app.current_seller_id', '', true)")
 
 
 class ScopeError(RuntimeError):
@@ -41,6 +44,7 @@ class SellerScope:
 
     Obtain one with :func:`open_seller_scope`; the caller owns the transaction, which
     commits when the ``async with`` block ends normally and rolls back on an exception.
+    :func:`bind_seller_scope` binds one inside a transaction the caller already holds.
     Repositories never commit.
     """
 
@@ -51,7 +55,9 @@ class SellerScope:
 
     def __post_init__(self) -> None:
         if self._token is not _SCOPE_TOKEN:
-            raise ScopeError("a SellerScope can only be opened with open_seller_scope()")
+            raise ScopeError(
+                "a SellerScope can only be opened with open_seller_scope() or bind_seller_scope()"
+            )
 
     async def psycopg_connection(self) -> psycopg.AsyncConnection[object]:
         """The driver connection of this scope's transaction, for bulk paths (COPY into
@@ -76,17 +82,51 @@ async def open_seller_scope(
     :param settings: supplies ``statement_timeout`` / ``lock_timeout`` for the transaction
         (SCALE-7).
     """
+    _check_seller_id(seller_id)
+    async with sessions() as session, session.begin():
+        yield await _bind(session, seller_id, settings)
+
+
+@asynccontextmanager
+async def bind_seller_scope(
+    session: AsyncSession, seller_id: uuid.UUID, settings: Settings
+) -> AsyncIterator[SellerScope]:
+    """Bind ``seller_id`` to the transaction ``session`` already has open, for one block.
+
+    For a caller that must write several sellers' rows and its own bookkeeping in one
+    transaction on one connection — the webhook inbox records a delivery's facts and marks
+    it processed together (issue 13 item 5). Inside the block the database sees exactly
+    this seller's rows; when the block ends the binding is cleared (no seller's rows are
+    visible), so the next block may bind another seller and a scope kept past its block
+    sees nothing. Nothing is committed here: the caller owns the transaction. After an
+    exception the binding is left to the caller's rollback (of the transaction, or of a
+    savepoint opened before this block, which undoes ``SET LOCAL`` too).
+
+    :param session: a session inside a transaction (``session.begin()``).
+    :param seller_id: a seller found by a directory or an authenticated token.
+    :param settings: supplies ``statement_timeout`` / ``lock_timeout``; they stay set for
+        the rest of the transaction.
+    """
+    _check_seller_id(seller_id)
+    if not session.in_transaction():
+        raise ScopeError("bind_seller_scope() needs a session inside a transaction")
+    scope = await _bind(session, seller_id, settings)
+    yield scope
+    await session.execute(_UNBIND_SCOPE)
+
+
+def _check_seller_id(seller_id: object) -> None:
     if not isinstance(seller_id, uuid.UUID):
         raise TypeError(f"seller_id must be a uuid.UUID, not {type(seller_id).__name__}")
-    async with sessions() as session, session.begin():
-        await session.execute(
-            _BIND_SCOPE,
-            {
-                "seller_id": str(seller_id),
-                "statement_timeout": f"{settings.statement_timeout_ms}ms",
-                "lock_timeout": f"{settings.lock_timeout_ms}ms",
-            },
-        )
-        yield SellerScope(
-            seller_id=seller_id, session=session, settings=settings, _token=_SCOPE_TOKEN
-        )
+
+
+async def _bind(session: AsyncSession, seller_id: uuid.UUID, settings: Settings) -> SellerScope:
+    await session.execute(
+        _BIND_SCOPE,
+        {
+            "seller_id": str(seller_id),
+            "statement_timeout": f"{settings.statement_timeout_ms}ms",
+            "lock_timeout": f"{settings.lock_timeout_ms}ms",
+        },
+    )
+    return SellerScope(seller_id=seller_id, session=session, settings=settings, _token=_SCOPE_TOKEN)

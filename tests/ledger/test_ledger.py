@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.ledger import (
@@ -196,10 +196,11 @@ def inbox_seller(dsn: str, inbox_id: int) -> tuple[str, uuid.UUID | None]:
 async def test_a_burst_larger_than_the_pool_never_starves_it(
     settings: Settings, registry: ProviderRegistry, payable_order: OrderFactory
 ) -> None:
-    """Processing a delivery holds its inbox row (one connection) while the ledger writes
-    (another). Twelve at once on a pool of two connections used to leave every connection
+    """Processing a delivery used to hold its inbox row (one connection) while the ledger
+    wrote (another): twelve at once on a pool of two connections left every connection
     held by a delivery waiting for a second one, until the pool timed out and the burst
-    was deferred. The inbox now admits only as many as the pool can carry."""
+    was deferred. A delivery is now one transaction on one connection (issue 13 item 5),
+    with no semaphore in front: twelve on a pool of two all go through."""
     small = settings.model_copy(
         update={"db_pool_size": 1, "db_pool_max_overflow": 1, "db_pool_timeout_seconds": 3.0}
     )
@@ -224,7 +225,11 @@ class BrokenLedger(Ledger):
     """A ledger whose database write fails (a lost connection, a timeout) after the
     payment's owner has been found."""
 
-    async def record(self, events: Sequence[GatewayPaymentEvent]) -> RecordOutcome:  # noqa: ARG002
+    async def record_in(
+        self,
+        session: AsyncSession,  # noqa: ARG002
+        events: Sequence[GatewayPaymentEvent],  # noqa: ARG002
+    ) -> RecordOutcome:
         raise ConnectionError("server closed the connection unexpectedly")
 
 
