@@ -31,20 +31,9 @@ INNOCENT_WORDS: dict[str, str] = {
     "remove_processors_meta": "structlog's ProcessorFormatter argument",
 }
 
-_SIMULATE_FOLLOW_UP = (
-    "issue 13 item 6 (c), follow-up: `pixecom simulate` still starts the meta/stripe/"
-    "17track sandboxes by name, pays at Stripe's private /_sandbox endpoints, holds and "
-    "replays webhooks there, and writes history rows and counts payments with "
-    "gateway = 'stripe'. Route it through Sandbox/DemoPayments (extend the contract with "
-    "held delivery and a paid count), choose the gateway at runtime, then delete this."
-)
-
 #: Files allowed to name plugins for now, each with the follow-up that removes it.
 #: Empty is the goal: add one only with the reason its plugin names cannot go yet.
-ALLOWED_FILES: dict[str, str] = {
-    f"reference_app/simulate/{name}.py": _SIMULATE_FOLLOW_UP
-    for name in ("datagen", "deployment", "load", "report", "runner", "scenarios")
-}
+ALLOWED_FILES: dict[str, str] = {}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:

@@ -116,4 +116,4 @@ def test_a_missing_plugin_is_named(tmp_path: Path) -> None:
         tmp_path, "A", "--scale", "0.01", env={"PIXECOM_LOAD_PLUGINS": "meta_ads,stripe"}
     )
     assert completed.returncode == 2
-    assert "plugins/tracking17" in completed.stderr
+    assert "a tracker's sandbox" in completed.stderr

@@ -33,7 +33,15 @@ from pixecom_core.providers.payments import (
     PaymentSession,
     VerifiedWebhook,
 )
-from pixecom_core.providers.sandboxes import ASGIApp, DemoPayment, DemoPayments, Sandbox
+from pixecom_core.providers.sandboxes import (
+    ASGIApp,
+    DemoPayment,
+    DemoPayments,
+    Sandbox,
+    SimulatedAdAccount,
+    SimulatedConditions,
+    SimulatedPayments,
+)
 from pixecom_core.providers.storage import (
     PresignedUpload,
     Storage,
@@ -91,6 +99,9 @@ __all__ = [
     "RegistrationResult",
     "RejectedTrackingNumber",
     "Sandbox",
+    "SimulatedAdAccount",
+    "SimulatedConditions",
+    "SimulatedPayments",
     "StatsAggregationSummary",
     "Storage",
     "StoredObjectInfo",

@@ -58,12 +58,13 @@ def simulate_command(
 ) -> None:
     """Reproduce an audit scenario (A, B or C) against the reference deployment.
 
-    Starts the deployment (API, one worker per queue, scheduler, Meta / Stripe / 17TRACK
-    sandboxes on loopback), generates the scenario's sellers, catalog and order history,
-    drives open-loop API load at the scenario's peak rates while a full sync cycle runs
-    (and, for C, a webhook burst and a slow 17TRACK), then prints a verdict table next to
-    the audit's figures and writes scenario-<X>.json and scenario-<X>.png. The database
-    it creates is dropped afterwards unless --keep-data. Exit status 1 when a verdict
+    Starts the deployment (API, one worker per queue, scheduler, and the installed plugins'
+    ad network, payment gateway and tracker sandboxes on loopback), generates the
+    scenario's sellers, catalog and order history, drives open-loop API load at the
+    scenario's peak rates while a full sync cycle runs (and, for C, a webhook burst and a
+    slow tracker), then prints a verdict table next to the audit's figures and writes
+    scenario-<X>.json and scenario-<X>.png. The database it creates is dropped afterwards
+    unless --keep-data. Exit status 1 when a verdict
     fails.
     """
     from reference_app.simulate.deployment import PluginMissingError

@@ -7,7 +7,8 @@ would. ``COPY`` is refused under row-level security, so the owner must be a supe
 row (login and slug directories, append-only guards), so the rows are the ones the
 services would have written.
 
-Campaigns are not generated: the first sync cycle discovers them at the Meta sandbox (the
+Campaigns are not generated: the first sync cycle discovers them at the ad network's
+sandbox (the
 heavier, cold cycle is the one measured), and they are linked to their seller's sellpage
 afterwards, as a seller would in the campaign builder.
 """
@@ -23,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from pixecom_core.providers import SimulatedAdAccount
 from pixecom_core.security.passwords import hash_password
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
@@ -64,10 +66,21 @@ def generate(
     settings: Settings,
     scenario: Scenario,
     *,
+    ad_network: str,
+    ad_accounts: Sequence[SimulatedAdAccount],
+    gateway: str,
     seed: int = 7,
     say: Callable[[str], None] = lambda _message: None,
 ) -> GeneratedData:
-    """Create the scenario's sellers, catalog, ad accounts, order history and parcels."""
+    """Create the scenario's sellers, catalog, ad accounts, order history and parcels.
+
+    :param ad_network: the identifier of the ad network the accounts belong to.
+    :param ad_accounts: one account per seller, served by that network's sandbox and
+        reporting in :data:`CURRENCY` (no exchange rates needed).
+    :param gateway: the identifier of the payment gateway the order history was paid at.
+    """
+    if len(ad_accounts) < scenario.sellers:
+        raise ValueError(f"{scenario.sellers} sellers need as many ad accounts")
     started = time.perf_counter()
     rng = random.Random(seed)
     box = SecretBox(settings.token_encryption_keys)
@@ -92,15 +105,15 @@ def generate(
             (seller_id, sellpage_id, slug, f"Shop {index}", "PUBLISHED", product_id, "{}", now)
         )
         prices.append((seller_id, product_id, PRICE_MINOR, CURRENCY, now - timedelta(days=365)))
-        # Meta sandbox accounts numbered ≡ 0 (mod 8) report in USD / GMT: no FX needed.
+        account = ad_accounts[index]
         accounts.append(
             (
                 seller_id,
-                "meta",
-                f"act_{8 * (index + 1)}",
+                ad_network,
+                account.account_id,
                 f"Simulated account {index}",
-                "Etc/GMT",
-                CURRENCY,
+                account.timezone,
+                account.currency,
                 box.encrypt(SIMULATION_TOKEN),
                 box.primary_version,
             )
@@ -138,7 +151,7 @@ def generate(
         )
         conn.commit()
         say(f"{scenario.sellers} sellers with logins, sellpages, prices and ad accounts")
-        history = _order_history(conn, scenario, data.seller_ids, sellpage_of, now, rng)
+        history = _order_history(conn, scenario, data.seller_ids, sellpage_of, now, rng, gateway)
         conn.commit()
         say(f"{history} orders of history ({scenario.history_days} days), paid in the ledger")
         if scenario.parcels_per_seller:
@@ -160,6 +173,7 @@ def _order_history(
     sellpage_of: dict[uuid.UUID, uuid.UUID],
     now: datetime,
     rng: random.Random,
+    gateway: str,
 ) -> int:
     """``history_days`` days of paid orders at the daily volume, with their payment
     directory rows and CAPTURED ledger facts; returns how many orders."""
@@ -173,7 +187,7 @@ def _order_history(
             seller_id = rng.choice(seller_ids)
             order_id = uuid.uuid4()
             created = now - timedelta(seconds=rng.uniform(60, span))
-            payment_id = f"pi_sim{order_id.hex[:24]}"
+            payment_id = f"sim{order_id.hex[:24]}"
             orders.append(
                 (
                     seller_id,
@@ -186,16 +200,16 @@ def _order_history(
                     PRICE_MINOR,
                     PRICE_MINOR,
                     f"buyer{written}@example.com",
-                    "stripe",
+                    gateway,
                     payment_id,
                 )
             )
-            payments.append((seller_id, "stripe", payment_id, order_id, created))
+            payments.append((seller_id, gateway, payment_id, order_id, created))
             facts.append(
                 (
                     seller_id,
                     order_id,
-                    "stripe",
+                    gateway,
                     payment_id,
                     "CAPTURED",
                     PRICE_MINOR,

@@ -2,10 +2,12 @@
 
 What ``pixecom dev`` starts, as separate processes, minus the demo seller: PostgreSQL and
 Redis (``DATABASE_URL`` / ``REDIS_URL``, else embedded servers), a database of the
-simulation's own (created, migrated, partitioned; dropped afterwards unless kept), the
-Meta, Stripe and 17TRACK sandboxes on loopback (configured for the scenario: Meta's
-latency, campaigns per account, a slow 17TRACK), one worker per queue, the scheduler and
-the API — each process logging to ``<output>/logs/``.
+simulation's own (created, migrated, partitioned; dropped afterwards unless kept), three
+plugin sandboxes on loopback — an ad network's, a payment gateway's and a tracker's,
+found by role through the ``Sandbox`` contract (:func:`find_simulation_sandboxes`) and
+configured for the scenario through :class:`~pixecom_core.providers.SimulatedConditions`
+(the ad network's latency and campaigns per account, a slow tracker) — one worker per
+queue, the scheduler and the API, each process logging to ``<output>/logs/``.
 
 Pool sizes are set per process so that the whole deployment stays inside PostgreSQL's
 default ``max_connections`` of 100 (audit B3 / must-fix 2: bounded pools, explicitly):
@@ -35,18 +37,20 @@ import psycopg
 from pixecom_core.db import admin
 from pixecom_core.db.urls import conninfo
 from pixecom_core.devservers import EmbeddedServers
+from pixecom_core.plugins import ProviderKind, ProviderRegistry, create_plugin_manager
+from pixecom_core.providers import Sandbox, SimulatedConditions
 from pixecom_core.settings import Mode, Settings
 from reference_app import database
 from reference_app.simulate.scenarios import Scenario
 from reference_app.worker.broker import Queue
 
-#: Sandboxes a simulation needs, and the plugin distribution that provides each.
-REQUIRED_SANDBOXES = {
-    "meta": "plugins/meta_ads",
-    "stripe": "plugins/stripe",
-    "17track": "plugins/tracking17",
+#: The sandbox roles a simulation needs, and what a sandbox must offer to fill each.
+SANDBOX_ROLES = {
+    "ad network": "an ad network's sandbox that offers simulation_accounts",
+    "payment gateway": "a payment gateway's sandbox that offers simulation_payments",
+    "tracker": "a tracker's sandbox",
 }
-#: The 17TRACK sandbox's latency in scenario C: twice the tracker's 5 s call timeout,
+#: The tracker sandbox's latency in scenario C: twice the tracker's 5 s call timeout,
 #: so every call times out (audit §2 C: "tracking API delays, common during peak").
 SLOW_TRACKER_LATENCY_SECONDS = 10.0
 #: How long a worker's job waits for a pooled connection before it fails.
@@ -121,12 +125,98 @@ def _free_port() -> int:
     return port
 
 
-def missing_plugins() -> list[str]:
-    """Install hints (``pip install -e …``) for each required sandbox not installed."""
-    from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
+@dataclass(frozen=True)
+class SimulationSandboxes:
+    """The installed sandboxes a simulation drives, one per role.
 
-    found = {sandbox.name for sandbox in ProviderRegistry(create_plugin_manager()).sandboxes()}
-    return [path for name, path in REQUIRED_SANDBOXES.items() if name not in found]
+    :param ad_network: serves the generated sellers' ad accounts
+        (:attr:`~pixecom_core.providers.Sandbox.simulation_accounts`).
+    :param payment_gateway: pays the checkouts and replays the webhook burst
+        (:attr:`~pixecom_core.providers.Sandbox.simulation_payments`); its ``provider`` is the
+        gateway the orders are placed with.
+    :param tracker: answers the parcels' tracking refreshes.
+    """
+
+    ad_network: Sandbox
+    payment_gateway: Sandbox
+    tracker: Sandbox
+
+    def by_role(self) -> dict[str, Sandbox]:
+        """Role → sandbox, in :data:`SANDBOX_ROLES`' order."""
+        return {
+            "ad network": self.ad_network,
+            "payment gateway": self.payment_gateway,
+            "tracker": self.tracker,
+        }
+
+
+def _fills(role: str, sandbox: Sandbox, registry: ProviderRegistry) -> bool:
+    """Whether ``sandbox`` can play ``role`` in a simulation."""
+    if role == "ad network":
+        return (
+            sandbox.provider in registry.names(ProviderKind.AD_NETWORK)
+            and sandbox.simulation_accounts is not None
+        )
+    if role == "payment gateway":
+        return (
+            sandbox.provider in registry.names(ProviderKind.PAYMENT_GATEWAY)
+            and sandbox.simulation_payments is not None
+        )
+    return sandbox.provider in registry.names(ProviderKind.TRACKER)
+
+
+def _sandboxes_by_role(registry: ProviderRegistry) -> dict[str, Sandbox]:
+    """The first sandbox (by name) that fills each role; roles none fills are absent."""
+    found: dict[str, Sandbox] = {}
+    for role in SANDBOX_ROLES:
+        chosen = next((s for s in registry.sandboxes() if _fills(role, s, registry)), None)
+        if chosen is not None:
+            found[role] = chosen
+    return found
+
+
+def missing_plugins() -> list[str]:
+    """What is missing, per sandbox role no installed plugin fills (empty: nothing)."""
+    found = _sandboxes_by_role(ProviderRegistry(create_plugin_manager()))
+    return [need for role, need in SANDBOX_ROLES.items() if role not in found]
+
+
+def find_simulation_sandboxes(registry: ProviderRegistry) -> SimulationSandboxes:
+    """One installed sandbox per role, the first by name that fills it.
+
+    :raises PluginMissingError: a role no installed plugin fills, with what to install.
+    """
+    found = _sandboxes_by_role(registry)
+    missing = [need for role, need in SANDBOX_ROLES.items() if role not in found]
+    if missing:
+        raise PluginMissingError(
+            "pixecom simulate needs "
+            + "; ".join(missing)
+            + ": install the plugins that offer them (e.g. `.venv/bin/pip install -e "
+            "plugins/<name>` for each one in plugins/)"
+        )
+    return SimulationSandboxes(
+        ad_network=found["ad network"],
+        payment_gateway=found["payment gateway"],
+        tracker=found["tracker"],
+    )
+
+
+def scenario_conditions(scenario: Scenario) -> dict[str, SimulatedConditions]:
+    """Role → how the scenario wants that role's sandbox to behave."""
+    return {
+        # audit §2: "if Meta API latency is 1-2 seconds per call (realistic)"
+        "ad network": SimulatedConditions(
+            latency_seconds=scenario.ad_network_latency_seconds,
+            campaigns_per_account=scenario.campaigns_per_seller,
+        ),
+        "payment gateway": SimulatedConditions(),
+        # parcels do not progress by themselves during a run
+        "tracker": SimulatedConditions(
+            latency_seconds=SLOW_TRACKER_LATENCY_SECONDS if scenario.slow_tracker else 0.0,
+            parcels_progress=False,
+        ),
+    }
 
 
 @dataclass
@@ -134,8 +224,8 @@ class SimulatedDeployment:
     """Starts the deployment on :meth:`start`; stops everything on context exit.
 
     After :meth:`start`: ``settings`` (owner ``database_url``, ``redis_url``, the run's
-    ``redis_key_prefix`` and secrets), ``api_url``, ``sandbox_urls`` and ``pids`` (process
-    name → pid, for the probes) are set.
+    ``redis_key_prefix`` and secrets), ``api_url``, ``sandboxes``, ``sandbox_urls`` and
+    ``pids`` (process name → pid, for the probes) are set.
     """
 
     scenario: Scenario
@@ -143,6 +233,7 @@ class SimulatedDeployment:
     say: Callable[[str], None] = print  # noqa: T202 - replaced by the CLI's progress
     settings: Settings | None = None
     api_url: str = ""
+    sandboxes: SimulationSandboxes | None = None
     sandbox_urls: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -173,15 +264,7 @@ class SimulatedDeployment:
     def start_infrastructure(self) -> None:
         """Check the plugins; servers, the database and the sandboxes (no API, no workers:
         data can be generated before anything syncs it)."""
-        missing = missing_plugins()
-        if missing:
-            raise PluginMissingError(
-                "pixecom simulate needs the Meta, Stripe and 17TRACK plugins; install "
-                + ", ".join(missing)
-                + " (e.g. `.venv/bin/pip install -e "
-                + " -e ".join(missing)
-                + "`)"
-            )
+        self.sandboxes = find_simulation_sandboxes(ProviderRegistry(create_plugin_manager()))
         self._start_servers()
         self._create_database()
         self._start_sandboxes()
@@ -235,36 +318,22 @@ class SimulatedDeployment:
         return process_environment(self.settings, self.options.output_dir)
 
     def _start_sandboxes(self) -> None:
-        from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
-
+        assert self.sandboxes is not None
         api_port = _free_port()
         self.api_url = f"http://127.0.0.1:{api_port}"
         self._environment = self._base_environment()
         self._environment["PIXECOM_API_PORT"] = str(api_port)
+        conditions = scenario_conditions(self.scenario)
         assignments = []
-        for sandbox in ProviderRegistry(create_plugin_manager()).sandboxes():
-            if sandbox.name not in REQUIRED_SANDBOXES:
-                continue
+        for role, sandbox in self.sandboxes.by_role().items():
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
             if sandbox.environment is not None:
                 self._environment.update(sandbox.environment(url, self.api_url))
+            if sandbox.simulation_environment is not None:
+                self._environment.update(sandbox.simulation_environment(conditions[role]))
             self.sandbox_urls[sandbox.name] = url
             assignments.append(f"{sandbox.name}={port}")
-        scenario = self.scenario
-        self._environment.update(
-            {
-                # audit §2: "if Meta API latency is 1-2 seconds per call (realistic)"
-                "PIXECOM_META_SANDBOX_LATENCY_SECONDS": str(scenario.meta_latency_seconds),
-                "PIXECOM_META_SANDBOX_CAMPAIGNS_PER_ACCOUNT": str(scenario.campaigns_per_seller),
-                # parcels do not progress by themselves during a run
-                "PIXECOM_TRACKING17_SANDBOX_ADVANCE_EVERY_SECONDS": "0",
-            }
-        )
-        if scenario.slow_tracker:
-            self._environment["PIXECOM_TRACKING17_SANDBOX_LATENCY_SECONDS"] = str(
-                SLOW_TRACKER_LATENCY_SECONDS
-            )
         self._spawn(
             "sandboxes", ["-m", "reference_app.simulate.processes", "sandboxes", *assignments]
         )

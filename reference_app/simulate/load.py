@@ -10,8 +10,9 @@ and in timeouts, not in a quietly lower request rate (the "coordinated omission"
 
 Request classes: storefront reads (``GET /public/sellpages/{slug}``, from many client IPs
 through ``X-Forwarded-For`` as a proxy would set them), seller dashboard reads with real
-logins (orders, campaigns, stats), and checkouts (``POST …/orders`` through the Stripe
-sandbox, then paid at the sandbox, whose signed webhook reaches the API).
+logins (orders, campaigns, stats), and checkouts (``POST …/orders`` with the payment
+gateway whose sandbox the simulation drives, then paid at that sandbox through
+:class:`~pixecom_core.providers.DemoPayments`, whose signed webhook reaches the API).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import numpy as np
 
+from pixecom_core.providers import DemoPayment, DemoPayments
 from reference_app.api.shedding import SHED_HEADER
 
 #: A request still unanswered after this long counts as a timeout (an error).
@@ -162,11 +164,17 @@ class Session:
 
 @dataclass
 class LoadTargets:
-    """What the generator needs to know about the generated data."""
+    """What the generator needs to know about the generated data, and where it pays.
+
+    :param gateway: the identifier of the payment gateway checkouts are placed with.
+    :param payments: pays those checkouts at the gateway's sandbox (owned by the caller,
+        which closes it).
+    """
 
     slugs: list[str]
     logins: list[tuple[str, str]]
-    stripe_sandbox_url: str
+    gateway: str
+    payments: DemoPayments
 
 
 @dataclass
@@ -204,7 +212,7 @@ class LoadGenerator:
     """Drives the API with the request mix of a scenario.
 
     :param api_url: the API's base URL.
-    :param targets: slugs, logins and the Stripe sandbox the checkouts pay at.
+    :param targets: slugs, logins, and the gateway and sandbox the checkouts pay at.
     :param seed: makes arrivals and choices reproducible.
     :param pay_checkouts: pay each checkout at the sandbox (its webhooks reach the API);
         off, payments are only created, to be paid later (the webhook burst).
@@ -218,7 +226,7 @@ class LoadGenerator:
         self.rng = random.Random(seed)
         self.pay_checkouts = pay_checkouts
         self.sessions: list[Session] = []
-        self.unpaid_references: list[str] = []
+        self.unpaid_payments: list[DemoPayment] = []
         self._paid: list[str] = []
         self._payment_failures = 0
         # Requests on the wire are bounded (like a browser fleet behind one proxy); an
@@ -236,11 +244,6 @@ class LoadGenerator:
             for _ in range(MAX_CONNECTIONS // CONNECTIONS_PER_CLIENT)
         ]
         self._next_client = 0
-        self._stripe = httpx.AsyncClient(
-            base_url=targets.stripe_sandbox_url,
-            timeout=REQUEST_TIMEOUT_SECONDS,
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-        )
 
     @property
     def _api(self) -> httpx.AsyncClient:
@@ -249,10 +252,9 @@ class LoadGenerator:
         return self._clients[self._next_client]
 
     async def aclose(self) -> None:
-        """Close both HTTP clients."""
+        """Close the API clients (the targets' ``payments`` belong to the caller)."""
         for client in self._clients:
             await client.aclose()
-        await self._stripe.aclose()
 
     async def log_in(self, count: int, result: LoadResult, concurrency: int = 4) -> None:
         """Log ``count`` sellers in (real password checks), each from its own client IP."""
@@ -311,7 +313,7 @@ class LoadGenerator:
             slug = self.rng.choice(self.targets.slugs)
             headers = {"X-Forwarded-For": _client_ip(self.rng)}
             body = {
-                "gateway": "stripe",
+                "gateway": self.targets.gateway,
                 "customer_email": f"shopper{self.rng.randrange(10**9)}@example.com",
                 "quantity": 1,
                 "return_url": "https://shop.example.com/thanks",
@@ -346,30 +348,34 @@ class LoadGenerator:
             shed=answer.status_code == 503 and answer.headers.get(SHED_HEADER) == "1",
         )
         if kind == CHECKOUT and answer.status_code == 201:
-            reference = answer.json()["gateway_reference"]
+            placed = answer.json()
+            payment = DemoPayment(
+                gateway_reference=placed["gateway_reference"],
+                amount_minor=placed["amount_minor"],
+                currency=placed["currency"],
+            )
             if self.pay_checkouts:
-                await self._pay(reference)
+                await self._pay(payment)
             else:
-                self.unpaid_references.append(reference)
+                self.unpaid_payments.append(payment)
         return outcome
 
-    async def _pay(self, reference: str) -> None:
-        """The shopper pays at the Stripe sandbox; it sends the signed webhooks.
+    async def _pay(self, payment: DemoPayment) -> None:
+        """The shopper pays at the gateway's sandbox; it sends the signed webhooks.
 
         Only a payment the sandbox confirmed counts as paid: one whose call failed may
         or may not have been made, and is counted in ``payment_failures`` instead.
         """
         try:
-            answer = await self._stripe.post(f"/_sandbox/payment_intents/{reference}/succeed")
-            answer.raise_for_status()
-        except httpx.HTTPError:
+            await self.targets.payments.pay(payment)
+        except Exception:  # noqa: BLE001 - DemoPayments.pay raises whatever its sandbox does
             self._payment_failures += 1
             return
-        self._paid.append(reference)
+        self._paid.append(payment.gateway_reference)
 
-    async def place_unpaid_orders(self, count: int, concurrency: int = 16) -> list[str]:
+    async def place_unpaid_orders(self, count: int, concurrency: int = 16) -> list[DemoPayment]:
         """Check out ``count`` orders without paying them (a webhook burst pays them
-        later); return their payment references."""
+        later); return their payments."""
         semaphore = asyncio.Semaphore(concurrency)
         self.pay_checkouts = False
 
@@ -381,9 +387,9 @@ class LoadGenerator:
             await asyncio.gather(*(one() for _ in range(count)))
         finally:
             self.pay_checkouts = True
-        references = list(self.unpaid_references)
-        self.unpaid_references.clear()
-        return references
+        payments = list(self.unpaid_payments)
+        self.unpaid_payments.clear()
+        return payments
 
     async def run(
         self,

@@ -171,8 +171,8 @@ def verdict_rows(
     rows: list[tuple[str, str, str, str]] = []
     cycle_text = (
         f"{cycle.seconds:.0f} s for {cycle.synced}/{cycle.accounts} accounts "
-        f"({result.scenario.campaigns} campaigns, Meta latency "
-        f"{result.scenario.meta_latency_seconds:g} s)"
+        f"({result.scenario.campaigns} campaigns, ad network latency "
+        f"{result.scenario.ad_network_latency_seconds:g} s)"
         if cycle.seconds is not None
         else f"unfinished: {cycle.synced}/{cycle.accounts} accounts synced"
     )
@@ -291,7 +291,7 @@ def verdict_rows(
         rows.append(
             (
                 Metric.WEBHOOKS.value,
-                f"{webhooks.paid} payments paid at the Stripe sandbox{burst}; "
+                f"{webhooks.paid} payments paid at the {webhooks.gateway} sandbox{burst}; "
                 f"{webhooks.stored_in_inbox} stored in the inbox, "
                 f"{webhooks.captured_in_ledger} captured in the ledger after the drain, "
                 f"{webhooks.lost} lost; {webhooks.inbox_unprocessed} deliveries not yet "
@@ -314,7 +314,7 @@ def verdict_rows(
         rows.append(
             (
                 Metric.TRACKER.value,
-                f"{tracker.refreshes_queued} refreshes queued against a 17TRACK slower than "
+                f"{tracker.refreshes_queued} refreshes queued against a tracker slower than "
                 f"its timeout; {tracker.parcels_registered}/{tracker.parcels} parcels "
                 f"known to the tracker; breaker "
                 + (

@@ -8,7 +8,7 @@ Phases (each announced on the terminal with the time elapsed):
 4. the measurement window (``duration`` seconds): open-loop API load at the scenario's
    peak rates; at its start a full sync cycle of every seller is queued on the workers
    (all at once — worse than the scheduler's spread, on purpose) and, in scenario C, a
-   tracking refresh of every seller against a 17TRACK slower than its timeout; halfway,
+   tracking refresh of every seller against a tracker slower than its timeout; halfway,
    the webhook burst (payments completed with their webhooks held, then delivered twice
    each, shuffled, by concurrent senders);
 5. wait for the cycle to finish (up to ``cycle_timeout``) and the webhooks to be processed,
@@ -29,10 +29,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import httpx
 import psycopg
 
 from pixecom_core.models.sellers import SellerTier
+from pixecom_core.providers import DemoPayment, SimulatedPayments
 from pixecom_core.settings import Settings
 from pixecom_core.stats.schedule import DueSync
 from reference_app.simulate import datagen
@@ -106,6 +106,8 @@ class CycleResult:
 class WebhookResult:
     """Payments paid at the sandbox against what reached the inbox and the ledger."""
 
+    #: The payment gateway whose sandbox was paid at.
+    gateway: str = ""
     paid: int = 0
     captured_in_ledger: int = 0
     burst_events: int = 0
@@ -114,7 +116,8 @@ class WebhookResult:
     burst_seconds: float = 0.0
     inbox_unprocessed: int = 0
 
-    #: Paid payments whose ``payment_intent.succeeded`` delivery is in the inbox.
+    #: Paid payments whose success delivery (the sandbox's ``paid_event_type``) is in the
+    #: inbox.
     stored_in_inbox: int = 0
     #: Pay calls the sandbox did not confirm (not counted in ``paid``).
     payment_calls_failed: int = 0
@@ -221,8 +224,19 @@ def run_simulation(
         # Data first, then the processes: nothing syncs half-generated sellers, and the
         # measured cycle is each account's first (cold) one.
         progress("generating data")
+        sandboxes = deployment.sandboxes
+        assert sandboxes is not None and sandboxes.ad_network.simulation_accounts is not None
         generated = datagen.generate(
-            settings.database_url, settings, scenario, seed=options.seed, say=progress
+            settings.database_url,
+            settings,
+            scenario,
+            ad_network=sandboxes.ad_network.provider,
+            ad_accounts=sandboxes.ad_network.simulation_accounts(
+                scenario.sellers, datagen.CURRENCY
+            ),
+            gateway=sandboxes.payment_gateway.provider,
+            seed=options.seed,
+            say=progress,
         )
         progress(f"data generated in {generated.seconds:.1f} s; starting the processes")
         deployment.start_processes()
@@ -248,12 +262,20 @@ async def _measure(
     owner_dsn = settings.database_url
     assert owner_dsn is not None
     rates = rates_for(scenario)
+    sandboxes = deployment.sandboxes
+    assert sandboxes is not None and sandboxes.payment_gateway.simulation_payments is not None
+    gateway = sandboxes.payment_gateway.provider
+    # One object for the load's payments and the burst: it knows when delivery is held.
+    payments = sandboxes.payment_gateway.simulation_payments(
+        deployment.sandbox_urls[sandboxes.payment_gateway.name]
+    )
     generator = LoadGenerator(
         deployment.api_url,
         LoadTargets(
             slugs=generated.slugs,
             logins=generated.logins,
-            stripe_sandbox_url=deployment.sandbox_urls["stripe"],
+            gateway=gateway,
+            payments=payments,
         ),
         seed=options.seed,
     )
@@ -261,11 +283,11 @@ async def _measure(
         owner_dsn,
         settings,
         deployment.pids,
-        breaker=("tracker", "17track") if scenario.slow_tracker else None,
+        breaker=("tracker", sandboxes.tracker.provider) if scenario.slow_tracker else None,
     )
     broker = build_broker(settings, Queue.STATS_LOW)
     await broker.startup()
-    webhooks = WebhookResult()
+    webhooks = WebhookResult(gateway=gateway)
     tracker = TrackerResult() if scenario.slow_tracker else None
     try:
         sessions = sessions_for(scenario, rates[DASHBOARD])
@@ -277,10 +299,10 @@ async def _measure(
             raise RuntimeError(
                 f"no seller could log in (HTTP statuses {statuses}); see the API log"
             )
-        burst_references: list[str] = []
+        burst_payments: list[DemoPayment] = []
         if scenario.webhook_burst:
             progress(f"placing {scenario.webhook_burst} orders for the webhook burst")
-            burst_references = await generator.place_unpaid_orders(scenario.webhook_burst)
+            burst_payments = await generator.place_unpaid_orders(scenario.webhook_burst)
         await probes.start()
         cycle = CycleResult()
         # Queued in full before the load starts (1,000 XADDs take well under a second on a
@@ -303,12 +325,12 @@ async def _measure(
             )
 
         burst_task = None
-        if burst_references:
+        if burst_payments:
             burst_task = asyncio.create_task(
                 _burst_later(
                     options.duration / 2,
-                    deployment.sandbox_urls["stripe"],
-                    burst_references,
+                    payments,
+                    burst_payments,
                     webhooks,
                     progress,
                 )
@@ -328,7 +350,7 @@ async def _measure(
         progress(f"{linked} campaigns linked to sellpages; waiting for webhooks to drain")
         paid = [*load.paid_references, *burst_paid]
         webhooks.payment_calls_failed += load.payment_failures
-        await _drain(owner_dsn, paid, webhooks, options.drain_timeout)
+        await _drain(owner_dsn, paid, payments.paid_event_type, webhooks, options.drain_timeout)
         if tracker is not None:
             await _tracker_state(owner_dsn, probes, tracker)
         await probes.stop()
@@ -338,6 +360,7 @@ async def _measure(
         await probes.stop()
         await broker.shutdown()
         await generator.aclose()
+        await payments.aclose()
     return SimulationResult(
         scenario=scenario,
         options=options,
@@ -425,15 +448,15 @@ async def _kick_tracking(owner_dsn: str, broker: Any, settings: Settings) -> int
 
 async def _burst_later(
     delay: float,
-    stripe_url: str,
-    references: list[str],
+    payments: SimulatedPayments,
+    burst: list[DemoPayment],
     webhooks: WebhookResult,
     progress: Progress,
 ) -> list[str]:
     await asyncio.sleep(delay)
-    progress(f"webhook burst: {len(references)} payments, each event delivered twice")
+    progress(f"webhook burst: {len(burst)} payments, each event delivered twice")
     started = time.monotonic()
-    paid = await webhook_burst(stripe_url, references, webhooks)
+    paid = await webhook_burst(payments, burst, webhooks)
     webhooks.burst_seconds = time.monotonic() - started
     progress(
         f"webhook burst done in {webhooks.burst_seconds:.1f} s: "
@@ -444,60 +467,58 @@ async def _burst_later(
 
 
 async def webhook_burst(
-    stripe_url: str, references: list[str], webhooks: WebhookResult
+    payments: SimulatedPayments, burst: list[DemoPayment], webhooks: WebhookResult
 ) -> list[str]:
-    """Complete ``references`` at the Stripe sandbox with delivery held, then deliver the
-    events twice each, shuffled, from :data:`BURST_SENDERS` concurrent senders (Stripe
-    delivers at least once and in no order: audit §7 "duplicate payment events").
+    """Complete ``burst`` at the gateway's sandbox with delivery held, then deliver the
+    events twice each, shuffled, from :data:`BURST_SENDERS` concurrent senders (gateways
+    deliver at least once and in no order: audit §7 "duplicate payment events").
 
     Returns the references the sandbox confirmed as paid; the others are counted in
     ``webhooks.payment_calls_failed``.
     """
     confirmed: list[str] = []
-    async with httpx.AsyncClient(base_url=stripe_url, timeout=120) as http:
-        (await http.post("/_sandbox/config", json={"auto_deliver": False})).raise_for_status()
-        try:
-            for start in range(0, len(references), BURST_ROUND):
-                chunk = references[start : start + BURST_ROUND]
-                paid = await asyncio.gather(
-                    *(http.post(f"/_sandbox/payment_intents/{ref}/succeed") for ref in chunk)
+    await payments.hold_webhooks()
+    try:
+        for start in range(0, len(burst), BURST_ROUND):
+            chunk = burst[start : start + BURST_ROUND]
+            paid = await asyncio.gather(
+                *(payments.pay(payment) for payment in chunk), return_exceptions=True
+            )
+            for payment, outcome in zip(chunk, paid, strict=True):
+                if isinstance(outcome, BaseException):
+                    webhooks.payment_calls_failed += 1
+                else:
+                    confirmed.append(payment.gateway_reference)
+            ids = await payments.held_webhooks()
+            webhooks.burst_events += len(ids)
+            groups = [ids[i::BURST_SENDERS] for i in range(BURST_SENDERS)]
+            answers = await asyncio.gather(
+                *(
+                    payments.deliver_webhooks(group, copies=2, shuffle=True)
+                    for group in groups
+                    if group
                 )
-                for reference, answer in zip(chunk, paid, strict=True):
-                    if answer.is_success:
-                        confirmed.append(reference)
-                    else:
-                        webhooks.payment_calls_failed += 1
-                events = (await http.get("/_sandbox/events", params={"pending_only": True})).json()
-                ids = [event["id"] for event in events["data"]]
-                webhooks.burst_events += len(ids)
-                groups = [ids[i::BURST_SENDERS] for i in range(BURST_SENDERS)]
-                answers = await asyncio.gather(
-                    *(
-                        http.post(
-                            "/_sandbox/deliver",
-                            json={"event_ids": group, "duplicates": 2, "shuffle": True},
-                        )
-                        for group in groups
-                        if group
-                    )
-                )
-                for answer in answers:
-                    answer.raise_for_status()
-                    for delivery in answer.json()["deliveries"]:
-                        webhooks.burst_deliveries += 1
-                        if delivery["status_code"] != 200:
-                            webhooks.burst_refused += 1
-        finally:
-            await http.post("/_sandbox/config", json={"auto_deliver": True})
-            # Events the load's own payments raised while delivery was held, after the
-            # last round fetched its events: nothing else would send them.
-            await http.post("/_sandbox/deliver", json={})
+            )
+            for statuses in answers:
+                webhooks.burst_deliveries += len(statuses)
+                webhooks.burst_refused += sum(1 for status in statuses if status != 200)
+    finally:
+        # Also sends the events the load's own payments raised while delivery was held,
+        # after the last round fetched its events: nothing else would send them.
+        await payments.release_webhooks()
     return confirmed
 
 
-async def _drain(owner_dsn: str, paid: list[str], webhooks: WebhookResult, timeout: float) -> None:
+async def _drain(
+    owner_dsn: str,
+    paid: list[str],
+    paid_event_type: str,
+    webhooks: WebhookResult,
+    timeout: float,
+) -> None:
     """Wait until every paid payment (the gateway's payment id, through the order it
-    belongs to) has a CAPTURED fact and the inbox is processed."""
+    belongs to) has a CAPTURED fact and the inbox is processed; ``paid_event_type`` is
+    the gateway's notification of a completed payment."""
     webhooks.paid = len(set(paid))
     deadline = time.monotonic() + timeout
     async with await psycopg.AsyncConnection.connect(owner_dsn, autocommit=True) as conn:
@@ -509,17 +530,21 @@ async def _drain(owner_dsn: str, paid: list[str], webhooks: WebhookResult, timeo
                               FROM order_payments AS op
                               JOIN payment_events AS pe
                                 ON pe.seller_id = op.seller_id AND pe.order_id = op.order_id
-                             WHERE op.gateway = 'stripe' AND op.payment_id = ANY(%s)
+                             WHERE op.gateway = %(gateway)s AND op.payment_id = ANY(%(paid)s)
                                AND pe.event_type = 'CAPTURED'),
                            (SELECT count(*) FROM webhook_inbox WHERE status <> 'PROCESSED'),
-                           (SELECT count(*) FROM unnest(%s::text[]) AS ref
+                           (SELECT count(*) FROM unnest(%(paid)s::text[]) AS ref
                              WHERE EXISTS (
                                 SELECT 1 FROM webhook_inbox AS i
-                                 WHERE i.gateway = 'stripe'
-                                   AND i.event_type = 'payment_intent.succeeded'
+                                 WHERE i.gateway = %(gateway)s
+                                   AND i.event_type = %(paid_event_type)s
                                    AND convert_from(i.body, 'UTF8') LIKE '%%' || ref || '%%'))
                     """,
-                    (list(set(paid)), list(set(paid))),
+                    {
+                        "gateway": webhooks.gateway,
+                        "paid": list(set(paid)),
+                        "paid_event_type": paid_event_type,
+                    },
                 )
             ).fetchone()
             assert row is not None

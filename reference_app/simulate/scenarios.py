@@ -36,7 +36,7 @@ class Metric(StrEnum):
     RSS = "process RSS"
     ROWS = "rows per table"
     WEBHOOKS = "payment webhooks"
-    TRACKER = "slow 17TRACK"
+    TRACKER = "slow tracker"
 
 
 @dataclass(frozen=True)
@@ -44,17 +44,17 @@ class Scenario:
     """One audit scenario.
 
     :param name: ``A``, ``B`` or ``C``.
-    :param sellers: sellers, each with one Meta ad account and one published sellpage.
-    :param campaigns_per_seller: campaigns on each ad account (the Meta sandbox serves them
+    :param sellers: sellers, each with one ad account and one published sellpage.
+    :param campaigns_per_seller: campaigns on each ad account (the ad network's sandbox serves them
         with one or two ad sets of one or two ads each).
     :param orders_per_day: the daily order volume.
     :param api_rate: API requests per second at peak (storefront reads and seller
         dashboard reads), besides checkouts.
-    :param meta_latency_seconds: added by the Meta sandbox to every Graph answer (the
+    :param ad_network_latency_seconds: added by the ad network's sandbox to every answer (the
         audit's "realistic" 1.5 s).
     :param webhook_burst: payments paid with their webhooks held back, then delivered at
         once (each twice, shuffled), during the window; 0 for none.
-    :param slow_tracker: make the 17TRACK sandbox slower than the tracker's timeout.
+    :param slow_tracker: make the tracker's sandbox slower than the tracker's timeout.
     :param parcels_per_seller: parcels (tracking records) per seller to refresh.
     :param history_days: days of order history generated before the run.
     :param audit: the audit's figure for each metric, for the previous version.
@@ -67,7 +67,7 @@ class Scenario:
     campaigns_per_seller: int
     orders_per_day: int
     api_rate: float
-    meta_latency_seconds: float = 1.5
+    ad_network_latency_seconds: float = 1.5
     webhook_burst: int = 0
     slow_tracker: bool = False
     parcels_per_seller: int = 0
@@ -144,7 +144,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "C": Scenario(
         name="C",
-        title="Black Friday: 5× scenario A's traffic, webhook burst, slow 17TRACK",
+        title="Black Friday: 5× scenario A's traffic, webhook burst, slow tracker",
         sellers=100,
         campaigns_per_seller=5,
         orders_per_day=50_000,

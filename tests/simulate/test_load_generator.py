@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pixecom_core.providers import DemoPayment
 from reference_app.simulate.load import (
     CHECKOUT,
     STOREFRONT,
@@ -159,7 +160,7 @@ async def test_requests_arrive_at_the_rate_while_the_server_is_slow(slow_server:
     open loop keeps sending 40 a second and measures each from its arrival time."""
     generator = LoadGenerator(
         slow_server,
-        LoadTargets(slugs=["shop"], logins=[], stripe_sandbox_url=slow_server),
+        LoadTargets(slugs=["shop"], logins=[], gateway="test", payments=FlakyPayments()),
         seed=3,
     )
     try:
@@ -174,32 +175,47 @@ async def test_requests_arrive_at_the_rate_while_the_server_is_slow(slow_server:
     assert result.elapsed < 2.0 + 4 * SLOW_SECONDS
 
 
-def _shop_with_a_flaky_gateway() -> Starlette:
-    """Checkouts answer 201 with payment pi_0, pi_1, …; the gateway sandbox confirms the
-    even ones and fails the odd ones."""
+class FlakyPayments:
+    """A gateway sandbox's :class:`DemoPayments` that confirms payments with an even
+    number (``pi_0``, ``pi_2``, …) and refuses the odd ones; records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[DemoPayment] = []
+
+    async def pay(self, payment: DemoPayment) -> None:
+        self.asked.append(payment)
+        if int(payment.gateway_reference.removeprefix("pi_")) % 2:
+            raise RuntimeError("the sandbox answered 500")
+
+    async def refund(self, payment: DemoPayment, amount_minor: int) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _shop() -> Starlette:
+    """Checkouts answer 201 with payment pi_0, pi_1, … of 29.90 USD."""
     issued = iter(range(10**6))
 
     async def checkout(_request: Request) -> Response:
-        return JSONResponse({"gateway_reference": f"pi_{next(issued)}"}, status_code=201)
+        return JSONResponse(
+            {"gateway_reference": f"pi_{next(issued)}", "amount_minor": 2990, "currency": "USD"},
+            status_code=201,
+        )
 
-    async def succeed(request: Request) -> Response:
-        number = int(request.path_params["reference"].removeprefix("pi_"))
-        return JSONResponse({}, status_code=500 if number % 2 else 200)
-
-    return Starlette(
-        routes=[
-            Route("/public/sellpages/{slug}/orders", checkout, methods=["POST"]),
-            Route("/_sandbox/payment_intents/{reference}/succeed", succeed, methods=["POST"]),
-        ]
-    )
+    return Starlette(routes=[Route("/public/sellpages/{slug}/orders", checkout, methods=["POST"])])
 
 
 async def test_only_payments_the_sandbox_confirmed_count_as_paid() -> None:
     """A pay call that failed may not have paid: counting it would report a webhook as
     lost that was never sent."""
-    with serving(_shop_with_a_flaky_gateway()) as url:
+    payments = FlakyPayments()
+    with serving(_shop()) as url:
         generator = LoadGenerator(
-            url, LoadTargets(slugs=["shop"], logins=[], stripe_sandbox_url=url), seed=5
+            url,
+            LoadTargets(slugs=["shop"], logins=[], gateway="test", payments=payments),
+            seed=5,
         )
         try:
             result = await generator.run({CHECKOUT: 30.0}, 1.0)
@@ -210,3 +226,5 @@ async def test_only_payments_the_sandbox_confirmed_count_as_paid() -> None:
     assert result.paid_references
     assert all(int(ref.removeprefix("pi_")) % 2 == 0 for ref in result.paid_references)
     assert len(result.paid_references) + result.payment_failures == len(checkouts)
+    # the sandbox was asked to pay what checkout placed, with its amount
+    assert {p.amount_minor for p in payments.asked} == {2990}

@@ -27,7 +27,7 @@ def test_scenarios_carry_the_audit_numbers() -> None:
     assert c.orders_per_day == 5 * a.orders_per_day
     assert c.webhook_burst > 0 and c.slow_tracker and c.parcels_per_seller > 0
     for each in SCENARIOS.values():
-        assert each.meta_latency_seconds == 1.5  # the audit's "realistic" latency
+        assert each.ad_network_latency_seconds == 1.5  # the audit's "realistic" latency
         for metric in (Metric.CYCLE, Metric.API, Metric.DB_CONNECTIONS, Metric.ROWS):
             assert each.audit[metric]
         assert each.audit_verdict
@@ -73,10 +73,14 @@ def test_the_table_wraps_cells_and_keeps_every_verdict() -> None:
 
 def test_without_the_plugins_the_simulation_says_what_to_install() -> None:
     # Core tests load no plugin (PIXECOM_LOAD_PLUGINS=""), as a machine without them.
-    assert missing_plugins() == ["plugins/meta_ads", "plugins/stripe", "plugins/tracking17"]
+    assert missing_plugins() == [
+        "an ad network's sandbox that offers simulation_accounts",
+        "a payment gateway's sandbox that offers simulation_payments",
+        "a tracker's sandbox",
+    ]
     result = CliRunner().invoke(app, ["simulate", "A", "--duration", "5"])
     assert result.exit_code == 2
-    assert "plugins/meta_ads" in result.output and "pip install" in result.output
+    assert "a tracker's sandbox" in result.output and "pip install" in result.output
 
 
 def test_an_unknown_scenario_is_refused_before_anything_starts() -> None:

@@ -1,9 +1,17 @@
 """Hook implementations of the Meta Ads plugin: the ``meta`` ad network and its sandbox."""
 
+from collections.abc import Sequence
+
 from pixecom_core import hookimpl
-from pixecom_core.providers import AdNetwork, ASGIApp, Sandbox
+from pixecom_core.providers import (
+    AdNetwork,
+    ASGIApp,
+    Sandbox,
+    SimulatedAdAccount,
+    SimulatedConditions,
+)
 from pixecom_meta_ads.ad_network import MetaAdNetwork
-from pixecom_meta_ads.settings import MetaAdsSettings
+from pixecom_meta_ads.settings import SANDBOX_ENV_PREFIX, MetaAdsSettings
 
 
 @hookimpl
@@ -36,6 +44,8 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
             environment=_dev_environment,
             # Two USD accounts (profiles of the sandbox), so the demo needs no FX rates.
             demo_accounts=("act_1000", "act_1001"),
+            simulation_environment=_simulation_environment,
+            simulation_accounts=_simulation_accounts,
         )
     ]
 
@@ -44,3 +54,31 @@ def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:  # noqa:
     """Point the ad network at the sandbox (Meta sends no webhooks to the API), and let
     today's numbers grow through the day so the demo's spend changes between syncs."""
     return {"PIXECOM_META_GRAPH_BASE": sandbox_url, "PIXECOM_META_SANDBOX_TODAY_GROWS": "true"}
+
+
+def _simulation_environment(conditions: SimulatedConditions) -> dict[str, str]:
+    """The scenario's Graph latency and campaigns per account (``pixecom simulate``)."""
+    environment = {f"{SANDBOX_ENV_PREFIX}LATENCY_SECONDS": str(conditions.latency_seconds)}
+    if conditions.campaigns_per_account is not None:
+        environment[f"{SANDBOX_ENV_PREFIX}CAMPAIGNS_PER_ACCOUNT"] = str(
+            conditions.campaigns_per_account
+        )
+    return environment
+
+
+def _simulation_accounts(count: int, currency: str) -> Sequence[SimulatedAdAccount]:
+    """``count`` accounts of the first sandbox profile reporting in ``currency``.
+
+    Account ``N`` has the profile ``ACCOUNT_PROFILES[N % len(ACCOUNT_PROFILES)]``, so
+    every ``len(ACCOUNT_PROFILES)``-th account shares a currency and a time zone.
+    """
+    from pixecom_meta_ads.sandbox import ACCOUNT_PROFILES
+
+    step = len(ACCOUNT_PROFILES)
+    for offset, (profile_currency, timezone) in enumerate(ACCOUNT_PROFILES):
+        if profile_currency == currency:
+            return [
+                SimulatedAdAccount(f"act_{step * (index + 1) + offset}", currency, timezone)
+                for index in range(count)
+            ]
+    raise ValueError(f"the Meta sandbox has no account profile in {currency}")

@@ -1,7 +1,7 @@
 """Hook implementations of the Stripe plugin: the ``stripe`` gateway and its sandbox."""
 
 from pixecom_core import hookimpl
-from pixecom_core.providers import ASGIApp, DemoPayments, PaymentGateway, Sandbox
+from pixecom_core.providers import ASGIApp, PaymentGateway, Sandbox, SimulatedPayments
 from pixecom_stripe.gateway import StripeGateway
 from pixecom_stripe.settings import StripeSettings
 
@@ -39,8 +39,9 @@ def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:
     }
 
 
-def _demo_payments(sandbox_url: str) -> DemoPayments:
-    """Pay and refund at the sandbox for ``pixecom dev``'s demo traffic."""
+def _demo_payments(sandbox_url: str) -> SimulatedPayments:
+    """Pay and refund at the sandbox for ``pixecom dev``'s demo traffic, and hold and
+    replay webhooks for ``pixecom simulate``'s burst."""
     from pixecom_stripe.sandbox import SandboxDemoPayments
 
     return SandboxDemoPayments(sandbox_url, secret_key=DEV_SECRET_KEY)
@@ -57,5 +58,6 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
             create_app=_create_sandbox_app,
             environment=_dev_environment,
             demo_payments=_demo_payments,
+            simulation_payments=_demo_payments,
         )
     ]

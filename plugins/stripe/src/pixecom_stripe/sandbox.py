@@ -1336,23 +1336,36 @@ def _public_config(config: SandboxConfig) -> StripeObject:
 
 class SandboxDemoPayments:
     """Pays and refunds PaymentIntents at a running sandbox, for ``pixecom dev``'s demo
-    traffic (:class:`pixecom_core.providers.DemoPayments`).
+    traffic and ``pixecom simulate`` (:class:`pixecom_core.providers.SimulatedPayments`).
 
     Paying is the buyer's part (``POST /_sandbox/payment_intents/{id}/succeed``); refunding
     is the merchant's (``POST /v1/refunds`` with ``secret_key``, as from the dashboard). The
     sandbox sends the events to its webhook URL signed like Stripe; when it does not deliver
-    them on its own (``auto_deliver`` off) they are delivered right after each action.
+    them on its own (``auto_deliver`` off) they are delivered right after each action —
+    unless this object holds them (:meth:`hold_webhooks`, ``auto_deliver`` off until
+    :meth:`release_webhooks`), for a burst sent through ``POST /_sandbox/deliver``.
 
     :param url: the sandbox's base URL.
     :param secret_key: a test-mode key the sandbox accepts.
     """
 
+    #: Stripe's event for a PaymentIntent paid in full.
+    paid_event_type = "payment_intent.succeeded"
+
     def __init__(self, url: str, *, secret_key: str) -> None:
-        self._client = httpx.AsyncClient(base_url=url, timeout=20)
+        # A burst delivers hundreds of events per call: allow for the API's slowest minute.
+        self._client = httpx.AsyncClient(
+            base_url=url,
+            timeout=120,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
         self._secret_key = secret_key
         self._auto_deliver: bool | None = None
+        self._holding = False
 
     async def _delivered(self) -> None:
+        if self._holding:
+            return
         if self._auto_deliver is None:
             config = await self._client.get("/_sandbox/config")
             config.raise_for_status()
@@ -1383,6 +1396,42 @@ class SandboxDemoPayments:
         )
         answer.raise_for_status()
         await self._delivered()
+
+    async def hold_webhooks(self) -> None:
+        """Turn ``auto_deliver`` off (remembering its setting); new events stay pending."""
+        if self._auto_deliver is None:
+            config = await self._client.get("/_sandbox/config")
+            config.raise_for_status()
+            self._auto_deliver = bool(config.json()["auto_deliver"])
+        answer = await self._client.post("/_sandbox/config", json={"auto_deliver": False})
+        answer.raise_for_status()
+        self._holding = True
+
+    async def held_webhooks(self) -> list[str]:
+        """The pending events (``GET /_sandbox/events?pending_only=true``)."""
+        answer = await self._client.get("/_sandbox/events", params={"pending_only": True})
+        answer.raise_for_status()
+        return [str(event["id"]) for event in answer.json()["data"]]
+
+    async def deliver_webhooks(
+        self, event_ids: Sequence[str], *, copies: int, shuffle: bool
+    ) -> list[int | None]:
+        """``POST /_sandbox/deliver`` with these events, ``duplicates`` and ``shuffle``."""
+        answer = await self._client.post(
+            "/_sandbox/deliver",
+            json={"event_ids": list(event_ids), "duplicates": copies, "shuffle": shuffle},
+        )
+        answer.raise_for_status()
+        return [delivery["status_code"] for delivery in answer.json()["deliveries"]]
+
+    async def release_webhooks(self) -> None:
+        """Restore ``auto_deliver``, then deliver every event still pending."""
+        self._holding = False
+        answer = await self._client.post(
+            "/_sandbox/config", json={"auto_deliver": bool(self._auto_deliver)}
+        )
+        answer.raise_for_status()
+        (await self._client.post("/_sandbox/deliver", json={})).raise_for_status()
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

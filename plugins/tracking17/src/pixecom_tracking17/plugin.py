@@ -3,7 +3,7 @@
 from typing import Final
 
 from pixecom_core import hookimpl
-from pixecom_core.providers import ASGIApp, Sandbox, Tracker
+from pixecom_core.providers import ASGIApp, Sandbox, SimulatedConditions, Tracker
 from pixecom_tracking17.client import PROVIDER
 from pixecom_tracking17.settings import ENV_PREFIX, SANDBOX_ENV_PREFIX
 from pixecom_tracking17.tracker import Tracker17
@@ -62,5 +62,16 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
             provider=PROVIDER,
             create_app=_create_sandbox_app,
             environment=_dev_environment,
+            simulation_environment=_simulation_environment,
         )
     ]
+
+
+def _simulation_environment(conditions: SimulatedConditions) -> dict[str, str]:
+    """The scenario's API latency; parcels still unless it wants them to move."""
+    return {
+        f"{SANDBOX_ENV_PREFIX}LATENCY_SECONDS": str(conditions.latency_seconds),
+        f"{SANDBOX_ENV_PREFIX}ADVANCE_EVERY_SECONDS": str(
+            DEV_ADVANCE_EVERY_SECONDS if conditions.parcels_progress else 0
+        ),
+    }
