@@ -27,6 +27,10 @@ PRODUCTION_CHOICES = {
     "db_behind_pgbouncer",
     "seed_demo_data",
     "log_format",
+    # Which tracker and storage plugin to use: by default the only one installed, so the
+    # example names the ones the deployment kit is written for.
+    "tracking_provider",
+    "storage_provider",
 }
 
 
