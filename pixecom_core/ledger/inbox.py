@@ -1,6 +1,6 @@
 """The webhook inbox: store a verified delivery at once, turn it into ledger facts later.
 
-Audit §7, "webhook burst": the endpoint only verifies the signature (through the gateway
+MONEY-3, "webhook burst": the endpoint only verifies the signature (through the gateway
 plugin) and inserts the raw delivery — ``UNIQUE (gateway, event_id)`` makes a redelivery a
 no-op — so it answers 2xx in milliseconds whatever the burst. A worker task then parses
 the delivery and records its facts (:class:`pixecom_core.ledger.service.Ledger`).

@@ -1,9 +1,9 @@
 """An order's money state, derived from its ledger facts — never stored, never mutated.
 
-Audit §7: "``Order.total`` … should be derived from the PaymentEvent aggregate, not
-directly mutated". The state is a pure function of the *set* of facts, so the order in
-which webhooks arrive (a refund before its capture, say) cannot change the result: once
-every fact is in, the state is right.
+MONEY-1, in the audit's words: "``Order.total`` … should be derived from the PaymentEvent
+aggregate, not directly mutated". The state is a pure function of the *set* of facts, so the
+order in which webhooks arrive (a refund before its capture, say) cannot change the result:
+once every fact is in, the state is right.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class MoneyState:
     """What happened to an order's money in one currency, in minor units.
 
     ``net_minor`` is what the seller keeps: captured − refunded − charged back + chargebacks
-    reversed (audit §6: ROAS net of refunds and chargebacks).
+    reversed (STATS-3: ROAS net of refunds and chargebacks).
     """
 
     currency: str

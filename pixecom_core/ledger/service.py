@@ -3,7 +3,7 @@
 Each fact is identified by ``(seller, gateway, fact reference, kind)`` — the gateway's id
 of the money movement, not of the webhook that announced it — and inserted with
 ``ON CONFLICT DO NOTHING``: a redelivered webhook, or the same refund announced by two
-notification types, records nothing new (audit §7). ``payment_events`` is append-only in
+notification types, records nothing new (MONEY-2). ``payment_events`` is append-only in
 the database; an order's money (paid, refunded, net) is computed from it
 (:mod:`pixecom_core.ledger.money`) and its status follows, each change written as an
 ``order_events`` row. Facts for one order are serialised by locking the order row, so
@@ -63,7 +63,7 @@ _FACTS = text(
     "SELECT event_type, amount_minor, currency FROM payment_events"
     " WHERE seller_id = :seller_id AND order_id = :order_id"
 )
-# audit §6: a refund (or any late fact) changes the revenue of its order's day, which may
+# STATS-2: a refund (or any late fact) changes the revenue of its order's day, which may
 # have been aggregated already: mark that sellpage-day for re-aggregation.
 _MARK_DAY_DIRTY = text(
     """
@@ -314,7 +314,7 @@ class Ledger:
 
     def announce(self, outcome: RecordOutcome) -> None:
         """Tell the plugins what ``outcome`` recorded and changed: call only after the
-        transaction that wrote it committed (audit: never announce what may still roll
+        transaction that wrote it committed (MONEY-6: never announce what may still roll
         back). Each plugin hears on its own, so one failing never silences the others."""
         for record in outcome.recorded:
             announce(self._pm, "pixecom_on_payment_event", event=record)

@@ -65,7 +65,7 @@ class SimulatedPayments(DemoPayments, Protocol):
     simulate``.
 
     The simulation pays its checkouts through :meth:`DemoPayments.pay`, and replays a
-    webhook burst (audit §7, "duplicate payment events"): it holds the sandbox's
+    webhook burst (MONEY-2, "duplicate payment events"): it holds the sandbox's
     deliveries, pays a few hundred payments, then sends every held event several times,
     shuffled, from many senders at once, and checks each payment reached the ledger.
     One object serves the whole run, so it knows while deliveries are held (``pay`` then

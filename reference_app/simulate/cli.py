@@ -16,7 +16,7 @@ DEFAULT_OUTPUT_DIR = Path(".pixecom") / "simulate"
 
 
 def simulate_command(
-    scenario: Annotated[str, typer.Argument(help=f"The audit scenario: {', '.join(SCENARIOS)}.")],
+    scenario: Annotated[str, typer.Argument(help=f"The audit's scenario: {', '.join(SCENARIOS)}.")],
     duration: Annotated[
         float, typer.Option(min=5, help="Seconds of live traffic at the scenario's peak rate.")
     ] = 90.0,
@@ -56,7 +56,7 @@ def simulate_command(
         str | None, typer.Option(help="Redis [default: REDIS_URL, else embedded Valkey].")
     ] = None,
 ) -> None:
-    """Reproduce an audit scenario (A, B or C) against the reference deployment.
+    """Reproduce one of the audit's scenarios (A, B or C) against the reference deployment.
 
     Starts the deployment (API, one worker per queue, scheduler, and the installed plugins'
     ad network, payment gateway and tracker sandboxes on loopback), generates the

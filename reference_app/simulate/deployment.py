@@ -10,7 +10,7 @@ configured for the scenario through :class:`~pixecom_core.providers.SimulatedCon
 queue, the scheduler and the API, each process logging to ``<output>/logs/``.
 
 Pool sizes are set per process so that the whole deployment stays inside PostgreSQL's
-default ``max_connections`` of 100 (audit B3 / must-fix 2: bounded pools, explicitly):
+default ``max_connections`` of 100 (SCALE-3: bounded pools, explicitly):
 three stats workers × (10 + 5), the API 10 + 10, the payments worker 10 + 10, the
 tracking worker 3 + 3, the scheduler 2 + 2, and the simulation's own probes.
 """
@@ -51,7 +51,8 @@ SANDBOX_ROLES = {
     "tracker": "a tracker's sandbox",
 }
 #: The tracker sandbox's latency in scenario C: twice the tracker's 5 s call timeout,
-#: so every call times out (audit §2 C: "tracking API delays, common during peak").
+#: so every call times out (SCALE-9; the audit's scenario C: "tracking API delays, common
+#: during peak").
 SLOW_TRACKER_LATENCY_SECONDS = 10.0
 #: How long a worker's job waits for a pooled connection before it fails.
 WORKER_POOL_TIMEOUT_SECONDS = 60.0
@@ -205,7 +206,8 @@ def find_simulation_sandboxes(registry: ProviderRegistry) -> SimulationSandboxes
 def scenario_conditions(scenario: Scenario) -> dict[str, SimulatedConditions]:
     """Role → how the scenario wants that role's sandbox to behave."""
     return {
-        # audit §2: "if Meta API latency is 1-2 seconds per call (realistic)"
+        # SCALE-5, the audit's sync cycle: "if Meta API latency is 1-2 seconds per call
+        # (realistic)"
         "ad network": SimulatedConditions(
             latency_seconds=scenario.ad_network_latency_seconds,
             campaigns_per_account=scenario.campaigns_per_seller,

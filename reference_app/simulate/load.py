@@ -3,8 +3,8 @@ whether or not earlier ones have been answered.
 
 A closed-loop driver (N users, each waiting for its answer before the next request)
 slows down exactly when the server does, and so hides the queueing the audit warns about
-(audit §2: "pool exhaustion", "API timeout errors"). Here arrivals follow a Poisson process
-at the scenario's rate, each request is sent at its arrival time on its own task, and its
+(SCALE-3, SCALE-8: "pool exhaustion", "API timeout errors"). Here arrivals follow a Poisson
+process at the scenario's rate, each request is sent at its arrival time on its own task, and its
 latency is measured from that arrival time — a server that falls behind shows it in p99
 and in timeouts, not in a quietly lower request rate (the "coordinated omission" problem).
 

@@ -1,18 +1,19 @@
 """What a simulation samples while it runs, once a second, from outside the processes.
 
 - PostgreSQL connections of the simulation's database from ``pg_stat_activity``: open,
-  and in use (``active`` or ``idle in transaction``) — audit B3 counted pool exhaustion;
+  and in use (``active`` or ``idle in transaction``) — SCALE-3, the audit counted pool exhaustion;
 - queue depth per taskiq stream: messages not yet delivered to a worker (the consumer
-  group's ``lag``) plus delivered but not acknowledged (``pending``) — audit §2 B: "jobs
-  pile up, queue grows unboundedly";
-- Redis ``used_memory`` — audit §2 B / §10: "Redis OOM", "500 MB: eviction starts";
+  group's ``lag``) plus delivered but not acknowledged (``pending``) — SCALE-5, the
+  audit's scenario B: "jobs pile up, queue grows unboundedly";
+- Redis ``used_memory`` — OPS-3, the audit's scenario B and thresholds: "Redis OOM",
+  "500 MB: eviction starts";
 - resident memory (RSS) and CPU time of each process of the deployment, of the load
-  generator and of PostgreSQL when it runs here (psutil) — audit §2 memory and "CPU:
-  100% sustained" — and how long each process's main thread waited for a core (Linux
+  generator and of PostgreSQL when it runs here (psutil) — the audit's memory figures and
+  "CPU: 100% sustained" — and how long each process's main thread waited for a core (Linux
   ``/proc/<pid>/schedstat``): on a shared machine a load generator starved of CPU sends
   less than it should, and the API's figures then measure the generator;
 
-and, at the end, exact row counts of the tables the audit sized (audit §2 "Database").
+and, at the end, exact row counts of the tables the audit sized (its "Database" figures).
 """
 
 from __future__ import annotations

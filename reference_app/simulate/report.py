@@ -1,6 +1,6 @@
 """The verdict table beside the audit's figures, the JSON record and the PNG chart.
 
-The table has one row per metric the audit sized (audit §2, §10): our measurement, the
+The table has one row per metric the audit sized (docs/scaling.md): our measurement, the
 audit's figure for the previous version, and a verdict. Verdicts are mechanical:
 
 - sync cycle: PASS when every account synced and the cycle fits the 5-minute window;
@@ -304,7 +304,7 @@ def verdict_rows(
                 ),
                 audit.get(Metric.WEBHOOKS, "signed webhooks, stored once, processed async"),
                 # a stored delivery is safe (the worker and its sweep process it); what
-                # must never happen is a payment with no trace (audit §7)
+                # must never happen is a payment with no trace (MONEY-3)
                 "PASS" if webhooks.lost == 0 and webhooks.burst_refused == 0 else "FAIL",
             )
         )

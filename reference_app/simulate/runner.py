@@ -471,7 +471,7 @@ async def webhook_burst(
 ) -> list[str]:
     """Complete ``burst`` at the gateway's sandbox with delivery held, then deliver the
     events twice each, shuffled, from :data:`BURST_SENDERS` concurrent senders (gateways
-    deliver at least once and in no order: audit §7 "duplicate payment events").
+    deliver at least once and in no order: MONEY-2, "duplicate payment events").
 
     Returns the references the sandbox confirmed as paid; the others are counted in
     ``webhooks.payment_calls_failed``.

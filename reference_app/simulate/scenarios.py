@@ -1,4 +1,4 @@
-"""The audit's scale scenarios as data (audit §2 "Scale simulation results", §10).
+"""The audit's scale scenarios A, B and C as data (docs/requirements.md, docs/scaling.md).
 
 Each :class:`Scenario` holds what the audit assumed (sellers, campaigns, orders a day, API
 traffic, the Meta latency it computed the sync cycle with) and what it predicted for the
@@ -20,7 +20,7 @@ from enum import StrEnum
 
 #: Peak-hour orders relative to the day's average (an evening peak about 3× the mean).
 PEAK_FACTOR = 3.0
-#: The sync window the audit measures every cycle against (audit §2, §4: "every 5 minutes").
+#: The sync window the audit measures every cycle against (SCALE-5: "every 5 minutes").
 SYNC_WINDOW_SECONDS = 300.0
 SECONDS_PER_DAY = 86_400
 
@@ -41,7 +41,7 @@ class Metric(StrEnum):
 
 @dataclass(frozen=True)
 class Scenario:
-    """One audit scenario.
+    """One of the audit's scenarios.
 
     :param name: ``A``, ``B`` or ``C``.
     :param sellers: sellers, each with one ad account and one published sellpage.
@@ -157,7 +157,7 @@ SCENARIOS: dict[str, Scenario] = {
             Metric.API: "~500 req/s: no pool can handle it; API timeout errors",
             Metric.DB_CONNECTIONS: _POOL_AUDIT,
             Metric.QUEUE_DEPTH: "no webhook queue",
-            Metric.REDIS_MEMORY: "500 MB: eviction starts (audit §10)",
+            Metric.REDIS_MEMORY: "500 MB: eviction starts (the audit's thresholds)",
             Metric.RSS: _RSS_AUDIT,
             Metric.ROWS: "orders ~50K/day",
             Metric.WEBHOOKS: "no queue, no idempotency: duplicate payment events possible",

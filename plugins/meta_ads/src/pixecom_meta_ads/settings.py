@@ -33,7 +33,7 @@ class MetaAdsSettings(SettingsWithSecretFiles):
         (``inline_link_clicks``, what core's ``InsightRow`` asks for) or all clicks
         (``clicks``, which include likes, expands and profile clicks).
     :param page_limit: rows asked per page (``limit``).
-    :param max_pages: bound on pages read for one window (audit B4: every list is bounded).
+    :param max_pages: bound on pages read for one window (SCALE-4: every list is bounded).
     :param timeout_seconds: limit on each HTTP call (connect, read, write).
     :param max_connections: concurrent calls (and pooled connections) for every account of
         the process together; further calls wait their turn. Spread over pools of 100, so a

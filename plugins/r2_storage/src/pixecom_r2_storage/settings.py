@@ -42,10 +42,11 @@ class R2Settings(SettingsWithSecretFiles):
     :param access_key_id: the R2 API token's access key id.
     :param secret_access_key: the R2 API token's secret; never logged.
     :param region: the SigV4 signing region; R2 wants ``auto``.
-    :param max_upload_bytes: the largest upload a URL is presigned for (audit section 9: no
-        size limit). The signed ``Content-Length`` makes R2 refuse another size.
-    :param presign_expiry_seconds: the longest an upload URL stays valid (audit: 5 minutes);
-        a shorter ``UploadRequest.expires_in`` is honoured, a longer one is cut to this.
+    :param max_upload_bytes: the largest upload a URL is presigned for (SEC-6; the audit
+        found no size limit). The signed ``Content-Length`` makes R2 refuse another size.
+    :param presign_expiry_seconds: the longest an upload URL stays valid (SEC-6; the audit's
+        5 minutes); a shorter ``UploadRequest.expires_in`` is honoured, a longer one is cut to
+        this.
     :param allowed_content_types: the types a URL is presigned for; each must have a
         magic-byte signature in :mod:`pixecom_r2_storage.content_types`, so that the
         post-upload check can confirm the bytes.

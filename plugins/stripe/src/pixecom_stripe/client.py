@@ -41,8 +41,8 @@ from pixecom_core.providers.http import shared_ssl_context as shared_ssl_context
 from pixecom_stripe.settings import ENV_PREFIX, StripeSettings
 
 PROVIDER: Final = "stripe"
-#: Bound on refund pages fetched for one charge (100 refunds each); audit B4: every list
-#: is bounded.
+#: Bound on refund pages fetched for one charge (100 refunds each); SCALE-4: every
+#: list is bounded.
 MAX_REFUND_PAGES: Final = 10
 
 StripeObject = dict[str, Any]

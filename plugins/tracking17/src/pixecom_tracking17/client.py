@@ -12,7 +12,7 @@ rejected entry fails only its own number (:class:`Rejection`, never an exception
 failures may come as HTTP 401 or as HTTP 200 with an auth ``code``: both are mapped.
 
 Failures become one class of :mod:`pixecom_core.providers.errors`, so core's shared circuit
-breaker counts exactly the ones that say 17TRACK is unhealthy (audit scenario C):
+breaker counts exactly the ones that say 17TRACK is unhealthy (SCALE-9):
 
 - timeout (the whole call, not only each read), connection failure, HTTP 5xx, a 2xx that is
   not a JSON envelope, envelope code ``-18010003`` (internal error) →
@@ -351,7 +351,7 @@ class Track17Client:
 
 
 def _list(value: Any) -> list[Entry]:
-    """The dict entries of a JSON array (anything else: none); audit B4, bounded by the
+    """The dict entries of a JSON array (anything else: none); SCALE-4, bounded by the
     caller's 40-number batches."""
     if not isinstance(value, list):
         return []

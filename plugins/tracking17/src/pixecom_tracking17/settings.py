@@ -38,7 +38,7 @@ class Track17Settings(SettingsWithSecretFiles):
         show; the official text does not describe the signature). Set it to verify pushes
         in a process that must not hold the API key, or when the two differ.
     :param timeout_seconds: the limit on one API call as a whole (connect, send, wait,
-        read). Short on purpose (audit scenario C: a slow 17TRACK must not hold a worker);
+        read). Short on purpose (SCALE-9: a slow 17TRACK must not hold a worker);
         an expired call raises ``ProviderTransientError`` for core's breaker to count.
     :param requests_per_second: calls this process starts per second at most. 17TRACK
         allows about 3 per account and answers 429 past it; with several worker processes
