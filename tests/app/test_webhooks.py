@@ -22,9 +22,7 @@ def inbox_rows(dsn: str, event_id: str) -> list[tuple[object, ...]]:
 async def test_a_signed_delivery_is_stored_once_and_a_replay_acknowledged(
     api_client: httpx.AsyncClient, database_owner_dsn: str
 ) -> None:
-    body, headers = fakepay.delivery(
-        [fakepay.fact("fp_1", "ch_1", PaymentEventKind.CAPTURED, 100)]
-    )
+    body, headers = fakepay.delivery([fakepay.fact("fp_1", "ch_1", PaymentEventKind.CAPTURED, 100)])
     event_id = json.loads(body)["id"]
 
     first = await api_client.post("/webhooks/fakepay", content=body, headers=headers)
@@ -40,9 +38,7 @@ async def test_a_signed_delivery_is_stored_once_and_a_replay_acknowledged(
 async def test_a_tampered_delivery_is_400_and_stores_nothing(
     api_client: httpx.AsyncClient, database_owner_dsn: str
 ) -> None:
-    body, headers = fakepay.delivery(
-        [fakepay.fact("fp_1", "ch_2", PaymentEventKind.CAPTURED, 100)]
-    )
+    body, headers = fakepay.delivery([fakepay.fact("fp_1", "ch_2", PaymentEventKind.CAPTURED, 100)])
     event_id = json.loads(body)["id"]
 
     tampered = await api_client.post(

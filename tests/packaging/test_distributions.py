@@ -83,9 +83,10 @@ def test_core_and_app_wheels_hold_their_own_packages(wheels: dict[str, Path]) ->
     assert not [name for name in app if name.startswith("pixecom_core/")]
     assert not [name for name in app if name.endswith("pyproject.toml")]
     entry_points = next(name for name in app if name.endswith("entry_points.txt"))
-    assert "pixecom = reference_app.cli:main" in zipfile.ZipFile(wheels["pixecom-app"]).read(
-        entry_points
-    ).decode()
+    assert (
+        "pixecom = reference_app.cli:main"
+        in zipfile.ZipFile(wheels["pixecom-app"]).read(entry_points).decode()
+    )
 
 
 def test_core_alone_brings_neither_the_app_nor_its_stack_and_pytest_still_starts(
