@@ -188,7 +188,10 @@ class FlakyPayments:
             raise RuntimeError("the sandbox answered 500")
 
     async def refund(self, payment: DemoPayment, amount_minor: int) -> None:
-        raise NotImplementedError
+        # The load generator pays and never refunds: a refund here is a bug in it.
+        raise AssertionError(
+            f"the load generator refunded {amount_minor} of {payment.gateway_reference}"
+        )
 
     async def aclose(self) -> None:
         pass
