@@ -5,15 +5,14 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from pixecom_stripe.client import shared_ssl_context
 from pixecom_stripe.sandbox import SandboxConfig, create_sandbox_app
+from pixecom_stripe.testing import WEBHOOK_SECRET, RunningSandbox, running_sandbox
 from pydantic import SecretStr
 
 from pixecom_core.settings import Settings
 from pixecom_core.testing.loopback import serve
-from tests.stripe.support import SECRET_KEY, WEBHOOK_SECRET, RunningSandbox
 
 #: Only loopback HTTP here, but httpx builds a TLS context per client unless given one.
 TLS = shared_ssl_context()
@@ -30,17 +29,8 @@ async def sandbox_url() -> AsyncIterator[str]:
 @pytest.fixture
 async def sandbox(sandbox_url: str) -> AsyncIterator[RunningSandbox]:
     """The sandbox, reset to its starting configuration with no objects or events."""
-    async with (
-        httpx.AsyncClient(base_url=sandbox_url, timeout=10, verify=TLS) as control,
-        httpx.AsyncClient(
-            base_url=sandbox_url,
-            timeout=10,
-            verify=TLS,
-            headers={"Authorization": f"Bearer {SECRET_KEY}"},
-        ) as api,
-    ):
-        (await control.post("/_sandbox/reset")).raise_for_status()
-        yield RunningSandbox(url=sandbox_url, control=control, api=api)
+    async with running_sandbox(sandbox_url) as running:
+        yield running
 
 
 @pytest.fixture

@@ -8,57 +8,15 @@ These tests live with the project's because they need the app; the plugin's own 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from pixecom_stripe.gateway import StripeGateway
-from pixecom_stripe.settings import StripeSettings
 
 from pixecom_core import hookimpl
 from pixecom_core.providers import PaymentGateway
 from pixecom_core.settings import Settings
 
-SECRET_KEY = "sk_test_pixecom_fixture_key_4242"
-WEBHOOK_SECRET = "whsec_fixture_current_0000000000000000"
 PASSWORD = "correct horse battery staple"
-
-
-@dataclass
-class RunningSandbox:
-    """A sandbox on loopback: ``url`` for the gateway, ``control`` for ``/_sandbox/`` calls
-    and for Stripe API calls made as the account owner (``api``)."""
-
-    url: str
-    control: httpx.AsyncClient
-    api: httpx.AsyncClient
-
-    async def configure(self, **changes: Any) -> None:
-        response = await self.control.post("/_sandbox/config", json=changes)
-        response.raise_for_status()
-
-    async def act(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Call a control endpoint (``payment_intents/pi_…/succeed`` …); return its object."""
-        response = await self.control.post(f"/_sandbox/{path}", json=body)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    async def refund(self, payment_intent: str, amount: int | None = None) -> dict[str, Any]:
-        form = {"payment_intent": payment_intent}
-        if amount is not None:
-            form["amount"] = str(amount)
-        response = await self.api.post("/v1/refunds", data=form)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-
-def settings_for(url: str) -> StripeSettings:
-    """The plugin's settings for the sandbox at ``url``."""
-    return StripeSettings(
-        api_base=url, secret_key=SECRET_KEY, webhook_secrets=[WEBHOOK_SECRET], timeout_seconds=5
-    )
 
 
 class StripeAtSandbox:

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from pixecom_stripe import plugin as stripe_plugin
 from pixecom_stripe.gateway import StripeGateway
+from pixecom_stripe.testing import RunningSandbox, settings_for
 
 from pixecom_core import hookimpl
 from pixecom_core.db.engine import create_engine, create_sessionmaker
@@ -30,7 +31,7 @@ from pixecom_core.testing.databases import TestDatabase
 from pixecom_core.testing.loopback import serve
 from reference_app.api import create_app
 from reference_app.demo_traffic import DemoTrafficConfig, find_payment_sandbox, run_demo_traffic
-from tests.stripe.support import RunningSandbox, StripeAtSandbox, published_sellpage, settings_for
+from tests.stripe.support import StripeAtSandbox, published_sellpage
 
 
 class StripeSandboxes:

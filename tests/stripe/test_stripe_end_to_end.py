@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 from pixecom_stripe.gateway import StripeGateway
+from pixecom_stripe.testing import RunningSandbox, settings_for
 
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.ledger import Ledger, WebhookInbox
@@ -23,7 +24,7 @@ from pixecom_core.settings import Settings
 from pixecom_core.testing.databases import TestDatabase
 from pixecom_core.testing.loopback import serve
 from reference_app.api import create_app
-from tests.stripe.support import RunningSandbox, StripeAtSandbox, published_sellpage, settings_for
+from tests.stripe.support import StripeAtSandbox, published_sellpage
 
 
 @pytest.fixture

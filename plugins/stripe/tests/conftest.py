@@ -7,13 +7,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from pixecom_stripe.client import shared_ssl_context
 from pixecom_stripe.gateway import StripeGateway
 from pixecom_stripe.sandbox import SandboxConfig, create_sandbox_app
-from stripe_support import SECRET_KEY, WEBHOOK_SECRET, Receiver, RunningSandbox, settings_for
+from pixecom_stripe.testing import running_sandbox
+from stripe_support import WEBHOOK_SECRET, Receiver, RunningSandbox, settings_for
 
 from pixecom_core.providers import PaymentRequest
 from pixecom_core.testing.loopback import serve
@@ -36,17 +36,8 @@ async def sandbox_url() -> AsyncIterator[str]:
 @pytest.fixture
 async def sandbox(sandbox_url: str) -> AsyncIterator[RunningSandbox]:
     """The sandbox, reset to its starting configuration with no objects or events."""
-    async with (
-        httpx.AsyncClient(base_url=sandbox_url, timeout=10, verify=TLS) as control,
-        httpx.AsyncClient(
-            base_url=sandbox_url,
-            timeout=10,
-            verify=TLS,
-            headers={"Authorization": f"Bearer {SECRET_KEY}"},
-        ) as api,
-    ):
-        (await control.post("/_sandbox/reset")).raise_for_status()
-        yield RunningSandbox(url=sandbox_url, control=control, api=api)
+    async with running_sandbox(sandbox_url) as running:
+        yield running
 
 
 @pytest.fixture
@@ -54,17 +45,8 @@ async def private_sandbox() -> AsyncIterator[RunningSandbox]:
     """A sandbox server of the test's own, for tests that leave requests running (latency)
     which must not land in the next test's shared sandbox."""
     config = SandboxConfig(webhook_secrets=[WEBHOOK_SECRET])
-    async with (
-        serve(create_sandbox_app(config)) as url,
-        httpx.AsyncClient(base_url=url, timeout=10, verify=TLS) as control,
-        httpx.AsyncClient(
-            base_url=url,
-            timeout=10,
-            verify=TLS,
-            headers={"Authorization": f"Bearer {SECRET_KEY}"},
-        ) as api,
-    ):
-        yield RunningSandbox(url=url, control=control, api=api)
+    async with serve(create_sandbox_app(config)) as url, running_sandbox(url) as running:
+        yield running
 
 
 @pytest.fixture

@@ -5,68 +5,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from pixecom_stripe.gateway import StripeGateway
 from pixecom_stripe.sandbox import signature_header
-from pixecom_stripe.settings import StripeSettings
+from pixecom_stripe.testing import SECRET_KEY, WEBHOOK_SECRET, RunningSandbox, settings_for
 
 from pixecom_core.providers import GatewayPaymentEvent
 
-SECRET_KEY = "sk_test_pixecom_fixture_key_4242"
-WEBHOOK_SECRET = "whsec_fixture_current_0000000000000000"
 OLD_WEBHOOK_SECRET = "whsec_fixture_previous_111111111111111"
 
-
-@dataclass
-class RunningSandbox:
-    """A sandbox on loopback: ``url`` for the gateway, ``control`` for ``/_sandbox/`` calls
-    and for Stripe API calls made as the account owner (``api``)."""
-
-    url: str
-    control: httpx.AsyncClient
-    api: httpx.AsyncClient
-
-    async def configure(self, **changes: Any) -> None:
-        response = await self.control.post("/_sandbox/config", json=changes)
-        response.raise_for_status()
-
-    async def act(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Call a control endpoint (``payment_intents/pi_…/succeed`` …); return its object."""
-        response = await self.control.post(f"/_sandbox/{path}", json=body)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    async def refund(self, payment_intent: str, amount: int | None = None) -> dict[str, Any]:
-        form = {"payment_intent": payment_intent}
-        if amount is not None:
-            form["amount"] = str(amount)
-        response = await self.api.post("/v1/refunds", data=form)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    async def events(self, *types: str) -> list[dict[str, Any]]:
-        """Events the sandbox recorded, oldest first, optionally only of ``types``."""
-        response = await self.control.get("/_sandbox/events")
-        response.raise_for_status()
-        events = []
-        for event in response.json()["data"]:
-            event.pop("delivered")
-            if not types or event["type"] in types:
-                events.append(event)
-        return events
-
-
-def settings_for(url: str, **overrides: Any) -> StripeSettings:
-    values: dict[str, Any] = {
-        "api_base": url,
-        "secret_key": SECRET_KEY,
-        "webhook_secrets": [WEBHOOK_SECRET],
-        "timeout_seconds": 5,
-    }
-    values.update(overrides)
-    return StripeSettings(**values)
+__all__ = ["SECRET_KEY", "WEBHOOK_SECRET", "RunningSandbox", "settings_for"]
 
 
 def signed(event: dict[str, Any], *secrets: str, timestamp: int | None = None) -> tuple[bytes, str]:
