@@ -4,13 +4,14 @@ creatives and the uploaded assets they use."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import (
     CHAR,
     BigInteger,
     CheckConstraint,
+    Date,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -19,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import BYTEA
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA
 from sqlmodel import Field
 
 from pixecom_core.models.base import (
@@ -42,6 +43,17 @@ class AdAccountStatus(StrEnum):
     ACTIVE = "ACTIVE"
     PAUSED = "PAUSED"
     DISCONNECTED = "DISCONNECTED"
+
+
+class AdConnectionStatus(StrEnum):
+    """Where one authorization flow of a seller with a network stands."""
+
+    #: Created; waiting for the network's consent redirect (OAuth).
+    PENDING = "PENDING"
+    #: The network gave a grant with every required scope; it is stored encrypted.
+    AUTHORIZED = "AUTHORIZED"
+    #: Consent denied, a scope missing or the code refused: no grant is stored.
+    REFUSED = "REFUSED"
 
 
 class AdEntityStatus(StrEnum):
@@ -78,17 +90,67 @@ class CreativeAssetRole(StrEnum):
     VARIANT = "VARIANT"
 
 
+class AdConnection(SellerOwned, table=True):
+    """One authorization flow of a seller with an ad network, and the grant it produced.
+
+    Created by ``POST /ad-accounts/connections`` with a single-use ``state_nonce`` (the
+    signed ``state`` names it) that the callback consumes (``consumed_at``) before it
+    exchanges the code. Once ``AUTHORIZED`` it holds the grant: the token encrypted with
+    the key ``token_key_version`` names (like :class:`AdAccount`), the scopes the seller
+    granted, its expiry and the network's subject. Ad accounts chosen from it copy its
+    token.
+    """
+
+    __tablename__ = "ad_connections"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "state_nonce"),
+        enum_check("status", AdConnectionStatus),
+        plugin_identifier_check("network"),
+    )
+
+    network: str = Field(sa_type=Text, nullable=False)
+    status: AdConnectionStatus = enum_field(AdConnectionStatus, AdConnectionStatus.PENDING)
+    state_nonce: str = Field(sa_type=Text, nullable=False)
+    #: The state is refused after this (10 minutes after the flow started).
+    state_expires_at: datetime = Field(sa_type=timestamp_type(), nullable=False)
+    #: When the callback used the state; a second use is refused.
+    consumed_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    #: The callback URI the consent URL named; the code exchange names it again.
+    redirect_uri: str | None = Field(default=None, sa_type=Text)
+    token_ciphertext: bytes | None = Field(default=None, sa_type=BYTEA)
+    token_key_version: int | None = Field(default=None, sa_type=Integer)
+    scopes: list[str] = Field(
+        default_factory=list,
+        sa_type=ARRAY(Text),
+        nullable=False,
+        sa_column_kwargs={"server_default": text("'{}'::text[]")},
+    )
+    #: When the grant's token stops working; ``None`` when the network says never.
+    expires_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    #: The network's id of who granted it (never a secret).
+    subject: str | None = Field(default=None, sa_type=Text)
+    authorized_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    #: Why the flow was refused, in words for the seller; never contains a token.
+    refusal: str | None = Field(default=None, sa_type=Text)
+
+
 class AdAccount(SellerOwned, table=True):
     """A seller's account on an ad network, and the (encrypted) token to read it.
 
     ``token_ciphertext`` is encrypted with the key ``token_key_version`` names, so keys
     rotate without re-connecting every account. ``needs_reconnect`` is set when the
     network rejects the token; syncs skip such accounts until the seller reconnects.
+    A ``DISCONNECTED`` account keeps its history (campaigns, stats) but no token.
+    ``backfill_*`` describe the history backfill: the window it covers and the last day
+    it finished; the API shows ``backfilling`` with its progress until it is done.
     """
 
     __tablename__ = "ad_accounts"
     __table_args__ = (
         UniqueConstraint("seller_id", "network", "external_id"),
+        ForeignKeyConstraint(
+            ["seller_id", "connection_id"], ["ad_connections.seller_id", "ad_connections.id"]
+        ),
         enum_check("status", AdAccountStatus),
         currency_check(),
         plugin_identifier_check("network"),
@@ -117,6 +179,17 @@ class AdAccount(SellerOwned, table=True):
     )
     #: The network asked to wait until then (rate limit); syncs are delayed, not failed.
     throttled_until: datetime | None = Field(default=None, sa_type=timestamp_type())
+    #: The connection whose grant gave the current token (``None`` for older rows).
+    connection_id: uuid.UUID | None = Field(default=None)
+    #: When the token stops working, as the network said; ``None``: never or unknown.
+    token_expires_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    disconnected_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    #: First and last day of the history backfill (both inclusive), set when it starts.
+    backfill_since: date | None = Field(default=None, sa_type=Date)
+    backfill_until: date | None = Field(default=None, sa_type=Date)
+    #: The last day the backfill finished (it works from ``backfill_since`` forward);
+    #: ``backfill_until`` or later means done.
+    backfill_done_through: date | None = Field(default=None, sa_type=Date)
 
 
 class Page(SellerOwned, table=True):

@@ -151,6 +151,14 @@ def insert_rows_for(conn: Connection, seller_id: uuid.UUID) -> dict[str, list[An
                 "occurred_at": now,
             },
         )
+        connection = add(
+            "ad_connections",
+            {
+                "network": "meta",
+                "state_nonce": f"nonce_{tag}",
+                "state_expires_at": now + timedelta(minutes=10),
+            },
+        )
         account = add(
             "ad_accounts",
             {
@@ -159,6 +167,7 @@ def insert_rows_for(conn: Connection, seller_id: uuid.UUID) -> dict[str, list[An
                 "name": "Main account",
                 "timezone": "UTC",
                 "currency": "USD",
+                "connection_id": connection,
             },
         )
         page = add("pages", {"network": "meta", "external_id": f"page_{tag}", "name": "Page"})
