@@ -157,3 +157,130 @@ class AdNetwork(Protocol):
         :param account: the seller's account and token.
         """
         ...
+
+
+# -- connecting an account: the authorization flow ------------------------------------------
+
+
+class AuthorizationKind(StrEnum):
+    """How a seller gives PixEcom access to a network."""
+
+    #: The network's OAuth consent page: PixEcom redirects the seller there with a ``state``
+    #: and gets a single-use code back on its callback.
+    OAUTH = "oauth"
+    #: The seller pastes a token the network's own UI issued (no consent page).
+    TOKEN = "token"
+
+
+class AdAccountStatus(StrEnum):
+    """Whether the network lets an ad account deliver (and so be synced)."""
+
+    ACTIVE = "active"
+    #: Disabled by the network (policy, risk review) — spend stops, history remains.
+    DISABLED = "disabled"
+    #: Unpaid balance, pending review or grace period: usable, but the seller must act.
+    NEEDS_ATTENTION = "needs_attention"
+    CLOSED = "closed"
+
+
+class AdNetworkGrant(FrozenValue):
+    """What a seller's consent gave PixEcom: a token, how long it lasts, what it may do.
+
+    Core stores it encrypted, never logs it and never returns the token in a response.
+
+    :param access_token: the token every call for the seller's accounts sends.
+    :param expires_at: when it stops working; ``None`` when the network says it does not
+        expire (a system-user token).
+    :param scopes: the permissions the seller actually granted (a seller can untick some on
+        the consent page; core checks them against :attr:`AdNetworkAuthorization.required_scopes`).
+    :param subject: the network's id of the person or system user who granted it, to tell
+        two people's connections apart; never a secret.
+    """
+
+    access_token: SecretStr
+    expires_at: AwareDatetime | None = None
+    scopes: tuple[str, ...] = ()
+    subject: str | None = None
+
+
+class ReachableAdAccount(FrozenValue):
+    """One ad account a grant can read, as the account chooser lists it.
+
+    :param account_id: the network's id, as :attr:`AdAccountCredentials.account_id` takes it.
+    :param name: the account's display name.
+    :param currency: the currency it reports spend in (ISO 4217).
+    :param timezone: the IANA time zone it cuts days in.
+    :param status: whether it can deliver.
+    """
+
+    account_id: str
+    name: str
+    currency: CurrencyCode
+    timezone: str
+    status: AdAccountStatus
+
+
+@runtime_checkable
+class AdNetworkAuthorization(Protocol):
+    """How a seller connects their own accounts of a network: part of the ad-network
+    contract, implemented by the same object as :class:`AdNetwork`.
+
+    Core's connect flow (``POST /ad-accounts/connections``, the callback, the account
+    chooser, reconnect) calls only these methods, so a new network needs no core change.
+    An OAuth network builds a consent URL and exchanges the code it gets back; a network
+    whose sellers paste a token (``authorization_kind = TOKEN``) answers ``None`` from
+    :meth:`authorization_url` and turns the pasted token into a grant in
+    :meth:`grant_from_token`. Every method raises the classes of
+    :mod:`pixecom_core.providers.errors`: ``ProviderAuthError`` when a code, token or grant is
+    refused (bad, used, expired, revoked) — never with the token in its message.
+    """
+
+    @property
+    def authorization_kind(self) -> AuthorizationKind:
+        """OAuth consent page or pasted token."""
+        ...
+
+    @property
+    def required_scopes(self) -> tuple[str, ...]:
+        """The permissions syncing needs (Meta: ``ads_read``); a grant without all of them
+        is refused at connect time rather than failing at the first sync."""
+        ...
+
+    def authorization_url(self, *, state: str, redirect_uri: str) -> str | None:
+        """The network's consent page for this seller, or ``None`` for a pasted-token network.
+
+        :param state: core's signed, single-use value; the network hands it back unchanged
+            on the redirect, next to the code.
+        :param redirect_uri: core's callback; the code exchange must name the same URI.
+        """
+        ...
+
+    async def exchange_code(self, *, code: str, redirect_uri: str) -> AdNetworkGrant:
+        """Turn the code from the consent redirect into the longest-lived grant the network
+        gives (Meta: a short-lived token exchanged for a ~60-day one at once).
+
+        :param code: the single-use code from the redirect.
+        :param redirect_uri: exactly the URI the consent URL named.
+        """
+        ...
+
+    async def grant_from_token(self, access_token: SecretStr) -> AdNetworkGrant:
+        """Check a token the seller pasted (or a network issued out of band) and describe it
+        as a grant: expiry, scopes, subject. Raises ``ProviderAuthError`` if it is invalid."""
+        ...
+
+    async def extend_grant(self, grant: AdNetworkGrant) -> AdNetworkGrant:
+        """A grant that lasts longer, where the network allows it; the same grant where it
+        does not. Core calls it when a grant nears expiry; an expired or revoked grant raises
+        ``ProviderAuthError`` (the seller must reconnect)."""
+        ...
+
+    async def inspect_grant(self, grant: AdNetworkGrant) -> AdNetworkGrant:
+        """The grant as the network sees it now (Meta: ``debug_token``): its current expiry
+        and scopes. Raises ``ProviderAuthError`` when it is no longer valid."""
+        ...
+
+    def list_ad_accounts(self, grant: AdNetworkGrant) -> AsyncIterator[ReachableAdAccount]:
+        """Every ad account the grant reaches, following the network's paging; an
+        ``async def`` generator."""
+        ...

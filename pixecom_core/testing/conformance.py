@@ -15,7 +15,11 @@ its sandbox; the inherited tests then check, over real HTTP on loopback, what co
         sandbox_name = "tiktok"
 
         async def restate(self, sandbox, account_id, day): ...
-        async def inject_failure(self, sandbox, failure, account_id): ...
+
+Sandboxes are built on :mod:`pixecom_core.testing.sandbox_kit`, so the kit drives every
+one the same way: failures are queued with ``POST /_sandbox/faults`` (``{"kind":
+"throttled"}``…), and the control API itself (faults, config, reset, request log) is
+checked once here for every plugin.
 
 Every test starts the way ``pixecom dev`` does: the plugin is registered in a fresh plugin
 manager, its sandbox is found through ``pixecom_register_sandboxes`` and served on a free
@@ -80,6 +84,7 @@ from pixecom_core.providers import (
 )
 from pixecom_core.providers.sandboxes import ASGIApp, Receive, Scope, Send
 from pixecom_core.testing.loopback import LoopbackServer
+from pixecom_core.testing.sandbox_kit import FAILURE_KINDS
 
 MARKER = "conformance"
 
@@ -292,6 +297,9 @@ class ProviderConformance:
     environment: ClassVar[Mapping[str, str]] = {}
     #: The failures the sandbox can produce (``inject_failure`` gets each of them).
     failures: ClassVar[frozenset[Failure]] = frozenset(Failure)
+    #: How many calls an injected failure answers: more than the provider's in-place
+    #: retries, so the failure reaches the caller (each test gets a fresh sandbox).
+    failure_times: ClassVar[int] = 50
     #: Run the sandbox app's lifespan (startup and shutdown), as dev mode does.
     sandbox_lifespan: ClassVar[Literal["auto", "on", "off"]] = "auto"
 
@@ -338,6 +346,21 @@ class ProviderConformance:
                     received=api.received,
                 )
 
+    async def inject_failure(
+        self, sandbox: SandboxUnderTest, failure: Failure, scope: str | None = None
+    ) -> None:
+        """Queue ``failure`` on the sandbox through the kit's fault API (``POST
+        /_sandbox/faults``) for the next :attr:`failure_times` calls about ``scope`` (an ad
+        account; any when ``None``). Override it only for a sandbox not built on
+        :mod:`pixecom_core.testing.sandbox_kit`."""
+        fault: dict[str, Any] = {"kind": failure.value, "times": self.failure_times}
+        if scope is not None:
+            fault["scope"] = scope
+        response = await sandbox.http.post("/_sandbox/faults", json=fault)
+        assert response.status_code == 200, (
+            f"the sandbox refused the fault {fault}: {response.status_code} {response.text}"
+        )
+
     @pytest.fixture
     def registry(self, sandbox: SandboxUnderTest) -> ProviderRegistry:  # noqa: ARG002
         """A fresh registry built after the sandbox's environment was applied."""
@@ -378,6 +401,58 @@ class ProviderConformance:
         )
 
 
+class SandboxKitChecks:
+    """The sandbox kit's control API, checked once for every sandbox built on it
+    (:mod:`pixecom_core.testing.sandbox_kit`): the same fault queue, settings, reset and
+    request log everywhere, so a test written for one sandbox drives any other."""
+
+    @pytest.mark.asyncio
+    async def test_sandbox_queues_lists_and_clears_faults(self, sandbox: SandboxUnderTest) -> None:
+        """``POST /_sandbox/faults`` queues each failure kind; a fault it cannot render,
+        or a field it does not know, is refused with 422 and queues nothing."""
+        for kind in FAILURE_KINDS:
+            added = await sandbox.http.post("/_sandbox/faults", json={"kind": kind, "times": 3})
+            assert added.status_code == 200, f"{kind}: {added.status_code} {added.text}"
+        refused = [
+            await sandbox.http.post("/_sandbox/faults", json=body)
+            for body in ({"kind": "no-such-failure"}, {"kind": "transient", "colour": "red"})
+        ]
+        assert [r.status_code for r in refused] == [422, 422]
+
+        queued = (await sandbox.http.get("/_sandbox/faults")).json()
+        assert [(f["kind"], f["times"]) for f in queued] == [(k, 3) for k in FAILURE_KINDS]
+        cleared = await sandbox.http.delete("/_sandbox/faults")
+        assert cleared.json() == {"cleared": len(FAILURE_KINDS)}
+        assert (await sandbox.http.get("/_sandbox/faults")).json() == []
+
+    @pytest.mark.asyncio
+    async def test_sandbox_settings_refuse_unknown_names_and_reset_restores(
+        self, sandbox: SandboxUnderTest
+    ) -> None:
+        """Settings change at run time, validated; reset restores them and drops faults."""
+        before = (await sandbox.http.get("/_sandbox/config")).json()
+        assert "latency_seconds" in before, "every sandbox can be slowed down"
+        unknown = await sandbox.http.post("/_sandbox/config", json={"no_such_setting": 1})
+        assert unknown.status_code == 422
+        invalid = await sandbox.http.post("/_sandbox/config", json={"latency_seconds": "slow"})
+        assert invalid.status_code == 422
+        changed = await sandbox.http.post("/_sandbox/config", json={"latency_seconds": 0.001})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["latency_seconds"] == 0.001
+        await sandbox.http.post("/_sandbox/faults", json={"kind": "transient"})
+
+        assert (await sandbox.http.post("/_sandbox/reset")).status_code == 200
+        assert (await sandbox.http.get("/_sandbox/config")).json() == before
+        assert (await sandbox.http.get("/_sandbox/faults")).json() == []
+        assert (await sandbox.http.get("/_sandbox/requests")).json() == []
+
+
+async def _assert_calls_logged(sandbox: SandboxUnderTest) -> None:
+    """The sandbox's request log saw the provider's calls (and no credential in them)."""
+    logged = (await sandbox.http.get("/_sandbox/requests")).json()
+    assert logged, "the sandbox logged none of the provider's calls in /_sandbox/requests"
+
+
 # -- ad networks ------------------------------------------------------------------------
 
 
@@ -389,11 +464,11 @@ def _row_numbers(row: InsightRow) -> dict[str, Any]:
     return row.model_dump(exclude={"fetched_at"})
 
 
-class AdNetworkConformance(ProviderConformance):
+class AdNetworkConformance(SandboxKitChecks, ProviderConformance):
     """The ``AdNetwork`` contract, checked against the plugin's sandbox.
 
     Subclass it, set :attr:`plugin`, :attr:`identifier` and :attr:`sandbox_name`, and
-    implement :meth:`restate` and :meth:`inject_failure` with the sandbox's control API.
+    implement :meth:`restate` with the sandbox's control API.
     The sandbox's ``demo_accounts`` must serve daily rows for the last two weeks.
     """
 
@@ -406,13 +481,6 @@ class AdNetworkConformance(ProviderConformance):
         """Make the sandbox report different numbers for ``day`` of ``account_id`` (the
         network restating a past day)."""
         raise NotImplementedError("implement restate() with your sandbox's control API")
-
-    async def inject_failure(
-        self, sandbox: SandboxUnderTest, failure: Failure, account_id: str
-    ) -> None:
-        """Make the sandbox answer the next insights calls for ``account_id`` with
-        ``failure`` (for ``THROTTLED``, naming how long to wait)."""
-        raise NotImplementedError("implement inject_failure() with your sandbox's control API")
 
     def credentials(self, account_id: str) -> AdAccountCredentials:
         """The seller credentials the kit calls the network with."""
@@ -565,6 +633,7 @@ class AdNetworkConformance(ProviderConformance):
             await self._fetch(ad_network, account_id, EntityLevel.CAMPAIGN, since, until)
 
         assert_error_for(failure, raised.value, secret=self.access_token)
+        await _assert_calls_logged(sandbox)
         if isinstance(raised.value, ProviderThrottled):
             wait = raised.value.retry_after_seconds
             assert wait is not None and wait > 0, "the sandbox named a wait; the error lost it"
@@ -573,11 +642,11 @@ class AdNetworkConformance(ProviderConformance):
 # -- payment gateways -------------------------------------------------------------------
 
 
-class PaymentGatewayConformance(ProviderConformance):
+class PaymentGatewayConformance(SandboxKitChecks, ProviderConformance):
     """The ``PaymentGateway`` contract, checked against the plugin's sandbox.
 
     Implement :meth:`settle_payment` (the buyer pays; the sandbox then sends its signed
-    webhooks to the API stand-in), :meth:`sign_at` and :meth:`inject_failure`.
+    webhooks to the API stand-in) and :meth:`sign_at`.
     """
 
     kind = ProviderKind.PAYMENT_GATEWAY
@@ -602,10 +671,6 @@ class PaymentGatewayConformance(ProviderConformance):
         """Return ``headers`` with a signature of ``body`` made at ``signed_at``, the way the
         sandbox signs (the kit signs now, and an hour ago for a replayed delivery)."""
         raise NotImplementedError("implement sign_at() with your gateway's signature scheme")
-
-    async def inject_failure(self, sandbox: SandboxUnderTest, failure: Failure) -> None:
-        """Make the sandbox answer the next API calls (``create_payment``) with ``failure``."""
-        raise NotImplementedError("implement inject_failure() with your sandbox's control API")
 
     def payment_request(self, idempotency_key: str | None = None) -> PaymentRequest:
         """A request for :attr:`amount_minor` :attr:`currency` for a new order."""
@@ -769,15 +834,16 @@ class PaymentGatewayConformance(ProviderConformance):
             await gateway.create_payment(self.payment_request())
 
         assert_error_for(failure, raised.value, secret=None)
+        await _assert_calls_logged(sandbox)
 
 
 # -- trackers ---------------------------------------------------------------------------
 
 
-class TrackerConformance(ProviderConformance):
+class TrackerConformance(SandboxKitChecks, ProviderConformance):
     """The ``Tracker`` contract, checked against the plugin's sandbox.
 
-    Implement :meth:`request_push` and :meth:`inject_failure`; override
+    Implement :meth:`request_push`; override
     :meth:`tracking_numbers` and :attr:`rejected_number` when the sandbox expects other
     formats.
     """
@@ -799,10 +865,6 @@ class TrackerConformance(ProviderConformance):
     async def request_push(self, sandbox: SandboxUnderTest, numbers: Sequence[str]) -> None:
         """Make the sandbox push the state of ``numbers`` to the API stand-in, signed."""
         raise NotImplementedError("implement request_push() with your sandbox's control API")
-
-    async def inject_failure(self, sandbox: SandboxUnderTest, failure: Failure) -> None:
-        """Make the sandbox answer the next API calls with ``failure``."""
-        raise NotImplementedError("implement inject_failure() with your sandbox's control API")
 
     @pytest_asyncio.fixture
     async def tracker(self, registry: ProviderRegistry) -> AsyncIterator[Tracker]:
@@ -896,6 +958,7 @@ class TrackerConformance(ProviderConformance):
             await tracker.fetch_status(self.tracking_numbers(1))
 
         assert_error_for(failure, raised.value, secret=self.secret)
+        await _assert_calls_logged(sandbox)
 
 
 # -- object storage ---------------------------------------------------------------------

@@ -16,13 +16,7 @@ EXAMPLE = Path(__file__).with_name("tiktok_example.py")
 
 SUITE = """
 import tiktok_example
-from pixecom_core.testing.conformance import AdNetworkConformance, Failure
-
-FAULTS = {
-    Failure.THROTTLED: "throttle",
-    Failure.TRANSIENT: "transient",
-    Failure.AUTH: "auth",
-}
+from pixecom_core.testing.conformance import AdNetworkConformance
 
 
 class TestTikTokConformance(AdNetworkConformance):
@@ -33,14 +27,10 @@ class TestTikTokConformance(AdNetworkConformance):
     async def restate(self, sandbox, account_id, day):
         response = await sandbox.http.post("/_sandbox/restate", params={"day": day.isoformat()})
         assert response.status_code == 200
-
-    async def inject_failure(self, sandbox, failure, account_id):
-        response = await sandbox.http.post("/_sandbox/faults", params={"kind": FAULTS[failure]})
-        assert response.status_code == 200
 """
 
 #: Every test the kit runs for an ad network (the level and failure tests once per value).
-KIT_TESTS = 13
+KIT_TESTS = 15
 
 
 def run_kit(pytester: pytest.Pytester, network: str) -> pytest.RunResult:

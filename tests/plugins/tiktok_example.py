@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from pixecom_core import hookimpl
 from pixecom_core.providers import (
@@ -32,6 +33,7 @@ from pixecom_core.providers import (
     ProviderTransientError,
     Sandbox,
 )
+from pixecom_core.testing.sandbox_kit import Fault, SandboxKit
 
 IDENTIFIER = "tiktok"
 API_BASE_ENV = "PIXECOM_TIKTOK_API_BASE"
@@ -126,29 +128,50 @@ class BrokenTikTokAdNetwork(TikTokAdNetwork):
             raise ProviderError(f"tiktok failed: {exc}", provider=IDENTIFIER) from None
 
 
+class TikTokSandboxSettings(BaseModel):
+    """What ``/_sandbox/config`` changes at run time."""
+
+    latency_seconds: float = Field(default=0.0, ge=0, le=60)
+
+
+class TikTokFault(Fault):
+    """The kit's failures, plus the transport ones the kit renders itself."""
+
+    kind: Literal["throttled", "transient", "auth", "server_error", "malformed", "hang"]
+
+
 def create_sandbox_app() -> ASGIApp:
     """A fake reporting API: deterministic numbers per entity and day, restatable days, and
-    injectable faults (``POST /_sandbox/faults`` with ``throttle``, ``transient``, ``auth``)."""
-    app = FastAPI()
+    the sandbox kit's control API (faults, latency, request log, reset)."""
     revisions: dict[str, int] = {}
-    faults: list[str] = []
+    kit = SandboxKit(
+        config=TikTokSandboxSettings(), fault_model=TikTokFault, on_reset=revisions.clear
+    )
+    app = FastAPI()
+    app.include_router(kit.router())
 
     def number(*parts: object) -> int:
         return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
 
-    def fault_response() -> JSONResponse | None:
-        if not faults:
+    async def refusal(request: Request, operation: str, advertiser_id: str) -> Response | None:
+        kit.requests.record(request, operation=operation, scope=advertiser_id)
+        await kit.pause(request)
+        fault = kit.faults.take(operation, advertiser_id)
+        if fault is None:
             return None
-        kind = faults.pop(0)
-        if kind == "throttle":
-            return JSONResponse({"message": "slow down"}, 429, headers={"Retry-After": "120"})
-        if kind == "auth":
+        answered = await kit.answer_transport_fault(fault, request)
+        if answered is not None:
+            return answered
+        if fault.kind == "throttled":
+            wait = f"{fault.retry_after_seconds or 120:g}"
+            return JSONResponse({"message": "slow down"}, 429, headers={"Retry-After": wait})
+        if fault.kind == "auth":
             return JSONResponse({"message": "invalid token"}, 401)
-        return JSONResponse({"message": "try later"}, 503)
+        return JSONResponse({"message": "try later"}, fault.status or 503)
 
     @app.get("/advertiser/info")
-    async def advertiser(advertiser_id: str) -> JSONResponse:
-        failed = fault_response()
+    async def advertiser(request: Request, advertiser_id: str) -> Response:
+        failed = await refusal(request, "advertiser", advertiser_id)
         if failed is not None:
             return failed
         body = {"name": f"Advertiser {advertiser_id}", "currency": "USD", "timezone": "UTC"}
@@ -156,9 +179,9 @@ def create_sandbox_app() -> ASGIApp:
 
     @app.get("/report")
     async def report(
-        advertiser_id: str, level: str, start_date: date, end_date: date
-    ) -> JSONResponse:
-        failed = fault_response()
+        request: Request, advertiser_id: str, level: str, start_date: date, end_date: date
+    ) -> Response:
+        failed = await refusal(request, "report", advertiser_id)
         if failed is not None:
             return failed
         rows: list[dict[str, Any]] = []
@@ -186,11 +209,6 @@ def create_sandbox_app() -> ASGIApp:
     async def restate(day: date) -> dict[str, int]:
         revisions[day.isoformat()] = revisions.get(day.isoformat(), 0) + 1
         return {"revision": revisions[day.isoformat()]}
-
-    @app.post("/_sandbox/faults")
-    async def add_fault(kind: Literal["throttle", "transient", "auth"]) -> dict[str, int]:
-        faults.append(kind)
-        return {"queued": len(faults)}
 
     return app
 

@@ -1,0 +1,683 @@
+"""The sandbox kit: the machinery every provider sandbox shares, with one control API.
+
+A plugin's sandbox speaks its provider's wire format; everything around that — injected
+faults, latency, a request log, run-time configuration and reset, and a webhook outbox that
+signs, retries, duplicates and shuffles deliveries — is the same for every provider, so it
+lives here once. A sandbox builds one :class:`SandboxKit`, mounts :meth:`SandboxKit.router`
+before its own routes, and calls the kit from its request handlers::
+
+    kit = SandboxKit(config=MySandboxSettings(), fault_model=MyFault, outbox=outbox)
+    app.include_router(kit.router())
+
+    @app.post("/v1/things")
+    async def create(request: Request) -> Response:
+        kit.requests.record(request, operation="create_thing")
+        await kit.pause(request)
+        fault = kit.faults.take("create_thing")
+        if fault is not None:
+            return kit.transport_fault(fault) or my_error_for(fault)
+        ...
+
+The control API, identical on every sandbox (JSON, no credentials):
+
+- ``POST /_sandbox/faults`` — queue one :class:`Fault` (the sandbox's subclass): the next
+  ``times`` matching calls answer with it instead of their result. ``kind`` is one of
+  :data:`FAILURE_KINDS` (each sandbox renders them in its provider's words: the
+  conformance kit injects exactly these), one of :data:`TRANSPORT_KINDS` (rendered by the
+  kit the same way everywhere), or a kind the sandbox adds. ``GET`` lists the queue,
+  ``DELETE`` empties it.
+- ``GET``/``DELETE /_sandbox/requests`` — the calls the sandbox answered, newest last.
+- ``GET``/``POST /_sandbox/config`` — read or change settings at run time (unknown names
+  and invalid values are refused with 422; secrets are shown only as counts).
+- ``POST /_sandbox/reset`` — back to the starting configuration, no faults, no requests,
+  no events, no delivery in flight; then the sandbox's own state is cleared.
+- With an outbox: ``GET /_sandbox/events`` (``?pending_only=true``) and
+  ``POST /_sandbox/deliver`` (:class:`DeliverRequest`).
+
+Nothing here imports pytest: sandboxes run in ``pixecom dev`` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Generic, TypeVar
+
+import httpx
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from pixecom_core.providers.http import shared_ssl_context
+
+#: The failures every sandbox renders in its provider's words; the conformance kit queues
+#: them (``{"kind": "throttled"}`` …) and expects the matching core error class.
+FAILURE_KINDS: Final = ("throttled", "transient", "auth")
+#: Failures below the provider's protocol, rendered by the kit the same way everywhere:
+#: an HTML 5xx page (a proxy in front of the API), a 200 whose body is not JSON, and a
+#: call that hangs for ``hang_seconds`` then ends in a 504.
+TRANSPORT_KINDS: Final = ("server_error", "malformed", "hang")
+#: Faults queued at once, at most: a control API is no way to exhaust the sandbox's memory.
+MAX_FAULTS: Final = 1_000
+#: Requests the log keeps (the oldest are dropped).
+REQUEST_LOG_SIZE: Final = 2_000
+#: Events the outbox keeps listed by ``GET /_sandbox/events``.
+MAX_EVENTS_LISTED: Final = 1_000
+CONTROL_PREFIX: Final = "/_sandbox"
+
+
+# -- faults -------------------------------------------------------------------------------
+
+
+class Fault(BaseModel):
+    """One injected failure: the next ``times`` calls that match answer with it.
+
+    Subclass it to narrow ``kind`` to what the sandbox renders (always including
+    :data:`FAILURE_KINDS` and :data:`TRANSPORT_KINDS`) and to add the provider's own details
+    (an error code, a subcode).
+
+    :param kind: which failure.
+    :param operation: only calls of this operation (the names each sandbox documents, e.g.
+        ``insights``, ``create_payment``); any call when omitted.
+    :param scope: only calls about this account, merchant or key; any when omitted.
+    :param times: how many matching calls it answers before it is used up.
+    :param probability: each matching call fails with this probability (``times`` counts
+        only the calls that failed): ``1`` fails every one.
+    :param status: the HTTP status, where the kind allows a choice.
+    :param retry_after_seconds: the wait a throttle names (``Retry-After`` or the
+        provider's own header).
+    :param hang_seconds: how long a ``hang`` keeps the caller waiting.
+    :param message: the error message, where the provider's envelope carries one.
+    :param echo_token: put the caller's credential into the error message — for tests that
+        prove the client never repeats an upstream message carrying a secret.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, max_length=64)
+    operation: str | None = Field(default=None, max_length=128)
+    scope: str | None = Field(default=None, max_length=128)
+    times: int = Field(default=1, ge=1, le=100_000)
+    probability: float = Field(default=1.0, gt=0, le=1)
+    status: int | None = Field(default=None, ge=200, le=599)
+    retry_after_seconds: float | None = Field(default=None, ge=0, le=86_400)
+    hang_seconds: float = Field(default=30.0, ge=0, le=600)
+    message: str | None = Field(default=None, max_length=500)
+    echo_token: bool = False
+
+
+F = TypeVar("F", bound=Fault)
+
+
+class FaultQueueFull(Exception):
+    """More than :data:`MAX_FAULTS` faults would be queued."""
+
+
+class FaultQueue(Generic[F]):
+    """Faults waiting for their calls, oldest first.
+
+    :param limit: at most this many queued at once.
+    :param chance: draws ``[0, 1)`` for faults with a ``probability`` (seeded by the kit).
+    """
+
+    def __init__(self, *, limit: int = MAX_FAULTS, chance: Callable[[], float] = random.random):
+        self._faults: list[F] = []
+        self._limit = limit
+        self._chance = chance
+
+    def __len__(self) -> int:
+        return len(self._faults)
+
+    def add(self, fault: F) -> int:
+        """Queue ``fault``; return how many are queued. Raises :class:`FaultQueueFull`."""
+        if len(self._faults) >= self._limit:
+            raise FaultQueueFull(f"at most {self._limit} queued faults")
+        self._faults.append(fault)
+        return len(self._faults)
+
+    def take(
+        self,
+        operation: str | None = None,
+        scope: str | None = None,
+        *,
+        where: Callable[[F], bool] | None = None,
+    ) -> F | None:
+        """The first fault for this call, counted as used; ``None`` when the call succeeds.
+
+        A fault matches when its ``operation`` and ``scope`` are unset or equal to the
+        call's, and ``where`` (the sandbox's extra test, e.g. "only kinds this endpoint can
+        produce") accepts it.
+        """
+        for index, fault in enumerate(self._faults):
+            if fault.operation not in (None, operation) or fault.scope not in (None, scope):
+                continue
+            if where is not None and not where(fault):
+                continue
+            if fault.probability < 1 and self._chance() >= fault.probability:
+                return None
+            if fault.times <= 1:
+                del self._faults[index]
+            else:
+                self._faults[index] = fault.model_copy(update={"times": fault.times - 1})
+            return fault
+        return None
+
+    def pending(self) -> list[F]:
+        """The queue, oldest first."""
+        return list(self._faults)
+
+    def clear(self) -> int:
+        """Empty the queue; return how many faults were dropped."""
+        cleared = len(self._faults)
+        self._faults.clear()
+        return cleared
+
+
+def transport_fault(fault: Fault) -> Response | None:
+    """The answer for a :data:`TRANSPORT_KINDS` fault (``hang`` after its pause, see
+    :meth:`SandboxKit.answer_transport_fault`); ``None`` for any other kind."""
+    if fault.kind == "server_error":
+        return Response(
+            "<html><body><h1>502 Bad Gateway</h1></body></html>",
+            status_code=fault.status or 502,
+            media_type="text/html",
+        )
+    if fault.kind == "malformed":
+        return Response("{not json", status_code=fault.status or 200, media_type="application/json")
+    if fault.kind == "hang":
+        return Response(
+            "<html><body><h1>504 Gateway Timeout</h1></body></html>",
+            status_code=504,
+            media_type="text/html",
+        )
+    return None
+
+
+async def pause(request: Request | None, seconds: float) -> None:
+    """Sleep ``seconds``, returning early if the client disconnects (a hung call must not
+    outlive the client that gave up on it). Read the request body first: a disconnect is
+    only seen once the body has been consumed."""
+    if seconds <= 0:
+        return
+    if request is None:
+        await asyncio.sleep(seconds)
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (remaining := deadline - loop.time()) > 0:
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(min(0.05, remaining))
+
+
+# -- the request log ----------------------------------------------------------------------
+
+
+class RequestLog:
+    """The calls a sandbox answered, newest last, for tests that check what a client sent.
+
+    Entries are plain dicts: ``method``, ``path``, ``at`` (epoch seconds) and whatever the
+    sandbox adds (``operation``, ``params``, ``has_token`` — never a credential itself).
+    An entry is returned by :meth:`record` so the handler can add the outcome later.
+    """
+
+    def __init__(self, limit: int = REQUEST_LOG_SIZE) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=limit)
+
+    def record(self, request: Request | None = None, **details: Any) -> dict[str, Any]:
+        """Log one call; return its (mutable) entry."""
+        entry: dict[str, Any] = {"at": time.time()}
+        if request is not None:
+            entry["method"] = request.method
+            entry["path"] = request.url.path
+        entry.update(details)
+        self._entries.append(entry)
+        return entry
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every logged call, oldest first."""
+        return list(self._entries)
+
+    def clear(self) -> int:
+        """Forget every call; return how many there were."""
+        cleared = len(self._entries)
+        self._entries.clear()
+        return cleared
+
+
+# -- the webhook outbox -------------------------------------------------------------------
+
+
+@dataclass
+class OutboxEvent:
+    """One event a provider sends to its webhook endpoint.
+
+    :param id: the provider's event id.
+    :param type: the provider's event type.
+    :param body: the exact bytes every delivery of it sends.
+    :param scope: whom it is about (an account), for filtering.
+    :param delivered: whether an attempt was answered 2xx.
+    :param attempts: delivery attempts so far.
+    """
+
+    id: str
+    type: str
+    body: bytes
+    scope: str | None = None
+    created_at: float = field(default_factory=time.time)
+    delivered: bool = False
+    attempts: int = 0
+
+    def listed(self) -> dict[str, Any]:
+        """How ``GET /_sandbox/events`` shows it."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "scope": self.scope,
+            "created_at": self.created_at,
+            "delivered": self.delivered,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One POST of one event: the endpoint's status, or the transport error's name."""
+
+    event_id: str
+    event_type: str
+    status_code: int | None
+    error: str | None = None
+    #: Headers of the attempt worth reporting (a transmission id), never a signature secret.
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    def listed(self) -> dict[str, Any]:
+        """How ``POST /_sandbox/deliver`` reports it."""
+        return {
+            "event_id": self.event_id,
+            "type": self.event_type,
+            "status_code": self.status_code,
+            "error": self.error,
+            **self.details,
+        }
+
+
+class DeliverRequest(BaseModel):
+    """What ``POST /_sandbox/deliver`` sends.
+
+    :param url: overrides the configured webhook URL.
+    :param event_ids: exactly these events (delivered or not); default: every pending one.
+    :param include_delivered: with no ``event_ids``, resend delivered events too.
+    :param duplicates: extra copies of each event (providers deliver at least once).
+    :param shuffle: send in random order (no provider guarantees order).
+    :param seed: makes the shuffle reproducible.
+    :param timeout_seconds: how long each attempt waits for the endpoint's answer.
+    :param signing: options for the sandbox's signer (e.g. an old timestamp, other
+        secrets); each sandbox documents the ones it takes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=2_048)
+    event_ids: list[str] | None = Field(default=None, max_length=100_000)
+    include_delivered: bool = False
+    duplicates: int = Field(default=0, ge=0, le=10)
+    shuffle: bool = False
+    seed: int | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    signing: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeliveryRefused(Exception):
+    """A delivery cannot start (no URL, unknown event); the message says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+Signer = Callable[[OutboxEvent, Mapping[str, Any]], Mapping[str, str]]
+"""Headers for one delivery attempt of an event (signature, ids, content type), given the
+:attr:`DeliverRequest.signing` options; called once per attempt, so each is signed afresh."""
+
+
+class WebhookOutbox:
+    """Events waiting for the webhook endpoint, delivered as providers deliver them.
+
+    :meth:`emit` records an event and, when :attr:`auto_deliver` is on and a URL is set,
+    sends it at once; an attempt not answered 2xx (error status, timeout, connection
+    failure) is retried after each of :attr:`retry_delays` in turn, until one is answered
+    2xx (then it stops) or the delays run out (then it stays pending for
+    :meth:`deliver`). :meth:`deliver` sends chosen or pending events on demand, optionally
+    duplicated and shuffled, and reports every attempt without retrying.
+
+    :param sign: the provider's signing scheme (:data:`Signer`).
+    :param url: where events go (``None``: nowhere until configured).
+    :param auto_deliver: send each event as it is emitted.
+    :param retry_delays: seconds before each retry of an automatic delivery.
+    :param timeout_seconds: how long an automatic attempt waits for the endpoint.
+    :param on_delivered: called after an attempt answered 2xx (e.g. to remember what a
+        tracking push reported).
+    :param verify: TLS verification for https endpoints.
+    """
+
+    def __init__(
+        self,
+        *,
+        sign: Signer,
+        url: str | None = None,
+        auto_deliver: bool = False,
+        retry_delays: Sequence[float] = (),
+        timeout_seconds: float = 10.0,
+        on_delivered: Callable[[OutboxEvent], None] | None = None,
+        verify: Any = None,
+    ) -> None:
+        self._sign = sign
+        self.url = url
+        self.auto_deliver = auto_deliver
+        self.retry_delays: tuple[float, ...] = tuple(retry_delays)
+        self.timeout_seconds = timeout_seconds
+        self._on_delivered = on_delivered
+        self._verify = verify if verify is not None else shared_ssl_context()
+        self._events: dict[str, OutboxEvent] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        #: Every attempt, oldest first (bounded), for ``GET /_sandbox/events`` readers.
+        self.attempts: deque[DeliveryAttempt] = deque(maxlen=REQUEST_LOG_SIZE)
+
+    # -- events
+
+    def emit(
+        self, event_id: str, event_type: str, body: bytes, *, scope: str | None = None
+    ) -> OutboxEvent:
+        """Record an event; start delivering it when :attr:`auto_deliver` is on (the caller
+        must then be running in an event loop, as every request handler is)."""
+        event = OutboxEvent(id=event_id, type=event_type, body=body, scope=scope)
+        self._events[event_id] = event
+        if self.auto_deliver and self.url:
+            task = asyncio.get_running_loop().create_task(self._deliver_automatically(event_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return event
+
+    def event(self, event_id: str) -> OutboxEvent | None:
+        """The event with this id, if it was emitted."""
+        return self._events.get(event_id)
+
+    def events(self, *, pending_only: bool = False) -> list[OutboxEvent]:
+        """Emitted events, oldest first; only those not yet delivered with ``pending_only``."""
+        return [e for e in self._events.values() if not (pending_only and e.delivered)]
+
+    @property
+    def automatic_deliveries(self) -> int:
+        """Events being delivered automatically (an attempt in flight or a retry waiting)."""
+        return len(self._background)
+
+    # -- delivery
+
+    async def deliver(self, request: DeliverRequest | None = None) -> list[DeliveryAttempt]:
+        """Send events now (see :class:`DeliverRequest`); every attempt is reported, none
+        is retried. Raises :class:`DeliveryRefused` without a URL or for an unknown id."""
+        request = request or DeliverRequest()
+        url = request.url or self.url
+        if not url:
+            raise DeliveryRefused(409, "no webhook URL: configure one or pass url")
+        if request.event_ids is not None:
+            missing = [i for i in request.event_ids if i not in self._events]
+            if missing:
+                raise DeliveryRefused(404, f"no such event: {missing[0]!r}")
+            chosen = [self._events[i] for i in dict.fromkeys(request.event_ids)]
+        else:
+            chosen = self.events(pending_only=not request.include_delivered)
+        sends = [event for event in chosen for _ in range(1 + request.duplicates)]
+        if request.shuffle:
+            random.Random(request.seed).shuffle(sends)
+        async with httpx.AsyncClient(timeout=request.timeout_seconds, verify=self._verify) as http:
+            return [await self._attempt(http, url, event, request.signing) for event in sends]
+
+    async def _attempt(
+        self, http: httpx.AsyncClient, url: str, event: OutboxEvent, signing: Mapping[str, Any]
+    ) -> DeliveryAttempt:
+        headers = dict(self._sign(event, signing))
+        event.attempts += 1
+        details = {
+            k.lower(): v for k, v in headers.items() if k.lower().endswith("transmission-id")
+        }
+        try:
+            response = await http.post(url, content=event.body, headers=headers)
+        except httpx.HTTPError as exc:
+            attempt = DeliveryAttempt(event.id, event.type, None, type(exc).__name__, details)
+        else:
+            attempt = DeliveryAttempt(event.id, event.type, response.status_code, None, details)
+            if response.is_success:
+                event.delivered = True
+                if self._on_delivered is not None:
+                    self._on_delivered(event)
+        self.attempts.append(attempt)
+        return attempt
+
+    async def _deliver_automatically(self, event_id: str) -> None:
+        """Now and, until an attempt is answered 2xx, after each retry delay; stops early
+        once delivered (also by :meth:`deliver`), when automatic delivery is turned off or
+        the URL cleared, or when cancelled (reset, shutdown)."""
+        for delay in (None, *self.retry_delays):
+            if delay is not None:
+                await asyncio.sleep(delay)
+            event = self._events.get(event_id)
+            if event is None or event.delivered or not (self.auto_deliver and self.url):
+                return
+            await self.deliver(
+                DeliverRequest(event_ids=[event_id], timeout_seconds=self.timeout_seconds)
+            )
+
+    async def stop(self) -> None:
+        """Cancel every automatic delivery and return once all have ended."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def reset(self) -> None:
+        """Stop deliveries and forget every event."""
+        await self.stop()
+        self._events.clear()
+        self.attempts.clear()
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def public_settings(config: BaseModel, secret_fields: Sequence[str] = ()) -> dict[str, Any]:
+    """``config`` as JSON without its secrets: a ``SecretStr`` or a field named in
+    ``secret_fields`` shows as ``<name>_configured``, a count (lists) or a bool."""
+    shown: dict[str, Any] = {}
+    for name, value in config.model_dump(mode="json").items():
+        raw = getattr(config, name)
+        if name in secret_fields or isinstance(raw, SecretStr):
+            shown[f"{name}_configured"] = (
+                len(raw) if isinstance(raw, list | tuple | set | frozenset) else raw is not None
+            )
+        else:
+            shown[name] = value
+    return shown
+
+
+# -- the kit ------------------------------------------------------------------------------
+
+
+class SandboxKit(Generic[C, F]):
+    """The shared state and control routes of one sandbox app.
+
+    :param config: the starting settings (a pydantic model; ``POST /_sandbox/config``
+        replaces it with a validated copy, ``reset`` restores this one). A
+        ``latency_seconds`` field, when the model has one, is what :meth:`pause` waits.
+    :param fault_model: the sandbox's :class:`Fault` subclass (what ``POST
+        /_sandbox/faults`` accepts).
+    :param secret_fields: settings shown only as counts (see :func:`public_settings`).
+    :param outbox: the sandbox's webhook outbox, if it sends webhooks.
+    :param on_reset: clears the sandbox's own state after the kit's (may be async).
+    :param on_config: called with the new settings after each change (e.g. to point the
+        outbox at a new URL).
+    :param seed: seeds :attr:`random` (ids, probabilistic faults) for reproducible runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: C,
+        fault_model: type[F],
+        secret_fields: Sequence[str] = (),
+        outbox: WebhookOutbox | None = None,
+        on_reset: Callable[[], Awaitable[None] | None] | None = None,
+        on_config: Callable[[C], None] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self._initial = config
+        self.config: C = config
+        self.fault_model = fault_model
+        self.secret_fields = tuple(secret_fields)
+        self.outbox = outbox
+        self._on_reset = on_reset
+        self._on_config = on_config
+        self.random = random.Random(seed)
+        self.faults: FaultQueue[F] = FaultQueue(chance=self.random.random)
+        self.requests = RequestLog()
+        if on_config is not None:
+            on_config(config)
+
+    # -- used by the sandbox's handlers
+
+    async def pause(self, request: Request | None = None) -> None:
+        """Wait the configured ``latency_seconds`` (if the settings have that field)."""
+        await pause(request, float(getattr(self.config, "latency_seconds", 0) or 0))
+
+    async def answer_transport_fault(
+        self, fault: Fault, request: Request | None
+    ) -> Response | None:
+        """The kit's answer for a :data:`TRANSPORT_KINDS` fault (waiting first for a
+        ``hang``); ``None`` for a kind the sandbox renders itself."""
+        if fault.kind == "hang":
+            await pause(request, fault.hang_seconds)
+        return transport_fault(fault)
+
+    def update_config(self, changes: Mapping[str, Any]) -> C:
+        """Validate ``changes`` over the current settings and adopt them. Raises
+        ``ValueError`` naming unknown settings, ``ValidationError`` for bad values."""
+        model = type(self.config)
+        unknown = sorted(set(changes) - set(model.model_fields))
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(unknown)}")
+        current = {name: getattr(self.config, name) for name in model.model_fields}
+        self.config = model.model_validate({**current, **changes})
+        if self._on_config is not None:
+            self._on_config(self.config)
+        return self.config
+
+    async def reset(self) -> None:
+        """Back to the starting settings with no faults, requests, events or deliveries;
+        then the sandbox's own ``on_reset``."""
+        if self.outbox is not None:
+            await self.outbox.reset()
+        self.faults.clear()
+        self.requests.clear()
+        self.config = self._initial
+        if self._on_config is not None:
+            self._on_config(self.config)
+        if self._on_reset is not None:
+            outcome = self._on_reset()
+            if outcome is not None:
+                await outcome
+
+    async def shutdown(self) -> None:
+        """Stop deliveries in flight (call it from the app's lifespan)."""
+        if self.outbox is not None:
+            await self.outbox.stop()
+
+    # -- the control routes
+
+    def router(self) -> APIRouter:
+        """The control API (see the module docstring); include it before catch-all routes."""
+        router = APIRouter(prefix=CONTROL_PREFIX, tags=["sandbox control"])
+        fault_model = self.fault_model
+
+        @router.get("/config")
+        async def read_config() -> dict[str, Any]:
+            return public_settings(self.config, self.secret_fields)
+
+        @router.post("/config")
+        async def change_config(changes: dict[str, Any] = Body()) -> Response:  # noqa: B008
+            try:
+                self.update_config(changes)
+            except ValidationError as exc:
+                return JSONResponse(
+                    {"detail": exc.errors(include_url=False, include_context=False)}, 422
+                )
+            except ValueError as exc:
+                return JSONResponse({"detail": str(exc)}, 422)
+            return JSONResponse(public_settings(self.config, self.secret_fields))
+
+        @router.post("/reset")
+        async def reset() -> dict[str, str]:
+            await self.reset()
+            return {"status": "reset"}
+
+        @router.post("/faults")
+        async def add_fault(raw: dict[str, Any] = Body()) -> Response:  # noqa: B008
+            try:
+                fault = fault_model.model_validate(raw)
+            except ValidationError as exc:
+                return JSONResponse(
+                    {"detail": exc.errors(include_url=False, include_context=False)}, 422
+                )
+            try:
+                queued = self.faults.add(fault)
+            except FaultQueueFull as exc:
+                return JSONResponse({"detail": str(exc)}, 409)
+            return JSONResponse({"queued": queued})
+
+        @router.get("/faults")
+        async def list_faults() -> list[dict[str, Any]]:
+            return [fault.model_dump(mode="json") for fault in self.faults.pending()]
+
+        @router.delete("/faults")
+        async def clear_faults() -> dict[str, int]:
+            return {"cleared": self.faults.clear()}
+
+        @router.get("/requests")
+        async def recent_requests() -> list[dict[str, Any]]:
+            return self.requests.entries()
+
+        @router.delete("/requests")
+        async def forget_requests() -> dict[str, int]:
+            return {"cleared": self.requests.clear()}
+
+        outbox = self.outbox
+        if outbox is not None:
+
+            @router.get("/events")
+            async def list_events(pending_only: bool = False) -> dict[str, Any]:
+                events = outbox.events(pending_only=pending_only)[-MAX_EVENTS_LISTED:]
+                return {"data": [event.listed() for event in events]}
+
+            @router.post("/deliver")
+            async def deliver(raw: dict[str, Any] | None = Body(default=None)) -> Response:  # noqa: B008
+                try:
+                    request = DeliverRequest.model_validate(raw or {})
+                except ValidationError as exc:
+                    return JSONResponse(
+                        {"detail": exc.errors(include_url=False, include_context=False)}, 422
+                    )
+                try:
+                    attempts = await outbox.deliver(request)
+                except DeliveryRefused as exc:
+                    return JSONResponse({"detail": str(exc)}, exc.status)
+                return JSONResponse({"deliveries": [a.listed() for a in attempts]})
+
+        return router
