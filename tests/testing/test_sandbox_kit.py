@@ -1,0 +1,317 @@
+"""The sandbox kit's machinery, over real HTTP: the fault queue, settings and reset, and a
+webhook outbox that signs, retries, duplicates and shuffles deliveries.
+
+The control API as a plugin's sandbox exposes it is checked by the conformance kit
+(``SandboxKitChecks``) for every plugin; these tests pin the parts a conformance run cannot
+see: retry schedules, probabilities, what a delivery reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import socket
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, SecretStr
+
+from pixecom_core.testing.loopback import LoopbackServer
+from pixecom_core.testing.sandbox_kit import (
+    DeliverRequest,
+    DeliveryRefused,
+    Fault,
+    FaultQueue,
+    OutboxEvent,
+    SandboxKit,
+    WebhookOutbox,
+    public_settings,
+)
+
+SECRET = b"whsec_kit"
+
+
+class Settings(BaseModel):
+    latency_seconds: float = Field(default=0.0, ge=0, le=5)
+    api_keys: list[str] = Field(default_factory=lambda: ["k1", "k2"])
+    signing_secret: SecretStr = SecretStr("s3cret")
+    webhook_url: str | None = None
+
+
+class KitFault(Fault):
+    kind: Literal["throttled", "transient", "auth", "server_error", "malformed", "hang"]
+
+
+class Receiver:
+    """A webhook endpoint that answers with the next scripted status (then 200)."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.statuses = list(statuses or [])
+        self.received: list[tuple[bytes, dict[str, str]]] = []
+        self.app = FastAPI()
+
+        @self.app.post("/hooks")
+        async def hooks(request: Request) -> Response:
+            self.received.append((await request.body(), dict(request.headers)))
+            status = self.statuses.pop(0) if self.statuses else 200
+            return Response(status_code=status)
+
+
+def sign(event: OutboxEvent, options: Mapping[str, Any]) -> Mapping[str, str]:
+    secret = str(options.get("secret", SECRET.decode())).encode()
+    digest = hmac.new(secret, event.body, hashlib.sha256).hexdigest()
+    return {"content-type": "application/json", "x-signature": digest}
+
+
+def event_body(number: int) -> bytes:
+    return json.dumps({"id": f"evt_{number}", "n": number}).encode()
+
+
+async def wait_until(condition: Any, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+def test_a_fault_answers_its_calls_then_is_used_up() -> None:
+    queue: FaultQueue[KitFault] = FaultQueue()
+    queue.add(KitFault(kind="throttled", operation="report", scope="42", times=2))
+
+    assert queue.take("report", "7") is None  # another account
+    assert queue.take("info", "42") is None  # another operation
+    assert [queue.take("report", "42") is not None for _ in range(3)] == [True, True, False]
+    assert len(queue) == 0
+
+
+def test_faults_are_taken_in_order_and_the_queue_is_bounded() -> None:
+    queue: FaultQueue[KitFault] = FaultQueue(limit=2)
+    queue.add(KitFault(kind="auth"))
+    queue.add(KitFault(kind="transient", operation="report"))
+
+    with pytest.raises(Exception, match="at most 2"):
+        queue.add(KitFault(kind="throttled"))
+    assert queue.take("report").kind == "auth"  # type: ignore[union-attr]
+    assert queue.take("report").kind == "transient"  # type: ignore[union-attr]
+
+
+def test_a_probable_fault_fails_the_share_its_seed_decides() -> None:
+    draws = iter([0.1, 0.9, 0.2, 0.8])
+    queue: FaultQueue[KitFault] = FaultQueue(chance=lambda: next(draws))
+    queue.add(KitFault(kind="transient", probability=0.5, times=10))
+
+    outcomes = [queue.take() is not None for _ in range(4)]
+
+    assert outcomes == [True, False, True, False]
+    assert queue.pending()[0].times == 8  # only the calls that failed count
+
+
+def test_a_fault_with_a_field_the_kit_does_not_know_is_refused() -> None:
+    with pytest.raises(ValueError, match="colour"):
+        KitFault.model_validate({"kind": "auth", "colour": "red"})
+    with pytest.raises(ValueError):
+        KitFault.model_validate({"kind": "meltdown"})
+
+
+# -- the control API and transport faults, served ------------------------------------------
+
+
+def kit_app(kit: SandboxKit[Settings, KitFault]) -> FastAPI:
+    app = FastAPI()
+    app.include_router(kit.router())
+
+    @app.post("/v1/things")
+    async def create_thing(request: Request) -> Response:
+        await request.body()
+        kit.requests.record(request, operation="create", has_token=True)
+        await kit.pause(request)
+        fault = kit.faults.take("create")
+        if fault is not None:
+            answered = await kit.answer_transport_fault(fault, request)
+            return answered or JSONResponse({"error": fault.kind}, fault.status or 500)
+        return JSONResponse({"id": "thing_1"})
+
+    return app
+
+
+@pytest.mark.asyncio
+async def test_transport_faults_look_the_same_from_every_sandbox() -> None:
+    kit = SandboxKit(config=Settings(), fault_model=KitFault)
+    async with (
+        LoopbackServer(kit_app(kit)) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        for fault in (
+            {"kind": "server_error"},
+            {"kind": "malformed"},
+            {"kind": "hang", "hang_seconds": 0.05},
+        ):
+            assert (await http.post("/_sandbox/faults", json=fault)).status_code == 200
+
+        answers = [await http.post("/v1/things") for _ in range(4)]
+
+        assert [a.status_code for a in answers] == [502, 200, 504, 200]
+        assert answers[0].headers["content-type"].startswith("text/html")
+        with pytest.raises(ValueError):
+            answers[1].json()
+        assert answers[3].json() == {"id": "thing_1"}
+        logged = (await http.get("/_sandbox/requests")).json()
+        assert [(e["method"], e["path"], e["operation"]) for e in logged] == [
+            ("POST", "/v1/things", "create")
+        ] * 4
+
+
+@pytest.mark.asyncio
+async def test_settings_hide_secrets_refuse_unknown_names_and_reset_restores() -> None:
+    resets: list[str] = []
+    kit = SandboxKit(
+        config=Settings(),
+        fault_model=KitFault,
+        secret_fields=("api_keys",),
+        on_reset=lambda: resets.append("own state cleared"),
+    )
+    async with (
+        LoopbackServer(kit_app(kit)) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        shown = (await http.get("/_sandbox/config")).json()
+        refused = await http.post("/_sandbox/config", json={"latency_seconds": 99})
+        unknown = await http.post("/_sandbox/config", json={"latencyseconds": 1})
+        changed = await http.post("/_sandbox/config", json={"webhook_url": "http://x/h"})
+        await http.post("/_sandbox/faults", json={"kind": "auth"})
+        reset = await http.post("/_sandbox/reset")
+
+        assert shown == {
+            "latency_seconds": 0.0,
+            "api_keys_configured": 2,
+            "signing_secret_configured": True,
+            "webhook_url": None,
+        }
+        assert "s3cret" not in json.dumps(shown) and "k1" not in json.dumps(shown)
+        assert refused.status_code == 422
+        assert unknown.status_code == 422 and "latencyseconds" in unknown.text
+        assert changed.json()["webhook_url"] == "http://x/h"
+        assert reset.json() == {"status": "reset"}
+        assert kit.config == Settings() and len(kit.faults) == 0
+        assert resets == ["own state cleared"]
+
+
+def test_public_settings_counts_secret_lists() -> None:
+    assert public_settings(Settings(api_keys=[]), ("api_keys",))["api_keys_configured"] == 0
+
+
+# -- the webhook outbox ---------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_an_automatic_delivery_is_retried_until_answered_2xx() -> None:
+    receiver = Receiver([500, 503])
+    async with LoopbackServer(receiver.app) as server:
+        outbox = WebhookOutbox(
+            sign=sign,
+            url=f"{server.url}/hooks",
+            auto_deliver=True,
+            retry_delays=(0.01, 0.01, 0.01, 0.01),
+        )
+        outbox.emit("evt_1", "payment.succeeded", event_body(1))
+
+        await wait_until(lambda: outbox.event("evt_1").delivered)  # type: ignore[union-attr]
+        await asyncio.sleep(0.1)  # no attempt after the one answered 2xx
+
+    assert len(receiver.received) == 3
+    assert [a.status_code for a in outbox.attempts] == [500, 503, 200]
+    body, headers = receiver.received[-1]
+    assert body == event_body(1)
+    assert headers["x-signature"] == hmac.new(SECRET, body, hashlib.sha256).hexdigest()
+    assert outbox.events(pending_only=True) == []
+
+
+@pytest.mark.asyncio
+async def test_an_event_stays_pending_once_its_retries_run_out() -> None:
+    receiver = Receiver([500] * 10)
+    async with LoopbackServer(receiver.app) as server:
+        outbox = WebhookOutbox(
+            sign=sign, url=f"{server.url}/hooks", auto_deliver=True, retry_delays=(0.01,)
+        )
+        outbox.emit("evt_1", "payment.succeeded", event_body(1))
+        await wait_until(lambda: outbox.automatic_deliveries == 0)
+
+        assert len(receiver.received) == 2
+        assert [e.id for e in outbox.events(pending_only=True)] == ["evt_1"]
+
+        receiver.statuses.clear()
+        attempts = await outbox.deliver()
+
+    assert [(a.event_id, a.status_code) for a in attempts] == [("evt_1", 200)]
+    assert outbox.events(pending_only=True) == []
+
+
+@pytest.mark.asyncio
+async def test_delivery_on_demand_duplicates_shuffles_and_signs_with_other_secrets() -> None:
+    receiver = Receiver()
+    async with LoopbackServer(receiver.app) as server:
+        outbox = WebhookOutbox(sign=sign, url=f"{server.url}/hooks")
+        for number in range(5):
+            outbox.emit(f"evt_{number}", "thing.updated", event_body(number))
+
+        attempts = await outbox.deliver(
+            DeliverRequest(duplicates=1, shuffle=True, seed=7, signing={"secret": "other"})
+        )
+
+    sent = [json.loads(body)["id"] for body, _ in receiver.received]
+    assert sorted(sent) == sorted([f"evt_{n}" for n in range(5)] * 2)
+    assert sent != sorted(sent), "seed 7 shuffles these ten"
+    assert [a.event_id for a in attempts] == sent
+    for body, headers in receiver.received:
+        assert headers["x-signature"] == hmac.new(b"other", body, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.asyncio
+async def test_a_delivery_without_url_or_to_an_unknown_event_is_refused() -> None:
+    outbox = WebhookOutbox(sign=sign)
+    outbox.emit("evt_1", "thing.updated", event_body(1))
+
+    with pytest.raises(DeliveryRefused, match="no webhook URL"):
+        await outbox.deliver()
+    with pytest.raises(DeliveryRefused, match="evt_9"):
+        await outbox.deliver(DeliverRequest(url="http://127.0.0.1:9/h", event_ids=["evt_9"]))
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_endpoint_is_an_attempt_with_an_error_not_a_crash() -> None:
+    with socket.socket() as probe:  # a port nothing listens on once the socket is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    outbox = WebhookOutbox(sign=sign, url=f"http://127.0.0.1:{port}/hooks")
+    outbox.emit("evt_1", "thing.updated", event_body(1))
+
+    attempts = await outbox.deliver(DeliverRequest(timeout_seconds=2))
+
+    assert attempts[0].status_code is None and attempts[0].error == "ConnectError"
+    assert outbox.events(pending_only=True)[0].id == "evt_1"
+
+
+@pytest.mark.asyncio
+async def test_reset_cancels_scheduled_retries_and_forgets_events() -> None:
+    receiver = Receiver([500] * 10)
+    async with LoopbackServer(receiver.app) as server:
+        outbox = WebhookOutbox(
+            sign=sign, url=f"{server.url}/hooks", auto_deliver=True, retry_delays=(30.0,)
+        )
+        kit = SandboxKit(config=Settings(), fault_model=KitFault, outbox=outbox)
+        outbox.emit("evt_1", "thing.updated", event_body(1))
+        await wait_until(lambda: len(receiver.received) == 1)
+
+        await kit.reset()
+
+    assert outbox.automatic_deliveries == 0
+    assert outbox.events() == []
