@@ -1,5 +1,7 @@
 """Ad-account access tokens: encrypted at rest, re-encrypted when the key changes.
 
+Two tables hold such tokens: ``ad_accounts`` (the token each account syncs with) and
+``ad_connections`` (the grant a seller's consent gave, which the account chooser reads).
 Tokens are encrypted with :class:`pixecom_core.security.secret_box.SecretBox`
 (MultiFernet): the first key of ``PIXECOM_TOKEN_ENCRYPTION_KEYS`` encrypts, every key
 decrypts. ``token_key_version`` records which key encrypted a row, so after a new key is
@@ -13,15 +15,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from pixecom_core.models.ads import AdAccount
+from pixecom_core.models.ads import AdAccount, AdConnection
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import open_seller_scope
+
+#: A table with an encrypted token (``token_ciphertext`` + ``token_key_version``).
+TokenRow = TypeVar("TokenRow", AdAccount, AdConnection)
 
 _SELLER_PAGE = text("SELECT seller_id FROM pixecom_seller_directory(:after, :max_rows)")
 #: Sellers read from the directory per round trip.
@@ -58,7 +64,7 @@ async def _seller_ids(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
 async def rotate_ad_account_tokens(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, box: SecretBox
 ) -> RotationReport:
-    """Re-encrypt every stored ad-account token that is not under the newest key.
+    """Re-encrypt every stored ad-account and connection token not under the newest key.
 
     Idempotent and resumable: rows already under the newest key are skipped, so running
     it again (after an interruption, say) only finishes the rest. Raises
@@ -69,29 +75,43 @@ async def rotate_ad_account_tokens(
     async for seller_id in _seller_ids(sessions):
         report.sellers_visited += 1
         changed = 0
-        while True:
-            async with open_seller_scope(sessions, seller_id, settings) as scope:
-                accounts = (
-                    await scope.session.scalars(
-                        select(AdAccount)
-                        .where(
-                            col(AdAccount.seller_id) == seller_id,
-                            col(AdAccount.token_ciphertext).is_not(None),
-                            col(AdAccount.token_key_version).is_distinct_from(box.primary_version),
-                        )
-                        .order_by(col(AdAccount.id))
-                        .limit(ROTATION_BATCH_SIZE)
-                        .with_for_update()
-                    )
-                ).all()
-                for account in accounts:
-                    assert account.token_ciphertext is not None
-                    account.token_ciphertext = box.rotate(account.token_ciphertext)
-                    account.token_key_version = box.primary_version
-            changed += len(accounts)
-            if len(accounts) < ROTATION_BATCH_SIZE:
-                break
+        changed += await _rotate_table(sessions, settings, box, seller_id, AdAccount)
+        changed += await _rotate_table(sessions, settings, box, seller_id, AdConnection)
         if changed:
             report.tokens_reencrypted += changed
             report.sellers_with_changes.append(seller_id)
     return report
+
+
+async def _rotate_table(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    box: SecretBox,
+    seller_id: uuid.UUID,
+    model: type[TokenRow],
+) -> int:
+    changed = 0
+    while True:
+        async with open_seller_scope(sessions, seller_id, settings) as scope:
+            rows = list(
+                (
+                    await scope.session.scalars(
+                        select(model)
+                        .where(
+                            col(model.seller_id) == seller_id,
+                            col(model.token_ciphertext).is_not(None),
+                            col(model.token_key_version).is_distinct_from(box.primary_version),
+                        )
+                        .order_by(col(model.id))
+                        .limit(ROTATION_BATCH_SIZE)
+                        .with_for_update()
+                    )
+                ).all()
+            )
+            for row in rows:
+                assert row.token_ciphertext is not None
+                row.token_ciphertext = box.rotate(row.token_ciphertext)
+                row.token_key_version = box.primary_version
+        changed += len(rows)
+        if len(rows) < ROTATION_BATCH_SIZE:
+            return changed

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from pixecom_core import __version__
 from pixecom_core.accounts import AccountService, SessionRevocations
+from pixecom_core.ad_accounts.connections import AdConnections
 from pixecom_core.assets import AssetRegistry
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.db.urls import app_conninfo
@@ -109,6 +110,7 @@ def create_app(
                 tasks=tasks,
                 tracking=services.tracking,
                 assets=AssetRegistry(services.sessions, settings, registry, services.breakers),
+                ad_connections=AdConnections.for_settings(services.sessions, settings, registry),
                 replica_sessions=create_sessionmaker(replica) if replica is not None else None,
             )
             observability.attach(services.engine, services.redis, services.breakers)

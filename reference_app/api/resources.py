@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pixecom_core.accounts import AccountService
+from pixecom_core.ad_accounts.connections import AdConnections
 from pixecom_core.assets import AssetRegistry
 from pixecom_core.ledger import WebhookInbox
 from pixecom_core.plugins import ProviderRegistry
@@ -45,6 +46,8 @@ class AppResources:
     tasks: TaskKicker
     tracking: TrackingService
     assets: AssetRegistry
+    #: Sellers connecting their own ad accounts (consent flow, chooser, disconnect).
+    ad_connections: AdConnections
     #: Sessions on the read replica (``read_database_url``), or ``None`` without one.
     replica_sessions: async_sessionmaker[AsyncSession] | None = None
 

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from reference_app.api.routes import (
+    ad_accounts,
     auth,
     campaign_stats,
     campaigns,
@@ -27,6 +28,7 @@ ROUTERS: list[APIRouter] = [
     orders.router,
     stats.router,
     campaign_stats.router,
+    ad_accounts.router,
     problems.router,
     tracking.router,
     tracking_records.router,
