@@ -9,6 +9,10 @@ now reads, through the API, the problems that explain missing numbers:
 - ``webhook``: a payment webhook attributed to the seller that is ``DEFERRED`` (being
   retried) or ``FAILED`` (parked) in ``webhook_inbox``;
 - ``sync_error``: an ad account whose last sync failed or that needs reconnecting;
+- ``token_expiring``: an ad account whose access ends within
+  :data:`TOKEN_EXPIRY_WARNING_DAYS` days (issue 14 item 6): reconnecting it before then
+  keeps its syncs running; once it has ended the sync's refused token turns it into a
+  ``sync_error`` in state ``needs_reconnect``;
 - ``payment_mismatch``: an order whose captured money does not match it (``UNDERPAID``:
   less than its total; ``NEEDS_REVIEW``: another currency, or more than its total kept),
   with the ledger's own account of the amounts (issue 12 item 4).
@@ -44,6 +48,8 @@ from pixecom_core.tenancy.pagination import decode_cursor, encode_cursor
 
 #: Longest error text returned; the full text stays with the operator.
 MAX_ERROR_CHARS = 500
+#: How long before an ad account's token expires it shows as a problem.
+TOKEN_EXPIRY_WARNING_DAYS = 7
 
 
 class ProblemKind(StrEnum):
@@ -52,6 +58,7 @@ class ProblemKind(StrEnum):
     DEAD_LETTER = "dead_letter"
     WEBHOOK = "webhook"
     SYNC_ERROR = "sync_error"
+    TOKEN_EXPIRING = "token_expiring"
     PAYMENT_MISMATCH = "payment_mismatch"
 
 
@@ -64,7 +71,8 @@ class Problem:
     :ivar subject: what failed: a task name, ``<gateway> <event type>``, an ad account,
         ``order <id>``.
     :ivar state: ``open`` (dead letter), ``DEFERRED``/``FAILED`` (webhook),
-        ``failing``/``needs_reconnect`` (sync), ``UNDERPAID``/``NEEDS_REVIEW`` (order).
+        ``failing``/``needs_reconnect`` (sync), ``expiring`` (token),
+        ``UNDERPAID``/``NEEDS_REVIEW`` (order).
     """
 
     kind: ProblemKind
@@ -121,6 +129,12 @@ def seller_message(kind: ProblemKind, state: str, subject: str, error: str | Non
                 "PixEcom's operators have the details."
             )
         return f"{cause} It is retried automatically."
+    if kind is ProblemKind.TOKEN_EXPIRING:
+        # The query wrote the date itself (an ISO day): nothing else is in it.
+        return (
+            f"PixEcom's access to this ad account ends on {error}. Reconnect the account "
+            "before then to keep its spend syncing."
+        )
     if kind is ProblemKind.PAYMENT_MISMATCH:
         # The ledger wrote the reason itself from amounts and currency codes
         # (pixecom_core.ledger.money.decide_status): no internals can be in it.
@@ -164,6 +178,16 @@ _PROBLEMS = text(
                left(last_sync_error, {MAX_ERROR_CHARS}), sync_failures
           FROM ad_accounts
          WHERE seller_id = :seller_id AND (last_sync_error IS NOT NULL OR needs_reconnect)
+        UNION ALL
+        SELECT 'token_expiring', id::text,
+               token_expires_at - interval '{TOKEN_EXPIRY_WARNING_DAYS} days',
+               network || ' ' || name, 'expiring',
+               to_char(token_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 0
+          FROM ad_accounts
+         WHERE seller_id = :seller_id AND status = 'ACTIVE' AND NOT needs_reconnect
+           AND token_ciphertext IS NOT NULL
+           AND token_expires_at > now()
+           AND token_expires_at <= now() + interval '{TOKEN_EXPIRY_WARNING_DAYS} days'
         UNION ALL
         SELECT 'payment_mismatch', o.id::text, o.updated_at, 'order ' || o.id::text,
                o.status,

@@ -88,6 +88,61 @@ async def test_problems_lists_the_sellers_open_problems_newest_first(
     assert [(p["kind"], p["key"]) for p in b_items] == [("dead_letter", str(theirs))]
 
 
+async def test_a_token_ending_within_seven_days_is_a_problem_until_reconnected(
+    api_client: httpx.AsyncClient, seller_a: Tenant, seller_b: Tenant
+) -> None:
+    """Issue 14 item 6: access ending within 7 days shows with its date; later, already
+    ended (the sync's refusal reports that), disconnected or reconnected accounts do not."""
+    a = seller_a.api.seller_id
+    expiring, later, ended, disconnected = (
+        seller_a.rows.ad_account(token_ciphertext=b"sealed token") for _ in range(4)
+    )
+    ends = {
+        expiring: "now() + interval '3 days'",
+        later: "now() + interval '30 days'",
+        ended: "now() - interval '1 hour'",
+        disconnected: "now() + interval '2 days'",
+    }
+    with seller_a.rows.conn.transaction():
+        seller_a.rows.conn.execute(
+            "SELECT set_config('app.current_seller_id', %s, true)", (str(a),)
+        )
+        for account, expression in ends.items():
+            seller_a.rows.conn.execute(
+                f"UPDATE ad_accounts SET token_expires_at = {expression} WHERE id = %s",
+                (account,),
+            )
+        seller_a.rows.conn.execute(
+            "UPDATE ad_accounts SET status = 'DISCONNECTED', token_ciphertext = NULL WHERE id = %s",
+            (disconnected,),
+        )
+        day = seller_a.rows.conn.execute(
+            "SELECT to_char(token_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+            " FROM ad_accounts WHERE id = %s",
+            (expiring,),
+        ).fetchone()
+    assert day is not None
+
+    items = (await api_client.get("/problems", headers=seller_a.headers)).json()["items"]
+    theirs = (await api_client.get("/problems", headers=seller_b.headers)).json()["items"]
+
+    expiring_items = [p for p in items if p["kind"] == "token_expiring"]
+    assert [(p["key"], p["state"]) for p in expiring_items] == [(str(expiring), "expiring")]
+    assert day[0] in expiring_items[0]["error"] and "Reconnect" in expiring_items[0]["error"]
+    assert not [p for p in theirs if p["kind"] == "token_expiring"]
+
+    with seller_a.rows.conn.transaction():
+        seller_a.rows.conn.execute(
+            "SELECT set_config('app.current_seller_id', %s, true)", (str(a),)
+        )
+        seller_a.rows.conn.execute(
+            "UPDATE ad_accounts SET token_expires_at = now() + interval '60 days' WHERE id = %s",
+            (expiring,),
+        )
+    after = (await api_client.get("/problems", headers=seller_a.headers)).json()["items"]
+    assert not [p for p in after if p["kind"] == "token_expiring"]
+
+
 async def test_problems_show_sellers_no_sql_stack_traces_or_internal_names(
     api_client: httpx.AsyncClient, seller_a: Tenant
 ) -> None:

@@ -364,7 +364,7 @@ export async function syncView(context, params) {
                   "tr",
                   { "data-kind": p.kind },
                   h("th", { scope: "row" }, moment(p.occurred_at)),
-                  h("td", {}, { dead_letter: "Failed job", webhook: "Payment webhook", sync_error: "Sync" }[p.kind] ?? p.kind),
+                  h("td", {}, { dead_letter: "Failed job", webhook: "Payment webhook", sync_error: "Sync", token_expiring: "Access ending", payment_mismatch: "Payment mismatch" }[p.kind] ?? p.kind),
                   h("td", {}, p.subject),
                   h("td", {}, p.state),
                   h("td", { class: "numeric" }, count(p.attempts)),
