@@ -112,7 +112,8 @@ async def test_polling_and_the_breaker_against_the_sandbox(
         for _ in range(settings.breaker_failure_threshold):
             with pytest.raises(ProviderTransientError):
                 await service.refresh_seller(second_seller)
-        await sandbox.configure(latency_seconds=0.0, down=True)
+        await sandbox.configure(latency_seconds=0.0)
+        await sandbox.fault("server_error", status=503, times=10_000)  # 17TRACK down
         calls_before = len(await sandbox.requests())
         started = time.monotonic()
         with pytest.raises(ProviderUnavailable):
@@ -121,7 +122,7 @@ async def test_polling_and_the_breaker_against_the_sandbox(
         assert len(await sandbox.requests()) == calls_before
 
         # Recovered: after the reset time one trial call goes through and closes it.
-        await sandbox.configure(down=False)
+        (await sandbox.control.delete("/_sandbox/faults")).raise_for_status()
         await asyncio.sleep(1.1)
         recovered = await service.refresh_seller(second_seller)
         assert recovered.polled == 1

@@ -12,7 +12,7 @@ from conftest import MakeTracker
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pixecom_tracking17.tracker import Tracker17
-from tracking17_support import API_KEY, SandboxHandle, all_text
+from tracking17_support import API_KEY, PUSH_KEY, SandboxHandle, all_text
 
 from pixecom_core.providers import (
     ProviderAuthError,
@@ -90,22 +90,22 @@ async def test_a_server_error_is_transient(
 async def test_17tracks_internal_error_code_is_transient(
     tracker: Tracker17, sandbox: SandboxHandle
 ) -> None:
-    await sandbox.fault("envelope", status=200, code=-18010003)
+    await sandbox.fault("transient", status=200)  # HTTP 200, envelope code -18010003
 
     with pytest.raises(ProviderTransientError, match="-18010003"):
         await tracker.fetch_status([NUMBER])
 
 
-async def test_down_mode_fails_every_call_as_transient_until_it_is_back(
+async def test_an_outage_fails_every_call_as_transient_until_it_is_back(
     tracker: Tracker17, sandbox: SandboxHandle
 ) -> None:
-    await sandbox.configure(down=True)
+    await sandbox.fault("server_error", status=503, times=10_000)
 
     for operation in OPERATIONS.values():
         with pytest.raises(ProviderTransientError, match="HTTP 503"):
             await operation(tracker)
 
-    await sandbox.configure(down=False)
+    (await sandbox.control.delete("/_sandbox/faults")).raise_for_status()
     assert (await tracker.register([NUMBER])).accepted == (NUMBER,)
 
 
@@ -141,7 +141,7 @@ async def test_a_failed_call_is_not_taken_for_success_once_17track_recovers(
             await tracker.register([NUMBER])
 
     assert (await tracker.register([NUMBER])).accepted == (NUMBER,)
-    assert [call["status"] for call in await sandbox.requests("register")] == [500, 500, 200]
+    assert [call["status"] for call in await sandbox.requests("register")] == [502, 502, 200]
 
 
 # -- throttling ---------------------------------------------------------------------------
@@ -176,10 +176,21 @@ async def test_a_429_names_the_retry_after_17track_sends(
 
 
 async def test_an_envelope_429_is_throttled_too(tracker: Tracker17, sandbox: SandboxHandle) -> None:
-    await sandbox.fault("envelope", status=200, code=429, message="Too many requests.")
+    await sandbox.fault("throttled", status=200)  # HTTP 200, envelope code 429
 
     with pytest.raises(ProviderThrottled):
         await tracker.register([NUMBER])
+
+
+async def test_a_throttle_names_the_wait_it_was_given(
+    tracker: Tracker17, sandbox: SandboxHandle
+) -> None:
+    await sandbox.fault("throttled", retry_after_seconds=7)
+
+    with pytest.raises(ProviderThrottled) as raised:
+        await tracker.register([NUMBER])
+
+    assert raised.value.retry_after_seconds == 7
 
 
 # -- keys -----------------------------------------------------------------------------------
@@ -207,7 +218,7 @@ async def test_a_wrong_key_is_an_auth_error_without_the_key(
 async def test_auth_codes_in_a_200_are_auth_errors(
     tracker: Tracker17, sandbox: SandboxHandle, code: int
 ) -> None:
-    await sandbox.fault("envelope", status=200, code=code, message="refused")
+    await sandbox.fault("auth", status=200, code=code, message="refused")
 
     with pytest.raises(ProviderAuthError, match=str(code)):
         await tracker.fetch_status([NUMBER])
@@ -216,7 +227,7 @@ async def test_auth_codes_in_a_200_are_auth_errors(
 async def test_a_key_quoted_back_by_17track_is_scrubbed(
     tracker: Tracker17, sandbox: SandboxHandle
 ) -> None:
-    await sandbox.fault("envelope", status=401, code=-18010002, echo_token=True)
+    await sandbox.fault("auth", echo_token=True)  # HTTP 401, -18010002, the key quoted
 
     with pytest.raises(ProviderAuthError) as raised:
         await tracker.register([NUMBER])
@@ -242,7 +253,9 @@ async def test_the_sandbox_never_logs_the_key(tracker: Tracker17, sandbox: Sandb
     await tracker.register([NUMBER])
 
     assert API_KEY not in str(await sandbox.requests())
-    assert API_KEY not in (await sandbox.control.get("/_sandbox/config")).text
+    shown = (await sandbox.control.get("/_sandbox/config")).json()
+    assert API_KEY not in str(shown) and PUSH_KEY not in str(shown)
+    assert (shown["api_keys_configured"], shown["push_key_configured"]) == (1, True)
 
 
 # -- refused requests -------------------------------------------------------------------------
@@ -251,9 +264,7 @@ async def test_the_sandbox_never_logs_the_key(tracker: Tracker17, sandbox: Sandb
 async def test_an_unknown_envelope_code_is_a_provider_error(
     tracker: Tracker17, sandbox: SandboxHandle
 ) -> None:
-    await sandbox.fault(
-        "envelope", status=200, code=-18010014, message="Tracking numbers exceed the 40 limit."
-    )
+    await sandbox.fault("envelope", code=-18010014, message="Tracking numbers exceed the 40 limit.")
 
     with pytest.raises(ProviderError) as raised:
         await tracker.register([NUMBER])

@@ -124,32 +124,6 @@ async def test_getquota_counts_registrations(sandbox: SandboxHandle) -> None:
     assert (quota["quota_total"], quota["quota_used"], quota["quota_remain"]) == (5, 2, 3)
 
 
-async def test_the_config_hides_keys_and_refuses_unknown_settings(sandbox: SandboxHandle) -> None:
-    shown = (await sandbox.control.get("/_sandbox/config")).json()
-    assert "api_keys" not in shown and "push_key" not in shown
-    assert PUSH_KEY not in json.dumps(shown)
-
-    response = await sandbox.control.post("/_sandbox/config", json={"latency": 1})
-    assert response.status_code == 422
-    response = await sandbox.control.post("/_sandbox/config", json={"down_status": 200})
-    assert response.status_code == 422
-
-
-async def test_faults_are_used_up_in_order(sandbox: SandboxHandle) -> None:
-    await sandbox.fault("server_error", status=502)
-    await sandbox.fault("envelope", status=200, code=-18010003, operation="register")
-
-    first = await sandbox.api("getquota", [])
-    skipped = await sandbox.api("getquota", [])  # the envelope fault is for register only
-    second = await sandbox.api("register", [])
-    third = await sandbox.api("register", [])
-
-    assert first.status_code == 502
-    assert skipped.status_code == 200
-    assert second.json()["code"] == -18010003
-    assert third.json()["code"] == 0
-
-
 async def test_a_status_can_be_set_and_advancing_resumes_the_progression(
     sandbox: SandboxHandle,
 ) -> None:
@@ -234,6 +208,8 @@ async def test_a_push_to_nowhere_is_reported_not_raised(sandbox: SandboxHandle) 
     assert (
         await sandbox.control.post("/_sandbox/push", json={"numbers": ["NOPE1"]})
     ).status_code == 404
+    await sandbox.configure(push_url=None)
+    assert (await sandbox.control.post("/_sandbox/tick")).status_code == 409
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """A fake 17TRACK v2.2 API on loopback: parcels that progress, rate limits, outages and signed
-pushes, for tests, the dev deployment and the scale simulation.
+pushes, for tests, the dev deployment and the scale simulation. Faults, latency, the request
+log, configuration, reset and the push outbox are the sandbox kit's
+(:mod:`pixecom_core.testing.sandbox_kit`); this module speaks 17TRACK.
 
 API (``POST /track/v2.2/<operation>``, JSON array body of at most 40 entries, key in the
 ``17token`` header; answers ``{"code": 0, "data": {"accepted": [...], "rejected": [{"number",
@@ -33,29 +35,38 @@ Parcels progress InfoReceived → InTransit → OutForDelivery → Delivered, on
 and texts are derived from the number, times from the sandbox's clock when a step happens,
 so the same history is reported every time it is read.
 
-Control endpoints (JSON, no key):
+Control endpoints (JSON, no key): the kit's (``/_sandbox/config`` — see
+:class:`~pixecom_tracking17.settings.Track17SandboxSettings`, keys shown only as counts —
+``/_sandbox/reset``, ``/_sandbox/faults``, ``/_sandbox/requests``, ``/_sandbox/events``,
+``/_sandbox/deliver``), and 17TRACK's own:
 
-- ``GET``/``POST /_sandbox/config``: see
-  :class:`~pixecom_tracking17.settings.Track17SandboxSettings` (keys are never shown);
-  ``down: true`` makes every API call fail with ``down_status``. ``POST /_sandbox/reset``.
-- ``POST /_sandbox/faults`` ``{"kind", "times", "operation"?, …}`` queues failures for the
-  next API calls: ``server_error`` (HTTP ``status``, HTML body), ``hang`` (no answer for
-  ``hang_seconds``: the client's timeout fires), ``malformed`` (HTTP 200, not JSON),
-  ``envelope`` (HTTP ``status`` with envelope ``code``; ``echo_token`` quotes the key back
-  in the message); ``DELETE /_sandbox/faults``.
+- ``POST /_sandbox/faults`` takes a :class:`Track17Fault`; ``operation`` is one of
+  ``register``, ``gettrackinfo``, ``stoptrack``, ``retrack``, ``getquota``. Kinds:
+  ``throttled`` (HTTP 429, code 429 "Too many requests.", ``Retry-After`` from
+  ``retry_after_seconds`` or the setting), ``transient`` (HTTP 500, code ``-18010003``
+  internal error), ``auth`` (HTTP 401, code ``-18010002`` "Invalid security key."),
+  ``envelope`` (any ``code`` and ``message``, HTTP 200 unless ``status``), each overridable
+  by ``status``, ``code``, ``message``, ``echo_token`` (quotes the key back in the
+  message); and the kit's ``server_error``, ``malformed``, ``hang``. An outage is a
+  ``server_error`` with ``status: 503`` and a large ``times``; ``DELETE /_sandbox/faults``
+  ends it.
 - ``GET /_sandbox/parcels``, ``GET /_sandbox/parcels/{number}``;
   ``POST /_sandbox/parcels/{number}/advance`` ``{"steps": 1}``;
   ``POST /_sandbox/parcels/{number}/status`` ``{"status", "sub_status"?, "description"?}``
   sets any of the nine statuses (the parcel stops progressing by time until advanced).
 - ``POST /_sandbox/push`` ``{"numbers"?, "event"?, "duplicates"?, "url"?, "key"?,
   "include_unchanged"?}``: sends ``TRACKING_UPDATED`` (or ``TRACKING_STOPPED``) pushes, one
-  per number, signed with :func:`~pixecom_tracking17.signatures.push_signature` in the
-  ``sign`` header, each ``duplicates`` extra times; without ``numbers``, every parcel whose
+  per number, its body built when sent and signed with
+  :func:`~pixecom_tracking17.signatures.push_signature` in the ``sign`` header (``key``:
+  another key), each ``duplicates`` extra times; without ``numbers``, every parcel whose
   state changed since its last delivered push. ``POST /_sandbox/tick`` does that for the
-  changed parcels (the dev server also does it every second when ``auto_push`` is on);
-  ``GET /_sandbox/pushes``: deliveries made.
-- ``GET``/``DELETE /_sandbox/requests``: the last API calls (operation, count, status,
-  arrival time; never the key).
+  changed parcels (the dev server also does it every second when ``auto_push`` is on).
+  Every push is an event of the kit's outbox (id ``<number>@<state>`` or
+  ``<number>@stopped``, scope the number): ``GET /_sandbox/events`` lists them,
+  ``POST /_sandbox/deliver`` sends them again (``signing: {"key": …}`` signs with another
+  key). A push answered 2xx marks the parcel's state as pushed.
+- The request log (``GET /_sandbox/requests``) holds each API call's operation, count,
+  numbers, status and ``has_token`` (never the key).
 """
 
 import asyncio
@@ -65,23 +76,32 @@ import logging
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, Final, Literal
 
-import httpx
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from pixecom_core.providers import ASGIApp
+from pixecom_core.testing.sandbox_kit import (
+    DeliverRequest,
+    DeliveryAttempt,
+    DeliveryRefused,
+    Fault,
+    OutboxEvent,
+    SandboxKit,
+    WebhookOutbox,
+)
 from pixecom_tracking17.client import (
     API_VERSION,
     CODE_ALREADY_REGISTERED,
     CODE_CARRIER_NOT_DETECTED,
+    CODE_INTERNAL_ERROR,
     CODE_INVALID_FORMAT,
     CODE_INVALID_KEY,
     CODE_MISSING_VALUE,
@@ -94,7 +114,6 @@ from pixecom_tracking17.client import (
     CODE_TOO_MANY_NUMBERS,
     CODE_WRONG_CARRIER,
     MAX_NUMBERS_PER_CALL,
-    shared_ssl_context,
 )
 from pixecom_tracking17.settings import Track17SandboxSettings
 from pixecom_tracking17.signatures import SIGNATURE_HEADER, push_signature
@@ -157,8 +176,6 @@ LOCATIONS: Final = (
 _NUMBER = re.compile(r"^[A-Za-z0-9-]{5,50}$")
 UNDETECTABLE_PREFIX: Final = "XX"
 MAX_PARCELS: Final = 100_000
-MAX_FAULTS: Final = 1_000
-LOG_SIZE: Final = 1_000
 MAX_LISTED_PARCELS: Final = 1_000
 
 _log = logging.getLogger(__name__)
@@ -210,19 +227,23 @@ class Parcel:
         return f"{self.status[0]}|{self.status[1]}|{len(self.events)}|{self.not_found}"
 
 
-class Fault(BaseModel):
-    """A failure the next matching API calls answer with."""
+class Track17Fault(Fault):
+    """A failure the next matching API calls answer with (see the module docstring).
 
-    model_config = ConfigDict(extra="forbid")
+    :param code: the envelope's ``code`` instead of the kind's own.
+    """
 
-    kind: Literal["server_error", "hang", "malformed", "envelope"]
-    times: int = Field(default=1, ge=1, le=10_000)
-    operation: str | None = None
-    status: int = Field(default=500, ge=200, le=599)
-    hang_seconds: float = Field(default=30.0, ge=0, le=600)
-    code: int = -18010003
-    message: str = "Internal service error. Please try again later."
-    echo_token: bool = False
+    kind: Literal["throttled", "transient", "auth", "envelope", "server_error", "malformed", "hang"]
+    code: int | None = None
+
+
+#: (HTTP status, envelope code, message) of each fault kind 17TRACK words itself.
+FAULT_ENVELOPES: Final = {
+    "throttled": (429, CODE_RATE_LIMITED, "Too many requests."),
+    "transient": (500, CODE_INTERNAL_ERROR, "Internal service error. Please try again later."),
+    "auth": (401, CODE_INVALID_KEY, "Invalid security key."),
+    "envelope": (200, CODE_INTERNAL_ERROR, "Internal service error. Please try again later."),
+}
 
 
 class ParcelAdvance(BaseModel):
@@ -393,50 +414,61 @@ def track_info(parcel: Parcel, now: float) -> dict[str, Any]:
     }
 
 
-# -- state -----------------------------------------------------------------------------------
+# -- the sandbox -----------------------------------------------------------------------------
 
 
-class SandboxState:
-    """Everything one sandbox app remembers; replaced as a whole by ``/_sandbox/reset``."""
+class Track17Sandbox:
+    """One 17TRACK account: its parcels, quota and per-key rate limit, on the sandbox kit.
+
+    :param config: starting configuration (``POST /_sandbox/config`` changes it later,
+        ``POST /_sandbox/reset`` restores it).
+    :param clock: wall-clock seconds, for scan times and time-driven progress.
+    """
 
     def __init__(self, config: Track17SandboxSettings, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.parcels: OrderedDict[str, Parcel] = OrderedDict()
-        self.faults: list[Fault] = []
-        self.calls: dict[str, deque[float]] = {}
-        self.requests: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
-        self.pushes: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
+        self._calls: dict[str, deque[float]] = {}
         self.quota_used = 0
         self.today_used = 0
-        self.configure(config)
+        # 17TRACK pushes as soon as a parcel changes; the sandbox sends each push itself
+        # (and again on the next tick while undelivered), so the outbox never auto-delivers
+        self.outbox = WebhookOutbox(sign=self._sign, on_delivered=self._delivered)
+        self.kit: SandboxKit[Track17SandboxSettings, Track17Fault] = SandboxKit(
+            config=config,
+            fault_model=Track17Fault,
+            secret_fields=("api_keys",),
+            outbox=self.outbox,
+            on_reset=self._clear,
+            on_config=self._configure,
+        )
 
-    def configure(self, config: Track17SandboxSettings) -> None:
-        """Take ``config``, resolving the keys once (they may come from the tracker's env)."""
-        self.config = config
+    @property
+    def config(self) -> Track17SandboxSettings:
+        return self.kit.config
+
+    def _configure(self, config: Track17SandboxSettings) -> None:
+        # the keys are resolved once: they may come from the tracker's environment
         self.api_keys = frozenset(config.accepted_keys())
         self.push_key = config.signing_key()
+        self.outbox.url = config.push_url
+
+    def _clear(self) -> None:
+        self.parcels.clear()
+        self._calls.clear()
+        self.quota_used = 0
+        self.today_used = 0
 
     def over_rate(self, token: str) -> bool:
         """Count a call for ``token``; whether it is over ``rate_limit_per_second``."""
         now = time.monotonic()
-        window = self.calls.setdefault(token, deque())
+        window = self._calls.setdefault(token, deque())
         while window and now - window[0] >= 1.0:
             window.popleft()
         if len(window) >= self.config.rate_limit_per_second:
             return True  # refused calls do not count, as a client backing off expects
         window.append(now)
         return False
-
-    def take_fault(self, operation: str) -> Fault | None:
-        for index, fault in enumerate(self.faults):
-            if fault.operation not in (None, operation):
-                continue
-            if fault.times <= 1:
-                del self.faults[index]
-            else:
-                self.faults[index] = fault.model_copy(update={"times": fault.times - 1})
-            return fault
-        return None
 
     def parcel(self, number: str) -> Parcel | None:
         parcel = self.parcels.get(number.strip().upper())
@@ -463,6 +495,23 @@ class SandboxState:
         self.scan(parcel, status, sub_status, description, at)
         parcel.progress_at = at
         return True
+
+    def set_status(self, parcel: Parcel, change: ParcelStatus) -> None:
+        """Put ``parcel`` in any status; it stops progressing by time until advanced."""
+        parcel.frozen = True
+        if change.status == "NotFound":
+            parcel.not_found = True
+            parcel.changed_at = self.clock()
+            return
+        parcel.not_found = False
+        default_sub = "InfoReceived" if change.status == "InfoReceived" else None
+        self.scan(
+            parcel,
+            change.status,
+            change.sub_status or default_sub or f"{change.status}_Other",
+            change.description or f"Status: {change.status}",
+            self.clock(),
+        )
 
     def catch_up(self, parcel: Parcel) -> None:
         """Apply the steps ``advance_every_seconds`` has made due since the last one."""
@@ -559,145 +608,21 @@ class SandboxState:
             "track_info": track_info(parcel, self.clock()),
         }
 
+    # -- the 17TRACK operations
 
-def _optional_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(value)
-
-
-async def _pause(request: Request, seconds: float) -> None:
-    """Sleep ``seconds`` unless the client goes away first (a hung call must not outlive
-    the client that gave up on it). The body must have been read already."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (remaining := deadline - loop.time()) > 0:
-        if await request.is_disconnected():
-            return
-        await asyncio.sleep(min(0.05, remaining))
-
-
-# -- the app ---------------------------------------------------------------------------------
-
-
-def create_sandbox_app(
-    config: Track17SandboxSettings | None = None, *, clock: Callable[[], float] = time.time
-) -> ASGIApp:
-    """A fresh 17TRACK sandbox; configured from ``PIXECOM_TRACKING17_SANDBOX_*`` when
-    ``config`` is omitted. Point the tracker at it with ``PIXECOM_TRACKING17_API_BASE=<its
-    URL>``.
-
-    :param config: starting configuration (``POST /_sandbox/config`` changes it later).
-    :param clock: wall-clock seconds, for scan times and time-driven progress (tests pass
-        a fake one).
-    """
-    start_config = config if config is not None else Track17SandboxSettings()
-    state = SandboxState(start_config, clock)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # served with a lifespan (the dev server), parcels moved by time are pushed as
-        # 17TRACK would; without one (tests), POST /_sandbox/tick does the same on demand
-        ticker = asyncio.create_task(tick_forever())
-        try:
-            yield
-        finally:
-            ticker.cancel()
-            with suppress(asyncio.CancelledError):
-                await ticker
-
-    app = FastAPI(
-        title="PixEcom 17TRACK sandbox",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-        lifespan=lifespan,
-    )
-
-    async def tick_forever() -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            if not (state.config.auto_push and state.config.push_url):
-                continue
-            try:
-                await push_changed()
-            except Exception:  # a sandbox must keep ticking whatever one delivery did
-                _log.exception("17track sandbox: pushing changed parcels failed")
-
-    async def deliver(
-        parcels: list[Parcel],
-        event: str,
-        *,
-        url: str | None = None,
-        key: str | None = None,
-        duplicates: int = 0,
-    ) -> list[dict[str, Any]]:
-        target = url or state.config.push_url
-        deliveries: list[dict[str, Any]] = []
-        if target is None:
-            return [{"number": p.number, "event": event, "error": "no push_url"} for p in parcels]
-        signing_key = key if key is not None else state.push_key
-        async with httpx.AsyncClient(
-            timeout=state.config.push_timeout_seconds, verify=shared_ssl_context()
-        ) as http:
-            for parcel in parcels:
-                data: dict[str, Any] = {
-                    "number": parcel.number,
-                    "carrier": parcel.carrier,
-                    "param": parcel.param,
-                    "tag": parcel.tag,
-                }
-                if event == "TRACKING_UPDATED":
-                    data["track_info"] = track_info(parcel, state.clock())
-                body = json.dumps(
-                    {"event": event, "data": data}, separators=(",", ":"), ensure_ascii=False
-                ).encode("utf-8")
-                headers = {
-                    "Content-Type": "application/json",
-                    SIGNATURE_HEADER: push_signature(body, signing_key),
-                }
-                delivered_state = parcel.state
-                for _ in range(1 + duplicates):
-                    record: dict[str, Any] = {"number": parcel.number, "event": event}
-                    try:
-                        response = await http.post(target, content=body, headers=headers)
-                        record["status_code"] = response.status_code
-                        if response.is_success and event == "TRACKING_UPDATED":
-                            parcel.pushed_state = delivered_state
-                    except httpx.HTTPError as exc:
-                        record["error"] = type(exc).__name__
-                    state.pushes.append(record)
-                    deliveries.append(record)
-        return deliveries
-
-    async def push_changed() -> list[dict[str, Any]]:
-        changed = []
-        for parcel in list(state.parcels.values()):
-            state.catch_up(parcel)
-            if parcel.pushed_state != parcel.state:
-                changed.append(parcel)
-        return await deliver(changed, "TRACKING_UPDATED")
-
-    async def after_change(parcel: Parcel) -> list[dict[str, Any]]:
-        if state.config.auto_push and state.config.push_url:
-            return await deliver([parcel], "TRACKING_UPDATED")
-        return []
-
-    # -- the 17TRACK API
-
-    async def handle_register(entries: list[Any]) -> dict[str, Any]:
+    def register_numbers(self, entries: list[Any]) -> dict[str, Any]:
         accepted: list[dict[str, Any]] = []
         rejected: list[dict[str, Any]] = []
         for entry in entries:
-            ok, outcome = state.register(entry)
+            ok, outcome = self.register(entry)
             (accepted if ok else rejected).append(outcome)
         return {"accepted": accepted, "rejected": rejected}
 
-    async def handle_gettrackinfo(entries: list[Any]) -> dict[str, Any]:
+    def gettrackinfo(self, entries: list[Any]) -> dict[str, Any]:
         accepted: list[dict[str, Any]] = []
         rejected: list[dict[str, Any]] = []
         for entry in entries:
-            parcel = state.find(entry)
+            parcel = self.find(entry)
             if isinstance(parcel, dict):
                 rejected.append(parcel)
                 continue
@@ -707,17 +632,17 @@ def create_sandbox_app(
                     "carrier": parcel.carrier,
                     "param": parcel.param,
                     "tag": parcel.tag,
-                    "track_info": track_info(parcel, state.clock()),
+                    "track_info": track_info(parcel, self.clock()),
                 }
             )
         return {"accepted": accepted, "rejected": rejected}
 
-    async def handle_stoptrack(entries: list[Any]) -> dict[str, Any]:
+    async def stoptrack(self, entries: list[Any]) -> dict[str, Any]:
         accepted: list[dict[str, Any]] = []
         rejected: list[dict[str, Any]] = []
         stopped: list[Parcel] = []
         for entry in entries:
-            parcel = state.find(entry)
+            parcel = self.find(entry)
             if isinstance(parcel, dict):
                 rejected.append(parcel)
             elif parcel.stopped:
@@ -732,15 +657,15 @@ def create_sandbox_app(
                 parcel.stopped = True
                 stopped.append(parcel)
                 accepted.append({"number": parcel.number, "carrier": parcel.carrier})
-        if stopped and state.config.auto_push and state.config.push_url:
-            await deliver(stopped, "TRACKING_STOPPED")
+        if stopped and self.config.auto_push and self.config.push_url:
+            await self.push(stopped, "TRACKING_STOPPED")
         return {"accepted": accepted, "rejected": rejected}
 
-    async def handle_retrack(entries: list[Any]) -> dict[str, Any]:
+    def retrack(self, entries: list[Any]) -> dict[str, Any]:
         accepted: list[dict[str, Any]] = []
         rejected: list[dict[str, Any]] = []
         for entry in entries:
-            parcel = state.find(entry)
+            parcel = self.find(entry)
             if isinstance(parcel, dict):
                 rejected.append(parcel)
             elif not parcel.stopped:
@@ -762,222 +687,75 @@ def create_sandbox_app(
             else:
                 parcel.stopped = False
                 parcel.retracked = True
-                parcel.progress_at = max(parcel.progress_at, state.clock())
+                parcel.progress_at = max(parcel.progress_at, self.clock())
                 accepted.append({"number": parcel.number, "carrier": parcel.carrier})
         return {"accepted": accepted, "rejected": rejected}
 
-    async def handle_getquota(_: list[Any]) -> dict[str, Any]:
-        total = state.config.quota_total
+    def getquota(self) -> dict[str, Any]:
+        total = self.config.quota_total
         return {
             "quota_total": total,
-            "quota_used": state.quota_used,
-            "quota_remain": max(0, total - state.quota_used),
-            "today_used": state.today_used,
+            "quota_used": self.quota_used,
+            "quota_remain": max(0, total - self.quota_used),
+            "today_used": self.today_used,
             "max_track_daily": total,
             "free_email_quota": 0,
             "free_email_quotaused": 0,
         }
 
-    handlers = {
-        "register": handle_register,
-        "gettrackinfo": handle_gettrackinfo,
-        "stoptrack": handle_stoptrack,
-        "retrack": handle_retrack,
-        "getquota": handle_getquota,
-    }
+    async def call(self, operation: str, entries: list[Any]) -> dict[str, Any]:
+        """The ``data`` of a successful call of ``operation``."""
+        if operation == "register":
+            return self.register_numbers(entries)
+        if operation == "gettrackinfo":
+            return self.gettrackinfo(entries)
+        if operation == "stoptrack":
+            return await self.stoptrack(entries)
+        if operation == "retrack":
+            return self.retrack(entries)
+        return self.getquota()
 
-    # control routes first, so nothing under /_sandbox/ is taken for an API path
+    # -- one API call
 
-    @app.get("/_sandbox/config")
-    async def read_config() -> dict[str, Any]:
-        return _public_config(state.config)
-
-    @app.post("/_sandbox/config")
-    async def change_config(changes: Annotated[dict[str, Any], Body()]) -> Response:
-        unknown = sorted(set(changes) - set(Track17SandboxSettings.model_fields))
-        if unknown:
-            return JSONResponse({"detail": f"unknown settings: {', '.join(unknown)}"}, 422)
-        try:
-            config = Track17SandboxSettings.model_validate({**state.config.model_dump(), **changes})
-        except ValidationError as exc:
-            return JSONResponse({"detail": exc.errors(include_url=False, include_input=False)}, 422)
-        state.configure(config)
-        return JSONResponse(_public_config(state.config))
-
-    @app.post("/_sandbox/reset")
-    async def reset() -> dict[str, str]:
-        nonlocal state
-        state = SandboxState(start_config, clock)
-        return {"status": "reset"}
-
-    @app.post("/_sandbox/faults")
-    async def add_fault(fault: Fault) -> Response:
-        if len(state.faults) >= MAX_FAULTS:
-            return JSONResponse({"detail": f"at most {MAX_FAULTS} queued faults"}, 409)
-        state.faults.append(fault)
-        return JSONResponse({"queued": len(state.faults)})
-
-    @app.delete("/_sandbox/faults")
-    async def clear_faults() -> dict[str, int]:
-        cleared = len(state.faults)
-        state.faults.clear()
-        return {"cleared": cleared}
-
-    @app.get("/_sandbox/parcels")
-    async def list_parcels() -> list[dict[str, Any]]:
-        listed = []
-        for parcel in list(state.parcels.values())[:MAX_LISTED_PARCELS]:
-            state.catch_up(parcel)
-            listed.append(
-                {"number": parcel.number, "status": parcel.status[0], "stopped": parcel.stopped}
-            )
-        return listed
-
-    @app.get("/_sandbox/parcels/{number}")
-    async def read_parcel(number: str) -> Response:
-        parcel = state.parcel(number)
-        if parcel is None:
-            return JSONResponse({"detail": f"no parcel {number[:60]}"}, 404)
-        return JSONResponse(state.view(parcel))
-
-    @app.post("/_sandbox/parcels/{number}/advance")
-    async def advance_parcel(
-        number: str, advance: Annotated[ParcelAdvance | None, Body()] = None
-    ) -> Response:
-        parcel = state.parcel(number)
-        if parcel is None:
-            return JSONResponse({"detail": f"no parcel {number[:60]}"}, 404)
-        for _ in range((advance or ParcelAdvance()).steps):
-            if not state.advance(parcel, state.clock()):
-                break
-        deliveries = await after_change(parcel)
-        return JSONResponse(state.view(parcel) | {"deliveries": deliveries})
-
-    @app.post("/_sandbox/parcels/{number}/status")
-    async def set_parcel_status(number: str, change: ParcelStatus) -> Response:
-        parcel = state.parcel(number)
-        if parcel is None:
-            return JSONResponse({"detail": f"no parcel {number[:60]}"}, 404)
-        parcel.frozen = True
-        if change.status == "NotFound":
-            parcel.not_found = True
-            parcel.changed_at = state.clock()
-        else:
-            parcel.not_found = False
-            default_sub = "InfoReceived" if change.status == "InfoReceived" else None
-            state.scan(
-                parcel,
-                change.status,
-                change.sub_status or default_sub or f"{change.status}_Other",
-                change.description or f"Status: {change.status}",
-                state.clock(),
-            )
-        deliveries = await after_change(parcel)
-        return JSONResponse(state.view(parcel) | {"deliveries": deliveries})
-
-    @app.post("/_sandbox/push")
-    async def push(order: PushOrder) -> Response:
-        if order.numbers is None:
-            parcels = []
-            for parcel in state.parcels.values():
-                state.catch_up(parcel)
-                if order.include_unchanged or parcel.pushed_state != parcel.state:
-                    parcels.append(parcel)
-        else:
-            found = [state.parcel(number) for number in order.numbers]
-            missing = [n for n, p in zip(order.numbers, found, strict=True) if p is None]
-            if missing:
-                return JSONResponse({"detail": f"no parcel {missing[0][:60]}"}, 404)
-            parcels = [parcel for parcel in found if parcel is not None]
-        deliveries = await deliver(
-            parcels, order.event, url=order.url, key=order.key, duplicates=order.duplicates
-        )
-        return JSONResponse({"deliveries": deliveries})
-
-    @app.post("/_sandbox/tick")
-    async def tick() -> dict[str, Any]:
-        return {"deliveries": await push_changed()}
-
-    @app.get("/_sandbox/pushes")
-    async def list_pushes() -> list[dict[str, Any]]:
-        return list(state.pushes)
-
-    @app.get("/_sandbox/requests")
-    async def recent_requests() -> list[dict[str, Any]]:
-        return list(state.requests)
-
-    @app.delete("/_sandbox/requests")
-    async def forget_requests() -> dict[str, int]:
-        forgotten = len(state.requests)
-        state.requests.clear()
-        return {"forgotten": forgotten}
-
-    @app.post("/track/{version}/{operation}")
-    async def api(request: Request, version: str, operation: str) -> Response:
-        arrived = time.monotonic()
-        raw = await request.body()  # read first: _pause watches for a disconnect
+    async def answer(self, request: Request, version: str, operation: str) -> Response:
+        """Log the call, then answer it as 17TRACK would (or as a queued fault says)."""
+        raw = await request.body()  # read first: a pause watches for a disconnect
         token = request.headers.get("17token", "")
-        record: dict[str, Any] = {
-            "operation": operation,
-            "at": arrived,
-            "has_token": bool(token),
-            "count": None,
-        }
-        state.requests.append(record)
-        response = await answer(request, version, operation, raw, token, record)
-        record["status"] = response.status_code
+        logged = self.kit.requests.record(
+            request, operation=operation, has_token=bool(token), count=None
+        )
+        response = await self._answer(request, version, operation, raw, token, logged)
+        logged["status"] = response.status_code
         return response
 
-    async def answer(
+    async def _answer(
+        self,
         request: Request,
         version: str,
         operation: str,
         raw: bytes,
         token: str,
-        record: dict[str, Any],
+        logged: dict[str, Any],
     ) -> Response:
         if version != API_VERSION or operation not in OPERATIONS:
             return JSONResponse({"detail": "Not Found"}, 404)
-        if state.config.latency_seconds:
-            await _pause(request, state.config.latency_seconds)
-        if state.config.down:
-            return Response(
-                "<html><body>Service Unavailable</body></html>",
-                status_code=state.config.down_status,
-                media_type="text/html",
-            )
-        fault = state.take_fault(operation)
+        await self.kit.pause(request)
+        fault = self.kit.faults.take(operation)
         if fault is not None:
-            if fault.kind == "hang":
-                await _pause(request, fault.hang_seconds)
-                return Response("<html><body>Gateway Timeout</body></html>", 504)
-            if fault.kind == "server_error":
-                return Response(
-                    "<html><body>Server Error</body></html>",
-                    status_code=fault.status,
-                    media_type="text/html",
-                )
-            if fault.kind == "malformed":
-                return Response("{not json", status_code=200, media_type="application/json")
-            message = f"{fault.message} ({token})" if fault.echo_token else fault.message
-            return JSONResponse(envelope_error(fault.code, message), fault.status)
-        if token not in state.api_keys:
-            return JSONResponse(envelope_error(CODE_INVALID_KEY, "Invalid security key."), 401)
-        if state.over_rate(token):
-            headers = {}
-            if state.config.retry_after_seconds is not None:
-                headers["Retry-After"] = f"{state.config.retry_after_seconds:g}"
-            return JSONResponse(
-                envelope_error(CODE_RATE_LIMITED, "Too many requests."), 429, headers=headers
-            )
+            answered = await self.kit.answer_transport_fault(fault, request)
+            return answered or self._refusal(fault, token)
+        if token not in self.api_keys:
+            return self._refusal(Track17Fault(kind="auth"), token)
+        if self.over_rate(token):
+            return self._refusal(Track17Fault(kind="throttled"), token)
         try:
             entries = json.loads(raw) if raw.strip() else []
         except ValueError:
             entries = None
         if not isinstance(entries, list):
             return JSONResponse(envelope_error(CODE_INVALID_DATA, "Invalid submitted data."))
-        record["count"] = len(entries)
-        record["numbers"] = [
+        logged["count"] = len(entries)
+        logged["numbers"] = [
             entry.get("number")
             for entry in entries[:MAX_NUMBERS_PER_CALL]
             if isinstance(entry, dict)
@@ -986,15 +764,228 @@ def create_sandbox_app(
             return JSONResponse(
                 envelope_error(CODE_TOO_MANY_NUMBERS, "Tracking numbers exceed the 40 limit.")
             )
-        data = await handlers[operation](entries)
-        return JSONResponse({"code": 0, "data": data})
+        return JSONResponse({"code": 0, "data": await self.call(operation, entries)})
+
+    def _refusal(self, fault: Track17Fault, token: str) -> Response:
+        """A whole-call failure in 17TRACK's envelope (the rate limit and a refused key
+        answer through here too, as the kind's defaults)."""
+        status, code, message = FAULT_ENVELOPES[fault.kind]
+        message = fault.message or message
+        if fault.echo_token:
+            message = f"{message} ({token})"
+        headers = {}
+        if fault.kind == "throttled":
+            wait = fault.retry_after_seconds
+            wait = self.config.retry_after_seconds if wait is None else wait
+            if wait is not None:
+                headers["Retry-After"] = f"{wait:g}"
+        body = envelope_error(fault.code if fault.code is not None else code, message)
+        return JSONResponse(body, fault.status or status, headers=headers)
+
+    # -- pushes
+
+    def _sign(self, event: OutboxEvent, signing: Mapping[str, Any]) -> dict[str, str]:
+        key = str(signing["key"]) if signing.get("key") else self.push_key
+        return {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: push_signature(event.body, key),
+        }
+
+    def _delivered(self, event: OutboxEvent) -> None:
+        number, _, state = event.id.partition("@")
+        parcel = self.parcels.get(number)
+        if event.type == "TRACKING_UPDATED" and parcel is not None:
+            parcel.pushed_state = state
+
+    def _emit(self, parcel: Parcel, event_type: str) -> OutboxEvent:
+        """Record a push of ``parcel`` as it is now; its id names the state it reports, so
+        pushing an unchanged parcel again replaces the same event."""
+        data: dict[str, Any] = {
+            "number": parcel.number,
+            "carrier": parcel.carrier,
+            "param": parcel.param,
+            "tag": parcel.tag,
+        }
+        if event_type == "TRACKING_UPDATED":
+            data["track_info"] = track_info(parcel, self.clock())
+            event_id = f"{parcel.number}@{parcel.state}"
+        else:
+            event_id = f"{parcel.number}@stopped"
+        body = json.dumps(
+            {"event": event_type, "data": data}, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+        return self.outbox.emit(event_id, event_type, body, scope=parcel.number)
+
+    async def push(
+        self,
+        parcels: list[Parcel],
+        event_type: str,
+        *,
+        url: str | None = None,
+        key: str | None = None,
+        duplicates: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Push each parcel now (each ``duplicates`` extra times); every attempt reported.
+        Raises :class:`DeliveryRefused` when no URL is configured or given."""
+        if not (url or self.outbox.url):
+            raise DeliveryRefused(409, "no push_url: configure one or pass url")
+        if not parcels:
+            return []
+        events = [self._emit(parcel, event_type) for parcel in parcels]
+        order = DeliverRequest(
+            url=url,
+            event_ids=[event.id for event in events],
+            duplicates=duplicates,
+            timeout_seconds=self.config.push_timeout_seconds,
+            signing={"key": key} if key else {},
+        )
+        return [_delivery(attempt) for attempt in await self.outbox.deliver(order)]
+
+    def changed_parcels(self, *, include_unchanged: bool = False) -> list[Parcel]:
+        """Parcels whose state is not the one their last delivered push reported."""
+        changed = []
+        for parcel in list(self.parcels.values()):
+            self.catch_up(parcel)
+            if include_unchanged or parcel.pushed_state != parcel.state:
+                changed.append(parcel)
+        return changed
+
+    async def after_change(self, parcel: Parcel) -> list[dict[str, Any]]:
+        """What ``auto_push`` sends when a control endpoint changed ``parcel``."""
+        if self.config.auto_push and self.config.push_url:
+            return await self.push([parcel], "TRACKING_UPDATED")
+        return []
+
+
+def _delivery(attempt: DeliveryAttempt) -> dict[str, Any]:
+    """How the push endpoints report one attempt: the kit's fields and the number."""
+    return {"number": attempt.event_id.partition("@")[0], **attempt.listed()}
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value)
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+def create_sandbox_app(
+    config: Track17SandboxSettings | None = None, *, clock: Callable[[], float] = time.time
+) -> ASGIApp:
+    """A fresh 17TRACK sandbox; configured from ``PIXECOM_TRACKING17_SANDBOX_*`` when
+    ``config`` is omitted. Point the tracker at it with ``PIXECOM_TRACKING17_API_BASE=<its
+    URL>``.
+
+    :param config: starting configuration (``POST /_sandbox/config`` changes it later).
+    :param clock: wall-clock seconds, for scan times and time-driven progress (tests pass
+        a fake one).
+    """
+    sandbox = Track17Sandbox(config if config is not None else Track17SandboxSettings(), clock)
+
+    async def tick_forever() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if not (sandbox.config.auto_push and sandbox.config.push_url):
+                continue
+            try:
+                await sandbox.push(sandbox.changed_parcels(), "TRACKING_UPDATED")
+            except Exception:  # a sandbox must keep ticking whatever one delivery did
+                _log.exception("17track sandbox: pushing changed parcels failed")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # served with a lifespan (the dev server), parcels moved by time are pushed as
+        # 17TRACK would; without one (tests), POST /_sandbox/tick does the same on demand
+        ticker = asyncio.create_task(tick_forever())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with suppress(asyncio.CancelledError):
+                await ticker
+            await sandbox.kit.shutdown()
+
+    app = FastAPI(
+        title="PixEcom 17TRACK sandbox",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.include_router(sandbox.kit.router())
+
+    def no_parcel(number: str) -> Response:
+        return JSONResponse({"detail": f"no parcel {number[:60]}"}, 404)
+
+    @app.get("/_sandbox/parcels")
+    async def list_parcels() -> list[dict[str, Any]]:
+        listed = []
+        for parcel in list(sandbox.parcels.values())[:MAX_LISTED_PARCELS]:
+            sandbox.catch_up(parcel)
+            listed.append(
+                {"number": parcel.number, "status": parcel.status[0], "stopped": parcel.stopped}
+            )
+        return listed
+
+    @app.get("/_sandbox/parcels/{number}")
+    async def read_parcel(number: str) -> Response:
+        parcel = sandbox.parcel(number)
+        if parcel is None:
+            return no_parcel(number)
+        return JSONResponse(sandbox.view(parcel))
+
+    @app.post("/_sandbox/parcels/{number}/advance")
+    async def advance_parcel(
+        number: str, advance: Annotated[ParcelAdvance | None, Body()] = None
+    ) -> Response:
+        parcel = sandbox.parcel(number)
+        if parcel is None:
+            return no_parcel(number)
+        for _ in range((advance or ParcelAdvance()).steps):
+            if not sandbox.advance(parcel, sandbox.clock()):
+                break
+        deliveries = await sandbox.after_change(parcel)
+        return JSONResponse(sandbox.view(parcel) | {"deliveries": deliveries})
+
+    @app.post("/_sandbox/parcels/{number}/status")
+    async def set_parcel_status(number: str, change: ParcelStatus) -> Response:
+        parcel = sandbox.parcel(number)
+        if parcel is None:
+            return no_parcel(number)
+        sandbox.set_status(parcel, change)
+        deliveries = await sandbox.after_change(parcel)
+        return JSONResponse(sandbox.view(parcel) | {"deliveries": deliveries})
+
+    @app.post("/_sandbox/push")
+    async def push(order: PushOrder) -> Response:
+        if order.numbers is None:
+            parcels = sandbox.changed_parcels(include_unchanged=order.include_unchanged)
+        else:
+            found = [sandbox.parcel(number) for number in order.numbers]
+            missing = [n for n, p in zip(order.numbers, found, strict=True) if p is None]
+            if missing:
+                return no_parcel(missing[0])
+            parcels = [parcel for parcel in found if parcel is not None]
+        try:
+            deliveries = await sandbox.push(
+                parcels, order.event, url=order.url, key=order.key, duplicates=order.duplicates
+            )
+        except DeliveryRefused as exc:
+            return JSONResponse({"detail": str(exc)}, exc.status)
+        return JSONResponse({"deliveries": deliveries})
+
+    @app.post("/_sandbox/tick")
+    async def tick() -> Response:
+        try:
+            deliveries = await sandbox.push(sandbox.changed_parcels(), "TRACKING_UPDATED")
+        except DeliveryRefused as exc:
+            return JSONResponse({"detail": str(exc)}, exc.status)
+        return JSONResponse({"deliveries": deliveries})
+
+    @app.post("/track/{version}/{operation}")
+    async def api(request: Request, version: str, operation: str) -> Response:
+        return await sandbox.answer(request, version, operation)
 
     return app
-
-
-def _public_config(config: Track17SandboxSettings) -> dict[str, Any]:
-    """The configuration without its keys."""
-    shown = config.model_dump(exclude={"api_keys", "push_key"})
-    shown["api_keys_configured"] = len(config.api_keys)
-    shown["push_key_configured"] = config.push_key is not None
-    return shown

@@ -86,7 +86,8 @@ SANDBOX_DEFAULT_KEY: Final = "pixecom-17track-sandbox-only-key"
 class Track17SandboxSettings(BaseSettings):
     """How the 17TRACK sandbox starts when built without arguments (dev mode).
 
-    Everything can also be changed while it runs, through ``POST /_sandbox/config``.
+    Everything can also be changed while it runs, through ``POST /_sandbox/config``; an
+    outage is a fault (``POST /_sandbox/faults``), not a setting.
 
     :param api_keys: the ``17token`` values accepted. Unset: the tracker's
         ``PIXECOM_TRACKING17_API_KEY``, else :data:`SANDBOX_DEFAULT_KEY`.
@@ -104,8 +105,6 @@ class Track17SandboxSettings(BaseSettings):
     :param retry_after_seconds: sent as ``Retry-After`` with a 429 when set (17TRACK is not
         known to send one, so unset by default).
     :param latency_seconds: added before every API answer (not the control endpoints).
-    :param down: every API call fails with ``down_status`` (a provider outage).
-    :param down_status: the status of calls while ``down``.
     :param quota_total: numbers that can be registered before ``-18019908`` (no quota).
     :param push_timeout_seconds: how long one push delivery may take.
     """
@@ -120,10 +119,8 @@ class Track17SandboxSettings(BaseSettings):
     rate_limit_per_second: int = Field(default=3, gt=0)
     retry_after_seconds: float | None = Field(default=None, ge=0)
     latency_seconds: float = Field(default=0.0, ge=0)
-    down: bool = False
-    down_status: int = Field(default=503, ge=500, le=599)
     quota_total: int = Field(default=100_000, ge=0)
-    push_timeout_seconds: float = Field(default=5.0, gt=0)
+    push_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
 
     @field_validator("api_keys", mode="before")
     @classmethod
