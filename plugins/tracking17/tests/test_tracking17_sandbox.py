@@ -185,6 +185,27 @@ async def test_a_push_the_api_refused_is_pushed_again(
     assert [d["status_code"] for d in retried] == [200]
 
 
+async def test_an_undelivered_push_stays_pending_until_redelivered(
+    sandbox: SandboxHandle, push_receiver: PushReceiver
+) -> None:
+    await sandbox.api("register", [{"number": "RR700000014CN"}])
+    push_receiver.status_code = 503
+    await sandbox.push(numbers=["RR700000014CN"])
+    push_receiver.status_code = 200
+
+    [pending] = (await sandbox.control.get("/_sandbox/events?pending_only=true")).json()["data"]
+    redelivered = await sandbox.control.post(
+        "/_sandbox/deliver", json={"signing": {"key": "another-key"}}
+    )
+
+    assert (pending["scope"], pending["type"]) == ("RR700000014CN", "TRACKING_UPDATED")
+    assert [d["status_code"] for d in redelivered.json()["deliveries"]] == [200]
+    assert signature_matches(
+        push_receiver.received[-1].body, "another-key", push_receiver.received[-1].headers["sign"]
+    )
+    assert (await sandbox.parcel("RR700000014CN"))["pushed"] is True
+
+
 async def test_auto_push_delivers_changes_and_stops(
     sandbox: SandboxHandle, push_receiver: PushReceiver
 ) -> None:

@@ -121,7 +121,8 @@ from pixecom_tracking17.signatures import SIGNATURE_HEADER, push_signature
 CODE_INVALID_DATA: Final = -18010013
 
 OPERATIONS: Final = frozenset({"register", "gettrackinfo", "stoptrack", "retrack", "getquota"})
-STATUSES: Final = (
+#: The nine statuses 17TRACK reports (``latest_status.status``).
+Status = Literal[
     "NotFound",
     "InfoReceived",
     "InTransit",
@@ -131,7 +132,7 @@ STATUSES: Final = (
     "DeliveryFailure",
     "Delivered",
     "Exception",
-)
+]
 #: The steps every parcel goes through: (status, sub_status, description).
 PROGRESSION: Final = (
     ("InfoReceived", "InfoReceived", "Shipment information received"),
@@ -259,17 +260,7 @@ class ParcelStatus(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal[
-        "NotFound",
-        "InfoReceived",
-        "InTransit",
-        "Expired",
-        "AvailableForPickup",
-        "OutForDelivery",
-        "DeliveryFailure",
-        "Delivered",
-        "Exception",
-    ]
+    status: Status
     sub_status: str | None = Field(default=None, max_length=64)
     description: str | None = Field(default=None, max_length=200)
 
@@ -292,11 +283,15 @@ def envelope_error(code: int, message: str) -> dict[str, Any]:
     return {"code": code, "data": {"errors": [{"code": code, "message": message}]}}
 
 
-def _rejected(number: Any, code: int, message: str) -> dict[str, Any]:
-    return {
-        "number": number if isinstance(number, str) else "",
-        "error": {"code": code, "message": message},
-    }
+class Rejected(Exception):
+    """17TRACK refuses one entry of a call: :attr:`entry` goes to ``data.rejected``."""
+
+    def __init__(self, number: Any, code: int, message: str) -> None:
+        super().__init__(message)
+        self.entry = {
+            "number": number if isinstance(number, str) else "",
+            "error": {"code": code, "message": message},
+        }
 
 
 def _hash(*parts: object) -> int:
@@ -522,37 +517,38 @@ class Track17Sandbox:
         while parcel.stage < len(PROGRESSION) - 1 and now >= parcel.progress_at + every:
             self.advance(parcel, parcel.progress_at + every)
 
-    def register(self, entry: Any) -> tuple[bool, dict[str, Any]]:
+    def register(self, entry: Any) -> dict[str, Any]:
+        """Register one entry's number; its ``accepted`` entry. Raises :class:`Rejected`."""
         if not isinstance(entry, dict) or not isinstance(entry.get("number"), str):
-            return False, _rejected(None, CODE_MISSING_VALUE, "Please provide the data number.")
+            raise Rejected(None, CODE_MISSING_VALUE, "Please provide the data number.")
         number = entry["number"].strip()
         if not _NUMBER.match(number):
-            return False, _rejected(
+            raise Rejected(
                 number, CODE_INVALID_FORMAT, f"The format of '{number[:60]}' is invalid."
             )
         carrier = entry.get("carrier")
         if carrier is not None and (
             isinstance(carrier, bool) or not isinstance(carrier, int) or carrier not in CARRIERS
         ):
-            return False, _rejected(
+            raise Rejected(
                 number,
                 CODE_WRONG_CARRIER,
                 f"The carrier's value {str(carrier)[:20]} is not correct.",
             )
         if number.upper() in self.parcels:
-            return False, _rejected(
+            raise Rejected(
                 number, CODE_ALREADY_REGISTERED, f"Tracking number {number} is already registered."
             )
         detected = carrier if carrier is not None else detect_carrier(number)
         if detected is None:
-            return False, _rejected(
+            raise Rejected(
                 number,
                 CODE_CARRIER_NOT_DETECTED,
                 "Carrier cannot be detected. Visit carrier info for carrier code and send as "
                 "a parameter.",
             )
         if self.quota_used >= self.config.quota_total:
-            return False, _rejected(number, CODE_NO_QUOTA, "Quota exhausted.")
+            raise Rejected(number, CODE_NO_QUOTA, "Quota exhausted.")
         if len(self.parcels) >= MAX_PARCELS:
             self.parcels.popitem(last=False)
         now = self.clock()
@@ -569,23 +565,22 @@ class Track17Sandbox:
         self.parcels[parcel.number] = parcel
         self.quota_used += 1
         self.today_used += 1
-        accepted = {
+        return {
             "origin": 2 if carrier is not None else 1,
             "number": number,
             "carrier": detected,
             "tag": parcel.tag,
         }
-        return True, accepted
 
-    def find(self, entry: Any) -> Parcel | dict[str, Any]:
-        """The parcel an entry names, or the rejection to report."""
+    def find(self, entry: Any) -> Parcel:
+        """The parcel an entry names. Raises :class:`Rejected`."""
         if not isinstance(entry, dict) or not isinstance(entry.get("number"), str):
-            return _rejected(None, CODE_MISSING_VALUE, "Please provide the data number.")
+            raise Rejected(None, CODE_MISSING_VALUE, "Please provide the data number.")
         number = entry["number"].strip()
         parcel = self.parcel(number)
         carrier = entry.get("carrier")
         if parcel is None or (carrier not in (None, 0) and carrier != parcel.carrier):
-            return _rejected(
+            raise Rejected(
                 number,
                 CODE_NOT_REGISTERED,
                 f"Tracking number {number} is not registered yet. Register first.",
@@ -610,86 +605,40 @@ class Track17Sandbox:
 
     # -- the 17TRACK operations
 
-    def register_numbers(self, entries: list[Any]) -> dict[str, Any]:
-        accepted: list[dict[str, Any]] = []
-        rejected: list[dict[str, Any]] = []
-        for entry in entries:
-            ok, outcome = self.register(entry)
-            (accepted if ok else rejected).append(outcome)
-        return {"accepted": accepted, "rejected": rejected}
+    def track(self, entry: Any) -> dict[str, Any]:
+        """``gettrackinfo`` for one entry."""
+        parcel = self.find(entry)
+        return {
+            "number": parcel.number,
+            "carrier": parcel.carrier,
+            "param": parcel.param,
+            "tag": parcel.tag,
+            "track_info": track_info(parcel, self.clock()),
+        }
 
-    def gettrackinfo(self, entries: list[Any]) -> dict[str, Any]:
-        accepted: list[dict[str, Any]] = []
-        rejected: list[dict[str, Any]] = []
-        for entry in entries:
-            parcel = self.find(entry)
-            if isinstance(parcel, dict):
-                rejected.append(parcel)
-                continue
-            accepted.append(
-                {
-                    "number": parcel.number,
-                    "carrier": parcel.carrier,
-                    "param": parcel.param,
-                    "tag": parcel.tag,
-                    "track_info": track_info(parcel, self.clock()),
-                }
+    def stop(self, entry: Any) -> dict[str, Any]:
+        """``stoptrack`` for one entry."""
+        parcel = self.find(entry)
+        if parcel.stopped:
+            message = "Only numbers that are being tracked can be stopped."
+            raise Rejected(parcel.number, CODE_ONLY_TRACKED_STOP, message)
+        parcel.stopped = True
+        return {"number": parcel.number, "carrier": parcel.carrier}
+
+    def retrack(self, entry: Any) -> dict[str, Any]:
+        """``retrack`` for one entry: once, and only for a stopped number."""
+        parcel = self.find(entry)
+        if not parcel.stopped:
+            message = "Only stopped numbers can be retracked."
+            raise Rejected(parcel.number, CODE_ONLY_STOPPED_RETRACK, message)
+        if parcel.retracked:
+            raise Rejected(
+                parcel.number, CODE_RETRACKED_ONCE, "A number can only be retracked once."
             )
-        return {"accepted": accepted, "rejected": rejected}
-
-    async def stoptrack(self, entries: list[Any]) -> dict[str, Any]:
-        accepted: list[dict[str, Any]] = []
-        rejected: list[dict[str, Any]] = []
-        stopped: list[Parcel] = []
-        for entry in entries:
-            parcel = self.find(entry)
-            if isinstance(parcel, dict):
-                rejected.append(parcel)
-            elif parcel.stopped:
-                rejected.append(
-                    _rejected(
-                        parcel.number,
-                        CODE_ONLY_TRACKED_STOP,
-                        "Only numbers that are being tracked can be stopped.",
-                    )
-                )
-            else:
-                parcel.stopped = True
-                stopped.append(parcel)
-                accepted.append({"number": parcel.number, "carrier": parcel.carrier})
-        if stopped and self.config.auto_push and self.config.push_url:
-            await self.push(stopped, "TRACKING_STOPPED")
-        return {"accepted": accepted, "rejected": rejected}
-
-    def retrack(self, entries: list[Any]) -> dict[str, Any]:
-        accepted: list[dict[str, Any]] = []
-        rejected: list[dict[str, Any]] = []
-        for entry in entries:
-            parcel = self.find(entry)
-            if isinstance(parcel, dict):
-                rejected.append(parcel)
-            elif not parcel.stopped:
-                rejected.append(
-                    _rejected(
-                        parcel.number,
-                        CODE_ONLY_STOPPED_RETRACK,
-                        "Only stopped numbers can be retracked.",
-                    )
-                )
-            elif parcel.retracked:
-                rejected.append(
-                    _rejected(
-                        parcel.number,
-                        CODE_RETRACKED_ONCE,
-                        "A number can only be retracked once.",
-                    )
-                )
-            else:
-                parcel.stopped = False
-                parcel.retracked = True
-                parcel.progress_at = max(parcel.progress_at, self.clock())
-                accepted.append({"number": parcel.number, "carrier": parcel.carrier})
-        return {"accepted": accepted, "rejected": rejected}
+        parcel.stopped = False
+        parcel.retracked = True
+        parcel.progress_at = max(parcel.progress_at, self.clock())
+        return {"number": parcel.number, "carrier": parcel.carrier}
 
     def getquota(self) -> dict[str, Any]:
         total = self.config.quota_total
@@ -704,16 +653,27 @@ class Track17Sandbox:
         }
 
     async def call(self, operation: str, entries: list[Any]) -> dict[str, Any]:
-        """The ``data`` of a successful call of ``operation``."""
-        if operation == "register":
-            return self.register_numbers(entries)
-        if operation == "gettrackinfo":
-            return self.gettrackinfo(entries)
-        if operation == "stoptrack":
-            return await self.stoptrack(entries)
-        if operation == "retrack":
-            return self.retrack(entries)
-        return self.getquota()
+        """The ``data`` of a successful call of ``operation``: each entry accepted or
+        rejected (``getquota`` takes none)."""
+        if operation == "getquota":
+            return self.getquota()
+        one = {
+            "register": self.register,
+            "gettrackinfo": self.track,
+            "stoptrack": self.stop,
+            "retrack": self.retrack,
+        }[operation]
+        accepted: list[dict[str, Any]] = []
+        rejected: list[dict[str, Any]] = []
+        for entry in entries:
+            try:
+                accepted.append(one(entry))
+            except Rejected as refusal:
+                rejected.append(refusal.entry)
+        if operation == "stoptrack" and accepted and self.config.auto_push and self.config.push_url:
+            stopped = [self.parcels[item["number"]] for item in accepted]
+            await self.push(stopped, "TRACKING_STOPPED")
+        return {"accepted": accepted, "rejected": rejected}
 
     # -- one API call
 
