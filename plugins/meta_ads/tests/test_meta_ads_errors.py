@@ -88,7 +88,7 @@ def _all_text(exc: BaseException) -> str:
 async def test_a_throttling_error_waits_the_minutes_the_header_names(
     network: MetaAdNetwork, sandbox: SandboxHandle, code: int
 ) -> None:
-    await sandbox.fault("throttle", code=code, regain_minutes=5)
+    await sandbox.fault("throttled", code=code, retry_after_seconds=300)
 
     with pytest.raises(ProviderThrottled) as raised:
         await fetch(network)
@@ -102,7 +102,7 @@ async def test_a_throttling_error_waits_the_minutes_the_header_names(
 async def test_a_throttled_account_is_not_called_again_before_the_wait(
     network: MetaAdNetwork, sandbox: SandboxHandle, fake_time: FakeTime
 ) -> None:
-    await sandbox.fault("throttle", code=80000, regain_minutes=5)
+    await sandbox.fault("throttled", code=80000, retry_after_seconds=300)
     with pytest.raises(ProviderThrottled):
         await fetch(network)
     calls_before = len(await sandbox.requests())
@@ -135,7 +135,7 @@ async def test_a_throttling_error_without_a_named_wait_backs_off_by_default(
     make_network: MakeNetwork, sandbox: SandboxHandle
 ) -> None:
     network = await make_network(throttle_backoff_seconds=90)
-    await sandbox.fault("throttle", code=17, regain_minutes=0)
+    await sandbox.fault("throttled", code=17, retry_after_seconds=0)
 
     with pytest.raises(ProviderThrottled) as raised:
         await fetch(network)
@@ -148,7 +148,7 @@ async def test_a_short_throttle_is_slept_through_and_the_rows_complete(
 ) -> None:
     expected = await _expected(sandbox)
     network = await make_network(max_inline_wait_seconds=120)
-    await sandbox.fault("throttle", code=17, regain_minutes=1, path="insights")
+    await sandbox.fault("throttled", code=17, retry_after_seconds=60, operation="insights")
 
     rows = await fetch(network)
 
@@ -161,7 +161,7 @@ async def test_usage_headers_are_read_from_error_answers(
 ) -> None:
     # a token error carries usage headers too; at 100 % the pacer must slow the next call
     await sandbox.change_account(ACCOUNT, usage_floor_pct=100)
-    await sandbox.fault("token")
+    await sandbox.fault("auth")
     with pytest.raises(ProviderAuthError):
         await fetch(network)
     assert fake_time.sleeps == []
@@ -179,7 +179,7 @@ async def test_an_expired_token_asks_for_reconnection_without_showing_the_token(
     network: MetaAdNetwork, sandbox: SandboxHandle, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    await sandbox.fault("token", echo_token=True)  # the message quotes the token back
+    await sandbox.fault("auth", echo_token=True)  # the message quotes the token back
 
     with pytest.raises(ProviderAuthError) as raised:
         await fetch(network)
@@ -252,8 +252,8 @@ async def test_a_passing_transient_error_is_retried_and_no_row_is_lost(
     network: MetaAdNetwork, sandbox: SandboxHandle
 ) -> None:
     expected = await _expected(sandbox)
-    await sandbox.fault("transient", path="insights")
-    await sandbox.fault("server_error", path="insights")
+    await sandbox.fault("transient", operation="insights")
+    await sandbox.fault("server_error", operation="insights")
 
     assert _keys(await fetch(network)) == expected
 
@@ -330,7 +330,7 @@ async def test_reduce_the_amount_of_data_as_http_500_code_1_also_splits(
     network: MetaAdNetwork, sandbox: SandboxHandle
 ) -> None:
     expected = await _expected(sandbox)
-    await sandbox.fault("too_much_data", variant="code1", path="insights")
+    await sandbox.fault("too_much_data", variant="code1", operation="insights")
 
     rows = await fetch(network)
 
@@ -350,7 +350,7 @@ async def test_too_much_data_on_a_later_page_yields_no_row_twice(
         if len(rows) == 1:
             # page one is in hand: the call for page two is refused, the window is split,
             # and the halves bring page one's rows again
-            await sandbox.fault("too_much_data", path="insights")
+            await sandbox.fault("too_much_data", operation="insights")
 
     assert _keys(rows) == expected
     assert len({c["params"]["time_range"] for c in await sandbox.requests("/insights")}) == 3

@@ -231,7 +231,7 @@ async def test_a_blocked_account_waits_before_its_next_call(
     make_network: MakeNetwork, sandbox: SandboxHandle, fake_time: FakeTime
 ) -> None:
     network = await make_network(max_inline_wait_seconds=300)
-    await sandbox.fault("throttle", code=80000, regain_minutes=2, path="account")
+    await sandbox.fault("throttled", code=80000, retry_after_seconds=120, operation="account")
 
     info = await network.describe_account(credentials("1002"))
 

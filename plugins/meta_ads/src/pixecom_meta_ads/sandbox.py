@@ -3,19 +3,22 @@ data, for tests, the dev deployment and the scale simulation.
 
 Graph endpoints (token as ``access_token`` in the query or form, or ``Authorization:
 Bearer``; every number a string; errors in Meta's envelope ``{"error": {message, type, code,
-error_subcode, fbtrace_id}}``):
+error_subcode, fbtrace_id}}``), each named by the operation its faults and log entries use:
 
-- ``GET /{version}/act_{id}``: ``id``, ``account_id``, ``name``, ``currency``,
+- ``account`` — ``GET /{version}/act_{id}``: ``id``, ``account_id``, ``name``, ``currency``,
   ``timezone_name``, ``account_status`` (as asked in ``fields``);
-- ``GET /{version}/act_{id}/insights``: ``level`` (account, campaign, adset, ad), ``fields``
-  (comma-separated or a JSON list), ``time_range`` (JSON ``{"since","until"}`` or
-  ``time_range[since]``/``time_range[until]``; both inclusive) or ``date_preset``,
+- ``insights`` — ``GET /{version}/act_{id}/insights``: ``level`` (account, campaign, adset,
+  ad), ``fields`` (comma-separated or a JSON list), ``time_range`` (JSON ``{"since","until"}``
+  or ``time_range[since]``/``time_range[until]``; both inclusive) or ``date_preset``,
   ``time_increment`` (``all_days`` by default, or 1–90 days), ``limit``, ``after``. Pages carry
   ``paging.cursors.before/after`` always and ``paging.next`` only when more rows follow;
-- ``POST /{version}/act_{id}/insights``: an async report run → ``{"report_run_id"}``;
-  ``GET /{version}/{report_run_id}`` reports ``async_status`` moving from "Job Not Started"
-  through "Job Running" (at 100 % one poll before it is done) to "Job Completed";
-  ``GET /{version}/{report_run_id}/insights`` pages its rows.
+  ``POST /{version}/act_{id}/insights`` starts an async report run → ``{"report_run_id"}``;
+- ``report_run`` — ``GET /{version}/{report_run_id}`` reports ``async_status`` moving from
+  "Job Not Started" through "Job Running" (at 100 % one poll before it is done) to "Job
+  Completed"; ``GET /{version}/{report_run_id}/insights`` pages its rows.
+
+(Graph API reference: "Insights API", "Asynchronous and batch requests", "Rate limiting" and
+"Error handling" at developers.facebook.com/docs/marketing-api and /docs/graph-api.)
 
 Data is deterministic per account: ``campaigns_per_account`` campaigns with one or two ad sets
 of one or two ads each, and per ad and day numbers derived from a hash of (ad, day,
@@ -35,23 +38,18 @@ Every Graph answer carries ``X-Business-Use-Case-Usage``, ``X-Ad-Account-Usage``
 in minutes, ``reset_time_duration`` in seconds). A query producing more than
 ``max_rows_per_query`` rows fails with code 100 / subcode 1487534 (report runs do not).
 
-Control endpoints (JSON, no token):
+Control endpoints (JSON, no token): the sandbox kit's (:mod:`pixecom_core.testing.sandbox_kit`)
+``/_sandbox/config`` (see :class:`~pixecom_meta_ads.settings.MetaSandboxSettings`),
+``/_sandbox/reset``, ``/_sandbox/faults`` (:class:`MetaFault`) and ``/_sandbox/requests``
+(the Graph calls: operation, parameters without the token, ``has_token``); and Meta's own:
 
-- ``GET``/``POST /_sandbox/config``: latency, budget, sizes (see
-  :class:`~pixecom_meta_ads.settings.MetaSandboxSettings`); ``POST /_sandbox/reset``;
-- ``POST /_sandbox/faults``: queue errors (:class:`Fault`): token (190), permission (200),
-  transient (500, code 2, ``is_transient``), throttle (code 17/4/613/80000…), too_much_data
-  (code 100/1487534, or HTTP 500 code 1), server_error (502 HTML), malformed (200 non-JSON),
-  report_failed ("Job Failed"); ``GET``/``DELETE /_sandbox/faults``;
 - ``GET``/``PUT /_sandbox/accounts/{id}``: an account's profile, structure and usage;
-  override its name, currency, time zone, budget, campaigns or usage floor;
+  override its name, currency, time zone, budget, campaigns, usage floor or ``today``;
 - ``POST /_sandbox/accounts/{id}/restate``: change one past day (``{"day": …}``) or every
   day of the last 28 (no body); days older than 28 days never change;
-- ``POST /_sandbox/tokens/revoke``: later calls with that token fail with code 190;
-- ``GET /_sandbox/requests``: the last Graph requests (tokens masked), for assertions.
+- ``POST /_sandbox/tokens/revoke``: later calls with that token fail with code 190/460.
 """
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -60,9 +58,9 @@ import math
 import re
 import secrets
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -70,12 +68,13 @@ from typing import Annotated, Any, Final, Literal
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
-from fastapi import Body, FastAPI, Request
+from fastapi import APIRouter, Body, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
 from pixecom_core.providers import ASGIApp
+from pixecom_core.testing.sandbox_kit import Fault, SandboxKit
 from pixecom_meta_ads.settings import MetaSandboxSettings
 
 #: Currency and time zone of account ``N`` are ``ACCOUNT_PROFILES[N % len(ACCOUNT_PROFILES)]``.
@@ -99,9 +98,7 @@ PURCHASE_ACTION_TYPES: Final = (
 RESTATEMENT_DAYS: Final = 28
 DEFAULT_PAGE_SIZE: Final = 25
 MAX_REPORT_RUNS: Final = 10_000
-MAX_FAULTS: Final = 1_000
 MAX_RESTATEMENTS: Final = 1_000
-REQUEST_LOG_SIZE: Final = 1_000
 ACCESS_TIER: Final = "standard_access"
 TOO_MUCH_DATA_MESSAGE: Final = (
     "Please reduce the amount of data you're asking for, then retry your request"
@@ -255,44 +252,59 @@ def decimal_string(minor: int, currency: str) -> str:
     return format(Decimal(minor).scaleb(-exponent).normalize(), "f")
 
 
-# -- configuration, faults and state ---------------------------------------------------------
+# -- faults and control requests -------------------------------------------------------------
+
+#: What a Graph call is about, for ``MetaFault.operation`` and the request log.
+Operation = Literal["account", "insights", "report_run"]
 
 
-class Fault(BaseModel):
+class MetaFault(Fault):
     """An error the sandbox answers instead of the next matching Graph call(s).
 
-    :param kind: which error: ``token`` (400, code 190/463), ``permission`` (400, code 200),
-        ``transient`` (500, code 2, ``is_transient``), ``throttle`` (400, ``code`` default 17,
-        subcode 2446079, usage headers at 100 % naming ``regain_minutes``), ``too_much_data``
-        (400 code 100/1487534; ``variant="code1"``: 500 code 1), ``server_error`` (502 with an
-        HTML body), ``malformed`` (200 with a body that is not JSON), ``report_failed`` (the
-        next report run ends as "Job Failed").
-    :param account_id: only calls for this account (digits); any account when omitted.
-    :param path: only calls to this kind of endpoint.
-    :param times: how many calls it answers before it is used up.
+    :param kind: the kit's failures in Graph's words: ``throttled`` (HTTP 400, ``code`` 17 by
+        default — 4, 613 or 80000… on request — subcode 2446079, ``is_transient``, usage
+        headers at 100 % whose ``estimated_time_to_regain_access`` is
+        ``retry_after_seconds`` in whole minutes, 60 s by default); ``transient`` (500,
+        code 2, ``is_transient``); ``auth`` (400, code 190 ``OAuthException``, subcode 463
+        "session has expired" or, on request, 460 "password changed"); the kit's transport
+        failures ``server_error``, ``malformed`` and ``hang``. Meta's own: ``permission``
+        (400, code 200), ``too_much_data`` (insights only: 400 code 100/1487534, or with
+        ``variant="code1"`` 500 code 1) and ``report_failed`` (the next report run created
+        ends as "Job Failed").
+    :param scope: only calls for this ad account, ``act_123`` or ``123`` (kept as digits).
+    :param operation: only calls of this operation (see the module docstring).
+    :param code: Graph's ``code`` instead of the kind's.
+    :param subcode: ``error_subcode`` instead of the kind's.
+    :param variant: how ``too_much_data`` is said (Meta uses both).
+    :param echo_token: an ``auth`` error quotes the caller's token back.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     kind: Literal[
-        "token",
-        "permission",
+        "throttled",
         "transient",
-        "throttle",
-        "too_much_data",
+        "auth",
         "server_error",
         "malformed",
+        "hang",
+        "permission",
+        "too_much_data",
         "report_failed",
     ]
-    account_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
-    path: Literal["any", "insights", "account", "report_run"] = "any"
-    times: int = Field(default=1, ge=1, le=10_000)
+    operation: Operation | None = None
     code: int | None = None
     subcode: int | None = None
-    http_status: int | None = Field(default=None, ge=400, le=599)
-    regain_minutes: float | None = Field(default=None, ge=0)
     variant: Literal["subcode", "code1"] = "subcode"
-    echo_token: bool = False
+
+    @field_validator("scope")
+    @classmethod
+    def _account_number(cls, scope: str | None) -> str | None:
+        # the conformance kit names accounts as the plugin does (act_123); Graph paths too
+        if scope is None:
+            return None
+        number = scope.removeprefix("act_")
+        if not re.fullmatch(r"\d{1,32}", number):
+            raise ValueError("scope is an ad account id: digits, optionally after 'act_'")
+        return number
 
 
 class AccountOverride(BaseModel):
@@ -343,83 +355,6 @@ class ReportRun:
     created_at: float
     polls: int = 0
     fails: bool = False
-
-
-@dataclass
-class SandboxState:
-    """Everything a sandbox remembers; ``POST /_sandbox/reset`` starts it over."""
-
-    config: MetaSandboxSettings
-    clock: Callable[[], float] = time.monotonic
-    overrides: dict[str, AccountOverride] = field(default_factory=dict)
-    usage: dict[str, AccountCalls] = field(default_factory=dict)
-    day_revisions: dict[tuple[str, date], int] = field(default_factory=dict)
-    account_restatements: dict[str, list[date]] = field(default_factory=dict)
-    faults: list[Fault] = field(default_factory=list)
-    report_runs: OrderedDict[str, ReportRun] = field(default_factory=OrderedDict)
-    revoked_tokens: set[str] = field(default_factory=set)
-    requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
-
-    # -- accounts
-
-    def profile(self, number: str) -> dict[str, Any]:
-        """The account's name, currency, time zone, campaigns and budget."""
-        currency, timezone_name = ACCOUNT_PROFILES[int(number) % len(ACCOUNT_PROFILES)]
-        override = self.overrides.get(number) or AccountOverride()
-        return {
-            "account_id": number,
-            "name": override.name or f"Sandbox ad account {number}",
-            "currency": override.currency or currency,
-            "timezone_name": override.timezone_name or timezone_name,
-            "campaigns": override.campaigns or self.config.campaigns_per_account,
-            "call_budget": override.call_budget or self.config.call_budget,
-            "usage_floor_pct": override.usage_floor_pct or 0.0,
-        }
-
-    def today(self, number: str) -> date:
-        """Today in the account's time zone (or the override)."""
-        override = self.overrides.get(number)
-        if override is not None and override.today is not None:
-            return override.today
-        return datetime.now(ZoneInfo(self.profile(number)["timezone_name"])).date()
-
-    def share_of_today(self, number: str) -> float:
-        """How much of the account's today has been delivered: the elapsed share of the
-        local day with ``today_grows`` (and no ``today`` override), otherwise all of it."""
-        override = self.overrides.get(number)
-        if not self.config.today_grows or (override is not None and override.today is not None):
-            return 1.0
-        zone = ZoneInfo(self.profile(number)["timezone_name"])
-        return elapsed_share_of_day(datetime.now(zone))
-
-    def revision(self, number: str, day: date) -> int:
-        """How many times ``day`` was restated for the account."""
-        covering = sum(
-            1
-            for restated_on in self.account_restatements.get(number, ())
-            if restated_on - timedelta(days=RESTATEMENT_DAYS) <= day <= restated_on
-        )
-        return covering + self.day_revisions.get((number, day), 0)
-
-    # -- budget and usage headers
-
-    def count_call(self, number: str) -> tuple[bool, dict[str, str]]:
-        """Count one call; return whether it is over budget, and the usage headers."""
-        now = self.clock()
-        window = self.config.budget_window_seconds
-        calls = self.usage.get(number)
-        if calls is None or now - calls.window_started >= window:
-            calls = self.usage[number] = AccountCalls(window_started=now)
-        profile = self.profile(number)
-        budget = profile["call_budget"]
-        over = calls.calls >= budget
-        if not over:
-            calls.calls += 1
-        remaining = max(0.0, calls.window_started + window - now)
-        pct = max(100.0 * calls.calls / budget, profile["usage_floor_pct"])
-        if over:
-            pct = max(pct, 100.0)
-        return over, usage_headers(number, pct, regain_seconds=remaining if over else 0.0)
 
 
 def usage_headers(number: str, pct: float, *, regain_seconds: float) -> dict[str, str]:
@@ -505,14 +440,15 @@ def invalid_parameter(message: str) -> GraphError:
     return GraphError(400, 100, f"(#100) {message}")
 
 
-def fault_error(fault: Fault, token: str, usage: Mapping[str, str], number: str) -> GraphError:
-    """The error a queued fault stands for."""
-    if fault.kind == "token":
-        message = "Error validating access token: Session has expired."
+def graph_error(fault: MetaFault, token: str, usage: Mapping[str, str], number: str) -> GraphError:
+    """The Graph error a queued fault stands for (any kind but the transport ones and
+    ``report_failed``)."""
+    if fault.kind == "auth":
+        message = fault.message or "Error validating access token: Session has expired."
         if fault.echo_token:
             message = f"Malformed access token {token}"
         return GraphError(
-            fault.http_status or 400,
+            fault.status or 400,
             fault.code or 190,
             message,
             subcode=fault.subcode if fault.subcode is not None else 463,
@@ -520,44 +456,40 @@ def fault_error(fault: Fault, token: str, usage: Mapping[str, str], number: str)
         )
     if fault.kind == "permission":
         return GraphError(
-            fault.http_status or 400,
+            fault.status or 400,
             fault.code or 200,
-            "(#200) Requires ads_read permission to manage the object",
+            fault.message or "(#200) Requires ads_read permission to manage the object",
             subcode=fault.subcode,
             headers=usage,
         )
     if fault.kind == "transient":
         return GraphError(
-            fault.http_status or 500,
+            fault.status or 500,
             fault.code or 2,
-            "An unexpected error has occurred. Please retry your request later.",
+            fault.message or "An unexpected error has occurred. Please retry your request later.",
             subcode=fault.subcode,
             is_transient=True,
             headers=usage,
         )
-    if fault.kind == "throttle":
-        minutes = fault.regain_minutes if fault.regain_minutes is not None else 1
+    if fault.kind == "throttled":
+        wait = fault.retry_after_seconds if fault.retry_after_seconds is not None else 60
         code = fault.code or 17
         return GraphError(
-            fault.http_status or 400,
+            fault.status or 400,
             code,
-            f"(#{code}) User request limit reached",
+            fault.message or f"(#{code}) User request limit reached",
             subcode=fault.subcode if fault.subcode is not None else 2446079,
             is_transient=True,
-            headers=usage_headers(number, 100.0, regain_seconds=minutes * 60),
+            headers=usage_headers(number, 100.0, regain_seconds=wait),
         )
     if fault.variant == "code1":
         return GraphError(
-            fault.http_status or 500,
-            1,
-            TOO_MUCH_DATA_MESSAGE,
-            error_type="OAuthException",
-            headers=usage,
+            fault.status or 500, 1, fault.message or TOO_MUCH_DATA_MESSAGE, headers=usage
         )
     return GraphError(
-        fault.http_status or 400,
+        fault.status or 400,
         100,
-        TOO_MUCH_DATA_MESSAGE,
+        fault.message or TOO_MUCH_DATA_MESSAGE,
         subcode=1487534,
         headers=usage,
     )
@@ -671,20 +603,20 @@ def _entity_key(level: str, ad: SandboxAd, number: str) -> str:
 
 
 def insight_rows(
-    state: SandboxState, number: str, query: InsightsQuery
+    sandbox: "MetaSandbox", number: str, query: InsightsQuery
 ) -> Iterator[dict[str, Any]]:
     """Every row of the query, ordered by period then entity id; numbers as strings."""
-    profile = state.profile(number)
+    profile = sandbox.profile(number)
     currency = profile["currency"]
     ads = account_ads(number, profile["campaigns"])
-    today = state.today(number)
+    today = sandbox.today(number)
     # Read once per query, so the rows of one answer agree with each other.
-    share_of_today = state.share_of_today(number)
+    share_of_today = sandbox.share_of_today(number)
     for start, stop in _buckets(query):
         totals: dict[str, tuple[SandboxAd, AdDay]] = {}
         day = start
         while day <= min(stop, today):
-            revision = state.revision(number, day)
+            revision = sandbox.revision(number, day)
             for ad in ads:
                 delivery = ad_day(ad.ad_id, day, revision)
                 if delivery is None:
@@ -824,87 +756,154 @@ def _token(request: Request, params: dict[str, str]) -> str:
     return token
 
 
-def create_sandbox_app(
-    config: MetaSandboxSettings | None = None, *, clock: Callable[[], float] = time.monotonic
-) -> ASGIApp:
-    """A fresh Meta sandbox; configured from ``PIXECOM_META_SANDBOX_*`` when ``config`` is
-    omitted. Point the plugin at it with ``PIXECOM_META_GRAPH_BASE=<its URL>``.
+class MetaSandbox:
+    """One sandbox: the kit (settings, faults, latency, request log) and what Meta's side
+    remembers — account overrides, call usage, restatements, report runs, revoked tokens.
 
-    :param config: starting configuration (``POST /_sandbox/config`` changes it later).
+    :param config: starting settings (``POST /_sandbox/config`` changes them, reset restores).
     :param clock: monotonic seconds, for budget windows (tests pass a fake one).
     """
-    start_config = config if config is not None else MetaSandboxSettings()
-    state = SandboxState(config=start_config, clock=clock)
-    app = FastAPI(title="PixEcom Meta sandbox", docs_url=None, redoc_url=None, openapi_url=None)
 
-    def take_fault(number: str, path: str) -> Fault | None:
-        for index, fault in enumerate(state.faults):
-            if fault.account_id not in (None, number) or fault.path not in ("any", path):
-                continue
-            if fault.kind == "report_failed":
-                continue  # applied when a report run is created
-            if fault.kind == "too_much_data" and path not in ("insights", "any"):
-                continue
-            if fault.times <= 1:
-                del state.faults[index]
-            else:
-                state.faults[index] = fault.model_copy(update={"times": fault.times - 1})
-            return fault
-        return None
+    overrides: dict[str, AccountOverride]
+    usage: dict[str, AccountCalls]
+    day_revisions: dict[tuple[str, date], int]
+    account_restatements: dict[str, list[date]]
+    report_runs: OrderedDict[str, ReportRun]
+    revoked_tokens: set[str]
 
-    def take_report_failure(number: str) -> bool:
-        for index, fault in enumerate(state.faults):
-            if fault.kind == "report_failed" and fault.account_id in (None, number):
-                if fault.times <= 1:
-                    del state.faults[index]
-                else:
-                    state.faults[index] = fault.model_copy(update={"times": fault.times - 1})
-                return True
-        return False
+    def __init__(
+        self, config: MetaSandboxSettings, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.clock = clock
+        self.kit = SandboxKit(config=config, fault_model=MetaFault, on_reset=self.clear)
+        self.clear()
 
-    async def graph(
+    @property
+    def config(self) -> MetaSandboxSettings:
+        """The current settings."""
+        return self.kit.config
+
+    def clear(self) -> None:
+        """Forget every account change, call, restatement, report run and revoked token
+        (``POST /_sandbox/reset``, after the kit's own reset)."""
+        self.overrides = {}
+        self.usage = {}
+        self.day_revisions = {}
+        self.account_restatements = {}
+        self.report_runs = OrderedDict()
+        self.revoked_tokens = set()
+
+    # -- accounts
+
+    def profile(self, number: str) -> dict[str, Any]:
+        """The account's name, currency, time zone, campaigns and budget."""
+        currency, timezone_name = ACCOUNT_PROFILES[int(number) % len(ACCOUNT_PROFILES)]
+        override = self.overrides.get(number) or AccountOverride()
+        return {
+            "account_id": number,
+            "name": override.name or f"Sandbox ad account {number}",
+            "currency": override.currency or currency,
+            "timezone_name": override.timezone_name or timezone_name,
+            "campaigns": override.campaigns or self.config.campaigns_per_account,
+            "call_budget": override.call_budget or self.config.call_budget,
+            "usage_floor_pct": override.usage_floor_pct or 0.0,
+        }
+
+    def today(self, number: str) -> date:
+        """Today in the account's time zone (or the override)."""
+        override = self.overrides.get(number)
+        if override is not None and override.today is not None:
+            return override.today
+        return datetime.now(ZoneInfo(self.profile(number)["timezone_name"])).date()
+
+    def share_of_today(self, number: str) -> float:
+        """How much of the account's today has been delivered: the elapsed share of the
+        local day with ``today_grows`` (and no ``today`` override), otherwise all of it."""
+        override = self.overrides.get(number)
+        if not self.config.today_grows or (override is not None and override.today is not None):
+            return 1.0
+        zone = ZoneInfo(self.profile(number)["timezone_name"])
+        return elapsed_share_of_day(datetime.now(zone))
+
+    def revision(self, number: str, day: date) -> int:
+        """How many times ``day`` was restated for the account."""
+        covering = sum(
+            1
+            for restated_on in self.account_restatements.get(number, ())
+            if restated_on - timedelta(days=RESTATEMENT_DAYS) <= day <= restated_on
+        )
+        return covering + self.day_revisions.get((number, day), 0)
+
+    # -- budget and usage headers
+
+    def count_call(self, number: str) -> tuple[bool, dict[str, str]]:
+        """Count one call; return whether it is over budget, and the usage headers."""
+        now = self.clock()
+        window = self.config.budget_window_seconds
+        calls = self.usage.get(number)
+        if calls is None or now - calls.window_started >= window:
+            calls = self.usage[number] = AccountCalls(window_started=now)
+        profile = self.profile(number)
+        budget = profile["call_budget"]
+        over = calls.calls >= budget
+        if not over:
+            calls.calls += 1
+        remaining = max(0.0, calls.window_started + window - now)
+        pct = max(100.0 * calls.calls / budget, profile["usage_floor_pct"])
+        if over:
+            pct = max(pct, 100.0)
+        return over, usage_headers(number, pct, regain_seconds=remaining if over else 0.0)
+
+    # -- Graph calls
+
+    async def answer(
+        self,
         request: Request,
         version: str,
         node: str,
-        path: Literal["account", "insights", "report_run"],
-        handle: Callable[[str, dict[str, str], Mapping[str, str]], Response | dict[str, Any]],
+        operation: Operation,
+        handle: Callable[[str, dict[str, str]], Response | dict[str, Any]],
     ) -> Response:
-        if state.config.latency_seconds:
-            await asyncio.sleep(state.config.latency_seconds)
+        """Log the call, wait the latency, check version, node and token, count the call
+        against the account's budget, answer a queued fault or a revoked token or a spent
+        budget with Graph's error, and otherwise ``handle(account number, params)``; usage
+        headers ride on every answer about an account, errors included."""
         try:
             params = await _request_params(request)
         except GraphError as error:
             return error.response()
         token = _token(request, params)
-        state.requests.append(
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "params": dict(sorted(params.items())),
-                "has_token": bool(token),
-            }
+        self.kit.requests.record(
+            request,
+            operation=operation,
+            params=dict(sorted(params.items())),
+            has_token=bool(token),
         )
+        await self.kit.pause(request)
         usage: dict[str, str] = {}
         try:
             if not _VERSION.match(version):
                 raise invalid_parameter(f"Unknown path components: /{version}")
-            number = _node_account(node)
+            number = self._node_account(node)
             if not token:
                 raise GraphError(400, 104, "An access token is required to request this resource.")
-            over_budget, usage = state.count_call(number)
-            fault = take_fault(number, path)
+            over_budget, usage = self.count_call(number)
+            fault = self.kit.faults.take(
+                operation,
+                number,
+                # a report run's failure shows when it is polled; only insights are too large
+                where=lambda f: (
+                    f.kind != "report_failed"
+                    and (f.kind != "too_much_data" or operation == "insights")
+                ),
+            )
             if fault is not None:
-                if fault.kind == "server_error":
-                    return Response(
-                        "<html><body>502 Bad Gateway</body></html>",
-                        status_code=fault.http_status or 502,
-                        media_type="text/html",
-                        headers=usage,
-                    )
-                if fault.kind == "malformed":
-                    return Response("{not json", status_code=200, headers=usage)
-                raise fault_error(fault, token, usage, number)
-            if token in state.revoked_tokens:
+                answered = await self.kit.answer_transport_fault(fault, request)
+                if answered is not None:
+                    answered.headers.update(usage)
+                    return answered
+                raise graph_error(fault, token, usage, number)
+            if token in self.revoked_tokens:
                 raise GraphError(
                     400,
                     190,
@@ -913,7 +912,7 @@ def create_sandbox_app(
                     headers=usage,
                 )
             if over_budget:
-                code = 80000 if path != "account" else 80004
+                code = 80000 if operation != "account" else 80004
                 raise GraphError(
                     400,
                     code,
@@ -923,9 +922,8 @@ def create_sandbox_app(
                     is_transient=True,
                     headers=usage,
                 )
-            result = handle(number, params, usage)
+            result = handle(number, params)
         except GraphError as error:
-            # usage headers ride on every answer about an account, errors included
             error.headers = {**usage, **error.headers}
             return error.response()
         if isinstance(result, Response):
@@ -933,11 +931,11 @@ def create_sandbox_app(
             return result
         return JSONResponse(result, headers=usage)
 
-    def _node_account(node: str) -> str:
+    def _node_account(self, node: str) -> str:
         match = _ACCOUNT_NODE.match(node)
         if match:
             return match.group(1)
-        run = state.report_runs.get(node)
+        run = self.report_runs.get(node)
         if run is not None:
             return run.number
         raise GraphError(
@@ -949,190 +947,9 @@ def create_sandbox_app(
             error_type="GraphMethodException",
         )
 
-    # -- control routes (registered first: /{version}/{node} would swallow /_sandbox/…)
-
-    @app.get("/_sandbox/config")
-    async def read_config() -> dict[str, Any]:
-        return state.config.model_dump()
-
-    @app.post("/_sandbox/config")
-    async def change_config(changes: Annotated[dict[str, Any], Body()]) -> Response:
-        unknown = sorted(set(changes) - set(MetaSandboxSettings.model_fields))
-        if unknown:
-            return JSONResponse({"detail": f"unknown settings: {', '.join(unknown)}"}, 422)
-        try:
-            state.config = MetaSandboxSettings.model_validate(
-                {**state.config.model_dump(), **changes}
-            )
-        except ValidationError as exc:
-            return JSONResponse({"detail": exc.errors(include_url=False)}, 422)
-        return JSONResponse(state.config.model_dump())
-
-    @app.post("/_sandbox/reset")
-    async def reset() -> dict[str, str]:
-        nonlocal state
-        state = SandboxState(config=start_config, clock=clock)
-        return {"status": "reset"}
-
-    @app.post("/_sandbox/faults")
-    async def add_fault(fault: Fault) -> Response:
-        if len(state.faults) >= MAX_FAULTS:
-            return JSONResponse({"detail": f"at most {MAX_FAULTS} queued faults"}, 409)
-        state.faults.append(fault)
-        return JSONResponse({"queued": len(state.faults)})
-
-    @app.get("/_sandbox/faults")
-    async def list_faults() -> list[dict[str, Any]]:
-        return [fault.model_dump() for fault in state.faults]
-
-    @app.delete("/_sandbox/faults")
-    async def clear_faults() -> dict[str, int]:
-        cleared = len(state.faults)
-        state.faults.clear()
-        return {"cleared": cleared}
-
-    @app.get("/_sandbox/accounts/{number}")
-    async def read_account(number: str) -> Response:
-        if not number.isdigit():
-            return JSONResponse({"detail": "account ids are digits"}, 404)
-        profile = state.profile(number)
-        ads = account_ads(number, profile["campaigns"])
-        calls = state.usage.get(number)
-        return JSONResponse(
-            profile
-            | {
-                "today": state.today(number).isoformat(),
-                "campaign_ids": sorted({ad.campaign_id for ad in ads}),
-                "adset_ids": sorted({ad.adset_id for ad in ads}),
-                "ad_ids": [ad.ad_id for ad in ads],
-                "calls_in_window": calls.calls if calls else 0,
-            }
-        )
-
-    @app.put("/_sandbox/accounts/{number}")
-    async def change_account(number: str, override: AccountOverride) -> Response:
-        if not number.isdigit():
-            return JSONResponse({"detail": "account ids are digits"}, 404)
-        if override.timezone_name is not None:
-            try:
-                ZoneInfo(override.timezone_name)
-            except (ValueError, KeyError):
-                return JSONResponse({"detail": "unknown time zone"}, 422)
-        known = state.overrides.get(number) or AccountOverride()
-        state.overrides[number] = known.model_copy(update=override.model_dump(exclude_unset=True))
-        return await read_account(number)
-
-    @app.post("/_sandbox/accounts/{number}/restate")
-    async def restate(
-        number: str, restatement: Annotated[Restatement | None, Body()] = None
-    ) -> Response:
-        if not number.isdigit():
-            return JSONResponse({"detail": "account ids are digits"}, 404)
-        today = state.today(number)
-        day = restatement.day if restatement is not None else None
-        if day is None:
-            restated = state.account_restatements.setdefault(number, [])
-            if len(restated) >= MAX_RESTATEMENTS:
-                return JSONResponse({"detail": "too many restatements"}, 409)
-            restated.append(today)
-            return JSONResponse(
-                {
-                    "restated": (today - timedelta(days=RESTATEMENT_DAYS)).isoformat()
-                    + ".."
-                    + today.isoformat()
-                }
-            )
-        if day > today or (today - day).days > RESTATEMENT_DAYS:
-            return JSONResponse(
-                {
-                    "detail": f"only the last {RESTATEMENT_DAYS} days restate; "
-                    f"{day} is outside {today - timedelta(days=RESTATEMENT_DAYS)}..{today}"
-                },
-                409,
-            )
-        if len(state.day_revisions) >= MAX_RESTATEMENTS * 10:
-            return JSONResponse({"detail": "too many restatements"}, 409)
-        key = (number, day)
-        state.day_revisions[key] = state.day_revisions.get(key, 0) + 1
-        return JSONResponse({"restated": day.isoformat(), "revision": state.revision(number, day)})
-
-    @app.post("/_sandbox/tokens/revoke")
-    async def revoke(revoked: RevokedToken) -> dict[str, str]:
-        state.revoked_tokens.add(revoked.token)
-        return {"status": "revoked"}
-
-    @app.get("/_sandbox/requests")
-    async def recent_requests() -> list[dict[str, Any]]:
-        return list(state.requests)
-
-    @app.delete("/_sandbox/requests")
-    async def forget_requests() -> dict[str, int]:
-        forgotten = len(state.requests)
-        state.requests.clear()
-        return {"forgotten": forgotten}
-
-    # -- Graph routes
-
-    @app.get("/{version}/{node}")
-    async def read_node(request: Request, version: str, node: str) -> Response:
-        if node.startswith("act_"):
-            return await graph(request, version, node, "account", describe_account)
-        return await graph(request, version, node, "report_run", lambda *_: report_run_status(node))
-
-    @app.get("/{version}/{node}/insights")
-    async def read_insights(request: Request, version: str, node: str) -> Response:
-        if node.startswith("act_"):
-
-            def sync_insights(number: str, params: dict[str, str], _: Mapping[str, str]) -> Any:
-                query = parse_insights_query(params, state.today(number))
-                profile = state.profile(number)
-                entities = len(
-                    {
-                        _entity_key(query.level, ad, number)
-                        for ad in account_ads(number, profile["campaigns"])
-                    }
-                )
-                if entities * len(_buckets(query)) > state.config.max_rows_per_query:
-                    raise GraphError(400, 100, TOO_MUCH_DATA_MESSAGE, subcode=1487534)
-                rows = list(insight_rows(state, number, query))
-                return page_of(request, params, rows, state.config.max_page_size)
-
-            return await graph(request, version, node, "insights", sync_insights)
-
-        def report_insights(number: str, params: dict[str, str], _: Mapping[str, str]) -> Any:
-            run = state.report_runs[node]
-            if run.fails or run.polls < state.config.report_polls_to_complete:
-                raise invalid_parameter(
-                    f"Report run {node} is not complete; read it when async_status is "
-                    "'Job Completed'"
-                )
-            rows = list(insight_rows(state, number, run.query))
-            return page_of(request, params, rows, state.config.max_page_size)
-
-        return await graph(request, version, node, "report_run", report_insights)
-
-    @app.post("/{version}/{node}/insights")
-    async def start_report_run(request: Request, version: str, node: str) -> Response:
-        def create(number: str, params: dict[str, str], _: Mapping[str, str]) -> Any:
-            if not node.startswith("act_"):
-                raise invalid_parameter("Report runs start from an ad account")
-            query = parse_insights_query(params, state.today(number))
-            run_id = f"{7_000_000_000_000 + secrets.randbelow(10**12)}"
-            state.report_runs[run_id] = ReportRun(
-                run_id=run_id,
-                number=number,
-                query=query,
-                created_at=time.time(),
-                fails=take_report_failure(number),
-            )
-            while len(state.report_runs) > MAX_REPORT_RUNS:
-                state.report_runs.popitem(last=False)
-            return {"report_run_id": run_id}
-
-        return await graph(request, version, node, "insights", create)
-
-    def describe_account(number: str, params: dict[str, str], _: Mapping[str, str]) -> Any:
-        profile = state.profile(number)
+    def describe_account(self, number: str, params: dict[str, str]) -> dict[str, Any]:
+        """``GET /act_{id}``: the fields asked for."""
+        profile = self.profile(number)
         asked = _list_param(params.get("fields")) or ["name"]
         unknown = [name for name in asked if name not in ACCOUNT_FIELDS]
         if unknown:
@@ -1147,10 +964,30 @@ def create_sandbox_app(
         }
         return {name: available[name] for name in ["id", *asked] if name in available}
 
-    def report_run_status(run_id: str) -> dict[str, Any]:
-        run = state.report_runs[run_id]
+    def start_report_run(self, number: str, params: dict[str, str]) -> dict[str, Any]:
+        """``POST /act_{id}/insights``: a report run of the query, failing if a
+        ``report_failed`` fault waits for it."""
+        query = parse_insights_query(params, self.today(number))
+        run_id = f"{7_000_000_000_000 + secrets.randbelow(10**12)}"
+        failure = self.kit.faults.take(
+            "report_run", number, where=lambda f: f.kind == "report_failed"
+        )
+        self.report_runs[run_id] = ReportRun(
+            run_id=run_id,
+            number=number,
+            query=query,
+            created_at=time.time(),
+            fails=failure is not None,
+        )
+        while len(self.report_runs) > MAX_REPORT_RUNS:
+            self.report_runs.popitem(last=False)
+        return {"report_run_id": run_id}
+
+    def report_run_status(self, run_id: str) -> dict[str, Any]:
+        """``GET /{report_run_id}``: one more poll of the run."""
+        run = self.report_runs[run_id]
         run.polls += 1
-        needed = state.config.report_polls_to_complete
+        needed = self.config.report_polls_to_complete
         if run.fails and run.polls >= 2:
             status, percent = "Job Failed", 0
         elif run.polls >= needed:
@@ -1176,4 +1013,148 @@ def create_sandbox_app(
             body["time_completed"] = int(time.time())
         return body
 
+    # -- routes
+
+    def control_router(self) -> APIRouter:
+        """Meta's own control endpoints: accounts, restatements, token revocation."""
+        router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
+
+        @router.get("/accounts/{number}")
+        async def read_account(number: str) -> Response:
+            if not number.isdigit():
+                return JSONResponse({"detail": "account ids are digits"}, 404)
+            profile = self.profile(number)
+            ads = account_ads(number, profile["campaigns"])
+            calls = self.usage.get(number)
+            return JSONResponse(
+                profile
+                | {
+                    "today": self.today(number).isoformat(),
+                    "campaign_ids": sorted({ad.campaign_id for ad in ads}),
+                    "adset_ids": sorted({ad.adset_id for ad in ads}),
+                    "ad_ids": [ad.ad_id for ad in ads],
+                    "calls_in_window": calls.calls if calls else 0,
+                }
+            )
+
+        @router.put("/accounts/{number}")
+        async def change_account(number: str, override: AccountOverride) -> Response:
+            if not number.isdigit():
+                return JSONResponse({"detail": "account ids are digits"}, 404)
+            if override.timezone_name is not None:
+                try:
+                    ZoneInfo(override.timezone_name)
+                except (ValueError, KeyError):
+                    return JSONResponse({"detail": "unknown time zone"}, 422)
+            known = self.overrides.get(number) or AccountOverride()
+            self.overrides[number] = known.model_copy(
+                update=override.model_dump(exclude_unset=True)
+            )
+            return await read_account(number)
+
+        @router.post("/accounts/{number}/restate")
+        async def restate(
+            number: str, restatement: Annotated[Restatement | None, Body()] = None
+        ) -> Response:
+            if not number.isdigit():
+                return JSONResponse({"detail": "account ids are digits"}, 404)
+            today = self.today(number)
+            day = restatement.day if restatement is not None else None
+            if day is None:
+                restated = self.account_restatements.setdefault(number, [])
+                if len(restated) >= MAX_RESTATEMENTS:
+                    return JSONResponse({"detail": "too many restatements"}, 409)
+                restated.append(today)
+                oldest = today - timedelta(days=RESTATEMENT_DAYS)
+                return JSONResponse({"restated": f"{oldest.isoformat()}..{today.isoformat()}"})
+            if day > today or (today - day).days > RESTATEMENT_DAYS:
+                return JSONResponse(
+                    {
+                        "detail": f"only the last {RESTATEMENT_DAYS} days restate; "
+                        f"{day} is outside {today - timedelta(days=RESTATEMENT_DAYS)}..{today}"
+                    },
+                    409,
+                )
+            if len(self.day_revisions) >= MAX_RESTATEMENTS * 10:
+                return JSONResponse({"detail": "too many restatements"}, 409)
+            key = (number, day)
+            self.day_revisions[key] = self.day_revisions.get(key, 0) + 1
+            return JSONResponse(
+                {"restated": day.isoformat(), "revision": self.revision(number, day)}
+            )
+
+        @router.post("/tokens/revoke")
+        async def revoke(revoked: RevokedToken) -> dict[str, str]:
+            self.revoked_tokens.add(revoked.token)
+            return {"status": "revoked"}
+
+        return router
+
+    def graph_router(self) -> APIRouter:
+        """The Graph endpoints; ``/{version}/{node}`` matches any path of two segments, so
+        include every other router first."""
+        router = APIRouter()
+
+        @router.get("/{version}/{node}")
+        async def read_node(request: Request, version: str, node: str) -> Response:
+            if node.startswith("act_"):
+                return await self.answer(request, version, node, "account", self.describe_account)
+            return await self.answer(
+                request, version, node, "report_run", lambda *_: self.report_run_status(node)
+            )
+
+        @router.get("/{version}/{node}/insights")
+        async def read_insights(request: Request, version: str, node: str) -> Response:
+            if node.startswith("act_"):
+
+                def sync_insights(number: str, params: dict[str, str]) -> dict[str, Any]:
+                    query = parse_insights_query(params, self.today(number))
+                    ads = account_ads(number, self.profile(number)["campaigns"])
+                    entities = len({_entity_key(query.level, ad, number) for ad in ads})
+                    if entities * len(_buckets(query)) > self.config.max_rows_per_query:
+                        raise GraphError(400, 100, TOO_MUCH_DATA_MESSAGE, subcode=1487534)
+                    rows = list(insight_rows(self, number, query))
+                    return page_of(request, params, rows, self.config.max_page_size)
+
+                return await self.answer(request, version, node, "insights", sync_insights)
+
+            def report_insights(number: str, params: dict[str, str]) -> dict[str, Any]:
+                run = self.report_runs[node]
+                if run.fails or run.polls < self.config.report_polls_to_complete:
+                    raise invalid_parameter(
+                        f"Report run {node} is not complete; read it when async_status is "
+                        "'Job Completed'"
+                    )
+                rows = list(insight_rows(self, number, run.query))
+                return page_of(request, params, rows, self.config.max_page_size)
+
+            return await self.answer(request, version, node, "report_run", report_insights)
+
+        @router.post("/{version}/{node}/insights")
+        async def start_report_run(request: Request, version: str, node: str) -> Response:
+            def create(number: str, params: dict[str, str]) -> dict[str, Any]:
+                if not node.startswith("act_"):
+                    raise invalid_parameter("Report runs start from an ad account")
+                return self.start_report_run(number, params)
+
+            return await self.answer(request, version, node, "insights", create)
+
+        return router
+
+
+def create_sandbox_app(
+    config: MetaSandboxSettings | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> ASGIApp:
+    """A fresh Meta sandbox; configured from ``PIXECOM_META_SANDBOX_*`` when ``config`` is
+    omitted. Point the plugin at it with ``PIXECOM_META_GRAPH_BASE=<its URL>``.
+
+    :param config: starting configuration (``POST /_sandbox/config`` changes it later).
+    :param clock: monotonic seconds, for budget windows (tests pass a fake one).
+    """
+    sandbox = MetaSandbox(config if config is not None else MetaSandboxSettings(), clock=clock)
+    app = FastAPI(title="PixEcom Meta sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(sandbox.kit.router())
+    app.include_router(sandbox.control_router())
+    # Routers added here (e.g. Facebook Login's) come before the Graph catch-all.
+    app.include_router(sandbox.graph_router())
     return app
