@@ -10,6 +10,10 @@ Large windows are handled the way Meta asks: a window longer than
 ``async_report_threshold_days`` goes through an async report run; a window Meta refuses as
 "too much data" is halved until it passes, and a single day that is still too large is read
 through an async report run.
+
+Sellers connect their accounts through Facebook Login for Business: the network is also
+core's ``AdNetworkAuthorization``, and delegates those calls to
+:class:`~pixecom_meta_ads.oauth.MetaLogin`.
 """
 
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -17,39 +21,83 @@ from contextlib import aclosing
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from pixecom_core.providers import (
     AdAccountCredentials,
     AdAccountInfo,
+    AdNetworkGrant,
+    AuthorizationKind,
     EntityLevel,
     InsightRow,
     ProviderError,
+    ReachableAdAccount,
 )
 from pixecom_meta_ads.client import PROVIDER, MetaGraphClient, MetaTooMuchData, account_number
+from pixecom_meta_ads.oauth import REQUIRED_SCOPES, MetaLogin
 from pixecom_meta_ads.rows import insight_row
 from pixecom_meta_ads.settings import MetaAdsSettings
 
 
 class MetaAdNetwork:
-    """The ``meta`` ad network; implements ``pixecom_core.providers.AdNetwork``.
+    """The ``meta`` ad network; implements ``pixecom_core.providers.AdNetwork`` and
+    ``AdNetworkAuthorization`` (Facebook Login for Business, see :mod:`pixecom_meta_ads.oauth`).
 
-    One instance serves every seller: it holds settings and the HTTP client, and each call
-    brings the seller's account and token.
+    One instance serves every seller: it holds settings and the HTTP clients, and each call
+    brings the seller's account and token (or consent code, or grant).
 
     :param settings: Graph API location, version and limits; from ``PIXECOM_META_*`` when
         omitted.
     :param client: the Graph client to use (tests inject one with a recording sleep).
+    :param login: the Facebook Login client to use (tests inject one).
     """
 
     identifier = "meta"
     display_name = "Meta Ads"
+    authorization_kind = AuthorizationKind.OAUTH
+    required_scopes = REQUIRED_SCOPES
 
     def __init__(
-        self, settings: MetaAdsSettings | None = None, *, client: MetaGraphClient | None = None
+        self,
+        settings: MetaAdsSettings | None = None,
+        *,
+        client: MetaGraphClient | None = None,
+        login: MetaLogin | None = None,
     ) -> None:
         self.settings = settings if settings is not None else MetaAdsSettings()
         self.client = client if client is not None else MetaGraphClient(self.settings)
+        self.login = login if login is not None else MetaLogin(self.settings)
+
+    # -- connecting an account (AdNetworkAuthorization) -----------------------------------
+
+    def authorization_url(self, *, state: str, redirect_uri: str) -> str:
+        """Facebook Login's consent dialog (see :meth:`MetaLogin.authorization_url`)."""
+        return self.login.authorization_url(state=state, redirect_uri=redirect_uri)
+
+    async def exchange_code(self, *, code: str, redirect_uri: str) -> AdNetworkGrant:
+        """The consent code as a ~60-day grant (see :meth:`MetaLogin.exchange_code`)."""
+        return await self.login.exchange_code(code=code, redirect_uri=redirect_uri)
+
+    async def grant_from_token(self, access_token: SecretStr) -> AdNetworkGrant:
+        """A pasted token as a grant, checked with ``debug_token``."""
+        return await self.login.grant_from_token(access_token)
+
+    async def extend_grant(self, grant: AdNetworkGrant) -> AdNetworkGrant:
+        """A fresh ~60-day token for the grant (``fb_exchange_token``)."""
+        return await self.login.extend_grant(grant)
+
+    async def inspect_grant(self, grant: AdNetworkGrant) -> AdNetworkGrant:
+        """The grant as ``debug_token`` sees it now; ``ProviderAuthError`` when invalid."""
+        return await self.login.inspect_grant(grant)
+
+    async def list_ad_accounts(self, grant: AdNetworkGrant) -> AsyncIterator[ReachableAdAccount]:
+        """Every ad account of ``/me/adaccounts``, ids without ``act_``."""
+        accounts = self.login.list_ad_accounts(grant)
+        async with aclosing(accounts):
+            async for account in accounts:
+                yield account
+
+    # -- reading an account (AdNetwork) ---------------------------------------------------
 
     async def describe_account(self, account: AdAccountCredentials) -> AdAccountInfo:
         """Return the ad account's name, currency and time zone (``GET /act_{id}``)."""
@@ -167,6 +215,7 @@ class MetaAdNetwork:
     async def aclose(self) -> None:
         """Close the HTTP connections (at shutdown)."""
         await self.client.aclose()
+        await self.login.aclose()
 
 
 def _halves(since: date, until: date) -> list[tuple[date, date]]:

@@ -44,6 +44,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import httpx
+from pydantic import SecretStr
 
 from pixecom_core.providers import (
     EntityLevel,
@@ -88,7 +89,11 @@ LEVEL_ID_FIELDS: Final = {
 }
 ACCOUNT_FIELDS: Final = "name,currency,timezone_name,account_id"
 
-_SECRET_IN_URL = re.compile(r"(access_token|appsecret_proof)=[^&\s\"'<>]+")
+# Facebook Login's calls put the app secret, the consent code and tokens in the query too
+_SECRET_IN_URL = re.compile(
+    r"(?<![\w.])(access_token|appsecret_proof|client_secret|fb_exchange_token|input_token|code)"
+    r"=[^&\s\"'<>]+"
+)
 _ACCOUNT_NUMBER = re.compile(r"^(?:act_)?(\d{1,32})$")
 _REPORT_RUN_ID = re.compile(r"^\d{1,32}$")
 _REDUCE_DATA = re.compile(r"reduce the amount of data", re.IGNORECASE)
@@ -142,13 +147,56 @@ def account_number(account_id: str) -> str:
 
 
 def redact_secrets(text: str, *secrets: str) -> str:
-    """``text`` with ``access_token=…``/``appsecret_proof=…`` values and every given secret
-    replaced by ``***``."""
+    """``text`` with the values of ``access_token``, ``appsecret_proof``, ``client_secret``,
+    ``fb_exchange_token``, ``input_token`` and ``code`` query parameters and every given
+    secret replaced by ``***``."""
     redacted = _SECRET_IN_URL.sub(r"\1=***", text)
     for secret in secrets:
         if secret:
             redacted = redacted.replace(secret, "***")
     return redacted
+
+
+def token_params(token: str, app_secret: SecretStr | None) -> dict[str, str]:
+    """The query parameters that authenticate a Graph call: ``access_token``, and
+    ``appsecret_proof`` (HMAC-SHA256 of the token under the app secret) when the app secret
+    is configured, as apps with "Require App Secret" must send."""
+    params = {"access_token": token}
+    if app_secret is not None:
+        params["appsecret_proof"] = hmac.new(
+            app_secret.get_secret_value().encode(), token.encode(), hashlib.sha256
+        ).hexdigest()
+    return params
+
+
+def follow_next_link(next_link: str, *, graph_base: str) -> tuple[str, dict[str, str]]:
+    """The URL and query of a ``paging.next`` link, checked to stay on the Graph origin;
+    the token it may carry is dropped (the call adds the seller's own).
+
+    :raises ProviderError: the link is malformed or leaves ``graph_base``.
+    """
+    try:
+        link = httpx.URL(next_link)
+    except httpx.InvalidURL as exc:
+        raise ProviderError(
+            "Meta answered a malformed paging.next link", provider=PROVIDER
+        ) from exc
+    base = httpx.URL(graph_base)
+    if (link.scheme, link.host, link.port) != (base.scheme, base.host, base.port) or (
+        not link.path.startswith(base.path.rstrip("/") + "/")
+    ):
+        raise ProviderError(
+            f"refusing to follow paging.next to {link.scheme}://{link.host}: it is not "
+            f"the configured Graph API ({graph_base}), and the request would carry the "
+            "seller's token",
+            provider=PROVIDER,
+        )
+    params = {
+        key: value
+        for key, value in link.params.multi_items()
+        if key not in {"access_token", "appsecret_proof"}
+    }
+    return str(link.copy_with(query=None)), params
 
 
 class _RedactSecretsFilter(logging.Filter):
@@ -244,9 +292,6 @@ class MetaGraphClient:
         self._sleep = sleep
         self._shards: list[_PoolShard] = []
         self._shards_loop: asyncio.AbstractEventLoop | None = None
-        base = httpx.URL(settings.graph_base)
-        self._base_origin = (base.scheme, base.host, base.port)
-        self._base_path = base.path.rstrip("/")
         install_log_redaction()
 
     # -- endpoints ---------------------------------------------------------------------
@@ -364,29 +409,7 @@ class MetaGraphClient:
         )
 
     def _follow(self, next_link: str) -> tuple[str, dict[str, str]]:
-        """The URL and query of a ``paging.next`` link, checked to stay on the Graph origin;
-        the token it may carry is dropped (the call adds the seller's own)."""
-        try:
-            link = httpx.URL(next_link)
-        except httpx.InvalidURL as exc:
-            raise ProviderError(
-                "Meta answered a malformed paging.next link", provider=PROVIDER
-            ) from exc
-        if (link.scheme, link.host, link.port) != self._base_origin or not link.path.startswith(
-            self._base_path + "/"
-        ):
-            raise ProviderError(
-                f"refusing to follow paging.next to {link.scheme}://{link.host}: it is not "
-                f"the configured Graph API ({self.settings.graph_base}), and the request "
-                "would carry the seller's token",
-                provider=PROVIDER,
-            )
-        params = {
-            key: value
-            for key, value in link.params.multi_items()
-            if key not in {"access_token", "appsecret_proof"}
-        }
-        return str(link.copy_with(query=None)), params
+        return follow_next_link(next_link, graph_base=self.settings.graph_base)
 
     async def _wait_for_report_run(
         self, report_run_id: str, *, account_key: str, token: str
@@ -428,14 +451,7 @@ class MetaGraphClient:
         return f"{self.settings.graph_base}/{self.settings.api_version}/{path}"
 
     def _secret_params(self, token: str) -> dict[str, str]:
-        params = {"access_token": token}
-        if self.settings.app_secret is not None:
-            params["appsecret_proof"] = hmac.new(
-                self.settings.app_secret.get_secret_value().encode(),
-                token.encode(),
-                hashlib.sha256,
-            ).hexdigest()
-        return params
+        return token_params(token, self.settings.app_secret)
 
     def _shard(self, account_key: str) -> "_PoolShard":
         loop = asyncio.get_running_loop()

@@ -51,9 +51,18 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
 
 
 def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:  # noqa: ARG001
-    """Point the ad network at the sandbox (Meta sends no webhooks to the API), and let
-    today's numbers grow through the day so the demo's spend changes between syncs."""
-    return {"PIXECOM_META_GRAPH_BASE": sandbox_url, "PIXECOM_META_SANDBOX_TODAY_GROWS": "true"}
+    """Point the ad network and Facebook Login's dialog at the sandbox, as the sandbox's
+    own Meta app (Meta sends no webhooks to the API), and let today's numbers grow through
+    the day so the demo's spend changes between syncs."""
+    from pixecom_meta_ads.sandbox_oauth import DEFAULT_APP_ID, DEFAULT_APP_SECRET
+
+    return {
+        "PIXECOM_META_GRAPH_BASE": sandbox_url,
+        "PIXECOM_META_DIALOG_BASE": sandbox_url,
+        "PIXECOM_META_APP_ID": DEFAULT_APP_ID,
+        "PIXECOM_META_APP_SECRET": DEFAULT_APP_SECRET,
+        "PIXECOM_META_SANDBOX_TODAY_GROWS": "true",
+    }
 
 
 def _simulation_environment(conditions: SimulatedConditions) -> dict[str, str]:

@@ -15,6 +15,7 @@ from pixecom_core.secret_files import SettingsWithSecretFiles
 
 ENV_PREFIX: Final = "PIXECOM_META_"
 GRAPH_BASE: Final = "https://graph.facebook.com"
+DIALOG_BASE: Final = "https://www.facebook.com"
 SANDBOX_ENV_PREFIX: Final = "PIXECOM_META_SANDBOX_"
 
 
@@ -54,8 +55,18 @@ class MetaAdsSettings(SettingsWithSecretFiles):
         one-day window that Meta still finds too large also goes async.
     :param async_poll_interval_seconds: pause between two polls of a report run.
     :param async_poll_timeout_seconds: give up on a report run that has not completed by then.
-    :param app_secret: when set, every call carries ``appsecret_proof`` (HMAC-SHA256 of the
-        token), which apps with "Require App Secret" enabled must send.
+    :param app_secret: the Meta app's secret (``PIXECOM_META_APP_SECRET``, or a file named by
+        ``PIXECOM_META_APP_SECRET_FILE``). Connecting an account through Facebook Login needs
+        it (code exchange, long-lived tokens, ``debug_token``); when set, every Graph call
+        also carries ``appsecret_proof`` (HMAC-SHA256 of the token), which apps with
+        "Require App Secret" enabled must send.
+    :param app_id: the Meta app's id (``client_id`` of Facebook Login); needed, with
+        ``app_secret``, to connect accounts.
+    :param dialog_base: scheme and host of Facebook Login's consent dialog
+        (``{dialog_base}/{api_version}/dialog/oauth``); the sandbox's URL in dev mode.
+    :param login_config_id: a Facebook Login for Business configuration id; when set the
+        consent URL names it (``config_id``) instead of a ``scope`` list, because the
+        configuration fixes the token type, assets and permissions.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
@@ -78,11 +89,19 @@ class MetaAdsSettings(SettingsWithSecretFiles):
     async_poll_interval_seconds: float = Field(default=2.0, gt=0)
     async_poll_timeout_seconds: float = Field(default=600.0, gt=0)
     app_secret: SecretStr | None = None
+    app_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
+    dialog_base: str = DIALOG_BASE
+    login_config_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
 
     @field_validator("graph_base")
     @classmethod
     def _check_graph_base(cls, value: str) -> str:
         return validate_http_base_url(value, example=GRAPH_BASE)
+
+    @field_validator("dialog_base")
+    @classmethod
+    def _check_dialog_base(cls, value: str) -> str:
+        return validate_http_base_url(value, example=DIALOG_BASE)
 
 
 class MetaSandboxSettings(BaseSettings):

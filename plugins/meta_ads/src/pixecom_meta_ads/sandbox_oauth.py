@@ -1,0 +1,955 @@
+"""Facebook Login for Business on loopback: the consent dialog, codes, short- and long-lived
+tokens, revocation, ``debug_token`` and ``/me/adaccounts``, for the Meta sandbox.
+
+:class:`OAuthSandbox` holds the state (apps, users and the ad accounts they reach, codes,
+tokens, a clock that tests move) and builds a FastAPI ``APIRouter``. The Meta sandbox mounts
+it with one line, **before** its catch-all Graph route ``GET /{version}/{node}`` (which would
+otherwise answer ``/{version}/debug_token``)::
+
+    oauth = OAuthSandbox(account_profile=state.profile)
+    app.include_router(oauth.router())
+
+and its Graph routes ask :meth:`OAuthSandbox.token_problem` about every token, answering the
+:class:`TokenProblem` in Meta's error envelope when there is one. Tokens this sandbox never
+issued pass (the Graph routes keep serving the fixed test tokens) unless
+``refuse_unknown_tokens`` is switched on through ``PUT /_sandbox/oauth/config``.
+
+What it emulates, and where each behaviour is documented (developers.facebook.com):
+
+- ``GET /{version}/dialog/oauth?client_id&redirect_uri&state&scope&response_type=code``
+  (``config_id`` instead of ``scope`` for Login for Business: the app's ``default_scopes``
+  are asked) — "Manually Build a Login Flow" (``/documentation/facebook-login/guides/
+  advanced/manual-flow``), "Facebook Login for Business" (``/docs/facebook-login/
+  facebook-login-for-business/``). It answers an HTML page a headless browser can click
+  (radio ``user_id``, one checkbox ``scope`` per permission, buttons ``#approve`` and
+  ``#deny``) and an HTTP client can POST (form fields of the same names, plus the hidden
+  ``client_id``, ``redirect_uri``, ``state``, ``response_type``, ``config_id``,
+  ``requested_scopes``, and ``decision=approve|deny``). An unknown ``client_id``, a
+  missing ``redirect_uri`` or one not among the app's ``redirect_uris`` gets an HTML error
+  page, never a redirect (RFC 6749 §4.1.2.1). Approving redirects (302) to
+  ``redirect_uri?code=…&state=…``; denying to
+  ``redirect_uri?error_reason=user_denied&error=access_denied&error_description=Permissions+
+  error.&state=…`` — manual flow, "Handling Login Dialog Response" / "Canceled login".
+  ``public_profile`` is always granted, as Login for Business documents; the other
+  permissions are those left ticked.
+- ``GET|POST /{version}/oauth/access_token?client_id&redirect_uri&client_secret&code`` →
+  ``{"access_token", "token_type": "bearer", "expires_in"}`` — manual flow, "Exchanging Code
+  for an Access Token". A code lives 10 minutes and works once (RFC 6749 §4.1.2, §10.5; Meta
+  does not publish its lifetime); ``redirect_uri`` must be the dialog's, character for
+  character. Errors, with the texts Meta answers (as quoted in SDK issue trackers:
+  laravel/socialite#385, SammyK/LaravelFacebookSdk#141, scribejava/scribejava#605,
+  nov/fb_graph2#44): unknown app code 101 "Error validating application. Invalid
+  application ID."; wrong secret code 1 "Error validating client secret."; code 100 "This
+  authorization code has been used.", "This authorization code has expired.", "Error
+  validating verification code. Please make sure your redirect_uri is identical to the one
+  you used in the OAuth dialog request", "Invalid verification code format.".
+- ``GET /{version}/oauth/access_token?grant_type=fb_exchange_token&client_id&client_secret
+  &fb_exchange_token`` → a token of ~60 days (``expires_in`` 5184000); an expired or revoked
+  token cannot be exchanged (code 190) — "Long-Lived Access Tokens" (``/docs/facebook-login/
+  guides/access-tokens/get-long-lived``). Short-lived tokens live 2 hours ("short-lived
+  tokens usually have a lifetime of about an hour or two", "Access Tokens" guide); data
+  access expires 90 days after consent ("Data Access Expiration").
+- ``GET /{version}/debug_token?input_token&access_token={app-id}|{app-secret}`` →
+  ``{"data": {app_id, type, application, data_access_expires_at, expires_at, is_valid,
+  issued_at, scopes, user_id, error?}}`` — "debug_token" reference and "Debugging access
+  tokens" (``/docs/facebook-login/guides/access-tokens/debugging``). A wrong app token is
+  refused with code 190.
+- ``GET /{version}/me/adaccounts?fields&limit&after`` with cursor paging
+  (``paging.cursors.before/after`` always, ``paging.next`` only when more follow; ``limit``
+  25 by default, at most 500) and ``account_status`` codes (1 ACTIVE, 2 DISABLED, 3
+  UNSETTLED, 7 PENDING_RISK_REVIEW, 8 PENDING_SETTLEMENT, 9 IN_GRACE_PERIOD, 100
+  PENDING_CLOSURE, 101 CLOSED) — Marketing API "Ad Account" reference, Graph API
+  "Paginated Results". Needs ``ads_read`` or ``ads_management``, else code 200. ``GET
+  /{version}/me`` answers ``id`` and ``name``.
+- ``DELETE /{version}/me/permissions`` revokes the app for the user (every token of the
+  pair, later answered 190/458); ``DELETE /{version}/me/permissions/{permission}`` removes
+  one permission → ``{"success": true}`` — Graph API "User permissions" reference
+  (``/docs/graph-api/reference/user/permissions/``), "Permissions" guide.
+- Refused tokens: code 190 with subcode 458 (app removed), 460 (password changed), 463
+  (expired), 464 (unconfirmed user), 467 (invalid or logged out) — Graph API "Handling
+  Errors" (``/docs/graph-api/guides/error-handling``).
+
+Control endpoints (JSON, no token; loopback only — they reveal secrets):
+
+- ``GET /_sandbox/oauth/state``: apps (secrets included), users, the clock, the config;
+  ``POST /_sandbox/oauth/reset``: the starting apps and users, no codes or tokens;
+- ``PUT /_sandbox/oauth/apps/{app_id}``: add or change an app (:class:`AppChange`);
+- ``PUT /_sandbox/oauth/users/{user_id}``: a user's name, whether they are confirmed, and the
+  ad accounts they reach with each one's ``account_status`` (:class:`UserChange`);
+- ``POST /_sandbox/oauth/clock``: ``{"now": <epoch seconds>}`` or ``{"advance_seconds": n}``;
+  codes and tokens expire on this clock;
+- ``GET /_sandbox/oauth/tokens``: issued tokens with a ``token_id`` (a hash), app, user, kind,
+  scopes, times and status, never the token itself — unless ``?reveal=true``, a test
+  convenience (a test that drives the consent page already holds its tokens);
+- ``POST /_sandbox/oauth/tokens/revoke``: by ``token``, ``token_id``, or ``user_id`` (and
+  optionally ``app_id``), with a ``reason`` that picks the subcode (:class:`Revocation`);
+- ``PUT /_sandbox/oauth/config``: ``{"refuse_unknown_tokens": true}``.
+"""
+
+import base64
+import binascii
+import hashlib
+import html
+import re
+import secrets
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.responses import Response
+
+#: Looks up an ad account's ``name``, ``currency`` and ``timezone_name`` by its number
+#: (the Meta sandbox's ``SandboxState.profile``).
+AccountProfile = Callable[[str], Mapping[str, Any]]
+
+DEFAULT_APP_ID: Final = "4242424242"
+#: Not a secret: the sandbox's app, for dev mode and tests.
+DEFAULT_APP_SECRET: Final = "sandbox-app-secret-0000"
+DEFAULT_APP_NAME: Final = "PixEcom (sandbox)"
+DEFAULT_SCOPES: Final = ("ads_read", "business_management")
+ALWAYS_GRANTED: Final = ("public_profile",)
+AD_SCOPES: Final = ("ads_read", "ads_management")
+
+CODE_LIFETIME_SECONDS: Final = 600
+SHORT_LIVED_SECONDS: Final = 2 * 3600
+LONG_LIVED_SECONDS: Final = 60 * 86400
+DATA_ACCESS_SECONDS: Final = 90 * 86400
+DEFAULT_PAGE_SIZE: Final = 25
+MAX_PAGE_SIZE: Final = 500
+#: Bounds on what the sandbox remembers (audit B4: every list is bounded).
+MAX_CODES: Final = 10_000
+MAX_TOKENS: Final = 10_000
+
+AD_ACCOUNT_FIELDS: Final = frozenset(
+    {"id", "account_id", "name", "currency", "timezone_name", "account_status"}
+)
+DENIED_DESCRIPTION: Final = "Permissions error."
+
+_VERSION = re.compile(r"^v\d+\.\d+$")
+_NUMBER = re.compile(r"^\d{1,32}$")
+
+RevocationReason = Literal["app_removed", "password_changed", "logged_out"]
+#: The subcode and message a revoked token is refused with (Graph API "Handling Errors").
+REVOCATION_ERRORS: Final[dict[str, tuple[int, str]]] = {
+    "app_removed": (
+        458,
+        "Error validating access token: The user has not authorized application {app_id}.",
+    ),
+    "password_changed": (
+        460,
+        "Error validating access token: The session has been invalidated because the user "
+        "changed their password or Facebook has changed the session for security reasons.",
+    ),
+    "logged_out": (
+        467,
+        "Error validating access token: The session is invalid because the user logged out.",
+    ),
+}
+
+
+# -- state ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SandboxApp:
+    """A Meta app: what ``client_id``/``client_secret`` name."""
+
+    app_id: str
+    secret: str
+    name: str
+    #: Valid OAuth redirect URIs; ``None`` accepts any http(s) URI.
+    redirect_uris: tuple[str, ...] | None = None
+    #: The permissions a ``config_id`` (Login for Business configuration) stands for.
+    default_scopes: tuple[str, ...] = DEFAULT_SCOPES
+
+
+@dataclass
+class SandboxUser:
+    """A person who can log in, and the ad accounts (number → ``account_status``) they reach."""
+
+    user_id: str
+    name: str
+    accounts: dict[str, int] = field(default_factory=dict)
+    confirmed: bool = True
+
+
+@dataclass
+class IssuedCode:
+    """A consent code: single use, ``CODE_LIFETIME_SECONDS`` long, tied to its redirect_uri."""
+
+    app_id: str
+    user_id: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    issued_at: float
+    consented_at: float
+    used: bool = False
+
+
+@dataclass
+class IssuedToken:
+    """A user access token the sandbox issued."""
+
+    token: str
+    app_id: str
+    user_id: str
+    kind: Literal["short_lived", "long_lived"]
+    scopes: list[str]
+    issued_at: float
+    expires_at: float
+    data_access_expires_at: float
+    revoked: RevocationReason | None = None
+
+    @property
+    def token_id(self) -> str:
+        """A stable name for the token that does not reveal it."""
+        return hashlib.sha256(self.token.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenProblem:
+    """Why a Graph call's token is refused, in Meta's terms; the Graph routes answer it.
+
+    :param status: the HTTP status (400, as Meta answers token errors).
+    :param code: 190 (token), or 200 (a permission missing).
+    :param subcode: 458, 460, 463, 464 or 467 for code 190.
+    :param message: Meta's message.
+    """
+
+    status: int
+    code: int
+    message: str
+    subcode: int | None = None
+    error_type: str = "OAuthException"
+
+    def envelope(self) -> dict[str, Any]:
+        """The body ``{"error": {message, type, code, error_subcode?, fbtrace_id}}``."""
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.error_type,
+            "code": self.code,
+        }
+        if self.subcode is not None:
+            error["error_subcode"] = self.subcode
+        error["fbtrace_id"] = secrets.token_urlsafe(12)
+        return {"error": error}
+
+    def response(self) -> JSONResponse:
+        """The JSON answer."""
+        return JSONResponse(self.envelope(), status_code=self.status)
+
+
+class GraphRefusal(Exception):
+    """Raised inside a route; answered as :class:`TokenProblem`'s envelope."""
+
+    def __init__(self, problem: TokenProblem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _refusal(code: int, message: str, *, subcode: int | None = None) -> GraphRefusal:
+    return GraphRefusal(TokenProblem(400, code, message, subcode=subcode))
+
+
+# -- control bodies ---------------------------------------------------------------------------
+
+
+class AppChange(BaseModel):
+    """``PUT /_sandbox/oauth/apps/{app_id}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: str = Field(min_length=1)
+    name: str = DEFAULT_APP_NAME
+    redirect_uris: list[str] | None = None
+    default_scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
+
+
+class UserChange(BaseModel):
+    """``PUT /_sandbox/oauth/users/{user_id}``: ``accounts`` maps an account number (no
+    ``act_``) to its ``account_status`` code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    accounts: dict[str, int] = Field(default_factory=dict)
+    confirmed: bool = True
+
+    @model_validator(mode="after")
+    def _numbers(self) -> "UserChange":
+        bad = [number for number in self.accounts if not _NUMBER.match(number)]
+        if bad:
+            raise ValueError(f"account numbers are digits without act_: {bad[:3]}")
+        return self
+
+
+class ClockChange(BaseModel):
+    """``POST /_sandbox/oauth/clock``: set the time, or move it forward."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    now: float | None = Field(default=None, gt=0)
+    advance_seconds: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> "ClockChange":
+        if (self.now is None) == (self.advance_seconds is None):
+            raise ValueError("give exactly one of now and advance_seconds")
+        return self
+
+
+class Revocation(BaseModel):
+    """``POST /_sandbox/oauth/tokens/revoke``: one token (by value or ``token_id``), or every
+    token of a user (of one app, or of all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = None
+    token_id: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None
+    reason: RevocationReason = "app_removed"
+
+    @model_validator(mode="after")
+    def _one(self) -> "Revocation":
+        if sum(value is not None for value in (self.token, self.token_id, self.user_id)) != 1:
+            raise ValueError("give exactly one of token, token_id and user_id")
+        return self
+
+
+class OAuthConfig(BaseModel):
+    """``PUT /_sandbox/oauth/config``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refuse_unknown_tokens: bool = False
+
+
+def default_users() -> dict[str, SandboxUser]:
+    """Two sellers: one with the demo accounts 1000 and 1001, one with an account in every
+    state the chooser shows."""
+    return {
+        "100001": SandboxUser("100001", "Sandbox Seller", {"1000": 1, "1001": 1}),
+        "100002": SandboxUser(
+            "100002",
+            "Second Seller",
+            {"1002": 1, "1003": 3, "1004": 2, "1005": 9, "1006": 101},
+        ),
+    }
+
+
+def default_apps() -> dict[str, SandboxApp]:
+    """The sandbox's app (``DEFAULT_APP_ID`` / ``DEFAULT_APP_SECRET``)."""
+    return {DEFAULT_APP_ID: SandboxApp(DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_APP_NAME)}
+
+
+# -- the sandbox ------------------------------------------------------------------------------
+
+
+class OAuthSandbox:
+    """Facebook Login's state and routes for the Meta sandbox (see the module docstring).
+
+    :param account_profile: an account number → its ``name``, ``currency`` and
+        ``timezone_name`` (the Meta sandbox's ``SandboxState.profile``), so ``/me/adaccounts``
+        agrees with ``GET /act_{id}``.
+    :param clock: wall-clock seconds; ``POST /_sandbox/oauth/clock`` shifts it.
+    """
+
+    def __init__(
+        self, account_profile: AccountProfile, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._profile = account_profile
+        self._clock = clock
+        self._offset = 0.0
+        self.config = OAuthConfig()
+        self.apps = default_apps()
+        self.users = default_users()
+        self.codes: dict[str, IssuedCode] = {}
+        self.tokens: dict[str, IssuedToken] = {}
+
+    def now(self) -> float:
+        """The sandbox's time, in epoch seconds."""
+        return self._clock() + self._offset
+
+    def reset(self) -> None:
+        """The starting apps and users; no codes, tokens or clock shift."""
+        self._offset = 0.0
+        self.config = OAuthConfig()
+        self.apps, self.users = default_apps(), default_users()
+        self.codes.clear()
+        self.tokens.clear()
+
+    # -- the hook the Graph routes call --------------------------------------------------
+
+    def token_problem(
+        self, token: str, *, any_of_scopes: Collection[str] = ()
+    ) -> TokenProblem | None:
+        """Why a Graph call with ``token`` must be refused, or ``None`` to serve it.
+
+        :param token: the call's ``access_token``.
+        :param any_of_scopes: permissions of which the token needs one (``AD_SCOPES`` for an
+            ad account's insights); none asked by default.
+        """
+        issued = self.tokens.get(token)
+        if issued is None:
+            if self.config.refuse_unknown_tokens:
+                return TokenProblem(
+                    400, 190, "Invalid OAuth access token - Cannot parse access token", subcode=467
+                )
+            return None
+        if issued.revoked is not None:
+            subcode, message = REVOCATION_ERRORS[issued.revoked]
+            return TokenProblem(400, 190, message.format(app_id=issued.app_id), subcode=subcode)
+        now = self.now()
+        if now >= issued.expires_at:
+            return TokenProblem(
+                400,
+                190,
+                f"Error validating access token: Session has expired on "
+                f"{_meta_time(issued.expires_at)}. The current time is {_meta_time(now)}.",
+                subcode=463,
+            )
+        user = self.users.get(issued.user_id)
+        if user is None or not user.confirmed:
+            return TokenProblem(
+                400,
+                190,
+                f"Error validating access token: Sessions for the user {issued.user_id} are "
+                "not allowed because the user is not a confirmed user.",
+                subcode=464,
+            )
+        if now >= issued.data_access_expires_at:
+            return TokenProblem(
+                400,
+                190,
+                "Error validating access token: Data access for the app has expired; the "
+                "user must log in again.",
+                subcode=463,
+            )
+        if any_of_scopes and not set(any_of_scopes) & set(issued.scopes):
+            wanted = " or ".join(sorted(any_of_scopes))
+            return TokenProblem(400, 200, f"(#200) Requires {wanted} permission")
+        return None
+
+    # -- the router ----------------------------------------------------------------------
+
+    def router(self) -> APIRouter:
+        """The dialog, token, ``debug_token``, ``/me`` and control routes."""
+        router = APIRouter()
+        self._control_routes(router)
+        self._dialog_routes(router)
+        self._graph_routes(router)
+        return router
+
+    def _control_routes(self, router: APIRouter) -> None:
+        @router.get("/_sandbox/oauth/state")
+        async def read_state() -> dict[str, Any]:
+            return {
+                "now": self.now(),
+                "config": self.config.model_dump(),
+                "apps": [vars(app) for app in self.apps.values()],
+                "users": [vars(user) for user in self.users.values()],
+            }
+
+        @router.post("/_sandbox/oauth/reset")
+        async def reset() -> dict[str, str]:
+            self.reset()
+            return {"status": "reset"}
+
+        @router.put("/_sandbox/oauth/config")
+        async def change_config(config: OAuthConfig) -> dict[str, Any]:
+            self.config = config
+            return config.model_dump()
+
+        @router.put("/_sandbox/oauth/apps/{app_id}")
+        async def change_app(app_id: str, change: AppChange) -> Response:
+            if not _NUMBER.match(app_id):
+                return JSONResponse({"detail": "app ids are digits"}, status_code=422)
+            self.apps[app_id] = SandboxApp(
+                app_id,
+                change.secret,
+                change.name,
+                tuple(change.redirect_uris) if change.redirect_uris is not None else None,
+                tuple(change.default_scopes),
+            )
+            return JSONResponse({"app_id": app_id})
+
+        @router.put("/_sandbox/oauth/users/{user_id}")
+        async def change_user(user_id: str, change: UserChange) -> Response:
+            if not _NUMBER.match(user_id):
+                return JSONResponse({"detail": "user ids are digits"}, status_code=422)
+            self.users[user_id] = SandboxUser(
+                user_id, change.name, dict(change.accounts), change.confirmed
+            )
+            return JSONResponse(vars(self.users[user_id]))
+
+        @router.post("/_sandbox/oauth/clock")
+        async def move_clock(change: ClockChange) -> dict[str, float]:
+            if change.now is not None:
+                self._offset = change.now - self._clock()
+            elif change.advance_seconds is not None:
+                self._offset += change.advance_seconds
+            return {"now": self.now()}
+
+        @router.get("/_sandbox/oauth/tokens")
+        async def list_tokens(reveal: Annotated[bool, Query()] = False) -> list[dict[str, Any]]:
+            return [self._describe(issued, reveal=reveal) for issued in self.tokens.values()]
+
+        @router.post("/_sandbox/oauth/tokens/revoke")
+        async def revoke(revocation: Revocation) -> dict[str, int]:
+            chosen = [
+                issued
+                for issued in self.tokens.values()
+                if issued.token == revocation.token
+                or (revocation.token_id is not None and issued.token_id == revocation.token_id)
+                or (
+                    revocation.user_id is not None
+                    and issued.user_id == revocation.user_id
+                    and revocation.app_id in (None, issued.app_id)
+                )
+            ]
+            for issued in chosen:
+                issued.revoked = revocation.reason
+            return {"revoked": len(chosen)}
+
+    def _dialog_routes(self, router: APIRouter) -> None:
+        @router.get("/{version}/dialog/oauth")
+        async def consent_page(request: Request, version: str) -> Response:
+            params = dict(request.query_params)
+            app, problem = self._dialog_app(version, params)
+            if app is None:
+                return _error_page(problem)
+            asked = self._asked_scopes(app, params)
+            return HTMLResponse(self._consent_html(version, app, params, asked))
+
+        @router.post("/{version}/dialog/oauth")
+        async def consent_answer(request: Request, version: str) -> Response:
+            pairs = parse_qsl((await request.body()).decode("utf-8", "replace"))
+            params = {key: value for key, value in pairs if key != "scope"}
+            app, problem = self._dialog_app(version, params)
+            if app is None:
+                return _error_page(problem)
+            answer: dict[str, str] = {}
+            if params.get("decision") != "approve":
+                answer = {
+                    "error_reason": "user_denied",
+                    "error": "access_denied",
+                    "error_description": DENIED_DESCRIPTION,
+                }
+            else:
+                user = self.users.get(params.get("user_id", ""))
+                if user is None:
+                    return _error_page("Choose who logs in: user_id names no sandbox user.")
+                # what the dialog asked travels in a hidden field; a ticked box adds nothing else
+                asked = tuple(filter(None, params.get("requested_scopes", "").split(",")))
+                ticked = {value for key, value in pairs if key == "scope"}
+                scopes = (*ALWAYS_GRANTED, *(scope for scope in asked if scope in ticked))
+                answer = {"code": self._issue_code(app, user, params["redirect_uri"], scopes)}
+            if "state" in params:
+                answer["state"] = params["state"]
+            return RedirectResponse(_with_query(params["redirect_uri"], answer), status_code=302)
+
+    def _graph_routes(self, router: APIRouter) -> None:
+        async def graph(
+            request: Request, version: str, handle: Callable[[dict[str, str]], Any]
+        ) -> Response:
+            params = dict(request.query_params)
+            if request.method == "POST":
+                params |= dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+            try:
+                if not _VERSION.match(version):
+                    raise _refusal(100, f"Unknown path components: /{version}")
+                return JSONResponse(handle(params))
+            except GraphRefusal as refusal:
+                return refusal.problem.response()
+
+        @router.get("/{version}/oauth/access_token")
+        async def access_token_get(request: Request, version: str) -> Response:
+            return await graph(request, version, self._access_token)
+
+        @router.post("/{version}/oauth/access_token")
+        async def access_token_post(request: Request, version: str) -> Response:
+            return await graph(request, version, self._access_token)
+
+        @router.get("/{version}/debug_token")
+        async def debug_token(request: Request, version: str) -> Response:
+            return await graph(request, version, self._debug_token)
+
+        @router.get("/{version}/me")
+        async def me(request: Request, version: str) -> Response:
+            def describe(params: dict[str, str]) -> dict[str, str]:
+                issued = self._user_token(request, params)
+                return {"id": issued.user_id, "name": self.users[issued.user_id].name}
+
+            return await graph(request, version, describe)
+
+        @router.get("/{version}/me/adaccounts")
+        async def ad_accounts(request: Request, version: str) -> Response:
+            return await graph(request, version, lambda params: self._ad_accounts(request, params))
+
+        @router.delete("/{version}/me/permissions")
+        async def remove_app(request: Request, version: str) -> Response:
+            def handle(params: dict[str, str]) -> dict[str, bool]:
+                issued = self._user_token(request, params)
+                for other in self._tokens_of(issued.app_id, issued.user_id):
+                    other.revoked = "app_removed"
+                return {"success": True}
+
+            return await graph(request, version, handle)
+
+        @router.delete("/{version}/me/permissions/{permission}")
+        async def remove_permission(request: Request, version: str, permission: str) -> Response:
+            def handle(params: dict[str, str]) -> dict[str, bool]:
+                issued = self._user_token(request, params)
+                for other in self._tokens_of(issued.app_id, issued.user_id):
+                    other.scopes = [scope for scope in other.scopes if scope != permission]
+                return {"success": True}
+
+            return await graph(request, version, handle)
+
+    # -- dialog ---------------------------------------------------------------------------
+
+    def _dialog_app(self, version: str, params: Mapping[str, str]) -> tuple[SandboxApp | None, str]:
+        """The app the dialog is for, or ``None`` and why the dialog cannot redirect."""
+        if not _VERSION.match(version):
+            return None, f"Unknown API version {version!r}."
+        app = self.apps.get(params.get("client_id", ""))
+        if app is None:
+            return None, "Invalid App ID: the client_id names no app of this sandbox."
+        redirect_uri = params.get("redirect_uri", "")
+        parts = urlsplit(redirect_uri)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+            return None, "URL Blocked: redirect_uri must be an absolute http(s) URL."
+        if app.redirect_uris is not None and redirect_uri not in app.redirect_uris:
+            return None, (
+                "URL Blocked: This redirect failed because the redirect URI is not whitelisted "
+                "in the app's Client OAuth Settings."
+            )
+        if params.get("response_type", "code") != "code":
+            return None, "Only response_type=code is emulated."
+        return app, ""
+
+    def _asked_scopes(self, app: SandboxApp, params: Mapping[str, str]) -> tuple[str, ...]:
+        raw = params.get("scope", "")
+        if not raw and params.get("config_id"):
+            return app.default_scopes
+        asked = [scope.strip() for scope in re.split(r"[,\s]+", raw) if scope.strip()]
+        return tuple(dict.fromkeys(scope for scope in asked if scope not in ALWAYS_GRANTED))
+
+    def _consent_html(
+        self, version: str, app: SandboxApp, params: Mapping[str, str], asked: tuple[str, ...]
+    ) -> str:
+        fields = {
+            name: params[name]
+            for name in ("client_id", "redirect_uri", "state", "response_type", "config_id")
+            if name in params
+        }
+        fields["requested_scopes"] = ",".join(asked)
+        hidden = "".join(
+            f'<input type="hidden" name="{name}" value="{html.escape(value)}">'
+            for name, value in fields.items()
+        )
+        people = "".join(
+            f'<label><input type="radio" name="user_id" value="{html.escape(user.user_id)}"'
+            f"{' checked' if index == 0 else ''}> {html.escape(user.name)} "
+            f"({html.escape(user.user_id)})</label><br>"
+            for index, user in enumerate(self.users.values())
+        )
+        permissions = "".join(
+            f'<label><input type="checkbox" id="scope-{html.escape(scope)}" name="scope" '
+            f'value="{html.escape(scope)}" checked> {html.escape(scope)}</label><br>'
+            for scope in asked
+        )
+        return (
+            "<!doctype html><html><head><title>Log in with Facebook (sandbox)</title></head>"
+            f"<body><h1>{html.escape(app.name)} is requesting access</h1>"
+            f'<form method="post" action="/{html.escape(version)}/dialog/oauth">{hidden}'
+            f"<fieldset><legend>Continue as</legend>{people}</fieldset>"
+            f"<fieldset><legend>Permissions</legend>{permissions}</fieldset>"
+            '<button type="submit" id="approve" name="decision" value="approve">Continue</button>'
+            '<button type="submit" id="deny" name="decision" value="deny">Cancel</button>'
+            "</form></body></html>"
+        )
+
+    def _issue_code(
+        self, app: SandboxApp, user: SandboxUser, redirect_uri: str, scopes: tuple[str, ...]
+    ) -> str:
+        _forget_oldest(self.codes, MAX_CODES)
+        code = "AQ" + secrets.token_urlsafe(48)
+        now = self.now()
+        self.codes[code] = IssuedCode(app.app_id, user.user_id, redirect_uri, scopes, now, now)
+        return code
+
+    # -- oauth/access_token and debug_token -----------------------------------------------
+
+    def _access_token(self, params: dict[str, str]) -> dict[str, Any]:
+        app = self.apps.get(params.get("client_id", ""))
+        if app is None:
+            raise _refusal(101, "Error validating application. Invalid application ID.")
+        if params.get("client_secret") != app.secret:
+            raise _refusal(1, "Error validating client secret.")
+        if params.get("grant_type") == "fb_exchange_token":
+            return self._exchange_token(app, params.get("fb_exchange_token", ""))
+        if "redirect_uri" not in params:
+            raise _refusal(100, "Missing redirect_uri parameter.")
+        if not params.get("code"):
+            raise _refusal(100, "Missing authorization code")
+        issued = self.codes.get(params["code"])
+        if issued is None or issued.app_id != app.app_id:
+            raise _refusal(100, "Invalid verification code format.")
+        if issued.redirect_uri != params["redirect_uri"]:
+            raise _refusal(
+                100,
+                "Error validating verification code. Please make sure your redirect_uri is "
+                "identical to the one you used in the OAuth dialog request",
+            )
+        if issued.used:
+            raise _refusal(100, "This authorization code has been used.")
+        if self.now() >= issued.issued_at + CODE_LIFETIME_SECONDS:
+            raise _refusal(100, "This authorization code has expired.")
+        issued.used = True
+        token = self._issue_token(
+            app.app_id,
+            issued.user_id,
+            list(issued.scopes),
+            "short_lived",
+            consented_at=issued.consented_at,
+        )
+        return _token_answer(token, self.now())
+
+    def _exchange_token(self, app: SandboxApp, token: str) -> dict[str, Any]:
+        if not token:
+            raise _refusal(100, "Missing fb_exchange_token parameter.")
+        issued = self.tokens.get(token)
+        if issued is None or issued.app_id != app.app_id:
+            raise _refusal(
+                190, "Invalid OAuth access token - Cannot parse access token", subcode=467
+            )
+        problem = self.token_problem(token)
+        if problem is not None:
+            raise GraphRefusal(problem)
+        longer = self._issue_token(
+            app.app_id,
+            issued.user_id,
+            list(issued.scopes),
+            "long_lived",
+            consented_at=issued.data_access_expires_at - DATA_ACCESS_SECONDS,
+        )
+        return _token_answer(longer, self.now())
+
+    def _issue_token(
+        self,
+        app_id: str,
+        user_id: str,
+        scopes: list[str],
+        kind: Literal["short_lived", "long_lived"],
+        *,
+        consented_at: float,
+    ) -> IssuedToken:
+        _forget_oldest(self.tokens, MAX_TOKENS)
+        now = self.now()
+        lifetime = SHORT_LIVED_SECONDS if kind == "short_lived" else LONG_LIVED_SECONDS
+        issued = IssuedToken(
+            token="EAA" + secrets.token_urlsafe(96),
+            app_id=app_id,
+            user_id=user_id,
+            kind=kind,
+            scopes=scopes,
+            issued_at=now,
+            expires_at=now + lifetime,
+            data_access_expires_at=consented_at + DATA_ACCESS_SECONDS,
+        )
+        self.tokens[issued.token] = issued
+        return issued
+
+    def _debug_token(self, params: dict[str, str]) -> dict[str, Any]:
+        app_id, _, secret = params.get("access_token", "").partition("|")
+        app = self.apps.get(app_id)
+        if app is None or secret != app.secret:
+            viewer = self.tokens.get(params.get("access_token", ""))
+            if viewer is None or self.token_problem(viewer.token) is not None:
+                raise _refusal(190, "Invalid OAuth access token signature.")
+        input_token = params.get("input_token", "")
+        if not input_token:
+            raise _refusal(100, "(#100) The parameter input_token is required")
+        issued = self.tokens.get(input_token)
+        if issued is None:
+            return {
+                "data": {
+                    "error": {
+                        "code": 190,
+                        "message": "Invalid OAuth access token - Cannot parse access token",
+                    },
+                    "is_valid": False,
+                    "scopes": [],
+                }
+            }
+        data: dict[str, Any] = {
+            "app_id": issued.app_id,
+            "type": "USER",
+            "application": self.apps[issued.app_id].name
+            if issued.app_id in self.apps
+            else "unknown",
+            "data_access_expires_at": int(issued.data_access_expires_at),
+            "expires_at": int(issued.expires_at),
+            "is_valid": True,
+            "scopes": list(issued.scopes),
+            "user_id": issued.user_id,
+        }
+        if issued.kind == "long_lived":
+            data["issued_at"] = int(issued.issued_at)  # documented for long-lived tokens only
+        problem = self.token_problem(input_token)
+        if problem is not None:
+            data["is_valid"] = False
+            data["error"] = {
+                "code": problem.code,
+                "message": problem.message,
+                "subcode": problem.subcode,
+            }
+        return {"data": data}
+
+    # -- /me ------------------------------------------------------------------------------
+
+    def _user_token(
+        self, request: Request, params: dict[str, str], *, any_of_scopes: Collection[str] = ()
+    ) -> IssuedToken:
+        token = params.get("access_token", "")
+        if not token:
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            token = value.strip() if scheme.lower() in {"bearer", "oauth"} else ""
+        if not token:
+            raise _refusal(
+                2500,
+                "An active access token must be used to query information about the current user.",
+            )
+        issued = self.tokens.get(token)
+        if issued is None:
+            raise _refusal(
+                190, "Invalid OAuth access token - Cannot parse access token", subcode=467
+            )
+        problem = self.token_problem(token, any_of_scopes=any_of_scopes)
+        if problem is not None:
+            raise GraphRefusal(problem)
+        return issued
+
+    def _ad_accounts(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
+        issued = self._user_token(request, params, any_of_scopes=AD_SCOPES)
+        asked = [name.strip() for name in params.get("fields", "").split(",") if name.strip()]
+        unknown = [name for name in asked if name not in AD_ACCOUNT_FIELDS]
+        if unknown:
+            raise _refusal(100, f"(#100) Tried accessing nonexisting field ({unknown[0]})")
+        raw_limit = params.get("limit", str(DEFAULT_PAGE_SIZE))
+        if not raw_limit.isdigit() or int(raw_limit) < 1:
+            raise _refusal(100, "(#100) limit must be a positive integer")
+        limit = min(int(raw_limit), MAX_PAGE_SIZE)
+        offset = _offset(params["after"]) if params.get("after") else 0
+        user = self.users[issued.user_id]
+        numbers = sorted(user.accounts, key=int)
+        chunk = numbers[offset : offset + limit]
+        rows = []
+        for number in chunk:
+            profile = self._profile(number)
+            available = {
+                "id": f"act_{number}",
+                "account_id": number,
+                "name": profile["name"],
+                "currency": profile["currency"],
+                "timezone_name": profile["timezone_name"],
+                "account_status": user.accounts[number],
+            }
+            rows.append({name: available[name] for name in dict.fromkeys(["id", *asked])})
+        body: dict[str, Any] = {"data": rows}
+        if chunk:
+            after = offset + len(chunk)
+            paging: dict[str, Any] = {
+                "cursors": {"before": _cursor(offset), "after": _cursor(after)}
+            }
+            if after < len(numbers):
+                paging["next"] = str(request.url.include_query_params(after=_cursor(after)))
+            if offset > 0:
+                paging["previous"] = str(
+                    request.url.include_query_params(after=_cursor(max(0, offset - limit)))
+                )
+            body["paging"] = paging
+        return body
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _tokens_of(self, app_id: str, user_id: str) -> list[IssuedToken]:
+        return [
+            issued
+            for issued in self.tokens.values()
+            if issued.app_id == app_id and issued.user_id == user_id
+        ]
+
+    def _describe(self, issued: IssuedToken, *, reveal: bool) -> dict[str, Any]:
+        problem = self.token_problem(issued.token)
+        status = "valid" if problem is None else "revoked" if issued.revoked else "refused"
+        if problem is not None and problem.subcode == 463:
+            status = "expired"
+        described: dict[str, Any] = {
+            "token_id": issued.token_id,
+            "app_id": issued.app_id,
+            "user_id": issued.user_id,
+            "kind": issued.kind,
+            "scopes": list(issued.scopes),
+            "issued_at": issued.issued_at,
+            "expires_at": issued.expires_at,
+            "status": status,
+        }
+        if reveal:
+            described["token"] = issued.token
+        return described
+
+
+def _token_answer(issued: IssuedToken, now: float) -> dict[str, Any]:
+    return {
+        "access_token": issued.token,
+        "token_type": "bearer",
+        "expires_in": round(issued.expires_at - now),
+    }
+
+
+def _with_query(url: str, extra: Mapping[str, str]) -> str:
+    parts = urlsplit(url)
+    query = f"{parts.query}&{urlencode(extra)}" if parts.query else urlencode(extra)
+    return urlunsplit(parts._replace(query=query))
+
+
+def _error_page(problem: str) -> HTMLResponse:
+    return HTMLResponse(
+        "<!doctype html><html><head><title>Error</title></head><body>"
+        f'<h1>Sorry, something went wrong.</h1><p id="error">{html.escape(problem)}</p>'
+        "</body></html>",
+        status_code=400,
+    )
+
+
+def _meta_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%A, %d-%b-%y %H:%M:%S UTC")
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise _refusal(100, "(#100) Invalid cursor") from exc
+    kind, _, value = text.partition(":")
+    if kind != "offset" or not value.isdigit():
+        raise _refusal(100, "(#100) Invalid cursor")
+    return int(value)
+
+
+def _forget_oldest(items: dict[str, Any], bound: int) -> None:
+    while len(items) >= bound:
+        del items[next(iter(items))]
