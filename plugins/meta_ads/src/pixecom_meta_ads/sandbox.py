@@ -440,57 +440,49 @@ def invalid_parameter(message: str) -> GraphError:
     return GraphError(400, 100, f"(#100) {message}")
 
 
+#: A fault kind's Graph answer: HTTP status, code, subcode, ``is_transient``, message.
+FAULT_ERRORS: Final[dict[str, tuple[int, int, int | None, bool | None, str]]] = {
+    "auth": (400, 190, 463, None, "Error validating access token: Session has expired."),
+    "permission": (
+        400,
+        200,
+        None,
+        None,
+        "(#200) Requires ads_read permission to manage the object",
+    ),
+    "transient": (
+        500,
+        2,
+        None,
+        True,
+        "An unexpected error has occurred. Please retry your request later.",
+    ),
+    "throttled": (400, 17, 2446079, True, "(#{code}) User request limit reached"),
+    "too_much_data": (400, 100, 1487534, None, TOO_MUCH_DATA_MESSAGE),
+    "too_much_data/code1": (500, 1, None, None, TOO_MUCH_DATA_MESSAGE),
+}
+
+
 def graph_error(fault: MetaFault, token: str, usage: Mapping[str, str], number: str) -> GraphError:
-    """The Graph error a queued fault stands for (any kind but the transport ones and
-    ``report_failed``)."""
-    if fault.kind == "auth":
-        message = fault.message or "Error validating access token: Session has expired."
-        if fault.echo_token:
-            message = f"Malformed access token {token}"
-        return GraphError(
-            fault.status or 400,
-            fault.code or 190,
-            message,
-            subcode=fault.subcode if fault.subcode is not None else 463,
-            headers=usage,
-        )
-    if fault.kind == "permission":
-        return GraphError(
-            fault.status or 400,
-            fault.code or 200,
-            fault.message or "(#200) Requires ads_read permission to manage the object",
-            subcode=fault.subcode,
-            headers=usage,
-        )
-    if fault.kind == "transient":
-        return GraphError(
-            fault.status or 500,
-            fault.code or 2,
-            fault.message or "An unexpected error has occurred. Please retry your request later.",
-            subcode=fault.subcode,
-            is_transient=True,
-            headers=usage,
-        )
+    """The Graph error a queued fault stands for (:data:`FAULT_ERRORS`, with the fault's own
+    status, code, subcode or message); a throttle's usage headers stand at 100 %, naming
+    its wait."""
+    code1 = fault.kind == "too_much_data" and fault.variant == "code1"
+    status, code, subcode, is_transient, message = FAULT_ERRORS[
+        "too_much_data/code1" if code1 else fault.kind
+    ]
+    code = fault.code or code
     if fault.kind == "throttled":
         wait = fault.retry_after_seconds if fault.retry_after_seconds is not None else 60
-        code = fault.code or 17
-        return GraphError(
-            fault.status or 400,
-            code,
-            fault.message or f"(#{code}) User request limit reached",
-            subcode=fault.subcode if fault.subcode is not None else 2446079,
-            is_transient=True,
-            headers=usage_headers(number, 100.0, regain_seconds=wait),
-        )
-    if fault.variant == "code1":
-        return GraphError(
-            fault.status or 500, 1, fault.message or TOO_MUCH_DATA_MESSAGE, headers=usage
-        )
+        usage = usage_headers(number, 100.0, regain_seconds=wait)
     return GraphError(
-        fault.status or 400,
-        100,
-        fault.message or TOO_MUCH_DATA_MESSAGE,
-        subcode=1487534,
+        fault.status or status,
+        code,
+        f"Malformed access token {token}"
+        if fault.echo_token
+        else fault.message or message.format(code=code),
+        subcode=fault.subcode if fault.subcode is not None else subcode,
+        is_transient=is_transient,
         headers=usage,
     )
 
