@@ -9,19 +9,7 @@ from pixecom_stripe.plugin import DEV_WEBHOOK_SECRET
 from pixecom_stripe.sandbox import signature_header
 
 from pixecom_core.providers import PaymentSession
-from pixecom_core.testing.conformance import (
-    Failure,
-    PaymentGatewayConformance,
-    SandboxUnderTest,
-)
-
-#: The sandbox's answer to the next API calls for each failure the kit asks for.
-FAILURES = {
-    Failure.THROTTLED: {"fail_next": 1, "failure_status": 429},
-    Failure.TRANSIENT: {"fail_next": 1, "failure_status": 503},
-    # only another key is accepted: the dev key is refused with 401
-    Failure.AUTH: {"api_keys": ["sk_test_some_other_account"]},
-}
+from pixecom_core.testing.conformance import PaymentGatewayConformance, SandboxUnderTest
 
 
 class TestStripeConformance(PaymentGatewayConformance):
@@ -48,7 +36,3 @@ class TestStripeConformance(PaymentGatewayConformance):
             body.decode("utf-8"), [DEV_WEBHOOK_SECRET], timestamp=int(signed_at.timestamp())
         )
         return {**headers, "stripe-signature": header}
-
-    async def inject_failure(self, sandbox: SandboxUnderTest, failure: Failure) -> None:
-        response = await sandbox.http.post("/_sandbox/config", json=FAILURES[failure])
-        assert response.status_code == 200, response.text

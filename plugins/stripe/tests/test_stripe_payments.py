@@ -140,7 +140,7 @@ async def test_a_live_key_is_refused_by_the_sandbox(
 async def test_server_errors_are_transient(
     gateway: StripeGateway, sandbox: RunningSandbox, make_request: MakeRequest, status: int
 ) -> None:
-    await sandbox.configure(fail_next=1, failure_status=status)
+    await sandbox.inject("transient", status=status)
 
     with pytest.raises(ProviderTransientError, match=f"{status} api_error"):
         await gateway.create_payment(make_request())
@@ -150,7 +150,7 @@ async def test_a_retry_after_an_injected_failure_succeeds_once(
     gateway: StripeGateway, sandbox: RunningSandbox, make_request: MakeRequest
 ) -> None:
     request = make_request()
-    await sandbox.configure(fail_next=1, failure_status=500)
+    await sandbox.inject("transient")
     with pytest.raises(ProviderTransientError):
         await gateway.create_payment(request)
 
@@ -164,7 +164,7 @@ async def test_a_retry_after_an_injected_failure_succeeds_once(
 async def test_rate_limiting_is_both_throttled_and_transient(
     gateway: StripeGateway, sandbox: RunningSandbox, make_request: MakeRequest
 ) -> None:
-    await sandbox.configure(fail_next=1, failure_status=429)
+    await sandbox.inject("throttled")
 
     with pytest.raises(StripeRateLimited, match="rate_limit") as raised:
         await gateway.create_payment(make_request())
@@ -201,7 +201,7 @@ async def test_latency_within_the_timeout_is_fine(
 async def test_every_call_failing_keeps_failing_transiently(
     gateway: StripeGateway, sandbox: RunningSandbox, make_request: MakeRequest
 ) -> None:
-    await sandbox.configure(failure_rate=1.0, failure_status=503)
+    await sandbox.inject("transient", status=503, times=100_000)
 
     for _ in range(3):
         with pytest.raises(ProviderTransientError):

@@ -11,9 +11,13 @@ from pixecom_stripe.settings import (
     StripeSandboxSettings,
     StripeSettings,
 )
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from pixecom_core.testing.secrets import check_secrets_read_from_files
+
+
+def revealed(secrets: list[SecretStr]) -> list[str]:
+    return [secret.get_secret_value() for secret in secrets]
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +93,7 @@ def test_sandbox_signs_with_the_gateway_secrets_when_given_none(
 
     config = SandboxConfig.from_environment()
 
-    assert config.webhook_secrets == ["whsec_shared"]
+    assert revealed(config.webhook_secrets) == ["whsec_shared"]
     assert config.webhook_url == "http://127.0.0.1:8000/hook"
     assert config.auto_deliver is True
 
@@ -101,18 +105,20 @@ def test_sandbox_secrets_of_its_own_win(monkeypatch: pytest.MonkeyPatch) -> None
 
     config = SandboxConfig.from_environment()
 
-    assert config.webhook_secrets == ["whsec_old", "whsec_new"]
-    assert config.api_keys == ["sk_test_only_this"]
+    assert revealed(config.webhook_secrets) == ["whsec_old", "whsec_new"]
+    assert revealed(config.api_keys) == ["sk_test_only_this"]
 
 
 def test_sandbox_without_any_secret_uses_its_own_default() -> None:
-    assert SandboxConfig.from_environment().webhook_secrets == [SANDBOX_DEFAULT_WEBHOOK_SECRET]
+    assert revealed(SandboxConfig.from_environment().webhook_secrets) == [
+        SANDBOX_DEFAULT_WEBHOOK_SECRET
+    ]
 
 
-def test_sandbox_refuses_an_impossible_failure_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PIXECOM_STRIPE_SANDBOX_FAILURE_RATE", "1.5")
+def test_sandbox_refuses_an_impossible_latency(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIXECOM_STRIPE_SANDBOX_LATENCY_SECONDS", "-1")
 
-    with pytest.raises(ValidationError, match="failure_rate"):
+    with pytest.raises(ValidationError, match="latency_seconds"):
         StripeSandboxSettings()
 
 

@@ -4,13 +4,17 @@ control endpoints to play the buyer and the bank, and signed webhook delivery.
 Stripe API (``Authorization: Bearer sk_test_…``, form-encoded bodies, JSON answers, errors in
 Stripe's ``{"error": {type, code, message, param}}`` envelope, ``Idempotency-Key`` honoured on
 every POST: same key and parameters replay the first answer with ``Idempotent-Replayed: true``,
-same key with other parameters is a 400 ``idempotency_error``):
+same key with other parameters is a 400 ``idempotency_error``). Each call has an operation
+name, for the request log and for faults aimed at it:
 
-- ``POST /v1/payment_intents``, ``GET /v1/payment_intents/{id}``,
-  ``POST /v1/payment_intents/{id}/capture``
-- ``GET /v1/charges/{id}``, ``GET /v1/disputes/{id}``, ``GET /v1/events/{id}``
-- ``POST /v1/refunds`` (full or partial), ``GET /v1/refunds`` (``charge``/``payment_intent``,
-  ``limit``, ``starting_after``), ``GET /v1/refunds/{id}``
+- ``POST /v1/payment_intents`` (``create_payment_intent``),
+  ``GET /v1/payment_intents/{id}`` (``retrieve_payment_intent``),
+  ``POST /v1/payment_intents/{id}/capture`` (``capture_payment_intent``)
+- ``GET /v1/charges/{id}`` (``retrieve_charge``), ``GET /v1/disputes/{id}``
+  (``retrieve_dispute``), ``GET /v1/events/{id}`` (``retrieve_event``)
+- ``POST /v1/refunds`` (``create_refund``; full or partial), ``GET /v1/refunds``
+  (``list_refunds``; ``charge``/``payment_intent``, ``limit``, ``starting_after``),
+  ``GET /v1/refunds/{id}`` (``retrieve_refund``)
 
 Control endpoints (JSON, no key), each producing the events a real account would send:
 
@@ -27,14 +31,27 @@ Control endpoints (JSON, no key), each producing the events a real account would
   ``refunds_start_pending`` was on: ``refund.updated`` + ``charge.refund.updated``
   (+ ``refund.failed``).
 - A refund (``POST /v1/refunds``) sends ``refund.created`` + ``charge.refunded``.
-- ``GET /_sandbox/events``: the event log; ``POST /_sandbox/deliver``: send pending events to
-  the webhook URL, signed like Stripe (one ``v1`` per configured secret, plus a ``v0`` decoy),
-  optionally duplicated, shuffled, or with an old timestamp. Each attempt's result is
+- ``GET /_sandbox/events/{id}``: one event exactly as its deliveries send it.
+
+The sandbox kit's control API (:mod:`pixecom_core.testing.sandbox_kit`) does the rest:
+
+- ``POST /_sandbox/faults`` (:class:`StripeFault`): ``throttled`` is Stripe's 429
+  ``rate_limit``, ``transient`` a 5xx ``api_error`` (500 unless ``status`` says 502, 503 …),
+  ``auth`` the 401 "Invalid API Key provided" Stripe answers a refused key; the kit's
+  transport faults (``server_error``, ``malformed``, ``hang``) too. A ``probability`` below
+  1 fails that share of matching calls (what ``failure_rate`` used to do).
+- ``GET /_sandbox/requests``: the API calls answered (operation, request id, idempotency
+  key, ``has_key``; never the key).
+- ``GET``/``POST /_sandbox/config`` (:class:`SandboxConfig`): latency, webhook URL and
+  secrets, accepted keys, automatic delivery and its retry schedule, refund and event
+  shapes; ``POST /_sandbox/reset`` forgets every object and event and cancels pending
+  retries.
+- ``GET /_sandbox/events`` (``?pending_only=true``) lists the events with their delivery
+  state; ``POST /_sandbox/deliver`` sends pending (or chosen) events to the webhook URL,
+  signed like Stripe (one ``v1`` per configured secret, plus a ``v0`` decoy), optionally
+  with ``duplicates`` (extra copies) and ``shuffle``; its ``signing`` options
+  (:class:`StripeSigning`) give an old timestamp or other secrets. Each attempt's result is
   reported to the caller; nothing sent this way is retried.
-- ``GET``/``POST /_sandbox/config``: latency, injected failures (``failure_rate``,
-  ``fail_next``), webhook URL and secrets, accepted keys, automatic delivery and its retry
-  schedule, refund and event shapes; ``POST /_sandbox/reset`` forgets every object and
-  event and cancels pending retries.
 
 Automatic delivery (``auto_deliver``) sends each event once as it happens and, like Stripe,
 sends it again when the endpoint does not answer 2xx. Stripe's documentation: in live mode
@@ -53,7 +70,6 @@ for ``POST /_sandbox/deliver``. Turning ``auto_deliver`` off or clearing ``webho
 stops scheduled retries; so do ``POST /_sandbox/reset`` and the app's shutdown (lifespan).
 """
 
-import asyncio
 import base64
 import copy
 import json
@@ -62,9 +78,9 @@ import re
 import secrets
 import string
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import parse_qsl
 
@@ -72,13 +88,19 @@ import httpx
 import stripe
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
 from starlette.responses import Response
 
 from pixecom_core.providers import DemoPayment
-from pixecom_stripe.client import shared_ssl_context
+from pixecom_core.testing.sandbox_kit import (
+    DeliveryRefused,
+    Fault,
+    OutboxEvent,
+    SandboxKit,
+    WebhookOutbox,
+)
 from pixecom_stripe.settings import (
     SANDBOX_DEFAULT_RETRY_DELAYS_SECONDS,
     SANDBOX_DEFAULT_WEBHOOK_SECRET,
@@ -93,7 +115,6 @@ SANDBOX_API_VERSION: Final = "2024-10-28.acacia"
 #: The version named in events when ``embed_charge_refunds`` imitates the older shape.
 LEGACY_API_VERSION: Final = "2022-08-01"
 MAX_LIST_LIMIT: Final = 100
-MAX_EVENTS_LISTED: Final = 1000
 #: How long an automatic delivery waits for the endpoint's answer (as ``POST
 #: /_sandbox/deliver`` does by default); no answer by then is a failed attempt.
 AUTO_DELIVERY_TIMEOUT_SECONDS: Final = 10.0
@@ -106,15 +127,15 @@ _CAPTURE_METHODS: Final = ("automatic", "automatic_async", "manual")
 _REFUND_REASONS: Final = ("duplicate", "fraudulent", "requested_by_customer")
 
 StripeObject = dict[str, Any]
+WebhookSecret = Annotated[SecretStr, Field(min_length=1)]
 
 
 # -- configuration ----------------------------------------------------------------------
 
 
-@dataclass
-class SandboxConfig:
+class SandboxConfig(BaseModel):
     """The sandbox's behaviour; every field can be changed at run time through
-    ``POST /_sandbox/config``.
+    ``POST /_sandbox/config`` (the secrets are shown only as counts).
 
     :param webhook_url: where events are delivered.
     :param webhook_secrets: endpoint secrets; each signs one ``v1=`` entry.
@@ -126,28 +147,26 @@ class SandboxConfig:
         turn, until one attempt is answered 2xx; empty: no retries. The default, 1, 2, 4, 8,
         16, 30, 60 seconds, is Stripe's exponential backoff compressed for a sandbox.
     :param latency_seconds: delay before every ``/v1`` answer.
-    :param failure_rate: share of ``/v1`` calls answered with ``failure_status``.
-    :param failure_status: status of injected failures.
-    :param fail_next: the next N ``/v1`` calls fail with ``failure_status``.
     :param refunds_start_pending: new refunds are ``pending`` until settled through
         ``/_sandbox/refunds/{id}/succeed`` (or ``…/fail``); otherwise they succeed at once.
     :param embed_charge_refunds: charges in events embed their ``refunds`` list, as API
         versions before 2022-11-15 did.
-    :param seed: makes ids, failures and shuffles reproducible.
+    :param seed: makes ids reproducible (changing it restarts the sequence).
     """
 
-    webhook_url: str | None = None
-    webhook_secrets: list[str] = field(default_factory=lambda: [SANDBOX_DEFAULT_WEBHOOK_SECRET])
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url: str | None = Field(default=None, max_length=2_048)
+    webhook_secrets: list[WebhookSecret] = Field(
+        default_factory=lambda: [SecretStr(SANDBOX_DEFAULT_WEBHOOK_SECRET)]
+    )
     include_v0_signature: bool = True
-    api_keys: list[str] = field(default_factory=list)
+    api_keys: list[SecretStr] = Field(default_factory=list)
     auto_deliver: bool = False
-    retry_delays_seconds: list[float] = field(
+    retry_delays_seconds: list[RetryDelay] = Field(
         default_factory=lambda: list(SANDBOX_DEFAULT_RETRY_DELAYS_SECONDS)
     )
-    latency_seconds: float = 0.0
-    failure_rate: float = 0.0
-    failure_status: int = 500
-    fail_next: int = 0
+    latency_seconds: float = Field(default=0.0, ge=0, le=120)
     refunds_start_pending: bool = False
     embed_charge_refunds: bool = False
     seed: int | None = None
@@ -156,41 +175,43 @@ class SandboxConfig:
     def from_environment(cls) -> "SandboxConfig":
         """Read ``PIXECOM_STRIPE_SANDBOX_*``, falling back to the gateway's webhook secrets."""
         settings = StripeSandboxSettings()
-        webhook_secrets = [s.get_secret_value() for s in settings.webhook_secrets] or [
-            s.get_secret_value() for s in StripeSettings().webhook_secrets
-        ]
         return cls(
             webhook_url=settings.webhook_url,
-            webhook_secrets=webhook_secrets or [SANDBOX_DEFAULT_WEBHOOK_SECRET],
-            api_keys=[key.get_secret_value() for key in settings.api_keys],
+            webhook_secrets=settings.webhook_secrets
+            or StripeSettings().webhook_secrets
+            or [SecretStr(SANDBOX_DEFAULT_WEBHOOK_SECRET)],
+            api_keys=settings.api_keys,
             auto_deliver=settings.auto_deliver,
-            retry_delays_seconds=list(settings.retry_delays_seconds),
+            retry_delays_seconds=settings.retry_delays_seconds,
             latency_seconds=settings.latency_seconds,
-            failure_rate=settings.failure_rate,
-            failure_status=settings.failure_status,
             seed=settings.seed,
         )
 
 
-_NULLABLE_CONFIG: Final = frozenset({"webhook_url", "seed"})
+#: Settings ``GET /_sandbox/config`` shows only as counts.
+SECRET_SETTINGS: Final = ("webhook_secrets", "api_keys")
 
 
-class ConfigUpdate(BaseModel):
-    """Fields of :class:`SandboxConfig` to change; omitted fields keep their value."""
+class StripeFault(Fault):
+    """A failure ``POST /_sandbox/faults`` queues for the next ``/v1`` calls (``operation``:
+    the names in the module docstring; ``scope`` is not used). ``status`` chooses the 5xx of
+    a ``transient`` fault; ``retry_after_seconds`` adds a ``Retry-After`` to a throttle."""
 
-    webhook_url: str | None = None
-    webhook_secrets: list[Annotated[str, Field(min_length=1)]] | None = None
-    include_v0_signature: bool | None = None
-    api_keys: list[str] | None = None
-    auto_deliver: bool | None = None
-    retry_delays_seconds: list[RetryDelay] | None = None
-    latency_seconds: float | None = Field(default=None, ge=0, le=120)
-    failure_rate: float | None = Field(default=None, ge=0, le=1)
-    failure_status: int | None = Field(default=None, ge=400, le=599)
-    fail_next: int | None = Field(default=None, ge=0)
-    refunds_start_pending: bool | None = None
-    embed_charge_refunds: bool | None = None
-    seed: int | None = None
+    kind: Literal["throttled", "transient", "auth", "server_error", "malformed", "hang"]
+
+
+class StripeSigning(BaseModel):
+    """The ``signing`` options of ``POST /_sandbox/deliver``.
+
+    :param timestamp_offset_seconds: shift the signature timestamp (negative: an old,
+        possibly replayed delivery).
+    :param secrets: sign with these secrets instead of the configured ones.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    timestamp_offset_seconds: int = 0
+    secrets: list[Annotated[str, Field(min_length=1)]] | None = None
 
 
 # -- signing ----------------------------------------------------------------------------
@@ -362,74 +383,49 @@ class _SavedResponse:
     body: StripeObject
 
 
-@dataclass
-class _Delivery:
-    event_id: str
-    event_type: str
-    status_code: int | None
-    error: str | None = None
-
-
 class SandboxAccount:
-    """The state behind one sandbox app: objects, events, idempotency records, config.
-
-    :ivar auto_delivery_timeout_seconds: how long each automatic delivery attempt waits for
-        the endpoint's answer before it counts as failed (and is retried).
-    """
+    """The state behind one sandbox app: objects and idempotency records, and the sandbox
+    kit (settings, faults, request log) whose webhook outbox holds the events."""
 
     def __init__(self, config: SandboxConfig) -> None:
-        self._initial_config = copy.deepcopy(config)
-        self._background: set[asyncio.Task[None]] = set()
-        self.auto_delivery_timeout_seconds = AUTO_DELIVERY_TIMEOUT_SECONDS
-        self._clear(config)
+        self._seed = config.seed
+        self._random = random.Random(config.seed)
+        self.outbox = WebhookOutbox(sign=self._sign, timeout_seconds=AUTO_DELIVERY_TIMEOUT_SECONDS)
+        self.kit: SandboxKit[SandboxConfig, StripeFault] = SandboxKit(
+            config=config,
+            fault_model=StripeFault,
+            secret_fields=SECRET_SETTINGS,
+            outbox=self.outbox,
+            on_reset=self._clear,
+            on_config=self._configured,
+            seed=config.seed,
+        )
+        self._clear()
 
-    def _clear(self, config: SandboxConfig) -> None:
-        self.config = config
-        self._random = random.Random(config.seed) if config.seed is not None else random.Random()
+    @property
+    def config(self) -> SandboxConfig:
+        """The current settings (``POST /_sandbox/config`` replaces them)."""
+        return self.kit.config
+
+    def _configured(self, config: SandboxConfig) -> None:
+        self.outbox.url = config.webhook_url
+        self.outbox.auto_deliver = config.auto_deliver
+        self.outbox.retry_delays = tuple(config.retry_delays_seconds)
+        if config.seed != self._seed:
+            self._seed = config.seed
+            self._random = random.Random(config.seed)
+
+    def _clear(self) -> None:
+        """Forget every object (the kit forgets events, faults and requests)."""
+        self._random = random.Random(self._seed)
         self.payment_intents: dict[str, StripeObject] = {}
         self.charges: dict[str, StripeObject] = {}
         self.refunds: dict[str, StripeObject] = {}
         self.disputes: dict[str, StripeObject] = {}
-        self.events: list[StripeObject] = []
-        self.delivered: set[str] = set()
         self.idempotency: dict[tuple[str, str], _SavedResponse] = {}
-
-    def reset(self) -> None:
-        """Forget every object and event, cancel pending automatic deliveries and their
-        retries; restore the configuration the app started with."""
-        self._cancel_background()
-        self._clear(copy.deepcopy(self._initial_config))
-
-    def _cancel_background(self) -> list[asyncio.Task[None]]:
-        tasks = list(self._background)
-        for task in tasks:
-            task.cancel()
-        return tasks
-
-    @property
-    def automatic_deliveries(self) -> int:
-        """How many events are being delivered automatically (an attempt in flight or a
-        retry scheduled)."""
-        return len(self._background)
-
-    async def stop_deliveries(self) -> None:
-        """Cancel every automatic delivery (attempts in flight and scheduled retries) and
-        return once all of them have ended."""
-        tasks = self._cancel_background()
-        if tasks:
-            await asyncio.wait(tasks)
-
-    def reseed(self, seed: int | None) -> None:
-        self._random = random.Random(seed) if seed is not None else random.Random()
 
     def new_id(self, prefix: str, length: int = 24) -> str:
         return prefix + "".join(self._random.choice(_ID_ALPHABET) for _ in range(length))
-
-    def should_fail(self) -> bool:
-        if self.config.fail_next > 0:
-            self.config.fail_next -= 1
-            return True
-        return self.config.failure_rate > 0 and self._random.random() < self.config.failure_rate
 
     # -- events -------------------------------------------------------------------------
 
@@ -466,19 +462,17 @@ class SandboxAccount:
             "request": {"id": request_id, "idempotency_key": idempotency_key},
             "type": event_type,
         }
-        self.events.append(event)
-        if self.config.auto_deliver and self.config.webhook_url:
-            self._in_background(
-                self._deliver_automatically(
-                    str(event["id"]), tuple(self.config.retry_delays_seconds)
-                )
-            )
+        # Stripe's deliveries are pretty-printed JSON; every delivery sends these bytes.
+        self.outbox.emit(event["id"], event_type, json.dumps(event, indent=2).encode("utf-8"))
         return event
 
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def event(self, event_id: str) -> StripeObject:
+        """The event as its deliveries send it."""
+        emitted = self.outbox.event(event_id)
+        if emitted is None:
+            raise _no_such("event", event_id)
+        event: StripeObject = json.loads(emitted.body)
+        return event
 
     def _event_view(self, obj: StripeObject) -> StripeObject:
         snapshot = copy.deepcopy(obj)
@@ -498,84 +492,27 @@ class SandboxAccount:
             }
         return snapshot
 
-    async def _deliver_automatically(self, event_id: str, retry_delays: Sequence[float]) -> None:
-        """Send one event as Stripe does on its own: now and, until an attempt is answered
-        2xx, again after each of ``retry_delays``; then it stays pending.
-
-        Stops early once the event was delivered (also by ``POST /_sandbox/deliver``), when
-        ``auto_deliver`` is turned off or ``webhook_url`` cleared, or when cancelled (reset,
-        shutdown)."""
-        for delay in (None, *retry_delays):
-            if delay is not None:
-                await asyncio.sleep(delay)
-            if event_id in self.delivered or not (
-                self.config.auto_deliver and self.config.webhook_url
-            ):
-                return
-            try:
-                await self.deliver(
-                    DeliverRequest(
-                        event_ids=[event_id], timeout_seconds=self.auto_delivery_timeout_seconds
-                    )
-                )
-            except StripeApiError:  # the event is gone: nothing left to deliver
-                return
-
-    async def deliver(self, request: "DeliverRequest") -> list[_Delivery]:
-        """Send events to the webhook URL over HTTP, signed like Stripe."""
-        url = request.url or self.config.webhook_url
-        if not url:
-            raise StripeApiError(
-                400, "no webhook URL: set webhook_url in /_sandbox/config or pass url"
-            )
-        if request.event_ids is not None:
-            wanted = set(request.event_ids)
-            chosen = [event for event in self.events if event["id"] in wanted]
-            missing = wanted - {event["id"] for event in chosen}
-            if missing:
-                raise StripeApiError(404, f"No such event: {sorted(missing)[0]!r}")
-        else:
-            chosen = [
-                event
-                for event in self.events
-                if request.include_delivered or event["id"] not in self.delivered
-            ]
-        queue = [event for event in chosen for _ in range(request.duplicates)]
-        if request.shuffle:
-            shuffler = random.Random(request.seed) if request.seed is not None else self._random
-            shuffler.shuffle(queue)
-        signing_secrets = request.secrets or self.config.webhook_secrets
-        results: list[_Delivery] = []
-        async with httpx.AsyncClient(
-            timeout=request.timeout_seconds, verify=shared_ssl_context()
-        ) as http:
-            for event in queue:
-                payload = json.dumps(event, indent=2)
-                header = signature_header(
-                    payload,
-                    signing_secrets,
-                    timestamp=int(time.time()) + request.timestamp_offset_seconds,
-                    include_v0=self.config.include_v0_signature,
-                )
-                try:
-                    response = await http.post(
-                        url,
-                        content=payload.encode("utf-8"),
-                        headers={
-                            "Content-Type": "application/json; charset=utf-8",
-                            "Stripe-Signature": header,
-                            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                        },
-                    )
-                except httpx.HTTPError as exc:
-                    results.append(_Delivery(str(event["id"]), str(event["type"]), None, repr(exc)))
-                    continue
-                if response.is_success:
-                    self.delivered.add(str(event["id"]))
-                results.append(
-                    _Delivery(str(event["id"]), str(event["type"]), response.status_code)
-                )
-        return results
+    def _sign(self, event: OutboxEvent, options: Mapping[str, Any]) -> dict[str, str]:
+        """The headers of one delivery attempt, signed now (or as ``options`` say)."""
+        try:
+            signing = StripeSigning.model_validate(options)
+        except ValidationError as exc:
+            # the kit hands options over only when sending: refuse before the first send
+            raise DeliveryRefused(422, f"invalid signing options: {exc}") from None
+        signing_secrets = signing.secrets or [
+            secret.get_secret_value() for secret in self.config.webhook_secrets
+        ]
+        header = signature_header(
+            event.body.decode("utf-8"),
+            signing_secrets,
+            timestamp=int(time.time()) + signing.timestamp_offset_seconds,
+            include_v0=self.config.include_v0_signature,
+        )
+        return {
+            "Content-Type": "application/json; charset=utf-8",
+            "Stripe-Signature": header,
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        }
 
     # -- API operations -----------------------------------------------------------------
 
@@ -963,31 +900,6 @@ class SandboxAccount:
 # -- HTTP -------------------------------------------------------------------------------
 
 
-class DeliverRequest(BaseModel):
-    """What ``POST /_sandbox/deliver`` sends.
-
-    :param url: overrides the configured webhook URL.
-    :param event_ids: exactly these events (delivered or not); default: every pending one.
-    :param include_delivered: with no ``event_ids``, resend delivered events too.
-    :param duplicates: send each event this many times (Stripe delivers at least once).
-    :param shuffle: send in random order (Stripe does not guarantee order).
-    :param seed: makes the shuffle reproducible.
-    :param timestamp_offset_seconds: shift the signature timestamp (negative: an old,
-        possibly replayed delivery).
-    :param secrets: sign with these secrets instead of the configured ones.
-    """
-
-    url: str | None = None
-    event_ids: list[str] | None = None
-    include_delivered: bool = False
-    duplicates: int = Field(default=1, ge=1, le=10)
-    shuffle: bool = False
-    seed: int | None = None
-    timestamp_offset_seconds: int = 0
-    secrets: list[Annotated[str, Field(min_length=1)]] | None = None
-    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-
-
 class FailRequest(BaseModel):
     """A decline, as ``last_payment_error`` reports it."""
 
@@ -1008,6 +920,14 @@ class DisputeRequest(BaseModel):
     inquiry: bool = False
 
 
+class _Answered(Exception):
+    """Ends an API call early with ``response`` (an injected transport fault)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("answered by an injected fault")
+        self.response = response
+
+
 def _request_ids(request: Request) -> tuple[str | None, str | None]:
     return request.state.request_id, request.headers.get("idempotency-key")
 
@@ -1019,6 +939,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         :class:`~pixecom_stripe.settings.StripeSandboxSettings`).
     """
     account = SandboxAccount(config if config is not None else SandboxConfig.from_environment())
+    kit = account.kit
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -1028,7 +949,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await account.stop_deliveries()
+            await kit.shutdown()
 
     app = FastAPI(
         title="Stripe sandbox (PixEcom)",
@@ -1039,10 +960,15 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.account = account
+    app.include_router(kit.router())
 
     @app.exception_handler(StripeApiError)
     async def _stripe_error(_request: Request, exc: StripeApiError) -> JSONResponse:
         return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(_Answered)
+    async def _answered(_request: Request, exc: _Answered) -> Response:
+        return exc.response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -1059,24 +985,38 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         )
 
     @app.middleware("http")
-    async def _conditions(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    async def _stripe_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
         if not request.url.path.startswith("/v1/"):
             return await call_next(request)
         request.state.request_id = account.new_id("req_", 14)
-        if account.config.latency_seconds:
-            await asyncio.sleep(account.config.latency_seconds)
-        if account.should_fail():
-            response: Response = _injected_failure(account.config.failure_status)
-        else:
-            response = await call_next(request)
+        response = await call_next(request)
         response.headers["Request-Id"] = request.state.request_id
         response.headers["Stripe-Version"] = SANDBOX_API_VERSION
         return response
 
-    async def authenticate(request: Request) -> str:
-        return _authenticate(account.config, request.headers.get("authorization"))
+    async def api_call(request: Request) -> str:
+        """Every ``/v1`` call: logged, slowed down by ``latency_seconds``, answered by a
+        queued fault if one is aimed at it, then authenticated; returns the caller's key."""
+        operation = request.scope["route"].name
+        authorization = request.headers.get("authorization")
+        kit.requests.record(
+            request,
+            operation=operation,
+            request_id=request.state.request_id,
+            idempotency_key=request.headers.get("idempotency-key"),
+            has_key=bool(authorization),
+        )
+        await request.body()  # a client's disconnect is only seen once its body is read
+        await kit.pause(request)
+        fault = kit.faults.take(operation)
+        if fault is not None:
+            transport = await kit.answer_transport_fault(fault, request)
+            if transport is not None:
+                raise _Answered(transport)
+            raise _fault_error(fault, _presented_key(authorization))
+        return _authenticate(account.config, authorization)
 
-    api_key = Annotated[str, Depends(authenticate)]
+    api_key = Annotated[str, Depends(api_call)]
 
     async def idempotent(
         request: Request, key: str, operation: Callable[[StripeObject], StripeObject]
@@ -1173,33 +1113,13 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.get("/v1/events/{event_id}")
     async def retrieve_event(event_id: str, _key: api_key) -> StripeObject:
-        for event in account.events:
-            if event["id"] == event_id:
-                return event
-        raise _no_such("event", event_id)
+        return account.event(event_id)
 
     # -- control ----------------------------------------------------------------------------
 
-    @app.get("/_sandbox/config")
-    async def read_config() -> StripeObject:
-        return _public_config(account.config)
-
-    @app.post("/_sandbox/config")
-    async def update_config(update: ConfigUpdate) -> StripeObject:
-        for name, value in update.model_dump(exclude_unset=True).items():
-            if value is None and name not in _NULLABLE_CONFIG:
-                continue
-            setattr(account.config, name, value)
-        if "seed" in update.model_fields_set:
-            account.reseed(update.seed)
-        return _public_config(account.config)
-
-    @app.post("/_sandbox/reset")
-    async def reset() -> StripeObject:
-        # no delivery of the old account may still be on its way once this answers
-        await account.stop_deliveries()
-        account.reset()
-        return {"reset": True}
+    @app.get("/_sandbox/events/{event_id}")
+    async def sent_event(event_id: str) -> StripeObject:
+        return account.event(event_id)
 
     @app.post("/_sandbox/payment_intents/{intent_id}/succeed")
     async def succeed(intent_id: str) -> StripeObject:
@@ -1227,30 +1147,6 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
     async def settle_refund(refund_id: str, outcome: Literal["succeed", "fail"]) -> StripeObject:
         return account.settle_refund(refund_id, succeeded=outcome == "succeed")
 
-    @app.get("/_sandbox/events")
-    async def list_events(pending_only: bool = False) -> StripeObject:
-        events = [
-            {**event, "delivered": event["id"] in account.delivered}
-            for event in account.events
-            if not (pending_only and event["id"] in account.delivered)
-        ]
-        return {"object": "list", "data": events[-MAX_EVENTS_LISTED:]}
-
-    @app.post("/_sandbox/deliver")
-    async def deliver(request: DeliverRequest | None = None) -> StripeObject:
-        deliveries = await account.deliver(request or DeliverRequest())
-        return {
-            "deliveries": [
-                {
-                    "event_id": delivery.event_id,
-                    "type": delivery.event_type,
-                    "status_code": delivery.status_code,
-                    "error": delivery.error,
-                }
-                for delivery in deliveries
-            ]
-        }
-
     return app
 
 
@@ -1263,18 +1159,25 @@ async def _form_pairs(request: Request) -> list[tuple[str, str]]:
     return parse_qsl(text, keep_blank_values=True)
 
 
+def _presented_key(authorization: str | None) -> str:
+    """The API key in an ``Authorization`` header (Bearer, or Basic as ``curl -u`` sends
+    it); empty when there is none."""
+    if not authorization:
+        return ""
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(credentials).decode("utf-8").partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return ""
+
+
 def _authenticate(config: SandboxConfig, authorization: str | None) -> str:
     """The API key of the request, or a 401 in Stripe's words."""
-    key = ""
-    if authorization:
-        scheme, _, credentials = authorization.partition(" ")
-        if scheme.lower() == "bearer":
-            key = credentials.strip()
-        elif scheme.lower() == "basic":
-            try:
-                key = base64.b64decode(credentials).decode("utf-8").partition(":")[0]
-            except (ValueError, UnicodeDecodeError):
-                key = ""
+    key = _presented_key(authorization)
     if not key:
         raise StripeApiError(
             401,
@@ -1283,7 +1186,7 @@ def _authenticate(config: SandboxConfig, authorization: str | None) -> str:
             "YOUR_SECRET_KEY').",
         )
     accepted = (
-        key in config.api_keys
+        key in {accepted.get_secret_value() for accepted in config.api_keys}
         if config.api_keys
         else key.startswith(("sk_test_", "rk_test_")) and len(key) > len("sk_test_")
     )
@@ -1297,38 +1200,30 @@ def _masked(key: str) -> str:
     return f"{prefix}{'*' * 4}{key[-4:]}"
 
 
-def _injected_failure(status: int) -> JSONResponse:
-    if status == 429:
-        error: StripeObject = {
-            "type": "invalid_request_error",
-            "code": "rate_limit",
-            "message": "Too many requests hit the API too quickly. We recommend an "
-            "exponential backoff of your requests.",
-        }
-    elif status >= 500:
-        error = {"type": "api_error", "message": "An unknown error occurred (injected)."}
-    else:
-        error = {"type": "invalid_request_error", "message": f"Injected failure ({status})."}
-    return JSONResponse({"error": error}, status_code=status)
-
-
-def _public_config(config: SandboxConfig) -> StripeObject:
-    """The configuration without secrets (only how many there are)."""
-    return {
-        "webhook_url": config.webhook_url,
-        "webhook_secret_count": len(config.webhook_secrets),
-        "include_v0_signature": config.include_v0_signature,
-        "api_key_count": len(config.api_keys),
-        "auto_deliver": config.auto_deliver,
-        "retry_delays_seconds": list(config.retry_delays_seconds),
-        "latency_seconds": config.latency_seconds,
-        "failure_rate": config.failure_rate,
-        "failure_status": config.failure_status,
-        "fail_next": config.fail_next,
-        "refunds_start_pending": config.refunds_start_pending,
-        "embed_charge_refunds": config.embed_charge_refunds,
-        "seed": config.seed,
-    }
+def _fault_error(fault: StripeFault, key: str) -> StripeApiError:
+    """A queued fault in Stripe's error envelope (https://docs.stripe.com/api/errors: a
+    refused key and a rate limit are ``invalid_request_error``s, Stripe's own trouble an
+    ``api_error``; https://docs.stripe.com/rate-limits: 429 with code ``rate_limit``)."""
+    if fault.kind == "throttled":
+        headers = {}
+        if fault.retry_after_seconds is not None:
+            headers["Retry-After"] = f"{fault.retry_after_seconds:g}"
+        return StripeApiError(
+            429,
+            fault.message
+            or "Too many requests hit the API too quickly. We recommend an exponential "
+            "backoff of your requests.",
+            code="rate_limit",
+            headers=headers,
+        )
+    if fault.kind == "auth":
+        shown = key if fault.echo_token else _masked(key)
+        return StripeApiError(401, fault.message or f"Invalid API Key provided: {shown}")
+    return StripeApiError(
+        fault.status if fault.status is not None and fault.status >= 500 else 500,
+        fault.message or "An unknown error occurred (injected).",
+        error_type="api_error",
+    )
 
 
 # -- demo payments (pixecom dev) ----------------------------------------------------------
@@ -1416,10 +1311,11 @@ class SandboxDemoPayments:
     async def deliver_webhooks(
         self, event_ids: Sequence[str], *, copies: int, shuffle: bool
     ) -> list[int | None]:
-        """``POST /_sandbox/deliver`` with these events, ``duplicates`` and ``shuffle``."""
+        """``POST /_sandbox/deliver`` with these events, ``shuffle``, and ``copies - 1``
+        ``duplicates`` (the kit counts the extra copies)."""
         answer = await self._client.post(
             "/_sandbox/deliver",
-            json={"event_ids": list(event_ids), "duplicates": copies, "shuffle": shuffle},
+            json={"event_ids": list(event_ids), "duplicates": copies - 1, "shuffle": shuffle},
         )
         answer.raise_for_status()
         return [delivery["status_code"] for delivery in answer.json()["deliveries"]]

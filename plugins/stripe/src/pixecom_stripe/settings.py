@@ -98,10 +98,10 @@ class StripeSandboxSettings(BaseSettings):
         answered at all), send it again after each of these delays in turn, until one is
         answered 2xx; empty: no retries. Default: 1, 2, 4, 8, 16, 30, 60, Stripe's
         exponential backoff compressed for a sandbox. JSON list or comma-separated.
-    :param latency_seconds: added before every API answer.
-    :param failure_rate: share of API calls (0–1) answered with ``failure_status``.
-    :param failure_status: the status of injected failures (500, 503, 429 …).
-    :param seed: makes ids, injected failures and shuffled deliveries reproducible.
+    :param latency_seconds: added before every API answer (at most 120).
+    :param seed: makes ids and injected failures with a ``probability`` reproducible.
+
+    Failures are queued while it runs, through ``POST /_sandbox/faults``.
     """
 
     model_config = SettingsConfigDict(env_prefix=SANDBOX_ENV_PREFIX, env_file=None, extra="ignore")
@@ -113,9 +113,7 @@ class StripeSandboxSettings(BaseSettings):
     retry_delays_seconds: Annotated[list[RetryDelay], NoDecode] = Field(
         default_factory=lambda: list(SANDBOX_DEFAULT_RETRY_DELAYS_SECONDS)
     )
-    latency_seconds: float = Field(default=0.0, ge=0)
-    failure_rate: float = Field(default=0.0, ge=0, le=1)
-    failure_status: int = Field(default=500, ge=400, le=599)
+    latency_seconds: float = Field(default=0.0, ge=0, le=120)
     seed: int | None = None
 
     @field_validator("webhook_secrets", "api_keys", "retry_delays_seconds", mode="before")

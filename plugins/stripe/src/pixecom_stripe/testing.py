@@ -34,6 +34,11 @@ class RunningSandbox:
         response = await self.control.post("/_sandbox/config", json=changes)
         response.raise_for_status()
 
+    async def inject(self, kind: str, **fault: Any) -> None:
+        """Queue a fault (``POST /_sandbox/faults``): the next ``times`` API calls fail."""
+        response = await self.control.post("/_sandbox/faults", json={"kind": kind, **fault})
+        response.raise_for_status()
+
     async def act(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """Call a control endpoint (``payment_intents/pi_…/succeed`` …); return its object."""
         response = await self.control.post(f"/_sandbox/{path}", json=body)
@@ -53,14 +58,16 @@ class RunningSandbox:
         return result
 
     async def events(self, *types: str) -> list[dict[str, Any]]:
-        """Events the sandbox recorded, oldest first, optionally only of ``types``."""
+        """Events the sandbox recorded, oldest first, optionally only of ``types``, as their
+        deliveries send them."""
         response = await self.control.get("/_sandbox/events")
         response.raise_for_status()
         events = []
-        for event in response.json()["data"]:
-            event.pop("delivered")
-            if not types or event["type"] in types:
-                events.append(event)
+        for listed in response.json()["data"]:
+            if not types or listed["type"] in types:
+                sent = await self.control.get(f"/_sandbox/events/{listed['id']}")
+                sent.raise_for_status()
+                events.append(sent.json())
         return events
 
 
