@@ -60,7 +60,7 @@ class SandboxControl:
         """Call the sandbox's PayPal API as a merchant would (with a bearer token)."""
         token = self.http.post(
             "/v1/oauth2/token",
-            auth=(self.settings.client_id, self.settings.client_secret),
+            auth=(self.settings.client_id, self.settings.client_secret.get_secret_value()),
             data={"grant_type": "client_credentials"},
         ).json()["access_token"]
         response = self.http.request(
@@ -103,7 +103,8 @@ class SandboxControl:
         return self.call("POST", f"/disputes/{dispute_id}/resolve", json={"outcome": outcome})
 
     def events(self) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = self.call("GET", "/webhooks/events")
+        """The kit's event list: ``id``, ``type``, ``delivered``, ``attempts``."""
+        events: list[dict[str, Any]] = self.call("GET", "/events")["data"]
         return events
 
     def transmission(self, event_id: str) -> tuple[bytes, dict[str, str]]:
@@ -112,19 +113,19 @@ class SandboxControl:
         return signed["body"].encode(), dict(signed["headers"])
 
     def last_transmission(self, event_type: str) -> tuple[bytes, dict[str, str]]:
-        [event_id] = [e["event_id"] for e in self.events() if e["event_type"] == event_type][-1:]
+        [event_id] = [e["id"] for e in self.events() if e["type"] == event_type][-1:]
         return self.transmission(event_id)
 
     def deliver(self, **options: Any) -> list[dict[str, Any]]:
-        deliveries: list[dict[str, Any]] = self.call("POST", "/webhooks/deliver", json=options)[
-            "deliveries"
-        ]
+        deliveries: list[dict[str, Any]] = self.call("POST", "/deliver", json=options)["deliveries"]
         return deliveries
 
-    def faults(self, *errors: dict[str, Any], latency_seconds: float = 0.0) -> None:
-        self.call(
-            "POST", "/faults", json={"latency_seconds": latency_seconds, "errors": list(errors)}
-        )
+    def fault(self, kind: str, operation: str | None = None, **details: Any) -> None:
+        """Queue one of the kit's faults (``PayPalFault``) for ``operation``."""
+        self.call("POST", "/faults", json={"kind": kind, "operation": operation, **details})
+
+    def configure(self, **settings: Any) -> None:
+        self.call("POST", "/config", json=settings)
 
     def revoke_tokens(self) -> None:
         self.call("POST", "/tokens/revoke")
@@ -132,9 +133,14 @@ class SandboxControl:
     def advance_clock(self, seconds: float) -> None:
         self.call("POST", "/clock", json={"advance_seconds": seconds})
 
-    def stats(self) -> dict[str, int]:
-        stats: dict[str, int] = self.call("GET", "/stats")
-        return stats
+    def calls(self, operation: str | None = None, **fields: Any) -> int:
+        """How many logged calls (the kit's request log) match ``operation`` and ``fields``
+        (e.g. ``path=…``, ``refused="invalid_token"``)."""
+        wanted = {**fields, **({"operation": operation} if operation is not None else {})}
+        return sum(
+            all(entry.get(name) == value for name, value in wanted.items())
+            for entry in self.call("GET", "/requests")
+        )
 
 
 @dataclass

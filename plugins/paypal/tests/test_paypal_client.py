@@ -32,8 +32,8 @@ async def test_token_is_fetched_once_and_reused(
     for _ in range(3):
         await gateway.client.list_disputes(disputed_transaction_id="NOTHING")
 
-    assert sandbox.stats()["token_requests"] == 1
-    assert sandbox.stats()["GET /v1/customer/disputes"] == 3
+    assert sandbox.calls("token") == 1
+    assert sandbox.calls("list_disputes") == 3
 
 
 async def test_concurrent_first_calls_share_one_token(
@@ -45,7 +45,7 @@ async def test_concurrent_first_calls_share_one_token(
         *(gateway.client.list_disputes(disputed_transaction_id="X") for _ in range(5))
     )
 
-    assert sandbox.stats()["token_requests"] == 1
+    assert sandbox.calls("token") == 1
 
 
 async def test_token_is_renewed_shortly_before_it_expires(
@@ -57,11 +57,11 @@ async def test_token_is_renewed_shortly_before_it_expires(
 
     clock.now += 32400 - 120  # two minutes before PayPal's expiry: still cached
     await gateway.client.access_token()
-    assert sandbox.stats()["token_requests"] == 1
+    assert sandbox.calls("token") == 1
 
     clock.now += 90  # inside the last minute: renewed before PayPal would refuse it
     await gateway.client.access_token()
-    assert sandbox.stats()["token_requests"] == 2
+    assert sandbox.calls("token") == 2
 
 
 async def test_a_401_refreshes_the_token_once_and_the_call_succeeds(
@@ -72,7 +72,7 @@ async def test_a_401_refreshes_the_token_once_and_the_call_succeeds(
 
     await gateway.client.list_disputes(disputed_transaction_id="X")
 
-    assert sandbox.stats()["token_requests"] == 2
+    assert sandbox.calls("token") == 2
     assert await gateway.client.access_token() != first
 
 
@@ -84,20 +84,20 @@ async def test_a_token_expired_on_paypals_clock_is_replaced(
 
     await gateway.client.list_disputes(disputed_transaction_id="X")
 
-    assert sandbox.stats()["token_requests"] == 2
-    assert sandbox.stats()["refused_tokens"] == 1
+    assert sandbox.calls("token") == 2
+    assert sandbox.calls(refused="invalid_token") == 1
 
 
 async def test_a_second_401_is_an_auth_error_not_a_loop(
     gateway: PayPalGateway, sandbox: SandboxControl
 ) -> None:
-    sandbox.faults({"path": "/v1/customer/disputes", "status": 401, "times": 5})
+    sandbox.fault("auth", "list_disputes", times=5)
 
     with pytest.raises(ProviderAuthError, match="refused a fresh access token"):
         await gateway.client.list_disputes(disputed_transaction_id="X")
 
-    assert sandbox.stats()["token_requests"] == 2
-    assert sandbox.stats()["GET /v1/customer/disputes"] == 2
+    assert sandbox.calls("token") == 2
+    assert sandbox.calls("list_disputes") == 2
 
 
 async def test_wrong_client_secret_is_an_auth_error(
@@ -117,14 +117,14 @@ async def test_missing_credentials_fail_before_any_request(
     with pytest.raises(ProviderAuthError, match="PIXECOM_PAYPAL_CLIENT_ID and PIXECOM_PAYPAL_"):
         await gateway.client.access_token()
 
-    assert sandbox.stats().get("token_requests", 0) == 0
+    assert sandbox.calls("token") == 0
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 async def test_server_errors_are_transient(
     gateway: PayPalGateway, sandbox: SandboxControl, status: int
 ) -> None:
-    sandbox.faults({"path": "/v2/checkout/orders", "status": status})
+    sandbox.fault("transient", "get_order", status=status)
 
     with pytest.raises(ProviderTransientError, match=f"with {status}"):
         await gateway.client.get_order("ANY")
@@ -133,7 +133,7 @@ async def test_server_errors_are_transient(
 async def test_rate_limit_is_transient_and_carries_the_pause(
     gateway: PayPalGateway, sandbox: SandboxControl
 ) -> None:
-    sandbox.faults({"path": "/v2/checkout/orders", "status": 429, "retry_after": "7"})
+    sandbox.fault("throttled", "get_order", retry_after_seconds=7)
 
     with pytest.raises(PayPalRateLimited) as raised:
         await gateway.client.get_order("ANY")
@@ -149,7 +149,7 @@ async def test_a_slow_paypal_is_a_transient_timeout(
 ) -> None:
     gateway = make_gateway(timeout_seconds=0.2)
     await gateway.client.access_token()
-    sandbox.faults(latency_seconds=1.0)
+    sandbox.configure(latency_seconds=1.0)
 
     with pytest.raises(ProviderTransientError, match="did not answer GET"):
         await gateway.client.get_order("ANY")
@@ -212,7 +212,7 @@ async def test_invalid_request_is_a_provider_error_with_the_issue(
 async def test_forbidden_is_a_provider_error(
     gateway: PayPalGateway, sandbox: SandboxControl
 ) -> None:
-    sandbox.faults({"path": "/v2/payments/captures", "status": 403})
+    sandbox.fault("not_authorized", "get_capture")
 
     with pytest.raises(PayPalAPIError, match="NOT_AUTHORIZED") as raised:
         await gateway.client.get_capture("ANY")

@@ -183,7 +183,7 @@ async def test_a_refund_of_a_capture_this_process_never_saw_asks_paypal_once(
     refunds = events_of(await deliver(other_worker, sandbox, receiver))
 
     assert {event.gateway_reference for event in refunds} == {order}
-    assert sandbox.stats()[f"GET /v2/payments/captures/{capture_id}"] == 1
+    assert sandbox.calls("get_capture", path=f"/v2/payments/captures/{capture_id}") == 1
 
 
 @pytest.mark.parametrize(
@@ -304,10 +304,12 @@ async def test_shuffled_duplicated_deliveries_give_the_same_facts(
     sandbox.refund(first_capture, "2.00")
     sandbox.reverse(second_capture, "50.00")
     in_order = facts(events_of(await deliver(gateway, sandbox, receiver)))
-    for event in sandbox.state.events[-3:]:
-        event.delivered = False  # PayPal resends the three, jumbled, twice each
+    resent = [event["id"] for event in sandbox.events()[-3:]]
 
-    jumbled = await deliver(gateway, sandbox, receiver, duplicates=1, shuffle=True, seed=11)
+    # PayPal resends the three, jumbled, twice each
+    jumbled = await deliver(
+        gateway, sandbox, receiver, event_ids=resent, duplicates=1, shuffle=True, seed=11
+    )
 
     assert len(jumbled) == 6
     assert facts(events_of(jumbled)) == in_order
@@ -436,7 +438,7 @@ async def test_a_refund_of_an_unknown_capture_is_an_error(gateway: PayPalGateway
 async def test_a_refund_whose_capture_cannot_be_fetched_now_is_transient(
     gateway: PayPalGateway, sandbox: SandboxControl
 ) -> None:
-    sandbox.faults({"path": "/v2/payments/captures", "status": 503})
+    sandbox.fault("transient", "get_capture")
 
     with pytest.raises(ProviderTransientError):
         await gateway.parse_events(webhook(refund_of("ANY")))
@@ -447,7 +449,7 @@ async def test_a_reversal_whose_disputes_cannot_be_listed_now_is_transient(
 ) -> None:
     _, capture_id, _ = await paid_order(gateway, sandbox, receiver)
     sandbox.reverse(capture_id)
-    sandbox.faults({"path": "/v1/customer/disputes", "status": 500})
+    sandbox.fault("transient", "list_disputes", status=500)
 
     with pytest.raises(ProviderTransientError):
         await deliver(gateway, sandbox, receiver)
@@ -476,7 +478,7 @@ async def test_a_capture_names_its_order_by_its_up_link(
 
     assert (event.gateway_reference, event.fact_reference) == ("5O190127TN364715T", "CAP1")
     assert event.amount_minor == 251
-    assert sandbox.stats().get("GET /v2/payments/captures/CAP1", 0) == 0
+    assert sandbox.calls("get_capture") == 0
 
 
 async def test_a_capture_that_names_no_order_is_looked_up(
@@ -488,7 +490,7 @@ async def test_a_capture_that_names_no_order_is_looked_up(
     [event] = await gateway.parse_events(webhook(completed_capture(id=capture_id)))
 
     assert event.gateway_reference == order
-    assert sandbox.stats()[f"GET /v2/payments/captures/{capture_id}"] == 1
+    assert sandbox.calls("get_capture", path=f"/v2/payments/captures/{capture_id}") == 1
 
 
 async def test_a_capture_of_an_authorization_is_not_an_order(
@@ -497,7 +499,9 @@ async def test_a_capture_of_an_authorization_is_not_an_order(
     # Intent AUTHORIZE captures link "up" to an authorization: not an order id to use.
     up = {"href": "https://api-m.paypal.com/v2/payments/authorizations/7W5147081L658180V"}
     up["rel"] = "up"
-    sandbox.faults({"path": "/v2/payments/captures/CAP2", "status": 404})
 
+    # The sandbox knows no CAP2: the gateway asks for it and is answered 404.
     with pytest.raises(ProviderError, match="could not be read"):
         await gateway.parse_events(webhook(completed_capture(id="CAP2", links=[up])))
+
+    assert sandbox.calls("get_capture", path="/v2/payments/captures/CAP2") == 1

@@ -90,7 +90,7 @@ async def test_the_certificate_is_downloaded_once(
 
     await gateway.verify_webhook(body=again_body, headers=again_headers)
 
-    assert sandbox.stats()["certificate_downloads"] == 1
+    assert sandbox.calls("get_certificate") == 1
 
 
 @pytest.mark.parametrize(
@@ -184,7 +184,7 @@ async def test_a_certificate_url_off_paypals_hosts_is_refused_without_fetching(
             body=body, headers=_with(headers, paypal_cert_url=cert_url.format(host=host))
         )
 
-    assert sandbox.stats().get("certificate_downloads", 0) == 0
+    assert sandbox.calls("get_certificate") == 0
     assert gateway.certificates.downloads == 0
 
 
@@ -204,7 +204,7 @@ async def test_a_certificate_host_that_fails_is_transient(
     gateway: PayPalGateway, sandbox: SandboxControl, signed: tuple[bytes, dict[str, str]]
 ) -> None:
     body, headers = signed
-    sandbox.faults({"path": "/v1/notifications/certs", "status": 503})
+    sandbox.fault("transient", "get_certificate")
 
     with pytest.raises(ProviderTransientError):
         await gateway.verify_webhook(body=body, headers=headers)
@@ -299,8 +299,8 @@ async def test_api_verification_accepts_success(
     webhook = await gateway.verify_webhook(body=body, headers=headers)
 
     assert webhook.event_id == json.loads(body)["id"]
-    assert sandbox.stats()["POST /v1/notifications/verify-webhook-signature"] == 1
-    assert sandbox.stats().get("certificate_downloads", 0) == 0
+    assert sandbox.calls("verify_webhook_signature") == 1
+    assert sandbox.calls("get_certificate") == 0
 
 
 async def test_api_verification_refuses_a_tampered_body(
@@ -343,7 +343,7 @@ async def test_api_verification_when_paypal_is_down_is_transient(
 ) -> None:
     gateway = make_gateway(verification="api")
     body, headers = signed
-    sandbox.faults({"path": "/v1/notifications/verify-webhook-signature", "status": 503})
+    sandbox.fault("transient", "verify_webhook_signature")
 
     with pytest.raises(ProviderTransientError):
         await gateway.verify_webhook(body=body, headers=headers)

@@ -1,43 +1,57 @@
 """A fake PayPal on loopback: the REST calls the gateway makes and the webhooks PayPal sends.
 
-``create_sandbox_app()`` builds a FastAPI app that speaks PayPal's wire format:
+``create_sandbox_app()`` builds a FastAPI app that speaks PayPal's wire format (REST API
+reference at developer.paypal.com/api/rest/; the operation name each call has in the request
+log and for injected faults in brackets):
 
-- ``POST /v1/oauth2/token`` (Basic client id/secret, ``grant_type=client_credentials``),
-  tokens that expire after ``token_ttl_seconds`` of the sandbox's clock;
-- Orders v2: ``POST /v2/checkout/orders``, ``GET /v2/checkout/orders/{id}``,
-  ``POST /v2/checkout/orders/{id}/capture``, idempotent on ``PayPal-Request-Id``;
-- ``GET /v2/payments/captures/{id}``, ``POST /v2/payments/captures/{id}/refund``,
-  ``GET /v2/payments/refunds/{id}``; ``GET /v1/customer/disputes[/{id}]``;
-- ``POST /v1/notifications/verify-webhook-signature`` and the signing certificate at
-  ``GET /v1/notifications/certs/{id}``;
-- a buyer's approval page at ``/checkoutnow?token=<order id>``.
+- ``POST /v1/oauth2/token`` [``token``] (Basic client id/secret,
+  ``grant_type=client_credentials``), tokens that expire after ``token_ttl_seconds`` of the
+  sandbox's clock;
+- Orders v2: ``POST /v2/checkout/orders`` [``create_order``], ``GET /v2/checkout/orders/{id}``
+  [``get_order``], ``POST /v2/checkout/orders/{id}/capture`` [``capture_order``], idempotent
+  on ``PayPal-Request-Id``;
+- ``GET /v2/payments/captures/{id}`` [``get_capture``], ``POST
+  /v2/payments/captures/{id}/refund`` [``refund_capture``], ``GET /v2/payments/refunds/{id}``
+  [``get_refund``]; ``GET /v1/customer/disputes`` [``list_disputes``] and ``/{id}``
+  [``get_dispute``];
+- ``POST /v1/notifications/verify-webhook-signature`` [``verify_webhook_signature``] and the
+  signing certificate at ``GET /v1/notifications/certs/{id}`` [``get_certificate``];
+- a buyer's approval page at ``/checkoutnow?token=<order id>`` [``checkout_page``, logged
+  only: a browser page takes no injected faults].
 
-Control endpoints under ``/_sandbox/`` play the buyer, PayPal and the card networks: approve,
-capture, refund, reverse, open and resolve disputes — each queues the webhook events PayPal
-would send — then deliver the queue to the configured URL, signed with a test certificate
-and key generated when the app is built (optionally with duplicates, shuffled). Latency,
-HTTP errors, revoked tokens and clock jumps can be injected.
+The control API is the sandbox kit's (:mod:`pixecom_core.testing.sandbox_kit`): faults,
+request log, settings, reset, ``GET /_sandbox/events`` and ``POST /_sandbox/deliver`` (each
+attempt a fresh transmission, its ``paypal-transmission-id`` reported). A
+:class:`PayPalFault` answers in PayPal's words: ``throttled`` is a 429
+``RATE_LIMIT_REACHED`` with ``Retry-After`` (``retry_after_seconds``, 60 by default),
+``transient`` a ``status`` (503 ``SERVICE_UNAVAILABLE`` by default, 500
+``INTERNAL_SERVER_ERROR``) in PayPal's error envelope, ``auth`` a 401 ``invalid_token``
+(``invalid_client`` at the token endpoint), ``not_authorized`` a 403 ``NOT_AUTHORIZED``; the
+transport kinds are the kit's. PayPal's own controls under ``/_sandbox/`` play the buyer,
+PayPal and the card networks — approve, capture, refund, reverse, open and resolve
+disputes, each emitting the webhook events PayPal would send — and sign a transmission
+without sending it, revoke tokens and move the clock. Webhooks are signed with a test
+certificate and key generated when the app is built, the certificate URL built from the
+sandbox's base URL.
 
 The sandbox is found through the ``pixecom_register_sandboxes`` hook; its defaults come from
 ``PIXECOM_PAYPAL_SANDBOX_*`` (falling back to the gateway's ``PIXECOM_PAYPAL_CLIENT_ID``,
 ``_CLIENT_SECRET`` and ``_WEBHOOK_ID``, so one set of variables configures both sides).
 """
 
-import asyncio
 import base64
 import copy
 import datetime as dt
 import html
 import ipaddress
 import json
-import random
 import secrets
 import string
 import uuid
 import zlib
-from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -49,29 +63,30 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pixecom_core.testing.sandbox_kit import Fault, OutboxEvent, SandboxKit, WebhookOutbox
 from pixecom_paypal.money import AmountError, currency_exponent, from_paypal_value
 
 JSONObject = dict[str, Any]
 
-CONTROL_PREFIX = "/_sandbox"
-
 
 class SandboxSettings(BaseSettings):
-    """How the PayPal sandbox behaves; read from ``PIXECOM_PAYPAL_SANDBOX_*``.
+    """How the PayPal sandbox behaves; read from ``PIXECOM_PAYPAL_SANDBOX_*`` and changed at
+    run time through ``POST /_sandbox/config``.
 
     :param client_id: the only client id the token endpoint accepts.
     :param client_secret: its secret.
     :param webhook_id: the webhook subscription id the sandbox signs deliveries for.
-    :param webhook_url: where ``POST /_sandbox/webhooks/deliver`` sends events.
+    :param webhook_url: where ``POST /_sandbox/deliver`` sends events.
     :param public_base_url: the sandbox's own URL as clients reach it (links, certificate
         URL); by default the URL of the request being answered.
     :param token_ttl_seconds: the ``expires_in`` of issued access tokens.
     :param merchant_id: the payee's PayPal merchant id.
+    :param latency_seconds: how long every PayPal call waits before it is answered.
     """
 
     model_config = SettingsConfigDict(
@@ -84,8 +99,8 @@ class SandboxSettings(BaseSettings):
             "client_id", "PIXECOM_PAYPAL_SANDBOX_CLIENT_ID", "PIXECOM_PAYPAL_CLIENT_ID"
         ),
     )
-    client_secret: str = Field(
-        default="sandbox-client-secret",
+    client_secret: SecretStr = Field(
+        default=SecretStr("sandbox-client-secret"),
         validation_alias=AliasChoices(
             "client_secret", "PIXECOM_PAYPAL_SANDBOX_CLIENT_SECRET", "PIXECOM_PAYPAL_CLIENT_SECRET"
         ),
@@ -101,6 +116,15 @@ class SandboxSettings(BaseSettings):
     public_base_url: str | None = None
     token_ttl_seconds: int = Field(default=32400, gt=0)
     merchant_id: str = "SANDBOXMERCHANT1"
+    latency_seconds: float = Field(default=0.0, ge=0, le=60)
+
+
+class PayPalFault(Fault):
+    """The kit's failures in PayPal's words (see the module docstring), plus a 403."""
+
+    kind: Literal[
+        "throttled", "transient", "auth", "not_authorized", "server_error", "malformed", "hang"
+    ]
 
 
 # -- certificates -----------------------------------------------------------------------
@@ -238,6 +262,191 @@ def _signing_identity() -> _SigningIdentity:
     )
 
 
+# -- PayPal's shapes ----------------------------------------------------------------------
+
+
+class PayPalRefusal(Exception):
+    """An answer in PayPal's words instead of the call's result (the app renders it)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _error(
+    status: int,
+    name: str,
+    message: str,
+    *,
+    issue: str | None = None,
+    description: str | None = None,
+    field_path: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> PayPalRefusal:
+    debug_id = secrets.token_hex(7)
+    body: JSONObject = {"name": name, "message": message, "debug_id": debug_id, "links": []}
+    if issue is not None:
+        detail: JSONObject = {"issue": issue, "description": description or message}
+        if field_path is not None:
+            detail.update(field=field_path, location="body")
+        body["details"] = [detail]
+        body["links"] = [
+            {
+                "href": f"https://developer.paypal.com/api/rest/reference/orders/v2/errors/#{issue}",
+                "rel": "information_link",
+                "method": "GET",
+            }
+        ]
+    return PayPalRefusal(
+        JSONResponse(
+            body, status_code=status, headers={"Paypal-Debug-Id": debug_id, **(headers or {})}
+        )
+    )
+
+
+def _oauth_error(status: int, error: str, description: str) -> PayPalRefusal:
+    """PayPal's OAuth2 error shape: the token endpoint's and a refused bearer token's."""
+    body = {"error": error, "error_description": description}
+    return PayPalRefusal(JSONResponse(body, status_code=status))
+
+
+_NAMES = {
+    400: (
+        "INVALID_REQUEST",
+        "Request is not well-formed, syntactically incorrect, or violates schema.",
+    ),
+    403: ("NOT_AUTHORIZED", "Authorization failed due to insufficient permissions."),
+    404: ("RESOURCE_NOT_FOUND", "The specified resource does not exist."),
+    422: (
+        "UNPROCESSABLE_ENTITY",
+        "The requested action could not be performed, semantically incorrect, or failed "
+        "business validation.",
+    ),
+    429: ("RATE_LIMIT_REACHED", "Too many requests. Blocked due to rate limiting."),
+    500: ("INTERNAL_SERVER_ERROR", "An internal server error has occurred."),
+    503: ("SERVICE_UNAVAILABLE", "Service Unavailable."),
+}
+
+
+def _not_found(kind: str, resource_id: str) -> PayPalRefusal:
+    return _error(
+        404,
+        "RESOURCE_NOT_FOUND",
+        _NAMES[404][1],
+        issue="INVALID_RESOURCE_ID",
+        description=f"Specified resource ID ({kind} {resource_id}) does not exist.",
+    )
+
+
+def _found(objects: Mapping[str, JSONObject], kind: str, object_id: str) -> JSONObject:
+    """The object with this id, or PayPal's 404 naming it."""
+    if object_id not in objects:
+        raise _not_found(kind, object_id)
+    return objects[object_id]
+
+
+def _unprocessable(issue: str, description: str) -> PayPalRefusal:
+    return _error(422, *_NAMES[422], issue=issue, description=description)
+
+
+def _invalid(issue: str, field_path: str, description: str) -> PayPalRefusal:
+    return _error(400, *_NAMES[400], issue=issue, description=description, field_path=field_path)
+
+
+def _json_object(raw: bytes) -> JSONObject:
+    if not raw.strip():
+        return {}
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise _invalid(
+            "MALFORMED_REQUEST_JSON", "", "The request JSON is not well formed."
+        ) from None
+    if not isinstance(payload, dict):
+        raise _invalid("MALFORMED_REQUEST_JSON", "", "The request JSON is not an object.")
+    return payload
+
+
+def _money(minor: int, currency: str) -> JSONObject:
+    exponent = currency_exponent(currency)
+    return {"currency_code": currency, "value": f"{Decimal(minor).scaleb(-exponent):.{exponent}f}"}
+
+
+def _minor(money: JSONObject) -> int:
+    return from_paypal_value(str(money["value"]), str(money["currency_code"]))
+
+
+def _fee(gross_minor: int) -> int:
+    # 3.49 % rounded half up: plausible, and it keeps gross != net in the breakdowns.
+    return int((Decimal(gross_minor) * Decimal("0.0349")).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def _check_money(amount: object, field_path: str) -> None:
+    if not isinstance(amount, dict):
+        raise _invalid("MISSING_REQUIRED_PARAMETER", field_path, "A required field is missing.")
+    currency = amount.get("currency_code")
+    value = amount.get("value")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
+        raise _invalid(
+            "INVALID_PARAMETER_VALUE", f"{field_path}/currency_code", "Currency code is invalid."
+        )
+    if not isinstance(value, str):
+        raise _invalid(
+            "MISSING_REQUIRED_PARAMETER", f"{field_path}/value", "A required field is missing."
+        )
+    try:
+        minor = from_paypal_value(value, currency)
+    except AmountError:
+        raise _invalid(
+            "DECIMAL_PRECISION",
+            f"{field_path}/value",
+            "If the currency supports decimals, only two decimal place precision is supported.",
+        ) from None
+    if minor <= 0:
+        raise _invalid(
+            "INVALID_PARAMETER_VALUE", f"{field_path}/value", "The amount must be positive."
+        )
+
+
+# -- control request bodies -------------------------------------------------------------
+
+
+class ControlAmount(BaseModel):
+    value: str | None = None
+
+
+class CaptureOutcome(BaseModel):
+    status: Literal["COMPLETED", "DENIED"] = "COMPLETED"
+
+
+class DisputeOpening(BaseModel):
+    value: str | None = None
+    reason: str = "MERCHANDISE_OR_SERVICE_NOT_RECEIVED"
+    stage: Literal["INQUIRY", "CHARGEBACK"] = "INQUIRY"
+    channel: Literal["INTERNAL", "EXTERNAL"] = "INTERNAL"
+    #: Reverse the funds at once, as a bank chargeback does.
+    reverse: bool = False
+
+
+class DisputeResolution(BaseModel):
+    outcome: Literal[
+        "RESOLVED_BUYER_FAVOUR",
+        "RESOLVED_SELLER_FAVOUR",
+        "RESOLVED_WITH_PAYOUT",
+        "CANCELED_BY_BUYER",
+        "ACCEPTED",
+        "DENIED",
+    ]
+
+
+class TransmissionRequest(BaseModel):
+    event_id: str
+
+
+class ClockMove(BaseModel):
+    advance_seconds: float
+
+
 # -- state ------------------------------------------------------------------------------
 
 
@@ -258,14 +467,6 @@ class _Clock:
         return self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass
-class _Event:
-    event_id: str
-    event_type: str
-    body: bytes
-    delivered: bool = False
-
-
 @dataclass(frozen=True, slots=True)
 class _Transmission:
     event_id: str
@@ -276,44 +477,511 @@ class _Transmission:
     webhook_id: str
 
 
-@dataclass
-class _Fault:
-    path: str
-    status: int
-    times: int
-    method: str | None
-    name: str | None
-    message: str | None
-    issue: str | None
-    retry_after: str | None
+#: The base URL of the request being answered (links and certificate URLs are built on it).
+_REQUEST_BASE_URL: ContextVar[str | None] = ContextVar("paypal_sandbox_base_url", default=None)
+
+_BUYER: JSONObject = {
+    "name": {"given_name": "Sandbox", "surname": "Buyer"},
+    "email_address": "buyer@sandbox.pixecom.test",
+    "payer_id": "SANDBOXBUYER01",
+    "address": {"country_code": "US"},
+}
 
 
-@dataclass
-class _State:
-    settings: SandboxSettings
-    identity: _SigningIdentity
-    clock: _Clock = field(default_factory=_Clock)
-    tokens: dict[str, dt.datetime] = field(default_factory=dict)
-    orders: dict[str, JSONObject] = field(default_factory=dict)
-    order_urls: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
-    captures: dict[str, JSONObject] = field(default_factory=dict)
-    refunds: dict[str, JSONObject] = field(default_factory=dict)
-    disputes: dict[str, JSONObject] = field(default_factory=dict)
-    refunded_capture: dict[str, str] = field(default_factory=dict)  # refund id -> capture id
-    reversed_disputes: set[str] = field(default_factory=set)
-    # (path, PayPal-Request-Id) -> (status, body) of the first successful answer
-    idempotent: dict[tuple[str, str], tuple[int, JSONObject]] = field(default_factory=dict)
-    events: list[_Event] = field(default_factory=list)
-    transmissions: dict[str, _Transmission] = field(default_factory=dict)
-    latency_seconds: float = 0.0
-    faults: list[_Fault] = field(default_factory=list)
-    stats: Counter[str] = field(default_factory=Counter)
+class SandboxPayPal:
+    """One fake PayPal account: its tokens, orders, captures, refunds and disputes, the
+    webhook events they emit, and the kit holding faults, settings and the request log.
 
-    # -- webhooks --
+    Methods raise :class:`PayPalRefusal` with PayPal's error for a call PayPal refuses.
+
+    :param settings: the starting settings (``POST /_sandbox/reset`` restores them).
+    """
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.identity = _signing_identity()
+        self.outbox = WebhookOutbox(sign=self.sign)
+        self.kit: SandboxKit[SandboxSettings, PayPalFault] = SandboxKit(
+            config=settings,
+            fault_model=PayPalFault,
+            outbox=self.outbox,
+            on_reset=self.clear,
+            on_config=self._configured,
+        )
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every token, object and transmission; the clock is real time again."""
+        self.clock = _Clock()
+        self.tokens: dict[str, dt.datetime] = {}
+        self.orders: dict[str, JSONObject] = {}
+        self.order_urls: dict[str, tuple[str | None, str | None]] = {}
+        self.captures: dict[str, JSONObject] = {}
+        self.refunds: dict[str, JSONObject] = {}
+        self.refunded_capture: dict[str, str] = {}  # refund id -> capture id
+        self.disputes: dict[str, JSONObject] = {}
+        self.reversed_disputes: set[str] = set()
+        # (path, PayPal-Request-Id) -> the first successful answer
+        self.idempotent_answers: dict[tuple[str, str], JSONObject] = {}
+        self.transmissions: dict[str, _Transmission] = {}
+
+    def _configured(self, settings: SandboxSettings) -> None:
+        self.outbox.url = settings.webhook_url
+
+    @property
+    def settings(self) -> SandboxSettings:
+        """The current settings."""
+        return self.kit.config
+
+    @property
+    def base_url(self) -> str:
+        """The sandbox's URL as the current caller reaches it (or as configured)."""
+        configured = self.settings.public_base_url or _REQUEST_BASE_URL.get()
+        return (configured or "http://127.0.0.1").rstrip("/")
+
+    def link(self, path: str, rel: str, method: str = "GET") -> JSONObject:
+        return {"href": f"{self.base_url}{path}", "rel": rel, "method": method}
+
+    # -- in front of every PayPal call ---------------------------------------------------
+
+    async def admit(self, request: Request, operation: str, *, bearer: bool = True) -> None:
+        """Log the call, wait the configured latency, answer an injected fault, then refuse
+        a missing or expired bearer token (``bearer=False``: the calls PayPal answers without
+        one, the token endpoint and the certificate)."""
+        await request.body()  # a hang notices a disconnect only once the body is read
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        has_token = scheme.lower() == "bearer" and bool(token)
+        entry = self.kit.requests.record(request, operation=operation, has_token=has_token)
+        await self.kit.pause(request)
+        fault = self.kit.faults.take(operation)
+        if fault is not None:
+            raise PayPalRefusal(await self._fault_answer(fault, operation, request))
+        if not bearer:
+            return
+        expires_at = self.tokens.get(token) if has_token else None
+        if expires_at is None or expires_at <= self.clock.now():
+            entry["refused"] = "invalid_token"
+            raise _oauth_error(401, "invalid_token", "Access Token not found in cache")
+
+    async def _fault_answer(self, fault: PayPalFault, operation: str, request: Request) -> Response:
+        answered = await self.kit.answer_transport_fault(fault, request)
+        if answered is not None:
+            return answered
+        if fault.kind == "auth":
+            error, description = (
+                ("invalid_client", "Client Authentication failed")
+                if operation == "token"
+                else ("invalid_token", "Token signature verification failed")
+            )
+            return _oauth_error(401, error, fault.message or description).response
+        status = {"throttled": 429, "not_authorized": 403}.get(fault.kind) or fault.status or 503
+        name, message = _NAMES.get(status, _NAMES[500])
+        wait = 60 if fault.retry_after_seconds is None else fault.retry_after_seconds
+        headers = {"Retry-After": f"{wait:g}"} if status == 429 else None
+        return _error(status, name, fault.message or message, headers=headers).response
+
+    def idempotent(self, request: Request, compute: Callable[[], JSONObject]) -> JSONObject:
+        """The first successful answer for this path and ``PayPal-Request-Id``, computed once."""
+        request_id = request.headers.get("paypal-request-id")
+        if request_id is not None and not 1 <= len(request_id) <= 108:
+            raise _error(
+                400,
+                *_NAMES[400],
+                issue="INVALID_STRING_LENGTH",
+                description="PayPal-Request-Id must be 1 to 108 characters.",
+            )
+        if request_id is None:
+            return compute()
+        key = (request.url.path, request_id)
+        if key not in self.idempotent_answers:
+            self.idempotent_answers[key] = copy.deepcopy(compute())
+        return copy.deepcopy(self.idempotent_answers[key])
+
+    # -- OAuth2 ---------------------------------------------------------------------------
+
+    def issue_token(self, authorization: str, form_body: bytes) -> JSONObject:
+        """The client-credentials grant: a bearer token for the configured client."""
+        scheme, _, encoded = authorization.partition(" ")
+        try:
+            client_id, _, client_secret = (
+                base64.b64decode(encoded, validate=True).decode().partition(":")
+            )
+        except ValueError:
+            client_id = client_secret = ""
+        if (
+            scheme.lower() != "basic"
+            or not secrets.compare_digest(client_id, self.settings.client_id)
+            or not secrets.compare_digest(
+                client_secret, self.settings.client_secret.get_secret_value()
+            )
+        ):
+            raise _oauth_error(401, "invalid_client", "Client Authentication failed")
+        grant = parse_qs(form_body.decode(errors="replace")).get("grant_type", [""])[0]
+        if grant != "client_credentials":
+            raise _oauth_error(400, "unsupported_grant_type", f"Grant Type is {grant or 'NULL'}")
+        access_token = "A21AA" + secrets.token_urlsafe(48)
+        ttl = self.settings.token_ttl_seconds
+        self.tokens[access_token] = self.clock.now() + dt.timedelta(seconds=ttl)
+        return {
+            "scope": "https://uri.paypal.com/services/payments/payment "
+            "https://uri.paypal.com/services/disputes/read-seller "
+            "https://uri.paypal.com/services/applications/webhooks",
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "app_id": "APP-80W284485P519543T",
+            "expires_in": ttl,
+            "nonce": f"{self.clock.stamp()}{secrets.token_urlsafe(16)}",
+        }
+
+    def revoke_tokens(self) -> int:
+        """Forget every issued token; return how many there were."""
+        revoked = len(self.tokens)
+        self.tokens.clear()
+        return revoked
+
+    # -- Orders v2 ------------------------------------------------------------------------
+
+    def shown_order(self, order: JSONObject) -> JSONObject:
+        """The order as PayPal shows it: with the HATEOAS links its status allows."""
+        order_id = order["id"]
+        links = [self.link(f"/v2/checkout/orders/{order_id}", "self")]
+        if order["status"] in ("CREATED", "PAYER_ACTION_REQUIRED"):
+            rel = "payer-action" if "payment_source" in order else "approve"
+            links.append(self.link(f"/checkoutnow?token={order_id}", rel))
+        if order["status"] in ("CREATED", "PAYER_ACTION_REQUIRED", "APPROVED"):
+            links.append(self.link(f"/v2/checkout/orders/{order_id}", "update", "PATCH"))
+            links.append(self.link(f"/v2/checkout/orders/{order_id}/capture", "capture", "POST"))
+        return {**copy.deepcopy(order), "links": links}
+
+    def create_order(self, payload: JSONObject) -> JSONObject:
+        """``POST /v2/checkout/orders`` with one purchase unit."""
+        intent = payload.get("intent")
+        if intent not in ("CAPTURE", "AUTHORIZE"):
+            raise _invalid("INVALID_PARAMETER_VALUE", "/intent", "Intent is invalid.")
+        units = payload.get("purchase_units")
+        if not isinstance(units, list) or len(units) != 1 or not isinstance(units[0], dict):
+            raise _invalid(
+                "INVALID_ARRAY_MAX_ITEMS"
+                if isinstance(units, list) and units
+                else "MISSING_REQUIRED_PARAMETER",
+                "/purchase_units",
+                "This sandbox takes exactly one purchase unit.",
+            )
+        unit = units[0]
+        _check_money(unit.get("amount"), "/purchase_units/@reference_id=='default'/amount")
+        for text_field in ("custom_id", "invoice_id", "description"):
+            value = unit.get(text_field)
+            if value is not None and (not isinstance(value, str) or len(value) > 127):
+                raise _invalid(
+                    "INVALID_STRING_LENGTH",
+                    f"/purchase_units/@reference_id=='default'/{text_field}",
+                    "The value of a field is too long.",
+                )
+        now = self.clock.stamp()
+        order_id = _paypal_id()
+        order: JSONObject = {
+            "id": order_id,
+            "intent": intent,
+            "status": "CREATED",
+            "purchase_units": [
+                {
+                    "reference_id": unit.get("reference_id", "default"),
+                    **{
+                        key: unit[key]
+                        for key in ("custom_id", "invoice_id", "description")
+                        if key in unit
+                    },
+                    "amount": dict(unit["amount"]),
+                    "payee": {
+                        "email_address": "merchant@sandbox.pixecom.test",
+                        "merchant_id": self.settings.merchant_id,
+                    },
+                }
+            ],
+            "create_time": now,
+            "update_time": now,
+        }
+        context = (payload.get("payment_source") or {}).get("paypal", {}).get(
+            "experience_context", {}
+        ) or payload.get("application_context", {})
+        if isinstance(payload.get("payment_source"), dict):
+            order["payment_source"] = {"paypal": {}}
+            order["status"] = "PAYER_ACTION_REQUIRED"
+        self.orders[order_id] = order
+        self.order_urls[order_id] = (context.get("return_url"), context.get("cancel_url"))
+        return self.shown_order(order)
+
+    def approve(self, order: JSONObject) -> None:
+        """The buyer approves (emits ``CHECKOUT.ORDER.APPROVED``); approved already: nothing."""
+        if order["status"] == "APPROVED":
+            return
+        if order["status"] not in ("CREATED", "PAYER_ACTION_REQUIRED"):
+            raise _unprocessable(
+                "ORDER_CANNOT_BE_APPROVED",
+                f"The order is {order['status']}, not awaiting approval.",
+            )
+        order["status"] = "APPROVED"
+        order["update_time"] = self.clock.stamp()
+        order["payer"] = copy.deepcopy(_BUYER)
+        order["payment_source"] = {
+            "paypal": {
+                "email_address": _BUYER["email_address"],
+                "account_id": _BUYER["payer_id"],
+                "account_status": "VERIFIED",
+                "name": copy.deepcopy(_BUYER["name"]),
+                "address": copy.deepcopy(_BUYER["address"]),
+            }
+        }
+        self.emit(
+            "CHECKOUT.ORDER.APPROVED",
+            "checkout-order",
+            self.shown_order(order),
+            "An order has been approved by buyer",
+        )
+
+    def capture(self, order: JSONObject, status: Literal["COMPLETED", "DENIED"]) -> JSONObject:
+        """Capture an approved order (emits ``PAYMENT.CAPTURE.COMPLETED`` or ``DENIED``)."""
+        if order["status"] == "COMPLETED":
+            raise _unprocessable(
+                "ORDER_ALREADY_CAPTURED",
+                "Order already captured.If 'intent=CAPTURE' only one capture per order is allowed.",
+            )
+        if order["status"] != "APPROVED":
+            raise _unprocessable(
+                "ORDER_NOT_APPROVED",
+                "Payer has not yet approved the Order for payment. Please redirect the payer "
+                "to the 'rel':'approve' url returned as part of the HATEOAS links within the "
+                "Create Order call or provide a valid payment_source in the request.",
+            )
+        unit = order["purchase_units"][0]
+        invoice_id = unit.get("invoice_id")
+        if invoice_id is not None and any(
+            other.get("invoice_id") == invoice_id and other["status"] != "DENIED"
+            for other in self.captures.values()
+        ):
+            raise _unprocessable(
+                "DUPLICATE_INVOICE_ID",
+                "Duplicate Invoice ID detected. To avoid a potential duplicate transaction your "
+                "account setting requires that Invoice Id be unique for each transaction.",
+            )
+        amount = dict(unit["amount"])
+        gross = _minor(amount)
+        fee = _fee(gross)
+        currency = amount["currency_code"]
+        now = self.clock.stamp()
+        capture_id = _paypal_id()
+        captured: JSONObject = {
+            "id": capture_id,
+            "status": status,
+            "amount": amount,
+            "final_capture": True,
+            "seller_protection": {
+                "status": "ELIGIBLE",
+                "dispute_categories": ["ITEM_NOT_RECEIVED", "UNAUTHORIZED_TRANSACTION"],
+            },
+            "supplementary_data": {"related_ids": {"order_id": order["id"]}},
+            **{key: unit[key] for key in ("custom_id", "invoice_id") if key in unit},
+            "create_time": now,
+            "update_time": now,
+            "links": [
+                self.link(f"/v2/payments/captures/{capture_id}", "self"),
+                self.link(f"/v2/payments/captures/{capture_id}/refund", "refund", "POST"),
+                self.link(f"/v2/checkout/orders/{order['id']}", "up"),
+            ],
+        }
+        if status == "COMPLETED":
+            captured["seller_receivable_breakdown"] = {
+                "gross_amount": amount,
+                "paypal_fee": _money(fee, currency),
+                "net_amount": _money(gross - fee, currency),
+            }
+        else:
+            captured["status_details"] = {"reason": "DECLINED_BY_RISK_FRAUD_FILTERS"}
+        self.captures[capture_id] = captured
+        unit.setdefault("payments", {}).setdefault("captures", []).append(captured)
+        order["status"] = "COMPLETED" if status == "COMPLETED" else order["status"]
+        order["update_time"] = now
+        value = f"{amount['value']} {currency}"
+        summary = f"Payment {status.lower()} for {value}"
+        self.emit(f"PAYMENT.CAPTURE.{status}", "capture", captured, summary)
+        return self.shown_order(order)
+
+    # -- payments -------------------------------------------------------------------------
+
+    def amount_of(self, capture_id: str, value: str | None) -> JSONObject | None:
+        """``value`` in the capture's currency (``None`` without a value: all that is left)."""
+        captured = self.captures.get(capture_id)
+        if value is None or captured is None:
+            return None
+        return {"currency_code": captured["amount"]["currency_code"], "value": value}
+
+    def _refunded_so_far(self, capture_id: str) -> int:
+        return sum(
+            _minor(refund["amount"])
+            for refund_id, refund in self.refunds.items()
+            if self.refunded_capture[refund_id] == capture_id
+        )
+
+    def give_back(
+        self, capture_id: str, amount: JSONObject | None, *, reversal: bool
+    ) -> JSONObject:
+        """Refund (or, PayPal's own doing, reverse) ``amount`` of a capture, all that is left
+        without one (emits ``PAYMENT.CAPTURE.REFUNDED`` or ``REVERSED``)."""
+        captured = _found(self.captures, "capture", capture_id)
+        if captured["status"] not in ("COMPLETED", "PARTIALLY_REFUNDED"):
+            issue = (
+                "CAPTURE_FULLY_REFUNDED"
+                if captured["status"] == "REFUNDED"
+                else "INVALID_CAPTURE_STATUS"
+            )
+            raise _unprocessable(issue, f"The capture is {captured['status']}.")
+        currency = captured["amount"]["currency_code"]
+        remaining = _minor(captured["amount"]) - self._refunded_so_far(capture_id)
+        if amount is None:
+            minor = remaining
+        else:
+            _check_money(amount, "/amount")
+            if amount["currency_code"] != currency:
+                raise _unprocessable(
+                    "REFUND_CURRENCY_MISMATCH",
+                    "Refund must be in the same currency as the capture.",
+                )
+            minor = _minor(amount)
+        if minor > remaining:
+            raise _unprocessable(
+                "REFUND_AMOUNT_EXCEEDED",
+                "The refund amount must be less than or equal to the capture amount that has "
+                "not yet been refunded.",
+            )
+        now = self.clock.stamp()
+        refund_id = _paypal_id()
+        total = self._refunded_so_far(capture_id) + minor
+        refund: JSONObject = {
+            "id": refund_id,
+            "amount": _money(minor, currency),
+            "seller_payable_breakdown": {
+                "gross_amount": _money(minor, currency),
+                "paypal_fee": _money(0, currency),
+                "net_amount": _money(minor, currency),
+                "total_refunded_amount": _money(total, currency),
+            },
+            **{key: captured[key] for key in ("custom_id", "invoice_id") if key in captured},
+            "status": "COMPLETED",
+            "create_time": now,
+            "update_time": now,
+            "links": [
+                self.link(f"/v2/payments/refunds/{refund_id}", "self"),
+                self.link(f"/v2/payments/captures/{capture_id}", "up"),
+            ],
+        }
+        if reversal:
+            refund["note_to_payer"] = "Payment reversed"
+        self.refunds[refund_id] = refund
+        self.refunded_capture[refund_id] = capture_id
+        full = total == _minor(captured["amount"])
+        captured["status"] = (
+            ("REVERSED" if reversal else "REFUNDED") if full else "PARTIALLY_REFUNDED"
+        )
+        captured["update_time"] = now
+        shown = f"{refund['amount']['value']} {currency}"
+        done = "REVERSED" if reversal else "REFUNDED"
+        summary = f"A {shown} capture payment was {done.lower()}"
+        self.emit(f"PAYMENT.CAPTURE.{done}", "refund", refund, summary)
+        return refund
+
+    # -- disputes -------------------------------------------------------------------------
+
+    def list_disputes(self, capture_id: str | None) -> JSONObject:
+        """Summaries of the disputes, only those about ``capture_id`` when given."""
+        keys = ("dispute_id", "create_time", "update_time", "reason", "status", "dispute_amount")
+        items = [
+            {
+                **{key: dispute[key] for key in keys},
+                "dispute_state": "REQUIRED_ACTION"
+                if dispute["status"] != "RESOLVED"
+                else "RESOLVED",
+                "links": dispute["links"],
+            }
+            for dispute in self.disputes.values()
+            if capture_id is None
+            or any(
+                transaction["seller_transaction_id"] == capture_id
+                for transaction in dispute["disputed_transactions"]
+            )
+        ]
+        return {"items": items, "links": [self.link("/v1/customer/disputes", "self")]}
+
+    def open_dispute(self, capture_id: str, opening: DisputeOpening) -> JSONObject:
+        """The buyer opens a dispute (emits ``CUSTOMER.DISPUTE.CREATED``, and the reversal
+        if ``reverse``)."""
+        captured = _found(self.captures, "capture", capture_id)
+        amount = self.amount_of(capture_id, opening.value) or dict(captured["amount"])
+        now = self.clock.stamp()
+        dispute_id = f"PP-D-{secrets.randbelow(10**6):06d}"
+        dispute: JSONObject = {
+            "dispute_id": dispute_id,
+            "create_time": now,
+            "update_time": now,
+            "disputed_transactions": [
+                {
+                    "seller_transaction_id": capture_id,
+                    "seller": {"merchant_id": self.settings.merchant_id},
+                    "items": [],
+                    "seller_protection_eligible": True,
+                    **({"custom": captured["custom_id"]} if "custom_id" in captured else {}),
+                    **(
+                        {"invoice_number": captured["invoice_id"]}
+                        if "invoice_id" in captured
+                        else {}
+                    ),
+                }
+            ],
+            "reason": opening.reason,
+            "status": "WAITING_FOR_SELLER_RESPONSE",
+            "dispute_amount": amount,
+            "dispute_life_cycle_stage": opening.stage,
+            "dispute_channel": opening.channel,
+            "links": [self.link(f"/v1/customer/disputes/{dispute_id}", "self")],
+        }
+        self.disputes[dispute_id] = dispute
+        self.emit(
+            "CUSTOMER.DISPUTE.CREATED",
+            "dispute",
+            dispute,
+            f"A new dispute opened with Case # {dispute_id}",
+        )
+        if opening.reverse:
+            self.give_back(capture_id, amount, reversal=True)
+            self.reversed_disputes.add(dispute_id)
+        return dispute
+
+    def resolve_dispute(self, dispute_id: str, outcome: str) -> JSONObject:
+        """Close the dispute (emits ``CUSTOMER.DISPUTE.RESOLVED``; a buyer's win also
+        reverses the funds, unless a chargeback already did)."""
+        dispute = _found(self.disputes, "dispute", dispute_id)
+        if dispute["status"] == "RESOLVED":
+            raise _unprocessable("DISPUTE_ALREADY_RESOLVED", "The dispute is resolved.")
+        buyer_wins = outcome in ("RESOLVED_BUYER_FAVOUR", "ACCEPTED")
+        if buyer_wins and dispute_id not in self.reversed_disputes:
+            capture_id = dispute["disputed_transactions"][0]["seller_transaction_id"]
+            self.give_back(capture_id, dispute["dispute_amount"], reversal=True)
+            self.reversed_disputes.add(dispute_id)
+        dispute["status"] = "RESOLVED"
+        dispute["update_time"] = self.clock.stamp()
+        dispute["dispute_outcome"] = {"outcome_code": outcome}
+        if buyer_wins:
+            dispute["dispute_outcome"]["amount_refunded"] = dispute["dispute_amount"]
+        self.emit(
+            "CUSTOMER.DISPUTE.RESOLVED", "dispute", dispute, f"A dispute was resolved ({outcome})"
+        )
+        return dispute
+
+    # -- webhooks -------------------------------------------------------------------------
 
     def emit(self, event_type: str, resource_type: str, resource: JSONObject, summary: str) -> None:
+        """Queue the event PayPal would send (delivered by ``POST /_sandbox/deliver``)."""
         event_id = f"WH-{_paypal_id()}-{_paypal_id()}"
         now = self.clock.now()
+        events_url = "https://api.sandbox.paypal.com/v1/notifications/webhooks-events"
         event = {
             "id": event_id,
             "event_version": "1.0",
@@ -324,23 +992,15 @@ class _State:
             "summary": summary,
             "resource": copy.deepcopy(resource),
             "links": [
-                {
-                    "href": f"https://api.sandbox.paypal.com/v1/notifications/webhooks-events/{event_id}",
-                    "rel": "self",
-                    "method": "GET",
-                },
-                {
-                    "href": f"https://api.sandbox.paypal.com/v1/notifications/webhooks-events/{event_id}/resend",
-                    "rel": "resend",
-                    "method": "POST",
-                },
+                {"href": f"{events_url}/{event_id}", "rel": "self", "method": "GET"},
+                {"href": f"{events_url}/{event_id}/resend", "rel": "resend", "method": "POST"},
             ],
         }
-        body = json.dumps(event, separators=(",", ":")).encode()
-        self.events.append(_Event(event_id=event_id, event_type=event_type, body=body))
+        self.outbox.emit(event_id, event_type, json.dumps(event, separators=(",", ":")).encode())
 
-    def transmit(self, event: _Event, base_url: str) -> dict[str, str]:
-        """Sign one delivery attempt of ``event`` the way PayPal does; return its headers."""
+    def sign(self, event: OutboxEvent, _signing: Mapping[str, Any]) -> dict[str, str]:
+        """Sign one delivery attempt of ``event`` the way PayPal does; return its headers
+        (the outbox's signer; it takes no signing options)."""
         transmission_id = str(uuid.uuid4())
         transmission_time = self.clock.stamp()
         webhook_id = self.settings.webhook_id
@@ -351,9 +1011,9 @@ class _State:
         signature = base64.b64encode(
             self.identity.key.sign(message, padding.PKCS1v15(), hashes.SHA256())
         ).decode()
-        cert_url = f"{base_url}/v1/notifications/certs/{self.identity.cert_id}"
+        cert_url = f"{self.base_url}/v1/notifications/certs/{self.identity.cert_id}"
         self.transmissions[transmission_id] = _Transmission(
-            event_id=event.event_id,
+            event_id=event.id,
             body=event.body,
             transmission_time=transmission_time,
             signature=signature,
@@ -370,8 +1030,30 @@ class _State:
             "PAYPAL-AUTH-ALGO": "SHA256withRSA",
         }
 
-    def signature_is_valid(self, fields: JSONObject) -> bool:
-        """What verify-webhook-signature answers: a transmission this sandbox sent, unchanged."""
+    def verify_webhook_signature(self, fields: JSONObject) -> JSONObject:
+        """What verify-webhook-signature answers: ``SUCCESS`` only for a transmission this
+        sandbox sent, unchanged."""
+        for required in (
+            "auth_algo",
+            "cert_url",
+            "transmission_id",
+            "transmission_sig",
+            "transmission_time",
+            "webhook_id",
+            "webhook_event",
+        ):
+            if not fields.get(required):
+                raise _error(
+                    400,
+                    "VALIDATION_ERROR",
+                    "Invalid request - see details",
+                    issue="MISSING_REQUIRED_PARAMETER",
+                    field_path=f"/{required}",
+                )
+        status = "SUCCESS" if self._signature_is_valid(fields) else "FAILURE"
+        return {"verification_status": status}
+
+    def _signature_is_valid(self, fields: JSONObject) -> bool:
         transmission = self.transmissions.get(str(fields.get("transmission_id")))
         if transmission is None:
             return False
@@ -395,179 +1077,12 @@ class _State:
             and fields.get("webhook_id") == self.settings.webhook_id
         )
 
-
-# -- PayPal's shapes ----------------------------------------------------------------------
-
-
-def _error(
-    status: int,
-    name: str,
-    message: str,
-    *,
-    issue: str | None = None,
-    description: str | None = None,
-    field_path: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    debug_id = secrets.token_hex(7)
-    body: JSONObject = {"name": name, "message": message, "debug_id": debug_id, "links": []}
-    if issue is not None:
-        detail: JSONObject = {"issue": issue, "description": description or message}
-        if field_path is not None:
-            detail.update(field=field_path, location="body")
-        body["details"] = [detail]
-        body["links"] = [
-            {
-                "href": f"https://developer.paypal.com/api/rest/reference/orders/v2/errors/#{issue}",
-                "rel": "information_link",
-                "method": "GET",
-            }
-        ]
-    return JSONResponse(
-        body, status_code=status, headers={"Paypal-Debug-Id": debug_id, **(headers or {})}
-    )
-
-
-_NAMES = {
-    400: (
-        "INVALID_REQUEST",
-        "Request is not well-formed, syntactically incorrect, or violates schema.",
-    ),
-    403: ("NOT_AUTHORIZED", "Authorization failed due to insufficient permissions."),
-    404: ("RESOURCE_NOT_FOUND", "The specified resource does not exist."),
-    422: (
-        "UNPROCESSABLE_ENTITY",
-        "The requested action could not be performed, semantically incorrect, or failed "
-        "business validation.",
-    ),
-    429: ("RATE_LIMIT_REACHED", "Too many requests. Blocked due to rate limiting."),
-    500: ("INTERNAL_SERVER_ERROR", "An internal server error has occurred."),
-    503: ("SERVICE_UNAVAILABLE", "Service Unavailable."),
-}
-
-
-def _not_found(kind: str, resource_id: str) -> JSONResponse:
-    return _error(
-        404,
-        "RESOURCE_NOT_FOUND",
-        _NAMES[404][1],
-        issue="INVALID_RESOURCE_ID",
-        description=f"Specified resource ID ({kind} {resource_id}) does not exist.",
-    )
-
-
-def _unprocessable(issue: str, description: str) -> JSONResponse:
-    return _error(422, *_NAMES[422], issue=issue, description=description)
-
-
-def _invalid(issue: str, field_path: str, description: str) -> JSONResponse:
-    return _error(400, *_NAMES[400], issue=issue, description=description, field_path=field_path)
-
-
-def _money(minor: int, currency: str) -> JSONObject:
-    exponent = currency_exponent(currency)
-    return {"currency_code": currency, "value": f"{Decimal(minor).scaleb(-exponent):.{exponent}f}"}
-
-
-def _minor(money: JSONObject) -> int:
-    return from_paypal_value(str(money["value"]), str(money["currency_code"]))
-
-
-def _fee(gross_minor: int) -> int:
-    # 3.49 % rounded half up: plausible, and it keeps gross != net in the breakdowns.
-    return int((Decimal(gross_minor) * Decimal("0.0349")).quantize(Decimal(1), ROUND_HALF_UP))
-
-
-def _money_problem(amount: object, field_path: str) -> JSONResponse | None:
-    if not isinstance(amount, dict):
-        return _invalid("MISSING_REQUIRED_PARAMETER", field_path, "A required field is missing.")
-    currency = amount.get("currency_code")
-    value = amount.get("value")
-    if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
-        return _invalid(
-            "INVALID_PARAMETER_VALUE", f"{field_path}/currency_code", "Currency code is invalid."
-        )
-    if not isinstance(value, str):
-        return _invalid(
-            "MISSING_REQUIRED_PARAMETER", f"{field_path}/value", "A required field is missing."
-        )
-    try:
-        minor = from_paypal_value(value, currency)
-    except AmountError:
-        return _invalid(
-            "DECIMAL_PRECISION",
-            f"{field_path}/value",
-            "If the currency supports decimals, only two decimal place precision is supported.",
-        )
-    if minor <= 0:
-        return _invalid(
-            "INVALID_PARAMETER_VALUE", f"{field_path}/value", "The amount must be positive."
-        )
-    return None
-
-
-class _ControlAmount(BaseModel):
-    value: str | None = None
-
-
-class _CaptureOutcome(BaseModel):
-    status: Literal["COMPLETED", "DENIED"] = "COMPLETED"
-
-
-class _DisputeOpening(BaseModel):
-    value: str | None = None
-    reason: str = "MERCHANDISE_OR_SERVICE_NOT_RECEIVED"
-    stage: Literal["INQUIRY", "CHARGEBACK"] = "INQUIRY"
-    channel: Literal["INTERNAL", "EXTERNAL"] = "INTERNAL"
-    #: Reverse the funds at once, as a bank chargeback does.
-    reverse: bool = False
-
-
-class _DisputeResolution(BaseModel):
-    outcome: Literal[
-        "RESOLVED_BUYER_FAVOUR",
-        "RESOLVED_SELLER_FAVOUR",
-        "RESOLVED_WITH_PAYOUT",
-        "CANCELED_BY_BUYER",
-        "ACCEPTED",
-        "DENIED",
-    ]
-
-
-class _WebhookConfig(BaseModel):
-    url: str | None = None
-
-
-class _Delivery(BaseModel):
-    url: str | None = None
-    #: How many extra copies of each event to send (each a fresh transmission).
-    duplicates: int = Field(default=0, ge=0, le=10)
-    shuffle: bool = False
-    seed: int | None = None
-
-
-class _TransmissionRequest(BaseModel):
-    event_id: str
-
-
-class _FaultRule(BaseModel):
-    path: str
-    status: int = Field(default=503, ge=400, le=599)
-    times: int = Field(default=1, ge=1)
-    method: str | None = None
-    name: str | None = None
-    message: str | None = None
-    issue: str | None = None
-    retry_after: str | None = None
-
-
-class _Faults(BaseModel):
-    latency_seconds: float = Field(default=0.0, ge=0, le=60)
-    errors: list[_FaultRule] = Field(default_factory=list)
-
-
-class _ClockMove(BaseModel):
-    advance_seconds: float
+    def transmission(self, event_id: str) -> JSONObject:
+        """A freshly signed transmission of one event, not sent: its body and headers."""
+        event = self.outbox.event(event_id)
+        if event is None:
+            raise _not_found("event", event_id)
+        return {"body": event.body.decode(), "headers": self.sign(event, {})}
 
 
 # -- the app ----------------------------------------------------------------------------
@@ -578,545 +1093,97 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
 
     :param settings: how it behaves; read from the environment when omitted.
     """
-    state = _State(settings=settings or SandboxSettings(), identity=_signing_identity())
-    app = FastAPI(title="PayPal sandbox (PixEcom)", docs_url=None, redoc_url=None)
-    app.state.paypal = state
+    paypal = SandboxPayPal(settings or SandboxSettings())
 
-    def base_url(request: Request) -> str:
-        return (state.settings.public_base_url or str(request.base_url)).rstrip("/")
+    async def at_base_url(request: Request) -> None:
+        _REQUEST_BASE_URL.set(str(request.base_url))
 
-    def link(request: Request, path: str, rel: str, method: str = "GET") -> JSONObject:
-        return {"href": f"{base_url(request)}{path}", "rel": rel, "method": method}
+    app = FastAPI(
+        title="PayPal sandbox (PixEcom)",
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(at_base_url)],
+    )
+    app.state.paypal = paypal
+    app.include_router(paypal.kit.router())
 
-    # -- faults, latency and bearer tokens, in front of every PayPal route --------------
+    @app.exception_handler(PayPalRefusal)
+    async def refused(_request: Request, refusal: PayPalRefusal) -> Response:
+        return refusal.response
 
-    @app.middleware("http")
-    async def paypal_front(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
-        if path.startswith(CONTROL_PREFIX):
-            return await call_next(request)
-        state.stats[f"{request.method} {path}"] += 1
-        if state.latency_seconds:
-            await asyncio.sleep(state.latency_seconds)
-        for fault in state.faults:
-            if path.startswith(fault.path) and fault.method in (None, request.method):
-                fault.times -= 1
-                if fault.times <= 0:
-                    state.faults.remove(fault)
-                return _injected(fault)
-        public = path == "/v1/oauth2/token" or path.startswith(
-            ("/v1/notifications/certs/", "/checkoutnow")
-        )
-        if not public:
-            refusal = _bearer_refusal(request)
-            if refusal is not None:
-                return refusal
-        return await call_next(request)
-
-    def _injected(fault: _Fault) -> Response:
-        if fault.status == 401:
-            return JSONResponse(
-                {
-                    "error": "invalid_token",
-                    "error_description": "Token signature verification failed",
-                },
-                status_code=401,
-            )
-        name, message = _NAMES.get(fault.status, ("INTERNAL_SERVER_ERROR", "Injected error."))
-        return _error(
-            fault.status,
-            fault.name or name,
-            fault.message or message,
-            issue=fault.issue,
-            headers={"Retry-After": fault.retry_after} if fault.retry_after else None,
-        )
-
-    def _bearer_refusal(request: Request) -> Response | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        expires_at = state.tokens.get(token) if scheme.lower() == "bearer" else None
-        if expires_at is None or expires_at <= state.clock.now():
-            state.stats["refused_tokens"] += 1
-            return JSONResponse(
-                {"error": "invalid_token", "error_description": "Access Token not found in cache"},
-                status_code=401,
-            )
-        return None
-
-    async def json_body(request: Request) -> JSONObject | JSONResponse:
-        raw = await request.body()
-        if not raw.strip():
-            return {}
-        try:
-            payload = json.loads(raw)
-        except ValueError:
-            return _invalid("MALFORMED_REQUEST_JSON", "", "The request JSON is not well formed.")
-        if not isinstance(payload, dict):
-            return _invalid("MALFORMED_REQUEST_JSON", "", "The request JSON is not an object.")
-        return payload
-
-    async def idempotent(
-        request: Request, compute: Callable[[], Awaitable[JSONResponse]]
-    ) -> JSONResponse:
-        request_id = request.headers.get("paypal-request-id")
-        if request_id is not None and not 1 <= len(request_id) <= 108:
-            return _error(
-                400,
-                *_NAMES[400],
-                issue="INVALID_STRING_LENGTH",
-                description="PayPal-Request-Id must be 1 to 108 characters.",
-            )
-        key = (request.url.path, request_id) if request_id else None
-        if key is not None and key in state.idempotent:
-            status, body = state.idempotent[key]
-            return JSONResponse(body, status_code=status)
-        response = await compute()
-        if key is not None and response.status_code < 300:
-            state.idempotent[key] = (response.status_code, json.loads(bytes(response.body)))
-        return response
-
-    # -- OAuth2 ---------------------------------------------------------------------------
+    # -- PayPal's API ---------------------------------------------------------------------
 
     @app.post("/v1/oauth2/token")
-    async def token(request: Request) -> JSONResponse:
-        state.stats["token_requests"] += 1
-        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-        try:
-            client_id, _, client_secret = (
-                base64.b64decode(encoded, validate=True).decode().partition(":")
-            )
-        except ValueError:
-            client_id = client_secret = ""
-        if (
-            scheme.lower() != "basic"
-            or not secrets.compare_digest(client_id, state.settings.client_id)
-            or not secrets.compare_digest(client_secret, state.settings.client_secret)
-        ):
-            return JSONResponse(
-                {"error": "invalid_client", "error_description": "Client Authentication failed"},
-                status_code=401,
-            )
-        form = parse_qs((await request.body()).decode(errors="replace"))
-        grant = form.get("grant_type", [""])[0]
-        if grant != "client_credentials":
-            return JSONResponse(
-                {
-                    "error": "unsupported_grant_type",
-                    "error_description": f"Grant Type is {grant or 'NULL'}",
-                },
-                status_code=400,
-            )
-        access_token = "A21AA" + secrets.token_urlsafe(48)
-        ttl = state.settings.token_ttl_seconds
-        state.tokens[access_token] = state.clock.now() + dt.timedelta(seconds=ttl)
-        return JSONResponse(
-            {
-                "scope": "https://uri.paypal.com/services/payments/payment "
-                "https://uri.paypal.com/services/disputes/read-seller "
-                "https://uri.paypal.com/services/applications/webhooks",
-                "access_token": access_token,
-                "token_type": "Bearer",
-                "app_id": "APP-80W284485P519543T",
-                "expires_in": ttl,
-                "nonce": f"{state.clock.stamp()}{secrets.token_urlsafe(16)}",
-            }
-        )
+    async def token(request: Request) -> JSONObject:
+        await paypal.admit(request, "token", bearer=False)
+        authorization = request.headers.get("authorization", "")
+        return paypal.issue_token(authorization, await request.body())
 
-    # -- Orders v2 ------------------------------------------------------------------------
-
-    def order_links(request: Request, order: JSONObject) -> list[JSONObject]:
-        order_id = order["id"]
-        links = [link(request, f"/v2/checkout/orders/{order_id}", "self")]
-        if order["status"] in ("CREATED", "PAYER_ACTION_REQUIRED"):
-            rel = "payer-action" if "payment_source" in order else "approve"
-            links.append(link(request, f"/checkoutnow?token={order_id}", rel))
-        if order["status"] in ("CREATED", "PAYER_ACTION_REQUIRED", "APPROVED"):
-            links.append(link(request, f"/v2/checkout/orders/{order_id}", "update", "PATCH"))
-            links.append(
-                link(request, f"/v2/checkout/orders/{order_id}/capture", "capture", "POST")
-            )
-        return links
-
-    def shown_order(request: Request, order: JSONObject) -> JSONObject:
-        return {**copy.deepcopy(order), "links": order_links(request, order)}
-
-    @app.post("/v2/checkout/orders")
-    async def create_order(request: Request) -> JSONResponse:
-        async def compute() -> JSONResponse:
-            payload = await json_body(request)
-            if isinstance(payload, JSONResponse):
-                return payload
-            intent = payload.get("intent")
-            if intent not in ("CAPTURE", "AUTHORIZE"):
-                return _invalid("INVALID_PARAMETER_VALUE", "/intent", "Intent is invalid.")
-            units = payload.get("purchase_units")
-            if not isinstance(units, list) or len(units) != 1 or not isinstance(units[0], dict):
-                return _invalid(
-                    "INVALID_ARRAY_MAX_ITEMS"
-                    if isinstance(units, list) and units
-                    else "MISSING_REQUIRED_PARAMETER",
-                    "/purchase_units",
-                    "This sandbox takes exactly one purchase unit.",
-                )
-            unit = units[0]
-            problem = _money_problem(
-                unit.get("amount"), "/purchase_units/@reference_id=='default'/amount"
-            )
-            if problem is not None:
-                return problem
-            for text_field in ("custom_id", "invoice_id", "description"):
-                value = unit.get(text_field)
-                if value is not None and (not isinstance(value, str) or len(value) > 127):
-                    return _invalid(
-                        "INVALID_STRING_LENGTH",
-                        f"/purchase_units/@reference_id=='default'/{text_field}",
-                        "The value of a field is too long.",
-                    )
-            now = state.clock.stamp()
-            order_id = _paypal_id()
-            order: JSONObject = {
-                "id": order_id,
-                "intent": intent,
-                "status": "CREATED",
-                "purchase_units": [
-                    {
-                        "reference_id": unit.get("reference_id", "default"),
-                        **{
-                            key: unit[key]
-                            for key in ("custom_id", "invoice_id", "description")
-                            if key in unit
-                        },
-                        "amount": dict(unit["amount"]),
-                        "payee": {
-                            "email_address": "merchant@sandbox.pixecom.test",
-                            "merchant_id": state.settings.merchant_id,
-                        },
-                    }
-                ],
-                "create_time": now,
-                "update_time": now,
-            }
-            context = (payload.get("payment_source") or {}).get("paypal", {}).get(
-                "experience_context", {}
-            ) or payload.get("application_context", {})
-            if isinstance(payload.get("payment_source"), dict):
-                order["payment_source"] = {"paypal": {}}
-                order["status"] = "PAYER_ACTION_REQUIRED"
-            state.orders[order_id] = order
-            state.order_urls[order_id] = (context.get("return_url"), context.get("cancel_url"))
-            return JSONResponse(shown_order(request, order), status_code=201)
-
-        return await idempotent(request, compute)
+    @app.post("/v2/checkout/orders", status_code=201)
+    async def create_order(request: Request) -> JSONObject:
+        await paypal.admit(request, "create_order")
+        body = await request.body()
+        return paypal.idempotent(request, lambda: paypal.create_order(_json_object(body)))
 
     @app.get("/v2/checkout/orders/{order_id}")
-    async def get_order(order_id: str, request: Request) -> JSONResponse:
-        order = state.orders.get(order_id)
-        if order is None:
-            return _not_found("order", order_id)
-        return JSONResponse(shown_order(request, order))
+    async def get_order(order_id: str, request: Request) -> JSONObject:
+        await paypal.admit(request, "get_order")
+        return paypal.shown_order(_found(paypal.orders, "order", order_id))
 
-    def approve(request: Request, order: JSONObject) -> JSONResponse | None:
-        if order["status"] == "APPROVED":
-            return None
-        if order["status"] not in ("CREATED", "PAYER_ACTION_REQUIRED"):
-            return _unprocessable(
-                "ORDER_CANNOT_BE_APPROVED",
-                f"The order is {order['status']}, not awaiting approval.",
-            )
-        order["status"] = "APPROVED"
-        order["update_time"] = state.clock.stamp()
-        payer = {
-            "name": {"given_name": "Sandbox", "surname": "Buyer"},
-            "email_address": "buyer@sandbox.pixecom.test",
-            "payer_id": "SANDBOXBUYER01",
-            "address": {"country_code": "US"},
-        }
-        order["payer"] = payer
-        order["payment_source"] = {
-            "paypal": {
-                "email_address": payer["email_address"],
-                "account_id": payer["payer_id"],
-                "account_status": "VERIFIED",
-                "name": payer["name"],
-                "address": payer["address"],
-            }
-        }
-        state.emit(
-            "CHECKOUT.ORDER.APPROVED",
-            "checkout-order",
-            shown_order(request, order),
-            "An order has been approved by buyer",
+    @app.post("/v2/checkout/orders/{order_id}/capture", status_code=201)
+    async def capture_order(order_id: str, request: Request) -> JSONObject:
+        await paypal.admit(request, "capture_order")
+        return paypal.idempotent(
+            request, lambda: paypal.capture(_found(paypal.orders, "order", order_id), "COMPLETED")
         )
-        return None
-
-    def capture(
-        request: Request, order: JSONObject, status: Literal["COMPLETED", "DENIED"]
-    ) -> JSONResponse:
-        if order["status"] == "COMPLETED":
-            return _unprocessable(
-                "ORDER_ALREADY_CAPTURED",
-                "Order already captured.If 'intent=CAPTURE' only one capture per order is allowed.",
-            )
-        if order["status"] != "APPROVED":
-            return _unprocessable(
-                "ORDER_NOT_APPROVED",
-                "Payer has not yet approved the Order for payment. Please redirect the payer "
-                "to the 'rel':'approve' url returned as part of the HATEOAS links within the "
-                "Create Order call or provide a valid payment_source in the request.",
-            )
-        unit = order["purchase_units"][0]
-        invoice_id = unit.get("invoice_id")
-        if invoice_id is not None and any(
-            other.get("invoice_id") == invoice_id and other["status"] != "DENIED"
-            for other in state.captures.values()
-        ):
-            return _unprocessable(
-                "DUPLICATE_INVOICE_ID",
-                "Duplicate Invoice ID detected. To avoid a potential duplicate transaction your "
-                "account setting requires that Invoice Id be unique for each transaction.",
-            )
-        amount = dict(unit["amount"])
-        gross = _minor(amount)
-        fee = _fee(gross)
-        currency = amount["currency_code"]
-        now = state.clock.stamp()
-        capture_id = _paypal_id()
-        captured: JSONObject = {
-            "id": capture_id,
-            "status": status,
-            "amount": amount,
-            "final_capture": True,
-            "seller_protection": {
-                "status": "ELIGIBLE",
-                "dispute_categories": ["ITEM_NOT_RECEIVED", "UNAUTHORIZED_TRANSACTION"],
-            },
-            "supplementary_data": {"related_ids": {"order_id": order["id"]}},
-            **{key: unit[key] for key in ("custom_id", "invoice_id") if key in unit},
-            "create_time": now,
-            "update_time": now,
-            "links": [
-                link(request, f"/v2/payments/captures/{capture_id}", "self"),
-                link(request, f"/v2/payments/captures/{capture_id}/refund", "refund", "POST"),
-                link(request, f"/v2/checkout/orders/{order['id']}", "up"),
-            ],
-        }
-        if status == "COMPLETED":
-            captured["seller_receivable_breakdown"] = {
-                "gross_amount": amount,
-                "paypal_fee": _money(fee, currency),
-                "net_amount": _money(gross - fee, currency),
-            }
-        else:
-            captured["status_details"] = {"reason": "DECLINED_BY_RISK_FRAUD_FILTERS"}
-        state.captures[capture_id] = captured
-        unit.setdefault("payments", {}).setdefault("captures", []).append(captured)
-        order["status"] = "COMPLETED" if status == "COMPLETED" else order["status"]
-        order["update_time"] = now
-        value = f"{amount['value']} {currency}"
-        if status == "COMPLETED":
-            state.emit(
-                "PAYMENT.CAPTURE.COMPLETED", "capture", captured, f"Payment completed for {value}"
-            )
-        else:
-            state.emit("PAYMENT.CAPTURE.DENIED", "capture", captured, f"Payment denied for {value}")
-        return JSONResponse(shown_order(request, order), status_code=201)
-
-    @app.post("/v2/checkout/orders/{order_id}/capture")
-    async def capture_order(order_id: str, request: Request) -> JSONResponse:
-        async def compute() -> JSONResponse:
-            order = state.orders.get(order_id)
-            if order is None:
-                return _not_found("order", order_id)
-            return capture(request, order, "COMPLETED")
-
-        return await idempotent(request, compute)
-
-    # -- payments -------------------------------------------------------------------------
 
     @app.get("/v2/payments/captures/{capture_id}")
-    async def get_capture(capture_id: str) -> JSONResponse:
-        captured = state.captures.get(capture_id)
-        if captured is None:
-            return _not_found("capture", capture_id)
-        return JSONResponse(captured)
+    async def get_capture(capture_id: str, request: Request) -> JSONObject:
+        await paypal.admit(request, "get_capture")
+        return _found(paypal.captures, "capture", capture_id)
+
+    @app.post("/v2/payments/captures/{capture_id}/refund", status_code=201)
+    async def refund_capture(capture_id: str, request: Request) -> JSONObject:
+        await paypal.admit(request, "refund_capture")
+        body = await request.body()
+        return paypal.idempotent(
+            request,
+            lambda: paypal.give_back(capture_id, _json_object(body).get("amount"), reversal=False),
+        )
 
     @app.get("/v2/payments/refunds/{refund_id}")
-    async def get_refund(refund_id: str) -> JSONResponse:
-        refund = state.refunds.get(refund_id)
-        if refund is None:
-            return _not_found("refund", refund_id)
-        return JSONResponse(refund)
-
-    def refunded_so_far(capture_id: str) -> int:
-        return sum(
-            _minor(refund["amount"])
-            for refund_id, refund in state.refunds.items()
-            if state.refunded_capture[refund_id] == capture_id
-        )
-
-    def give_back(
-        request: Request, capture_id: str, amount: JSONObject | None, *, reversal: bool
-    ) -> JSONResponse:
-        captured = state.captures.get(capture_id)
-        if captured is None:
-            return _not_found("capture", capture_id)
-        if captured["status"] not in ("COMPLETED", "PARTIALLY_REFUNDED"):
-            issue = (
-                "CAPTURE_FULLY_REFUNDED"
-                if captured["status"] == "REFUNDED"
-                else ("INVALID_CAPTURE_STATUS")
-            )
-            return _unprocessable(issue, f"The capture is {captured['status']}.")
-        currency = captured["amount"]["currency_code"]
-        remaining = _minor(captured["amount"]) - refunded_so_far(capture_id)
-        if amount is None:
-            minor = remaining
-        else:
-            problem = _money_problem(amount, "/amount")
-            if problem is not None:
-                return problem
-            if amount["currency_code"] != currency:
-                return _unprocessable(
-                    "REFUND_CURRENCY_MISMATCH",
-                    "Refund must be in the same currency as the capture.",
-                )
-            minor = _minor(amount)
-        if minor > remaining:
-            return _unprocessable(
-                "REFUND_AMOUNT_EXCEEDED",
-                "The refund amount must be less than or equal to the capture amount that has "
-                "not yet been refunded.",
-            )
-        now = state.clock.stamp()
-        refund_id = _paypal_id()
-        total = refunded_so_far(capture_id) + minor
-        refund: JSONObject = {
-            "id": refund_id,
-            "amount": _money(minor, currency),
-            "seller_payable_breakdown": {
-                "gross_amount": _money(minor, currency),
-                "paypal_fee": _money(0, currency),
-                "net_amount": _money(minor, currency),
-                "total_refunded_amount": _money(total, currency),
-            },
-            **{key: captured[key] for key in ("custom_id", "invoice_id") if key in captured},
-            "status": "COMPLETED",
-            "create_time": now,
-            "update_time": now,
-            "links": [
-                link(request, f"/v2/payments/refunds/{refund_id}", "self"),
-                link(request, f"/v2/payments/captures/{capture_id}", "up"),
-            ],
-        }
-        if reversal:
-            refund["note_to_payer"] = "Payment reversed"
-        state.refunds[refund_id] = refund
-        state.refunded_capture[refund_id] = capture_id
-        full = total == _minor(captured["amount"])
-        captured["status"] = (
-            ("REVERSED" if reversal else "REFUNDED") if full else "PARTIALLY_REFUNDED"
-        )
-        captured["update_time"] = now
-        shown = f"{refund['amount']['value']} {currency}"
-        if reversal:
-            state.emit(
-                "PAYMENT.CAPTURE.REVERSED",
-                "refund",
-                refund,
-                f"A {shown} capture payment was reversed",
-            )
-        else:
-            state.emit(
-                "PAYMENT.CAPTURE.REFUNDED",
-                "refund",
-                refund,
-                f"A {shown} capture payment was refunded",
-            )
-        return JSONResponse(refund, status_code=201)
-
-    @app.post("/v2/payments/captures/{capture_id}/refund")
-    async def refund_capture(capture_id: str, request: Request) -> JSONResponse:
-        async def compute() -> JSONResponse:
-            payload = await json_body(request)
-            if isinstance(payload, JSONResponse):
-                return payload
-            return give_back(request, capture_id, payload.get("amount"), reversal=False)
-
-        return await idempotent(request, compute)
-
-    # -- disputes -------------------------------------------------------------------------
-
-    def dispute_summary(dispute: JSONObject) -> JSONObject:
-        keys = ("dispute_id", "create_time", "update_time", "reason", "status", "dispute_amount")
-        return {
-            **{key: dispute[key] for key in keys},
-            "dispute_state": "REQUIRED_ACTION" if dispute["status"] != "RESOLVED" else "RESOLVED",
-            "links": dispute["links"],
-        }
+    async def get_refund(refund_id: str, request: Request) -> JSONObject:
+        await paypal.admit(request, "get_refund")
+        return _found(paypal.refunds, "refund", refund_id)
 
     @app.get("/v1/customer/disputes")
-    async def list_disputes(request: Request) -> JSONResponse:
-        capture_id = request.query_params.get("disputed_transaction_id")
-        items = [
-            dispute_summary(dispute)
-            for dispute in state.disputes.values()
-            if capture_id is None
-            or any(
-                transaction["seller_transaction_id"] == capture_id
-                for transaction in dispute["disputed_transactions"]
-            )
-        ]
-        return JSONResponse(
-            {"items": items, "links": [link(request, "/v1/customer/disputes", "self")]}
-        )
+    async def list_disputes(request: Request) -> JSONObject:
+        await paypal.admit(request, "list_disputes")
+        return paypal.list_disputes(request.query_params.get("disputed_transaction_id"))
 
     @app.get("/v1/customer/disputes/{dispute_id}")
-    async def get_dispute(dispute_id: str) -> JSONResponse:
-        dispute = state.disputes.get(dispute_id)
-        if dispute is None:
-            return _not_found("dispute", dispute_id)
-        return JSONResponse(dispute)
-
-    # -- webhooks -------------------------------------------------------------------------
+    async def get_dispute(dispute_id: str, request: Request) -> JSONObject:
+        await paypal.admit(request, "get_dispute")
+        return _found(paypal.disputes, "dispute", dispute_id)
 
     @app.get("/v1/notifications/certs/{cert_id}")
-    async def certificate(cert_id: str) -> Response:
-        state.stats["certificate_downloads"] += 1
-        if cert_id != state.identity.cert_id:
-            return _not_found("certificate", cert_id)
-        return PlainTextResponse(state.identity.certificate_pem.decode())
+    async def certificate(cert_id: str, request: Request) -> Response:
+        await paypal.admit(request, "get_certificate", bearer=False)
+        if cert_id != paypal.identity.cert_id:
+            raise _not_found("certificate", cert_id)
+        return PlainTextResponse(paypal.identity.certificate_pem.decode())
 
     @app.post("/v1/notifications/verify-webhook-signature")
-    async def verify_webhook_signature(request: Request) -> JSONResponse:
-        payload = await json_body(request)
-        if isinstance(payload, JSONResponse):
-            return payload
-        for required in (
-            "auth_algo",
-            "cert_url",
-            "transmission_id",
-            "transmission_sig",
-            "transmission_time",
-            "webhook_id",
-            "webhook_event",
-        ):
-            if not payload.get(required):
-                return _error(
-                    400,
-                    "VALIDATION_ERROR",
-                    "Invalid request - see details",
-                    issue="MISSING_REQUIRED_PARAMETER",
-                    field_path=f"/{required}",
-                )
-        status = "SUCCESS" if state.signature_is_valid(payload) else "FAILURE"
-        return JSONResponse({"verification_status": status})
+    async def verify_webhook_signature(request: Request) -> JSONObject:
+        await paypal.admit(request, "verify_webhook_signature")
+        return paypal.verify_webhook_signature(_json_object(await request.body()))
 
     # -- the buyer's approval page --------------------------------------------------------
 
     @app.get("/checkoutnow")
-    async def checkout_page(token: str) -> Response:
-        order = state.orders.get(token)
+    async def checkout_page(token: str, request: Request) -> Response:
+        paypal.kit.requests.record(request, operation="checkout_page")
+        order = paypal.orders.get(token)
         if order is None:
             return HTMLResponse("<h1>Unknown order</h1>", status_code=404)
         amount = order["purchase_units"][0]["amount"]
@@ -1131,17 +1198,16 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
 
     @app.post("/checkoutnow")
     async def checkout_decision(token: str, request: Request) -> Response:
-        order = state.orders.get(token)
+        paypal.kit.requests.record(request, operation="checkout_page")
+        order = paypal.orders.get(token)
         if order is None:
             return HTMLResponse("<h1>Unknown order</h1>", status_code=404)
         action = parse_qs((await request.body()).decode()).get("action", ["approve"])[0]
-        return_url, cancel_url = state.order_urls.get(token, (None, None))
+        return_url, cancel_url = paypal.order_urls.get(token, (None, None))
         if action == "approve":
-            problem = approve(request, order)
-            if problem is not None:
-                return problem
+            paypal.approve(order)
             target = return_url
-            params = {"token": token, "PayerID": "SANDBOXBUYER01"}
+            params = {"token": token, "PayerID": _BUYER["payer_id"]}
         else:
             target = cancel_url
             params = {"token": token}
@@ -1149,231 +1215,58 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
             return HTMLResponse(f"<h1>Order {html.escape(token)}: {html.escape(action)}</h1>")
         return RedirectResponse(str(httpx.URL(target).copy_merge_params(params)), status_code=303)
 
-    # -- control endpoints ----------------------------------------------------------------
+    # -- PayPal's own controls (the kit's come from its router) ---------------------------
 
-    def order_or_404(order_id: str) -> JSONObject | JSONResponse:
-        order = state.orders.get(order_id)
-        return order if order is not None else _not_found("order", order_id)
-
-    @app.post(f"{CONTROL_PREFIX}/orders/{{order_id}}/approve")
-    async def control_approve(order_id: str, request: Request) -> JSONResponse:
+    @app.post("/_sandbox/orders/{order_id}/approve")
+    async def control_approve(order_id: str) -> JSONObject:
         """Approve the order as the buyer would (emits CHECKOUT.ORDER.APPROVED)."""
-        order = order_or_404(order_id)
-        if isinstance(order, JSONResponse):
-            return order
-        problem = approve(request, order)
-        return problem or JSONResponse(shown_order(request, order))
+        order = _found(paypal.orders, "order", order_id)
+        paypal.approve(order)
+        return paypal.shown_order(order)
 
-    @app.post(f"{CONTROL_PREFIX}/orders/{{order_id}}/capture")
-    async def control_capture(
-        order_id: str, outcome: _CaptureOutcome, request: Request
-    ) -> JSONResponse:
+    @app.post("/_sandbox/orders/{order_id}/capture", status_code=201)
+    async def control_capture(order_id: str, outcome: CaptureOutcome) -> JSONObject:
         """Approve if needed and capture, completed or denied (emits PAYMENT.CAPTURE.*)."""
-        order = order_or_404(order_id)
-        if isinstance(order, JSONResponse):
-            return order
-        problem = approve(request, order)
-        return problem or capture(request, order, outcome.status)
+        order = _found(paypal.orders, "order", order_id)
+        paypal.approve(order)
+        return paypal.capture(order, outcome.status)
 
-    def amount_of(capture_id: str, value: str | None) -> JSONObject | None:
-        captured = state.captures.get(capture_id)
-        if value is None or captured is None:
-            return None
-        return {"currency_code": captured["amount"]["currency_code"], "value": value}
-
-    @app.post(f"{CONTROL_PREFIX}/captures/{{capture_id}}/refund")
-    async def control_refund(
-        capture_id: str, body: _ControlAmount, request: Request
-    ) -> JSONResponse:
+    @app.post("/_sandbox/captures/{capture_id}/refund", status_code=201)
+    async def control_refund(capture_id: str, body: ControlAmount) -> JSONObject:
         """Refund all that is left, or ``value`` (emits PAYMENT.CAPTURE.REFUNDED)."""
-        return give_back(request, capture_id, amount_of(capture_id, body.value), reversal=False)
+        amount = paypal.amount_of(capture_id, body.value)
+        return paypal.give_back(capture_id, amount, reversal=False)
 
-    @app.post(f"{CONTROL_PREFIX}/captures/{{capture_id}}/reverse")
-    async def control_reverse(
-        capture_id: str, body: _ControlAmount, request: Request
-    ) -> JSONResponse:
+    @app.post("/_sandbox/captures/{capture_id}/reverse", status_code=201)
+    async def control_reverse(capture_id: str, body: ControlAmount) -> JSONObject:
         """Reverse the capture as PayPal does on its own (emits PAYMENT.CAPTURE.REVERSED)."""
-        return give_back(request, capture_id, amount_of(capture_id, body.value), reversal=True)
+        amount = paypal.amount_of(capture_id, body.value)
+        return paypal.give_back(capture_id, amount, reversal=True)
 
-    @app.post(f"{CONTROL_PREFIX}/captures/{{capture_id}}/disputes")
-    async def control_open_dispute(
-        capture_id: str, body: _DisputeOpening, request: Request
-    ) -> JSONResponse:
+    @app.post("/_sandbox/captures/{capture_id}/disputes")
+    async def control_open_dispute(capture_id: str, body: DisputeOpening) -> JSONObject:
         """Open a dispute (emits CUSTOMER.DISPUTE.CREATED, and the reversal if ``reverse``)."""
-        captured = state.captures.get(capture_id)
-        if captured is None:
-            return _not_found("capture", capture_id)
-        amount = amount_of(capture_id, body.value) or dict(captured["amount"])
-        now = state.clock.stamp()
-        dispute_id = f"PP-D-{secrets.randbelow(10**6):06d}"
-        dispute: JSONObject = {
-            "dispute_id": dispute_id,
-            "create_time": now,
-            "update_time": now,
-            "disputed_transactions": [
-                {
-                    "seller_transaction_id": capture_id,
-                    "seller": {"merchant_id": state.settings.merchant_id},
-                    "items": [],
-                    "seller_protection_eligible": True,
-                    **({"custom": captured["custom_id"]} if "custom_id" in captured else {}),
-                    **(
-                        {"invoice_number": captured["invoice_id"]}
-                        if "invoice_id" in captured
-                        else {}
-                    ),
-                }
-            ],
-            "reason": body.reason,
-            "status": "WAITING_FOR_SELLER_RESPONSE",
-            "dispute_amount": amount,
-            "dispute_life_cycle_stage": body.stage,
-            "dispute_channel": body.channel,
-            "links": [link(request, f"/v1/customer/disputes/{dispute_id}", "self")],
-        }
-        state.disputes[dispute_id] = dispute
-        state.emit(
-            "CUSTOMER.DISPUTE.CREATED",
-            "dispute",
-            dispute,
-            f"A new dispute opened with Case # {dispute_id}",
-        )
-        if body.reverse:
-            reversed_ = give_back(request, capture_id, amount, reversal=True)
-            if reversed_.status_code >= 300:
-                return reversed_
-            state.reversed_disputes.add(dispute_id)
-        return JSONResponse(dispute)
+        return paypal.open_dispute(capture_id, body)
 
-    @app.post(f"{CONTROL_PREFIX}/disputes/{{dispute_id}}/resolve")
-    async def control_resolve_dispute(
-        dispute_id: str, body: _DisputeResolution, request: Request
-    ) -> JSONResponse:
+    @app.post("/_sandbox/disputes/{dispute_id}/resolve")
+    async def control_resolve_dispute(dispute_id: str, body: DisputeResolution) -> JSONObject:
         """Close the dispute (emits CUSTOMER.DISPUTE.RESOLVED; a buyer's win also reverses)."""
-        dispute = state.disputes.get(dispute_id)
-        if dispute is None:
-            return _not_found("dispute", dispute_id)
-        if dispute["status"] == "RESOLVED":
-            return _unprocessable("DISPUTE_ALREADY_RESOLVED", "The dispute is resolved.")
-        buyer_wins = body.outcome in ("RESOLVED_BUYER_FAVOUR", "ACCEPTED")
-        if buyer_wins and dispute_id not in state.reversed_disputes:
-            capture_id = dispute["disputed_transactions"][0]["seller_transaction_id"]
-            reversed_ = give_back(request, capture_id, dispute["dispute_amount"], reversal=True)
-            if reversed_.status_code >= 300:
-                return reversed_
-            state.reversed_disputes.add(dispute_id)
-        dispute["status"] = "RESOLVED"
-        dispute["update_time"] = state.clock.stamp()
-        dispute["dispute_outcome"] = {"outcome_code": body.outcome}
-        if buyer_wins:
-            dispute["dispute_outcome"]["amount_refunded"] = dispute["dispute_amount"]
-        state.emit(
-            "CUSTOMER.DISPUTE.RESOLVED",
-            "dispute",
-            dispute,
-            f"A dispute was resolved ({body.outcome})",
-        )
-        return JSONResponse(dispute)
+        return paypal.resolve_dispute(dispute_id, body.outcome)
 
-    @app.post(f"{CONTROL_PREFIX}/webhooks/config")
-    async def control_webhook_config(body: _WebhookConfig) -> JSONResponse:
-        """Set the URL deliveries go to."""
-        state.settings = state.settings.model_copy(update={"webhook_url": body.url})
-        return JSONResponse({"url": body.url, "webhook_id": state.settings.webhook_id})
-
-    @app.get(f"{CONTROL_PREFIX}/webhooks/events")
-    async def control_events() -> JSONResponse:
-        """Every event emitted so far, oldest first, and whether it was delivered."""
-        return JSONResponse(
-            [
-                {"event_id": e.event_id, "event_type": e.event_type, "delivered": e.delivered}
-                for e in state.events
-            ]
-        )
-
-    @app.post(f"{CONTROL_PREFIX}/webhooks/transmissions")
-    async def control_transmission(body: _TransmissionRequest, request: Request) -> JSONResponse:
+    @app.post("/_sandbox/webhooks/transmissions")
+    async def control_transmission(body: TransmissionRequest) -> JSONObject:
         """Sign a fresh transmission of one event without sending it: body and headers."""
-        event = next((e for e in state.events if e.event_id == body.event_id), None)
-        if event is None:
-            return _not_found("event", body.event_id)
-        headers = state.transmit(event, base_url(request))
-        return JSONResponse({"body": event.body.decode(), "headers": headers})
+        return paypal.transmission(body.event_id)
 
-    @app.post(f"{CONTROL_PREFIX}/webhooks/deliver")
-    async def control_deliver(body: _Delivery, request: Request) -> JSONResponse:
-        """POST every undelivered event to the webhook URL, signed; failures stay pending."""
-        url = body.url or state.settings.webhook_url
-        if not url:
-            return JSONResponse(
-                {"detail": "no webhook URL: configure one or pass url"}, status_code=409
-            )
-        pending = [event for event in state.events if not event.delivered]
-        sends = [event for event in pending for _copy in range(body.duplicates + 1)]
-        if body.shuffle:
-            random.Random(body.seed).shuffle(sends)
-        results = []
-        async with httpx.AsyncClient(timeout=10.0) as http:
-            for event in sends:
-                headers = state.transmit(event, base_url(request))
-                result: JSONObject = {
-                    "event_id": event.event_id,
-                    "event_type": event.event_type,
-                    "transmission_id": headers["PAYPAL-TRANSMISSION-ID"],
-                }
-                try:
-                    response = await http.post(url, content=event.body, headers=headers)
-                except httpx.HTTPError as exc:
-                    result["error"] = repr(exc)
-                else:
-                    result["status_code"] = response.status_code
-                    if response.is_success:
-                        event.delivered = True
-                results.append(result)
-        return JSONResponse({"deliveries": results})
-
-    @app.post(f"{CONTROL_PREFIX}/faults")
-    async def control_faults(body: _Faults) -> JSONResponse:
-        """Replace the injected latency and errors (each error answers ``times`` requests)."""
-        state.latency_seconds = body.latency_seconds
-        state.faults = [
-            _Fault(
-                path=rule.path,
-                status=rule.status,
-                times=rule.times,
-                method=rule.method.upper() if rule.method else None,
-                name=rule.name,
-                message=rule.message,
-                issue=rule.issue,
-                retry_after=rule.retry_after,
-            )
-            for rule in body.errors
-        ]
-        return JSONResponse(body.model_dump())
-
-    @app.delete(f"{CONTROL_PREFIX}/faults")
-    async def control_clear_faults() -> Response:
-        """Remove injected latency and errors."""
-        state.latency_seconds = 0.0
-        state.faults = []
-        return Response(status_code=204)
-
-    @app.post(f"{CONTROL_PREFIX}/tokens/revoke")
-    async def control_revoke_tokens() -> JSONResponse:
+    @app.post("/_sandbox/tokens/revoke")
+    async def control_revoke_tokens() -> dict[str, int]:
         """Forget every issued access token: the next API call answers 401."""
-        revoked = len(state.tokens)
-        state.tokens.clear()
-        return JSONResponse({"revoked": revoked})
+        return {"revoked": paypal.revoke_tokens()}
 
-    @app.post(f"{CONTROL_PREFIX}/clock")
-    async def control_clock(body: _ClockMove) -> JSONResponse:
+    @app.post("/_sandbox/clock")
+    async def control_clock(body: ClockMove) -> dict[str, str]:
         """Move the sandbox's clock (token expiry, timestamps, transmission times)."""
-        state.clock.offset += dt.timedelta(seconds=body.advance_seconds)
-        return JSONResponse({"now": state.clock.stamp()})
-
-    @app.get(f"{CONTROL_PREFIX}/stats")
-    async def control_stats() -> JSONResponse:
-        """Request counters: ``token_requests``, ``certificate_downloads``, per route."""
-        return JSONResponse(dict(state.stats))
+        paypal.clock.offset += dt.timedelta(seconds=body.advance_seconds)
+        return {"now": paypal.clock.stamp()}
 
     return app
