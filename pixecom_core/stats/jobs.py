@@ -90,6 +90,22 @@ class JobResult:
     error: str | None = None
 
 
+async def take_over_lock(client: redis.Redis, lock: Lock, task_id: str) -> bool:
+    """Whether ``lock`` is held under this task's own id (an earlier delivery of the task
+    died holding it); if so, refresh it for this delivery. Job locks take the task id as
+    their token, so a redelivered job is not locked out by its dead predecessor."""
+    token = task_id.encode()
+    if await client.get(lock.name) != token:
+        return False
+    lock.local.token = token
+    try:
+        await lock.reacquire()
+    except LockError:  # expired or taken between the two calls
+        return False
+    _log.warning("task %s redelivered: taking over its dead predecessor's lock", task_id)
+    return True
+
+
 def tier_for(daily_spend: float, settings: Settings) -> SellerTier:
     """The tier a trailing daily spend puts a seller in."""
     if daily_spend >= settings.tier_high_daily_spend:
@@ -140,7 +156,9 @@ class SyncJobs:
         # The lock's token is the task id: a task redelivered because its worker died
         # holding the lock (SCALE-2: a killed worker loses no task) finds its
         # own token there and takes the lock over instead of being skipped until it expires.
-        if not await lock.acquire(token=task_id) and not await self._take_over(lock, task_id):
+        if not await lock.acquire(token=task_id) and not await take_over_lock(
+            self._redis, lock, task_id
+        ):
             _log.info("sync of %s skipped: another sync of this seller is running", seller_id)
             return JobResult(JobOutcome.SKIPPED_RUNNING)
         result: JobResult | None = None
@@ -168,20 +186,6 @@ class SyncJobs:
                 await lock.release()
             except Exception:  # expired meanwhile: nothing to release
                 _log.warning("sync lock of %s had already expired", seller_id)
-
-    async def _take_over(self, lock: Lock, task_id: str) -> bool:
-        """Whether the lock is held under this task's own id (an earlier delivery of the
-        task died holding it); if so, refresh it for this delivery."""
-        token = task_id.encode()
-        if await self._redis.get(lock.name) != token:
-            return False
-        lock.local.token = token
-        try:
-            await lock.reacquire()
-        except LockError:  # expired or taken between the two calls
-            return False
-        _log.warning("sync task %s redelivered: taking over its dead predecessor's lock", task_id)
-        return True
 
     async def _attempts(self, seller_id: uuid.UUID, *, days_back: int, task_id: str) -> JobResult:
         attempts = self._settings.stats_task_attempts

@@ -7,7 +7,10 @@ up to 28 days) are fetched at campaign, ad-set and ad level, streamed into
 while the network answers: SCALE-3, pool exhaustion), and adopted into
 ``ad_stats_daily``; an entity-day of the account that the complete fetch no longer reports
 is zeroed (networks omit entities without delivery). Then the seller's sellpage days — the
-window plus days marked by late refunds or attribution — are re-aggregated.
+window plus days marked by late refunds or attribution — are re-aggregated. The window
+is a parameter (:class:`DayWindow`): the history backfill
+(:mod:`pixecom_core.stats.backfill`) runs one account over older days through these same
+steps (:meth:`StatsSync.sync_account_days`).
 
 Provider errors decide what happens to an account, never to the others: a throttled
 account is delayed (``throttled_until``), not failed; a refused token marks it for
@@ -74,6 +77,28 @@ _DISCOVER_CAMPAIGNS = text(
     ON CONFLICT (seller_id, ad_account_id, external_id) DO NOTHING
     """
 )
+
+
+@dataclass(frozen=True)
+class DayWindow:
+    """Days of an ad account's time zone, ``since`` to ``until``, both included."""
+
+    since: date
+    until: date
+
+    def __post_init__(self) -> None:
+        if self.until < self.since:
+            raise ValueError(f"a window cannot end ({self.until}) before it starts ({self.since})")
+
+    def days(self) -> list[date]:
+        """Every day of the window, oldest first."""
+        return [self.since + timedelta(days=n) for n in range((self.until - self.since).days + 1)]
+
+
+def recent_days(account: AdAccount, days_back: int, now: datetime) -> DayWindow:
+    """The last ``days_back`` days of ``account``'s time zone at ``now``, today included."""
+    today = now.astimezone(ZoneInfo(account.timezone)).date()
+    return DayWindow(today - timedelta(days=days_back - 1), today)
 
 
 class AccountOutcome(StrEnum):
@@ -170,9 +195,55 @@ class StatsSync:
         result = SellerSync(seller_id=seller_id)
         touched: set[date] = set()
         for account in accounts:
-            outcome, account_days = await self._sync_account(context, account, days_back, now)
+            window = recent_days(account, days_back, now)
+            outcome, account_days = await self._sync_account(context, account, window, now)
             result.accounts.append(outcome)
             touched |= account_days
+        await self._aggregate_sellpages(context, result, touched)
+        return result
+
+    async def sync_account_days(
+        self,
+        seller_id: uuid.UUID,
+        ad_account_id: uuid.UUID,
+        window: DayWindow,
+        *,
+        now: datetime | None = None,
+    ) -> SellerSync:
+        """Sync one ad account over ``window`` (days of its time zone, both ends
+        included) through the same steps as :meth:`sync_seller`, then re-aggregate the
+        seller's sellpage days of that window (and days marked dirty). The history
+        backfill's chunk (:mod:`pixecom_core.stats.backfill`).
+
+        The account's sync bookkeeping (last attempt, last success, failures) is the
+        regular syncs' and is left alone; a throttle and a refused token are recorded,
+        since they hold for every fetch of the account. An unknown account is skipped.
+        """
+        now = now or datetime.now(UTC)
+        context = SellerContext(
+            seller_id=seller_id, sessions=self._sessions, settings=self._settings
+        )
+        async with context.scope() as scope:
+            account = await scope.session.scalar(
+                select(AdAccount).where(
+                    col(AdAccount.seller_id) == seller_id, col(AdAccount.id) == ad_account_id
+                )
+            )
+        result = SellerSync(seller_id=seller_id)
+        if account is None:
+            result.accounts.append(AccountSync(ad_account_id, AccountOutcome.SKIPPED))
+            return result
+        outcome, days = await self._sync_account(context, account, window, now, regular=False)
+        result.accounts.append(outcome)
+        await self._aggregate_sellpages(context, result, days)
+        return result
+
+    async def _aggregate_sellpages(
+        self, context: SellerContext, result: SellerSync, touched: set[date]
+    ) -> None:
+        """Re-aggregate the seller's sellpage days ``touched`` and those marked dirty,
+        then announce the aggregation."""
+        seller_id = context.seller_id
         async with context.scope() as scope:
             await lock_sellpage_aggregation(scope)
             days = sorted(touched | set(await dirty_days(scope)))
@@ -192,11 +263,19 @@ class StatsSync:
             )
             # After the aggregation's scope committed; each plugin on its own.
             announce(self._pm, "pixecom_on_stats_aggregated", summary=summary)
-        return result
 
     async def _sync_account(
-        self, context: SellerContext, account: AdAccount, days_back: int, now: datetime
+        self,
+        context: SellerContext,
+        account: AdAccount,
+        window: DayWindow,
+        now: datetime,
+        *,
+        regular: bool = True,
     ) -> tuple[AccountSync, set[date]]:
+        """Fetch, ingest and adopt ``window`` of one account. ``regular``: a scheduled
+        sync, which records its attempt, success and failures on the account; a backfill
+        chunk records only what holds for every fetch (a throttle, a refused token)."""
         if (
             account.status is not AdAccountStatus.ACTIVE
             or account.needs_reconnect
@@ -213,14 +292,14 @@ class StatsSync:
         except UnknownProviderError as exc:
             await self._record(context, account.id, error=str(exc), failed=True)
             return AccountSync(account.id, AccountOutcome.FAILED, error=str(exc)), set()
-        today = now.astimezone(ZoneInfo(account.timezone)).date()
-        since, until = today - timedelta(days=days_back - 1), today
+        since, until = window.since, window.until
         credentials = AdAccountCredentials(
             seller_id=context.seller_id,
             account_id=account.external_id,
             access_token=SecretStr(self._box.decrypt(account.token_ciphertext)),
         )
-        await self._record(context, account.id, attempt_at=now)
+        if regular:
+            await self._record(context, account.id, attempt_at=now)
         received = inserted = 0
         campaigns: set[str] = set()
         # No row of this fetch is older than this: whatever still holds an older snapshot
@@ -278,10 +357,12 @@ class StatsSync:
             await self._record(context, account.id, error=str(exc), failed=True, reconnect=True)
             return AccountSync(account.id, AccountOutcome.NEEDS_RECONNECT, error=str(exc)), set()
         except ProviderError as exc:
-            await self._record(context, account.id, error=str(exc), failed=True)
+            if regular:
+                await self._record(context, account.id, error=str(exc), failed=True)
             return AccountSync(account.id, AccountOutcome.FAILED, error=str(exc)), set()
-        await self._record(context, account.id, synced_at=datetime.now(UTC))
-        days = {since + timedelta(days=offset) for offset in range(days_back)}
+        if regular:
+            await self._record(context, account.id, synced_at=datetime.now(UTC))
+        days = set(window.days())
         return (
             AccountSync(
                 account.id,
