@@ -271,6 +271,21 @@ class Settings(SettingsWithSecretFiles):
     #: How often the scheduler looks for due sellers.
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
 
+    # -- History backfill (issue 14 item 4) ---------------------------------------------
+    #: Days of history fetched when an ad account is connected (ending yesterday in the
+    #: account's time zone). At most 1095 (three years): inside the 37 months Meta keeps
+    #: insights, the longest-lived network the plugins reach.
+    backfill_days: int = Field(default=28, ge=1, le=1095)
+    #: Days fetched by one backfill job; each chunk is a separate, resumable job.
+    backfill_chunk_days: int = Field(default=7, ge=1, le=90)
+    #: A backfill that made no progress for this long (its job was lost, or it waits
+    #: after a throttle or failure) is queued again by the scheduler.
+    backfill_stall_seconds: int = Field(default=900, ge=1)
+    #: How long a backfill waits after a chunk failed before it is tried again.
+    backfill_retry_seconds: int = Field(default=300, ge=1)
+    #: How often the scheduler looks for backfills to resume.
+    backfill_sweep_seconds: int = Field(default=60, ge=5)
+
     # -- Tracking and resilience (SCALE-9) ----------------------------------
     #: The tracker plugin parcels are registered with, by identifier. Empty: the only
     #: installed tracker (issue 13 item 6: core defaults to no plugin); set it when several
