@@ -115,7 +115,8 @@ def worker(
     queue: Annotated[
         str,
         typer.Option(
-            help="Queue to consume: payments, tracking, stats-high, stats-medium, stats-low."
+            help="Queue to consume: payments, tracking, stats-high, stats-medium, stats-low,"
+            " backfill."
         ),
     ] = "payments",
     max_tasks: Annotated[int, typer.Option(help="Tasks run at once in this process.")] = 50,

@@ -356,7 +356,8 @@ class SimulatedDeployment:
         """One worker per queue, the scheduler and the API; returns once the API is ready."""
         concurrency = self.options.stats_concurrency
         for queue in Queue:
-            stats = queue.value.startswith("stats-")
+            # Backfills are batch work like syncs: the same concurrency and pool.
+            stats = queue.value.startswith("stats-") or queue is Queue.BACKFILL
             self._spawn(
                 f"worker-{queue.value}",
                 [

@@ -46,6 +46,8 @@ from pixecom_core.providers.errors import ProviderUnavailable
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.stats.aggregate import refresh_dirty_days
+from pixecom_core.stats.backfill import BACKFILL_TASK, BackfillJobs
+from pixecom_core.stats.backfill import JobOutcome as BackfillOutcome
 from pixecom_core.stats.jobs import SYNC_TASK, SyncJobs
 from pixecom_core.stats.schedule import DueSync
 from pixecom_core.stats.sync import StatsSync
@@ -94,6 +96,9 @@ class Queue(StrEnum):
     STATS_HIGH = "stats-high"
     STATS_MEDIUM = "stats-medium"
     STATS_LOW = "stats-low"
+    #: History backfills of newly connected ad accounts (issue 14 item 4): low priority
+    #: and its own workers, so a backfill never delays a regular sync on a tier queue.
+    BACKFILL = "backfill"
 
 
 TIER_QUEUES = {
@@ -223,6 +228,8 @@ class WorkerResources:
     #: The broker this worker consumes from, for tasks that queue others.
     broker: AsyncBroker
     sweeper: asyncio.Task[None] | None = None
+    #: History backfills (the ``backfill`` queue's task).
+    backfill_jobs: BackfillJobs | None = None
 
 
 def worker_resources(context: Context) -> WorkerResources:
@@ -259,6 +266,43 @@ async def sync_seller(
         uuid.UUID(seller_id), days_back=days_back, task_id=context.message.task_id
     )
     _log.info("sync of %s (%s days): %s", seller_id, days_back, result.outcome.value)
+    return result.outcome.value
+
+
+async def backfill_account(
+    seller_id: str, ad_account_id: str, context: Annotated[Context, TaskiqDepends()]
+) -> str:
+    """Fetch the next chunk of an ad account's history backfill (planning it on the first
+    run), then queue the next chunk until the backfill is complete. One job per account at
+    a time (its own lock, never the seller's sync lock); see
+    :mod:`pixecom_core.stats.backfill`."""
+    resources = worker_resources(context)
+    if resources.backfill_jobs is None:
+        raise RuntimeError("no backfill jobs on the worker's resources: set backfill_jobs")
+    next_task_id = uuid.uuid4().hex
+    result = await resources.backfill_jobs.run(
+        uuid.UUID(seller_id),
+        uuid.UUID(ad_account_id),
+        task_id=context.message.task_id,
+        next_task_id=next_task_id,
+    )
+    chunk = result.chunk
+    _log.info(
+        "backfill of ad account %s: %s (%s, done through %s)",
+        ad_account_id,
+        result.outcome.value,
+        chunk.outcome.value if chunk else "-",
+        chunk.done_through if chunk else "-",
+    )
+    if result.outcome is BackfillOutcome.CONTINUE:
+        settings = resources.services.settings
+        await kick_backfill(
+            resources.broker,
+            settings,
+            uuid.UUID(seller_id),
+            uuid.UUID(ad_account_id),
+            task_id=next_task_id,
+        )
     return result.outcome.value
 
 
@@ -321,7 +365,7 @@ def build_broker(
     # Stats syncs run for seconds to minutes: a worker takes one message per read, so
     # what it has fetched it is about to run and idle workers get the rest (taskiq-redis
     # reads 100 at a time by default, and one worker would hoard a whole cycle).
-    batch = 1 if queue in TIER_QUEUES.values() else 10
+    batch = 1 if queue in (*TIER_QUEUES.values(), Queue.BACKFILL) else 10
     broker = PixecomStreamBroker(
         redis_url,
         queue_name=stream_name(settings, queue),
@@ -337,6 +381,7 @@ def build_broker(
     )
     broker.register_task(process_webhook, task_name=PROCESS_WEBHOOK)
     broker.register_task(sync_seller, task_name=SYNC_TASK)
+    broker.register_task(backfill_account, task_name=BACKFILL_TASK)
     broker.register_task(refresh_tracking, task_name=REFRESH_TRACKING)
     broker.register_task(refresh_revenue, task_name=REFRESH_REVENUE)
 
@@ -369,6 +414,9 @@ def build_broker(
             services=services,
             sync_jobs=SyncJobs(stats_sync, services.sessions, services.settings, services.redis),
             broker=broker,
+            backfill_jobs=BackfillJobs(
+                stats_sync, services.sessions, services.settings, services.redis
+            ),
         )
         if queue is Queue.PAYMENTS:
             resources.sweeper = asyncio.create_task(_sweep_inbox(resources))
@@ -443,6 +491,13 @@ class TaskKicker:
         await self._ensure_started()
         await kick_process_webhook(self.broker, inbox_id)
 
+    async def backfill_account(
+        self, settings: Settings, seller_id: uuid.UUID, ad_account_id: uuid.UUID
+    ) -> None:
+        """Queue the history backfill of a newly connected ad account."""
+        await self._ensure_started()
+        await kick_backfill(self.broker, settings, seller_id, ad_account_id)
+
     async def close(self) -> None:
         """Release the broker's connections."""
         if self._started:
@@ -458,6 +513,28 @@ async def kick_sync(broker: AsyncBroker, settings: Settings, due: DueSync) -> No
         .with_labels(queue_name=stream_name(settings, queue))
         .kiq(str(due.seller_id), due.days_back)
     )
+
+
+async def kick_backfill(
+    broker: AsyncBroker,
+    settings: Settings,
+    seller_id: uuid.UUID,
+    ad_account_id: uuid.UUID,
+    *,
+    task_id: str | None = None,
+) -> None:
+    """Queue the history backfill of an ad account on the backfill queue (the connect
+    flow calls this for each account it connected; the job plans the window if the
+    account has none, and queues one job per chunk until it is done). Kicking an account
+    whose backfill is complete, or already under way, does nothing more.
+
+    :param task_id: the job's id; the previous chunk names its successor this way.
+    """
+    task = registered_task(broker, BACKFILL_TASK)
+    kicker = task.kicker().with_labels(queue_name=stream_name(settings, Queue.BACKFILL))
+    if task_id is not None:
+        kicker = kicker.with_task_id(task_id)
+    await kicker.kiq(str(seller_id), str(ad_account_id))
 
 
 async def kick_tracking_refresh(
@@ -510,6 +587,7 @@ async def _sweep_inbox(resources: WorkerResources) -> None:
 
 
 __all__ = [
+    "BACKFILL_TASK",
     "PROCESS_WEBHOOK",
     "REFRESH_REVENUE",
     "ProcessResult",
@@ -518,7 +596,9 @@ __all__ = [
     "TaskKicker",
     "TaskNotRegisteredError",
     "WorkerResources",
+    "backfill_account",
     "build_broker",
+    "kick_backfill",
     "kick_process_webhook",
     "kick_revenue_refresh",
     "kick_sync",

@@ -1,5 +1,5 @@
 """``pixecom scheduler``: queue every seller's syncs (and tracking refreshes) on time,
-spread out, once per slot.
+spread out, once per slot; resume history backfills whose job was lost.
 
 Every ``scheduler_tick_seconds`` it pages through the seller directory (ids and tiers),
 asks :func:`pixecom_core.stats.schedule.due_syncs` which slots just started, claims each
@@ -25,9 +25,16 @@ from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.models.sellers import SellerTier
 from pixecom_core.observability import configure_logging
 from pixecom_core.settings import Settings
+from pixecom_core.stats.backfill import backfills_to_resume, claim_stalled
 from pixecom_core.stats.schedule import due_syncs, due_tracking_refreshes
 from reference_app.configuration import require_redis_url
-from reference_app.worker.broker import Queue, build_broker, kick_sync, kick_tracking_refresh
+from reference_app.worker.broker import (
+    Queue,
+    build_broker,
+    kick_backfill,
+    kick_sync,
+    kick_tracking_refresh,
+)
 from reference_app.worker.metrics import kick_slow_query_watch_if_due
 
 _log = logging.getLogger(__name__)
@@ -87,6 +94,33 @@ async def tick(
     return queued
 
 
+async def resume_backfills(
+    sessions: async_sessionmaker[AsyncSession],
+    client: redis.Redis,
+    broker: AsyncBroker,
+    settings: Settings,
+    now: datetime | None = None,
+) -> int:
+    """Once per ``backfill_sweep_seconds`` (claimed in Redis, so two schedulers sweep
+    once): queue again every incomplete backfill that no job carries on — its job was
+    lost with its worker and Redis, or its wait after a throttle or failure is over.
+    Return how many were queued."""
+    now = now or datetime.now(UTC)
+    interval = settings.backfill_sweep_seconds
+    slot = int(now.timestamp()) // interval
+    if not await client.set(
+        f"{settings.redis_key_prefix}claim:backfill-sweep:{slot}", "1", nx=True, ex=interval * 2
+    ):
+        return 0
+    queued = 0
+    async for seller_id, ad_account_id in backfills_to_resume(sessions):
+        task_id = await claim_stalled(client, settings, ad_account_id)
+        if task_id is not None:
+            await kick_backfill(broker, settings, seller_id, ad_account_id, task_id=task_id)
+            queued += 1
+    return queued
+
+
 async def serve(settings: Settings) -> None:
     """Tick until SIGINT or SIGTERM."""
     redis_url = require_redis_url(settings)
@@ -106,6 +140,10 @@ async def serve(settings: Settings) -> None:
                 queued = await tick(sessions, client, broker, settings)
                 if queued:
                     _log.info("queued %s sync(s)", queued)
+                # Issue 14 item 4: backfills whose job was lost resume where they stopped.
+                resumed = await resume_backfills(sessions, client, broker, settings)
+                if resumed:
+                    _log.info("resumed %s backfill(s)", resumed)
                 # Issue 7 / OPS-1: pg_stat_activity watched for long-running queries.
                 await kick_slow_query_watch_if_due(client, broker, settings)
             except Exception:  # a failed tick must not end the scheduler
