@@ -1096,6 +1096,8 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     paypal = SandboxPayPal(settings or SandboxSettings())
 
     async def at_base_url(request: Request) -> None:
+        # Links and certificate URLs name the sandbox as this caller reaches it; the
+        # outbox's signer runs inside the ``POST /_sandbox/deliver`` request, so it too.
         _REQUEST_BASE_URL.set(str(request.base_url))
 
     app = FastAPI(
