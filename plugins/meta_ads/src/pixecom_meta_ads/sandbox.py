@@ -276,7 +276,8 @@ class MetaFault(Fault):
     :param code: Graph's ``code`` instead of the kind's.
     :param subcode: ``error_subcode`` instead of the kind's.
     :param variant: how ``too_much_data`` is said (Meta uses both).
-    :param echo_token: an ``auth`` error quotes the caller's token back.
+    :param echo_token: the error's message quotes the caller's token ("Malformed access
+        token …"), as Graph sometimes does.
     """
 
     kind: Literal[
