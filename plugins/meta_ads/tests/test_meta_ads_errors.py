@@ -258,12 +258,13 @@ async def test_a_passing_transient_error_is_retried_and_no_row_is_lost(
     assert _keys(await fetch(network)) == expected
 
 
-@pytest.mark.parametrize("kind", ["server_error", "malformed"])
+@pytest.mark.parametrize("kind", ["server_error", "malformed", "hang"])
 async def test_answers_that_are_not_graph_json_are_transient(
     make_network: MakeNetwork, sandbox: SandboxHandle, kind: str
 ) -> None:
+    # hang: a proxy's 504 page after the wait
     network = await make_network(transient_retries=0)
-    await sandbox.fault(kind)
+    await sandbox.fault(kind, hang_seconds=0.01)
 
     with pytest.raises(ProviderTransientError):
         await fetch(network)
