@@ -116,12 +116,15 @@ async def plan_backfill(
     *,
     days: int,
     now: datetime | None = None,
+    replan: bool = False,
 ) -> DayWindow | None:
     """Store the backfill window of an account (see :func:`backfill_window`), with nothing
     done yet, and return it; ``None`` when the seller has no such account.
 
-    Planning again starts over: the connect flow plans once, the first job plans an
-    account that has no window.
+    An account that has a window keeps it and its progress (a reconnected account is not
+    fetched again: the daily restatement sweep re-reads its last 28 days anyway), unless
+    ``replan``. The connect flow may plan right away, so ``GET /ad-accounts`` shows
+    ``backfilling`` at once; otherwise the first job plans.
     """
     now = now or datetime.now(UTC)
     async with context.scope() as scope:
@@ -134,6 +137,8 @@ async def plan_backfill(
         )
         if account is None:
             return None
+        if not replan and account.backfill_since is not None and account.backfill_until is not None:
+            return DayWindow(account.backfill_since, account.backfill_until)
         window = backfill_window(account.timezone, days, now)
         account.backfill_since = window.since
         account.backfill_until = window.until

@@ -297,6 +297,37 @@ async def test_a_chunk_run_twice_changes_no_total(
     assert backfill_columns(database_owner_dsn, seller.seller_id, account)[2] == date(2026, 11, 4)
 
 
+async def test_planning_again_keeps_the_window_and_its_progress_unless_asked(
+    stats_sync: StatsSync,
+    network: FakeAdNetwork,
+    backfill_settings: Settings,
+    app_engine: AsyncEngine,
+    database_owner_dsn: str,
+) -> None:
+    seller, account = seller_with_history(database_owner_dsn, backfill_settings, network, "re")
+    context = SellerContext(
+        seller_id=seller.seller_id,
+        sessions=create_sessionmaker(app_engine),
+        settings=backfill_settings,
+    )
+    planned = await plan_backfill(context, account, days=28, now=NOW)
+    await backfill_chunk(stats_sync, context, account, chunk_days=7, now=NOW)
+
+    # Connected again a week later: the window and its progress stay.
+    later = NOW + timedelta(days=7)
+    kept = await plan_backfill(context, account, days=28, now=later)
+    assert kept == planned == DayWindow(SINCE, UNTIL)
+    assert backfill_columns(database_owner_dsn, seller.seller_id, account)[:3] == (
+        SINCE,
+        UNTIL,
+        date(2026, 11, 4),
+    )
+    replanned = await plan_backfill(context, account, days=10, now=later, replan=True)
+    assert replanned == DayWindow(date(2026, 11, 23), date(2026, 12, 2))
+    assert backfill_columns(database_owner_dsn, seller.seller_id, account)[2] is None
+    assert await plan_backfill(context, uuid.uuid4(), days=28, now=NOW) is None
+
+
 async def test_a_throttled_chunk_does_not_advance_and_waits_the_networks_time(
     jobs: BackfillJobs,
     network: FakeAdNetwork,
