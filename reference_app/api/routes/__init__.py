@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from reference_app.api.routes import (
     ad_accounts,
+    ad_networks,
     auth,
     campaign_stats,
     campaigns,
@@ -29,6 +30,7 @@ ROUTERS: list[APIRouter] = [
     stats.router,
     campaign_stats.router,
     ad_accounts.router,
+    ad_networks.router,
     problems.router,
     tracking.router,
     tracking_records.router,
