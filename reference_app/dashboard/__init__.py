@@ -16,9 +16,11 @@ units with the same ISO 4217 exponents the server uses.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 from fastapi import FastAPI, Response
+from fastapi.responses import RedirectResponse
 from starlette.responses import Response as StarletteResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -27,6 +29,9 @@ from pixecom_core.stats.currency import DEFAULT_EXPONENT, NON_DEFAULT_EXPONENTS
 
 #: Where the dashboard is served.
 DASHBOARD_PATH = "/dashboard"
+#: The address the ad networks' consent flow comes back to (``?connection=<id>``); the
+#: dashboard routes by the URL's fragment, so it is sent on to the chooser's route.
+AD_ACCOUNT_CHOOSER_PATH = f"{DASHBOARD_PATH}/ad-accounts"
 
 STATIC_DIRECTORY = Path(__file__).parent / "static"
 
@@ -79,6 +84,19 @@ def mount_dashboard(app: FastAPI) -> None:
     async def currency_exponents() -> Response:
         return Response(
             module, media_type="text/javascript; charset=utf-8", headers=SECURITY_HEADERS
+        )
+
+    @app.get(AD_ACCOUNT_CHOOSER_PATH, include_in_schema=False, response_class=RedirectResponse)
+    async def ad_account_chooser(connection: str | None = None) -> RedirectResponse:
+        # Only a well-formed id is passed on: the shell never echoes arbitrary text from
+        # the address bar, and the chooser reads the connection through the API anyway.
+        route = "#/ad-accounts"
+        try:
+            route += f"?connection={uuid.UUID(connection or '')}"
+        except ValueError:
+            pass
+        return RedirectResponse(
+            f"{DASHBOARD_PATH}/{route}", status_code=303, headers=SECURITY_HEADERS
         )
 
     app.mount(

@@ -8,9 +8,13 @@
 //   /sellpages?since=&until=        sellpages table
 //   /orders?cursor=&back=           orders, newest first, with tracking state
 //   /sync?cursor=                   sync status per ad account and open problems
+//   /ad-accounts?connection=        the seller's ad accounts: connect, choose (the
+//                                   network's consent flow returns with ?connection=),
+//                                   backfill progress, reconnect, disconnect
 
 import { ApiError, SessionEnded, get, hasSession, logIn, logOut, onSessionEnded } from "./api.js";
 import { h, replace } from "./dom.js";
+import { adAccountsView } from "./ad-accounts.js";
 import { addDays, todayIn } from "./format.js";
 import { campaignView, campaignsView, ordersView, overviewView, sellpagesView, syncView } from "./views.js";
 
@@ -115,9 +119,10 @@ const SECTIONS = {
   sellpages: (params) => sellpagesView(context, rangeOf(params)),
   orders: (params) => ordersView(context, params),
   sync: (params) => syncView(context, params),
+  "ad-accounts": (params) => adAccountsView(context, params),
 };
 
-const TITLES = { overview: "Overview", campaigns: "Campaigns", sellpages: "Sellpages", orders: "Orders", sync: "Sync & problems" };
+const TITLES = { overview: "Overview", campaigns: "Campaigns", sellpages: "Sellpages", orders: "Orders", sync: "Sync & problems", "ad-accounts": "Ad accounts" };
 
 // main.renderedRoute names the route whose view main shows once rendering has finished:
 // the view is current when it equals location.hash and main is not aria-busy. A property,
