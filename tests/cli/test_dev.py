@@ -22,6 +22,7 @@ import pytest
 
 from pixecom_core.db import admin
 from pixecom_core.db.urls import conninfo
+from reference_app.worker.broker import Queue
 
 # Fixture types (conftest.py); fixtures are injected, not imported.
 CleanEnvironment = Callable[..., dict[str, str]]
@@ -238,9 +239,9 @@ def test_dev_serves_on_a_bare_machine_and_stops_cleanly(
 
     assert ready.json()["status"] == "ready"
     assert postgres_processes(data_dir), "expected an embedded PostgreSQL under the data dir"
-    assert "started 5 workers and the scheduler" in first.output()
+    assert f"started {len(Queue)} workers and the scheduler" in first.output()
     workers = [proc for proc in first.children if _cmdline_has(proc, "reference_app.cli")]
-    assert len(workers) == 6, first.children  # a worker per queue and the scheduler
+    assert len(workers) == len(Queue) + 1, first.children  # a worker per queue, the scheduler
     # The demo seller exists in dev mode and its printed credentials work.
     assert "demo@pixecom.dev / pixecom-demo-password" in first.output()
     # The test gateway's sandbox is served, and was told where the API is.
