@@ -75,6 +75,7 @@ from starlette.responses import Response
 
 from pixecom_core.providers import ASGIApp
 from pixecom_core.testing.sandbox_kit import Fault, SandboxKit
+from pixecom_meta_ads.sandbox_oauth import AD_SCOPES, OAuthSandbox
 from pixecom_meta_ads.settings import MetaSandboxSettings
 
 #: Currency and time zone of account ``N`` are ``ACCOUNT_PROFILES[N % len(ACCOUNT_PROFILES)]``.
@@ -768,6 +769,8 @@ class MetaSandbox:
         self, config: MetaSandboxSettings, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.clock = clock
+        #: Facebook Login for Business: consent page, codes, tokens, /me/adaccounts.
+        self.oauth = OAuthSandbox(account_profile=self.profile)
         self.kit = SandboxKit(config=config, fault_model=MetaFault, on_reset=self.clear)
         self.clear()
 
@@ -785,6 +788,7 @@ class MetaSandbox:
         self.account_restatements = {}
         self.report_runs = OrderedDict()
         self.revoked_tokens = set()
+        self.oauth.reset()
 
     # -- accounts
 
@@ -902,6 +906,17 @@ class MetaSandbox:
                     190,
                     "Error validating access token: The user has not authorized application.",
                     subcode=460,
+                    headers=usage,
+                )
+            # A token Login issued must still be valid and hold an ads permission.
+            problem = self.oauth.token_problem(token, any_of_scopes=AD_SCOPES)
+            if problem is not None:
+                raise GraphError(
+                    problem.status,
+                    problem.code,
+                    problem.message,
+                    subcode=problem.subcode,
+                    error_type=problem.error_type,
                     headers=usage,
                 )
             if over_budget:
@@ -1148,6 +1163,8 @@ def create_sandbox_app(
     app = FastAPI(title="PixEcom Meta sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(sandbox.kit.router())
     app.include_router(sandbox.control_router())
-    # Routers added here (e.g. Facebook Login's) come before the Graph catch-all.
+    # Facebook Login's routes (/{version}/dialog/oauth, /me/adaccounts, debug_token ...)
+    # come before the Graph catch-all /{version}/{node}, which would answer them.
+    app.include_router(sandbox.oauth.router())
     app.include_router(sandbox.graph_router())
     return app

@@ -105,7 +105,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
 #: Looks up an ad account's ``name``, ``currency`` and ``timezone_name`` by its number
-#: (the Meta sandbox's ``SandboxState.profile``).
+#: (the Meta sandbox's ``MetaSandbox.profile``).
 AccountProfile = Callable[[str], Mapping[str, Any]]
 
 DEFAULT_APP_ID: Final = "4242424242"
@@ -122,7 +122,7 @@ LONG_LIVED_SECONDS: Final = 60 * 86400
 DATA_ACCESS_SECONDS: Final = 90 * 86400
 DEFAULT_PAGE_SIZE: Final = 25
 MAX_PAGE_SIZE: Final = 500
-#: Bounds on what the sandbox remembers (audit B4: every list is bounded).
+#: Bounds on what the sandbox remembers (a control API must not exhaust memory).
 MAX_CODES: Final = 10_000
 MAX_TOKENS: Final = 10_000
 
@@ -356,7 +356,7 @@ class OAuthSandbox:
     """Facebook Login's state and routes for the Meta sandbox (see the module docstring).
 
     :param account_profile: an account number → its ``name``, ``currency`` and
-        ``timezone_name`` (the Meta sandbox's ``SandboxState.profile``), so ``/me/adaccounts``
+        ``timezone_name`` (the Meta sandbox's ``MetaSandbox.profile``), so ``/me/adaccounts``
         agrees with ``GET /act_{id}``.
     :param clock: wall-clock seconds; ``POST /_sandbox/oauth/clock`` shifts it.
     """
