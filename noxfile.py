@@ -261,10 +261,11 @@ def browser(session: nox.Session, postgres: str) -> None:
 
     Playwright drives the machine's own Chromium (Debian ``chromium``; installed here when
     missing and running as root); no browser is downloaded. Screenshots of every page go to
-    ``PIXECOM_ARTIFACTS_DIR`` (default ``.pixecom/artifacts/browser``).
+    ``PIXECOM_ARTIFACTS_DIR`` (default ``.pixecom/artifacts/browser``). The Meta plugin is
+    installed too: the Ad accounts walk connects through its sandbox's consent page.
     """
     ensure_system_tools(session, {"chromium": "chromium"})
-    session.install("-e", ".[test]", "-e", "reference_app[browser]")
+    session.install("-e", ".[test]", "-e", "reference_app[browser]", "-e", "plugins/meta_ads")
     pytest(session, "tests_browser", postgres=postgres)
 
 
