@@ -30,10 +30,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import psycopg
 import pytest
-from fastapi import FastAPI
 from pixecom_meta_ads.ad_network import MetaAdNetwork
-from pixecom_meta_ads.sandbox import ACCOUNT_PROFILES, create_sandbox_app
-from pixecom_meta_ads.sandbox_oauth import DEFAULT_APP_ID, DEFAULT_APP_SECRET, OAuthSandbox
+from pixecom_meta_ads.sandbox import create_sandbox_app
+from pixecom_meta_ads.sandbox_oauth import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 from pixecom_meta_ads.settings import MetaAdsSettings, MetaSandboxSettings
 from playwright.async_api import Dialog, Page, Route, expect
 from pydantic import SecretStr
@@ -409,24 +408,6 @@ class MetaAtSandbox:
         return [self.network]
 
 
-def oauth_account_profile(number: str) -> dict[str, Any]:
-    currency, timezone_name = ACCOUNT_PROFILES[int(number) % len(ACCOUNT_PROFILES)]
-    return {
-        "name": f"Sandbox ad account {number}",
-        "currency": currency,
-        "timezone_name": timezone_name,
-    }
-
-
-def meta_sandbox_app() -> FastAPI:
-    """The Meta sandbox with Facebook Login's dialog and token routes in front of it (mounted
-    here until the Meta sandbox app serves them itself)."""
-    app = FastAPI()
-    app.include_router(OAuthSandbox(oauth_account_profile).router())
-    app.mount("", create_sandbox_app(MetaSandboxSettings()))
-    return app
-
-
 @dataclass(frozen=True)
 class MetaWorld:
     """The API with the Meta plugin at the sandbox, and a backfill driver over the same
@@ -444,7 +425,7 @@ async def meta_world(
     live_settings: Settings,
     app_engine: AsyncEngine,
 ) -> AsyncIterator[MetaWorld]:
-    async with serve(meta_sandbox_app()) as sandbox_url:
+    async with serve(create_sandbox_app(MetaSandboxSettings())) as sandbox_url:
         network = MetaAdNetwork(
             MetaAdsSettings(
                 graph_base=sandbox_url,
