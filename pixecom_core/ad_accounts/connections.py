@@ -95,6 +95,15 @@ class ConnectionRefused(PixecomError):
     code = "connection_refused"
 
 
+class NetworkCannotConnect(PixecomError):
+    """The network named cannot be connected this way; ``code`` says why:
+    ``unknown_network`` (no plugin provides it), ``network_cannot_connect`` (its plugin
+    predates :class:`~pixecom_core.providers.AdNetworkAuthorization`) or
+    ``token_required`` (it has no consent page: paste a token)."""
+
+    code = "unknown_network"
+
+
 # -- the signed state ------------------------------------------------------------------
 
 
@@ -402,11 +411,11 @@ class AdConnections:
         try:
             provider = self._registry.ad_network(network)
         except UnknownProviderError as exc:
-            raise InvalidRequestError(
+            raise NetworkCannotConnect(
                 f"cannot connect accounts of network {network!r}: {exc}", code="unknown_network"
             ) from exc
         if not isinstance(provider, AdNetworkAuthorization):
-            raise InvalidRequestError(
+            raise NetworkCannotConnect(
                 f"the {network!r} plugin does not support connecting accounts (it does not "
                 "implement AdNetworkAuthorization); upgrade it",
                 code="network_cannot_connect",
@@ -446,13 +455,13 @@ class AdConnections:
 
         :param redirect_uri: the absolute URL of the callback; stored, so the code
             exchange names exactly the URI the consent page was given.
-        :raises InvalidRequestError: ``unknown_network``, ``network_cannot_connect``, or
+        :raises NetworkCannotConnect: ``unknown_network``, ``network_cannot_connect``, or
             ``token_required`` for a network whose sellers paste a token
             (use :meth:`connect_with_token`).
         """
         provider = self._network(network)
         if provider.authorization_kind is AuthorizationKind.TOKEN:
-            raise InvalidRequestError(
+            raise NetworkCannotConnect(
                 f"{network!r} has no consent page: send the token its own UI issued as "
                 '"access_token"',
                 code="token_required",
@@ -468,7 +477,7 @@ class AdConnections:
             state=self._signer.sign(state, issued_at=now), redirect_uri=redirect_uri
         )
         if url is None:
-            raise InvalidRequestError(
+            raise NetworkCannotConnect(
                 f"the {network!r} plugin gave no consent page", code="network_cannot_connect"
             )
         async with seller.scope() as scope:

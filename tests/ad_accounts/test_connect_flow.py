@@ -130,7 +130,7 @@ async def test_unknown_network_is_refused(
     response = await api_client.post(
         "/ad-accounts/connections", json={"network": "nosuchnet"}, headers=seller.headers
     )
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["error"]["code"] == "unknown_network"
     assert "nosuchnet" in response.json()["error"]["message"]
 

@@ -197,7 +197,7 @@ async def start_connection(
 ) -> ConnectionOut:
     """Answers the network's consent URL (its ``state`` is signed, bound to this seller,
     single-use, valid 10 minutes). With ``access_token``, the network checks the token
-    and the connection is ``AUTHORIZED`` at once. 422 ``unknown_network`` for a network no
+    and the connection is ``AUTHORIZED`` at once. 400 ``unknown_network`` for a network no
     plugin provides, ``token_required`` for a network without a consent page."""
     service = resources.ad_connections
     if body.access_token is not None:
