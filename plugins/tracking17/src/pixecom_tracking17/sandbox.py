@@ -35,38 +35,30 @@ Parcels progress InfoReceived → InTransit → OutForDelivery → Delivered, on
 and texts are derived from the number, times from the sandbox's clock when a step happens,
 so the same history is reported every time it is read.
 
-Control endpoints (JSON, no key): the kit's (``/_sandbox/config`` — see
-:class:`~pixecom_tracking17.settings.Track17SandboxSettings`, keys shown only as counts —
-``/_sandbox/reset``, ``/_sandbox/faults``, ``/_sandbox/requests``, ``/_sandbox/events``,
-``/_sandbox/deliver``), and 17TRACK's own:
+Control endpoints (JSON, no key): the kit's — ``/_sandbox/config``
+(:class:`~pixecom_tracking17.settings.Track17SandboxSettings`, keys shown as counts),
+``/_sandbox/reset``, ``/_sandbox/faults``, ``/_sandbox/requests`` (operation, count,
+numbers, status, ``has_token``; never the key), ``/_sandbox/events``, ``/_sandbox/deliver``
+— and 17TRACK's own:
 
-- ``POST /_sandbox/faults`` takes a :class:`Track17Fault`; ``operation`` is one of
-  ``register``, ``gettrackinfo``, ``stoptrack``, ``retrack``, ``getquota``. Kinds:
-  ``throttled`` (HTTP 429, code 429 "Too many requests.", ``Retry-After`` from
-  ``retry_after_seconds`` or the setting), ``transient`` (HTTP 500, code ``-18010003``
-  internal error), ``auth`` (HTTP 401, code ``-18010002`` "Invalid security key."),
-  ``envelope`` (any ``code`` and ``message``, HTTP 200 unless ``status``), each overridable
-  by ``status``, ``code``, ``message``, ``echo_token`` (quotes the key back in the
-  message); and the kit's ``server_error``, ``malformed``, ``hang``. An outage is a
-  ``server_error`` with ``status: 503`` and a large ``times``; ``DELETE /_sandbox/faults``
-  ends it.
-- ``GET /_sandbox/parcels``, ``GET /_sandbox/parcels/{number}``;
-  ``POST /_sandbox/parcels/{number}/advance`` ``{"steps": 1}``;
-  ``POST /_sandbox/parcels/{number}/status`` ``{"status", "sub_status"?, "description"?}``
-  sets any of the nine statuses (the parcel stops progressing by time until advanced).
+- Faults (:class:`Track17Fault`, ``operation`` one of :data:`OPERATIONS`): ``throttled``
+  (HTTP 429, code 429, ``Retry-After`` from ``retry_after_seconds`` or the setting),
+  ``transient`` (HTTP 500, ``-18010003``), ``auth`` (HTTP 401, ``-18010002`` "Invalid
+  security key."), ``envelope`` (any ``code``, HTTP 200), each with ``status``, ``code``,
+  ``message`` and ``echo_token`` (the key quoted back) to override; and the kit's
+  ``server_error``, ``malformed``, ``hang``. An outage: ``server_error`` with ``status:
+  503`` and a large ``times``, until ``DELETE /_sandbox/faults``.
+- ``GET /_sandbox/parcels[/{number}]``; ``POST /_sandbox/parcels/{number}/advance``
+  ``{"steps": 1}``; ``POST /_sandbox/parcels/{number}/status`` ``{"status", "sub_status"?,
+  "description"?}`` sets any of the nine statuses (no progress by time until advanced).
 - ``POST /_sandbox/push`` ``{"numbers"?, "event"?, "duplicates"?, "url"?, "key"?,
-  "include_unchanged"?}``: sends ``TRACKING_UPDATED`` (or ``TRACKING_STOPPED``) pushes, one
-  per number, its body built when sent and signed with
+  "include_unchanged"?}``: one ``TRACKING_UPDATED`` (or ``TRACKING_STOPPED``) push per
+  number, its body built when sent, signed with
   :func:`~pixecom_tracking17.signatures.push_signature` in the ``sign`` header (``key``:
-  another key), each ``duplicates`` extra times; without ``numbers``, every parcel whose
-  state changed since its last delivered push. ``POST /_sandbox/tick`` does that for the
-  changed parcels (the dev server also does it every second when ``auto_push`` is on).
-  Every push is an event of the kit's outbox (id ``<number>@<state>`` or
-  ``<number>@stopped``, scope the number): ``GET /_sandbox/events`` lists them,
-  ``POST /_sandbox/deliver`` sends them again (``signing: {"key": …}`` signs with another
-  key). A push answered 2xx marks the parcel's state as pushed.
-- The request log (``GET /_sandbox/requests``) holds each API call's operation, count,
-  numbers, status and ``has_token`` (never the key).
+  another key); without ``numbers``, every parcel changed since its last delivered push.
+  ``POST /_sandbox/tick`` pushes the changed parcels (the dev server does it every second
+  when ``auto_push`` is on). Each push is an outbox event (id ``<number>@<state>``, scope
+  the number) that ``POST /_sandbox/deliver`` can send again (``signing: {"key": …}``).
 """
 
 import asyncio
@@ -273,8 +265,8 @@ class PushOrder(BaseModel):
     numbers: list[str] | None = Field(default=None, max_length=1_000)
     event: Literal["TRACKING_UPDATED", "TRACKING_STOPPED"] = "TRACKING_UPDATED"
     duplicates: int = Field(default=0, ge=0, le=10)
-    url: str | None = None
-    key: str | None = None
+    url: str | None = Field(default=None, max_length=2_048)
+    key: str | None = Field(default=None, max_length=500)
     include_unchanged: bool = False
 
 
