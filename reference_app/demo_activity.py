@@ -1,40 +1,45 @@
 """Demo activity for ``pixecom dev``: the demo seller's shop and ad accounts, synced once.
 
-Dev mode only. For every installed ad network whose sandbox names demo accounts, those
-accounts are connected to the demo seller (token encrypted as for any seller); the demo
-seller gets a product with a price and a published sellpage; one sync runs at once, the
-campaigns it discovers are linked to the sellpage and the sellpage days re-aggregated,
-so the first look at the API shows real numbers. The scheduler keeps them current.
+Dev mode only. For every installed ad network whose sandbox names demo accounts, the demo
+seller connects them the way any seller does (issue 14 item 8): a connection is started,
+the sandbox's consent page is approved (:attr:`Sandbox.approve_consent` plays the
+seller's browser), the callback's code is exchanged, and the accounts the grant reaches
+are connected, their history backfill queued. The demo seller gets a product with a price
+and a published sellpage; one sync runs at once, the campaigns it discovers are linked to
+the sellpage and the sellpage days re-aggregated, so the first look at the API shows real
+numbers. The scheduler and the backfill worker take it from there.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlmodel import col
 
 from pixecom_core.accounts.demo import DEMO_EMAIL
 from pixecom_core.accounts.service import find_login
+from pixecom_core.ad_accounts.connections import AdConnections
 from pixecom_core.catalog.services import CatalogService, SellpageChanges
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.models.ads import AdAccount, Campaign
 from pixecom_core.models.catalog import Sellpage, SellpageStatus
 from pixecom_core.plugins import ProviderRegistry, UnknownProviderError, create_plugin_manager
-from pixecom_core.providers import AdAccountCredentials
+from pixecom_core.providers import AdAccountStatus
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Mode, Settings
+from pixecom_core.stats.backfill import plan_backfill
 from pixecom_core.stats.sync import StatsSync
 from pixecom_core.tenancy import SellerContext
+from reference_app.worker.broker import Queue, TaskKicker, build_broker
 
 _log = logging.getLogger(__name__)
 
 DEMO_SLUG = "demo-store"
-#: The token sandboxes accept for demo accounts (never valid at a real network).
-DEMO_TOKEN = "pixecom-dev-demo-token"
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,13 @@ class DemoActivity:
     campaigns_linked: int
 
 
-async def seed_demo_activity(settings: Settings) -> DemoActivity:
-    """Connect sandbox demo accounts to the demo seller and sync them once (dev only)."""
+async def seed_demo_activity(settings: Settings, *, api_url: str) -> DemoActivity:
+    """Connect sandbox demo accounts to the demo seller through each network's consent
+    flow, plan their backfill, and sync them once (dev only).
+
+    :param api_url: the API's base URL: the consent page redirects to its callback (the
+        demo completes the flow itself, since the API is not serving yet).
+    """
     if settings.mode is not Mode.DEV:
         raise RuntimeError("demo activity is for pixecom dev only")
     engine = create_engine(settings, role="app")
@@ -58,46 +68,33 @@ async def seed_demo_activity(settings: Settings) -> DemoActivity:
         seller_id = found[0]
         context = SellerContext(seller_id=seller_id, sessions=sessions, settings=settings)
         registry = ProviderRegistry(create_plugin_manager())
-        box = SecretBox(settings.token_encryption_keys)
-        connected = 0
+        connections = AdConnections.for_settings(sessions, settings, registry)
+        callback = f"{api_url.rstrip('/')}/ad-accounts/connections/callback"
+        connected: list[uuid.UUID] = []
         for sandbox in registry.sandboxes():
+            if not sandbox.demo_accounts or sandbox.approve_consent is None:
+                continue
             try:
                 network = registry.ad_network(sandbox.provider)
             except UnknownProviderError:
                 continue
-            for account_id in sandbox.demo_accounts:
-                async with context.scope() as scope:
-                    exists = await scope.session.scalar(
-                        select(col(AdAccount.id)).where(
-                            col(AdAccount.seller_id) == seller_id,
-                            col(AdAccount.network) == network.identifier,
-                            col(AdAccount.external_id) == account_id,
-                        )
-                    )
-                if exists is not None:
-                    continue
-                info = await network.describe_account(
-                    AdAccountCredentials(
-                        seller_id=seller_id,
-                        account_id=account_id,
-                        access_token=SecretStr(DEMO_TOKEN),
+            async with context.scope() as scope:
+                known = await scope.session.scalar(
+                    select(col(AdAccount.id)).where(
+                        col(AdAccount.seller_id) == seller_id,
+                        col(AdAccount.network) == network.identifier,
                     )
                 )
-                async with context.scope() as scope:
-                    scope.session.add(
-                        AdAccount(
-                            seller_id=seller_id,
-                            network=network.identifier,
-                            external_id=account_id,
-                            name=info.name,
-                            timezone=info.timezone,
-                            currency=info.currency,
-                            token_ciphertext=box.encrypt(DEMO_TOKEN),
-                            token_key_version=box.primary_version,
-                        )
-                    )
-                connected += 1
+            if known is not None:
+                continue  # connected at an earlier start
+            connected += await _connect_through_consent(
+                connections, context, network.identifier, sandbox.approve_consent, callback
+            )
+        for account_id in connected:
+            await plan_backfill(context, account_id, days=settings.backfill_days)
+        await _queue_backfills(settings, seller_id, connected)
         sellpage_id = await _demo_sellpage(context)
+        box = SecretBox(settings.token_encryption_keys)
         sync = StatsSync(sessions, settings, registry, box, registry.plugin_manager)
         await sync.sync_seller(seller_id, days_back=settings.sync_window_days)
         async with context.scope() as scope:
@@ -109,11 +106,54 @@ async def seed_demo_activity(settings: Settings) -> DemoActivity:
         if linked.rowcount:  # type: ignore[attr-defined]
             await sync.sync_seller(seller_id, days_back=settings.sync_window_days)
         return DemoActivity(
-            accounts_connected=connected,
+            accounts_connected=len(connected),
             campaigns_linked=int(linked.rowcount),  # type: ignore[attr-defined]
         )
     finally:
         await engine.dispose()
+
+
+async def _connect_through_consent(
+    connections: AdConnections,
+    context: SellerContext,
+    network: str,
+    approve_consent: Callable[[str], Awaitable[str]],
+    callback: str,
+) -> list[uuid.UUID]:
+    """The seller's flow: start a connection, approve the sandbox's consent page, complete
+    the callback with the code it carries, connect every usable account the grant reaches."""
+    started = await connections.start(context, network, redirect_uri=callback)
+    if started.authorization_url is None:
+        return []
+    redirect = await approve_consent(started.authorization_url)
+    answer = dict(parse_qsl(urlsplit(redirect).query))
+    await connections.complete(
+        state=answer.get("state", ""), code=answer.get("code"), error=answer.get("error")
+    )
+    reachable = await connections.reachable_accounts(context, started.id)
+    chosen = [
+        account.external_id
+        for account in reachable
+        if not account.connected and account.network_status == AdAccountStatus.ACTIVE.value
+    ]
+    if not chosen:
+        return []
+    accounts = await connections.connect_accounts(context, started.id, chosen)
+    return [account.id for account in accounts]
+
+
+async def _queue_backfills(
+    settings: Settings, seller_id: uuid.UUID, account_ids: list[uuid.UUID]
+) -> None:
+    """Queue each account's history backfill; the backfill worker takes them once it runs."""
+    if not account_ids:
+        return
+    kicker = TaskKicker(build_broker(settings, Queue.BACKFILL))
+    try:
+        for account_id in account_ids:
+            await kicker.backfill_account(settings, seller_id, account_id)
+    finally:
+        await kicker.close()
 
 
 async def _demo_sellpage(context: SellerContext) -> uuid.UUID:

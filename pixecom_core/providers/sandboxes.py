@@ -176,6 +176,12 @@ class Sandbox:
         of ad accounts: given a count and an ISO 4217 currency, that many distinct
         accounts the sandbox serves data for, reporting in that currency (so no exchange
         rates are needed); ``None``: the sandbox cannot serve a simulation.
+    :param approve_consent: for an ad network whose sellers connect through a consent
+        page: plays the seller's browser on the sandbox's page — given the authorization
+        URL core built, it approves every permission asked, as the seller who reaches
+        ``demo_accounts``, and returns the URL the page redirects to (core's callback with
+        ``code`` and ``state``). ``pixecom dev`` connects the demo accounts through it,
+        by the same flow a seller follows; ``None``: the demo cannot connect them.
     """
 
     name: str
@@ -187,3 +193,4 @@ class Sandbox:
     simulation_payments: Callable[[str], SimulatedPayments] | None = None
     simulation_environment: Callable[[SimulatedConditions], Mapping[str, str]] | None = None
     simulation_accounts: Callable[[int, str], Sequence[SimulatedAdAccount]] | None = None
+    approve_consent: Callable[[str], Awaitable[str]] | None = None

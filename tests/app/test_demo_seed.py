@@ -66,4 +66,6 @@ async def test_demo_activity_is_refused_outside_dev_mode(settings: Settings) -> 
     from reference_app.demo_activity import seed_demo_activity
 
     with pytest.raises(RuntimeError, match="dev only"):
-        await seed_demo_activity(settings.model_copy(update={"mode": Mode.TEST}))
+        await seed_demo_activity(
+            settings.model_copy(update={"mode": Mode.TEST}), api_url="http://127.0.0.1:1"
+        )

@@ -46,8 +46,16 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
             demo_accounts=("act_1000", "act_1001"),
             simulation_environment=_simulation_environment,
             simulation_accounts=_simulation_accounts,
+            approve_consent=_approve_consent,
         )
     ]
+
+
+async def _approve_consent(authorization_url: str) -> str:
+    """The demo seller presses Continue on the sandbox's Facebook Login dialog."""
+    from pixecom_meta_ads.sandbox_oauth import approve_consent
+
+    return await approve_consent(authorization_url)
 
 
 def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:  # noqa: ARG001

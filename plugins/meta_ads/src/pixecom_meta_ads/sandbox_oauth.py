@@ -96,13 +96,17 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpx
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
+
+from pixecom_core.providers.http import shared_ssl_context
 
 #: Looks up an ad account's ``name``, ``currency`` and ``timezone_name`` by its number
 #: (the Meta sandbox's ``MetaSandbox.profile``).
@@ -953,3 +957,48 @@ def _offset(cursor: str) -> int:
 def _forget_oldest(items: dict[str, Any], bound: int) -> None:
     while len(items) >= bound:
         del items[next(iter(items))]
+
+
+# -- playing the seller (pixecom dev's demo) -------------------------------------------------
+
+
+class _ConsentForm(HTMLParser):
+    """The consent page's form as a browser reads it: action, hidden fields, the checked
+    person and ticked permissions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        kind = values.get("type")
+        if tag == "form":
+            self.action = values.get("action", "")
+        elif tag == "input" and (kind == "hidden" or "checked" in values):
+            self.fields.append((values.get("name", ""), values.get("value", "")))
+
+
+async def approve_consent(authorization_url: str) -> str:
+    """Open the sandbox's consent dialog at ``authorization_url`` and press Continue with
+    what the page preselects (the first sandbox user, who reaches the demo accounts, and
+    every permission asked), as the seller's browser would; return where the dialog
+    redirects (the caller's ``redirect_uri`` with ``code`` and ``state``).
+
+    :raises RuntimeError: the dialog refused the request (its error page's text).
+    """
+    async with httpx.AsyncClient(timeout=10, verify=shared_ssl_context()) as browser:
+        page = await browser.get(authorization_url)
+        form = _ConsentForm()
+        form.feed(page.text)
+        if page.status_code != 200 or not form.action:
+            raise RuntimeError(f"the sandbox's consent dialog refused: {page.text[:300]}")
+        answer = await browser.post(
+            str(page.url.join(form.action)),
+            content=str(httpx.QueryParams([*form.fields, ("decision", "approve")])),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    if answer.status_code != 302:
+        raise RuntimeError(f"the sandbox's consent dialog did not redirect: {answer.text[:300]}")
+    return answer.headers["location"]

@@ -1,0 +1,111 @@
+"""``pixecom dev``'s demo seller connects its ad accounts the way any seller does (issue 14
+item 8): a connection started, the Meta sandbox's consent page approved, the code
+exchanged, the reachable accounts connected and their backfill queued — no rows inserted
+behind the flow's back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pixecom_core.accounts.service import SignUp, create_seller_account, find_login
+from pixecom_core.db.engine import create_sessionmaker
+from pixecom_core.plugins import PLUGIN_MODULES_ENV, ProviderRegistry, create_plugin_manager
+from pixecom_core.settings import Mode, Settings
+from pixecom_core.testing.loopback import LoopbackServer
+from reference_app import demo_activity
+from reference_app.demo_activity import seed_demo_activity
+from reference_app.worker.broker import Queue, stream_name
+
+API_URL = "http://127.0.0.1:9"  # the API is not serving yet when the demo connects
+
+
+@pytest.fixture
+def meta_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The installed Meta plugin's sandbox on loopback, the plugin pointed at it as
+    ``pixecom dev`` points it."""
+    # the demo finds the plugin as `pixecom dev` does: through the plugin manager
+    monkeypatch.setenv(PLUGIN_MODULES_ENV, "pixecom_meta_ads.plugin")
+    registry = ProviderRegistry(create_plugin_manager())
+    sandbox = registry.sandbox("meta")
+    assert sandbox.environment is not None and sandbox.approve_consent is not None
+    server = LoopbackServer(sandbox.create_app())
+    for name, value in sandbox.environment(server.url, API_URL).items():
+        monkeypatch.setenv(name, value)
+    with server:
+        yield server.url
+
+
+def demo_rows(owner_dsn: str, seller_id: object) -> dict[str, object]:
+    with psycopg.connect(owner_dsn) as conn:
+        connections = conn.execute(
+            "SELECT status, redirect_uri, consumed_at IS NOT NULL FROM ad_connections"
+            " WHERE seller_id = %s AND network = 'meta'",
+            (seller_id,),
+        ).fetchall()
+        accounts = conn.execute(
+            "SELECT external_id, connection_id IS NOT NULL, token_ciphertext IS NOT NULL,"
+            " backfill_since IS NOT NULL, token_expires_at IS NOT NULL FROM ad_accounts"
+            " WHERE seller_id = %s AND network = 'meta' ORDER BY external_id",
+            (seller_id,),
+        ).fetchall()
+        spend = conn.execute(
+            "SELECT coalesce(sum(spend_micros), 0) FROM ad_stats_daily"
+            " WHERE seller_id = %s AND entity_type = 'campaign'",
+            (seller_id,),
+        ).fetchone()
+    assert spend is not None
+    return {"connections": connections, "accounts": accounts, "spend": spend[0]}
+
+
+@pytest.mark.usefixtures("meta_sandbox")
+async def test_the_demo_seller_connects_its_accounts_through_the_consent_flow(
+    app_settings: Settings,
+    app_engine: AsyncEngine,
+    database_owner_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dev = app_settings.model_copy(update={"mode": Mode.DEV})
+    # A demo seller of this test's own (the real one is another test's business).
+    email = f"demo-{uuid.uuid4().hex[:12]}@example.com"
+    monkeypatch.setattr(demo_activity, "DEMO_EMAIL", email)
+    sessions = create_sessionmaker(app_engine)
+    await create_seller_account(
+        sessions,
+        dev,
+        SignUp(
+            seller_name="Demo Store",
+            reporting_currency="USD",
+            timezone="UTC",
+            email=email,
+            password="a demo password of this test",
+            display_name="Demo Owner",
+        ),
+    )
+    found = await find_login(sessions, email)
+    assert found is not None
+    seller_id = found[0]
+    queue = redis.Redis.from_url(dev.redis_url or "")
+    backfills_before = queue.xlen(stream_name(dev, Queue.BACKFILL))
+
+    first = await seed_demo_activity(dev, api_url=API_URL)
+    again = await seed_demo_activity(dev, api_url=API_URL)
+
+    rows = demo_rows(database_owner_dsn, seller_id)
+    # One consent flow: the callback named the API, its state was used, the grant kept.
+    assert rows["connections"] == [
+        ("AUTHORIZED", f"{API_URL}/ad-accounts/connections/callback", True)
+    ]
+    # The sandbox user the demo logs in as reaches exactly the two demo accounts.
+    assert rows["accounts"] == [
+        ("1000", True, True, True, True),
+        ("1001", True, True, True, True),
+    ]
+    assert first.accounts_connected == 2 and again.accounts_connected == 0
+    assert queue.xlen(stream_name(dev, Queue.BACKFILL)) == backfills_before + 2
+    assert rows["spend"] > 0, "the first sync brought the demo accounts' spend in"
