@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pixecom_core import hookimpl
 from pixecom_core.db.engine import create_sessionmaker
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
-from pixecom_core.providers import AdNetwork
+from pixecom_core.providers import AdNetwork, AuthorizationKind
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.stats import aggregate_sellpages
@@ -50,13 +50,7 @@ from pixecom_core.stats.sync import StatsSync
 from pixecom_core.tenancy import SellerContext
 from pixecom_core.testing.loopback import serve
 from reference_app.api import create_app
-from tests.ad_accounts.consentads import (
-    CONSENT_PAGE,
-    IDENTIFIER,
-    ConsentAdNetwork,
-    ConsentAdsPlugin,
-    reachable,
-)
+from tests.ad_accounts.consentads import CONSENT_PAGE, IDENTIFIER, ConsentAdNetwork, reachable
 from tests.db.tenant_rows import seller_scope
 from tests.ledger import fakepay
 from tests_browser.conftest import Shots, api_get, api_token, log_in, wait_idle
@@ -66,12 +60,34 @@ from tests_browser.test_accessibility import violations
 SESSION_KEY = "pixecom.dashboard.session"
 
 
+class PasteAdNetwork(ConsentAdNetwork):
+    """A network without a consent page: sellers paste a token its own UI issued."""
+
+    identifier = "pasteads"
+    display_name = "PasteAds"
+    authorization_kind = AuthorizationKind.TOKEN
+
+    def authorization_url(self, *, state: str, redirect_uri: str) -> str | None:  # noqa: ARG002
+        return None
+
+
+class AdNetworksPlugin:
+    def __init__(self, *networks: ConsentAdNetwork) -> None:
+        self.networks = networks
+
+    @hookimpl
+    def pixecom_register_ad_networks(self) -> list[AdNetwork]:
+        return list(self.networks)
+
+
 @dataclass(frozen=True)
 class ConnectWorld:
-    """The API with the consent network installed, served at ``base_url``."""
+    """The API with the consent network and a pasted-token network installed, served at
+    ``base_url``."""
 
     base_url: str
     network: ConsentAdNetwork
+    paste_network: PasteAdNetwork
     admin_key: str
 
     async def new_seller(self, name: str) -> SeededSeller:
@@ -83,11 +99,12 @@ async def connect_world(live_settings: Settings, admin_key: str) -> AsyncIterato
     network = ConsentAdNetwork(
         [reachable("1001", "Shop US"), reachable("1002", "Shop EU"), reachable("1003", "Outlet")]
     )
+    paste_network = PasteAdNetwork([reachable("9001", "Pasted Main")])
     manager = create_plugin_manager(
-        load_entry_points=False, plugins=[fakepay, ConsentAdsPlugin(network)]
+        load_entry_points=False, plugins=[fakepay, AdNetworksPlugin(network, paste_network)]
     )
     async with serve(create_app(live_settings, plugin_manager=manager), lifespan="on") as url:
-        yield ConnectWorld(base_url=url, network=network, admin_key=admin_key)
+        yield ConnectWorld(url, network, paste_network, admin_key)
 
 
 async def route_consent(page: Page, connect_world: ConnectWorld) -> list[str]:
@@ -392,6 +409,43 @@ async def test_the_chooser_link_needs_a_login_and_the_sellers_own_connection(
     assert await page.get_by_test_id("chooser-problem").inner_text() == (
         "This link names no connection. Connect the network again."
     )
+
+
+async def test_a_network_without_a_consent_page_connects_with_a_pasted_token(
+    page: Page, connect_world: ConnectWorld, shots: Shots
+) -> None:
+    seller = await connect_world.new_seller("Paste Shop")
+    connect_world.paste_network.grants["PASTED-TOKEN-9001"] = ("ads_read",)
+    await log_in(page, connect_world.base_url, seller.email, "#/ad-accounts")
+    field = page.get_by_label("Access token from PasteAds")
+    connect = page.get_by_role("button", name="Connect PasteAds")
+
+    # A token the network refuses: said on the page, without the token, nothing stored.
+    await field.fill("NOT-A-TOKEN")
+    await connect.click()
+    problem = page.get_by_test_id("connect-problem")
+    await expect(problem).to_contain_text("Could not start connecting")
+    assert "NOT-A-TOKEN" not in await problem.inner_text()
+    assert await connect.is_enabled()
+    await shots.take(page, "token-refused")
+
+    await field.fill("PASTED-TOKEN-9001")
+    await connect.click()
+    await page.wait_for_url("**#/ad-accounts?connection=*")
+    await wait_idle(page)
+    chooser = page.get_by_test_id("account-chooser")
+    # Nothing ticked: the page asks for a choice instead of sending an empty one.
+    await chooser.get_by_role("button", name="Connect selected accounts").click()
+    await expect(page.get_by_test_id("chooser-alert")).to_have_text("Choose at least one account.")
+    await chooser.get_by_label("Pasted Main").check()
+    await chooser.get_by_role("button", name="Connect selected accounts").click()
+    await page.wait_for_url("**#/ad-accounts")
+    await wait_idle(page)
+    assert await account_row(page, "9001").locator("th").inner_text() == (
+        "Pasted Main\nPasteAds · 9001 · USD"
+    )
+    api = await states_by_api(connect_world.base_url, seller.email)
+    assert set(api) == {"9001"} and api["9001"]["network"] == "pasteads"
 
 
 # -- the whole flow against the Meta sandbox ------------------------------------------------
