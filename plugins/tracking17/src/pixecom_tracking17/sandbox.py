@@ -597,16 +597,21 @@ class Track17Sandbox:
 
     # -- the 17TRACK operations
 
-    def track(self, entry: Any) -> dict[str, Any]:
-        """``gettrackinfo`` for one entry."""
-        parcel = self.find(entry)
-        return {
+    def item(self, parcel: Parcel, *, with_track_info: bool = True) -> dict[str, Any]:
+        """A parcel as ``gettrackinfo`` and pushes carry it."""
+        item: dict[str, Any] = {
             "number": parcel.number,
             "carrier": parcel.carrier,
             "param": parcel.param,
             "tag": parcel.tag,
-            "track_info": track_info(parcel, self.clock()),
         }
+        if with_track_info:
+            item["track_info"] = track_info(parcel, self.clock())
+        return item
+
+    def track(self, entry: Any) -> dict[str, Any]:
+        """``gettrackinfo`` for one entry."""
+        return self.item(self.find(entry))
 
     def stop(self, entry: Any) -> dict[str, Any]:
         """``stoptrack`` for one entry."""
@@ -752,17 +757,9 @@ class Track17Sandbox:
     def _emit(self, parcel: Parcel, event_type: str) -> OutboxEvent:
         """Record a push of ``parcel`` as it is now; its id names the state it reports, so
         pushing an unchanged parcel again replaces the same event."""
-        data: dict[str, Any] = {
-            "number": parcel.number,
-            "carrier": parcel.carrier,
-            "param": parcel.param,
-            "tag": parcel.tag,
-        }
-        if event_type == "TRACKING_UPDATED":
-            data["track_info"] = track_info(parcel, self.clock())
-            event_id = f"{parcel.number}@{parcel.state}"
-        else:
-            event_id = f"{parcel.number}@stopped"
+        updated = event_type == "TRACKING_UPDATED"
+        data = self.item(parcel, with_track_info=updated)
+        event_id = f"{parcel.number}@{parcel.state if updated else 'stopped'}"
         body = json.dumps(
             {"event": event_type, "data": data}, separators=(",", ":"), ensure_ascii=False
         ).encode("utf-8")
