@@ -34,7 +34,7 @@ from pixecom_meta_ads.ad_network import MetaAdNetwork
 from pixecom_meta_ads.sandbox import create_sandbox_app
 from pixecom_meta_ads.sandbox_oauth import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 from pixecom_meta_ads.settings import MetaAdsSettings, MetaSandboxSettings
-from playwright.async_api import Dialog, Page, Route, expect
+from playwright.async_api import BrowserContext, Dialog, Page, Route, expect
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -446,6 +446,37 @@ async def test_a_network_without_a_consent_page_connects_with_a_pasted_token(
     )
     api = await states_by_api(connect_world.base_url, seller.email)
     assert set(api) == {"9001"} and api["9001"]["network"] == "pasteads"
+
+
+async def test_the_chooser_of_a_connection_never_authorized_says_to_connect_again(
+    context: BrowserContext, connect_world: ConnectWorld
+) -> None:
+    """The seller left the consent page without answering: the connection stays pending
+    and its chooser (422 from the API, which the console reports) says what to do."""
+    seller = await connect_world.new_seller("Pending Shop")
+    token = await api_token(connect_world.base_url, seller.email)
+    async with httpx.AsyncClient(base_url=connect_world.base_url) as client:
+        started = await client.post(
+            "/ad-accounts/connections",
+            json={"network": IDENTIFIER},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert started.status_code == 201, started.text
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await log_in(
+        page,
+        connect_world.base_url,
+        seller.email,
+        f"#/ad-accounts?connection={started.json()['id']}",
+    )
+    assert await page.get_by_test_id("chooser-problem").inner_text() == (
+        "This connection was never authorized: the network's page was left, refused or timed "
+        "out. Connect the network again."
+    )
+    assert await page.get_by_role("button", name="Connect ConsentAds").is_visible()
+    assert errors == []
 
 
 # -- the whole flow against the Meta sandbox ------------------------------------------------

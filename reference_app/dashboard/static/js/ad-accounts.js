@@ -143,7 +143,12 @@ async function chooserSection(connectionId) {
     // Another seller's connection, or one that was refused or expired: say so here and
     // still show the seller's accounts below.
     if (!(error instanceof ApiError) || ![404, 422].includes(error.status)) throw error;
-    const text = error.status === 404 ? "There is no such connection for your account." : error.message;
+    const text =
+      error.status === 404
+        ? "There is no such connection for your account."
+        : error.code === "connection_not_authorized"
+          ? "This connection was never authorized: the network's page was left, refused or timed out."
+          : error.message;
     return wrap(h("p", { class: "note", "data-testid": "chooser-problem" }, `${text} Connect the network again.`));
   }
   const preselected = reconnectFor(connectionId);
