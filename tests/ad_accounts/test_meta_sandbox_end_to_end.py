@@ -1,14 +1,12 @@
-"""End to end over real HTTP: a seller connects two Meta accounts through the Meta plugin's
-OAuth sandbox on loopback, posting its consent form as a browser would and following its
-redirect to the API's callback. The sandbox's OAuth router is mounted here until the Meta
-sandbox app serves it itself."""
+"""End to end over real HTTP: a seller connects two Meta accounts through the Meta sandbox
+app (``create_sandbox_app``, which serves Facebook Login) on loopback, posting its consent
+form as a browser would and following its redirect to the API's callback."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
-from typing import Any
 
 import httpx
 import pytest
@@ -16,31 +14,17 @@ import pytest
 from pixecom_core import hookimpl
 from pixecom_core.providers import AdNetwork
 from pixecom_core.settings import Settings
-from pixecom_core.testing.loopback import serve
+from pixecom_core.testing.loopback import LoopbackServer
 from tests.ad_accounts.conftest import Owner, stored
 from tests.app.conftest import ClientFactory, NewSeller
 
-meta_ads = pytest.importorskip("pixecom_meta_ads.sandbox_oauth")
-from fastapi import FastAPI  # noqa: E402
+meta_ads = pytest.importorskip("pixecom_meta_ads.sandbox")
 from pixecom_meta_ads.ad_network import MetaAdNetwork  # noqa: E402
 from pixecom_meta_ads.client import shared_ssl_context  # noqa: E402
-from pixecom_meta_ads.sandbox import ACCOUNT_PROFILES  # noqa: E402
-from pixecom_meta_ads.sandbox_oauth import (  # noqa: E402
-    DEFAULT_APP_ID,
-    DEFAULT_APP_SECRET,
-    OAuthSandbox,
-)
-from pixecom_meta_ads.settings import MetaAdsSettings  # noqa: E402
+from pixecom_meta_ads.sandbox import create_sandbox_app  # noqa: E402
+from pixecom_meta_ads.sandbox_oauth import DEFAULT_APP_ID, DEFAULT_APP_SECRET  # noqa: E402
+from pixecom_meta_ads.settings import MetaAdsSettings, MetaSandboxSettings  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
-
-
-def account_profile(number: str) -> dict[str, Any]:
-    currency, timezone_name = ACCOUNT_PROFILES[int(number) % len(ACCOUNT_PROFILES)]
-    return {
-        "name": f"Sandbox ad account {number}",
-        "currency": currency,
-        "timezone_name": timezone_name,
-    }
 
 
 class ConsentForm(HTMLParser):
@@ -73,10 +57,8 @@ class MetaPlugin:
 
 @pytest.fixture
 async def sandbox_url() -> AsyncIterator[str]:
-    app = FastAPI()
-    app.include_router(OAuthSandbox(account_profile).router())
-    async with serve(app) as url:
-        yield url
+    async with LoopbackServer(create_sandbox_app(MetaSandboxSettings())) as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -123,6 +105,7 @@ async def consent(
 
 async def test_a_seller_connects_two_meta_accounts_through_the_consent_page(
     meta_client: httpx.AsyncClient,
+    sandbox_url: str,
     new_seller: NewSeller,
     owner_conn: Owner,
     caplog: pytest.LogCaptureFixture,
@@ -160,6 +143,16 @@ async def test_a_seller_connects_two_meta_accounts_through_the_consent_page(
     assert sorted(a["external_id"] for a in listed.json()["items"]) == sorted(chosen)
     assert {a["state"] for a in listed.json()["items"]} == {"active"}
     assert stored(owner_conn, seller.seller_id) == {"grants": 1, "accounts": 2, "account_tokens": 2}
+
+    # Every token the sandbox issued (short- and long-lived) is in no body and no log line.
+    async with httpx.AsyncClient(base_url=sandbox_url, verify=shared_ssl_context()) as control:
+        issued = await control.get("/_sandbox/oauth/tokens", params={"reveal": "true"})
+    tokens = [token["token"] for token in issued.json()]
+    assert tokens
+    for token in tokens:
+        for response in (started, landed, chooser, connected, listed):
+            assert token not in response.text
+        assert token not in caplog.text
 
 
 async def test_a_missing_scope_at_the_consent_page_stores_nothing(
