@@ -103,3 +103,20 @@ async def test_nothing_outside_the_static_directory_is_served(
     # The dashboard is not an API: it is not in the OpenAPI document.
     paths = (await api_client.get("/openapi.json")).json()["paths"]
     assert not [p for p in paths if p.startswith("/dashboard")]
+
+
+async def test_the_consent_flows_return_address_opens_the_chooser(
+    api_client: httpx.AsyncClient,
+) -> None:
+    connection = "3f2b1c4d-0000-4000-8000-00000000abcd"
+
+    chooser = await api_client.get(f"/dashboard/ad-accounts?connection={connection}")
+    # Anything but a connection id is dropped: the shell never echoes text from the URL.
+    tampered = await api_client.get("/dashboard/ad-accounts?connection=%3Cscript%3E")
+    bare = await api_client.get("/dashboard/ad-accounts")
+
+    assert chooser.status_code == 303
+    assert chooser.headers["location"] == f"/dashboard/#/ad-accounts?connection={connection}"
+    assert chooser.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert tampered.status_code == bare.status_code == 303
+    assert tampered.headers["location"] == bare.headers["location"] == "/dashboard/#/ad-accounts"
