@@ -66,6 +66,7 @@ from pixecom_core.providers.errors import ProviderAuthError
 from pixecom_core.security.access_tokens import key_id
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
+from pixecom_core.stats.backfill import plan_backfill
 from pixecom_core.tenancy import Page, PageRequest, SellerContext, SellerRepository, SellerScope
 
 #: How long a seller has to finish the network's consent page.
@@ -714,6 +715,8 @@ class AdConnections:
         now = self._clock()
         connected: list[AdAccount] = []
         async with seller.scope() as scope:
+            known = await AdAccountRepository(scope).by_external_ids(connection.network, wanted)
+            reconnected = {account.id for account in known}
             for external_id in wanted:
                 account = by_id[external_id]
                 values: dict[str, Any] = {
@@ -747,7 +750,20 @@ class AdConnections:
                     .returning(AdAccount)
                 )
                 connected.append((await scope.session.scalars(statement)).one())
-        return [_view(account, now) for account in connected]
+        # History to fetch (issue 14 item 4): the last weeks of a new account, the days a
+        # reconnected one missed while its token was refused; the backfill jobs fetch it.
+        for account in connected:
+            await plan_backfill(
+                seller,
+                account.id,
+                days=self._settings.backfill_days,
+                now=now,
+                catch_up=account.id in reconnected,
+            )
+        async with seller.scope() as scope:
+            refreshed = await AdAccountRepository(scope).by_external_ids(connection.network, wanted)
+        refreshed.sort(key=lambda account: wanted.index(account.external_id))
+        return [_view(account, now) for account in refreshed]
 
     async def list_accounts(self, seller: SellerContext, page: PageRequest) -> Page[AccountView]:
         """One page of the seller's ad accounts, oldest first, with their states."""

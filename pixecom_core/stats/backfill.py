@@ -117,14 +117,20 @@ async def plan_backfill(
     days: int,
     now: datetime | None = None,
     replan: bool = False,
+    catch_up: bool = False,
 ) -> DayWindow | None:
     """Store the backfill window of an account (see :func:`backfill_window`), with nothing
     done yet, and return it; ``None`` when the seller has no such account.
 
-    An account that has a window keeps it and its progress (a reconnected account is not
-    fetched again: the daily restatement sweep re-reads its last 28 days anyway), unless
-    ``replan``. The connect flow may plan right away, so ``GET /ad-accounts`` shows
-    ``backfilling`` at once; otherwise the first job plans.
+    An account that has a window keeps it and its progress, unless ``replan``. The connect
+    flow plans right away, so ``GET /ad-accounts`` shows ``backfilling`` at once;
+    otherwise the first job plans.
+
+    ``catch_up`` is for a *reconnected* account (issue 14: "reconnecting resumes syncing
+    with no gap"): the days since its last regular sync were not fetched while its token
+    was refused, so the window becomes those days through yesterday (at most ``days``) —
+    an unfinished window is only stretched to yesterday, keeping its progress. Days fetched
+    twice are adopted as the same snapshots: nothing is counted twice.
     """
     now = now or datetime.now(UTC)
     async with context.scope() as scope:
@@ -137,9 +143,27 @@ async def plan_backfill(
         )
         if account is None:
             return None
-        if not replan and account.backfill_since is not None and account.backfill_until is not None:
+        planned = account.backfill_since is not None and account.backfill_until is not None
+        full = backfill_window(account.timezone, days, now)
+        if catch_up and planned and account.last_synced_at is not None:
+            assert account.backfill_since is not None and account.backfill_until is not None
+            unfinished = (
+                account.backfill_done_through is None
+                or account.backfill_done_through < account.backfill_until
+            )
+            if unfinished:
+                account.backfill_until = max(account.backfill_until, full.until)
+                return DayWindow(account.backfill_since, account.backfill_until)
+            zone = ZoneInfo(account.timezone)
+            missed_since = max(account.last_synced_at.astimezone(zone).date(), full.since)
+            if missed_since > full.until:
+                return DayWindow(account.backfill_since, account.backfill_until)
+            window = DayWindow(missed_since, full.until)
+        elif planned and not replan:
+            assert account.backfill_since is not None and account.backfill_until is not None
             return DayWindow(account.backfill_since, account.backfill_until)
-        window = backfill_window(account.timezone, days, now)
+        else:
+            window = full
         account.backfill_since = window.since
         account.backfill_until = window.until
         account.backfill_done_through = None

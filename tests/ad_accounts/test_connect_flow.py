@@ -79,7 +79,9 @@ async def test_connect_two_accounts_and_list_them(
     assert set(accounts) == {"1001", "1002"}
     assert accounts["1001"]["name"] == "Shop US"
     assert accounts["1001"]["timezone"] == "America/New_York"
-    assert accounts["1001"]["state"] == "active"
+    # Connected with their history still to fetch: the last 28 days, nothing done yet.
+    assert accounts["1001"]["state"] == "backfilling"
+    assert accounts["1001"]["backfill_progress"] == 0.0
     again = await api_client.get(
         f"/ad-accounts/connections/{connection_id}", headers=seller.headers
     )
@@ -362,7 +364,8 @@ async def test_reconnect_clears_needs_reconnect_and_its_problem(
     )
     assert again.status_code == 201
     assert again.json()["accounts"][0]["id"] == account_id
-    assert again.json()["accounts"][0]["state"] == "active"
+    # still backfilling: its first backfill never ran; it keeps its window and progress
+    assert again.json()["accounts"][0]["state"] == "backfilling"
     assert again.json()["accounts"][0]["connection_id"] == second
     problems = await api_client.get("/problems", headers=seller.headers)
     assert problems.json()["items"] == []
@@ -395,4 +398,52 @@ async def test_another_sellers_ids_are_not_found(
     listed = await api_client.get("/ad-accounts", headers=intruder.headers)
     assert listed.json()["items"] == []
     still = await api_client.get("/ad-accounts", headers=owner.headers)
-    assert [a["state"] for a in still.json()["items"]] == ["active"]
+    assert [a["state"] for a in still.json()["items"]] == [
+        "backfilling"
+    ]  # untouched by the intruder
+
+
+async def test_reconnecting_fetches_the_days_missed_while_the_token_was_refused(
+    api_client: httpx.AsyncClient,
+    network: ConsentAdNetwork,
+    new_seller: NewSeller,
+    owner_conn: Owner,
+) -> None:
+    """Issue 14: "reconnecting resumes syncing with no gap". Regular syncs read the last
+    few days only, so the days since the last sync are backfilled on reconnect."""
+    seller = await new_seller()
+    first = await authorize(api_client, network, seller)
+    connected = await api_client.post(
+        "/ad-accounts",
+        json={"connection_id": first, "external_ids": ["1001"]},
+        headers=seller.headers,
+    )
+    account_id = connected.json()["accounts"][0]["id"]
+    # Its first backfill finished; then its token was refused ten days ago.
+    owner_conn.execute(
+        "UPDATE ad_accounts SET backfill_done_through = backfill_until,"
+        " last_synced_at = now() - interval '10 days', needs_reconnect = true,"
+        " last_sync_error = 'token expired' WHERE id = %s",
+        (account_id,),
+    )
+
+    second = await authorize(api_client, network, seller)
+    again = await api_client.post(
+        "/ad-accounts",
+        json={"connection_id": second, "external_ids": ["1001"]},
+        headers=seller.headers,
+    )
+
+    assert again.status_code == 201, again.text
+    assert again.json()["accounts"][0]["state"] == "backfilling"
+    row = owner_conn.execute(
+        "SELECT backfill_since = (last_synced_at AT TIME ZONE timezone)::date,"
+        " backfill_until - backfill_since, backfill_done_through FROM ad_accounts"
+        " WHERE id = %s",
+        (account_id,),
+    ).fetchone()
+    assert row is not None
+    starts_at_last_sync, span_days, done_through = row
+    assert starts_at_last_sync, "the catch-up starts on the day of the last sync"
+    assert span_days in (9, 10), span_days  # to yesterday (the day boundary may fall between)
+    assert done_through is None

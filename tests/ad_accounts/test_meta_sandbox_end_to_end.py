@@ -141,7 +141,9 @@ async def test_a_seller_connects_two_meta_accounts_through_the_consent_page(
     assert connected.status_code == 201, connected.text
     listed = await meta_client.get("/ad-accounts", headers=seller.headers)
     assert sorted(a["external_id"] for a in listed.json()["items"]) == sorted(chosen)
-    assert {a["state"] for a in listed.json()["items"]} == {"active"}
+    assert {a["state"] for a in listed.json()["items"]} == {
+        "backfilling"
+    }  # their history is queued
     assert stored(owner_conn, seller.seller_id) == {"grants": 1, "accounts": 2, "account_tokens": 2}
 
     # Every token the sandbox issued (short- and long-lived) is in no body and no log line.

@@ -10,6 +10,7 @@ must be the state's seller's. Tokens are never part of a response.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -31,6 +32,8 @@ from reference_app.api.dependencies import CurrentSeller, Paging
 from reference_app.api.errors import error_responses
 from reference_app.api.resources import ResourcesDep
 from reference_app.api.schemas import PageOut
+
+_log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["ad accounts"])
 
@@ -275,6 +278,12 @@ async def connect_accounts(
     accounts = await resources.ad_connections.connect_accounts(
         seller, body.connection_id, body.external_ids
     )
+    # Queue each planned backfill (a complete one is left alone by its job).
+    for account in accounts:
+        try:
+            await resources.tasks.backfill_account(resources.settings, seller.seller_id, account.id)
+        except Exception:  # Redis down: the scheduler's sweep queues it within a minute
+            _log.warning("could not queue the backfill of ad account %s", account.id, exc_info=True)
     return ConnectedAccountsOut(accounts=[AdAccountOut.of(a) for a in accounts])
 
 
