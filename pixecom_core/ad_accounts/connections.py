@@ -752,18 +752,18 @@ class AdConnections:
                 connected.append((await scope.session.scalars(statement)).one())
         # History to fetch (issue 14 item 4): the last weeks of a new account, the days a
         # reconnected one missed while its token was refused; the backfill jobs fetch it.
-        for account in connected:
+        for row in connected:
             await plan_backfill(
                 seller,
-                account.id,
+                row.id,
                 days=self._settings.backfill_days,
                 now=now,
-                catch_up=account.id in reconnected,
+                catch_up=row.id in reconnected,
             )
         async with seller.scope() as scope:
             refreshed = await AdAccountRepository(scope).by_external_ids(connection.network, wanted)
-        refreshed.sort(key=lambda account: wanted.index(account.external_id))
-        return [_view(account, now) for account in refreshed]
+        refreshed.sort(key=lambda row: wanted.index(row.external_id))
+        return [_view(row, now) for row in refreshed]
 
     async def list_accounts(self, seller: SellerContext, page: PageRequest) -> Page[AccountView]:
         """One page of the seller's ad accounts, oldest first, with their states."""

@@ -11,20 +11,20 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
+# The tests session installs the Meta plugin (noxfile): a missing plugin fails here.
+from pixecom_meta_ads.ad_network import MetaAdNetwork
+from pixecom_meta_ads.client import shared_ssl_context
+from pixecom_meta_ads.sandbox import create_sandbox_app
+from pixecom_meta_ads.sandbox_oauth import DEFAULT_APP_ID, DEFAULT_APP_SECRET
+from pixecom_meta_ads.settings import MetaAdsSettings, MetaSandboxSettings
+from pydantic import SecretStr
+
 from pixecom_core import hookimpl
 from pixecom_core.providers import AdNetwork
 from pixecom_core.settings import Settings
 from pixecom_core.testing.loopback import LoopbackServer
 from tests.ad_accounts.conftest import Owner, stored
 from tests.app.conftest import ClientFactory, NewSeller
-
-meta_ads = pytest.importorskip("pixecom_meta_ads.sandbox")
-from pixecom_meta_ads.ad_network import MetaAdNetwork  # noqa: E402
-from pixecom_meta_ads.client import shared_ssl_context  # noqa: E402
-from pixecom_meta_ads.sandbox import create_sandbox_app  # noqa: E402
-from pixecom_meta_ads.sandbox_oauth import DEFAULT_APP_ID, DEFAULT_APP_SECRET  # noqa: E402
-from pixecom_meta_ads.settings import MetaAdsSettings, MetaSandboxSettings  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
 
 
 class ConsentForm(HTMLParser):
