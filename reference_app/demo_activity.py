@@ -128,7 +128,10 @@ async def _connect_through_consent(
     redirect = await approve_consent(started.authorization_url)
     answer = dict(parse_qsl(urlsplit(redirect).query))
     await connections.complete(
-        state=answer.get("state", ""), code=answer.get("code"), error=answer.get("error")
+        state=answer.get("state", ""),
+        code=answer.get("code"),
+        error=answer.get("error"),
+        acting_seller_id=context.seller_id,  # the demo acts as its seller, as with a token
     )
     reachable = await connections.reachable_accounts(context, started.id)
     chosen = [

@@ -9,7 +9,10 @@ Core speaks to networks only through :class:`~pixecom_core.providers.AdNetworkAu
    the nonce. It is valid :data:`STATE_LIFETIME`.
 2. The network sends the seller's browser back with a code:
    :meth:`AdConnections.complete` checks the state's signature and expiry, that the
-   acting seller (when the request carries one) is the state's, consumes the nonce in a
+   request comes from the seller who started the flow — their credentials, or the
+   browser binding (:meth:`AdConnections.browser_binding`, a cookie the reference app
+   sets when the flow starts) — so nobody can start a flow and have someone else approve
+   it into their account (OAuth login CSRF, RFC 6749 section 10.12), consumes the nonce in a
    committed transaction of its own (so the state works once, even if the exchange
    fails), exchanges the code and refuses a grant that lacks a required scope. Only then
    is the grant stored, its token encrypted with :class:`SecretBox` under a key version,
@@ -28,9 +31,11 @@ value, log line or error message carries one.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -108,6 +113,20 @@ class NetworkCannotConnect(PixecomError):
 # -- the signed state ------------------------------------------------------------------
 
 
+#: Cookies holding browser bindings start so: one cookie per flow in progress.
+BINDING_COOKIE_PREFIX = "pixecom_connect_"
+
+
+def binding_cookie_name(connection_id: uuid.UUID) -> str:
+    """The cookie holding a connection's browser binding (one per flow in progress)."""
+    return f"{BINDING_COOKIE_PREFIX}{connection_id.hex}"
+
+
+def _binding(key: str, connection_id: uuid.UUID) -> str:
+    message = f"ad-connection-browser:{connection_id}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
 @dataclass(frozen=True)
 class ConnectionState:
     """What a verified ``state`` says: whose flow, which connection, which nonce."""
@@ -151,6 +170,18 @@ class ConnectionStateSigner:
             self._signing_key,
             algorithm=_STATE_ALGORITHM,
             headers={"kid": key_id(self._signing_key)},
+        )
+
+    def browser_binding(self, connection_id: uuid.UUID) -> str:
+        """The value that ties a connection to the browser that started it (the reference
+        app sets it as a cookie): an HMAC of the connection id under the signing key."""
+        return _binding(self._signing_key, connection_id)
+
+    def binds(self, connection_id: uuid.UUID, value: str | None) -> bool:
+        """Whether ``value`` is the browser binding of ``connection_id`` under any key."""
+        return value is not None and any(
+            hmac.compare_digest(_binding(key, connection_id), value)
+            for key in self._verifying.values()
         )
 
     def verify(self, value: str, *, now: datetime) -> ConnectionState:
@@ -408,6 +439,13 @@ class AdConnections:
             clock=clock,
         )
 
+    def browser_binding(self, connection_id: uuid.UUID) -> str:
+        """The value binding a started connection to the browser that started it; give it
+        back to :meth:`complete` (the reference app keeps it in the cookie
+        :func:`binding_cookie_name` names). Not a secret to the seller: an HMAC of the
+        connection id that only PixEcom can compute."""
+        return self._signer.browser_binding(connection_id)
+
     def _network(self, network: str) -> AdNetworkAuthorization:
         try:
             provider = self._registry.ad_network(network)
@@ -551,11 +589,16 @@ class AdConnections:
         code: str | None,
         error: str | None = None,
         acting_seller_id: uuid.UUID | None = None,
+        browser_bindings: Mapping[str, str] | None = None,
     ) -> CompletedConnection:
         """Finish a consent flow from the network's redirect.
 
         Checks, in order: the state's signature and expiry; that ``acting_seller_id``
-        (the seller whose credentials the request carried, if any) is the state's; that
+        (the seller whose credentials the request carried, if any) is the state's, or
+        without credentials that ``browser_bindings`` (the request's cookies) hold this
+        connection's binding under :func:`binding_cookie_name` (the browser
+        that started the flow is the one coming back; neither refuses, without using the
+        state up, so the seller's own browser can still finish it); that
         the state's nonce is still pending — and consumes it, committed, before anything
         else, so the state is refused the second time whatever happens next. Then the
         network's own refusal (``error``), the code exchange and the required scopes. Only
@@ -572,6 +615,13 @@ class AdConnections:
                 "this authorization was started by another seller; start connecting from your "
                 "own account",
                 code="state_of_another_seller",
+            )
+        binding = (browser_bindings or {}).get(binding_cookie_name(verified.connection_id))
+        if acting_seller_id is None and not self._signer.binds(verified.connection_id, binding):
+            raise ConnectionRefused(
+                "this authorization was not started from this browser: finish it in the "
+                "browser (or with the seller's access token) that started connecting",
+                code="state_not_bound",
             )
         seller = SellerContext(
             seller_id=verified.seller_id, sessions=self._sessions, settings=self._settings

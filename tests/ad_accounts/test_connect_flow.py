@@ -447,3 +447,44 @@ async def test_reconnecting_fetches_the_days_missed_while_the_token_was_refused(
     assert starts_at_last_sync, "the catch-up starts on the day of the last sync"
     assert span_days in (9, 10), span_days  # to yesterday (the day boundary may fall between)
     assert done_through is None
+
+
+async def test_the_callback_needs_the_starting_browser_or_the_sellers_token(
+    api_client: httpx.AsyncClient,
+    network: ConsentAdNetwork,
+    new_seller: NewSeller,
+    owner_conn: Owner,
+) -> None:
+    """The consent URL reaching someone else's browser (sent in a message, say) cannot
+    put their grant into this seller's account: without the seller's token or the
+    browser-binding cookie set when the flow started, the callback refuses and keeps the
+    state for the right browser."""
+    seller = await new_seller()
+    started = await api_client.post(
+        "/ad-accounts/connections", json={"network": IDENTIFIER}, headers=seller.headers
+    )
+    assert started.status_code == 201, started.text
+    cookie = started.headers["set-cookie"]
+    assert cookie.startswith(f"pixecom_connect_{uuid.UUID(started.json()['id']).hex}=")
+    for attribute in ("HttpOnly", "Path=/ad-accounts/connections/callback", "SameSite=lax"):
+        assert attribute.lower() in cookie.lower(), cookie
+    query = parse_qs(urlsplit(started.json()["authorization_url"]).query)
+    state, redirect_uri = query["state"][0], query["redirect_uri"][0]
+    path = callback_path(redirect_uri)
+
+    elsewhere = await api_client.get(
+        path,
+        params={"state": state, "code": network.consent(redirect_uri)},
+        headers={"cookie": ""},  # another browser: no cookie of this flow
+    )
+    assert elsewhere.status_code == 400, elsewhere.text
+    assert elsewhere.json()["error"]["code"] == "state_not_bound"
+    assert stored(owner_conn, seller.seller_id)["grants"] == 0
+
+    with_token = await api_client.get(
+        path,
+        params={"state": state, "code": network.consent(redirect_uri)},
+        headers={**seller.headers, "cookie": ""},
+    )
+    assert with_token.status_code == 303, with_token.text
+    assert stored(owner_conn, seller.seller_id)["grants"] == 1

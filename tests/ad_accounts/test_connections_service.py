@@ -18,6 +18,7 @@ from pixecom_core.ad_accounts.connections import (
     AdConnections,
     ConnectionRefused,
     account_state,
+    binding_cookie_name,
 )
 from pixecom_core.db.engine import create_sessionmaker
 from pixecom_core.models.ads import AdAccount, AdAccountStatus
@@ -25,7 +26,7 @@ from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import SellerContext
-from tests.ad_accounts.conftest import Owner
+from tests.ad_accounts.conftest import Owner, stored
 from tests.ad_accounts.consentads import IDENTIFIER, ConsentAdNetwork, ConsentAdsPlugin
 from tests.db.tenant_rows import insert_seller
 
@@ -77,13 +78,17 @@ async def test_a_state_works_for_ten_minutes_only(
     state = await begin(service, seller)
     clock.now = T0 + timedelta(minutes=10, seconds=1)
     with pytest.raises(ConnectionRefused) as expired:
-        await service.complete(state=state, code=network.consent(CALLBACK))
+        await service.complete(
+            state=state, code=network.consent(CALLBACK), acting_seller_id=seller.seller_id
+        )
     assert expired.value.code == "state_expired"
 
     clock.now = T0
     state = await begin(service, seller)
     clock.now = T0 + timedelta(minutes=9, seconds=59)
-    completed = await service.complete(state=state, code=network.consent(CALLBACK))
+    completed = await service.complete(
+        state=state, code=network.consent(CALLBACK), acting_seller_id=seller.seller_id
+    )
     assert completed.seller_id == seller.seller_id
 
 
@@ -148,7 +153,11 @@ async def test_key_rotation_reencrypts_connection_grants(
     owner_conn: Owner,
     settings: Settings,
 ) -> None:
-    await service.complete(state=await begin(service, seller), code=network.consent(CALLBACK))
+    await service.complete(
+        state=await begin(service, seller),
+        code=network.consent(CALLBACK),
+        acting_seller_id=seller.seller_id,
+    )
     new_key = SecretStr("n" * 44)
     box = SecretBox([new_key, *settings.token_encryption_keys])
     report = await rotate_ad_account_tokens(seller.sessions, settings, box)
@@ -161,3 +170,32 @@ async def test_key_rotation_reencrypts_connection_grants(
     assert row is not None
     assert row[0] == box.primary_version
     assert SecretBox([new_key]).decrypt(bytes(row[1])) in network.grants
+
+
+async def test_a_flow_finishes_only_in_the_browser_that_started_it(
+    service: AdConnections, seller: SellerContext, network: ConsentAdNetwork, owner_conn: Owner
+) -> None:
+    """OAuth login CSRF (RFC 6749 section 10.12): someone starts a flow and has another
+    person approve it; that person's browser has neither the starter's credentials nor the
+    binding cookie, so their grant never lands in the starter's account — and the state
+    is not used up, so the starter's own browser can still finish."""
+    started = await service.start(seller, IDENTIFIER, redirect_uri=CALLBACK)
+    assert started.authorization_url is not None
+    state = parse_qs(urlsplit(started.authorization_url).query)["state"][0]
+    cookie = binding_cookie_name(started.id)
+
+    for bindings in ({}, {cookie: "0" * 64}, {cookie: service.browser_binding(uuid.uuid4())}):
+        with pytest.raises(ConnectionRefused) as refused:
+            await service.complete(
+                state=state, code=network.consent(CALLBACK), browser_bindings=bindings
+            )
+        assert refused.value.code == "state_not_bound"
+    assert stored(owner_conn, seller.seller_id)["grants"] == 0
+
+    completed = await service.complete(
+        state=state,
+        code=network.consent(CALLBACK),
+        browser_bindings={cookie: service.browser_binding(started.id)},
+    )
+    assert completed.connection_id == started.id
+    assert stored(owner_conn, seller.seller_id)["grants"] == 1

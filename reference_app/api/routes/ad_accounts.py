@@ -21,10 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.requests import Request
 
 from pixecom_core.ad_accounts.connections import (
+    BINDING_COOKIE_PREFIX,
+    STATE_LIFETIME,
     AccountState,
     AccountView,
     ReachableAccountView,
     StartedConnection,
+    binding_cookie_name,
 )
 from pixecom_core.errors import AuthenticationError
 from pixecom_core.models.ads import AdConnectionStatus
@@ -39,6 +42,8 @@ router = APIRouter(tags=["ad accounts"])
 
 #: Where the callback sends the seller's browser: the dashboard's account chooser.
 CHOOSER_PATH = "/dashboard/ad-accounts"
+#: The callback's path: the browser-binding cookie is sent there only.
+CALLBACK_PATH = "/ad-accounts/connections/callback"
 
 _NETWORK = Field(
     min_length=1,
@@ -196,7 +201,11 @@ async def list_ad_accounts(
     responses=error_responses(400, 401, 422, 429, 502, 503),
 )
 async def start_connection(
-    body: ConnectionIn, seller: CurrentSeller, resources: ResourcesDep, request: Request
+    body: ConnectionIn,
+    seller: CurrentSeller,
+    resources: ResourcesDep,
+    request: Request,
+    response: Response,
 ) -> ConnectionOut:
     """Answers the network's consent URL (its ``state`` is signed, bound to this seller,
     single-use, valid 10 minutes). With ``access_token``, the network checks the token
@@ -208,6 +217,17 @@ async def start_connection(
     else:
         redirect_uri = str(request.url_for("complete_connection"))
         started = await service.start(seller, body.network, redirect_uri=redirect_uri)
+        # The browser that comes back to the callback must be this one (or carry the
+        # seller's token): HttpOnly, sent only to the callback, gone with the state.
+        response.set_cookie(
+            binding_cookie_name(started.id),
+            service.browser_binding(started.id),
+            max_age=int(STATE_LIFETIME.total_seconds()),
+            path=CALLBACK_PATH,
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="lax",
+        )
     return ConnectionOut.of(started)
 
 
@@ -224,6 +244,7 @@ async def start_connection(
 )
 async def complete_connection(
     resources: ResourcesDep,
+    request: Request,
     acting_seller: Annotated[uuid.UUID | None, Depends(acting_seller_id)],
     state: Annotated[str, Query(min_length=1, max_length=2048)],
     code: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
@@ -235,9 +256,19 @@ async def complete_connection(
     (``error=access_denied``), a bad, reused or expired state and a refused code or
     missing scope answer 400 (``code`` says which) and store nothing; a state of another
     seller answers 403."""
+    bindings = {
+        name: value
+        for name, value in request.cookies.items()
+        if name.startswith(BINDING_COOKIE_PREFIX)
+    }
     completed = await resources.ad_connections.complete(
-        state=state, code=code, error=error, acting_seller_id=acting_seller
+        state=state,
+        code=code,
+        error=error,
+        acting_seller_id=acting_seller,
+        browser_bindings=bindings,
     )
+    # The binding cookie expires with the state; the state itself is used up.
     return RedirectResponse(
         f"{CHOOSER_PATH}?connection={completed.connection_id}",
         status_code=status.HTTP_303_SEE_OTHER,
