@@ -67,7 +67,9 @@ function reconnectFor(connectionId) {
  */
 async function startConnection(network, accessToken, externalId) {
   const body = accessToken ? { network, access_token: accessToken } : { network };
-  const started = await request("/ad-accounts/connections", { method: "POST", body });
+  // "same-origin": the answer sets the cookie that binds the consent flow to this browser
+  // (the API's callback refuses a flow finished in another one).
+  const started = await request("/ad-accounts/connections", { method: "POST", body, credentials: "same-origin" });
   if (externalId) rememberReconnect(started.id, externalId);
   if (started.authorization_url) location.assign(started.authorization_url);
   else location.hash = `#/ad-accounts?connection=${started.id}`;

@@ -193,14 +193,14 @@ function refreshOnce() {
   return refreshing;
 }
 
-function send(path, method, body) {
+function send(path, method, body, credentials) {
   const headers = { Accept: "application/json", Authorization: `Bearer ${session.access}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   return fetch(path, {
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "omit",
+    credentials,
     cache: "no-store",
   });
 }
@@ -211,19 +211,23 @@ function send(path, method, body) {
  * An expired access token is refreshed first; a 401 is answered by one refresh and one
  * retry. When the refresh is refused (logged out elsewhere, token reuse, expiry) the
  * session ends and SessionEnded is thrown.
+ *
+ * No cookie is sent or kept (`credentials: "omit"`), except where a caller asks for
+ * "same-origin": starting an ad-network connection, whose answer binds the consent flow to
+ * this browser with a cookie only the API's callback receives.
  */
-export async function request(path, { method = "GET", body } = {}) {
+export async function request(path, { method = "GET", body, credentials = "omit" } = {}) {
   if (!session) throw new SessionEnded();
   if (session.accessExpiresAt && session.accessExpiresAt - EXPIRY_MARGIN_MS < Date.now()) {
     await refreshOnce();
   }
   const sentWith = session.access;
-  let response = await send(path, method, body);
+  let response = await send(path, method, body, credentials);
   if (response.status === 401) {
     if (!session) throw new SessionEnded();
     if (session.access === sentWith) await refreshOnce();
     if (!session) throw new SessionEnded();
-    response = await send(path, method, body);
+    response = await send(path, method, body, credentials);
     if (response.status === 401) {
       endSession(true);
       throw new SessionEnded();
