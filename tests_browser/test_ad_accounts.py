@@ -17,10 +17,11 @@ watches their 28-day history arrive chunk by chunk (the test runs the chunks, as
 
 from __future__ import annotations
 
+import asyncio
 import html
-import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -42,14 +43,13 @@ from pixecom_core import hookimpl
 from pixecom_core.db.engine import create_sessionmaker
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import AdNetwork, AuthorizationKind
-from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.stats import aggregate_sellpages
-from pixecom_core.stats.backfill import ChunkOutcome, backfill_chunk, plan_backfill
-from pixecom_core.stats.sync import StatsSync
 from pixecom_core.tenancy import SellerContext
 from pixecom_core.testing.loopback import serve
 from reference_app.api import create_app
+from reference_app.worker.broker import Queue, build_broker
+from reference_app.worker.run import drain_seconds, receive_until
 from tests.ad_accounts.consentads import CONSENT_PAGE, IDENTIFIER, ConsentAdNetwork, reachable
 from tests.db.tenant_rows import seller_scope
 from tests.ledger import fakepay
@@ -495,21 +495,22 @@ class MetaAtSandbox:
 
 @dataclass(frozen=True)
 class MetaWorld:
-    """The API with the Meta plugin at the sandbox, and a backfill driver over the same
-    network (the part a ``backfill`` worker plays)."""
+    """The API with the Meta plugin at the sandbox; ``registry`` and ``settings`` are the
+    API's, for a backfill worker of the same deployment."""
 
     base_url: str
     sandbox_url: str
-    stats_sync: StatsSync
+    registry: ProviderRegistry
     sessions: async_sessionmaker[AsyncSession]
     settings: Settings
 
 
 @pytest.fixture(scope="session")
-async def meta_world(
-    live_settings: Settings,
-    app_engine: AsyncEngine,
-) -> AsyncIterator[MetaWorld]:
+async def meta_world(live_settings: Settings, app_engine: AsyncEngine) -> AsyncIterator[MetaWorld]:
+    # Queues of its own: the other apps' connect flows queue backfills of their networks.
+    settings = live_settings.model_copy(
+        update={"redis_key_prefix": f"pixecom-browser-meta:{uuid.uuid4().hex}:"}
+    )
     async with serve(create_sandbox_app(MetaSandboxSettings())) as sandbox_url:
         network = MetaAdNetwork(
             MetaAdsSettings(
@@ -522,24 +523,57 @@ async def meta_world(
         manager = create_plugin_manager(
             load_entry_points=False, plugins=[fakepay, MetaAtSandbox(network)]
         )
-        sessions = create_sessionmaker(app_engine)
-        stats_sync = StatsSync(
-            sessions,
-            live_settings,
-            ProviderRegistry(manager),
-            SecretBox(live_settings.token_encryption_keys),
-            manager,
-        )
         try:
-            app = create_app(live_settings, plugin_manager=manager)
+            app = create_app(settings, plugin_manager=manager)
             async with serve(app, lifespan="on") as url:
-                yield MetaWorld(url, sandbox_url, stats_sync, sessions, live_settings)
+                yield MetaWorld(
+                    url,
+                    sandbox_url,
+                    ProviderRegistry(manager),
+                    create_sessionmaker(app_engine),
+                    settings,
+                )
         finally:
             await network.aclose()
 
 
+@asynccontextmanager
+async def backfill_worker(world: MetaWorld) -> AsyncIterator[Callable[[], None]]:
+    """``pixecom worker --queue backfill`` of the world's deployment, on this event loop.
+
+    Started (its consumer group declared) on entering, as a deployed worker is before any
+    seller connects; it takes jobs only once the answered function is called.
+    """
+    broker = build_broker(world.settings, Queue.BACKFILL, registry=world.registry)
+    broker.is_worker_process = True
+    await broker.startup()
+    stop = asyncio.Event()
+    drain = drain_seconds(world.settings)
+    receiving: list[asyncio.Task[None]] = []
+
+    def take_jobs() -> None:
+        receiving.append(
+            asyncio.create_task(receive_until(broker, stop, max_tasks=4, drain_timeout=drain))
+        )
+
+    try:
+        yield take_jobs
+    finally:
+        stop.set()
+        for task in receiving:
+            await asyncio.wait_for(task, drain + 5)
+        await broker.shutdown()
+
+
 async def test_an_empty_seller_connects_meta_and_sees_spend_on_the_overview(
     page: Page, meta_world: MetaWorld, admin_key: str, shots: Shots
+) -> None:
+    async with backfill_worker(meta_world) as take_jobs:
+        await walk(page, meta_world, admin_key, shots, take_jobs)
+
+
+async def walk(
+    page: Page, meta_world: MetaWorld, admin_key: str, shots: Shots, take_jobs: Callable[[], None]
 ) -> None:
     seller = await sign_up(meta_world.base_url, admin_key, "Walk Shop", "USD")
     await log_in(page, meta_world.base_url, seller.email, "#/overview")
@@ -565,45 +599,30 @@ async def test_an_empty_seller_connects_meta_and_sees_spend_on_the_overview(
     await wait_idle(page)
     await expect(page.get_by_test_id("ad-accounts-notice")).to_be_visible()
 
+    # Connecting planned each account's backfill and queued it: the page shows both
+    # fetching their history, nothing fetched yet.
     accounts = await states_by_api(meta_world.base_url, seller.email)
     assert set(accounts) == {"1000", "1001"}
-    context = SellerContext(
-        seller_id=seller.seller_id, sessions=meta_world.sessions, settings=meta_world.settings
-    )
-    ids = [uuid.UUID(account["id"]) for account in accounts.values()]
-    # The backfill, as the backfill worker runs it: planned (when connecting did not plan
-    # it already, the page is read again to show it), then one 7-day chunk per job; the
-    # page follows the chunks without a reload.
-    if {account["state"] for account in accounts.values()} != {"backfilling"}:
-        for account_id in ids:
-            await plan_backfill(context, account_id, days=meta_world.settings.backfill_days)
-        await page.reload()
-        await wait_idle(page)
+    assert {account["state"] for account in accounts.values()} == {"backfilling"}
     for external_id in accounts:
-        badge = account_row(page, external_id).locator("[data-column='state'] .badge")
+        row = account_row(page, external_id)
+        badge = row.locator("[data-column='state'] .badge")
         assert await badge.get_attribute("data-state") == "backfilling"
-    chunk_days = meta_world.settings.backfill_chunk_days
-    for account_id in ids:
-        chunk = await backfill_chunk(
-            meta_world.stats_sync, context, account_id, chunk_days=chunk_days
-        )
-        assert chunk.outcome is ChunkOutcome.ADVANCED, chunk
-    first = next(iter(accounts))
-    progress = account_row(page, first).get_by_role("progressbar")
-    expected = str(math.floor(100 * chunk_days / meta_world.settings.backfill_days))
-    await expect(progress).to_have_attribute("value", expected, timeout=10_000)
+        assert await row.get_by_role("progressbar").get_attribute("value") == "0"
+    assert await page.get_by_test_id("backfill-summary").inner_text() == (
+        "Fetching the history of 2 accounts."
+    )
     await shots.take(page, "meta-backfilling")
-    for account_id in ids:
-        while True:
-            chunk = await backfill_chunk(
-                meta_world.stats_sync, context, account_id, chunk_days=chunk_days
-            )
-            assert chunk.outcome in (ChunkOutcome.ADVANCED, ChunkOutcome.DONE), chunk
-            if chunk.complete:
-                break
+
+    # The backfill worker takes the queued jobs, a 7-day chunk each, and the page, reading
+    # the list again while anything is backfilling, follows.
+    take_jobs()
     for external_id in accounts:
         badge = account_row(page, external_id).locator("[data-column='state'] .badge")
-        await expect(badge).to_have_attribute("data-state", "active", timeout=10_000)
+        await expect(badge).to_have_attribute("data-state", "active", timeout=60_000)
+    await expect(page.get_by_test_id("backfill-summary")).to_have_text(
+        "Every connected account's history is fetched."
+    )
     await shots.take(page, "meta-active")
 
     # The seller ties the campaigns the backfill found to a sellpage (the overview is the
@@ -624,6 +643,9 @@ async def test_an_empty_seller_connects_meta_and_sees_spend_on_the_overview(
     # sweep would): aggregate the backfilled window now, as the sweep does.
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     window = [yesterday - timedelta(days=n) for n in range(meta_world.settings.backfill_days + 1)]
+    context = SellerContext(
+        seller_id=seller.seller_id, sessions=meta_world.sessions, settings=meta_world.settings
+    )
     async with context.scope() as scope:
         await aggregate_sellpages(scope, sorted(window))
 
