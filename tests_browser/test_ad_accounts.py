@@ -11,8 +11,8 @@ API answers for them.
 
 The whole flow runs once against the Meta plugin and its sandbox on loopback: an empty
 seller clicks Connect, approves on the sandbox's Facebook Login dialog, chooses two accounts,
-watches their 28-day history arrive chunk by chunk (the test runs the chunks, as the
-``backfill`` worker would) and finds the spend of every day on the overview.
+watches them fetch their 28-day history (connecting queued it; a real ``backfill`` worker
+runs the jobs on the test's event loop) and finds the spend of every day on the overview.
 """
 
 from __future__ import annotations
