@@ -378,6 +378,11 @@ def build_broker(
         idle_timeout=int(settings.worker_redelivery_after_seconds * 1000),
         unacknowledged_lock_timeout=settings.worker_redelivery_after_seconds,
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        # A group declared for the first time reads the stream from its start: tasks
+        # queued before any worker of the queue ever started (pixecom dev's demo
+        # backfills, a connect on a fresh deployment) are delivered, not skipped. An
+        # existing group keeps its position (declaring it again is a no-op).
+        consumer_id="0",
     )
     broker.register_task(process_webhook, task_name=PROCESS_WEBHOOK)
     broker.register_task(sync_seller, task_name=SYNC_TASK)
