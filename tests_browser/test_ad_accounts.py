@@ -119,10 +119,15 @@ async def route_consent(page: Page, connect_world: ConnectWorld) -> list[str]:
         redirect_uri = query["redirect_uri"][0]
         code = connect_world.network.consent(redirect_uri)
         back = f"{redirect_uri}?{urlencode({'state': query['state'][0], 'code': code})}"
+        # As networks answer a seller who declines (Meta: error=access_denied).
+        cancel = (
+            f"{redirect_uri}?{urlencode({'state': query['state'][0], 'error': 'access_denied'})}"
+        )
         body = (
             "<!doctype html><html lang='en'><title>ConsentAds</title>"
             "<h1>Allow PixEcom to read your ad accounts?</h1>"
-            f"<a id='approve' href='{html.escape(back)}'>Approve</a></html>"
+            f"<a id='approve' href='{html.escape(back)}'>Approve</a> "
+            f"<a id='cancel' href='{html.escape(cancel)}'>Cancel</a></html>"
         )
         await route.fulfill(status=200, content_type="text/html", body=body)
 
@@ -213,6 +218,28 @@ async def test_an_empty_seller_connects_two_accounts_through_the_consent_page(
         assert account["state"] in ("active", "backfilling")
     # The finished chooser left no entry in the history: Back does not lead to it.
     assert urlsplit(page.url).fragment == "/ad-accounts"
+
+
+async def test_a_seller_who_cancels_on_the_consent_page_reads_why_nothing_connected(
+    page: Page, connect_world: ConnectWorld, shots: Shots
+) -> None:
+    await route_consent(page, connect_world)
+    seller = await connect_world.new_seller("Undecided Shop")
+    await log_in(page, connect_world.base_url, seller.email, "#/ad-accounts")
+    await wait_idle(page)
+
+    await page.get_by_role("button", name="Connect ConsentAds").click()
+    await page.wait_for_url(f"{CONSENT_PAGE}?*")
+    await page.get_by_role("link", name="Cancel").click()
+    await page.wait_for_url("**/dashboard/#/ad-accounts?error=access_denied")
+    await wait_idle(page)
+
+    await expect(page.get_by_test_id("callback-problem")).to_contain_text(
+        "You cancelled on the network's page"
+    )
+    assert await page.get_by_test_id("login-form").count() == 0
+    assert await page.get_by_test_id("no-ad-accounts").is_visible()
+    await shots.take(page, "cancelled")
 
 
 async def test_states_progress_and_expiry_are_what_the_api_says(

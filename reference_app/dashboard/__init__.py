@@ -16,6 +16,7 @@ units with the same ISO 4217 exponents the server uses.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -32,6 +33,8 @@ DASHBOARD_PATH = "/dashboard"
 #: The address the ad networks' consent flow comes back to (``?connection=<id>``); the
 #: dashboard routes by the URL's fragment, so it is sent on to the chooser's route.
 AD_ACCOUNT_CHOOSER_PATH = f"{DASHBOARD_PATH}/ad-accounts"
+#: An error code the consent callback sends a browser back with (``?error=state_used``).
+_ERROR_CODE = re.compile(r"[a-z][a-z_]{0,39}")
 
 STATIC_DIRECTORY = Path(__file__).parent / "static"
 
@@ -87,14 +90,18 @@ def mount_dashboard(app: FastAPI) -> None:
         )
 
     @app.get(AD_ACCOUNT_CHOOSER_PATH, include_in_schema=False, response_class=RedirectResponse)
-    async def ad_account_chooser(connection: str | None = None) -> RedirectResponse:
-        # Only a well-formed id is passed on: the shell never echoes arbitrary text from
-        # the address bar, and the chooser reads the connection through the API anyway.
+    async def ad_account_chooser(
+        connection: str | None = None, error: str | None = None
+    ) -> RedirectResponse:
+        # Only a well-formed id or error code is passed on: the shell never echoes
+        # arbitrary text from the address bar, and the chooser reads the connection
+        # through the API anyway.
         route = "#/ad-accounts"
         try:
             route += f"?connection={uuid.UUID(connection or '')}"
         except ValueError:
-            pass
+            if error is not None and _ERROR_CODE.fullmatch(error):
+                route += f"?error={error}"
         return RedirectResponse(
             f"{DASHBOARD_PATH}/{route}", status_code=303, headers=SECURITY_HEADERS
         )

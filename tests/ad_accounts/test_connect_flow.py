@@ -488,3 +488,29 @@ async def test_the_callback_needs_the_starting_browser_or_the_sellers_token(
     )
     assert with_token.status_code == 303, with_token.text
     assert stored(owner_conn, seller.seller_id)["grants"] == 1
+
+
+async def test_a_browser_refused_at_the_callback_lands_on_the_ad_accounts_page(
+    api_client: httpx.AsyncClient,
+    network: ConsentAdNetwork,
+    new_seller: NewSeller,
+    owner_conn: Owner,
+) -> None:
+    """The seller who cancels on the network's page (or comes back too late) reads what
+    happened on the dashboard, not a JSON error; an API client still gets the 400."""
+    seller = await new_seller()
+    _, state, redirect_uri = await start(api_client, seller)
+    path = callback_path(redirect_uri)
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+    cancelled = await api_client.get(
+        path, params={"state": state, "error": "access_denied"}, headers=browser
+    )
+    again = await api_client.get(
+        path, params={"state": state, "code": network.consent(redirect_uri)}
+    )
+
+    assert cancelled.status_code == 303
+    assert cancelled.headers["location"] == "/dashboard/ad-accounts?error=access_denied"
+    assert again.status_code == 400 and again.json()["error"]["code"] == "state_used"
+    assert stored(owner_conn, seller.seller_id)["grants"] == 0

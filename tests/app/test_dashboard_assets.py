@@ -120,3 +120,8 @@ async def test_the_consent_flows_return_address_opens_the_chooser(
     assert chooser.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert tampered.status_code == bare.status_code == 303
     assert tampered.headers["location"] == bare.headers["location"] == "/dashboard/#/ad-accounts"
+    # A refused flow comes back with its error code; anything else in `error` is dropped.
+    refused = await api_client.get("/dashboard/ad-accounts?error=access_denied")
+    odd = await api_client.get("/dashboard/ad-accounts?error=%3Cb%3Ehi")
+    assert refused.headers["location"] == "/dashboard/#/ad-accounts?error=access_denied"
+    assert odd.headers["location"] == "/dashboard/#/ad-accounts"

@@ -14,6 +14,7 @@ import logging
 import uuid
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import RedirectResponse
@@ -25,11 +26,12 @@ from pixecom_core.ad_accounts.connections import (
     STATE_LIFETIME,
     AccountState,
     AccountView,
+    ConnectionRefused,
     ReachableAccountView,
     StartedConnection,
     binding_cookie_name,
 )
-from pixecom_core.errors import AuthenticationError
+from pixecom_core.errors import AuthenticationError, PermissionDeniedError
 from pixecom_core.models.ads import AdConnectionStatus
 from reference_app.api.dependencies import CurrentSeller, Paging
 from reference_app.api.errors import error_responses
@@ -255,19 +257,30 @@ async def complete_connection(
     redirects (303) to the account chooser. The network's own refusal
     (``error=access_denied``), a bad, reused or expired state and a refused code or
     missing scope answer 400 (``code`` says which) and store nothing; a state of another
-    seller answers 403."""
+    seller answers 403. A browser (``Accept: text/html``) is sent to the Ad accounts
+    page with ``?error=<code>`` instead, so the seller reads what happened there."""
     bindings = {
         name: value
         for name, value in request.cookies.items()
         if name.startswith(BINDING_COOKIE_PREFIX)
     }
-    completed = await resources.ad_connections.complete(
-        state=state,
-        code=code,
-        error=error,
-        acting_seller_id=acting_seller,
-        browser_bindings=bindings,
-    )
+    try:
+        completed = await resources.ad_connections.complete(
+            state=state,
+            code=code,
+            error=error,
+            acting_seller_id=acting_seller,
+            browser_bindings=bindings,
+        )
+    except (ConnectionRefused, PermissionDeniedError) as refused:
+        if "text/html" not in request.headers.get("accept", ""):
+            raise  # an API client reads the error (400/403) as documented
+        # A seller's browser lands on the Ad accounts page, which says what happened,
+        # rather than on a JSON error; the code is one of ours, never the network's text.
+        return RedirectResponse(
+            f"{CHOOSER_PATH}?{urlencode({'error': refused.code})}",
+            status_code=status.HTTP_303_SEE_OTHER,
+        )
     # The binding cookie expires with the state; the state itself is used up.
     return RedirectResponse(
         f"{CHOOSER_PATH}?connection={completed.connection_id}",

@@ -276,9 +276,29 @@ function progressSummary(accounts) {
   return accounts.some((a) => a.state !== "disconnected") ? "Every connected account's history is fetched." : "";
 }
 
+/** Why the network's page sent the seller back without a connection (`?error=<code>`). */
+const CALLBACK_ERRORS = {
+  access_denied: "You cancelled on the network's page, so nothing was connected.",
+  missing_scopes: "The network's page was approved without every permission syncing needs. Connect again and leave them ticked.",
+  state_expired: "Connecting took longer than 10 minutes. Connect again.",
+  state_used: "That connection link was already used. Connect again.",
+  state_not_bound: "That connection was started in another browser. Start connecting from this one.",
+  state_of_another_seller: "That connection was started from another PixEcom account.",
+  invalid_state: "That connection link is not valid. Connect again.",
+  code_refused: "The network refused the authorization. Connect again.",
+  missing_code: "The network sent no authorization back. Connect again.",
+};
+
+function callbackProblem(code) {
+  if (code === null) return null;
+  const text = CALLBACK_ERRORS[code] ?? "Connecting did not work. Connect again.";
+  return h("p", { class: "alert", role: "alert", "data-testid": "callback-problem" }, text);
+}
+
 /** The Ad accounts page; with `?connection=<id>`, the chooser of that connection first. */
 export async function adAccountsView(context, params) {
   const connectionId = params.get("connection");
+  const callbackError = callbackProblem(params.get("error"));
   const [accounts, networks, chooser] = await Promise.all([
     getAll("/ad-accounts"),
     get("/ad-networks"),
@@ -356,6 +376,7 @@ export async function adAccountsView(context, params) {
   show(accounts.items);
   return [
     h("h1", {}, "Ad accounts"),
+    callbackError,
     chooser,
     h("h2", { id: "accounts-heading" }, "Your ad accounts"),
     summary,
