@@ -427,16 +427,17 @@ class AdConnections:
         settings: Settings,
         registry: ProviderRegistry,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
     ) -> AdConnections:
-        """The service with the deployment's token keys and JWT signing keys."""
+        """The service with the deployment's token keys and JWT signing keys, on the wall
+        clock (:func:`utcnow`) unless ``clock`` is given."""
         return cls(
             sessions,
             settings,
             registry,
             SecretBox(settings.token_encryption_keys),
             ConnectionStateSigner(settings.jwt_signing_keys),
-            clock=clock,
+            clock=clock or (lambda: utcnow()),
         )
 
     def browser_binding(self, connection_id: uuid.UUID) -> str:

@@ -21,6 +21,7 @@ cycle.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -306,6 +307,7 @@ class StatsSync:
         # after the fetch was not reported by it (a plugin's clock may lag: take its rows'
         # own times into account too).
         fetch_started_at = datetime.now(UTC)
+        began = time.monotonic()
         try:
             for level in LEVELS:
                 rows = provider.fetch_daily_insights(
@@ -361,7 +363,11 @@ class StatsSync:
                 await self._record(context, account.id, error=str(exc), failed=True)
             return AccountSync(account.id, AccountOutcome.FAILED, error=str(exc)), set()
         if regular:
-            await self._record(context, account.id, synced_at=datetime.now(UTC))
+            # On the sync's clock (``now``, the wall clock unless a caller fixes it), as
+            # the attempt was: the connect flow reads it to know which days a
+            # reconnected account missed.
+            synced_at = now + timedelta(seconds=time.monotonic() - began)
+            await self._record(context, account.id, synced_at=synced_at)
         days = set(window.days())
         return (
             AccountSync(
