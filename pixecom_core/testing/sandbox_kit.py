@@ -11,11 +11,9 @@ before its own routes, and calls the kit from its request handlers::
 
     @app.post("/v1/things")
     async def create(request: Request) -> Response:
-        kit.requests.record(request, operation="create_thing")
-        await kit.pause(request)
-        fault = kit.faults.take("create_thing")
-        if fault is not None:
-            return kit.transport_fault(fault) or my_error_for(fault)
+        refused, logged = await kit.intercept(request, "create_thing", render=my_error_for)
+        if refused is not None:
+            return refused
         ...
 
 The control API, identical on every sandbox (JSON, no credentials):
@@ -31,8 +29,13 @@ The control API, identical on every sandbox (JSON, no credentials):
   and invalid values are refused with 422; secrets are shown only as counts).
 - ``POST /_sandbox/reset`` — back to the starting configuration, no faults, no requests,
   no events, no delivery in flight; then the sandbox's own state is cleared.
-- With an outbox: ``GET /_sandbox/events`` (``?pending_only=true``) and
-  ``POST /_sandbox/deliver`` (:class:`DeliverRequest`).
+- With an outbox: ``GET /_sandbox/events`` (``?pending_only=true``; the newest
+  :data:`MAX_EVENTS_LISTED`, and ``dropped_pending``: events the outbox's bound of
+  :data:`MAX_EVENTS` dropped before they were delivered), ``GET /_sandbox/events/{id}``
+  (the event's body, byte for byte as every delivery sends it), ``GET
+  /_sandbox/deliveries`` (the latest :data:`REQUEST_LOG_SIZE` attempts, ``?event_id=``
+  for one event's) and ``POST /_sandbox/deliver`` (:class:`DeliverRequest`; ``signing``
+  is checked against the outbox's ``signing`` model before anything is sent).
 
 Nothing here imports pytest: sandboxes run in ``pixecom dev`` too.
 """
@@ -67,6 +70,14 @@ MAX_FAULTS: Final = 1_000
 REQUEST_LOG_SIZE: Final = 2_000
 #: Events the outbox keeps listed by ``GET /_sandbox/events``.
 MAX_EVENTS_LISTED: Final = 1_000
+#: Events the outbox keeps at most: a long ``pixecom dev`` must not grow without bound.
+#: Over it, the oldest delivered event goes first, then the oldest pending one.
+MAX_EVENTS: Final = 10_000
+#: How often a latency pause checks whether its client gave up: each check is a trip
+#: through the ASGI receive channel, and thousands of calls may be waiting at once
+#: (the scale simulation's 1.5 s latency); a hung call outliving its client by a quarter
+#: of a second costs nothing.
+DISCONNECT_POLL_SECONDS: Final = 0.25
 CONTROL_PREFIX: Final = "/_sandbox"
 
 
@@ -199,19 +210,26 @@ def transport_fault(fault: Fault) -> Response | None:
 
 async def pause(request: Request | None, seconds: float) -> None:
     """Sleep ``seconds``, returning early if the client disconnects (a hung call must not
-    outlive the client that gave up on it). Read the request body first: a disconnect is
-    only seen once the body has been consumed."""
+    outlive the client that gave up on it).
+
+    The disconnect is checked every :data:`DISCONNECT_POLL_SECONDS`; a pause no longer
+    than that, or without a ``request``, is one sleep. Starlette's
+    ``Request.is_disconnected`` takes messages off the ASGI receive channel, so a body
+    not yet read would be lost to it: the body is read first (``await request.body()``
+    caches it, so the handler still reads it afterwards).
+    """
     if seconds <= 0:
         return
-    if request is None:
+    if request is None or seconds <= DISCONNECT_POLL_SECONDS:
         await asyncio.sleep(seconds)
         return
+    await request.body()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while (remaining := deadline - loop.time()) > 0:
         if await request.is_disconnected():
             return
-        await asyncio.sleep(min(0.05, remaining))
+        await asyncio.sleep(min(DISCONNECT_POLL_SECONDS, remaining))
 
 
 # -- the request log ----------------------------------------------------------------------
@@ -260,6 +278,7 @@ class OutboxEvent:
     :param type: the provider's event type.
     :param body: the exact bytes every delivery of it sends.
     :param scope: whom it is about (an account), for filtering.
+    :param content_type: how ``GET /_sandbox/events/{id}`` labels ``body``.
     :param delivered: whether an attempt was answered 2xx.
     :param attempts: delivery attempts so far.
     """
@@ -268,6 +287,7 @@ class OutboxEvent:
     type: str
     body: bytes
     scope: str | None = None
+    content_type: str = "application/json"
     created_at: float = field(default_factory=time.time)
     delivered: bool = False
     attempts: int = 0
@@ -294,6 +314,9 @@ class DeliveryAttempt:
     error: str | None = None
     #: Headers of the attempt worth reporting (a transmission id), never a signature secret.
     details: Mapping[str, str] = field(default_factory=dict)
+    scope: str | None = None
+    url: str | None = None
+    at: float = field(default_factory=time.time)
 
     def listed(self) -> dict[str, Any]:
         """How ``POST /_sandbox/deliver`` reports it."""
@@ -304,6 +327,10 @@ class DeliveryAttempt:
             "error": self.error,
             **self.details,
         }
+
+    def logged(self) -> dict[str, Any]:
+        """How ``GET /_sandbox/deliveries`` shows it: also whom, where and when."""
+        return {**self.listed(), "scope": self.scope, "url": self.url, "at": self.at}
 
 
 class DeliverRequest(BaseModel):
@@ -317,7 +344,8 @@ class DeliverRequest(BaseModel):
     :param seed: makes the shuffle reproducible.
     :param timeout_seconds: how long each attempt waits for the endpoint's answer.
     :param signing: options for the sandbox's signer (e.g. an old timestamp, other
-        secrets); each sandbox documents the ones it takes.
+        secrets); each sandbox documents the ones it takes, as the outbox's ``signing``
+        model that checks them before anything is sent.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -342,7 +370,8 @@ class DeliveryRefused(Exception):
 
 Signer = Callable[[OutboxEvent, Mapping[str, Any]], Mapping[str, str]]
 """Headers for one delivery attempt of an event (signature, ids, content type), given the
-:attr:`DeliverRequest.signing` options; called once per attempt, so each is signed afresh."""
+:attr:`DeliverRequest.signing` options (as the outbox's ``signing`` model dumps them, its
+defaults filled in, when it has one); called once per attempt, so each is signed afresh."""
 
 
 class WebhookOutbox:
@@ -355,7 +384,15 @@ class WebhookOutbox:
     :meth:`deliver`). :meth:`deliver` sends chosen or pending events on demand, optionally
     duplicated and shuffled, and reports every attempt without retrying.
 
+    At most ``max_events`` events are kept: over it, the oldest delivered event is dropped,
+    else the oldest pending one (counted in :attr:`dropped_pending`). Emitting an id again
+    replaces that event and makes it the newest, so a sandbox with deterministic ids (one
+    per parcel state) keeps one event per id however often it emits.
+
     :param sign: the provider's signing scheme (:data:`Signer`).
+    :param signing: the pydantic model of the signer's options: :meth:`deliver` refuses
+        options it rejects with 422 before sending anything. Without one, options are
+        handed over unchecked.
     :param url: where events go (``None``: nowhere until configured).
     :param auto_deliver: send each event as it is emitted.
     :param retry_delays: seconds before each retry of an automatic delivery.
@@ -363,45 +400,78 @@ class WebhookOutbox:
     :param on_delivered: called after an attempt answered 2xx (e.g. to remember what a
         tracking push reported).
     :param verify: TLS verification for https endpoints.
+    :param max_events: events kept at most (see above).
     """
 
     def __init__(
         self,
         *,
         sign: Signer,
+        signing: type[BaseModel] | None = None,
         url: str | None = None,
         auto_deliver: bool = False,
         retry_delays: Sequence[float] = (),
         timeout_seconds: float = 10.0,
         on_delivered: Callable[[OutboxEvent], None] | None = None,
         verify: Any = None,
+        max_events: int = MAX_EVENTS,
     ) -> None:
         self._sign = sign
+        self._signing = signing
+        self._max_events = max_events
         self.url = url
         self.auto_deliver = auto_deliver
         self.retry_delays: tuple[float, ...] = tuple(retry_delays)
         self.timeout_seconds = timeout_seconds
         self._on_delivered = on_delivered
         self._verify = verify if verify is not None else shared_ssl_context()
-        self._events: dict[str, OutboxEvent] = {}
+        self._events: dict[str, OutboxEvent] = {}  # oldest first
+        self._delivered = 0  # how many of them are delivered: eviction skips a scan without
+        #: Pending events dropped by the ``max_events`` bound since the last reset.
+        self.dropped_pending = 0
         self._background: set[asyncio.Task[None]] = set()
-        #: Every attempt, oldest first (bounded), for ``GET /_sandbox/events`` readers.
+        #: Every attempt, oldest first (bounded), for ``GET /_sandbox/deliveries``.
         self.attempts: deque[DeliveryAttempt] = deque(maxlen=REQUEST_LOG_SIZE)
 
     # -- events
 
     def emit(
-        self, event_id: str, event_type: str, body: bytes, *, scope: str | None = None
+        self,
+        event_id: str,
+        event_type: str,
+        body: bytes,
+        *,
+        scope: str | None = None,
+        content_type: str = "application/json",
     ) -> OutboxEvent:
         """Record an event; start delivering it when :attr:`auto_deliver` is on (the caller
         must then be running in an event loop, as every request handler is)."""
-        event = OutboxEvent(id=event_id, type=event_type, body=body, scope=scope)
+        event = OutboxEvent(event_id, event_type, body, scope, content_type)
+        self._forget(event_id)
         self._events[event_id] = event
+        while len(self._events) > self._max_events:
+            self._drop_oldest()
         if self.auto_deliver and self.url:
             task = asyncio.get_running_loop().create_task(self._deliver_automatically(event_id))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         return event
+
+    def _forget(self, event_id: str) -> None:
+        event = self._events.pop(event_id, None)
+        if event is not None and event.delivered:
+            self._delivered -= 1
+
+    def _drop_oldest(self) -> None:
+        """Drop the oldest delivered event, else the oldest pending one (audit: every list
+        a sandbox keeps is bounded)."""
+        oldest = next(iter(self._events))
+        if self._delivered:
+            oldest = next(i for i, event in self._events.items() if event.delivered)
+        if self._events.pop(oldest).delivered:
+            self._delivered -= 1
+        else:
+            self.dropped_pending += 1
 
     def event(self, event_id: str) -> OutboxEvent | None:
         """The event with this id, if it was emitted."""
@@ -422,6 +492,7 @@ class WebhookOutbox:
         """Send events now (see :class:`DeliverRequest`); every attempt is reported, none
         is retried. Raises :class:`DeliveryRefused` without a URL or for an unknown id."""
         request = request or DeliverRequest()
+        signing = self.signing_options(request.signing)
         url = request.url or self.url
         if not url:
             raise DeliveryRefused(409, "no webhook URL: configure one or pass url")
@@ -436,7 +507,21 @@ class WebhookOutbox:
         if request.shuffle:
             random.Random(request.seed).shuffle(sends)
         async with httpx.AsyncClient(timeout=request.timeout_seconds, verify=self._verify) as http:
-            return [await self._attempt(http, url, event, request.signing) for event in sends]
+            return [await self._attempt(http, url, event, signing) for event in sends]
+
+    def signing_options(self, options: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``options`` as the ``signing`` model reads them (defaults filled in). Raises
+        :class:`DeliveryRefused` (422) naming what the model rejects."""
+        if self._signing is None:
+            return options
+        try:
+            return self._signing.model_validate(options).model_dump()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, error['loc'])) or 'signing'}: {error['msg']}"
+                for error in exc.errors(include_url=False)
+            )
+            raise DeliveryRefused(422, f"invalid signing options: {problems}") from None
 
     async def _attempt(
         self, http: httpx.AsyncClient, url: str, event: OutboxEvent, signing: Mapping[str, Any]
@@ -446,16 +531,23 @@ class WebhookOutbox:
         details = {
             k.lower(): v for k, v in headers.items() if k.lower().endswith("transmission-id")
         }
+        status: int | None = None
+        error: str | None = None
         try:
             response = await http.post(url, content=event.body, headers=headers)
         except httpx.HTTPError as exc:
-            attempt = DeliveryAttempt(event.id, event.type, None, type(exc).__name__, details)
+            error = type(exc).__name__
         else:
-            attempt = DeliveryAttempt(event.id, event.type, response.status_code, None, details)
-            if response.is_success:
+            status = response.status_code
+            if response.is_success and not event.delivered:
                 event.delivered = True
-                if self._on_delivered is not None:
-                    self._on_delivered(event)
+                if self._events.get(event.id) is event:
+                    self._delivered += 1
+            if response.is_success and self._on_delivered is not None:
+                self._on_delivered(event)
+        attempt = DeliveryAttempt(
+            event.id, event.type, status, error, details, scope=event.scope, url=url
+        )
         self.attempts.append(attempt)
         return attempt
 
@@ -485,6 +577,8 @@ class WebhookOutbox:
         """Stop deliveries and forget every event."""
         await self.stop()
         self._events.clear()
+        self._delivered = 0
+        self.dropped_pending = 0
         self.attempts.clear()
 
 
@@ -554,8 +648,38 @@ class SandboxKit(Generic[C, F]):
 
     # -- used by the sandbox's handlers
 
+    async def intercept(
+        self,
+        request: Request,
+        operation: str,
+        scope: str | None = None,
+        *,
+        render: Callable[[F], Response],
+        where: Callable[[F], bool] | None = None,
+        **log_details: Any,
+    ) -> tuple[Response | None, dict[str, Any]]:
+        """What every provider call goes through before the sandbox answers it: logged
+        (``operation``, ``scope`` when given, and ``log_details``: never a credential),
+        slowed down by :meth:`pause`, then answered by the first queued fault aimed at it
+        (see :meth:`FaultQueue.take`) — a :data:`TRANSPORT_KINDS` fault by the kit, any
+        other by ``render``, the sandbox's rendering in its provider's words (it may raise
+        instead, if the sandbox answers errors by exception).
+
+        Returns the fault's answer (``None``: no fault, go on) and the call's log entry, for
+        the handler to add its outcome to.
+        """
+        scoped = {"scope": scope} if scope is not None else {}
+        entry = self.requests.record(request, operation=operation, **scoped, **log_details)
+        await self.pause(request)
+        fault = self.faults.take(operation, scope, where=where)
+        if fault is None:
+            return None, entry
+        answered = await self.answer_transport_fault(fault, request)
+        return (answered if answered is not None else render(fault)), entry
+
     async def pause(self, request: Request | None = None) -> None:
-        """Wait the configured ``latency_seconds`` (if the settings have that field)."""
+        """Wait the configured ``latency_seconds`` (if the settings have that field); see
+        :func:`pause`."""
         await pause(request, float(getattr(self.config, "latency_seconds", 0) or 0))
 
     async def answer_transport_fault(
@@ -664,7 +788,27 @@ class SandboxKit(Generic[C, F]):
             @router.get("/events")
             async def list_events(pending_only: bool = False) -> dict[str, Any]:
                 events = outbox.events(pending_only=pending_only)[-MAX_EVENTS_LISTED:]
-                return {"data": [event.listed() for event in events]}
+                return {
+                    "data": [event.listed() for event in events],
+                    "dropped_pending": outbox.dropped_pending,
+                }
+
+            @router.get("/events/{event_id}")
+            async def sent_event(event_id: str) -> Response:
+                # the bytes themselves, not a re-encoding: a test can check a signature
+                # over them or compare them with what its endpoint received
+                event = outbox.event(event_id)
+                if event is None:
+                    return JSONResponse({"detail": f"no such event: {event_id[:100]!r}"}, 404)
+                return Response(event.body, media_type=event.content_type)
+
+            @router.get("/deliveries")
+            async def list_deliveries(event_id: str | None = None) -> list[dict[str, Any]]:
+                return [
+                    attempt.logged()
+                    for attempt in outbox.attempts
+                    if event_id is None or attempt.event_id == event_id
+                ]
 
             @router.post("/deliver")
             async def deliver(raw: dict[str, Any] | None = Body(default=None)) -> Response:  # noqa: B008

@@ -129,15 +129,15 @@ def kit_app(kit: SandboxKit[Settings, KitFault]) -> FastAPI:
     app = FastAPI()
     app.include_router(kit.router())
 
+    def render(fault: KitFault) -> Response:
+        return JSONResponse({"error": fault.kind}, fault.status or 500)
+
     @app.post("/v1/things")
     async def create_thing(request: Request) -> Response:
-        await request.body()
-        kit.requests.record(request, operation="create", has_token=True)
-        await kit.pause(request)
-        fault = kit.faults.take("create")
-        if fault is not None:
-            answered = await kit.answer_transport_fault(fault, request)
-            return answered or JSONResponse({"error": fault.kind}, fault.status or 500)
+        refused, logged = await kit.intercept(request, "create", render=render, has_token=True)
+        if refused is not None:
+            return refused
+        logged["body"] = (await request.body()).decode()  # still readable after the pause
         return JSONResponse({"id": "thing_1"})
 
     return app
@@ -168,6 +168,24 @@ async def test_transport_faults_look_the_same_from_every_sandbox() -> None:
         assert [(e["method"], e["path"], e["operation"]) for e in logged] == [
             ("POST", "/v1/things", "create")
         ] * 4
+
+
+@pytest.mark.asyncio
+async def test_intercept_renders_the_sandbox_s_faults_and_keeps_the_body_after_a_pause() -> None:
+    kit = SandboxKit(config=Settings(latency_seconds=0.3), fault_model=KitFault)
+    async with (
+        LoopbackServer(kit_app(kit)) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        await http.post("/_sandbox/faults", json={"kind": "throttled", "status": 429})
+        refused = await http.post("/v1/things", content=b"first")
+        answered = await http.post("/v1/things", content=b"second")
+
+    assert (refused.status_code, refused.json()) == (429, {"error": "throttled"})
+    assert answered.json() == {"id": "thing_1"}
+    logged = kit.requests.entries()
+    assert [e.get("body") for e in logged] == [None, "second"]
+    assert all(e["has_token"] and "scope" not in e for e in logged)
 
 
 @pytest.mark.asyncio
@@ -315,3 +333,105 @@ async def test_reset_cancels_scheduled_retries_and_forgets_events() -> None:
 
     assert outbox.automatic_deliveries == 0
     assert outbox.events() == []
+
+
+@pytest.mark.asyncio
+async def test_the_outbox_drops_delivered_events_first_then_counts_dropped_pending_ones() -> None:
+    receiver = Receiver()
+    async with LoopbackServer(receiver.app) as server:
+        outbox = WebhookOutbox(sign=sign, url=f"{server.url}/hooks", max_events=3)
+        outbox.emit("evt_0", "thing.updated", event_body(0))
+        outbox.emit("evt_1", "thing.updated", event_body(1))
+        await outbox.deliver(DeliverRequest(event_ids=["evt_1"]))
+        outbox.emit("evt_2", "thing.updated", event_body(2))
+        outbox.emit("evt_3", "thing.updated", event_body(3))  # drops evt_1, delivered
+
+        assert [e.id for e in outbox.events()] == ["evt_0", "evt_2", "evt_3"]
+        assert outbox.dropped_pending == 0
+
+        outbox.emit("evt_0", "thing.updated", event_body(0))  # the same id: replaced, newest
+        outbox.emit("evt_4", "thing.updated", event_body(4))  # drops evt_2, pending
+
+        assert [e.id for e in outbox.events()] == ["evt_3", "evt_0", "evt_4"]
+        assert outbox.dropped_pending == 1
+        kit = SandboxKit(config=Settings(), fault_model=KitFault, outbox=outbox)
+        async with (
+            LoopbackServer(kit_app(kit)) as sandbox,
+            httpx.AsyncClient(base_url=sandbox.url) as http,
+        ):
+            listed = (await http.get("/_sandbox/events")).json()
+            await http.post("/_sandbox/reset")
+            after_reset = (await http.get("/_sandbox/events")).json()
+
+    assert [e["id"] for e in listed["data"]] == ["evt_3", "evt_0", "evt_4"]
+    assert listed["dropped_pending"] == 1
+    assert after_reset == {"data": [], "dropped_pending": 0}
+
+
+@pytest.mark.asyncio
+async def test_an_event_is_shown_as_sent_and_every_attempt_is_listed() -> None:
+    receiver = Receiver([500])
+    async with LoopbackServer(receiver.app) as server:
+        outbox = WebhookOutbox(sign=sign, url=f"{server.url}/hooks")
+        kit = SandboxKit(config=Settings(), fault_model=KitFault, outbox=outbox)
+        pretty = b'{\n  "id": "evt_1"\n}'
+        outbox.emit("evt_1", "thing.updated", pretty, scope="acct_1")
+        outbox.emit("evt_2", "thing.note", b"plain words", content_type="text/plain")
+        async with (
+            LoopbackServer(kit_app(kit)) as sandbox,
+            httpx.AsyncClient(base_url=sandbox.url) as http,
+        ):
+            await http.post("/_sandbox/deliver", json={"event_ids": ["evt_1"]})
+            await http.post("/_sandbox/deliver", json={"event_ids": ["evt_1", "evt_2"]})
+            sent = await http.get("/_sandbox/events/evt_1")
+            text = await http.get("/_sandbox/events/evt_2")
+            missing = await http.get("/_sandbox/events/evt_9")
+            every = (await http.get("/_sandbox/deliveries")).json()
+            first = (await http.get("/_sandbox/deliveries", params={"event_id": "evt_1"})).json()
+
+    assert sent.content == pretty == receiver.received[0][0]
+    assert sent.headers["content-type"] == "application/json"
+    assert (text.text, text.headers["content-type"]) == ("plain words", "text/plain; charset=utf-8")
+    assert missing.status_code == 404
+    assert [(a["event_id"], a["status_code"]) for a in every] == [
+        ("evt_1", 500),
+        ("evt_1", 200),
+        ("evt_2", 200),
+    ]
+    assert [a["status_code"] for a in first] == [500, 200]
+    assert first[0]["scope"] == "acct_1" and first[0]["url"] == f"{server.url}/hooks"
+    assert first[0]["at"] <= first[1]["at"]
+
+
+class Signing(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    secret: str = Field(default=SECRET.decode(), min_length=1)
+
+
+@pytest.mark.asyncio
+async def test_signing_options_a_model_rejects_are_refused_before_anything_is_sent() -> None:
+    seen: list[Mapping[str, Any]] = []
+
+    def checked_sign(event: OutboxEvent, options: Mapping[str, Any]) -> Mapping[str, str]:
+        seen.append(options)
+        return sign(event, options)
+
+    receiver = Receiver()
+    async with LoopbackServer(receiver.app) as server:
+        outbox = WebhookOutbox(sign=checked_sign, signing=Signing, url=f"{server.url}/hooks")
+        kit = SandboxKit(config=Settings(), fault_model=KitFault, outbox=outbox)
+        outbox.emit("evt_1", "thing.updated", event_body(1))
+        async with (
+            LoopbackServer(kit_app(kit)) as sandbox,
+            httpx.AsyncClient(base_url=sandbox.url) as http,
+        ):
+            unknown = await http.post("/_sandbox/deliver", json={"signing": {"colour": "red"}})
+            empty = await http.post("/_sandbox/deliver", json={"signing": {"secret": ""}})
+            assert receiver.received == [] and seen == []
+            sent = await http.post("/_sandbox/deliver", json={})
+
+    assert (unknown.status_code, empty.status_code) == (422, 422)
+    assert "colour" in unknown.json()["detail"] and "secret" in empty.json()["detail"]
+    assert sent.json()["deliveries"][0]["status_code"] == 200
+    assert seen == [{"secret": SECRET.decode()}]  # the model's defaults filled in
