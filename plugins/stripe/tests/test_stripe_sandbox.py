@@ -173,6 +173,37 @@ async def test_a_delivery_signed_with_another_secret_is_refused_by_the_gateway(
             await gateway.verify_webhook(body=body, headers=headers)
 
 
+@pytest.mark.parametrize(
+    "signing", [{"secrets": [""]}, {"timestamp_offset_seconds": "soon"}, {"colour": "red"}]
+)
+async def test_signing_options_stripe_does_not_take_are_refused_before_any_delivery(
+    sandbox: RunningSandbox, receiver: Receiver, signing: dict[str, Any]
+) -> None:
+    await sandbox.configure(webhook_url=receiver.url)
+    await paid_intent(sandbox)
+
+    refused = await sandbox.control.post("/_sandbox/deliver", json={"signing": signing})
+
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith("invalid signing options")
+    assert receiver.requests == []
+
+
+async def test_an_event_is_shown_byte_for_byte_as_its_deliveries_send_it(
+    sandbox: RunningSandbox, receiver: Receiver
+) -> None:
+    await sandbox.configure(webhook_url=receiver.url)
+    await paid_intent(sandbox)
+    (delivery, *_) = await deliver(sandbox)
+
+    shown = await sandbox.control.get(f"/_sandbox/events/{delivery['event_id']}")
+    missing = await sandbox.control.get("/_sandbox/events/evt_none")
+
+    sent = next(body for _, body in receiver.requests if delivery["event_id"].encode() in body)
+    assert shown.content == sent
+    assert missing.status_code == 404
+
+
 async def test_auto_delivery_sends_each_event_as_it_happens(
     sandbox: RunningSandbox, receiver: Receiver
 ) -> None:

@@ -88,14 +88,13 @@ import httpx
 import stripe
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
 from starlette.responses import Response
 
 from pixecom_core.providers import DemoPayment
 from pixecom_core.testing.sandbox_kit import (
-    DeliveryRefused,
     Fault,
     OutboxEvent,
     SandboxKit,
@@ -390,7 +389,9 @@ class SandboxAccount:
     def __init__(self, config: SandboxConfig) -> None:
         self._seed = config.seed
         self._random = random.Random(config.seed)
-        self.outbox = WebhookOutbox(sign=self._sign, timeout_seconds=AUTO_DELIVERY_TIMEOUT_SECONDS)
+        self.outbox = WebhookOutbox(
+            sign=self._sign, signing=StripeSigning, timeout_seconds=AUTO_DELIVERY_TIMEOUT_SECONDS
+        )
         self.kit: SandboxKit[SandboxConfig, StripeFault] = SandboxKit(
             config=config,
             fault_model=StripeFault,
@@ -493,19 +494,15 @@ class SandboxAccount:
         return snapshot
 
     def _sign(self, event: OutboxEvent, options: Mapping[str, Any]) -> dict[str, str]:
-        """The headers of one delivery attempt, signed now (or as ``options`` say)."""
-        try:
-            signing = StripeSigning.model_validate(options)
-        except ValidationError as exc:
-            # the kit hands options over only when sending: refuse before the first send
-            raise DeliveryRefused(422, f"invalid signing options: {exc}") from None
-        signing_secrets = signing.secrets or [
+        """The headers of one delivery attempt, signed now (or as ``options``, checked by
+        the outbox against :class:`StripeSigning`, say)."""
+        signing_secrets = options["secrets"] or [
             secret.get_secret_value() for secret in self.config.webhook_secrets
         ]
         header = signature_header(
             event.body.decode("utf-8"),
             signing_secrets,
-            timestamp=int(time.time()) + signing.timestamp_offset_seconds,
+            timestamp=int(time.time()) + options["timestamp_offset_seconds"],
             include_v0=self.config.include_v0_signature,
         )
         return {
@@ -997,23 +994,21 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
     async def api_call(request: Request) -> str:
         """Every ``/v1`` call: logged, slowed down by ``latency_seconds``, answered by a
         queued fault if one is aimed at it, then authenticated; returns the caller's key."""
-        operation = request.scope["route"].name
         authorization = request.headers.get("authorization")
-        kit.requests.record(
+
+        def refuse(fault: StripeFault) -> Response:
+            raise _fault_error(fault, _presented_key(authorization))
+
+        refused, _logged = await kit.intercept(
             request,
-            operation=operation,
+            request.scope["route"].name,
+            render=refuse,
             request_id=request.state.request_id,
             idempotency_key=request.headers.get("idempotency-key"),
             has_key=bool(authorization),
         )
-        await request.body()  # a client's disconnect is only seen once its body is read
-        await kit.pause(request)
-        fault = kit.faults.take(operation)
-        if fault is not None:
-            transport = await kit.answer_transport_fault(fault, request)
-            if transport is not None:
-                raise _Answered(transport)
-            raise _fault_error(fault, _presented_key(authorization))
+        if refused is not None:
+            raise _Answered(refused)
         return _authenticate(account.config, authorization)
 
     api_key = Annotated[str, Depends(api_call)]
@@ -1116,10 +1111,6 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         return account.event(event_id)
 
     # -- control ----------------------------------------------------------------------------
-
-    @app.get("/_sandbox/events/{event_id}")
-    async def sent_event(event_id: str) -> StripeObject:
-        return account.event(event_id)
 
     @app.post("/_sandbox/payment_intents/{intent_id}/succeed")
     async def succeed(intent_id: str) -> StripeObject:
