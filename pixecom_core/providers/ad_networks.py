@@ -13,7 +13,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Protocol, Self, runtime_checkable
 
-from pydantic import AwareDatetime, NonNegativeInt, SecretStr, model_validator
+from pydantic import AwareDatetime, NonNegativeInt, SecretStr, field_validator, model_validator
 
 from pixecom_core.providers.values import CurrencyCode, FrozenValue, Micros
 
@@ -99,6 +99,60 @@ class InsightRow(FrozenValue):
             raise ValueError(
                 f"insight rows cover one day: date_start {self.date_start} != "
                 f"date_stop {self.date_stop}; ask the network for a daily breakdown"
+            )
+        return self
+
+
+class AdEntityStatus(StrEnum):
+    """Whether a campaign, ad set or ad delivers, in core's four words.
+
+    Networks say more (Meta's ``effective_status`` alone has a dozen values); a provider
+    maps each of its values to the one here that tells a seller what they need to know.
+    """
+
+    #: Delivering, or allowed to deliver (a network's review or billing states included).
+    ACTIVE = "active"
+    #: Stopped by the seller, itself or through a parent (Meta's ``CAMPAIGN_PAUSED``).
+    PAUSED = "paused"
+    #: Kept for its history, never delivers again.
+    ARCHIVED = "archived"
+    #: Deleted on the network; its past numbers still count.
+    DELETED = "deleted"
+
+
+class AdEntity(FrozenValue):
+    """A campaign, ad set or ad as the network names it now.
+
+    :param entity_type: campaign, ad set or ad.
+    :param entity_id: the network's id, as :attr:`InsightRow.entity_id` spells it.
+    :param name: the name the seller gave it on the network (never empty: a provider names
+        an unnamed entity itself, e.g. by its id).
+    :param status: whether it delivers.
+    :param parent_id: the campaign of an ad set, the ad set of an ad; ``None`` for a campaign.
+    """
+
+    entity_type: EntityLevel
+    entity_id: str
+    name: str
+    status: AdEntityStatus
+    parent_id: str | None = None
+
+    @field_validator("entity_id", "name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        # the dashboard shows the name where it used to show the id: a blank one hides the row
+        if not value.strip():
+            raise ValueError("must not be blank; name an unnamed entity by its id")
+        return value
+
+    @model_validator(mode="after")
+    def _parent_matches_level(self) -> Self:
+        # core files an ad set under its campaign and an ad under its ad set: without the
+        # parent it cannot place them, and a campaign has none to place it under
+        if (self.entity_type is EntityLevel.CAMPAIGN) != (self.parent_id is None):
+            raise ValueError(
+                f"a {self.entity_type.value} "
+                + ("has no parent_id" if self.parent_id is not None else "needs its parent_id")
             )
         return self
 
@@ -283,4 +337,38 @@ class AdNetworkAuthorization(Protocol):
     def list_ad_accounts(self, grant: AdNetworkGrant) -> AsyncIterator[ReachableAdAccount]:
         """Every ad account the grant reaches, following the network's paging; an
         ``async def`` generator."""
+        ...
+
+
+# -- naming the hierarchy: campaigns, ad sets and ads with their names and statuses ----------
+
+
+@runtime_checkable
+class AdNetworkEntities(Protocol):
+    """How a network names its campaigns, ad sets and ads: an optional part of the
+    ad-network contract, implemented by the same object as :class:`AdNetwork`.
+
+    Insight rows carry ids only. After each successful sync of an account (regular or a
+    backfill chunk) core asks a network that implements this protocol for the account's
+    entities and writes their names, statuses and parents into ``campaigns``, ``adsets`` and
+    ``ads``, so sellers see "Summer sale — paused" instead of a bare id. A network without
+    it keeps working: its campaigns stay named by their id. A failing listing never fails
+    the sync (the numbers have landed by then); core logs it and tries again next cycle.
+
+    Errors: the classes of :mod:`pixecom_core.providers.errors`, as for :class:`AdNetwork`.
+    """
+
+    def list_entities(
+        self, account: AdAccountCredentials, *, level: EntityLevel
+    ) -> AsyncIterator[AdEntity]:
+        """Yield every entity of ``level`` in the account, following the network's paging;
+        an ``async def`` generator.
+
+        List at least every entity the account's insights report, paused and archived
+        ones included (a network that hides them by default must ask for them); a parent
+        (``parent_id``) must itself be listed at its level.
+
+        :param account: the seller's account and token.
+        :param level: campaigns, ad sets or ads.
+        """
         ...

@@ -57,7 +57,9 @@ from pixecom_core.plugins import ProviderKind, ProviderRegistry, create_plugin_m
 from pixecom_core.providers import (
     AdAccountCredentials,
     AdAccountInfo,
+    AdEntity,
     AdNetwork,
+    AdNetworkEntities,
     EntityLevel,
     GatewayPaymentEvent,
     InsightRow,
@@ -476,6 +478,10 @@ class AdNetworkConformance(SandboxKitChecks, ProviderConformance):
 
     #: The token the kit sends; the sandbox must accept it.
     access_token: ClassVar[str] = "conformance-kit-token-0123456789"
+    #: Whether the network names its campaigns, ad sets and ads (``AdNetworkEntities``). A
+    #: network that does not sets it to ``False``: the entity test then reports a skip
+    #: saying so, and fails while it is ``True`` and ``list_entities`` is missing.
+    lists_entities: ClassVar[bool] = True
 
     async def restate(self, sandbox: SandboxUnderTest, account_id: str, day: date) -> None:
         """Make the sandbox report different numbers for ``day`` of ``account_id`` (the
@@ -615,6 +621,49 @@ class AdNetworkConformance(SandboxKitChecks, ProviderConformance):
         restated_old = {key: value for key, value in old.items() if key[2] == until}
         restated_new = {key: value for key, value in new.items() if key[2] == until}
         assert restated_new != restated_old, f"the restated day {until} kept its old numbers"
+
+    @pytest.mark.asyncio
+    async def test_entities_name_every_reported_entity(
+        self, ad_network: AdNetwork, account_id: str
+    ) -> None:
+        """``list_entities`` names every entity the insights report, at every level, once,
+        with a non-blank name; every ad set's campaign and every ad's ad set is listed too
+        (core files them under their parents)."""
+        if not self.lists_entities:
+            pytest.skip(f"{self.identifier} does not name its entities (lists_entities = False)")
+        assert isinstance(ad_network, AdNetworkEntities), (
+            f"{type(ad_network).__name__} has no list_entities(): implement "
+            "AdNetworkEntities, or set lists_entities = False in the conformance class"
+        )
+        since, until = await self._window(ad_network, account_id)
+        credentials = self.credentials(account_id)
+        listed: dict[EntityLevel, dict[str, AdEntity]] = {}
+        for level in EntityLevel:
+            entities = [e async for e in ad_network.list_entities(credentials, level=level)]
+            assert entities, f"the demo account {account_id} lists no {level} entities"
+            for entity in entities:
+                assert isinstance(entity, AdEntity)
+                assert entity.entity_type is level
+                assert entity.name.strip()
+            ids = [entity.entity_id for entity in entities]
+            assert len(ids) == len(set(ids)), f"a {level} listed twice"
+            listed[level] = {entity.entity_id: entity for entity in entities}
+            reported = {
+                row.entity_id
+                for row in await self._fetch(ad_network, account_id, level, since, until)
+            }
+            unnamed = reported - listed[level].keys()
+            assert not unnamed, (
+                f"insights report {level}s list_entities does not name: {sorted(unnamed)}"
+            )
+        parents = {EntityLevel.ADSET: EntityLevel.CAMPAIGN, EntityLevel.AD: EntityLevel.ADSET}
+        for level, parent_level in parents.items():
+            orphans = {
+                entity.entity_id: entity.parent_id
+                for entity in listed[level].values()
+                if entity.parent_id not in listed[parent_level]
+            }
+            assert not orphans, f"{level}s whose {parent_level} is not listed: {orphans}"
 
     @pytest.mark.asyncio
     async def test_failures_raise_core_error_classes(

@@ -30,7 +30,7 @@ class TestTikTokConformance(AdNetworkConformance):
 """
 
 #: Every test the kit runs for an ad network (the level and failure tests once per value).
-KIT_TESTS = 15
+KIT_TESTS = 16
 
 
 def run_kit(pytester: pytest.Pytester, network: str) -> pytest.RunResult:

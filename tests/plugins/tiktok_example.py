@@ -23,6 +23,8 @@ from pixecom_core import hookimpl
 from pixecom_core.providers import (
     AdAccountCredentials,
     AdAccountInfo,
+    AdEntity,
+    AdEntityStatus,
     AdNetwork,
     ASGIApp,
     EntityLevel,
@@ -109,6 +111,33 @@ class TikTokAdNetwork:
                 currency=data["currency"],
                 fetched_at=fetched_at,
             )
+
+    async def list_entities(
+        self, account: AdAccountCredentials, *, level: EntityLevel
+    ) -> AsyncIterator[AdEntity]:
+        """Every campaign, ad group or ad, page by page (``AdNetworkEntities``)."""
+        page = 1
+        while True:
+            data = await self._get(
+                "/entities",
+                account,
+                advertiser_id=account.account_id,
+                level=level.value,
+                page=str(page),
+            )
+            for item in data["list"]:
+                yield AdEntity(
+                    entity_type=level,
+                    entity_id=item["id"],
+                    name=item["name"] or item["id"],
+                    status=AdEntityStatus.PAUSED
+                    if item["status"] == "DISABLE"
+                    else AdEntityStatus.ACTIVE,
+                    parent_id=item["parent_id"],
+                )
+            if page >= data["total_pages"]:
+                return
+            page += 1
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -204,6 +233,25 @@ def create_sandbox_app() -> ASGIApp:
                 )
             day += timedelta(days=1)
         return JSONResponse({"data": {"currency": "USD", "rows": rows}})
+
+    @app.get("/entities")
+    async def entities(request: Request, advertiser_id: str, level: str, page: int) -> Response:
+        failed = await refusal(request, "entities", advertiser_id)
+        if failed is not None:
+            return failed
+        parent = {"campaign": None, "adset": "campaign", "ad": "adset"}[level]
+        listed = [
+            {
+                "id": f"{advertiser_id}-{level}-{index}",
+                "name": f"{level.title()} {index}",
+                "status": "ENABLE" if index == 0 else "DISABLE",
+                "parent_id": parent and f"{advertiser_id}-{parent}-{index}",
+            }
+            for index in range(2)
+        ]
+        # one entity a page, so the provider's paging is exercised
+        body = {"list": listed[page - 1 : page], "total_pages": len(listed)}
+        return JSONResponse({"data": body})
 
     @app.post("/_sandbox/restate")
     async def restate(day: date) -> dict[str, int]:

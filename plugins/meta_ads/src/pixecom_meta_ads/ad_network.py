@@ -11,6 +11,10 @@ Large windows are handled the way Meta asks: a window longer than
 "too much data" is halved until it passes, and a single day that is still too large is read
 through an async report run.
 
+It also names the account's campaigns, ad sets and ads (core's ``AdNetworkEntities``) from
+the ``/campaigns``, ``/adsets`` and ``/ads`` edges, statuses mapped in
+:mod:`pixecom_meta_ads.entities`.
+
 Sellers connect their accounts through Facebook Login for Business: the network is also
 core's ``AdNetworkAuthorization``, and delegates those calls to
 :class:`~pixecom_meta_ads.oauth.MetaLogin`.
@@ -26,6 +30,7 @@ from pydantic import SecretStr, ValidationError
 from pixecom_core.providers import (
     AdAccountCredentials,
     AdAccountInfo,
+    AdEntity,
     AdNetworkGrant,
     AuthorizationKind,
     EntityLevel,
@@ -34,14 +39,16 @@ from pixecom_core.providers import (
     ReachableAdAccount,
 )
 from pixecom_meta_ads.client import PROVIDER, MetaGraphClient, MetaTooMuchData, account_number
+from pixecom_meta_ads.entities import ad_entity
 from pixecom_meta_ads.oauth import REQUIRED_SCOPES, MetaLogin
 from pixecom_meta_ads.rows import insight_row
 from pixecom_meta_ads.settings import MetaAdsSettings
 
 
 class MetaAdNetwork:
-    """The ``meta`` ad network; implements ``pixecom_core.providers.AdNetwork`` and
-    ``AdNetworkAuthorization`` (Facebook Login for Business, see :mod:`pixecom_meta_ads.oauth`).
+    """The ``meta`` ad network; implements ``pixecom_core.providers.AdNetwork``,
+    ``AdNetworkEntities`` and ``AdNetworkAuthorization`` (Facebook Login for Business, see
+    :mod:`pixecom_meta_ads.oauth`).
 
     One instance serves every seller: it holds settings and the HTTP clients, and each call
     brings the seller's account and token (or consent code, or grant).
@@ -163,6 +170,28 @@ class MetaAdNetwork:
                     continue
                 yielded.add(key)
                 yield row
+
+    async def list_entities(
+        self, account: AdAccountCredentials, *, level: EntityLevel
+    ) -> AsyncIterator[AdEntity]:
+        """Every campaign, ad set or ad of the account, archived ones included, page by
+        page; an object Meta repeats across pages is yielded once.
+
+        :raises ProviderError: the account id is not a Meta ad account id, an object has no
+            id or parent id, and the classes listed in :mod:`pixecom_meta_ads.client`.
+        """
+        number = _checked_account_number(account)
+        pages = self.client.entity_pages(
+            number, account.access_token.get_secret_value(), level=level
+        )
+        yielded: set[str] = set()
+        async with aclosing(pages):
+            async for page in pages:
+                for item in page.rows:
+                    entity = ad_entity(item, level=level)
+                    if entity.entity_id not in yielded:
+                        yielded.add(entity.entity_id)
+                        yield entity
 
     async def _window(
         self,

@@ -4,6 +4,12 @@
 - ``GET /{version}/act_{id}/insights`` with ``level``, ``fields``, ``time_range`` (JSON,
   both ends inclusive), ``time_increment=1`` and ``limit``, following ``paging.next`` until
   it is absent (``paging.cursors.after`` is present even on the last page);
+- ``GET /{version}/act_{id}/campaigns``, ``/adsets`` and ``/ads`` with ``fields`` (``id``,
+  ``name``, ``effective_status`` and the parents' ids the object has: ``campaign_id`` on ad
+  sets and ads, ``adset_id`` on ads), an ``effective_status`` filter naming every status
+  (the edges leave ``ARCHIVED`` objects out unless asked for them) and ``limit``, following
+  ``paging.next`` (Marketing API reference: "Ad Campaign", "Ad Set", "Ad"; "Manage Your Ad
+  Object's Status" at developers.facebook.com/docs/marketing-api/best-practices/storing_adobjects);
 - async report runs: ``POST /{version}/act_{id}/insights`` → ``report_run_id``; poll
   ``GET /{version}/{report_run_id}`` until ``async_status`` is ``"Job Completed"``
   (``async_percent_completion`` can read 100 while the job still runs); read
@@ -88,6 +94,28 @@ LEVEL_ID_FIELDS: Final = {
     EntityLevel.AD: "ad_id",
 }
 ACCOUNT_FIELDS: Final = "name,currency,timezone_name,account_id"
+#: The ad account's edge listing each level, and the fields read from it.
+ENTITY_EDGES: Final = {
+    EntityLevel.CAMPAIGN: ("campaigns", "id,name,effective_status"),
+    EntityLevel.ADSET: ("adsets", "id,name,effective_status,campaign_id"),
+    EntityLevel.AD: ("ads", "id,name,effective_status,campaign_id,adset_id"),
+}
+#: Every ``effective_status`` an edge may filter on: live objects (``ACTIVE``, ``PAUSED``,
+#: ``PENDING_REVIEW``, ``WITH_ISSUES`` ...) and ``ARCHIVED`` ones, which an edge returns
+#: only when asked; ``DELETED`` objects are never listed by an edge.
+ENTITY_STATUS_FILTER: Final = (
+    "ACTIVE",
+    "PAUSED",
+    "CAMPAIGN_PAUSED",
+    "ADSET_PAUSED",
+    "PENDING_REVIEW",
+    "DISAPPROVED",
+    "PREAPPROVED",
+    "PENDING_BILLING_INFO",
+    "IN_PROCESS",
+    "WITH_ISSUES",
+    "ARCHIVED",
+)
 
 # Facebook Login's calls put the app secret, the consent code and tokens in the query too
 _SECRET_IN_URL = re.compile(
@@ -315,6 +343,23 @@ class MetaGraphClient:
         return self._pages(
             self._url(f"act_{number}/insights"),
             params=self.insights_params(level=level, since=since, until=until),
+            account_key=number,
+            token=token,
+        )
+
+    def entity_pages(
+        self, account_id: str, token: str, *, level: EntityLevel
+    ) -> AsyncGenerator[GraphPage, None]:
+        """Every page of the account's campaigns, ad sets or ads (``ENTITY_EDGES``)."""
+        number = account_number(account_id)
+        edge, fields = ENTITY_EDGES[level]
+        return self._pages(
+            self._url(f"act_{number}/{edge}"),
+            params={
+                "fields": fields,
+                "effective_status": json.dumps(list(ENTITY_STATUS_FILTER), separators=(",", ":")),
+                "limit": str(self.settings.page_limit),
+            },
             account_key=number,
             token=token,
         )

@@ -13,6 +13,14 @@ error_subcode, fbtrace_id}}``), each named by the operation its faults and log e
   ``time_increment`` (``all_days`` by default, or 1–90 days), ``limit``, ``after``. Pages carry
   ``paging.cursors.before/after`` always and ``paging.next`` only when more rows follow;
   ``POST /{version}/act_{id}/insights`` starts an async report run → ``{"report_run_id"}``;
+- ``entities`` — ``GET /{version}/act_{id}/campaigns``, ``/adsets`` and ``/ads``: the
+  objects behind the insights, with ``id``, ``name``, ``status``, ``effective_status``
+  (a paused campaign's ad sets read ``CAMPAIGN_PAUSED``, a paused ad set's ads
+  ``ADSET_PAUSED``), ``campaign_id`` (ad sets, ads) and ``adset_id`` (ads) as asked in
+  ``fields``; ``effective_status`` (a JSON list) filters, and without it ``ARCHIVED`` and
+  ``DELETED`` objects are left out, as Graph's edges do; paged like insights. Names are
+  the ones insights report (``Campaign {id}``, ``Ad set {id}``, ``Ad {id}``) unless
+  changed through the control API;
 - ``report_run`` — ``GET /{version}/{report_run_id}`` reports ``async_status`` moving from
   "Job Not Started" through "Job Running" (at 100 % one poll before it is done) to "Job
   Completed"; ``GET /{version}/{report_run_id}/insights`` pages its rows.
@@ -45,6 +53,9 @@ Control endpoints (JSON, no token): the sandbox kit's (:mod:`pixecom_core.testin
 
 - ``GET``/``PUT /_sandbox/accounts/{id}``: an account's profile, structure and usage;
   override its name, currency, time zone, budget, campaigns, usage floor or ``today``;
+- ``PUT /_sandbox/accounts/{id}/entities/{entity_id}``: rename a campaign, ad set or ad,
+  or change its ``status`` (``ACTIVE``, ``PAUSED``, ``ARCHIVED``, ``DELETED``); insights
+  report the new name too;
 - ``POST /_sandbox/accounts/{id}/restate``: change one past day (``{"day": …}``) or every
   day of the last 28 (no body); days older than 28 days never change;
 - ``POST /_sandbox/tokens/revoke``: later calls with that token fail with code 190/460.
@@ -59,7 +70,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -130,6 +141,34 @@ INSIGHT_FIELDS: Final = frozenset(
 DEFAULT_INSIGHT_FIELDS: Final = ("impressions", "spend", "date_start", "date_stop")
 ACCOUNT_FIELDS: Final = frozenset(
     {"id", "account_id", "name", "currency", "timezone_name", "account_status"}
+)
+#: The account's edges listing its objects, with the level and the fields each object has.
+ENTITY_EDGES: Final = {
+    "campaigns": ("campaign", frozenset({"id", "name", "status", "effective_status"})),
+    "adsets": (
+        "adset",
+        frozenset({"id", "name", "status", "effective_status", "campaign_id"}),
+    ),
+    "ads": (
+        "ad",
+        frozenset({"id", "name", "status", "effective_status", "campaign_id", "adset_id"}),
+    ),
+}
+ENTITY_STATUSES: Final = ("ACTIVE", "PAUSED", "ARCHIVED", "DELETED")
+#: What an edge lists when no ``effective_status`` filter is given: live objects only.
+DEFAULT_LISTED_STATUSES: Final = frozenset(
+    {
+        "ACTIVE",
+        "PAUSED",
+        "CAMPAIGN_PAUSED",
+        "ADSET_PAUSED",
+        "PENDING_REVIEW",
+        "DISAPPROVED",
+        "PREAPPROVED",
+        "PENDING_BILLING_INFO",
+        "IN_PROCESS",
+        "WITH_ISSUES",
+    }
 )
 _VERSION = re.compile(r"^v\d+\.\d+$")
 _ACCOUNT_NODE = re.compile(r"^act_(\d{1,32})$")
@@ -256,7 +295,7 @@ def decimal_string(minor: int, currency: str) -> str:
 # -- faults and control requests -------------------------------------------------------------
 
 #: What a Graph call is about, for ``MetaFault.operation`` and the request log.
-Operation = Literal["account", "insights", "report_run"]
+Operation = Literal["account", "insights", "entities", "report_run"]
 
 
 class MetaFault(Fault):
@@ -321,6 +360,16 @@ class AccountOverride(BaseModel):
     campaigns: int | None = Field(default=None, gt=0, le=99)
     usage_floor_pct: float | None = Field(default=None, ge=0, le=100)
     today: date | None = None
+
+
+class EntityOverride(BaseModel):
+    """A campaign, ad set or ad renamed or re-statused
+    (``PUT /_sandbox/accounts/{id}/entities/{entity_id}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1)
+    status: Literal["ACTIVE", "PAUSED", "ARCHIVED", "DELETED"] | None = None
 
 
 class Restatement(BaseModel):
@@ -623,7 +672,17 @@ def insight_rows(
             day += timedelta(days=1)
         for key in sorted(totals):
             ad, numbers = totals[key]
-            yield _row(query, number, profile["name"], currency, ad, numbers, start, stop)
+            row = _row(query, number, profile["name"], currency, ad, numbers, start, stop)
+            # the names the entity edges list, renames included
+            named = {
+                "campaign_name": ad.campaign_id,
+                "adset_name": ad.adset_id,
+                "ad_name": ad.ad_id,
+            }
+            for field, entity_id in named.items():
+                if field in row:
+                    row[field] = sandbox.entity_name(number, entity_id)
+            yield row
 
 
 def _row(
@@ -759,6 +818,7 @@ class MetaSandbox:
     """
 
     overrides: dict[str, AccountOverride]
+    entity_overrides: dict[tuple[str, str], EntityOverride]
     usage: dict[str, AccountCalls]
     day_revisions: dict[tuple[str, date], int]
     account_restatements: dict[str, list[date]]
@@ -783,6 +843,7 @@ class MetaSandbox:
         """Forget every account change, call, restatement, report run and revoked token
         (``POST /_sandbox/reset``, after the kit's own reset)."""
         self.overrides = {}
+        self.entity_overrides = {}
         self.usage = {}
         self.day_revisions = {}
         self.account_restatements = {}
@@ -805,6 +866,57 @@ class MetaSandbox:
             "call_budget": override.call_budget or self.config.call_budget,
             "usage_floor_pct": override.usage_floor_pct or 0.0,
         }
+
+    def entity_name(self, number: str, entity_id: str) -> str:
+        """A campaign's, ad set's or ad's name: ``Campaign {id}`` and so on, or the override."""
+        override = self.entity_overrides.get((number, entity_id))
+        if override is not None and override.name is not None:
+            return override.name
+        kind = {"1": "Campaign", "2": "Ad set", "3": "Ad"}[entity_id[len(number)]]
+        return f"{kind} {entity_id}"
+
+    def entity_status(self, number: str, entity_id: str) -> str:
+        """The object's own ``status`` (``ACTIVE`` unless overridden)."""
+        override = self.entity_overrides.get((number, entity_id))
+        return override.status if override is not None and override.status else "ACTIVE"
+
+    def list_entities(self, number: str, params: dict[str, str], edge: str) -> list[dict[str, Any]]:
+        """The objects of one edge (``campaigns``, ``adsets``, ``ads``), by id, with the
+        fields asked for and only the ``effective_status`` values asked for."""
+        level, known_fields = ENTITY_EDGES[edge]
+        asked = _list_param(params.get("fields")) or ["id"]
+        unknown = [name for name in asked if name not in known_fields]
+        if unknown:
+            raise invalid_parameter(f"Tried accessing nonexisting field ({unknown[0]})")
+        wanted = (
+            frozenset(_list_param(params["effective_status"]))
+            if params.get("effective_status")
+            else DEFAULT_LISTED_STATUSES
+        )
+        objects: dict[str, dict[str, Any]] = {}
+        for ad in account_ads(number, self.profile(number)["campaigns"]):
+            entity_id = _entity_key(level, ad, number)
+            if entity_id in objects:
+                continue
+            status = self.entity_status(number, entity_id)
+            effective = status
+            if status == "ACTIVE":
+                # a paused parent pauses everything below it, as Meta reports
+                if self.entity_status(number, ad.campaign_id) == "PAUSED" and level != "campaign":
+                    effective = "CAMPAIGN_PAUSED"
+                elif self.entity_status(number, ad.adset_id) == "PAUSED" and level == "ad":
+                    effective = "ADSET_PAUSED"
+            available = {
+                "id": entity_id,
+                "name": self.entity_name(number, entity_id),
+                "status": status,
+                "effective_status": effective,
+                "campaign_id": ad.campaign_id,
+                "adset_id": ad.adset_id,
+            }
+            if effective in wanted:
+                objects[entity_id] = {name: available[name] for name in ["id", *asked]}
+        return [objects[key] for key in sorted(objects)]
 
     def today(self, number: str) -> date:
         """Today in the account's time zone (or the override)."""
@@ -1060,6 +1172,23 @@ class MetaSandbox:
             )
             return await read_account(number)
 
+        @router.put("/accounts/{number}/entities/{entity_id}")
+        async def change_entity(number: str, entity_id: str, override: EntityOverride) -> Response:
+            ads = account_ads(number, self.profile(number)["campaigns"]) if number.isdigit() else ()
+            known = {ad.campaign_id for ad in ads} | {ad.adset_id for ad in ads}
+            if entity_id not in known | {ad.ad_id for ad in ads}:
+                return JSONResponse({"detail": "no such campaign, ad set or ad"}, 404)
+            current = self.entity_overrides.get((number, entity_id)) or EntityOverride()
+            changed = current.model_copy(update=override.model_dump(exclude_unset=True))
+            self.entity_overrides[(number, entity_id)] = changed
+            return JSONResponse(
+                {
+                    "id": entity_id,
+                    "name": self.entity_name(number, entity_id),
+                    "status": self.entity_status(number, entity_id),
+                }
+            )
+
         @router.post("/accounts/{number}/restate")
         async def restate(
             number: str, restatement: Annotated[Restatement | None, Body()] = None
@@ -1137,6 +1266,21 @@ class MetaSandbox:
                 return page_of(request, params, rows, self.config.max_page_size)
 
             return await self.answer(request, version, node, "report_run", report_insights)
+
+        def list_edge(edge: str) -> Callable[[Request, str, str], Awaitable[Response]]:
+            async def read_edge(request: Request, version: str, node: str) -> Response:
+                def listed(number: str, params: dict[str, str]) -> dict[str, Any]:
+                    if not node.startswith("act_"):
+                        raise invalid_parameter(f"{edge} are listed from an ad account")
+                    rows = self.list_entities(number, params, edge)
+                    return page_of(request, params, rows, self.config.max_page_size)
+
+                return await self.answer(request, version, node, "entities", listed)
+
+            return read_edge
+
+        for edge in ENTITY_EDGES:
+            router.add_api_route(f"/{{version}}/{{node}}/{edge}", list_edge(edge), methods=["GET"])
 
         @router.post("/{version}/{node}/insights")
         async def start_report_run(request: Request, version: str, node: str) -> Response:
