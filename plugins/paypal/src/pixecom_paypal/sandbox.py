@@ -547,14 +547,16 @@ class SandboxPayPal:
         """Log the call, wait the configured latency, answer an injected fault, then refuse
         a missing or expired bearer token (``bearer=False``: the calls PayPal answers without
         one, the token endpoint and the certificate)."""
-        await request.body()  # a hang notices a disconnect only once the body is read
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         has_token = scheme.lower() == "bearer" and bool(token)
-        entry = self.kit.requests.record(request, operation=operation, has_token=has_token)
-        await self.kit.pause(request)
-        fault = self.kit.faults.take(operation)
-        if fault is not None:
-            raise PayPalRefusal(await self._fault_answer(fault, operation, request))
+        refused, entry = await self.kit.intercept(
+            request,
+            operation,
+            render=lambda fault: self._fault_answer(fault, operation),
+            has_token=has_token,
+        )
+        if refused is not None:
+            raise PayPalRefusal(refused)
         if not bearer:
             return
         expires_at = self.tokens.get(token) if has_token else None
@@ -562,10 +564,8 @@ class SandboxPayPal:
             entry["refused"] = "invalid_token"
             raise _oauth_error(401, "invalid_token", "Access Token not found in cache")
 
-    async def _fault_answer(self, fault: PayPalFault, operation: str, request: Request) -> Response:
-        answered = await self.kit.answer_transport_fault(fault, request)
-        if answered is not None:
-            return answered
+    def _fault_answer(self, fault: PayPalFault, operation: str) -> Response:
+        """A queued fault in PayPal's words (the kit answers the transport kinds)."""
         if fault.kind == "auth":
             error, description = (
                 ("invalid_client", "Client Authentication failed")
