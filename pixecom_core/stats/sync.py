@@ -12,6 +12,15 @@ is a parameter (:class:`DayWindow`): the history backfill
 (:mod:`pixecom_core.stats.backfill`) runs one account over older days through these same
 steps (:meth:`StatsSync.sync_account_days`).
 
+Once an account's numbers have landed, a network that names its entities
+(:class:`~pixecom_core.providers.AdNetworkEntities`) is asked for its campaigns, ad sets and
+ads, and their names and statuses are written into ``campaigns``, ``adsets`` and ``ads``
+(issue 14: the dashboard shows names, not ids) — in batches, never inside a transaction
+held while the network answers. The network's name wins: sellers cannot rename a campaign
+in PixEcom (only its sellpage is theirs, and it is left alone). A failing listing is
+logged and recorded on the account's outcome (``entities_error``); the sync still counts
+as a success, since its numbers are in.
+
 Provider errors decide what happens to an account, never to the others: a throttled
 account is delayed (``throttled_until``), not failed; a refused token marks it for
 reconnection; anything else is recorded as the account's last error and retried next
@@ -27,6 +36,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import pluggy
@@ -41,8 +51,10 @@ from pixecom_core.models.sellers import Seller
 from pixecom_core.plugins import ProviderRegistry, UnknownProviderError
 from pixecom_core.providers import (
     AdAccountCredentials,
+    AdEntity,
+    AdNetwork,
+    AdNetworkEntities,
     EntityLevel,
-    InsightRow,
     ProviderAuthError,
     ProviderError,
     ProviderThrottled,
@@ -78,6 +90,61 @@ _DISCOVER_CAMPAIGNS = text(
     ON CONFLICT (seller_id, ad_account_id, external_id) DO NOTHING
     """
 )
+
+#: Entities written per transaction while a listing streams in.
+ENTITY_BATCH_ROWS = 1_000
+
+# The network's names and statuses of an account's campaigns, ad sets and ads. A row is
+# only rewritten when something changed, so ``updated_at`` says when the network last
+# changed it. Ad sets find their campaign, ads their ad set, within the same ad account;
+# one whose parent is unknown is left for the next sync (parents are written first).
+_UPSERT_CAMPAIGNS = text(
+    """
+    INSERT INTO campaigns (seller_id, ad_account_id, external_id, name, status)
+    SELECT :seller_id, :ad_account_id, e.external_id, e.name, e.status
+      FROM unnest(CAST(:ids AS text[]), CAST(:names AS text[]), CAST(:statuses AS text[]))
+           AS e(external_id, name, status)
+    ON CONFLICT (seller_id, ad_account_id, external_id) DO UPDATE
+       SET name = EXCLUDED.name, status = EXCLUDED.status, updated_at = now()
+     WHERE (campaigns.name, campaigns.status) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.status)
+    """
+)
+_UPSERT_ADSETS = text(
+    """
+    INSERT INTO adsets (seller_id, campaign_id, external_id, name, status)
+    SELECT c.seller_id, c.id, e.external_id, e.name, e.status
+      FROM unnest(CAST(:ids AS text[]), CAST(:names AS text[]), CAST(:statuses AS text[]),
+                  CAST(:parents AS text[])) AS e(external_id, name, status, parent)
+      JOIN campaigns AS c
+        ON c.seller_id = :seller_id AND c.ad_account_id = :ad_account_id
+       AND c.external_id = e.parent
+    ON CONFLICT (seller_id, campaign_id, external_id) DO UPDATE
+       SET name = EXCLUDED.name, status = EXCLUDED.status, updated_at = now()
+     WHERE (adsets.name, adsets.status) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.status)
+    """
+)
+_UPSERT_ADS = text(
+    """
+    INSERT INTO ads (seller_id, adset_id, external_id, name, status)
+    SELECT s.seller_id, s.id, e.external_id, e.name, e.status
+      FROM unnest(CAST(:ids AS text[]), CAST(:names AS text[]), CAST(:statuses AS text[]),
+                  CAST(:parents AS text[])) AS e(external_id, name, status, parent)
+      JOIN adsets AS s ON s.seller_id = :seller_id AND s.external_id = e.parent
+      JOIN campaigns AS c
+        ON c.seller_id = s.seller_id AND c.id = s.campaign_id
+       AND c.ad_account_id = :ad_account_id
+    ON CONFLICT (seller_id, adset_id, external_id) DO UPDATE
+       SET name = EXCLUDED.name, status = EXCLUDED.status, updated_at = now()
+     WHERE (ads.name, ads.status) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.status)
+    """
+)
+_UPSERT_ENTITIES = {
+    EntityLevel.CAMPAIGN: _UPSERT_CAMPAIGNS,
+    EntityLevel.ADSET: _UPSERT_ADSETS,
+    EntityLevel.AD: _UPSERT_ADS,
+}
+
+_Item = TypeVar("_Item")
 
 
 @dataclass(frozen=True)
@@ -123,6 +190,10 @@ class AccountSync:
     daily_rows: int = 0
     error: str | None = None
     retry_after_seconds: float | None = None
+    #: Campaigns, ad sets and ads whose names and statuses were written.
+    entities_named: int = 0
+    #: Why naming the entities failed (the numbers still landed); ``None`` when it did not.
+    entities_error: str | None = None
 
 
 @dataclass
@@ -140,8 +211,23 @@ class SellerSync:
         return any(a.outcome is AccountOutcome.THROTTLED for a in self.accounts)
 
 
-async def _batches(rows: AsyncIterator[InsightRow], size: int) -> AsyncIterator[list[InsightRow]]:
-    batch: list[InsightRow] = []
+def _entity_parameters(
+    seller_id: uuid.UUID, ad_account_id: uuid.UUID, batch: list[AdEntity]
+) -> dict[str, object]:
+    # one entity per id: a network repeating one across pages must not hit ON CONFLICT twice
+    unique = list({entity.entity_id: entity for entity in batch}.values())
+    return {
+        "seller_id": seller_id,
+        "ad_account_id": ad_account_id,
+        "ids": [entity.entity_id for entity in unique],
+        "names": [entity.name for entity in unique],
+        "statuses": [entity.status.value.upper() for entity in unique],
+        "parents": [entity.parent_id or "" for entity in unique],
+    }
+
+
+async def _batches(rows: AsyncIterator[_Item], size: int) -> AsyncIterator[list[_Item]]:
+    batch: list[_Item] = []
     async for row in rows:
         batch.append(row)
         if len(batch) >= size:
@@ -368,6 +454,7 @@ class StatsSync:
             # reconnected account missed.
             synced_at = now + timedelta(seconds=time.monotonic() - began)
             await self._record(context, account.id, synced_at=synced_at)
+        named, entities_error = await self._name_entities(context, account, provider, credentials)
         days = set(window.days())
         return (
             AccountSync(
@@ -376,9 +463,45 @@ class StatsSync:
                 rows_received=received,
                 rows_inserted=inserted,
                 daily_rows=daily_rows,
+                entities_named=named,
+                entities_error=entities_error,
             ),
             days,
         )
+
+    async def _name_entities(
+        self,
+        context: SellerContext,
+        account: AdAccount,
+        provider: AdNetwork,
+        credentials: AdAccountCredentials,
+    ) -> tuple[int, str | None]:
+        """Write the network's names and statuses of the account's campaigns, then ad sets,
+        then ads (parents first), a batch per transaction; a network that does not name its
+        entities is left alone. Returns how many were written and why naming failed."""
+        if not isinstance(provider, AdNetworkEntities):
+            return 0, None
+        named = 0
+        try:
+            for level in LEVELS:
+                entities = provider.list_entities(credentials, level=level)
+                async for batch in _batches(entities, ENTITY_BATCH_ROWS):
+                    async with context.scope() as scope:
+                        await scope.session.execute(
+                            _UPSERT_ENTITIES[level],
+                            _entity_parameters(context.seller_id, account.id, batch),
+                        )
+                    named += len(batch)
+        except ProviderError as exc:
+            # the numbers are in: a missing name must not make the sync fail or retry
+            _log.warning(
+                "naming the entities of %s ad account %s failed: %s",
+                account.network,
+                account.id,
+                exc,
+            )
+            return named, str(exc)[:1000]
+        return named, None
 
     async def _record(
         self,
