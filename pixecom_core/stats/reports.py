@@ -82,6 +82,9 @@ class EntityFigures:
     level: EntityLevel
     entity_id: str
     name: str | None
+    #: ``ACTIVE``, ``PAUSED``, ``ARCHIVED`` or ``DELETED`` as the network last named it;
+    #: ``None`` while the entity is not in the synced hierarchy.
+    status: str | None
     currency: str
     spend_minor: int
     impressions: int
@@ -137,11 +140,11 @@ _ENTITIES = text(
                AS spend,
            sum(d.impressions) AS impressions, sum(d.clicks) AS clicks,
            sum(d.purchases) AS purchases,
-           (SELECT c.name FROM campaigns AS c
+           (SELECT ARRAY[c.name, c.status] FROM campaigns AS c
              WHERE c.seller_id = :seller_id AND c.external_id = d.entity_id LIMIT 1) AS campaign,
-           (SELECT a.name FROM adsets AS a
+           (SELECT ARRAY[a.name, a.status] FROM adsets AS a
              WHERE a.seller_id = :seller_id AND a.external_id = d.entity_id LIMIT 1) AS adset,
-           (SELECT x.name FROM ads AS x
+           (SELECT ARRAY[x.name, x.status] FROM ads AS x
              WHERE x.seller_id = :seller_id AND x.external_id = d.entity_id LIMIT 1) AS ad
       FROM ad_stats_daily AS d
      WHERE d.seller_id = :seller_id AND d.entity_type = :level
@@ -281,7 +284,8 @@ class StatsReports:
                 network=r.network,
                 level=level,
                 entity_id=r.entity_id,
-                name=getattr(r, names[level]),
+                name=(getattr(r, names[level]) or (None, None))[0],
+                status=(getattr(r, names[level]) or (None, None))[1],
                 currency=r.currency,
                 spend_minor=int(r.spend),
                 impressions=int(r.impressions),

@@ -47,8 +47,8 @@ def arrange(dsn: str, seller_id: uuid.UUID) -> uuid.UUID:
         ).fetchone()
         assert account is not None
         conn.execute(
-            "INSERT INTO campaigns (seller_id, ad_account_id, external_id, name) VALUES"
-            " (%s, %s, 'c1', 'Winter hats')",
+            "INSERT INTO campaigns (seller_id, ad_account_id, external_id, name, status) VALUES"
+            " (%s, %s, 'c1', 'Winter hats', 'PAUSED')",
             (seller_id, account[0]),
         )
         conn.execute(
@@ -92,6 +92,7 @@ async def test_overview_sellpages_entities_and_sync_status(
             "level": "campaign",
             "entity_id": "c1",
             "name": "Winter hats",
+            "status": "PAUSED",
             "currency": "EUR",
             "spend_minor": 2_000,
             "impressions": 1000,

@@ -19,6 +19,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from pixecom_core.models.ads import AdEntityStatus
 from pixecom_core.providers import EntityLevel
 from pixecom_core.stats.reports import (
     AccountSyncStatus,
@@ -89,6 +90,10 @@ class EntityOut(BaseModel):
     level: EntityLevel
     entity_id: str
     name: str | None
+    status: AdEntityStatus | None = Field(
+        default=None,
+        description="As the network last named it; null while the entity is not synced yet.",
+    )
     currency: str
     spend_minor: int
     impressions: int

@@ -100,6 +100,22 @@ function truncatedNote(truncated) {
     : null;
 }
 
+const ENTITY_STATUS_LABELS = { ACTIVE: "Active", PAUSED: "Paused", ARCHIVED: "Archived", DELETED: "Deleted" };
+const ENTITY_STATUS_BADGES = { ACTIVE: "ok", PAUSED: "warn", ARCHIVED: "muted", DELETED: "bad" };
+
+/** A campaign's, ad set's or ad's status as the network last named it; "—" when unknown. */
+function entityStatus(status) {
+  if (!status) return "—";
+  return h("span", { class: `badge ${ENTITY_STATUS_BADGES[status] ?? "muted"}`, "data-status": status }, ENTITY_STATUS_LABELS[status] ?? status);
+}
+
+/** An entity's name, with the network's id beside it when the name is not just the id. */
+function entityName(name, externalId, link) {
+  const label = link ? h("a", { href: link }, name) : name;
+  if (name === externalId) return label;
+  return h("span", {}, label, " ", h("small", { class: "muted" }, externalId));
+}
+
 /** Campaigns: every campaign with its figures over the range, sortable. */
 export async function campaignsView(context, range) {
   const [campaigns, figures] = await Promise.all([
@@ -110,11 +126,11 @@ export async function campaignsView(context, range) {
   const rows = campaigns.items.map((c) => {
     const f = byExternal.get(c.external_id);
     byExternal.delete(c.external_id);
-    return { id: c.id, name: c.name, status: c.status, figures: f ?? null };
+    return { id: c.id, name: c.name, externalId: c.external_id, status: c.status, figures: f ?? null };
   });
   // Figures of campaigns not (yet) in the synced hierarchy still count.
   for (const f of byExternal.values()) {
-    rows.push({ id: null, name: f.name ?? f.entity_id, status: "—", figures: f });
+    rows.push({ id: null, name: f.name ?? f.entity_id, externalId: f.entity_id, status: f.status ?? null, figures: f });
   }
   const spendOf = (r) => r.figures?.spend_minor ?? 0;
   return [
@@ -134,9 +150,9 @@ export async function campaignsView(context, range) {
           key: "name",
           label: "Campaign",
           value: (r) => r.name,
-          render: (r) => (r.id ? h("a", { href: `#/campaigns/${r.id}?${rangeQuery(range)}` }, r.name) : r.name),
+          render: (r) => entityName(r.name, r.externalId, r.id ? `#/campaigns/${r.id}?${rangeQuery(range)}` : null),
         },
-        { key: "status", label: "Status", value: (r) => r.status },
+        { key: "status", label: "Status", value: (r) => r.status ?? "", render: (r) => entityStatus(r.status) },
         { key: "spend", label: "Spend", numeric: true, value: spendOf, render: (r) => (r.figures ? money(r.figures.spend_minor, r.figures.currency) : "—") },
         { key: "impressions", label: "Impressions", numeric: true, value: (r) => r.figures?.impressions ?? 0, render: (r) => count(r.figures?.impressions ?? 0) },
         { key: "clicks", label: "Clicks", numeric: true, value: (r) => r.figures?.clicks ?? 0, render: (r) => count(r.figures?.clicks ?? 0) },
@@ -148,18 +164,21 @@ export async function campaignsView(context, range) {
 
 /** One campaign: what it is, and its days over the range. */
 export async function campaignView(context, range, campaignId) {
-  const [campaign, data] = await Promise.all([
+  const [campaign, data, adsets] = await Promise.all([
     get(`/campaigns/${encodeURIComponent(campaignId)}`),
     get(`/stats/campaigns/${encodeURIComponent(campaignId)}/days`, range),
+    getAll("/adsets", { campaign_id: campaignId }),
   ]);
   const currency = data.currency;
+  const adsetNames = new Map(adsets.items.map((s) => [s.id, s.name]));
+  const ads = (await Promise.all(adsets.items.map((s) => getAll("/ads", { adset_id: s.id })))).flatMap((answer) => answer.items);
   return [
     h("p", { class: "breadcrumb" }, h("a", { href: `#/campaigns?${rangeQuery(range)}` }, "← All campaigns")),
     h("h1", { "data-testid": "campaign-name" }, campaign.name),
     h(
       "dl",
       { class: "facts" },
-      h("dt", {}, "Status"), h("dd", { "data-testid": "campaign-status" }, campaign.status),
+      h("dt", {}, "Status"), h("dd", { "data-testid": "campaign-status" }, entityStatus(campaign.status)),
       h("dt", {}, "Network"), h("dd", {}, `${data.network} · ${campaign.external_id}`),
       h("dt", {}, "Sellpage"), h("dd", {}, campaign.sellpage_id ? "Linked" : "Not linked"),
     ),
@@ -186,6 +205,32 @@ export async function campaignView(context, range, campaignId) {
         { key: "impressions", label: "Impressions", numeric: true, value: (r) => r.impressions, render: (r) => count(r.impressions) },
         { key: "clicks", label: "Clicks", numeric: true, value: (r) => r.clicks, render: (r) => count(r.clicks) },
         { key: "purchases", label: "Purchases", numeric: true, value: (r) => r.purchases, render: (r) => count(r.purchases) },
+      ],
+    }),
+    truncatedNote(adsets.truncated),
+    sortableTable({
+      caption: "Ad sets",
+      testid: "campaign-adsets-table",
+      rows: adsets.items,
+      rowKey: (r) => r.id,
+      sortKey: "name",
+      empty: "No ad sets synced yet.",
+      columns: [
+        { key: "name", label: "Ad set", value: (r) => r.name, render: (r) => entityName(r.name, r.external_id) },
+        { key: "status", label: "Status", value: (r) => r.status, render: (r) => entityStatus(r.status) },
+      ],
+    }),
+    sortableTable({
+      caption: "Ads",
+      testid: "campaign-ads-table",
+      rows: ads,
+      rowKey: (r) => r.id,
+      sortKey: "name",
+      empty: "No ads synced yet.",
+      columns: [
+        { key: "name", label: "Ad", value: (r) => r.name, render: (r) => entityName(r.name, r.external_id) },
+        { key: "adset", label: "Ad set", value: (r) => adsetNames.get(r.adset_id) ?? "" },
+        { key: "status", label: "Status", value: (r) => r.status, render: (r) => entityStatus(r.status) },
       ],
     }),
   ];
