@@ -81,7 +81,8 @@ DEFAULT_THROTTLE_SECONDS = 60.0
 LEVELS = (EntityLevel.CAMPAIGN, EntityLevel.ADSET, EntityLevel.AD)
 
 # Campaigns the network reported that core does not know yet become campaign rows (named
-# by their id until someone names them), so a seller can link them to a sellpage.
+# by their id until the network names them: _UPSERT_CAMPAIGNS), so a seller can link them to a
+# sellpage.
 _DISCOVER_CAMPAIGNS = text(
     """
     INSERT INTO campaigns (seller_id, ad_account_id, external_id, name)
