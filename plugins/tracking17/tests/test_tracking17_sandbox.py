@@ -155,6 +155,30 @@ async def test_pushes_are_signed_over_the_raw_body(
     assert payload["data"]["track_info"]["latest_status"]["status"] == "InfoReceived"
 
 
+async def test_every_push_attempt_is_listed_and_bad_signing_options_send_nothing(
+    sandbox: SandboxHandle, push_receiver: PushReceiver
+) -> None:
+    await sandbox.api("register", [{"number": "RR700000012CN"}])
+    push_receiver.status_code = 503
+    await sandbox.push(numbers=["RR700000012CN"])
+    push_receiver.status_code = 200
+    await sandbox.push(numbers=["RR700000012CN"])
+    refused = await sandbox.control.post("/_sandbox/deliver", json={"signing": {"key": ""}})
+
+    attempts = (await sandbox.control.get("/_sandbox/deliveries")).json()
+    [event] = (await sandbox.control.get("/_sandbox/events")).json()["data"]
+    shown = await sandbox.control.get(f"/_sandbox/events/{event['id']}")
+
+    assert [(a["scope"], a["status_code"]) for a in attempts] == [
+        ("RR700000012CN", 503),
+        ("RR700000012CN", 200),
+    ]
+    assert refused.status_code == 422
+    assert len(push_receiver.received) == 2
+    assert event["id"].startswith("RR700000012CN@")  # one event per number and state
+    assert shown.content == push_receiver.received[-1].body
+
+
 async def test_tick_pushes_each_change_once(
     sandbox: SandboxHandle, push_receiver: PushReceiver
 ) -> None:

@@ -38,7 +38,8 @@ so the same history is reported every time it is read.
 Control endpoints (JSON, no key): the kit's — ``/_sandbox/config``
 (:class:`~pixecom_tracking17.settings.Track17SandboxSettings`, keys shown as counts),
 ``/_sandbox/reset``, ``/_sandbox/faults``, ``/_sandbox/requests`` (operation, count,
-numbers, status, ``has_token``; never the key), ``/_sandbox/events``, ``/_sandbox/deliver``
+numbers, status, ``has_token``; never the key), ``/_sandbox/events[/{id}]``,
+``/_sandbox/deliveries`` (every push attempt, ``scope`` the number), ``/_sandbox/deliver``
 — and 17TRACK's own:
 
 - Faults (:class:`Track17Fault`, ``operation`` one of :data:`OPERATIONS`): ``throttled``
@@ -58,7 +59,9 @@ numbers, status, ``has_token``; never the key), ``/_sandbox/events``, ``/_sandbo
   another key); without ``numbers``, every parcel changed since its last delivered push.
   ``POST /_sandbox/tick`` pushes the changed parcels (the dev server does it every second
   when ``auto_push`` is on). Each push is an outbox event (id ``<number>@<state>``, scope
-  the number) that ``POST /_sandbox/deliver`` can send again (``signing: {"key": …}``).
+  the number) that ``POST /_sandbox/deliver`` can send again (``signing``:
+  :class:`PushSigning`); pushing a parcel in the same state again replaces its event, so
+  the outbox holds one event per number and state.
 """
 
 import asyncio
@@ -270,6 +273,15 @@ class PushOrder(BaseModel):
     include_unchanged: bool = False
 
 
+class PushSigning(BaseModel):
+    """The ``signing`` options of ``POST /_sandbox/deliver``: ``key`` signs with another
+    key than the configured one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str | None = Field(default=None, min_length=1, max_length=500)
+
+
 def envelope_error(code: int, message: str) -> dict[str, Any]:
     """17TRACK's whole-call failure envelope."""
     return {"code": code, "data": {"errors": [{"code": code, "message": message}]}}
@@ -420,7 +432,9 @@ class Track17Sandbox:
         self.today_used = 0
         # 17TRACK pushes as soon as a parcel changes; the sandbox sends each push itself
         # (and again on the next tick while undelivered), so the outbox never auto-delivers
-        self.outbox = WebhookOutbox(sign=self._sign, on_delivered=self._delivered)
+        self.outbox = WebhookOutbox(
+            sign=self._sign, signing=PushSigning, on_delivered=self._delivered
+        )
         self.kit: SandboxKit[Track17SandboxSettings, Track17Fault] = SandboxKit(
             config=config,
             fault_model=Track17Fault,
@@ -676,31 +690,26 @@ class Track17Sandbox:
 
     async def answer(self, request: Request, version: str, operation: str) -> Response:
         """Log the call, then answer it as 17TRACK would (or as a queued fault says)."""
-        raw = await request.body()  # read first: a pause watches for a disconnect
         token = request.headers.get("17token", "")
-        logged = self.kit.requests.record(
-            request, operation=operation, has_token=bool(token), count=None
+        known = version == API_VERSION and operation in OPERATIONS
+        refused, logged = await self.kit.intercept(
+            request,
+            operation,
+            render=lambda fault: self._refusal(fault, token),
+            where=lambda _fault: known,  # no fault answers a path 17TRACK does not have
+            has_token=bool(token),
+            count=None,
         )
-        response = await self._answer(request, version, operation, raw, token, logged)
-        logged["status"] = response.status_code
-        return response
+        if refused is None and not known:
+            refused = JSONResponse({"detail": "Not Found"}, 404)
+        if refused is None:
+            refused = await self._answer(operation, await request.body(), token, logged)
+        logged["status"] = refused.status_code
+        return refused
 
     async def _answer(
-        self,
-        request: Request,
-        version: str,
-        operation: str,
-        raw: bytes,
-        token: str,
-        logged: dict[str, Any],
+        self, operation: str, raw: bytes, token: str, logged: dict[str, Any]
     ) -> Response:
-        if version != API_VERSION or operation not in OPERATIONS:
-            return JSONResponse({"detail": "Not Found"}, 404)
-        await self.kit.pause(request)
-        fault = self.kit.faults.take(operation)
-        if fault is not None:
-            answered = await self.kit.answer_transport_fault(fault, request)
-            return answered or self._refusal(fault, token)
         if token not in self.api_keys:
             return self._refusal(Track17Fault(kind="auth"), token)
         if self.over_rate(token):
@@ -742,7 +751,7 @@ class Track17Sandbox:
     # -- pushes
 
     def _sign(self, event: OutboxEvent, signing: Mapping[str, Any]) -> dict[str, str]:
-        key = str(signing["key"]) if signing.get("key") else self.push_key
+        key = signing["key"] or self.push_key
         return {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: push_signature(event.body, key),
