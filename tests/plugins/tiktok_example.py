@@ -182,21 +182,17 @@ def create_sandbox_app() -> ASGIApp:
     def number(*parts: object) -> int:
         return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
 
-    async def refusal(request: Request, operation: str, advertiser_id: str) -> Response | None:
-        kit.requests.record(request, operation=operation, scope=advertiser_id)
-        await kit.pause(request)
-        fault = kit.faults.take(operation, advertiser_id)
-        if fault is None:
-            return None
-        answered = await kit.answer_transport_fault(fault, request)
-        if answered is not None:
-            return answered
+    def render(fault: TikTokFault) -> Response:
         if fault.kind == "throttled":
             wait = f"{fault.retry_after_seconds or 120:g}"
             return JSONResponse({"message": "slow down"}, 429, headers={"Retry-After": wait})
         if fault.kind == "auth":
             return JSONResponse({"message": "invalid token"}, 401)
         return JSONResponse({"message": "try later"}, fault.status or 503)
+
+    async def refusal(request: Request, operation: str, advertiser_id: str) -> Response | None:
+        refused, _logged = await kit.intercept(request, operation, advertiser_id, render=render)
+        return refused
 
     @app.get("/advertiser/info")
     async def advertiser(request: Request, advertiser_id: str) -> Response:
