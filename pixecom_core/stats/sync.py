@@ -17,7 +17,10 @@ Once an account's numbers have landed, a network that names its entities
 ads, and their names and statuses are written into ``campaigns``, ``adsets`` and ``ads``
 (issue 14: the dashboard shows names, not ids) — in batches, never inside a transaction
 held while the network answers. The network's name wins: sellers cannot rename a campaign
-in PixEcom (only its sellpage is theirs, and it is left alone). A failing listing is
+in PixEcom (only its sellpage is theirs, and it is left alone). Listing costs a call per
+level and page, so it runs when the fetch reported an entity not named yet (a new
+campaign, an account's first sync or backfill chunk) and on the daily restatement sweep
+(renames and pauses show within a day); the regular cycles skip it. A failing listing is
 logged and recorded on the account's outcome (``entities_error``); the sync still counts
 as a success, since its numbers are in.
 
@@ -144,6 +147,34 @@ _UPSERT_ENTITIES = {
     EntityLevel.ADSET: _UPSERT_ADSETS,
     EntityLevel.AD: _UPSERT_ADS,
 }
+# Whether a fetch reported an entity of the account that has no name from the network yet
+# (a campaign only discovered by id, an ad set or ad never listed): then it is worth the
+# listing calls; otherwise names wait for the daily sweep.
+_UNNAMED_REPORTED = text(
+    """
+    SELECT EXISTS (
+        SELECT 1 FROM unnest(CAST(:campaigns AS text[])) AS e(id)
+         WHERE NOT EXISTS (
+               SELECT 1 FROM campaigns AS c
+                WHERE c.seller_id = :seller_id AND c.ad_account_id = :ad_account_id
+                  AND c.external_id = e.id AND c.name <> c.external_id))
+        OR EXISTS (
+        SELECT 1 FROM unnest(CAST(:adsets AS text[])) AS e(id)
+         WHERE NOT EXISTS (
+               SELECT 1 FROM adsets AS s JOIN campaigns AS c
+                 ON c.seller_id = s.seller_id AND c.id = s.campaign_id
+                WHERE s.seller_id = :seller_id AND c.ad_account_id = :ad_account_id
+                  AND s.external_id = e.id))
+        OR EXISTS (
+        SELECT 1 FROM unnest(CAST(:ads AS text[])) AS e(id)
+         WHERE NOT EXISTS (
+               SELECT 1 FROM ads AS d JOIN adsets AS s
+                 ON s.seller_id = d.seller_id AND s.id = d.adset_id
+               JOIN campaigns AS c ON c.seller_id = s.seller_id AND c.id = s.campaign_id
+                WHERE d.seller_id = :seller_id AND c.ad_account_id = :ad_account_id
+                  AND d.external_id = e.id))
+    """
+)
 
 _Item = TypeVar("_Item")
 
@@ -389,7 +420,8 @@ class StatsSync:
         if regular:
             await self._record(context, account.id, attempt_at=now)
         received = inserted = 0
-        campaigns: set[str] = set()
+        reported: dict[EntityLevel, set[str]] = {level: set() for level in LEVELS}
+        campaigns = reported[EntityLevel.CAMPAIGN]
         # No row of this fetch is older than this: whatever still holds an older snapshot
         # after the fetch was not reported by it (a plugin's clock may lag: take its rows'
         # own times into account too).
@@ -401,8 +433,7 @@ class StatsSync:
                     credentials, level=level, since=since, until=until
                 )
                 async for batch in _batches(rows, INGEST_BATCH_ROWS):
-                    if level is EntityLevel.CAMPAIGN:
-                        campaigns.update(row.entity_id for row in batch)
+                    reported[level].update(row.entity_id for row in batch)
                     fetch_started_at = min(fetch_started_at, *(row.fetched_at for row in batch))
                     async with context.scope() as scope:
                         report = await ingest_raw(scope, batch, ad_account_id=account.id)
@@ -455,7 +486,14 @@ class StatsSync:
             # reconnected account missed.
             synced_at = now + timedelta(seconds=time.monotonic() - began)
             await self._record(context, account.id, synced_at=synced_at)
-        named, entities_error = await self._name_entities(context, account, provider, credentials)
+        named, entities_error = 0, None
+        # Three more calls per account: on the daily sweep (renames, pauses), or when
+        # this fetch reported something never named (new campaigns, a first backfill).
+        sweep = len(window.days()) >= self._settings.sweep_window_days
+        if sweep or await self._reported_unnamed(context, account, reported):
+            named, entities_error = await self._name_entities(
+                context, account, provider, credentials
+            )
         days = set(window.days())
         return (
             AccountSync(
@@ -469,6 +507,27 @@ class StatsSync:
             ),
             days,
         )
+
+    async def _reported_unnamed(
+        self,
+        context: SellerContext,
+        account: AdAccount,
+        reported: dict[EntityLevel, set[str]],
+    ) -> bool:
+        if not any(reported.values()):
+            return False
+        async with context.scope() as scope:
+            found = await scope.session.scalar(
+                _UNNAMED_REPORTED,
+                {
+                    "seller_id": context.seller_id,
+                    "ad_account_id": account.id,
+                    "campaigns": sorted(reported[EntityLevel.CAMPAIGN]),
+                    "adsets": sorted(reported[EntityLevel.ADSET]),
+                    "ads": sorted(reported[EntityLevel.AD]),
+                },
+            )
+        return bool(found)
 
     async def _name_entities(
         self,

@@ -179,7 +179,7 @@ async def test_a_sync_names_every_campaign_ad_set_and_ad_as_the_network_does(
     assert outcome.entities_named == sum(len(ids) for ids in rows.values())
 
 
-async def test_a_rename_and_a_pause_on_the_network_show_after_the_next_sync(
+async def test_a_rename_and_a_pause_on_the_network_show_after_the_daily_sweep(
     stats_sync: StatsSync, seller: Seller, sandbox: Sandbox, database_owner_dsn: str
 ) -> None:
     await stats_sync.sync_seller(seller.seller_id, days_back=3, now=NOW)
@@ -196,7 +196,14 @@ async def test_a_rename_and_a_pause_on_the_network_show_after_the_next_sync(
     await sandbox.change_entity(campaign, name="Summer sale", status="PAUSED")
     await sandbox.change_entity(ad, name="Blue shoes, video")
 
-    await stats_sync.sync_seller(seller.seller_id, days_back=3, now=NOW)
+    # A regular cycle that reports nothing new spends no calls on names...
+    regular = await stats_sync.sync_seller(seller.seller_id, days_back=3, now=NOW)
+    assert [a.entities_named for a in regular.accounts] == [0]
+    assert hierarchy(database_owner_dsn, seller.seller_id)["campaigns"][campaign][0] == (
+        f"Campaign {campaign}"
+    )
+    # ...the daily restatement sweep (Settings.sweep_window_days) brings them in.
+    await stats_sync.sync_seller(seller.seller_id, days_back=28, now=NOW)
 
     rows = hierarchy(database_owner_dsn, seller.seller_id)
     assert rows["campaigns"][campaign] == ("Summer sale", "PAUSED", "")
