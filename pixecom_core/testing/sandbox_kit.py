@@ -37,6 +37,8 @@ The control API, identical on every sandbox (JSON, no credentials):
   for one event's) and ``POST /_sandbox/deliver`` (:class:`DeliverRequest`; ``signing``
   is checked against the outbox's ``signing`` model before anything is sent).
 
+The other end of an outbox, for tests, is a :class:`WebhookReceiver`.
+
 Nothing here imports pytest: sandboxes run in ``pixecom dev`` too.
 """
 
@@ -51,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
 import httpx
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -580,6 +582,57 @@ class WebhookOutbox:
         self._delivered = 0
         self.dropped_pending = 0
         self.attempts.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedWebhook:
+    """One POST a :class:`WebhookReceiver` got: the raw body and the headers as sent."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+class WebhookReceiver:
+    """A stand-in for the endpoint an outbox delivers to, for tests: serve :meth:`app`,
+    set :attr:`url` to where it is served, point the sandbox at :attr:`endpoint`.
+
+    Each POST to ``path`` is recorded in :attr:`received` as it arrives, then answered with
+    the next of :attr:`script` (a status, or a status and the seconds to wait before
+    answering: longer than the sender's timeout is no answer in time), once the script is
+    used up with :attr:`status_code`.
+    """
+
+    def __init__(self, path: str = "/webhooks", *, status_code: int = 200) -> None:
+        self.path = path
+        self.url = ""
+        self.status_code = status_code
+        self.script: list[int | tuple[int, float]] = []
+        self.received: list[ReceivedWebhook] = []
+
+    @property
+    def endpoint(self) -> str:
+        """The webhook URL to configure: :attr:`url` plus ``path``."""
+        return f"{self.url}{self.path}"
+
+    def clear(self) -> None:
+        """Nothing received, no script, answering 200: ready for the next test."""
+        self.received.clear()
+        self.script.clear()
+        self.status_code = 200
+
+    def app(self) -> FastAPI:
+        """The endpoint as an ASGI app."""
+        app = FastAPI()
+
+        @app.post(self.path)
+        async def receive(request: Request) -> Response:
+            self.received.append(ReceivedWebhook(await request.body(), dict(request.headers)))
+            answer = self.script.pop(0) if self.script else self.status_code
+            status, wait = answer if isinstance(answer, tuple) else (answer, 0.0)
+            await asyncio.sleep(wait)
+            return Response(status_code=status)
+
+        return app
 
 
 # -- configuration ------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from pixecom_core.testing.sandbox_kit import (
     OutboxEvent,
     SandboxKit,
     WebhookOutbox,
+    WebhookReceiver,
     public_settings,
 )
 
@@ -48,19 +49,12 @@ class KitFault(Fault):
     kind: Literal["throttled", "transient", "auth", "server_error", "malformed", "hang"]
 
 
-class Receiver:
-    """A webhook endpoint that answers with the next scripted status (then 200)."""
-
-    def __init__(self, statuses: list[int] | None = None) -> None:
-        self.statuses = list(statuses or [])
-        self.received: list[tuple[bytes, dict[str, str]]] = []
-        self.app = FastAPI()
-
-        @self.app.post("/hooks")
-        async def hooks(request: Request) -> Response:
-            self.received.append((await request.body(), dict(request.headers)))
-            status = self.statuses.pop(0) if self.statuses else 200
-            return Response(status_code=status)
+def receiver_answering(statuses: list[int] | None = None) -> WebhookReceiver:
+    """A webhook endpoint at ``/hooks`` that answers with the next scripted status (then
+    200)."""
+    receiver = WebhookReceiver("/hooks")
+    receiver.script.extend(statuses or [])
+    return receiver
 
 
 def sign(event: OutboxEvent, options: Mapping[str, Any]) -> Mapping[str, str]:
@@ -232,8 +226,8 @@ def test_public_settings_counts_secret_lists() -> None:
 
 @pytest.mark.asyncio
 async def test_an_automatic_delivery_is_retried_until_answered_2xx() -> None:
-    receiver = Receiver([500, 503])
-    async with LoopbackServer(receiver.app) as server:
+    receiver = receiver_answering([500, 503])
+    async with LoopbackServer(receiver.app()) as server:
         outbox = WebhookOutbox(
             sign=sign,
             url=f"{server.url}/hooks",
@@ -247,7 +241,7 @@ async def test_an_automatic_delivery_is_retried_until_answered_2xx() -> None:
 
     assert len(receiver.received) == 3
     assert [a.status_code for a in outbox.attempts] == [500, 503, 200]
-    body, headers = receiver.received[-1]
+    body, headers = receiver.received[-1].body, receiver.received[-1].headers
     assert body == event_body(1)
     assert headers["x-signature"] == hmac.new(SECRET, body, hashlib.sha256).hexdigest()
     assert outbox.events(pending_only=True) == []
@@ -255,8 +249,8 @@ async def test_an_automatic_delivery_is_retried_until_answered_2xx() -> None:
 
 @pytest.mark.asyncio
 async def test_an_event_stays_pending_once_its_retries_run_out() -> None:
-    receiver = Receiver([500] * 10)
-    async with LoopbackServer(receiver.app) as server:
+    receiver = receiver_answering([500] * 10)
+    async with LoopbackServer(receiver.app()) as server:
         outbox = WebhookOutbox(
             sign=sign, url=f"{server.url}/hooks", auto_deliver=True, retry_delays=(0.01,)
         )
@@ -266,7 +260,7 @@ async def test_an_event_stays_pending_once_its_retries_run_out() -> None:
         assert len(receiver.received) == 2
         assert [e.id for e in outbox.events(pending_only=True)] == ["evt_1"]
 
-        receiver.statuses.clear()
+        receiver.script.clear()
         attempts = await outbox.deliver()
 
     assert [(a.event_id, a.status_code) for a in attempts] == [("evt_1", 200)]
@@ -275,8 +269,8 @@ async def test_an_event_stays_pending_once_its_retries_run_out() -> None:
 
 @pytest.mark.asyncio
 async def test_delivery_on_demand_duplicates_shuffles_and_signs_with_other_secrets() -> None:
-    receiver = Receiver()
-    async with LoopbackServer(receiver.app) as server:
+    receiver = receiver_answering()
+    async with LoopbackServer(receiver.app()) as server:
         outbox = WebhookOutbox(sign=sign, url=f"{server.url}/hooks")
         for number in range(5):
             outbox.emit(f"evt_{number}", "thing.updated", event_body(number))
@@ -285,12 +279,14 @@ async def test_delivery_on_demand_duplicates_shuffles_and_signs_with_other_secre
             DeliverRequest(duplicates=1, shuffle=True, seed=7, signing={"secret": "other"})
         )
 
-    sent = [json.loads(body)["id"] for body, _ in receiver.received]
+    sent = [json.loads(push.body)["id"] for push in receiver.received]
     assert sorted(sent) == sorted([f"evt_{n}" for n in range(5)] * 2)
     assert sent != sorted(sent), "seed 7 shuffles these ten"
     assert [a.event_id for a in attempts] == sent
-    for body, headers in receiver.received:
-        assert headers["x-signature"] == hmac.new(b"other", body, hashlib.sha256).hexdigest()
+    for push in receiver.received:
+        assert (
+            push.headers["x-signature"] == hmac.new(b"other", push.body, hashlib.sha256).hexdigest()
+        )
 
 
 @pytest.mark.asyncio
@@ -320,8 +316,8 @@ async def test_an_unreachable_endpoint_is_an_attempt_with_an_error_not_a_crash()
 
 @pytest.mark.asyncio
 async def test_reset_cancels_scheduled_retries_and_forgets_events() -> None:
-    receiver = Receiver([500] * 10)
-    async with LoopbackServer(receiver.app) as server:
+    receiver = receiver_answering([500] * 10)
+    async with LoopbackServer(receiver.app()) as server:
         outbox = WebhookOutbox(
             sign=sign, url=f"{server.url}/hooks", auto_deliver=True, retry_delays=(30.0,)
         )
@@ -337,8 +333,8 @@ async def test_reset_cancels_scheduled_retries_and_forgets_events() -> None:
 
 @pytest.mark.asyncio
 async def test_the_outbox_drops_delivered_events_first_then_counts_dropped_pending_ones() -> None:
-    receiver = Receiver()
-    async with LoopbackServer(receiver.app) as server:
+    receiver = receiver_answering()
+    async with LoopbackServer(receiver.app()) as server:
         outbox = WebhookOutbox(sign=sign, url=f"{server.url}/hooks", max_events=3)
         outbox.emit("evt_0", "thing.updated", event_body(0))
         outbox.emit("evt_1", "thing.updated", event_body(1))
@@ -370,8 +366,8 @@ async def test_the_outbox_drops_delivered_events_first_then_counts_dropped_pendi
 
 @pytest.mark.asyncio
 async def test_an_event_is_shown_as_sent_and_every_attempt_is_listed() -> None:
-    receiver = Receiver([500])
-    async with LoopbackServer(receiver.app) as server:
+    receiver = receiver_answering([500])
+    async with LoopbackServer(receiver.app()) as server:
         outbox = WebhookOutbox(sign=sign, url=f"{server.url}/hooks")
         kit = SandboxKit(config=Settings(), fault_model=KitFault, outbox=outbox)
         pretty = b'{\n  "id": "evt_1"\n}'
@@ -389,7 +385,7 @@ async def test_an_event_is_shown_as_sent_and_every_attempt_is_listed() -> None:
             every = (await http.get("/_sandbox/deliveries")).json()
             first = (await http.get("/_sandbox/deliveries", params={"event_id": "evt_1"})).json()
 
-    assert sent.content == pretty == receiver.received[0][0]
+    assert sent.content == pretty == receiver.received[0].body
     assert sent.headers["content-type"] == "application/json"
     assert (text.text, text.headers["content-type"]) == ("plain words", "text/plain; charset=utf-8")
     assert missing.status_code == 404
@@ -417,8 +413,8 @@ async def test_signing_options_a_model_rejects_are_refused_before_anything_is_se
         seen.append(options)
         return sign(event, options)
 
-    receiver = Receiver()
-    async with LoopbackServer(receiver.app) as server:
+    receiver = receiver_answering()
+    async with LoopbackServer(receiver.app()) as server:
         outbox = WebhookOutbox(sign=checked_sign, signing=Signing, url=f"{server.url}/hooks")
         kit = SandboxKit(config=Settings(), fault_model=KitFault, outbox=outbox)
         outbox.emit("evt_1", "thing.updated", event_body(1))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from paypal_sandbox_control import SandboxControl, SwappableApp, WebhookReceiver
+from paypal_sandbox_control import SandboxControl, SwappableApp
 from pixecom_paypal.gateway import PayPalGateway
 from pixecom_paypal.sandbox import (
     LoopbackTLS,
@@ -21,6 +21,7 @@ from pixecom_paypal.sandbox import (
 from pixecom_paypal.settings import PayPalSettings
 
 from pixecom_core.testing.loopback import LoopbackServer
+from pixecom_core.testing.sandbox_kit import WebhookReceiver
 
 # The conformance kit's fixtures and `conformance` marker (pixecom-core[testing]).
 pytest_plugins = ["pixecom_core.testing.conformance"]
@@ -90,7 +91,7 @@ def receiver(
 ) -> Iterator[tuple[str, WebhookReceiver]]:
     """A webhook endpoint on loopback: its URL and what it received."""
     server, swappable = receiver_server
-    recorder = WebhookReceiver()
+    recorder = WebhookReceiver("/webhooks/paypal")
     swappable.current = recorder.app()
     yield f"{server.url}/webhooks/paypal", recorder
     swappable.current = None

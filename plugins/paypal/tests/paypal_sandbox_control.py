@@ -1,15 +1,15 @@
-"""Test helpers: drive a running PayPal sandbox, and receive the webhooks it delivers.
+"""Test helpers: drive a running PayPal sandbox (its webhooks go to the kit's
+``WebhookReceiver``).
 
 The name is unique across the repository on purpose: plugin test folders are not packages,
 so pytest imports this module by its bare name.
 """
 
 import ssl
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from pixecom_paypal.sandbox import SandboxSettings
 
 from pixecom_core.providers.sandboxes import ASGIApp, Receive, Scope, Send
@@ -141,29 +141,3 @@ class SandboxControl:
             all(entry.get(name) == value for name, value in wanted.items())
             for entry in self.call("GET", "/requests")
         )
-
-
-@dataclass
-class ReceivedWebhook:
-    body: bytes
-    headers: dict[str, str]
-
-
-@dataclass
-class WebhookReceiver:
-    """A stand-in for core's webhook endpoint: records every POST, answers ``status_code``."""
-
-    received: list[ReceivedWebhook] = field(default_factory=list)
-    status_code: int = 200
-
-    def app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.post("/webhooks/paypal")
-        async def receive(request: Request) -> Response:
-            self.received.append(
-                ReceivedWebhook(body=await request.body(), headers=dict(request.headers))
-            )
-            return Response(status_code=self.status_code)
-
-        return app

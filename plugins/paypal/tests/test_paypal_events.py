@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from paypal_sandbox_control import SandboxControl, WebhookReceiver
+from paypal_sandbox_control import SandboxControl
 from pixecom_paypal.gateway import PayPalGateway
 
 from pixecom_core.providers import (
@@ -22,6 +22,7 @@ from pixecom_core.providers import (
     ProviderTransientError,
     VerifiedWebhook,
 )
+from pixecom_core.testing.sandbox_kit import WebhookReceiver
 
 Receiver = tuple[str, WebhookReceiver]
 Parsed = list[tuple[VerifiedWebhook, list[GatewayPaymentEvent]]]

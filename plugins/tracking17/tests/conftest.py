@@ -11,9 +11,10 @@ from pixecom_tracking17.sandbox import create_sandbox_app
 from pixecom_tracking17.settings import Track17SandboxSettings, Track17Settings
 from pixecom_tracking17.tracker import Tracker17
 from pydantic import SecretStr
-from tracking17_support import API_KEY, PUSH_KEY, PushReceiver, SandboxHandle
+from tracking17_support import API_KEY, PUSH_KEY, SandboxHandle
 
 from pixecom_core.testing.loopback import serve
+from pixecom_core.testing.sandbox_kit import WebhookReceiver
 
 # The conformance kit's fixtures and `conformance` marker (pixecom-core[testing]).
 pytest_plugins = ["pixecom_core.testing.conformance"]
@@ -25,28 +26,27 @@ MakeTracker = Callable[..., Awaitable[Tracker17]]
 
 
 @pytest.fixture(scope="session")
-async def push_receiver_session() -> AsyncIterator[PushReceiver]:
-    receiver = PushReceiver()
+async def push_receiver_session() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver("/webhooks/tracking/17track")
     async with serve(receiver.app()) as url:
         receiver.url = url
         yield receiver
 
 
 @pytest.fixture
-def push_receiver(push_receiver_session: PushReceiver) -> PushReceiver:
+def push_receiver(push_receiver_session: WebhookReceiver) -> WebhookReceiver:
     """The push receiver, with nothing received and answering 200."""
-    push_receiver_session.received.clear()
-    push_receiver_session.status_code = 200
+    push_receiver_session.clear()
     return push_receiver_session
 
 
 @pytest.fixture(scope="session")
-async def sandbox_url(push_receiver_session: PushReceiver) -> AsyncIterator[str]:
+async def sandbox_url(push_receiver_session: WebhookReceiver) -> AsyncIterator[str]:
     """One sandbox server for the run (starting uvicorn costs ~0.2 s); reset per test."""
     config = Track17SandboxSettings(
         api_keys=[SecretStr(API_KEY)],
         push_key=SecretStr(PUSH_KEY),
-        push_url=push_receiver_session.push_url,
+        push_url=push_receiver_session.endpoint,
         rate_limit_per_second=FAST_RATE,
     )
     async with serve(create_sandbox_app(config)) as url:
@@ -54,7 +54,7 @@ async def sandbox_url(push_receiver_session: PushReceiver) -> AsyncIterator[str]
 
 
 @pytest.fixture
-async def sandbox(sandbox_url: str, push_receiver: PushReceiver) -> AsyncIterator[SandboxHandle]:
+async def sandbox(sandbox_url: str, push_receiver: WebhookReceiver) -> AsyncIterator[SandboxHandle]:
     """The sandbox with its starting configuration: no parcels, faults or calls."""
     del push_receiver  # cleared for the test as well
     async with httpx.AsyncClient(

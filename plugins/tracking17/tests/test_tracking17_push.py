@@ -11,18 +11,19 @@ import pytest
 from conftest import MakeTracker
 from pixecom_tracking17.signatures import push_signature, signature_matches
 from pixecom_tracking17.tracker import Tracker17
-from tracking17_support import PUSH_KEY, PushReceiver, ReceivedPush, SandboxHandle
+from tracking17_support import PUSH_KEY, SandboxHandle
 
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import TrackingNumber, TrackingStatus, WebhookVerificationError
 from pixecom_core.testing.loopback import serve
+from pixecom_core.testing.sandbox_kit import ReceivedWebhook, WebhookReceiver
 
 TAG = "seller-1:order-1"
 
 
 async def _delivered(
-    tracker: Tracker17, sandbox: SandboxHandle, receiver: PushReceiver, **order: Any
-) -> ReceivedPush:
+    tracker: Tracker17, sandbox: SandboxHandle, receiver: WebhookReceiver, **order: Any
+) -> ReceivedWebhook:
     number = TrackingNumber(number="RR300000001CN", carrier="china-post", tag=TAG)
     await tracker.register([number])
     await sandbox.advance(number.number)
@@ -40,7 +41,7 @@ def _signed(payload: Any, key: str = PUSH_KEY) -> tuple[bytes, dict[str, str]]:
 
 
 async def test_a_delivered_push_verifies_and_matches_the_polled_state(
-    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: PushReceiver
+    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     push = await _delivered(tracker, sandbox, push_receiver)
 
@@ -56,7 +57,7 @@ async def test_a_delivered_push_verifies_and_matches_the_polled_state(
 
 
 async def test_header_names_are_found_in_any_case(
-    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: PushReceiver
+    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     push = await _delivered(tracker, sandbox, push_receiver)
     shouting = {name.upper(): value for name, value in push.headers.items()}
@@ -65,7 +66,7 @@ async def test_header_names_are_found_in_any_case(
 
 
 async def test_a_duplicate_push_parses_to_the_same_update(
-    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: PushReceiver
+    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     await _delivered(tracker, sandbox, push_receiver, duplicates=2)
 
@@ -79,7 +80,7 @@ async def test_a_duplicate_push_parses_to_the_same_update(
 
 
 async def test_a_stopped_push_carries_no_update(
-    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: PushReceiver
+    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     push = await _delivered(tracker, sandbox, push_receiver, event="TRACKING_STOPPED")
 
@@ -137,7 +138,7 @@ def test_the_signature_is_sha256_of_body_slash_key_in_hex() -> None:
 
 
 async def test_a_push_without_a_sign_header_is_refused(
-    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: PushReceiver
+    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     push = await _delivered(tracker, sandbox, push_receiver)
     headers = {name: value for name, value in push.headers.items() if name != "sign"}
@@ -148,7 +149,7 @@ async def test_a_push_without_a_sign_header_is_refused(
 
 @pytest.mark.parametrize("sign", ["", "   ", "0" * 64, "not-hex", "é" * 64])
 async def test_a_bad_sign_header_is_refused(
-    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: PushReceiver, sign: str
+    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: WebhookReceiver, sign: str
 ) -> None:
     push = await _delivered(tracker, sandbox, push_receiver)
 
@@ -157,7 +158,7 @@ async def test_a_bad_sign_header_is_refused(
 
 
 async def test_a_tampered_body_is_refused(
-    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: PushReceiver
+    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     push = await _delivered(tracker, sandbox, push_receiver)
     tampered = push.body.replace(b'"InTransit"', b'"Delivered"', 1)
@@ -168,7 +169,7 @@ async def test_a_tampered_body_is_refused(
 
 
 async def test_reserialised_json_is_refused(
-    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: PushReceiver
+    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     # the signature covers the raw bytes: parsing and dumping again changes them
     push = await _delivered(tracker, sandbox, push_receiver)
@@ -179,7 +180,7 @@ async def test_reserialised_json_is_refused(
 
 
 async def test_a_push_signed_with_another_key_is_refused(
-    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: PushReceiver
+    tracker: Tracker17, sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     push = await _delivered(tracker, sandbox, push_receiver, key="someone-elses-key")
 
@@ -188,7 +189,7 @@ async def test_a_push_signed_with_another_key_is_refused(
 
 
 async def test_a_tracker_with_another_key_refuses_the_push(
-    make_tracker: MakeTracker, sandbox: SandboxHandle, push_receiver: PushReceiver
+    make_tracker: MakeTracker, sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     tracker = await make_tracker()
     push = await _delivered(tracker, sandbox, push_receiver)
@@ -254,7 +255,7 @@ async def test_a_refused_push_never_shows_the_key(make_tracker: MakeTracker) -> 
 
 
 async def test_the_dev_environment_delivers_pushes_the_tracker_accepts(
-    monkeypatch: pytest.MonkeyPatch, push_receiver: PushReceiver
+    monkeypatch: pytest.MonkeyPatch, push_receiver: WebhookReceiver
 ) -> None:
     """What ``pixecom dev`` does: the sandbox's ``environment`` is exported, the sandbox is
     served with its lifespan, and parcels moved by time are pushed to the API's route."""

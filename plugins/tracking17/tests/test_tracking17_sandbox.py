@@ -6,7 +6,9 @@ import json
 import pytest
 from pixecom_tracking17.sandbox import detect_carrier
 from pixecom_tracking17.signatures import signature_matches
-from tracking17_support import API_KEY, PUSH_KEY, PushReceiver, SandboxHandle
+from tracking17_support import API_KEY, PUSH_KEY, SandboxHandle
+
+from pixecom_core.testing.sandbox_kit import WebhookReceiver
 
 
 async def test_register_answers_in_17tracks_envelope(sandbox: SandboxHandle) -> None:
@@ -138,7 +140,7 @@ async def test_a_status_can_be_set_and_advancing_resumes_the_progression(
 
 
 async def test_pushes_are_signed_over_the_raw_body(
-    sandbox: SandboxHandle, push_receiver: PushReceiver
+    sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     await sandbox.api("register", [{"number": "RR700000008CN", "tag": "order-8"}])
 
@@ -156,7 +158,7 @@ async def test_pushes_are_signed_over_the_raw_body(
 
 
 async def test_every_push_attempt_is_listed_and_bad_signing_options_send_nothing(
-    sandbox: SandboxHandle, push_receiver: PushReceiver
+    sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     await sandbox.api("register", [{"number": "RR700000012CN"}])
     push_receiver.status_code = 503
@@ -180,7 +182,7 @@ async def test_every_push_attempt_is_listed_and_bad_signing_options_send_nothing
 
 
 async def test_tick_pushes_each_change_once(
-    sandbox: SandboxHandle, push_receiver: PushReceiver
+    sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     await sandbox.api("register", [{"number": "RR700000009CN"}, {"number": "RR700000010CN"}])
 
@@ -196,7 +198,7 @@ async def test_tick_pushes_each_change_once(
 
 
 async def test_a_push_the_api_refused_is_pushed_again(
-    sandbox: SandboxHandle, push_receiver: PushReceiver
+    sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     await sandbox.api("register", [{"number": "RR700000011CN"}])
     push_receiver.status_code = 503
@@ -210,7 +212,7 @@ async def test_a_push_the_api_refused_is_pushed_again(
 
 
 async def test_an_undelivered_push_stays_pending_until_redelivered(
-    sandbox: SandboxHandle, push_receiver: PushReceiver
+    sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     await sandbox.api("register", [{"number": "RR700000014CN"}])
     push_receiver.status_code = 503
@@ -231,7 +233,7 @@ async def test_an_undelivered_push_stays_pending_until_redelivered(
 
 
 async def test_auto_push_delivers_changes_and_stops(
-    sandbox: SandboxHandle, push_receiver: PushReceiver
+    sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:
     await sandbox.configure(auto_push=True)
     await sandbox.api("register", [{"number": "RR700000012CN"}])

@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
 
 #: The key the tests' tracker sends and the sandbox accepts.
 API_KEY = "t17-test-key-0123456789abcdefSECRET"
@@ -103,39 +101,6 @@ class SandboxHandle:
         """A raw API call (``key=None``: no ``17token`` header)."""
         headers = {"17token": key} if key is not None else {}
         return await self.control.post(f"/track/v2.2/{operation}", json=body, headers=headers)
-
-
-@dataclass
-class ReceivedPush:
-    """One request the push receiver got: the raw body and the headers as sent."""
-
-    body: bytes
-    headers: dict[str, str]
-
-
-@dataclass
-class PushReceiver:
-    """An endpoint standing in for core's push route; answers ``status_code``."""
-
-    url: str = ""
-    received: list[ReceivedPush] = field(default_factory=list)
-    status_code: int = 200
-
-    def app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.post("/webhooks/tracking/17track")
-        async def receive(request: Request) -> Response:
-            self.received.append(
-                ReceivedPush(body=await request.body(), headers=dict(request.headers))
-            )
-            return JSONResponse({"ok": True}, self.status_code)
-
-        return app
-
-    @property
-    def push_url(self) -> str:
-        return f"{self.url}/webhooks/tracking/17track"
 
 
 def all_text(exc: BaseException) -> str:
