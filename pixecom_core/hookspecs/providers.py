@@ -18,7 +18,12 @@ def pixecom_register_ad_networks() -> list[AdNetwork]:
     """Return the ad networks this plugin provides.
 
     Each object implements :class:`pixecom_core.providers.AdNetwork`; core fetches daily
-    insights through it for every seller account connected to that network.
+    insights through it for every seller account connected to that network. To let sellers
+    connect their own accounts, the same object implements
+    :class:`pixecom_core.providers.AdNetworkAuthorization` (the consent page and code
+    exchange, or a pasted token; the accounts a grant reaches); to name campaigns, ad sets
+    and ads on the dashboard, :class:`pixecom_core.providers.AdNetworkEntities`. The
+    conformance kit checks both.
 
     All results collected: every plugin's list is concatenated, and two ad networks with the
     same ``identifier`` are refused when the registry is built.

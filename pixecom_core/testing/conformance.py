@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -59,7 +60,10 @@ from pixecom_core.providers import (
     AdAccountInfo,
     AdEntity,
     AdNetwork,
+    AdNetworkAuthorization,
     AdNetworkEntities,
+    AdNetworkGrant,
+    AuthorizationKind,
     EntityLevel,
     GatewayPaymentEvent,
     InsightRow,
@@ -73,6 +77,7 @@ from pixecom_core.providers import (
     ProviderThrottled,
     ProviderTransientError,
     ProviderUnavailable,
+    ReachableAdAccount,
     RegistrationResult,
     Sandbox,
     Storage,
@@ -93,6 +98,9 @@ MARKER = "conformance"
 #: What core accepts as a provider identifier: stored with every row, used in URLs and
 #: settings names, so lower case, short, no spaces.
 IDENTIFIER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+#: The redirect URI and state the kit's consent flows use (core's callback, elsewhere).
+CALLBACK = "https://pixecom.example/ad-accounts/connections/callback"
+CONSENT_STATE = "conformance-kit-state-0123456789"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -664,6 +672,105 @@ class AdNetworkConformance(SandboxKitChecks, ProviderConformance):
                 if entity.parent_id not in listed[parent_level]
             }
             assert not orphans, f"{level}s whose {parent_level} is not listed: {orphans}"
+
+    # -- connecting: the authorization flow (AdNetworkAuthorization) --------------------
+
+    def _authorization(self, ad_network: AdNetwork) -> AdNetworkAuthorization:
+        assert isinstance(ad_network, AdNetworkAuthorization), (
+            f"{type(ad_network).__name__} does not implement AdNetworkAuthorization: sellers "
+            "could not connect their accounts of this network"
+        )
+        return ad_network
+
+    async def _grant(
+        self, authorization: AdNetworkAuthorization, sandbox: SandboxUnderTest
+    ) -> tuple[AdNetworkGrant, str | None]:
+        """A grant as a seller gets one: through the consent page the sandbox's
+        ``approve_consent`` answers (OAuth), or from a pasted token (TOKEN); and the code."""
+        if authorization.authorization_kind is AuthorizationKind.TOKEN:
+            url = authorization.authorization_url(state=CONSENT_STATE, redirect_uri=CALLBACK)
+            assert url is None, "a pasted-token network has no consent page"
+            return await authorization.grant_from_token(SecretStr(self.access_token)), None
+        url = authorization.authorization_url(state=CONSENT_STATE, redirect_uri=CALLBACK)
+        assert url, "an OAuth network gives a consent URL"
+        approve = sandbox.sandbox.approve_consent
+        assert approve is not None, (
+            "an OAuth network's sandbox sets Sandbox.approve_consent, so dev mode and this kit "
+            "can play the seller on its consent page"
+        )
+        location = await approve(url)
+        assert location.startswith(f"{CALLBACK}?"), f"not sent back to the redirect URI: {location}"
+        query = parse_qs(urlsplit(location).query)
+        assert query.get("state") == [CONSENT_STATE], "the state must come back unchanged"
+        assert query.get("code"), f"no code in the redirect: {location}"
+        code = query["code"][0]
+        return await authorization.exchange_code(code=code, redirect_uri=CALLBACK), code
+
+    @pytest.mark.asyncio
+    async def test_connecting_gives_a_grant_with_the_scopes_syncing_needs(
+        self, ad_network: AdNetwork, sandbox: SandboxUnderTest
+    ) -> None:
+        """The consent flow (or a pasted token) gives a grant holding every required scope,
+        not yet expired; inspecting and extending it keep it usable."""
+        authorization = self._authorization(ad_network)
+        grant, _ = await self._grant(authorization, sandbox)
+
+        assert isinstance(grant, AdNetworkGrant) and grant.access_token.get_secret_value()
+        missing = set(authorization.required_scopes) - set(grant.scopes)
+        assert not missing, f"the grant lacks the required scopes {sorted(missing)}"
+        now = datetime.now(UTC)
+        assert grant.expires_at is None or grant.expires_at > now
+        inspected = await authorization.inspect_grant(grant)
+        assert set(authorization.required_scopes) <= set(inspected.scopes)
+        extended = await authorization.extend_grant(grant)
+        assert extended.expires_at is None or extended.expires_at > now
+        if grant.expires_at is not None and extended.expires_at is not None:
+            assert extended.expires_at >= grant.expires_at, "extending shortened the grant"
+
+    @pytest.mark.asyncio
+    async def test_a_grant_lists_the_accounts_it_reaches(
+        self, ad_network: AdNetwork, sandbox: SandboxUnderTest
+    ) -> None:
+        """What the account chooser shows: each account once, with a name, an ISO 4217
+        currency, an IANA time zone and a status."""
+        authorization = self._authorization(ad_network)
+        grant, _ = await self._grant(authorization, sandbox)
+
+        accounts = [account async for account in authorization.list_ad_accounts(grant)]
+
+        assert accounts, "the sandbox's seller reaches no ad account"
+        ids = [account.account_id for account in accounts]
+        assert len(ids) == len(set(ids)), f"an account listed twice: {ids}"
+        for account in accounts:
+            assert isinstance(account, ReachableAdAccount)
+            assert account.name.strip()
+            assert_iso_4217(account.currency)
+            zoneinfo.ZoneInfo(account.timezone)
+
+    @pytest.mark.asyncio
+    async def test_a_used_code_another_redirect_or_a_bad_token_is_refused(
+        self, ad_network: AdNetwork, sandbox: SandboxUnderTest
+    ) -> None:
+        """Codes are single-use and bound to their redirect URI; a token the network does
+        not know is refused — each as ``ProviderAuthError`` (the seller must connect again),
+        never quoting the secret."""
+        authorization = self._authorization(ad_network)
+        grant, code = await self._grant(authorization, sandbox)
+        if code is None:
+            bad = "not-a-token-the-network-issued"
+            with pytest.raises(ProviderAuthError) as refused:
+                await authorization.grant_from_token(SecretStr(bad))
+            assert bad not in _chain_text(refused.value)
+            return
+        with pytest.raises(ProviderAuthError) as reused:
+            await authorization.exchange_code(code=code, redirect_uri=CALLBACK)
+        assert code not in _chain_text(reused.value)
+        url = authorization.authorization_url(state=CONSENT_STATE, redirect_uri=CALLBACK)
+        assert url is not None and sandbox.sandbox.approve_consent is not None
+        fresh = parse_qs(urlsplit(await sandbox.sandbox.approve_consent(url)).query)["code"][0]
+        with pytest.raises(ProviderAuthError):
+            await authorization.exchange_code(code=fresh, redirect_uri=f"{CALLBACK}/elsewhere")
+        assert grant.access_token.get_secret_value() not in _chain_text(reused.value)
 
     @pytest.mark.asyncio
     async def test_failures_raise_core_error_classes(

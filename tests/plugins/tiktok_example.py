@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -17,22 +18,26 @@ from typing import Any, Literal
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from pixecom_core import hookimpl
 from pixecom_core.providers import (
     AdAccountCredentials,
     AdAccountInfo,
+    AdAccountStatus,
     AdEntity,
     AdEntityStatus,
     AdNetwork,
+    AdNetworkGrant,
     ASGIApp,
+    AuthorizationKind,
     EntityLevel,
     InsightRow,
     ProviderAuthError,
     ProviderError,
     ProviderThrottled,
     ProviderTransientError,
+    ReachableAdAccount,
     Sandbox,
 )
 from pixecom_core.testing.sandbox_kit import Fault, SandboxKit
@@ -110,6 +115,51 @@ class TikTokAdNetwork:
                 purchase_value_micros=item["purchase_value_micros"],
                 currency=data["currency"],
                 fetched_at=fetched_at,
+            )
+
+    # -- connecting (AdNetworkAuthorization): sellers paste a token from TikTok's UI --------
+
+    authorization_kind = AuthorizationKind.TOKEN
+    required_scopes: tuple[str, ...] = ()
+
+    def authorization_url(self, *, state: str, redirect_uri: str) -> str | None:  # noqa: ARG002
+        """No consent page: the seller pastes a long-lived token."""
+        return None
+
+    async def exchange_code(self, *, code: str, redirect_uri: str) -> AdNetworkGrant:  # noqa: ARG002
+        """There is no code to exchange for a pasted-token network."""
+        raise ProviderAuthError("tiktok has no consent page: paste a token", provider=IDENTIFIER)
+
+    async def _advertisers(self, access_token: SecretStr) -> list[dict[str, Any]]:
+        probe = AdAccountCredentials(
+            seller_id=uuid.UUID(int=0), account_id="-", access_token=access_token
+        )
+        data = await self._get("/oauth2/advertiser/get", probe)
+        advertisers: list[dict[str, Any]] = data["list"]
+        return advertisers
+
+    async def grant_from_token(self, access_token: SecretStr) -> AdNetworkGrant:
+        """A token TikTok knows is a grant that does not expire."""
+        await self._advertisers(access_token)
+        return AdNetworkGrant(access_token=access_token)
+
+    async def extend_grant(self, grant: AdNetworkGrant) -> AdNetworkGrant:
+        """Nothing to extend: the token does not expire."""
+        return grant
+
+    async def inspect_grant(self, grant: AdNetworkGrant) -> AdNetworkGrant:
+        """Still valid, or ``ProviderAuthError``."""
+        return await self.grant_from_token(grant.access_token)
+
+    async def list_ad_accounts(self, grant: AdNetworkGrant) -> AsyncIterator[ReachableAdAccount]:
+        """The advertisers the token reaches."""
+        for item in await self._advertisers(grant.access_token):
+            yield ReachableAdAccount(
+                account_id=item["advertiser_id"],
+                name=item["advertiser_name"],
+                currency=item["currency"],
+                timezone=item["timezone"],
+                status=AdAccountStatus.ACTIVE,
             )
 
     async def list_entities(
@@ -193,6 +243,24 @@ def create_sandbox_app() -> ASGIApp:
     async def refusal(request: Request, operation: str, advertiser_id: str) -> Response | None:
         refused, _logged = await kit.intercept(request, operation, advertiser_id, render=render)
         return refused
+
+    #: The tokens this fake TikTok issued (the conformance kit's among them).
+    known_tokens = {"conformance-kit-token-0123456789"}
+
+    @app.get("/oauth2/advertiser/get")
+    async def advertisers(request: Request) -> Response:
+        failed = await refusal(request, "advertisers", "-")
+        if failed is not None:
+            return failed
+        if request.headers.get("access-token") not in known_tokens:
+            return JSONResponse({"message": "invalid token"}, 401)
+        advertiser = {
+            "advertiser_id": DEMO_ACCOUNT,
+            "advertiser_name": f"Advertiser {DEMO_ACCOUNT}",
+            "currency": "USD",
+            "timezone": "UTC",
+        }
+        return JSONResponse({"data": {"list": [advertiser]}})
 
     @app.get("/advertiser/info")
     async def advertiser(request: Request, advertiser_id: str) -> Response:
