@@ -2,21 +2,20 @@
 loopback port, and a gateway pointed at the sandbox over real HTTP. (The tests through the
 reference app live with the project's tests, in ``tests/stripe/``.)"""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request, Response
 from pixecom_stripe.client import shared_ssl_context
 from pixecom_stripe.gateway import StripeGateway
 from pixecom_stripe.sandbox import SandboxConfig, create_sandbox_app
 from pixecom_stripe.testing import running_sandbox
-from stripe_support import WEBHOOK_SECRET, Receiver, RunningSandbox, settings_for
+from stripe_support import WEBHOOK_SECRET, RunningSandbox, settings_for
 
 from pixecom_core.providers import PaymentRequest
 from pixecom_core.testing.loopback import serve
+from pixecom_core.testing.sandbox_kit import WebhookReceiver
 
 # The conformance kit's fixtures and `conformance` marker (pixecom-core[testing]).
 pytest_plugins = ["pixecom_core.testing.conformance"]
@@ -75,29 +74,15 @@ def make_request() -> Callable[..., PaymentRequest]:
 
 
 @pytest.fixture(scope="session")
-async def receiver_server() -> AsyncIterator[Receiver]:
-    app = FastAPI()
-    state = Receiver(url="")
-
-    @app.post("/webhooks/stripe")
-    async def receive(request: Request) -> Response:
-        state.requests.append(
-            ({k.lower(): v for k, v in request.headers.items()}, await request.body())
-        )
-        answer = state.next_answer()
-        if answer.delay_seconds:
-            await asyncio.sleep(answer.delay_seconds)
-        return Response(status_code=answer.status_code)
-
-    async with serve(app) as url:
-        state.url = f"{url}/webhooks/stripe"
-        yield state
+async def receiver_server() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver("/webhooks/stripe")
+    async with serve(receiver.app()) as url:
+        receiver.url = url
+        yield receiver
 
 
 @pytest.fixture
-def receiver(receiver_server: Receiver) -> Receiver:
+def receiver(receiver_server: WebhookReceiver) -> WebhookReceiver:
     """A webhook endpoint on loopback that answers 200 and records every request."""
-    receiver_server.requests.clear()
-    receiver_server.status_code = 200
-    receiver_server.script.clear()
+    receiver_server.clear()
     return receiver_server

@@ -2,7 +2,6 @@
 does (sandboxes are served by ``pixecom_core.testing.loopback``)."""
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from pixecom_stripe.gateway import StripeGateway
@@ -10,6 +9,7 @@ from pixecom_stripe.sandbox import signature_header
 from pixecom_stripe.testing import SECRET_KEY, WEBHOOK_SECRET, RunningSandbox, settings_for
 
 from pixecom_core.providers import GatewayPaymentEvent
+from pixecom_core.testing.sandbox_kit import WebhookReceiver
 
 OLD_WEBHOOK_SECRET = "whsec_fixture_previous_111111111111111"
 
@@ -30,29 +30,7 @@ async def facts_of(gateway: StripeGateway, event: dict[str, Any]) -> list[Gatewa
     return await gateway.parse_events(webhook)
 
 
-@dataclass(frozen=True)
-class Answer:
-    """How the receiver answers one request: a status, after a wait (longer than the
-    sender's timeout: no answer in time)."""
-
-    status_code: int = 200
-    delay_seconds: float = 0.0
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint on loopback that records what it receives (as it arrives) and
-    answers the next requests as ``script`` says, then with ``status_code``."""
-
-    url: str
-    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    status_code: int = 200
-    script: list[Answer] = field(default_factory=list)
-
-    def next_answer(self) -> Answer:
-        return self.script.pop(0) if self.script else Answer(self.status_code)
-
-    def events(self, event_id: str | None = None) -> list[dict[str, Any]]:
-        """The events received, in arrival order (only ``event_id``'s when given)."""
-        received = [json.loads(body) for _, body in self.requests]
-        return [e for e in received if event_id is None or e["id"] == event_id]
+def received_events(receiver: WebhookReceiver, event_id: str | None = None) -> list[Any]:
+    """The events ``receiver`` got, in arrival order (only ``event_id``'s when given)."""
+    received = [json.loads(webhook.body) for webhook in receiver.received]
+    return [e for e in received if event_id is None or e["id"] == event_id]

@@ -15,7 +15,6 @@ from stripe_support import (
     OLD_WEBHOOK_SECRET,
     SECRET_KEY,
     WEBHOOK_SECRET,
-    Receiver,
     RunningSandbox,
     settings_for,
 )
@@ -27,6 +26,7 @@ from pixecom_core.providers import (
     WebhookVerificationError,
 )
 from pixecom_core.testing.loopback import serve
+from pixecom_core.testing.sandbox_kit import WebhookReceiver
 
 MakeRequest = Callable[..., PaymentRequest]
 INTENT_FORM = {"amount": "2000", "currency": "usd", "metadata[order_id]": "order-1"}
@@ -56,38 +56,45 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 
 
 async def test_delivered_events_arrive_signed_as_stripe_signs_them(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url)
+    await sandbox.configure(webhook_url=receiver.endpoint)
     await paid_intent(sandbox)
     logged = await sandbox.events()
 
     deliveries = await deliver(sandbox)
 
     assert [d["status_code"] for d in deliveries] == [200] * len(logged)
-    assert [json.loads(body)["id"] for _, body in receiver.requests] == [e["id"] for e in logged]
-    for headers, body in receiver.requests:
-        assert headers["content-type"].startswith("application/json")
-        signature = headers["stripe-signature"]
+    assert [json.loads(webhook.body)["id"] for webhook in receiver.received] == [
+        e["id"] for e in logged
+    ]
+    for webhook in receiver.received:
+        assert webhook.headers["content-type"].startswith("application/json")
+        signature = webhook.headers["stripe-signature"]
         assert signature.count("v1=") == 1
         assert "v0=" in signature
         # Stripe's own library accepts it
-        event = stripe.Webhook.construct_event(body.decode(), signature, WEBHOOK_SECRET, 300)
+        event = stripe.Webhook.construct_event(
+            webhook.body.decode(), signature, WEBHOOK_SECRET, 300
+        )
         assert event["object"] == "event"
 
 
 async def test_delivered_events_pass_the_gateway_and_become_facts(
-    sandbox: RunningSandbox, receiver: Receiver, gateway: StripeGateway, make_request: MakeRequest
+    sandbox: RunningSandbox,
+    receiver: WebhookReceiver,
+    gateway: StripeGateway,
+    make_request: MakeRequest,
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url)
+    await sandbox.configure(webhook_url=receiver.endpoint)
     session = await gateway.create_payment(make_request(amount_minor=3_000))
     await sandbox.act(f"payment_intents/{session.gateway_reference}/succeed")
     await sandbox.refund(session.gateway_reference, 500)
     await deliver(sandbox)
 
     facts = set()
-    for headers, body in receiver.requests:
-        webhook = await gateway.verify_webhook(body=body, headers=headers)
+    for received in receiver.received:
+        webhook = await gateway.verify_webhook(body=received.body, headers=received.headers)
         for fact in await gateway.parse_events(webhook):
             facts.add((fact.kind, fact.amount_minor, fact.gateway_reference))
 
@@ -98,9 +105,9 @@ async def test_delivered_events_pass_the_gateway_and_become_facts(
 
 
 async def test_only_pending_events_are_delivered_again(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url)
+    await sandbox.configure(webhook_url=receiver.endpoint)
     await paid_intent(sandbox)
     first = await deliver(sandbox)
 
@@ -114,9 +121,9 @@ async def test_only_pending_events_are_delivered_again(
 
 
 async def test_duplicated_and_shuffled_deliveries(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url)
+    await sandbox.configure(webhook_url=receiver.endpoint)
     intent = await paid_intent(sandbox)
     await sandbox.refund(intent["id"], 100)
     await sandbox.refund(intent["id"], 100)
@@ -124,16 +131,16 @@ async def test_duplicated_and_shuffled_deliveries(
 
     await deliver(sandbox, duplicates=1, shuffle=True, seed=3)
 
-    received = [json.loads(body)["id"] for _, body in receiver.requests]
+    received = [json.loads(webhook.body)["id"] for webhook in receiver.received]
     assert sorted(received) == sorted(logged * 2)
     assert received != [event_id for event_id in logged for _ in range(2)]
 
 
 async def test_a_rotating_endpoint_gets_two_v1_signatures(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
     await sandbox.configure(
-        webhook_url=receiver.url, webhook_secrets=[OLD_WEBHOOK_SECRET, WEBHOOK_SECRET]
+        webhook_url=receiver.endpoint, webhook_secrets=[OLD_WEBHOOK_SECRET, WEBHOOK_SECRET]
     )
     await paid_intent(sandbox)
     await deliver(sandbox)
@@ -141,80 +148,80 @@ async def test_a_rotating_endpoint_gets_two_v1_signatures(
         settings_for(sandbox.url, webhook_secrets=[OLD_WEBHOOK_SECRET])
     )
 
-    for headers, body in receiver.requests:
-        assert headers["stripe-signature"].count("v1=") == 2
-        await still_on_the_old_secret.verify_webhook(body=body, headers=headers)
+    for webhook in receiver.received:
+        assert webhook.headers["stripe-signature"].count("v1=") == 2
+        await still_on_the_old_secret.verify_webhook(body=webhook.body, headers=webhook.headers)
 
 
 async def test_an_old_delivery_timestamp_is_refused_by_the_gateway(
-    sandbox: RunningSandbox, receiver: Receiver, gateway: StripeGateway
+    sandbox: RunningSandbox, receiver: WebhookReceiver, gateway: StripeGateway
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url)
+    await sandbox.configure(webhook_url=receiver.endpoint)
     await paid_intent(sandbox)
 
     await deliver(sandbox, signing={"timestamp_offset_seconds": -600})
 
-    for headers, body in receiver.requests:
+    for webhook in receiver.received:
         with pytest.raises(WebhookVerificationError, match="300 s old"):
-            await gateway.verify_webhook(body=body, headers=headers)
+            await gateway.verify_webhook(body=webhook.body, headers=webhook.headers)
 
 
 async def test_a_delivery_signed_with_another_secret_is_refused_by_the_gateway(
-    sandbox: RunningSandbox, receiver: Receiver, gateway: StripeGateway
+    sandbox: RunningSandbox, receiver: WebhookReceiver, gateway: StripeGateway
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url)
+    await sandbox.configure(webhook_url=receiver.endpoint)
     await paid_intent(sandbox)
 
     await deliver(sandbox, signing={"secrets": ["whsec_not_the_endpoint_secret"]})
 
-    assert receiver.requests
-    for headers, body in receiver.requests:
+    assert receiver.received
+    for webhook in receiver.received:
         with pytest.raises(WebhookVerificationError, match="configured webhook secret"):
-            await gateway.verify_webhook(body=body, headers=headers)
+            await gateway.verify_webhook(body=webhook.body, headers=webhook.headers)
 
 
 @pytest.mark.parametrize(
     "signing", [{"secrets": [""]}, {"timestamp_offset_seconds": "soon"}, {"colour": "red"}]
 )
 async def test_signing_options_stripe_does_not_take_are_refused_before_any_delivery(
-    sandbox: RunningSandbox, receiver: Receiver, signing: dict[str, Any]
+    sandbox: RunningSandbox, receiver: WebhookReceiver, signing: dict[str, Any]
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url)
+    await sandbox.configure(webhook_url=receiver.endpoint)
     await paid_intent(sandbox)
 
     refused = await sandbox.control.post("/_sandbox/deliver", json={"signing": signing})
 
     assert refused.status_code == 422
     assert refused.json()["detail"].startswith("invalid signing options")
-    assert receiver.requests == []
+    assert receiver.received == []
 
 
 async def test_an_event_is_shown_byte_for_byte_as_its_deliveries_send_it(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url)
+    await sandbox.configure(webhook_url=receiver.endpoint)
     await paid_intent(sandbox)
     (delivery, *_) = await deliver(sandbox)
 
     shown = await sandbox.control.get(f"/_sandbox/events/{delivery['event_id']}")
     missing = await sandbox.control.get("/_sandbox/events/evt_none")
 
-    sent = next(body for _, body in receiver.requests if delivery["event_id"].encode() in body)
+    sent = next(w.body for w in receiver.received if delivery["event_id"].encode() in w.body)
     assert shown.content == sent
     assert missing.status_code == 404
 
 
 async def test_auto_delivery_sends_each_event_as_it_happens(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url, auto_deliver=True)
+    await sandbox.configure(webhook_url=receiver.endpoint, auto_deliver=True)
 
     await paid_intent(sandbox)
 
     async with asyncio.timeout(5):
-        while len(receiver.requests) < 3:
+        while len(receiver.received) < 3:
             await asyncio.sleep(0.02)
-    types = {json.loads(body)["type"] for _, body in receiver.requests}
+    types = {json.loads(webhook.body)["type"] for webhook in receiver.received}
     assert types == {"payment_intent.created", "charge.succeeded", "payment_intent.succeeded"}
 
 

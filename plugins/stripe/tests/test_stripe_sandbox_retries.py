@@ -15,9 +15,10 @@ import stripe
 from fastapi import FastAPI
 from pixecom_stripe.sandbox import SandboxConfig, create_sandbox_app
 from pixecom_stripe.settings import SANDBOX_DEFAULT_RETRY_DELAYS_SECONDS
-from stripe_support import WEBHOOK_SECRET, Answer, Receiver, RunningSandbox
+from stripe_support import WEBHOOK_SECRET, RunningSandbox, received_events
 
 from pixecom_core.testing.loopback import serve
+from pixecom_core.testing.sandbox_kit import WebhookReceiver
 
 INTENT_FORM = {"amount": "2000", "currency": "usd"}
 #: A schedule short enough for tests: three retries 50 ms apart.
@@ -36,25 +37,25 @@ async def new_event(sandbox: RunningSandbox) -> str:
     return str(event["id"])
 
 
-async def attempts(receiver: Receiver, event_id: str, count: int) -> int:
+async def attempts(receiver: WebhookReceiver, event_id: str, count: int) -> int:
     """Wait until ``count`` attempts to deliver ``event_id`` arrived; how many did."""
     async with asyncio.timeout(DEADLINE_SECONDS):
-        while len(receiver.events(event_id)) < count:
+        while len(received_events(receiver, event_id)) < count:
             await asyncio.sleep(0.01)
-    return len(receiver.events(event_id))
+    return len(received_events(receiver, event_id))
 
 
-async def quiet_attempts(receiver: Receiver, event_id: str) -> int:
+async def quiet_attempts(receiver: WebhookReceiver, event_id: str) -> int:
     """The number of attempts once none arrived for ``QUIET_SECONDS``."""
     await asyncio.sleep(QUIET_SECONDS)
-    return len(receiver.events(event_id))
+    return len(received_events(receiver, event_id))
 
 
-async def retrying_event(sandbox: RunningSandbox, receiver: Receiver) -> str:
+async def retrying_event(sandbox: RunningSandbox, receiver: WebhookReceiver) -> str:
     """An event whose first automatic delivery the receiver refused (500), with retries
     scheduled every 0.2 s; the receiver still answers 500."""
     await sandbox.configure(
-        webhook_url=receiver.url, auto_deliver=True, retry_delays_seconds=[0.2] * 10
+        webhook_url=receiver.endpoint, auto_deliver=True, retry_delays_seconds=[0.2] * 10
     )
     receiver.status_code = 500
     event_id = await new_event(sandbox)
@@ -85,10 +86,12 @@ async def delivered(sandbox: RunningSandbox, event_id: str) -> bool:
 
 
 async def test_a_refused_delivery_is_retried_until_the_endpoint_answers_2xx(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url, auto_deliver=True, retry_delays_seconds=QUICK)
-    receiver.script = [Answer(500), Answer(503)]
+    await sandbox.configure(
+        webhook_url=receiver.endpoint, auto_deliver=True, retry_delays_seconds=QUICK
+    )
+    receiver.script = [500, 503]
 
     event_id = await new_event(sandbox)
 
@@ -97,16 +100,21 @@ async def test_a_refused_delivery_is_retried_until_the_endpoint_answers_2xx(
     assert await quiet_attempts(receiver, event_id) == 3
     assert await listed(sandbox, pending_only=True) == {}
     # every attempt is signed like the first
-    for headers, body in receiver.requests:
+    for webhook in receiver.received:
         assert stripe.WebhookSignature.verify_header(
-            body.decode("utf-8"), headers["stripe-signature"], WEBHOOK_SECRET, tolerance=300
+            webhook.body.decode("utf-8"),
+            webhook.headers["stripe-signature"],
+            WEBHOOK_SECRET,
+            tolerance=300,
         )
 
 
 async def test_an_endpoint_that_never_answers_2xx_gets_every_retry_then_none(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url, auto_deliver=True, retry_delays_seconds=QUICK)
+    await sandbox.configure(
+        webhook_url=receiver.endpoint, auto_deliver=True, retry_delays_seconds=QUICK
+    )
     receiver.status_code = 500
 
     event_id = await new_event(sandbox)
@@ -129,9 +137,11 @@ async def test_an_endpoint_that_never_answers_2xx_gets_every_retry_then_none(
 
 
 async def test_an_empty_schedule_means_a_single_attempt(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url, auto_deliver=True, retry_delays_seconds=[])
+    await sandbox.configure(
+        webhook_url=receiver.endpoint, auto_deliver=True, retry_delays_seconds=[]
+    )
     receiver.status_code = 500
 
     event_id = await new_event(sandbox)
@@ -141,11 +151,11 @@ async def test_an_empty_schedule_means_a_single_attempt(
     assert list(await listed(sandbox, pending_only=True)) == [event_id]
 
 
-async def test_a_delivery_not_answered_in_time_is_retried(receiver: Receiver) -> None:
+async def test_a_delivery_not_answered_in_time_is_retried(receiver: WebhookReceiver) -> None:
     app = create_sandbox_app(_retrying_config(receiver, QUICK))
     app.state.account.outbox.timeout_seconds = 0.2
     # The first answer comes long after the sandbox stopped waiting for it.
-    receiver.script = [Answer(200, delay_seconds=1.0)]
+    receiver.script = [(200, 1.0)]
 
     async with _sandbox_at(app) as sandbox:
         event_id = await new_event(sandbox)
@@ -166,22 +176,22 @@ async def test_a_dropped_connection_is_retried(sandbox: RunningSandbox) -> None:
 
 
 async def test_an_event_delivered_on_demand_meanwhile_is_not_retried(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
     event_id = await retrying_event(sandbox, receiver)
 
     receiver.status_code = 200
     response = await sandbox.control.post("/_sandbox/deliver", json={"event_ids": [event_id]})
     assert [d["status_code"] for d in response.json()["deliveries"]] == [200]
-    sent = len(receiver.events(event_id))
+    sent = len(received_events(receiver, event_id))
 
     assert await quiet_attempts(receiver, event_id) == sent
 
 
 async def test_deliveries_on_demand_are_never_retried(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
-    await sandbox.configure(webhook_url=receiver.url, retry_delays_seconds=QUICK)
+    await sandbox.configure(webhook_url=receiver.endpoint, retry_delays_seconds=QUICK)
     event_id = await new_event(sandbox)
     receiver.status_code = 500
 
@@ -194,12 +204,12 @@ async def test_deliveries_on_demand_are_never_retried(
 
 
 async def test_turning_auto_delivery_off_stops_the_retries(
-    sandbox: RunningSandbox, receiver: Receiver
+    sandbox: RunningSandbox, receiver: WebhookReceiver
 ) -> None:
     event_id = await retrying_event(sandbox, receiver)
 
     await sandbox.configure(auto_deliver=False)
-    sent = len(receiver.events(event_id))
+    sent = len(received_events(receiver, event_id))
 
     assert await quiet_attempts(receiver, event_id) == sent
     assert list(await listed(sandbox, pending_only=True)) == [event_id]
@@ -208,14 +218,14 @@ async def test_turning_auto_delivery_off_stops_the_retries(
 # -- shutdown -----------------------------------------------------------------------------
 
 
-async def test_shutdown_cancels_pending_retries(receiver: Receiver) -> None:
+async def test_shutdown_cancels_pending_retries(receiver: WebhookReceiver) -> None:
     app = create_sandbox_app(_retrying_config(receiver, [0.2] * 10))
     receiver.status_code = 500
 
     async with _sandbox_at(app, lifespan="on") as sandbox:
         event_id = await new_event(sandbox)
         await attempts(receiver, event_id, 1)
-    sent = len(receiver.events(event_id))
+    sent = len(received_events(receiver, event_id))
 
     assert app.state.account.outbox.automatic_deliveries == 0
     assert sent < 1 + 10
@@ -266,10 +276,10 @@ def test_the_default_schedule_is_a_compressed_backoff(monkeypatch: pytest.Monkey
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _retrying_config(receiver: Receiver, delays: list[float]) -> SandboxConfig:
+def _retrying_config(receiver: WebhookReceiver, delays: list[float]) -> SandboxConfig:
     """A sandbox of a test's own that delivers to ``receiver`` from the start."""
     return SandboxConfig(
-        webhook_url=receiver.url,
+        webhook_url=receiver.endpoint,
         webhook_secrets=[WEBHOOK_SECRET],
         auto_deliver=True,
         retry_delays_seconds=delays,
