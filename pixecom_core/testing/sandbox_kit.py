@@ -48,7 +48,8 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
@@ -776,6 +777,16 @@ class SandboxKit(Generic[C, F]):
         """Stop deliveries in flight (call it from the app's lifespan)."""
         if self.outbox is not None:
             await self.outbox.stop()
+
+    @asynccontextmanager
+    async def lifespan(self, _app: object = None) -> AsyncIterator[None]:
+        """A lifespan for the sandbox's app (``FastAPI(lifespan=kit.lifespan)``): shutting
+        down cancels the automatic deliveries still running or waiting to retry. Served
+        without a lifespan, the end of the server's event loop cancels them."""
+        try:
+            yield
+        finally:
+            await self.shutdown()
 
     # -- the control routes
 

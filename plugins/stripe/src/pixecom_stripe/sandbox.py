@@ -78,8 +78,7 @@ import re
 import secrets
 import string
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import parse_qsl
@@ -938,23 +937,13 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
     account = SandboxAccount(config if config is not None else SandboxConfig.from_environment())
     kit = account.kit
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Served with a lifespan (the dev server), shutting down cancels the automatic
-        # deliveries still running or waiting to retry; without one, the end of the
-        # server's event loop cancels them.
-        try:
-            yield
-        finally:
-            await kit.shutdown()
-
     app = FastAPI(
         title="Stripe sandbox (PixEcom)",
         description=__doc__,
         openapi_url="/_sandbox/openapi.json",
         docs_url="/_sandbox/docs",
         redoc_url=None,
-        lifespan=lifespan,
+        lifespan=kit.lifespan,
     )
     app.state.account = account
     app.include_router(kit.router())
