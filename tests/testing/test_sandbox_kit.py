@@ -32,6 +32,7 @@ from pixecom_core.testing.sandbox_kit import (
     SandboxKit,
     WebhookOutbox,
     WebhookReceiver,
+    pause,
     public_settings,
 )
 
@@ -431,3 +432,26 @@ async def test_signing_options_a_model_rejects_are_refused_before_anything_is_se
     assert "colour" in unknown.json()["detail"] and "secret" in empty.json()["detail"]
     assert sent.json()["deliveries"][0]["status_code"] == 200
     assert seen == [{"secret": SECRET.decode()}]  # the model's defaults filled in
+
+
+@pytest.mark.asyncio
+async def test_a_pause_ends_soon_after_its_client_gives_up() -> None:
+    ended: list[tuple[float, bytes]] = []
+    app = FastAPI()
+
+    @app.post("/slow")
+    async def slow(request: Request) -> Response:
+        await pause(request, 30.0)
+        # the pause read the body before watching for a disconnect; it is still there
+        ended.append((asyncio.get_running_loop().time(), await request.body()))
+        return Response()
+
+    async with LoopbackServer(app) as server, httpx.AsyncClient(base_url=server.url) as http:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post("/slow", content=b"payload", timeout=0.3)
+        await wait_until(lambda: ended, seconds=5.0)
+
+    [(at, body)] = ended
+    assert at - started < 0.3 + 1.0  # a poll interval (0.25 s) after the client left
+    assert body == b"payload"
