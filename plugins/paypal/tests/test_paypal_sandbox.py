@@ -7,6 +7,8 @@ import httpx
 import pytest
 from paypal_sandbox_control import SandboxControl
 
+from pixecom_core.testing.sandbox_kit import WebhookReceiver
+
 
 def token_response(sandbox: SandboxControl, **kwargs: object) -> httpx.Response:
     return sandbox.http.post("/v1/oauth2/token", **kwargs)  # type: ignore[arg-type]
@@ -165,3 +167,19 @@ def test_the_buyer_can_cancel(sandbox: SandboxControl) -> None:
 
     assert decided.headers["location"] == f"https://shop.example/cancelled?token={order_id}"
     assert sandbox.state.orders[order_id]["status"] == "CREATED"
+
+
+def test_signing_options_are_refused_before_anything_is_sent(
+    sandbox: SandboxControl, receiver: tuple[str, WebhookReceiver]
+) -> None:
+    url, recorder = receiver
+    sandbox.capture(sandbox.create_order())
+
+    refused = sandbox.http.post(
+        "/_sandbox/deliver", json={"url": url, "signing": {"timestamp_offset_seconds": -600}}
+    )
+
+    assert refused.status_code == 422
+    assert "timestamp_offset_seconds" in refused.json()["detail"]
+    assert recorder.received == []
+    assert [d["status_code"] for d in sandbox.deliver(url=url)] == [200] * len(sandbox.events())

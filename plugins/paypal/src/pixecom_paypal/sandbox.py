@@ -65,7 +65,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pixecom_core.testing.sandbox_kit import Fault, OutboxEvent, SandboxKit, WebhookOutbox
@@ -447,6 +447,13 @@ class ClockMove(BaseModel):
     advance_seconds: float
 
 
+class NoSigningOptions(BaseModel):
+    """PayPal's signer takes no ``signing`` options: ``POST /_sandbox/deliver`` refuses any
+    (422) rather than sign as if they had been applied."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 # -- state ------------------------------------------------------------------------------
 
 
@@ -499,7 +506,7 @@ class SandboxPayPal:
 
     def __init__(self, settings: SandboxSettings) -> None:
         self.identity = _signing_identity()
-        self.outbox = WebhookOutbox(sign=self.sign)
+        self.outbox = WebhookOutbox(sign=self.sign, signing=NoSigningOptions)
         self.kit: SandboxKit[SandboxSettings, PayPalFault] = SandboxKit(
             config=settings,
             fault_model=PayPalFault,
