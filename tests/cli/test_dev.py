@@ -191,14 +191,21 @@ class DemoNumbers:
     net_revenue_minor: int
 
 
-def demo_numbers(port: int) -> DemoNumbers:
-    """The demo seller's orders (first page) and today's overview, read over HTTP."""
-    base = f"http://127.0.0.1:{port}"
+def demo_login(port: int) -> dict[str, str]:
+    """The demo seller's authorization header (logins are rate limited: log in once)."""
     login = httpx.post(
-        f"{base}/auth/login", json={"email": DEMO_EMAIL, "password": DEMO_PASSWORD}, timeout=10
+        f"http://127.0.0.1:{port}/auth/login",
+        json={"email": DEMO_EMAIL, "password": DEMO_PASSWORD},
+        timeout=10,
     )
     assert login.status_code == 200, login.text
-    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def demo_numbers(port: int, headers: dict[str, str] | None = None) -> DemoNumbers:
+    """The demo seller's orders (first page) and today's overview, read over HTTP."""
+    base = f"http://127.0.0.1:{port}"
+    headers = headers or demo_login(port)
     orders = httpx.get(f"{base}/orders", params={"limit": 100}, headers=headers, timeout=10)
     assert orders.status_code == 200, orders.text
     by_status: dict[str, int] = {}
@@ -220,12 +227,13 @@ def wait_for_demo_numbers(
     run: DevRun, accept: Callable[[DemoNumbers], bool], what: str
 ) -> DemoNumbers:
     deadline = time.monotonic() + DEMO_NUMBERS_TIMEOUT_SECONDS
-    numbers = demo_numbers(run.port)
+    headers = demo_login(run.port)
+    numbers = demo_numbers(run.port, headers)
     while not accept(numbers):
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not happen: {numbers}\n{run.output()[-5000:]}")
         time.sleep(1)
-        numbers = demo_numbers(run.port)
+        numbers = demo_numbers(run.port, headers)
     return numbers
 
 
