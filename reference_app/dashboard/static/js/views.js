@@ -111,7 +111,7 @@ function entityStatus(status) {
 
 /** An entity's name, with the network's id beside it when the name is not just the id. */
 function entityName(name, externalId, link) {
-  const label = link ? h("a", { href: link }, name) : name;
+  const label = h("span", { class: "entity-name" }, link ? h("a", { href: link }, name) : name);
   if (name === externalId) return label;
   return h("span", {}, label, " ", h("small", { class: "muted" }, externalId));
 }
