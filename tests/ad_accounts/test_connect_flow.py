@@ -47,6 +47,17 @@ async def authorize(
     return connection_id
 
 
+async def choose(
+    client: httpx.AsyncClient, seller: SignedUpSeller, connection_id: str, *external_ids: str
+) -> httpx.Response:
+    """POST /ad-accounts: connect the chosen accounts through a connection."""
+    return await client.post(
+        "/ad-accounts",
+        json={"connection_id": connection_id, "external_ids": list(external_ids)},
+        headers=seller.headers,
+    )
+
+
 async def test_connect_two_accounts_and_list_them(
     api_client: httpx.AsyncClient,
     network: ConsentAdNetwork,
@@ -306,11 +317,7 @@ async def test_disconnect_deletes_the_token_and_keeps_history(
 ) -> None:
     seller = await new_seller()
     connection_id = await authorize(api_client, network, seller)
-    connected = await api_client.post(
-        "/ad-accounts",
-        json={"connection_id": connection_id, "external_ids": ["1001"]},
-        headers=seller.headers,
-    )
+    connected = await choose(api_client, seller, connection_id, "1001")
     account_id = connected.json()["accounts"][0]["id"]
     owner_conn.execute(
         "INSERT INTO campaigns (seller_id, ad_account_id, external_id, name)"
@@ -339,11 +346,7 @@ async def test_reconnect_clears_needs_reconnect_and_its_problem(
 ) -> None:
     seller = await new_seller()
     first = await authorize(api_client, network, seller)
-    connected = await api_client.post(
-        "/ad-accounts",
-        json={"connection_id": first, "external_ids": ["1001"]},
-        headers=seller.headers,
-    )
+    connected = await choose(api_client, seller, first, "1001")
     account_id = connected.json()["accounts"][0]["id"]
     # As the sync records a refused token (pixecom_core.stats.sync).
     owner_conn.execute(
@@ -357,11 +360,7 @@ async def test_reconnect_clears_needs_reconnect_and_its_problem(
     assert listed.json()["items"][0]["state"] == "needs_reconnect"
 
     second = await authorize(api_client, network, seller)
-    again = await api_client.post(
-        "/ad-accounts",
-        json={"connection_id": second, "external_ids": ["1001"]},
-        headers=seller.headers,
-    )
+    again = await choose(api_client, seller, second, "1001")
     assert again.status_code == 201
     assert again.json()["accounts"][0]["id"] == account_id
     # still backfilling: its first backfill never ran; it keeps its window and progress
@@ -377,11 +376,7 @@ async def test_another_sellers_ids_are_not_found(
 ) -> None:
     owner, intruder = await new_seller(), await new_seller()
     connection_id = await authorize(api_client, network, owner)
-    connected = await api_client.post(
-        "/ad-accounts",
-        json={"connection_id": connection_id, "external_ids": ["1001"]},
-        headers=owner.headers,
-    )
+    connected = await choose(api_client, owner, connection_id, "1001")
     account_id = connected.json()["accounts"][0]["id"]
     deleted = await api_client.delete(f"/ad-accounts/{account_id}", headers=intruder.headers)
     assert deleted.status_code == 404
@@ -389,11 +384,7 @@ async def test_another_sellers_ids_are_not_found(
         f"/ad-accounts/connections/{connection_id}", headers=intruder.headers
     )
     assert chooser.status_code == 404
-    stolen = await api_client.post(
-        "/ad-accounts",
-        json={"connection_id": connection_id, "external_ids": ["1001"]},
-        headers=intruder.headers,
-    )
+    stolen = await choose(api_client, intruder, connection_id, "1001")
     assert stolen.status_code == 404
     listed = await api_client.get("/ad-accounts", headers=intruder.headers)
     assert listed.json()["items"] == []
@@ -413,11 +404,7 @@ async def test_reconnecting_fetches_the_days_missed_while_the_token_was_refused(
     few days only, so the days since the last sync are backfilled on reconnect."""
     seller = await new_seller()
     first = await authorize(api_client, network, seller)
-    connected = await api_client.post(
-        "/ad-accounts",
-        json={"connection_id": first, "external_ids": ["1001"]},
-        headers=seller.headers,
-    )
+    connected = await choose(api_client, seller, first, "1001")
     account_id = connected.json()["accounts"][0]["id"]
     # Its first backfill finished; then its token was refused ten days ago.
     owner_conn.execute(
@@ -428,11 +415,7 @@ async def test_reconnecting_fetches_the_days_missed_while_the_token_was_refused(
     )
 
     second = await authorize(api_client, network, seller)
-    again = await api_client.post(
-        "/ad-accounts",
-        json={"connection_id": second, "external_ids": ["1001"]},
-        headers=seller.headers,
-    )
+    again = await choose(api_client, seller, second, "1001")
 
     assert again.status_code == 201, again.text
     assert again.json()["accounts"][0]["state"] == "backfilling"
