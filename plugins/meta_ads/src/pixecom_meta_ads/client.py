@@ -618,16 +618,9 @@ class MetaGraphClient:
                 return ProviderAuthError(f"{detail}: reconnect the account", provider=PROVIDER)
             return ProviderError(detail, provider=PROVIDER)
 
-        code = _int_or_none(raw.get("code"))
-        subcode = _int_or_none(raw.get("error_subcode"))
-        message = str(raw.get("error_user_msg") or raw.get("message") or "no message")
-        detail = (
-            f"Meta {where} failed with HTTP {status} {raw.get('type') or 'GraphError'} "
-            f"code {code}" + (f"/{subcode}" if subcode is not None else "") + f": {message}"
+        code, subcode, message, detail = graph_error_parts(
+            where, status, raw, secrets=secrets, message_fields=("error_user_msg", "message")
         )
-        if raw.get("fbtrace_id"):
-            detail += f" [fbtrace_id {raw['fbtrace_id']}]"
-        detail = redact_secrets(detail, *secrets)
 
         if (code == 100 and subcode == TOO_MUCH_DATA_SUBCODE) or (
             code == 1 and _REDUCE_DATA.search(message)
@@ -646,6 +639,29 @@ class MetaGraphClient:
         if code in TRANSIENT_CODES or raw.get("is_transient") is True or status >= 500:
             return ProviderTransientError(detail, provider=PROVIDER)
         return ProviderError(detail, provider=PROVIDER)
+
+
+def graph_error_parts(
+    where: str,
+    status: int,
+    raw: dict[str, Any],
+    *,
+    secrets: Iterable[str],
+    message_fields: tuple[str, ...] = ("message",),
+) -> tuple[int | None, int | None, str, str]:
+    """A Graph error object (``{"error": {...}}``) read once for every caller: its code,
+    subcode, message (the first of ``message_fields`` present) and a one-line detail for
+    the exception, with ``secrets`` redacted."""
+    code = _int_or_none(raw.get("code"))
+    subcode = _int_or_none(raw.get("error_subcode"))
+    message = str(next((raw[f] for f in message_fields if raw.get(f)), "no message"))
+    detail = (
+        f"Meta {where} failed with HTTP {status} {raw.get('type') or 'GraphError'} "
+        f"code {code}" + (f"/{subcode}" if subcode is not None else "") + f": {message}"
+    )
+    if raw.get("fbtrace_id"):
+        detail += f" [fbtrace_id {raw['fbtrace_id']}]"
+    return code, subcode, message, redact_secrets(detail, *secrets)
 
 
 def _path_of(url: str) -> str:

@@ -93,6 +93,7 @@ from pixecom_meta_ads.client import (
     TRANSIENT_CODES,
     account_number,
     follow_next_link,
+    graph_error_parts,
     install_log_redaction,
     redact_secrets,
     token_params,
@@ -383,16 +384,7 @@ class MetaLogin:
                     provider=PROVIDER,
                 )
             return ProviderError(detail, provider=PROVIDER)
-        code = _int_or_none(raw.get("code"))
-        subcode = _int_or_none(raw.get("error_subcode"))
-        message = str(raw.get("message") or "no message")
-        detail = (
-            f"Meta {where} failed with HTTP {status} {raw.get('type') or 'GraphError'} "
-            f"code {code}" + (f"/{subcode}" if subcode is not None else "") + f": {message}"
-        )
-        if raw.get("fbtrace_id"):
-            detail += f" [fbtrace_id {raw['fbtrace_id']}]"
-        detail = redact_secrets(detail, *secrets)
+        code, subcode, message, detail = graph_error_parts(where, status, raw, secrets=secrets)
 
         if code in THROTTLING_CODES or subcode in THROTTLING_SUBCODES:
             wait = self.settings.throttle_backoff_seconds
