@@ -205,7 +205,9 @@ async def test_the_token_never_reaches_the_logs_of_a_good_fetch(
 async def test_a_revoked_token_is_an_auth_error(
     network: MetaAdNetwork, sandbox: SandboxHandle
 ) -> None:
-    await sandbox.control.post("/_sandbox/tokens/revoke", json={"token": "EAArevoked"})
+    await sandbox.control.post(
+        "/_sandbox/oauth/tokens/revoke", json={"token": "EAArevoked", "reason": "password_changed"}
+    )
 
     with pytest.raises(ProviderAuthError) as raised:
         await network.describe_account(credentials(ACCOUNT, "EAArevoked"))

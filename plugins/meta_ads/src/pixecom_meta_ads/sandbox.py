@@ -58,11 +58,12 @@ Control endpoints (JSON, no token): the sandbox kit's (:mod:`pixecom_core.testin
   report the new name too;
 - ``POST /_sandbox/accounts/{id}/restate``: change one past day (``{"day": …}``) or every
   day of the last 28 (no body); days older than 28 days never change;
-- ``POST /_sandbox/tokens/revoke``: later calls with that token fail with code 190/460.
+- Facebook Login's (:mod:`~pixecom_meta_ads.sandbox_oauth`): ``POST
+  /_sandbox/oauth/tokens/revoke`` ``{"token", "reason"?}`` revokes any token, also a fixed
+  test token Login never issued: later calls fail with code 190 and the reason's subcode
+  (``password_changed``: 460).
 """
 
-import base64
-import binascii
 import hashlib
 import json
 import math
@@ -76,7 +77,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, FastAPI, Request
@@ -86,7 +86,20 @@ from starlette.responses import Response
 
 from pixecom_core.providers import ASGIApp
 from pixecom_core.testing.sandbox_kit import Fault, SandboxKit
-from pixecom_meta_ads.sandbox_oauth import AD_SCOPES, OAuthSandbox
+from pixecom_meta_ads.sandbox_oauth import (
+    ACCOUNT_FIELDS,
+    AD_SCOPES,
+    GraphError,
+    OAuthSandbox,
+    ad_account_object,
+    asked_fields,
+    check_version,
+    graph_params,
+    graph_token,
+    invalid_parameter,
+    list_param,
+    page_of,
+)
 from pixecom_meta_ads.settings import MetaSandboxSettings
 
 #: Currency and time zone of account ``N`` are ``ACCOUNT_PROFILES[N % len(ACCOUNT_PROFILES)]``.
@@ -108,7 +121,6 @@ PURCHASE_ACTION_TYPES: Final = (
     "onsite_web_purchase",
 )
 RESTATEMENT_DAYS: Final = 28
-DEFAULT_PAGE_SIZE: Final = 25
 MAX_REPORT_RUNS: Final = 10_000
 MAX_RESTATEMENTS: Final = 1_000
 ACCESS_TIER: Final = "standard_access"
@@ -139,9 +151,6 @@ INSIGHT_FIELDS: Final = frozenset(
     }
 )
 DEFAULT_INSIGHT_FIELDS: Final = ("impressions", "spend", "date_start", "date_stop")
-ACCOUNT_FIELDS: Final = frozenset(
-    {"id", "account_id", "name", "currency", "timezone_name", "account_status"}
-)
 #: The account's edges listing its objects, with the level and the fields each object has.
 ENTITY_EDGES: Final = {
     "campaigns": ("campaign", frozenset({"id", "name", "status", "effective_status"})),
@@ -170,7 +179,6 @@ DEFAULT_LISTED_STATUSES: Final = frozenset(
         "WITH_ISSUES",
     }
 )
-_VERSION = re.compile(r"^v\d+\.\d+$")
 _ACCOUNT_NODE = re.compile(r"^act_(\d{1,32})$")
 _DATE_PRESETS: Final = {
     "today": (0, 0),
@@ -380,14 +388,6 @@ class Restatement(BaseModel):
     day: date | None = None
 
 
-class RevokedToken(BaseModel):
-    """``POST /_sandbox/tokens/revoke``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    token: str = Field(min_length=1)
-
-
 @dataclass
 class AccountCalls:
     """An account's calls in the current budget window."""
@@ -446,49 +446,6 @@ def usage_headers(number: str, pct: float, *, regain_seconds: float) -> dict[str
 
 
 # -- Graph errors ------------------------------------------------------------------------
-
-
-class GraphError(Exception):
-    """An answer in Meta's error envelope."""
-
-    def __init__(
-        self,
-        status: int,
-        code: int,
-        message: str,
-        *,
-        subcode: int | None = None,
-        error_type: str = "OAuthException",
-        is_transient: bool | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.subcode = subcode
-        self.error_type = error_type
-        self.is_transient = is_transient
-        self.headers = dict(headers or {})
-
-    def response(self) -> JSONResponse:
-        """The JSON answer."""
-        error: dict[str, Any] = {
-            "message": self.message,
-            "type": self.error_type,
-            "code": self.code,
-        }
-        if self.subcode is not None:
-            error["error_subcode"] = self.subcode
-        if self.is_transient is not None:
-            error["is_transient"] = self.is_transient
-        error["fbtrace_id"] = secrets.token_urlsafe(12)
-        return JSONResponse({"error": error}, status_code=self.status, headers=self.headers)
-
-
-def invalid_parameter(message: str) -> GraphError:
-    """Code 100, Meta's "invalid parameter"."""
-    return GraphError(400, 100, f"(#100) {message}")
 
 
 #: A fault kind's Graph answer: HTTP status, code, subcode, ``is_transient``, message.
@@ -560,7 +517,7 @@ def parse_insights_query(params: Mapping[str, str], today: date) -> InsightsQuer
     level = params.get("level", "account")
     if level not in LEVELS:
         raise invalid_parameter(f"level must be one of the following values: {', '.join(LEVELS)}")
-    fields = _list_param(params.get("fields")) or list(DEFAULT_INSIGHT_FIELDS)
+    fields = list_param(params.get("fields")) or list(DEFAULT_INSIGHT_FIELDS)
     for name in fields:
         if name not in INSIGHT_FIELDS:
             raise invalid_parameter(f"{name} is not valid for fields param")
@@ -573,21 +530,6 @@ def parse_insights_query(params: Mapping[str, str], today: date) -> InsightsQuer
     else:
         raise invalid_parameter("time_increment must be all_days, monthly or 1 to 90")
     return InsightsQuery(level, tuple(dict.fromkeys(fields)), since, until, increment)
-
-
-def _list_param(raw: str | None) -> list[str]:
-    if raw is None or not raw.strip():
-        return []
-    text = raw.strip()
-    if text.startswith("["):
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise invalid_parameter("fields must be a JSON list or comma-separated") from exc
-        if not isinstance(value, list):
-            raise invalid_parameter("fields must be a list")
-        return [str(item).strip() for item in value if str(item).strip()]
-    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def _time_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
@@ -734,84 +676,12 @@ def _row(
     return row
 
 
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
-
-
-def _offset(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise invalid_parameter("Invalid cursor") from exc
-    kind, _, value = text.partition(":")
-    if kind != "offset" or not value.isdigit():
-        raise invalid_parameter("Invalid cursor")
-    return int(value)
-
-
-def page_of(
-    request: Request, params: Mapping[str, str], rows: list[dict[str, Any]], max_page_size: int
-) -> dict[str, Any]:
-    """The page of ``rows`` that ``limit`` and ``after`` select, with Graph's ``paging``."""
-    raw_limit = params.get("limit", str(DEFAULT_PAGE_SIZE))
-    if not raw_limit.isdigit() or int(raw_limit) < 1:
-        raise invalid_parameter("limit must be a positive integer")
-    limit = min(int(raw_limit), max_page_size)
-    offset = _offset(params["after"]) if params.get("after") else 0
-    chunk = rows[offset : offset + limit]
-    body: dict[str, Any] = {"data": chunk}
-    if not chunk:
-        return body
-    paging: dict[str, Any] = {
-        "cursors": {"before": _cursor(offset), "after": _cursor(offset + len(chunk))}
-    }
-    if offset + len(chunk) < len(rows):
-        paging["next"] = str(request.url.include_query_params(after=_cursor(offset + len(chunk))))
-    if offset > 0:
-        paging["previous"] = str(
-            request.url.include_query_params(after=_cursor(max(0, offset - limit)))
-        )
-    body["paging"] = paging
-    return body
-
-
 # -- the app ---------------------------------------------------------------------------------
-
-
-async def _request_params(request: Request) -> dict[str, str]:
-    """The query and, for a POST, the url-encoded or JSON body, as one flat mapping."""
-    params = dict(request.query_params)
-    if request.method == "POST":
-        content_type = request.headers.get("content-type", "")
-        raw = await request.body()
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            params |= dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-        elif content_type.startswith("application/json") and raw:
-            try:
-                body = json.loads(raw)
-            except ValueError as exc:
-                raise invalid_parameter("the JSON body is malformed") from exc
-            if isinstance(body, dict):
-                params |= {
-                    key: value if isinstance(value, str) else json.dumps(value)
-                    for key, value in body.items()
-                }
-    return params
-
-
-def _token(request: Request, params: dict[str, str]) -> str:
-    token = params.pop("access_token", "")
-    params.pop("appsecret_proof", None)
-    if not token:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() in {"bearer", "oauth"}:
-            token = value.strip()
-    return token
 
 
 class MetaSandbox:
     """One sandbox: the kit (settings, faults, latency, request log) and what Meta's side
-    remembers — account overrides, call usage, restatements, report runs, revoked tokens.
+    remembers — account overrides, call usage, restatements, report runs.
 
     :param config: starting settings (``POST /_sandbox/config`` changes them, reset restores).
     :param clock: monotonic seconds, for budget windows (tests pass a fake one).
@@ -823,7 +693,6 @@ class MetaSandbox:
     day_revisions: dict[tuple[str, date], int]
     account_restatements: dict[str, list[date]]
     report_runs: OrderedDict[str, ReportRun]
-    revoked_tokens: set[str]
 
     def __init__(
         self, config: MetaSandboxSettings, *, clock: Callable[[], float] = time.monotonic
@@ -840,7 +709,7 @@ class MetaSandbox:
         return self.kit.config
 
     def clear(self) -> None:
-        """Forget every account change, call, restatement, report run and revoked token
+        """Forget every account change, call, restatement, report run and Login's state
         (``POST /_sandbox/reset``, after the kit's own reset)."""
         self.overrides = {}
         self.entity_overrides = {}
@@ -848,7 +717,6 @@ class MetaSandbox:
         self.day_revisions = {}
         self.account_restatements = {}
         self.report_runs = OrderedDict()
-        self.revoked_tokens = set()
         self.oauth.reset()
 
     # -- accounts
@@ -884,12 +752,9 @@ class MetaSandbox:
         """The objects of one edge (``campaigns``, ``adsets``, ``ads``), by id, with the
         fields asked for and only the ``effective_status`` values asked for."""
         level, known_fields = ENTITY_EDGES[edge]
-        asked = _list_param(params.get("fields")) or ["id"]
-        unknown = [name for name in asked if name not in known_fields]
-        if unknown:
-            raise invalid_parameter(f"Tried accessing nonexisting field ({unknown[0]})")
+        fields = asked_fields(params, known_fields, default="id")
         wanted = (
-            frozenset(_list_param(params["effective_status"]))
+            frozenset(list_param(params["effective_status"]))
             if params.get("effective_status")
             else DEFAULT_LISTED_STATUSES
         )
@@ -915,7 +780,7 @@ class MetaSandbox:
                 "adset_id": ad.adset_id,
             }
             if effective in wanted:
-                objects[entity_id] = {name: available[name] for name in ["id", *asked]}
+                objects[entity_id] = {name: available[name] for name in fields}
         return [objects[key] for key in sorted(objects)]
 
     def today(self, number: str) -> date:
@@ -978,10 +843,10 @@ class MetaSandbox:
         budget with Graph's error, and otherwise ``handle(account number, params)``; usage
         headers ride on every answer about an account, errors included."""
         try:
-            params = await _request_params(request)
+            params = await graph_params(request)
         except GraphError as error:
             return error.response()
-        token = _token(request, params)
+        token = graph_token(request, params)
         self.kit.requests.record(
             request,
             operation=operation,
@@ -991,8 +856,7 @@ class MetaSandbox:
         await self.kit.pause(request)
         usage: dict[str, str] = {}
         try:
-            if not _VERSION.match(version):
-                raise invalid_parameter(f"Unknown path components: /{version}")
+            check_version(version)
             number = self._node_account(node)
             if not token:
                 raise GraphError(400, 104, "An access token is required to request this resource.")
@@ -1012,25 +876,10 @@ class MetaSandbox:
                     answered.headers.update(usage)
                     return answered
                 raise graph_error(fault, token, usage, number)
-            if token in self.revoked_tokens:
-                raise GraphError(
-                    400,
-                    190,
-                    "Error validating access token: The user has not authorized application.",
-                    subcode=460,
-                    headers=usage,
-                )
-            # A token Login issued must still be valid and hold an ads permission.
+            # A token Login issued (or revoked) must still be valid and hold an ads permission.
             problem = self.oauth.token_problem(token, any_of_scopes=AD_SCOPES)
             if problem is not None:
-                raise GraphError(
-                    problem.status,
-                    problem.code,
-                    problem.message,
-                    subcode=problem.subcode,
-                    error_type=problem.error_type,
-                    headers=usage,
-                )
+                raise problem
             if over_budget:
                 code = 80000 if operation != "account" else 80004
                 raise GraphError(
@@ -1069,20 +918,8 @@ class MetaSandbox:
 
     def describe_account(self, number: str, params: dict[str, str]) -> dict[str, Any]:
         """``GET /act_{id}``: the fields asked for."""
-        profile = self.profile(number)
-        asked = _list_param(params.get("fields")) or ["name"]
-        unknown = [name for name in asked if name not in ACCOUNT_FIELDS]
-        if unknown:
-            raise invalid_parameter(f"Tried accessing nonexisting field ({unknown[0]})")
-        available = {
-            "id": f"act_{number}",
-            "account_id": number,
-            "name": profile["name"],
-            "currency": profile["currency"],
-            "timezone_name": profile["timezone_name"],
-            "account_status": 1,
-        }
-        return {name: available[name] for name in ["id", *asked] if name in available}
+        fields = asked_fields(params, ACCOUNT_FIELDS, default="name")
+        return ad_account_object(number, self.profile(number), 1, fields)
 
     def start_report_run(self, number: str, params: dict[str, str]) -> dict[str, Any]:
         """``POST /act_{id}/insights``: a report run of the query, failing if a
@@ -1219,11 +1056,6 @@ class MetaSandbox:
             return JSONResponse(
                 {"restated": day.isoformat(), "revision": self.revision(number, day)}
             )
-
-        @router.post("/tokens/revoke")
-        async def revoke(revoked: RevokedToken) -> dict[str, str]:
-            self.revoked_tokens.add(revoked.token)
-            return {"status": "revoked"}
 
         return router
 

@@ -10,7 +10,7 @@ otherwise answer ``/{version}/debug_token``)::
     app.include_router(oauth.router())
 
 and its Graph routes ask :meth:`OAuthSandbox.token_problem` about every token, answering the
-:class:`TokenProblem` in Meta's error envelope when there is one. Tokens this sandbox never
+:class:`GraphError` in Meta's error envelope when there is one. Tokens this sandbox never
 issued pass (the Graph routes keep serving the fixed test tokens) unless
 ``refuse_unknown_tokens`` is switched on through ``PUT /_sandbox/oauth/config``.
 
@@ -83,6 +83,7 @@ Control endpoints (JSON, no token; loopback only — they reveal secrets):
   convenience (a test that drives the consent page already holds its tokens);
 - ``POST /_sandbox/oauth/tokens/revoke``: by ``token``, ``token_id``, or ``user_id`` (and
   optionally ``app_id``), with a ``reason`` that picks the subcode (:class:`Revocation`);
+  a ``token`` it never issued (the Graph routes' fixed test tokens) is refused from then on;
 - ``PUT /_sandbox/oauth/config``: ``{"refuse_unknown_tokens": true}``.
 """
 
@@ -90,6 +91,7 @@ import base64
 import binascii
 import hashlib
 import html
+import json
 import re
 import secrets
 import time
@@ -130,12 +132,13 @@ MAX_PAGE_SIZE: Final = 500
 MAX_CODES: Final = 10_000
 MAX_TOKENS: Final = 10_000
 
-AD_ACCOUNT_FIELDS: Final = frozenset(
+#: What an ad account node has (Marketing API "Ad Account" reference).
+ACCOUNT_FIELDS: Final = frozenset(
     {"id", "account_id", "name", "currency", "timezone_name", "account_status"}
 )
 DENIED_DESCRIPTION: Final = "Permissions error."
 
-_VERSION = re.compile(r"^v\d+\.\d+$")
+GRAPH_VERSION: Final = re.compile(r"^v\d+\.\d+$")
 _NUMBER = re.compile(r"^\d{1,32}$")
 
 RevocationReason = Literal["app_removed", "password_changed", "logged_out"]
@@ -216,24 +219,41 @@ class IssuedToken:
         return hashlib.sha256(self.token.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True, slots=True)
-class TokenProblem:
-    """Why a Graph call's token is refused, in Meta's terms; the Graph routes answer it.
+# -- Graph's wire format (the Meta sandbox's Graph routes speak it too) ----------------------
 
-    :param status: the HTTP status (400, as Meta answers token errors).
-    :param code: 190 (token), or 200 (a permission missing).
-    :param subcode: 458, 460, 463, 464 or 467 for code 190.
-    :param message: Meta's message.
+
+class GraphError(Exception):
+    """An answer in Graph's error envelope ``{"error": {message, type, code, error_subcode?,
+    is_transient?, fbtrace_id}}`` (Graph API "Handling Errors"); raised inside a route.
+
+    :param status: the HTTP status (400 for token and parameter errors, as Meta answers).
+    :param code: Graph's ``code``: 190 (token), 200 (a permission missing), 100 (parameter) …
+    :param subcode: ``error_subcode``: 458, 460, 463, 464 or 467 for code 190.
+    :param headers: sent with the answer (the usage headers of an ad account's calls).
     """
 
-    status: int
-    code: int
-    message: str
-    subcode: int | None = None
-    error_type: str = "OAuthException"
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        *,
+        subcode: int | None = None,
+        error_type: str = "OAuthException",
+        is_transient: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.subcode = subcode
+        self.error_type = error_type
+        self.is_transient = is_transient
+        self.headers = dict(headers or {})
 
     def envelope(self) -> dict[str, Any]:
-        """The body ``{"error": {message, type, code, error_subcode?, fbtrace_id}}``."""
+        """The JSON body."""
         error: dict[str, Any] = {
             "message": self.message,
             "type": self.error_type,
@@ -241,24 +261,148 @@ class TokenProblem:
         }
         if self.subcode is not None:
             error["error_subcode"] = self.subcode
+        if self.is_transient is not None:
+            error["is_transient"] = self.is_transient
         error["fbtrace_id"] = secrets.token_urlsafe(12)
         return {"error": error}
 
     def response(self) -> JSONResponse:
         """The JSON answer."""
-        return JSONResponse(self.envelope(), status_code=self.status)
+        return JSONResponse(self.envelope(), status_code=self.status, headers=self.headers)
 
 
-class GraphRefusal(Exception):
-    """Raised inside a route; answered as :class:`TokenProblem`'s envelope."""
-
-    def __init__(self, problem: TokenProblem) -> None:
-        super().__init__(problem.message)
-        self.problem = problem
+def invalid_parameter(message: str) -> GraphError:
+    """Code 100, Graph's "invalid parameter"."""
+    return GraphError(400, 100, f"(#100) {message}")
 
 
-def _refusal(code: int, message: str, *, subcode: int | None = None) -> GraphRefusal:
-    return GraphRefusal(TokenProblem(400, code, message, subcode=subcode))
+def unparsable_token() -> GraphError:
+    """Code 190/467: a token Graph cannot read (never issued, or another app's)."""
+    return GraphError(
+        400, 190, "Invalid OAuth access token - Cannot parse access token", subcode=467
+    )
+
+
+def check_version(version: str) -> None:
+    """Refuse a path whose first segment is no API version (``v25.0``)."""
+    if not GRAPH_VERSION.match(version):
+        raise invalid_parameter(f"Unknown path components: /{version}")
+
+
+async def graph_params(request: Request) -> dict[str, str]:
+    """The query and, for a POST, the url-encoded or JSON body, as one flat mapping."""
+    params = dict(request.query_params)
+    if request.method == "POST":
+        content_type = request.headers.get("content-type", "")
+        raw = await request.body()
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            params |= dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        elif content_type.startswith("application/json") and raw:
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                raise invalid_parameter("the JSON body is malformed") from exc
+            if isinstance(body, dict):
+                params |= {
+                    key: value if isinstance(value, str) else json.dumps(value)
+                    for key, value in body.items()
+                }
+    return params
+
+
+def graph_token(request: Request, params: dict[str, str]) -> str:
+    """The call's user token, taken out of ``params`` (``access_token``, with
+    ``appsecret_proof``) or read from ``Authorization: Bearer|OAuth``."""
+    token = params.pop("access_token", "")
+    params.pop("appsecret_proof", None)
+    if not token:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() in {"bearer", "oauth"}:
+            token = value.strip()
+    return token
+
+
+def list_param(raw: str | None) -> list[str]:
+    """A list parameter (``fields``, ``effective_status``): comma-separated or a JSON list."""
+    if raw is None or not raw.strip():
+        return []
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise invalid_parameter("fields must be a JSON list or comma-separated") from exc
+        if not isinstance(value, list):
+            raise invalid_parameter("fields must be a list")
+        return [str(item).strip() for item in value if str(item).strip()]
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def asked_fields(params: Mapping[str, str], known: Collection[str], default: str) -> list[str]:
+    """The ``fields`` asked for (``default`` when none), ``id`` first; code 100 for a field
+    the object does not have."""
+    asked = list_param(params.get("fields")) or [default]
+    unknown = [name for name in asked if name not in known]
+    if unknown:
+        raise invalid_parameter(f"Tried accessing nonexisting field ({unknown[0]})")
+    return list(dict.fromkeys(["id", *asked]))
+
+
+def ad_account_object(
+    number: str, profile: Mapping[str, Any], account_status: int, fields: list[str]
+) -> dict[str, Any]:
+    """An ad account node (``GET /act_{id}``, ``/me/adaccounts``) with ``fields``."""
+    available = {
+        "id": f"act_{number}",
+        "account_id": number,
+        "name": profile["name"],
+        "currency": profile["currency"],
+        "timezone_name": profile["timezone_name"],
+        "account_status": account_status,
+    }
+    return {name: available[name] for name in fields}
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise invalid_parameter("Invalid cursor") from exc
+    kind, _, value = text.partition(":")
+    if kind != "offset" or not value.isdigit():
+        raise invalid_parameter("Invalid cursor")
+    return int(value)
+
+
+def page_of(
+    request: Request, params: Mapping[str, str], rows: list[dict[str, Any]], max_page_size: int
+) -> dict[str, Any]:
+    """The page of ``rows`` that ``limit`` (25 by default) and ``after`` select, with
+    Graph's ``paging``: ``cursors.before/after`` always, ``next`` only when more rows
+    follow (Graph API "Paginated Results")."""
+    raw_limit = params.get("limit", str(DEFAULT_PAGE_SIZE))
+    if not raw_limit.isdigit() or int(raw_limit) < 1:
+        raise invalid_parameter("limit must be a positive integer")
+    limit = min(int(raw_limit), max_page_size)
+    offset = _offset(params["after"]) if params.get("after") else 0
+    chunk = rows[offset : offset + limit]
+    body: dict[str, Any] = {"data": chunk}
+    if not chunk:
+        return body
+    after = offset + len(chunk)
+    paging: dict[str, Any] = {"cursors": {"before": _cursor(offset), "after": _cursor(after)}}
+    if after < len(rows):
+        paging["next"] = str(request.url.include_query_params(after=_cursor(after)))
+    if offset > 0:
+        paging["previous"] = str(
+            request.url.include_query_params(after=_cursor(max(0, offset - limit)))
+        )
+    body["paging"] = paging
+    return body
 
 
 # -- control bodies ---------------------------------------------------------------------------
@@ -376,6 +520,8 @@ class OAuthSandbox:
         self.users = default_users()
         self.codes: dict[str, IssuedCode] = {}
         self.tokens: dict[str, IssuedToken] = {}
+        #: Tokens it never issued (fixed test tokens) revoked through the control API.
+        self.revoked_unissued: dict[str, RevocationReason] = {}
 
     def now(self) -> float:
         """The sandbox's time, in epoch seconds."""
@@ -388,12 +534,13 @@ class OAuthSandbox:
         self.apps, self.users = default_apps(), default_users()
         self.codes.clear()
         self.tokens.clear()
+        self.revoked_unissued.clear()
 
     # -- the hook the Graph routes call --------------------------------------------------
 
     def token_problem(
         self, token: str, *, any_of_scopes: Collection[str] = ()
-    ) -> TokenProblem | None:
+    ) -> GraphError | None:
         """Why a Graph call with ``token`` must be refused, or ``None`` to serve it.
 
         :param token: the call's ``access_token``.
@@ -401,18 +548,16 @@ class OAuthSandbox:
             ad account's insights); none asked by default.
         """
         issued = self.tokens.get(token)
+        revoked = issued.revoked if issued is not None else self.revoked_unissued.get(token)
+        if revoked is not None:
+            subcode, message = REVOCATION_ERRORS[revoked]
+            app_id = issued.app_id if issued is not None else DEFAULT_APP_ID
+            return GraphError(400, 190, message.format(app_id=app_id), subcode=subcode)
         if issued is None:
-            if self.config.refuse_unknown_tokens:
-                return TokenProblem(
-                    400, 190, "Invalid OAuth access token - Cannot parse access token", subcode=467
-                )
-            return None
-        if issued.revoked is not None:
-            subcode, message = REVOCATION_ERRORS[issued.revoked]
-            return TokenProblem(400, 190, message.format(app_id=issued.app_id), subcode=subcode)
+            return unparsable_token() if self.config.refuse_unknown_tokens else None
         now = self.now()
         if now >= issued.expires_at:
-            return TokenProblem(
+            return GraphError(
                 400,
                 190,
                 f"Error validating access token: Session has expired on "
@@ -421,7 +566,7 @@ class OAuthSandbox:
             )
         user = self.users.get(issued.user_id)
         if user is None or not user.confirmed:
-            return TokenProblem(
+            return GraphError(
                 400,
                 190,
                 f"Error validating access token: Sessions for the user {issued.user_id} are "
@@ -429,7 +574,7 @@ class OAuthSandbox:
                 subcode=464,
             )
         if now >= issued.data_access_expires_at:
-            return TokenProblem(
+            return GraphError(
                 400,
                 190,
                 "Error validating access token: Data access for the app has expired; the "
@@ -438,7 +583,7 @@ class OAuthSandbox:
             )
         if any_of_scopes and not set(any_of_scopes) & set(issued.scopes):
             wanted = " or ".join(sorted(any_of_scopes))
-            return TokenProblem(400, 200, f"(#200) Requires {wanted} permission")
+            return GraphError(400, 200, f"(#200) Requires {wanted} permission")
         return None
 
     # -- the router ----------------------------------------------------------------------
@@ -520,6 +665,10 @@ class OAuthSandbox:
             ]
             for issued in chosen:
                 issued.revoked = revocation.reason
+            if revocation.token is not None and not chosen:
+                _forget_oldest(self.revoked_unissued, MAX_TOKENS)
+                self.revoked_unissued[revocation.token] = revocation.reason
+                return {"revoked": 1}
             return {"revoked": len(chosen)}
 
     def _dialog_routes(self, router: APIRouter) -> None:
@@ -563,15 +712,11 @@ class OAuthSandbox:
         async def graph(
             request: Request, version: str, handle: Callable[[dict[str, str]], Any]
         ) -> Response:
-            params = dict(request.query_params)
-            if request.method == "POST":
-                params |= dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
             try:
-                if not _VERSION.match(version):
-                    raise _refusal(100, f"Unknown path components: /{version}")
-                return JSONResponse(handle(params))
-            except GraphRefusal as refusal:
-                return refusal.problem.response()
+                check_version(version)
+                return JSONResponse(handle(await graph_params(request)))
+            except GraphError as error:
+                return error.response()
 
         @router.get("/{version}/oauth/access_token")
         async def access_token_get(request: Request, version: str) -> Response:
@@ -621,7 +766,7 @@ class OAuthSandbox:
 
     def _dialog_app(self, version: str, params: Mapping[str, str]) -> tuple[SandboxApp | None, str]:
         """The app the dialog is for, or ``None`` and why the dialog cannot redirect."""
-        if not _VERSION.match(version):
+        if not GRAPH_VERSION.match(version):
             return None, f"Unknown API version {version!r}."
         app = self.apps.get(params.get("client_id", ""))
         if app is None:
@@ -695,28 +840,29 @@ class OAuthSandbox:
     def _access_token(self, params: dict[str, str]) -> dict[str, Any]:
         app = self.apps.get(params.get("client_id", ""))
         if app is None:
-            raise _refusal(101, "Error validating application. Invalid application ID.")
+            raise GraphError(400, 101, "Error validating application. Invalid application ID.")
         if params.get("client_secret") != app.secret:
-            raise _refusal(1, "Error validating client secret.")
+            raise GraphError(400, 1, "Error validating client secret.")
         if params.get("grant_type") == "fb_exchange_token":
             return self._exchange_token(app, params.get("fb_exchange_token", ""))
         if "redirect_uri" not in params:
-            raise _refusal(100, "Missing redirect_uri parameter.")
+            raise GraphError(400, 100, "Missing redirect_uri parameter.")
         if not params.get("code"):
-            raise _refusal(100, "Missing authorization code")
+            raise GraphError(400, 100, "Missing authorization code")
         issued = self.codes.get(params["code"])
         if issued is None or issued.app_id != app.app_id:
-            raise _refusal(100, "Invalid verification code format.")
+            raise GraphError(400, 100, "Invalid verification code format.")
         if issued.redirect_uri != params["redirect_uri"]:
-            raise _refusal(
+            raise GraphError(
+                400,
                 100,
                 "Error validating verification code. Please make sure your redirect_uri is "
                 "identical to the one you used in the OAuth dialog request",
             )
         if issued.used:
-            raise _refusal(100, "This authorization code has been used.")
+            raise GraphError(400, 100, "This authorization code has been used.")
         if self.now() >= issued.issued_at + CODE_LIFETIME_SECONDS:
-            raise _refusal(100, "This authorization code has expired.")
+            raise GraphError(400, 100, "This authorization code has expired.")
         issued.used = True
         token = self._issue_token(
             app.app_id,
@@ -729,15 +875,13 @@ class OAuthSandbox:
 
     def _exchange_token(self, app: SandboxApp, token: str) -> dict[str, Any]:
         if not token:
-            raise _refusal(100, "Missing fb_exchange_token parameter.")
+            raise GraphError(400, 100, "Missing fb_exchange_token parameter.")
         issued = self.tokens.get(token)
         if issued is None or issued.app_id != app.app_id:
-            raise _refusal(
-                190, "Invalid OAuth access token - Cannot parse access token", subcode=467
-            )
+            raise unparsable_token()
         problem = self.token_problem(token)
         if problem is not None:
-            raise GraphRefusal(problem)
+            raise problem
         longer = self._issue_token(
             app.app_id,
             issued.user_id,
@@ -778,10 +922,10 @@ class OAuthSandbox:
         if app is None or secret != app.secret:
             viewer = self.tokens.get(params.get("access_token", ""))
             if viewer is None or self.token_problem(viewer.token) is not None:
-                raise _refusal(190, "Invalid OAuth access token signature.")
+                raise GraphError(400, 190, "Invalid OAuth access token signature.")
         input_token = params.get("input_token", "")
         if not input_token:
-            raise _refusal(100, "(#100) The parameter input_token is required")
+            raise GraphError(400, 100, "(#100) The parameter input_token is required")
         issued = self.tokens.get(input_token)
         if issued is None:
             return {
@@ -823,65 +967,30 @@ class OAuthSandbox:
     def _user_token(
         self, request: Request, params: dict[str, str], *, any_of_scopes: Collection[str] = ()
     ) -> IssuedToken:
-        token = params.get("access_token", "")
+        token = graph_token(request, params)
         if not token:
-            scheme, _, value = request.headers.get("authorization", "").partition(" ")
-            token = value.strip() if scheme.lower() in {"bearer", "oauth"} else ""
-        if not token:
-            raise _refusal(
+            raise GraphError(
+                400,
                 2500,
                 "An active access token must be used to query information about the current user.",
             )
         issued = self.tokens.get(token)
         if issued is None:
-            raise _refusal(
-                190, "Invalid OAuth access token - Cannot parse access token", subcode=467
-            )
+            raise unparsable_token()
         problem = self.token_problem(token, any_of_scopes=any_of_scopes)
         if problem is not None:
-            raise GraphRefusal(problem)
+            raise problem
         return issued
 
     def _ad_accounts(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
         issued = self._user_token(request, params, any_of_scopes=AD_SCOPES)
-        asked = [name.strip() for name in params.get("fields", "").split(",") if name.strip()]
-        unknown = [name for name in asked if name not in AD_ACCOUNT_FIELDS]
-        if unknown:
-            raise _refusal(100, f"(#100) Tried accessing nonexisting field ({unknown[0]})")
-        raw_limit = params.get("limit", str(DEFAULT_PAGE_SIZE))
-        if not raw_limit.isdigit() or int(raw_limit) < 1:
-            raise _refusal(100, "(#100) limit must be a positive integer")
-        limit = min(int(raw_limit), MAX_PAGE_SIZE)
-        offset = _offset(params["after"]) if params.get("after") else 0
+        fields = asked_fields(params, ACCOUNT_FIELDS, default="id")
         user = self.users[issued.user_id]
-        numbers = sorted(user.accounts, key=int)
-        chunk = numbers[offset : offset + limit]
-        rows = []
-        for number in chunk:
-            profile = self._profile(number)
-            available = {
-                "id": f"act_{number}",
-                "account_id": number,
-                "name": profile["name"],
-                "currency": profile["currency"],
-                "timezone_name": profile["timezone_name"],
-                "account_status": user.accounts[number],
-            }
-            rows.append({name: available[name] for name in dict.fromkeys(["id", *asked])})
-        body: dict[str, Any] = {"data": rows}
-        if chunk:
-            after = offset + len(chunk)
-            paging: dict[str, Any] = {
-                "cursors": {"before": _cursor(offset), "after": _cursor(after)}
-            }
-            if after < len(numbers):
-                paging["next"] = str(request.url.include_query_params(after=_cursor(after)))
-            if offset > 0:
-                paging["previous"] = str(
-                    request.url.include_query_params(after=_cursor(max(0, offset - limit)))
-                )
-            body["paging"] = paging
-        return body
+        rows = [
+            ad_account_object(number, self._profile(number), user.accounts[number], fields)
+            for number in sorted(user.accounts, key=int)
+        ]
+        return page_of(request, params, rows, MAX_PAGE_SIZE)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -937,21 +1046,6 @@ def _error_page(problem: str) -> HTMLResponse:
 
 def _meta_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%A, %d-%b-%y %H:%M:%S UTC")
-
-
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
-
-
-def _offset(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise _refusal(100, "(#100) Invalid cursor") from exc
-    kind, _, value = text.partition(":")
-    if kind != "offset" or not value.isdigit():
-        raise _refusal(100, "(#100) Invalid cursor")
-    return int(value)
 
 
 def _forget_oldest(items: dict[str, Any], bound: int) -> None:
