@@ -9,9 +9,20 @@ one class of :mod:`pixecom_core.providers.errors`:
 - 401, 403 (bad key, missing permission) → ``ProviderAuthError``;
 - 429 (rate limit, lock timeout) → ``StripeRateLimited``, both a ``ProviderThrottled`` and a
   ``ProviderTransientError``;
+- 409 (another request with the same ``Idempotency-Key`` still running, a lock on the
+  object) → ``ProviderTransientError``: Stripe's own libraries retry it
+  (``stripe._http_client.HTTPClient._should_retry``), and the retry gets the first
+  request's saved answer;
 - 5xx, timeout, connection failure, a 2xx without a JSON object → ``ProviderTransientError``;
-- any other 4xx (invalid request, idempotency error) → ``ProviderError`` with Stripe's type,
-  code, message and request id.
+- Stripe declining the operation itself, which no retry will change → ``ProviderRefused``:
+  a 402 (``card_error``, "the parameters were valid but the request failed"), an
+  ``idempotency_error`` (the key was first used with other parameters or on another
+  endpoint), and, on calls that ask for it (creating a refund), a 400
+  ``invalid_request_error`` (more than is left to refund, a charge already refunded or never
+  captured);
+- any other 4xx (an invalid request elsewhere, a missing object) → ``ProviderError``.
+
+Every message carries Stripe's type, code, message and request id.
 
 The secret key never appears in a log line or an exception message.
 """
@@ -26,6 +37,7 @@ import httpx
 from pixecom_core.providers import (
     ProviderAuthError,
     ProviderError,
+    ProviderRefused,
     ProviderThrottled,
     ProviderTransientError,
 )
@@ -103,6 +115,30 @@ class StripeClient:
         """``GET /v1/charges/{id}``."""
         return await self._request("GET", f"/v1/charges/{_path_id(charge_id)}")
 
+    async def create_refund(
+        self, params: Iterable[tuple[str, str]], *, idempotency_key: str
+    ) -> StripeObject:
+        """``POST /v1/refunds``; Stripe replays the first result for a repeated key.
+
+        A 400 ``invalid_request_error`` here is Stripe declining the refund (more than is left
+        on the charge, ``charge_already_refunded``, a charge never captured):
+        ``ProviderRefused`` with Stripe's message.
+
+        :param params: form fields, already flattened (``("metadata[order_id]", "…")``).
+        :param idempotency_key: sent as ``Idempotency-Key``.
+        """
+        return await self._request(
+            "POST",
+            "/v1/refunds",
+            form=list(params),
+            headers={"Idempotency-Key": idempotency_key},
+            invalid_request_is_refusal=True,
+        )
+
+    async def retrieve_refund(self, refund_id: str) -> StripeObject:
+        """``GET /v1/refunds/{id}``."""
+        return await self._request("GET", f"/v1/refunds/{_path_id(refund_id)}")
+
     async def list_refunds(self, *, charge_id: str) -> list[StripeObject]:
         """Every refund of one charge (``GET /v1/refunds?charge=…``), following pages.
 
@@ -152,6 +188,7 @@ class StripeClient:
         form: list[tuple[str, str]] | None = None,
         query: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        invalid_request_is_refusal: bool = False,
     ) -> StripeObject:
         request_headers = {**self._auth_headers(), **(headers or {})}
         content: bytes | None = None
@@ -185,7 +222,9 @@ class StripeClient:
                     provider=PROVIDER,
                 )
             return body
-        raise _error_for(method, path, response)
+        raise _error_for(
+            method, path, response, invalid_request_is_refusal=invalid_request_is_refusal
+        )
 
 
 def _path_id(object_id: str) -> str:
@@ -193,8 +232,12 @@ def _path_id(object_id: str) -> str:
     return quote(object_id, safe="")
 
 
-def _error_for(method: str, path: str, response: httpx.Response) -> ProviderError:
-    """The exception for a non-2xx Stripe answer, with Stripe's own message."""
+def _error_for(
+    method: str, path: str, response: httpx.Response, *, invalid_request_is_refusal: bool
+) -> ProviderError:
+    """The exception for a non-2xx Stripe answer, with Stripe's own message (see the module's
+    list); ``invalid_request_is_refusal``: a 400 ``invalid_request_error`` is Stripe declining
+    the operation, not a mistake in the call."""
     status = response.status_code
     raw_error = (json_object(response) or {}).get("error")
     error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
@@ -219,6 +262,14 @@ def _error_for(method: str, path: str, response: httpx.Response) -> ProviderErro
             retry_after_seconds=parse_retry_after(response.headers.get("retry-after")),
             provider=PROVIDER,
         )
-    if status >= 500:
+    # before the type check: a 409 may be an idempotency_error (key still in use) that
+    # passes once the first request finishes
+    if status == 409 or status >= 500:
         return ProviderTransientError(detail, provider=PROVIDER)
+    if (
+        status == 402
+        or error_type in ("card_error", "idempotency_error")
+        or (invalid_request_is_refusal and status == 400 and error_type == "invalid_request_error")
+    ):
+        return ProviderRefused(detail, provider=PROVIDER)
     return ProviderError(detail, provider=PROVIDER)

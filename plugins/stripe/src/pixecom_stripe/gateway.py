@@ -43,9 +43,23 @@ Details:
   (a charge captured at once, a refund, a dispute) and the event's ``created`` time when an
   existing object changed state (authorised, succeeded, failed, captured later, dispute
   won).
-- ``order_reference`` is ``metadata.order_id`` when the object carries it (PaymentIntents, and
-  charges, which Stripe gives the PaymentIntent's metadata); refunds and disputes do not.
+- ``order_reference`` is ``metadata.order_id`` when the object carries it (PaymentIntents,
+  charges, which Stripe gives the PaymentIntent's metadata, and refunds made through
+  :meth:`StripeGateway.refund`); refunds made elsewhere (the Dashboard) and disputes do not.
 - Currencies are upper-cased; amounts are Stripe's integer minor units as they are.
+
+Refunds (:meth:`StripeGateway.refund`, :meth:`StripeGateway.fetch_refund`) answer the Refund
+object's ``status`` as a :class:`~pixecom_core.providers.RefundState`:
+
+=================================  ==========  ==========================================
+Stripe Refund ``status``           state       note
+=================================  ==========  ==========================================
+``pending``, ``requires_action``   PENDING     ``requires_action``: the buyer must give
+                                               details (non-card methods); still reserved
+``succeeded``                      SUCCEEDED   its ``refund.*`` webhook names the same re_
+``failed``, ``canceled``           FAILED      ``failure_reason`` (``canceled`` if none)
+anything else, or none             PENDING     logged; fetched again rather than released
+=================================  ==========  ==========================================
 """
 
 import json
@@ -59,10 +73,13 @@ from pydantic import SecretStr, ValidationError
 
 from pixecom_core.providers import (
     GatewayPaymentEvent,
+    GatewayRefund,
     PaymentEventKind,
     PaymentRequest,
     PaymentSession,
     ProviderError,
+    RefundRequest,
+    RefundState,
     VerifiedWebhook,
     WebhookVerificationError,
 )
@@ -74,6 +91,18 @@ SIGNATURE_HEADER: Final = "stripe-signature"
 #: them, because events are matched back to the order through them.
 ORDER_ID_KEY: Final = "order_id"
 SELLER_ID_KEY: Final = "seller_id"
+#: Core's id of a refund, and the seller's words for it, in the Refund's metadata (Stripe's
+#: own ``reason`` is an enum the seller's words do not fit; see :meth:`StripeGateway.refund`).
+REFUND_ID_KEY: Final = "refund_id"
+REFUND_REASON_KEY: Final = "refund_reason"
+
+_REFUND_STATES: Final[Mapping[str, RefundState]] = {
+    "pending": RefundState.PENDING,
+    "requires_action": RefundState.PENDING,
+    "succeeded": RefundState.SUCCEEDED,
+    "failed": RefundState.FAILED,
+    "canceled": RefundState.FAILED,
+}
 
 _log = logging.getLogger(__name__)
 
@@ -105,7 +134,7 @@ class StripeGateway:
 
         ``request.idempotency_key`` is Stripe's ``Idempotency-Key``: a retry with the same
         key returns the same PaymentIntent; reusing a key with other parameters is refused
-        by Stripe (``ProviderError``, ``idempotency_error``).
+        by Stripe (``ProviderRefused``, ``idempotency_error``).
         """
         params: list[tuple[str, str]] = [
             ("amount", str(request.amount_minor)),
@@ -130,6 +159,45 @@ class StripeGateway:
             gateway_reference=fields.text("id"),
             client_secret=SecretStr(fields.text("client_secret")),
         )
+
+    async def refund(self, request: RefundRequest) -> GatewayRefund:
+        """Create a Refund of the PaymentIntent (``POST /v1/refunds``) and answer it.
+
+        ``request.idempotency_key`` is Stripe's ``Idempotency-Key``: a retry answers the
+        first request's Refund, as Stripe saved it. The metadata carries core's order,
+        seller and refund ids and the seller's reason (``refund_reason``). Stripe's own
+        ``reason`` is not sent: it only takes ``duplicate``, ``fraudulent`` (which also
+        blocks the card and e-mail in Radar) or ``requested_by_customer``, and core does not
+        know which applies.
+
+        Stripe declining the refund (more than is left on the charge, a charge already
+        refunded or never captured, the key reused with other parameters) raises
+        ``ProviderRefused`` with Stripe's message.
+        """
+        params: list[tuple[str, str]] = [
+            ("payment_intent", request.payment_reference),
+            ("amount", str(request.amount_minor)),
+            (f"metadata[{ORDER_ID_KEY}]", str(request.order_id)),
+            (f"metadata[{SELLER_ID_KEY}]", str(request.seller_id)),
+            (f"metadata[{REFUND_ID_KEY}]", str(request.refund_id)),
+        ]
+        if request.reason:
+            params.append((f"metadata[{REFUND_REASON_KEY}]", request.reason))
+        refund = await self._client.create_refund(params, idempotency_key=request.idempotency_key)
+        return _gateway_refund(refund, where=f"the refund of {request.payment_reference}")
+
+    async def fetch_refund(self, *, payment_reference: str, refund_reference: str) -> GatewayRefund:
+        """The Refund's current state (``GET /v1/refunds/{id}``); a Refund of another
+        PaymentIntent than ``payment_reference`` is a ``ProviderError``."""
+        refund = await self._client.retrieve_refund(refund_reference)
+        where = f"refund {refund_reference}"
+        belongs_to = _Fields(refund, where=where).reference("payment_intent")
+        if belongs_to is not None and belongs_to != payment_reference:
+            raise ProviderError(
+                f"{where} belongs to PaymentIntent {belongs_to}, not {payment_reference}",
+                provider=PROVIDER,
+            )
+        return _gateway_refund(refund, where=where)
 
     async def verify_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> VerifiedWebhook:
         """Check ``Stripe-Signature`` against every configured webhook secret, then the body.
@@ -242,6 +310,31 @@ class StripeGateway:
                 f"{exc}",
                 provider=PROVIDER,
             ) from exc
+
+
+def _gateway_refund(refund: StripeObject, *, where: str) -> GatewayRefund:
+    """A Stripe Refund object as core's :class:`GatewayRefund` (see the module's table)."""
+    fields = _Fields(refund, where=where)
+    status = fields.optional_text("status")
+    state = _REFUND_STATES.get(status or "")
+    if state is None:
+        _log.warning("%s has status %r: answered as pending", where, status)
+        state = RefundState.PENDING
+    failure_reason = None
+    if state is RefundState.FAILED:
+        failure_reason = fields.optional_text("failure_reason") or status
+    try:
+        return GatewayRefund(
+            gateway=PROVIDER,
+            refund_reference=fields.text("id"),
+            state=state,
+            amount_minor=fields.integer("amount"),
+            currency=fields.currency(),
+            occurred_at=_timestamp(fields.integer("created")),
+            failure_reason=failure_reason,
+        )
+    except ValidationError as exc:
+        raise ProviderError(f"{where} does not fit a refund: {exc}", provider=PROVIDER) from exc
 
 
 def _check_header_shape(header: str) -> None:
