@@ -68,3 +68,4 @@ def test_dev_environment_points_the_gateway_and_the_sandbox_at_each_other(
     assert environment["PIXECOM_PAYPAL_SANDBOX_WEBHOOK_URL"] == (
         "http://127.0.0.1:8000/webhooks/paypal"
     )
+    assert environment["PIXECOM_PAYPAL_SANDBOX_AUTO_DELIVER"] == "true"  # as PayPal sends them

@@ -1,4 +1,5 @@
-"""PayPal's REST wire protocol over httpx: OAuth2 token, Orders v2, captures, disputes, webhooks.
+"""PayPal's REST wire protocol over httpx: OAuth2 token, Orders v2, captures, refunds,
+disputes, webhooks.
 
 The client speaks JSON dictionaries shaped exactly like PayPal's documents; the gateway turns
 them into core's values. Every failure leaves as a class of
@@ -51,6 +52,7 @@ class PayPalAPIError(ProviderError):
     :param name: PayPal's error name (``UNPROCESSABLE_ENTITY``, ``RESOURCE_NOT_FOUND``, ...).
     :param debug_id: PayPal's id of the failed call; quote it to PayPal support.
     :param issues: the ``details[].issue`` codes (``ORDER_NOT_APPROVED``, ...).
+    :param descriptions: the ``details[].description`` texts, in PayPal's words.
     """
 
     def __init__(
@@ -61,12 +63,14 @@ class PayPalAPIError(ProviderError):
         name: str | None,
         debug_id: str | None,
         issues: tuple[str, ...] = (),
+        descriptions: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message, provider=PROVIDER)
         self.status_code = status_code
         self.name = name
         self.debug_id = debug_id
         self.issues = issues
+        self.descriptions = descriptions
 
 
 class PayPalRateLimited(ProviderThrottled, ProviderTransientError):
@@ -200,6 +204,7 @@ class PayPalClient:
         content: bytes | None = None,
         params: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        prefer: str | None = None,
     ) -> JSONObject:
         """Call the API with the bearer token and return the JSON answer.
 
@@ -210,10 +215,13 @@ class PayPalClient:
         :param content: the request body as ready JSON bytes (instead of ``json_body``).
         :param params: query parameters.
         :param request_id: PayPal's idempotency key (``PayPal-Request-Id``).
+        :param prefer: the ``Prefer`` header (``return=representation`` for the whole object).
         """
         headers = {"Accept": "application/json"}
         if request_id is not None:
             headers["PayPal-Request-Id"] = request_id
+        if prefer is not None:
+            headers["Prefer"] = prefer
         if json_body is not None:
             content = json.dumps(json_body, separators=(",", ":")).encode()
         if content is not None:
@@ -268,15 +276,21 @@ class PayPalClient:
         if status >= 500:
             raise ProviderTransientError(summary, provider=PROVIDER)
         details = body.get("details")
-        issues = tuple(
-            issue
+        described = [
+            (issue, _string(detail.get("description")) or "")
             for detail in (details if isinstance(details, list) else [])
             if isinstance(detail, dict) and isinstance(issue := detail.get("issue"), str)
-        )
+        ]
+        issues = tuple(issue for issue, _ in described)
         if issues:
             summary += f"; issues: {', '.join(issues)}"
         raise PayPalAPIError(
-            summary, status_code=status, name=name, debug_id=debug_id, issues=issues
+            summary,
+            status_code=status,
+            name=name,
+            debug_id=debug_id,
+            issues=issues,
+            descriptions=tuple(description for _, description in described),
         )
 
     # -- Orders v2 ----------------------------------------------------------------------
@@ -303,6 +317,24 @@ class PayPalClient:
     async def get_capture(self, capture_id: str) -> JSONObject:
         """``GET /v2/payments/captures/{id}``: the capture, with its order in supplementary data."""
         return await self.request("GET", f"/v2/payments/captures/{quote(capture_id, safe='')}")
+
+    async def refund_capture(
+        self, capture_id: str, refund: JSONObject, *, request_id: str
+    ) -> JSONObject:
+        """``POST /v2/payments/captures/{id}/refund``; the same ``request_id`` answers the same
+        refund (PayPal keeps the key 45 days). Asks for the whole refund
+        (``Prefer: return=representation``): PayPal's default answer has no amount."""
+        return await self.request(
+            "POST",
+            f"/v2/payments/captures/{quote(capture_id, safe='')}/refund",
+            json_body=refund,
+            request_id=request_id,
+            prefer="return=representation",
+        )
+
+    async def get_refund(self, refund_id: str) -> JSONObject:
+        """``GET /v2/payments/refunds/{id}``."""
+        return await self.request("GET", f"/v2/payments/refunds/{quote(refund_id, safe='')}")
 
     async def list_disputes(self, *, disputed_transaction_id: str) -> list[JSONObject]:
         """``GET /v1/customer/disputes?disputed_transaction_id=…``: disputes about one capture."""

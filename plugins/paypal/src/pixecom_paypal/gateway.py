@@ -1,4 +1,5 @@
-"""The PayPal payment gateway: Orders v2 checkout, verified webhooks, normalised money events.
+"""The PayPal payment gateway: Orders v2 checkout, refunds, verified webhooks, normalised
+money events.
 
 How PayPal's notifications become core's events (``gateway_reference`` is always the PayPal
 order id the money belongs to, the id :meth:`PayPalGateway.create_payment` returned):
@@ -9,7 +10,9 @@ PayPal event                     kind                    fact_reference
 CHECKOUT.ORDER.APPROVED          none (moves no money)   (the order is captured, see below)
 PAYMENT.CAPTURE.COMPLETED        CAPTURED                capture id
 PAYMENT.CAPTURE.DENIED           FAILED                  capture id
-PAYMENT.CAPTURE.REFUNDED         REFUNDED                refund id (the refund's own amount)
+PAYMENT.CAPTURE.REFUNDED         REFUNDED                refund id (the refund's own amount);
+                                                         none while the refund is PENDING,
+                                                         FAILED or CANCELLED
 PAYMENT.CAPTURE.REVERSED         CHARGEBACK              dispute id if the capture has a
                                                          dispute, else the reversal's id
 CUSTOMER.DISPUTE.CREATED         CHARGEBACK              dispute id
@@ -25,6 +28,20 @@ disputes on the reversed capture; when there is one, the reversal is recorded as
 dispute's ``CHARGEBACK`` fact, the same ``(fact_reference, kind)`` as the dispute's own
 event, and core's ledger keeps whichever arrives first. A reversal with no dispute (PayPal
 reversing a payment on its own) is a chargeback of its own, keyed on the reversal id.
+
+Refunds (:meth:`PayPalGateway.refund`) go to the capture, PayPal's refundable object: the
+``fact_reference`` of the payment's ``CAPTURED`` fact. The answer's refund id is the
+``fact_reference`` of the ``REFUNDED`` fact the refund's webhook becomes, so core records
+the refund once, from whichever comes first. PayPal's refund ``status`` maps to core's
+``RefundState``:
+
+=============================  ==========================================================
+PayPal refund status           RefundState
+=============================  ==========================================================
+PENDING                        PENDING (``status_details.reason``, e.g. ``ECHECK``)
+COMPLETED                      SUCCEEDED
+FAILED, CANCELLED              FAILED, the status and ``status_details.reason`` as reason
+=============================  ==========================================================
 
 Choices and their limits, for whoever reconciles with PayPal's reports:
 
@@ -54,11 +71,16 @@ import httpx
 
 from pixecom_core.providers import (
     GatewayPaymentEvent,
+    GatewayRefund,
     PaymentEventKind,
     PaymentRequest,
     PaymentSession,
     ProviderAuthError,
     ProviderError,
+    ProviderRefused,
+    ProviderTransientError,
+    RefundRequest,
+    RefundState,
     VerifiedWebhook,
     WebhookVerificationError,
 )
@@ -86,10 +108,19 @@ TRANSMISSION_HEADERS = (
 #: Dispute outcomes that leave the money with the seller: the chargeback is undone.
 SELLER_KEEPS_THE_MONEY = frozenset({"RESOLVED_SELLER_FAVOUR", "CANCELED_BY_BUYER", "DENIED"})
 
-# PayPal limits custom_id, invoice_id and description to 127 characters, and the
-# PayPal-Request-Id header to 108.
+# PayPal limits custom_id, invoice_id and description to 127 characters, a refund's
+# note_to_payer to 255, and the PayPal-Request-Id header to 108.
 _PAYPAL_TEXT_LIMIT = 127
+_PAYPAL_NOTE_LIMIT = 255
 _PAYPAL_REQUEST_ID_LIMIT = 108
+
+#: PayPal's refund ``status`` (Payments v2 ``refund_status``) as core's ``RefundState``.
+REFUND_STATES: Mapping[str, RefundState] = {
+    "PENDING": RefundState.PENDING,
+    "COMPLETED": RefundState.SUCCEEDED,
+    "FAILED": RefundState.FAILED,
+    "CANCELLED": RefundState.FAILED,
+}
 
 
 def _utcnow() -> datetime:
@@ -242,6 +273,103 @@ class PayPalGateway:
             if "ORDER_ALREADY_CAPTURED" in exc.issues:
                 return await self.client.get_order(gateway_reference)
             raise
+
+    # -- refunds ------------------------------------------------------------------------
+
+    async def refund(self, request: RefundRequest) -> GatewayRefund:
+        """Refund ``request.amount_minor`` of the PayPal capture ``request.capture_reference``.
+
+        ``POST /v2/payments/captures/{id}/refund`` with ``PayPal-Request-Id`` derived from
+        ``request.idempotency_key`` (a retry answers the same refund, never a second one),
+        ``custom_id`` core's order id (as on the capture), ``invoice_id`` core's refund id
+        (unique per refund, as accounts that refuse duplicate invoice ids need) and
+        ``note_to_payer`` the reason, cut to PayPal's 255 characters.
+
+        :raises ProviderRefused: PayPal declined the refund (422 ``REFUND_AMOUNT_EXCEEDED``,
+            ``CAPTURE_FULLY_REFUNDED``, ``REFUND_TIME_LIMIT_EXCEEDED`` ...; 404 for a capture
+            it does not know; 400), or PayPal cannot take the amount (a fraction of HUF).
+        :raises ProviderAuthError: the credentials were refused, or PayPal answered 403 (the
+            app may not refund this capture).
+        :raises ProviderTransientError: 5xx, timeout, 429, or 409 (the same refund is still
+            being processed): retry with the same key.
+        """
+        capture = request.capture_reference
+        try:
+            value = to_paypal_value(request.amount_minor, request.currency)
+        except AmountError as exc:
+            raise ProviderRefused(
+                f"PayPal cannot refund this amount of capture {capture}: {exc}", provider=PROVIDER
+            ) from exc
+        action = f"refund {value} {request.currency} of capture {capture}"
+        body: JSONObject = {
+            "amount": {"currency_code": request.currency, "value": value},
+            "custom_id": str(request.order_id),
+            "invoice_id": str(request.refund_id),
+        }
+        if request.reason and request.reason.strip():
+            body["note_to_payer"] = request.reason.strip()[:_PAYPAL_NOTE_LIMIT]
+        try:
+            answer = await self.client.refund_capture(
+                request.capture_reference, body, request_id=_request_id(request.idempotency_key)
+            )
+        except PayPalAPIError as exc:
+            raise _refund_error(exc, action) from exc
+        if _text(answer, "amount", "value") is None:
+            # A minimal answer (id, status, links) in spite of Prefer: read the whole refund.
+            refund_id = _text(answer, "id")
+            if refund_id is None:
+                raise ProviderError(
+                    f"PayPal's answer to {action} names no refund", provider=PROVIDER
+                )
+            answer = await self.client.get_refund(refund_id)
+        return self._gateway_refund(answer, action)
+
+    async def fetch_refund(self, *, payment_reference: str, refund_reference: str) -> GatewayRefund:
+        """Read a refund again (``GET /v2/payments/refunds/{id}``), e.g. a ``PENDING`` one.
+
+        :raises ProviderError: PayPal does not know the refund (404 ``RESOURCE_NOT_FOUND``).
+        """
+        action = f"show refund {refund_reference} of PayPal order {payment_reference}"
+        return self._gateway_refund(await self.client.get_refund(refund_reference), action)
+
+    def _gateway_refund(self, refund: JSONObject, action: str) -> GatewayRefund:
+        refund_id = _text(refund, "id")
+        status = _text(refund, "status") or ""
+        currency = _text(refund, "amount", "currency_code")
+        value = _text(refund, "amount", "value")
+        if refund_id is None or status not in REFUND_STATES or currency is None or value is None:
+            raise ProviderError(
+                f"PayPal's answer to {action} is not a refund with an id, a known status and "
+                f"an amount (id {refund_id}, status {status or 'none'})",
+                provider=PROVIDER,
+            )
+        try:
+            amount_minor = from_paypal_value(value, currency)
+        except AmountError as exc:
+            raise ProviderError(f"PayPal's answer to {action}: {exc}", provider=PROVIDER) from exc
+        if amount_minor <= 0:
+            raise ProviderError(
+                f"PayPal's answer to {action} refunds {value} {currency}", provider=PROVIDER
+            )
+        state = REFUND_STATES[status]
+        reason = _text(refund, "status_details", "reason")
+        return GatewayRefund(
+            gateway=self.identifier,
+            refund_reference=refund_id,
+            state=state,
+            amount_minor=amount_minor,
+            currency=currency.upper(),
+            occurred_at=(
+                _timestamp(refund.get("create_time"))
+                or _timestamp(refund.get("update_time"))
+                or self._now()
+            ),
+            failure_reason=(
+                (f"{status} ({reason})" if reason else status)
+                if state is RefundState.FAILED
+                else None
+            ),
+        )
 
     # -- webhooks -----------------------------------------------------------------------
 
@@ -424,7 +552,9 @@ class PayPalGateway:
     async def _capture_refunded(self, note: _Notification) -> list[GatewayPaymentEvent]:
         refund = note.resource
         refund_id = _required(note, refund, "id")
-        if _text(refund, "status") in ("FAILED", "CANCELLED"):
+        if _text(refund, "status") in ("PENDING", "FAILED", "CANCELLED"):
+            # No money went back (yet): core holds a pending refund's amount until it is
+            # COMPLETED, announced again or read with fetch_refund.
             return []
         amount_minor, currency = _money(note, refund, "amount")
         capture_id = _captured_by(note, refund)
@@ -606,6 +736,31 @@ def _request_id(idempotency_key: str) -> str:
     if len(idempotency_key) <= _PAYPAL_REQUEST_ID_LIMIT:
         return idempotency_key
     return f"pixecom-{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+
+
+def _refund_error(exc: PayPalAPIError, action: str) -> ProviderError:
+    """Core's class for PayPal's refusal of a refund call (the client mapped 401, 429, 5xx)."""
+    debug = f" (debug_id {exc.debug_id})" if exc.debug_id else ""
+    if exc.status_code == 403:
+        return ProviderAuthError(
+            f"PayPal does not let this app {action} ({exc.name or 403}){debug}; check the "
+            "app's permissions and that the capture belongs to this account",
+            provider=PROVIDER,
+        )
+    if exc.status_code == 409:
+        # PREVIOUS_REQUEST_IN_PROGRESS: the same PayPal-Request-Id is still being processed.
+        return ProviderTransientError(
+            f"PayPal is still processing an earlier call to {action}; retry it: {exc}",
+            provider=PROVIDER,
+        )
+    reasons = "; ".join(
+        f"{issue}: {description}" if description else issue
+        for issue, description in zip(exc.issues, exc.descriptions, strict=False)
+    )
+    return ProviderRefused(
+        f"PayPal refused to {action}: {reasons or exc.name or exc.status_code}{debug}",
+        provider=PROVIDER,
+    )
 
 
 def _event_identity(body: bytes) -> tuple[str, str]:

@@ -20,7 +20,8 @@ def pixecom_register_payment_gateways() -> list[PaymentGateway]:
 def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:
     """Point the gateway at the sandbox over plain HTTP (so webhooks are verified with the
     verify-webhook-signature call, which needs no https certificate URL) and the
-    sandbox's events at the API. The credentials are the sandbox's own, valid nowhere."""
+    sandbox's events at the API, sent as they happen. The credentials are the sandbox's
+    own, valid nowhere."""
     return {
         "PIXECOM_PAYPAL_API_BASE": sandbox_url,
         "PIXECOM_PAYPAL_VERIFICATION": "api",
@@ -28,6 +29,8 @@ def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:
         "PIXECOM_PAYPAL_CLIENT_SECRET": "sandbox-client-secret",
         "PIXECOM_PAYPAL_WEBHOOK_ID": "SANDBOXWEBHOOK0000000001",
         "PIXECOM_PAYPAL_SANDBOX_WEBHOOK_URL": f"{api_url}/webhooks/paypal",
+        # PayPal sends its webhooks on its own; so does the sandbox in dev mode.
+        "PIXECOM_PAYPAL_SANDBOX_AUTO_DELIVER": "true",
     }
 
 

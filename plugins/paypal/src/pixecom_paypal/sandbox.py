@@ -14,6 +14,17 @@ log and for injected faults in brackets):
   /v2/payments/captures/{id}/refund`` [``refund_capture``], ``GET /v2/payments/refunds/{id}``
   [``get_refund``]; ``GET /v1/customer/disputes`` [``list_disputes``] and ``/{id}``
   [``get_dispute``];
+- refunds as the Payments v2 reference describes them (developer.paypal.com/docs/api/
+  payments/v2/#captures_refund): idempotent on ``PayPal-Request-Id`` (a replay answers the
+  same refund and creates none), ``Prefer: return=minimal`` (the default: ``id``, ``status``
+  and links only) or ``return=representation``, ``custom_id``, ``invoice_id`` and
+  ``note_to_payer`` kept from the request, and a refund over what is left answered 422
+  ``REFUND_AMOUNT_EXCEEDED`` (``CAPTURE_FULLY_REFUNDED`` once nothing is left). A refund is
+  created ``COMPLETED`` (emitting ``PAYMENT.CAPTURE.REFUNDED``), or ``PENDING`` (reason
+  ``ECHECK``, no event) when ``refund_status`` says so, until ``POST
+  /_sandbox/refunds/{id}/settle`` completes it (then the event), fails or cancels it (no
+  event; its amount is refundable again). PayPal documents no webhook for a pending or
+  failed refund, so the sandbox sends none;
 - ``POST /v1/notifications/verify-webhook-signature`` [``verify_webhook_signature``] and the
   signing certificate at ``GET /v1/notifications/certs/{id}`` [``get_certificate``];
 - a buyer's approval page at ``/checkoutnow?token=<order id>`` [``checkout_page``, logged
@@ -87,6 +98,10 @@ class SandboxSettings(BaseSettings):
     :param token_ttl_seconds: the ``expires_in`` of issued access tokens.
     :param merchant_id: the payee's PayPal merchant id.
     :param latency_seconds: how long every PayPal call waits before it is answered.
+    :param auto_deliver: send each event to ``webhook_url`` as it happens, as PayPal does
+        (off: only ``POST /_sandbox/deliver`` sends them).
+    :param refund_status: the status of refunds created through the API: ``COMPLETED``, or
+        ``PENDING`` until ``POST /_sandbox/refunds/{id}/settle``.
     """
 
     model_config = SettingsConfigDict(
@@ -117,6 +132,8 @@ class SandboxSettings(BaseSettings):
     token_ttl_seconds: int = Field(default=32400, gt=0)
     merchant_id: str = "SANDBOXMERCHANT1"
     latency_seconds: float = Field(default=0.0, ge=0, le=60)
+    auto_deliver: bool = False
+    refund_status: Literal["COMPLETED", "PENDING"] = "COMPLETED"
 
 
 class PayPalFault(Fault):
@@ -419,6 +436,10 @@ class CaptureOutcome(BaseModel):
     status: Literal["COMPLETED", "DENIED"] = "COMPLETED"
 
 
+class RefundSettlement(BaseModel):
+    status: Literal["COMPLETED", "FAILED", "CANCELLED"] = "COMPLETED"
+
+
 class DisputeOpening(BaseModel):
     value: str | None = None
     reason: str = "MERCHANDISE_OR_SERVICE_NOT_RECEIVED"
@@ -533,6 +554,7 @@ class SandboxPayPal:
 
     def _configured(self, settings: SandboxSettings) -> None:
         self.outbox.url = settings.webhook_url
+        self.outbox.auto_deliver = settings.auto_deliver
 
     @property
     def settings(self) -> SandboxSettings:
@@ -822,17 +844,40 @@ class SandboxPayPal:
         return {"currency_code": captured["amount"]["currency_code"], "value": value}
 
     def _refunded_so_far(self, capture_id: str) -> int:
+        # A pending refund holds its amount; a failed or cancelled one gives it back.
         return sum(
             _minor(refund["amount"])
             for refund_id, refund in self.refunds.items()
             if self.refunded_capture[refund_id] == capture_id
+            and refund["status"] in ("COMPLETED", "PENDING")
         )
 
+    def _mark_capture(self, capture_id: str, *, reversal: bool) -> None:
+        captured = self.captures[capture_id]
+        total = self._refunded_so_far(capture_id)
+        if total == 0:
+            captured["status"] = "COMPLETED"
+        elif total == _minor(captured["amount"]):
+            captured["status"] = "REVERSED" if reversal else "REFUNDED"
+        else:
+            captured["status"] = "PARTIALLY_REFUNDED"
+        captured["update_time"] = self.clock.stamp()
+
     def give_back(
-        self, capture_id: str, amount: JSONObject | None, *, reversal: bool
+        self,
+        capture_id: str,
+        amount: JSONObject | None,
+        *,
+        reversal: bool,
+        request: JSONObject | None = None,
+        status: Literal["COMPLETED", "PENDING"] = "COMPLETED",
     ) -> JSONObject:
         """Refund (or, PayPal's own doing, reverse) ``amount`` of a capture, all that is left
-        without one (emits ``PAYMENT.CAPTURE.REFUNDED`` or ``REVERSED``)."""
+        without one (emits ``PAYMENT.CAPTURE.REFUNDED`` or ``REVERSED`` unless ``PENDING``).
+
+        :param request: the merchant's refund request: its ``custom_id``, ``invoice_id`` and
+            ``note_to_payer`` are kept on the refund (else the capture's ids).
+        """
         captured = _found(self.captures, "capture", capture_id)
         if captured["status"] not in ("COMPLETED", "PARTIALLY_REFUNDED"):
             issue = (
@@ -872,7 +917,12 @@ class SandboxPayPal:
                 "total_refunded_amount": _money(total, currency),
             },
             **{key: captured[key] for key in ("custom_id", "invoice_id") if key in captured},
-            "status": "COMPLETED",
+            **{
+                key: value
+                for key in ("custom_id", "invoice_id", "note_to_payer")
+                if isinstance(value := (request or {}).get(key), str) and value
+            },
+            "status": status,
             "create_time": now,
             "update_time": now,
             "links": [
@@ -882,17 +932,34 @@ class SandboxPayPal:
         }
         if reversal:
             refund["note_to_payer"] = "Payment reversed"
+        if status == "PENDING":
+            refund["status_details"] = {"reason": "ECHECK"}
         self.refunds[refund_id] = refund
         self.refunded_capture[refund_id] = capture_id
-        full = total == _minor(captured["amount"])
-        captured["status"] = (
-            ("REVERSED" if reversal else "REFUNDED") if full else "PARTIALLY_REFUNDED"
-        )
-        captured["update_time"] = now
-        shown = f"{refund['amount']['value']} {currency}"
+        self._mark_capture(capture_id, reversal=reversal)
+        if status == "COMPLETED":
+            self._announce(refund, reversal=reversal)
+        return refund
+
+    def _announce(self, refund: JSONObject, *, reversal: bool) -> None:
+        shown = f"{refund['amount']['value']} {refund['amount']['currency_code']}"
         done = "REVERSED" if reversal else "REFUNDED"
         summary = f"A {shown} capture payment was {done.lower()}"
         self.emit(f"PAYMENT.CAPTURE.{done}", "refund", refund, summary)
+
+    def settle_refund(self, refund_id: str, status: str) -> JSONObject:
+        """Move a ``PENDING`` refund to ``status`` (``COMPLETED`` emits
+        ``PAYMENT.CAPTURE.REFUNDED``; ``FAILED`` or ``CANCELLED`` frees its amount)."""
+        refund = _found(self.refunds, "refund", refund_id)
+        if refund["status"] != "PENDING":
+            raise _unprocessable("REFUND_NOT_PENDING", f"The refund is {refund['status']}.")
+        refund["status"] = status
+        refund["update_time"] = self.clock.stamp()
+        if status != "FAILED":
+            refund.pop("status_details", None)
+        self._mark_capture(self.refunded_capture[refund_id], reversal=False)
+        if status == "COMPLETED":
+            self._announce(refund, reversal=False)
         return refund
 
     # -- disputes -------------------------------------------------------------------------
@@ -1154,11 +1221,21 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     @app.post("/v2/payments/captures/{capture_id}/refund", status_code=201)
     async def refund_capture(capture_id: str, request: Request) -> JSONObject:
         await paypal.admit(request, "refund_capture")
-        body = await request.body()
-        return paypal.idempotent(
+        payload = _json_object(await request.body())
+        refund = paypal.idempotent(
             request,
-            lambda: paypal.give_back(capture_id, _json_object(body).get("amount"), reversal=False),
+            lambda: paypal.give_back(
+                capture_id,
+                payload.get("amount"),
+                reversal=False,
+                request=payload,
+                status=paypal.settings.refund_status,
+            ),
         )
+        if "return=representation" in request.headers.get("prefer", ""):
+            return refund
+        # PayPal's default, return=minimal: the id, the status and the links.
+        return {key: refund[key] for key in ("id", "status", "links")}
 
     @app.get("/v2/payments/refunds/{refund_id}")
     async def get_refund(refund_id: str, request: Request) -> JSONObject:
@@ -1245,6 +1322,11 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
         """Refund all that is left, or ``value`` (emits PAYMENT.CAPTURE.REFUNDED)."""
         amount = paypal.amount_of(capture_id, body.value)
         return paypal.give_back(capture_id, amount, reversal=False)
+
+    @app.post("/_sandbox/refunds/{refund_id}/settle")
+    async def control_settle_refund(refund_id: str, body: RefundSettlement) -> JSONObject:
+        """Complete (emits PAYMENT.CAPTURE.REFUNDED), fail or cancel a PENDING refund."""
+        return paypal.settle_refund(refund_id, body.status)
 
     @app.post("/_sandbox/captures/{capture_id}/reverse", status_code=201)
     async def control_reverse(capture_id: str, body: ControlAmount) -> JSONObject:
