@@ -28,7 +28,9 @@ The control API, identical on every sandbox (JSON, no credentials):
 - ``GET``/``POST /_sandbox/config`` — read or change settings at run time (unknown names
   and invalid values are refused with 422; secrets are shown only as counts).
 - ``POST /_sandbox/reset`` — back to the starting configuration, no faults, no requests,
-  no events, no delivery in flight; then the sandbox's own state is cleared.
+  no events, no delivery in flight, real time; then the sandbox's own state is cleared.
+- With a :class:`SandboxClock`: ``POST /_sandbox/clock`` (:class:`ClockChange`) sets or
+  moves the sandbox's time; answers ``{"now": <epoch seconds>}``.
 - With an outbox: ``GET /_sandbox/events`` (``?pending_only=true``; the newest
   :data:`MAX_EVENTS_LISTED`, and ``dropped_pending``: events the outbox's bound of
   :data:`MAX_EVENTS` dropped before they were delivered), ``GET /_sandbox/events/{id}``
@@ -54,9 +56,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
 import httpx
-from fastapi import APIRouter, Body, FastAPI, Request
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from pixecom_core.providers.http import shared_ssl_context
 
@@ -191,24 +193,24 @@ class FaultQueue(Generic[F]):
         return cleared
 
 
+#: The kit's answer to each :data:`TRANSPORT_KINDS` fault: status (``Fault.status``
+#: overrides it, except for a ``hang``'s gateway timeout), media type, body.
+TRANSPORT_ANSWERS: Final = {
+    "server_error": (502, "text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>"),
+    "malformed": (200, "application/json", "{not json"),
+    "hang": (504, "text/html", "<html><body><h1>504 Gateway Timeout</h1></body></html>"),
+}
+
+
 def transport_fault(fault: Fault) -> Response | None:
     """The answer for a :data:`TRANSPORT_KINDS` fault (``hang`` after its pause, see
     :meth:`SandboxKit.answer_transport_fault`); ``None`` for any other kind."""
-    if fault.kind == "server_error":
-        return Response(
-            "<html><body><h1>502 Bad Gateway</h1></body></html>",
-            status_code=fault.status or 502,
-            media_type="text/html",
-        )
-    if fault.kind == "malformed":
-        return Response("{not json", status_code=fault.status or 200, media_type="application/json")
-    if fault.kind == "hang":
-        return Response(
-            "<html><body><h1>504 Gateway Timeout</h1></body></html>",
-            status_code=504,
-            media_type="text/html",
-        )
-    return None
+    if fault.kind not in TRANSPORT_ANSWERS:
+        return None
+    status, media_type, body = TRANSPORT_ANSWERS[fault.kind]
+    if fault.kind != "hang":
+        status = fault.status or status
+    return Response(body, status_code=status, media_type=media_type)
 
 
 async def pause(request: Request | None, seconds: float) -> None:
@@ -363,12 +365,17 @@ class DeliverRequest(BaseModel):
     signing: dict[str, Any] = Field(default_factory=dict)
 
 
-class DeliveryRefused(Exception):
-    """A delivery cannot start (no URL, unknown event); the message says why."""
+class DeliveryRefused(HTTPException):
+    """A delivery cannot start (no URL, unknown event): raised in a route, FastAPI answers
+    ``{"detail": message}`` with ``status``."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(status, message)
+
+    @property
+    def status(self) -> int:
+        """The HTTP status to answer with."""
+        return self.status_code
 
 
 Signer = Callable[[OutboxEvent, Mapping[str, Any]], Mapping[str, str]]
@@ -636,6 +643,45 @@ class WebhookReceiver:
         return app
 
 
+# -- the clock ----------------------------------------------------------------------------
+
+
+class ClockChange(BaseModel):
+    """``POST /_sandbox/clock``: set the time (epoch seconds), or move it forward."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    now: float | None = Field(default=None, gt=0)
+    advance_seconds: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> ClockChange:
+        if (self.now is None) == (self.advance_seconds is None):
+            raise ValueError("give exactly one of now and advance_seconds")
+        return self
+
+
+class SandboxClock:
+    """The sandbox's wall clock, in epoch seconds when called: ``base`` (real time) plus an
+    offset ``POST /_sandbox/clock`` moves, so codes and tokens expire and timestamps advance
+    without a test waiting; a reset puts it back on ``base``."""
+
+    def __init__(self, base: Callable[[], float] = time.time) -> None:
+        self._base = base
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return self._base() + self.offset
+
+    def move(self, change: ClockChange) -> float:
+        """Apply ``change``; return the new time."""
+        if change.now is not None:
+            self.offset = change.now - self._base()
+        else:
+            self.offset += change.advance_seconds or 0.0
+        return self()
+
+
 # -- configuration ------------------------------------------------------------------------
 
 
@@ -657,6 +703,11 @@ def public_settings(config: BaseModel, secret_fields: Sequence[str] = ()) -> dic
     return shown
 
 
+def invalid(exc: ValidationError) -> JSONResponse:
+    """422 with pydantic's errors, as a control route refuses a body it cannot read."""
+    return JSONResponse({"detail": exc.errors(include_url=False, include_context=False)}, 422)
+
+
 # -- the kit ------------------------------------------------------------------------------
 
 
@@ -674,6 +725,7 @@ class SandboxKit(Generic[C, F]):
     :param on_config: called with the new settings after each change (e.g. to point the
         outbox at a new URL).
     :param seed: seeds :attr:`random` (ids, probabilistic faults) for reproducible runs.
+    :param clock: the sandbox's clock, if tests may move it (``POST /_sandbox/clock``).
     """
 
     def __init__(
@@ -686,6 +738,7 @@ class SandboxKit(Generic[C, F]):
         on_reset: Callable[[], Awaitable[None] | None] | None = None,
         on_config: Callable[[C], None] | None = None,
         seed: int | None = None,
+        clock: SandboxClock | None = None,
     ) -> None:
         self._initial = config
         self.config: C = config
@@ -697,6 +750,7 @@ class SandboxKit(Generic[C, F]):
         self.random = random.Random(seed)
         self.faults: FaultQueue[F] = FaultQueue(chance=self.random.random)
         self.requests = RequestLog()
+        self.clock = clock
         if on_config is not None:
             on_config(config)
 
@@ -759,13 +813,15 @@ class SandboxKit(Generic[C, F]):
         return self.config
 
     async def reset(self) -> None:
-        """Back to the starting settings with no faults, requests, events or deliveries;
-        then the sandbox's own ``on_reset``."""
+        """Back to the starting settings and real time with no faults, requests, events or
+        deliveries; then the sandbox's own ``on_reset``."""
         if self.outbox is not None:
             await self.outbox.reset()
         self.faults.clear()
         self.requests.clear()
         self.config = self._initial
+        if self.clock is not None:
+            self.clock.offset = 0.0
         if self._on_config is not None:
             self._on_config(self.config)
         if self._on_reset is not None:
@@ -804,9 +860,7 @@ class SandboxKit(Generic[C, F]):
             try:
                 self.update_config(changes)
             except ValidationError as exc:
-                return JSONResponse(
-                    {"detail": exc.errors(include_url=False, include_context=False)}, 422
-                )
+                return invalid(exc)
             except ValueError as exc:
                 return JSONResponse({"detail": str(exc)}, 422)
             return JSONResponse(public_settings(self.config, self.secret_fields))
@@ -821,9 +875,7 @@ class SandboxKit(Generic[C, F]):
             try:
                 fault = fault_model.model_validate(raw)
             except ValidationError as exc:
-                return JSONResponse(
-                    {"detail": exc.errors(include_url=False, include_context=False)}, 422
-                )
+                return invalid(exc)
             try:
                 queued = self.faults.add(fault)
             except FaultQueueFull as exc:
@@ -845,6 +897,13 @@ class SandboxKit(Generic[C, F]):
         @router.delete("/requests")
         async def forget_requests() -> dict[str, int]:
             return {"cleared": self.requests.clear()}
+
+        clock = self.clock
+        if clock is not None:
+
+            @router.post("/clock")
+            async def move_clock(change: ClockChange) -> dict[str, float]:
+                return {"now": clock.move(change)}
 
         outbox = self.outbox
         if outbox is not None:
@@ -879,13 +938,11 @@ class SandboxKit(Generic[C, F]):
                 try:
                     request = DeliverRequest.model_validate(raw or {})
                 except ValidationError as exc:
-                    return JSONResponse(
-                        {"detail": exc.errors(include_url=False, include_context=False)}, 422
-                    )
+                    return invalid(exc)
                 try:
                     attempts = await outbox.deliver(request)
                 except DeliveryRefused as exc:
-                    return JSONResponse({"detail": str(exc)}, exc.status)
+                    return JSONResponse({"detail": exc.detail}, exc.status_code)
                 return JSONResponse({"deliveries": [a.listed() for a in attempts]})
 
         return router

@@ -29,6 +29,7 @@ from pixecom_core.testing.sandbox_kit import (
     Fault,
     FaultQueue,
     OutboxEvent,
+    SandboxClock,
     SandboxKit,
     WebhookOutbox,
     WebhookReceiver,
@@ -216,6 +217,28 @@ async def test_settings_hide_secrets_refuse_unknown_names_and_reset_restores() -
         assert reset.json() == {"status": "reset"}
         assert kit.config == Settings() and len(kit.faults) == 0
         assert resets == ["own state cleared"]
+
+
+@pytest.mark.asyncio
+async def test_the_clock_is_set_or_moved_forward_and_reset_puts_it_back() -> None:
+    real = [1_000.0]
+    clock = SandboxClock(lambda: real[0])
+    kit = SandboxKit(config=Settings(), fault_model=KitFault, clock=clock)
+    async with (
+        LoopbackServer(kit_app(kit)) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        set_to = await http.post("/_sandbox/clock", json={"now": 5_000})
+        real[0] += 10
+        moved = await http.post("/_sandbox/clock", json={"advance_seconds": 90})
+        both = await http.post("/_sandbox/clock", json={"now": 1, "advance_seconds": 1})
+        backwards = await http.post("/_sandbox/clock", json={"advance_seconds": -1})
+        await http.post("/_sandbox/reset")
+
+        assert set_to.json() == {"now": 5_000}
+        assert moved.json() == {"now": 5_100}
+        assert both.status_code == 422 and backwards.status_code == 422
+        assert clock() == real[0]
 
 
 def test_public_settings_counts_secret_lists() -> None:
