@@ -8,9 +8,12 @@ from datetime import date
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from fastapi import FastAPI
+from pixecom_meta_ads.sandbox_oauth import OAuthSandbox
+from pydantic import BaseModel, SecretStr
 
 from pixecom_core.providers import AdAccountCredentials
+from pixecom_core.testing.sandbox_kit import Fault, SandboxKit
 
 TOKEN = "EAAGsandboxTOKEN0123456789abcdefSECRET"
 
@@ -29,6 +32,22 @@ class FakeTime:
         self.sleeps.append(seconds)
         self.now += seconds
         await asyncio.sleep(0)
+
+
+class NoSettings(BaseModel):
+    """Login on its own has no kit settings (``PUT /_sandbox/oauth/config`` has its own)."""
+
+
+def login_app(login: OAuthSandbox) -> FastAPI:
+    """Facebook Login on its own, with the sandbox kit's ``/_sandbox/reset`` and
+    ``/_sandbox/clock`` as the Meta sandbox mounts them."""
+    kit = SandboxKit(
+        config=NoSettings(), fault_model=Fault, clock=login.clock, on_reset=login.reset
+    )
+    app = FastAPI()
+    app.include_router(kit.router())
+    app.include_router(login.router())
+    return app
 
 
 def credentials(account_id: str, token: str = TOKEN) -> AdAccountCredentials:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from meta_ads_support import login_app
 from pixecom_meta_ads.ad_network import MetaAdNetwork
 from pixecom_meta_ads.client import shared_ssl_context
 from pixecom_meta_ads.oauth import reachable_account
@@ -51,9 +51,7 @@ def account_profile(number: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 async def oauth_url() -> AsyncIterator[str]:
-    app = FastAPI()
-    app.include_router(OAuthSandbox(account_profile).router())
-    async with serve(app) as url:
+    async with serve(login_app(OAuthSandbox(account_profile))) as url:
         yield url
 
 
@@ -97,7 +95,7 @@ class Browser:
         return answer["code"]
 
     async def move_clock(self, **change: float) -> None:
-        response = await self.control.post("/_sandbox/oauth/clock", json=change)
+        response = await self.control.post("/_sandbox/clock", json=change)
         assert response.status_code == 200, response.text
 
     async def tokens(self) -> list[dict[str, Any]]:
@@ -131,7 +129,7 @@ async def browser(oauth_url: str) -> AsyncIterator[Browser]:
     async with httpx.AsyncClient(
         base_url=oauth_url, timeout=10, verify=shared_ssl_context()
     ) as control:
-        (await control.post("/_sandbox/oauth/reset")).raise_for_status()
+        (await control.post("/_sandbox/reset")).raise_for_status()
         handle = Browser(control)
         await handle.move_clock(now=NOW)
         yield handle

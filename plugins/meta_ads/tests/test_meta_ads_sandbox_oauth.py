@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from meta_ads_support import login_app
 from pixecom_meta_ads.client import shared_ssl_context
 from pixecom_meta_ads.sandbox_oauth import (
     AD_SCOPES,
@@ -72,9 +72,7 @@ class Served:
 @pytest.fixture(scope="module")
 async def served_sandbox() -> AsyncIterator[tuple[OAuthSandbox, str]]:
     sandbox = OAuthSandbox(account_profile)
-    app = FastAPI()
-    app.include_router(sandbox.router())
-    async with serve(app) as url:
+    async with serve(login_app(sandbox)) as url:
         yield sandbox, url
 
 
@@ -82,8 +80,8 @@ async def served_sandbox() -> AsyncIterator[tuple[OAuthSandbox, str]]:
 async def served(served_sandbox: tuple[OAuthSandbox, str]) -> AsyncIterator[Served]:
     sandbox, url = served_sandbox
     async with httpx.AsyncClient(base_url=url, timeout=10, verify=shared_ssl_context()) as http:
-        (await http.post("/_sandbox/oauth/reset")).raise_for_status()
-        (await http.post("/_sandbox/oauth/clock", json={"now": NOW})).raise_for_status()
+        (await http.post("/_sandbox/reset")).raise_for_status()
+        (await http.post("/_sandbox/clock", json={"now": NOW})).raise_for_status()
         yield Served(sandbox, http)
 
 
@@ -113,7 +111,7 @@ async def test_a_valid_token_passes_and_a_missing_permission_is_code_200(served:
 
 async def test_an_expired_token_is_code_190_463(served: Served) -> None:
     token = await served.token()
-    await served.http.post("/_sandbox/oauth/clock", json={"advance_seconds": 7200})
+    await served.http.post("/_sandbox/clock", json={"advance_seconds": 7200})
 
     problem = served.sandbox.token_problem(token)
 
@@ -225,7 +223,7 @@ async def test_debug_token_describes_a_token_for_the_apps_own_token(served: Serv
 
 async def test_an_expired_token_cannot_be_made_long_lived(served: Served) -> None:
     token = await served.token()
-    await served.http.post("/_sandbox/oauth/clock", json={"advance_seconds": 7201})
+    await served.http.post("/_sandbox/clock", json={"advance_seconds": 7201})
 
     response = await served.http.get(
         "/v25.0/oauth/access_token",

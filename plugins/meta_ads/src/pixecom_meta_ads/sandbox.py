@@ -48,8 +48,9 @@ in minutes, ``reset_time_duration`` in seconds). A query producing more than
 
 Control endpoints (JSON, no token): the sandbox kit's (:mod:`pixecom_core.testing.sandbox_kit`)
 ``/_sandbox/config`` (see :class:`~pixecom_meta_ads.settings.MetaSandboxSettings`),
-``/_sandbox/reset``, ``/_sandbox/faults`` (:class:`MetaFault`) and ``/_sandbox/requests``
-(the Graph calls: operation, parameters without the token, ``has_token``); and Meta's own:
+``/_sandbox/reset``, ``/_sandbox/faults`` (:class:`MetaFault`), ``/_sandbox/requests``
+(the Graph calls: operation, parameters without the token, ``has_token``) and
+``/_sandbox/clock`` (Facebook Login's codes and tokens expire on it); and Meta's own:
 
 - ``GET``/``PUT /_sandbox/accounts/{id}``: an account's profile, structure and usage;
   override its name, currency, time zone, budget, campaigns, usage floor or ``today``;
@@ -700,7 +701,9 @@ class MetaSandbox:
         self.clock = clock
         #: Facebook Login for Business: consent page, codes, tokens, /me/adaccounts.
         self.oauth = OAuthSandbox(account_profile=self.profile)
-        self.kit = SandboxKit(config=config, fault_model=MetaFault, on_reset=self.clear)
+        self.kit = SandboxKit(
+            config=config, fault_model=MetaFault, on_reset=self.clear, clock=self.oauth.clock
+        )
         self.clear()
 
     @property

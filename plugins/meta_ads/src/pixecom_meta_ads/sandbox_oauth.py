@@ -7,6 +7,8 @@ it with one line, **before** its catch-all Graph route ``GET /{version}/{node}``
 otherwise answer ``/{version}/debug_token``)::
 
     oauth = OAuthSandbox(account_profile=state.profile)
+    kit = SandboxKit(config=settings, fault_model=MetaFault, clock=oauth.clock, on_reset=...)
+    app.include_router(kit.router())
     app.include_router(oauth.router())
 
 and its Graph routes ask :meth:`OAuthSandbox.token_problem` about every token, answering the
@@ -71,13 +73,14 @@ What it emulates, and where each behaviour is documented (developers.facebook.co
 
 Control endpoints (JSON, no token; loopback only — they reveal secrets):
 
+- the sandbox kit's (:mod:`pixecom_core.testing.sandbox_kit`), mounted beside this router
+  with ``clock=oauth.clock`` and ``on_reset=oauth.reset``: ``POST /_sandbox/reset`` (the
+  starting apps and users, no codes or tokens) and ``POST /_sandbox/clock`` (codes and
+  tokens expire on :attr:`OAuthSandbox.clock`);
 - ``GET /_sandbox/oauth/state``: apps (secrets included), users, the clock, the config;
-  ``POST /_sandbox/oauth/reset``: the starting apps and users, no codes or tokens;
 - ``PUT /_sandbox/oauth/apps/{app_id}``: add or change an app (:class:`AppChange`);
 - ``PUT /_sandbox/oauth/users/{user_id}``: a user's name, whether they are confirmed, and the
   ad accounts they reach with each one's ``account_status`` (:class:`UserChange`);
-- ``POST /_sandbox/oauth/clock``: ``{"now": <epoch seconds>}`` or ``{"advance_seconds": n}``;
-  codes and tokens expire on this clock;
 - ``GET /_sandbox/oauth/tokens``: issued tokens with a ``token_id`` (a hash), app, user, kind,
   scopes, times and status, never the token itself — unless ``?reveal=true``, a test
   convenience (a test that drives the consent page already holds its tokens);
@@ -94,7 +97,6 @@ import html
 import json
 import re
 import secrets
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -109,6 +111,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
 from pixecom_core.providers.http import shared_ssl_context
+from pixecom_core.testing.sandbox_kit import SandboxClock
 
 #: Looks up an ad account's ``name``, ``currency`` and ``timezone_name`` by its number
 #: (the Meta sandbox's ``MetaSandbox.profile``).
@@ -437,21 +440,6 @@ class UserChange(BaseModel):
         return self
 
 
-class ClockChange(BaseModel):
-    """``POST /_sandbox/oauth/clock``: set the time, or move it forward."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    now: float | None = Field(default=None, gt=0)
-    advance_seconds: float | None = Field(default=None, ge=0)
-
-    @model_validator(mode="after")
-    def _one(self) -> "ClockChange":
-        if (self.now is None) == (self.advance_seconds is None):
-            raise ValueError("give exactly one of now and advance_seconds")
-        return self
-
-
 class Revocation(BaseModel):
     """``POST /_sandbox/oauth/tokens/revoke``: one token (by value or ``token_id``), or every
     token of a user (of one app, or of all)."""
@@ -506,15 +494,14 @@ class OAuthSandbox:
     :param account_profile: an account number → its ``name``, ``currency`` and
         ``timezone_name`` (the Meta sandbox's ``MetaSandbox.profile``), so ``/me/adaccounts``
         agrees with ``GET /act_{id}``.
-    :param clock: wall-clock seconds; ``POST /_sandbox/oauth/clock`` shifts it.
+    :param clock: the sandbox's clock (the kit's ``POST /_sandbox/clock`` moves it).
     """
 
     def __init__(
-        self, account_profile: AccountProfile, *, clock: Callable[[], float] = time.time
+        self, account_profile: AccountProfile, *, clock: SandboxClock | None = None
     ) -> None:
         self._profile = account_profile
-        self._clock = clock
-        self._offset = 0.0
+        self.clock = clock if clock is not None else SandboxClock()
         self.config = OAuthConfig()
         self.apps = default_apps()
         self.users = default_users()
@@ -525,11 +512,10 @@ class OAuthSandbox:
 
     def now(self) -> float:
         """The sandbox's time, in epoch seconds."""
-        return self._clock() + self._offset
+        return self.clock()
 
     def reset(self) -> None:
-        """The starting apps and users; no codes, tokens or clock shift."""
-        self._offset = 0.0
+        """The starting apps and users; no codes or tokens (the kit resets the clock)."""
         self.config = OAuthConfig()
         self.apps, self.users = default_apps(), default_users()
         self.codes.clear()
@@ -606,11 +592,6 @@ class OAuthSandbox:
                 "users": [vars(user) for user in self.users.values()],
             }
 
-        @router.post("/_sandbox/oauth/reset")
-        async def reset() -> dict[str, str]:
-            self.reset()
-            return {"status": "reset"}
-
         @router.put("/_sandbox/oauth/config")
         async def change_config(config: OAuthConfig) -> dict[str, Any]:
             self.config = config
@@ -637,14 +618,6 @@ class OAuthSandbox:
                 user_id, change.name, dict(change.accounts), change.confirmed
             )
             return JSONResponse(vars(self.users[user_id]))
-
-        @router.post("/_sandbox/oauth/clock")
-        async def move_clock(change: ClockChange) -> dict[str, float]:
-            if change.now is not None:
-                self._offset = change.now - self._clock()
-            elif change.advance_seconds is not None:
-                self._offset += change.advance_seconds
-            return {"now": self.now()}
 
         @router.get("/_sandbox/oauth/tokens")
         async def list_tokens(reveal: Annotated[bool, Query()] = False) -> list[dict[str, Any]]:
