@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import Body, FastAPI, Request
+from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -477,6 +477,13 @@ class Track17Sandbox:
             self.catch_up(parcel)
         return parcel
 
+    def known_parcel(self, number: str) -> Parcel:
+        """The parcel a control endpoint names; 404 when there is none."""
+        parcel = self.parcel(number)
+        if parcel is None:
+            raise HTTPException(404, f"no parcel {number[:60]}")
+        return parcel
+
     def scan(
         self, parcel: Parcel, status: str, sub_status: str, description: str, at: float
     ) -> None:
@@ -874,9 +881,6 @@ def create_sandbox_app(
     )
     app.include_router(sandbox.kit.router())
 
-    def no_parcel(number: str) -> Response:
-        return JSONResponse({"detail": f"no parcel {number[:60]}"}, 404)
-
     @app.get("/_sandbox/parcels")
     async def list_parcels() -> list[dict[str, Any]]:
         listed = []
@@ -888,59 +892,40 @@ def create_sandbox_app(
         return listed
 
     @app.get("/_sandbox/parcels/{number}")
-    async def read_parcel(number: str) -> Response:
-        parcel = sandbox.parcel(number)
-        if parcel is None:
-            return no_parcel(number)
-        return JSONResponse(sandbox.view(parcel))
+    async def read_parcel(number: str) -> dict[str, Any]:
+        return sandbox.view(sandbox.known_parcel(number))
 
     @app.post("/_sandbox/parcels/{number}/advance")
     async def advance_parcel(
         number: str, advance: Annotated[ParcelAdvance | None, Body()] = None
-    ) -> Response:
-        parcel = sandbox.parcel(number)
-        if parcel is None:
-            return no_parcel(number)
+    ) -> dict[str, Any]:
+        parcel = sandbox.known_parcel(number)
         for _ in range((advance or ParcelAdvance()).steps):
             if not sandbox.advance(parcel, sandbox.clock()):
                 break
-        deliveries = await sandbox.after_change(parcel)
-        return JSONResponse(sandbox.view(parcel) | {"deliveries": deliveries})
+        return sandbox.view(parcel) | {"deliveries": await sandbox.after_change(parcel)}
 
     @app.post("/_sandbox/parcels/{number}/status")
-    async def set_parcel_status(number: str, change: ParcelStatus) -> Response:
-        parcel = sandbox.parcel(number)
-        if parcel is None:
-            return no_parcel(number)
+    async def set_parcel_status(number: str, change: ParcelStatus) -> dict[str, Any]:
+        parcel = sandbox.known_parcel(number)
         sandbox.set_status(parcel, change)
-        deliveries = await sandbox.after_change(parcel)
-        return JSONResponse(sandbox.view(parcel) | {"deliveries": deliveries})
+        return sandbox.view(parcel) | {"deliveries": await sandbox.after_change(parcel)}
 
     @app.post("/_sandbox/push")
-    async def push(order: PushOrder) -> Response:
+    async def push(order: PushOrder) -> dict[str, Any]:
         if order.numbers is None:
             parcels = sandbox.changed_parcels(include_unchanged=order.include_unchanged)
         else:
-            found = [sandbox.parcel(number) for number in order.numbers]
-            missing = [n for n, p in zip(order.numbers, found, strict=True) if p is None]
-            if missing:
-                return no_parcel(missing[0])
-            parcels = [parcel for parcel in found if parcel is not None]
-        try:
-            deliveries = await sandbox.push(
-                parcels, order.event, url=order.url, key=order.key, duplicates=order.duplicates
-            )
-        except DeliveryRefused as exc:
-            return JSONResponse({"detail": str(exc)}, exc.status)
-        return JSONResponse({"deliveries": deliveries})
+            parcels = [sandbox.known_parcel(number) for number in order.numbers]
+        deliveries = await sandbox.push(
+            parcels, order.event, url=order.url, key=order.key, duplicates=order.duplicates
+        )
+        return {"deliveries": deliveries}
 
     @app.post("/_sandbox/tick")
-    async def tick() -> Response:
-        try:
-            deliveries = await sandbox.push(sandbox.changed_parcels(), "TRACKING_UPDATED")
-        except DeliveryRefused as exc:
-            return JSONResponse({"detail": str(exc)}, exc.status)
-        return JSONResponse({"deliveries": deliveries})
+    async def tick() -> dict[str, Any]:
+        # DeliveryRefused (no push_url) is an HTTPException: FastAPI answers its detail
+        return {"deliveries": await sandbox.push(sandbox.changed_parcels(), "TRACKING_UPDATED")}
 
     @app.post("/track/{version}/{operation}")
     async def api(request: Request, version: str, operation: str) -> Response:
