@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.ledger import Ledger, WebhookInbox
+from pixecom_core.orders.refunds import RefundService
 from pixecom_core.plugins import ProviderRegistry
 from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.settings import Settings
@@ -50,6 +51,8 @@ class Services:
     ledger: Ledger
     inbox: WebhookInbox
     tracking: TrackingService
+    #: Refunds sellers ask for, and settling the open ones.
+    refunds: RefundService
 
 
 @asynccontextmanager
@@ -98,6 +101,7 @@ async def open_services(
             tracking=TrackingService(
                 sessions, settings, providers, breakers, providers.plugin_manager
             ),
+            refunds=RefundService(sessions, settings, providers, ledger),
         )
     finally:
         await client.aclose()

@@ -8,12 +8,21 @@ once every fact is in, the state is right.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixecom_core.models.orders import OrderStatus
 from pixecom_core.models.payments import PaymentEventType
 from pixecom_core.stats.currency import exponent
+
+_FACTS = text(
+    "SELECT event_type, amount_minor, currency FROM payment_events"
+    " WHERE seller_id = :seller_id AND order_id = :order_id"
+)
 
 #: Statuses set by fulfilment (tracking); a payment fact never moves an order back from them
 #: to PAID, but refunds still show.
@@ -67,6 +76,15 @@ def money_states(facts: Iterable[tuple[PaymentEventType, int, str]]) -> dict[str
     return {
         currency: MoneyState(currency=currency, **fields) for currency, fields in totals.items()
     }
+
+
+async def order_money_states(
+    session: AsyncSession, seller_id: uuid.UUID, order_id: uuid.UUID
+) -> dict[str, MoneyState]:
+    """The order's money per currency, summed from its ledger facts (run in the seller's
+    scope, inside the caller's transaction)."""
+    rows = (await session.execute(_FACTS, {"seller_id": seller_id, "order_id": order_id})).all()
+    return money_states((PaymentEventType(r.event_type), r.amount_minor, r.currency) for r in rows)
 
 
 @dataclass(frozen=True)

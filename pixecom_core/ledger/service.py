@@ -27,13 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixecom_core.errors import PixecomError
 from pixecom_core.events import announce
-from pixecom_core.ledger.money import MoneyState, decide_status, money_states
+from pixecom_core.ledger.money import MoneyState, decide_status, order_money_states
 from pixecom_core.models.orders import OrderEventType, OrderStatus
 from pixecom_core.models.payments import PaymentEventType
+from pixecom_core.orders.refunds import mark_refunds_succeeded
 from pixecom_core.orders.status import change_order_status, record_order_event
 from pixecom_core.providers import (
     GatewayPaymentEvent,
     OrderStatusChange,
+    PaymentEventKind,
     PaymentEventRecord,
 )
 from pixecom_core.settings import Settings
@@ -58,10 +60,6 @@ _INSERT_FACT = text(
     ON CONFLICT ON CONSTRAINT uq_payment_events_fact DO NOTHING
     RETURNING id, recorded_at
     """
-)
-_FACTS = text(
-    "SELECT event_type, amount_minor, currency FROM payment_events"
-    " WHERE seller_id = :seller_id AND order_id = :order_id"
 )
 # STATS-2: a refund (or any late fact) changes the revenue of its order's day, which may
 # have been aggregated already: mark that sellpage-day for re-aggregation.
@@ -277,6 +275,11 @@ class Ledger:
             )
         if len(outcome.recorded) > recorded_before:
             await session.execute(_MARK_DAY_DIRTY, keys)
+        for record in outcome.recorded[recorded_before:]:
+            if record.kind is PaymentEventKind.REFUNDED:
+                await mark_refunds_succeeded(
+                    scope, gateway=record.gateway, references=[record.gateway_reference]
+                )
         states = await self.money_state(scope, owner.order_id)
         previous = OrderStatus(order.status)
         # Judged against the order's own total and currency: a short, excess or
@@ -303,14 +306,7 @@ class Ledger:
     @staticmethod
     async def money_state(scope: SellerScope, order_id: uuid.UUID) -> dict[str, MoneyState]:
         """The order's money per currency, summed from its ledger facts."""
-        rows = (
-            await scope.session.execute(
-                _FACTS, {"seller_id": scope.seller_id, "order_id": order_id}
-            )
-        ).all()
-        return money_states(
-            (PaymentEventType(r.event_type), r.amount_minor, r.currency) for r in rows
-        )
+        return await order_money_states(scope.session, scope.seller_id, order_id)
 
     def announce(self, outcome: RecordOutcome) -> None:
         """Tell the plugins what ``outcome`` recorded and changed: call only after the

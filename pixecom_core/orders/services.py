@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from pixecom_core.errors import InvalidRequestError, NotFoundError
+from pixecom_core.ledger.money import MoneyState, order_money_states
 from pixecom_core.models.orders import Order, OrderEvent, OrderStatus
+from pixecom_core.models.payments import RefundStatus
+from pixecom_core.orders.refunds import RefundView, refundable_minor, refunds_of_order
 from pixecom_core.orders.repositories import OrderEventRepository, OrderRepository
 from pixecom_core.tenancy import Page, PageRequest, SellerContext
 
@@ -24,6 +28,31 @@ def _require_aware(name: str, moment: datetime | None) -> None:
             "would be read in the database session's time zone",
             code="naive_datetime",
         )
+
+
+@dataclass(frozen=True)
+class OrderMoney:
+    """An order's money in one currency: the ledger's sums, the refunds still open, and
+    what can still be refunded."""
+
+    state: MoneyState
+    open_refunds_minor: int
+
+    @property
+    def refundable_minor(self) -> int:
+        return refundable_minor(self.state, self.open_refunds_minor)
+
+
+@dataclass(frozen=True)
+class OrderDetail:
+    """One order with its money per currency and the refunds asked for through PixEcom."""
+
+    order: Order
+    money: list[OrderMoney]
+    refunds: list[RefundView]
+
+
+_OPEN = (RefundStatus.REQUESTED, RefundStatus.PENDING)
 
 
 class OrderService:
@@ -82,6 +111,27 @@ class OrderService:
         if order is None:
             raise NotFoundError("no such order")
         return order
+
+    async def get_order_detail(self, order_id: uuid.UUID) -> OrderDetail:
+        """The order, its money per currency from the ledger (captured, refunded, charged
+        back, net) and its refunds, read in one transaction so they agree."""
+        async with self._context.scope() as scope:
+            order = await OrderRepository(scope).get(order_id)
+            if order is None:
+                raise NotFoundError("no such order")
+            states = await order_money_states(scope.session, scope.seller_id, order_id)
+            refunds = await refunds_of_order(scope, order_id)
+        open_by_currency: dict[str, int] = {}
+        for refund in refunds:
+            if refund.status in _OPEN:
+                open_by_currency[refund.currency] = (
+                    open_by_currency.get(refund.currency, 0) + refund.amount_minor
+                )
+        money = [
+            OrderMoney(state=states[currency], open_refunds_minor=open_by_currency.get(currency, 0))
+            for currency in sorted(states)
+        ]
+        return OrderDetail(order=order, money=money, refunds=refunds)
 
     async def list_order_events(self, order_id: uuid.UUID, page: PageRequest) -> Page[OrderEvent]:
         """One page of the history of the seller's order ``order_id``, oldest first.

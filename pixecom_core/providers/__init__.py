@@ -23,6 +23,7 @@ from pixecom_core.providers.ad_networks import (
 from pixecom_core.providers.errors import (
     ProviderAuthError,
     ProviderError,
+    ProviderRefused,
     ProviderThrottled,
     ProviderTransientError,
     ProviderUnavailable,
@@ -35,10 +36,13 @@ from pixecom_core.providers.events import (
 )
 from pixecom_core.providers.payments import (
     GatewayPaymentEvent,
+    GatewayRefund,
     PaymentEventKind,
     PaymentGateway,
     PaymentRequest,
     PaymentSession,
+    RefundRequest,
+    RefundState,
     VerifiedWebhook,
 )
 from pixecom_core.providers.sandboxes import (
@@ -95,6 +99,7 @@ __all__ = [
     "EntityLevel",
     "FrozenValue",
     "GatewayPaymentEvent",
+    "GatewayRefund",
     "InsightRow",
     "Micros",
     "MinorUnits",
@@ -104,9 +109,12 @@ __all__ = [
     "PaymentGateway",
     "PaymentRequest",
     "PaymentSession",
+    "RefundRequest",
+    "RefundState",
     "PresignedUpload",
     "ProviderAuthError",
     "ProviderError",
+    "ProviderRefused",
     "ProviderThrottled",
     "ProviderTransientError",
     "ProviderUnavailable",

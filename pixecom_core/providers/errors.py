@@ -48,6 +48,14 @@ class ProviderTransientError(ProviderError):
     """A failure that is expected to pass (timeout, 5xx, connection reset); retry with backoff."""
 
 
+class ProviderRefused(ProviderError):
+    """The provider understood the request and declined it for a reason retrying will not
+    change: a refund larger than what is left, a payment that was never captured, a closed
+    account. The message is shown to the seller, so say what was refused and why, in the
+    provider's own words, and never quote credentials.
+    """
+
+
 class ProviderUnavailable(ProviderError):
     """The provider is down or failing for every account; stop calling it for a while."""
 

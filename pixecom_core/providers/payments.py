@@ -1,9 +1,9 @@
 """The payment-gateway provider interface and the values it exchanges with core.
 
-A gateway does three things for core: start a payment, prove that a webhook really comes
-from the gateway, and translate the gateway's events into :class:`GatewayPaymentEvent`
-values. Core owns everything after that: the webhook inbox (unique on the gateway's event
-id), the append-only ledger, and order status.
+A gateway does four things for core: start a payment, return (part of) it to the buyer,
+prove that a webhook really comes from the gateway, and translate the gateway's events into
+:class:`GatewayPaymentEvent` values. Core owns everything after that: the webhook inbox
+(unique on the gateway's event id), the append-only ledger, and order status.
 """
 
 import uuid
@@ -72,6 +72,72 @@ class PaymentSession(FrozenValue):
     client_secret: SecretStr | None = None
     approval_url: str | None = None
     expires_at: AwareDatetime | None = None
+
+
+class RefundState(StrEnum):
+    """Where a refund stands at the gateway."""
+
+    #: Accepted, the money not yet on its way back (Stripe ``pending``, PayPal ``PENDING``).
+    PENDING = "pending"
+    #: The money went back to the buyer: core records the ``REFUNDED`` fact.
+    SUCCEEDED = "succeeded"
+    #: The gateway will not return the money (declined, cancelled, failed): the amount is
+    #: refundable again and no fact is recorded.
+    FAILED = "failed"
+
+
+class RefundRequest(FrozenValue):
+    """Core's request to return money of one captured payment to the buyer.
+
+    :param idempotency_key: the same key for every retry of this refund; pass it to the
+        gateway's idempotency mechanism (Stripe ``Idempotency-Key``, PayPal
+        ``PayPal-Request-Id``) so a retry after a timeout never refunds twice.
+    :param seller_id: the seller whose payment it is.
+    :param order_id: core's order id.
+    :param refund_id: core's id of this refund; send it as metadata where the gateway has any.
+    :param payment_reference: the payment, as ``PaymentSession.gateway_reference`` named it.
+    :param capture_reference: the ``fact_reference`` of the payment's ``CAPTURED`` fact (the
+        charge, the capture): the object gateways such as PayPal refund.
+    :param amount_minor: how much to return, in minor units of ``currency``; core checked it
+        is no more than what is still refundable.
+    :param currency: ISO 4217 code of the captured payment.
+    :param reason: the seller's words, for the gateway's records or the buyer's statement.
+    """
+
+    idempotency_key: str = Field(min_length=1, max_length=255)
+    seller_id: uuid.UUID
+    order_id: uuid.UUID
+    refund_id: uuid.UUID
+    payment_reference: str = Field(min_length=1)
+    capture_reference: str = Field(min_length=1)
+    amount_minor: Annotated[MinorUnits, Field(gt=0)]
+    currency: CurrencyCode
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class GatewayRefund(FrozenValue):
+    """A refund as the gateway reports it.
+
+    :param gateway: the gateway's ``identifier``.
+    :param refund_reference: the gateway's id of the refund (Stripe ``re_…``, PayPal refund
+        id). It must equal the ``fact_reference`` of the ``REFUNDED`` event the gateway's
+        webhook announces for the same refund: core records the fact from whichever comes
+        first, the answer or the webhook, and the other finds it there.
+    :param state: where the refund stands.
+    :param amount_minor: the amount the gateway accepted to return.
+    :param currency: ISO 4217 code.
+    :param occurred_at: when the gateway created the refund (for a ``SUCCEEDED`` answer, the
+        fact's time).
+    :param failure_reason: the gateway's reason when ``state`` is ``FAILED``.
+    """
+
+    gateway: str
+    refund_reference: str = Field(min_length=1, max_length=255)
+    state: RefundState
+    amount_minor: Annotated[MinorUnits, Field(gt=0)]
+    currency: CurrencyCode
+    occurred_at: AwareDatetime
+    failure_reason: str | None = None
 
 
 class VerifiedWebhook(FrozenValue):
@@ -171,6 +237,26 @@ class PaymentGateway(Protocol):
         Must be idempotent on ``request.idempotency_key``: a retry returns the same session.
 
         :param request: the order, amount and return URLs.
+        """
+        ...
+
+    async def refund(self, request: RefundRequest) -> GatewayRefund:
+        """Ask the gateway to return ``request.amount_minor`` of a captured payment.
+
+        Must be idempotent on ``request.idempotency_key``: a retry answers with the same
+        refund. Answer the refund as the gateway created it, ``PENDING`` or ``SUCCEEDED``
+        (or ``FAILED`` if it failed at once); core keeps the amount reserved while pending.
+        Raise ``ProviderRefused`` when the gateway declines the request itself (more than
+        is left to refund, a payment never captured), with its reason; the transient and
+        auth classes as for any call.
+        """
+        ...
+
+    async def fetch_refund(self, *, payment_reference: str, refund_reference: str) -> GatewayRefund:
+        """The refund's current state at the gateway, for a refund core still sees pending.
+
+        :param payment_reference: the payment the refund belongs to.
+        :param refund_reference: ``GatewayRefund.refund_reference`` as :meth:`refund` answered.
         """
         ...
 

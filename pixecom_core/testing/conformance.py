@@ -66,6 +66,7 @@ from pixecom_core.providers import (
     AuthorizationKind,
     EntityLevel,
     GatewayPaymentEvent,
+    GatewayRefund,
     InsightRow,
     PaymentEventKind,
     PaymentGateway,
@@ -74,10 +75,13 @@ from pixecom_core.providers import (
     PresignedUpload,
     ProviderAuthError,
     ProviderError,
+    ProviderRefused,
     ProviderThrottled,
     ProviderTransientError,
     ProviderUnavailable,
     ReachableAdAccount,
+    RefundRequest,
+    RefundState,
     RegistrationResult,
     Sandbox,
     Storage,
@@ -971,6 +975,101 @@ class PaymentGatewayConformance(SandboxKitChecks, ProviderConformance):
         assert verified.body == body
         with pytest.raises(WebhookVerificationError):
             await gateway.verify_webhook(body=body, headers=stale)
+
+    def refund_request(
+        self,
+        payment: PaymentSession,
+        capture: GatewayPaymentEvent,
+        amount_minor: int,
+        idempotency_key: str | None = None,
+    ) -> RefundRequest:
+        """A request to refund ``amount_minor`` of the captured ``payment``."""
+        return RefundRequest(
+            idempotency_key=idempotency_key or f"conformance-refund-{uuid.uuid4()}",
+            seller_id=uuid.uuid4(),
+            order_id=uuid.uuid4(),
+            refund_id=uuid.uuid4(),
+            payment_reference=payment.gateway_reference,
+            capture_reference=capture.fact_reference,
+            amount_minor=amount_minor,
+            currency=capture.currency,
+            reason="conformance kit",
+        )
+
+    async def _captured(
+        self, gateway: PaymentGateway, sandbox: SandboxUnderTest
+    ) -> tuple[PaymentSession, GatewayPaymentEvent, int]:
+        """A captured payment: its session, its CAPTURED fact, the deliveries seen so far."""
+        session, deliveries, events = await self._captured_webhooks(gateway, sandbox)
+        capture = next(event for event in events if event.kind is PaymentEventKind.CAPTURED)
+        return session, capture, len(deliveries)
+
+    @pytest.mark.asyncio
+    async def test_refunds_are_idempotent_and_bounded_by_the_capture(
+        self, gateway: PaymentGateway, sandbox: SandboxUnderTest
+    ) -> None:
+        """A retried refund (same key) is the same refund; a second key refunds the rest;
+        a third finds nothing left: ``ProviderRefused``, never a second payout. The refund
+        can be fetched again by its reference."""
+        session, capture, _ = await self._captured(gateway, sandbox)
+        part = self.amount_minor // 4
+        request = self.refund_request(session, capture, part)
+
+        first = await gateway.refund(request)
+        retried = await gateway.refund(request)
+        rest = await gateway.refund(self.refund_request(session, capture, self.amount_minor - part))
+
+        assert isinstance(first, GatewayRefund)
+        assert first.gateway == self.identifier
+        assert first.state in (RefundState.PENDING, RefundState.SUCCEEDED)
+        assert (first.amount_minor, first.currency) == (part, self.currency)
+        assert retried.refund_reference == first.refund_reference
+        assert rest.refund_reference != first.refund_reference
+        assert rest.amount_minor == self.amount_minor - part
+        with pytest.raises(ProviderRefused):
+            await gateway.refund(self.refund_request(session, capture, 1))
+        fetched = await gateway.fetch_refund(
+            payment_reference=session.gateway_reference, refund_reference=first.refund_reference
+        )
+        assert fetched.refund_reference == first.refund_reference
+        assert (fetched.amount_minor, fetched.currency) == (part, self.currency)
+
+    @pytest.mark.asyncio
+    async def test_a_refund_webhook_names_the_refund_the_answer_named(
+        self, gateway: PaymentGateway, sandbox: SandboxUnderTest
+    ) -> None:
+        """The webhook announcing a succeeded refund parses into one ``REFUNDED`` fact whose
+        ``fact_reference`` is the answer's ``refund_reference``: core records the refund
+        once, from whichever arrives first."""
+        session, capture, seen = await self._captured(gateway, sandbox)
+        answer = await gateway.refund(self.refund_request(session, capture, 1_000))
+        deadline = time.monotonic() + 15
+        while answer.state is RefundState.PENDING:
+            assert time.monotonic() < deadline, "the sandbox's refund never settled"
+            await asyncio.sleep(0.1)
+            answer = await gateway.fetch_refund(
+                payment_reference=session.gateway_reference,
+                refund_reference=answer.refund_reference,
+            )
+        assert answer.state is RefundState.SUCCEEDED
+
+        refunded: list[GatewayPaymentEvent] = []
+        while not refunded:
+            assert time.monotonic() < deadline, "no webhook announced the refund"
+            arrived = await sandbox.wait_for_requests(1, since=seen)
+            seen += len(arrived)
+            for request in arrived:
+                webhook = await gateway.verify_webhook(body=request.body, headers=request.headers)
+                refunded += [
+                    event
+                    for event in await gateway.parse_events(webhook)
+                    if event.kind is PaymentEventKind.REFUNDED
+                ]
+        assert {event.fact_reference for event in refunded} == {answer.refund_reference}
+        assert {(event.amount_minor, event.currency) for event in refunded} == {
+            (1_000, self.currency)
+        }
+        assert {event.gateway_reference for event in refunded} == {session.gateway_reference}
 
     @pytest.mark.asyncio
     async def test_an_unsigned_delivery_is_refused(self, gateway: PaymentGateway) -> None:

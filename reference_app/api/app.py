@@ -111,6 +111,7 @@ def create_app(
                 tracking=services.tracking,
                 assets=AssetRegistry(services.sessions, settings, registry, services.breakers),
                 ad_connections=AdConnections.for_settings(services.sessions, settings, registry),
+                refunds=services.refunds,
                 replica_sessions=create_sessionmaker(replica) if replica is not None else None,
             )
             observability.attach(services.engine, services.redis, services.breakers)

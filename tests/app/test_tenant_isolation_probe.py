@@ -116,6 +116,26 @@ def required_query(openapi: dict[str, Any], operation: Operation) -> dict[str, s
     return values
 
 
+#: Values for required request headers an operation declares (besides the token).
+KNOWN_HEADERS = {"idempotency-key": "isolation-probe"}
+
+
+def required_headers(openapi: dict[str, Any], operation: Operation) -> dict[str, str]:
+    """Values for the operation's required headers; an unknown one fails the probe."""
+    spec = openapi["paths"][operation.path][operation.method.lower()]
+    values = {}
+    for parameter in spec.get("parameters", []):
+        if parameter["in"] != "header" or not parameter.get("required"):
+            continue
+        name = parameter["name"].lower()
+        assert name in KNOWN_HEADERS, (
+            f"{operation.method} {operation.path}: teach the isolation probe a value for the "
+            f"required header {name!r}"
+        )
+        values[name] = KNOWN_HEADERS[name]
+    return values
+
+
 def snapshot(owner_dsn: str, seller_id: uuid.UUID) -> dict[str, list[str]]:
     """Every row of ``seller_id`` in every table with a seller (the seller-owned ones and
     the inbox, dead letters and sync runs), as sorted JSON text."""
@@ -196,10 +216,11 @@ async def test_no_route_lets_one_seller_reach_anothers_data(
         body = example_body(openapi, operation)
         # Resource routes may need a range too (GET /stats/campaigns/{campaign_id}/days).
         query = required_query(openapi, operation)
-        kwargs: dict[str, Any] = {"headers": b.headers, "params": query}
+        headers = {**b.headers, **required_headers(openapi, operation)}
+        kwargs: dict[str, Any] = {"headers": headers, "params": query}
         if body is not None:
             kwargs["content"] = json.dumps(body)
-            kwargs["headers"] = {**b.headers, "Content-Type": "application/json"}
+            kwargs["headers"] = {**headers, "Content-Type": "application/json"}
 
         as_b = await api_client.request(operation.method, url, **kwargs)
 

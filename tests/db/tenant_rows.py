@@ -151,6 +151,17 @@ def insert_rows_for(conn: Connection, seller_id: uuid.UUID) -> dict[str, list[An
                 "occurred_at": now,
             },
         )
+        add(
+            "refunds",
+            {
+                "order_id": orders[0],
+                "order_created_at": now,
+                "gateway": "stripe",
+                "idempotency_key": f"refund_{tag}",
+                "amount_minor": 500,
+                "currency": "USD",
+            },
+        )
         connection = add(
             "ad_connections",
             {

@@ -24,10 +24,15 @@ from pixecom_core import hookimpl
 from pixecom_core.providers import (
     DemoPayment,
     GatewayPaymentEvent,
+    GatewayRefund,
     PaymentEventKind,
     PaymentGateway,
     PaymentRequest,
     PaymentSession,
+    ProviderRefused,
+    ProviderTransientError,
+    RefundRequest,
+    RefundState,
     Sandbox,
     VerifiedWebhook,
     WebhookVerificationError,
@@ -80,6 +85,58 @@ class FakePayGateway:
 
     def __init__(self) -> None:
         self.created: list[PaymentRequest] = []
+        self.reset_refunds()
+
+    def reset_refunds(self, answer: str = "succeeded", *, delay_seconds: float = 0.0) -> None:
+        """Forget every refund; answer the next ones ``answer``: a :class:`RefundState`
+        value, ``"refused"`` (``ProviderRefused``) or ``"timeout"``
+        (``ProviderTransientError``, after creating the refund, as a lost answer would).
+
+        Fakepay never bounds refunds itself, so tests see core's own bound."""
+        self.refund_answer = answer
+        self.refund_delay_seconds = delay_seconds
+        self.refund_requests: list[RefundRequest] = []
+        self.refunds: dict[str, GatewayRefund] = {}  # by idempotency key
+
+    def settle_refund(self, reference: str, state: RefundState) -> None:
+        """Move a refund to ``state``, as the gateway settling it later would."""
+        for key, refund in self.refunds.items():
+            if refund.refund_reference == reference:
+                self.refunds[key] = refund.model_copy(update={"state": state})
+
+    async def refund(self, request: RefundRequest) -> GatewayRefund:
+        self.refund_requests.append(request)
+        if self.refund_delay_seconds:
+            await asyncio.sleep(self.refund_delay_seconds)
+        if self.refund_answer == "refused":
+            raise ProviderRefused("fakepay: the charge was disputed", provider=IDENTIFIER)
+        refund = self.refunds.get(request.idempotency_key)
+        if refund is None:
+            answer = "succeeded" if self.refund_answer == "timeout" else self.refund_answer
+            refund = GatewayRefund(
+                gateway=IDENTIFIER,
+                refund_reference=f"fprf_{uuid.uuid4().hex}",
+                state=RefundState(answer),
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                occurred_at=datetime.now(UTC),
+                failure_reason="fakepay: declined" if answer == "failed" else None,
+            )
+            self.refunds[request.idempotency_key] = refund
+        if self.refund_answer == "timeout":
+            raise ProviderTransientError("fakepay: read timed out", provider=IDENTIFIER)
+        return refund
+
+    async def fetch_refund(
+        self,
+        *,
+        payment_reference: str,  # noqa: ARG002 (the contract names it; fakepay needs only the refund)
+        refund_reference: str,
+    ) -> GatewayRefund:
+        for refund in self.refunds.values():
+            if refund.refund_reference == refund_reference:
+                return refund
+        raise ProviderRefused(f"fakepay: no refund {refund_reference}", provider=IDENTIFIER)
 
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
         self.created.append(request)

@@ -81,6 +81,12 @@ FAKE_GATEWAY_PLUGIN = """
         async def parse_events(self, webhook):
             raise NotImplementedError
 
+        async def refund(self, request):
+            raise NotImplementedError
+
+        async def fetch_refund(self, *, payment_reference, refund_reference):
+            raise NotImplementedError
+
 
     @hookimpl
     def pixecom_register_payment_gateways():

@@ -58,6 +58,12 @@ PLUGIN = """
         async def parse_events(self, webhook):
             raise NotImplementedError
 
+        async def refund(self, request):
+            raise NotImplementedError
+
+        async def fetch_refund(self, *, payment_reference, refund_reference):
+            raise NotImplementedError
+
 
     @hookimpl
     def pixecom_register_payment_gateways():

@@ -21,11 +21,13 @@ from pixecom_core.providers import (
     ASGIApp,
     EntityLevel,
     GatewayPaymentEvent,
+    GatewayRefund,
     InsightRow,
     PaymentGateway,
     PaymentRequest,
     PaymentSession,
     PresignedUpload,
+    RefundRequest,
     RegistrationResult,
     Sandbox,
     Storage,
@@ -66,6 +68,12 @@ class StubGateway:
         raise NotImplementedError
 
     async def parse_events(self, webhook: VerifiedWebhook) -> list[GatewayPaymentEvent]:
+        raise NotImplementedError
+
+    async def refund(self, request: RefundRequest) -> GatewayRefund:
+        raise NotImplementedError
+
+    async def fetch_refund(self, *, payment_reference: str, refund_reference: str) -> GatewayRefund:
         raise NotImplementedError
 
 
