@@ -34,15 +34,25 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-class NoSettings(BaseModel):
-    """Login on its own has no kit settings (``PUT /_sandbox/oauth/config`` has its own)."""
+class LoginSettings(BaseModel):
+    """The Meta sandbox's one setting Facebook Login reads."""
+
+    refuse_unknown_tokens: bool = False
 
 
 def login_app(login: OAuthSandbox) -> FastAPI:
-    """Facebook Login on its own, with the sandbox kit's ``/_sandbox/reset`` and
-    ``/_sandbox/clock`` as the Meta sandbox mounts them."""
+    """Facebook Login on its own, with the sandbox kit's ``/_sandbox/reset``,
+    ``/_sandbox/clock`` and ``/_sandbox/config`` as the Meta sandbox mounts them."""
+
+    def configure(settings: LoginSettings) -> None:
+        login.refuse_unknown_tokens = settings.refuse_unknown_tokens
+
     kit = SandboxKit(
-        config=NoSettings(), fault_model=Fault, clock=login.clock, on_reset=login.reset
+        config=LoginSettings(),
+        fault_model=Fault,
+        clock=login.clock,
+        on_reset=login.reset,
+        on_config=configure,
     )
     app = FastAPI()
     app.include_router(kit.router())

@@ -91,7 +91,7 @@ async def served(served_sandbox: tuple[OAuthSandbox, str]) -> AsyncIterator[Serv
 async def test_tokens_it_never_issued_pass_unless_told_otherwise(served: Served) -> None:
     assert served.sandbox.token_problem("EAAfixed-test-token") is None
 
-    await served.http.put("/_sandbox/oauth/config", json={"refuse_unknown_tokens": True})
+    await served.http.post("/_sandbox/config", json={"refuse_unknown_tokens": True})
     problem = served.sandbox.token_problem("EAAfixed-test-token")
 
     assert problem is not None

@@ -702,7 +702,11 @@ class MetaSandbox:
         #: Facebook Login for Business: consent page, codes, tokens, /me/adaccounts.
         self.oauth = OAuthSandbox(account_profile=self.profile)
         self.kit = SandboxKit(
-            config=config, fault_model=MetaFault, on_reset=self.clear, clock=self.oauth.clock
+            config=config,
+            fault_model=MetaFault,
+            on_reset=self.clear,
+            on_config=self._configure,
+            clock=self.oauth.clock,
         )
         self.clear()
 
@@ -710,6 +714,9 @@ class MetaSandbox:
     def config(self) -> MetaSandboxSettings:
         """The current settings."""
         return self.kit.config
+
+    def _configure(self, config: MetaSandboxSettings) -> None:
+        self.oauth.refuse_unknown_tokens = config.refuse_unknown_tokens
 
     def clear(self) -> None:
         """Forget every account change, call, restatement, report run and Login's state

@@ -14,7 +14,7 @@ otherwise answer ``/{version}/debug_token``)::
 and its Graph routes ask :meth:`OAuthSandbox.token_problem` about every token, answering the
 :class:`GraphError` in Meta's error envelope when there is one. Tokens this sandbox never
 issued pass (the Graph routes keep serving the fixed test tokens) unless
-``refuse_unknown_tokens`` is switched on through ``PUT /_sandbox/oauth/config``.
+:attr:`OAuthSandbox.refuse_unknown_tokens` is on (the Meta sandbox's setting of that name).
 
 What it emulates, and where each behaviour is documented (developers.facebook.com):
 
@@ -77,7 +77,7 @@ Control endpoints (JSON, no token; loopback only — they reveal secrets):
   with ``clock=oauth.clock`` and ``on_reset=oauth.reset``: ``POST /_sandbox/reset`` (the
   starting apps and users, no codes or tokens) and ``POST /_sandbox/clock`` (codes and
   tokens expire on :attr:`OAuthSandbox.clock`);
-- ``GET /_sandbox/oauth/state``: apps (secrets included), users, the clock, the config;
+- ``GET /_sandbox/oauth/state``: apps (secrets included), users, the clock;
 - ``PUT /_sandbox/oauth/apps/{app_id}``: add or change an app (:class:`AppChange`);
 - ``PUT /_sandbox/oauth/users/{user_id}``: a user's name, whether they are confirmed, and the
   ad accounts they reach with each one's ``account_status`` (:class:`UserChange`);
@@ -87,7 +87,6 @@ Control endpoints (JSON, no token; loopback only — they reveal secrets):
 - ``POST /_sandbox/oauth/tokens/revoke``: by ``token``, ``token_id``, or ``user_id`` (and
   optionally ``app_id``), with a ``reason`` that picks the subcode (:class:`Revocation`);
   a ``token`` it never issued (the Graph routes' fixed test tokens) is refused from then on;
-- ``PUT /_sandbox/oauth/config``: ``{"refuse_unknown_tokens": true}``.
 """
 
 import base64
@@ -459,14 +458,6 @@ class Revocation(BaseModel):
         return self
 
 
-class OAuthConfig(BaseModel):
-    """``PUT /_sandbox/oauth/config``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    refuse_unknown_tokens: bool = False
-
-
 def default_users() -> dict[str, SandboxUser]:
     """Two sellers: one with the demo accounts 1000 and 1001, one with an account in every
     state the chooser shows."""
@@ -502,7 +493,8 @@ class OAuthSandbox:
     ) -> None:
         self._profile = account_profile
         self.clock = clock if clock is not None else SandboxClock()
-        self.config = OAuthConfig()
+        #: Refuse tokens it never issued (code 190/467) instead of letting them pass.
+        self.refuse_unknown_tokens = False
         self.apps = default_apps()
         self.users = default_users()
         self.codes: dict[str, IssuedCode] = {}
@@ -516,7 +508,6 @@ class OAuthSandbox:
 
     def reset(self) -> None:
         """The starting apps and users; no codes or tokens (the kit resets the clock)."""
-        self.config = OAuthConfig()
         self.apps, self.users = default_apps(), default_users()
         self.codes.clear()
         self.tokens.clear()
@@ -540,7 +531,7 @@ class OAuthSandbox:
             app_id = issued.app_id if issued is not None else DEFAULT_APP_ID
             return GraphError(400, 190, message.format(app_id=app_id), subcode=subcode)
         if issued is None:
-            return unparsable_token() if self.config.refuse_unknown_tokens else None
+            return unparsable_token() if self.refuse_unknown_tokens else None
         now = self.now()
         if now >= issued.expires_at:
             return GraphError(
@@ -587,15 +578,9 @@ class OAuthSandbox:
         async def read_state() -> dict[str, Any]:
             return {
                 "now": self.now(),
-                "config": self.config.model_dump(),
                 "apps": [vars(app) for app in self.apps.values()],
                 "users": [vars(user) for user in self.users.values()],
             }
-
-        @router.put("/_sandbox/oauth/config")
-        async def change_config(config: OAuthConfig) -> dict[str, Any]:
-            self.config = config
-            return config.model_dump()
 
         @router.put("/_sandbox/oauth/apps/{app_id}")
         async def change_app(app_id: str, change: AppChange) -> Response:

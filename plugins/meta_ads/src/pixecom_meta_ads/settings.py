@@ -121,6 +121,8 @@ class MetaSandboxSettings(BaseSettings):
     :param today_grows: an account's "today" shows only the share of the day's delivery
         that its local time of day has reached, so each sync sees more spend (``pixecom
         dev``); off, today is reported whole, as every other day (deterministic tests).
+    :param refuse_unknown_tokens: Facebook Login refuses tokens it never issued (code
+        190/467); off, the Graph routes serve the fixed test tokens.
     """
 
     model_config = SettingsConfigDict(env_prefix=SANDBOX_ENV_PREFIX, env_file=None, extra="ignore")
@@ -133,3 +135,4 @@ class MetaSandboxSettings(BaseSettings):
     max_page_size: int = Field(default=5000, gt=0)
     report_polls_to_complete: int = Field(default=3, ge=1, le=50)
     today_grows: bool = False
+    refuse_unknown_tokens: bool = False
