@@ -35,15 +35,20 @@ from pixecom_core.providers.events import (
     StatsAggregationSummary,
 )
 from pixecom_core.providers.payments import (
+    CredentialField,
     GatewayPaymentEvent,
     GatewayRefund,
+    MerchantAccount,
+    PaymentConnectionKind,
     PaymentEventKind,
     PaymentGateway,
+    PaymentGatewayConnections,
     PaymentRequest,
     PaymentSession,
     RefundRequest,
     RefundState,
     VerifiedWebhook,
+    WebhookAccount,
 )
 from pixecom_core.providers.sandboxes import (
     ASGIApp,
@@ -100,6 +105,11 @@ __all__ = [
     "FrozenValue",
     "GatewayPaymentEvent",
     "GatewayRefund",
+    "MerchantAccount",
+    "PaymentConnectionKind",
+    "PaymentGatewayConnections",
+    "WebhookAccount",
+    "CredentialField",
     "InsightRow",
     "Micros",
     "MinorUnits",

@@ -28,6 +28,71 @@ class PaymentEventKind(StrEnum):
     FAILED = "failed"
 
 
+class PaymentConnectionKind(StrEnum):
+    """How a seller connects their own account of a gateway."""
+
+    #: The seller approves PixEcom on the gateway's consent page, which redirects back
+    #: with a code (Stripe Connect OAuth for Standard accounts).
+    OAUTH = "oauth"
+    #: The seller enters credentials of their own (a PayPal REST app's client id and
+    #: secret); the gateway checks them before core stores them.
+    CREDENTIALS = "credentials"
+
+
+class MerchantAccount(FrozenValue):
+    """A seller's own account at a gateway: where that seller's payments land.
+
+    Core stores it encrypted (MultiFernet, re-encrypted by ``pixecom keys rotate``) and
+    hands it back on every payment, refund and webhook about the seller; it never
+    returns ``credentials`` in a response or a log.
+
+    :param account_id: the gateway's id of the account (Stripe ``acct_…``, PayPal merchant
+        id). Unique per gateway across sellers: webhooks that name it are routed to the
+        seller who connected it.
+    :param credentials: secret material the gateway needs to act for the account (a
+        PayPal client secret; a refresh token), or ``None`` when the platform's own key
+        acts on it (Stripe Connect's ``Stripe-Account`` header).
+    :param client_id: a public identifier that goes with ``credentials`` (PayPal client id).
+    :param display_name: the business name, for the seller's dashboard.
+    :param default_currency: the account's settlement currency, when the gateway says.
+    """
+
+    account_id: str = Field(min_length=1, max_length=255)
+    credentials: SecretStr | None = None
+    client_id: str | None = None
+    display_name: str | None = None
+    default_currency: CurrencyCode | None = None
+
+
+class CredentialField(FrozenValue):
+    """One field a ``CREDENTIALS`` gateway's connect form asks the seller for.
+
+    :param name: the key in the mapping :meth:`PaymentGatewayConnections.verify_credentials`
+        receives, e.g. ``client_secret``.
+    :param label: what the form shows, e.g. "Client secret".
+    :param secret: mask the input and never echo it.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    secret: bool = False
+
+
+class WebhookAccount(FrozenValue):
+    """Which connected account a webhook delivery is about.
+
+    :param account_id: the account the gateway names (Stripe's ``account`` on Connect
+        events, PayPal's payee merchant id). Core routes the delivery to the seller who
+        connected it and refuses a fact about a payment of any other seller.
+    :param revoked: the delivery says the seller took PixEcom's access away (Stripe
+        ``account.application.deauthorized``): core stops the seller's checkout on this
+        gateway and raises a problem in the seller's feed.
+    """
+
+    account_id: str = Field(min_length=1)
+    revoked: bool = False
+
+
 class PaymentRequest(FrozenValue):
     """Core's request to start collecting a payment for one order.
 
@@ -43,6 +108,13 @@ class PaymentRequest(FrozenValue):
     :param cancel_url: where the buyer lands after abandoning it.
     :param description: a short statement descriptor, if the seller set one.
     :param metadata: extra key/value pairs to attach to the gateway's payment object.
+    :param account: the seller's own account at the gateway (see
+        :class:`PaymentGatewayConnections`): the payment is created on it (Stripe
+        ``Stripe-Account``, the seller's PayPal credentials), never on the platform's.
+        Core always sends it to a gateway that implements connections; such a gateway
+        raises ``ProviderRefused`` when it is missing rather than charge the platform.
+    :param application_fee_minor: the platform's fee on this payment, where the gateway
+        can take one from a connected account (Stripe ``application_fee_amount``).
     """
 
     idempotency_key: str = Field(min_length=1)
@@ -54,6 +126,8 @@ class PaymentRequest(FrozenValue):
     cancel_url: str
     description: str | None = None
     metadata: Mapping[str, str] = Field(default_factory=dict)
+    account: MerchantAccount | None = None
+    application_fee_minor: Annotated[MinorUnits, Field(ge=0)] | None = None
 
 
 class PaymentSession(FrozenValue):
@@ -102,6 +176,8 @@ class RefundRequest(FrozenValue):
         is no more than what is still refundable.
     :param currency: ISO 4217 code of the captured payment.
     :param reason: the seller's words, for the gateway's records or the buyer's statement.
+    :param account: the seller's own account the payment was made on (as for
+        :class:`PaymentRequest`).
     """
 
     idempotency_key: str = Field(min_length=1, max_length=255)
@@ -113,6 +189,7 @@ class RefundRequest(FrozenValue):
     amount_minor: Annotated[MinorUnits, Field(gt=0)]
     currency: CurrencyCode
     reason: str | None = Field(default=None, max_length=500)
+    account: MerchantAccount | None = None
 
 
 class GatewayRefund(FrozenValue):
@@ -252,11 +329,18 @@ class PaymentGateway(Protocol):
         """
         ...
 
-    async def fetch_refund(self, *, payment_reference: str, refund_reference: str) -> GatewayRefund:
+    async def fetch_refund(
+        self,
+        *,
+        payment_reference: str,
+        refund_reference: str,
+        account: MerchantAccount | None = None,
+    ) -> GatewayRefund:
         """The refund's current state at the gateway, for a refund core still sees pending.
 
         :param payment_reference: the payment the refund belongs to.
         :param refund_reference: ``GatewayRefund.refund_reference`` as :meth:`refund` answered.
+        :param account: the seller's own account the payment was made on, if any.
         """
         ...
 
@@ -279,4 +363,64 @@ class PaymentGateway(Protocol):
 
         :param webhook: a webhook that passed ``verify_webhook``.
         """
+        ...
+
+
+@runtime_checkable
+class PaymentGatewayConnections(Protocol):
+    """How sellers connect their own accounts of a gateway, so each seller's money lands
+    in that seller's account: an optional part of the gateway contract, implemented by the
+    same object as :class:`PaymentGateway`.
+
+    A gateway that implements it never charges the platform's account: core passes the
+    seller's :class:`MerchantAccount` with every payment and refund, refuses checkout for a
+    seller without one, and routes webhooks by :meth:`webhook_account`. (A gateway without
+    it collects every seller's payments on one account: for tests and single-seller
+    deployments only.)
+
+    Errors: ``ProviderAuthError`` for a refused code or credentials (never quoting them),
+    the other classes of :mod:`pixecom_core.providers.errors` for failed calls.
+    """
+
+    @property
+    def connection_kind(self) -> PaymentConnectionKind:
+        """Consent page (OAuth) or credentials the seller enters."""
+        ...
+
+    @property
+    def credential_fields(self) -> tuple[CredentialField, ...]:
+        """The fields a ``CREDENTIALS`` gateway's connect form asks for; ``()`` for OAuth."""
+        ...
+
+    def authorization_url(self, *, state: str, redirect_uri: str) -> str | None:
+        """The gateway's consent page for this seller (``OAUTH``), or ``None``.
+
+        :param state: core's signed, single-use value, handed back on the redirect.
+        :param redirect_uri: core's callback; the code exchange names it again.
+        """
+        ...
+
+    async def exchange_code(self, *, code: str, redirect_uri: str) -> MerchantAccount:
+        """Turn the consent redirect's code into the seller's account (Stripe:
+        ``POST /v1/oauth/token`` → ``stripe_user_id``)."""
+        ...
+
+    async def verify_credentials(self, fields: Mapping[str, SecretStr]) -> MerchantAccount:
+        """Check credentials the seller entered (PayPal: fetch an OAuth token with them)
+        and describe their account; ``ProviderAuthError`` when they are refused. Nothing
+        is stored before this succeeds.
+
+        :param fields: one value per :attr:`credential_fields` name.
+        """
+        ...
+
+    async def disconnect(self, account: MerchantAccount) -> None:
+        """Give up PixEcom's access to the account where the gateway has such a call
+        (Stripe ``POST /oauth/deauthorize``); nothing where it has none. An account
+        already disconnected is not an error."""
+        ...
+
+    def webhook_account(self, webhook: VerifiedWebhook) -> WebhookAccount | None:
+        """The connected account a verified delivery is about, or ``None`` for one about
+        the platform's own account. Reads the delivery only, calls nothing."""
         ...

@@ -25,6 +25,7 @@ from pixecom_core.providers import (
     DemoPayment,
     GatewayPaymentEvent,
     GatewayRefund,
+    MerchantAccount,
     PaymentEventKind,
     PaymentGateway,
     PaymentRequest,
@@ -132,6 +133,7 @@ class FakePayGateway:
         *,
         payment_reference: str,  # noqa: ARG002 (the contract names it; fakepay needs only the refund)
         refund_reference: str,
+        account: MerchantAccount | None = None,  # noqa: ARG002 (fakepay has no connections)
     ) -> GatewayRefund:
         for refund in self.refunds.values():
             if refund.refund_reference == refund_reference:

@@ -72,6 +72,7 @@ import httpx
 from pixecom_core.providers import (
     GatewayPaymentEvent,
     GatewayRefund,
+    MerchantAccount,
     PaymentEventKind,
     PaymentRequest,
     PaymentSession,
@@ -324,7 +325,13 @@ class PayPalGateway:
             answer = await self.client.get_refund(refund_id)
         return self._gateway_refund(answer, action)
 
-    async def fetch_refund(self, *, payment_reference: str, refund_reference: str) -> GatewayRefund:
+    async def fetch_refund(
+        self,
+        *,
+        payment_reference: str,
+        refund_reference: str,
+        account: MerchantAccount | None = None,  # noqa: ARG002 (seller accounts: next step)
+    ) -> GatewayRefund:
         """Read a refund again (``GET /v2/payments/refunds/{id}``), e.g. a ``PENDING`` one.
 
         :raises ProviderError: PayPal does not know the refund (404 ``RESOURCE_NOT_FOUND``).
