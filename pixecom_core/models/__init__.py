@@ -52,6 +52,9 @@ from pixecom_core.models.orders import (
     OrderStatus,
 )
 from pixecom_core.models.payments import (
+    PaymentAccountDirectoryEntry,
+    PaymentConnection,
+    PaymentConnectionStatus,
     PaymentDirectoryEntry,
     PaymentEvent,
     PaymentEventType,
@@ -83,6 +86,7 @@ SELLER_OWNED_TABLES: tuple[str, ...] = (
     "order_events",
     "payment_events",
     "refunds",
+    "payment_connections",
     "ad_connections",
     "ad_accounts",
     "pages",
@@ -170,6 +174,9 @@ __all__ = [
     "TrackingRecord",
     "User",
     "UserRole",
+    "PaymentAccountDirectoryEntry",
+    "PaymentConnection",
+    "PaymentConnectionStatus",
     "PaymentDirectoryEntry",
     "WebhookInboxEntry",
     "WebhookStatus",

@@ -288,3 +288,84 @@ class PaymentDirectoryEntry(SQLModel, table=True):
     seller_id: uuid.UUID = Field(nullable=False)
     order_id: uuid.UUID = Field(nullable=False)
     order_created_at: datetime = Field(sa_type=timestamp_type(), nullable=False)
+
+
+class PaymentConnectionStatus(StrEnum):
+    """Where a seller's connection of their own gateway account stands (issue 15 item 1).
+
+    ``PENDING``: a consent flow started, not finished. ``ACTIVE``: payments of this seller
+    on this gateway go to its account (at most one per seller and gateway). ``REFUSED``:
+    the flow failed (``refusal`` says why). ``REVOKED``: the seller took PixEcom's access
+    away at the gateway (Stripe ``account.application.deauthorized``): checkout stops and
+    the problems feed says so until they connect again. ``DISCONNECTED``: the seller
+    disconnected it in PixEcom.
+    """
+
+    PENDING = "PENDING"
+    ACTIVE = "ACTIVE"
+    REFUSED = "REFUSED"
+    REVOKED = "REVOKED"
+    DISCONNECTED = "DISCONNECTED"
+
+
+class PaymentConnection(SellerOwned, table=True):
+    """A seller's own account at a payment gateway, or a flow to connect one.
+
+    The account (:class:`~pixecom_core.providers.MerchantAccount`, credentials included)
+    is stored encrypted with the key ``account_key_version`` names, like ad accounts'
+    tokens, so ``pixecom keys rotate`` re-encrypts it. ``account_id`` is kept in clear:
+    it routes webhooks (through ``payment_account_directory``) and is no secret.
+    """
+
+    __tablename__ = "payment_connections"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "state_nonce"),
+        Index(
+            "uq_payment_connections_one_active",
+            "seller_id",
+            "gateway",
+            unique=True,
+            postgresql_where=text("status = 'ACTIVE'"),
+        ),
+        enum_check("status", PaymentConnectionStatus),
+        plugin_identifier_check("gateway"),
+    )
+
+    gateway: str = Field(sa_type=Text, nullable=False)
+    status: PaymentConnectionStatus = enum_field(
+        PaymentConnectionStatus, PaymentConnectionStatus.PENDING
+    )
+    #: The consent flow's single-use nonce (a random one for a credentials connection).
+    state_nonce: str = Field(sa_type=Text, nullable=False)
+    state_expires_at: datetime = Field(sa_type=timestamp_type(), nullable=False)
+    consumed_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    redirect_uri: str | None = Field(default=None, sa_type=Text)
+    #: The gateway's id of the seller's account, once connected.
+    account_id: str | None = Field(default=None, sa_type=Text)
+    account_ciphertext: bytes | None = Field(default=None, sa_type=BYTEA)
+    account_key_version: int | None = Field(default=None, sa_type=Integer)
+    display_name: str | None = Field(default=None, sa_type=Text)
+    connected_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    #: When the gateway told PixEcom the seller revoked its access, or the seller
+    #: disconnected it here.
+    ended_at: datetime | None = Field(default=None, sa_type=timestamp_type())
+    #: Why the flow was refused, in words for the seller; never holds a secret.
+    refusal: str | None = Field(default=None, sa_type=Text)
+
+
+class PaymentAccountDirectoryEntry(SQLModel, table=True):
+    """Global directory: (gateway, account) → the seller whose connection is active on it.
+
+    A Connect webhook names an account, not a seller. A SECURITY DEFINER trigger on
+    ``payment_connections`` claims the account here when a connection becomes ``ACTIVE``
+    (so one account can be connected by one seller only) and releases it when the
+    connection ends; the app role reads it only through
+    ``pixecom_find_payment_account(gateway, account_id)``.
+    """
+
+    __tablename__ = "payment_account_directory"
+
+    gateway: str = Field(sa_type=Text, primary_key=True)
+    account_id: str = Field(sa_type=Text, primary_key=True)
+    seller_id: uuid.UUID = Field(nullable=False)
+    connection_id: uuid.UUID = Field(nullable=False)

@@ -162,6 +162,16 @@ def insert_rows_for(conn: Connection, seller_id: uuid.UUID) -> dict[str, list[An
                 "currency": "USD",
             },
         )
+        add(
+            "payment_connections",
+            {
+                "gateway": "stripe",
+                "status": "ACTIVE",
+                "state_nonce": f"pay_nonce_{tag}",
+                "state_expires_at": now,
+                "account_id": f"acct_{tag}",
+            },
+        )
         connection = add(
             "ad_connections",
             {
