@@ -53,7 +53,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar, get_args
 
 import httpx
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Request
@@ -64,11 +64,16 @@ from pixecom_core.providers.http import shared_ssl_context
 
 #: The failures every sandbox renders in its provider's words; the conformance kit queues
 #: them (``{"kind": "throttled"}`` …) and expects the matching core error class.
-FAILURE_KINDS: Final = ("throttled", "transient", "auth")
+FailureKind = Literal["throttled", "transient", "auth"]
+FAILURE_KINDS: Final = get_args(FailureKind)
 #: Failures below the provider's protocol, rendered by the kit the same way everywhere:
 #: an HTML 5xx page (a proxy in front of the API), a 200 whose body is not JSON, and a
 #: call that hangs for ``hang_seconds`` then ends in a 504.
-TRANSPORT_KINDS: Final = ("server_error", "malformed", "hang")
+TransportKind = Literal["server_error", "malformed", "hang"]
+TRANSPORT_KINDS: Final = get_args(TransportKind)
+#: Every kind a sandbox answers, for its :class:`Fault` subclass to extend:
+#: ``kind: Literal[KitFaultKind, "permission"]`` (a ``Literal`` inside one is flattened).
+KitFaultKind = Literal[FailureKind, TransportKind]
 #: Faults queued at once, at most: a control API is no way to exhaust the sandbox's memory.
 MAX_FAULTS: Final = 1_000
 #: Requests the log keeps (the oldest are dropped).
@@ -92,9 +97,9 @@ CONTROL_PREFIX: Final = "/_sandbox"
 class Fault(BaseModel):
     """One injected failure: the next ``times`` calls that match answer with it.
 
-    Subclass it to narrow ``kind`` to what the sandbox renders (always including
-    :data:`FAILURE_KINDS` and :data:`TRANSPORT_KINDS`) and to add the provider's own details
-    (an error code, a subcode).
+    Subclass it to narrow ``kind`` to what the sandbox renders (:data:`KitFaultKind` and
+    the provider's own kinds) and to add the provider's own details (an error code, a
+    subcode).
 
     :param kind: which failure.
     :param operation: only calls of this operation (the names each sandbox documents, e.g.

@@ -76,17 +76,17 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, FastAPI, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
 from pixecom_core.providers import ASGIApp
-from pixecom_core.testing.sandbox_kit import Fault, SandboxKit
+from pixecom_core.testing.sandbox_kit import Fault, KitFaultKind, SandboxKit
 from pixecom_meta_ads.sandbox_oauth import (
     ACCOUNT_FIELDS,
     AD_SCOPES,
@@ -329,17 +329,7 @@ class MetaFault(Fault):
         token …"), as Graph sometimes does.
     """
 
-    kind: Literal[
-        "throttled",
-        "transient",
-        "auth",
-        "server_error",
-        "malformed",
-        "hang",
-        "permission",
-        "too_much_data",
-        "report_failed",
-    ]
+    kind: Literal[KitFaultKind, "permission", "too_much_data", "report_failed"]
     operation: Operation | None = None
     code: int | None = None
     subcode: int | None = None
@@ -379,6 +369,16 @@ class EntityOverride(BaseModel):
 
     name: str | None = Field(default=None, min_length=1)
     status: Literal["ACTIVE", "PAUSED", "ARCHIVED", "DELETED"] | None = None
+
+
+def _account_number(number: str) -> str:
+    """A control route's account id: its digits, or 404."""
+    if not number.isdigit():
+        raise HTTPException(404, "account ids are digits")
+    return number
+
+
+AccountNumber = Annotated[str, Depends(_account_number)]
 
 
 class Restatement(BaseModel):
@@ -594,6 +594,7 @@ def insight_rows(
     """Every row of the query, ordered by period then entity id; numbers as strings."""
     profile = sandbox.profile(number)
     currency = profile["currency"]
+    name = partial(sandbox.entity_name, number)  # as the entity edges list them, renamed too
     ads = account_ads(number, profile["campaigns"])
     today = sandbox.today(number)
     # Read once per query, so the rows of one answer agree with each other.
@@ -615,17 +616,7 @@ def insight_rows(
             day += timedelta(days=1)
         for key in sorted(totals):
             ad, numbers = totals[key]
-            row = _row(query, number, profile["name"], currency, ad, numbers, start, stop)
-            # the names the entity edges list, renames included
-            named = {
-                "campaign_name": ad.campaign_id,
-                "adset_name": ad.adset_id,
-                "ad_name": ad.ad_id,
-            }
-            for field, entity_id in named.items():
-                if field in row:
-                    row[field] = sandbox.entity_name(number, entity_id)
-            yield row
+            yield _row(query, number, profile["name"], currency, ad, numbers, (start, stop), name)
 
 
 def _row(
@@ -635,16 +626,16 @@ def _row(
     currency: str,
     ad: SandboxAd,
     numbers: AdDay,
-    start: date,
-    stop: date,
+    period: tuple[date, date],
+    name: Callable[[str], str],
 ) -> dict[str, Any]:
     level_rank = LEVELS.index(query.level)
     available: dict[str, Any] = {
         "account_id": number,
         "account_name": account_name,
         "account_currency": currency,
-        "date_start": start.isoformat(),
-        "date_stop": stop.isoformat(),
+        "date_start": period[0].isoformat(),
+        "date_stop": period[1].isoformat(),
         "spend": decimal_string(numbers.spend_minor, currency),
         "impressions": str(numbers.impressions),
         "clicks": str(numbers.clicks),
@@ -652,11 +643,11 @@ def _row(
     }
     # ids of levels at or above the report's level; Meta cannot name an ad in a campaign row
     if level_rank >= 1:
-        available |= {"campaign_id": ad.campaign_id, "campaign_name": f"Campaign {ad.campaign_id}"}
+        available |= {"campaign_id": ad.campaign_id, "campaign_name": name(ad.campaign_id)}
     if level_rank >= 2:
-        available |= {"adset_id": ad.adset_id, "adset_name": f"Ad set {ad.adset_id}"}
+        available |= {"adset_id": ad.adset_id, "adset_name": name(ad.adset_id)}
     if level_rank >= 3:
-        available |= {"ad_id": ad.ad_id, "ad_name": f"Ad {ad.ad_id}"}
+        available |= {"ad_id": ad.ad_id, "ad_name": name(ad.ad_id)}
     actions = [{"action_type": "link_click", "value": str(numbers.link_clicks)}]
     values = []
     if numbers.purchases:
@@ -983,36 +974,31 @@ class MetaSandbox:
     # -- routes
 
     def control_router(self) -> APIRouter:
-        """Meta's own control endpoints: accounts, restatements, token revocation."""
+        """Meta's own control endpoints: accounts, their objects, restatements."""
         router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
 
         @router.get("/accounts/{number}")
-        async def read_account(number: str) -> Response:
-            if not number.isdigit():
-                return JSONResponse({"detail": "account ids are digits"}, 404)
+        async def read_account(number: AccountNumber) -> dict[str, Any]:
             profile = self.profile(number)
             ads = account_ads(number, profile["campaigns"])
             calls = self.usage.get(number)
-            return JSONResponse(
-                profile
-                | {
-                    "today": self.today(number).isoformat(),
-                    "campaign_ids": sorted({ad.campaign_id for ad in ads}),
-                    "adset_ids": sorted({ad.adset_id for ad in ads}),
-                    "ad_ids": [ad.ad_id for ad in ads],
-                    "calls_in_window": calls.calls if calls else 0,
-                }
-            )
+            return profile | {
+                "today": self.today(number).isoformat(),
+                "campaign_ids": sorted({ad.campaign_id for ad in ads}),
+                "adset_ids": sorted({ad.adset_id for ad in ads}),
+                "ad_ids": [ad.ad_id for ad in ads],
+                "calls_in_window": calls.calls if calls else 0,
+            }
 
         @router.put("/accounts/{number}")
-        async def change_account(number: str, override: AccountOverride) -> Response:
-            if not number.isdigit():
-                return JSONResponse({"detail": "account ids are digits"}, 404)
+        async def change_account(
+            number: AccountNumber, override: AccountOverride
+        ) -> dict[str, Any]:
             if override.timezone_name is not None:
                 try:
                     ZoneInfo(override.timezone_name)
                 except (ValueError, KeyError):
-                    return JSONResponse({"detail": "unknown time zone"}, 422)
+                    raise HTTPException(422, "unknown time zone") from None
             known = self.overrides.get(number) or AccountOverride()
             self.overrides[number] = known.model_copy(
                 update=override.model_dump(exclude_unset=True)
@@ -1020,52 +1006,45 @@ class MetaSandbox:
             return await read_account(number)
 
         @router.put("/accounts/{number}/entities/{entity_id}")
-        async def change_entity(number: str, entity_id: str, override: EntityOverride) -> Response:
+        async def change_entity(
+            number: str, entity_id: str, override: EntityOverride
+        ) -> dict[str, str]:
             ads = account_ads(number, self.profile(number)["campaigns"]) if number.isdigit() else ()
             known = {ad.campaign_id for ad in ads} | {ad.adset_id for ad in ads}
             if entity_id not in known | {ad.ad_id for ad in ads}:
-                return JSONResponse({"detail": "no such campaign, ad set or ad"}, 404)
+                raise HTTPException(404, "no such campaign, ad set or ad")
             current = self.entity_overrides.get((number, entity_id)) or EntityOverride()
             changed = current.model_copy(update=override.model_dump(exclude_unset=True))
             self.entity_overrides[(number, entity_id)] = changed
-            return JSONResponse(
-                {
-                    "id": entity_id,
-                    "name": self.entity_name(number, entity_id),
-                    "status": self.entity_status(number, entity_id),
-                }
-            )
+            return {
+                "id": entity_id,
+                "name": self.entity_name(number, entity_id),
+                "status": self.entity_status(number, entity_id),
+            }
 
         @router.post("/accounts/{number}/restate")
         async def restate(
-            number: str, restatement: Annotated[Restatement | None, Body()] = None
-        ) -> Response:
-            if not number.isdigit():
-                return JSONResponse({"detail": "account ids are digits"}, 404)
+            number: AccountNumber, restatement: Annotated[Restatement | None, Body()] = None
+        ) -> dict[str, Any]:
             today = self.today(number)
+            oldest = today - timedelta(days=RESTATEMENT_DAYS)
             day = restatement.day if restatement is not None else None
             if day is None:
                 restated = self.account_restatements.setdefault(number, [])
                 if len(restated) >= MAX_RESTATEMENTS:
-                    return JSONResponse({"detail": "too many restatements"}, 409)
+                    raise HTTPException(409, "too many restatements")
                 restated.append(today)
-                oldest = today - timedelta(days=RESTATEMENT_DAYS)
-                return JSONResponse({"restated": f"{oldest.isoformat()}..{today.isoformat()}"})
-            if day > today or (today - day).days > RESTATEMENT_DAYS:
-                return JSONResponse(
-                    {
-                        "detail": f"only the last {RESTATEMENT_DAYS} days restate; "
-                        f"{day} is outside {today - timedelta(days=RESTATEMENT_DAYS)}..{today}"
-                    },
+                return {"restated": f"{oldest.isoformat()}..{today.isoformat()}"}
+            if not oldest <= day <= today:
+                raise HTTPException(
                     409,
+                    f"only the last {RESTATEMENT_DAYS} days restate; {day} is outside "
+                    f"{oldest}..{today}",
                 )
             if len(self.day_revisions) >= MAX_RESTATEMENTS * 10:
-                return JSONResponse({"detail": "too many restatements"}, 409)
-            key = (number, day)
-            self.day_revisions[key] = self.day_revisions.get(key, 0) + 1
-            return JSONResponse(
-                {"restated": day.isoformat(), "revision": self.revision(number, day)}
-            )
+                raise HTTPException(409, "too many restatements")
+            self.day_revisions[(number, day)] = self.day_revisions.get((number, day), 0) + 1
+            return {"restated": day.isoformat(), "revision": self.revision(number, day)}
 
         return router
 

@@ -676,12 +676,8 @@ class OAuthSandbox:
             except GraphError as error:
                 return error.response()
 
-        @router.get("/{version}/oauth/access_token")
-        async def access_token_get(request: Request, version: str) -> Response:
-            return await graph(request, version, self._access_token)
-
-        @router.post("/{version}/oauth/access_token")
-        async def access_token_post(request: Request, version: str) -> Response:
+        @router.api_route("/{version}/oauth/access_token", methods=["GET", "POST"])
+        async def access_token(request: Request, version: str) -> Response:
             return await graph(request, version, self._access_token)
 
         @router.get("/{version}/debug_token")

@@ -88,6 +88,7 @@ from pixecom_core.testing.sandbox_kit import (
     DeliveryAttempt,
     DeliveryRefused,
     Fault,
+    KitFaultKind,
     OutboxEvent,
     SandboxKit,
     WebhookOutbox,
@@ -229,7 +230,7 @@ class Track17Fault(Fault):
     :param code: the envelope's ``code`` instead of the kind's own.
     """
 
-    kind: Literal["throttled", "transient", "auth", "envelope", "server_error", "malformed", "hang"]
+    kind: Literal[KitFaultKind, "envelope"]
     code: int | None = None
 
 
