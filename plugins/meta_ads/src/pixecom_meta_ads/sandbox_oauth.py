@@ -104,7 +104,7 @@ from typing import Annotated, Any, Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
@@ -142,6 +142,8 @@ DENIED_DESCRIPTION: Final = "Permissions error."
 
 GRAPH_VERSION: Final = re.compile(r"^v\d+\.\d+$")
 _NUMBER = re.compile(r"^\d{1,32}$")
+#: An app or user id in a control route's path (422 otherwise).
+Digits = Annotated[str, Path(pattern=_NUMBER.pattern)]
 
 RevocationReason = Literal["app_removed", "password_changed", "logged_out"]
 #: The subcode and message a revoked token is refused with (Graph API "Handling Errors").
@@ -583,9 +585,7 @@ class OAuthSandbox:
             }
 
         @router.put("/_sandbox/oauth/apps/{app_id}")
-        async def change_app(app_id: str, change: AppChange) -> Response:
-            if not _NUMBER.match(app_id):
-                return JSONResponse({"detail": "app ids are digits"}, status_code=422)
+        async def change_app(app_id: Digits, change: AppChange) -> dict[str, str]:
             self.apps[app_id] = SandboxApp(
                 app_id,
                 change.secret,
@@ -593,16 +593,14 @@ class OAuthSandbox:
                 tuple(change.redirect_uris) if change.redirect_uris is not None else None,
                 tuple(change.default_scopes),
             )
-            return JSONResponse({"app_id": app_id})
+            return {"app_id": app_id}
 
         @router.put("/_sandbox/oauth/users/{user_id}")
-        async def change_user(user_id: str, change: UserChange) -> Response:
-            if not _NUMBER.match(user_id):
-                return JSONResponse({"detail": "user ids are digits"}, status_code=422)
+        async def change_user(user_id: Digits, change: UserChange) -> dict[str, Any]:
             self.users[user_id] = SandboxUser(
                 user_id, change.name, dict(change.accounts), change.confirmed
             )
-            return JSONResponse(vars(self.users[user_id]))
+            return vars(self.users[user_id])
 
         @router.get("/_sandbox/oauth/tokens")
         async def list_tokens(reveal: Annotated[bool, Query()] = False) -> list[dict[str, Any]]:
