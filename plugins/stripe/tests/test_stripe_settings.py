@@ -142,4 +142,5 @@ def test_every_secret_can_be_read_from_a_file(
     assert check_secrets_read_from_files(StripeSettings, monkeypatch, tmp_path) == [
         "PIXECOM_STRIPE_SECRET_KEY",
         "PIXECOM_STRIPE_WEBHOOK_SECRETS",
+        "PIXECOM_STRIPE_CONNECT_WEBHOOK_SECRETS",
     ]

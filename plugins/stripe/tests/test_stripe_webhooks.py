@@ -21,12 +21,15 @@ EVENT: dict[str, Any] = {
 }
 
 
-def gateway_with(*webhook_secrets: str, tolerance: int = 300) -> StripeGateway:
+def gateway_with(
+    *webhook_secrets: str, tolerance: int = 300, connect_secrets: tuple[str, ...] = ()
+) -> StripeGateway:
     # verification makes no API call, so no sandbox is needed here
     return StripeGateway(
         settings_for(
             "http://127.0.0.1:9",
             webhook_secrets=list(webhook_secrets),
+            connect_webhook_secrets=list(connect_secrets),
             webhook_tolerance_seconds=tolerance,
         )
     )

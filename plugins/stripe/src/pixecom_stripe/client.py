@@ -24,6 +24,18 @@ one class of :mod:`pixecom_core.providers.errors`:
 
 Every message carries Stripe's type, code, message and request id.
 
+Connect (https://docs.stripe.com/connect/authentication): a call on behalf of a connected
+account carries ``Stripe-Account: acct_…`` and the platform's own key; every method below
+that takes ``stripe_account`` sends it. Stripe answers an account the key cannot reach
+(never connected, or deauthorized) with 403 ``account_invalid`` → ``ProviderAuthError``.
+
+Connect OAuth (https://docs.stripe.com/connect/oauth-reference; stripe-python's
+``OAuth.token``/``OAuth.deauthorize`` post to ``/oauth/token`` and ``/oauth/deauthorize`` on
+``connect_api_base``) lives on ``connect_base`` and answers errors in OAuth's envelope
+``{"error": "invalid_grant", "error_description": …}``: ``invalid_grant`` (a code used,
+expired or unknown) and ``invalid_client`` (a wrong client id, an account not connected)
+→ ``ProviderAuthError``; the code is cut out of Stripe's description before it is quoted.
+
 The secret key never appears in a log line or an exception message.
 """
 
@@ -70,6 +82,15 @@ class StripeRateLimited(ProviderThrottled, ProviderTransientError):
     """
 
 
+class StripeOAuthError(ProviderAuthError):
+    """Connect OAuth refused the call: ``oauth_error`` is Stripe's code (``invalid_grant``,
+    ``invalid_client``)."""
+
+    def __init__(self, message: str, *, oauth_error: str, provider: str) -> None:
+        super().__init__(message, provider=provider)
+        self.oauth_error = oauth_error
+
+
 class StripeClient:
     """A thin async client of the Stripe endpoints PixEcom uses.
 
@@ -93,30 +114,67 @@ class StripeClient:
         )
 
     async def create_payment_intent(
-        self, params: Iterable[tuple[str, str]], *, idempotency_key: str
+        self,
+        params: Iterable[tuple[str, str]],
+        *,
+        idempotency_key: str,
+        stripe_account: str | None = None,
     ) -> StripeObject:
         """``POST /v1/payment_intents``; Stripe replays the first result for a repeated key.
 
         :param params: form fields, already flattened (``("metadata[order_id]", "…")``).
         :param idempotency_key: sent as ``Idempotency-Key``.
+        :param stripe_account: the connected account (``acct_…``) to create it on.
         """
         return await self._request(
             "POST",
             "/v1/payment_intents",
             form=list(params),
             headers={"Idempotency-Key": idempotency_key},
+            stripe_account=stripe_account,
         )
 
-    async def retrieve_payment_intent(self, payment_intent_id: str) -> StripeObject:
+    async def retrieve_payment_intent(
+        self, payment_intent_id: str, *, stripe_account: str | None = None
+    ) -> StripeObject:
         """``GET /v1/payment_intents/{id}``."""
-        return await self._request("GET", f"/v1/payment_intents/{_path_id(payment_intent_id)}")
+        return await self._request(
+            "GET",
+            f"/v1/payment_intents/{_path_id(payment_intent_id)}",
+            stripe_account=stripe_account,
+        )
 
-    async def retrieve_charge(self, charge_id: str) -> StripeObject:
+    async def retrieve_charge(
+        self, charge_id: str, *, stripe_account: str | None = None
+    ) -> StripeObject:
         """``GET /v1/charges/{id}``."""
-        return await self._request("GET", f"/v1/charges/{_path_id(charge_id)}")
+        return await self._request(
+            "GET", f"/v1/charges/{_path_id(charge_id)}", stripe_account=stripe_account
+        )
+
+    async def retrieve_account(self, account_id: str) -> StripeObject:
+        """``GET /v1/accounts/{id}``: a connected account, read with the platform's key."""
+        return await self._request("GET", f"/v1/accounts/{_path_id(account_id)}")
+
+    async def oauth_token(self, code: str) -> StripeObject:
+        """``POST {connect_base}/oauth/token`` with ``grant_type=authorization_code``: the
+        consent redirect's code for the connected account (``stripe_user_id``)."""
+        return await self._oauth(
+            "/oauth/token", [("grant_type", "authorization_code"), ("code", code)], secret=code
+        )
+
+    async def oauth_deauthorize(self, *, client_id: str, account_id: str) -> StripeObject:
+        """``POST {connect_base}/oauth/deauthorize``: the platform gives up the account."""
+        return await self._oauth(
+            "/oauth/deauthorize", [("client_id", client_id), ("stripe_user_id", account_id)]
+        )
 
     async def create_refund(
-        self, params: Iterable[tuple[str, str]], *, idempotency_key: str
+        self,
+        params: Iterable[tuple[str, str]],
+        *,
+        idempotency_key: str,
+        stripe_account: str | None = None,
     ) -> StripeObject:
         """``POST /v1/refunds``; Stripe replays the first result for a repeated key.
 
@@ -133,13 +191,20 @@ class StripeClient:
             form=list(params),
             headers={"Idempotency-Key": idempotency_key},
             invalid_request_is_refusal=True,
+            stripe_account=stripe_account,
         )
 
-    async def retrieve_refund(self, refund_id: str) -> StripeObject:
+    async def retrieve_refund(
+        self, refund_id: str, *, stripe_account: str | None = None
+    ) -> StripeObject:
         """``GET /v1/refunds/{id}``."""
-        return await self._request("GET", f"/v1/refunds/{_path_id(refund_id)}")
+        return await self._request(
+            "GET", f"/v1/refunds/{_path_id(refund_id)}", stripe_account=stripe_account
+        )
 
-    async def list_refunds(self, *, charge_id: str) -> list[StripeObject]:
+    async def list_refunds(
+        self, *, charge_id: str, stripe_account: str | None = None
+    ) -> list[StripeObject]:
         """Every refund of one charge (``GET /v1/refunds?charge=…``), following pages.
 
         Since API version 2022-11-15 a Charge no longer embeds its refunds, so this is how
@@ -148,7 +213,9 @@ class StripeClient:
         refunds: list[StripeObject] = []
         query: dict[str, str] = {"charge": charge_id, "limit": "100"}
         for _ in range(MAX_REFUND_PAGES):
-            page = await self._request("GET", "/v1/refunds", query=query)
+            page = await self._request(
+                "GET", "/v1/refunds", query=query, stripe_account=stripe_account
+            )
             data = page.get("data")
             if not isinstance(data, list):
                 raise ProviderError(
@@ -189,8 +256,11 @@ class StripeClient:
         query: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         invalid_request_is_refusal: bool = False,
+        stripe_account: str | None = None,
     ) -> StripeObject:
         request_headers = {**self._auth_headers(), **(headers or {})}
+        if stripe_account is not None:
+            request_headers["Stripe-Account"] = stripe_account
         content: bytes | None = None
         if form is not None:
             content = urlencode(form).encode("ascii")
@@ -226,6 +296,63 @@ class StripeClient:
             method, path, response, invalid_request_is_refusal=invalid_request_is_refusal
         )
 
+    async def _oauth(
+        self, path: str, form: list[tuple[str, str]], *, secret: str | None = None
+    ) -> StripeObject:
+        """A Connect OAuth call on ``connect_base``; ``secret`` (a code) is never quoted."""
+        base = self._settings.connect_base
+        with transport_errors_as_transient(
+            provider=PROVIDER,
+            service="Stripe Connect",
+            call=f"POST {path}",
+            base_url=base,
+            timeout_seconds=self._settings.timeout_seconds,
+            timeout_setting=f"{ENV_PREFIX}TIMEOUT_SECONDS",
+        ):
+            response = await self._http.get().post(
+                f"{base}{path}",
+                content=urlencode(form).encode("ascii"),
+                headers={
+                    **self._auth_headers(),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+        _log.debug("stripe connect POST %s -> %s", path, response.status_code)
+        body = json_object(response)
+        if response.is_success and body is not None:
+            return body
+        raise _oauth_error_for(path, response, body, secret=secret)
+
+
+def _oauth_error_for(
+    path: str, response: httpx.Response, body: StripeObject | None, *, secret: str | None
+) -> ProviderError:
+    """The exception for a failed Connect OAuth call (see the module's docstring)."""
+    status = response.status_code
+    raw = (body or {}).get("error")
+    if isinstance(raw, dict):  # the API's envelope, e.g. a refused platform key
+        return _error_for("POST", path, response, invalid_request_is_refusal=False)
+    code = str(raw or "unknown_error")
+    description = str((body or {}).get("error_description") or response.reason_phrase)
+    if secret:
+        description = description.replace(secret, "<code>")
+    detail = f"Stripe Connect POST {path} failed with {status} {code}: {description}"
+    if status == 429:
+        return StripeRateLimited(
+            detail,
+            retry_after_seconds=parse_retry_after(response.headers.get("retry-after")),
+            provider=PROVIDER,
+        )
+    if status >= 500 or body is None:
+        return ProviderTransientError(detail, provider=PROVIDER)
+    if code in ("invalid_grant", "invalid_client") or status in (401, 403):
+        return StripeOAuthError(
+            f"{detail}. The seller must connect their Stripe account again.",
+            oauth_error=code,
+            provider=PROVIDER,
+        )
+    return ProviderError(detail, provider=PROVIDER)
+
 
 def _path_id(object_id: str) -> str:
     # ids come from webhook bodies: never let one change the path
@@ -251,6 +378,12 @@ def _error_for(
     detail += f": {message}"
     if request_id:
         detail += f" [request {request_id}]"
+    if status == 403 and code == "account_invalid":
+        return ProviderAuthError(
+            f"{detail}. The connected account was deauthorized or never connected: the "
+            "seller must connect their Stripe account again.",
+            provider=PROVIDER,
+        )
     if status in (401, 403):
         return ProviderAuthError(
             f"{detail}. Check {ENV_PREFIX}SECRET_KEY and the key's permissions.",

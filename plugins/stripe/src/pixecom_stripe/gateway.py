@@ -48,6 +48,33 @@ Details:
   :meth:`StripeGateway.refund`); refunds made elsewhere (the Dashboard) and disputes do not.
 - Currencies are upper-cased; amounts are Stripe's integer minor units as they are.
 
+Connect (:class:`~pixecom_core.providers.PaymentGatewayConnections`, ``OAUTH``): sellers
+connect their own Standard accounts through Connect OAuth
+(https://docs.stripe.com/connect/oauth-reference, https://docs.stripe.com/connect/oauth-standard-accounts):
+
+- the consent page ``{connect_base}/oauth/authorize?response_type=code&client_id=ca_…&
+  scope=read_write&state=…&redirect_uri=…``; Stripe redirects to ``redirect_uri`` with
+  ``code`` and ``state`` (or ``error=access_denied``);
+- ``POST {connect_base}/oauth/token`` (``grant_type=authorization_code``, the platform's
+  secret key) answers ``stripe_user_id``, the ``acct_…`` the seller's payments are made on.
+  The token endpoint takes no ``redirect_uri``: Stripe checks it on the consent page
+  against the platform's registered URIs. The ``access_token`` it also answers is not kept:
+  Stripe recommends the platform's key with ``Stripe-Account`` instead
+  (https://docs.stripe.com/connect/authentication), so ``MerchantAccount.credentials`` is
+  ``None``;
+- every call about a connected account's payment (creating it, refunding it, the follow-up
+  calls of :meth:`StripeGateway.parse_events` for an event naming ``account``) sends
+  ``Stripe-Account: acct_…`` (direct charges); ``application_fee_minor`` is sent as
+  ``application_fee_amount``;
+- Connect events carry the connected account in a top-level ``account``
+  (https://docs.stripe.com/connect/webhooks) and come to the platform's *Connect* endpoint,
+  signed with that endpoint's own secret (``connect_webhook_secrets``);
+  ``account.application.deauthorized`` (the seller removed the platform) is
+  ``WebhookAccount(revoked=True)``;
+- ``POST {connect_base}/oauth/deauthorize`` (``client_id``, ``stripe_user_id``) gives the
+  account up; Stripe's ``invalid_client`` for an account no longer connected is not an
+  error.
+
 Refunds (:meth:`StripeGateway.refund`, :meth:`StripeGateway.fetch_refund`) answer the Refund
 object's ``status`` as a :class:`~pixecom_core.providers.RefundState`:
 
@@ -67,23 +94,29 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import stripe
 from pydantic import SecretStr, ValidationError
 
 from pixecom_core.providers import (
+    CredentialField,
     GatewayPaymentEvent,
     GatewayRefund,
+    MerchantAccount,
+    PaymentConnectionKind,
     PaymentEventKind,
     PaymentRequest,
     PaymentSession,
     ProviderError,
+    ProviderRefused,
     RefundRequest,
     RefundState,
     VerifiedWebhook,
+    WebhookAccount,
     WebhookVerificationError,
 )
-from pixecom_stripe.client import PROVIDER, StripeClient, StripeObject
+from pixecom_stripe.client import PROVIDER, StripeClient, StripeOAuthError, StripeObject
 from pixecom_stripe.settings import ENV_PREFIX, StripeSettings
 
 SIGNATURE_HEADER: Final = "stripe-signature"
@@ -95,6 +128,10 @@ SELLER_ID_KEY: Final = "seller_id"
 #: own ``reason`` is an enum the seller's words do not fit; see :meth:`StripeGateway.refund`).
 REFUND_ID_KEY: Final = "refund_id"
 REFUND_REASON_KEY: Final = "refund_reason"
+#: The Connect event Stripe sends when a seller removes the platform from their account.
+DEAUTHORIZED_EVENT: Final = "account.application.deauthorized"
+#: What the platform asks on the consent page: direct charges and refunds on the account.
+CONNECT_SCOPE: Final = "read_write"
 
 _REFUND_STATES: Final[Mapping[str, RefundState]] = {
     "pending": RefundState.PENDING,
@@ -108,7 +145,8 @@ _log = logging.getLogger(__name__)
 
 
 class StripeGateway:
-    """The ``stripe`` payment gateway; implements ``pixecom_core.providers.PaymentGateway``.
+    """The ``stripe`` payment gateway; implements ``pixecom_core.providers.PaymentGateway``
+    and ``PaymentGatewayConnections`` (Connect OAuth, see the module's docstring).
 
     :param settings: the API location, secret key and webhook secrets
         (:class:`~pixecom_stripe.settings.StripeSettings`, read from ``PIXECOM_STRIPE_*``).
@@ -119,6 +157,8 @@ class StripeGateway:
     display_name = "Stripe"
     #: The inbox stores the signature header, so a stored delivery can be verified again.
     webhook_headers = frozenset({SIGNATURE_HEADER})
+    connection_kind = PaymentConnectionKind.OAUTH
+    credential_fields: tuple[CredentialField, ...] = ()
 
     def __init__(self, settings: StripeSettings, *, client: StripeClient | None = None) -> None:
         self._settings = settings
@@ -135,7 +175,13 @@ class StripeGateway:
         ``request.idempotency_key`` is Stripe's ``Idempotency-Key``: a retry with the same
         key returns the same PaymentIntent; reusing a key with other parameters is refused
         by Stripe (``ProviderRefused``, ``idempotency_error``).
+
+        With ``request.account`` the PaymentIntent is created on the seller's connected
+        account (``Stripe-Account``), with ``application_fee_minor`` as
+        ``application_fee_amount``. Without it: ``ProviderRefused``, unless
+        ``platform_account_payments`` (single-account mode) is on.
         """
+        stripe_account = self._stripe_account(request.account, doing="take a payment")
         params: list[tuple[str, str]] = [
             ("amount", str(request.amount_minor)),
             ("currency", request.currency.lower()),
@@ -150,8 +196,12 @@ class StripeGateway:
         )
         if request.description:
             params.append(("description", request.description))
+        if request.application_fee_minor is not None and stripe_account is not None:
+            # a fee needs a connected account to take it from; on the platform's own
+            # account (single-account mode) there is no one to charge it to
+            params.append(("application_fee_amount", str(request.application_fee_minor)))
         intent = await self._client.create_payment_intent(
-            params, idempotency_key=request.idempotency_key
+            params, idempotency_key=request.idempotency_key, stripe_account=stripe_account
         )
         fields = _Fields(intent, where="the created PaymentIntent")
         return PaymentSession(
@@ -172,8 +222,10 @@ class StripeGateway:
 
         Stripe declining the refund (more than is left on the charge, a charge already
         refunded or never captured, the key reused with other parameters) raises
-        ``ProviderRefused`` with Stripe's message.
+        ``ProviderRefused`` with Stripe's message. ``request.account``: as for
+        :meth:`create_payment`.
         """
+        stripe_account = self._stripe_account(request.account, doing="refund a payment")
         params: list[tuple[str, str]] = [
             ("payment_intent", request.payment_reference),
             ("amount", str(request.amount_minor)),
@@ -183,13 +235,24 @@ class StripeGateway:
         ]
         if request.reason:
             params.append((f"metadata[{REFUND_REASON_KEY}]", request.reason))
-        refund = await self._client.create_refund(params, idempotency_key=request.idempotency_key)
+        refund = await self._client.create_refund(
+            params, idempotency_key=request.idempotency_key, stripe_account=stripe_account
+        )
         return _gateway_refund(refund, where=f"the refund of {request.payment_reference}")
 
-    async def fetch_refund(self, *, payment_reference: str, refund_reference: str) -> GatewayRefund:
-        """The Refund's current state (``GET /v1/refunds/{id}``); a Refund of another
-        PaymentIntent than ``payment_reference`` is a ``ProviderError``."""
-        refund = await self._client.retrieve_refund(refund_reference)
+    async def fetch_refund(
+        self,
+        *,
+        payment_reference: str,
+        refund_reference: str,
+        account: MerchantAccount | None = None,
+    ) -> GatewayRefund:
+        """The Refund's current state (``GET /v1/refunds/{id}``, on ``account`` when given);
+        a Refund of another PaymentIntent than ``payment_reference`` is a
+        ``ProviderError``."""
+        refund = await self._client.retrieve_refund(
+            refund_reference, stripe_account=account.account_id if account else None
+        )
         where = f"refund {refund_reference}"
         belongs_to = _Fields(refund, where=where).reference("payment_intent")
         if belongs_to is not None and belongs_to != payment_reference:
@@ -246,7 +309,11 @@ class StripeGateway:
         )
 
     def _verify_signature(self, body: bytes, header: str) -> None:
-        secrets = [secret.get_secret_value() for secret in self._settings.webhook_secrets]
+        # the platform endpoint's and the Connect endpoint's: either may have sent it
+        secrets = [
+            secret.get_secret_value()
+            for secret in (*self._settings.webhook_secrets, *self._settings.connect_webhook_secrets)
+        ]
         if not secrets:
             _log.warning("Stripe webhook refused: %sWEBHOOK_SECRETS is not set", ENV_PREFIX)
             raise WebhookVerificationError(
@@ -269,9 +336,12 @@ class StripeGateway:
                 "possible replay",
                 provider=PROVIDER,
             )
+        connect = len(self._settings.connect_webhook_secrets)
         raise WebhookVerificationError(
-            f"no v1 signature in Stripe-Signature matches any of the {len(secrets)} configured "
-            "webhook secret(s): wrong secret, or the body was changed",
+            "no v1 signature in Stripe-Signature matches any of the "
+            f"{len(secrets) - connect} configured webhook secret(s)"
+            + (f" or the {connect} Connect webhook secret(s)" if connect else "")
+            + ": wrong secret, or the body was changed",
             provider=PROVIDER,
         )
 
@@ -296,6 +366,7 @@ class StripeGateway:
         data = _Fields(fields.mapping("data"), where=f"Stripe event {webhook.event_id}.data")
         context = _EventContext(
             client=self._client,
+            account=fields.optional_text("account"),
             event_id=webhook.event_id,
             event_type=event_type,
             event_created=_timestamp(fields.integer("created")),
@@ -310,6 +381,106 @@ class StripeGateway:
                 f"{exc}",
                 provider=PROVIDER,
             ) from exc
+
+    # -- Connect (PaymentGatewayConnections) ----------------------------------------------
+
+    def _stripe_account(self, account: MerchantAccount | None, *, doing: str) -> str | None:
+        """The ``Stripe-Account`` of a payment or refund; ``None``: the platform's own."""
+        if account is not None:
+            return account.account_id
+        if self._settings.platform_account_payments:
+            return None
+        raise ProviderRefused(
+            f"cannot {doing} without the seller's Stripe account: connect a Stripe account "
+            f"first (or, for a single-seller deployment, set "
+            f"{ENV_PREFIX}PLATFORM_ACCOUNT_PAYMENTS=true)",
+            provider=PROVIDER,
+        )
+
+    def _client_id(self) -> str:
+        client_id = self._settings.connect_client_id
+        if not client_id:
+            raise ProviderError(
+                f"Stripe Connect is not configured: set {ENV_PREFIX}CONNECT_CLIENT_ID to the "
+                "platform's ca_… client id (Dashboard → Settings → Connect → OAuth)",
+                provider=PROVIDER,
+            )
+        return client_id
+
+    def authorization_url(self, *, state: str, redirect_uri: str) -> str:
+        """Connect OAuth's consent page for a Standard account (``scope=read_write``)."""
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self._client_id(),
+                "scope": CONNECT_SCOPE,
+                "state": state,
+                "redirect_uri": redirect_uri,
+            }
+        )
+        return f"{self._settings.connect_base}/oauth/authorize?{query}"
+
+    async def exchange_code(
+        self,
+        *,
+        code: str,
+        redirect_uri: str,  # noqa: ARG002 (Stripe checked it on the consent page)
+    ) -> MerchantAccount:
+        """``POST /oauth/token`` → ``stripe_user_id``, then ``GET /v1/accounts/{id}`` for the
+        business name and settlement currency. A used, expired or unknown code is Stripe's
+        ``invalid_grant``: ``ProviderAuthError``, never quoting the code."""
+        token = _Fields(await self._client.oauth_token(code), where="Stripe's OAuth token")
+        account_id = token.text("stripe_user_id")
+        described = _Fields(
+            await self._client.retrieve_account(account_id), where=f"account {account_id}"
+        )
+        profile = described.get("business_profile")
+        settings = described.get("settings")
+        dashboard = settings.get("dashboard") if isinstance(settings, dict) else None
+        name = (profile.get("name") if isinstance(profile, dict) else None) or (
+            dashboard.get("display_name") if isinstance(dashboard, dict) else None
+        )
+        currency = described.optional_text("default_currency")
+        return MerchantAccount(
+            account_id=account_id,
+            credentials=None,
+            display_name=name if isinstance(name, str) and name else None,
+            default_currency=currency.upper() if currency else None,
+        )
+
+    async def verify_credentials(
+        self,
+        fields: Mapping[str, SecretStr],  # noqa: ARG002 (the protocol's signature)
+    ) -> MerchantAccount:
+        """Not used: Stripe accounts connect through OAuth (:meth:`exchange_code`)."""
+        raise ProviderError(
+            "Stripe accounts are connected through Connect OAuth, not entered credentials",
+            provider=PROVIDER,
+        )
+
+    async def disconnect(self, account: MerchantAccount) -> None:
+        """``POST /oauth/deauthorize``; an account no longer connected (``invalid_client``)
+        is already disconnected, not an error."""
+        try:
+            await self._client.oauth_deauthorize(
+                client_id=self._client_id(), account_id=account.account_id
+            )
+        except StripeOAuthError as exc:
+            if exc.oauth_error != "invalid_client":
+                raise
+            _log.info("Stripe account %s was already disconnected: %s", account.account_id, exc)
+
+    def webhook_account(self, webhook: VerifiedWebhook) -> WebhookAccount | None:
+        """The event's top-level ``account`` (Connect events); ``revoked`` for
+        ``account.application.deauthorized``. ``None`` for the platform's own events."""
+        try:
+            event = json.loads(webhook.body)
+        except ValueError:
+            return None
+        account = event.get("account") if isinstance(event, dict) else None
+        if not isinstance(account, str) or not account:
+            return None
+        return WebhookAccount(account_id=account, revoked=event.get("type") == DEAUTHORIZED_EVENT)
 
 
 def _gateway_refund(refund: StripeObject, *, where: str) -> GatewayRefund:
@@ -422,7 +593,7 @@ class _Fields:
         )
 
 
-async def _payment_intent_of(client: StripeClient, obj: _Fields) -> str | None:
+async def _payment_intent_of(context: "_EventContext", obj: _Fields) -> str | None:
     """The PaymentIntent a charge, refund or dispute belongs to, fetching the charge if the
     object does not name it."""
     payment_intent = obj.reference("payment_intent")
@@ -431,11 +602,11 @@ async def _payment_intent_of(client: StripeClient, obj: _Fields) -> str | None:
     charge_id = obj.reference("charge")
     if not charge_id:
         return None
-    charge = await client.retrieve_charge(charge_id)
+    charge = await context.client.retrieve_charge(charge_id, stripe_account=context.account)
     return _Fields(charge, where=f"charge {charge_id}").reference("payment_intent")
 
 
-async def _latest_charge_of(client: StripeClient, intent: _Fields) -> str | None:
+async def _latest_charge_of(context: "_EventContext", intent: _Fields) -> str | None:
     """The charge that captured a succeeded PaymentIntent, from the event or the API."""
     latest = intent.reference("latest_charge")
     if latest:
@@ -447,11 +618,13 @@ async def _latest_charge_of(client: StripeClient, intent: _Fields) -> str | None
             if isinstance(charge, dict) and isinstance(charge.get("id"), str):
                 return str(charge["id"])
     intent_id = intent.text("id")
-    fetched = await client.retrieve_payment_intent(intent_id)
+    fetched = await context.client.retrieve_payment_intent(
+        intent_id, stripe_account=context.account
+    )
     return _Fields(fetched, where=f"PaymentIntent {intent_id}").reference("latest_charge")
 
 
-async def _refunds_of(client: StripeClient, charge: _Fields) -> list[StripeObject]:
+async def _refunds_of(context: "_EventContext", charge: _Fields) -> list[StripeObject]:
     """Every refund of a charge: embedded in the event when complete, else from the API."""
     embedded = charge.get("refunds")
     if (
@@ -460,7 +633,9 @@ async def _refunds_of(client: StripeClient, charge: _Fields) -> list[StripeObjec
         and not embedded.get("has_more")
     ):
         return [refund for refund in embedded["data"] if isinstance(refund, dict)]
-    return await client.list_refunds(charge_id=charge.text("id"))
+    return await context.client.list_refunds(
+        charge_id=charge.text("id"), stripe_account=context.account
+    )
 
 
 class _EventContext:
@@ -470,6 +645,7 @@ class _EventContext:
         self,
         *,
         client: StripeClient,
+        account: str | None,
         event_id: str,
         event_type: str,
         event_created: datetime,
@@ -477,6 +653,8 @@ class _EventContext:
         data_object: _Fields,
     ) -> None:
         self.client = client
+        #: the connected account the event is about (``Stripe-Account`` of follow-up calls)
+        self.account = account
         self.event_id = event_id
         self.event_type = event_type
         self.event_created = event_created
@@ -546,7 +724,7 @@ async def _intent_authorized(context: _EventContext) -> list[GatewayPaymentEvent
 
 async def _intent_succeeded(context: _EventContext) -> list[GatewayPaymentEvent]:
     intent = context.object
-    charge_id = await _latest_charge_of(context.client, intent)
+    charge_id = await _latest_charge_of(context, intent)
     return [
         context.fact(
             kind=PaymentEventKind.CAPTURED,
@@ -620,7 +798,7 @@ async def _charge_refunded(context: _EventContext) -> list[GatewayPaymentEvent]:
         return context.skip("charge made without a PaymentIntent")
     facts: list[GatewayPaymentEvent] = []
     # one fact per refund: amount_refunded is cumulative over every refund of the charge
-    for raw_refund in await _refunds_of(context.client, charge):
+    for raw_refund in await _refunds_of(context, charge):
         refund = _Fields(raw_refund, where=f"a refund in {context.event_type} {context.event_id}")
         if refund.optional_text("status") != "succeeded":
             continue
@@ -634,7 +812,7 @@ async def _refund_changed(context: _EventContext) -> list[GatewayPaymentEvent]:
     refund = context.object
     if refund.optional_text("status") != "succeeded":
         return context.skip(f"refund status is {refund.optional_text('status')!r}")
-    payment_intent = await _payment_intent_of(context.client, refund)
+    payment_intent = await _payment_intent_of(context, refund)
     if payment_intent is None:
         return context.skip("refund of a charge made without a PaymentIntent")
     return [_refund_fact(context, refund, payment_intent, refund.order_reference(), None)]
@@ -684,7 +862,7 @@ async def _dispute_fact(
     context: _EventContext, kind: PaymentEventKind
 ) -> list[GatewayPaymentEvent]:
     dispute = context.object
-    payment_intent = await _payment_intent_of(context.client, dispute)
+    payment_intent = await _payment_intent_of(context, dispute)
     if payment_intent is None:
         return context.skip("dispute of a charge made without a PaymentIntent")
     return [

@@ -18,6 +18,9 @@ from pixecom_core.secret_files import SettingsWithSecretFiles
 
 ENV_PREFIX = "PIXECOM_STRIPE_"
 STRIPE_API_BASE = "https://api.stripe.com"
+#: Where Connect's OAuth lives: the consent page, ``/oauth/token``, ``/oauth/deauthorize``
+#: (https://docs.stripe.com/connect/oauth-reference; stripe-python's ``connect_api_base``).
+STRIPE_CONNECT_BASE = "https://connect.stripe.com"
 
 
 SecretList = Annotated[list[SecretStr], NoDecode, Field(default_factory=list)]
@@ -38,6 +41,20 @@ class StripeSettings(SettingsWithSecretFiles):
     :param timeout_seconds: the limit on each call to the Stripe API (connect, read, write).
     :param api_version: sent as ``Stripe-Version`` when set; otherwise the account's default
         API version shapes the responses. Webhook shapes follow the endpoint's version.
+    :param connect_client_id: the platform's Connect client id (``ca_…``, Dashboard →
+        Settings → Connect → Onboarding options → OAuth), named on the consent page. Unset:
+        sellers cannot connect their Stripe accounts (the consent URL names the setting).
+    :param connect_base: scheme and host of Connect's OAuth (the consent page, the code
+        exchange, deauthorization); point it at the sandbox, like ``api_base``.
+    :param connect_webhook_secrets: the signing secrets of the platform's *Connect* webhook
+        endpoint, which receives the events of connected accounts (Stripe gives it a
+        ``whsec_…`` of its own). A delivery is accepted when any secret of either list
+        verifies it.
+    :param platform_account_payments: single-account mode. Off (the default), a payment or
+        refund without a connected account is refused (``ProviderRefused``): a seller's
+        money must never land on the platform's account. On, such a payment or refund is
+        made on the platform's own account, as before Connect (tests, ``pixecom dev``, a
+        deployment with one seller); payments that name an account still go to it.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
@@ -48,18 +65,27 @@ class StripeSettings(SettingsWithSecretFiles):
     webhook_tolerance_seconds: int = Field(default=300, gt=0)
     timeout_seconds: float = Field(default=15.0, gt=0)
     api_version: str | None = None
+    connect_client_id: str | None = Field(default=None, pattern=r"^ca_[A-Za-z0-9_]+$")
+    connect_base: str = STRIPE_CONNECT_BASE
+    connect_webhook_secrets: SecretList
+    platform_account_payments: bool = False
 
     @field_validator("api_base")
     @classmethod
     def _check_api_base(cls, value: str) -> str:
         return validate_http_base_url(value, example=STRIPE_API_BASE)
 
-    @field_validator("webhook_secrets", mode="before")
+    @field_validator("connect_base")
+    @classmethod
+    def _check_connect_base(cls, value: str) -> str:
+        return validate_http_base_url(value, example=STRIPE_CONNECT_BASE)
+
+    @field_validator("webhook_secrets", "connect_webhook_secrets", mode="before")
     @classmethod
     def _split_webhook_secrets(cls, value: Any) -> Any:
         return split_list(value)
 
-    @field_validator("webhook_secrets")
+    @field_validator("webhook_secrets", "connect_webhook_secrets")
     @classmethod
     def _drop_empty_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
         # an empty entry would make every check fail with a confusing message
@@ -70,6 +96,8 @@ SANDBOX_ENV_PREFIX = "PIXECOM_STRIPE_SANDBOX_"
 #: Signs sandbox webhooks when neither sandbox nor gateway secrets are configured; only ever
 #: meaningful against the sandbox.
 SANDBOX_DEFAULT_WEBHOOK_SECRET = "whsec_pixecom_sandbox_only_not_a_real_secret"
+#: Signs the sandbox's connected accounts' events when no Connect secret is configured.
+SANDBOX_DEFAULT_CONNECT_WEBHOOK_SECRET = "whsec_pixecom_sandbox_connect_only_not_a_real_secret"
 #: Seconds the sandbox waits before each retry of an automatic delivery the endpoint did not
 #: answer with 2xx: Stripe's exponential backoff (live mode: up to three days), compressed
 #: to about two minutes so a sandbox run sees it.
@@ -90,6 +118,9 @@ class StripeSandboxSettings(BaseSettings):
     :param webhook_secrets: the endpoint secrets events are signed with, one ``v1=`` entry
         each (two while rotating). Unset: the gateway's ``PIXECOM_STRIPE_WEBHOOK_SECRETS``,
         so one variable configures both ends; both unset: a fixed sandbox-only secret.
+    :param connect_webhook_secrets: the Connect endpoint's secrets, which sign the events
+        of connected accounts. Unset: the gateway's ``PIXECOM_STRIPE_CONNECT_WEBHOOK_SECRETS``;
+        both unset: a fixed sandbox-only secret.
     :param api_keys: the secret keys the sandbox accepts. Unset: any test-mode key
         (``sk_test_…``, ``rk_test_…``); live keys are always refused.
     :param auto_deliver: send each event to ``webhook_url`` as soon as it happens, as Stripe
@@ -108,6 +139,7 @@ class StripeSandboxSettings(BaseSettings):
 
     webhook_url: str | None = None
     webhook_secrets: SecretList
+    connect_webhook_secrets: SecretList
     api_keys: SecretList
     auto_deliver: bool = False
     retry_delays_seconds: Annotated[list[RetryDelay], NoDecode] = Field(
@@ -116,7 +148,13 @@ class StripeSandboxSettings(BaseSettings):
     latency_seconds: float = Field(default=0.0, ge=0, le=120)
     seed: int | None = None
 
-    @field_validator("webhook_secrets", "api_keys", "retry_delays_seconds", mode="before")
+    @field_validator(
+        "webhook_secrets",
+        "connect_webhook_secrets",
+        "api_keys",
+        "retry_delays_seconds",
+        mode="before",
+    )
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         return split_list(value)

@@ -19,6 +19,9 @@ from pixecom_stripe.settings import StripeSettings
 #: The sandbox account's secret key and webhook signing secret in tests.
 SECRET_KEY = "sk_test_pixecom_fixture_key_4242"
 WEBHOOK_SECRET = "whsec_fixture_current_0000000000000000"
+#: The platform's Connect client id and its Connect endpoint's signing secret in tests.
+CONNECT_CLIENT_ID = "ca_pixecom_fixture_platform"
+CONNECT_WEBHOOK_SECRET = "whsec_fixture_connect_000000000000000"
 
 
 @dataclass
@@ -90,11 +93,16 @@ async def running_sandbox(url: str) -> AsyncIterator[RunningSandbox]:
 
 
 def settings_for(url: str, **overrides: Any) -> StripeSettings:
-    """The plugin's settings for the sandbox at ``url``."""
+    """The plugin's settings for the sandbox at ``url`` (API and Connect OAuth), in
+    single-account mode (``platform_account_payments``) unless ``overrides`` say not."""
     values: dict[str, Any] = {
         "api_base": url,
+        "connect_base": url,
         "secret_key": SECRET_KEY,
         "webhook_secrets": [WEBHOOK_SECRET],
+        "connect_client_id": CONNECT_CLIENT_ID,
+        "connect_webhook_secrets": [CONNECT_WEBHOOK_SECRET],
+        "platform_account_payments": True,
         "timeout_seconds": 5,
     }
     values.update(overrides)
