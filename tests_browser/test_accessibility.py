@@ -58,11 +58,17 @@ async def test_every_page_passes_wcag_aa_checks(
         await wait_idle(page)
         await shots.take(page, "campaign")
         found["campaign"] = await violations(page)
+        # An order with money captured and partly refunded, and its Refund form.
+        await page.goto(f"{world.base_url}/dashboard/#/orders/{world.a.order_ids[2]}")
+        await wait_idle(page)
+        await page.get_by_test_id("money-table").wait_for()
+        await shots.take(page, "order")
+        found["order"] = await violations(page)
     finally:
         await context.close()
 
     assert {section: lines for section, lines in found.items() if lines} == {}
-    assert set(found) == {"login", *SECTIONS, "campaign"}  # every page was checked
+    assert set(found) == {"login", *SECTIONS, "campaign", "order"}  # every page was checked
 
 
 async def test_the_check_finds_a_violation_when_there_is_one(page: Page, world: World) -> None:

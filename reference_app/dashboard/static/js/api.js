@@ -193,8 +193,8 @@ function refreshOnce() {
   return refreshing;
 }
 
-function send(path, method, body, credentials) {
-  const headers = { Accept: "application/json", Authorization: `Bearer ${session.access}` };
+function send(path, method, body, credentials, extraHeaders) {
+  const headers = { ...extraHeaders, Accept: "application/json", Authorization: `Bearer ${session.access}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   return fetch(path, {
     method,
@@ -215,19 +215,22 @@ function send(path, method, body, credentials) {
  * No cookie is sent or kept (`credentials: "omit"`), except where a caller asks for
  * "same-origin": starting an ad-network connection, whose answer binds the consent flow to
  * this browser with a cookie only the API's callback receives.
+ *
+ * `headers` are sent besides the login's (e.g. a refund's Idempotency-Key); the retry
+ * after a refresh sends them again unchanged.
  */
-export async function request(path, { method = "GET", body, credentials = "omit" } = {}) {
+export async function request(path, { method = "GET", body, credentials = "omit", headers = {} } = {}) {
   if (!session) throw new SessionEnded();
   if (session.accessExpiresAt && session.accessExpiresAt - EXPIRY_MARGIN_MS < Date.now()) {
     await refreshOnce();
   }
   const sentWith = session.access;
-  let response = await send(path, method, body, credentials);
+  let response = await send(path, method, body, credentials, headers);
   if (response.status === 401) {
     if (!session) throw new SessionEnded();
     if (session.access === sentWith) await refreshOnce();
     if (!session) throw new SessionEnded();
-    response = await send(path, method, body, credentials);
+    response = await send(path, method, body, credentials, headers);
     if (response.status === 401) {
       endSession(true);
       throw new SessionEnded();

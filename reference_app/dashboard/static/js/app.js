@@ -7,6 +7,8 @@
 //   /campaigns/<id>?since=&until=   one campaign's days
 //   /sellpages?since=&until=        sellpages table
 //   /orders?cursor=&back=           orders, newest first, with tracking state
+//   /orders/<id>                    one order: money per currency, refunds, history,
+//                                   and the Refund action
 //   /sync?cursor=                   sync status per ad account and open problems
 //   /ad-accounts?connection=        the seller's ad accounts: connect, choose (the
 //                                   network's consent flow returns with ?connection=),
@@ -15,6 +17,7 @@
 import { ApiError, SessionEnded, get, hasSession, logIn, logOut, onSessionEnded } from "./api.js";
 import { h, replace } from "./dom.js";
 import { adAccountsView } from "./ad-accounts.js";
+import { orderView } from "./order.js";
 import { addDays, todayIn } from "./format.js";
 import { campaignView, campaignsView, ordersView, overviewView, sellpagesView, syncView } from "./views.js";
 
@@ -117,7 +120,7 @@ const SECTIONS = {
   campaigns: (params, parts) =>
     parts[1] ? campaignView(context, rangeOf(params), parts[1]) : campaignsView(context, rangeOf(params)),
   sellpages: (params) => sellpagesView(context, rangeOf(params)),
-  orders: (params) => ordersView(context, params),
+  orders: (params, parts) => (parts[1] ? orderView(context, parts[1]) : ordersView(context, params)),
   sync: (params) => syncView(context, params),
   "ad-accounts": (params) => adAccountsView(context, params),
 };

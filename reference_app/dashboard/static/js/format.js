@@ -35,14 +35,50 @@ function moneyFormat(currency) {
  * exponent as a decimal string, never divided as a float, so large amounts stay exact.
  */
 export function money(minor, currency) {
+  // Intl accepts decimal strings exactly (ES2023); older engines fall back to Number.
+  return moneyFormat(currency).format(decimalOf(minor, currency));
+}
+
+/**
+ * `minor` units of `currency` as a plain decimal string ("12.50", "1250" for JPY), split
+ * at the exponent as text: what an amount field is prefilled with.
+ */
+export function decimalOf(minor, currency) {
   const digits = exponent(currency);
   const negative = minor < 0;
   const text = String(Math.abs(Math.trunc(minor))).padStart(digits + 1, "0");
   const whole = text.slice(0, text.length - digits) || "0";
   const fraction = digits ? text.slice(text.length - digits) : "";
-  const decimal = `${negative ? "-" : ""}${whole}${fraction ? `.${fraction}` : ""}`;
-  // Intl accepts decimal strings exactly (ES2023); older engines fall back to Number.
-  return moneyFormat(currency).format(decimal);
+  return `${negative ? "-" : ""}${whole}${fraction ? `.${fraction}` : ""}`;
+}
+
+/**
+ * An amount typed in major units ("12.5", "12,50", "1250") as integer minor units of
+ * `currency`, or `{error}` saying what is wrong. The digits are joined as text, never
+ * multiplied as a float (19.99 * 100 is 1998.9999999999998), so the amount sent is the
+ * amount typed. No grouping separators: "1,250" would be ambiguous across locales.
+ */
+export function parseAmount(text, currency) {
+  const digits = exponent(currency);
+  const value = String(text).trim().replace(/\s+/g, "");
+  const match = /^(\d+)(?:[.,](\d*))?$/.exec(value);
+  if (!match) {
+    const example = digits ? `12${"." + "5".padEnd(digits, "0")}` : "1250";
+    return { error: `Enter the amount as a number, like ${example}.` };
+  }
+  const fraction = match[2] ?? "";
+  if (fraction.length > digits) {
+    return {
+      error: digits
+        ? `${currency} amounts have at most ${digits} digit${digits === 1 ? "" : "s"} after the decimal point.`
+        : `${currency} amounts have no decimals.`,
+    };
+  }
+  const minorText = `${match[1]}${fraction.padEnd(digits, "0")}`.replace(/^0+(?=\d)/, "");
+  const minor = Number(minorText);
+  if (!Number.isSafeInteger(minor)) return { error: "That amount is too large." };
+  if (minor <= 0) return { error: "Enter an amount greater than zero." };
+  return { minor };
 }
 
 const integerFormat = new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 0 });

@@ -304,7 +304,7 @@ export async function ordersView(context, params) {
       "tr",
       { "data-key": o.id },
       h("th", { scope: "row" }, moment(o.created_at)),
-      h("td", {}, h("code", { title: o.id }, o.id.slice(0, 8))),
+      h("td", { "data-column": "order" }, h("a", { href: `#/orders/${o.id}`, "aria-label": `Order ${o.id.slice(0, 8)}, ${money(o.total_minor, o.currency)}` }, h("code", { title: o.id }, o.id.slice(0, 8)))),
       h("td", { "data-column": "status" }, h("span", { class: `badge status-${o.status.toLowerCase()}` }, o.status)),
       h("td", { class: "numeric" }, money(o.total_minor, o.currency)),
       h("td", {}, o.customer_email),
