@@ -208,8 +208,8 @@ TRANSPORT_ANSWERS: Final = {
 
 
 def transport_fault(fault: Fault) -> Response | None:
-    """The answer for a :data:`TRANSPORT_KINDS` fault (``hang`` after its pause, see
-    :meth:`SandboxKit.answer_transport_fault`); ``None`` for any other kind."""
+    """The answer for a :data:`TRANSPORT_KINDS` fault (a ``hang``'s, once
+    :meth:`SandboxKit.intercept` waited its ``hang_seconds``); ``None`` for any other kind."""
     if fault.kind not in TRANSPORT_ANSWERS:
         return None
     status, media_type, body = TRANSPORT_ANSWERS[fault.kind]
@@ -721,7 +721,7 @@ class SandboxKit(Generic[C, F]):
 
     :param config: the starting settings (a pydantic model; ``POST /_sandbox/config``
         replaces it with a validated copy, ``reset`` restores this one). A
-        ``latency_seconds`` field, when the model has one, is what :meth:`pause` waits.
+        ``latency_seconds`` field, when the model has one, is what each call waits.
     :param fault_model: the sandbox's :class:`Fault` subclass (what ``POST
         /_sandbox/faults`` accepts).
     :param secret_fields: settings shown only as counts (see :func:`public_settings`).
@@ -773,36 +773,25 @@ class SandboxKit(Generic[C, F]):
     ) -> tuple[Response | None, dict[str, Any]]:
         """What every provider call goes through before the sandbox answers it: logged
         (``operation``, ``scope`` when given, and ``log_details``: never a credential),
-        slowed down by :meth:`pause`, then answered by the first queued fault aimed at it
-        (see :meth:`FaultQueue.take`) — a :data:`TRANSPORT_KINDS` fault by the kit, any
-        other by ``render``, the sandbox's rendering in its provider's words (it may raise
-        instead, if the sandbox answers errors by exception).
+        slowed down by the settings' ``latency_seconds`` (see :func:`pause`), then answered
+        by the first queued fault aimed at it (see :meth:`FaultQueue.take`): a
+        :data:`TRANSPORT_KINDS` fault by the kit (a ``hang`` after its ``hang_seconds``),
+        any other by ``render``, the sandbox's rendering in its provider's words (it may
+        raise instead, if the sandbox answers errors by exception).
 
         Returns the fault's answer (``None``: no fault, go on) and the call's log entry, for
         the handler to add its outcome to.
         """
         scoped = {"scope": scope} if scope is not None else {}
         entry = self.requests.record(request, operation=operation, **scoped, **log_details)
-        await self.pause(request)
+        await pause(request, float(getattr(self.config, "latency_seconds", 0) or 0))
         fault = self.faults.take(operation, scope, where=where)
         if fault is None:
             return None, entry
-        answered = await self.answer_transport_fault(fault, request)
-        return (answered if answered is not None else render(fault)), entry
-
-    async def pause(self, request: Request | None = None) -> None:
-        """Wait the configured ``latency_seconds`` (if the settings have that field); see
-        :func:`pause`."""
-        await pause(request, float(getattr(self.config, "latency_seconds", 0) or 0))
-
-    async def answer_transport_fault(
-        self, fault: Fault, request: Request | None
-    ) -> Response | None:
-        """The kit's answer for a :data:`TRANSPORT_KINDS` fault (waiting first for a
-        ``hang``); ``None`` for a kind the sandbox renders itself."""
         if fault.kind == "hang":
             await pause(request, fault.hang_seconds)
-        return transport_fault(fault)
+        answered = transport_fault(fault)
+        return (answered if answered is not None else render(fault)), entry
 
     def update_config(self, changes: Mapping[str, Any]) -> C:
         """Validate ``changes`` over the current settings and adopt them. Raises

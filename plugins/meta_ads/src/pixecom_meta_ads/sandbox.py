@@ -839,44 +839,49 @@ class MetaSandbox:
         operation: Operation,
         handle: Callable[[str, dict[str, str]], Response | dict[str, Any]],
     ) -> Response:
-        """Log the call, wait the latency, check version, node and token, count the call
-        against the account's budget, answer a queued fault or a revoked token or a spent
-        budget with Graph's error, and otherwise ``handle(account number, params)``; usage
-        headers ride on every answer about an account, errors included."""
+        """Check version, node and token and count the call against the account's budget;
+        the kit then logs it, waits the latency and answers a fault queued for it (in Graph's
+        words: :func:`graph_error`). Otherwise a refused or revoked token or a spent budget
+        gets Graph's error, and the rest ``handle(account number, params)``. Usage headers
+        ride on every answer about an account, errors included; no fault is aimed at a call
+        refused before its budget was counted."""
         try:
             params = await graph_params(request)
         except GraphError as error:
             return error.response()
         token = graph_token(request, params)
-        self.kit.requests.record(
-            request,
-            operation=operation,
-            params=dict(sorted(params.items())),
-            has_token=bool(token),
-        )
-        await self.kit.pause(request)
         usage: dict[str, str] = {}
+        refusal: GraphError | None = None
+        number, over_budget = "", False
         try:
             check_version(version)
             number = self._node_account(node)
             if not token:
                 raise GraphError(400, 104, "An access token is required to request this resource.")
             over_budget, usage = self.count_call(number)
-            fault = self.kit.faults.take(
-                operation,
-                number,
-                # a report run's failure shows when it is polled; only insights are too large
-                where=lambda f: (
-                    f.kind != "report_failed"
-                    and (f.kind != "too_much_data" or operation == "insights")
-                ),
-            )
-            if fault is not None:
-                answered = await self.kit.answer_transport_fault(fault, request)
-                if answered is not None:
-                    answered.headers.update(usage)
-                    return answered
-                raise graph_error(fault, token, usage, number)
+        except GraphError as error:
+            refusal = error
+        refused, _ = await self.kit.intercept(
+            request,
+            operation,
+            number or None,
+            render=lambda fault: graph_error(fault, token, usage, number).response(),
+            # a report run's failure shows when it is polled; only insights are too large
+            where=lambda f: (
+                refusal is None
+                and f.kind != "report_failed"
+                and (f.kind != "too_much_data" or operation == "insights")
+            ),
+            params=dict(sorted(params.items())),
+            has_token=bool(token),
+        )
+        if refused is not None:
+            for name, value in usage.items():  # a throttle's own usage headers stay
+                refused.headers.setdefault(name, value)
+            return refused
+        try:
+            if refusal is not None:
+                raise refusal
             # A token Login issued (or revoked) must still be valid and hold an ads permission.
             problem = self.oauth.token_problem(token, any_of_scopes=AD_SCOPES)
             if problem is not None:
