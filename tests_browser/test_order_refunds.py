@@ -418,3 +418,38 @@ async def test_another_sellers_order_is_not_found(
     await page.goto(f"{shop.base_url}/dashboard/#/orders/not-an-order")
     await wait_idle(page)
     await expect(page.get_by_test_id("not-found")).to_be_visible()
+
+
+@pytest.mark.parametrize(
+    ("gateway_answer", "status", "outcome"),
+    [
+        (
+            "pending",
+            "PENDING",
+            "The gateway accepted the refund of €10.00; the money is on its way back to the buyer.",
+        ),
+        (
+            "timeout",
+            "REQUESTED",
+            "The refund of €10.00 is asked for, but the gateway has not answered yet. PixEcom"
+            " asks it again; the amount stays reserved meanwhile.",
+        ),
+    ],
+)
+async def test_an_open_refund_is_said_and_its_amount_stays_reserved(
+    page: Page, shop: Shop, gateway_answer: str, status: str, outcome: str
+) -> None:
+    fakepay.GATEWAY.reset_refunds(gateway_answer)
+    await open_order(page, shop)
+    await review(page, "10.00")
+    await page.get_by_test_id("refund-confirm").click()
+
+    await expect(page.get_by_test_id("refund-result")).to_have_attribute("data-status", status)
+    await expect(page.get_by_test_id("refund-outcome")).to_have_text(outcome)
+    # Not refunded yet, but no longer refundable either: it is in an open refund.
+    await assert_money(page, refunded=0, refundable=CAPTURED_MINOR - 1_000)
+    await expect(money_cell(page, "open-refunds")).to_have_text("€10.00")
+    row = page.get_by_test_id("refunds-table").locator("tbody tr")
+    await expect(row).to_have_attribute("data-status", status)
+    [money] = (await shop.order())["money"]
+    assert (money["open_refunds_minor"], money["refundable_minor"]) == (1_000, 3_999)
