@@ -11,7 +11,7 @@ from pixecom_stripe.client import shared_ssl_context
 from pixecom_stripe.gateway import StripeGateway
 from pixecom_stripe.sandbox import SandboxConfig, create_sandbox_app
 from pixecom_stripe.testing import running_sandbox
-from stripe_support import WEBHOOK_SECRET, RunningSandbox, settings_for
+from stripe_support import CONNECT_WEBHOOK_SECRET, WEBHOOK_SECRET, RunningSandbox, settings_for
 
 from pixecom_core.providers import PaymentRequest
 from pixecom_core.testing.loopback import serve
@@ -27,7 +27,12 @@ TLS = shared_ssl_context()
 @pytest.fixture(scope="session")
 async def sandbox_url() -> AsyncIterator[str]:
     """One sandbox server for the run (starting and stopping uvicorn costs ~0.2 s)."""
-    config = SandboxConfig(webhook_secrets=[WEBHOOK_SECRET], include_v0_signature=True, seed=7)
+    config = SandboxConfig(
+        webhook_secrets=[WEBHOOK_SECRET],
+        connect_webhook_secrets=[CONNECT_WEBHOOK_SECRET],
+        include_v0_signature=True,
+        seed=7,
+    )
     async with serve(create_sandbox_app(config)) as url:
         yield url
 

@@ -6,14 +6,28 @@ from typing import Any
 
 from pixecom_stripe.gateway import StripeGateway
 from pixecom_stripe.sandbox import signature_header
-from pixecom_stripe.testing import SECRET_KEY, WEBHOOK_SECRET, RunningSandbox, settings_for
+from pixecom_stripe.testing import (
+    CONNECT_CLIENT_ID,
+    CONNECT_WEBHOOK_SECRET,
+    SECRET_KEY,
+    WEBHOOK_SECRET,
+    RunningSandbox,
+    settings_for,
+)
 
 from pixecom_core.providers import GatewayPaymentEvent
 from pixecom_core.testing.sandbox_kit import WebhookReceiver
 
 OLD_WEBHOOK_SECRET = "whsec_fixture_previous_111111111111111"
 
-__all__ = ["SECRET_KEY", "WEBHOOK_SECRET", "RunningSandbox", "settings_for"]
+__all__ = [
+    "CONNECT_CLIENT_ID",
+    "CONNECT_WEBHOOK_SECRET",
+    "SECRET_KEY",
+    "WEBHOOK_SECRET",
+    "RunningSandbox",
+    "settings_for",
+]
 
 
 def signed(event: dict[str, Any], *secrets: str, timestamp: int | None = None) -> tuple[bytes, str]:

@@ -26,17 +26,32 @@ def _create_sandbox_app() -> ASGIApp:
 #: Dev-only credentials shared by the gateway and its sandbox (never valid at Stripe).
 DEV_SECRET_KEY = "sk_test_pixecom_dev_sandbox"
 DEV_WEBHOOK_SECRET = "whsec_pixecom_dev_sandbox_0000000000"
+DEV_CONNECT_CLIENT_ID = "ca_pixecom_dev_sandbox"
+DEV_CONNECT_WEBHOOK_SECRET = "whsec_pixecom_dev_sandbox_connect_000"
 
 
 def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:
-    """Point the gateway at the sandbox and the sandbox's events at the API."""
+    """Point the gateway (API and Connect OAuth) at the sandbox and the sandbox's events
+    at the API. Single-account mode stays on, so a seller who has not connected a Stripe
+    account can still pay in the demo; one who has pays on their own account."""
     return {
         "PIXECOM_STRIPE_API_BASE": sandbox_url,
+        "PIXECOM_STRIPE_CONNECT_BASE": sandbox_url,
         "PIXECOM_STRIPE_SECRET_KEY": DEV_SECRET_KEY,
+        "PIXECOM_STRIPE_CONNECT_CLIENT_ID": DEV_CONNECT_CLIENT_ID,
         "PIXECOM_STRIPE_WEBHOOK_SECRETS": DEV_WEBHOOK_SECRET,
+        "PIXECOM_STRIPE_CONNECT_WEBHOOK_SECRETS": DEV_CONNECT_WEBHOOK_SECRET,
+        "PIXECOM_STRIPE_PLATFORM_ACCOUNT_PAYMENTS": "true",
         "PIXECOM_STRIPE_SANDBOX_WEBHOOK_URL": f"{api_url}/webhooks/stripe",
         "PIXECOM_STRIPE_SANDBOX_AUTO_DELIVER": "true",
     }
+
+
+async def _approve_consent(authorization_url: str) -> str:
+    """Play the seller on the sandbox's Connect consent page (a new connected account)."""
+    from pixecom_stripe.sandbox_connect import approve_consent
+
+    return await approve_consent(authorization_url)
 
 
 def _demo_payments(sandbox_url: str) -> SimulatedPayments:
@@ -59,5 +74,6 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
             environment=_dev_environment,
             demo_payments=_demo_payments,
             simulation_payments=_demo_payments,
+            approve_consent=_approve_consent,
         )
     ]

@@ -33,6 +33,15 @@ Control endpoints (JSON, no key), each producing the events a real account would
 - A refund (``POST /v1/refunds``) sends ``refund.created`` + ``charge.refunded``.
 - ``GET /_sandbox/events/{id}``: one event exactly as its deliveries send it.
 
+Stripe Connect (:mod:`pixecom_stripe.sandbox_connect`, which names the documentation each
+behaviour follows): the OAuth consent page ``GET /oauth/authorize``, ``POST /oauth/token``
+(``oauth_token``), ``POST /oauth/deauthorize`` (``oauth_deauthorize``),
+``GET /v1/accounts/{id}`` (``retrieve_account``), ``GET /v1/application_fees/{id}``
+(``retrieve_application_fee``); a ``Stripe-Account`` header scopes every call above to a
+connected account's own objects (logged as ``stripe_account``), and those accounts'
+events carry ``account`` and are signed with ``connect_webhook_secrets``. Control:
+``GET /_sandbox/accounts``, ``POST /_sandbox/accounts/{id}/deauthorize``.
+
 The sandbox kit's control API (:mod:`pixecom_core.testing.sandbox_kit`) does the rest:
 
 - ``POST /_sandbox/faults`` (:class:`StripeFault`): ``throttled`` is Stripe's 429
@@ -96,10 +105,12 @@ from pixecom_core.providers import DemoPayment
 from pixecom_core.testing.sandbox_kit import (
     Fault,
     OutboxEvent,
+    SandboxClock,
     SandboxKit,
     WebhookOutbox,
 )
 from pixecom_stripe.settings import (
+    SANDBOX_DEFAULT_CONNECT_WEBHOOK_SECRET,
     SANDBOX_DEFAULT_RETRY_DELAYS_SECONDS,
     SANDBOX_DEFAULT_WEBHOOK_SECRET,
     RetryDelay,
@@ -110,6 +121,9 @@ from pixecom_stripe.settings import (
 #: The API version the sandbox's objects and events follow (refund.* events for every
 #: refund exist since 2024-10-28; Charges stopped embedding refunds in 2022-11-15).
 SANDBOX_API_VERSION: Final = "2024-10-28.acacia"
+#: The paths that are Stripe's API (request ids, the request log, faults): ``/v1`` and
+#: Connect OAuth's server-to-server calls.
+API_PATHS: Final = ("/v1/", "/oauth/token", "/oauth/deauthorize")
 #: The version named in events when ``embed_charge_refunds`` imitates the older shape.
 LEGACY_API_VERSION: Final = "2022-08-01"
 MAX_LIST_LIMIT: Final = 100
@@ -137,6 +151,12 @@ class SandboxConfig(BaseModel):
 
     :param webhook_url: where events are delivered.
     :param webhook_secrets: endpoint secrets; each signs one ``v1=`` entry.
+    :param connect_webhook_secrets: the Connect endpoint's secrets, which sign the events
+        of connected accounts instead (delivered to the same ``webhook_url``).
+    :param connect_client_ids: the platform's Connect client ids (``ca_…``) the consent
+        page and ``/oauth/*`` accept; empty accepts any ``ca_…``.
+    :param connect_redirect_uris: the redirect URIs registered for the platform; the
+        consent page refuses any other. Empty accepts any http(s) URI.
     :param include_v0_signature: add a ``v0=`` decoy entry, as Stripe's test mode does.
     :param api_keys: accepted secret keys; empty accepts any test-mode key.
     :param auto_deliver: deliver each event as soon as it is created.
@@ -158,6 +178,13 @@ class SandboxConfig(BaseModel):
     webhook_secrets: list[WebhookSecret] = Field(
         default_factory=lambda: [SecretStr(SANDBOX_DEFAULT_WEBHOOK_SECRET)]
     )
+    connect_webhook_secrets: list[WebhookSecret] = Field(
+        default_factory=lambda: [SecretStr(SANDBOX_DEFAULT_CONNECT_WEBHOOK_SECRET)]
+    )
+    connect_client_ids: list[Annotated[str, Field(pattern=r"^ca_[A-Za-z0-9_]+$")]] = Field(
+        default_factory=list
+    )
+    connect_redirect_uris: list[str] = Field(default_factory=list)
     include_v0_signature: bool = True
     api_keys: list[SecretStr] = Field(default_factory=list)
     auto_deliver: bool = False
@@ -173,11 +200,16 @@ class SandboxConfig(BaseModel):
     def from_environment(cls) -> "SandboxConfig":
         """Read ``PIXECOM_STRIPE_SANDBOX_*``, falling back to the gateway's webhook secrets."""
         settings = StripeSandboxSettings()
+        gateway = StripeSettings()
         return cls(
             webhook_url=settings.webhook_url,
             webhook_secrets=settings.webhook_secrets
-            or StripeSettings().webhook_secrets
+            or gateway.webhook_secrets
             or [SecretStr(SANDBOX_DEFAULT_WEBHOOK_SECRET)],
+            connect_webhook_secrets=settings.connect_webhook_secrets
+            or gateway.connect_webhook_secrets
+            or [SecretStr(SANDBOX_DEFAULT_CONNECT_WEBHOOK_SECRET)],
+            connect_client_ids=[gateway.connect_client_id] if gateway.connect_client_id else [],
             api_keys=settings.api_keys,
             auto_deliver=settings.auto_deliver,
             retry_delays_seconds=settings.retry_delays_seconds,
@@ -187,7 +219,7 @@ class SandboxConfig(BaseModel):
 
 
 #: Settings ``GET /_sandbox/config`` shows only as counts.
-SECRET_SETTINGS: Final = ("webhook_secrets", "api_keys")
+SECRET_SETTINGS: Final = ("webhook_secrets", "connect_webhook_secrets", "api_keys")
 
 
 class StripeFault(Fault):
@@ -391,6 +423,8 @@ class SandboxAccount:
         self.outbox = WebhookOutbox(
             sign=self._sign, signing=StripeSigning, timeout_seconds=AUTO_DELIVERY_TIMEOUT_SECONDS
         )
+        #: Connect's codes expire by it (``POST /_sandbox/clock`` moves it).
+        self.clock = SandboxClock()
         self.kit: SandboxKit[SandboxConfig, StripeFault] = SandboxKit(
             config=config,
             fault_model=StripeFault,
@@ -399,6 +433,7 @@ class SandboxAccount:
             on_reset=self._clear,
             on_config=self._configured,
             seed=config.seed,
+            clock=self.clock,
         )
         self._clear()
 
@@ -422,10 +457,46 @@ class SandboxAccount:
         self.charges: dict[str, StripeObject] = {}
         self.refunds: dict[str, StripeObject] = {}
         self.disputes: dict[str, StripeObject] = {}
+        self.application_fees: dict[str, StripeObject] = {}
         self.idempotency: dict[tuple[str, str], _SavedResponse] = {}
+        #: The connected account (``acct_…``) each object and event belongs to; absent:
+        #: the platform's own. A ``Stripe-Account`` header sees only its account's.
+        self.owner: dict[str, str] = {}
+        #: Every seller account the sandbox knows (Account objects), connected or not.
+        self.accounts: dict[str, StripeObject] = {}
+        #: account → the client id (``ca_…``) of the platform it is connected to.
+        self.connected: dict[str, str] = {}
+        #: Connect OAuth codes not yet exchanged (see :mod:`pixecom_stripe.sandbox_connect`).
+        self.codes: dict[str, Any] = {}
 
     def new_id(self, prefix: str, length: int = 24) -> str:
         return prefix + "".join(self._random.choice(_ID_ALPHABET) for _ in range(length))
+
+    # -- connected accounts -------------------------------------------------------------
+
+    def owned(
+        self, kind: str, obj: StripeObject, on_account: str | None, param: str = "id"
+    ) -> StripeObject:
+        """``obj`` if it belongs to ``on_account`` (the request's ``Stripe-Account``; ``None``:
+        the platform), else Stripe's 404 ``resource_missing``: another account's object does
+        not exist for this caller."""
+        if self.owner.get(obj["id"]) != on_account:
+            raise _no_such(kind, obj["id"], param)
+        return obj
+
+    def reachable(self, account_id: str, key: str) -> str:
+        """``account_id`` if the platform may act on it, else the 403 ``account_invalid``
+        Stripe answers a ``Stripe-Account`` the key has no access to (never connected,
+        deauthorized, unknown)."""
+        if account_id not in self.connected:
+            raise StripeApiError(
+                403,
+                f"The provided key '{_masked(key)}' does not have access to account "
+                f"'{account_id}' (or that account does not exist). Application access may "
+                "have been revoked.",
+                code="account_invalid",
+            )
+        return account_id
 
     # -- events -------------------------------------------------------------------------
 
@@ -436,8 +507,14 @@ class SandboxAccount:
         *,
         before: StripeObject | None = None,
         request: tuple[str | None, str | None] = (None, None),
+        account: str | None = None,
     ) -> StripeObject:
-        """Record the event a real account sends when ``obj`` is created or changes."""
+        """Record the event a real account sends when ``obj`` is created or changes.
+
+        An event about a connected account's object (or naming ``account``) carries it in
+        a top-level ``account`` and is signed with the Connect endpoint's secrets, as
+        Stripe sends it to the platform's Connect endpoint."""
+        account = account or self.owner.get(obj["id"])
         snapshot = self._event_view(obj)
         data: StripeObject = {"object": snapshot}
         if before is not None:
@@ -462,8 +539,13 @@ class SandboxAccount:
             "request": {"id": request_id, "idempotency_key": idempotency_key},
             "type": event_type,
         }
+        if account is not None:
+            event["account"] = account
+            self.owner[event["id"]] = account
         # Stripe's deliveries are pretty-printed JSON; every delivery sends these bytes.
-        self.outbox.emit(event["id"], event_type, json.dumps(event, indent=2).encode("utf-8"))
+        self.outbox.emit(
+            event["id"], event_type, json.dumps(event, indent=2).encode("utf-8"), scope=account
+        )
         return event
 
     def event(self, event_id: str) -> StripeObject:
@@ -495,8 +577,11 @@ class SandboxAccount:
     def _sign(self, event: OutboxEvent, options: Mapping[str, Any]) -> dict[str, str]:
         """The headers of one delivery attempt, signed now (or as ``options``, checked by
         the outbox against :class:`StripeSigning`, say)."""
+        endpoint_secrets = (
+            self.config.connect_webhook_secrets if event.scope else self.config.webhook_secrets
+        )
         signing_secrets = options["secrets"] or [
-            secret.get_secret_value() for secret in self.config.webhook_secrets
+            secret.get_secret_value() for secret in endpoint_secrets
         ]
         header = signature_header(
             event.body.decode("utf-8"),
@@ -513,12 +598,17 @@ class SandboxAccount:
     # -- API operations -----------------------------------------------------------------
 
     def create_payment_intent(
-        self, params: StripeObject, *, request: tuple[str | None, str | None]
+        self,
+        params: StripeObject,
+        *,
+        request: tuple[str | None, str | None],
+        on_account: str | None = None,
     ) -> StripeObject:
         _refuse_unknown(
             params,
             {
                 "amount",
+                "application_fee_amount",
                 "currency",
                 "metadata",
                 "automatic_payment_methods",
@@ -553,6 +643,22 @@ class SandboxAccount:
             )
         automatic = params.get("automatic_payment_methods")
         automatic_enabled = isinstance(automatic, dict) and automatic.get("enabled") == "true"
+        fee = _parse_integer(params, "application_fee_amount", minimum=0)
+        if fee is not None and on_account is None:
+            # Stripe's words for a fee on the platform's own payment
+            raise StripeApiError(
+                400,
+                "Can only apply an application_fee_amount when the PaymentIntent is attempting "
+                "a direct payment (using an OAuth key or Stripe-Account header) or destination "
+                "payment (using `transfer_data[destination]`).",
+                param="application_fee_amount",
+            )
+        if fee is not None and fee > amount:
+            raise StripeApiError(
+                400,
+                "The application_fee_amount must be less than or equal to the amount.",
+                param="application_fee_amount",
+            )
         intent_id = self.new_id("pi_")
         intent: StripeObject = {
             "id": intent_id,
@@ -560,6 +666,7 @@ class SandboxAccount:
             "amount": amount,
             "amount_capturable": 0,
             "amount_received": 0,
+            "application_fee_amount": fee,
             "automatic_payment_methods": (
                 {"allow_redirects": "always", "enabled": True} if automatic_enabled else None
             ),
@@ -579,6 +686,8 @@ class SandboxAccount:
             "status": "requires_payment_method",
         }
         self.payment_intents[intent_id] = intent
+        if on_account is not None:
+            self.owner[intent_id] = on_account
         self.emit("payment_intent.created", intent, request=request)
         return intent
 
@@ -672,13 +781,20 @@ class SandboxAccount:
         charge = self.charge(intent["latest_charge"])
         before_charge = copy.deepcopy(charge)
         charge.update(captured=True, amount_captured=amount)
+        account = self.owner.get(charge["id"])
+        if account is not None and charge["application_fee_amount"]:
+            charge["application_fee"] = self._application_fee(charge, account)["id"]
         intent.update(status="succeeded", amount_capturable=0, amount_received=amount)
         self.emit("charge.captured", charge, before=before_charge, request=request)
         self.emit("payment_intent.succeeded", intent, before=before_intent, request=request)
         return intent
 
     def refund(
-        self, params: StripeObject, *, request: tuple[str | None, str | None]
+        self,
+        params: StripeObject,
+        *,
+        request: tuple[str | None, str | None],
+        on_account: str | None = None,
     ) -> StripeObject:
         _refuse_unknown(
             params, {"payment_intent", "charge", "amount", "reason", "metadata", "expand"}
@@ -693,7 +809,9 @@ class SandboxAccount:
                 code="parameter_missing",
             )
         if intent_id:
-            intent = self.payment_intent(str(intent_id))
+            intent = self.owned(
+                "payment_intent", self.payment_intent(str(intent_id)), on_account, "payment_intent"
+            )
             if intent["status"] != "succeeded" or not intent["latest_charge"]:
                 raise _bad_state(
                     f"This PaymentIntent ({intent_id}) does not have a successful charge to "
@@ -702,7 +820,7 @@ class SandboxAccount:
                 )
             charge = self.charge(intent["latest_charge"])
         else:
-            charge = self.charge(str(charge_id))
+            charge = self.owned("charge", self.charge(str(charge_id)), on_account, "charge")
         if not charge["captured"]:
             raise _bad_state(
                 f"Charge {charge['id']} has not been captured; release the authorisation "
@@ -748,6 +866,8 @@ class SandboxAccount:
             "status": status,
         }
         self.refunds[refund["id"]] = refund
+        if on_account is not None:
+            self.owner[refund["id"]] = on_account
         before_charge = copy.deepcopy(charge)
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] >= charge["amount_captured"]
@@ -774,7 +894,9 @@ class SandboxAccount:
         self.emit("charge.refund.updated", refund, before=before)
         return refund
 
-    def list_refunds(self, params: Mapping[str, str]) -> StripeObject:
+    def list_refunds(
+        self, params: Mapping[str, str], on_account: str | None = None
+    ) -> StripeObject:
         _refuse_unknown(
             params, {"charge", "payment_intent", "limit", "starting_after", "ending_before"}
         )
@@ -788,7 +910,8 @@ class SandboxAccount:
             (
                 refund
                 for refund in self.refunds.values()
-                if params.get("charge") in (None, refund["charge"])
+                if self.owner.get(refund["id"]) == on_account
+                and params.get("charge") in (None, refund["charge"])
                 and params.get("payment_intent") in (None, refund["payment_intent"])
             ),
             key=lambda refund: (refund["created"], list(self.refunds).index(refund["id"])),
@@ -833,6 +956,8 @@ class SandboxAccount:
             "status": "warning_needs_response" if inquiry else "needs_response",
         }
         self.disputes[dispute["id"]] = dispute
+        if charge["id"] in self.owner:
+            self.owner[dispute["id"]] = self.owner[charge["id"]]
         charge["disputed"] = True
         self.emit("charge.dispute.created", dispute)
         if not inquiry:
@@ -888,9 +1013,34 @@ class SandboxAccount:
             "payment_method": self.new_id("pm_"),
             "refunded": False,
             "status": status,
+            "application_fee": None,
+            "application_fee_amount": intent.get("application_fee_amount"),
         }
         self.charges[charge["id"]] = charge
+        account = self.owner.get(intent["id"])
+        if account is not None:
+            self.owner[charge["id"]] = account
+            if captured and charge["application_fee_amount"]:
+                charge["application_fee"] = self._application_fee(charge, account)["id"]
         return charge
+
+    def _application_fee(self, charge: StripeObject, account: str) -> StripeObject:
+        """The platform's fee on a connected account's charge (an ``fee_…`` of the
+        platform's own, https://docs.stripe.com/api/application_fees/object)."""
+        fee: StripeObject = {
+            "id": self.new_id("fee_"),
+            "object": "application_fee",
+            "account": account,
+            "amount": charge["application_fee_amount"],
+            "amount_refunded": 0,
+            "charge": charge["id"],
+            "created": int(time.time()),
+            "currency": charge["currency"],
+            "livemode": False,
+            "refunded": False,
+        }
+        self.application_fees[fee["id"]] = fee
+        return fee
 
 
 # -- HTTP -------------------------------------------------------------------------------
@@ -972,7 +1122,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def _stripe_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if not request.url.path.startswith("/v1/"):
+        if not request.url.path.startswith(API_PATHS):
             return await call_next(request)
         request.state.request_id = account.new_id("req_", 14)
         response = await call_next(request)
@@ -995,6 +1145,8 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
             request_id=request.state.request_id,
             idempotency_key=request.headers.get("idempotency-key"),
             has_key=bool(authorization),
+            # not a credential: tests check calls about a seller's payment name the seller
+            stripe_account=request.headers.get("stripe-account"),
         )
         if refused is not None:
             raise _Answered(refused)
@@ -1002,10 +1154,23 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
 
     api_key = Annotated[str, Depends(api_call)]
 
+    async def stripe_account(request: Request, key: api_key) -> str | None:
+        """The connected account a call acts on (``Stripe-Account``), checked after the
+        key; ``None``: the platform's own account."""
+        named = request.headers.get("stripe-account")
+        return None if named is None else account.reachable(named.strip(), key)
+
+    on_account = Annotated[str | None, Depends(stripe_account)]
+
     async def idempotent(
-        request: Request, key: str, operation: Callable[[StripeObject], StripeObject]
+        request: Request,
+        key: str,
+        operation: Callable[[StripeObject], StripeObject],
+        connected: str | None = None,
     ) -> JSONResponse:
-        """Run a POST once per (key, Idempotency-Key), replaying its answer afterwards."""
+        """Run a POST once per (key, account, Idempotency-Key), replaying its answer
+        afterwards (Stripe keeps idempotency keys per account)."""
+        key = f"{key}|{connected or ''}"
         pairs = await _form_pairs(request)
         idempotency_key = request.headers.get("idempotency-key")
         if idempotency_key is None:
@@ -1048,56 +1213,83 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
     # -- Stripe API -----------------------------------------------------------------------
 
     @app.post("/v1/payment_intents")
-    async def create_payment_intent(request: Request, key: api_key) -> JSONResponse:
-        return await idempotent(
-            request,
-            key,
-            lambda params: account.create_payment_intent(params, request=_request_ids(request)),
-        )
-
-    @app.get("/v1/payment_intents/{intent_id}")
-    async def retrieve_payment_intent(intent_id: str, _key: api_key) -> StripeObject:
-        return account.payment_intent(intent_id)
-
-    @app.post("/v1/payment_intents/{intent_id}/capture")
-    async def capture_payment_intent(
-        intent_id: str, request: Request, key: api_key
+    async def create_payment_intent(
+        request: Request, key: api_key, connected: on_account
     ) -> JSONResponse:
         return await idempotent(
             request,
             key,
+            lambda params: account.create_payment_intent(
+                params, request=_request_ids(request), on_account=connected
+            ),
+            connected,
+        )
+
+    @app.get("/v1/payment_intents/{intent_id}")
+    async def retrieve_payment_intent(intent_id: str, connected: on_account) -> StripeObject:
+        return account.owned(
+            "payment_intent", account.payment_intent(intent_id), connected, "intent"
+        )
+
+    @app.post("/v1/payment_intents/{intent_id}/capture")
+    async def capture_payment_intent(
+        intent_id: str, request: Request, key: api_key, connected: on_account
+    ) -> JSONResponse:
+        account.owned("payment_intent", account.payment_intent(intent_id), connected, "intent")
+        return await idempotent(
+            request,
+            key,
             lambda params: account.capture(intent_id, params, request=_request_ids(request)),
+            connected,
         )
 
     @app.get("/v1/charges/{charge_id}")
-    async def retrieve_charge(charge_id: str, _key: api_key) -> StripeObject:
-        return account.charge(charge_id)
+    async def retrieve_charge(charge_id: str, connected: on_account) -> StripeObject:
+        return account.owned("charge", account.charge(charge_id), connected, "charge")
 
     @app.post("/v1/refunds")
-    async def create_refund(request: Request, key: api_key) -> JSONResponse:
+    async def create_refund(request: Request, key: api_key, connected: on_account) -> JSONResponse:
         return await idempotent(
-            request, key, lambda params: account.refund(params, request=_request_ids(request))
+            request,
+            key,
+            lambda params: account.refund(
+                params, request=_request_ids(request), on_account=connected
+            ),
+            connected,
         )
 
     @app.get("/v1/refunds")
-    async def list_refunds(request: Request, _key: api_key) -> StripeObject:
-        return account.list_refunds(dict(request.query_params))
+    async def list_refunds(request: Request, connected: on_account) -> StripeObject:
+        return account.list_refunds(dict(request.query_params), connected)
 
     @app.get("/v1/refunds/{refund_id}")
-    async def retrieve_refund(refund_id: str, _key: api_key) -> StripeObject:
+    async def retrieve_refund(refund_id: str, connected: on_account) -> StripeObject:
         if refund_id not in account.refunds:
             raise _no_such("refund", refund_id)
-        return account.refunds[refund_id]
+        return account.owned("refund", account.refunds[refund_id], connected)
 
     @app.get("/v1/disputes/{dispute_id}")
-    async def retrieve_dispute(dispute_id: str, _key: api_key) -> StripeObject:
+    async def retrieve_dispute(dispute_id: str, connected: on_account) -> StripeObject:
         if dispute_id not in account.disputes:
             raise _no_such("dispute", dispute_id)
-        return account.disputes[dispute_id]
+        return account.owned("dispute", account.disputes[dispute_id], connected)
 
     @app.get("/v1/events/{event_id}")
-    async def retrieve_event(event_id: str, _key: api_key) -> StripeObject:
-        return account.event(event_id)
+    async def retrieve_event(event_id: str, connected: on_account) -> StripeObject:
+        return account.owned("event", account.event(event_id), connected)
+
+    @app.get("/v1/application_fees/{fee_id}")
+    async def retrieve_application_fee(fee_id: str, connected: on_account) -> StripeObject:
+        # the platform's own objects: a Stripe-Account caller sees none
+        fee = account.application_fees.get(fee_id)
+        if fee is None or connected is not None:
+            raise _no_such("application_fee", fee_id)
+        return fee
+
+    # Connect OAuth and connected accounts (a module of their own, sharing the account)
+    from pixecom_stripe.sandbox_connect import connect_routes
+
+    connect_routes(app, account, api_key)
 
     # -- control ----------------------------------------------------------------------------
 
