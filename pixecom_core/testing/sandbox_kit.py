@@ -39,7 +39,9 @@ The control API, identical on every sandbox (JSON, no credentials):
   for one event's) and ``POST /_sandbox/deliver`` (:class:`DeliverRequest`; ``signing``
   is checked against the outbox's ``signing`` model before anything is sent).
 
-The other end of an outbox, for tests, is a :class:`WebhookReceiver`.
+The other end of an outbox, for tests, is a :class:`WebhookReceiver`. A sandbox with an
+OAuth consent page answers with :func:`redirect_with` and :func:`consent_error_page`, and
+:func:`submit_consent` plays the seller in front of it.
 
 Nothing here imports pytest: sandboxes run in ``pixecom dev`` too.
 """
@@ -47,17 +49,20 @@ Nothing here imports pytest: sandboxes run in ``pixecom dev`` too.
 from __future__ import annotations
 
 import asyncio
+import html
 import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any, Final, Generic, Literal, TypeVar, get_args
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from pixecom_core.providers.http import shared_ssl_context
@@ -685,6 +690,71 @@ class SandboxClock:
         else:
             self.offset += change.advance_seconds or 0.0
         return self()
+
+
+# -- OAuth consent pages ------------------------------------------------------------------
+
+
+def redirect_with(url: str, answer: Mapping[str, str]) -> RedirectResponse:
+    """302 to ``url`` with ``answer`` (``code`` and ``state``, or ``error``) added to its
+    query, as an authorization endpoint answers (RFC 6749 §4.1.2)."""
+    parts = urlsplit(url)
+    query = "&".join(filter(None, (parts.query, urlencode(answer))))
+    return RedirectResponse(urlunsplit(parts._replace(query=query)), status_code=302)
+
+
+def consent_error_page(title: str, problem: str) -> HTMLResponse:
+    """The page an authorization endpoint shows instead of redirecting (an unknown client,
+    a redirect URI not registered: RFC 6749 §4.1.2.1): 400, ``problem`` in ``#error``."""
+    return HTMLResponse(
+        f"<!doctype html><html><head><title>{html.escape(title)}</title></head><body>"
+        f'<h1>Sorry, something went wrong.</h1><p id="error">{html.escape(problem)}</p>'
+        "</body></html>",
+        status_code=400,
+    )
+
+
+class _ConsentForm(HTMLParser):
+    """A consent page's form as a browser submits it untouched: action, hidden and text
+    fields, checked boxes and radios."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self.action = values.get("action", "")
+        elif tag == "input" and (values.get("type") in ("hidden", "text") or "checked" in values):
+            self.fields.append((values.get("name", ""), values.get("value", "")))
+
+
+async def submit_consent(authorization_url: str, *, decision: str = "approve") -> str:
+    """Open a sandbox's consent page at ``authorization_url`` and submit its form with what
+    it preselects and ``decision`` (the button a seller presses: ``approve`` or ``deny``),
+    as the seller's browser would (``pixecom dev``'s demo seller); return where it
+    redirects (the caller's ``redirect_uri`` with ``code`` and ``state``, or ``error``).
+
+    :raises RuntimeError: the page refused the request (its text) or did not redirect.
+    """
+    async with httpx.AsyncClient(timeout=10, verify=shared_ssl_context()) as browser:
+        page = await browser.get(authorization_url)
+        if page.status_code == 302:
+            return page.headers["location"]
+        form = _ConsentForm()
+        form.feed(page.text)
+        if page.status_code != 200 or not form.action:
+            raise RuntimeError(f"the sandbox's consent page refused: {page.text[:300]}")
+        answer = await browser.post(
+            str(page.url.join(form.action)),
+            content=urlencode([*form.fields, ("decision", decision)]),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    if answer.status_code != 302:
+        raise RuntimeError(f"the sandbox's consent page did not redirect: {answer.text[:300]}")
+    return answer.headers["location"]
 
 
 # -- configuration ------------------------------------------------------------------------

@@ -15,11 +15,12 @@ import json
 import socket
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, SecretStr
 
 from pixecom_core.testing.loopback import LoopbackServer
@@ -33,8 +34,11 @@ from pixecom_core.testing.sandbox_kit import (
     SandboxKit,
     WebhookOutbox,
     WebhookReceiver,
+    consent_error_page,
     pause,
     public_settings,
+    redirect_with,
+    submit_consent,
 )
 
 SECRET = b"whsec_kit"
@@ -239,6 +243,51 @@ async def test_the_clock_is_set_or_moved_forward_and_reset_puts_it_back() -> Non
         assert moved.json() == {"now": 5_100}
         assert both.status_code == 422 and backwards.status_code == 422
         assert clock() == real[0]
+
+
+def consent_app() -> FastAPI:
+    """An authorization endpoint: a form preselecting one account and a name field."""
+    app = FastAPI()
+
+    @app.get("/authorize")
+    async def page(client_id: str = "", redirect_uri: str = "") -> Response:
+        if client_id != "app":
+            return consent_error_page("Sandbox: error", "Unknown <client>")
+        return HTMLResponse(
+            '<form method="post" action="/authorize">'
+            f'<input type="hidden" name="redirect_uri" value="{redirect_uri}">'
+            '<input type="radio" name="account" value="a1" checked>'
+            '<input type="radio" name="account" value="a2">'
+            '<input type="text" name="name" value="Shop">'
+            '<input type="checkbox" name="scope" value="read">'
+            '<button name="decision" value="approve">OK</button></form>'
+        )
+
+    @app.post("/authorize")
+    async def answer(request: Request) -> Response:
+        form = dict(parse_qsl((await request.body()).decode()))
+        chosen = {"code": f"{form['account']}-{form['name']}-{'scope' in form}", "state": "s"}
+        denied = {"error": "access_denied"}
+        return redirect_with(
+            form["redirect_uri"], chosen if form["decision"] == "approve" else denied
+        )
+
+    return app
+
+
+@pytest.mark.asyncio
+async def test_submit_consent_sends_what_the_page_preselects_and_follows_no_redirect() -> None:
+    async with LoopbackServer(consent_app()) as server:
+        back = "https://shop.example/cb?x=1"
+        url = f"{server.url}/authorize?{urlencode({'client_id': 'app', 'redirect_uri': back})}"
+
+        approved = await submit_consent(url)
+        denied = await submit_consent(url, decision="deny")
+        with pytest.raises(RuntimeError, match="refused: .*Unknown &lt;client&gt;"):
+            await submit_consent(f"{server.url}/authorize?client_id=other")
+
+    assert approved == "https://shop.example/cb?x=1&code=a1-Shop-False&state=s"
+    assert denied == "https://shop.example/cb?x=1&error=access_denied"
 
 
 def test_public_settings_counts_secret_lists() -> None:

@@ -52,10 +52,12 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
 
 
 async def _approve_consent(authorization_url: str) -> str:
-    """The demo seller presses Continue on the sandbox's Facebook Login dialog."""
-    from pixecom_meta_ads.sandbox_oauth import approve_consent
+    """The demo seller presses Continue on the sandbox's Facebook Login dialog with what it
+    preselects: the first sandbox user, who reaches the demo accounts, and every permission
+    asked."""
+    from pixecom_core.testing.sandbox_kit import submit_consent
 
-    return await approve_consent(authorization_url)
+    return await submit_consent(authorization_url)
 
 
 def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:  # noqa: ARG001

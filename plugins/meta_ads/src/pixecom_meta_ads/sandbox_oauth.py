@@ -99,18 +99,15 @@ import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
-from pixecom_core.providers.http import shared_ssl_context
-from pixecom_core.testing.sandbox_kit import SandboxClock
+from pixecom_core.testing.sandbox_kit import SandboxClock, consent_error_page, redirect_with
 
 #: Looks up an ad account's ``name``, ``currency`` and ``timezone_name`` by its number
 #: (the Meta sandbox's ``MetaSandbox.profile``).
@@ -139,6 +136,7 @@ ACCOUNT_FIELDS: Final = frozenset(
     {"id", "account_id", "name", "currency", "timezone_name", "account_status"}
 )
 DENIED_DESCRIPTION: Final = "Permissions error."
+ERROR_TITLE: Final = "Facebook Login (sandbox): error"
 
 GRAPH_VERSION: Final = re.compile(r"^v\d+\.\d+$")
 _NUMBER = re.compile(r"^\d{1,32}$")
@@ -633,7 +631,7 @@ class OAuthSandbox:
             params = dict(request.query_params)
             app, problem = self._dialog_app(version, params)
             if app is None:
-                return _error_page(problem)
+                return consent_error_page(ERROR_TITLE, problem)
             asked = self._asked_scopes(app, params)
             return HTMLResponse(self._consent_html(version, app, params, asked))
 
@@ -643,7 +641,7 @@ class OAuthSandbox:
             params = {key: value for key, value in pairs if key != "scope"}
             app, problem = self._dialog_app(version, params)
             if app is None:
-                return _error_page(problem)
+                return consent_error_page(ERROR_TITLE, problem)
             answer: dict[str, str] = {}
             if params.get("decision") != "approve":
                 answer = {
@@ -654,7 +652,9 @@ class OAuthSandbox:
             else:
                 user = self.users.get(params.get("user_id", ""))
                 if user is None:
-                    return _error_page("Choose who logs in: user_id names no sandbox user.")
+                    return consent_error_page(
+                        ERROR_TITLE, "Choose who logs in: user_id names no sandbox user."
+                    )
                 # what the dialog asked travels in a hidden field; a ticked box adds nothing else
                 asked = tuple(filter(None, params.get("requested_scopes", "").split(",")))
                 ticked = {value for key, value in pairs if key == "scope"}
@@ -662,7 +662,7 @@ class OAuthSandbox:
                 answer = {"code": self._issue_code(app, user, params["redirect_uri"], scopes)}
             if "state" in params:
                 answer["state"] = params["state"]
-            return RedirectResponse(_with_query(params["redirect_uri"], answer), status_code=302)
+            return redirect_with(params["redirect_uri"], answer)
 
     def _graph_routes(self, router: APIRouter) -> None:
         async def graph(
@@ -981,21 +981,6 @@ def _token_answer(issued: IssuedToken, now: float) -> dict[str, Any]:
     }
 
 
-def _with_query(url: str, extra: Mapping[str, str]) -> str:
-    parts = urlsplit(url)
-    query = f"{parts.query}&{urlencode(extra)}" if parts.query else urlencode(extra)
-    return urlunsplit(parts._replace(query=query))
-
-
-def _error_page(problem: str) -> HTMLResponse:
-    return HTMLResponse(
-        "<!doctype html><html><head><title>Error</title></head><body>"
-        f'<h1>Sorry, something went wrong.</h1><p id="error">{html.escape(problem)}</p>'
-        "</body></html>",
-        status_code=400,
-    )
-
-
 def _meta_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%A, %d-%b-%y %H:%M:%S UTC")
 
@@ -1003,48 +988,3 @@ def _meta_time(epoch: float) -> str:
 def _forget_oldest(items: dict[str, Any], bound: int) -> None:
     while len(items) >= bound:
         del items[next(iter(items))]
-
-
-# -- playing the seller (pixecom dev's demo) -------------------------------------------------
-
-
-class _ConsentForm(HTMLParser):
-    """The consent page's form as a browser reads it: action, hidden fields, the checked
-    person and ticked permissions."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action = ""
-        self.fields: list[tuple[str, str]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {name: value or "" for name, value in attrs}
-        kind = values.get("type")
-        if tag == "form":
-            self.action = values.get("action", "")
-        elif tag == "input" and (kind == "hidden" or "checked" in values):
-            self.fields.append((values.get("name", ""), values.get("value", "")))
-
-
-async def approve_consent(authorization_url: str) -> str:
-    """Open the sandbox's consent dialog at ``authorization_url`` and press Continue with
-    what the page preselects (the first sandbox user, who reaches the demo accounts, and
-    every permission asked), as the seller's browser would; return where the dialog
-    redirects (the caller's ``redirect_uri`` with ``code`` and ``state``).
-
-    :raises RuntimeError: the dialog refused the request (its error page's text).
-    """
-    async with httpx.AsyncClient(timeout=10, verify=shared_ssl_context()) as browser:
-        page = await browser.get(authorization_url)
-        form = _ConsentForm()
-        form.feed(page.text)
-        if page.status_code != 200 or not form.action:
-            raise RuntimeError(f"the sandbox's consent dialog refused: {page.text[:300]}")
-        answer = await browser.post(
-            str(page.url.join(form.action)),
-            content=str(httpx.QueryParams([*form.fields, ("decision", "approve")])),
-            headers={"content-type": "application/x-www-form-urlencoded"},
-        )
-    if answer.status_code != 302:
-        raise RuntimeError(f"the sandbox's consent dialog did not redirect: {answer.text[:300]}")
-    return answer.headers["location"]
