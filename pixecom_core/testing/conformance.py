@@ -68,8 +68,11 @@ from pixecom_core.providers import (
     GatewayPaymentEvent,
     GatewayRefund,
     InsightRow,
+    MerchantAccount,
+    PaymentConnectionKind,
     PaymentEventKind,
     PaymentGateway,
+    PaymentGatewayConnections,
     PaymentRequest,
     PaymentSession,
     PresignedUpload,
@@ -807,6 +810,12 @@ class PaymentGatewayConformance(SandboxKitChecks, ProviderConformance):
 
     Implement :meth:`settle_payment` (the buyer pays; the sandbox then sends its signed
     webhooks to the API stand-in) and :meth:`sign_at`.
+
+    A gateway that implements ``PaymentGatewayConnections`` is also checked on sellers'
+    own accounts: an ``OAUTH`` gateway through its sandbox's ``Sandbox.approve_consent``
+    (each approval connecting another account), a ``CREDENTIALS`` gateway through
+    :meth:`connect_credentials`, which it overrides. For a gateway without the protocol
+    those tests report a skip.
     """
 
     kind = ProviderKind.PAYMENT_GATEWAY
@@ -832,8 +841,20 @@ class PaymentGatewayConformance(SandboxKitChecks, ProviderConformance):
         sandbox signs (the kit signs now, and an hour ago for a replayed delivery)."""
         raise NotImplementedError("implement sign_at() with your gateway's signature scheme")
 
-    def payment_request(self, idempotency_key: str | None = None) -> PaymentRequest:
-        """A request for :attr:`amount_minor` :attr:`currency` for a new order."""
+    async def connect_credentials(self, sandbox: SandboxUnderTest) -> Mapping[str, SecretStr]:
+        """For a ``CREDENTIALS`` gateway: credentials the sandbox accepts, one value per
+        ``credential_fields`` name, of an account no earlier call returned (the kit
+        connects two accounts and tells their payments apart). ``OAUTH`` gateways need
+        not override it."""
+        raise NotImplementedError(
+            "implement connect_credentials() with your sandbox's valid seller credentials"
+        )
+
+    def payment_request(
+        self, idempotency_key: str | None = None, *, account: MerchantAccount | None = None
+    ) -> PaymentRequest:
+        """A request for :attr:`amount_minor` :attr:`currency` for a new order, on
+        ``account`` when given."""
         return PaymentRequest(
             idempotency_key=idempotency_key or f"conformance-{uuid.uuid4()}",
             seller_id=uuid.uuid4(),
@@ -842,6 +863,7 @@ class PaymentGatewayConformance(SandboxKitChecks, ProviderConformance):
             currency=self.currency,
             return_url="https://shop.example/paid",
             cancel_url="https://shop.example/cart",
+            account=account,
         )
 
     @pytest_asyncio.fixture
@@ -1090,6 +1112,161 @@ class PaymentGatewayConformance(SandboxKitChecks, ProviderConformance):
 
         assert_error_for(failure, raised.value, secret=None)
         await _assert_calls_logged(sandbox)
+
+    # -- sellers' own accounts (PaymentGatewayConnections) ------------------------------
+
+    def _connections(self, gateway: PaymentGateway) -> PaymentGatewayConnections:
+        if not isinstance(gateway, PaymentGatewayConnections):
+            pytest.skip(
+                f"{self.identifier} does not implement PaymentGatewayConnections: sellers "
+                "cannot connect their own accounts, every payment lands on one account"
+            )
+        return gateway
+
+    async def _connect(
+        self, connections: PaymentGatewayConnections, sandbox: SandboxUnderTest
+    ) -> tuple[MerchantAccount, str]:
+        """Connect a seller's account as core does; return it and the secret that did it
+        (the consent code, or the credentials' secret values joined)."""
+        if connections.connection_kind is PaymentConnectionKind.CREDENTIALS:
+            assert connections.authorization_url(state=CONSENT_STATE, redirect_uri=CALLBACK) is None
+            fields = await self.connect_credentials(sandbox)
+            asked = {form_field.name for form_field in connections.credential_fields}
+            assert asked and set(fields) == asked, (
+                f"connect_credentials() gives {sorted(fields)}, the form asks {sorted(asked)}"
+            )
+            account = await connections.verify_credentials(fields)
+            secret = "".join(
+                fields[form_field.name].get_secret_value()
+                for form_field in connections.credential_fields
+                if form_field.secret
+            )
+            return account, secret
+        assert connections.credential_fields == (), "an OAuth gateway's form asks nothing"
+        url = connections.authorization_url(state=CONSENT_STATE, redirect_uri=CALLBACK)
+        assert url, "an OAuth gateway gives a consent URL"
+        approve = sandbox.sandbox.approve_consent
+        assert approve is not None, (
+            "an OAuth gateway's sandbox sets Sandbox.approve_consent, so dev mode and this kit "
+            "can play the seller on its consent page"
+        )
+        location = await approve(url)
+        assert location.startswith(f"{CALLBACK}?"), f"not sent back to the redirect URI: {location}"
+        query = parse_qs(urlsplit(location).query)
+        assert query.get("state") == [CONSENT_STATE], "the state must come back unchanged"
+        assert query.get("code"), f"no code in the redirect: {location}"
+        code = query["code"][0]
+        return await connections.exchange_code(code=code, redirect_uri=CALLBACK), code
+
+    @pytest.mark.asyncio
+    async def test_connecting_gives_the_sellers_merchant_account(
+        self, gateway: PaymentGateway, sandbox: SandboxUnderTest
+    ) -> None:
+        """The consent flow (or the seller's credentials) gives a ``MerchantAccount``;
+        connecting again gives another account, each with its own id."""
+        connections = self._connections(gateway)
+
+        first, _ = await self._connect(connections, sandbox)
+        second, _ = await self._connect(connections, sandbox)
+
+        for account in (first, second):
+            assert isinstance(account, MerchantAccount)
+            assert account.account_id.strip()
+            if account.default_currency is not None:
+                assert_iso_4217(account.default_currency)
+        assert first.account_id != second.account_id, (
+            "two sellers connected the same account: the sandbox must give each its own"
+        )
+
+    @pytest.mark.asyncio
+    async def test_a_used_code_or_wrong_credentials_are_refused(
+        self, gateway: PaymentGateway, sandbox: SandboxUnderTest
+    ) -> None:
+        """A consent code works once; credentials the gateway refuses are refused — each
+        as ``ProviderAuthError`` (the seller must connect again), never quoting the
+        secret."""
+        connections = self._connections(gateway)
+        _, secret = await self._connect(connections, sandbox)
+
+        if connections.connection_kind is PaymentConnectionKind.OAUTH:
+            with pytest.raises(ProviderAuthError) as refused:
+                await connections.exchange_code(code=secret, redirect_uri=CALLBACK)
+            assert secret not in _chain_text(refused.value), "the error shows the code"
+            return
+        fields = await self.connect_credentials(sandbox)
+        wrong = {
+            form_field.name: SecretStr(f"wrong-{uuid.uuid4().hex}")
+            if form_field.secret
+            else fields[form_field.name]
+            for form_field in connections.credential_fields
+        }
+        with pytest.raises(ProviderAuthError) as refused:
+            await connections.verify_credentials(wrong)
+        shown = _chain_text(refused.value)
+        for form_field in connections.credential_fields:
+            if form_field.secret:
+                assert wrong[form_field.name].get_secret_value() not in shown, "the error shows it"
+                assert fields[form_field.name].get_secret_value() not in shown, "the error shows it"
+
+    @pytest.mark.asyncio
+    async def test_webhooks_name_the_account_each_payment_was_made_on(
+        self, gateway: PaymentGateway, sandbox: SandboxUnderTest
+    ) -> None:
+        """Two sellers' payments, each made with ``account=``: every delivery announcing
+        a fact about one names that seller's account in ``webhook_account``, so core
+        routes it to them and never to the other."""
+        connections = self._connections(gateway)
+        first, _ = await self._connect(connections, sandbox)
+        second, _ = await self._connect(connections, sandbox)
+        owners: dict[str, str] = {}
+        for account in (first, second):
+            session = await gateway.create_payment(self.payment_request(account=account))
+            owners[session.gateway_reference] = account.account_id
+            await self.settle_payment(sandbox, session)
+
+        captured: dict[str, str] = {}
+        seen = 0
+        deadline = time.monotonic() + 15
+        while captured.keys() != owners.keys():
+            assert time.monotonic() < deadline, (
+                f"no webhook announced the capture of {sorted(owners.keys() - captured.keys())}"
+            )
+            arrived = await sandbox.wait_for_requests(1, since=seen)
+            seen += len(arrived)
+            for request in arrived:
+                webhook = await gateway.verify_webhook(body=request.body, headers=request.headers)
+                named = connections.webhook_account(webhook)
+                for event in await gateway.parse_events(webhook):
+                    assert named is not None, (
+                        f"a delivery about {event.gateway_reference} names no account: core "
+                        "could not tell whose payment it is"
+                    )
+                    assert not named.revoked
+                    assert named.account_id == owners.get(event.gateway_reference), (
+                        f"a fact about {event.gateway_reference} names account "
+                        f"{named.account_id}, the payment was made on "
+                        f"{owners.get(event.gateway_reference)}"
+                    )
+                    if event.kind is PaymentEventKind.CAPTURED:
+                        captured[event.gateway_reference] = named.account_id
+        assert captured == owners
+
+    @pytest.mark.asyncio
+    async def test_a_disconnected_account_takes_no_payment(
+        self, gateway: PaymentGateway, sandbox: SandboxUnderTest
+    ) -> None:
+        """After ``disconnect`` (twice: the second is not an error), a payment on the
+        account fails as ``ProviderAuthError`` or ``ProviderRefused``: core then asks the
+        seller to connect again instead of retrying."""
+        connections = self._connections(gateway)
+        account, _ = await self._connect(connections, sandbox)
+        await gateway.create_payment(self.payment_request(account=account))
+
+        await connections.disconnect(account)
+        await connections.disconnect(account)
+
+        with pytest.raises((ProviderAuthError, ProviderRefused)):
+            await gateway.create_payment(self.payment_request(account=account))
 
 
 # -- trackers ---------------------------------------------------------------------------
