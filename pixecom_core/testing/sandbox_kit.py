@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import html
 import random
+import string
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -94,6 +95,8 @@ MAX_EVENTS: Final = 10_000
 #: of a second costs nothing.
 DISCONNECT_POLL_SECONDS: Final = 0.25
 CONTROL_PREFIX: Final = "/_sandbox"
+#: What :meth:`SandboxKit.new_id` draws from by default (Stripe's ids, for one).
+ID_ALPHABET: Final = string.ascii_letters + string.digits
 
 
 # -- faults -------------------------------------------------------------------------------
@@ -830,6 +833,11 @@ class SandboxKit(Generic[C, F]):
             on_config(config)
 
     # -- used by the sandbox's handlers
+
+    def new_id(self, prefix: str = "", length: int = 24, alphabet: str = ID_ALPHABET) -> str:
+        """``prefix`` and ``length`` characters of ``alphabet`` drawn from :attr:`random`,
+        so a seeded sandbox hands out the same ids in every run."""
+        return prefix + "".join(self.random.choices(alphabet, k=length))
 
     async def intercept(
         self,

@@ -290,6 +290,18 @@ async def test_submit_consent_sends_what_the_page_preselects_and_follows_no_redi
     assert denied == "https://shop.example/cb?x=1&error=access_denied"
 
 
+def test_ids_are_drawn_from_the_seeded_random() -> None:
+    def kit(seed: int) -> SandboxKit[Settings, KitFault]:
+        return SandboxKit(config=Settings(), fault_model=KitFault, seed=seed)
+
+    first, again, other = kit(7), kit(7), kit(8)
+
+    assert [first.new_id("pi_") for _ in range(3)] == [again.new_id("pi_") for _ in range(3)]
+    assert first.new_id("pi_") != other.new_id("pi_")
+    digits = first.new_id("7", 12, "0123456789")
+    assert len(digits) == 13 and digits.isdigit() and digits.startswith("7")
+
+
 def test_public_settings_counts_secret_lists() -> None:
     assert public_settings(Settings(api_keys=[]), ("api_keys",))["api_keys_configured"] == 0
 

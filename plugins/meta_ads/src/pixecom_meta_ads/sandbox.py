@@ -69,7 +69,7 @@ import hashlib
 import json
 import math
 import re
-import secrets
+import string
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -931,7 +931,7 @@ class MetaSandbox:
         """``POST /act_{id}/insights``: a report run of the query, failing if a
         ``report_failed`` fault waits for it."""
         query = parse_insights_query(params, self.today(number))
-        run_id = f"{7_000_000_000_000 + secrets.randbelow(10**12)}"
+        run_id = self.kit.new_id("7", 12, string.digits)  # report run ids are 13 digits
         failure = self.kit.faults.take(
             "report_run", number, where=lambda f: f.kind == "report_failed"
         )
