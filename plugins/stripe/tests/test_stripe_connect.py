@@ -10,10 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pixecom_stripe.gateway import StripeGateway
+from pixecom_stripe.sandbox import SandboxDemoPayments
 from pixecom_stripe.sandbox_connect import approve_consent, code_of
 from stripe_support import (
     CONNECT_CLIENT_ID,
     CONNECT_WEBHOOK_SECRET,
+    SECRET_KEY,
     WEBHOOK_SECRET,
     RunningSandbox,
     settings_for,
@@ -21,6 +23,7 @@ from stripe_support import (
 )
 
 from pixecom_core.providers import (
+    DemoPayment,
     MerchantAccount,
     PaymentConnectionKind,
     PaymentEventKind,
@@ -452,3 +455,21 @@ async def test_an_account_never_connected_is_refused_as_stripe_refuses_it(
     )
     assert answer.status_code == 403
     assert answer.json()["error"]["code"] == "account_invalid"
+
+
+async def test_the_demo_refunds_a_connected_sellers_payment_on_their_account(
+    connect_gateway: StripeGateway,
+    sandbox: RunningSandbox,
+    make_request: Callable[..., PaymentRequest],
+) -> None:
+    seller = await connect(connect_gateway)
+    session = await connect_gateway.create_payment(make_request(account=seller))
+    demo = SandboxDemoPayments(sandbox.url, secret_key=SECRET_KEY)
+    try:
+        await sandbox.configure(auto_deliver=True)  # nothing to deliver to: no delivery step
+        await demo.pay(DemoPayment(session.gateway_reference, 5_000, "EUR"))
+        await demo.refund(DemoPayment(session.gateway_reference, 5_000, "EUR"), 1_000)
+    finally:
+        await demo.aclose()
+
+    assert len((await accounts(sandbox))[seller.account_id]["refunds"]) == 1

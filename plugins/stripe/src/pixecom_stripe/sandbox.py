@@ -1454,12 +1454,19 @@ class SandboxDemoPayments:
         await self._delivered()
 
     async def refund(self, payment: DemoPayment, amount_minor: int) -> None:
-        """A partial refund of the PaymentIntent; ``refund.created`` and
+        """A partial refund of the PaymentIntent, on the connected account it was made on
+        (if any), as that seller would from their Dashboard; ``refund.created`` and
         ``charge.refunded`` follow."""
+        headers = {"Authorization": f"Bearer {self._secret_key}"}
+        accounts = await self._client.get("/_sandbox/accounts")
+        accounts.raise_for_status()
+        for account in accounts.json():
+            if payment.gateway_reference in account["payment_intents"]:
+                headers["Stripe-Account"] = account["id"]
         answer = await self._client.post(
             "/v1/refunds",
             data={"payment_intent": payment.gateway_reference, "amount": str(amount_minor)},
-            headers={"Authorization": f"Bearer {self._secret_key}"},
+            headers=headers,
         )
         answer.raise_for_status()
         await self._delivered()
