@@ -473,3 +473,80 @@ async def test_the_demo_refunds_a_connected_sellers_payment_on_their_account(
         await demo.aclose()
 
     assert len((await accounts(sandbox))[seller.account_id]["refunds"]) == 1
+
+
+# -- the sandbox's Connect wire format ------------------------------------------------------
+
+
+async def test_oauth_errors_come_in_oauths_envelope(
+    connect_gateway: StripeGateway, sandbox: RunningSandbox
+) -> None:
+    seller = await connect(connect_gateway)
+
+    wrong_grant = await sandbox.api.post(
+        "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "rt_x"}
+    )
+    unknown_code = await sandbox.api.post(
+        "/v1/oauth/token", data={"grant_type": "authorization_code", "code": "ac_nope"}
+    )
+    other_client = await sandbox.api.post(
+        "/oauth/deauthorize",
+        data={"client_id": "ca_another_platform", "stripe_user_id": seller.account_id},
+    )
+    no_key = await sandbox.control.post(
+        "/oauth/token", data={"grant_type": "authorization_code", "code": "ac_nope"}
+    )
+
+    assert (wrong_grant.status_code, wrong_grant.json()["error"]) == (
+        400,
+        "unsupported_grant_type",
+    )
+    assert (unknown_code.status_code, unknown_code.json()["error"]) == (400, "invalid_grant")
+    assert (other_client.status_code, other_client.json()["error"]) == (401, "invalid_client")
+    assert no_key.status_code == 401
+    assert (await accounts(sandbox))[seller.account_id]["connected_to"] == CONNECT_CLIENT_ID
+
+
+async def test_events_of_a_connected_account_are_retrieved_on_it_only(
+    connect_gateway: StripeGateway,
+    sandbox: RunningSandbox,
+    make_request: Callable[..., PaymentRequest],
+) -> None:
+    seller = await connect(connect_gateway)
+    await connect_gateway.create_payment(make_request(account=seller))
+    (created,) = await sandbox.events("payment_intent.created")
+
+    on_seller = await sandbox.api.get(
+        f"/v1/events/{created['id']}", headers={"Stripe-Account": seller.account_id}
+    )
+    on_platform = await sandbox.api.get(f"/v1/events/{created['id']}")
+
+    assert created["account"] == seller.account_id
+    assert on_seller.status_code == 200 and on_seller.json()["account"] == seller.account_id
+    assert on_platform.status_code == 404
+
+
+async def test_a_reset_forgets_connected_accounts(
+    connect_gateway: StripeGateway, sandbox: RunningSandbox
+) -> None:
+    seller = await connect(connect_gateway)
+
+    (await sandbox.control.post("/_sandbox/reset")).raise_for_status()
+
+    assert await accounts(sandbox) == {}
+    answer = await sandbox.api.get(
+        "/v1/payment_intents/pi_x", headers={"Stripe-Account": seller.account_id}
+    )
+    assert answer.json()["error"]["code"] == "account_invalid"
+
+
+async def test_a_fee_on_the_platforms_own_payment_is_refused_as_stripe_refuses_it(
+    sandbox: RunningSandbox,
+) -> None:
+    answer = await sandbox.api.post(
+        "/v1/payment_intents",
+        data={"amount": "1000", "currency": "eur", "application_fee_amount": "100"},
+    )
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == "application_fee_amount"
