@@ -441,6 +441,12 @@ class ProviderRegistry:
         """
         return self._payment_gateways.get(identifier)
 
+    def payment_gateways(self) -> list[PaymentGateway]:
+        """Return every registered payment gateway, sorted by identifier."""
+        return [
+            self._payment_gateways.get(name) for name in self.names(ProviderKind.PAYMENT_GATEWAY)
+        ]
+
     def tracker(self, identifier: str) -> Tracker:
         """Return the parcel tracker registered as ``identifier`` (e.g. ``"17track"``).
 

@@ -238,6 +238,10 @@ class Settings(SettingsWithSecretFiles):
     #: First retry delay of a deferred webhook; doubles per attempt up to the maximum.
     webhook_retry_base_seconds: float = Field(default=15.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    #: The platform's fee on each payment into a seller's connected account, in basis
+    #: points of the total (150 = 1.5 %), where the gateway can take one (Stripe Connect's
+    #: ``application_fee_amount``); 0 takes none (issue 15 item 1).
+    platform_fee_basis_points: int = Field(default=0, ge=0, le=10_000)
 
     # -- Worker (taskiq) ------------------------------------------------------------------
     #: A message unacknowledged this long (its worker died) is redelivered; keep it above

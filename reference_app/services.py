@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.ledger import Ledger, WebhookInbox
 from pixecom_core.orders.refunds import RefundService
+from pixecom_core.payments.connections import PaymentConnections
 from pixecom_core.plugins import ProviderRegistry
 from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.settings import Settings
@@ -53,6 +54,8 @@ class Services:
     tracking: TrackingService
     #: Refunds sellers ask for, and settling the open ones.
     refunds: RefundService
+    #: Sellers' own gateway accounts (issue 15): checkout, refunds and webhooks use them.
+    payment_connections: PaymentConnections
 
 
 @asynccontextmanager
@@ -89,6 +92,7 @@ async def open_services(
         sessions = create_sessionmaker(engine)
         ledger = Ledger(sessions, settings, providers.plugin_manager)
         breakers = ProviderBreakers(settings)
+        connections = PaymentConnections.for_settings(sessions, settings, providers)
         yield Services(
             settings=settings,
             providers=providers,
@@ -97,11 +101,19 @@ async def open_services(
             redis=client,
             breakers=breakers,
             ledger=ledger,
-            inbox=WebhookInbox(sessions, settings, providers, ledger, on_recorded=on_recorded),
+            inbox=WebhookInbox(
+                sessions,
+                settings,
+                providers,
+                ledger,
+                on_recorded=on_recorded,
+                connections=connections,
+            ),
             tracking=TrackingService(
                 sessions, settings, providers, breakers, providers.plugin_manager
             ),
-            refunds=RefundService(sessions, settings, providers, ledger),
+            refunds=RefundService(sessions, settings, providers, ledger, connections),
+            payment_connections=connections,
         )
     finally:
         await client.aclose()

@@ -122,8 +122,8 @@ def binding_cookie_name(connection_id: uuid.UUID) -> str:
     return f"{BINDING_COOKIE_PREFIX}{connection_id.hex}"
 
 
-def _binding(key: str, connection_id: uuid.UUID) -> str:
-    message = f"ad-connection-browser:{connection_id}".encode()
+def _binding(key: str, audience: str, connection_id: uuid.UUID) -> str:
+    message = f"{audience}-browser:{connection_id}".encode()
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 
 
@@ -145,11 +145,16 @@ class ConnectionStateSigner:
     logins and needs no secret of its own; its audience differs from an access token's, so
     neither is accepted as the other. The state carries no secret: a seller id, a
     connection id and a nonce, which is also stored in the connection and consumed once.
+
+    :param audience: what the state is for: ad-account connections by default; payment
+        connections sign with their own, so neither flow accepts the other's state (or
+        browser binding).
     """
 
-    def __init__(self, keys: list[SecretStr]) -> None:
+    def __init__(self, keys: list[SecretStr], *, audience: str = _STATE_AUDIENCE) -> None:
         if not keys:
             raise ValueError("at least one JWT signing key is required")
+        self._audience = audience
         values = [key.get_secret_value() for key in keys]
         self._signing_key = values[0]
         self._verifying = {key_id(value): value for value in values}
@@ -163,7 +168,7 @@ class ConnectionStateSigner:
             "iat": int(issued_at.timestamp()),
             "exp": int(state.expires_at.timestamp()),
             "iss": _STATE_ISSUER,
-            "aud": _STATE_AUDIENCE,
+            "aud": self._audience,
         }
         return jwt.encode(
             claims,
@@ -175,12 +180,12 @@ class ConnectionStateSigner:
     def browser_binding(self, connection_id: uuid.UUID) -> str:
         """The value that ties a connection to the browser that started it (the reference
         app sets it as a cookie): an HMAC of the connection id under the signing key."""
-        return _binding(self._signing_key, connection_id)
+        return _binding(self._signing_key, self._audience, connection_id)
 
     def binds(self, connection_id: uuid.UUID, value: str | None) -> bool:
         """Whether ``value`` is the browser binding of ``connection_id`` under any key."""
         return value is not None and any(
-            hmac.compare_digest(_binding(key, connection_id), value)
+            hmac.compare_digest(_binding(key, self._audience, connection_id), value)
             for key in self._verifying.values()
         )
 
@@ -199,7 +204,7 @@ class ConnectionStateSigner:
                 value,
                 key,
                 algorithms=[_STATE_ALGORITHM],
-                audience=_STATE_AUDIENCE,
+                audience=self._audience,
                 issuer=_STATE_ISSUER,
                 options={"require": ["sid", "cid", "nonce", "exp"], "verify_exp": False},
             )

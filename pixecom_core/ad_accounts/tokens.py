@@ -1,7 +1,8 @@
 """Ad-account access tokens: encrypted at rest, re-encrypted when the key changes.
 
-Two tables hold such tokens: ``ad_accounts`` (the token each account syncs with) and
-``ad_connections`` (the grant a seller's consent gave, which the account chooser reads).
+Three tables hold such secrets: ``ad_accounts`` (the token each account syncs with),
+``ad_connections`` (the grant a seller's consent gave, which the account chooser reads)
+and ``payment_connections`` (a seller's own gateway account and its credentials, issue 15).
 Tokens are encrypted with :class:`pixecom_core.security.secret_box.SecretBox`
 (MultiFernet): the first key of ``PIXECOM_TOKEN_ENCRYPTION_KEYS`` encrypts, every key
 decrypts. ``token_key_version`` records which key encrypted a row, so after a new key is
@@ -15,19 +16,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from pixecom_core.models.ads import AdAccount, AdConnection
+from pixecom_core.models.payments import PaymentConnection
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import open_seller_scope
 
-#: A table with an encrypted token (``token_ciphertext`` + ``token_key_version``).
-TokenRow = TypeVar("TokenRow", AdAccount, AdConnection)
+#: A table with an encrypted secret and the version of the key that encrypted it.
+TokenRow = AdAccount | AdConnection | PaymentConnection
+#: Each such table, with its ciphertext and key-version columns.
+ENCRYPTED_COLUMNS: tuple[tuple[type[TokenRow], str, str], ...] = (
+    (AdAccount, "token_ciphertext", "token_key_version"),
+    (AdConnection, "token_ciphertext", "token_key_version"),
+    (PaymentConnection, "account_ciphertext", "account_key_version"),
+)
 
 _SELLER_PAGE = text("SELECT seller_id FROM pixecom_seller_directory(:after, :max_rows)")
 #: Sellers read from the directory per round trip.
@@ -64,7 +71,8 @@ async def _seller_ids(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
 async def rotate_ad_account_tokens(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, box: SecretBox
 ) -> RotationReport:
-    """Re-encrypt every stored ad-account and connection token not under the newest key.
+    """Re-encrypt every stored ad-account token, ad-connection grant and payment-connection
+    account not under the newest key.
 
     Idempotent and resumable: rows already under the newest key are skipped, so running
     it again (after an interruption, say) only finishes the rest. Raises
@@ -75,8 +83,10 @@ async def rotate_ad_account_tokens(
     async for seller_id in _seller_ids(sessions):
         report.sellers_visited += 1
         changed = 0
-        changed += await _rotate_table(sessions, settings, box, seller_id, AdAccount)
-        changed += await _rotate_table(sessions, settings, box, seller_id, AdConnection)
+        for model, ciphertext, version in ENCRYPTED_COLUMNS:
+            changed += await _rotate_table(
+                sessions, settings, box, seller_id, model, ciphertext, version
+            )
         if changed:
             report.tokens_reencrypted += changed
             report.sellers_with_changes.append(seller_id)
@@ -89,6 +99,8 @@ async def _rotate_table(
     box: SecretBox,
     seller_id: uuid.UUID,
     model: type[TokenRow],
+    ciphertext: str,
+    version: str,
 ) -> int:
     changed = 0
     while True:
@@ -98,20 +110,19 @@ async def _rotate_table(
                     await scope.session.scalars(
                         select(model)
                         .where(
-                            col(model.seller_id) == seller_id,
-                            col(model.token_ciphertext).is_not(None),
-                            col(model.token_key_version).is_distinct_from(box.primary_version),
+                            col(getattr(model, "seller_id")) == seller_id,  # noqa: B009
+                            col(getattr(model, ciphertext)).is_not(None),
+                            col(getattr(model, version)).is_distinct_from(box.primary_version),
                         )
-                        .order_by(col(model.id))
+                        .order_by(col(getattr(model, "id")))  # noqa: B009
                         .limit(ROTATION_BATCH_SIZE)
                         .with_for_update()
                     )
                 ).all()
             )
             for row in rows:
-                assert row.token_ciphertext is not None
-                row.token_ciphertext = box.rotate(row.token_ciphertext)
-                row.token_key_version = box.primary_version
+                setattr(row, ciphertext, box.rotate(getattr(row, ciphertext)))
+                setattr(row, version, box.primary_version)
         changed += len(rows)
         if len(rows) < ROTATION_BATCH_SIZE:
             return changed

@@ -112,19 +112,35 @@ class SellpageChanges:
     content: dict[str, Any] | Unset = UNSET
 
 
+class PaymentReadiness(Protocol):
+    """Whether a seller can take payments (implemented by
+    :class:`pixecom_core.payments.PaymentConnections`)."""
+
+    async def has_active(self, scope: SellerScope) -> bool:
+        """An active own account on an installed gateway, or a gateway needing none."""
+        ...
+
+
 class CatalogService:
     """Products, sellpages and pricing rules of the seller in ``context``.
 
     :param context: the acting seller; every transaction is opened in its scope.
     :param storefront: told after each committed change that shoppers could see (a
         product, a sellpage, a price); ``None`` when nothing caches the storefront.
+    :param payments: the sellers' own gateway accounts: a sellpage is published only
+        while its seller can take payments (issue 15 item 2); ``None`` checks nothing.
     """
 
     def __init__(
-        self, context: SellerContext, *, storefront: StorefrontInvalidator | None = None
+        self,
+        context: SellerContext,
+        *,
+        storefront: StorefrontInvalidator | None = None,
+        payments: PaymentReadiness | None = None,
     ) -> None:
         self._context = context
         self._storefront = storefront
+        self._payments = payments
 
     # -- products -----------------------------------------------------------------------
 
@@ -215,6 +231,8 @@ class CatalogService:
         async with self._writing() as scope:
             if product_id is not None:
                 await _product(scope, product_id)
+            if status is SellpageStatus.PUBLISHED:
+                await self._check_can_take_payments(scope)
             sellpages = SellpageRepository(scope)
             sellpage = sellpages.add(
                 Sellpage(
@@ -264,6 +282,7 @@ class CatalogService:
                 sellpage.content = changes.content
             if not isinstance(changes.status, Unset) and changes.status is not sellpage.status:
                 if changes.status is SellpageStatus.PUBLISHED:
+                    await self._check_can_take_payments(scope)
                     sellpage.published_at = utcnow()
                 elif sellpage.status is SellpageStatus.PUBLISHED:
                     sellpage.published_at = None
@@ -272,6 +291,16 @@ class CatalogService:
             await scope.session.flush()
         await self._changed(*slugs)
         return sellpage
+
+    async def _check_can_take_payments(self, scope: SellerScope) -> None:
+        """Refuse to publish while the seller cannot take payments (no gateway account
+        connected and no gateway that needs none): shoppers would meet a dead checkout."""
+        if self._payments is not None and not await self._payments.has_active(scope):
+            raise ConflictError(
+                "connect a payment account (Payments in the dashboard, POST "
+                "/payments/connections) before publishing: shoppers could not pay",
+                code="payment_connection_required",
+            )
 
     async def delete_sellpage(self, sellpage_id: uuid.UUID) -> None:
         """Delete the sellpage and free its slug.

@@ -22,14 +22,24 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pixecom_core.ledger.service import Ledger, UnknownPaymentError
+from pixecom_core.ledger.service import ForeignAccountError, Ledger, UnknownPaymentError
 from pixecom_core.plugins import ProviderRegistry
-from pixecom_core.providers import GatewayPaymentEvent, PaymentGateway, VerifiedWebhook
+from pixecom_core.providers import (
+    GatewayPaymentEvent,
+    PaymentGateway,
+    PaymentGatewayConnections,
+    VerifiedWebhook,
+    WebhookAccount,
+)
 from pixecom_core.settings import Settings
+
+if TYPE_CHECKING:
+    from pixecom_core.payments.connections import PaymentConnections
 
 _log = logging.getLogger(__name__)
 
@@ -98,6 +108,10 @@ class WebhookInbox:
         delivery's processing committed (the worker uses it to refresh those sellers'
         revenue at once). Not called for a delivery that only repeated known facts. An
         exception it raises is logged, never undoes the processing.
+    :param connections: sellers' own gateway accounts (issue 15): a delivery about a
+        connected account records only facts of the seller who connected it, and one
+        saying the seller revoked PixEcom's access ends that connection. Without it,
+        account routing is off (core's own tests of the inbox alone).
     """
 
     def __init__(
@@ -108,12 +122,14 @@ class WebhookInbox:
         ledger: Ledger,
         *,
         on_recorded: Callable[[set[uuid.UUID]], Awaitable[None]] | None = None,
+        connections: PaymentConnections | None = None,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._registry = registry
         self._ledger = ledger
         self._on_recorded = on_recorded
+        self._connections = connections
 
     async def receive(self, gateway: str, *, body: bytes, headers: Mapping[str, str]) -> Receipt:
         """Verify a delivery through its gateway plugin and store it once.
@@ -172,9 +188,13 @@ class WebhookInbox:
         if webhook is None:
             return ProcessResult.SKIPPED
         events: Sequence[GatewayPaymentEvent] = ()
+        account: WebhookAccount | None = None
         parse_error: Exception | None = None
         try:
-            events = await self._registry.payment_gateway(webhook.gateway).parse_events(webhook)
+            gateway = self._registry.payment_gateway(webhook.gateway)
+            events = await gateway.parse_events(webhook)
+            if self._connections is not None and isinstance(gateway, PaymentGatewayConnections):
+                account = gateway.webhook_account(webhook)
         except Exception as exc:
             parse_error = exc
 
@@ -185,17 +205,30 @@ class WebhookInbox:
             attempts = int(row.attempts) + 1
             if parse_error is not None:
                 return await self._failed(session, inbox_id, attempts, parse_error, ())
+            revoked_for: uuid.UUID | None = None
             try:
                 # A savepoint: a failed write (and the seller scopes it bound) is undone
                 # while the delivery's row stays locked for recording the retry.
                 async with session.begin_nested():
-                    outcome = await self._ledger.record_in(session, events)
+                    if account is not None and account.revoked and self._connections:
+                        revoked_for = await self._connections.revoke(
+                            session, webhook.gateway, account.account_id
+                        )
+                    outcome = await self._ledger.record_in(
+                        session, events, account_id=account.account_id if account else None
+                    )
             except UnknownPaymentError as exc:
                 seller = await self._seller_of(session, events)
                 return await self._retry_later(session, inbox_id, attempts, str(exc), seller)
+            except ForeignAccountError as exc:
+                # Never true on a retry either: parked at once for the operator.
+                _log.error("webhook %s refused: %s", inbox_id, exc)
+                return await self._retry_later(
+                    session, inbox_id, self._settings.webhook_max_attempts, str(exc), None
+                )
             except Exception as exc:
                 return await self._failed(session, inbox_id, attempts, exc, events)
-            sellers = sorted(outcome.seller_ids)
+            sellers = sorted(outcome.seller_ids | ({revoked_for} if revoked_for else set()))
             await session.execute(
                 _DONE, {"id": inbox_id, "seller_id": sellers[0] if len(sellers) == 1 else None}
             )

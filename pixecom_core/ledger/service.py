@@ -79,6 +79,21 @@ _MARK_DAY_DIRTY = text(
 )
 
 
+# Issue 15: a webhook about a connected account may only record facts of the seller who
+# connected it (now or before: late refunds and chargebacks of an ended connection count).
+_CONNECTED_ACCOUNT = text(
+    "SELECT 1 FROM payment_connections WHERE seller_id = :seller_id AND gateway = :gateway"
+    " AND account_id = :account_id AND connected_at IS NOT NULL LIMIT 1"
+)
+
+
+class ForeignAccountError(PixecomError):
+    """A delivery about one seller's connected account names a payment of a seller who
+    never connected that account: refused, whatever the payment directory says."""
+
+    code = "foreign_account"
+
+
 class UnknownPaymentError(PixecomError):
     """No order is known for the payment an event names (yet): keep the event and retry."""
 
@@ -162,7 +177,11 @@ class Ledger:
         return outcome
 
     async def record_in(
-        self, session: AsyncSession, events: Sequence[GatewayPaymentEvent]
+        self,
+        session: AsyncSession,
+        events: Sequence[GatewayPaymentEvent],
+        *,
+        account_id: str | None = None,
     ) -> RecordOutcome:
         """Record ``events`` inside the transaction ``session`` has open; commit nothing and
         announce nothing.
@@ -174,8 +193,12 @@ class Ledger:
         after another; orders are locked in (seller, order) order, so two deliveries naming
         the same orders cannot deadlock.
 
+        :param account_id: the connected account the delivery is about
+            (:meth:`~pixecom_core.providers.PaymentGatewayConnections.webhook_account`):
+            every payment it names must belong to a seller who connected that account.
+
         Raises :class:`UnknownPaymentError` (before writing anything) when a payment has no
-        known order.
+        known order, :class:`ForeignAccountError` when ``account_id`` is not the seller's.
         """
         by_payment: dict[tuple[str, str], list[GatewayPaymentEvent]] = defaultdict(list)
         for event in events:
@@ -194,11 +217,27 @@ class Ledger:
         outcome = RecordOutcome()
         for seller_id in sorted({seller_id for seller_id, _ in by_order}):
             async with bind_seller_scope(session, seller_id, self._settings) as scope:
+                if account_id is not None:
+                    await self._check_account(scope, events[0].gateway, account_id)
                 for key in sorted(k for k in by_order if k[0] == seller_id):
                     owner, order_events = by_order[key]
                     await self._record_for_order(scope, owner, order_events, outcome)
             outcome.seller_ids.add(seller_id)
         return outcome
+
+    @staticmethod
+    async def _check_account(scope: SellerScope, gateway: str, account_id: str) -> None:
+        connected = (
+            await scope.session.execute(
+                _CONNECTED_ACCOUNT,
+                {"seller_id": scope.seller_id, "gateway": gateway, "account_id": account_id},
+            )
+        ).first()
+        if connected is None:
+            raise ForeignAccountError(
+                f"a delivery about {gateway} account {account_id!r} names a payment of a "
+                "seller who never connected that account; refused"
+            )
 
     async def _record_for_order(
         self,

@@ -29,8 +29,9 @@ from pixecom_core.errors import ConflictError, InvalidRequestError, NotFoundErro
 from pixecom_core.models.catalog import ProductStatus, SellpageStatus
 from pixecom_core.models.orders import OrderEventType, OrderStatus
 from pixecom_core.orders.status import record_order_event
+from pixecom_core.payments.connections import PaymentConnections
 from pixecom_core.plugins import ProviderRegistry
-from pixecom_core.providers import PaymentRequest, PaymentSession
+from pixecom_core.providers import MerchantAccount, PaymentRequest, PaymentSession
 from pixecom_core.providers.values import MAX_AMOUNT_MINOR, MAX_QUANTITY
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import open_seller_scope
@@ -82,6 +83,8 @@ class Checkout:
 
     :param sessions: app-role session factory.
     :param registry: finds the gateway the shopper chose.
+    :param connections: the sellers' own gateway accounts: a gateway that implements
+        connections charges the sellpage owner's account, and only that (issue 15 item 2).
     """
 
     def __init__(
@@ -89,10 +92,12 @@ class Checkout:
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         registry: ProviderRegistry,
+        connections: PaymentConnections,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._registry = registry
+        self._connections = connections
 
     async def place_order(self, request: CheckoutRequest) -> PlacedOrder:
         """Create the order and its gateway payment.
@@ -101,7 +106,9 @@ class Checkout:
         product on sale, :class:`InvalidRequestError` for a quantity out of range, a
         product without a price or a total above ``MAX_AMOUNT_MINOR``,
         :class:`pixecom_core.plugins.UnknownProviderError` for a gateway that is not
-        installed, and the gateway's
+        installed, :class:`~pixecom_core.payments.PaymentConnectionRequired` when the
+        gateway needs the seller's own account and the seller has none connected (nothing
+        is written then), and the gateway's
         :class:`pixecom_core.providers.ProviderError` when it refuses — the order then
         stays PENDING without a payment, and nothing was charged.
         """
@@ -136,6 +143,10 @@ class Checkout:
             if rule is None:
                 raise InvalidRequestError("this product has no price yet", code="no_price")
             total = rule.price_minor * request.quantity
+            account: MerchantAccount | None = None
+            if self._connections.needs_connection(gateway):
+                # Issue 15 item 2: the sellpage owner's account, never the platform's.
+                account = await self._connections.account_for(scope, gateway.identifier)
             if total > MAX_AMOUNT_MINOR:
                 # Issue 12 item 5: the total is an amount like any other; a larger one
                 # would reach the gateway (which caps far lower) and the seller's stats.
@@ -181,6 +192,12 @@ class Checkout:
                 cancel_url=request.cancel_url,
                 description=sellpage.title[:22] or None,
                 metadata={"order_id": str(order_id), "seller_id": str(seller_id)},
+                account=account,
+                application_fee_minor=(
+                    total * self._settings.platform_fee_basis_points // 10_000
+                    if account is not None and self._settings.platform_fee_basis_points
+                    else None
+                ),
             )
         )
         try:

@@ -46,6 +46,7 @@ from pixecom_core.orders.status import record_order_event
 from pixecom_core.providers import (
     GatewayPaymentEvent,
     GatewayRefund,
+    MerchantAccount,
     PaymentEventKind,
     ProviderAuthError,
     ProviderError,
@@ -58,6 +59,7 @@ from pixecom_core.tenancy import SellerScope, bind_seller_scope, open_seller_sco
 
 if TYPE_CHECKING:  # the ledger imports this module (mark_refunds_succeeded)
     from pixecom_core.ledger import Ledger
+    from pixecom_core.payments.connections import PaymentConnections
     from pixecom_core.plugins import ProviderRegistry
 
 _log = logging.getLogger(__name__)
@@ -195,6 +197,8 @@ class _Reserved:
     order_created_at: datetime
     payment_reference: str
     capture_reference: str
+    #: The seller's own account the payment was made on, for a gateway with connections.
+    account: MerchantAccount | None = None
     #: This request may ask the gateway (no other one is asking it now).
     claimed: bool = True
 
@@ -246,6 +250,8 @@ class RefundService:
     :param registry: finds the order's gateway.
     :param ledger: records the ``REFUNDED`` fact of a refund the gateway answers
         ``succeeded``, and announces it after commit.
+    :param connections: the sellers' own gateway accounts: a refund on a gateway that
+        implements connections is made on the seller's account (never the platform's).
     """
 
     def __init__(
@@ -254,11 +260,13 @@ class RefundService:
         settings: Settings,
         registry: ProviderRegistry,
         ledger: Ledger,
+        connections: PaymentConnections,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._registry = registry
         self._ledger = ledger
+        self._connections = connections
 
     async def request(
         self,
@@ -281,6 +289,8 @@ class RefundService:
         :raises IdempotencyKeyReusedError: the key names another request.
         :raises NothingToRefundError: nothing was captured.
         :raises RefundExceedsRefundableError: more than is still refundable.
+        :raises PaymentConnectionRequired: the gateway needs the seller's own account and
+            none is connected (revoked or disconnected since the payment).
         """
         key = idempotency_key.strip()
         if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
@@ -321,6 +331,7 @@ class RefundService:
             answer = await gateway.fetch_refund(
                 payment_reference=reserved.payment_reference,
                 refund_reference=refund.gateway_reference,
+                account=reserved.account,
             )
             return await self._apply(seller_id, reserved, answer)
         return refund
@@ -358,6 +369,7 @@ class RefundService:
                 return replace(reserved, claimed=await self._claim(scope, reserved.refund))
             if order.payment_gateway is None or order.payment_id is None:
                 raise NothingToRefundError("the order has no payment to refund")
+            account = await self._account(scope, order.payment_gateway)
             keys = {"seller_id": seller_id, "order_id": order_id}
             captures = (
                 await session.execute(_CAPTURES, {**keys, "gateway": order.payment_gateway})
@@ -411,7 +423,17 @@ class RefundService:
                 order_created_at=order.created_at,
                 payment_reference=order.payment_id,
                 capture_reference=captures[0].gateway_reference,
+                account=account,
             )
+
+    async def _account(self, scope: SellerScope, gateway: str) -> MerchantAccount | None:
+        """The seller's account on ``gateway`` when it implements connections.
+
+        :raises PaymentConnectionRequired: it does and the seller has none active.
+        """
+        if not self._connections.needs_connection(self._registry.payment_gateway(gateway)):
+            return None
+        return await self._connections.account_for(scope, gateway)
 
     @staticmethod
     async def _claim(scope: SellerScope, refund: RefundView) -> bool:
@@ -439,6 +461,7 @@ class RefundService:
             order_created_at=order.created_at,
             payment_reference=order.payment_id,
             capture_reference=captures[0].gateway_reference,
+            account=await self._account(scope, refund.gateway),
         )
 
     async def _ask_gateway(self, seller_id: uuid.UUID, reserved: _Reserved) -> RefundView:
@@ -454,6 +477,7 @@ class RefundService:
             amount_minor=refund.amount_minor,
             currency=refund.currency,
             reason=refund.reason,
+            account=reserved.account,
         )
         try:
             answer = await gateway.refund(request)

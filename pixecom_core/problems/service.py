@@ -15,7 +15,10 @@ now reads, through the API, the problems that explain missing numbers:
   ``sync_error`` in state ``needs_reconnect``;
 - ``payment_mismatch``: an order whose captured money does not match it (``UNDERPAID``:
   less than its total; ``NEEDS_REVIEW``: another currency, or more than its total kept),
-  with the ledger's own account of the amounts (issue 12 item 4).
+  with the ledger's own account of the amounts (issue 12 item 4);
+- ``payment_connection``: a gateway account whose access the seller revoked at the
+  gateway (Stripe's ``account.application.deauthorized``), while no other account of that
+  gateway is connected: checkout on that gateway is stopped (issue 15 item 1).
 
 ``dead_letters`` and ``webhook_inbox`` have forced row-level security like the seller's
 own tables (migration 0010, issue 12 item 3): a delivery nobody has attributed yet is
@@ -60,6 +63,7 @@ class ProblemKind(StrEnum):
     SYNC_ERROR = "sync_error"
     TOKEN_EXPIRING = "token_expiring"
     PAYMENT_MISMATCH = "payment_mismatch"
+    PAYMENT_CONNECTION = "payment_connection"
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,11 @@ def seller_message(kind: ProblemKind, state: str, subject: str, error: str | Non
         )
         what = error or "The money captured for this order does not match its total."
         return f"{what[:1].upper()}{what[1:]}. {action}"
+    if kind is ProblemKind.PAYMENT_CONNECTION:
+        return (
+            f"PixEcom's access to your {subject} was revoked at the gateway, so shoppers "
+            "cannot pay with it. Connect the account again under Payments."
+        )
     if error is None:
         return None
     if _INTERNALS.search(error):
@@ -201,6 +210,17 @@ _PROBLEMS = text(
                0
           FROM orders AS o
          WHERE o.seller_id = :seller_id AND o.status IN ('UNDERPAID', 'NEEDS_REVIEW')
+        UNION ALL
+        SELECT 'payment_connection', c.id::text, c.ended_at,
+               c.gateway || ' account ' || coalesce(c.display_name, c.account_id, ''),
+               'revoked', NULL, 0
+          FROM payment_connections AS c
+         WHERE c.seller_id = :seller_id AND c.status = 'REVOKED'
+           AND NOT EXISTS (
+               SELECT 1 FROM payment_connections AS a
+                WHERE a.seller_id = c.seller_id AND a.gateway = c.gateway
+                  AND (a.status = 'ACTIVE'
+                       OR (a.connected_at IS NOT NULL AND a.created_at > c.created_at)))
     ) AS problems
      WHERE CAST(:after_at AS timestamptz) IS NULL
         OR (occurred_at, kind COLLATE "C", key COLLATE "C")

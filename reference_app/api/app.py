@@ -112,6 +112,7 @@ def create_app(
                 assets=AssetRegistry(services.sessions, settings, registry, services.breakers),
                 ad_connections=AdConnections.for_settings(services.sessions, settings, registry),
                 refunds=services.refunds,
+                payment_connections=services.payment_connections,
                 replica_sessions=create_sessionmaker(replica) if replica is not None else None,
             )
             observability.attach(services.engine, services.redis, services.breakers)

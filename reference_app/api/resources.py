@@ -18,6 +18,7 @@ from pixecom_core.ad_accounts.connections import AdConnections
 from pixecom_core.assets import AssetRegistry
 from pixecom_core.ledger import WebhookInbox
 from pixecom_core.orders.refunds import RefundService
+from pixecom_core.payments.connections import PaymentConnections
 from pixecom_core.plugins import ProviderRegistry
 from pixecom_core.security.rate_limits import RateLimiter
 from pixecom_core.settings import Settings
@@ -51,6 +52,8 @@ class AppResources:
     ad_connections: AdConnections
     #: Refunds sellers ask for (``POST /orders/{id}/refunds``).
     refunds: RefundService
+    #: Sellers' own gateway accounts (``/payments/connections``).
+    payment_connections: PaymentConnections
     #: Sessions on the read replica (``read_database_url``), or ``None`` without one.
     replica_sessions: async_sessionmaker[AsyncSession] | None = None
 

@@ -12,7 +12,10 @@ OWN_ERROR_BODIES = {"/readyz"}
 #: Prometheus scrapes its text exposition format, not JSON.
 TEXT_BODIES = {"/metrics": "text/plain"}
 #: Where a browser lands and is sent on: success is a redirect, with no body.
-REDIRECTS = {"/ad-accounts/connections/callback": "303"}
+REDIRECTS = {
+    "/ad-accounts/connections/callback": "303",
+    "/payments/connections/callback": "303",
+}
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

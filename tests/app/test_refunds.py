@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pixecom_core.db.engine import create_sessionmaker
 from pixecom_core.ledger import Ledger
 from pixecom_core.orders.refunds import RefundService
+from pixecom_core.payments import PaymentConnections
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import GatewayPaymentEvent, PaymentEventKind, RefundState
 from pixecom_core.settings import Settings
@@ -246,11 +247,14 @@ async def test_a_pending_refund_is_recorded_once_whether_webhook_or_answer_comes
     seller = await new_seller()
     order = await captured_order(seller, database_owner_dsn, ledger)
     fakepay.GATEWAY.reset_refunds("pending")
+    sessions = create_sessionmaker(app_engine)
+    registry = ProviderRegistry(create_plugin_manager(load_entry_points=False, plugins=[fakepay]))
     service = RefundService(
-        create_sessionmaker(app_engine),
+        sessions,
         settings,
-        ProviderRegistry(create_plugin_manager(load_entry_points=False, plugins=[fakepay])),
+        registry,
         ledger,
+        PaymentConnections.for_settings(sessions, settings, registry),
     )
 
     by_webhook = (await refund(api_client, seller, order, 1_000)).json()

@@ -38,14 +38,16 @@ RESOURCE_PARAMETERS = {
     "order_id": "orders",
     "ad_account_id": "ad_accounts",
     "connection_id": "ad_connections",
+    "payment_connection_id": "payment_connections",
 }
 #: Path parameters that name no seller resource (storefront addresses, gateway names).
 PUBLIC_PARAMETERS = {"slug", "gateway", "tracker"}
 #: Routes that are not about seller data at all.
 NOT_SELLER_DATA = {"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"}
-#: The network's redirect back from its consent page: no id in its path; its signed state
-#: names the seller, and tests/ad_accounts proves another seller cannot use it (403).
-CONSENT_CALLBACK = "/ad-accounts/connections/callback"
+#: The network's (or gateway's) redirect back from its consent page: no id in its path; its
+#: signed state names the seller, and tests/ad_accounts and tests/app/payments prove another
+#: seller cannot use it (403).
+CONSENT_CALLBACKS = {"/ad-accounts/connections/callback", "/payments/connections/callback"}
 #: Routes whose resource seller A reaches with another answer than 200: the probe's
 #: connection is still pending (no network authorized it), which A is told, not 404.
 A_REACHES_WITH = {"/ad-accounts/connections/{connection_id}": 422}
@@ -186,7 +188,7 @@ async def test_no_route_lets_one_seller_reach_anothers_data(
         if (
             set(operation.parameters) & PUBLIC_PARAMETERS
             or operation.path.startswith(("/auth/", "/public/"))
-            or operation.path == CONSENT_CALLBACK
+            or operation.path in CONSENT_CALLBACKS
         ):
             continue
         if operation.path in OPERATOR_ROUTES:

@@ -50,7 +50,11 @@ SlugText = Annotated[
 
 async def catalog_service(seller: CurrentSeller, resources: ResourcesDep) -> CatalogService:
     """The catalog of the authenticated seller, telling the storefront cache of changes."""
-    return CatalogService(seller, storefront=StorefrontCache(resources.redis, resources.settings))
+    return CatalogService(
+        seller,
+        storefront=StorefrontCache(resources.redis, resources.settings),
+        payments=resources.payment_connections,
+    )
 
 
 Catalog = Annotated[CatalogService, Depends(catalog_service)]

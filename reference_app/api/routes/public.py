@@ -140,7 +140,7 @@ async def place_order(slug: str, body: CheckoutIn, resources: ResourcesDep) -> C
     The order becomes PAID when the gateway's webhook reports the capture.
     """
     placed = await Checkout(
-        resources.sessions, resources.settings, resources.providers
+        resources.sessions, resources.settings, resources.providers, resources.payment_connections
     ).place_order(
         CheckoutRequest(
             slug=slug,
