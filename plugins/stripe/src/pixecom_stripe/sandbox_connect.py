@@ -49,22 +49,23 @@ Control endpoints (kit style):
   (``data.object`` the application, ``account`` the account) goes to the Connect endpoint.
 
 :func:`approve_consent` plays the seller's browser on the consent page (``Sandbox``'s
-``approve_consent`` hook).
+``approve_consent`` hook). Redirects, the error page and the browser are the sandbox kit's
+(:func:`~pixecom_core.testing.sandbox_kit.redirect_with`,
+:func:`~pixecom_core.testing.sandbox_kit.consent_error_page`,
+:func:`~pixecom_core.testing.sandbox_kit.submit_consent`), shared with Facebook Login's.
 """
 
 import html
 import secrets
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.responses import Response
 
-from pixecom_core.providers.http import shared_ssl_context
+from pixecom_core.testing.sandbox_kit import consent_error_page, redirect_with, submit_consent
 
 if TYPE_CHECKING:
     from pixecom_stripe.sandbox import SandboxAccount
@@ -127,9 +128,7 @@ def connect_routes(app: FastAPI, account: "SandboxAccount", api_key: Any) -> Non
     def redirect(params: dict[str, str], answer: dict[str, str]) -> Response:
         if "state" in params:
             answer["state"] = params["state"]
-        target = params["redirect_uri"]
-        joiner = "&" if urlsplit(target).query else "?"
-        return RedirectResponse(f"{target}{joiner}{urlencode(answer)}", status_code=302)
+        return redirect_with(params["redirect_uri"], answer)
 
     @app.get("/oauth/authorize")
     async def consent_page(request: Request) -> Response:
@@ -295,12 +294,7 @@ def connect_routes(app: FastAPI, account: "SandboxAccount", api_key: Any) -> Non
 
 
 def _error_page(problem: str) -> HTMLResponse:
-    return HTMLResponse(
-        "<!doctype html><html><head><title>Stripe Connect (sandbox): error</title></head>"
-        f'<body><h1>Something went wrong</h1><p id="error">{html.escape(problem)}</p>'
-        "</body></html>",
-        status_code=400,
-    )
+    return consent_error_page("Stripe Connect (sandbox): error", problem)
 
 
 def _consent_html(params: dict[str, str], sellers: dict[str, Any]) -> str:
@@ -332,24 +326,6 @@ def _consent_html(params: dict[str, str], sellers: dict[str, Any]) -> str:
     )
 
 
-class _ConsentForm(HTMLParser):
-    """The consent form as a browser submits it untouched: action, hidden and text fields,
-    the checked radio."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action = ""
-        self.fields: list[tuple[str, str]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {name: value or "" for name, value in attrs}
-        kind = values.get("type")
-        if tag == "form":
-            self.action = values.get("action", "")
-        elif tag == "input" and (kind in ("hidden", "text") or "checked" in values):
-            self.fields.append((values.get("name", ""), values.get("value", "")))
-
-
 async def approve_consent(authorization_url: str, *, decision: str = "approve") -> str:
     """Open the sandbox's consent page at ``authorization_url`` and press Connect with what
     it preselects (a new account), as the seller's browser would; return where it
@@ -358,22 +334,7 @@ async def approve_consent(authorization_url: str, *, decision: str = "approve") 
 
     :raises RuntimeError: the page refused the request (its error text).
     """
-    async with httpx.AsyncClient(timeout=10, verify=shared_ssl_context()) as browser:
-        page = await browser.get(authorization_url)
-        if page.status_code == 302:
-            return page.headers["location"]
-        form = _ConsentForm()
-        form.feed(page.text)
-        if page.status_code != 200 or not form.action:
-            raise RuntimeError(f"the sandbox's consent page refused: {page.text[:300]}")
-        answer = await browser.post(
-            str(page.url.join(form.action)),
-            content=urlencode([*form.fields, ("decision", decision)]),
-            headers={"content-type": "application/x-www-form-urlencoded"},
-        )
-    if answer.status_code != 302:
-        raise RuntimeError(f"the sandbox's consent page did not redirect: {answer.text[:300]}")
-    return answer.headers["location"]
+    return await submit_consent(authorization_url, decision=decision)
 
 
 def code_of(location: str) -> str:
