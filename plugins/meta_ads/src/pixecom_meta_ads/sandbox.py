@@ -492,7 +492,7 @@ def graph_error(fault: MetaFault, token: str, usage: Mapping[str, str], number: 
         else fault.message or message.format(code=code),
         subcode=fault.subcode if fault.subcode is not None else subcode,
         is_transient=is_transient,
-        headers=usage,
+        headers=dict(usage),
     )
 
 
@@ -895,7 +895,6 @@ class MetaSandbox:
                     "and try again.",
                     subcode=2446079,
                     is_transient=True,
-                    headers=usage,
                 )
             result = handle(number, params)
         except GraphError as error:

@@ -97,7 +97,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -224,6 +224,7 @@ class IssuedToken:
 # -- Graph's wire format (the Meta sandbox's Graph routes speak it too) ----------------------
 
 
+@dataclass(eq=False)
 class GraphError(Exception):
     """An answer in Graph's error envelope ``{"error": {message, type, code, error_subcode?,
     is_transient?, fbtrace_id}}`` (Graph API "Handling Errors"); raised inside a route.
@@ -234,25 +235,17 @@ class GraphError(Exception):
     :param headers: sent with the answer (the usage headers of an ad account's calls).
     """
 
-    def __init__(
-        self,
-        status: int,
-        code: int,
-        message: str,
-        *,
-        subcode: int | None = None,
-        error_type: str = "OAuthException",
-        is_transient: bool | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.subcode = subcode
-        self.error_type = error_type
-        self.is_transient = is_transient
-        self.headers = dict(headers or {})
+    status: int
+    code: int
+    message: str
+    _: KW_ONLY
+    subcode: int | None = None
+    error_type: str = "OAuthException"
+    is_transient: bool | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
 
     def envelope(self) -> dict[str, Any]:
         """The JSON body."""
