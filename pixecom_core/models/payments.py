@@ -152,6 +152,12 @@ class Refund(SellerOwned, table=True):
         UniqueConstraint("seller_id", "idempotency_key"),
         UniqueConstraint("seller_id", "gateway", "gateway_reference"),
         Index(None, "seller_id", "order_id"),
+        # The payments worker's sweep of open refunds (pixecom_open_refunds).
+        Index(
+            "ix_refunds_open",
+            "updated_at",
+            postgresql_where=text("status IN ('REQUESTED', 'PENDING')"),
+        ),
         enum_check("status", RefundStatus),
         currency_check(),
         CheckConstraint("amount_minor > 0", name="amount_minor_positive"),

@@ -32,7 +32,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -88,6 +88,7 @@ _OPEN_RESERVED = text(
 )
 _BY_KEY = text("SELECT * FROM refunds WHERE seller_id = :seller_id AND idempotency_key = :key")
 _BY_ID = text("SELECT * FROM refunds WHERE seller_id = :seller_id AND id = :refund_id")
+_OPEN = text("SELECT seller_id, refund_id FROM pixecom_open_refunds(:settled_before, :max_rows)")
 _FOR_ORDER = text(
     "SELECT * FROM refunds WHERE seller_id = :seller_id AND order_id = :order_id"
     " ORDER BY created_at, id"
@@ -335,6 +336,26 @@ class RefundService:
             )
             return await self._apply(seller_id, reserved, answer)
         return refund
+
+    async def settle_open(
+        self, *, quiet_seconds: float, limit: int = 100, now: datetime | None = None
+    ) -> int:
+        """Settle refunds left open: each one ``REQUESTED`` or ``PENDING`` whose last word
+        is older than ``quiet_seconds`` and that nobody is asking the gateway about (the
+        payments worker calls this on its sweep). A refund that fails to settle stays open
+        for the next sweep; it never stops the others. Return how many were looked at.
+        """
+        cut_off = (now or datetime.now(UTC)) - timedelta(seconds=quiet_seconds)
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(_OPEN, {"settled_before": cut_off, "max_rows": limit})
+            ).all()
+        for row in rows:
+            try:
+                await self.settle(row.seller_id, row.refund_id)
+            except Exception:  # one refund's trouble must not hold up the rest
+                _log.exception("refund %s could not be settled; next sweep", row.refund_id)
+        return len(rows)
 
     async def _reserve(
         self,

@@ -574,8 +574,9 @@ async def kick_process_webhook(broker: AsyncBroker, inbox_id: int) -> None:
 
 async def _sweep_inbox(resources: WorkerResources) -> None:
     """Every ``inbox_sweep_seconds``: queue deliveries that are due and have no live task
-    (the kick was lost, or a deferred delivery's retry time came). One worker sweeps per
-    interval (a Redis lock), so several workers do not queue the same deliveries."""
+    (the kick was lost, or a deferred delivery's retry time came), and settle refunds left
+    open (:meth:`~pixecom_core.orders.refunds.RefundService.settle_open`). One worker
+    sweeps per interval (a Redis lock), so several workers do not queue the same work."""
     services = resources.services
     settings = services.settings
     lock_key = f"{settings.redis_key_prefix}lock:inbox-sweep"
@@ -587,6 +588,8 @@ async def _sweep_inbox(resources: WorkerResources) -> None:
                 continue
             for inbox_id in await services.inbox.due(grace_seconds=interval):
                 await kick_process_webhook(resources.broker, inbox_id)
+            # Issue 15: refunds whose gateway answer never came, or still pending.
+            await services.refunds.settle_open(quiet_seconds=interval)
         except Exception:  # the sweeper must outlive a database or Redis hiccup
             _log.exception("inbox sweep failed; retrying at the next interval")
 

@@ -287,3 +287,46 @@ async def test_a_pending_refund_is_recorded_once_whether_webhook_or_answer_comes
     detail = (await api_client.get(f"/orders/{order.order_id}", headers=seller.headers)).json()
     assert detail["money"][0]["open_refunds_minor"] == 0
     assert detail["money"][0]["refundable_minor"] == 7_000
+
+
+async def test_the_sweep_settles_lost_and_pending_refunds_of_every_seller(
+    api_client: httpx.AsyncClient,
+    new_seller: NewSeller,
+    database_owner_dsn: str,
+    ledger: Ledger,
+    app_engine: AsyncEngine,
+    settings: Settings,
+) -> None:
+    sellers = [await new_seller(), await new_seller()]
+    orders = [await captured_order(s, database_owner_dsn, ledger) for s in sellers]
+    fakepay.GATEWAY.reset_refunds("timeout")
+    lost = (await refund(api_client, sellers[0], orders[0], 4_000)).json()
+    fakepay.GATEWAY.reset_refunds("pending")
+    pending = (await refund(api_client, sellers[1], orders[1], 5_000)).json()
+    sessions = create_sessionmaker(app_engine)
+    registry = ProviderRegistry(create_plugin_manager(load_entry_points=False, plugins=[fakepay]))
+    service = RefundService(
+        sessions,
+        settings,
+        registry,
+        ledger,
+        PaymentConnections.for_settings(sessions, settings, registry),
+    )
+
+    # Too recent for a sweep that waits a minute: nothing is asked.
+    asked_before = len(fakepay.GATEWAY.refund_requests)
+    assert await service.settle_open(quiet_seconds=60) == 0
+    fakepay.GATEWAY.refund_answer = "succeeded"
+    fakepay.GATEWAY.settle_refund(pending["gateway_reference"], RefundState.SUCCEEDED)
+    # Other tests' refunds may be open in this database too: at least these two are swept.
+    swept = await service.settle_open(quiet_seconds=0)
+
+    assert (lost["status"], pending["status"]) == ("REQUESTED", "PENDING")
+    assert len(fakepay.GATEWAY.refund_requests) == asked_before + 1  # the lost one, same key
+    assert swept >= 2
+    for seller, order, amount in ((sellers[0], orders[0], 4_000), (sellers[1], orders[1], 5_000)):
+        detail = (await api_client.get(f"/orders/{order.order_id}", headers=seller.headers)).json()
+        assert [(r["status"], r["amount_minor"]) for r in detail["refunds"]] == [
+            ("SUCCEEDED", amount)
+        ]
+        assert detail["money"][0]["refunded_minor"] == amount
