@@ -271,11 +271,14 @@ def invalid_parameter(message: str) -> GraphError:
     return GraphError(400, 100, f"(#100) {message}")
 
 
+def invalid_token(subcode: int | None, message: str) -> GraphError:
+    """Code 190, Graph's "invalid OAuth access token"; ``subcode`` says why."""
+    return GraphError(400, 190, message, subcode=subcode)
+
+
 def unparsable_token() -> GraphError:
     """Code 190/467: a token Graph cannot read (never issued, or another app's)."""
-    return GraphError(
-        400, 190, "Invalid OAuth access token - Cannot parse access token", subcode=467
-    )
+    return invalid_token(467, "Invalid OAuth access token - Cannot parse access token")
 
 
 def check_version(version: str) -> None:
@@ -522,34 +525,28 @@ class OAuthSandbox:
         if revoked is not None:
             subcode, message = REVOCATION_ERRORS[revoked]
             app_id = issued.app_id if issued is not None else DEFAULT_APP_ID
-            return GraphError(400, 190, message.format(app_id=app_id), subcode=subcode)
+            return invalid_token(subcode, message.format(app_id=app_id))
         if issued is None:
             return unparsable_token() if self.refuse_unknown_tokens else None
         now = self.now()
         if now >= issued.expires_at:
-            return GraphError(
-                400,
-                190,
+            return invalid_token(
+                463,
                 f"Error validating access token: Session has expired on "
                 f"{_meta_time(issued.expires_at)}. The current time is {_meta_time(now)}.",
-                subcode=463,
             )
         user = self.users.get(issued.user_id)
         if user is None or not user.confirmed:
-            return GraphError(
-                400,
-                190,
+            return invalid_token(
+                464,
                 f"Error validating access token: Sessions for the user {issued.user_id} are "
                 "not allowed because the user is not a confirmed user.",
-                subcode=464,
             )
         if now >= issued.data_access_expires_at:
-            return GraphError(
-                400,
-                190,
+            return invalid_token(
+                463,
                 "Error validating access token: Data access for the app has expired; the "
                 "user must log in again.",
-                subcode=463,
             )
         if any_of_scopes and not set(any_of_scopes) & set(issued.scopes):
             wanted = " or ".join(sorted(any_of_scopes))
@@ -867,7 +864,7 @@ class OAuthSandbox:
         if app is None or secret != app.secret:
             viewer = self.tokens.get(params.get("access_token", ""))
             if viewer is None or self.token_problem(viewer.token) is not None:
-                raise GraphError(400, 190, "Invalid OAuth access token signature.")
+                raise invalid_token(None, "Invalid OAuth access token signature.")
         input_token = params.get("input_token", "")
         if not input_token:
             raise GraphError(400, 100, "(#100) The parameter input_token is required")
