@@ -3,8 +3,8 @@ tokens, revocation, ``debug_token`` and ``/me/adaccounts``, for the Meta sandbox
 
 :class:`OAuthSandbox` holds the state (apps, users and the ad accounts they reach, codes,
 tokens, a clock that tests move) and builds a FastAPI ``APIRouter``. The Meta sandbox mounts
-it with one line, **before** its catch-all Graph route ``GET /{version}/{node}`` (which would
-otherwise answer ``/{version}/debug_token``)::
+it beside the sandbox kit, **before** its catch-all Graph route ``GET /{version}/{node}``
+(which would otherwise answer ``/{version}/debug_token``)::
 
     oauth = OAuthSandbox(account_profile=state.profile)
     kit = SandboxKit(config=settings, fault_model=MetaFault, clock=oauth.clock, on_reset=...)
@@ -15,6 +15,9 @@ and its Graph routes ask :meth:`OAuthSandbox.token_problem` about every token, a
 :class:`GraphError` in Meta's error envelope when there is one. Tokens this sandbox never
 issued pass (the Graph routes keep serving the fixed test tokens) unless
 :attr:`OAuthSandbox.refuse_unknown_tokens` is on (the Meta sandbox's setting of that name).
+Graph's wire format, which both speak, is written here once: :class:`GraphError` and its
+envelope, :func:`graph_params`, :func:`graph_token`, :func:`asked_fields` and cursor paging
+(:func:`page_of`).
 
 What it emulates, and where each behaviour is documented (developers.facebook.com):
 
