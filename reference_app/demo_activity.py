@@ -4,7 +4,10 @@ Dev mode only. For every installed ad network whose sandbox names demo accounts,
 seller connects them the way any seller does (issue 14 item 8): a connection is started,
 the sandbox's consent page is approved (:attr:`Sandbox.approve_consent` plays the
 seller's browser), the callback's code is exchanged, and the accounts the grant reaches
-are connected, their history backfill queued. The demo seller gets a product with a price
+are connected, their history backfill queued. For every installed payment gateway whose
+sellers connect their own account through a consent page (issue 15 item 5), the demo
+seller connects a sandbox account the same way, so demo checkouts are paid into it. The
+demo seller gets a product with a price
 and a published sellpage; one sync runs at once, the campaigns it discovers are linked to
 the sellpage and the sellpage days re-aggregated, so the first look at the API shows real
 numbers. The scheduler and the backfill worker take it from there.
@@ -28,8 +31,14 @@ from pixecom_core.catalog.services import CatalogService, SellpageChanges
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.models.ads import AdAccount, Campaign
 from pixecom_core.models.catalog import Sellpage, SellpageStatus
+from pixecom_core.payments import PaymentConnections
+from pixecom_core.payments.connections import PaymentConnectionRepository
 from pixecom_core.plugins import ProviderRegistry, UnknownProviderError, create_plugin_manager
-from pixecom_core.providers import AdAccountStatus
+from pixecom_core.providers import (
+    AdAccountStatus,
+    PaymentConnectionKind,
+    PaymentGatewayConnections,
+)
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Mode, Settings
 from pixecom_core.stats.backfill import plan_backfill
@@ -48,6 +57,8 @@ class DemoActivity:
 
     accounts_connected: int
     campaigns_linked: int
+    #: Gateways whose sandbox account the demo seller connected at this start.
+    payment_accounts_connected: int = 0
 
 
 async def seed_demo_activity(settings: Settings, *, api_url: str) -> DemoActivity:
@@ -90,6 +101,12 @@ async def seed_demo_activity(settings: Settings, *, api_url: str) -> DemoActivit
             connected += await _connect_through_consent(
                 connections, context, network.identifier, sandbox.approve_consent, callback
             )
+        payment_accounts = await _connect_payment_accounts(
+            PaymentConnections.for_settings(sessions, settings, registry),
+            registry,
+            context,
+            f"{api_url.rstrip('/')}/payments/connections/callback",
+        )
         for account_id in connected:
             await plan_backfill(context, account_id, days=settings.backfill_days)
         await _queue_backfills(settings, seller_id, connected)
@@ -108,6 +125,7 @@ async def seed_demo_activity(settings: Settings, *, api_url: str) -> DemoActivit
         return DemoActivity(
             accounts_connected=len(connected),
             campaigns_linked=int(linked.rowcount),  # type: ignore[attr-defined]
+            payment_accounts_connected=payment_accounts,
         )
     finally:
         await engine.dispose()
@@ -143,6 +161,46 @@ async def _connect_through_consent(
         return []
     accounts = await connections.connect_accounts(context, started.id, chosen)
     return [account.id for account in accounts]
+
+
+async def _connect_payment_accounts(
+    connections: PaymentConnections,
+    registry: ProviderRegistry,
+    context: SellerContext,
+    callback: str,
+) -> int:
+    """Connect the demo seller's own account at each payment gateway that connects through
+    a consent page its sandbox can approve, unless one is connected already; return how
+    many were connected."""
+    connected = 0
+    for sandbox in registry.sandboxes():
+        if sandbox.approve_consent is None:
+            continue
+        try:
+            gateway = registry.payment_gateway(sandbox.provider)
+        except UnknownProviderError:
+            continue
+        if not (
+            isinstance(gateway, PaymentGatewayConnections)
+            and gateway.connection_kind is PaymentConnectionKind.OAUTH
+        ):
+            continue
+        async with context.scope() as scope:
+            if await PaymentConnectionRepository(scope).active(gateway.identifier) is not None:
+                continue  # connected at an earlier start
+        started = await connections.start(context, gateway.identifier, redirect_uri=callback)
+        if started.authorization_url is None:
+            continue
+        redirect = await sandbox.approve_consent(started.authorization_url)
+        answer = dict(parse_qsl(urlsplit(redirect).query))
+        await connections.complete(
+            state=answer.get("state", ""),
+            code=answer.get("code"),
+            error=answer.get("error"),
+            acting_seller_id=context.seller_id,
+        )
+        connected += 1
+    return connected
 
 
 async def _queue_backfills(

@@ -301,6 +301,10 @@ def demo_activity(deployment: DevDeployment) -> None:
             f"demo seller: {activity.accounts_connected} ad account(s) connected, "
             f"{activity.campaigns_linked} campaign(s) linked to its sellpage"
         )
+    if activity.payment_accounts_connected:
+        deployment.say(
+            f"demo seller: {activity.payment_accounts_connected} payment account(s) connected"
+        )
 
 
 def _demo_traffic_on(deployment: DevDeployment) -> bool:

@@ -402,7 +402,7 @@ class PaymentGatewayConnections(Protocol):
 
     async def exchange_code(self, *, code: str, redirect_uri: str) -> MerchantAccount:
         """Turn the consent redirect's code into the seller's account (Stripe:
-        ``POST /v1/oauth/token`` → ``stripe_user_id``)."""
+        ``POST https://connect.stripe.com/oauth/token`` → ``stripe_user_id``)."""
         ...
 
     async def verify_credentials(self, fields: Mapping[str, SecretStr]) -> MerchantAccount:

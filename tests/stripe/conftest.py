@@ -8,7 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 from pixecom_stripe.client import shared_ssl_context
 from pixecom_stripe.sandbox import SandboxConfig, create_sandbox_app
-from pixecom_stripe.testing import WEBHOOK_SECRET, RunningSandbox, running_sandbox
+from pixecom_stripe.testing import (
+    CONNECT_WEBHOOK_SECRET,
+    WEBHOOK_SECRET,
+    RunningSandbox,
+    running_sandbox,
+)
 from pydantic import SecretStr
 
 from pixecom_core.settings import Settings
@@ -21,7 +26,12 @@ TLS = shared_ssl_context()
 @pytest.fixture(scope="session")
 async def sandbox_url() -> AsyncIterator[str]:
     """One sandbox server for the run (starting and stopping uvicorn costs ~0.2 s)."""
-    config = SandboxConfig(webhook_secrets=[WEBHOOK_SECRET], include_v0_signature=True, seed=7)
+    config = SandboxConfig(
+        webhook_secrets=[WEBHOOK_SECRET],
+        connect_webhook_secrets=[CONNECT_WEBHOOK_SECRET],
+        include_v0_signature=True,
+        seed=7,
+    )
     async with serve(create_sandbox_app(config)) as url:
         yield url
 

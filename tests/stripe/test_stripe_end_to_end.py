@@ -1,5 +1,8 @@
-"""Stripe end to end: checkout through the reference app, the sandbox's signed webhooks
-delivered over HTTP (duplicated, shuffled, one stale), facts recorded exactly once.
+"""Stripe end to end: two sellers connect their own Stripe accounts (Connect), checkout
+through the reference app charges each on their own account, the sandbox's signed webhooks
+are delivered over HTTP (duplicated, shuffled, one stale) and each lands in its seller's
+ledger exactly once, a delivery about one seller's account naming another seller's payment
+is refused, and a refund from the API is made on the seller's account.
 
 Runs against real PostgreSQL and Redis (DATABASE_URL / REDIS_URL, else embedded) and the
 Stripe sandbox on loopback; it lives with the project's tests because
@@ -8,6 +11,11 @@ it needs the reference app, which the plugin's own test environment does not ins
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,16 +23,17 @@ import httpx
 import psycopg
 import pytest
 from pixecom_stripe.gateway import StripeGateway
-from pixecom_stripe.testing import RunningSandbox, settings_for
+from pixecom_stripe.testing import CONNECT_WEBHOOK_SECRET, RunningSandbox, settings_for
 
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.ledger import Ledger, WebhookInbox
+from pixecom_core.payments import PaymentConnections
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.settings import Settings
 from pixecom_core.testing.databases import TestDatabase
 from pixecom_core.testing.loopback import serve
 from reference_app.api import create_app
-from tests.stripe.support import StripeAtSandbox, published_sellpage
+from tests.stripe.support import StripeAtSandbox, stripe_seller
 
 
 @pytest.fixture
@@ -33,7 +42,8 @@ async def api(
 ) -> AsyncIterator[tuple[str, StripeGateway]]:
     """The reference app with the Stripe plugin, served on loopback (the sandbox must
     reach it over HTTP)."""
-    gateway = StripeGateway(settings_for(sandbox.url))
+    # Connect only: a payment without the seller's account is refused by the plugin.
+    gateway = StripeGateway(settings_for(sandbox.url, platform_account_payments=False))
     manager = create_plugin_manager(load_entry_points=False, plugins=[StripeAtSandbox(gateway)])
     app = create_app(app_settings, plugin_manager=manager)
     try:
@@ -55,7 +65,17 @@ def ledger_and_status(dsn: str, order_id: str) -> tuple[list[tuple[Any, ...]], s
     return facts, str(status[0])
 
 
-async def test_checkout_capture_refund_through_signed_webhooks(
+def sign_connect(body: bytes) -> str:
+    """A ``Stripe-Signature`` for ``body`` under the Connect endpoint's secret, made now
+    (Stripe's scheme: HMAC-SHA256 of ``"{t}.{body}"``)."""
+    timestamp = int(time.time())
+    digest = hmac.new(
+        CONNECT_WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
+    ).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+async def test_two_sellers_are_each_paid_and_refunded_on_their_own_stripe_account(
     api: tuple[str, StripeGateway],
     app_settings: Settings,
     sandbox: RunningSandbox,
@@ -63,23 +83,34 @@ async def test_checkout_capture_refund_through_signed_webhooks(
 ) -> None:
     base_url, gateway = api
     async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
-        slug = await published_sellpage(client, app_settings)
-        placed = await client.post(
-            f"/public/sellpages/{slug}/orders",
-            json={
-                "gateway": "stripe",
-                "customer_email": "buyer@example.com",
-                "quantity": 2,
-                "return_url": "https://shop.example.com/ok",
-                "cancel_url": "https://shop.example.com/cart",
-            },
-        )
-        assert placed.status_code == 201, placed.text
-        order = placed.json()
-        assert order["gateway_reference"].startswith("pi_") and order["client_secret"]
+        alice = await stripe_seller(client, app_settings)
+        bob = await stripe_seller(client, app_settings)
+        orders = {}
+        for seller, quantity in ((alice, 2), (bob, 1)):
+            placed = await client.post(
+                f"/public/sellpages/{seller.slug}/orders",
+                json={
+                    "gateway": "stripe",
+                    "customer_email": "buyer@example.com",
+                    "quantity": quantity,
+                    "return_url": "https://shop.example.com/ok",
+                    "cancel_url": "https://shop.example.com/cart",
+                },
+            )
+            assert placed.status_code == 201, placed.text
+            orders[seller.account_id] = placed.json()
+        alice_order, bob_order = orders[alice.account_id], orders[bob.account_id]
+        # Each PaymentIntent lives on its seller's account: not the platform's, not the other's.
+        for seller, order in ((alice, alice_order), (bob, bob_order)):
+            intent = f"/v1/payment_intents/{order['gateway_reference']}"
+            own = await sandbox.api.get(intent, headers={"Stripe-Account": seller.account_id})
+            other = alice if seller is bob else bob
+            elsewhere = await sandbox.api.get(intent, headers={"Stripe-Account": other.account_id})
+            platform = await sandbox.api.get(intent)
+            assert own.status_code == 200, own.text
+            assert (elsewhere.status_code, platform.status_code) == (404, 404)
+            await sandbox.act(f"payment_intents/{order['gateway_reference']}/succeed")
 
-        await sandbox.act(f"payment_intents/{order['gateway_reference']}/succeed")
-        await sandbox.refund(order["gateway_reference"], amount=1_500)
         webhook_url = f"{base_url}/webhooks/stripe"
         # A replayed old delivery is refused before anything is stored.
         stale = await sandbox.control.post(
@@ -99,19 +130,65 @@ async def test_checkout_capture_refund_through_signed_webhooks(
             },
         )
         assert {d["status_code"] for d in delivered.json()["deliveries"]} == {200}
-
-    engine = create_engine(app_settings, role="app")
-    try:
-        sessions = create_sessionmaker(engine)
-        manager = create_plugin_manager(load_entry_points=False, plugins=[StripeAtSandbox(gateway)])
-        inbox = WebhookInbox(
-            sessions, app_settings, ProviderRegistry(manager), Ledger(sessions, app_settings)
+        # A delivery about Alice's account naming Bob's payment (signed with the Connect
+        # secret, so only the account check can stop it).
+        [bob_paid] = [
+            event
+            for event in await sandbox.events("payment_intent.succeeded")
+            if event["account"] == bob.account_id
+        ]
+        forged = dict(bob_paid, id=f"evt_forged_{uuid.uuid4().hex[:12]}", account=alice.account_id)
+        body = json.dumps(forged).encode()
+        stored = await client.post(
+            "/webhooks/stripe",
+            content=body,
+            headers={"Content-Type": "application/json", "Stripe-Signature": sign_connect(body)},
         )
-        for inbox_id in await inbox.due():
-            await inbox.process(inbox_id)
-    finally:
-        await engine.dispose()
+        assert stored.status_code == 200, stored.text
 
-    facts, status = ledger_and_status(database.owner_dsn, order["order_id"])
-    assert facts == [("CAPTURED", 10_000), ("REFUNDED", 1_500)]
-    assert status == "PARTIALLY_REFUNDED"
+        engine = create_engine(app_settings, role="app")
+        try:
+            sessions = create_sessionmaker(engine)
+            registry = ProviderRegistry(
+                create_plugin_manager(load_entry_points=False, plugins=[StripeAtSandbox(gateway)])
+            )
+            inbox = WebhookInbox(
+                sessions,
+                app_settings,
+                registry,
+                Ledger(sessions, app_settings),
+                connections=PaymentConnections.for_settings(sessions, app_settings, registry),
+            )
+            for inbox_id in await inbox.due():
+                await inbox.process(inbox_id)
+        finally:
+            await engine.dispose()
+
+        # Alice refunds part of her order from the API: on her account, recorded once.
+        refunded = await client.post(
+            f"/orders/{alice_order['order_id']}/refunds",
+            json={"amount_minor": 1_500, "reason": "chipped"},
+            headers={**alice.headers, "Idempotency-Key": "alice-refund-1"},
+        )
+        assert refunded.status_code == 202, refunded.text
+        assert refunded.json()["status"] == "SUCCEEDED"
+        refund_id = refunded.json()["gateway_reference"]
+        on_alice = await sandbox.api.get(
+            f"/v1/refunds/{refund_id}", headers={"Stripe-Account": alice.account_id}
+        )
+        assert on_alice.status_code == 200, on_alice.text
+
+    assert ledger_and_status(database.owner_dsn, alice_order["order_id"]) == (
+        [("CAPTURED", 10_000), ("REFUNDED", 1_500)],
+        "PARTIALLY_REFUNDED",
+    )
+    assert ledger_and_status(database.owner_dsn, bob_order["order_id"]) == (
+        [("CAPTURED", 5_000)],
+        "PAID",
+    )
+    with psycopg.connect(database.owner_dsn) as conn:
+        refused = conn.execute(
+            "SELECT status, last_error FROM webhook_inbox WHERE event_id = %s", (forged["id"],)
+        ).fetchone()
+    assert refused is not None and refused[0] == "FAILED"
+    assert "never connected that account" in str(refused[1])
