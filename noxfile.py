@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import threading
 import tomllib
 from pathlib import Path
+from typing import IO
 
 import nox
 
@@ -58,6 +62,8 @@ SHORT_FUZZ_EXAMPLES = 25
 SCHEMATHESIS = "schemathesis>=4.32,<5"
 #: Programs tests/deploy drives (program -> Debian package).
 DEPLOY_TOOLS = {"pgbouncer": "pgbouncer", "nginx": "nginx-light", "systemd-analyze": "systemd"}
+#: The browser tests_browser drives (program -> Debian package).
+BROWSER_TOOLS = {"chromium": "chromium"}
 
 
 def _answers(host: str, port: int) -> bool:
@@ -265,7 +271,7 @@ def browser(session: nox.Session, postgres: str) -> None:
     ``PIXECOM_ARTIFACTS_DIR`` (default ``.pixecom/artifacts/browser``). The Meta plugin is
     installed too: the Ad accounts walk connects through its sandbox's consent page.
     """
-    ensure_system_tools(session, {"chromium": "chromium"})
+    ensure_system_tools(session, BROWSER_TOOLS)
     session.install("-e", ".[test]", "-e", "reference_app[browser]", "-e", "plugins/meta_ads")
     pytest(session, "tests_browser", postgres=postgres)
 
@@ -288,6 +294,66 @@ def simulate(session: nox.Session, postgres: str) -> None:
     pytest(session, "tests_simulate", postgres=postgres)
 
 
+def uses_servers(plugin: str) -> bool:
+    """Whether a plugin's own tests reach PostgreSQL or Redis: they start them through
+    core's testing kit (``pixecom_core.testing.databases``). The others (a gateway or a
+    store against its sandbox) run the same whatever the servers."""
+    tests = ROOT / "plugins" / plugin / "tests"
+    return any("testing.databases" in path.read_text() for path in tests.rglob("*.py"))
+
+
+def server_sessions(postgres: str, *, all_plugins: bool = True) -> list[str]:
+    """Every session that runs against the ``postgres`` servers, as ``nox -s`` names it;
+    with ``all_plugins=False`` only the plugins whose tests use the servers."""
+    return [
+        f"tests({postgres})",
+        f"api_fuzz({postgres})",
+        f"browser({postgres})",
+        f"simulate({postgres})",
+        *(f"plugin({name}, {postgres})" for name in PLUGINS if all_plugins or uses_servers(name)),
+    ]
+
+
+def _pump(lane: str, stream: IO[str], log: IO[str], lock: threading.Lock) -> None:
+    """Copy a lane's output to its log file and, prefixed with the lane, to ours."""
+    for line in stream:
+        log.write(line)
+        with lock:
+            sys.stdout.write(f"[{lane}] {line}")
+            sys.stdout.flush()
+
+
+def run_lanes(session: nox.Session, lanes: dict[str, list[str]]) -> list[str]:
+    """Run each lane's sessions with a nox of its own, the lanes at the same time; return
+    the lanes that failed. Each lane's full output is also kept in ``.nox/ci-<lane>.log``."""
+    lock = threading.Lock()
+    running: list[tuple[str, subprocess.Popen[str], threading.Thread, IO[str]]] = []
+    (ROOT / ".nox").mkdir(exist_ok=True)
+    for lane, names in lanes.items():
+        session.log(f"lane {lane}: {', '.join(names)}")
+        log = (ROOT / ".nox" / f"ci-{lane}.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), "-s", *names],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert process.stdout is not None
+        pump = threading.Thread(target=_pump, args=(lane, process.stdout, log, lock))
+        pump.start()
+        running.append((lane, process, pump, log))
+    failed = []
+    for lane, process, pump, log in running:
+        code = process.wait()
+        pump.join()
+        log.close()
+        session.log(f"lane {lane} exited {code}")
+        if code != 0:
+            failed.append(lane)
+    return failed
+
+
 @nox.session(venv_backend="none")
 def ci(session: nox.Session) -> None:
     """Queue everything this machine can run: what ``./run tests`` and CI execute.
@@ -295,17 +361,26 @@ def ci(session: nox.Session) -> None:
     lint, typecheck, the migration lint, then tests, the API fuzz run, the dashboard in a
     browser, small simulation runs and every plugin against embedded servers, and against
     the system servers too when ``DATABASE_URL`` is set (a bare machine has none).
+
+    With both sources the two server matrices run at the same time, one nox per lane
+    (``system``: the static checks, then every session on the system servers;
+    ``embedded``: every session on embedded ones, except the plugins whose tests never
+    reach a server, which the system lane has run), each lane's sessions one after
+    another. The lanes share nothing but the machine: each has its own PostgreSQL and
+    Redis (and a session's database and Redis keys are its own anyway). The Debian tools
+    the sessions need are installed first, once, so two lanes never run apt-get at once.
+    Any failed session fails the run; each lane's log is in ``.nox/ci-<lane>.log``.
     """
-    session.notify("lint")
-    session.notify("typecheck")
-    session.notify("migrations")
-    sources = ["embedded"]
-    if os.environ.get("DATABASE_URL"):
-        sources.insert(0, "system")
-    for postgres in sources:
-        session.notify(f"tests({postgres})")
-        session.notify(f"api_fuzz({postgres})")
-        session.notify(f"browser({postgres})")
-        session.notify(f"simulate({postgres})")
-        for name in PLUGINS:
-            session.notify(f"plugin({name}, {postgres})")
+    static = ["lint", "typecheck", "migrations"]
+    if not os.environ.get("DATABASE_URL"):
+        for name in [*static, *server_sessions("embedded")]:
+            session.notify(name)
+        return
+    ensure_system_tools(session, {**DEPLOY_TOOLS, **BROWSER_TOOLS})
+    lanes = {
+        "system": [*static, *server_sessions("system")],
+        "embedded": server_sessions("embedded", all_plugins=False),
+    }
+    failed = run_lanes(session, lanes)
+    if failed:
+        session.error(f"sessions failed in lane(s) {', '.join(failed)}: see the lines above")
