@@ -13,11 +13,16 @@
 //   /ad-accounts?connection=        the seller's ad accounts: connect, choose (the
 //                                   network's consent flow returns with ?connection=),
 //                                   backfill progress, reconnect, disconnect
+//   /payments?connection=|error=    the seller's own gateway accounts: connect (consent
+//                                   page or credentials), disconnect; the gateway's
+//                                   callback returns with ?connection= or ?error=, said
+//                                   once and then removed from the address
 
 import { ApiError, SessionEnded, get, hasSession, logIn, logOut, onSessionEnded } from "./api.js";
 import { h, replace } from "./dom.js";
 import { adAccountsView } from "./ad-accounts.js";
 import { orderView } from "./order.js";
+import { paymentsView } from "./payments.js";
 import { addDays, todayIn } from "./format.js";
 import { campaignView, campaignsView, ordersView, overviewView, sellpagesView, syncView } from "./views.js";
 
@@ -123,9 +128,10 @@ const SECTIONS = {
   orders: (params, parts) => (parts[1] ? orderView(context, parts[1]) : ordersView(context, params)),
   sync: (params) => syncView(context, params),
   "ad-accounts": (params) => adAccountsView(context, params),
+  payments: (params) => paymentsView(context, params),
 };
 
-const TITLES = { overview: "Overview", campaigns: "Campaigns", sellpages: "Sellpages", orders: "Orders", sync: "Sync & problems", "ad-accounts": "Ad accounts" };
+const TITLES = { overview: "Overview", campaigns: "Campaigns", sellpages: "Sellpages", orders: "Orders", sync: "Sync & problems", "ad-accounts": "Ad accounts", payments: "Payments" };
 
 // main.renderedRoute names the route whose view main shows once rendering has finished:
 // the view is current when it equals location.hash and main is not aria-busy. A property,
@@ -181,7 +187,11 @@ async function render() {
   } finally {
     if (current === renderCount) {
       main.removeAttribute("aria-busy");
-      main.renderedRoute = route;
+      // A view may drop its query from the address with history.replaceState (Payments
+      // does once it has said how a connection ended): no hashchange fires for that, so
+      // the route it rendered is then the address without the query.
+      const withoutQuery = route.split("?")[0];
+      main.renderedRoute = location.hash === withoutQuery ? withoutQuery : route;
     }
   }
 }
