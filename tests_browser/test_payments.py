@@ -227,6 +227,7 @@ async def test_a_seller_who_cancels_on_the_consent_page_reads_why(
         ("state_expired", "Connecting took longer than 10 minutes. Connect again."),
         ("state_not_bound", "That connection was started in another browser."),
         ("code_refused", "The gateway refused the authorization. Connect again."),
+        ("payment_account_taken", "That account is connected to another PixEcom seller."),
         ("made_up_code", "Connecting did not work. Connect again."),
     ],
 )

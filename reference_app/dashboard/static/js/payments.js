@@ -39,6 +39,8 @@ const CALLBACK_ERRORS = {
   state_of_another_seller: "That connection was started from another PixEcom account. Log in to that account, or connect from this one.",
   code_refused: "The gateway refused the authorization. Connect again.",
   missing_code: "The gateway sent no authorization back. Connect again.",
+  // The API answers this one with JSON for now, not a redirect; ready for when it redirects.
+  payment_account_taken: "That account is connected to another PixEcom seller. Each seller connects an account of their own.",
 };
 
 // A message for the next rendering of the list (after connecting or disconnecting).
