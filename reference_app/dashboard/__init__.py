@@ -33,6 +33,8 @@ DASHBOARD_PATH = "/dashboard"
 #: The address the ad networks' consent flow comes back to (``?connection=<id>``); the
 #: dashboard routes by the URL's fragment, so it is sent on to the chooser's route.
 AD_ACCOUNT_CHOOSER_PATH = f"{DASHBOARD_PATH}/ad-accounts"
+#: Where the payment-connection callback sends the seller's browser (issue 15).
+PAYMENTS_PATH = f"{DASHBOARD_PATH}/payments"
 #: An error code the consent callback sends a browser back with (``?error=state_used``).
 _ERROR_CODE = re.compile(r"[a-z][a-z_]{0,39}")
 
@@ -89,14 +91,13 @@ def mount_dashboard(app: FastAPI) -> None:
             module, media_type="text/javascript; charset=utf-8", headers=SECURITY_HEADERS
         )
 
-    @app.get(AD_ACCOUNT_CHOOSER_PATH, include_in_schema=False, response_class=RedirectResponse)
-    async def ad_account_chooser(
-        connection: str | None = None, error: str | None = None
+    def redirect_into_shell(
+        view: str, connection: str | None, error: str | None
     ) -> RedirectResponse:
         # Only a well-formed id or error code is passed on: the shell never echoes
-        # arbitrary text from the address bar, and the chooser reads the connection
+        # arbitrary text from the address bar, and the page reads the connection
         # through the API anyway.
-        route = "#/ad-accounts"
+        route = f"#/{view}"
         try:
             route += f"?connection={uuid.UUID(connection or '')}"
         except ValueError:
@@ -105,6 +106,18 @@ def mount_dashboard(app: FastAPI) -> None:
         return RedirectResponse(
             f"{DASHBOARD_PATH}/{route}", status_code=303, headers=SECURITY_HEADERS
         )
+
+    @app.get(AD_ACCOUNT_CHOOSER_PATH, include_in_schema=False, response_class=RedirectResponse)
+    async def ad_account_chooser(
+        connection: str | None = None, error: str | None = None
+    ) -> RedirectResponse:
+        return redirect_into_shell("ad-accounts", connection, error)
+
+    @app.get(PAYMENTS_PATH, include_in_schema=False, response_class=RedirectResponse)
+    async def payments_page(
+        connection: str | None = None, error: str | None = None
+    ) -> RedirectResponse:
+        return redirect_into_shell("payments", connection, error)
 
     app.mount(
         DASHBOARD_PATH,

@@ -315,6 +315,12 @@ class SimulatedDeployment:
                 "refuses: DATABASE_URL must name a superuser (or a BYPASSRLS role)"
             )
 
+    @property
+    def environment(self) -> dict[str, str]:
+        """The environment the deployment's processes run with (plugin settings pointing
+        at the sandboxes included); a copy."""
+        return dict(self._environment)
+
     def _base_environment(self) -> dict[str, str]:
         assert self.settings is not None
         return process_environment(self.settings, self.options.output_dir)

@@ -45,6 +45,7 @@ from reference_app.simulate.load import (
     LoadResult,
     LoadTargets,
 )
+from reference_app.simulate.payment_accounts import connect_payment_accounts
 from reference_app.simulate.probes import Probes, count_rows
 from reference_app.simulate.scenarios import SYNC_WINDOW_SECONDS, Scenario
 from reference_app.worker.broker import Queue, build_broker, kick_sync, kick_tracking_refresh
@@ -237,6 +238,17 @@ def run_simulation(
             gateway=sandboxes.payment_gateway.provider,
             seed=options.seed,
             say=progress,
+        )
+        # Issue 15 item 5: each seller is paid into an account of its own.
+        asyncio.run(
+            connect_payment_accounts(
+                settings,
+                deployment.environment,
+                sandboxes.payment_gateway,
+                generated.seller_ids,
+                api_url=deployment.api_url,
+                say=progress,
+            )
         )
         progress(f"data generated in {generated.seconds:.1f} s; starting the processes")
         deployment.start_processes()

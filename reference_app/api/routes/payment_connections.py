@@ -28,6 +28,7 @@ from pixecom_core.ad_accounts.connections import (
 from pixecom_core.errors import PermissionDeniedError
 from pixecom_core.models.payments import PaymentConnectionStatus
 from pixecom_core.payments.connections import (
+    AccountTakenError,
     ConnectionView,
     GatewayConnectOption,
     StartedPaymentConnection,
@@ -239,7 +240,7 @@ async def complete_payment_connection(
             acting_seller_id=acting_seller,
             browser_bindings=bindings,
         )
-    except (ConnectionRefused, PermissionDeniedError) as refused:
+    except (ConnectionRefused, PermissionDeniedError, AccountTakenError) as refused:
         if "text/html" not in request.headers.get("accept", ""):
             raise
         return RedirectResponse(
