@@ -82,10 +82,8 @@ stops scheduled retries; so do ``POST /_sandbox/reset`` and the app's shutdown (
 import base64
 import copy
 import json
-import random
 import re
 import secrets
-import string
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -104,6 +102,7 @@ from starlette.responses import Response
 from pixecom_core.providers import DemoPayment
 from pixecom_core.testing.sandbox_kit import (
     Fault,
+    KitFaultKind,
     OutboxEvent,
     SandboxClock,
     SandboxKit,
@@ -130,7 +129,6 @@ MAX_LIST_LIMIT: Final = 100
 #: How long an automatic delivery waits for the endpoint's answer (as ``POST
 #: /_sandbox/deliver`` does by default); no answer by then is a failed attempt.
 AUTO_DELIVERY_TIMEOUT_SECONDS: Final = 10.0
-_ID_ALPHABET: Final = string.ascii_letters + string.digits
 _METADATA_MAX_KEYS: Final = 50
 _METADATA_MAX_KEY_LENGTH: Final = 40
 _METADATA_MAX_VALUE_LENGTH: Final = 500
@@ -227,7 +225,7 @@ class StripeFault(Fault):
     the names in the module docstring; ``scope`` is not used). ``status`` chooses the 5xx of
     a ``transient`` fault; ``retry_after_seconds`` adds a ``Retry-After`` to a throttle."""
 
-    kind: Literal["throttled", "transient", "auth", "server_error", "malformed", "hang"]
+    kind: KitFaultKind
 
 
 class StripeSigning(BaseModel):
@@ -419,7 +417,6 @@ class SandboxAccount:
 
     def __init__(self, config: SandboxConfig) -> None:
         self._seed = config.seed
-        self._random = random.Random(config.seed)
         self.outbox = WebhookOutbox(
             sign=self._sign, signing=StripeSigning, timeout_seconds=AUTO_DELIVERY_TIMEOUT_SECONDS
         )
@@ -448,11 +445,12 @@ class SandboxAccount:
         self.outbox.retry_delays = tuple(config.retry_delays_seconds)
         if config.seed != self._seed:
             self._seed = config.seed
-            self._random = random.Random(config.seed)
+            self.kit.random.seed(config.seed)
 
     def _clear(self) -> None:
         """Forget every object (the kit forgets events, faults and requests)."""
-        self._random = random.Random(self._seed)
+        # a seeded sandbox hands out the same ids after every reset
+        self.kit.random.seed(self._seed)
         self.payment_intents: dict[str, StripeObject] = {}
         self.charges: dict[str, StripeObject] = {}
         self.refunds: dict[str, StripeObject] = {}
@@ -468,9 +466,6 @@ class SandboxAccount:
         self.connected: dict[str, str] = {}
         #: Connect OAuth codes not yet exchanged (see :mod:`pixecom_stripe.sandbox_connect`).
         self.codes: dict[str, Any] = {}
-
-    def new_id(self, prefix: str, length: int = 24) -> str:
-        return prefix + "".join(self._random.choice(_ID_ALPHABET) for _ in range(length))
 
     # -- connected accounts -------------------------------------------------------------
 
@@ -527,7 +522,7 @@ class SandboxAccount:
                 data["previous_attributes"] = previous
         request_id, idempotency_key = request
         event: StripeObject = {
-            "id": self.new_id("evt_"),
+            "id": self.kit.new_id("evt_"),
             "object": "event",
             "api_version": (
                 LEGACY_API_VERSION if self.config.embed_charge_refunds else SANDBOX_API_VERSION
@@ -659,7 +654,7 @@ class SandboxAccount:
                 "The application_fee_amount must be less than or equal to the amount.",
                 param="application_fee_amount",
             )
-        intent_id = self.new_id("pi_")
+        intent_id = self.kit.new_id("pi_")
         intent: StripeObject = {
             "id": intent_id,
             "object": "payment_intent",
@@ -672,7 +667,7 @@ class SandboxAccount:
             ),
             "canceled_at": None,
             "capture_method": capture_method,
-            "client_secret": f"{intent_id}_secret_{self.new_id('', 25)}",
+            "client_secret": f"{intent_id}_secret_{self.kit.new_id('', 25)}",
             "confirmation_method": "automatic",
             "created": int(time.time()),
             "currency": currency.lower(),
@@ -851,10 +846,10 @@ class SandboxAccount:
             )
         status = "pending" if self.config.refunds_start_pending else "succeeded"
         refund: StripeObject = {
-            "id": self.new_id("re_"),
+            "id": self.kit.new_id("re_"),
             "object": "refund",
             "amount": amount,
-            "balance_transaction": self.new_id("txn_"),
+            "balance_transaction": self.kit.new_id("txn_"),
             "charge": charge["id"],
             "created": int(time.time()),
             "currency": charge["currency"],
@@ -940,7 +935,7 @@ class SandboxAccount:
         if charge["disputed"]:
             raise _bad_state(f"Charge {charge['id']} is already disputed.")
         dispute: StripeObject = {
-            "id": self.new_id("dp_"),
+            "id": self.kit.new_id("dp_"),
             "object": "dispute",
             "amount": amount or charge["amount_captured"],
             "balance_transactions": [],
@@ -963,7 +958,7 @@ class SandboxAccount:
         if not inquiry:
             before = copy.deepcopy(dispute)
             dispute["balance_transactions"] = [
-                {"id": self.new_id("txn_"), "amount": -dispute["amount"], "type": "adjustment"}
+                {"id": self.kit.new_id("txn_"), "amount": -dispute["amount"], "type": "adjustment"}
             ]
             self.emit("charge.dispute.funds_withdrawn", dispute, before=before)
         return dispute
@@ -982,7 +977,7 @@ class SandboxAccount:
             dispute["status"] = "won"
             dispute["balance_transactions"] = [
                 *dispute["balance_transactions"],
-                {"id": self.new_id("txn_"), "amount": dispute["amount"], "type": "adjustment"},
+                {"id": self.kit.new_id("txn_"), "amount": dispute["amount"], "type": "adjustment"},
             ]
             self.emit("charge.dispute.funds_reinstated", dispute, before=before)
         else:
@@ -992,12 +987,12 @@ class SandboxAccount:
 
     def _new_charge(self, intent: StripeObject, *, captured: bool, status: str) -> StripeObject:
         charge: StripeObject = {
-            "id": self.new_id("ch_"),
+            "id": self.kit.new_id("ch_"),
             "object": "charge",
             "amount": intent["amount"],
             "amount_captured": intent["amount"] if captured else 0,
             "amount_refunded": 0,
-            "balance_transaction": self.new_id("txn_") if captured else None,
+            "balance_transaction": self.kit.new_id("txn_") if captured else None,
             "captured": captured,
             "created": int(time.time()),
             "currency": intent["currency"],
@@ -1010,7 +1005,7 @@ class SandboxAccount:
             "metadata": copy.deepcopy(intent["metadata"]),
             "paid": status == "succeeded",
             "payment_intent": intent["id"],
-            "payment_method": self.new_id("pm_"),
+            "payment_method": self.kit.new_id("pm_"),
             "refunded": False,
             "status": status,
             "application_fee": None,
@@ -1028,7 +1023,7 @@ class SandboxAccount:
         """The platform's fee on a connected account's charge (an ``fee_…`` of the
         platform's own, https://docs.stripe.com/api/application_fees/object)."""
         fee: StripeObject = {
-            "id": self.new_id("fee_"),
+            "id": self.kit.new_id("fee_"),
             "object": "application_fee",
             "account": account,
             "amount": charge["application_fee_amount"],
@@ -1124,7 +1119,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
     async def _stripe_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
         if not request.url.path.startswith(API_PATHS):
             return await call_next(request)
-        request.state.request_id = account.new_id("req_", 14)
+        request.state.request_id = account.kit.new_id("req_", 14)
         response = await call_next(request)
         response.headers["Request-Id"] = request.state.request_id
         response.headers["Stripe-Version"] = SANDBOX_API_VERSION

@@ -177,7 +177,7 @@ def connect_routes(app: FastAPI, account: "SandboxAccount", api_key: Any) -> Non
         return redirect(params, {"code": code, "scope": scope})
 
     def new_seller(name: str, currency: str) -> dict[str, Any]:
-        account_id = account.new_id("acct_", 16)
+        account_id = account.kit.new_id("acct_", 16)
         seller: dict[str, Any] = {
             "id": account_id,
             "object": "account",
