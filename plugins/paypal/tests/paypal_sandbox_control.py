@@ -131,7 +131,10 @@ class SandboxControl:
         self.call("POST", "/tokens/revoke")
 
     def advance_clock(self, seconds: float) -> None:
-        self.call("POST", "/clock", json={"advance_seconds": seconds})
+        """Move the sandbox's clock by ``seconds``, backwards too (the kit's clock is set to
+        a time to go back, moved by ``advance_seconds`` only forwards)."""
+        now: float = self.call("POST", "/clock", json={"advance_seconds": 0})["now"]
+        self.call("POST", "/clock", json={"now": now + seconds})
 
     def calls(self, operation: str | None = None, **fields: Any) -> int:
         """How many logged calls (the kit's request log) match ``operation`` and ``fields``

@@ -47,5 +47,10 @@ class TestPayPalConformance(PaymentGatewayConformance):
         return {name.lower(): value for name, value in transmission["headers"].items()}
 
     async def _move_clock(self, sandbox: SandboxUnderTest, seconds: float) -> None:
-        response = await sandbox.http.post("/_sandbox/clock", json={"advance_seconds": seconds})
-        assert response.status_code == 200, response.text
+        # the kit's clock moves forwards by advance_seconds; back only by setting a time
+        read = await sandbox.http.post("/_sandbox/clock", json={"advance_seconds": 0})
+        assert read.status_code == 200, read.text
+        moved = await sandbox.http.post(
+            "/_sandbox/clock", json={"now": read.json()["now"] + seconds}
+        )
+        assert moved.status_code == 200, moved.text

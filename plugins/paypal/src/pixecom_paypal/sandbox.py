@@ -31,8 +31,9 @@ log and for injected faults in brackets):
   only: a browser page takes no injected faults].
 
 The control API is the sandbox kit's (:mod:`pixecom_core.testing.sandbox_kit`): faults,
-request log, settings, reset, ``GET /_sandbox/events`` and ``POST /_sandbox/deliver`` (each
-attempt a fresh transmission, its ``paypal-transmission-id`` reported). A
+request log, settings, reset, the clock (``POST /_sandbox/clock``: token expiry, timestamps
+and transmission times follow it), ``GET /_sandbox/events`` and ``POST /_sandbox/deliver``
+(each attempt a fresh transmission, its ``paypal-transmission-id`` reported). A
 :class:`PayPalFault` answers in PayPal's words: ``throttled`` is a 429
 ``RATE_LIMIT_REACHED`` with ``Retry-After`` (``retry_after_seconds``, 60 by default),
 ``transient`` a ``status`` (503 ``SERVICE_UNAVAILABLE`` by default, 500
@@ -41,7 +42,7 @@ attempt a fresh transmission, its ``paypal-transmission-id`` reported). A
 transport kinds are the kit's. PayPal's own controls under ``/_sandbox/`` play the buyer,
 PayPal and the card networks — approve, capture, refund, reverse, open and resolve
 disputes, each emitting the webhook events PayPal would send — and sign a transmission
-without sending it, revoke tokens and move the clock. Webhooks are signed with a test
+without sending it and revoke tokens. Webhooks are signed with a test
 certificate and key generated when the app is built, the certificate URL built from the
 sandbox's base URL.
 
@@ -65,7 +66,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import parse_qs
 
 import httpx
@@ -79,10 +80,19 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pixecom_core.testing.sandbox_kit import Fault, OutboxEvent, SandboxKit, WebhookOutbox
+from pixecom_core.testing.sandbox_kit import (
+    Fault,
+    KitFaultKind,
+    OutboxEvent,
+    SandboxClock,
+    SandboxKit,
+    WebhookOutbox,
+)
 from pixecom_paypal.money import AmountError, currency_exponent, from_paypal_value
 
 JSONObject = dict[str, Any]
+#: PayPal's order, capture and refund ids: 17 upper-case letters and digits.
+_ID_ALPHABET: Final = string.ascii_uppercase + string.digits
 
 
 class SandboxSettings(BaseSettings):
@@ -139,9 +149,7 @@ class SandboxSettings(BaseSettings):
 class PayPalFault(Fault):
     """The kit's failures in PayPal's words (see the module docstring), plus a 403."""
 
-    kind: Literal[
-        "throttled", "transient", "auth", "not_authorized", "server_error", "malformed", "hang"
-    ]
+    kind: Literal[KitFaultKind, "not_authorized"]
 
 
 # -- certificates -----------------------------------------------------------------------
@@ -464,10 +472,6 @@ class TransmissionRequest(BaseModel):
     event_id: str
 
 
-class ClockMove(BaseModel):
-    advance_seconds: float
-
-
 class NoSigningOptions(BaseModel):
     """PayPal's signer takes no ``signing`` options: ``POST /_sandbox/deliver`` refuses any
     (422) rather than sign as if they had been applied."""
@@ -476,23 +480,6 @@ class NoSigningOptions(BaseModel):
 
 
 # -- state ------------------------------------------------------------------------------
-
-
-def _paypal_id(length: int = 17) -> str:
-    return "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(length))
-
-
-@dataclass
-class _Clock:
-    """The sandbox's time: the real clock plus an offset tests can move."""
-
-    offset: dt.timedelta = dt.timedelta()
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC) + self.offset
-
-    def stamp(self) -> str:
-        return self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,18 +515,20 @@ class SandboxPayPal:
     def __init__(self, settings: SandboxSettings) -> None:
         self.identity = _signing_identity()
         self.outbox = WebhookOutbox(sign=self.sign, signing=NoSigningOptions)
+        #: The sandbox's time (``POST /_sandbox/clock`` moves it, a reset puts it back).
+        self.clock = SandboxClock()
         self.kit: SandboxKit[SandboxSettings, PayPalFault] = SandboxKit(
             config=settings,
             fault_model=PayPalFault,
             outbox=self.outbox,
             on_reset=self.clear,
             on_config=self._configured,
+            clock=self.clock,
         )
         self.clear()
 
     def clear(self) -> None:
-        """Forget every token, object and transmission; the clock is real time again."""
-        self.clock = _Clock()
+        """Forget every token, object and transmission (the kit resets the clock)."""
         self.tokens: dict[str, dt.datetime] = {}
         self.orders: dict[str, JSONObject] = {}
         self.order_urls: dict[str, tuple[str | None, str | None]] = {}
@@ -567,6 +556,18 @@ class SandboxPayPal:
         configured = self.settings.public_base_url or _REQUEST_BASE_URL.get()
         return (configured or "http://127.0.0.1").rstrip("/")
 
+    def now(self) -> dt.datetime:
+        """The sandbox's time."""
+        return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+
+    def stamp(self) -> str:
+        """The sandbox's time as PayPal writes it (``create_time``, transmission times)."""
+        return self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def new_id(self) -> str:
+        """An order, capture or refund id in PayPal's shape."""
+        return self.kit.new_id(length=17, alphabet=_ID_ALPHABET)
+
     def link(self, path: str, rel: str, method: str = "GET") -> JSONObject:
         return {"href": f"{self.base_url}{path}", "rel": rel, "method": method}
 
@@ -589,7 +590,7 @@ class SandboxPayPal:
         if not bearer:
             return
         expires_at = self.tokens.get(token) if has_token else None
-        if expires_at is None or expires_at <= self.clock.now():
+        if expires_at is None or expires_at <= self.now():
             entry["refused"] = "invalid_token"
             raise _oauth_error(401, "invalid_token", "Access Token not found in cache")
 
@@ -649,7 +650,7 @@ class SandboxPayPal:
             raise _oauth_error(400, "unsupported_grant_type", f"Grant Type is {grant or 'NULL'}")
         access_token = "A21AA" + secrets.token_urlsafe(48)
         ttl = self.settings.token_ttl_seconds
-        self.tokens[access_token] = self.clock.now() + dt.timedelta(seconds=ttl)
+        self.tokens[access_token] = self.now() + dt.timedelta(seconds=ttl)
         return {
             "scope": "https://uri.paypal.com/services/payments/payment "
             "https://uri.paypal.com/services/disputes/read-seller "
@@ -658,7 +659,7 @@ class SandboxPayPal:
             "token_type": "Bearer",
             "app_id": "APP-80W284485P519543T",
             "expires_in": ttl,
-            "nonce": f"{self.clock.stamp()}{secrets.token_urlsafe(16)}",
+            "nonce": f"{self.stamp()}{secrets.token_urlsafe(16)}",
         }
 
     def revoke_tokens(self) -> int:
@@ -705,8 +706,8 @@ class SandboxPayPal:
                     f"/purchase_units/@reference_id=='default'/{text_field}",
                     "The value of a field is too long.",
                 )
-        now = self.clock.stamp()
-        order_id = _paypal_id()
+        now = self.stamp()
+        order_id = self.new_id()
         order: JSONObject = {
             "id": order_id,
             "intent": intent,
@@ -749,7 +750,7 @@ class SandboxPayPal:
                 f"The order is {order['status']}, not awaiting approval.",
             )
         order["status"] = "APPROVED"
-        order["update_time"] = self.clock.stamp()
+        order["update_time"] = self.stamp()
         order["payer"] = copy.deepcopy(_BUYER)
         order["payment_source"] = {
             "paypal": {
@@ -796,8 +797,8 @@ class SandboxPayPal:
         gross = _minor(amount)
         fee = _fee(gross)
         currency = amount["currency_code"]
-        now = self.clock.stamp()
-        capture_id = _paypal_id()
+        now = self.stamp()
+        capture_id = self.new_id()
         captured: JSONObject = {
             "id": capture_id,
             "status": status,
@@ -861,7 +862,7 @@ class SandboxPayPal:
             captured["status"] = "REVERSED" if reversal else "REFUNDED"
         else:
             captured["status"] = "PARTIALLY_REFUNDED"
-        captured["update_time"] = self.clock.stamp()
+        captured["update_time"] = self.stamp()
 
     def give_back(
         self,
@@ -904,8 +905,8 @@ class SandboxPayPal:
                 "The refund amount must be less than or equal to the capture amount that has "
                 "not yet been refunded.",
             )
-        now = self.clock.stamp()
-        refund_id = _paypal_id()
+        now = self.stamp()
+        refund_id = self.new_id()
         total = self._refunded_so_far(capture_id) + minor
         refund: JSONObject = {
             "id": refund_id,
@@ -954,7 +955,7 @@ class SandboxPayPal:
         if refund["status"] != "PENDING":
             raise _unprocessable("REFUND_NOT_PENDING", f"The refund is {refund['status']}.")
         refund["status"] = status
-        refund["update_time"] = self.clock.stamp()
+        refund["update_time"] = self.stamp()
         if status != "FAILED":
             refund.pop("status_details", None)
         self._mark_capture(self.refunded_capture[refund_id], reversal=False)
@@ -989,8 +990,8 @@ class SandboxPayPal:
         if ``reverse``)."""
         captured = _found(self.captures, "capture", capture_id)
         amount = self.amount_of(capture_id, opening.value) or dict(captured["amount"])
-        now = self.clock.stamp()
-        dispute_id = f"PP-D-{secrets.randbelow(10**6):06d}"
+        now = self.stamp()
+        dispute_id = self.kit.new_id("PP-D-", 6, string.digits)
         dispute: JSONObject = {
             "dispute_id": dispute_id,
             "create_time": now,
@@ -1040,7 +1041,7 @@ class SandboxPayPal:
             self.give_back(capture_id, dispute["dispute_amount"], reversal=True)
             self.reversed_disputes.add(dispute_id)
         dispute["status"] = "RESOLVED"
-        dispute["update_time"] = self.clock.stamp()
+        dispute["update_time"] = self.stamp()
         dispute["dispute_outcome"] = {"outcome_code": outcome}
         if buyer_wins:
             dispute["dispute_outcome"]["amount_refunded"] = dispute["dispute_amount"]
@@ -1053,8 +1054,8 @@ class SandboxPayPal:
 
     def emit(self, event_type: str, resource_type: str, resource: JSONObject, summary: str) -> None:
         """Queue the event PayPal would send (delivered by ``POST /_sandbox/deliver``)."""
-        event_id = f"WH-{_paypal_id()}-{_paypal_id()}"
-        now = self.clock.now()
+        event_id = f"WH-{self.new_id()}-{self.new_id()}"
+        now = self.now()
         events_url = "https://api.sandbox.paypal.com/v1/notifications/webhooks-events"
         event = {
             "id": event_id,
@@ -1076,7 +1077,7 @@ class SandboxPayPal:
         """Sign one delivery attempt of ``event`` the way PayPal does; return its headers
         (the outbox's signer; it takes no signing options)."""
         transmission_id = str(uuid.uuid4())
-        transmission_time = self.clock.stamp()
+        transmission_time = self.stamp()
         webhook_id = self.settings.webhook_id
         # Written out here rather than shared with the gateway, so tests compare two
         # independent readings of PayPal's documented message.
@@ -1353,11 +1354,5 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     async def control_revoke_tokens() -> dict[str, int]:
         """Forget every issued access token: the next API call answers 401."""
         return {"revoked": paypal.revoke_tokens()}
-
-    @app.post("/_sandbox/clock")
-    async def control_clock(body: ClockMove) -> dict[str, str]:
-        """Move the sandbox's clock (token expiry, timestamps, transmission times)."""
-        paypal.clock.offset += dt.timedelta(seconds=body.advance_seconds)
-        return {"now": paypal.clock.stamp()}
 
     return app
