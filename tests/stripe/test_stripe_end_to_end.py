@@ -44,6 +44,9 @@ async def api(
     reach it over HTTP)."""
     # Connect only: a payment without the seller's account is refused by the plugin.
     gateway = StripeGateway(settings_for(sandbox.url, platform_account_payments=False))
+    # Fresh ids: a seeded sandbox restarts its ids at each reset, and a connected account's
+    # id must stay unique in this run's database as it is at Stripe.
+    await sandbox.configure(seed=None)
     manager = create_plugin_manager(load_entry_points=False, plugins=[StripeAtSandbox(gateway)])
     app = create_app(app_settings, plugin_manager=manager)
     try:
@@ -192,3 +195,60 @@ async def test_two_sellers_are_each_paid_and_refunded_on_their_own_stripe_accoun
         ).fetchone()
     assert refused is not None and refused[0] == "FAILED"
     assert "never connected that account" in str(refused[1])
+
+
+async def test_a_seller_who_removes_the_platform_at_stripe_can_no_longer_be_paid(
+    api: tuple[str, StripeGateway],
+    app_settings: Settings,
+    sandbox: RunningSandbox,
+) -> None:
+    base_url, gateway = api
+    async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+        seller = await stripe_seller(client, app_settings)
+        order = {
+            "gateway": "stripe",
+            "customer_email": "buyer@example.com",
+            "quantity": 1,
+            "return_url": "https://shop.example.com/ok",
+            "cancel_url": "https://shop.example.com/cart",
+        }
+        before = await client.post(f"/public/sellpages/{seller.slug}/orders", json=order)
+        # The seller removes PixEcom from their Stripe Dashboard: Stripe sends
+        # account.application.deauthorized to the Connect endpoint.
+        await sandbox.act(f"accounts/{seller.account_id}/deauthorize")
+        delivered = await sandbox.control.post(
+            "/_sandbox/deliver", json={"url": f"{base_url}/webhooks/stripe"}
+        )
+        assert {d["status_code"] for d in delivered.json()["deliveries"]} == {200}
+
+        engine = create_engine(app_settings, role="app")
+        try:
+            sessions = create_sessionmaker(engine)
+            registry = ProviderRegistry(
+                create_plugin_manager(load_entry_points=False, plugins=[StripeAtSandbox(gateway)])
+            )
+            inbox = WebhookInbox(
+                sessions,
+                app_settings,
+                registry,
+                Ledger(sessions, app_settings),
+                connections=PaymentConnections.for_settings(sessions, app_settings, registry),
+            )
+            for inbox_id in await inbox.due():
+                await inbox.process(inbox_id)
+        finally:
+            await engine.dispose()
+
+        after = await client.post(f"/public/sellpages/{seller.slug}/orders", json=order)
+        connections = await client.get("/payments/connections", headers=seller.headers)
+        problems = await client.get("/problems", headers=seller.headers)
+
+    assert before.status_code == 201, before.text
+    assert after.status_code == 409, after.text
+    assert after.json()["error"]["code"] == "payment_connection_required"
+    assert [(c["status"], c["account_id"]) for c in connections.json()] == [
+        ("REVOKED", seller.account_id)
+    ]
+    assert [(p["kind"], p["state"]) for p in problems.json()["items"]] == [
+        ("payment_connection", "revoked")
+    ]
