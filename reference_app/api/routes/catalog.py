@@ -267,7 +267,8 @@ class SellpageOut(BaseModel):
     responses=error_responses(401, 404, 409, 422, 429),
 )
 async def create_sellpage(body: SellpageIn, catalog: Catalog) -> SellpageOut:
-    """409 ``slug_taken`` if any seller uses the slug; 404 for an unknown ``product_id``."""
+    """409 ``slug_taken`` if any seller uses the slug, ``payment_connection_required`` to
+    publish while the seller cannot take payments; 404 for an unknown ``product_id``."""
     sellpage = await catalog.create_sellpage(
         slug=body.slug,
         title=body.title,
@@ -317,7 +318,8 @@ async def update_sellpage(
     sellpage_id: uuid.UUID, body: SellpagePatch, catalog: Catalog
 ) -> SellpageOut:
     """Publishing sets ``published_at``; unpublishing clears it. The public page changes
-    at once."""
+    at once. 409 ``payment_connection_required`` to publish while the seller cannot take
+    payments (no own account connected at a gateway that needs one)."""
     sellpage = await catalog.update_sellpage(sellpage_id, SellpageChanges(**body.given()))
     return SellpageOut.of(sellpage)
 
