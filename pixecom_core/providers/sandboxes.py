@@ -176,12 +176,15 @@ class Sandbox:
         of ad accounts: given a count and an ISO 4217 currency, that many distinct
         accounts the sandbox serves data for, reporting in that currency (so no exchange
         rates are needed); ``None``: the sandbox cannot serve a simulation.
-    :param approve_consent: for an ad network whose sellers connect through a consent
-        page: plays the seller's browser on the sandbox's page — given the authorization
-        URL core built, it approves every permission asked, as the seller who reaches
-        ``demo_accounts``, and returns the URL the page redirects to (core's callback with
-        ``code`` and ``state``). ``pixecom dev`` connects the demo accounts through it,
-        by the same flow a seller follows; ``None``: the demo cannot connect them.
+    :param approve_consent: for a provider whose sellers connect through a consent page
+        (an ad network's, or a payment gateway's such as Stripe Connect): plays the
+        seller's browser on the sandbox's page — given the authorization URL core built,
+        it approves every permission asked (for an ad network, as the seller who reaches
+        ``demo_accounts``; for a gateway, connecting a new account) and returns the URL
+        the page redirects to (core's callback with ``code`` and ``state``). ``pixecom
+        dev`` connects the demo seller's accounts through it, and ``pixecom simulate``
+        each simulated seller's payment account, by the same flow a seller follows;
+        ``None``: they cannot be connected that way.
     """
 
     name: str
