@@ -47,6 +47,9 @@ async def test_the_demo_seller_connects_its_stripe_account_through_connect(
     dev = app_settings.model_copy(update={"mode": Mode.DEV})
     email = f"demo-{uuid.uuid4().hex[:12]}@example.com"
     monkeypatch.setattr(demo_activity, "DEMO_EMAIL", email)
+    # The demo sellpage's slug is unique across sellers: another test's demo seller may
+    # hold the real one in this run's database.
+    monkeypatch.setattr(demo_activity, "DEMO_SLUG", f"demo-{uuid.uuid4().hex[:12]}")
     sessions = create_sessionmaker(app_engine)
     await create_seller_account(
         sessions,
