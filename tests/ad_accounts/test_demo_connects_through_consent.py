@@ -74,6 +74,9 @@ async def test_the_demo_seller_connects_its_accounts_through_the_consent_flow(
     # A demo seller of this test's own (the real one is another test's business).
     email = f"demo-{uuid.uuid4().hex[:12]}@example.com"
     monkeypatch.setattr(demo_activity, "DEMO_EMAIL", email)
+    # The demo sellpage's slug is unique across sellers: another test's demo seller may
+    # hold the real one in this run's database.
+    monkeypatch.setattr(demo_activity, "DEMO_SLUG", f"demo-{uuid.uuid4().hex[:12]}")
     sessions = create_sessionmaker(app_engine)
     await create_seller_account(
         sessions,
