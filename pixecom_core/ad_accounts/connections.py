@@ -226,6 +226,40 @@ class ConnectionStateSigner:
             )
         return state
 
+    def verify_callback(
+        self,
+        value: str,
+        *,
+        now: datetime,
+        acting_seller_id: uuid.UUID | None,
+        browser_bindings: Mapping[str, str] | None,
+    ) -> ConnectionState:
+        """The state a consent callback carries, once the callback is shown to come from
+        the seller who started the flow: the state verifies (:meth:`verify`); the
+        request's bearer token, if any, is that seller's; without one, the request's
+        cookies hold the flow's browser binding (:func:`binding_cookie_name`). Neither
+        check uses the state up, so the seller's own browser can still finish it.
+
+        :raises ConnectionRefused: ``invalid_state``, ``state_expired`` or
+            ``state_not_bound``.
+        :raises PermissionDeniedError: ``state_of_another_seller``.
+        """
+        state = self.verify(value, now=now)
+        if acting_seller_id is not None and acting_seller_id != state.seller_id:
+            raise PermissionDeniedError(
+                "this authorization was started by another seller; start connecting from your "
+                "own account",
+                code="state_of_another_seller",
+            )
+        binding = (browser_bindings or {}).get(binding_cookie_name(state.connection_id))
+        if acting_seller_id is None and not self.binds(state.connection_id, binding):
+            raise ConnectionRefused(
+                "this authorization was not started from this browser: finish it in the "
+                "browser (or with the seller's access token) that started connecting",
+                code="state_not_bound",
+            )
+        return state
+
 
 # -- values returned to callers ----------------------------------------------------------
 
@@ -615,20 +649,9 @@ class AdConnections:
         :raises PermissionDeniedError: the state belongs to another seller.
         """
         now = self._clock()
-        verified = self._signer.verify(state, now=now)
-        if acting_seller_id is not None and acting_seller_id != verified.seller_id:
-            raise PermissionDeniedError(
-                "this authorization was started by another seller; start connecting from your "
-                "own account",
-                code="state_of_another_seller",
-            )
-        binding = (browser_bindings or {}).get(binding_cookie_name(verified.connection_id))
-        if acting_seller_id is None and not self._signer.binds(verified.connection_id, binding):
-            raise ConnectionRefused(
-                "this authorization was not started from this browser: finish it in the "
-                "browser (or with the seller's access token) that started connecting",
-                code="state_not_bound",
-            )
+        verified = self._signer.verify_callback(
+            state, now=now, acting_seller_id=acting_seller_id, browser_bindings=browser_bindings
+        )
         seller = SellerContext(
             seller_id=verified.seller_id, sessions=self._sessions, settings=self._settings
         )

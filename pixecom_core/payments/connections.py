@@ -47,9 +47,8 @@ from pixecom_core.ad_accounts.connections import (
     ConnectionRefused,
     ConnectionState,
     ConnectionStateSigner,
-    binding_cookie_name,
 )
-from pixecom_core.errors import ConflictError, NotFoundError, PermissionDeniedError, PixecomError
+from pixecom_core.errors import ConflictError, NotFoundError, PixecomError
 from pixecom_core.models.payments import PaymentConnection, PaymentConnectionStatus
 from pixecom_core.plugins import ProviderRegistry, UnknownProviderError
 from pixecom_core.providers import (
@@ -415,19 +414,9 @@ class PaymentConnections:
         :raises AccountTakenError: another seller has connected that account.
         """
         now = self._clock()
-        verified = self._signer.verify(state, now=now)
-        if acting_seller_id is not None and acting_seller_id != verified.seller_id:
-            raise PermissionDeniedError(
-                "this connection was started by another seller; start from your own account",
-                code="state_of_another_seller",
-            )
-        binding = (browser_bindings or {}).get(binding_cookie_name(verified.connection_id))
-        if acting_seller_id is None and not self._signer.binds(verified.connection_id, binding):
-            raise ConnectionRefused(
-                "this connection was not started from this browser: finish it in the browser "
-                "(or with the seller's access token) that started it",
-                code="state_not_bound",
-            )
+        verified = self._signer.verify_callback(
+            state, now=now, acting_seller_id=acting_seller_id, browser_bindings=browser_bindings
+        )
         seller_id = verified.seller_id
         async with open_seller_scope(self._sessions, seller_id, self._settings) as scope:
             connection = await PaymentConnectionRepository(scope).consume_state(verified, now)

@@ -14,7 +14,6 @@ import logging
 import uuid
 from datetime import datetime
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import RedirectResponse
@@ -22,17 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.requests import Request
 
 from pixecom_core.ad_accounts.connections import (
-    BINDING_COOKIE_PREFIX,
-    STATE_LIFETIME,
     AccountState,
     AccountView,
     ConnectionRefused,
     ReachableAccountView,
     StartedConnection,
-    binding_cookie_name,
 )
 from pixecom_core.errors import AuthenticationError, PermissionDeniedError
 from pixecom_core.models.ads import AdConnectionStatus
+from reference_app.api.consent import binding_cookies, browser_refusal, set_binding_cookie
 from reference_app.api.dependencies import CurrentSeller, Paging
 from reference_app.api.errors import error_responses
 from reference_app.api.resources import ResourcesDep
@@ -220,15 +217,9 @@ async def start_connection(
         redirect_uri = str(request.url_for("complete_connection"))
         started = await service.start(seller, body.network, redirect_uri=redirect_uri)
         # The browser that comes back to the callback must be this one (or carry the
-        # seller's token): HttpOnly, sent only to the callback, gone with the state.
-        response.set_cookie(
-            binding_cookie_name(started.id),
-            service.browser_binding(started.id),
-            max_age=int(STATE_LIFETIME.total_seconds()),
-            path=CALLBACK_PATH,
-            secure=request.url.scheme == "https",
-            httponly=True,
-            samesite="lax",
+        # seller's token).
+        set_binding_cookie(
+            response, request, started.id, service.browser_binding(started.id), path=CALLBACK_PATH
         )
     return ConnectionOut.of(started)
 
@@ -259,28 +250,21 @@ async def complete_connection(
     missing scope answer 400 (``code`` says which) and store nothing; a state of another
     seller answers 403. A browser (``Accept: text/html``) is sent to the Ad accounts
     page with ``?error=<code>`` instead, so the seller reads what happened there."""
-    bindings = {
-        name: value
-        for name, value in request.cookies.items()
-        if name.startswith(BINDING_COOKIE_PREFIX)
-    }
     try:
         completed = await resources.ad_connections.complete(
             state=state,
             code=code,
             error=error,
             acting_seller_id=acting_seller,
-            browser_bindings=bindings,
+            browser_bindings=binding_cookies(request),
         )
     except (ConnectionRefused, PermissionDeniedError) as refused:
-        if "text/html" not in request.headers.get("accept", ""):
-            raise  # an API client reads the error (400/403) as documented
-        # A seller's browser lands on the Ad accounts page, which says what happened,
-        # rather than on a JSON error; the code is one of ours, never the network's text.
-        return RedirectResponse(
-            f"{CHOOSER_PATH}?{urlencode({'error': refused.code})}",
-            status_code=status.HTTP_303_SEE_OTHER,
-        )
+        # A seller's browser lands on the Ad accounts page, which says what happened; an
+        # API client reads the error (400/403) as documented.
+        redirect = browser_refusal(request, CHOOSER_PATH, refused.code)
+        if redirect is None:
+            raise
+        return redirect
     # The binding cookie expires with the state; the state itself is used up.
     return RedirectResponse(
         f"{CHOOSER_PATH}?connection={completed.connection_id}",

@@ -13,17 +13,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from pixecom_core.ad_accounts.connections import (
-    BINDING_COOKIE_PREFIX,
-    STATE_LIFETIME,
     ConnectionRefused,
-    binding_cookie_name,
 )
 from pixecom_core.errors import PermissionDeniedError
 from pixecom_core.models.payments import PaymentConnectionStatus
@@ -34,6 +30,7 @@ from pixecom_core.payments.connections import (
     StartedPaymentConnection,
 )
 from pixecom_core.providers import PaymentConnectionKind
+from reference_app.api.consent import binding_cookies, browser_refusal, set_binding_cookie
 from reference_app.api.dependencies import CurrentSeller
 from reference_app.api.errors import error_responses
 from reference_app.api.resources import ResourcesDep
@@ -191,14 +188,9 @@ async def start_payment_connection(
         return PaymentConnectionOut.of(view)
     redirect_uri = str(request.url_for("complete_payment_connection"))
     started = await service.start(seller, body.gateway, redirect_uri=redirect_uri)
-    response.set_cookie(
-        binding_cookie_name(started.connection.id),
-        service.browser_binding(started.connection.id),
-        max_age=int(STATE_LIFETIME.total_seconds()),
-        path=CALLBACK_PATH,
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="lax",
+    connection_id = started.connection.id
+    set_binding_cookie(
+        response, request, connection_id, service.browser_binding(connection_id), path=CALLBACK_PATH
     )
     return PaymentConnectionOut.started(started)
 
@@ -227,26 +219,19 @@ async def complete_payment_connection(
     page. A refusal answers 400 (403 for another seller's state; 409 for an account
     another seller connected); a browser (``Accept: text/html``) is sent to the Payments
     page with ``?error=<code>`` instead."""
-    bindings = {
-        name: value
-        for name, value in request.cookies.items()
-        if name.startswith(BINDING_COOKIE_PREFIX)
-    }
     try:
         view = await resources.payment_connections.complete(
             state=state,
             code=code,
             error=error,
             acting_seller_id=acting_seller,
-            browser_bindings=bindings,
+            browser_bindings=binding_cookies(request),
         )
     except (ConnectionRefused, PermissionDeniedError, AccountTakenError) as refused:
-        if "text/html" not in request.headers.get("accept", ""):
+        redirect = browser_refusal(request, PAYMENTS_PAGE, refused.code)
+        if redirect is None:
             raise
-        return RedirectResponse(
-            f"{PAYMENTS_PAGE}?{urlencode({'error': refused.code})}",
-            status_code=status.HTTP_303_SEE_OTHER,
-        )
+        return redirect
     return RedirectResponse(
         f"{PAYMENTS_PAGE}?connection={view.id}", status_code=status.HTTP_303_SEE_OTHER
     )
