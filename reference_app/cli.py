@@ -360,18 +360,19 @@ def keys_generate(
 
 @keys_app.command("rotate")
 def keys_rotate() -> None:
-    """Re-encrypt stored ad-account tokens with the newest token encryption key.
+    """Re-encrypt stored secrets (ad-account tokens and grants, sellers' payment accounts)
+    with the newest token encryption key.
 
     Rotation without a flag day: put a new key first in PIXECOM_TOKEN_ENCRYPTION_KEYS
     (keep the old ones after it), restart the API and workers, run this command, then
-    remove the old keys. Safe to re-run: tokens already under the newest key are skipped.
+    remove the old keys. Safe to re-run: secrets already under the newest key are skipped.
     """
     settings = Settings()
     from reference_app.key_rotation import rotate_tokens
 
     report = rotate_tokens(settings)
     typer.echo(
-        f"re-encrypted {report.tokens_reencrypted} ad-account token(s) of "
+        f"re-encrypted {report.tokens_reencrypted} stored secret(s) of "
         f"{len(report.sellers_with_changes)} seller(s); {report.sellers_visited} seller(s) "
         "checked"
     )

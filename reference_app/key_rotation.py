@@ -1,4 +1,5 @@
-"""``pixecom keys rotate``: re-encrypt stored ad-account tokens under the newest key.
+"""``pixecom keys rotate``: re-encrypt stored secrets (ad-account tokens and grants,
+sellers' payment accounts) under the newest key.
 
 Runs as the application role, seller by seller in each seller's scope, so row-level
 security holds for the rotation as for every other job.

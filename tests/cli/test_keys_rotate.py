@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from pydantic import SecretStr
 
+from pixecom_core.providers import MerchantAccount
 from pixecom_core.security.secret_box import SecretBox, key_version
 from reference_app.keys import new_secret
 from tests.conftest import RestrictedOwnerDatabase
@@ -91,7 +92,7 @@ def test_rotate_reencrypts_every_sellers_tokens_under_forced_rls(
     result = run_pixecom("keys", "rotate", env=env_for(db.owner_dsn, [new_key, old_key]))
 
     assert result.returncode == 0, result.stderr
-    assert "re-encrypted 6 ad-account token(s) of 3 seller(s)" in result.stdout
+    assert "re-encrypted 6 stored secret(s) of 3 seller(s)" in result.stdout
     only_new = SecretBox([SecretStr(new_key)])
     with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
         for seller_id, accounts in plaintexts.items():
@@ -107,7 +108,7 @@ def test_rotate_reencrypts_every_sellers_tokens_under_forced_rls(
 
     again = run_pixecom("keys", "rotate", env=env_for(db.owner_dsn, [new_key, old_key]))
     assert again.returncode == 0, again.stderr
-    assert "re-encrypted 0 ad-account token(s) of 0 seller(s); 3 seller(s) checked" in again.stdout
+    assert "re-encrypted 0 stored secret(s) of 0 seller(s); 3 seller(s) checked" in again.stdout
 
 
 def test_rotate_without_the_old_key_fails_clearly_and_loses_nothing(
@@ -128,3 +129,36 @@ def test_rotate_without_the_old_key_fails_clearly_and_loses_nothing(
     assert "no configured key decrypts" in result.stderr
     with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
         assert stored(conn, seller_id) == before
+
+
+def test_rotate_reencrypts_sellers_payment_accounts(
+    run_pixecom: RunPixecom, restricted_owner_database: RestrictedOwnerDatabase
+) -> None:
+    """A seller's own gateway account (issue 15), credentials included, is a stored
+    secret like a token: rotated under the newest key, readable with it alone."""
+    db = restricted_owner_database
+    old_key, new_key = new_secret(), new_secret()
+    account = MerchantAccount(
+        account_id="merchant-1", client_id="app-1", credentials=SecretStr("client-secret-1")
+    ).model_dump_json()
+    seller_id = uuid.uuid4()
+    with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
+        insert_seller(conn, seller_id)
+        with seller_scope(conn, seller_id):
+            conn.execute(
+                "INSERT INTO payment_connections (seller_id, gateway, status, state_nonce,"
+                " state_expires_at, account_id, account_ciphertext, account_key_version)"
+                " VALUES (%s, 'paypal', 'ACTIVE', 'n', now(), 'merchant-1', %s, %s)",
+                (seller_id, SecretBox([SecretStr(old_key)]).encrypt(account), key_version(old_key)),
+            )
+
+    result = run_pixecom("keys", "rotate", env=env_for(db.owner_dsn, [new_key, old_key]))
+
+    assert result.returncode == 0, result.stderr
+    assert "re-encrypted 1 stored secret(s) of 1 seller(s)" in result.stdout
+    with psycopg.connect(db.owner_dsn, autocommit=True) as conn, seller_scope(conn, seller_id):
+        row = conn.execute(
+            "SELECT account_ciphertext, account_key_version FROM payment_connections"
+        ).fetchone()
+    assert row is not None and row[1] == key_version(new_key)
+    assert SecretBox([SecretStr(new_key)]).decrypt(bytes(row[0])) == account
