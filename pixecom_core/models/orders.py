@@ -166,6 +166,10 @@ class OrderPayment(SellerOwned, table=True):
     payment_id: str = Field(sa_type=Text, nullable=False)
     order_id: uuid.UUID = Field(nullable=False)
     order_created_at: datetime = Field(sa_type=timestamp_type(), nullable=False)
+    #: The seller's own gateway account the payment was made on (issue 15), for a gateway
+    #: with connections: refunds go to that account, even after the seller connected
+    #: another one.
+    account_id: str | None = Field(default=None, sa_type=Text)
 
 
 class OrderEvent(SellerOwned, table=True):

@@ -46,8 +46,9 @@ _INSERT_ORDER = text(
 )
 _REGISTER_PAYMENT = text(
     """
-    INSERT INTO order_payments (seller_id, gateway, payment_id, order_id, order_created_at)
-    VALUES (:seller_id, :gateway, :payment_id, :order_id, :created_at)
+    INSERT INTO order_payments
+        (seller_id, gateway, payment_id, order_id, order_created_at, account_id)
+    VALUES (:seller_id, :gateway, :payment_id, :order_id, :created_at, :account_id)
     """
 )
 _SET_PAYMENT_ID = text(
@@ -208,6 +209,7 @@ class Checkout:
                         **keys,
                         "gateway": gateway.identifier,
                         "payment_id": payment.gateway_reference,
+                        "account_id": account.account_id if account is not None else None,
                     },
                 )
                 await scope.session.execute(

@@ -76,6 +76,10 @@ _LOCK_ORDER = text(
     "SELECT id, created_at, currency, payment_gateway, payment_id FROM orders"
     " WHERE seller_id = :seller_id AND id = :order_id FOR UPDATE"
 )
+_PAYMENT_ACCOUNT = text(
+    "SELECT account_id FROM order_payments WHERE seller_id = :seller_id"
+    " AND gateway = :gateway AND payment_id = :payment_id"
+)
 _CAPTURES = text(
     "SELECT gateway_reference, amount_minor, currency FROM payment_events"
     " WHERE seller_id = :seller_id AND order_id = :order_id AND gateway = :gateway"
@@ -390,7 +394,7 @@ class RefundService:
                 return replace(reserved, claimed=await self._claim(scope, reserved.refund))
             if order.payment_gateway is None or order.payment_id is None:
                 raise NothingToRefundError("the order has no payment to refund")
-            account = await self._account(scope, order.payment_gateway)
+            account = await self._account(scope, order.payment_gateway, order.payment_id)
             keys = {"seller_id": seller_id, "order_id": order_id}
             captures = (
                 await session.execute(_CAPTURES, {**keys, "gateway": order.payment_gateway})
@@ -447,14 +451,21 @@ class RefundService:
                 account=account,
             )
 
-    async def _account(self, scope: SellerScope, gateway: str) -> MerchantAccount | None:
-        """The seller's account on ``gateway`` when it implements connections.
+    async def _account(
+        self, scope: SellerScope, gateway: str, payment_id: str
+    ) -> MerchantAccount | None:
+        """The seller's account the payment was made on, when ``gateway`` implements
+        connections.
 
-        :raises PaymentConnectionRequired: it does and the seller has none active.
+        :raises PaymentConnectionRequired: it does and that account is not connected now.
         """
         if not self._connections.needs_connection(self._registry.payment_gateway(gateway)):
             return None
-        return await self._connections.account_for(scope, gateway)
+        made_on = await scope.session.scalar(
+            _PAYMENT_ACCOUNT,
+            {"seller_id": scope.seller_id, "gateway": gateway, "payment_id": payment_id},
+        )
+        return await self._connections.account_for(scope, gateway, account_id=made_on)
 
     @staticmethod
     async def _claim(scope: SellerScope, refund: RefundView) -> bool:
@@ -482,7 +493,7 @@ class RefundService:
             order_created_at=order.created_at,
             payment_reference=order.payment_id,
             capture_reference=captures[0].gateway_reference,
-            account=await self._account(scope, refund.gateway),
+            account=await self._account(scope, refund.gateway, order.payment_id),
         )
 
     async def _ask_gateway(self, seller_id: uuid.UUID, reserved: _Reserved) -> RefundView:

@@ -541,17 +541,26 @@ class PaymentConnections:
             raise NotFoundError("no such payment connection")
         return _view(connection)
 
-    async def account_for(self, scope: SellerScope, gateway: str) -> MerchantAccount:
+    async def account_for(
+        self, scope: SellerScope, gateway: str, *, account_id: str | None = None
+    ) -> MerchantAccount:
         """The seller's own account on ``gateway``, for a payment or refund, read in the
         caller's seller scope.
 
+        :param account_id: the account a payment was made on, for its refund: that one,
+            connected now, and no other.
         :raises PaymentConnectionRequired: no ``ACTIVE`` connection (never connected,
-            disconnected, or revoked at the gateway).
+            disconnected, or revoked at the gateway), or not to ``account_id``.
         """
         connection = await PaymentConnectionRepository(scope).active(gateway)
         if connection is None or connection.account_ciphertext is None:
             raise PaymentConnectionRequired(
                 f"connect your {gateway} account before taking payments on it"
+            )
+        if account_id is not None and connection.account_id != account_id:
+            raise PaymentConnectionRequired(
+                f"the payment was made on {gateway} account {account_id}, which is not the "
+                "account connected now: connect it again to refund this payment"
             )
         return MerchantAccount.model_validate_json(self._box.decrypt(connection.account_ciphertext))
 

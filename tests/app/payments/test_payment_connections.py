@@ -316,3 +316,42 @@ async def test_disconnecting_stops_payments_and_tells_the_gateway(
             "SELECT 1 FROM payment_account_directory WHERE account_id = 'acct_bye'"
         ).fetchall()
     assert row == (None,) and directory == []
+
+
+async def test_a_refund_goes_to_the_account_the_payment_was_made_on(
+    client: httpx.AsyncClient, new_seller: NewSeller, inbox: WebhookInbox
+) -> None:
+    seller = await new_seller(client=client)
+    await connect(client, seller, "acct_first")
+    order = (await checkout(client, await published_page(client, seller))).json()
+    body, headers = fakeconnect.delivery(
+        "acct_first",
+        [
+            fakeconnect.fact(
+                order["gateway_reference"], "ch_first", PaymentEventKind.CAPTURED, 2_000
+            )
+        ],
+    )
+    receipt = await inbox.receive("fakeconnect", body=body, headers=headers)
+    assert await inbox.process(receipt.inbox_id) is ProcessResult.PROCESSED
+
+    async def refund(key: str) -> httpx.Response:
+        return await client.post(
+            f"/orders/{order['order_id']}/refunds",
+            json={"amount_minor": 500},
+            headers={**seller.headers, "Idempotency-Key": key},
+        )
+
+    # The seller moves to another account: the payment's refund must not go there.
+    await connect(client, seller, "acct_second")
+    elsewhere = await refund("r1")
+    await connect(client, seller, "acct_first")
+    back = await refund("r2")
+
+    assert elsewhere.status_code == 409
+    assert elsewhere.json()["error"]["code"] == "payment_connection_required"
+    assert "acct_first" in elsewhere.json()["error"]["message"]
+    assert back.status_code == 202 and back.json()["status"] == "SUCCEEDED"
+    assert [r.account.account_id for r in fakeconnect.CONNECT.refunds if r.account] == [
+        "acct_first"
+    ]

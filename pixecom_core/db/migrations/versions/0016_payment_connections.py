@@ -11,7 +11,8 @@ account, not a seller, so, like the payment directory (0004), ``payment_account_
 is kept by a SECURITY DEFINER trigger — it claims the account when a connection becomes
 ``ACTIVE`` (its key refuses a second seller on the same account) and releases it when the
 connection ends — and read only through ``pixecom_find_payment_account``, one account in,
-one row out. New tables only: nothing is rewritten.
+one row out. ``order_payments`` gains a nullable ``account_id`` (a metadata change, no
+rewrite): the account a payment was made on, which its refunds use.
 """
 
 from collections.abc import Sequence
@@ -143,9 +144,11 @@ def upgrade() -> None:
     ):
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION pixecom_find_payment_account(text, text) TO {app_role}")
+    op.add_column("order_payments", sa.Column("account_id", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("order_payments", "account_id")
     op.execute("DROP TRIGGER sync_payment_account_directory ON payment_connections")
     op.execute("DROP FUNCTION pixecom_find_payment_account(text, text)")
     op.execute("DROP FUNCTION pixecom_sync_payment_account_directory()")
