@@ -828,6 +828,9 @@ class SandboxKit(Generic[C, F]):
         self.random = random.Random(seed)
         self.faults: FaultQueue[F] = FaultQueue(chance=self.random.random)
         self.requests = RequestLog()
+        #: Counts resets: a call still waiting out its latency when the sandbox is reset
+        #: belongs to a world that is gone (see :meth:`intercept`).
+        self._generation = 0
         self.clock = clock
         if on_config is not None:
             on_config(config)
@@ -851,19 +854,29 @@ class SandboxKit(Generic[C, F]):
     ) -> tuple[Response | None, dict[str, Any]]:
         """What every provider call goes through before the sandbox answers it: logged
         (``operation``, ``scope`` when given, and ``log_details``: never a credential),
-        slowed down by the settings' ``latency_seconds`` (see :func:`pause`), then answered
-        by the first queued fault aimed at it (see :meth:`FaultQueue.take`): a
-        :data:`TRANSPORT_KINDS` fault by the kit (a ``hang`` after its ``hang_seconds``),
-        any other by ``render``, the sandbox's rendering in its provider's words (it may
-        raise instead, if the sandbox answers errors by exception).
+        given the first queued fault aimed at it when it arrives (see
+        :meth:`FaultQueue.take`), slowed down by the settings' ``latency_seconds`` (see
+        :func:`pause`), then answered by that fault: a :data:`TRANSPORT_KINDS` fault by the
+        kit (a ``hang`` after its ``hang_seconds``), any other by ``render``, the sandbox's
+        rendering in its provider's words (it may raise instead, if the sandbox answers
+        errors by exception).
+
+        A call that was still waiting out its latency when the sandbox was reset (its
+        client gave up long ago, and a test has moved on) is answered 503 and touches
+        nothing: it must not take a fault or change state queued for what comes next.
 
         Returns the fault's answer (``None``: no fault, go on) and the call's log entry, for
         the handler to add its outcome to.
         """
         scoped = {"scope": scope} if scope is not None else {}
         entry = self.requests.record(request, operation=operation, **scoped, **log_details)
-        await pause(request, float(getattr(self.config, "latency_seconds", 0) or 0))
+        generation = self._generation
         fault = self.faults.take(operation, scope, where=where)
+        await pause(request, float(getattr(self.config, "latency_seconds", 0) or 0))
+        if generation != self._generation:
+            return JSONResponse(
+                {"detail": "the sandbox was reset while this call waited"}, 503
+            ), entry
         if fault is None:
             return None, entry
         if fault.kind == "hang":
@@ -887,6 +900,7 @@ class SandboxKit(Generic[C, F]):
     async def reset(self) -> None:
         """Back to the starting settings and real time with no faults, requests, events or
         deliveries; then the sandbox's own ``on_reset``."""
+        self._generation += 1
         if self.outbox is not None:
             await self.outbox.reset()
         self.faults.clear()

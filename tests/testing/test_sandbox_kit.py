@@ -189,6 +189,31 @@ async def test_intercept_renders_the_sandbox_s_faults_and_keeps_the_body_after_a
 
 
 @pytest.mark.asyncio
+async def test_a_call_still_waiting_when_the_sandbox_is_reset_takes_nothing_queued_after() -> None:
+    """A client gave up on a slow call and the test moved on (reset, a new fault): the call
+    waking up afterwards is answered 503 and leaves the new fault to the call it was
+    queued for (it used to take it, a flaky failure of the next test)."""
+    kit = SandboxKit(config=Settings(latency_seconds=0.5), fault_model=KitFault)
+    async with (
+        LoopbackServer(kit_app(kit)) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=5) as http,
+    ):
+        stale = asyncio.create_task(http.post("/v1/things", content=b"stale"))
+        await wait_until(lambda: len(kit.requests.entries()) == 1)
+        assert (await http.post("/_sandbox/reset")).status_code == 200
+        assert (
+            await http.post("/_sandbox/faults", json={"kind": "server_error"})
+        ).status_code == 200
+
+        gone = await stale
+        fresh = await http.post("/v1/things", content=b"fresh")
+
+    assert gone.status_code == 503
+    assert fresh.status_code == 502  # the fault queued after the reset answered its call
+    assert [e.get("body") for e in kit.requests.entries()] == [None]
+
+
+@pytest.mark.asyncio
 async def test_settings_hide_secrets_refuse_unknown_names_and_reset_restores() -> None:
     resets: list[str] = []
     kit = SandboxKit(
