@@ -198,6 +198,7 @@ async def _connect_payment_accounts(
             code=answer.get("code"),
             error=answer.get("error"),
             acting_seller_id=context.seller_id,
+            webhook_base=callback.removesuffix("/payments/connections/callback"),
         )
         connected += 1
     return connected

@@ -31,6 +31,7 @@ from pixecom_core.ledger.service import ForeignAccountError, Ledger, UnknownPaym
 from pixecom_core.plugins import ProviderRegistry
 from pixecom_core.providers import (
     GatewayPaymentEvent,
+    MerchantAccount,
     PaymentGateway,
     PaymentGatewayConnections,
     VerifiedWebhook,
@@ -63,6 +64,9 @@ _DUE = text("SELECT id FROM pixecom_inbox_due(:grace_seconds, :limit) AS id")
 
 #: Headers kept with every delivery, whatever the gateway; the gateway adds its own.
 ALWAYS_KEPT_WEBHOOK_HEADERS = frozenset({"content-type", "user-agent"})
+#: Where the inbox notes the seller's account a delivery was addressed to (core's
+#: ``/webhooks/{gateway}/accounts/{account_id}``); never taken from a request.
+ACCOUNT_HEADER = "pixecom-account"
 
 
 class ProcessResult(StrEnum):
@@ -131,16 +135,36 @@ class WebhookInbox:
         self._on_recorded = on_recorded
         self._connections = connections
 
-    async def receive(self, gateway: str, *, body: bytes, headers: Mapping[str, str]) -> Receipt:
+    async def receive(
+        self,
+        gateway: str,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        account: MerchantAccount | None = None,
+    ) -> Receipt:
         """Verify a delivery through its gateway plugin and store it once.
+
+        :param account: the seller's account the delivery was addressed to (its own
+            webhook URL): verified as that account's notification, and noted with the
+            delivery (:data:`ACCOUNT_HEADER`) so it is parsed with that account and its
+            facts are recorded only for the seller who connected it.
 
         Raises :class:`pixecom_core.plugins.UnknownProviderError` for a gateway that is not
         installed and :class:`pixecom_core.providers.WebhookVerificationError` for a bad
         signature; nothing is stored then.
         """
         provider = self._registry.payment_gateway(gateway)
-        lowered = {name.lower(): value for name, value in headers.items()}
-        verified = await provider.verify_webhook(body=body, headers=lowered)
+        lowered = {
+            name.lower(): value for name, value in headers.items() if name.lower() != ACCOUNT_HEADER
+        }
+        if account is None:
+            verified = await provider.verify_webhook(body=body, headers=lowered)
+        else:
+            verified = await provider.verify_webhook(body=body, headers=lowered, account=account)
+        kept = kept_webhook_headers(provider, lowered)
+        if account is not None:
+            kept[ACCOUNT_HEADER] = account.account_id
 
         async with self._sessions() as session, session.begin():
             row = (
@@ -150,7 +174,7 @@ class WebhookInbox:
                         "gateway": provider.identifier,
                         "event_id": verified.event_id,
                         "event_type": verified.event_type,
-                        "headers": json.dumps(kept_webhook_headers(provider, lowered)),
+                        "headers": json.dumps(kept),
                         "body": body,
                         "received_at": verified.received_at,
                     },
@@ -192,9 +216,22 @@ class WebhookInbox:
         parse_error: Exception | None = None
         try:
             gateway = self._registry.payment_gateway(webhook.gateway)
-            events = await gateway.parse_events(webhook)
             if self._connections is not None and isinstance(gateway, PaymentGatewayConnections):
-                account = gateway.webhook_account(webhook)
+                addressed = webhook.headers.get(ACCOUNT_HEADER)
+                account = (
+                    WebhookAccount(account_id=addressed)
+                    if addressed
+                    else gateway.webhook_account(webhook)
+                )
+            merchant = (
+                await self._connections.account_by_id(webhook.gateway, account.account_id)
+                if account is not None and self._connections is not None
+                else None
+            )
+            if merchant is None:
+                events = await gateway.parse_events(webhook)
+            else:
+                events = await gateway.parse_events(webhook, account=merchant[1])
         except Exception as exc:
             parse_error = exc
 

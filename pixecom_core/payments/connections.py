@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from pydantic import SecretStr
 from sqlalchemy import select, text, update
@@ -81,6 +82,13 @@ _FIND_ACCOUNT = text(
 def utcnow() -> datetime:
     """The default clock of :class:`PaymentConnections`."""
     return datetime.now(UTC)
+
+
+def account_webhook_url(base: str, gateway: str, account_id: str) -> str:
+    """Where a seller's own app sends its notifications (see
+    :meth:`~pixecom_core.providers.PaymentGatewayConnections.prepare_account`):
+    ``{base}/webhooks/{gateway}/accounts/{account_id}``."""
+    return f"{base.rstrip('/')}/webhooks/{gateway}/accounts/{quote(account_id, safe='')}"
 
 
 class GatewayCannotConnect(PixecomError):
@@ -349,11 +357,18 @@ class PaymentConnections:
         return StartedPaymentConnection(connection=_view(connection), authorization_url=url)
 
     async def connect_with_credentials(
-        self, seller: SellerContext, gateway: str, fields: Mapping[str, str]
+        self,
+        seller: SellerContext,
+        gateway: str,
+        fields: Mapping[str, str],
+        *,
+        webhook_base: str,
     ) -> ConnectionView:
         """Connect the account whose credentials the seller entered: the gateway checks
         them first; refused ones store nothing.
 
+        :param webhook_base: the API's public base URL; the account's own webhook URL
+            (:func:`account_webhook_url`) is built on it.
         :raises GatewayCannotConnect: ``consent_required`` for an OAuth gateway.
         :raises ConnectionRefused: ``missing_fields`` or ``credentials_refused``.
         :raises AccountTakenError: another seller has connected that account.
@@ -377,6 +392,9 @@ class PaymentConnections:
         try:
             account = await provider.verify_credentials(
                 {name: SecretStr(fields[name].strip()) for name in wanted}
+            )
+            account = await provider.prepare_account(
+                account, webhook_url=account_webhook_url(webhook_base, gateway, account.account_id)
             )
         except ProviderAuthError as exc:
             raise ConnectionRefused(
@@ -404,6 +422,7 @@ class PaymentConnections:
         error: str | None = None,
         acting_seller_id: uuid.UUID | None = None,
         browser_bindings: Mapping[str, str] | None = None,
+        webhook_base: str,
     ) -> ConnectionView:
         """Finish a consent flow from the gateway's redirect, with the ad-account flow's
         checks in the same order (state, acting seller or browser binding, single use)
@@ -427,6 +446,7 @@ class PaymentConnections:
             )
         try:
             account = await self._exchange(connection, code=code, error=error)
+            account = await self._prepare(connection.gateway, account, webhook_base)
         except ConnectionRefused as refused:
             await self._settle(
                 seller_id,
@@ -459,6 +479,18 @@ class PaymentConnections:
                 f"{gateway!r} refused the authorization code (wrong, used or expired): {exc}; "
                 "start connecting again",
                 code="code_refused",
+            ) from exc
+
+    async def _prepare(
+        self, gateway: str, account: MerchantAccount, webhook_base: str
+    ) -> MerchantAccount:
+        try:
+            return await self.connectable(gateway).prepare_account(
+                account, webhook_url=account_webhook_url(webhook_base, gateway, account.account_id)
+            )
+        except ProviderAuthError as exc:
+            raise ConnectionRefused(
+                f"{gateway!r} refused to set up the account: {exc}", code="account_refused"
             ) from exc
 
     async def _activate(
@@ -574,6 +606,24 @@ class PaymentConnections:
                 return True
         return False
 
+    async def account_by_id(
+        self, gateway: str, account_id: str
+    ) -> tuple[AccountOwner, MerchantAccount] | None:
+        """The seller and stored account of the connection ``ACTIVE`` on ``account_id``
+        (a delivery to the account's own webhook URL); ``None`` when none is."""
+        async with self._sessions() as session:
+            owner = await self.find_owner(session, gateway, account_id)
+        if owner is None:
+            return None
+        async with open_seller_scope(self._sessions, owner.seller_id, self._settings) as scope:
+            connection = await PaymentConnectionRepository(scope).get(owner.connection_id)
+        if connection is None or connection.account_ciphertext is None:
+            return None
+        account = MerchantAccount.model_validate_json(
+            self._box.decrypt(connection.account_ciphertext)
+        )
+        return owner, account
+
     async def find_owner(
         self, session: AsyncSession, gateway: str, account_id: str
     ) -> AccountOwner | None:
@@ -643,6 +693,7 @@ class PaymentConnections:
 
 __all__ = [
     "AccountOwner",
+    "account_webhook_url",
     "AccountTakenError",
     "ConnectionView",
     "GatewayCannotConnect",

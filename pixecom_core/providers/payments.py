@@ -55,6 +55,9 @@ class MerchantAccount(FrozenValue):
     :param client_id: a public identifier that goes with ``credentials`` (PayPal client id).
     :param display_name: the business name, for the seller's dashboard.
     :param default_currency: the account's settlement currency, when the gateway says.
+    :param settings: what the gateway set up for the account and needs again, not secret
+        (PayPal: the id of the webhook subscription of the seller's REST app); see
+        :meth:`PaymentGatewayConnections.prepare_account`.
     """
 
     account_id: str = Field(min_length=1, max_length=255)
@@ -62,6 +65,7 @@ class MerchantAccount(FrozenValue):
     client_id: str | None = None
     display_name: str | None = None
     default_currency: CurrencyCode | None = None
+    settings: Mapping[str, str] = Field(default_factory=dict)
 
 
 class CredentialField(FrozenValue):
@@ -344,7 +348,13 @@ class PaymentGateway(Protocol):
         """
         ...
 
-    async def verify_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> VerifiedWebhook:
+    async def verify_webhook(
+        self,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        account: MerchantAccount | None = None,
+    ) -> VerifiedWebhook:
         """Check the webhook's signature and freshness, or raise ``WebhookVerificationError``.
 
         Runs in the request path before anything is stored, so it must not call other
@@ -352,16 +362,25 @@ class PaymentGateway(Protocol):
 
         :param body: the raw request body.
         :param headers: the request headers, lower-cased names.
+        :param account: the seller's account the delivery was addressed to (core's
+            ``/webhooks/{gateway}/accounts/{account_id}``, set up by
+            :meth:`PaymentGatewayConnections.prepare_account`); verify it as that
+            account's notification. ``None`` for the platform's own endpoint.
         """
         ...
 
-    async def parse_events(self, webhook: VerifiedWebhook) -> list[GatewayPaymentEvent]:
+    async def parse_events(
+        self, webhook: VerifiedWebhook, *, account: MerchantAccount | None = None
+    ) -> list[GatewayPaymentEvent]:
         """Translate a verified webhook into zero or more normalised events.
 
         Return an empty list for event types core does not track. Runs asynchronously after
         the webhook was acknowledged, so it may call the gateway to fetch missing details.
 
         :param webhook: a webhook that passed ``verify_webhook``.
+        :param account: the seller's account the delivery is about, when core knows it (the
+            account it was addressed to, or the one ``webhook_account`` names): fetch
+            details with it.
         """
         ...
 
@@ -411,6 +430,23 @@ class PaymentGatewayConnections(Protocol):
         is stored before this succeeds.
 
         :param fields: one value per :attr:`credential_fields` name.
+        """
+        ...
+
+    async def prepare_account(
+        self, account: MerchantAccount, *, webhook_url: str
+    ) -> MerchantAccount:
+        """Set up what the newly connected ``account`` needs before core stores it, and
+        return the account to store. Called once per connection, after the consent flow
+        or ``verify_credentials``.
+
+        A gateway whose notifications about a seller's account come from that seller's own
+        app (a PayPal REST app) subscribes it here to PixEcom's ``webhook_url`` — core's
+        ``/webhooks/{gateway}/accounts/{account_id}``, which hands deliveries to
+        :meth:`PaymentGateway.verify_webhook` and ``parse_events`` with this account —
+        and keeps the subscription's id in ``settings``. A gateway whose notifications all
+        come to the platform (Stripe Connect) returns ``account`` unchanged. Raise
+        ``ProviderAuthError`` when the account refuses, nothing is stored then.
         """
         ...
 

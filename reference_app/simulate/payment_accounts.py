@@ -93,6 +93,7 @@ async def connect_payment_accounts(
                         code=answer.get("code"),
                         error=answer.get("error"),
                         acting_seller_id=seller_id,
+                        webhook_base=api_url,
                     )
 
             await asyncio.gather(*(connect(seller_id) for seller_id in seller_ids))

@@ -40,8 +40,9 @@ RESOURCE_PARAMETERS = {
     "connection_id": "ad_connections",
     "payment_connection_id": "payment_connections",
 }
-#: Path parameters that name no seller resource (storefront addresses, gateway names).
-PUBLIC_PARAMETERS = {"slug", "gateway", "tracker"}
+#: Path parameters that name no seller resource (storefront addresses, gateway names, the
+#: gateway account a seller's own app sends its notifications for).
+PUBLIC_PARAMETERS = {"slug", "gateway", "tracker", "account_id"}
 #: Routes that are not about seller data at all.
 NOT_SELLER_DATA = {"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"}
 #: The network's (or gateway's) redirect back from its consent page: no id in its path; its

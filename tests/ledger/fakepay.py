@@ -148,7 +148,13 @@ class FakePayGateway:
             approval_url=f"https://fakepay.test/approve/{request.order_id}",
         )
 
-    async def verify_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> VerifiedWebhook:
+    async def verify_webhook(
+        self,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        account: MerchantAccount | None = None,  # noqa: ARG002 (fakepay has no connections)
+    ) -> VerifiedWebhook:
         signature = headers.get("x-fakepay-signature", "")
         if not hmac.compare_digest(signature, sign(body)):
             raise WebhookVerificationError("bad fakepay signature", provider=IDENTIFIER)
@@ -166,7 +172,12 @@ class FakePayGateway:
             received_at=datetime.now(UTC),
         )
 
-    async def parse_events(self, webhook: VerifiedWebhook) -> list[GatewayPaymentEvent]:
+    async def parse_events(
+        self,
+        webhook: VerifiedWebhook,
+        *,
+        account: MerchantAccount | None = None,  # noqa: ARG002 (fakepay has no connections)
+    ) -> list[GatewayPaymentEvent]:
         delay = float(os.environ.get(SLOW_PARSE_ENV, "0") or 0)
         if delay:
             await asyncio.sleep(delay)

@@ -184,7 +184,9 @@ async def start_payment_connection(
     service = resources.payment_connections
     if body.credentials is not None:
         fields = {name: value.get_secret_value() for name, value in body.credentials.items()}
-        view = await service.connect_with_credentials(seller, body.gateway, fields)
+        view = await service.connect_with_credentials(
+            seller, body.gateway, fields, webhook_base=str(request.base_url)
+        )
         return PaymentConnectionOut.of(view)
     redirect_uri = str(request.url_for("complete_payment_connection"))
     started = await service.start(seller, body.gateway, redirect_uri=redirect_uri)
@@ -226,6 +228,7 @@ async def complete_payment_connection(
             error=error,
             acting_seller_id=acting_seller,
             browser_bindings=binding_cookies(request),
+            webhook_base=str(request.base_url),
         )
     except (ConnectionRefused, PermissionDeniedError, AccountTakenError) as refused:
         redirect = browser_refusal(request, PAYMENTS_PAGE, refused.code)

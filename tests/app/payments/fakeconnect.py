@@ -89,6 +89,8 @@ class _ConnectedGateway:
         self.payments: list[PaymentRequest] = []
         self.refunds: list[RefundRequest] = []
         self.disconnected: list[str] = []
+        self.prepared: list[tuple[str, str]] = []
+        self.parsed_with: list[str | None] = []
 
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
         if request.account is None:
@@ -124,7 +126,13 @@ class _ConnectedGateway:
             f"{self.identifier}: {refund_reference} of {payment_reference} on {account} unknown"
         )
 
-    async def verify_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> VerifiedWebhook:
+    async def verify_webhook(
+        self,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        account: MerchantAccount | None = None,  # noqa: ARG002 (deliveries name their account)
+    ) -> VerifiedWebhook:
         if not hmac.compare_digest(headers.get("x-fake-signature", ""), sign(body)):
             raise WebhookVerificationError("bad signature", provider=self.identifier)
         payload = json.loads(body)
@@ -137,7 +145,12 @@ class _ConnectedGateway:
             received_at=datetime.now(UTC),
         )
 
-    async def parse_events(self, webhook: VerifiedWebhook) -> list[GatewayPaymentEvent]:
+    async def parse_events(
+        self,
+        webhook: VerifiedWebhook,
+        *,
+        account: MerchantAccount | None = None,  # noqa: ARG002 (deliveries name their account)
+    ) -> list[GatewayPaymentEvent]:
         payload = json.loads(webhook.body)
         return [
             GatewayPaymentEvent(
@@ -158,6 +171,12 @@ class _ConnectedGateway:
         if not payload.get("account"):
             return None
         return WebhookAccount(account_id=payload["account"], revoked=bool(payload["revoked"]))
+
+    async def prepare_account(
+        self, account: MerchantAccount, *, webhook_url: str
+    ) -> MerchantAccount:
+        self.prepared.append((account.account_id, webhook_url))
+        return account
 
     async def disconnect(self, account: MerchantAccount) -> None:
         self.disconnected.append(account.account_id)
@@ -196,8 +215,27 @@ class FakeConnectGateway(_ConnectedGateway):
         return MerchantAccount(account_id=account, display_name=f"Shop {account}")
 
 
+def sign_for(webhook_id: str, body: bytes) -> str:
+    """A fakecreds delivery's signature: the seller's app signs with its webhook's id."""
+    return hmac.new(webhook_id.encode(), body, hashlib.sha256).hexdigest()
+
+
+def app_delivery(webhook_id: str, facts: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
+    """A delivery from a seller's own fakecreds app, signed for its webhook."""
+    body = json.dumps(
+        {"id": f"evt_{uuid.uuid4().hex}", "type": "fake.facts", "facts": facts}
+    ).encode()
+    return body, {
+        "content-type": "application/json",
+        "x-fake-signature": sign_for(webhook_id, body),
+    }
+
+
 class FakeCredsGateway(_ConnectedGateway):
-    """Credentials: ``client_id`` and ``client_secret`` (``right-secret``)."""
+    """Credentials: ``client_id`` and ``client_secret`` (``right-secret``). Like a PayPal
+    REST app, each seller's app notifies PixEcom itself: ``prepare_account`` subscribes
+    it (a webhook id per account), and its deliveries, signed with that id, are verified
+    only against the account they were addressed to."""
 
     identifier = "fakecreds"
     display_name = "FakeCreds"
@@ -216,6 +254,43 @@ class FakeCredsGateway(_ConnectedGateway):
             client_id=client_id,
             credentials=fields["client_secret"],
         )
+
+    async def prepare_account(
+        self, account: MerchantAccount, *, webhook_url: str
+    ) -> MerchantAccount:
+        self.prepared.append((account.account_id, webhook_url))
+        return account.model_copy(update={"settings": {"webhook_id": f"wh-{account.account_id}"}})
+
+    async def verify_webhook(
+        self,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        account: MerchantAccount | None = None,
+    ) -> VerifiedWebhook:
+        webhook_id = account.settings.get("webhook_id", "") if account is not None else ""
+        if not webhook_id or not hmac.compare_digest(
+            headers.get("x-fake-signature", ""), sign_for(webhook_id, body)
+        ):
+            raise WebhookVerificationError("not signed for this account", provider=self.identifier)
+        payload = json.loads(body)
+        return VerifiedWebhook(
+            gateway=self.identifier,
+            event_id=payload["id"],
+            event_type=payload["type"],
+            body=body,
+            headers=dict(headers),
+            received_at=datetime.now(UTC),
+        )
+
+    async def parse_events(
+        self, webhook: VerifiedWebhook, *, account: MerchantAccount | None = None
+    ) -> list[GatewayPaymentEvent]:
+        self.parsed_with.append(account.account_id if account is not None else None)
+        return await super().parse_events(webhook)
+
+    def webhook_account(self, webhook: VerifiedWebhook) -> WebhookAccount | None:  # noqa: ARG002
+        return None  # the body names no account: the address it came to does
 
 
 CONNECT = FakeConnectGateway()

@@ -8,6 +8,7 @@ routing on.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -355,3 +356,97 @@ async def test_a_refund_goes_to_the_account_the_payment_was_made_on(
     assert [r.account.account_id for r in fakeconnect.CONNECT.refunds if r.account] == [
         "acct_first"
     ]
+
+
+async def creds_connect(client: httpx.AsyncClient, seller: SignedUpSeller, client_id: str) -> None:
+    connected = await client.post(
+        "/payments/connections",
+        json={
+            "gateway": "fakecreds",
+            "credentials": {"client_id": client_id, "client_secret": "right-secret"},
+        },
+        headers=seller.headers,
+    )
+    assert connected.status_code == 201, connected.text
+
+
+async def test_a_sellers_own_app_notifies_its_own_address_and_only_for_its_payments(
+    client: httpx.AsyncClient,
+    new_seller: NewSeller,
+    inbox: WebhookInbox,
+    database_owner_dsn: str,
+) -> None:
+    alice, bob = await new_seller(client=client), await new_seller(client=client)
+    await creds_connect(client, alice, "c-alice")
+    await creds_connect(client, bob, "c-bob")
+    orders = {}
+    for seller in (alice, bob):
+        slug = await published_page(client, seller)
+        placed = await client.post(
+            f"/public/sellpages/{slug}/orders",
+            json={
+                "gateway": "fakecreds",
+                "customer_email": "shopper@example.com",
+                "quantity": 1,
+                "return_url": "https://shop.example/thanks",
+                "cancel_url": "https://shop.example/cart",
+            },
+        )
+        assert placed.status_code == 201, placed.text
+        orders[seller.seller_id] = placed.json()
+
+    def captured(seller: SignedUpSeller, reference: str) -> list[dict[str, object]]:
+        payment = orders[seller.seller_id]["gateway_reference"]
+        return [fakeconnect.fact(payment, reference, PaymentEventKind.CAPTURED, 2_000)]
+
+    async def post(account: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return await client.post(
+            f"/webhooks/fakecreds/accounts/{account}", content=body, headers=headers
+        )
+
+    own_body, own_headers = fakeconnect.app_delivery(
+        "wh-merchant-c-alice", captured(alice, "cap_a")
+    )
+    own = await post("merchant-c-alice", own_body, own_headers)
+    # Alice's app signs a notice about Bob's payment: addressed to Alice, it is refused
+    # when processed; addressed to Bob, its signature is not Bob's app's.
+    foreign_body, foreign_headers = fakeconnect.app_delivery(
+        "wh-merchant-c-alice", captured(bob, "cap_b")
+    )
+    foreign = await post("merchant-c-alice", foreign_body, foreign_headers)
+    misaddressed = await post("merchant-c-bob", foreign_body, foreign_headers)
+    unknown = await post("merchant-nobody", own_body, own_headers)
+    results = [await inbox.process(inbox_id) for inbox_id in await inbox.due()]
+
+    assert [c.prepared for c in (fakeconnect.CREDS,)] == [
+        [
+            (
+                "merchant-c-alice",
+                "http://pixecom.test/webhooks/fakecreds/accounts/merchant-c-alice",
+            ),
+            ("merchant-c-bob", "http://pixecom.test/webhooks/fakecreds/accounts/merchant-c-bob"),
+        ]
+    ]
+    assert (own.status_code, foreign.status_code) == (200, 200)
+    assert misaddressed.status_code == 400
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_account"
+    assert ProcessResult.PROCESSED in results and ProcessResult.FAILED in results
+    assert set(fakeconnect.CREDS.parsed_with) == {"merchant-c-alice"}
+    with psycopg.connect(database_owner_dsn) as conn:
+        facts = conn.execute(
+            "SELECT seller_id, gateway_reference FROM payment_events WHERE gateway = 'fakecreds'"
+            " AND seller_id IN (%s, %s)",
+            (alice.seller_id, bob.seller_id),
+        ).fetchall()
+        refused = conn.execute(
+            "SELECT status, last_error, headers->>'pixecom-account' FROM webhook_inbox"
+            " WHERE event_id = %s",
+            (json.loads(foreign_body)["id"],),
+        ).fetchone()
+    assert facts == [(alice.seller_id, "cap_a")]
+    assert refused is not None and refused[0] == "FAILED" and refused[2] == "merchant-c-alice"
+    assert "never connected that account" in str(refused[1])
+    [payment] = [p for p in fakeconnect.CREDS.payments if p.seller_id == alice.seller_id]
+    assert payment.account is not None and payment.account.settings == {
+        "webhook_id": "wh-merchant-c-alice"
+    }

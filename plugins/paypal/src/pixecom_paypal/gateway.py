@@ -380,7 +380,13 @@ class PayPalGateway:
 
     # -- webhooks -----------------------------------------------------------------------
 
-    async def verify_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> VerifiedWebhook:
+    async def verify_webhook(
+        self,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        account: MerchantAccount | None = None,  # noqa: ARG002 (sellers' own apps: next)
+    ) -> VerifiedWebhook:
         """Check a PayPal webhook's transmission headers, or raise ``WebhookVerificationError``.
 
         ``verification="offline"`` checks the SHA256withRSA signature here, with the
@@ -475,7 +481,12 @@ class PayPalGateway:
                 provider=PROVIDER,
             )
 
-    async def parse_events(self, webhook: VerifiedWebhook) -> list[GatewayPaymentEvent]:
+    async def parse_events(
+        self,
+        webhook: VerifiedWebhook,
+        *,
+        account: MerchantAccount | None = None,  # noqa: ARG002 (sellers' own apps: next)
+    ) -> list[GatewayPaymentEvent]:
         """Translate a verified PayPal webhook into core's payment events (see the module doc).
 
         May call PayPal: to find the order of a refunded, reversed or disputed capture, to

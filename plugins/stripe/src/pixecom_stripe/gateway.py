@@ -262,7 +262,13 @@ class StripeGateway:
             )
         return _gateway_refund(refund, where=where)
 
-    async def verify_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> VerifiedWebhook:
+    async def verify_webhook(
+        self,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        account: MerchantAccount | None = None,  # noqa: ARG002 (events name their account)
+    ) -> VerifiedWebhook:
         """Check ``Stripe-Signature`` against every configured webhook secret, then the body.
 
         The signature scheme is Stripe's (``stripe.WebhookSignature.verify_header``): an
@@ -345,7 +351,12 @@ class StripeGateway:
             provider=PROVIDER,
         )
 
-    async def parse_events(self, webhook: VerifiedWebhook) -> list[GatewayPaymentEvent]:
+    async def parse_events(
+        self,
+        webhook: VerifiedWebhook,
+        *,
+        account: MerchantAccount | None = None,  # noqa: ARG002 (events name their account)
+    ) -> list[GatewayPaymentEvent]:
         """Map one Stripe event to ledger facts (see the module's table); ``[]`` if untracked.
 
         May call the Stripe API when the event lacks a detail: the refunds of a
@@ -457,6 +468,16 @@ class StripeGateway:
             "Stripe accounts are connected through Connect OAuth, not entered credentials",
             provider=PROVIDER,
         )
+
+    async def prepare_account(
+        self,
+        account: MerchantAccount,
+        *,
+        webhook_url: str,  # noqa: ARG002 (Connect events come to the platform's endpoint)
+    ) -> MerchantAccount:
+        """Nothing to set up: every connected account's events come to the platform's
+        Connect endpoint, naming the account (``webhook_account``)."""
+        return account
 
     async def disconnect(self, account: MerchantAccount) -> None:
         """``POST /oauth/deauthorize``; an account no longer connected (``invalid_client``)
