@@ -46,6 +46,25 @@ without sending it and revoke tokens. Webhooks are signed with a test
 certificate and key generated when the app is built, the certificate URL built from the
 sandbox's base URL.
 
+Sellers' own REST apps (issue 15): ``POST /_sandbox/apps`` creates one and answers its
+``client_id``, ``client_secret``, ``app_id`` and ``merchant_id``. Its credentials get tokens
+of their own (the answer's ``app_id`` is the app's, as in PayPal's documented token
+response); orders, captures, refunds and disputes belong to the app whose token created
+them (or whose order they come from), and any other app's token, the platform's included,
+gets PayPal's 404 ``RESOURCE_NOT_FOUND`` for them, as PayPal answers for another merchant's
+resource. Each app manages its own subscriptions with the Webhooks API
+(developer.paypal.com/docs/api/webhooks/v1/): ``POST /v1/notifications/webhooks``
+[``create_webhook``] (400 ``WEBHOOK_URL_ALREADY_EXISTS`` for a URL the app already
+subscribed, ``WEBHOOK_NUMBER_LIMIT_EXCEEDED`` past PayPal's 10 per app), ``GET``
+[``list_webhooks``] and ``DELETE /v1/notifications/webhooks/{id}`` [``delete_webhook``, 404
+``INVALID_RESOURCE_ID`` for one it does not have]. Events about an app's objects go to that
+app's subscribed URLs only, each transmission signed for that subscription's webhook id (so
+verification with another webhook id fails, and verify-webhook-signature answers
+``FAILURE`` for a webhook id that is not the caller's); they are delivered as they happen
+when ``auto_deliver`` is on, else by ``POST /_sandbox/webhooks/{webhook_id}/deliver``. The
+platform app (the configured ``client_id``) behaves as before: its events go to
+``webhook_url``, signed for ``webhook_id``.
+
 The sandbox is found through the ``pixecom_register_sandboxes`` hook; its defaults come from
 ``PIXECOM_PAYPAL_SANDBOX_*`` (falling back to the gateway's ``PIXECOM_PAYPAL_CLIENT_ID``,
 ``_CLIENT_SECRET`` and ``_WEBHOOK_ID``, so one set of variables configures both sides).
@@ -63,7 +82,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -81,6 +100,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pixecom_core.testing.sandbox_kit import (
+    DeliverRequest,
     Fault,
     KitFaultKind,
     OutboxEvent,
@@ -492,6 +512,50 @@ class _Transmission:
     webhook_id: str
 
 
+@dataclass
+class _Subscription:
+    """One webhook subscription of a seller's app: its own outbox, signed for its id."""
+
+    id: str
+    url: str
+    event_types: list[str]
+    create_time: str
+    outbox: WebhookOutbox
+
+    def shown(self) -> JSONObject:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "event_types": [{"name": name, "status": "ENABLED"} for name in self.event_types],
+            "create_time": self.create_time,
+        }
+
+
+@dataclass
+class _SellerApp:
+    """A seller's own REST app: its credentials, ids and webhook subscriptions."""
+
+    client_id: str
+    client_secret: str
+    app_id: str
+    merchant_id: str
+    webhooks: dict[str, _Subscription] = field(default_factory=dict)
+
+
+#: Apps the sandbox keeps at most (audit B4: every list is bounded).
+MAX_APPS = 1000
+#: PayPal's documented limit of webhook subscriptions per app.
+MAX_WEBHOOKS_PER_APP = 10
+
+
+class AppCreation(BaseModel):
+    """``POST /_sandbox/apps``: a seller's REST app (its name is for the request log)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="Seller app", max_length=127)
+
+
 #: The base URL of the request being answered (links and certificate URLs are built on it).
 _REQUEST_BASE_URL: ContextVar[str | None] = ContextVar("paypal_sandbox_base_url", default=None)
 
@@ -537,13 +601,21 @@ class SandboxPayPal:
         self.refunded_capture: dict[str, str] = {}  # refund id -> capture id
         self.disputes: dict[str, JSONObject] = {}
         self.reversed_disputes: set[str] = set()
-        # (path, PayPal-Request-Id) -> the first successful answer
-        self.idempotent_answers: dict[tuple[str, str], JSONObject] = {}
+        # (app client id or "", path, PayPal-Request-Id) -> the first successful answer
+        self.idempotent_answers: dict[tuple[str, str, str], JSONObject] = {}
         self.transmissions: dict[str, _Transmission] = {}
+        #: Sellers' own REST apps by client id, and which app each token and object
+        #: belongs to (absent: the platform app's).
+        self.apps: dict[str, _SellerApp] = {}
+        self.token_apps: dict[str, str] = {}
+        self.owners: dict[str, str] = {}
 
     def _configured(self, settings: SandboxSettings) -> None:
         self.outbox.url = settings.webhook_url
         self.outbox.auto_deliver = settings.auto_deliver
+        for app in getattr(self, "apps", {}).values():
+            for subscription in app.webhooks.values():
+                subscription.outbox.auto_deliver = settings.auto_deliver
 
     @property
     def settings(self) -> SandboxSettings:
@@ -573,10 +645,11 @@ class SandboxPayPal:
 
     # -- in front of every PayPal call ---------------------------------------------------
 
-    async def admit(self, request: Request, operation: str, *, bearer: bool = True) -> None:
+    async def admit(self, request: Request, operation: str, *, bearer: bool = True) -> str | None:
         """Log the call, wait the configured latency, answer an injected fault, then refuse
         a missing or expired bearer token (``bearer=False``: the calls PayPal answers without
-        one, the token endpoint and the certificate)."""
+        one, the token endpoint and the certificate). Return the client id of the seller's
+        app the token belongs to, ``None`` for the platform app's."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         has_token = scheme.lower() == "bearer" and bool(token)
         refused, entry = await self.kit.intercept(
@@ -588,11 +661,115 @@ class SandboxPayPal:
         if refused is not None:
             raise PayPalRefusal(refused)
         if not bearer:
-            return
+            return None
         expires_at = self.tokens.get(token) if has_token else None
         if expires_at is None or expires_at <= self.now():
             entry["refused"] = "invalid_token"
             raise _oauth_error(401, "invalid_token", "Access Token not found in cache")
+        return self.token_apps.get(token)
+
+    def owned(
+        self, objects: Mapping[str, JSONObject], kind: str, object_id: str, owner: str | None
+    ) -> JSONObject:
+        """The object if it belongs to ``owner``'s app; PayPal's 404 otherwise, as for an
+        id that does not exist (PayPal shows a merchant none of another's resources)."""
+        found = _found(objects, kind, object_id)
+        if self.owners.get(object_id) != owner:
+            raise _not_found(kind, object_id)
+        return found
+
+    def create_app(self, creation: AppCreation) -> JSONObject:
+        """A seller's new REST app: credentials, app id and merchant id of its own."""
+        if len(self.apps) >= MAX_APPS:
+            raise _unprocessable("APP_LIMIT_REACHED", f"The sandbox keeps {MAX_APPS} apps.")
+        app = _SellerApp(
+            client_id="A" + secrets.token_urlsafe(30),
+            client_secret="E" + secrets.token_urlsafe(30),
+            app_id=self.kit.new_id("APP-", 17, _ID_ALPHABET),
+            merchant_id=self.kit.new_id(length=13, alphabet=_ID_ALPHABET),
+        )
+        self.apps[app.client_id] = app
+        return {
+            "name": creation.name,
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+            "app_id": app.app_id,
+            "merchant_id": app.merchant_id,
+        }
+
+    def _app(self, owner: str | None) -> _SellerApp:
+        """The seller's app calling the Webhooks API (the platform's are its settings)."""
+        if owner is None or owner not in self.apps:
+            raise _error(403, *_NAMES[403])
+        return self.apps[owner]
+
+    def create_webhook(self, owner: str | None, payload: JSONObject) -> JSONObject:
+        """``POST /v1/notifications/webhooks`` for the calling app."""
+        app = self._app(owner)
+        url = payload.get("url")
+        types = payload.get("event_types")
+        names = (
+            [item.get("name") for item in types if isinstance(item, dict)]
+            if isinstance(types, list)
+            else []
+        )
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise _error(
+                400,
+                "VALIDATION_ERROR",
+                "Invalid data provided",
+                issue="INVALID_URL",
+                field_path="/url",
+            )
+        if not names or not all(isinstance(name, str) and name for name in names):
+            raise _error(
+                400,
+                "VALIDATION_ERROR",
+                "Invalid data provided",
+                issue="MISSING_REQUIRED_PARAMETER",
+                field_path="/event_types",
+            )
+        if any(subscription.url == url for subscription in app.webhooks.values()):
+            raise _error(400, "WEBHOOK_URL_ALREADY_EXISTS", "Webhook URL already exists")
+        if len(app.webhooks) >= MAX_WEBHOOKS_PER_APP:
+            raise _error(
+                400, "WEBHOOK_NUMBER_LIMIT_EXCEEDED", "Maximum number of webhooks exceeded"
+            )
+        webhook_id = self.kit.new_id(length=17, alphabet=_ID_ALPHABET)
+        subscription = _Subscription(
+            id=webhook_id,
+            url=url,
+            event_types=[str(name) for name in names],
+            create_time=self.stamp(),
+            outbox=WebhookOutbox(
+                sign=lambda event, _signing: self.sign_for(webhook_id, event),
+                url=url,
+                auto_deliver=self.settings.auto_deliver,
+            ),
+        )
+        app.webhooks[webhook_id] = subscription
+        return {
+            **subscription.shown(),
+            "links": [self.link(f"/v1/notifications/webhooks/{webhook_id}", "self")],
+        }
+
+    def list_webhooks(self, owner: str | None) -> JSONObject:
+        """``GET /v1/notifications/webhooks``: the calling app's subscriptions."""
+        return {"webhooks": [s.shown() for s in self._app(owner).webhooks.values()]}
+
+    def delete_webhook(self, owner: str | None, webhook_id: str) -> None:
+        """``DELETE /v1/notifications/webhooks/{id}``; 404 ``INVALID_RESOURCE_ID`` when the
+        calling app has no such subscription."""
+        app = self._app(owner)
+        if app.webhooks.pop(webhook_id, None) is None:
+            raise _error(404, "INVALID_RESOURCE_ID", "Resource id is invalid.")
+
+    def subscription(self, webhook_id: str) -> _Subscription:
+        """A seller app's subscription by id (for the delivery control)."""
+        for app in self.apps.values():
+            if webhook_id in app.webhooks:
+                return app.webhooks[webhook_id]
+        raise _not_found("webhook", webhook_id)
 
     def _fault_answer(self, fault: PayPalFault, operation: str) -> Response:
         """A queued fault in PayPal's words (the kit answers the transport kinds)."""
@@ -609,7 +786,12 @@ class SandboxPayPal:
         headers = {"Retry-After": f"{wait:g}"} if status == 429 else None
         return _error(status, name, fault.message or message, headers=headers).response
 
-    def idempotent(self, request: Request, compute: Callable[[], JSONObject]) -> JSONObject:
+    def idempotent(
+        self,
+        request: Request,
+        compute: Callable[[], JSONObject],
+        owner: str | None = None,
+    ) -> JSONObject:
         """The first successful answer for this path and ``PayPal-Request-Id``, computed once."""
         request_id = request.headers.get("paypal-request-id")
         if request_id is not None and not 1 <= len(request_id) <= 108:
@@ -621,7 +803,7 @@ class SandboxPayPal:
             )
         if request_id is None:
             return compute()
-        key = (request.url.path, request_id)
+        key = (owner or "", request.url.path, request_id)
         if key not in self.idempotent_answers:
             self.idempotent_answers[key] = copy.deepcopy(compute())
         return copy.deepcopy(self.idempotent_answers[key])
@@ -637,12 +819,16 @@ class SandboxPayPal:
             )
         except ValueError:
             client_id = client_secret = ""
+        app = self.apps.get(client_id)
+        expected_id, expected_secret = (
+            (app.client_id, app.client_secret)
+            if app is not None
+            else (self.settings.client_id, self.settings.client_secret.get_secret_value())
+        )
         if (
             scheme.lower() != "basic"
-            or not secrets.compare_digest(client_id, self.settings.client_id)
-            or not secrets.compare_digest(
-                client_secret, self.settings.client_secret.get_secret_value()
-            )
+            or not secrets.compare_digest(client_id, expected_id)
+            or not secrets.compare_digest(client_secret, expected_secret)
         ):
             raise _oauth_error(401, "invalid_client", "Client Authentication failed")
         grant = parse_qs(form_body.decode(errors="replace")).get("grant_type", [""])[0]
@@ -651,13 +837,15 @@ class SandboxPayPal:
         access_token = "A21AA" + secrets.token_urlsafe(48)
         ttl = self.settings.token_ttl_seconds
         self.tokens[access_token] = self.now() + dt.timedelta(seconds=ttl)
+        if app is not None:
+            self.token_apps[access_token] = app.client_id
         return {
             "scope": "https://uri.paypal.com/services/payments/payment "
             "https://uri.paypal.com/services/disputes/read-seller "
             "https://uri.paypal.com/services/applications/webhooks",
             "access_token": access_token,
             "token_type": "Bearer",
-            "app_id": "APP-80W284485P519543T",
+            "app_id": app.app_id if app is not None else "APP-80W284485P519543T",
             "expires_in": ttl,
             "nonce": f"{self.stamp()}{secrets.token_urlsafe(16)}",
         }
@@ -666,6 +854,7 @@ class SandboxPayPal:
         """Forget every issued token; return how many there were."""
         revoked = len(self.tokens)
         self.tokens.clear()
+        self.token_apps.clear()
         return revoked
 
     # -- Orders v2 ------------------------------------------------------------------------
@@ -682,8 +871,9 @@ class SandboxPayPal:
             links.append(self.link(f"/v2/checkout/orders/{order_id}/capture", "capture", "POST"))
         return {**copy.deepcopy(order), "links": links}
 
-    def create_order(self, payload: JSONObject) -> JSONObject:
-        """``POST /v2/checkout/orders`` with one purchase unit."""
+    def create_order(self, payload: JSONObject, owner: str | None = None) -> JSONObject:
+        """``POST /v2/checkout/orders`` with one purchase unit, for ``owner``'s app (the
+        payee is that app's merchant)."""
         intent = payload.get("intent")
         if intent not in ("CAPTURE", "AUTHORIZE"):
             raise _invalid("INVALID_PARAMETER_VALUE", "/intent", "Intent is invalid.")
@@ -723,7 +913,7 @@ class SandboxPayPal:
                     "amount": dict(unit["amount"]),
                     "payee": {
                         "email_address": "merchant@sandbox.pixecom.test",
-                        "merchant_id": self.settings.merchant_id,
+                        "merchant_id": self.merchant_of(owner),
                     },
                 }
             ],
@@ -737,8 +927,22 @@ class SandboxPayPal:
             order["payment_source"] = {"paypal": {}}
             order["status"] = "PAYER_ACTION_REQUIRED"
         self.orders[order_id] = order
+        if owner is not None:
+            self.owners[order_id] = owner
         self.order_urls[order_id] = (context.get("return_url"), context.get("cancel_url"))
         return self.shown_order(order)
+
+    def merchant_of(self, owner: str | None) -> str:
+        """The merchant id of ``owner``'s app (the platform's from the settings)."""
+        app = self.apps.get(owner) if owner is not None else None
+        return app.merchant_id if app is not None else self.settings.merchant_id
+
+    def _inherit(self, new_id: str, parent_id: str) -> str | None:
+        """Give ``new_id`` the owner of ``parent_id`` (a capture its order's, ...)."""
+        owner = self.owners.get(parent_id)
+        if owner is not None:
+            self.owners[new_id] = owner
+        return owner
 
     def approve(self, order: JSONObject) -> None:
         """The buyer approves (emits ``CHECKOUT.ORDER.APPROVED``); approved already: nothing."""
@@ -766,6 +970,7 @@ class SandboxPayPal:
             "checkout-order",
             self.shown_order(order),
             "An order has been approved by buyer",
+            owner=self.owners.get(order["id"]),
         )
 
     def capture(self, order: JSONObject, status: Literal["COMPLETED", "DENIED"]) -> JSONObject:
@@ -827,12 +1032,13 @@ class SandboxPayPal:
         else:
             captured["status_details"] = {"reason": "DECLINED_BY_RISK_FRAUD_FILTERS"}
         self.captures[capture_id] = captured
+        owner = self._inherit(capture_id, order["id"])
         unit.setdefault("payments", {}).setdefault("captures", []).append(captured)
         order["status"] = "COMPLETED" if status == "COMPLETED" else order["status"]
         order["update_time"] = now
         value = f"{amount['value']} {currency}"
         summary = f"Payment {status.lower()} for {value}"
-        self.emit(f"PAYMENT.CAPTURE.{status}", "capture", captured, summary)
+        self.emit(f"PAYMENT.CAPTURE.{status}", "capture", captured, summary, owner=owner)
         return self.shown_order(order)
 
     # -- payments -------------------------------------------------------------------------
@@ -936,6 +1142,7 @@ class SandboxPayPal:
         if status == "PENDING":
             refund["status_details"] = {"reason": "ECHECK"}
         self.refunds[refund_id] = refund
+        self._inherit(refund_id, capture_id)
         self.refunded_capture[refund_id] = capture_id
         self._mark_capture(capture_id, reversal=reversal)
         if status == "COMPLETED":
@@ -946,7 +1153,13 @@ class SandboxPayPal:
         shown = f"{refund['amount']['value']} {refund['amount']['currency_code']}"
         done = "REVERSED" if reversal else "REFUNDED"
         summary = f"A {shown} capture payment was {done.lower()}"
-        self.emit(f"PAYMENT.CAPTURE.{done}", "refund", refund, summary)
+        self.emit(
+            f"PAYMENT.CAPTURE.{done}",
+            "refund",
+            refund,
+            summary,
+            owner=self.owners.get(refund["id"]),
+        )
 
     def settle_refund(self, refund_id: str, status: str) -> JSONObject:
         """Move a ``PENDING`` refund to ``status`` (``COMPLETED`` emits
@@ -965,8 +1178,9 @@ class SandboxPayPal:
 
     # -- disputes -------------------------------------------------------------------------
 
-    def list_disputes(self, capture_id: str | None) -> JSONObject:
-        """Summaries of the disputes, only those about ``capture_id`` when given."""
+    def list_disputes(self, capture_id: str | None, owner: str | None = None) -> JSONObject:
+        """Summaries of ``owner``'s app's disputes, only those about ``capture_id`` when
+        given."""
         keys = ("dispute_id", "create_time", "update_time", "reason", "status", "dispute_amount")
         items = [
             {
@@ -977,10 +1191,13 @@ class SandboxPayPal:
                 "links": dispute["links"],
             }
             for dispute in self.disputes.values()
-            if capture_id is None
-            or any(
-                transaction["seller_transaction_id"] == capture_id
-                for transaction in dispute["disputed_transactions"]
+            if self.owners.get(dispute["dispute_id"]) == owner
+            and (
+                capture_id is None
+                or any(
+                    transaction["seller_transaction_id"] == capture_id
+                    for transaction in dispute["disputed_transactions"]
+                )
             )
         ]
         return {"items": items, "links": [self.link("/v1/customer/disputes", "self")]}
@@ -999,7 +1216,7 @@ class SandboxPayPal:
             "disputed_transactions": [
                 {
                     "seller_transaction_id": capture_id,
-                    "seller": {"merchant_id": self.settings.merchant_id},
+                    "seller": {"merchant_id": self.merchant_of(self.owners.get(capture_id))},
                     "items": [],
                     "seller_protection_eligible": True,
                     **({"custom": captured["custom_id"]} if "custom_id" in captured else {}),
@@ -1023,6 +1240,7 @@ class SandboxPayPal:
             "dispute",
             dispute,
             f"A new dispute opened with Case # {dispute_id}",
+            owner=self._inherit(dispute_id, capture_id),
         )
         if opening.reverse:
             self.give_back(capture_id, amount, reversal=True)
@@ -1046,14 +1264,28 @@ class SandboxPayPal:
         if buyer_wins:
             dispute["dispute_outcome"]["amount_refunded"] = dispute["dispute_amount"]
         self.emit(
-            "CUSTOMER.DISPUTE.RESOLVED", "dispute", dispute, f"A dispute was resolved ({outcome})"
+            "CUSTOMER.DISPUTE.RESOLVED",
+            "dispute",
+            dispute,
+            f"A dispute was resolved ({outcome})",
+            owner=self.owners.get(dispute_id),
         )
         return dispute
 
     # -- webhooks -------------------------------------------------------------------------
 
-    def emit(self, event_type: str, resource_type: str, resource: JSONObject, summary: str) -> None:
-        """Queue the event PayPal would send (delivered by ``POST /_sandbox/deliver``)."""
+    def emit(
+        self,
+        event_type: str,
+        resource_type: str,
+        resource: JSONObject,
+        summary: str,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        """Queue the event PayPal would send: the platform app's for ``POST
+        /_sandbox/deliver``, a seller's app's to each of its subscriptions to
+        ``event_type`` (none: PayPal sends nothing)."""
         event_id = f"WH-{self.new_id()}-{self.new_id()}"
         now = self.now()
         events_url = "https://api.sandbox.paypal.com/v1/notifications/webhooks-events"
@@ -1071,14 +1303,24 @@ class SandboxPayPal:
                 {"href": f"{events_url}/{event_id}/resend", "rel": "resend", "method": "POST"},
             ],
         }
-        self.outbox.emit(event_id, event_type, json.dumps(event, separators=(",", ":")).encode())
+        body = json.dumps(event, separators=(",", ":")).encode()
+        app = self.apps.get(owner) if owner is not None else None
+        if app is None:
+            self.outbox.emit(event_id, event_type, body)
+            return
+        for subscription in app.webhooks.values():
+            if event_type in subscription.event_types or "*" in subscription.event_types:
+                subscription.outbox.emit(event_id, event_type, body)
 
     def sign(self, event: OutboxEvent, _signing: Mapping[str, Any]) -> dict[str, str]:
-        """Sign one delivery attempt of ``event`` the way PayPal does; return its headers
-        (the outbox's signer; it takes no signing options)."""
+        """Sign one delivery attempt of a platform event the way PayPal does; return its
+        headers (the outbox's signer; it takes no signing options)."""
+        return self.sign_for(self.settings.webhook_id, event)
+
+    def sign_for(self, webhook_id: str, event: OutboxEvent) -> dict[str, str]:
+        """Sign one delivery attempt of ``event`` for the subscription ``webhook_id``."""
         transmission_id = str(uuid.uuid4())
         transmission_time = self.stamp()
-        webhook_id = self.settings.webhook_id
         # Written out here rather than shared with the gateway, so tests compare two
         # independent readings of PayPal's documented message.
         crc = zlib.crc32(event.body) & 0xFFFFFFFF
@@ -1105,9 +1347,9 @@ class SandboxPayPal:
             "PAYPAL-AUTH-ALGO": "SHA256withRSA",
         }
 
-    def verify_webhook_signature(self, fields: JSONObject) -> JSONObject:
+    def verify_webhook_signature(self, fields: JSONObject, owner: str | None = None) -> JSONObject:
         """What verify-webhook-signature answers: ``SUCCESS`` only for a transmission this
-        sandbox sent, unchanged."""
+        sandbox sent, unchanged, for a webhook id of the calling app."""
         for required in (
             "auth_algo",
             "cert_url",
@@ -1125,10 +1367,10 @@ class SandboxPayPal:
                     issue="MISSING_REQUIRED_PARAMETER",
                     field_path=f"/{required}",
                 )
-        status = "SUCCESS" if self._signature_is_valid(fields) else "FAILURE"
+        status = "SUCCESS" if self._signature_is_valid(fields, owner) else "FAILURE"
         return {"verification_status": status}
 
-    def _signature_is_valid(self, fields: JSONObject) -> bool:
+    def _signature_is_valid(self, fields: JSONObject, owner: str | None) -> bool:
         transmission = self.transmissions.get(str(fields.get("transmission_id")))
         if transmission is None:
             return False
@@ -1149,15 +1391,25 @@ class SandboxPayPal:
             event_matches
             and fields.get("auth_algo") == "SHA256withRSA"
             and fields.get("cert_url") == transmission.cert_url
-            and fields.get("webhook_id") == self.settings.webhook_id
+            and fields.get("webhook_id") == transmission.webhook_id
+            and transmission.webhook_id in self._webhook_ids(owner)
         )
+
+    def _webhook_ids(self, owner: str | None) -> set[str]:
+        app = self.apps.get(owner) if owner is not None else None
+        return set(app.webhooks) if app is not None else {self.settings.webhook_id}
 
     def transmission(self, event_id: str) -> JSONObject:
         """A freshly signed transmission of one event, not sent: its body and headers."""
         event = self.outbox.event(event_id)
-        if event is None:
-            raise _not_found("event", event_id)
-        return {"body": event.body.decode(), "headers": self.sign(event, {})}
+        if event is not None:
+            return {"body": event.body.decode(), "headers": self.sign(event, {})}
+        for app in self.apps.values():
+            for subscription in app.webhooks.values():
+                if (event := subscription.outbox.event(event_id)) is not None:
+                    headers = self.sign_for(subscription.id, event)
+                    return {"body": event.body.decode(), "headers": headers}
+        raise _not_found("event", event_id)
 
 
 # -- the app ----------------------------------------------------------------------------
@@ -1198,40 +1450,47 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
 
     @app.post("/v2/checkout/orders", status_code=201)
     async def create_order(request: Request) -> JSONObject:
-        await paypal.admit(request, "create_order")
+        owner = await paypal.admit(request, "create_order")
         body = await request.body()
-        return paypal.idempotent(request, lambda: paypal.create_order(_json_object(body)))
+        return paypal.idempotent(
+            request, lambda: paypal.create_order(_json_object(body), owner), owner
+        )
 
     @app.get("/v2/checkout/orders/{order_id}")
     async def get_order(order_id: str, request: Request) -> JSONObject:
-        await paypal.admit(request, "get_order")
-        return paypal.shown_order(_found(paypal.orders, "order", order_id))
+        owner = await paypal.admit(request, "get_order")
+        return paypal.shown_order(paypal.owned(paypal.orders, "order", order_id, owner))
 
     @app.post("/v2/checkout/orders/{order_id}/capture", status_code=201)
     async def capture_order(order_id: str, request: Request) -> JSONObject:
-        await paypal.admit(request, "capture_order")
+        owner = await paypal.admit(request, "capture_order")
         return paypal.idempotent(
-            request, lambda: paypal.capture(_found(paypal.orders, "order", order_id), "COMPLETED")
+            request,
+            lambda: paypal.capture(
+                paypal.owned(paypal.orders, "order", order_id, owner), "COMPLETED"
+            ),
+            owner,
         )
 
     @app.get("/v2/payments/captures/{capture_id}")
     async def get_capture(capture_id: str, request: Request) -> JSONObject:
-        await paypal.admit(request, "get_capture")
-        return _found(paypal.captures, "capture", capture_id)
+        owner = await paypal.admit(request, "get_capture")
+        return paypal.owned(paypal.captures, "capture", capture_id, owner)
 
     @app.post("/v2/payments/captures/{capture_id}/refund", status_code=201)
     async def refund_capture(capture_id: str, request: Request) -> JSONObject:
-        await paypal.admit(request, "refund_capture")
+        owner = await paypal.admit(request, "refund_capture")
         payload = _json_object(await request.body())
         refund = paypal.idempotent(
             request,
             lambda: paypal.give_back(
-                capture_id,
+                paypal.owned(paypal.captures, "capture", capture_id, owner)["id"],
                 payload.get("amount"),
                 reversal=False,
                 request=payload,
                 status=paypal.settings.refund_status,
             ),
+            owner,
         )
         if "return=representation" in request.headers.get("prefer", ""):
             return refund
@@ -1240,18 +1499,18 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
 
     @app.get("/v2/payments/refunds/{refund_id}")
     async def get_refund(refund_id: str, request: Request) -> JSONObject:
-        await paypal.admit(request, "get_refund")
-        return _found(paypal.refunds, "refund", refund_id)
+        owner = await paypal.admit(request, "get_refund")
+        return paypal.owned(paypal.refunds, "refund", refund_id, owner)
 
     @app.get("/v1/customer/disputes")
     async def list_disputes(request: Request) -> JSONObject:
-        await paypal.admit(request, "list_disputes")
-        return paypal.list_disputes(request.query_params.get("disputed_transaction_id"))
+        owner = await paypal.admit(request, "list_disputes")
+        return paypal.list_disputes(request.query_params.get("disputed_transaction_id"), owner)
 
     @app.get("/v1/customer/disputes/{dispute_id}")
     async def get_dispute(dispute_id: str, request: Request) -> JSONObject:
-        await paypal.admit(request, "get_dispute")
-        return _found(paypal.disputes, "dispute", dispute_id)
+        owner = await paypal.admit(request, "get_dispute")
+        return paypal.owned(paypal.disputes, "dispute", dispute_id, owner)
 
     @app.get("/v1/notifications/certs/{cert_id}")
     async def certificate(cert_id: str, request: Request) -> Response:
@@ -1262,8 +1521,24 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
 
     @app.post("/v1/notifications/verify-webhook-signature")
     async def verify_webhook_signature(request: Request) -> JSONObject:
-        await paypal.admit(request, "verify_webhook_signature")
-        return paypal.verify_webhook_signature(_json_object(await request.body()))
+        owner = await paypal.admit(request, "verify_webhook_signature")
+        return paypal.verify_webhook_signature(_json_object(await request.body()), owner)
+
+    @app.post("/v1/notifications/webhooks", status_code=201)
+    async def create_webhook(request: Request) -> JSONObject:
+        owner = await paypal.admit(request, "create_webhook")
+        return paypal.create_webhook(owner, _json_object(await request.body()))
+
+    @app.get("/v1/notifications/webhooks")
+    async def list_webhooks(request: Request) -> JSONObject:
+        owner = await paypal.admit(request, "list_webhooks")
+        return paypal.list_webhooks(owner)
+
+    @app.delete("/v1/notifications/webhooks/{webhook_id}", status_code=204)
+    async def delete_webhook(webhook_id: str, request: Request) -> Response:
+        owner = await paypal.admit(request, "delete_webhook")
+        paypal.delete_webhook(owner, webhook_id)
+        return Response(status_code=204)
 
     # -- the buyer's approval page --------------------------------------------------------
 
@@ -1349,6 +1624,17 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     async def control_transmission(body: TransmissionRequest) -> JSONObject:
         """Sign a fresh transmission of one event without sending it: body and headers."""
         return paypal.transmission(body.event_id)
+
+    @app.post("/_sandbox/apps", status_code=201)
+    async def control_create_app(body: AppCreation) -> JSONObject:
+        """A seller's own REST app: its client id, secret, app id and merchant id."""
+        return paypal.create_app(body)
+
+    @app.post("/_sandbox/webhooks/{webhook_id}/deliver")
+    async def control_deliver_subscription(webhook_id: str) -> list[JSONObject]:
+        """Send the pending events of a seller app's subscription to its URL now."""
+        attempts = await paypal.subscription(webhook_id).outbox.deliver(DeliverRequest())
+        return [attempt.listed() for attempt in attempts]
 
     @app.post("/_sandbox/tokens/revoke")
     async def control_revoke_tokens() -> dict[str, int]:
