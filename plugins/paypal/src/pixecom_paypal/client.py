@@ -16,15 +16,20 @@ any other 4xx                               ``PayPalAPIError`` with ``name``, ``
 """
 
 import asyncio
+import copy
+import hashlib
 import json
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import certifi
 import httpx
+from pydantic import SecretStr
 
 from pixecom_core.providers import (
     ProviderAuthError,
@@ -43,6 +48,9 @@ from pixecom_paypal.settings import PayPalSettings
 PROVIDER = "paypal"
 
 JSONObject = dict[str, Any]
+
+#: Seller apps whose tokens are kept at once; the least recently fetched is dropped.
+_TOKEN_CACHE_SIZE = 4096
 
 
 class PayPalAPIError(ProviderError):
@@ -91,10 +99,37 @@ def tls_verification(settings: PayPalSettings) -> ssl.SSLContext:
     return context
 
 
-class PayPalClient:
-    """An async client of PayPal's REST API, holding one cached OAuth2 access token.
+@dataclass
+class _CachedToken:
+    """One app's access token: whose secret fetched it, when to renew it, the app's id."""
 
-    :param settings: where PayPal is and the app's credentials.
+    secret_digest: str
+    token: str
+    refresh_at: float
+    app_id: str | None
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    """A REST app's OAuth2 client credentials: the platform's, or a seller's own app.
+
+    :param client_id: the app's client id.
+    :param client_secret: its secret; never quoted in an error.
+    :param seller: the app is a seller's (errors then ask the seller to reconnect, not the
+        operator to fix ``PIXECOM_PAYPAL_*``).
+    """
+
+    client_id: str
+    client_secret: SecretStr
+    seller: bool = True
+
+
+class PayPalClient:
+    """An async client of PayPal's REST API, holding cached OAuth2 access tokens: the
+    platform app's, and one per seller's app (issue 15: a seller's payments, refunds and
+    webhooks are made with their own app's token), keyed by client id.
+
+    :param settings: where PayPal is and the platform app's credentials.
     :param http: an httpx client to use instead of building one (the caller closes it).
     :param clock: monotonic seconds, for the token's expiry; tests pass a fake.
     """
@@ -114,9 +149,16 @@ class PayPalClient:
             client=http,
         )
         self._clock = clock
-        self._token: str | None = None
-        self._token_refresh_at = 0.0
-        self._token_lock = asyncio.Lock()
+        self._app: AppCredentials | None = None
+        self._tokens: OrderedDict[str, _CachedToken] = OrderedDict()
+        self._token_locks: dict[str, asyncio.Lock] = {}
+
+    def for_app(self, app: AppCredentials) -> "PayPalClient":
+        """A client acting as ``app`` (a seller's REST app), sharing this one's connections
+        and token cache."""
+        sibling = copy.copy(self)
+        sibling._app = app
+        return sibling
 
     async def aclose(self) -> None:
         """Close the HTTP connections this client opened."""
@@ -124,7 +166,9 @@ class PayPalClient:
 
     # -- OAuth2 client credentials ------------------------------------------------------
 
-    def _credentials(self) -> tuple[str, str]:
+    def _credentials(self) -> AppCredentials:
+        if self._app is not None:
+            return self._app
         settings = self._settings
         missing = [
             name
@@ -139,34 +183,55 @@ class PayPalClient:
                 f"PayPal credentials are not configured: set {' and '.join(missing)}",
                 provider=PROVIDER,
             )
-        return settings.client_id, settings.client_secret.get_secret_value()
+        return AppCredentials(settings.client_id, settings.client_secret, seller=False)
+
+    def forget_token(self) -> None:
+        """Drop the cached token of this client's app (a seller disconnected it)."""
+        self._tokens.pop(self._credentials().client_id, None)
+
+    async def app_id(self) -> str | None:
+        """The ``app_id`` PayPal's token answer named for this client's app (fetching a
+        token if none is cached); ``None`` if PayPal named none."""
+        await self.access_token()
+        cached = self._tokens.get(self._credentials().client_id)
+        return cached.app_id if cached is not None else None
 
     async def access_token(self, *, refused: str | None = None) -> str:
-        """Return a valid access token, fetching one only when none is cached or it is due.
+        """Return a valid access token of this client's app, fetching one only when none
+        is cached or it is due.
 
         :param refused: a token PayPal just answered 401 to; it is dropped unless another call
             already replaced it, so concurrent 401s refresh the token once.
         """
-        async with self._token_lock:
-            if refused is not None and self._token == refused:
-                self._token = None
-            if self._token is not None and self._clock() < self._token_refresh_at:
-                return self._token
-            client_id, client_secret = self._credentials()
+        app = self._credentials()
+        secret = app.client_secret.get_secret_value()
+        digest = hashlib.sha256(f"{app.client_id}:{secret}".encode()).hexdigest()
+        lock = self._token_locks.setdefault(app.client_id, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(app.client_id)
+            if cached is not None and (cached.token == refused or cached.secret_digest != digest):
+                cached = None
+            if cached is not None and self._clock() < cached.refresh_at:
+                return cached.token
             response = await self._send(
                 "POST",
                 "/v1/oauth2/token",
-                auth=(client_id, client_secret),
+                auth=(app.client_id, secret),
                 data={"grant_type": "client_credentials"},
                 headers={"Accept": "application/json"},
             )
             if response.status_code in (400, 401):
                 body = _json_or_empty(response)
+                hint = (
+                    "the seller must connect their PayPal app again with its current client "
+                    "id and secret"
+                    if app.seller
+                    else "check PIXECOM_PAYPAL_CLIENT_ID, PIXECOM_PAYPAL_CLIENT_SECRET and api_base"
+                )
                 raise ProviderAuthError(
-                    "PayPal refused the client credentials "
-                    f"({body.get('error', response.status_code)}: "
-                    f"{body.get('error_description', 'no description')}); check "
-                    "PIXECOM_PAYPAL_CLIENT_ID, PIXECOM_PAYPAL_CLIENT_SECRET and api_base",
+                    f"PayPal refused the client credentials of app {app.client_id} "
+                    f"({_string(body.get('error')) or response.status_code}: "
+                    f"{_string(body.get('error_description')) or 'no description'}); {hint}",
                     provider=PROVIDER,
                 )
             payload = self._checked(response, "POST /v1/oauth2/token")
@@ -178,8 +243,16 @@ class PayPalClient:
                 )
             # Renew a little before PayPal's expiry (a minute, or a tenth of a short lifetime),
             # so a token never expires between the check and the call.
-            self._token = token
-            self._token_refresh_at = self._clock() + expires_in - min(60.0, expires_in / 10)
+            self._tokens[app.client_id] = _CachedToken(
+                secret_digest=digest,
+                token=token,
+                refresh_at=self._clock() + expires_in - min(60.0, expires_in / 10),
+                app_id=_string(payload.get("app_id")),
+            )
+            self._tokens.move_to_end(app.client_id)
+            while len(self._tokens) > _TOKEN_CACHE_SIZE:  # audit B4: every list is bounded
+                forgotten, _ = self._tokens.popitem(last=False)
+                self._token_locks.pop(forgotten, None)
             return token
 
     # -- transport ----------------------------------------------------------------------
@@ -364,6 +437,24 @@ class PayPalClient:
             "POST", "/v1/notifications/verify-webhook-signature", content=content
         )
         return _string(payload.get("verification_status")) or ""
+
+    async def create_webhook(self, *, url: str, event_types: list[str]) -> JSONObject:
+        """``POST /v1/notifications/webhooks``: subscribe this client's app to ``url``."""
+        return await self.request(
+            "POST",
+            "/v1/notifications/webhooks",
+            json_body={"url": url, "event_types": [{"name": name} for name in event_types]},
+        )
+
+    async def list_webhooks(self) -> list[JSONObject]:
+        """``GET /v1/notifications/webhooks``: this client's app's subscriptions."""
+        payload = await self.request("GET", "/v1/notifications/webhooks")
+        items = payload.get("webhooks", [])
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """``DELETE /v1/notifications/webhooks/{id}`` (PayPal answers 204)."""
+        await self.request("DELETE", f"/v1/notifications/webhooks/{quote(webhook_id, safe='')}")
 
 
 def _json_or_empty(response: httpx.Response) -> JSONObject:
