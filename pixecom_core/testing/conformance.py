@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 import pytest
@@ -54,6 +54,7 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from pixecom_core.ledger.inbox import kept_webhook_headers
+from pixecom_core.payments.connections import account_webhook_url
 from pixecom_core.plugins import ProviderKind, ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import (
     AdAccountCredentials,
@@ -94,6 +95,7 @@ from pixecom_core.providers import (
     TrackingUpdate,
     UploadRequest,
     VerifiedWebhook,
+    WebhookAccount,
     WebhookVerificationError,
 )
 from pixecom_core.providers.sandboxes import ASGIApp, Receive, Scope, Send
@@ -1126,8 +1128,25 @@ class PaymentGatewayConformance(SandboxKitChecks, ProviderConformance):
     async def _connect(
         self, connections: PaymentGatewayConnections, sandbox: SandboxUnderTest
     ) -> tuple[MerchantAccount, str]:
-        """Connect a seller's account as core does; return it and the secret that did it
-        (the consent code, or the credentials' secret values joined)."""
+        """Connect a seller's account as core does — the consent flow or
+        ``verify_credentials``, then ``prepare_account`` with the account's own webhook URL
+        on the API stand-in (:func:`~pixecom_core.payments.connections.account_webhook_url`)
+        — and return the account to store and the secret that did it (the consent code,
+        or the credentials' secret values joined)."""
+        account, secret = await self._authorize(connections, sandbox)
+        webhook_url = account_webhook_url(sandbox.api_url, self.identifier, account.account_id)
+        prepared = await connections.prepare_account(account, webhook_url=webhook_url)
+        assert isinstance(prepared, MerchantAccount)
+        assert prepared.account_id == account.account_id, (
+            "prepare_account must not change the account's id: core routes the account's "
+            "webhook URL by it"
+        )
+        return prepared, secret
+
+    async def _authorize(
+        self, connections: PaymentGatewayConnections, sandbox: SandboxUnderTest
+    ) -> tuple[MerchantAccount, str]:
+        """The consent flow or the seller's credentials: the account before it is prepared."""
         if connections.connection_kind is PaymentConnectionKind.CREDENTIALS:
             assert connections.authorization_url(state=CONSENT_STATE, redirect_uri=CALLBACK) is None
             fields = await self.connect_credentials(sandbox)
@@ -1213,12 +1232,17 @@ class PaymentGatewayConformance(SandboxKitChecks, ProviderConformance):
         self, gateway: PaymentGateway, sandbox: SandboxUnderTest
     ) -> None:
         """Two sellers' payments, each made with ``account=``: every delivery announcing
-        a fact about one names that seller's account in ``webhook_account``, so core
-        routes it to them and never to the other."""
+        a fact about one names that seller's account — in ``webhook_account``, or by the
+        address it was sent to (the account's own ``/webhooks/{gateway}/accounts/{id}``,
+        set up by ``prepare_account``), where it verifies and parses with that
+        ``account=`` and not with the other seller's — so core routes it to them and
+        never to the other."""
         connections = self._connections(gateway)
         first, _ = await self._connect(connections, sandbox)
         second, _ = await self._connect(connections, sandbox)
         owners: dict[str, str] = {}
+        accounts = {account.account_id: account for account in (first, second)}
+        addressed = re.compile(rf"^/webhooks/{re.escape(self.identifier)}/accounts/([^/]+)$")
         for account in (first, second):
             session = await gateway.create_payment(self.payment_request(account=account))
             owners[session.gateway_reference] = account.account_id
@@ -1234,9 +1258,10 @@ class PaymentGatewayConformance(SandboxKitChecks, ProviderConformance):
             arrived = await sandbox.wait_for_requests(1, since=seen)
             seen += len(arrived)
             for request in arrived:
-                webhook = await gateway.verify_webhook(body=request.body, headers=request.headers)
-                named = connections.webhook_account(webhook)
-                for event in await gateway.parse_events(webhook):
+                named, webhook, parse_with = await self._verify_as_core_does(
+                    gateway, connections, request, accounts, addressed
+                )
+                for event in await gateway.parse_events(webhook, account=parse_with):
                     assert named is not None, (
                         f"a delivery about {event.gateway_reference} names no account: core "
                         "could not tell whose payment it is"
@@ -1250,6 +1275,40 @@ class PaymentGatewayConformance(SandboxKitChecks, ProviderConformance):
                     if event.kind is PaymentEventKind.CAPTURED:
                         captured[event.gateway_reference] = named.account_id
         assert captured == owners
+
+    async def _verify_as_core_does(
+        self,
+        gateway: PaymentGateway,
+        connections: PaymentGatewayConnections,
+        request: ReceivedRequest,
+        accounts: Mapping[str, MerchantAccount],
+        addressed: re.Pattern[str],
+    ) -> tuple[WebhookAccount | None, VerifiedWebhook, MerchantAccount | None]:
+        """Verify a delivery as core's inbox does: one sent to an account's own address
+        with that account (and refused with any other), one sent to the gateway's
+        endpoint without, its account then named by ``webhook_account``. Return the
+        account it names, the verified delivery and the account to parse it with."""
+        found = addressed.match(request.path)
+        if found is None:
+            webhook = await gateway.verify_webhook(body=request.body, headers=request.headers)
+            named = connections.webhook_account(webhook)
+            return named, webhook, accounts.get(named.account_id) if named else None
+        account_id = unquote(found.group(1))
+        assert account_id in accounts, (
+            f"a delivery was sent to {request.path}, the address of an account the kit did "
+            f"not connect (it connected {sorted(accounts)})"
+        )
+        account = accounts[account_id]
+        webhook = await gateway.verify_webhook(
+            body=request.body, headers=request.headers, account=account
+        )
+        for other in accounts.values():
+            if other.account_id != account_id:
+                with pytest.raises(WebhookVerificationError):
+                    await gateway.verify_webhook(
+                        body=request.body, headers=request.headers, account=other
+                    )
+        return WebhookAccount(account_id=account_id), webhook, account
 
     @pytest.mark.asyncio
     async def test_a_disconnected_account_takes_no_payment(

@@ -108,6 +108,9 @@ def paypal_settings(sandbox: SandboxControl, loopback_tls: LoopbackTLS) -> PayPa
         allowed_cert_host_suffixes=[".paypal.com", "127.0.0.1"],
         tls_ca_file=loopback_tls.ca_file,
         timeout_seconds=5,
+        # The platform app's own payments, as before sellers' apps (test_paypal_connect
+        # turns it off).
+        platform_account_payments=True,
     )
 
 

@@ -1,12 +1,13 @@
 """The conformance kit against the PayPal plugin: discovered through its hooks, served as
 ``pixecom dev`` serves it (plain http, webhooks verified through the verify API), paid
-through the sandbox's control API."""
+through the sandbox's control API; sellers' own REST apps are made with its ``/_sandbox/apps``."""
 
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pixecom_paypal.plugin
+from pydantic import SecretStr
 
 from pixecom_core.providers import PaymentSession
 from pixecom_core.testing.conformance import PaymentGatewayConformance, SandboxUnderTest
@@ -23,6 +24,17 @@ class TestPayPalConformance(PaymentGatewayConformance):
         )
         assert captured.status_code == 201, captured.text
         # The dev environment has the sandbox send its webhooks to the API as they happen.
+
+    async def connect_credentials(self, sandbox: SandboxUnderTest) -> Mapping[str, SecretStr]:
+        # A seller's own REST app, made on the sandbox as a seller makes one on PayPal's
+        # developer dashboard.
+        created = await sandbox.http.post("/_sandbox/apps", json={"name": "Conformance shop"})
+        assert created.status_code == 201, created.text
+        app = created.json()
+        return {
+            "client_id": SecretStr(app["client_id"]),
+            "client_secret": SecretStr(app["client_secret"]),
+        }
 
     async def sign_at(
         self,

@@ -68,11 +68,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from pixecom_core.providers import (
+    CredentialField,
     GatewayPaymentEvent,
     GatewayRefund,
     MerchantAccount,
+    PaymentConnectionKind,
     PaymentEventKind,
     PaymentRequest,
     PaymentSession,
@@ -83,9 +86,16 @@ from pixecom_core.providers import (
     RefundRequest,
     RefundState,
     VerifiedWebhook,
+    WebhookAccount,
     WebhookVerificationError,
 )
-from pixecom_paypal.client import JSONObject, PayPalAPIError, PayPalClient, tls_verification
+from pixecom_paypal.client import (
+    AppCredentials,
+    JSONObject,
+    PayPalAPIError,
+    PayPalClient,
+    tls_verification,
+)
 from pixecom_paypal.money import AmountError, from_paypal_value, to_paypal_value
 from pixecom_paypal.settings import PayPalSettings
 from pixecom_paypal.signatures import (
@@ -128,6 +138,22 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: The events a seller's app is subscribed to: those :meth:`PayPalGateway.parse_events`
+#: reads (see the table above).
+WEBHOOK_EVENT_TYPES = [
+    "CHECKOUT.ORDER.APPROVED",
+    "PAYMENT.CAPTURE.COMPLETED",
+    "PAYMENT.CAPTURE.DENIED",
+    "PAYMENT.CAPTURE.REFUNDED",
+    "PAYMENT.CAPTURE.REVERSED",
+    "CUSTOMER.DISPUTE.CREATED",
+    "CUSTOMER.DISPUTE.RESOLVED",
+]
+
+#: Where a seller's app keeps the id of its webhook subscription to PixEcom.
+WEBHOOK_ID_SETTING = "webhook_id"
+
+
 @dataclass(frozen=True, slots=True)
 class _Notification:
     """One webhook body being parsed, with what every event needs to name."""
@@ -136,6 +162,9 @@ class _Notification:
     event_type: str
     created: datetime | None
     resource: JSONObject
+    #: The client acting for the app the notification came from (a seller's, or the
+    #: platform's): every call made while parsing it uses that app's token.
+    client: PayPalClient
 
     def fail(self, problem: str) -> ProviderError:
         return ProviderError(
@@ -152,7 +181,15 @@ class _CaptureContext:
 
 
 class PayPalGateway:
-    """The ``paypal`` payment gateway; implements ``pixecom_core.providers.PaymentGateway``.
+    """The ``paypal`` payment gateway; implements ``pixecom_core.providers.PaymentGateway``
+    and ``PaymentGatewayConnections`` (issue 15: sellers connect their own REST app).
+
+    A seller connects with their REST app's client id and secret
+    (:meth:`verify_credentials`); :meth:`prepare_account` subscribes that app to the
+    seller's own webhook URL at PixEcom. Every payment, capture, refund and fetch that
+    names the seller's ``account`` then uses an access token of the seller's app (cached
+    per client id), so the money lands on the seller's PayPal account; one without an
+    account is refused unless ``platform_account_payments`` (single-account mode) is on.
 
     :param settings: where PayPal is, the credentials and the verification mode.
     :param http: an httpx client for the REST calls (tests); built from ``settings`` if absent.
@@ -164,6 +201,11 @@ class PayPalGateway:
     display_name = "PayPal"
     #: The inbox stores the transmission headers, so a stored delivery can be verified again.
     webhook_headers = frozenset(TRANSMISSION_HEADERS)
+    connection_kind = PaymentConnectionKind.CREDENTIALS
+    credential_fields = (
+        CredentialField(name="client_id", label="REST app client ID"),
+        CredentialField(name="client_secret", label="REST app secret", secret=True),
+    )
 
     def __init__(
         self,
@@ -185,6 +227,8 @@ class PayPalGateway:
         )
         self._now = now
         self._captures: OrderedDict[str, _CaptureContext] = OrderedDict()
+        #: Client ids of apps disconnected in this process: refused until connected again.
+        self._disconnected: OrderedDict[str, None] = OrderedDict()
         self._handlers: dict[
             str, Callable[[_Notification], Awaitable[list[GatewayPaymentEvent]]]
         ] = {
@@ -211,7 +255,9 @@ class PayPalGateway:
         order and PayPal refuses to capture a second payment for an order already paid.
         ``request.metadata`` is not sent: PayPal orders have no free-form metadata.
         ``PayPal-Request-Id`` is ``request.idempotency_key``: a retry returns the same order.
+        The order is created with ``request.account``'s app (see :meth:`_client_for`).
         """
+        client = self._client_for(request.account, doing="take a payment")
         try:
             value = to_paypal_value(request.amount_minor, request.currency)
         except AmountError as exc:
@@ -224,7 +270,7 @@ class PayPalGateway:
         }
         if request.description:
             purchase_unit["description"] = request.description[:_PAYPAL_TEXT_LIMIT]
-        order = await self.client.create_order(
+        order = await client.create_order(
             {
                 "intent": "CAPTURE",
                 "purchase_units": [purchase_unit],
@@ -256,7 +302,11 @@ class PayPalGateway:
         )
 
     async def capture_payment(
-        self, gateway_reference: str, *, idempotency_key: str | None = None
+        self,
+        gateway_reference: str,
+        *,
+        idempotency_key: str | None = None,
+        account: MerchantAccount | None = None,
     ) -> JSONObject:
         """Capture an approved PayPal order and return PayPal's order.
 
@@ -266,13 +316,23 @@ class PayPalGateway:
 
         :param gateway_reference: the PayPal order id from :meth:`create_payment`.
         :param idempotency_key: overrides the derived ``PayPal-Request-Id``.
+        :param account: the seller's account the order was created on.
         """
+        return await self._capture_with(
+            self._client_for(account, doing="capture a payment"),
+            gateway_reference,
+            idempotency_key=idempotency_key,
+        )
+
+    async def _capture_with(
+        self, client: PayPalClient, gateway_reference: str, *, idempotency_key: str | None
+    ) -> JSONObject:
         request_id = _request_id(idempotency_key or f"pixecom-capture-{gateway_reference}")
         try:
-            return await self.client.capture_order(gateway_reference, request_id=request_id)
+            return await client.capture_order(gateway_reference, request_id=request_id)
         except PayPalAPIError as exc:
             if "ORDER_ALREADY_CAPTURED" in exc.issues:
-                return await self.client.get_order(gateway_reference)
+                return await client.get_order(gateway_reference)
             raise
 
     # -- refunds ------------------------------------------------------------------------
@@ -294,6 +354,7 @@ class PayPalGateway:
         :raises ProviderTransientError: 5xx, timeout, 429, or 409 (the same refund is still
             being processed): retry with the same key.
         """
+        client = self._client_for(request.account, doing="refund a payment")
         capture = request.capture_reference
         try:
             value = to_paypal_value(request.amount_minor, request.currency)
@@ -310,7 +371,7 @@ class PayPalGateway:
         if request.reason and request.reason.strip():
             body["note_to_payer"] = request.reason.strip()[:_PAYPAL_NOTE_LIMIT]
         try:
-            answer = await self.client.refund_capture(
+            answer = await client.refund_capture(
                 request.capture_reference, body, request_id=_request_id(request.idempotency_key)
             )
         except PayPalAPIError as exc:
@@ -322,7 +383,7 @@ class PayPalGateway:
                 raise ProviderError(
                     f"PayPal's answer to {action} names no refund", provider=PROVIDER
                 )
-            answer = await self.client.get_refund(refund_id)
+            answer = await client.get_refund(refund_id)
         return self._gateway_refund(answer, action)
 
     async def fetch_refund(
@@ -330,14 +391,15 @@ class PayPalGateway:
         *,
         payment_reference: str,
         refund_reference: str,
-        account: MerchantAccount | None = None,  # noqa: ARG002 (seller accounts: next step)
+        account: MerchantAccount | None = None,
     ) -> GatewayRefund:
         """Read a refund again (``GET /v2/payments/refunds/{id}``), e.g. a ``PENDING`` one.
 
         :raises ProviderError: PayPal does not know the refund (404 ``RESOURCE_NOT_FOUND``).
         """
+        client = self._client_for(account, doing="read a refund")
         action = f"show refund {refund_reference} of PayPal order {payment_reference}"
-        return self._gateway_refund(await self.client.get_refund(refund_reference), action)
+        return self._gateway_refund(await client.get_refund(refund_reference), action)
 
     def _gateway_refund(self, refund: JSONObject, action: str) -> GatewayRefund:
         refund_id = _text(refund, "id")
@@ -385,7 +447,7 @@ class PayPalGateway:
         *,
         body: bytes,
         headers: Mapping[str, str],
-        account: MerchantAccount | None = None,  # noqa: ARG002 (sellers' own apps: next)
+        account: MerchantAccount | None = None,
     ) -> VerifiedWebhook:
         """Check a PayPal webhook's transmission headers, or raise ``WebhookVerificationError``.
 
@@ -395,8 +457,14 @@ class PayPalGateway:
         ``SUCCESS`` (PayPal checks the certificate URL itself then). Either way the
         transmission time must be within ``max_transmission_age_seconds`` of now.
 
+        With ``account`` (a delivery to the seller's own webhook URL) the transmission must
+        be signed for the webhook id :meth:`prepare_account` kept in the account's
+        settings, and the API mode asks with the seller's app's token; a delivery signed
+        for any other webhook (another seller's app, the platform's) fails.
+
         :raises WebhookVerificationError: missing headers, stale or malformed transmission,
-            a certificate URL off PayPal's hosts, a signature that does not match.
+            a certificate URL off PayPal's hosts, a signature that does not match, an
+            account without a webhook subscription.
         :raises ProviderTransientError: PayPal (certificate host or API) could not be reached.
         :raises ProviderAuthError: the webhook id or, in API mode, the credentials are unset.
         """
@@ -418,9 +486,10 @@ class PayPalGateway:
             )
         self._check_freshness(transmission_time, received_at)
         event_id, event_type = _event_identity(body)
-        webhook_id = self._webhook_id()
+        webhook_id = self._webhook_id(account)
         if self.settings.verification == "api":
-            status = await self.client.verify_webhook_signature(
+            client = self.client if account is None else self._client_for(account, doing="")
+            status = await client.verify_webhook_signature(
                 transmission={
                     "auth_algo": auth_algo,
                     "cert_url": cert_url,
@@ -457,7 +526,16 @@ class PayPalGateway:
             received_at=received_at,
         )
 
-    def _webhook_id(self) -> str:
+    def _webhook_id(self, account: MerchantAccount | None) -> str:
+        if account is not None:
+            webhook_id = account.settings.get(WEBHOOK_ID_SETTING)
+            if not webhook_id:
+                raise WebhookVerificationError(
+                    f"PayPal account {account.account_id} has no webhook subscription: the "
+                    "seller must connect their PayPal app again",
+                    provider=PROVIDER,
+                )
+            return webhook_id
         if not self.settings.webhook_id:
             raise ProviderAuthError(
                 "PayPal webhooks cannot be verified: set PIXECOM_PAYPAL_WEBHOOK_ID to the "
@@ -485,12 +563,14 @@ class PayPalGateway:
         self,
         webhook: VerifiedWebhook,
         *,
-        account: MerchantAccount | None = None,  # noqa: ARG002 (sellers' own apps: next)
+        account: MerchantAccount | None = None,
     ) -> list[GatewayPaymentEvent]:
         """Translate a verified PayPal webhook into core's payment events (see the module doc).
 
         May call PayPal: to find the order of a refunded, reversed or disputed capture, to
-        look for a dispute behind a reversal, and to capture an approved order.
+        look for a dispute behind a reversal, and to capture an approved order — with
+        ``account``'s app when given (the delivery came from the seller's app), else the
+        platform's.
 
         :raises ProviderError: the event lacks what its type must carry.
         :raises ProviderTransientError: PayPal could not be reached for a missing detail.
@@ -520,8 +600,140 @@ class PayPalGateway:
                 event_type=event_type,
                 created=_timestamp(event.get("create_time")),
                 resource=resource,
+                client=self.client if account is None else self._client_for(account, doing=""),
             )
         )
+
+    # -- sellers' own REST apps (PaymentGatewayConnections) ------------------------------
+
+    def _client_for(self, account: MerchantAccount | None, *, doing: str) -> PayPalClient:
+        """The client acting for ``account``'s REST app; for ``None`` the platform's app,
+        in single-account mode only (``doing`` names the refused call, empty for webhook
+        work, which the platform's own webhooks always do with its app)."""
+        if account is None:
+            if not doing or self.settings.platform_account_payments:
+                return self.client
+            raise ProviderRefused(
+                f"cannot {doing} without the seller's PayPal app: connect a PayPal REST app "
+                "first (or, for a single-seller deployment, set "
+                "PIXECOM_PAYPAL_PLATFORM_ACCOUNT_PAYMENTS=true)",
+                provider=PROVIDER,
+            )
+        if not account.client_id or account.credentials is None:
+            raise ProviderAuthError(
+                f"PayPal account {account.account_id} has no REST app credentials: the seller "
+                "must connect their PayPal app again",
+                provider=PROVIDER,
+            )
+        if account.client_id in self._disconnected:
+            raise ProviderRefused(
+                f"PayPal account {account.account_id} was disconnected: the seller must "
+                "connect their PayPal app again",
+                provider=PROVIDER,
+            )
+        return self.client.for_app(AppCredentials(account.client_id, account.credentials))
+
+    def authorization_url(self, *, state: str, redirect_uri: str) -> str | None:  # noqa: ARG002
+        """``None``: sellers connect PayPal with their REST app's credentials, no consent page."""
+        return None
+
+    async def exchange_code(self, *, code: str, redirect_uri: str) -> MerchantAccount:  # noqa: ARG002
+        """Refused: PayPal is connected with credentials (:meth:`verify_credentials`)."""
+        raise ProviderAuthError(
+            "PayPal has no consent page here: connect with the REST app's client id and secret",
+            provider=PROVIDER,
+        )
+
+    async def verify_credentials(self, fields: Mapping[str, SecretStr]) -> MerchantAccount:
+        """Fetch an access token with the seller's REST app credentials
+        (``POST /v1/oauth2/token``, client credentials over HTTP Basic; PayPal's 401
+        ``invalid_client`` becomes ``ProviderAuthError``, never quoting the secret).
+
+        ``account_id`` is the token answer's ``app_id`` (``APP-…``), falling back to the
+        client id when PayPal names none. Why not the merchant (payer) id: PayPal gives it
+        to an app token only through Log in with PayPal's user info, which needs the
+        merchant's consent, not a client-credentials token. The app id is stable across
+        secret rotation and, like the client id, belongs to exactly one PayPal account.
+        """
+        client_id = fields["client_id"].get_secret_value().strip()
+        secret = fields["client_secret"]
+        if not client_id or not secret.get_secret_value():
+            raise ProviderAuthError(
+                "PayPal needs both the REST app's client id and its secret", provider=PROVIDER
+            )
+        client = self.client.for_app(AppCredentials(client_id, secret))
+        client.forget_token()
+        app_id = await client.app_id()
+        self._disconnected.pop(client_id, None)
+        return MerchantAccount(
+            account_id=app_id or client_id,
+            client_id=client_id,
+            credentials=secret,
+            display_name=f"PayPal app {app_id or client_id}",
+        )
+
+    async def prepare_account(
+        self, account: MerchantAccount, *, webhook_url: str
+    ) -> MerchantAccount:
+        """Subscribe the seller's app to ``webhook_url`` for the events this gateway parses
+        (``POST /v1/notifications/webhooks`` with the seller's token) and keep the
+        subscription's id in ``settings["webhook_id"]``.
+
+        PayPal allows one subscription per URL and app: when it answers
+        ``WEBHOOK_URL_ALREADY_EXISTS`` (the seller connected before),
+        ``GET /v1/notifications/webhooks`` finds that subscription and its id is reused.
+        """
+        client = self._client_for(account, doing="")
+        try:
+            created = await client.create_webhook(url=webhook_url, event_types=WEBHOOK_EVENT_TYPES)
+            webhook_id = _text(created, "id")
+        except PayPalAPIError as exc:
+            if "WEBHOOK_URL_ALREADY_EXISTS" not in (exc.name, *exc.issues):
+                raise
+            webhook_id = next(
+                (
+                    _text(webhook, "id")
+                    for webhook in await client.list_webhooks()
+                    if webhook.get("url") == webhook_url
+                ),
+                None,
+            )
+        if webhook_id is None:
+            raise ProviderError(
+                f"PayPal gave no webhook id for {webhook_url} of app {account.client_id}",
+                provider=PROVIDER,
+            )
+        return account.model_copy(
+            update={"settings": {**account.settings, WEBHOOK_ID_SETTING: webhook_id}}
+        )
+
+    async def disconnect(self, account: MerchantAccount) -> None:
+        """Delete the app's webhook subscription (``DELETE
+        /v1/notifications/webhooks/{id}``), best effort: already gone (404) or credentials
+        PayPal no longer accepts are not errors. PayPal has no call revoking an app's
+        client credentials, so this process also refuses further calls with the app until
+        it is connected again."""
+        webhook_id = account.settings.get(WEBHOOK_ID_SETTING)
+        if account.client_id and account.credentials is not None:
+            client = self.client.for_app(AppCredentials(account.client_id, account.credentials))
+            if webhook_id:
+                try:
+                    await client.delete_webhook(webhook_id)
+                except ProviderAuthError:
+                    pass  # the seller rotated the secret or deleted the app: nothing to undo
+                except PayPalAPIError as exc:
+                    if exc.status_code != 404:
+                        raise
+            client.forget_token()
+            self._disconnected[account.client_id] = None
+            while len(self._disconnected) > 4096:  # audit B4: every list is bounded
+                self._disconnected.popitem(last=False)
+
+    def webhook_account(self, webhook: VerifiedWebhook) -> WebhookAccount | None:  # noqa: ARG002
+        """``None``: a seller app's deliveries come to that seller's own URL, which names the
+        account; PayPal's event bodies name no app (the payee's merchant id appears on some
+        resources only)."""
+        return None
 
     # -- one handler per event type -----------------------------------------------------
 
@@ -535,7 +747,7 @@ class PayPalGateway:
             and note.resource.get("intent", "CAPTURE") == "CAPTURE"
             and note.resource.get("status", "APPROVED") == "APPROVED"
         ):
-            await self.capture_payment(order_id)
+            await self._capture_with(note.client, order_id, idempotency_key=None)
         return []
 
     async def _capture_completed(self, note: _Notification) -> list[GatewayPaymentEvent]:
@@ -603,7 +815,7 @@ class PayPalGateway:
             "reversal_id": reversal_id,
         }
         # See the module doc: a reversal behind a dispute is that dispute's chargeback.
-        dispute_id = await self._dispute_behind(capture_id, amount_minor, currency)
+        dispute_id = await self._dispute_behind(note.client, capture_id, amount_minor, currency)
         if dispute_id is not None:
             metadata["dispute_id"] = dispute_id
         return [
@@ -621,9 +833,9 @@ class PayPalGateway:
         ]
 
     async def _dispute_behind(
-        self, capture_id: str, amount_minor: int, currency: str
+        self, client: PayPalClient, capture_id: str, amount_minor: int, currency: str
     ) -> str | None:
-        disputes = await self.client.list_disputes(disputed_transaction_id=capture_id)
+        disputes = await client.list_disputes(disputed_transaction_id=capture_id)
         candidates = [dispute for dispute in disputes if _text(dispute, "dispute_id")]
         if not candidates:
             return None
@@ -733,7 +945,7 @@ class PayPalGateway:
             context = self._captures.get(capture_id)
         if context is None:
             try:
-                fetched = await self.client.get_capture(capture_id)
+                fetched = await note.client.get_capture(capture_id)
             except PayPalAPIError as exc:
                 raise note.fail(f"capture {capture_id} could not be read: {exc}") from exc
             context = _context_of(fetched)

@@ -21,13 +21,15 @@ def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:
     """Point the gateway at the sandbox over plain HTTP (so webhooks are verified with the
     verify-webhook-signature call, which needs no https certificate URL) and the
     sandbox's events at the API, sent as they happen. The credentials are the sandbox's
-    own, valid nowhere."""
+    own, valid nowhere. Single-account mode stays on, so a seller who has not connected a
+    PayPal app can still pay in the demo; one who has pays with their own app."""
     return {
         "PIXECOM_PAYPAL_API_BASE": sandbox_url,
         "PIXECOM_PAYPAL_VERIFICATION": "api",
         "PIXECOM_PAYPAL_CLIENT_ID": "sandbox-client-id",
         "PIXECOM_PAYPAL_CLIENT_SECRET": "sandbox-client-secret",
         "PIXECOM_PAYPAL_WEBHOOK_ID": "SANDBOXWEBHOOK0000000001",
+        "PIXECOM_PAYPAL_PLATFORM_ACCOUNT_PAYMENTS": "true",
         "PIXECOM_PAYPAL_SANDBOX_WEBHOOK_URL": f"{api_url}/webhooks/paypal",
         # PayPal sends its webhooks on its own; so does the sandbox in dev mode.
         "PIXECOM_PAYPAL_SANDBOX_AUTO_DELIVER": "true",

@@ -45,6 +45,12 @@ class PayPalSettings(SettingsWithSecretFiles):
     :param capture_on_approval: capture an order when ``CHECKOUT.ORDER.APPROVED`` arrives
         (intent ``CAPTURE``: the approval itself moves no money). Turn off when the
         storefront captures on its return URL with :meth:`PayPalGateway.capture_payment`.
+    :param platform_account_payments: single-account mode. Off (the default), a payment,
+        capture or refund without a seller's connected REST app is refused
+        (``ProviderRefused``): a seller's money must never land on the platform's app. On,
+        such a call uses the platform app above, as before sellers connected their own
+        apps (tests, ``pixecom dev``, a deployment with one seller); calls that name a
+        seller's account still use that seller's app.
     """
 
     model_config = SettingsConfigDict(
@@ -65,6 +71,7 @@ class PayPalSettings(SettingsWithSecretFiles):
     tls_ca_file: Path | None = None
     timeout_seconds: float = Field(default=10.0, gt=0)
     capture_on_approval: bool = True
+    platform_account_payments: bool = False
 
     @field_validator("api_base")
     @classmethod
