@@ -63,7 +63,9 @@ verification with another webhook id fails, and verify-webhook-signature answers
 ``FAILURE`` for a webhook id that is not the caller's); they are delivered as they happen
 when ``auto_deliver`` is on, else by ``POST /_sandbox/webhooks/{webhook_id}/deliver``. The
 platform app (the configured ``client_id``) behaves as before: its events go to
-``webhook_url``, signed for ``webhook_id``.
+``webhook_url``, signed for ``webhook_id``, its one subscription; its calls to the Webhooks
+API answer 403 ``NOT_AUTHORIZED`` here (PayPal would let it manage subscriptions too, which
+nothing in PixEcom does).
 
 The sandbox is found through the ``pixecom_register_sandboxes`` hook; its defaults come from
 ``PIXECOM_PAYPAL_SANDBOX_*`` (falling back to the gateway's ``PIXECOM_PAYPAL_CLIENT_ID``,
