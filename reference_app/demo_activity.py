@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
@@ -61,12 +61,16 @@ class DemoActivity:
     payment_accounts_connected: int = 0
 
 
-async def seed_demo_activity(settings: Settings, *, api_url: str) -> DemoActivity:
+async def seed_demo_activity(
+    settings: Settings, *, api_url: str, sandbox_urls: Mapping[str, str] | None = None
+) -> DemoActivity:
     """Connect sandbox demo accounts to the demo seller through each network's consent
     flow, plan their backfill, and sync them once (dev only).
 
     :param api_url: the API's base URL: the consent page redirects to its callback (the
         demo completes the flow itself, since the API is not serving yet).
+    :param sandbox_urls: sandbox name → base URL of the sandboxes being served, for those
+        that hand out demo credentials (:attr:`Sandbox.demo_credentials`).
     """
     if settings.mode is not Mode.DEV:
         raise RuntimeError("demo activity is for pixecom dev only")
@@ -105,7 +109,8 @@ async def seed_demo_activity(settings: Settings, *, api_url: str) -> DemoActivit
             PaymentConnections.for_settings(sessions, settings, registry),
             registry,
             context,
-            f"{api_url.rstrip('/')}/payments/connections/callback",
+            api_url.rstrip("/"),
+            sandbox_urls or {},
         )
         for account_id in connected:
             await plan_backfill(context, account_id, days=settings.backfill_days)
@@ -167,39 +172,49 @@ async def _connect_payment_accounts(
     connections: PaymentConnections,
     registry: ProviderRegistry,
     context: SellerContext,
-    callback: str,
+    api_url: str,
+    sandbox_urls: Mapping[str, str],
 ) -> int:
-    """Connect the demo seller's own account at each payment gateway that connects through
-    a consent page its sandbox can approve, unless one is connected already; return how
-    many were connected."""
+    """Connect the demo seller's own account at each payment gateway whose sandbox can play
+    the seller — approve its consent page, or hand out credentials — unless one is
+    connected already; return how many were connected."""
     connected = 0
+    callback = f"{api_url}/payments/connections/callback"
     for sandbox in registry.sandboxes():
-        if sandbox.approve_consent is None:
-            continue
         try:
             gateway = registry.payment_gateway(sandbox.provider)
         except UnknownProviderError:
             continue
-        if not (
-            isinstance(gateway, PaymentGatewayConnections)
-            and gateway.connection_kind is PaymentConnectionKind.OAUTH
-        ):
+        if not isinstance(gateway, PaymentGatewayConnections):
             continue
         async with context.scope() as scope:
             if await PaymentConnectionRepository(scope).active(gateway.identifier) is not None:
                 continue  # connected at an earlier start
-        started = await connections.start(context, gateway.identifier, redirect_uri=callback)
-        if started.authorization_url is None:
+        kind = gateway.connection_kind
+        if kind is PaymentConnectionKind.OAUTH and sandbox.approve_consent is not None:
+            started = await connections.start(context, gateway.identifier, redirect_uri=callback)
+            if started.authorization_url is None:
+                continue
+            redirect = await sandbox.approve_consent(started.authorization_url)
+            answer = dict(parse_qsl(urlsplit(redirect).query))
+            await connections.complete(
+                state=answer.get("state", ""),
+                code=answer.get("code"),
+                error=answer.get("error"),
+                acting_seller_id=context.seller_id,
+                webhook_base=api_url,
+            )
+        elif (
+            kind is PaymentConnectionKind.CREDENTIALS
+            and sandbox.demo_credentials is not None
+            and sandbox.name in sandbox_urls
+        ):
+            fields = await sandbox.demo_credentials(sandbox_urls[sandbox.name])
+            await connections.connect_with_credentials(
+                context, gateway.identifier, fields, webhook_base=api_url
+            )
+        else:
             continue
-        redirect = await sandbox.approve_consent(started.authorization_url)
-        answer = dict(parse_qsl(urlsplit(redirect).query))
-        await connections.complete(
-            state=answer.get("state", ""),
-            code=answer.get("code"),
-            error=answer.get("error"),
-            acting_seller_id=context.seller_id,
-            webhook_base=callback.removesuffix("/payments/connections/callback"),
-        )
         connected += 1
     return connected
 

@@ -292,7 +292,13 @@ def demo_activity(deployment: DevDeployment) -> None:
     from reference_app.demo_activity import seed_demo_activity
 
     try:
-        activity = asyncio.run(seed_demo_activity(deployment.settings, api_url=deployment.api_url))
+        activity = asyncio.run(
+            seed_demo_activity(
+                deployment.settings,
+                api_url=deployment.api_url,
+                sandbox_urls=deployment.sandbox_urls,
+            )
+        )
     except Exception as exc:  # demo data is a convenience: never a reason not to start
         deployment.say(f"demo activity skipped: {exc!r}")
         return

@@ -30,6 +30,7 @@ the problems feed says so.
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -82,6 +83,15 @@ _FIND_ACCOUNT = text(
 def utcnow() -> datetime:
     """The default clock of :class:`PaymentConnections`."""
     return datetime.now(UTC)
+
+
+def sealed_account(account: MerchantAccount) -> str:
+    """``account`` as the JSON core encrypts and stores: the credentials in clear inside
+    it (pydantic writes a ``SecretStr`` as asterisks, which would store nothing usable)."""
+    data = account.model_dump(mode="json")
+    if account.credentials is not None:
+        data["credentials"] = account.credentials.get_secret_value()
+    return json.dumps(data, separators=(",", ":"))
 
 
 def account_webhook_url(base: str, gateway: str, account_id: str) -> str:
@@ -519,7 +529,7 @@ class PaymentConnections:
                     connection_id,
                     status=PaymentConnectionStatus.ACTIVE,
                     account_id=account.account_id,
-                    account_ciphertext=self._box.encrypt(account.model_dump_json()),
+                    account_ciphertext=self._box.encrypt(sealed_account(account)),
                     account_key_version=self._box.primary_version,
                     display_name=account.display_name,
                     connected_at=now,

@@ -185,6 +185,11 @@ class Sandbox:
         dev`` connects the demo seller's accounts through it, and ``pixecom simulate``
         each simulated seller's payment account, by the same flow a seller follows;
         ``None``: they cannot be connected that way.
+    :param demo_credentials: for a payment gateway whose sellers connect with credentials
+        (a PayPal REST app): given the sandbox's base URL, create a seller's own account
+        there and return the credential fields to connect it with (the names of the
+        gateway's ``credential_fields``). ``pixecom dev`` connects the demo seller's
+        account with them, through the same route a seller uses; ``None``: it cannot.
     """
 
     name: str
@@ -197,3 +202,4 @@ class Sandbox:
     simulation_environment: Callable[[SimulatedConditions], Mapping[str, str]] | None = None
     simulation_accounts: Callable[[int, str], Sequence[SimulatedAdAccount]] | None = None
     approve_consent: Callable[[str], Awaitable[str]] | None = None
+    demo_credentials: Callable[[str], Awaitable[Mapping[str, str]]] | None = None

@@ -22,7 +22,8 @@ from pixecom_core.db.engine import create_sessionmaker
 from pixecom_core.ledger import Ledger, ProcessResult, WebhookInbox
 from pixecom_core.payments import PaymentConnections
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
-from pixecom_core.providers import PaymentEventKind
+from pixecom_core.providers import MerchantAccount, PaymentEventKind
+from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from tests.app.catalog.conftest import create_product, create_sellpage, set_price, unique_slug
 from tests.app.conftest import ClientFactory, NewSeller, SignedUpSeller
@@ -183,7 +184,10 @@ async def test_a_used_state_a_foreign_browser_and_a_taken_account_are_refused(
 
 
 async def test_credentials_are_checked_before_anything_is_stored(
-    client: httpx.AsyncClient, new_seller: NewSeller, database_owner_dsn: str
+    client: httpx.AsyncClient,
+    new_seller: NewSeller,
+    database_owner_dsn: str,
+    settings_with_fee: Settings,
 ) -> None:
     seller = await new_seller(client=client)
     options = await client.get("/payments/gateways", headers=seller.headers)
@@ -224,6 +228,13 @@ async def test_credentials_are_checked_before_anything_is_stored(
         ).fetchall()
     assert [row[0] for row in rows] == ["ACTIVE"]
     assert b"right-secret" not in bytes(rows[0][1])
+    # ...and what is stored is usable: the seller's secret itself, not its masked form.
+    stored = MerchantAccount.model_validate_json(
+        SecretBox(settings_with_fee.token_encryption_keys).decrypt(bytes(rows[0][1]))
+    )
+    assert stored.credentials is not None
+    assert stored.credentials.get_secret_value() == "right-secret"
+    assert stored.client_id == "c1"
 
 
 async def test_webhooks_are_routed_by_account_and_a_foreign_payment_is_refused(

@@ -36,6 +36,18 @@ def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:
     }
 
 
+async def _demo_credentials(sandbox_url: str) -> dict[str, str]:
+    """A new seller REST app at the sandbox (``POST /_sandbox/apps``): its client id and
+    secret, for ``pixecom dev``'s demo seller to connect."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as client:
+        created = await client.post("/_sandbox/apps", json={"name": "Demo shop"})
+        created.raise_for_status()
+        app = created.json()
+    return {"client_id": str(app["client_id"]), "client_secret": str(app["client_secret"])}
+
+
 @hookimpl
 def pixecom_register_sandboxes() -> list[Sandbox]:
     """Offer the ``paypal`` sandbox: a fake PayPal REST API that also sends signed webhooks."""
@@ -45,5 +57,6 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
             provider="paypal",
             create_app=create_sandbox_app,
             environment=_dev_environment,
+            demo_credentials=_demo_credentials,
         )
     ]
