@@ -303,6 +303,10 @@ async def test_credentials_refused_then_accepted(
     other = await payments_world.new_seller("Copycat Shop")
     await page.get_by_role("button", name="Log out").click()
     await page.get_by_test_id("login-form").wait_for()
+    # A fresh load for the next login: going to /dashboard/#/overview from #/login would
+    # only change the hash, and the login view re-rendering on it could clear the form
+    # while the test fills it (a flaky timeout in CI).
+    await page.goto("about:blank")
     await open_payments(page, payments_world, other)
     form = page.get_by_test_id("credentials-fakecreds")
     await form.get_by_label("Client id").fill(client_id)
