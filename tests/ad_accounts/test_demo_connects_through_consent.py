@@ -5,7 +5,6 @@ behind the flow's back."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -13,32 +12,19 @@ import pytest
 import redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pixecom_core.accounts.service import SignUp, create_seller_account, find_login
-from pixecom_core.db.engine import create_sessionmaker
-from pixecom_core.plugins import PLUGIN_MODULES_ENV, ProviderRegistry, create_plugin_manager
-from pixecom_core.settings import Mode, Settings
-from pixecom_core.testing.loopback import LoopbackServer
-from reference_app import demo_activity
+from pixecom_core.settings import Settings
 from reference_app.demo_activity import seed_demo_activity
 from reference_app.worker.broker import Queue, stream_name
-
-API_URL = "http://127.0.0.1:9"  # the API is not serving yet when the demo connects
+from tests.demo_support import API_URL, demo_seller, served_sandbox
 
 
 @pytest.fixture
 def meta_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The installed Meta plugin's sandbox on loopback, the plugin pointed at it as
     ``pixecom dev`` points it."""
-    # the demo finds the plugin as `pixecom dev` does: through the plugin manager
-    monkeypatch.setenv(PLUGIN_MODULES_ENV, "pixecom_meta_ads.plugin")
-    registry = ProviderRegistry(create_plugin_manager())
-    sandbox = registry.sandbox("meta")
-    assert sandbox.environment is not None and sandbox.approve_consent is not None
-    server = LoopbackServer(sandbox.create_app())
-    for name, value in sandbox.environment(server.url, API_URL).items():
-        monkeypatch.setenv(name, value)
-    with server:
-        yield server.url
+    with served_sandbox(monkeypatch, "pixecom_meta_ads.plugin", "meta") as (url, sandbox):
+        assert sandbox.approve_consent is not None
+        yield url
 
 
 def demo_rows(owner_dsn: str, seller_id: object) -> dict[str, object]:
@@ -70,29 +56,7 @@ async def test_the_demo_seller_connects_its_accounts_through_the_consent_flow(
     database_owner_dsn: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    dev = app_settings.model_copy(update={"mode": Mode.DEV})
-    # A demo seller of this test's own (the real one is another test's business).
-    email = f"demo-{uuid.uuid4().hex[:12]}@example.com"
-    monkeypatch.setattr(demo_activity, "DEMO_EMAIL", email)
-    # The demo sellpage's slug is unique across sellers: another test's demo seller may
-    # hold the real one in this run's database.
-    monkeypatch.setattr(demo_activity, "DEMO_SLUG", f"demo-{uuid.uuid4().hex[:12]}")
-    sessions = create_sessionmaker(app_engine)
-    await create_seller_account(
-        sessions,
-        dev,
-        SignUp(
-            seller_name="Demo Store",
-            reporting_currency="USD",
-            timezone="UTC",
-            email=email,
-            password="a demo password of this test",
-            display_name="Demo Owner",
-        ),
-    )
-    found = await find_login(sessions, email)
-    assert found is not None
-    seller_id = found[0]
+    dev, seller_id = await demo_seller(app_settings, app_engine, monkeypatch)
     queue = redis.Redis.from_url(dev.redis_url or "")
     backfills_before = queue.xlen(stream_name(dev, Queue.BACKFILL))
 
