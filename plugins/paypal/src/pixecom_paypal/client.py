@@ -250,7 +250,7 @@ class PayPalClient:
                 app_id=_string(payload.get("app_id")),
             )
             self._tokens.move_to_end(app.client_id)
-            while len(self._tokens) > _TOKEN_CACHE_SIZE:  # audit B4: every list is bounded
+            while len(self._tokens) > _TOKEN_CACHE_SIZE:  # SCALE-4: nothing unbounded
                 forgotten, _ = self._tokens.popitem(last=False)
                 self._token_locks.pop(forgotten, None)
             return token

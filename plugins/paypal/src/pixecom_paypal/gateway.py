@@ -726,7 +726,7 @@ class PayPalGateway:
                         raise
             client.forget_token()
             self._disconnected[account.client_id] = None
-            while len(self._disconnected) > 4096:  # audit B4: every list is bounded
+            while len(self._disconnected) > 4096:  # SCALE-4: nothing unbounded
                 self._disconnected.popitem(last=False)
 
     def webhook_account(self, webhook: VerifiedWebhook) -> WebhookAccount | None:  # noqa: ARG002

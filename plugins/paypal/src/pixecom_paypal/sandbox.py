@@ -544,7 +544,7 @@ class _SellerApp:
     webhooks: dict[str, _Subscription] = field(default_factory=dict)
 
 
-#: Apps the sandbox keeps at most (audit B4: every list is bounded).
+#: Apps the sandbox keeps at most (SCALE-4: nothing unbounded).
 MAX_APPS = 1000
 #: PayPal's documented limit of webhook subscriptions per app.
 MAX_WEBHOOKS_PER_APP = 10
