@@ -168,6 +168,33 @@ async def _connect_through_consent(
     return [account.id for account in accounts]
 
 
+async def connect_through_consent(
+    connections: PaymentConnections,
+    seller: SellerContext,
+    gateway: str,
+    approve_consent: Callable[[str], Awaitable[str]],
+    api_url: str,
+) -> bool:
+    """Connect the seller's own account at ``gateway`` the way the seller would: start the
+    flow, have the sandbox's consent page approved (``approve_consent`` plays the
+    seller's browser), and complete the callback with what it redirects back with, acting
+    as the seller (as with their token). Return whether it started (a consent URL)."""
+    started = await connections.start(
+        seller, gateway, redirect_uri=f"{api_url}/payments/connections/callback"
+    )
+    if started.authorization_url is None:
+        return False
+    answer = dict(parse_qsl(urlsplit(await approve_consent(started.authorization_url)).query))
+    await connections.complete(
+        state=answer.get("state", ""),
+        code=answer.get("code"),
+        error=answer.get("error"),
+        acting_seller_id=seller.seller_id,
+        webhook_base=api_url,
+    )
+    return True
+
+
 async def _connect_payment_accounts(
     connections: PaymentConnections,
     registry: ProviderRegistry,
@@ -179,7 +206,6 @@ async def _connect_payment_accounts(
     the seller — approve its consent page, or hand out credentials — unless one is
     connected already; return how many were connected."""
     connected = 0
-    callback = f"{api_url}/payments/connections/callback"
     for sandbox in registry.sandboxes():
         try:
             gateway = registry.payment_gateway(sandbox.provider)
@@ -192,18 +218,10 @@ async def _connect_payment_accounts(
                 continue  # connected at an earlier start
         kind = gateway.connection_kind
         if kind is PaymentConnectionKind.OAUTH and sandbox.approve_consent is not None:
-            started = await connections.start(context, gateway.identifier, redirect_uri=callback)
-            if started.authorization_url is None:
+            if not await connect_through_consent(
+                connections, context, gateway.identifier, sandbox.approve_consent, api_url
+            ):
                 continue
-            redirect = await sandbox.approve_consent(started.authorization_url)
-            answer = dict(parse_qsl(urlsplit(redirect).query))
-            await connections.complete(
-                state=answer.get("state", ""),
-                code=answer.get("code"),
-                error=answer.get("error"),
-                acting_seller_id=context.seller_id,
-                webhook_base=api_url,
-            )
         elif (
             kind is PaymentConnectionKind.CREDENTIALS
             and sandbox.demo_credentials is not None

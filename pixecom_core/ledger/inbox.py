@@ -216,18 +216,19 @@ class WebhookInbox:
         parse_error: Exception | None = None
         try:
             gateway = self._registry.payment_gateway(webhook.gateway)
+            addressed = webhook.headers.get(ACCOUNT_HEADER)
+            merchant = None
             if self._connections is not None and isinstance(gateway, PaymentGatewayConnections):
-                addressed = webhook.headers.get(ACCOUNT_HEADER)
                 account = (
                     WebhookAccount(account_id=addressed)
                     if addressed
                     else gateway.webhook_account(webhook)
                 )
-            merchant = (
-                await self._connections.account_by_id(webhook.gateway, account.account_id)
-                if account is not None and self._connections is not None
-                else None
-            )
+                # Only a seller's own app needs its stored account (credentials) to parse:
+                # a platform-endpoint delivery names its account and is parsed with the
+                # platform's key, with no lookup per webhook.
+                if addressed:
+                    merchant = await self._connections.account_by_id(webhook.gateway, addressed)
             if merchant is None:
                 events = await gateway.parse_events(webhook)
             else:

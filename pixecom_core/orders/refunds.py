@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -390,7 +390,7 @@ class RefundService:
                         "this Idempotency-Key was used for another refund request; "
                         "use a new key for a new refund"
                     )
-                reserved = await self._reserved(scope, existing)
+                reserved = await self._reserved(scope, existing, order)
                 return replace(reserved, claimed=await self._claim(scope, reserved.refund))
             if order.payment_gateway is None or order.payment_id is None:
                 raise NothingToRefundError("the order has no payment to refund")
@@ -478,11 +478,17 @@ class RefundService:
         )
         return claimed.first() is not None
 
-    async def _reserved(self, scope: SellerScope, row: object) -> _Reserved:
-        """What sending the existing refund ``row`` to the gateway needs."""
+    async def _reserved(
+        self, scope: SellerScope, row: object, order: Any | None = None
+    ) -> _Reserved:
+        """What sending the existing refund ``row`` to the gateway needs.
+
+        :param order: the refund's order row, when the caller locked it already.
+        """
         refund = _view(row)
         keys = {"seller_id": scope.seller_id, "order_id": refund.order_id}
-        order = (await scope.session.execute(_LOCK_ORDER, keys)).first()
+        if order is None:
+            order = (await scope.session.execute(_LOCK_ORDER, keys)).first()
         captures = (
             await scope.session.execute(_CAPTURES, {**keys, "gateway": refund.gateway})
         ).all()

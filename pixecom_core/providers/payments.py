@@ -378,9 +378,10 @@ class PaymentGateway(Protocol):
         the webhook was acknowledged, so it may call the gateway to fetch missing details.
 
         :param webhook: a webhook that passed ``verify_webhook``.
-        :param account: the seller's account the delivery is about, when core knows it (the
-            account it was addressed to, or the one ``webhook_account`` names): fetch
-            details with it.
+        :param account: the seller's account the delivery was addressed to (its own
+            webhook URL, see :meth:`PaymentGatewayConnections.prepare_account`): fetch
+            details with it. ``None`` for a delivery to the platform's endpoint, even when
+            ``webhook_account`` names an account (the platform's key acts on it).
         """
         ...
 

@@ -299,6 +299,24 @@ def assert_error_for(failure: Failure, error: BaseException, *, secret: str | No
         assert secret not in _chain_text(error), "the error shows the credential"
 
 
+async def consent_code(sandbox: SandboxUnderTest, url: str | None, provider: str) -> str:
+    """Play the seller on an OAuth provider's consent page (the sandbox's
+    ``approve_consent``) for the consent ``url`` the plugin built with the kit's state and
+    callback; return the code it redirects back with, after checking the redirect."""
+    assert url, f"an OAuth {provider} gives a consent URL"
+    approve = sandbox.sandbox.approve_consent
+    assert approve is not None, (
+        f"an OAuth {provider}'s sandbox sets Sandbox.approve_consent, so dev mode and this kit "
+        "can play the seller on its consent page"
+    )
+    location = await approve(url)
+    assert location.startswith(f"{CALLBACK}?"), f"not sent back to the redirect URI: {location}"
+    query = parse_qs(urlsplit(location).query)
+    assert query.get("state") == [CONSENT_STATE], "the state must come back unchanged"
+    assert query.get("code"), f"no code in the redirect: {location}"
+    return query["code"][0]
+
+
 class ProviderConformance:
     """What every kit class shares: the plugin under test and its sandbox on loopback.
 
@@ -701,18 +719,7 @@ class AdNetworkConformance(SandboxKitChecks, ProviderConformance):
             assert url is None, "a pasted-token network has no consent page"
             return await authorization.grant_from_token(SecretStr(self.access_token)), None
         url = authorization.authorization_url(state=CONSENT_STATE, redirect_uri=CALLBACK)
-        assert url, "an OAuth network gives a consent URL"
-        approve = sandbox.sandbox.approve_consent
-        assert approve is not None, (
-            "an OAuth network's sandbox sets Sandbox.approve_consent, so dev mode and this kit "
-            "can play the seller on its consent page"
-        )
-        location = await approve(url)
-        assert location.startswith(f"{CALLBACK}?"), f"not sent back to the redirect URI: {location}"
-        query = parse_qs(urlsplit(location).query)
-        assert query.get("state") == [CONSENT_STATE], "the state must come back unchanged"
-        assert query.get("code"), f"no code in the redirect: {location}"
-        code = query["code"][0]
+        code = await consent_code(sandbox, url, "network")
         return await authorization.exchange_code(code=code, redirect_uri=CALLBACK), code
 
     @pytest.mark.asyncio
@@ -1163,18 +1170,7 @@ class PaymentGatewayConformance(SandboxKitChecks, ProviderConformance):
             return account, secret
         assert connections.credential_fields == (), "an OAuth gateway's form asks nothing"
         url = connections.authorization_url(state=CONSENT_STATE, redirect_uri=CALLBACK)
-        assert url, "an OAuth gateway gives a consent URL"
-        approve = sandbox.sandbox.approve_consent
-        assert approve is not None, (
-            "an OAuth gateway's sandbox sets Sandbox.approve_consent, so dev mode and this kit "
-            "can play the seller on its consent page"
-        )
-        location = await approve(url)
-        assert location.startswith(f"{CALLBACK}?"), f"not sent back to the redirect URI: {location}"
-        query = parse_qs(urlsplit(location).query)
-        assert query.get("state") == [CONSENT_STATE], "the state must come back unchanged"
-        assert query.get("code"), f"no code in the redirect: {location}"
-        code = query["code"][0]
+        code = await consent_code(sandbox, url, "gateway")
         return await connections.exchange_code(code=code, redirect_uri=CALLBACK), code
 
     @pytest.mark.asyncio

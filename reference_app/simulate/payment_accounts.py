@@ -15,7 +15,6 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from urllib.parse import parse_qsl, urlsplit
 
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.payments import PaymentConnections
@@ -23,6 +22,7 @@ from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import PaymentConnectionKind, PaymentGatewayConnections, Sandbox
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import SellerContext
+from reference_app.demo_activity import connect_through_consent
 
 #: Consent flows in flight at once (each a few sandbox calls and three short transactions).
 CONCURRENCY = 8
@@ -73,7 +73,6 @@ async def connect_payment_accounts(
         try:
             sessions = create_sessionmaker(engine)
             connections = PaymentConnections.for_settings(sessions, settings, registry)
-            callback = f"{api_url.rstrip('/')}/payments/connections/callback"
             slots = asyncio.Semaphore(CONCURRENCY)
 
             async def connect(seller_id: uuid.UUID) -> None:
@@ -81,19 +80,8 @@ async def connect_payment_accounts(
                     seller = SellerContext(
                         seller_id=seller_id, sessions=sessions, settings=settings
                     )
-                    started = await connections.start(
-                        seller, gateway.identifier, redirect_uri=callback
-                    )
-                    assert started.authorization_url is not None
-                    answer = dict(
-                        parse_qsl(urlsplit(await approve(started.authorization_url)).query)
-                    )
-                    await connections.complete(
-                        state=answer.get("state", ""),
-                        code=answer.get("code"),
-                        error=answer.get("error"),
-                        acting_seller_id=seller_id,
-                        webhook_base=api_url,
+                    await connect_through_consent(
+                        connections, seller, gateway.identifier, approve, api_url.rstrip("/")
                     )
 
             await asyncio.gather(*(connect(seller_id) for seller_id in seller_ids))
