@@ -26,7 +26,14 @@ import pluggy
 
 from pixecom_core.hookspecs import events as event_hookspecs
 from pixecom_core.hookspecs import providers as provider_hookspecs
-from pixecom_core.providers import AdNetwork, PaymentGateway, Sandbox, Storage, Tracker
+from pixecom_core.providers import (
+    AdNetwork,
+    CurrencyRateSource,
+    PaymentGateway,
+    Sandbox,
+    Storage,
+    Tracker,
+)
 
 PROJECT_NAME = "pixecom"
 """The pluggy project name and the entry-point group plugins are declared in."""
@@ -75,6 +82,7 @@ class ProviderKind(StrEnum):
     PAYMENT_GATEWAY = "payment_gateway"
     TRACKER = "tracker"
     STORAGE = "storage"
+    CURRENCY_RATES = "currency_rates"
     SANDBOX = "sandbox"
 
     @property
@@ -420,6 +428,12 @@ class ProviderRegistry:
             expected=Storage,
             key=lambda provider: provider.identifier,
         )
+        self._currency_rates: _ProvidersOfKind[CurrencyRateSource] = _ProvidersOfKind(
+            ProviderKind.CURRENCY_RATES,
+            hook.pixecom_register_currency_rates(),
+            expected=CurrencyRateSource,
+            key=lambda provider: provider.identifier,
+        )
         self._sandboxes: _ProvidersOfKind[Sandbox] = _ProvidersOfKind(
             ProviderKind.SANDBOX,
             hook.pixecom_register_sandboxes(),
@@ -461,6 +475,22 @@ class ProviderRegistry:
         """
         return self._storage.get(identifier)
 
+    def currency_rates(self, identifier: str | None = None) -> CurrencyRateSource:
+        """Return the currency-rate source registered as ``identifier``; without one, the
+        only source installed.
+
+        :raises UnknownProviderError: none is installed under that identifier, or no
+            identifier was given and not exactly one source is installed.
+        """
+        if identifier is None:
+            installed = self.names(ProviderKind.CURRENCY_RATES)
+            if len(installed) != 1:
+                raise UnknownProviderError(
+                    ProviderKind.CURRENCY_RATES, "(set PIXECOM_FX_SOURCE)", installed
+                )
+            identifier = installed[0]
+        return self._currency_rates.get(identifier)
+
     def sandbox(self, name: str) -> Sandbox:
         """Return the sandbox registered as ``name``.
 
@@ -482,6 +512,7 @@ class ProviderRegistry:
             ProviderKind.PAYMENT_GATEWAY: self._payment_gateways,
             ProviderKind.TRACKER: self._trackers,
             ProviderKind.STORAGE: self._storage,
+            ProviderKind.CURRENCY_RATES: self._currency_rates,
             ProviderKind.SANDBOX: self._sandboxes,
         }
         return sorted(providers[ProviderKind(kind)].by_name)

@@ -10,7 +10,14 @@ list or nothing when the plugin has nothing of that kind.
 # Hook specifications are signatures with documentation; pluggy never runs their bodies.
 
 from pixecom_core.hookspecs import hookspec
-from pixecom_core.providers import AdNetwork, PaymentGateway, Sandbox, Storage, Tracker
+from pixecom_core.providers import (
+    AdNetwork,
+    CurrencyRateSource,
+    PaymentGateway,
+    Sandbox,
+    Storage,
+    Tracker,
+)
 
 
 @hookspec
@@ -64,6 +71,20 @@ def pixecom_register_storage() -> list[Storage]:
 
     All results collected: every plugin's list is concatenated, and two stores with the same
     ``identifier`` are refused when the registry is built.
+    """
+
+
+@hookspec
+def pixecom_register_currency_rates() -> list[CurrencyRateSource]:
+    """Return the currency-rate sources this plugin provides (issue 16).
+
+    Each object implements :class:`pixecom_core.providers.CurrencyRateSource`; core loads
+    daily reference rates from it (a scheduled load, ``pixecom fx backfill``) and converts
+    every seller's spend and revenue into the seller's reporting currency with them. With
+    several installed, ``PIXECOM_FX_SOURCE`` names the one to load from.
+
+    All results collected: every plugin's list is concatenated, and two sources with the
+    same ``identifier`` are refused when the registry is built.
     """
 
 

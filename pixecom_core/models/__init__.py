@@ -41,7 +41,7 @@ from pixecom_core.models.catalog import (
     Sellpage,
     SellpageStatus,
 )
-from pixecom_core.models.fx import FxRate
+from pixecom_core.models.fx import FxRate, SellerFxRate, SellerFxRateChange
 from pixecom_core.models.jobs import DeadLetter, SyncRun
 from pixecom_core.models.orders import (
     PAID_LIKE_STATUSES,
@@ -71,7 +71,13 @@ from pixecom_core.models.sellers import (
     User,
     UserRole,
 )
-from pixecom_core.models.stats import AdStatsDaily, AdStatsRaw, SellpageStatsDaily
+from pixecom_core.models.stats import (
+    AdStatsDaily,
+    AdStatsRaw,
+    EntityStatsDaily,
+    SellerStatsDaily,
+    SellpageStatsDaily,
+)
 from pixecom_core.models.tracking import TrackingRecord
 
 #: Every seller-owned table, parents before children (the order rows can be inserted in).
@@ -100,6 +106,10 @@ SELLER_OWNED_TABLES: tuple[str, ...] = (
     "ad_stats_raw",
     "ad_stats_daily",
     "sellpage_stats_daily",
+    "seller_stats_daily",
+    "entity_stats_daily",
+    "seller_fx_rates",
+    "seller_fx_rate_changes",
     "tracking_records",
 )
 
@@ -111,6 +121,7 @@ PARTITIONED_TABLES: Mapping[str, str] = MappingProxyType(
         "ad_stats_raw": "date_start",
         "ad_stats_daily": "stat_date",
         "sellpage_stats_daily": "stat_date",
+        "entity_stats_daily": "stat_date",
     }
 )
 
@@ -123,6 +134,10 @@ SELLER_ATTRIBUTED_TABLES: tuple[str, ...] = ("webhook_inbox", "dead_letters", "s
 APPEND_ONLY_TABLES: tuple[str, ...] = ("order_events", "payment_events")
 
 __all__ = [
+    "EntityStatsDaily",
+    "SellerFxRate",
+    "SellerFxRateChange",
+    "SellerStatsDaily",
     "APPEND_ONLY_TABLES",
     "PAID_LIKE_STATUSES",
     "PARTITIONED_TABLES",

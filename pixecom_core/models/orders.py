@@ -138,6 +138,19 @@ class Order(SellerOwned, table=True):
     customer_email: str = Field(sa_type=Text, nullable=False)
     payment_gateway: str | None = Field(default=None, sa_type=Text)
     payment_id: str | None = Field(default=None, sa_type=Text)
+    # Issue 16 item 3: where the shopper came from, as the landing URL said (bounded and
+    # validated at checkout). The ``*_ref`` columns are the ad network's own ids, which
+    # Meta's URL parameters ``{{campaign.id}}``, ``{{adset.id}}`` and ``{{ad.id}}`` fill in;
+    # the roll-up matches them (or ``utm_campaign``) against the synced campaigns.
+    utm_source: str | None = Field(default=None, sa_type=Text)
+    utm_medium: str | None = Field(default=None, sa_type=Text)
+    utm_campaign: str | None = Field(default=None, sa_type=Text)
+    utm_content: str | None = Field(default=None, sa_type=Text)
+    utm_term: str | None = Field(default=None, sa_type=Text)
+    fbclid: str | None = Field(default=None, sa_type=Text)
+    campaign_ref: str | None = Field(default=None, sa_type=Text)
+    adset_ref: str | None = Field(default=None, sa_type=Text)
+    ad_ref: str | None = Field(default=None, sa_type=Text)
 
 
 class OrderPayment(SellerOwned, table=True):

@@ -1,6 +1,8 @@
-"""Ad statistics (raw fetches and the daily latest snapshot) and sellpage daily figures.
+"""Ad statistics (raw fetches and the daily latest snapshot) and the daily roll-ups:
+per sellpage, per ad entity and per seller.
 
-All three tables are partitioned by month (STORE-1, "Should partitioning be used?").
+All but the per-seller table are partitioned by month (STORE-1, "Should partitioning be
+used?"); that one has a row per seller and day.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field
 
 from pixecom_core.models.base import (
@@ -215,6 +218,125 @@ class SellpageStatsDaily(SellerOwnedNaturalKey, table=True):
     needs_reaggregation: bool = Field(
         default=False, nullable=False, sa_column_kwargs={"server_default": text("false")}
     )
+    computed_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+
+
+class SellerStatsDaily(SellerOwnedNaturalKey, table=True):
+    """Everything a seller spent and earned on one day, in the reporting currency.
+
+    Issue 16 item 2: the overview reads its totals here, so they include the spend of
+    every connected account, whether or not a campaign is linked to a sellpage
+    (``unlinked_spend_minor`` is the part that is not), and the revenue of every order,
+    whether or not it names a sellpage (``no_sellpage_*``) or a campaign
+    (``no_campaign_*``). Spend is the sum of each campaign-day's converted and rounded
+    amount, the same amounts :class:`EntityStatsDaily` and ``sellpage_stats_daily`` hold,
+    so the totals of every view agree to the cent.
+
+    A row is also the day's bookkeeping: ``needs_reaggregation`` marks a day whose money
+    moved (a late refund, a link, a rate, a reporting currency), and
+    ``fx_pending_currencies`` names the currencies whose rate for the day was not published
+    yet — such a day is converted provisionally at the latest earlier rate and re-aggregated
+    when the rate arrives.
+    """
+
+    __tablename__ = "seller_stats_daily"
+    __table_args__ = (
+        PrimaryKeyConstraint("seller_id", "stat_date"),
+        Index(
+            "ix_seller_stats_daily_dirty",
+            "seller_id",
+            "stat_date",
+            postgresql_where="needs_reaggregation",
+        ),
+        Index(
+            "ix_seller_stats_daily_fx_pending",
+            "stat_date",
+            postgresql_where="cardinality(fx_pending_currencies) > 0",
+        ),
+        currency_check("reporting_currency"),
+        non_negative_check(
+            "spend_minor",
+            "unlinked_spend_minor",
+            "gross_revenue_minor",
+            "refunds_minor",
+            "chargebacks_minor",
+            "orders_count",
+            "no_sellpage_orders_count",
+            "no_campaign_orders_count",
+        ),
+    )
+
+    stat_date: date = Field(sa_type=Date, primary_key=True, nullable=False)
+    reporting_currency: str = Field(sa_type=CHAR(3), nullable=False)
+    spend_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    unlinked_spend_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    gross_revenue_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    refunds_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    chargebacks_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    net_revenue_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    orders_count: int = Field(default=0, sa_type=Integer, nullable=False)
+    no_sellpage_net_revenue_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    no_sellpage_orders_count: int = Field(default=0, sa_type=Integer, nullable=False)
+    no_campaign_net_revenue_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    no_campaign_orders_count: int = Field(default=0, sa_type=Integer, nullable=False)
+    needs_reaggregation: bool = Field(
+        default=False, nullable=False, sa_column_kwargs={"server_default": text("false")}
+    )
+    fx_pending_currencies: list[str] = Field(
+        default_factory=list,
+        sa_type=ARRAY(Text),
+        nullable=False,
+        sa_column_kwargs={"server_default": text("'{}'::text[]")},
+    )
+    computed_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamp_type(),
+        nullable=False,
+        sa_column_kwargs=now_default(),
+    )
+
+
+class EntityStatsDaily(SellerOwnedNaturalKey, table=True):
+    """One campaign, ad set or ad on one day: its spend and the revenue of the orders
+    whose landing URL named it, in the seller's reporting currency (issue 16 item 3).
+
+    Spend is the network's snapshot (``ad_stats_daily``) converted at the day's rate and
+    rounded once, here; revenue is the ledger's, net of refunds and chargebacks, of
+    orders attributed to the entity (by the ad network's id, or ``utm_campaign`` naming
+    the campaign's id or name). An entity-day with revenue but no synced spend has a row
+    too. Partitioned by month of ``stat_date`` like ``ad_stats_daily``.
+    """
+
+    __tablename__ = "entity_stats_daily"
+    __table_args__ = (
+        PrimaryKeyConstraint("seller_id", "entity_type", "network", "entity_id", "stat_date"),
+        Index(None, "seller_id", "stat_date"),
+        currency_check("reporting_currency"),
+        enum_check("entity_type", EntityLevel),
+        plugin_identifier_check("network"),
+        non_negative_check(
+            "spend_minor", "gross_revenue_minor", "refunds_minor", "chargebacks_minor",
+            "orders_count",
+        ),
+        {"postgresql_partition_by": "RANGE (stat_date)"},
+    )
+
+    entity_type: EntityLevel = Field(sa_type=EnumText(EntityLevel), primary_key=True)
+    network: str = Field(sa_type=Text, primary_key=True, nullable=False)
+    entity_id: str = Field(sa_type=Text, primary_key=True, nullable=False)
+    stat_date: date = Field(sa_type=Date, primary_key=True, nullable=False)
+    reporting_currency: str = Field(sa_type=CHAR(3), nullable=False)
+    spend_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    gross_revenue_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    refunds_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    chargebacks_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    net_revenue_minor: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    orders_count: int = Field(default=0, sa_type=Integer, nullable=False)
     computed_at: datetime = Field(
         default_factory=utcnow,
         sa_type=timestamp_type(),

@@ -20,6 +20,12 @@ from pixecom_core.providers.ad_networks import (
     InsightRow,
     ReachableAdAccount,
 )
+from pixecom_core.providers.currency_rates import (
+    CurrencyRateSource,
+    Publication,
+    RateAnswer,
+    cross_rate,
+)
 from pixecom_core.providers.errors import (
     ProviderAuthError,
     ProviderError,
@@ -99,6 +105,10 @@ __all__ = [
     "AdNetworkGrant",
     "AuthorizationKind",
     "CurrencyCode",
+    "CurrencyRateSource",
+    "Publication",
+    "RateAnswer",
+    "cross_rate",
     "DemoPayment",
     "DemoPayments",
     "EntityLevel",

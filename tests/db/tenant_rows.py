@@ -257,6 +257,60 @@ def insert_rows_for(conn: Connection, seller_id: uuid.UUID) -> dict[str, list[An
                     "roas": "3.998",
                 },
             )
+            add(
+                "seller_stats_daily",
+                {
+                    "stat_date": day,
+                    "reporting_currency": "USD",
+                    "spend_minor": 500,
+                    "unlinked_spend_minor": 0,
+                    "gross_revenue_minor": 1999,
+                    "refunds_minor": 0,
+                    "chargebacks_minor": 0,
+                    "net_revenue_minor": 1999,
+                    "orders_count": 1,
+                    "no_sellpage_net_revenue_minor": 0,
+                    "no_sellpage_orders_count": 0,
+                    "no_campaign_net_revenue_minor": 0,
+                    "no_campaign_orders_count": 0,
+                },
+            )
+            add(
+                "entity_stats_daily",
+                {
+                    "entity_type": "campaign",
+                    "network": "meta",
+                    "entity_id": f"cmp_{tag}",
+                    "stat_date": day,
+                    "reporting_currency": "USD",
+                    "spend_minor": 500,
+                    "gross_revenue_minor": 1999,
+                    "refunds_minor": 0,
+                    "chargebacks_minor": 0,
+                    "net_revenue_minor": 1999,
+                    "orders_count": 1,
+                },
+            )
+        add(
+            "seller_fx_rates",
+            {
+                "rate_date": today,
+                "base_currency": "EUR",
+                "quote_currency": "VND",
+                "rate": "27000.5",
+                "set_by": "test",
+            },
+        )
+        add(
+            "seller_fx_rate_changes",
+            {
+                "rate_date": today,
+                "base_currency": "EUR",
+                "quote_currency": "VND",
+                "new_rate": "27000.5",
+                "changed_by": "test",
+            },
+        )
         add(
             "tracking_records",
             {"order_id": orders[0], "carrier": "usps", "tracking_number": f"TRK{tag}"},

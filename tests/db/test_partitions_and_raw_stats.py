@@ -111,6 +111,13 @@ def _insert_partitioned_rows(owner: Connection, app: Connection, day: date) -> P
             " VALUES (%s, %s, %s, 'USD', 0, 100, 0, 0, 100, 1)",
             (seller, sellpage[0], day),
         )
+        app.execute(
+            "INSERT INTO entity_stats_daily (seller_id, entity_type, network, entity_id,"
+            " stat_date, reporting_currency, spend_minor, gross_revenue_minor, refunds_minor,"
+            " chargebacks_minor, net_revenue_minor, orders_count)"
+            " VALUES (%s, 'campaign', 'meta', 'c_1', %s, 'USD', 1, 0, 0, 0, 0, 0)",
+            (seller, day),
+        )
     return PartitionedRows(seller=seller, day=day)
 
 
