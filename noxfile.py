@@ -194,12 +194,13 @@ def tests(session: nox.Session, postgres: str) -> None:
     # tests/deploy runs nginx and PgBouncer in front of the app; with the tools ensured,
     # those tests fail rather than skip when a tool is missing.
     ensure_system_tools(session, DEPLOY_TOOLS)
-    # tests/stripe and tests/paypal drive those plugins through the app, tests/ad_accounts
+    # tests/stripe and tests/paypal drive those plugins through the app, tests/fx the ECB
+    # rates sandbox, tests/ad_accounts
     # the Meta plugin's Facebook Login sandbox (the plugins' own suites run without the
     # app); the suite's plugin managers load no installed plugin otherwise.
     plugins = [
         arg
-        for name in ("stripe", "paypal", "meta_ads")
+        for name in ("stripe", "paypal", "meta_ads", "ecb_rates")
         for arg in ("-e", editable(f"plugins/{name}"))
     ]
     session.install(*APP, *plugins)

@@ -290,6 +290,16 @@ class Settings(SettingsWithSecretFiles):
     #: How often the scheduler looks for backfills to resume.
     backfill_sweep_seconds: int = Field(default=60, ge=5)
 
+    # -- Currency rates (issue 16) -------------------------------------------
+    #: The currency-rate source rates are loaded from, by identifier. Empty: the only
+    #: installed one (none installed: no load; foreign-currency days stay pending).
+    fx_source: str | None = None
+    #: How often the scheduler loads the latest rates (claimed in Redis: once for all
+    #: schedulers). Cheap: the source's recent file, and nothing changes when it did not.
+    fx_load_interval_seconds: int = Field(default=3600, ge=60)
+    #: How many days back each scheduled load covers, so a missed load catches up.
+    fx_load_days_back: int = Field(default=7, ge=1, le=90)
+
     # -- Tracking and resilience (SCALE-9) ----------------------------------
     #: The tracker plugin parcels are registered with, by identifier. Empty: the only
     #: installed tracker (issue 13 item 6: core defaults to no plugin); set it when several
@@ -367,6 +377,7 @@ class Settings(SettingsWithSecretFiles):
         for field, kind in (
             ("tracking_provider", ProviderKind.TRACKER),
             ("storage_provider", ProviderKind.STORAGE),
+            ("fx_source", ProviderKind.CURRENCY_RATES),
         ):
             if getattr(self, field):
                 continue

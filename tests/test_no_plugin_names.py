@@ -21,7 +21,7 @@ SCANNED = ("pixecom_core", "reference_app")
 #: The plugins in ``plugins/`` by identifier, package and vendor, and the vendors' own
 #: wire names (signature headers, secret prefixes, API hosts).
 PLUGIN_NAMES = re.compile(
-    r"stripe|paypal|17track|tracking17|facebook|whsec|"
+    r"stripe|paypal|17track|tracking17|facebook|whsec|ecb_rates|eurofxref|"
     r"(?<![a-z0-9])r2(?![a-z0-9])|(?<![a-z])meta(?![a-z])|(?<![a-z])fb_",
     re.IGNORECASE,
 )

@@ -14,6 +14,7 @@ from pixecom_core.catalog.repositories import SellpageRepository
 from pixecom_core.errors import InvalidRequestError, NotFoundError
 from pixecom_core.models.ads import Ad, AdEntityStatus, Adset, Campaign
 from pixecom_core.models.base import utcnow
+from pixecom_core.stats.aggregate import mark_campaign_days_dirty
 from pixecom_core.tenancy import Page, PageRequest, SellerContext
 
 
@@ -76,6 +77,11 @@ class CampaignService:
         included) raises :class:`NotFoundError` and changes nothing. The composite foreign
         key ``(seller_id, sellpage_id)`` would refuse another seller's sellpage anyway;
         checking first gives the caller a 404 instead of a database error.
+
+        A change moves the campaign's spend between sellpages (or in and out of the
+        unattributed line) on every day it spent, however old: those days are marked for
+        re-aggregation in the same transaction (issue 16 item 4); the next sync or
+        revenue refresh recomputes them. Returns after the commit.
         """
         async with self._context.scope() as scope:
             campaign = await CampaignRepository(scope).get(campaign_id)
@@ -87,6 +93,7 @@ class CampaignService:
                 campaign.sellpage_id = sellpage_id
                 campaign.updated_at = utcnow()
                 await scope.session.flush()
+                await mark_campaign_days_dirty(scope, campaign.id)
             return campaign
 
     # -- ad sets ----------------------------------------------------------------------

@@ -39,6 +39,7 @@ from pixecom_core.providers import (
     PaymentEventRecord,
 )
 from pixecom_core.settings import Settings
+from pixecom_core.stats.aggregate import mark_days_dirty
 from pixecom_core.tenancy import SellerScope, bind_seller_scope
 
 _log = logging.getLogger(__name__)
@@ -62,19 +63,13 @@ _INSERT_FACT = text(
     """
 )
 # STATS-2: a refund (or any late fact) changes the revenue of its order's day, which may
-# have been aggregated already: mark that sellpage-day for re-aggregation.
-_MARK_DAY_DIRTY = text(
+# have been aggregated already: mark the seller's day for re-aggregation (issue 16: every
+# order's day, with or without a sellpage — the seller's totals count them all).
+_ORDER_DAY = text(
     """
-    INSERT INTO sellpage_stats_daily
-        (seller_id, sellpage_id, stat_date, reporting_currency, spend_minor,
-         gross_revenue_minor, refunds_minor, chargebacks_minor, net_revenue_minor,
-         orders_count, needs_reaggregation)
-    SELECT o.seller_id, o.sellpage_id, (o.created_at AT TIME ZONE s.timezone)::date,
-           s.reporting_currency, 0, 0, 0, 0, 0, 0, true
+    SELECT (o.created_at AT TIME ZONE s.timezone)::date AS day
       FROM orders AS o JOIN sellers AS s ON s.id = o.seller_id
      WHERE o.seller_id = :seller_id AND o.id = :order_id AND o.created_at = :created_at
-       AND o.sellpage_id IS NOT NULL
-    ON CONFLICT (seller_id, sellpage_id, stat_date) DO UPDATE SET needs_reaggregation = true
     """
 )
 
@@ -313,7 +308,9 @@ class Ledger:
                 },
             )
         if len(outcome.recorded) > recorded_before:
-            await session.execute(_MARK_DAY_DIRTY, keys)
+            day = await session.scalar(_ORDER_DAY, keys)
+            if day is not None:
+                await mark_days_dirty(scope, [day])
         for record in outcome.recorded[recorded_before:]:
             if record.kind is PaymentEventKind.REFUNDED:
                 await mark_refunds_succeeded(

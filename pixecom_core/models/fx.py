@@ -24,7 +24,9 @@ class FxRate(SQLModel, table=True):
 
     Sellpage figures are converted into the seller's reporting currency with the rate of
     the day they happened (STATS-3: ROAS must never mix USD and EUR). Shared reference
-    data: the app role may only read it; the owner loads it.
+    data, loaded from a currency-rate source by the scheduled load
+    (:func:`pixecom_core.stats.fx_rates.load_rates`) with a row for every day; no route
+    writes it (a seller's own rates are :class:`SellerFxRate`).
     """
 
     __tablename__ = "fx_rates"

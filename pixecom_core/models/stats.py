@@ -320,7 +320,10 @@ class EntityStatsDaily(SellerOwnedNaturalKey, table=True):
         enum_check("entity_type", EntityLevel),
         plugin_identifier_check("network"),
         non_negative_check(
-            "spend_minor", "gross_revenue_minor", "refunds_minor", "chargebacks_minor",
+            "spend_minor",
+            "gross_revenue_minor",
+            "refunds_minor",
+            "chargebacks_minor",
             "orders_count",
         ),
         {"postgresql_partition_by": "RANGE (stat_date)"},

@@ -1,4 +1,4 @@
-"""Aggregation: the latest snapshot per entity and day, and what each sellpage earned.
+"""Aggregation: the latest snapshot per entity and day, and the day roll-ups.
 
 Both steps are set-based SQL over one seller's window of days, run inside that seller's
 scope (SCALE-10: raw SQL for the stats worker, no per-row ORM).
@@ -11,24 +11,31 @@ cycle twice changes nothing. An entity a complete re-fetch of its account no lon
 delivered nothing that day (networks omit such rows), so its snapshot becomes zero
 (:func:`zero_unreported`) instead of counting on.
 
-``sellpage_stats_daily`` is recomputed for the requested days (delete and insert in one
-transaction): spend from the campaign-level daily rows of campaigns linked to the
-sellpage, revenue from the payment ledger (captures − refunds − chargebacks + reversals),
-attributed to the order's day in the seller's time zone, everything converted to the
-seller's reporting currency with the day's FX rate — never added raw across currencies —
-and ROAS NULL when spend is 0 (STATS-4). A day whose money has no FX rate yet is kept out
-of the sums and marked ``needs_reaggregation`` rather than guessed.
+The day roll-ups — per sellpage, per ad entity, per seller — are recomputed together for
+the requested days in one transaction (:mod:`pixecom_core.stats.rollup` says how): spend
+from the daily snapshots, revenue from the payment ledger (captures − refunds −
+chargebacks + reversals) on the order's day in the seller's time zone, everything
+converted to the seller's reporting currency with the day's rate — never added raw across
+currencies — and ROAS NULL when spend is 0 (STATS-4).
+
+Whatever moves money between days or entities after the fact marks the days it touches
+(``seller_stats_daily.needs_reaggregation``, issue 16 item 4): a late payment fact (the
+ledger), linking or unlinking a campaign (:func:`mark_campaign_days_dirty`, every day of
+its spend), a rate that arrived (:func:`mark_rate_days_dirty`), a new reporting currency
+(:func:`mark_all_days_dirty`). The next sync and the revenue refresh recompute marked
+days, oldest first, whatever their age.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import text
 
-from pixecom_core.stats.currency import minor_per_major_sql
+from pixecom_core.stats.rollup import CLEAR_DAYS, RECOMPUTE_DAYS
 from pixecom_core.tenancy import SellerScope
 
 _AGGREGATE_DAILY = text(
@@ -94,116 +101,70 @@ _ZERO_UNREPORTED = text(
     """
 )
 
-# The FX rate of a (day, from, to): identity, the latest direct rate on or before the day,
-# else the inverse of the latest reverse rate. NULL when neither exists.
-_RATE = """
-CASE WHEN {src} = {rep} THEN 1::numeric ELSE COALESCE(
-    (SELECT fx.rate FROM fx_rates AS fx
-      WHERE fx.base_currency = {src} AND fx.quote_currency = {rep} AND fx.rate_date <= {day}
-      ORDER BY fx.rate_date DESC LIMIT 1),
-    (SELECT 1 / fx.rate FROM fx_rates AS fx
-      WHERE fx.base_currency = {rep} AND fx.quote_currency = {src} AND fx.rate_date <= {day}
-      ORDER BY fx.rate_date DESC LIMIT 1)
-) END
-"""
-
-_SELLPAGE_ROWS = f"""
-WITH seller AS (
-    SELECT reporting_currency AS rep, timezone AS tz FROM sellers WHERE id = :seller_id
-),
-spend AS (
-    SELECT c.sellpage_id, d.stat_date AS day, d.spend_micros::numeric / 1000000 AS major,
-           {_RATE.format(src="d.currency", rep="seller.rep", day="d.stat_date")} AS rate
-      FROM ad_stats_daily AS d
-      CROSS JOIN seller
-      JOIN ad_accounts AS a ON a.seller_id = d.seller_id AND a.network = d.network
-      JOIN campaigns AS c
-        ON c.seller_id = d.seller_id AND c.ad_account_id = a.id AND c.external_id = d.entity_id
-     WHERE d.seller_id = :seller_id
-       AND d.entity_type = 'campaign'
-       AND d.stat_date = ANY(CAST(:days AS date[]))
-       AND c.sellpage_id IS NOT NULL
-),
-money AS (
-    SELECT o.sellpage_id, (o.created_at AT TIME ZONE seller.tz)::date AS day, o.id AS order_id,
-           p.event_type,
-           p.amount_minor::numeric / {minor_per_major_sql("p.currency")} AS major,
-           {
-    _RATE.format(
-        src="p.currency", rep="seller.rep", day="(o.created_at AT TIME ZONE seller.tz)::date"
-    )
-} AS rate
-      FROM orders AS o
-      CROSS JOIN seller
-      JOIN payment_events AS p ON p.seller_id = o.seller_id AND p.order_id = o.id
-     WHERE o.seller_id = :seller_id
-       AND o.sellpage_id IS NOT NULL
-       AND o.created_at >= :created_from AND o.created_at < :created_to
-       AND (o.created_at AT TIME ZONE seller.tz)::date = ANY(CAST(:days AS date[]))
-),
-per_day AS (
-    SELECT sellpage_id, day,
-           sum(major * rate) AS spend_major,
-           0::numeric AS gross, 0::numeric AS refunds, 0::numeric AS chargebacks,
-           NULL::uuid AS paid_order,
-           bool_or(rate IS NULL) AS missing_rate
-      FROM spend GROUP BY sellpage_id, day
-    UNION ALL
-    SELECT sellpage_id, day, 0,
-           sum(major * rate) FILTER (WHERE event_type = 'CAPTURED'),
-           sum(major * rate) FILTER (WHERE event_type = 'REFUNDED'),
-           sum(CASE event_type WHEN 'CHARGEBACK' THEN major * rate
-                               WHEN 'CHARGEBACK_REVERSED' THEN -major * rate END),
-           order_id,
-           bool_or(rate IS NULL)
-      FROM money GROUP BY sellpage_id, day, order_id
+_DIRTY_DAYS = text(
+    "SELECT stat_date FROM seller_stats_daily"
+    " WHERE seller_id = :seller_id AND needs_reaggregation ORDER BY stat_date LIMIT :limit"
 )
-SELECT sellpage_id, day,
-       round(coalesce(sum(spend_major), 0) * {minor_per_major_sql("seller.rep")})::bigint AS spend,
-       round(coalesce(sum(gross), 0) * {minor_per_major_sql("seller.rep")})::bigint AS gross,
-       round(coalesce(sum(refunds), 0) * {minor_per_major_sql("seller.rep")})::bigint AS refunds,
-       greatest(round(coalesce(sum(chargebacks), 0) * {minor_per_major_sql("seller.rep")}), 0)
-           ::bigint AS chargebacks,
-       count(DISTINCT paid_order) FILTER (WHERE gross > 0) AS orders,
-       bool_or(missing_rate) AS missing_rate,
-       seller.rep
-  FROM per_day CROSS JOIN seller
- GROUP BY sellpage_id, day, seller.rep
-"""
-
-_CLEAR_SELLPAGE_DAYS = text(
-    "DELETE FROM sellpage_stats_daily"
-    " WHERE seller_id = :seller_id AND stat_date = ANY(CAST(:days AS date[]))"
-)
-_INSERT_SELLPAGE_DAYS = text(
-    f"""
-    WITH fresh AS ({_SELLPAGE_ROWS})
-    INSERT INTO sellpage_stats_daily
-        (seller_id, sellpage_id, stat_date, reporting_currency, spend_minor,
+# Marks days for re-aggregation: a row with zeros for a day not aggregated yet, the flag
+# on one that was. The figures stay until the re-aggregation replaces them.
+_MARK_DAYS = text(
+    """
+    INSERT INTO seller_stats_daily AS t
+        (seller_id, stat_date, reporting_currency, spend_minor, unlinked_spend_minor,
          gross_revenue_minor, refunds_minor, chargebacks_minor, net_revenue_minor,
-         orders_count, roas, needs_reaggregation, computed_at)
-    SELECT :seller_id, sellpage_id, day, rep, spend, gross, refunds, chargebacks,
-           gross - refunds - chargebacks, orders,
-           CASE WHEN spend > 0 THEN round((gross - refunds - chargebacks)::numeric / spend, 6)
-           END,
-           coalesce(missing_rate, false), now()
-      FROM fresh
+         orders_count, no_sellpage_net_revenue_minor, no_sellpage_orders_count,
+         no_campaign_net_revenue_minor, no_campaign_orders_count, needs_reaggregation)
+    SELECT :seller_id, day, s.reporting_currency, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, true
+      FROM unnest(CAST(:days AS date[])) AS d(day)
+      JOIN sellers AS s ON s.id = :seller_id
+    ON CONFLICT (seller_id, stat_date) DO UPDATE SET needs_reaggregation = true
+     WHERE NOT t.needs_reaggregation
     """
 )
-
-_DIRTY_DAYS = text(
-    "SELECT DISTINCT stat_date FROM sellpage_stats_daily"
-    " WHERE seller_id = :seller_id AND needs_reaggregation ORDER BY stat_date LIMIT :limit"
+_MARK_RATE_DAYS = text(
+    "UPDATE seller_stats_daily SET needs_reaggregation = true"
+    " WHERE seller_id = :seller_id AND cardinality(fx_pending_currencies) > 0"
+    " AND stat_date BETWEEN :since AND :until AND NOT needs_reaggregation"
+)
+# Every day the seller has money on: what a new reporting currency changes.
+_DAYS_WITH_MONEY = text(
+    """
+    SELECT stat_date FROM seller_stats_daily WHERE seller_id = :seller_id
+    UNION
+    SELECT DISTINCT stat_date FROM ad_stats_daily
+     WHERE seller_id = :seller_id AND entity_type = 'campaign'
+    UNION
+    SELECT DISTINCT (o.created_at AT TIME ZONE s.timezone)::date
+      FROM orders AS o JOIN sellers AS s ON s.id = o.seller_id
+     WHERE o.seller_id = :seller_id
+       AND EXISTS (SELECT 1 FROM payment_events AS p
+                    WHERE p.seller_id = o.seller_id AND p.order_id = o.id)
+    """
+)
+# The days a campaign's spend and orders fall on: what (un)linking it changes.
+_CAMPAIGN_DAYS = text(
+    """
+    SELECT DISTINCT d.stat_date FROM ad_stats_daily AS d
+      JOIN campaigns AS c ON c.seller_id = d.seller_id AND c.external_id = d.entity_id
+     WHERE d.seller_id = :seller_id AND d.entity_type = 'campaign' AND c.id = :campaign_id
+    """
 )
 
 #: Dirty days re-aggregated per cycle beyond the regular window (bounded work per job).
 MAX_DIRTY_DAYS_PER_CYCLE = 62
 
-# One seller's sellpage days are recomputed by one transaction at a time (a sync and a
-# revenue refresh would otherwise delete and insert the same days at once). A
-# transaction-level lock: released at commit, and safe behind PgBouncer.
+# One seller's days are recomputed by one transaction at a time (a sync and a revenue
+# refresh would otherwise delete and insert the same days at once), and no transaction
+# marks a day dirty while one is: a marker written after the recomputation's snapshot
+# would be cleared by it. Markers take the lock shared (they never wait for each other),
+# the recomputation exclusively. Transaction-level: released at commit, safe behind
+# PgBouncer.
 _LOCK_SELLPAGE_AGGREGATION = text(
     "SELECT pg_advisory_xact_lock(hashtextextended('pixecom:sellpage-days:' || :seller_id, 0))"
+)
+_LOCK_FOR_MARKING = text(
+    "SELECT pg_advisory_xact_lock_shared("
+    "hashtextextended('pixecom:sellpage-days:' || :seller_id, 0))"
 )
 
 
@@ -212,7 +173,10 @@ class SellpageAggregation:
     """What one sellpage re-aggregation wrote."""
 
     days: tuple[date, ...]
+    #: ``sellpage_stats_daily`` rows written.
     rows_written: int
+    #: ``entity_stats_daily`` rows written.
+    entity_rows: int = 0
 
 
 async def aggregate_daily(scope: SellerScope, *, network: str, since: date, until: date) -> int:
@@ -261,9 +225,59 @@ async def zero_unreported(
 
 
 async def dirty_days(scope: SellerScope, *, limit: int = MAX_DIRTY_DAYS_PER_CYCLE) -> list[date]:
-    """Days marked for re-aggregation (late refunds, late attribution, a missing FX rate)."""
+    """Days marked for re-aggregation (late refunds, a link, a rate that arrived, a new
+    reporting currency), oldest first."""
     rows = await scope.session.execute(_DIRTY_DAYS, {"seller_id": scope.seller_id, "limit": limit})
     return [row.stat_date for row in rows]
+
+
+async def lock_for_marking(scope: SellerScope) -> None:
+    """Take the seller's aggregation lock shared, for a transaction that marks days dirty:
+    it waits for a recomputation in progress, and none starts until it commits."""
+    await scope.session.execute(_LOCK_FOR_MARKING, {"seller_id": str(scope.seller_id)})
+
+
+async def mark_days_dirty(scope: SellerScope, days: Iterable[date]) -> int:
+    """Mark ``days`` of the scope's seller for re-aggregation; return how many were not
+    marked already. The mark commits with the caller's transaction."""
+    unique_days = sorted(set(days))
+    if not unique_days:
+        return 0
+    await lock_for_marking(scope)
+    result = await scope.session.execute(
+        _MARK_DAYS, {"seller_id": scope.seller_id, "days": unique_days}
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_rate_days_dirty(scope: SellerScope, since: date, until: date) -> int:
+    """Mark the seller's days in [since, until] that wait for a rate (issue 16: rates
+    arrived); return how many."""
+    await lock_for_marking(scope)
+    result = await scope.session.execute(
+        _MARK_RATE_DAYS, {"seller_id": scope.seller_id, "since": since, "until": until}
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_all_days_dirty(scope: SellerScope) -> int:
+    """Mark every day the seller has spend or money on (a new reporting currency)."""
+    days = [
+        row.stat_date
+        for row in await scope.session.execute(_DAYS_WITH_MONEY, {"seller_id": scope.seller_id})
+    ]
+    return await mark_days_dirty(scope, days)
+
+
+async def mark_campaign_days_dirty(scope: SellerScope, campaign_id: uuid.UUID) -> int:
+    """Mark every day with spend of the campaign (linked or unlinked from a sellpage)."""
+    days = [
+        row.stat_date
+        for row in await scope.session.execute(
+            _CAMPAIGN_DAYS, {"seller_id": scope.seller_id, "campaign_id": campaign_id}
+        )
+    ]
+    return await mark_days_dirty(scope, days)
 
 
 async def lock_sellpage_aggregation(scope: SellerScope) -> None:
@@ -284,7 +298,10 @@ async def refresh_dirty_days(scope: SellerScope) -> SellpageAggregation:
 
 
 async def aggregate_sellpages(scope: SellerScope, days: list[date]) -> SellpageAggregation:
-    """Recompute ``sellpage_stats_daily`` of the scope's seller for ``days``."""
+    """Recompute the scope's seller's roll-ups of ``days``: ``sellpage_stats_daily``,
+    ``entity_stats_daily`` and ``seller_stats_daily`` (:mod:`pixecom_core.stats.rollup`),
+    clearing their re-aggregation marks. Call :func:`lock_sellpage_aggregation` first in
+    the transaction."""
     unique_days = sorted(set(days))
     if not unique_days:
         return SellpageAggregation(days=(), rows_written=0)
@@ -292,19 +309,21 @@ async def aggregate_sellpages(scope: SellerScope, days: list[date]) -> SellpageA
     # lies within a day of UTC either side.
     created_from = datetime.combine(unique_days[0] - timedelta(days=1), time(), UTC)
     created_to = datetime.combine(unique_days[-1] + timedelta(days=2), time(), UTC)
-    await scope.session.execute(
-        _CLEAR_SELLPAGE_DAYS, {"seller_id": scope.seller_id, "days": unique_days}
-    )
-    result = await scope.session.execute(
-        _INSERT_SELLPAGE_DAYS,
-        {
-            "seller_id": scope.seller_id,
-            "days": unique_days,
-            "created_from": created_from,
-            "created_to": created_to,
-        },
-    )
+    for clear in CLEAR_DAYS:
+        await scope.session.execute(clear, {"seller_id": scope.seller_id, "days": unique_days})
+    written = (
+        await scope.session.execute(
+            RECOMPUTE_DAYS,
+            {
+                "seller_id": scope.seller_id,
+                "days": unique_days,
+                "created_from": created_from,
+                "created_to": created_to,
+            },
+        )
+    ).one()
     return SellpageAggregation(
         days=tuple(unique_days),
-        rows_written=int(result.rowcount),  # type: ignore[attr-defined]
+        rows_written=int(written.sellpage_rows),
+        entity_rows=int(written.entity_rows),
     )

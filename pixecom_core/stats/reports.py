@@ -52,11 +52,35 @@ class Figures:
 class DayFigures:
     day: date
     figures: Figures
+    #: Currencies whose rate of the day is not published yet: the day's figures are
+    #: converted provisionally (issue 16) and will be recomputed when it is.
+    fx_pending_currencies: tuple[str, ...] = ()
+    #: Marked for re-aggregation (money moved after the day was computed).
+    needs_reaggregation: bool = False
+
+
+@dataclass(frozen=True)
+class Unattributed:
+    """What cannot be put on a sellpage or a campaign, over a range (issue 16 item 2).
+
+    :param spend_minor: spend of campaigns linked to no sellpage.
+    :param no_sellpage_net_revenue_minor: net revenue of orders naming no sellpage.
+    :param no_sellpage_orders: paid orders naming no sellpage.
+    :param no_campaign_net_revenue_minor: net revenue of orders whose landing URL named
+        no campaign we know (they count at sellpage level only).
+    :param no_campaign_orders: paid orders of that kind.
+    """
+
+    spend_minor: int
+    no_sellpage_net_revenue_minor: int
+    no_sellpage_orders: int
+    no_campaign_net_revenue_minor: int
+    no_campaign_orders: int
 
 
 @dataclass(frozen=True)
 class Overview:
-    """A seller's days in a range, with totals."""
+    """A seller's days in a range, with totals over all spend and all revenue."""
 
     reporting_currency: str
     since: date
@@ -64,6 +88,7 @@ class Overview:
     days: list[DayFigures]
     totals: Figures
     pending_days: int
+    unattributed: Unattributed
 
 
 @dataclass(frozen=True)
@@ -76,7 +101,8 @@ class SellpageFigures:
 
 @dataclass(frozen=True)
 class EntityFigures:
-    """One campaign, ad set or ad over a range, in its ad account's currency."""
+    """One campaign, ad set or ad over a range: its numbers in its ad account's currency,
+    and its spend and attributed revenue in the seller's reporting currency."""
 
     network: str
     level: EntityLevel
@@ -90,6 +116,10 @@ class EntityFigures:
     impressions: int
     clicks: int
     purchases: int
+    reporting_currency: str
+    #: Spend in the reporting currency and the revenue of the orders attributed to the
+    #: entity (issue 16 item 3); summed over campaigns, the spend is the overview's.
+    figures: Figures
 
 
 @dataclass(frozen=True)
@@ -111,12 +141,29 @@ _SUMS = """
     coalesce(sum(refunds_minor), 0) AS refunds, coalesce(sum(chargebacks_minor), 0) AS cb,
     coalesce(sum(net_revenue_minor), 0) AS net, coalesce(sum(orders_count), 0) AS orders
 """
+# Issue 16 item 2: the seller's own days, over all spend and all revenue. A day only
+# marked (zeros, waiting for its first aggregation) shows as pending.
 _OVERVIEW = text(
-    f"""
-    SELECT stat_date, {_SUMS}, bool_or(needs_reaggregation) AS pending
-      FROM sellpage_stats_daily
+    """
+    SELECT stat_date, spend_minor AS spend, gross_revenue_minor AS gross,
+           refunds_minor AS refunds, chargebacks_minor AS cb, net_revenue_minor AS net,
+           orders_count AS orders, unlinked_spend_minor, no_sellpage_net_revenue_minor,
+           no_sellpage_orders_count, no_campaign_net_revenue_minor, no_campaign_orders_count,
+           needs_reaggregation, fx_pending_currencies
+      FROM seller_stats_daily
      WHERE seller_id = :seller_id AND stat_date BETWEEN :since AND :until
-     GROUP BY stat_date ORDER BY stat_date
+     ORDER BY stat_date
+    """
+)
+_UNATTRIBUTED = text(
+    """
+    SELECT coalesce(sum(unlinked_spend_minor), 0) AS spend,
+           coalesce(sum(no_sellpage_net_revenue_minor), 0) AS no_sellpage_net,
+           coalesce(sum(no_sellpage_orders_count), 0) AS no_sellpage_orders,
+           coalesce(sum(no_campaign_net_revenue_minor), 0) AS no_campaign_net,
+           coalesce(sum(no_campaign_orders_count), 0) AS no_campaign_orders
+      FROM seller_stats_daily
+     WHERE seller_id = :seller_id AND stat_date BETWEEN :since AND :until
     """
 )
 _CURRENCY = text("SELECT reporting_currency FROM sellers WHERE id = :seller_id")
@@ -133,27 +180,45 @@ _SELLPAGES = text(
      LIMIT :limit
     """
 )
+# One page of entities from the roll-up (spend and attributed revenue in the reporting
+# currency), then, for that page only, the network's own numbers in the account's currency
+# and the name and status the network last gave.
 _ENTITIES = text(
     f"""
-    SELECT d.network, d.entity_id, d.currency,
-           round(sum(d.spend_micros)::numeric / {micros_per_minor_unit_sql("d.currency")})::bigint
-               AS spend,
-           sum(d.impressions) AS impressions, sum(d.clicks) AS clicks,
-           sum(d.purchases) AS purchases,
+    WITH page AS (
+        SELECT e.network, e.entity_id, {_SUMS}
+          FROM entity_stats_daily AS e
+         WHERE e.seller_id = :seller_id AND e.entity_type = :level
+           AND e.stat_date BETWEEN :since AND :until
+           AND (CAST(:after_network AS text) IS NULL
+                OR (e.network, e.entity_id) > (:after_network, :after_entity))
+         GROUP BY e.network, e.entity_id
+         ORDER BY e.network, e.entity_id
+         LIMIT :limit
+    )
+    SELECT page.*, native.currency, coalesce(native.spend, 0) AS native_spend,
+           coalesce(native.impressions, 0) AS impressions,
+           coalesce(native.clicks, 0) AS clicks, coalesce(native.purchases, 0) AS purchases,
            (SELECT ARRAY[c.name, c.status] FROM campaigns AS c
-             WHERE c.seller_id = :seller_id AND c.external_id = d.entity_id LIMIT 1) AS campaign,
+             WHERE c.seller_id = :seller_id AND c.external_id = page.entity_id LIMIT 1)
+               AS campaign,
            (SELECT ARRAY[a.name, a.status] FROM adsets AS a
-             WHERE a.seller_id = :seller_id AND a.external_id = d.entity_id LIMIT 1) AS adset,
+             WHERE a.seller_id = :seller_id AND a.external_id = page.entity_id LIMIT 1) AS adset,
            (SELECT ARRAY[x.name, x.status] FROM ads AS x
-             WHERE x.seller_id = :seller_id AND x.external_id = d.entity_id LIMIT 1) AS ad
-      FROM ad_stats_daily AS d
-     WHERE d.seller_id = :seller_id AND d.entity_type = :level
-       AND d.stat_date BETWEEN :since AND :until
-       AND (CAST(:after_network AS text) IS NULL
-            OR (d.network, d.entity_id) > (:after_network, :after_entity))
-     GROUP BY d.network, d.entity_id, d.currency
-     ORDER BY d.network, d.entity_id
-     LIMIT :limit
+             WHERE x.seller_id = :seller_id AND x.external_id = page.entity_id LIMIT 1) AS ad
+      FROM page
+      LEFT JOIN LATERAL (
+          SELECT min(d.currency) AS currency,
+                 round(sum(d.spend_micros)::numeric
+                       / {micros_per_minor_unit_sql("min(d.currency)")})::bigint AS spend,
+                 sum(d.impressions) AS impressions, sum(d.clicks) AS clicks,
+                 sum(d.purchases) AS purchases
+            FROM ad_stats_daily AS d
+           WHERE d.seller_id = :seller_id AND d.network = page.network
+             AND d.entity_type = :level AND d.entity_id = page.entity_id
+             AND d.stat_date BETWEEN :since AND :until
+      ) AS native ON true
+     ORDER BY page.network, page.entity_id
     """
 )
 _SYNC_STATUS = text(
@@ -201,7 +266,9 @@ class StatsReports:
         )
 
     async def overview(self, since: date, until: date) -> Overview:
-        """Every day of the range that has figures, and the range's totals."""
+        """Every day of the range that has figures, and the range's totals: all spend of
+        every connected account and all revenue, whether or not it could be put on a
+        sellpage or a campaign (those parts are in :attr:`Overview.unattributed`)."""
         check_range(since, until)
         seller = self._context.seller_id
         async with self._context.scope() as scope:
@@ -211,7 +278,15 @@ class StatsReports:
                     _OVERVIEW, {"seller_id": seller, "since": since, "until": until}
                 )
             ).all()
-        days = [DayFigures(day=row.stat_date, figures=_figures(row)) for row in rows]
+        days = [
+            DayFigures(
+                day=row.stat_date,
+                figures=_figures(row),
+                fx_pending_currencies=tuple(row.fx_pending_currencies),
+                needs_reaggregation=row.needs_reaggregation,
+            )
+            for row in rows
+        ]
         totals = Figures(
             spend_minor=sum(d.figures.spend_minor for d in days),
             gross_revenue_minor=sum(d.figures.gross_revenue_minor for d in days),
@@ -220,13 +295,39 @@ class StatsReports:
             net_revenue_minor=sum(d.figures.net_revenue_minor for d in days),
             orders=sum(d.figures.orders for d in days),
         )
+        unattributed = Unattributed(
+            spend_minor=sum(int(r.unlinked_spend_minor) for r in rows),
+            no_sellpage_net_revenue_minor=sum(int(r.no_sellpage_net_revenue_minor) for r in rows),
+            no_sellpage_orders=sum(int(r.no_sellpage_orders_count) for r in rows),
+            no_campaign_net_revenue_minor=sum(int(r.no_campaign_net_revenue_minor) for r in rows),
+            no_campaign_orders=sum(int(r.no_campaign_orders_count) for r in rows),
+        )
         return Overview(
             reporting_currency=str(currency),
             since=since,
             until=until,
             days=days,
             totals=totals,
-            pending_days=sum(1 for row in rows if row.pending),
+            pending_days=sum(1 for d in days if d.needs_reaggregation or d.fx_pending_currencies),
+            unattributed=unattributed,
+        )
+
+    async def unattributed(self, since: date, until: date) -> Unattributed:
+        """The range's spend and revenue that no sellpage (or campaign) can claim."""
+        check_range(since, until)
+        async with self._context.scope() as scope:
+            row = (
+                await scope.session.execute(
+                    _UNATTRIBUTED,
+                    {"seller_id": self._context.seller_id, "since": since, "until": until},
+                )
+            ).one()
+        return Unattributed(
+            spend_minor=int(row.spend),
+            no_sellpage_net_revenue_minor=int(row.no_sellpage_net),
+            no_sellpage_orders=int(row.no_sellpage_orders),
+            no_campaign_net_revenue_minor=int(row.no_campaign_net),
+            no_campaign_orders=int(row.no_campaign_orders),
         )
 
     async def sellpages(self, since: date, until: date, page: PageRequest) -> Page[SellpageFigures]:
@@ -257,13 +358,18 @@ class StatsReports:
     async def entities(
         self, level: EntityLevel, since: date, until: date, page: PageRequest
     ) -> Page[EntityFigures]:
-        """Each campaign (or ad set, or ad) with numbers in the range."""
+        """Each campaign (or ad set, or ad) with numbers in the range: spend, and the net
+        revenue, orders and ROAS of the orders attributed to it, in the reporting
+        currency; impressions, clicks and the network's own spend in the account's."""
         check_range(since, until)
         limit = self._limit(page)
         after_network, after_entity = (
             decode_cursor(page.cursor, arity=2) if page.cursor else (None, None)
         )
         async with self._context.scope() as scope:
+            reporting = str(
+                await scope.session.scalar(_CURRENCY, {"seller_id": self._context.seller_id})
+            )
             rows = (
                 await scope.session.execute(
                     _ENTITIES,
@@ -286,11 +392,13 @@ class StatsReports:
                 entity_id=r.entity_id,
                 name=(getattr(r, names[level]) or (None, None))[0],
                 status=(getattr(r, names[level]) or (None, None))[1],
-                currency=r.currency,
-                spend_minor=int(r.spend),
+                currency=r.currency or reporting,
+                spend_minor=int(r.native_spend),
                 impressions=int(r.impressions),
                 clicks=int(r.clicks),
                 purchases=int(r.purchases),
+                reporting_currency=reporting,
+                figures=_figures(r),
             )
             for r in rows[:limit]
         ]

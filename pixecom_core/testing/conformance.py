@@ -44,6 +44,7 @@ import zoneinfo
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -65,6 +66,7 @@ from pixecom_core.providers import (
     AdNetworkEntities,
     AdNetworkGrant,
     AuthorizationKind,
+    CurrencyRateSource,
     EntityLevel,
     GatewayPaymentEvent,
     GatewayRefund,
@@ -83,6 +85,7 @@ from pixecom_core.providers import (
     ProviderThrottled,
     ProviderTransientError,
     ProviderUnavailable,
+    RateAnswer,
     ReachableAdAccount,
     RefundRequest,
     RefundState,
@@ -1524,3 +1527,127 @@ class StorageConformance(ProviderConformance):
 
         assert await storage.head(key) is None
         assert await storage.head(f"sellers/{uuid.uuid4()}/never-uploaded.png") is None
+
+
+# -- currency-rate sources --------------------------------------------------------------
+
+
+class CurrencyRateConformance(SandboxKitChecks, ProviderConformance):
+    """The ``CurrencyRateSource`` contract, checked against the plugin's sandbox: one
+    publication per publication day inside the asked range, oldest first, positive
+    ``Decimal`` rates against one base currency, an honest ``complete_through``, the same
+    answer twice, and failures as core's error classes.
+
+    Subclass it and set :attr:`plugin`, :attr:`identifier` and :attr:`sandbox_name`.
+    :meth:`reference_range` must name days the sandbox has published rates for; its
+    default, the fortnight ending a week before today (UTC), suits a sandbox that follows
+    the real clock. A sandbox whose :attr:`environment` fixes its clock overrides it.
+
+    A publisher needs no credentials, so :attr:`failures` leaves ``auth`` out: a throttle
+    must raise ``ProviderThrottled``, an outage ``ProviderTransientError`` or
+    ``ProviderUnavailable``.
+    """
+
+    kind = ProviderKind.CURRENCY_RATES
+    failures: ClassVar[frozenset[Failure]] = frozenset({Failure.THROTTLED, Failure.TRANSIENT})
+
+    def reference_range(self) -> tuple[date, date]:
+        """``(since, until)``: at least a week of days, ending before the sandbox's latest
+        publication, with publications in it."""
+        today = datetime.now(UTC).date()
+        return today - timedelta(days=21), today - timedelta(days=7)
+
+    @pytest_asyncio.fixture
+    async def source(self, registry: ProviderRegistry) -> AsyncIterator[CurrencyRateSource]:
+        """The provider, found by identifier in a registry built from the hook."""
+        source = registry.currency_rates(self.identifier)
+        yield source
+        await _close(source)
+
+    def test_registered_through_the_hook(self, registry: ProviderRegistry) -> None:
+        """The hook offers a ``CurrencyRateSource`` found by its identifier, quoting
+        against an ISO 4217 base currency."""
+        source = registry.currency_rates(self.identifier)
+        assert isinstance(source, CurrencyRateSource)
+        assert source.identifier == self.identifier
+        assert isinstance(source.display_name, str) and source.display_name.strip()
+        assert re.fullmatch(r"[A-Z]{3}", source.base_currency), source.base_currency
+        assert_iso_4217(source.base_currency)
+
+    @pytest.mark.asyncio
+    async def test_a_range_answers_its_publications_oldest_first(
+        self, source: CurrencyRateSource
+    ) -> None:
+        """Publications lie inside the asked range, oldest first, one per day, in the
+        source's base currency, which no publication quotes."""
+        since, until = self.reference_range()
+
+        answer = await source.fetch_rates(since, until)
+
+        assert isinstance(answer, RateAnswer)
+        assert answer.base_currency == source.base_currency
+        assert answer.publications, f"the sandbox published nothing from {since} to {until}"
+        days = [publication.published_on for publication in answer.publications]
+        assert days == sorted(set(days))
+        assert since <= days[0] and days[-1] <= until, f"{days} is not inside {since}…{until}"
+        for publication in answer.publications:
+            assert source.base_currency not in publication.rates
+
+    @pytest.mark.asyncio
+    async def test_a_past_range_is_final_through_its_end(self, source: CurrencyRateSource) -> None:
+        """``complete_through`` is at least the last publication day, and a range that
+        ended before the latest publication is final through its end: core would otherwise
+        keep its days pending for ever."""
+        since, until = self.reference_range()
+
+        answer = await source.fetch_rates(since, until)
+
+        assert answer.publications
+        assert answer.complete_through >= answer.publications[-1].published_on
+        assert answer.complete_through >= until, (
+            f"{since}…{until} lies before the latest publication, yet the answer is final "
+            f"only through {answer.complete_through}"
+        )
+
+    @pytest.mark.asyncio
+    async def test_the_same_range_twice_gives_the_same_answer(
+        self, source: CurrencyRateSource
+    ) -> None:
+        """Reading a range again changes nothing: the answer is a function of what the
+        publisher published."""
+        since, until = self.reference_range()
+
+        first = await source.fetch_rates(since, until)
+        second = await source.fetch_rates(since, until)
+
+        assert first == second
+
+    @pytest.mark.asyncio
+    async def test_every_rate_is_a_positive_decimal(self, source: CurrencyRateSource) -> None:
+        """Rates are exact decimals (never floats), positive and finite, keyed by ISO 4217
+        currency codes."""
+        since, until = self.reference_range()
+
+        answer = await source.fetch_rates(since, until)
+
+        currencies = {c for publication in answer.publications for c in publication.rates}
+        for currency in currencies:
+            assert_iso_4217(currency)
+        for publication in answer.publications:
+            for currency, rate in publication.rates.items():
+                assert type(rate) is Decimal, f"{currency}: {rate!r} is not a Decimal"
+                assert rate.is_finite() and rate > 0, f"{currency}: {rate}"
+
+    @pytest.mark.asyncio
+    async def test_failures_raise_core_error_classes(
+        self, source: CurrencyRateSource, sandbox: SandboxUnderTest, failure: Failure
+    ) -> None:
+        """A failing publisher maps to the class core reacts to (wait, or retry later)."""
+        since, until = self.reference_range()
+        await self.inject_failure(sandbox, failure)
+
+        with pytest.raises(ProviderError) as raised:
+            await source.fetch_rates(since, until)
+
+        assert_error_for(failure, raised.value, secret=None)
+        await _assert_calls_logged(sandbox)

@@ -6,6 +6,8 @@ They live in the lifespan state (not module globals), so every app built by
 
 from __future__ import annotations
 
+import logging
+import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -24,6 +26,8 @@ from pixecom_core.security.rate_limits import RateLimiter
 from pixecom_core.settings import Settings
 from pixecom_core.tracking import TrackingService
 from reference_app.worker.broker import TaskKicker
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,16 @@ class AppResources:
     payment_connections: PaymentConnections
     #: Sessions on the read replica (``read_database_url``), or ``None`` without one.
     replica_sessions: async_sessionmaker[AsyncSession] | None = None
+
+    async def queue_reaggregation(self, seller_id: uuid.UUID) -> None:
+        """Queue the recomputation of the seller's days just marked for re-aggregation.
+
+        Best effort: with Redis down the marks stay, and the seller's next sync (or
+        revenue refresh) recomputes them; the request still succeeds."""
+        try:
+            await self.tasks.refresh_revenue(seller_id)
+        except Exception:
+            _log.warning("could not queue the re-aggregation of %s", seller_id, exc_info=True)
 
     @property
     def report_sessions(self) -> async_sessionmaker[AsyncSession]:

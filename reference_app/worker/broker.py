@@ -45,7 +45,7 @@ from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers.errors import ProviderUnavailable
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
-from pixecom_core.stats.aggregate import refresh_dirty_days
+from pixecom_core.stats.aggregate import MAX_DIRTY_DAYS_PER_CYCLE, refresh_dirty_days
 from pixecom_core.stats.backfill import BACKFILL_TASK, BackfillJobs
 from pixecom_core.stats.backfill import JobOutcome as BackfillOutcome
 from pixecom_core.stats.jobs import SYNC_TASK, SyncJobs
@@ -321,21 +321,36 @@ async def refresh_tracking(seller_id: str, context: Annotated[Context, TaskiqDep
 
 
 async def refresh_revenue(seller_id: str, context: Annotated[Context, TaskiqDepends()]) -> int:
-    """Recompute a seller's sellpage days that new payment facts marked dirty, so revenue
-    shows seconds after the payment instead of at the tier's next sync (low tier:
-    30 minutes). Queued by the payments worker, at most one waiting per seller."""
-    services = worker_resources(context).services
+    """Recompute a seller's days marked for re-aggregation, so revenue shows seconds after
+    the payment instead of at the tier's next sync (low tier: 30 minutes), and a link, a
+    rate that arrived or a new reporting currency shows over its whole range. Queued by
+    the payments worker, the API and the rate load, at most one waiting per seller.
+
+    Days are recomputed oldest first, :data:`MAX_DIRTY_DAYS_PER_CYCLE` per transaction,
+    until none is left or the task's time is up; then the task queues itself again, so
+    years of history (a new reporting currency) never make one long transaction."""
+    resources = worker_resources(context)
+    services = resources.services
     settings = services.settings
     # Facts recorded from now on queue a new refresh: this one may read before them.
     await services.redis.delete(revenue_refresh_key(settings, seller_id))
     seller = SellerContext(
         seller_id=uuid.UUID(seller_id), sessions=services.sessions, settings=settings
     )
+    deadline = asyncio.get_running_loop().time() + settings.webhook_task_timeout_seconds / 2
+    refreshed = 0
     async with asyncio.timeout(settings.webhook_task_timeout_seconds):
-        async with seller.scope() as scope:
-            aggregation = await refresh_dirty_days(scope)
-    _log.info("revenue of %s refreshed: %s days", seller_id, len(aggregation.days))
-    return len(aggregation.days)
+        while True:
+            async with seller.scope() as scope:
+                aggregation = await refresh_dirty_days(scope)
+            refreshed += len(aggregation.days)
+            if len(aggregation.days) < MAX_DIRTY_DAYS_PER_CYCLE:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                await queue_revenue_refreshes(resources, {uuid.UUID(seller_id)})
+                break
+    _log.info("revenue of %s refreshed: %s days", seller_id, refreshed)
+    return refreshed
 
 
 async def queue_revenue_refreshes(resources: WorkerResources, seller_ids: set[uuid.UUID]) -> None:
@@ -502,6 +517,12 @@ class TaskKicker:
         """Queue the history backfill of a newly connected ad account."""
         await self._ensure_started()
         await kick_backfill(self.broker, settings, seller_id, ad_account_id)
+
+    async def refresh_revenue(self, seller_id: uuid.UUID) -> None:
+        """Queue the recomputation of a seller's days marked for re-aggregation (after a
+        campaign link, a manual rate or a new reporting currency)."""
+        await self._ensure_started()
+        await kick_revenue_refresh(self.broker, seller_id)
 
     async def close(self) -> None:
         """Release the broker's connections."""

@@ -14,7 +14,7 @@ import logging
 import signal
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as redis
 from sqlalchemy import text
@@ -24,14 +24,18 @@ from taskiq import AsyncBroker
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.models.sellers import SellerTier
 from pixecom_core.observability import configure_logging
+from pixecom_core.plugins import ProviderKind, ProviderRegistry, create_plugin_manager
+from pixecom_core.providers import ProviderError
 from pixecom_core.settings import Settings
 from pixecom_core.stats.backfill import backfills_to_resume, claim_stalled
+from pixecom_core.stats.fx_rates import RateLoad, load_rates
 from pixecom_core.stats.schedule import due_syncs, due_tracking_refreshes
 from reference_app.configuration import require_redis_url
 from reference_app.worker.broker import (
     Queue,
     build_broker,
     kick_backfill,
+    kick_revenue_refresh,
     kick_sync,
     kick_tracking_refresh,
 )
@@ -121,9 +125,42 @@ async def resume_backfills(
     return queued
 
 
+async def load_fx_rates(
+    sessions: async_sessionmaker[AsyncSession],
+    client: redis.Redis,
+    broker: AsyncBroker,
+    settings: Settings,
+    registry: ProviderRegistry,
+    now: datetime | None = None,
+) -> RateLoad | None:
+    """Once per ``fx_load_interval_seconds`` (claimed in Redis): load the last
+    ``fx_load_days_back`` days of rates from the rate source and queue the re-aggregation
+    of every seller whose days waited for them (issue 16 item 1). ``None`` when it was not
+    this scheduler's turn or no source is installed."""
+    now = now or datetime.now(UTC)
+    if not registry.names(ProviderKind.CURRENCY_RATES):
+        return None
+    interval = settings.fx_load_interval_seconds
+    slot = int(now.timestamp()) // interval
+    if not await client.set(
+        f"{settings.redis_key_prefix}claim:fx-load:{slot}", "1", nx=True, ex=interval * 2
+    ):
+        return None
+    source = registry.currency_rates(settings.fx_source)
+    today = now.date()
+    load = await load_rates(
+        sessions, settings, source, today - timedelta(days=settings.fx_load_days_back), today
+    )
+    for seller_id in load.sellers_marked:
+        await kick_revenue_refresh(broker, seller_id)
+    return load
+
+
 async def serve(settings: Settings) -> None:
     """Tick until SIGINT or SIGTERM."""
     redis_url = require_redis_url(settings)
+    registry = ProviderRegistry(create_plugin_manager())
+    settings = settings.with_chosen_providers(registry)
     engine = create_engine(settings, role="app", application_name="pixecom-scheduler")
     sessions = create_sessionmaker(engine)
     client = redis.Redis.from_url(redis_url)
@@ -144,6 +181,19 @@ async def serve(settings: Settings) -> None:
                 resumed = await resume_backfills(sessions, client, broker, settings)
                 if resumed:
                     _log.info("resumed %s backfill(s)", resumed)
+                # Issue 16: the day's rates, and the days that waited for them.
+                try:
+                    loaded = await load_fx_rates(sessions, client, broker, settings, registry)
+                except ProviderError as exc:
+                    _log.warning("currency rates not loaded (next slot retries): %s", exc)
+                else:
+                    if loaded is not None and loaded.rows_changed:
+                        _log.info(
+                            "rates of %s stored through %s; %s seller(s) re-aggregated",
+                            loaded.source,
+                            loaded.stored_through,
+                            len(loaded.sellers_marked),
+                        )
                 # Issue 7 / OPS-1: pg_stat_activity watched for long-running queries.
                 await kick_slow_query_watch_if_due(client, broker, settings)
             except Exception:  # a failed tick must not end the scheduler

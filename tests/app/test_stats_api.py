@@ -39,6 +39,16 @@ def arrange(dsn: str, seller_id: uuid.UUID) -> uuid.UUID:
                     net / spend if spend else None,
                 ),
             )
+            # The seller's own day: the page's figures plus 5.00 of an unlinked campaign.
+            conn.execute(
+                "INSERT INTO seller_stats_daily (seller_id, stat_date, reporting_currency,"
+                " spend_minor, unlinked_spend_minor, gross_revenue_minor, refunds_minor,"
+                " chargebacks_minor, net_revenue_minor, orders_count,"
+                " no_sellpage_net_revenue_minor, no_sellpage_orders_count,"
+                " no_campaign_net_revenue_minor, no_campaign_orders_count)"
+                " VALUES (%s, %s, 'EUR', %s, 500, %s, %s, 0, %s, 2, 0, 0, %s, 1)",
+                (seller_id, day, spend + 500, gross, refunds, net, net // 2),
+            )
         account = conn.execute(
             "INSERT INTO ad_accounts (seller_id, network, external_id, name, timezone, currency,"
             " last_sync_error, sync_failures) VALUES (%s, 'meta', 'act_1', 'Main', 'UTC', 'EUR',"
@@ -56,6 +66,13 @@ def arrange(dsn: str, seller_id: uuid.UUID) -> uuid.UUID:
             " snapshot_fetched_at, spend_micros, impressions, clicks, purchases,"
             " purchase_value_micros, currency) VALUES (%s, 'meta', 'campaign', 'c1', %s, now(),"
             " 20000000, 1000, 40, 2, 90000000, 'EUR')",
+            (seller_id, D1),
+        )
+        conn.execute(
+            "INSERT INTO entity_stats_daily (seller_id, entity_type, network, entity_id,"
+            " stat_date, reporting_currency, spend_minor, gross_revenue_minor, refunds_minor,"
+            " chargebacks_minor, net_revenue_minor, orders_count)"
+            " VALUES (%s, 'campaign', 'meta', 'c1', %s, 'EUR', 2000, 9000, 1000, 0, 8000, 1)",
             (seller_id, D1),
         )
     return page[0]
@@ -80,12 +97,22 @@ async def test_overview_sellpages_entities_and_sync_status(
     assert [
         (d["day"], d["spend_minor"], d["net_revenue_minor"], d["roas"]) for d in body["days"]
     ] == [
-        ("2026-11-20", 2_000, 8_000, "4.000000"),
-        ("2026-11-21", 0, 4_000, None),
+        ("2026-11-20", 2_500, 8_000, "3.200000"),
+        ("2026-11-21", 500, 4_000, "8.000000"),
     ]
     assert body["totals"]["net_revenue_minor"] == 12_000
-    assert body["totals"]["roas"] == "6.000000"
+    # Overall ROAS: all net revenue over all spend, the unlinked campaign's included.
+    assert body["totals"]["roas"] == "4.000000"
+    assert body["unattributed"] == {
+        "spend_minor": 1_000,
+        "no_sellpage_net_revenue_minor": 0,
+        "no_sellpage_orders": 0,
+        "no_campaign_net_revenue_minor": 6_000,
+        "no_campaign_orders": 2,
+    }
+    assert body["pending_days"] == 0
     assert pages.json()["items"][0]["title"] == "Hats"
+    assert pages.json()["unattributed"]["spend_minor"] == 1_000
     assert entities.json()["items"] == [
         {
             "network": "meta",
@@ -98,8 +125,17 @@ async def test_overview_sellpages_entities_and_sync_status(
             "impressions": 1000,
             "clicks": 40,
             "purchases": 2,
+            "reporting_currency": "EUR",
+            "spend_reporting_minor": 2_000,
+            "gross_revenue_minor": 9_000,
+            "refunds_minor": 1_000,
+            "chargebacks_minor": 0,
+            "net_revenue_minor": 8_000,
+            "orders": 1,
+            "roas": "4.000000",
         }
     ]
+    assert entities.json()["unattributed"]["no_campaign_orders"] == 2
     [account] = status.json()["items"]
     assert account["last_sync_error"] == "rate limited" and account["lag_seconds"] is None
 

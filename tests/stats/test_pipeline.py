@@ -109,11 +109,15 @@ def daily(dsn: str, seller_id: uuid.UUID) -> dict[tuple[str, date], int]:
 
 def sellpage_day(dsn: str, shop: Shop, day: date = DAY) -> dict[str, Any] | None:
     with psycopg.connect(dsn) as conn, seller_scope(conn, shop.seller_id):
+        # The day's marks live on the seller's day (issue 16), beside its sellpage figures.
         cursor = conn.execute(
-            "SELECT spend_minor, gross_revenue_minor, refunds_minor, chargebacks_minor,"
-            " net_revenue_minor, orders_count, roas, needs_reaggregation, reporting_currency"
-            " FROM sellpage_stats_daily WHERE sellpage_id = %s AND stat_date = %s",
-            (shop.sellpage_id, day),
+            "SELECT p.spend_minor, p.gross_revenue_minor, p.refunds_minor, p.chargebacks_minor,"
+            " p.net_revenue_minor, p.orders_count, p.roas, d.needs_reaggregation,"
+            " d.fx_pending_currencies, p.reporting_currency"
+            " FROM seller_stats_daily AS d LEFT JOIN sellpage_stats_daily AS p"
+            " ON p.seller_id = d.seller_id AND p.stat_date = d.stat_date AND p.sellpage_id = %s"
+            " WHERE d.seller_id = %s AND d.stat_date = %s",
+            (shop.sellpage_id, shop.seller_id, day),
         )
         row = cursor.fetchone()
         names = [column.name for column in cursor.description or []]
@@ -400,4 +404,7 @@ async def test_a_missing_fx_rate_is_marked_not_guessed(
 
     row = sellpage_day(database_owner_dsn, shop)
     assert row is not None
-    assert row["spend_minor"] == 0 and row["needs_reaggregation"] and row["roas"] is None
+    # Nothing could be converted, so the sellpage has no figures that day (no guess)...
+    assert row["spend_minor"] is None and row["roas"] is None
+    # ...and the day says which currency it waits for.
+    assert row["fx_pending_currencies"] == ["SEK"] and not row["needs_reaggregation"]

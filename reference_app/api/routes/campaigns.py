@@ -19,6 +19,7 @@ from pixecom_core.campaigns import CampaignService
 from pixecom_core.models.ads import Ad, AdEntityStatus, Adset, Campaign
 from reference_app.api.dependencies import CurrentSeller, Paging
 from reference_app.api.errors import error_responses
+from reference_app.api.resources import ResourcesDep
 from reference_app.api.schemas import PageOut
 
 router = APIRouter(tags=["campaigns"])
@@ -147,11 +148,16 @@ async def get_campaign(campaign_id: uuid.UUID, seller: CurrentSeller) -> Campaig
     responses=error_responses(*_AUTH_ERRORS, 404, 422),
 )
 async def link_campaign(
-    campaign_id: uuid.UUID, body: CampaignLinkIn, seller: CurrentSeller
+    campaign_id: uuid.UUID, body: CampaignLinkIn, seller: CurrentSeller, resources: ResourcesDep
 ) -> CampaignOut:
     """Sets ``sellpage_id`` (null unties). 404 ``not_found`` when the campaign is not the
-    seller's, 404 ``sellpage_not_found`` when the sellpage is not."""
+    seller's, 404 ``sellpage_not_found`` when the sellpage is not. Every day the campaign
+    spent, however old, is recomputed (its spend moves between sellpages and the
+    unattributed line); the stats show it within seconds."""
+    before = await CampaignService(seller).get_campaign(campaign_id)
     campaign = await CampaignService(seller).link_campaign(campaign_id, body.sellpage_id)
+    if before.sellpage_id != campaign.sellpage_id:
+        await resources.queue_reaggregation(seller.seller_id)
     return CampaignOut.of(campaign)
 
 

@@ -1,8 +1,10 @@
 """Seller stats: daily overview with totals, per sellpage, per campaign/ad set/ad, sync status.
 
 Numbers come from the aggregated tables the worker keeps current; money is integer minor
-units of the seller's reporting currency (per-entity spend: of the ad account's currency,
-named in each item); ROAS is null when there was no spend.
+units of the seller's reporting currency (per-entity ``spend_minor``: of the ad account's
+currency, named in each item, beside ``spend_reporting_minor``); ROAS is null when there
+was no spend. Totals count all spend of every connected account and all revenue; what no
+sellpage or campaign can claim is reported as ``unattributed`` (issue 16).
 
 Every route here only reads, and tolerates the lag of a streaming replica, so they read
 from ``read_database_url`` when it is set (SCALE-6: separate read and
@@ -27,6 +29,7 @@ from pixecom_core.stats.reports import (
     Figures,
     SellpageFigures,
     StatsReports,
+    Unattributed,
 )
 from reference_app.api.dependencies import Paging, ReportingSeller
 from reference_app.api.errors import error_responses
@@ -64,23 +67,62 @@ class FiguresOut(BaseModel):
 
 class DayOut(FiguresOut):
     day: date
+    fx_pending_currencies: list[str] = Field(
+        default_factory=list,
+        description="Currencies whose rate of the day is not published yet: the day is "
+        "converted at the latest earlier rate until it is, then recomputed.",
+    )
+    needs_reaggregation: bool = Field(
+        default=False, description="Money moved after the day was computed; recomputing."
+    )
+
+
+class UnattributedOut(BaseModel):
+    """Spend and revenue no sellpage (or campaign) can claim, in the reporting currency."""
+
+    spend_minor: int = Field(description="Spend of campaigns linked to no sellpage.")
+    no_sellpage_net_revenue_minor: int = Field(
+        description="Net revenue of orders that name no sellpage."
+    )
+    no_sellpage_orders: int
+    no_campaign_net_revenue_minor: int = Field(
+        description="Net revenue of orders whose landing URL named no known campaign; "
+        "they count at sellpage level only."
+    )
+    no_campaign_orders: int
+
+    @classmethod
+    def of(cls, unattributed: Unattributed) -> UnattributedOut:
+        return cls.model_validate(unattributed, from_attributes=True)
 
 
 class OverviewOut(BaseModel):
-    """A seller's days in a range, with totals."""
+    """A seller's days in a range, with totals over all spend and all revenue."""
 
     reporting_currency: str
     since: date
     until: date
     days: list[DayOut]
-    totals: FiguresOut
-    pending_days: int = Field(description="Days waiting for re-aggregation (late refunds …).")
+    totals: FiguresOut = Field(
+        description="All spend of every connected account and all net revenue; "
+        "roas = all net revenue / all spend."
+    )
+    unattributed: UnattributedOut
+    pending_days: int = Field(
+        description="Days being recomputed (late refunds, links, rates) or waiting for a rate."
+    )
 
 
 class SellpageOut(FiguresOut):
     sellpage_id: uuid.UUID
     slug: str
     title: str
+
+
+class SellpagesOut(PageOut[SellpageOut]):
+    """A page of sellpages, and the range's spend and revenue no sellpage can claim."""
+
+    unattributed: UnattributedOut
 
 
 class EntityOut(BaseModel):
@@ -94,11 +136,54 @@ class EntityOut(BaseModel):
         default=None,
         description="As the network last named it; null while the entity is not synced yet.",
     )
-    currency: str
-    spend_minor: int
+    currency: str = Field(description="The ad account's currency.")
+    spend_minor: int = Field(description="Spend in the ad account's currency.")
     impressions: int
     clicks: int
-    purchases: int
+    purchases: int = Field(description="Purchases as the network counted them.")
+    reporting_currency: str
+    spend_reporting_minor: int = Field(
+        description="Spend converted at each day's rate; summed over campaigns it is the "
+        "overview's spend."
+    )
+    gross_revenue_minor: int = Field(
+        description="Revenue of the orders whose landing URL named this entity."
+    )
+    refunds_minor: int
+    chargebacks_minor: int
+    net_revenue_minor: int
+    orders: int
+    roas: Decimal | None = Field(description="net revenue / reporting spend; null without spend")
+
+    @classmethod
+    def of(cls, item: EntityFigures) -> EntityOut:
+        figures = item.figures
+        return cls(
+            network=item.network,
+            level=item.level,
+            entity_id=item.entity_id,
+            name=item.name,
+            status=AdEntityStatus(item.status) if item.status else None,
+            currency=item.currency,
+            spend_minor=item.spend_minor,
+            impressions=item.impressions,
+            clicks=item.clicks,
+            purchases=item.purchases,
+            reporting_currency=item.reporting_currency,
+            spend_reporting_minor=figures.spend_minor,
+            gross_revenue_minor=figures.gross_revenue_minor,
+            refunds_minor=figures.refunds_minor,
+            chargebacks_minor=figures.chargebacks_minor,
+            net_revenue_minor=figures.net_revenue_minor,
+            orders=figures.orders,
+            roas=figures.roas,
+        )
+
+
+class EntitiesOut(PageOut[EntityOut]):
+    """A page of entities, and the range's revenue no campaign can claim."""
+
+    unattributed: UnattributedOut
 
 
 class SyncStatusOut(BaseModel):
@@ -129,23 +214,35 @@ async def overview(seller: ReportingSeller, since: Since, until: Until) -> Overv
         reporting_currency=report.reporting_currency,
         since=report.since,
         until=report.until,
-        days=[DayOut(day=d.day, **FiguresOut.of(d.figures).model_dump()) for d in report.days],
+        days=[
+            DayOut(
+                day=d.day,
+                fx_pending_currencies=list(d.fx_pending_currencies),
+                needs_reaggregation=d.needs_reaggregation,
+                **FiguresOut.of(d.figures).model_dump(),
+            )
+            for d in report.days
+        ],
         totals=FiguresOut.of(report.totals),
+        unattributed=UnattributedOut.of(report.unattributed),
         pending_days=report.pending_days,
     )
 
 
 @router.get(
     "/sellpages",
-    response_model=PageOut[SellpageOut],
+    response_model=SellpagesOut,
     summary="Each sellpage's figures over a range",
     responses=error_responses(422),
 )
 async def sellpages(
     seller: ReportingSeller, since: Since, until: Until, paging: Paging
-) -> PageOut[SellpageOut]:
-    """Every sellpage, zeros included, by id."""
-    page = await StatsReports(seller).sellpages(since, until, paging)
+) -> SellpagesOut:
+    """Every sellpage, zeros included, by id; ``unattributed`` is the range's spend of
+    campaigns linked to no sellpage and the revenue of orders naming none."""
+    reports = StatsReports(seller)
+    page = await reports.sellpages(since, until, paging)
+    unattributed = await reports.unattributed(since, until)
 
     def convert(item: SellpageFigures) -> SellpageOut:
         return SellpageOut(
@@ -155,12 +252,15 @@ async def sellpages(
             **FiguresOut.of(item.figures).model_dump(),
         )
 
-    return PageOut[SellpageOut].of(page, convert)
+    return SellpagesOut(
+        **PageOut[SellpageOut].of(page, convert).model_dump(),
+        unattributed=UnattributedOut.of(unattributed),
+    )
 
 
 @router.get(
     "/entities",
-    response_model=PageOut[EntityOut],
+    response_model=EntitiesOut,
     summary="Each campaign, ad set or ad over a range",
     responses=error_responses(422),
 )
@@ -170,14 +270,17 @@ async def entities(
     until: Until,
     paging: Paging,
     level: Annotated[EntityLevel, Query()] = EntityLevel.CAMPAIGN,
-) -> PageOut[EntityOut]:
-    """Entities with numbers in the range, by network and id."""
-    page = await StatsReports(seller).entities(level, since, until, paging)
-
-    def convert(item: EntityFigures) -> EntityOut:
-        return EntityOut.model_validate(item, from_attributes=True)
-
-    return PageOut[EntityOut].of(page, convert)
+) -> EntitiesOut:
+    """Entities with numbers in the range, by network and id: spend, and the net revenue,
+    orders and ROAS of the orders whose landing URL named them. ``unattributed`` holds the
+    range's revenue of orders that named no known campaign."""
+    reports = StatsReports(seller)
+    page = await reports.entities(level, since, until, paging)
+    unattributed = await reports.unattributed(since, until)
+    return EntitiesOut(
+        **PageOut[EntityOut].of(page, EntityOut.of).model_dump(),
+        unattributed=UnattributedOut.of(unattributed),
+    )
 
 
 @router.get(

@@ -16,7 +16,8 @@ Issue 16.
   with its DEFAULT partition; ``pixecom db maintain`` creates the months.
 - ``orders`` gains the landing URL's attribution (UTM parameters, ``fbclid``, the ad
   network's campaign, ad set and ad ids): nullable columns, a metadata-only change.
-- ``fx_rates.carried_from``: the publication a day without one carries (nullable).
+- ``fx_rates.carried_from``: the publication a day without one carries (nullable); the
+  application role may now insert and update rates (the scheduled load runs in a worker).
 - ``seller_fx_rates`` and its append-only audit ``seller_fx_rate_changes``: a seller's
   manual rates for currencies the source does not publish.
 - ``pixecom_sellers_waiting_for_rates(since, until)``: which sellers have days waiting for
@@ -189,7 +190,9 @@ def upgrade() -> None:
         op.execute(f"GRANT {granted} ON TABLE {table} TO {app_role}")
     # A partition queried directly ignores its parent's policies: the default partition
     # gets its own and no privilege, as every partition does (0001).
-    op.execute("SELECT pixecom_secure_partition('entity_stats_daily', 'entity_stats_daily_default')")
+    op.execute(
+        "SELECT pixecom_secure_partition('entity_stats_daily', 'entity_stats_daily_default')"
+    )
     # The months ad_stats_daily has at migration time (2 back, 3 ahead, as 0001 did); the
     # maintenance task keeps creating months ahead from then on.
     op.execute(
@@ -228,11 +231,16 @@ def upgrade() -> None:
     op.execute(f"REVOKE ALL ON FUNCTION {WAITING} FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION {WAITING} TO {app_role}")
     op.execute("ALTER TABLE fx_rates ADD COLUMN carried_from DATE")
+    # The scheduled rate load runs in the worker, as the application role. No route
+    # writes fx_rates: a seller's own rates go to seller_fx_rates.
+    op.execute(f"GRANT INSERT, UPDATE ON TABLE fx_rates TO {app_role}")
     for column in ATTRIBUTION_COLUMNS:
         op.execute(f"ALTER TABLE orders ADD COLUMN {column} TEXT")
 
 
 def downgrade() -> None:
+    app_role = migration_support.app_role()
+    op.execute(f"REVOKE INSERT, UPDATE ON TABLE fx_rates FROM {app_role}")
     for column in ATTRIBUTION_COLUMNS:
         op.execute(f"ALTER TABLE orders DROP COLUMN {column}")
     op.execute("ALTER TABLE fx_rates DROP COLUMN carried_from")
