@@ -58,6 +58,11 @@ webhooks_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(webhooks_app, name="webhooks")
+fx_app = typer.Typer(
+    help="Currency rates: load a range from the rate source, set a seller's own.",
+    no_args_is_help=True,
+)
+app.add_typer(fx_app, name="fx")
 
 
 @app.command()
@@ -411,6 +416,78 @@ def jobs_resolve(
         typer.echo(f"pixecom: no open dead letter {dead_letter_id}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"dead letter {dead_letter_id} resolved")
+
+
+@fx_app.command("backfill")
+def fx_backfill(
+    since: Annotated[str, typer.Option(help="First day to load (YYYY-MM-DD).")],
+    until: Annotated[
+        str | None, typer.Option(help="Last day to load (YYYY-MM-DD) [default: today].")
+    ] = None,
+) -> None:
+    """Load the rate source's reference rates of a range (history, or days a load missed).
+
+    Every day the answer is final for is stored (days without publication under the last
+    one, saying so); sellers whose days waited for these rates are re-aggregated.
+    Idempotent: a second run changes nothing.
+    """
+    from datetime import UTC, date, datetime
+
+    from reference_app import fx
+
+    first = date.fromisoformat(since)
+    last = date.fromisoformat(until) if until else datetime.now(UTC).date()
+    if last < first:
+        typer.echo("pixecom: --until is before --since", err=True)
+        raise typer.Exit(code=2)
+    for load in fx.backfill(Settings(), first, last):
+        typer.echo(
+            f"{load.source} {load.since}..{load.until}: {load.publication_days} publication "
+            f"day(s), {load.carried_days} carried, {load.rows_changed} row(s) changed, "
+            f"stored through {load.stored_through or '-'}, "
+            f"{len(load.sellers_marked)} seller(s) re-aggregated"
+        )
+
+
+@fx_app.command("set")
+def fx_set(
+    seller: Annotated[str, typer.Option(help="The seller's id.")],
+    day: Annotated[str, typer.Argument(help="The day (YYYY-MM-DD).")],
+    base: Annotated[str, typer.Argument(help="Base currency (ISO 4217), e.g. EUR.")],
+    quote: Annotated[str, typer.Argument(help="Quote currency (ISO 4217), e.g. VND.")],
+    rate: Annotated[
+        str, typer.Argument(help="Units of QUOTE one BASE bought that day; 'none' removes.")
+    ],
+    note: Annotated[str | None, typer.Option(help="Why (kept in the audit).")] = None,
+) -> None:
+    """Set (or remove) a seller's own rate of a currency pair for one day; audited."""
+    import getpass
+    import uuid as uuid_module
+    from datetime import date
+    from decimal import Decimal, InvalidOperation
+
+    from pixecom_core.errors import InvalidRequestError
+    from reference_app import fx
+
+    try:
+        value = None if rate.lower() == "none" else Decimal(rate)
+        result = fx.set_manual_rate(
+            Settings(),
+            uuid_module.UUID(seller),
+            date.fromisoformat(day),
+            base.upper(),
+            quote.upper(),
+            value,
+            changed_by=f"cli:{getpass.getuser()}",
+            note=note,
+        )
+    except (ValueError, InvalidOperation, InvalidRequestError) as exc:
+        typer.echo(f"pixecom: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    if result is False:
+        typer.echo(f"pixecom: no manual rate of {base}/{quote} on {day}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"{base}/{quote} on {day}: {'removed' if value is None else value}")
 
 
 @webhooks_app.command("failed")
