@@ -5,7 +5,10 @@ the order is written ``PENDING`` with a ``CREATED`` event, then the chosen gatew
 creates its payment object with the order id as idempotency key, and the payment id is
 registered in ``order_payments`` — whose trigger claims it in the payment directory, so
 the gateway's webhooks find this seller and order. Money state is never written here: it
-comes from the ledger once the gateway reports a capture.
+comes from the ledger once the gateway reports a capture. The order keeps where the
+shopper came from (issue 16 item 3): the landing URL's UTM parameters, ``fbclid`` and
+ad-network ids, validated by :mod:`pixecom_core.orders.attribution` before anything is
+written.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pixecom_core.catalog.storefront import is_valid_slug
 from pixecom_core.errors import ConflictError, InvalidRequestError, NotFoundError
 from pixecom_core.models.catalog import ProductStatus, SellpageStatus
 from pixecom_core.models.orders import OrderEventType, OrderStatus
+from pixecom_core.orders.attribution import Attribution, checkout_attribution
 from pixecom_core.orders.status import record_order_event
 from pixecom_core.payments.connections import PaymentConnections
 from pixecom_core.plugins import ProviderRegistry
@@ -39,9 +43,13 @@ from pixecom_core.tenancy import open_seller_scope
 _INSERT_ORDER = text(
     """
     INSERT INTO orders (seller_id, id, created_at, status, sellpage_id, attributed_at, currency,
-                        subtotal_minor, total_minor, customer_email, payment_gateway)
+                        subtotal_minor, total_minor, customer_email, payment_gateway,
+                        utm_source, utm_medium, utm_campaign, utm_content, utm_term, fbclid,
+                        campaign_ref, adset_ref, ad_ref)
     VALUES (:seller_id, :id, :created_at, 'PENDING', :sellpage_id, :created_at, :currency,
-            :total_minor, :total_minor, :customer_email, :gateway)
+            :total_minor, :total_minor, :customer_email, :gateway,
+            :utm_source, :utm_medium, :utm_campaign, :utm_content, :utm_term, :fbclid,
+            :campaign_ref, :adset_ref, :ad_ref)
     """
 )
 _REGISTER_PAYMENT = text(
@@ -59,7 +67,13 @@ _SET_PAYMENT_ID = text(
 
 @dataclass(frozen=True)
 class CheckoutRequest:
-    """What a shopper submits."""
+    """What a shopper submits.
+
+    :param landing_url: the URL the shopper landed on (the ad's destination with its
+        parameters); its attribution is read with :meth:`Attribution.from_landing_url`.
+    :param attribution: attribution the storefront read itself; each field it gives wins
+        over the landing URL's.
+    """
 
     slug: str
     gateway: str
@@ -67,6 +81,8 @@ class CheckoutRequest:
     quantity: int
     return_url: str
     cancel_url: str
+    landing_url: str | None = None
+    attribution: Attribution | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,8 @@ class Checkout:
         Raises :class:`NotFoundError` for a slug that is not a published sellpage with a
         product on sale, :class:`InvalidRequestError` for a quantity out of range, a
         product without a price or a total above ``MAX_AMOUNT_MINOR``,
+        :class:`~pixecom_core.orders.attribution.InvalidAttributionError` (an
+        ``InvalidRequestError``) for a landing URL or attribution value out of bounds,
         :class:`pixecom_core.plugins.UnknownProviderError` for a gateway that is not
         installed, :class:`~pixecom_core.payments.PaymentConnectionRequired` when the
         gateway needs the seller's own account and the seller has none connected (nothing
@@ -117,6 +135,7 @@ class Checkout:
             raise InvalidRequestError(
                 f"quantity must be between 1 and {MAX_QUANTITY}", code="invalid_quantity"
             )
+        attribution = checkout_attribution(request.landing_url, request.attribution)
         gateway = self._registry.payment_gateway(request.gateway)
         if not is_valid_slug(request.slug):
             raise NotFoundError("no published sellpage at this address")
@@ -167,6 +186,7 @@ class Checkout:
                     "total_minor": total,
                     "customer_email": request.customer_email,
                     "gateway": gateway.identifier,
+                    **attribution.model_dump(),
                 },
             )
             await record_order_event(

@@ -61,8 +61,12 @@ CROSS_FIELD_RULES = {
     # The content-type allow-list and size limit are the deployment's settings.
     "POST /assets/uploads": "deployment's allowed content types",
     # email-validator refuses special-use domains (.local, .test) that format: email
-    # allows; quantity 2.0 is refused like the amounts above.
-    "POST /public/sellpages/{slug}/orders": "deliverable email domain, integer quantity",
+    # allows; quantity 2.0 is refused like the amounts above; attribution values (in
+    # `attribution` or `landing_url`'s query) are trimmed, unfilled `{{…}}` macros count
+    # as absent, and only then bounded (issue 16), which no JSON Schema keyword can say.
+    "POST /public/sellpages/{slug}/orders": (
+        "deliverable email domain, integer quantity, attribution values"
+    ),
 }
 
 

@@ -1,7 +1,8 @@
 """Orders: filtered, newest-first lists, one order with its money, its history, refunds.
 
-Orders are written by checkout and payment processing; sellers read them here and ask
-for refunds (``POST /orders/{id}/refunds``, issue 15).
+Orders are written by checkout and payment processing; sellers read them here, with the
+attribution checkout kept from the landing URL (issue 16), and ask for refunds
+(``POST /orders/{id}/refunds``, issue 15).
 ``created_from``/``created_to`` select a half-open range ``[from, to)`` on the order's
 creation time, which is also the partition key, so a range reads only its months.
 """
@@ -36,6 +37,25 @@ router = APIRouter(tags=["orders"])
 _AUTH_ERRORS = (401, 429)
 
 
+class OrderAttributionOut(BaseModel):
+    """Where the shopper came from, as checkout kept it from the landing URL (or the
+    storefront's own attribution); ``null`` where nothing was kept."""
+
+    utm_source: str | None
+    utm_medium: str | None
+    utm_campaign: str | None
+    utm_content: str | None
+    utm_term: str | None
+    fbclid: str | None = Field(description="The click id the ad network appended.")
+    campaign_ref: str | None = Field(
+        description="The ad network's campaign id (the landing URL's `campaign_id`)."
+    )
+    adset_ref: str | None = Field(
+        description="The ad network's ad set id (the landing URL's `adset_id`)."
+    )
+    ad_ref: str | None = Field(description="The ad network's ad id (the landing URL's `ad_id`).")
+
+
 class OrderOut(BaseModel):
     """A customer's order. Amounts are minor units of ``currency``."""
 
@@ -51,10 +71,17 @@ class OrderOut(BaseModel):
     payment_id: str | None = Field(description="The gateway's payment id, for display.")
     created_at: datetime
     updated_at: datetime
+    attribution: OrderAttributionOut = Field(description="Where the shopper came from.")
 
     @classmethod
     def of(cls, order: Order) -> OrderOut:
-        return cls.model_validate(order, from_attributes=True)
+        # The attribution columns are flat on the row and nested here.
+        return cls.model_validate(
+            {
+                **order.model_dump(),
+                "attribution": OrderAttributionOut.model_validate(order, from_attributes=True),
+            }
+        )
 
 
 class OrderMoneyOut(BaseModel):

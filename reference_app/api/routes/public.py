@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Response, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 
 from pixecom_core.catalog import PublicSellpage, Storefront, StorefrontCache
+from pixecom_core.orders.attribution import Attribution, LandingUrl
 from pixecom_core.orders.checkout import Checkout, CheckoutRequest
 from pixecom_core.providers.values import Quantity
 from reference_app.api.dependencies import PublicThrottle
@@ -85,7 +86,12 @@ async def public_sellpage(
 
 
 class CheckoutIn(BaseModel):
-    """A shopper's order from a sellpage; the price is the one in effect, never sent."""
+    """A shopper's order from a sellpage; the price is the one in effect, never sent.
+
+    Where the shopper came from is kept with the order: send the page's `landing_url` as
+    the shopper arrived on it (the ad's URL with its parameters), `attribution` fields the
+    storefront read itself, or both — a field given in `attribution` wins over the URL's.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -97,6 +103,10 @@ class CheckoutIn(BaseModel):
                     "quantity": 1,
                     "return_url": "https://shop.example.com/thanks",
                     "cancel_url": "https://shop.example.com/cart",
+                    "landing_url": "https://shop.example.com/p/spring-sale?utm_source=social"
+                    "&utm_medium=paid_social&utm_campaign=Spring%20Sale"
+                    "&campaign_id=120210000000000001&adset_id=120210000000000002"
+                    "&ad_id=120210000000000003&fbclid=IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQ",
                 }
             ]
         }
@@ -108,6 +118,13 @@ class CheckoutIn(BaseModel):
     quantity: Quantity = 1
     return_url: HttpUrl
     cancel_url: HttpUrl
+    # Issue 16 item 3: bounded and validated here, a field path in the 422.
+    landing_url: LandingUrl | None = None
+    attribution: Attribution | None = Field(
+        default=None,
+        description="Attribution the storefront read itself (e.g. kept from an earlier "
+        "page); each field given wins over `landing_url`'s.",
+    )
 
 
 class CheckoutOut(BaseModel):
@@ -137,7 +154,12 @@ class CheckoutOut(BaseModel):
 async def place_order(slug: str, body: CheckoutIn, resources: ResourcesDep) -> CheckoutOut:
     """Creates a PENDING order at the current price and the chosen gateway's payment.
 
-    The order becomes PAID when the gateway's webhook reports the capture.
+    The order becomes PAID when the gateway's webhook reports the capture. It keeps its
+    attribution — UTM parameters, Meta's `fbclid`, the ad network's campaign, ad set and ad
+    ids — from `landing_url` and `attribution` (whose fields win); `GET /orders/{id}` shows
+    it. An unfilled macro such as `{{campaign.id}}` (a previewed ad) is stored as absent;
+    a value out of bounds is a 422 whose `details` name the field (`landing_url`, or e.g.
+    `attribution.utm_source`), and nothing is ordered.
     """
     placed = await Checkout(
         resources.sessions, resources.settings, resources.providers, resources.payment_connections
@@ -149,6 +171,8 @@ async def place_order(slug: str, body: CheckoutIn, resources: ResourcesDep) -> C
             quantity=body.quantity,
             return_url=str(body.return_url),
             cancel_url=str(body.cancel_url),
+            landing_url=body.landing_url,
+            attribution=body.attribution,
         )
     )
     secret = placed.session.client_secret

@@ -18,6 +18,19 @@ import { decimalOf, moment, money, parseAmount } from "./format.js";
 
 const ORDER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+// Where the shopper came from, as checkout kept it from the landing URL (issue 16): the
+// source, the campaign by name and the ad network's campaign and ad ids.
+function cameFrom(attribution) {
+  const a = attribution ?? {};
+  const parts = [
+    a.utm_source,
+    a.utm_campaign,
+    a.campaign_ref ? `campaign ${a.campaign_ref}` : null,
+    a.ad_ref ? `ad ${a.ad_ref}` : null,
+  ].filter(Boolean);
+  return parts.length ? parts.join(" · ") : "Not recorded";
+}
+
 const REFUND_STATUSES = {
   REQUESTED: ["Requested", "warn"],
   PENDING: ["Pending", "warn"],
@@ -407,6 +420,7 @@ export async function orderView(context, orderId) {
       h("dt", {}, "Status"), statusHolder,
       h("dt", {}, "Created"), h("dd", {}, moment(order.created_at)),
       h("dt", {}, "Customer"), h("dd", { "data-testid": "order-customer" }, order.customer_email),
+      h("dt", {}, "Came from"), h("dd", { "data-testid": "order-attribution" }, cameFrom(order.attribution)),
       h("dt", {}, "Subtotal"), h("dd", { "data-testid": "order-subtotal", "data-minor": order.subtotal_minor }, money(order.subtotal_minor, order.currency)),
       h("dt", {}, "Total"), h("dd", { "data-testid": "order-total", "data-minor": order.total_minor }, money(order.total_minor, order.currency)),
       h("dt", {}, "Payment"), h("dd", {}, order.payment_gateway ? `${order.payment_gateway} · ${order.payment_id ?? "—"}` : "None yet"),
