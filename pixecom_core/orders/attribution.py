@@ -107,7 +107,8 @@ def _click_id(value: str | None) -> str | None:
         return None
     if _CLICK_ID.fullmatch(present) is None:
         raise _invalid(
-            f"must be 1 to {MAX_CLICK_ID_LENGTH} letters, digits, '_' or '-' (the click id the ad network appends)"
+            f"must be 1 to {MAX_CLICK_ID_LENGTH} letters, digits, '_' or '-'"
+            " (the click id the ad network appends)"
         )
     return present
 
@@ -136,7 +137,8 @@ ClickId = Annotated[
     str | None,
     AfterValidator(_click_id),
     Field(
-        description=f"The click id the ad network appended, as given: 1 to {MAX_CLICK_ID_LENGTH} of `A-Z a-z 0-9 _ -`.",
+        description=f"The click id the ad network appended, as given: 1 to "
+        f"{MAX_CLICK_ID_LENGTH} of `A-Z a-z 0-9 _ -`.",
     ),
 ]
 AdNetworkId = Annotated[
