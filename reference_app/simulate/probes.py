@@ -46,6 +46,8 @@ COUNTED_TABLES = (
     "ad_stats_raw",
     "ad_stats_daily",
     "sellpage_stats_daily",
+    "entity_stats_daily",
+    "seller_stats_daily",
     "orders",
     "order_payments",
     "order_events",

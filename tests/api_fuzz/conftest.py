@@ -50,6 +50,10 @@ CROSS_FIELD_RULES = {
     "GET /stats/sellpages": "date range",
     "GET /stats/entities": "date range",
     "GET /stats/campaigns/{campaign_id}/days": "date range",
+    "GET /fx/rates": "date range",
+    # A rate needs two different currencies and a positive decimal number (issue 16).
+    "PUT /fx/rates": "two different currencies, a positive decimal rate",
+    "DELETE /fx/rates/{day}/{base_currency}/{quote_currency}": "two different currencies",
     # sellpage_id with linked=false contradict each other.
     "GET /campaigns": "contradictory filters",
     # JSON Schema counts 2499.0 as an integer; money is strict (issue 12 item 5).

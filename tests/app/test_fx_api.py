@@ -51,6 +51,13 @@ async def test_a_manual_rate_is_set_listed_audited_and_removed(
         "/fx/rates", params={"since": "2026-11-01", "until": "2026-11-30"}, headers=other.headers
     )
     assert theirs.json() == []
+    # Nor can it remove it: its scope finds no such rate.
+    foreign = await api_client.delete("/fx/rates/2026-11-20/EUR/VND", headers=other.headers)
+    assert foreign.status_code == 404
+    still = await api_client.get(
+        "/fx/rates", params={"since": "2026-11-20", "until": "2026-11-20"}, headers=seller.headers
+    )
+    assert len(still.json()) == 1
 
     removed = await api_client.delete("/fx/rates/2026-11-20/EUR/VND", headers=seller.headers)
     again = await api_client.delete("/fx/rates/2026-11-20/EUR/VND", headers=seller.headers)

@@ -43,6 +43,10 @@ RESOURCE_PARAMETERS = {
 #: Path parameters that name no seller resource (storefront addresses, gateway names, the
 #: gateway account a seller's own app sends its notifications for).
 PUBLIC_PARAMETERS = {"slug", "gateway", "tracker", "account_id"}
+#: Path parameters of a seller's own rows addressed by natural key, not id: the manual
+#: rates' day and currency pair. The scope alone finds the row, so another seller's
+#: request reaches nothing: tests/app/test_fx_api.py proves it (404, the rate untouched).
+NATURAL_KEY_PARAMETERS = {"day", "base_currency", "quote_currency"}
 #: Routes that are not about seller data at all.
 NOT_SELLER_DATA = {"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"}
 #: The network's (or gateway's) redirect back from its consent page: no id in its path; its
@@ -181,13 +185,18 @@ async def test_no_route_lets_one_seller_reach_anothers_data(
 
     assert len(a_ids) > 20
     for operation in operations(openapi):
-        unknown = set(operation.parameters) - RESOURCE_PARAMETERS.keys() - PUBLIC_PARAMETERS
+        unknown = (
+            set(operation.parameters)
+            - RESOURCE_PARAMETERS.keys()
+            - PUBLIC_PARAMETERS
+            - NATURAL_KEY_PARAMETERS
+        )
         assert not unknown, (
             f"{operation.method} {operation.path}: teach the isolation probe which table "
             f"the path parameter(s) {sorted(unknown)} name (RESOURCE_PARAMETERS)"
         )
         if (
-            set(operation.parameters) & PUBLIC_PARAMETERS
+            set(operation.parameters) & (PUBLIC_PARAMETERS | NATURAL_KEY_PARAMETERS)
             or operation.path.startswith(("/auth/", "/public/"))
             or operation.path in CONSENT_CALLBACKS
         ):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+import psycopg
 import pytest
 from taskiq import Context, InMemoryBroker, TaskiqMessage
 
@@ -24,6 +25,7 @@ from reference_app.worker.broker import (
     refresh_revenue,
     revenue_refresh_key,
 )
+from tests.db.tenant_rows import insert_seller, seller_scope
 
 
 def context_on(broker: InMemoryBroker, task_name: str) -> Context:
@@ -84,3 +86,36 @@ async def test_a_webhook_task_for_an_unknown_delivery_is_skipped(
 async def test_a_task_outside_a_worker_says_how_to_give_it_resources() -> None:
     with pytest.raises(RuntimeError, match="build_broker"):
         await refresh_revenue(str(uuid.uuid4()), context_on(InMemoryBroker(), REFRESH_REVENUE))
+
+
+async def test_a_revenue_refresh_works_through_every_marked_day_however_many(
+    broker_with_resources: InMemoryBroker, database_owner_dsn: str
+) -> None:
+    """Issue 16 item 4: a new reporting currency marks years of days; one refresh (62 days
+    per transaction) recomputes them all, oldest first."""
+    seller_id = uuid.uuid4()
+    with psycopg.connect(database_owner_dsn, autocommit=True) as conn:
+        insert_seller(conn, seller_id)
+        with seller_scope(conn, seller_id):
+            conn.execute(
+                "INSERT INTO seller_stats_daily (seller_id, stat_date, reporting_currency,"
+                " spend_minor, unlinked_spend_minor, gross_revenue_minor, refunds_minor,"
+                " chargebacks_minor, net_revenue_minor, orders_count,"
+                " no_sellpage_net_revenue_minor, no_sellpage_orders_count,"
+                " no_campaign_net_revenue_minor, no_campaign_orders_count, needs_reaggregation)"
+                " SELECT %s, d::date, 'USD', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, true"
+                " FROM generate_series(date '2024-01-01', date '2024-05-09', interval '1 day') d",
+                (seller_id,),
+            )
+
+    days = await refresh_revenue(str(seller_id), context_on(broker_with_resources, REFRESH_REVENUE))
+
+    assert days == 130
+    with psycopg.connect(database_owner_dsn) as conn, seller_scope(conn, seller_id):
+        left = conn.execute(
+            "SELECT count(*) FILTER (WHERE needs_reaggregation), sum(spend_minor)"
+            " FROM seller_stats_daily WHERE seller_id = %s",
+            (seller_id,),
+        ).fetchone()
+    # Recomputed from the (empty) sources: no mark left, and the made-up spend is gone.
+    assert left == (0, 0)

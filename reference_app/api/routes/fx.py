@@ -94,7 +94,8 @@ async def list_rates(
     since: Annotated[IsoDate, Query()],
     until: Annotated[IsoDate, Query()],
 ) -> list[ManualRateOut]:
-    """At most 1,000 rates, by day and pair."""
+    """At most 1,000 rates, by day and pair. 422 when ``until`` is before ``since`` or the
+    range is longer than 366 days."""
     check_range(since, until)
     async with seller.scope() as scope:
         rates = await ManualRates(scope).list(since, until)
@@ -110,7 +111,9 @@ async def list_rates(
 async def set_rate(
     body: ManualRateIn, seller: CurrentSeller, resources: ResourcesDep
 ) -> ManualRateOut:
-    """Sets (or replaces) the rate; audited. The day's figures are recomputed with it."""
+    """Sets (or replaces) the rate; audited. The day's figures are recomputed with it.
+    422 when the two currencies are the same, or the rate is not a positive decimal number
+    below 10^10 with at most 10 decimal places."""
     async with seller.scope() as scope:
         rate = await ManualRates(scope).set(
             body.day,
@@ -137,7 +140,8 @@ async def remove_rate(
     seller: CurrentSeller,
     resources: ResourcesDep,
 ) -> Response:
-    """Removes it (audited); the day falls back to the source's rate. 404 without one."""
+    """Removes it (audited); the day falls back to the source's rate. 404 without one;
+    422 when the two currencies are the same."""
     async with seller.scope() as scope:
         removed = await ManualRates(scope).remove(
             day, base_currency, quote_currency, changed_by=_author(seller)
