@@ -11,8 +11,8 @@ SCALE-5 ("what happens if a job runs longer than 5 minutes", "no distributed loc
   ``stats_task_attempts`` it is parked as a dead letter (``dead_letters``) with its error.
 
 Tiers (SCALE-5, "priority queue based on seller tier / ad spend"): after a successful
-sync the seller's tier is recomputed from its trailing 7-day campaign spend, converted to
-its reporting currency.
+sync the seller's tier is recomputed from its trailing 7-day spend as the day roll-up
+converted it into its reporting currency (``seller_stats_daily``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixecom_core.models.sellers import SellerTier
 from pixecom_core.settings import Settings
+from pixecom_core.stats.currency import minor_per_major_sql
 from pixecom_core.stats.runs import SyncRunLog
 from pixecom_core.stats.sync import SellerSync, StatsSync
 from pixecom_core.tenancy import open_seller_scope
@@ -50,23 +51,17 @@ _RECORD_DEAD_LETTER = text(
     """
 )
 
-# Trailing average daily campaign spend over the last 7 days, in the reporting currency's
-# major units, each currency converted at its latest rate (identity for the same one).
+# Trailing average daily spend over the last 7 days, in the reporting currency's major
+# units: the seller's days as the roll-up converted them (issue 16: every account, each
+# day at its own rate, cross rates included — a GBP account of a USD seller counts).
 _TRAILING_SPEND = text(
-    """
-    WITH seller AS (SELECT reporting_currency AS rep FROM sellers WHERE id = :seller_id),
-    spend AS (
-        SELECT d.currency, sum(d.spend_micros)::numeric / 1000000 AS major
-          FROM ad_stats_daily AS d
-         WHERE d.seller_id = :seller_id AND d.entity_type = 'campaign'
-           AND d.stat_date > CURRENT_DATE - 7
-         GROUP BY d.currency
-    )
-    SELECT coalesce(sum(spend.major * CASE WHEN spend.currency = seller.rep THEN 1 ELSE (
-               SELECT fx.rate FROM fx_rates AS fx
-                WHERE fx.base_currency = spend.currency AND fx.quote_currency = seller.rep
-                ORDER BY fx.rate_date DESC LIMIT 1) END), 0) / 7 AS daily
-      FROM spend CROSS JOIN seller
+    f"""
+    SELECT coalesce(sum(d.spend_minor), 0)::numeric
+           / {minor_per_major_sql("min(s.reporting_currency)")} / 7 AS daily
+      FROM sellers AS s
+      LEFT JOIN seller_stats_daily AS d
+        ON d.seller_id = s.id AND d.stat_date > CURRENT_DATE - 7
+     WHERE s.id = :seller_id
     """
 )
 _SET_TIER = text("UPDATE sellers SET tier = :tier WHERE id = :seller_id AND tier <> :tier")

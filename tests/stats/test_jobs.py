@@ -25,7 +25,7 @@ from pixecom_core.stats.sync import StatsSync
 from pixecom_core.testing.databases import TestDatabase
 from reference_app.worker.broker import Queue, build_broker, stream_name
 from reference_app.worker.scheduler import tick
-from tests.db.tenant_rows import seller_scope
+from tests.db.tenant_rows import insert_seller, seller_scope
 from tests.stats.fakeads import FakeAdNetwork
 from tests.stats.test_sync import FakeAdsPlugin, seller_with_accounts
 
@@ -210,3 +210,33 @@ async def _count_sellers(dsn: str) -> int:
         row = conn.execute("SELECT count(*) FROM sellers").fetchone()
     assert row is not None
     return int(row[0])
+
+
+async def test_the_tier_reads_the_converted_days_whatever_the_currencies(
+    app_engine: AsyncEngine, job_settings: Settings, client: redis.Redis, database_owner_dsn: str
+) -> None:
+    """Issue 16: the tier follows the seller's converted days (every account, cross rates
+    included), in the reporting currency's own minor unit — JPY has none."""
+    seller_id = uuid.uuid4()
+    today = datetime.now(UTC).date()
+    with psycopg.connect(database_owner_dsn, autocommit=True) as conn:
+        insert_seller(conn, seller_id)
+        with seller_scope(conn, seller_id):
+            conn.execute(
+                "UPDATE sellers SET reporting_currency = 'JPY' WHERE id = %s", (seller_id,)
+            )
+            # ¥5,000 a day: high (1,000 major units a day), were yen counted in hundredths
+            # it would be ¥50 a day, low.
+            for back in range(7):
+                conn.execute(
+                    "INSERT INTO seller_stats_daily (seller_id, stat_date, reporting_currency,"
+                    " spend_minor, unlinked_spend_minor, gross_revenue_minor, refunds_minor,"
+                    " chargebacks_minor, net_revenue_minor, orders_count,"
+                    " no_sellpage_net_revenue_minor, no_sellpage_orders_count,"
+                    " no_campaign_net_revenue_minor, no_campaign_orders_count)"
+                    " VALUES (%s, %s, 'JPY', 5000, 5000, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+                    (seller_id, today - timedelta(days=back)),
+                )
+    jobs = make_jobs(app_engine, job_settings, FakeAdNetwork(), client)
+
+    assert await jobs.update_tier(seller_id) is SellerTier.HIGH
