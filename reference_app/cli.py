@@ -63,6 +63,8 @@ fx_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(fx_app, name="fx")
+stats_app = typer.Typer(help="Sellers' figures.", no_args_is_help=True)
+app.add_typer(stats_app, name="stats")
 
 
 @app.command()
@@ -447,6 +449,39 @@ def fx_backfill(
             f"stored through {load.stored_through or '-'}, "
             f"{len(load.sellers_marked)} seller(s) re-aggregated"
         )
+
+
+@stats_app.command("reaggregate")
+def stats_reaggregate(
+    seller: Annotated[
+        list[str] | None, typer.Option(help="A seller's id (repeat it); default: every seller.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD).")] = None,
+) -> None:
+    """Recompute sellers' days (every day with spend or money, or those in the range).
+
+    Needed once after upgrading to revision 0017 (days aggregated before it have no
+    per-seller row yet), or after repairing data by hand. The days are marked and the
+    workers recompute them, oldest first; the overview counts them as pending meanwhile.
+    """
+    import uuid as uuid_module
+    from datetime import date
+
+    from reference_app import fx
+
+    try:
+        ids = [uuid_module.UUID(value) for value in seller or []]
+        first = date.fromisoformat(since) if since else None
+        last = date.fromisoformat(until) if until else None
+    except ValueError as exc:
+        typer.echo(f"pixecom: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    marked = fx.reaggregate(Settings(), ids, since=first, until=last)
+    typer.echo(
+        f"{sum(marked.values())} day(s) of {sum(1 for d in marked.values() if d)} seller(s)"
+        " marked for re-aggregation"
+    )
 
 
 @fx_app.command("set")

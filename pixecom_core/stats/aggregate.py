@@ -129,16 +129,20 @@ _MARK_RATE_DAYS = text(
 # Every day the seller has money on: what a new reporting currency changes.
 _DAYS_WITH_MONEY = text(
     """
-    SELECT stat_date FROM seller_stats_daily WHERE seller_id = :seller_id
-    UNION
-    SELECT DISTINCT stat_date FROM ad_stats_daily
-     WHERE seller_id = :seller_id AND entity_type = 'campaign'
-    UNION
-    SELECT DISTINCT (o.created_at AT TIME ZONE s.timezone)::date
-      FROM orders AS o JOIN sellers AS s ON s.id = o.seller_id
-     WHERE o.seller_id = :seller_id
-       AND EXISTS (SELECT 1 FROM payment_events AS p
-                    WHERE p.seller_id = o.seller_id AND p.order_id = o.id)
+    SELECT day FROM (
+        SELECT stat_date AS day FROM seller_stats_daily WHERE seller_id = :seller_id
+        UNION
+        SELECT DISTINCT stat_date FROM ad_stats_daily
+         WHERE seller_id = :seller_id AND entity_type = 'campaign'
+        UNION
+        SELECT DISTINCT (o.created_at AT TIME ZONE s.timezone)::date
+          FROM orders AS o JOIN sellers AS s ON s.id = o.seller_id
+         WHERE o.seller_id = :seller_id
+           AND EXISTS (SELECT 1 FROM payment_events AS p
+                        WHERE p.seller_id = o.seller_id AND p.order_id = o.id)
+    ) AS days
+    WHERE (CAST(:since AS date) IS NULL OR day >= :since)
+      AND (CAST(:until AS date) IS NULL OR day <= :until)
     """
 )
 # The days a campaign's spend and orders fall on: what (un)linking it changes.
@@ -260,11 +264,16 @@ async def mark_rate_days_dirty(scope: SellerScope, since: date, until: date) -> 
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def mark_all_days_dirty(scope: SellerScope) -> int:
-    """Mark every day the seller has spend or money on (a new reporting currency)."""
+async def mark_all_days_dirty(
+    scope: SellerScope, *, since: date | None = None, until: date | None = None
+) -> int:
+    """Mark every day the seller has spend or money on, optionally within [since, until]
+    (a new reporting currency; ``pixecom stats reaggregate`` after an upgrade)."""
     days = [
-        row.stat_date
-        for row in await scope.session.execute(_DAYS_WITH_MONEY, {"seller_id": scope.seller_id})
+        row.day
+        for row in await scope.session.execute(
+            _DAYS_WITH_MONEY, {"seller_id": scope.seller_id, "since": since, "until": until}
+        )
     ]
     return await mark_days_dirty(scope, days)
 

@@ -81,3 +81,43 @@ def test_set_records_a_sellers_rate_with_its_audit(
         (True, False, "bank", True),
         (False, True, None, True),
     ]
+
+
+def test_reaggregate_marks_every_day_with_money_of_the_chosen_sellers(
+    run_pixecom: RunPixecom, database: TestDatabase
+) -> None:
+    chosen, other = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(database.owner_dsn, autocommit=True) as conn:
+        for seller_id in (chosen, other):
+            insert_seller(conn, seller_id)
+            with seller_scope(conn, seller_id):
+                for day in (date(2024, 2, 1), date(2025, 9, 30)):
+                    conn.execute(
+                        "INSERT INTO ad_stats_daily (seller_id, network, entity_type, entity_id,"
+                        " stat_date, snapshot_fetched_at, spend_micros, impressions, clicks,"
+                        " purchases, purchase_value_micros, currency) VALUES (%s, 'net',"
+                        " 'campaign', 'c1', %s, now(), 1000000, 1, 1, 0, 0, 'USD')",
+                        (seller_id, day),
+                    )
+    env = env_for(database)
+
+    ranged = run_pixecom(
+        "stats", "reaggregate", "--seller", str(chosen), "--since", "2025-01-01", env=env
+    )
+    everything = run_pixecom("stats", "reaggregate", "--seller", str(chosen), env=env)
+    bad = run_pixecom("stats", "reaggregate", "--seller", "not-an-id", env=env)
+
+    assert ranged.returncode == 0, ranged.stderr
+    assert "1 day(s) of 1 seller(s) marked" in ranged.stdout
+    # The day marked already is not counted twice.
+    assert "1 day(s) of 1 seller(s) marked" in everything.stdout
+    assert bad.returncode == 2
+    with psycopg.connect(database.owner_dsn) as conn:
+        for seller_id, expected in ((chosen, 2), (other, 0)):
+            with seller_scope(conn, seller_id):
+                count = conn.execute(
+                    "SELECT count(*) FROM seller_stats_daily WHERE seller_id = %s"
+                    " AND needs_reaggregation",
+                    (seller_id,),
+                ).fetchone()
+            assert count == (expected,), seller_id
