@@ -318,8 +318,13 @@ async def aggregate_sellpages(scope: SellerScope, days: list[date]) -> SellpageA
     # lies within a day of UTC either side.
     created_from = datetime.combine(unique_days[0] - timedelta(days=1), time(), UTC)
     created_to = datetime.combine(unique_days[-1] + timedelta(days=2), time(), UTC)
+    # The bounds let PostgreSQL prune partitions under a generic plan too (a prepared
+    # statement cannot prune on ``= ANY(:days)``).
+    bounds = {"first_day": unique_days[0], "last_day": unique_days[-1]}
     for clear in CLEAR_DAYS:
-        await scope.session.execute(clear, {"seller_id": scope.seller_id, "days": unique_days})
+        await scope.session.execute(
+            clear, {"seller_id": scope.seller_id, "days": unique_days, **bounds}
+        )
     written = (
         await scope.session.execute(
             RECOMPUTE_DAYS,
@@ -328,6 +333,7 @@ async def aggregate_sellpages(scope: SellerScope, days: list[date]) -> SellpageA
                 "days": unique_days,
                 "created_from": created_from,
                 "created_to": created_to,
+                **bounds,
             },
         )
     ).one()

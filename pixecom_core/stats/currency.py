@@ -58,3 +58,17 @@ def micros_per_minor_unit_sql(currency_column: str) -> str:
 def minor_per_major_sql(currency_column: str) -> str:
     """A SQL expression: minor units in one major unit of ``currency_column``."""
     return f"(1000000 / {micros_per_minor_unit_sql(currency_column)})"
+
+
+def round_half_even_sql(amount: str) -> str:
+    """A SQL expression: the non-negative numeric ``amount`` rounded to an integer, a tie
+    to the even neighbour (as Python's ``Decimal`` and the ad-network plugins round).
+
+    PostgreSQL's ``round(numeric)`` takes ties away from zero: 1120.5 cents would become
+    1121 where every other part of PixEcom says 1120. Amounts are never negative here (the
+    roll-ups' check constraints), so the one correction is for positive ties.
+    """
+    return (
+        f"(round({amount}) - CASE WHEN mod({amount}, 1) = 0.5"
+        f" AND mod(trunc({amount}), 2) = 0 THEN 1 ELSE 0 END)"
+    )

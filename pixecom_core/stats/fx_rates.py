@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import text
@@ -206,7 +206,7 @@ _LIST = text(
 _CHANGES = text(
     """
     SELECT rate_date, base_currency, quote_currency, old_rate, new_rate, note, changed_by,
-           created_at
+           created_at AS changed_at
       FROM seller_fx_rate_changes
      WHERE seller_id = :seller_id
      ORDER BY created_at DESC, id
@@ -241,6 +241,7 @@ class ManualRateChange:
     new_rate: Decimal | None
     note: str | None
     changed_by: str
+    changed_at: datetime
 
 
 def _check_pair(base: str, quote: str, rate: Decimal | None) -> None:
@@ -333,6 +334,7 @@ class ManualRates:
                 r.new_rate,
                 r.note,
                 r.changed_by,
+                r.changed_at,
             )
             for r in rows
         ]

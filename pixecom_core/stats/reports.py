@@ -149,7 +149,7 @@ _OVERVIEW = text(
            refunds_minor AS refunds, chargebacks_minor AS cb, net_revenue_minor AS net,
            orders_count AS orders, unlinked_spend_minor, no_sellpage_net_revenue_minor,
            no_sellpage_orders_count, no_campaign_net_revenue_minor, no_campaign_orders_count,
-           needs_reaggregation, fx_pending_currencies
+           needs_reaggregation, fx_pending_currencies, reporting_currency
       FROM seller_stats_daily
      WHERE seller_id = :seller_id AND stat_date BETWEEN :since AND :until
      ORDER BY stat_date
@@ -164,6 +164,7 @@ _UNATTRIBUTED = text(
            coalesce(sum(no_campaign_orders_count), 0) AS no_campaign_orders
       FROM seller_stats_daily
      WHERE seller_id = :seller_id AND stat_date BETWEEN :since AND :until
+       AND reporting_currency = :rep
     """
 )
 _CURRENCY = text("SELECT reporting_currency FROM sellers WHERE id = :seller_id")
@@ -173,7 +174,7 @@ _SELLPAGES = text(
       FROM sellpages AS p
       LEFT JOIN sellpage_stats_daily AS s
         ON s.seller_id = p.seller_id AND s.sellpage_id = p.id
-       AND s.stat_date BETWEEN :since AND :until
+       AND s.stat_date BETWEEN :since AND :until AND s.reporting_currency = :rep
      WHERE p.seller_id = :seller_id AND (CAST(:after AS uuid) IS NULL OR p.id > :after)
      GROUP BY p.id, p.slug, p.title
      ORDER BY p.id
@@ -189,7 +190,7 @@ _ENTITIES = text(
         SELECT e.network, e.entity_id, {_SUMS}
           FROM entity_stats_daily AS e
          WHERE e.seller_id = :seller_id AND e.entity_type = :level
-           AND e.stat_date BETWEEN :since AND :until
+           AND e.stat_date BETWEEN :since AND :until AND e.reporting_currency = :rep
            AND (CAST(:after_network AS text) IS NULL
                 OR (e.network, e.entity_id) > (:after_network, :after_entity))
          GROUP BY e.network, e.entity_id
@@ -229,6 +230,16 @@ _SYNC_STATUS = text(
        AND (CAST(:after AS uuid) IS NULL OR id > :after)
      ORDER BY id LIMIT :limit
     """
+)
+
+
+_NOTHING = Figures(
+    spend_minor=0,
+    gross_revenue_minor=0,
+    refunds_minor=0,
+    chargebacks_minor=0,
+    net_revenue_minor=0,
+    orders=0,
 )
 
 
@@ -278,15 +289,18 @@ class StatsReports:
                     _OVERVIEW, {"seller_id": seller, "since": since, "until": until}
                 )
             ).all()
+        # A day still in the previous reporting currency (being recomputed after a change)
+        # is listed as pending with no figures: amounts of two currencies never add up.
         days = [
             DayFigures(
                 day=row.stat_date,
-                figures=_figures(row),
+                figures=_figures(row) if row.reporting_currency == currency else _NOTHING,
                 fx_pending_currencies=tuple(row.fx_pending_currencies),
-                needs_reaggregation=row.needs_reaggregation,
+                needs_reaggregation=row.needs_reaggregation or row.reporting_currency != currency,
             )
             for row in rows
         ]
+        rows = [row for row in rows if row.reporting_currency == currency]
         totals = Figures(
             spend_minor=sum(d.figures.spend_minor for d in days),
             gross_revenue_minor=sum(d.figures.gross_revenue_minor for d in days),
@@ -315,11 +329,13 @@ class StatsReports:
     async def unattributed(self, since: date, until: date) -> Unattributed:
         """The range's spend and revenue that no sellpage (or campaign) can claim."""
         check_range(since, until)
+        seller = self._context.seller_id
         async with self._context.scope() as scope:
+            currency = await scope.session.scalar(_CURRENCY, {"seller_id": seller})
             row = (
                 await scope.session.execute(
                     _UNATTRIBUTED,
-                    {"seller_id": self._context.seller_id, "since": since, "until": until},
+                    {"seller_id": seller, "since": since, "until": until, "rep": currency},
                 )
             ).one()
         return Unattributed(
@@ -336,10 +352,12 @@ class StatsReports:
         limit = self._limit(page)
         after = decode_cursor(page.cursor, arity=1)[0] if page.cursor else None
         async with self._context.scope() as scope:
+            currency = await scope.session.scalar(_CURRENCY, {"seller_id": self._context.seller_id})
             rows = (
                 await scope.session.execute(
                     _SELLPAGES,
                     {
+                        "rep": currency,
                         "seller_id": self._context.seller_id,
                         "since": since,
                         "until": until,
@@ -374,6 +392,7 @@ class StatsReports:
                 await scope.session.execute(
                     _ENTITIES,
                     {
+                        "rep": reporting,
                         "seller_id": self._context.seller_id,
                         "level": level.value,
                         "since": since,

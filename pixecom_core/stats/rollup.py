@@ -34,12 +34,16 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from pixecom_core.stats.currency import minor_per_major_sql
+from pixecom_core.stats.currency import minor_per_major_sql, round_half_even_sql
 
 #: How far back a provisional conversion may look for a rate (days).
 PROVISIONAL_RATE_DAYS = 7
 
 _REP = minor_per_major_sql("seller.rep")
+# A payment fact in the reporting currency's minor units, rounded once (ties to even).
+_FACT_MINOR = round_half_even_sql(
+    f"(f.amount_minor::numeric / {minor_per_major_sql('f.currency')} * r.rate * {_REP})"
+)
 
 # The candidates for one (day, currency): manual before source, a rate of the day before
 # an older one. {pref} orders the kinds when two are of the same day.
@@ -139,6 +143,7 @@ spend_src AS (
            d.spend_micros, d.ad_account_id
       FROM ad_stats_daily AS d
      WHERE d.seller_id = :seller_id AND d.stat_date = ANY(CAST(:days AS date[]))
+       AND d.stat_date BETWEEN :first_day AND :last_day
 ),
 orders_src AS (
     SELECT o.id, o.sellpage_id, (o.created_at AT TIME ZONE seller.tz)::date AS day,
@@ -171,7 +176,8 @@ rates AS (
 ),
 spend AS (
     SELECT s.network, s.entity_type, s.entity_id, s.day,
-           round(s.spend_micros::numeric / 1000000 * r.rate * {_REP})::bigint AS minor,
+           {round_half_even_sql(f"(s.spend_micros::numeric / 1000000 * r.rate * {_REP})")}::bigint
+               AS minor,
            camp.sellpage_id, camp.id IS NOT NULL AS known
       FROM spend_src AS s CROSS JOIN seller
       JOIN rates AS r ON r.day = s.day AND r.currency = s.currency
@@ -195,8 +201,7 @@ order_money AS (
       FROM facts AS f CROSS JOIN seller
       JOIN rates AS r ON r.day = f.day AND r.currency = f.currency
       CROSS JOIN LATERAL (
-          SELECT round(f.amount_minor::numeric / {minor_per_major_sql("f.currency")} * r.rate
-                       * {_REP})::bigint AS minor
+          SELECT {_FACT_MINOR}::bigint AS minor
       ) AS x
      GROUP BY f.order_id, f.day
 ),
@@ -225,7 +230,7 @@ entity_days AS (
            coalesce(s.minor, 0) AS spend, coalesce(e.gross, 0) AS gross,
            coalesce(e.refunds, 0) AS refunds, coalesce(e.chargebacks, 0) AS chargebacks,
            coalesce(e.net, 0) AS net, coalesce(e.orders, 0) AS orders
-      FROM (SELECT * FROM spend WHERE minor IS NOT NULL) AS s
+      FROM spend AS s
       FULL JOIN entity_revenue AS e
         ON e.network = s.network AND e.entity_type = s.entity_type
        AND e.entity_id = s.entity_id AND e.day = s.day
@@ -338,9 +343,11 @@ CLEAR_DAYS = (
     text(
         "DELETE FROM sellpage_stats_daily"
         " WHERE seller_id = :seller_id AND stat_date = ANY(CAST(:days AS date[]))"
+        " AND stat_date BETWEEN :first_day AND :last_day"
     ),
     text(
         "DELETE FROM entity_stats_daily"
         " WHERE seller_id = :seller_id AND stat_date = ANY(CAST(:days AS date[]))"
+        " AND stat_date BETWEEN :first_day AND :last_day"
     ),
 )

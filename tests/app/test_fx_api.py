@@ -106,6 +106,16 @@ async def test_a_new_reporting_currency_recomputes_the_whole_history(
                 " 'c1', %s, now(), 1000000, 1, 1, 0, 0, 'USD')",
                 (seller.seller_id, day),
             )
+        # NEW_DAY was aggregated already, in dollars.
+        conn.execute(
+            "INSERT INTO seller_stats_daily (seller_id, stat_date, reporting_currency,"
+            " spend_minor, unlinked_spend_minor, gross_revenue_minor, refunds_minor,"
+            " chargebacks_minor, net_revenue_minor, orders_count,"
+            " no_sellpage_net_revenue_minor, no_sellpage_orders_count,"
+            " no_campaign_net_revenue_minor, no_campaign_orders_count)"
+            " VALUES (%s, %s, 'USD', 100, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+            (seller.seller_id, NEW_DAY),
+        )
 
     changed = await api_client.put(
         "/seller/reporting-currency", json={"reporting_currency": "EUR"}, headers=seller.headers
@@ -116,6 +126,17 @@ async def test_a_new_reporting_currency_recomputes_the_whole_history(
     me = await api_client.get("/auth/me", headers=seller.headers)
 
     assert changed.json() == {"reporting_currency": "EUR", "days_to_recompute": 2}
+    # Until they are recomputed, the old days are pending and count for nothing: no USD
+    # amount is ever shown as euros.
+    overview = await api_client.get(
+        "/stats/overview",
+        params={"since": "2026-11-01", "until": "2026-11-30"},
+        headers=seller.headers,
+    )
+    body = overview.json()
+    assert body["reporting_currency"] == "EUR" and body["pending_days"] == 1
+    assert body["totals"]["spend_minor"] == 0
+    assert [(d["day"], d["needs_reaggregation"]) for d in body["days"]] == [("2026-11-20", True)]
     assert same.json()["days_to_recompute"] == 0
     assert me.json()["seller"]["reporting_currency"] == "EUR"
     assert dirty_days(database_owner_dsn, seller.seller_id) == {OLD_DAY, NEW_DAY}

@@ -10,7 +10,7 @@ touches — the whole history for a new reporting currency — within seconds.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -64,6 +64,7 @@ class ManualRateChangeOut(BaseModel):
     new_rate: Decimal | None = Field(description="Null: the manual rate was removed.")
     note: str | None
     changed_by: str
+    changed_at: datetime
 
     @classmethod
     def of(cls, change: ManualRateChange) -> ManualRateChangeOut:
