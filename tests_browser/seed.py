@@ -285,3 +285,156 @@ PLAN_B = Plan(
     spend=((5, 0, 9), (3, 0, 11)),
     orders=((5, 0, 3_300, 0), (3, 1, 2_200, 0)),
 )
+
+
+#: Issue 16's numbers on fixed days (never today's), so pages are read with a fixed range.
+ATTRIBUTION_DAYS = (date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4))
+
+
+@dataclass
+class AttributedNumbers:
+    """What :func:`seed_attributed_numbers` created: campaign external ids by name, the
+    days it seeded, and the currency whose rate is not published (the pending day's)."""
+
+    campaigns: dict[str, str] = field(default_factory=dict)  # name -> network id
+    days: tuple[date, ...] = ATTRIBUTION_DAYS
+    unpublished_currency: str = "UAH"
+
+
+async def seed_attributed_numbers(
+    seller: SeededSeller,
+    *,
+    owner_dsn: str,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    ledger: Ledger,
+) -> AttributedNumbers:
+    """Spend and revenue that a sellpage or a campaign cannot all claim (issue 16), for a
+    USD seller, through the same pipeline as :func:`seed` (``aggregate_sellpages``
+    recomputes the three roll-ups from ``ad_stats_daily``, orders and the ledger).
+
+    Two sellpages (Lamp, Rug); a USD account with a campaign linked to Lamp and one linked
+    to no sellpage; a UAH account (a currency no reference source publishes, and no rate
+    in the database) whose campaign spends on the third day, which stays pending. In USD:
+
+    ====== ================== ==================== ===========================================
+    day    linked spend       unlinked spend       orders (net)
+    ====== ================== ==================== ===========================================
+    Mar 2  40                 25                   Lamp 120 − 20 refund, campaign Linked;
+                                                   Rug 50, campaign Unlinked
+    Mar 3  10                 5                    Lamp 30, no campaign; no sellpage 15
+    Mar 4  (UAH 1,000, no rate: left out, pending)
+    ====== ================== ==================== ===========================================
+
+    Totals: spend 80.00 (unattributed 30.00), net revenue 195.00 in 4 orders; without a
+    campaign 2 orders, 45.00; without a sellpage 1 order, 15.00.
+    """
+    sid = seller.seller_id
+    prefix = seller.name.split()[0]
+    first, second, third = ATTRIBUTION_DAYS
+    numbers = AttributedNumbers()
+    with psycopg.connect(owner_dsn, autocommit=True) as conn:
+        with seller_scope(conn, sid):
+            for title in (f"{prefix} Lamp", f"{prefix} Rug"):
+                tag = uuid.uuid4().hex[:8]
+                product = conn.execute(
+                    "INSERT INTO products (seller_id, sku, name) VALUES (%s, %s, %s) RETURNING id",
+                    (sid, f"SKU-{tag}", title),
+                ).fetchone()
+                assert product is not None
+                page = conn.execute(
+                    "INSERT INTO sellpages (seller_id, slug, title, product_id)"
+                    " VALUES (%s, %s, %s, %s) RETURNING id",
+                    (sid, f"{prefix.lower()}-{tag}", title, product[0]),
+                ).fetchone()
+                assert page is not None
+                seller.sellpages[title] = page[0]
+            lamp, rug = seller.sellpages[f"{prefix} Lamp"], seller.sellpages[f"{prefix} Rug"]
+            campaigns = (
+                (f"{prefix} Main account", "USD", f"{prefix} Linked", lamp),
+                (f"{prefix} Main account", "USD", f"{prefix} Unlinked", None),
+                (f"{prefix} Kyiv account", "UAH", f"{prefix} Kyiv", rug),
+            )
+            accounts: dict[str, uuid.UUID] = {}
+            for account_name, currency, name, sellpage in campaigns:
+                if account_name not in accounts:
+                    account = conn.execute(
+                        "INSERT INTO ad_accounts (seller_id, network, external_id, name,"
+                        " timezone, currency, last_synced_at) VALUES (%s, 'meta', %s, %s,"
+                        " 'UTC', %s, now()) RETURNING id",
+                        (sid, f"act_{uuid.uuid4().hex[:10]}", account_name, currency),
+                    ).fetchone()
+                    assert account is not None
+                    accounts[account_name] = account[0]
+                    seller.account_names.append(account_name)
+                external = f"cmp_{uuid.uuid4().hex[:10]}"
+                row = conn.execute(
+                    "INSERT INTO campaigns (seller_id, ad_account_id, external_id, name,"
+                    " sellpage_id) VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                    (sid, accounts[account_name], external, name, sellpage),
+                ).fetchone()
+                assert row is not None
+                seller.campaigns[name] = row[0]
+                numbers.campaigns[name] = external
+        linked = numbers.campaigns[f"{prefix} Linked"]
+        unlinked = numbers.campaigns[f"{prefix} Unlinked"]
+        # (day, sellpage, campaign the landing URL named, captured, refunded), in cents.
+        orders = (
+            (first, lamp, linked, 12_000, 2_000),
+            (first, rug, unlinked, 5_000, 0),
+            (second, lamp, None, 3_000, 0),
+            (second, None, None, 1_500, 0),
+        )
+        payments: list[tuple[str, int, int, date]] = []
+        for day, sellpage, campaign_ref, captured, refunded in orders:
+            order = insert_order(
+                conn,
+                sid,
+                total_minor=captured,
+                currency="USD",
+                created_at=datetime.combine(day, time(12), UTC),
+                sellpage_id=sellpage,
+            )
+            if campaign_ref:
+                with seller_scope(conn, sid):
+                    conn.execute(
+                        "UPDATE orders SET utm_source = 'facebook', campaign_ref = %s"
+                        " WHERE seller_id = %s AND id = %s",
+                        (campaign_ref, sid, order.order_id),
+                    )
+            seller.order_ids.append(order.order_id)
+            payments.append((order.payment, captured, refunded, day))
+
+    for payment, captured, refunded, day in payments:
+        moment = datetime.combine(day, time(13), UTC)
+        facts = [(PaymentEventKind.CAPTURED, captured, "ch")]
+        if refunded:
+            facts.append((PaymentEventKind.REFUNDED, refunded, "re"))
+        await ledger.record(
+            [
+                GatewayPaymentEvent(
+                    gateway="fakepay",
+                    event_id=f"evt_{uuid.uuid4().hex}",
+                    gateway_reference=payment,
+                    fact_reference=f"{kind_prefix}_{uuid.uuid4().hex}",
+                    kind=kind,
+                    amount_minor=amount,
+                    currency="USD",
+                    occurred_at=moment + timedelta(hours=index),
+                )
+                for index, (kind, amount, kind_prefix) in enumerate(facts)
+            ]
+        )
+
+    rows = [
+        insight(linked, first, 40_000_000, "USD"),
+        insight(unlinked, first, 25_000_000, "USD"),
+        insight(linked, second, 10_000_000, "USD"),
+        insight(unlinked, second, 5_000_000, "USD"),
+        insight(numbers.campaigns[f"{prefix} Kyiv"], third, 1_000_000_000, "UAH"),
+    ]
+    async with open_seller_scope(sessions, sid, settings) as scope:
+        await ingest_raw(scope, rows)
+        await aggregate_daily(scope, network="meta", since=first, until=third)
+        await aggregate_sellpages(scope, list(ATTRIBUTION_DAYS))
+    return numbers

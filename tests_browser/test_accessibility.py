@@ -18,7 +18,16 @@ from tests_browser.conftest import Shots, World, log_in, wait_idle
 #: WCAG 2.0, 2.1 and 2.2 at levels A and AA: what public-sector and most shop
 #: accessibility rules ask for.
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-SECTIONS = ("overview", "campaigns", "sellpages", "orders", "sync", "ad-accounts", "payments")
+SECTIONS = (
+    "overview",
+    "campaigns",
+    "sellpages",
+    "orders",
+    "sync",
+    "ad-accounts",
+    "payments",
+    "currency",
+)
 
 
 async def violations(page: Page) -> list[str]:

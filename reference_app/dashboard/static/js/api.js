@@ -26,13 +26,17 @@ export class SessionEnded extends Error {
   }
 }
 
-/** The API answered an error: `status`, and the error body's `code` and `message`. */
+/**
+ * The API answered an error: `status`, and the error body's `code`, `message` and
+ * `details` (a 422's field problems: `[{location: ["body", "rate"], message, type}]`).
+ */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = []) {
     super(message || `The server answered ${status}.`);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.details = details;
   }
 }
 
@@ -92,14 +96,16 @@ export function hasSession() {
 async function errorOf(response) {
   let code = "error";
   let message = "";
+  let details = [];
   try {
     const body = await response.json();
     code = body?.error?.code ?? code;
     message = body?.error?.message ?? "";
+    details = Array.isArray(body?.error?.details) ? body.error.details : [];
   } catch {
     // not JSON: keep the status
   }
-  return new ApiError(response.status, code, message);
+  return new ApiError(response.status, code, message, details);
 }
 
 async function postJson(path, body) {
@@ -254,16 +260,23 @@ export function get(path, params = {}) {
 
 /**
  * Every item of a cursor-paginated list, following `next_cursor` for at most
- * `maxPages` pages of `limit` items; `truncated` says whether more remained.
+ * `maxPages` pages of `limit` items; `truncated` says whether more remained. `extras`
+ * holds what the first page answered beside the list (e.g. the stats lists'
+ * `unattributed`, the same on every page of a range).
  */
 export async function getAll(path, params = {}, { limit = 200, maxPages = 10 } = {}) {
   const items = [];
   let cursor = null;
+  let extras = null;
   for (let page = 0; page < maxPages; page += 1) {
     const answer = await get(path, { ...params, limit, cursor });
+    if (extras === null) {
+      const { items: _items, next_cursor: _next, limit: _limit, ...rest } = answer;
+      extras = rest;
+    }
     items.push(...answer.items);
     cursor = answer.next_cursor;
-    if (!cursor) return { items, truncated: false };
+    if (!cursor) return { items, truncated: false, extras };
   }
-  return { items, truncated: true };
+  return { items, truncated: true, extras };
 }

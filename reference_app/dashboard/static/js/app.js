@@ -17,10 +17,14 @@
 //                                   page or credentials), disconnect; the gateway's
 //                                   callback returns with ?connection= or ?error=, said
 //                                   once and then removed from the address
+//   /currency?since=&until=         the reporting currency (change it, confirmed), the
+//                                   seller's own exchange rates of the range (set,
+//                                   replace, remove) and their audit
 
 import { ApiError, SessionEnded, get, hasSession, logIn, logOut, onSessionEnded } from "./api.js";
 import { h, replace } from "./dom.js";
 import { adAccountsView } from "./ad-accounts.js";
+import { currencyView } from "./currency.js";
 import { orderView } from "./order.js";
 import { paymentsView } from "./payments.js";
 import { addDays, todayIn } from "./format.js";
@@ -129,9 +133,10 @@ const SECTIONS = {
   sync: (params) => syncView(context, params),
   "ad-accounts": (params) => adAccountsView(context, params),
   payments: (params) => paymentsView(context, params),
+  currency: (params) => currencyView(context, rangeOf(params)),
 };
 
-const TITLES = { overview: "Overview", campaigns: "Campaigns", sellpages: "Sellpages", orders: "Orders", sync: "Sync & problems", "ad-accounts": "Ad accounts", payments: "Payments" };
+const TITLES = { overview: "Overview", campaigns: "Campaigns", sellpages: "Sellpages", orders: "Orders", sync: "Sync & problems", "ad-accounts": "Ad accounts", payments: "Payments", currency: "Currency" };
 
 // main.renderedRoute names the route whose view main shows once rendering has finished:
 // the view is current when it equals location.hash and main is not aria-busy. A property,

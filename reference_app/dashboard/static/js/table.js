@@ -20,6 +20,10 @@ import { h, replace } from "./dom.js";
  * @param {string} [options.sortKey]  initial sort column
  * @param {"ascending"|"descending"} [options.direction]
  * @param {string} [options.empty]   text shown when there are no rows
+ * @param {Array<{key: string, label: any, cells: Object<string, any>}>} [options.footer]
+ *        rows of the table's foot, outside sorting and paging (what no row can claim,
+ *        the overview's totals): `label` heads the row, `cells` holds a column's content
+ *        by its key ("—" where absent)
  */
 export function sortableTable(options) {
   const { caption, testid, columns, rows, rowKey } = options;
@@ -92,12 +96,24 @@ export function sortableTable(options) {
           ),
         )
       : [h("tr", {}, h("td", { colspan: columns.length, class: "empty" }, options.empty ?? "Nothing to show."))];
+    const foot = (options.footer ?? []).filter(Boolean).map((row) =>
+      h(
+        "tr",
+        { "data-key": row.key },
+        columns.map((column, index) =>
+          index === 0
+            ? h("th", { scope: "row", "data-column": column.key }, row.label)
+            : h("td", { class: column.numeric ? "numeric" : null, "data-column": column.key }, row.cells[column.key] ?? "—"),
+        ),
+      ),
+    );
     const table = h(
       "table",
       { "data-testid": testid },
       h("caption", {}, caption),
       h("thead", {}, h("tr", {}, columns.map(header))),
       h("tbody", {}, body),
+      foot.length ? h("tfoot", {}, foot) : null,
     );
     const pager = h(
       "nav",

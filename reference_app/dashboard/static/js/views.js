@@ -45,7 +45,72 @@ function figure(label, testid, text, minor) {
   );
 }
 
-/** Overview: totals, a chart and a table of the range's days. */
+/** The days of a range whose figures are not final yet, and why (issue 16). */
+function pendingReason(d, currency) {
+  const reasons = [];
+  const waiting = d.fx_pending_currencies ?? [];
+  if (waiting.length) {
+    const pairs = waiting.map((c) => `${c}/${currency}`).join(", ");
+    reasons.push(`converted provisionally, waiting for the ${pairs} rate${waiting.length === 1 ? "" : "s"} of the day`);
+  }
+  if (d.needs_reaggregation) reasons.push("being recomputed");
+  return reasons.join("; ");
+}
+
+function pendingNote(data, currency) {
+  if (!data.pending_days) return null;
+  const pending = data.days.filter((d) => (d.fx_pending_currencies ?? []).length || d.needs_reaggregation);
+  const n = data.pending_days;
+  return h(
+    "div",
+    { class: "pending", "data-testid": "pending-days" },
+    h("p", {}, `${n} day${n === 1 ? "" : "s"} of this range ${n === 1 ? "is" : "are"} not final yet; ${n === 1 ? "its" : "their"} figures may still change:`),
+    h(
+      "ul",
+      {},
+      pending.map((d) => h("li", { "data-day": d.day }, `${day(d.day)}: ${pendingReason(d, currency)}.`)),
+    ),
+    pending.some((d) => (d.fx_pending_currencies ?? []).length)
+      ? h(
+          "p",
+          {},
+          "Until a day's rate is published, its money is converted at the latest rate of the week before, or left out when there is none. A rate the reference source does not publish can be entered under ",
+          h("a", { href: "#/currency" }, "Currency"),
+          ".",
+        )
+      : null,
+  );
+}
+
+/** A day of the days table, marked when its figures are not final yet. */
+function dayCell(d) {
+  const waiting = (d.fx_pending_currencies ?? []).length > 0;
+  if (!waiting && !d.needs_reaggregation) return day(d.day);
+  const label = waiting ? "Provisional" : "Recomputing";
+  return [day(d.day), " ", h("span", { class: "badge warn", "data-pending": waiting ? "fx" : "recompute" }, label)];
+}
+
+/** What the totals hold that no sellpage or campaign can claim (`unattributed`). */
+function unattributedSection(u, currency) {
+  return h(
+    "section",
+    { class: "unattributed", "aria-labelledby": "unattributed-heading", "data-testid": "overview-unattributed" },
+    h("h2", { id: "unattributed-heading" }, "Unattributed"),
+    h("p", { class: "note" }, "Counted in the totals above, but claimed by no sellpage or no campaign."),
+    h(
+      "dl",
+      { class: "figures" },
+      figure("Spend of campaigns linked to no sellpage", "unattributed-spend", money(u.spend_minor, currency), u.spend_minor),
+      figure("Orders without a campaign", "no-campaign-orders", count(u.no_campaign_orders)),
+      figure("Net revenue without a campaign", "no-campaign-revenue", money(u.no_campaign_net_revenue_minor, currency), u.no_campaign_net_revenue_minor),
+      figure("Orders without a sellpage", "no-sellpage-orders", count(u.no_sellpage_orders)),
+      figure("Net revenue without a sellpage", "no-sellpage-revenue", money(u.no_sellpage_net_revenue_minor, currency), u.no_sellpage_net_revenue_minor),
+    ),
+  );
+}
+
+/** Overview: totals over all spend and revenue, what no sellpage or campaign claims,
+ * a chart and a table of the range's days. */
 export async function overviewView(context, range) {
   const data = await get("/stats/overview", range);
   const currency = data.reporting_currency;
@@ -57,7 +122,7 @@ export async function overviewView(context, range) {
     h(
       "p",
       { class: "range-note", "data-testid": "overview-range" },
-      `${day(data.since)} – ${day(data.until)}, in ${currency}`,
+      `${day(data.since)} – ${day(data.until)}, in ${currency}: all spend of every connected ad account and all revenue`,
     ),
     h(
       "dl",
@@ -68,9 +133,8 @@ export async function overviewView(context, range) {
       figure("ROAS", "total-roas", roas(totals.roas)),
       figure("Refunds", "total-refunds", money(totals.refunds_minor, currency), totals.refunds_minor),
     ),
-    data.pending_days
-      ? h("p", { class: "note", "data-testid": "pending-days" }, `${data.pending_days} day(s) are being recalculated (late refunds or attribution).`)
-      : null,
+    pendingNote(data, currency),
+    unattributedSection(data.unattributed, currency),
     h("figure", { class: "chart-figure" }, overviewChart(data), h("figcaption", {}, h("span", { class: "key spend" }, "Spend"), h("span", { class: "key revenue" }, "Net revenue"), h("span", { class: "key roas" }, "ROAS"))),
     sortableTable({
       caption: "Days",
@@ -82,7 +146,7 @@ export async function overviewView(context, range) {
       direction: "ascending",
       empty: "No figures in this range.",
       columns: [
-        { key: "day", label: "Day", value: (r) => r.day, render: (r) => day(r.day) },
+        { key: "day", label: "Day", value: (r) => r.day, render: dayCell },
         { key: "spend", label: "Spend", numeric: true, value: (r) => r.spend_minor, render: (r) => money(r.spend_minor, currency) },
         { key: "gross", label: "Gross revenue", numeric: true, value: (r) => r.gross_revenue_minor, render: (r) => money(r.gross_revenue_minor, currency) },
         { key: "refunds", label: "Refunds", numeric: true, value: (r) => r.refunds_minor + r.chargebacks_minor, render: (r) => money(r.refunds_minor + r.chargebacks_minor, currency) },
@@ -92,6 +156,15 @@ export async function overviewView(context, range) {
       ],
     }),
   ];
+}
+
+/** The foot row of a stats table holding the overview's totals for the same range. */
+function overviewTotalsRow(cells) {
+  return {
+    key: "overview-totals",
+    label: [h("span", {}, "Total"), " ", h("small", { class: "muted" }, "(as on the overview)")],
+    cells,
+  };
 }
 
 function truncatedNote(truncated) {
@@ -116,12 +189,20 @@ function entityName(name, externalId, link) {
   return h("span", {}, label, " ", h("small", { class: "muted" }, externalId));
 }
 
-/** Campaigns: every campaign with its figures over the range, sortable. */
+/**
+ * Campaigns: every campaign with its figures over the range, sortable. The network's own
+ * numbers are in the ad account's currency; spend, net revenue (of the orders whose
+ * landing URL named the campaign), orders and ROAS in the reporting currency, whose
+ * spend adds up to the overview's. The foot holds the orders no campaign claims and the
+ * overview's totals.
+ */
 export async function campaignsView(context, range) {
-  const [campaigns, figures] = await Promise.all([
+  const [campaigns, figures, overview] = await Promise.all([
     getAll("/campaigns"),
     getAll("/stats/entities", { ...range, level: "campaign" }),
+    get("/stats/overview", range),
   ]);
+  const currency = overview.reporting_currency;
   const byExternal = new Map(figures.items.map((f) => [f.entity_id, f]));
   const rows = campaigns.items.map((c) => {
     const f = byExternal.get(c.external_id);
@@ -133,16 +214,26 @@ export async function campaignsView(context, range) {
     rows.push({ id: null, name: f.name ?? f.entity_id, externalId: f.entity_id, status: f.status ?? null, figures: f });
   }
   const spendOf = (r) => r.figures?.spend_minor ?? 0;
+  const reportingSpendOf = (r) => r.figures?.spend_reporting_minor ?? 0;
+  const inReporting = (field) => (r) => (r.figures ? money(r.figures[field], r.figures.reporting_currency) : "—");
+  const unattributed = figures.extras?.unattributed ?? overview.unattributed;
+  const totals = overview.totals;
   return [
     h("h1", {}, "Campaigns"),
     rangeForm("campaigns", range),
     truncatedNote(campaigns.truncated || figures.truncated),
+    pendingNote(overview, currency),
+    h(
+      "p",
+      { class: "note", "data-testid": "campaigns-currencies" },
+      `Spend (account) is in each ad account's own currency; the other money is in ${currency}, converted at each day's rate. Revenue counts for a campaign when the order's landing URL named it.`,
+    ),
     sortableTable({
       caption: "Campaigns",
       testid: "campaigns-table",
       rows,
       rowKey: (r) => r.id ?? r.name,
-      sortKey: "spend",
+      sortKey: "spend-reporting",
       direction: "descending",
       empty: "No campaigns yet: connect an ad account.",
       columns: [
@@ -153,10 +244,30 @@ export async function campaignsView(context, range) {
           render: (r) => entityName(r.name, r.externalId, r.id ? `#/campaigns/${r.id}?${rangeQuery(range)}` : null),
         },
         { key: "status", label: "Status", value: (r) => r.status ?? "", render: (r) => entityStatus(r.status) },
-        { key: "spend", label: "Spend", numeric: true, value: spendOf, render: (r) => (r.figures ? money(r.figures.spend_minor, r.figures.currency) : "—") },
+        { key: "spend", label: "Spend (account)", numeric: true, value: spendOf, render: (r) => (r.figures ? money(r.figures.spend_minor, r.figures.currency) : "—") },
+        { key: "spend-reporting", label: `Spend (${currency})`, numeric: true, value: reportingSpendOf, render: inReporting("spend_reporting_minor") },
+        { key: "net", label: "Net revenue", numeric: true, value: (r) => r.figures?.net_revenue_minor ?? 0, render: inReporting("net_revenue_minor") },
+        { key: "orders", label: "Orders", numeric: true, value: (r) => r.figures?.orders ?? 0, render: (r) => count(r.figures?.orders ?? 0) },
+        { key: "roas", label: "ROAS", numeric: true, value: (r) => ((r.figures?.roas ?? null) === null ? null : Number(r.figures.roas)), render: (r) => roas(r.figures?.roas ?? null) },
         { key: "impressions", label: "Impressions", numeric: true, value: (r) => r.figures?.impressions ?? 0, render: (r) => count(r.figures?.impressions ?? 0) },
         { key: "clicks", label: "Clicks", numeric: true, value: (r) => r.figures?.clicks ?? 0, render: (r) => count(r.figures?.clicks ?? 0) },
         { key: "purchases", label: "Purchases", numeric: true, value: (r) => r.figures?.purchases ?? 0, render: (r) => count(r.figures?.purchases ?? 0) },
+      ],
+      footer: [
+        {
+          key: "no-campaign",
+          label: [h("span", {}, "Orders without a campaign"), " ", h("small", { class: "muted" }, "(their landing URL named none we know)")],
+          cells: {
+            net: money(unattributed.no_campaign_net_revenue_minor, currency),
+            orders: count(unattributed.no_campaign_orders),
+          },
+        },
+        overviewTotalsRow({
+          "spend-reporting": money(totals.spend_minor, currency),
+          net: money(totals.net_revenue_minor, currency),
+          orders: count(totals.orders),
+          roas: roas(totals.roas),
+        }),
       ],
     }),
   ];
@@ -236,15 +347,22 @@ export async function campaignView(context, range, campaignId) {
   ];
 }
 
-/** Sellpages: each sellpage's spend, net revenue, orders and ROAS over the range. */
+/**
+ * Sellpages: each sellpage's spend, net revenue, orders and ROAS over the range. The foot
+ * holds what no sellpage claims (spend of campaigns linked to none, orders naming none)
+ * and the overview's totals: the columns add up to them.
+ */
 export async function sellpagesView(context, range) {
-  const currency = context.seller.reporting_currency;
-  const pages = await getAll("/stats/sellpages", range);
+  const [pages, overview] = await Promise.all([getAll("/stats/sellpages", range), get("/stats/overview", range)]);
+  const currency = overview.reporting_currency;
   const rows = pages.items.map((p) => ({ ...p, roasValue: p.roas === null ? null : Number(p.roas) }));
+  const unattributed = pages.extras?.unattributed ?? overview.unattributed;
+  const totals = overview.totals;
   return [
     h("h1", {}, "Sellpages"),
     rangeForm("sellpages", range),
     truncatedNote(pages.truncated),
+    pendingNote(overview, currency),
     sortableTable({
       caption: "Sellpages",
       testid: "sellpages-table",
@@ -260,6 +378,23 @@ export async function sellpagesView(context, range) {
         { key: "net", label: "Net revenue", numeric: true, value: (r) => r.net_revenue_minor, render: (r) => money(r.net_revenue_minor, currency) },
         { key: "orders", label: "Orders", numeric: true, value: (r) => r.orders, render: (r) => count(r.orders) },
         { key: "roas", label: "ROAS", numeric: true, value: (r) => r.roasValue, render: (r) => roas(r.roas) },
+      ],
+      footer: [
+        {
+          key: "unattributed",
+          label: [h("span", {}, "Unattributed"), " ", h("small", { class: "muted" }, "(campaigns linked to no sellpage, orders naming none)")],
+          cells: {
+            spend: money(unattributed.spend_minor, currency),
+            net: money(unattributed.no_sellpage_net_revenue_minor, currency),
+            orders: count(unattributed.no_sellpage_orders),
+          },
+        },
+        overviewTotalsRow({
+          spend: money(totals.spend_minor, currency),
+          net: money(totals.net_revenue_minor, currency),
+          orders: count(totals.orders),
+          roas: roas(totals.roas),
+        }),
       ],
     }),
   ];
