@@ -15,6 +15,7 @@ from reference_app.api.routes import (
     payment_connections,
     problems,
     public,
+    sellpage_pages,
     stats,
     tracking,
     tracking_records,
@@ -40,5 +41,6 @@ ROUTERS: list[APIRouter] = [
     tracking_records.router,
     uploads.router,
     public.router,
+    sellpage_pages.router,
     webhooks.router,
 ]
