@@ -25,7 +25,8 @@ from tests.ledger.conftest import insert_order
 from tests_browser.conftest import Shots, World, api_get, api_token, log_in, wait_idle
 from tests_browser.seed import PASSWORD, sign_up
 
-SYMBOLS = {"USD": "$", "EUR": "€"}
+# en-US Intl shows a currency without a symbol of its own by its code and a no-break space.
+SYMBOLS = {"USD": "$", "EUR": "€", "UAH": "UAH\u00a0"}
 SESSION_KEY = "pixecom.dashboard.session"
 
 

@@ -27,10 +27,11 @@ PRODUCTION_CHOICES = {
     "db_behind_pgbouncer",
     "seed_demo_data",
     "log_format",
-    # Which tracker and storage plugin to use: by default the only one installed, so the
-    # example names the ones the deployment kit is written for.
+    # Which tracker, storage and rate-source plugin to use: by default the only one
+    # installed, so the example names the ones the deployment kit is written for.
     "tracking_provider",
     "storage_provider",
+    "fx_source",
 }
 
 
