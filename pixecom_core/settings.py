@@ -290,6 +290,14 @@ class Settings(SettingsWithSecretFiles):
     #: How often the scheduler looks for backfills to resume.
     backfill_sweep_seconds: int = Field(default=60, ge=5)
 
+    # -- Conversion events (issue 17) ----------------------------------------
+    #: Attempts at sending one order's conversion event before it is dead-lettered.
+    conversion_max_attempts: int = Field(default=8, ge=1, le=50)
+    #: The first retry's wait; each further one doubles it (capped at an hour).
+    conversion_retry_base_seconds: float = Field(default=30.0, gt=0)
+    #: How long a claimed event is left to its sender before another may take it.
+    conversion_lease_seconds: int = Field(default=120, ge=10)
+
     # -- Currency rates (issue 16) -------------------------------------------
     #: The currency-rate source rates are loaded from, by identifier. Empty: the only
     #: installed one (none installed: no load; foreign-currency days stay pending).

@@ -18,12 +18,14 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pixecom_core.conversions import ConversionSender
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.ledger import Ledger, WebhookInbox
 from pixecom_core.orders.refunds import RefundService
 from pixecom_core.payments.connections import PaymentConnections
 from pixecom_core.plugins import ProviderRegistry
 from pixecom_core.resilience import ProviderBreakers
+from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.tracking import TrackingService
 from reference_app.configuration import require_redis_url
@@ -56,6 +58,8 @@ class Services:
     refunds: RefundService
     #: Sellers' own gateway accounts (issue 15): checkout, refunds and webhooks use them.
     payment_connections: PaymentConnections
+    #: Sends the conversion events the ledger queued (issue 17).
+    conversions: ConversionSender
 
 
 @asynccontextmanager
@@ -114,6 +118,9 @@ async def open_services(
             ),
             refunds=RefundService(sessions, settings, providers, ledger, connections),
             payment_connections=connections,
+            conversions=ConversionSender(
+                sessions, settings, providers, SecretBox(settings.token_encryption_keys)
+            ),
         )
     finally:
         await client.aclose()

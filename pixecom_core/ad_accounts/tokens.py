@@ -22,18 +22,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from pixecom_core.models.ads import AdAccount, AdConnection
+from pixecom_core.models.conversions import ConversionDestinationRow
 from pixecom_core.models.payments import PaymentConnection
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import open_seller_scope
 
 #: A table with an encrypted secret and the version of the key that encrypted it.
-TokenRow = AdAccount | AdConnection | PaymentConnection
+TokenRow = AdAccount | AdConnection | PaymentConnection | ConversionDestinationRow
 #: Each such table, with its ciphertext and key-version columns.
 ENCRYPTED_COLUMNS: tuple[tuple[type[TokenRow], str, str], ...] = (
     (AdAccount, "token_ciphertext", "token_key_version"),
     (AdConnection, "token_ciphertext", "token_key_version"),
     (PaymentConnection, "account_ciphertext", "account_key_version"),
+    (ConversionDestinationRow, "token_ciphertext", "token_key_version"),
 )
 
 _SELLER_PAGE = text("SELECT seller_id FROM pixecom_seller_directory(:after, :max_rows)")

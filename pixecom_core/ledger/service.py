@@ -25,6 +25,7 @@ import pluggy
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pixecom_core.conversions.outbox import queue_purchase
 from pixecom_core.errors import PixecomError
 from pixecom_core.events import announce
 from pixecom_core.ledger.money import MoneyState, decide_status, order_money_states
@@ -327,6 +328,10 @@ class Ledger:
         reason = "payment facts recorded"
         if decision.mismatch is not None:
             reason = f"payment does not match the order: {decision.mismatch}"
+        if status is OrderStatus.PAID and previous is not OrderStatus.PAID:
+            # Issue 17 item 4: the order's Purchase for each conversion destination, in
+            # this transaction; sent after commit, once per order whatever happens next.
+            await queue_purchase(scope, owner.order_id, owner.order_created_at)
         if status is not previous:
             outcome.status_changes.append(
                 await change_order_status(

@@ -41,6 +41,7 @@ from pixecom_core.models.catalog import (
     Sellpage,
     SellpageStatus,
 )
+from pixecom_core.models.conversions import ConversionDelivery, ConversionDestinationRow
 from pixecom_core.models.fx import FxRate, SellerFxRate, SellerFxRateChange
 from pixecom_core.models.jobs import DeadLetter, SyncRun
 from pixecom_core.models.orders import (
@@ -110,6 +111,8 @@ SELLER_OWNED_TABLES: tuple[str, ...] = (
     "entity_stats_daily",
     "seller_fx_rates",
     "seller_fx_rate_changes",
+    "conversion_destinations",
+    "conversion_deliveries",
     "tracking_records",
 )
 
@@ -134,6 +137,8 @@ SELLER_ATTRIBUTED_TABLES: tuple[str, ...] = ("webhook_inbox", "dead_letters", "s
 APPEND_ONLY_TABLES: tuple[str, ...] = ("order_events", "payment_events")
 
 __all__ = [
+    "ConversionDelivery",
+    "ConversionDestinationRow",
     "EntityStatsDaily",
     "SellerFxRate",
     "SellerFxRateChange",

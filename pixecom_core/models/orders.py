@@ -151,6 +151,14 @@ class Order(SellerOwned, table=True):
     campaign_ref: str | None = Field(default=None, sa_type=Text)
     adset_ref: str | None = Field(default=None, sa_type=Text)
     ad_ref: str | None = Field(default=None, sa_type=Text)
+    # Issue 17 item 3: what the ad network's conversions API matches a purchase to the
+    # click with — the pixel's browser ids (Meta's ``_fbp``/``_fbc`` cookies) and the
+    # shopper's address and browser at checkout. Sent with the order's conversion event.
+    landing_url: str | None = Field(default=None, sa_type=Text)
+    fbp: str | None = Field(default=None, sa_type=Text)
+    fbc: str | None = Field(default=None, sa_type=Text)
+    client_ip: str | None = Field(default=None, sa_type=Text)
+    user_agent: str | None = Field(default=None, sa_type=Text)
 
 
 class OrderPayment(SellerOwned, table=True):

@@ -30,6 +30,7 @@ seller-facing number's key and must not carry unbounded or unprintable text.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -265,3 +266,57 @@ def checkout_attribution(landing_url: str | None, explicit: Attribution | None) 
         Attribution.from_landing_url(landing_url) if landing_url is not None else Attribution()
     )
     return landing.overridden_by(explicit)
+
+
+# -- the shopper's browser, for conversions APIs (issue 17 item 3) ------------------------
+
+#: A pixel's browser id as Meta documents ``_fbp`` and ``_fbc``: ``fb.<subdomain index>.
+#: <creation time, ms>.<random number or click id>``.
+_BROWSER_ID = re.compile(r"fb\.[0-2]\.\d{1,16}\.[A-Za-z0-9_.-]{1,500}")
+#: The longest user agent kept (real ones are a few hundred characters).
+MAX_USER_AGENT_LENGTH = 512
+
+
+def _browser_id(value: str | None) -> str | None:
+    present = _present(value)
+    return present if present is not None and _BROWSER_ID.fullmatch(present) else None
+
+
+class ShopperContext(FrozenValue):
+    """What the conversions APIs match a purchase to the ad click with, captured at checkout.
+
+    Nothing here can refuse a sale: a value that is malformed (a cookie another script
+    wrote, a proxy's address) is dropped, not an error.
+
+    :param fbp: the pixel's browser id cookie (Meta ``_fbp``).
+    :param fbc: the pixel's click id cookie (Meta ``_fbc``), or one built from ``fbclid``
+        as Meta documents (``fb.1.<ms>.<fbclid>``).
+    :param client_ip: the shopper's address as the API saw it.
+    :param user_agent: the shopper's browser.
+    """
+
+    fbp: str | None = None
+    fbc: str | None = None
+    client_ip: str | None = None
+    user_agent: str | None = None
+
+    @classmethod
+    def kept(
+        cls,
+        *,
+        fbp: str | None,
+        fbc: str | None,
+        client_ip: str | None,
+        user_agent: str | None,
+    ) -> ShopperContext:
+        """The well-formed values of what the request carried; the rest as ``None``."""
+        address: str | None = None
+        if client_ip:
+            try:
+                address = str(ipaddress.ip_address(client_ip.strip()))
+            except ValueError:
+                address = None
+        agent = _present(user_agent)
+        if agent is not None and (len(agent) > MAX_USER_AGENT_LENGTH or not agent.isprintable()):
+            agent = None
+        return cls(fbp=_browser_id(fbp), fbc=_browser_id(fbc), client_ip=address, user_agent=agent)

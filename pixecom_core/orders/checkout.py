@@ -31,7 +31,7 @@ from pixecom_core.catalog.storefront import is_valid_slug
 from pixecom_core.errors import ConflictError, InvalidRequestError, NotFoundError
 from pixecom_core.models.catalog import ProductStatus, SellpageStatus
 from pixecom_core.models.orders import OrderEventType, OrderStatus
-from pixecom_core.orders.attribution import Attribution, checkout_attribution
+from pixecom_core.orders.attribution import Attribution, ShopperContext, checkout_attribution
 from pixecom_core.orders.status import record_order_event
 from pixecom_core.payments.connections import PaymentConnections
 from pixecom_core.plugins import ProviderRegistry
@@ -45,11 +45,13 @@ _INSERT_ORDER = text(
     INSERT INTO orders (seller_id, id, created_at, status, sellpage_id, attributed_at, currency,
                         subtotal_minor, total_minor, customer_email, payment_gateway,
                         utm_source, utm_medium, utm_campaign, utm_content, utm_term, fbclid,
-                        campaign_ref, adset_ref, ad_ref)
+                        campaign_ref, adset_ref, ad_ref, landing_url, fbp, fbc, client_ip,
+                        user_agent)
     VALUES (:seller_id, :id, :created_at, 'PENDING', :sellpage_id, :created_at, :currency,
             :total_minor, :total_minor, :customer_email, :gateway,
             :utm_source, :utm_medium, :utm_campaign, :utm_content, :utm_term, :fbclid,
-            :campaign_ref, :adset_ref, :ad_ref)
+            :campaign_ref, :adset_ref, :ad_ref, :landing_url, :fbp, :fbc, :client_ip,
+            :user_agent)
     """
 )
 _REGISTER_PAYMENT = text(
@@ -73,6 +75,8 @@ class CheckoutRequest:
         parameters); its attribution is read with :meth:`Attribution.from_landing_url`.
     :param attribution: attribution the storefront read itself; each field it gives wins
         over the landing URL's.
+    :param shopper: the pixel's browser ids and the shopper's address and browser, for
+        the conversions APIs (issue 17); malformed values were dropped already.
     """
 
     slug: str
@@ -83,6 +87,7 @@ class CheckoutRequest:
     cancel_url: str
     landing_url: str | None = None
     attribution: Attribution | None = None
+    shopper: ShopperContext | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,9 @@ class Checkout:
                     "customer_email": request.customer_email,
                     "gateway": gateway.identifier,
                     **attribution.model_dump(),
+                    # Kept whole: the conversions API's event_source_url (issue 17).
+                    "landing_url": request.landing_url,
+                    **(request.shopper or ShopperContext()).model_dump(),
                 },
             )
             await record_order_event(

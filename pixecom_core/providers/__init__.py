@@ -20,6 +20,12 @@ from pixecom_core.providers.ad_networks import (
     InsightRow,
     ReachableAdAccount,
 )
+from pixecom_core.providers.conversions import (
+    ConversionDestination,
+    ConversionEvent,
+    ConversionsDestination,
+    ConversionsReceipt,
+)
 from pixecom_core.providers.currency_rates import (
     CurrencyRateSource,
     Publication,
@@ -104,6 +110,10 @@ __all__ = [
     "AdNetworkEntities",
     "AdNetworkGrant",
     "AuthorizationKind",
+    "ConversionDestination",
+    "ConversionEvent",
+    "ConversionsDestination",
+    "ConversionsReceipt",
     "CurrencyCode",
     "CurrencyRateSource",
     "Publication",

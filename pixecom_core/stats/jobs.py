@@ -41,7 +41,8 @@ _log = logging.getLogger(__name__)
 
 SYNC_TASK = "pixecom.sync_seller"
 
-_RECORD_DEAD_LETTER = text(
+#: Records (or refreshes) a dead letter; in the seller's scope (``dead_letters`` has forced RLS).
+RECORD_DEAD_LETTER = text(
     """
     INSERT INTO dead_letters (task_name, task_id, seller_id, arguments, error, attempts)
     VALUES (:task_name, :task_id, :seller_id, CAST(:arguments AS jsonb), :error, :attempts)
@@ -216,7 +217,7 @@ class SyncJobs:
         # 0010); the seller reads it in GET /problems, operators through `pixecom jobs`.
         async with open_seller_scope(self._sessions, seller_id, self._settings) as scope:
             await scope.session.execute(
-                _RECORD_DEAD_LETTER,
+                RECORD_DEAD_LETTER,
                 {
                     "task_name": SYNC_TASK,
                     "task_id": task_id,

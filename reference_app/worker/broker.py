@@ -39,6 +39,7 @@ from taskiq import (
 )
 from taskiq_redis import RedisStreamBroker
 
+from pixecom_core.conversions import SEND_CONVERSIONS_TASK
 from pixecom_core.ledger import ProcessResult
 from pixecom_core.models.sellers import SellerTier
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
@@ -60,6 +61,7 @@ _log = logging.getLogger(__name__)
 PROCESS_WEBHOOK = "pixecom.process_webhook"
 REFRESH_TRACKING = "pixecom.refresh_tracking"
 REFRESH_REVENUE = "pixecom.refresh_revenue"
+SEND_CONVERSIONS = SEND_CONVERSIONS_TASK
 #: While a seller's revenue refresh is queued and not started, new facts queue no other;
 #: the marker expires after this long in case the task was lost with Redis.
 REVENUE_REFRESH_PENDING_SECONDS = 300
@@ -353,6 +355,30 @@ async def refresh_revenue(seller_id: str, context: Annotated[Context, TaskiqDepe
     return refreshed
 
 
+async def send_conversions(seller_id: str, context: Annotated[Context, TaskiqDepends()]) -> int:
+    """Send the seller's due conversion events (issue 17 item 4): queued after the
+    transaction that made orders PAID committed, and by the inbox sweep for retries whose
+    wait is over. Returns how many were sent."""
+    services = worker_resources(context).services
+    async with asyncio.timeout(services.settings.webhook_task_timeout_seconds):
+        report = await services.conversions.send_due(uuid.UUID(seller_id))
+    if report.sent or report.retried or report.failed:
+        _log.info(
+            "conversions of %s: %s sent, %s to retry, %s failed",
+            seller_id,
+            report.sent,
+            report.retried,
+            report.failed,
+        )
+    return report.sent
+
+
+async def kick_send_conversions(broker: AsyncBroker, seller_id: uuid.UUID) -> None:
+    """Queue the sending of a seller's due conversion events on the payments queue."""
+    task = registered_task(broker, SEND_CONVERSIONS)
+    await task.kiq(str(seller_id))
+
+
 async def queue_revenue_refreshes(resources: WorkerResources, seller_ids: set[uuid.UUID]) -> None:
     """Queue a revenue refresh for each seller that has none waiting."""
     services = resources.services
@@ -404,12 +430,16 @@ def build_broker(
     broker.register_task(backfill_account, task_name=BACKFILL_TASK)
     broker.register_task(refresh_tracking, task_name=REFRESH_TRACKING)
     broker.register_task(refresh_revenue, task_name=REFRESH_REVENUE)
+    broker.register_task(send_conversions, task_name=SEND_CONVERSIONS)
 
     async def on_worker_startup(state: TaskiqState) -> None:
         providers = registry or ProviderRegistry(create_plugin_manager())
 
         async def refresh_revenue_soon(seller_ids: set[uuid.UUID]) -> None:
             await queue_revenue_refreshes(state.pixecom, seller_ids)
+            # After the commit that may have made orders PAID: their conversion events.
+            for seller_id in seller_ids:
+                await kick_send_conversions(broker, seller_id)
 
         exits = AsyncExitStack()
         services = await exits.enter_async_context(
@@ -611,6 +641,9 @@ async def _sweep_inbox(resources: WorkerResources) -> None:
                 await kick_process_webhook(resources.broker, inbox_id)
             # Issue 15: refunds whose gateway answer never came, or still pending.
             await services.refunds.settle_open(quiet_seconds=interval)
+            # Issue 17: conversion events whose retry is due, or whose kick was lost.
+            for seller_id in await services.conversions.due_sellers():
+                await kick_send_conversions(resources.broker, seller_id)
         except Exception:  # the sweeper must outlive a database or Redis hiccup
             _log.exception("inbox sweep failed; retrying at the next interval")
 
@@ -619,6 +652,7 @@ __all__ = [
     "BACKFILL_TASK",
     "PROCESS_WEBHOOK",
     "REFRESH_REVENUE",
+    "SEND_CONVERSIONS",
     "ProcessResult",
     "PixecomStreamBroker",
     "Queue",
@@ -630,12 +664,14 @@ __all__ = [
     "kick_backfill",
     "kick_process_webhook",
     "kick_revenue_refresh",
+    "kick_send_conversions",
     "kick_sync",
     "kick_tracking_refresh",
     "process_webhook",
     "queue_revenue_refreshes",
     "refresh_revenue",
     "refresh_tracking",
+    "send_conversions",
     "registered_task",
     "sync_seller",
     "worker_resources",

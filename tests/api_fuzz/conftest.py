@@ -54,6 +54,8 @@ CROSS_FIELD_RULES = {
     # A rate needs two different currencies and a positive decimal number (issue 16).
     "PUT /fx/rates": "two different currencies, a positive decimal rate",
     "DELETE /fx/rates/{day}/{base_currency}/{quote_currency}": "two different currencies",
+    # The network must be an installed plugin that receives conversion events (issue 17).
+    "PUT /conversions/destinations/{network}": "an installed network with a conversions API",
     # sellpage_id with linked=false contradict each other.
     "GET /campaigns": "contradictory filters",
     # JSON Schema counts 2499.0 as an integer; money is strict (issue 12 item 5).

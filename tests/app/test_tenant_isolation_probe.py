@@ -44,9 +44,10 @@ RESOURCE_PARAMETERS = {
 #: gateway account a seller's own app sends its notifications for).
 PUBLIC_PARAMETERS = {"slug", "gateway", "tracker", "account_id"}
 #: Path parameters of a seller's own rows addressed by natural key, not id: the manual
-#: rates' day and currency pair. The scope alone finds the row, so another seller's
-#: request reaches nothing: tests/app/test_fx_api.py proves it (404, the rate untouched).
-NATURAL_KEY_PARAMETERS = {"day", "base_currency", "quote_currency"}
+#: rates' day and currency pair, a conversion destination's network. The scope alone
+#: finds the row, so another seller's request reaches nothing: tests/app/test_fx_api.py
+#: and tests/app/test_conversions_api.py prove it (404, the row untouched).
+NATURAL_KEY_PARAMETERS = {"day", "base_currency", "quote_currency", "network"}
 #: Routes that are not about seller data at all.
 NOT_SELLER_DATA = {"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"}
 #: The network's (or gateway's) redirect back from its consent page: no id in its path; its

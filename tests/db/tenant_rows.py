@@ -315,6 +315,25 @@ def insert_rows_for(conn: Connection, seller_id: uuid.UUID) -> dict[str, list[An
             "tracking_records",
             {"order_id": orders[0], "carrier": "usps", "tracking_number": f"TRK{tag}"},
         )
+        add(
+            "conversion_destinations",
+            {
+                "network": "meta",
+                "destination_id": f"px_{tag}",
+                "token_ciphertext": b"sealed",
+                "token_key_version": 1,
+            },
+        )
+        add(
+            "conversion_deliveries",
+            {
+                "order_id": orders[0],
+                "order_created_at": now,
+                "network": "meta",
+                "event_name": "Purchase",
+                "attempts": 0,
+            },
+        )
         # The system tables whose rows name their seller once known (migration 0010).
         add(
             "webhook_inbox",

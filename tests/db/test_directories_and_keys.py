@@ -108,14 +108,15 @@ def test_maintenance_functions_are_not_executable_by_the_app_role(
         # the backfills to resume (ids only, for the scheduler; migration 0014), the open
         # refunds (ids only, for the payments worker; 0015), the connected gateway
         # accounts (one account in, one row out; migration 0016) and the sellers whose
-        # days wait for a rate (ids only, for the rate load; 0017).
+        # days wait for a rate (ids only, for the rate load; 0017) and those with conversion
+        # events due (ids only, for the payments worker; 0018).
         " AND p.proname NOT IN"
         " ('pixecom_find_login', 'pixecom_seller_directory', 'pixecom_find_payment',"
         "  'pixecom_sync_lag_by_tier', 'pixecom_inbox_receive', 'pixecom_inbox_claim',"
         "  'pixecom_inbox_processed', 'pixecom_inbox_retry_later', 'pixecom_inbox_due',"
         "  'pixecom_inbox_states', 'pixecom_backfills_to_resume',"
         "  'pixecom_find_payment_account', 'pixecom_open_refunds',"
-        "  'pixecom_sellers_waiting_for_rates')"
+        "  'pixecom_sellers_waiting_for_rates', 'pixecom_due_conversions')"
         " AND has_function_privilege(%s, p.oid, 'EXECUTE')",
         (database_app_role,),
     ).fetchall()

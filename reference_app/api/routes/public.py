@@ -11,11 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 
 from pixecom_core.catalog import PublicSellpage, Storefront, StorefrontCache
-from pixecom_core.orders.attribution import Attribution, LandingUrl
+from pixecom_core.orders.attribution import Attribution, LandingUrl, ShopperContext
 from pixecom_core.orders.checkout import Checkout, CheckoutRequest
 from pixecom_core.providers.values import Quantity
 from reference_app.api.dependencies import PublicThrottle
@@ -125,6 +125,15 @@ class CheckoutIn(BaseModel):
         description="Attribution the storefront read itself (e.g. kept from an earlier "
         "page); each field given wins over `landing_url`'s.",
     )
+    # Issue 17 item 3: the ad network pixel's browser ids, for its conversions API. Read
+    # from the `_fbp`/`_fbc` cookies when the storefront is on the API's origin; given
+    # here when it is not. A malformed value is dropped, never refused.
+    fbp: str | None = Field(
+        default=None, max_length=600, description="The pixel's browser id (`_fbp` cookie)."
+    )
+    fbc: str | None = Field(
+        default=None, max_length=600, description="The pixel's click id (`_fbc` cookie)."
+    )
 
 
 class CheckoutOut(BaseModel):
@@ -151,7 +160,9 @@ class CheckoutOut(BaseModel):
     dependencies=[PublicThrottle],
     responses=error_responses(404, 409, 422, 429, 502, 503),
 )
-async def place_order(slug: str, body: CheckoutIn, resources: ResourcesDep) -> CheckoutOut:
+async def place_order(
+    slug: str, body: CheckoutIn, resources: ResourcesDep, request: Request
+) -> CheckoutOut:
     """Creates a PENDING order at the current price and the chosen gateway's payment.
 
     The order becomes PAID when the gateway's webhook reports the capture. It keeps its
@@ -159,8 +170,16 @@ async def place_order(slug: str, body: CheckoutIn, resources: ResourcesDep) -> C
     ids — from `landing_url` and `attribution` (whose fields win); `GET /orders/{id}` shows
     it. An unfilled macro such as `{{campaign.id}}` (a previewed ad) is stored as absent;
     a value out of bounds is a 422 whose `details` name the field (`landing_url`, or e.g.
-    `attribution.utm_source`), and nothing is ordered.
+    `attribution.utm_source`), and nothing is ordered. The pixel's browser ids (`fbp`,
+    `fbc`, else the `_fbp`/`_fbc` cookies), the shopper's address and user agent are kept
+    for the ad network's conversions API (issue 17); a malformed one is dropped.
     """
+    shopper = ShopperContext.kept(
+        fbp=body.fbp or request.cookies.get("_fbp"),
+        fbc=body.fbc or request.cookies.get("_fbc"),
+        client_ip=request.client.host if request.client is not None else None,
+        user_agent=request.headers.get("user-agent"),
+    )
     placed = await Checkout(
         resources.sessions, resources.settings, resources.providers, resources.payment_connections
     ).place_order(
@@ -173,6 +192,7 @@ async def place_order(slug: str, body: CheckoutIn, resources: ResourcesDep) -> C
             cancel_url=str(body.cancel_url),
             landing_url=body.landing_url,
             attribution=body.attribution,
+            shopper=shopper,
         )
     )
     secret = placed.session.client_secret

@@ -18,9 +18,13 @@ the ``/campaigns``, ``/adsets`` and ``/ads`` edges, statuses mapped in
 Sellers connect their accounts through Facebook Login for Business: the network is also
 core's ``AdNetworkAuthorization``, and delegates those calls to
 :class:`~pixecom_meta_ads.oauth.MetaLogin`.
+
+It is core's ``ConversionsDestination`` too (issue 17 item 4):
+:meth:`MetaAdNetwork.send_conversions` sends a seller's purchases to their pixel through the
+Conversions API, in the wire format of :mod:`pixecom_meta_ads.conversions`.
 """
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,12 +37,24 @@ from pixecom_core.providers import (
     AdEntity,
     AdNetworkGrant,
     AuthorizationKind,
+    ConversionDestination,
+    ConversionEvent,
+    ConversionsReceipt,
     EntityLevel,
     InsightRow,
+    ProviderAuthError,
     ProviderError,
+    ProviderRefused,
     ReachableAdAccount,
 )
-from pixecom_meta_ads.client import PROVIDER, MetaGraphClient, MetaTooMuchData, account_number
+from pixecom_meta_ads.client import (
+    PROVIDER,
+    MetaGraphClient,
+    MetaTooMuchData,
+    account_number,
+    pixel_number,
+)
+from pixecom_meta_ads.conversions import missing_for_website, server_event
 from pixecom_meta_ads.entities import ad_entity
 from pixecom_meta_ads.oauth import REQUIRED_SCOPES, MetaLogin
 from pixecom_meta_ads.rows import insight_row
@@ -47,8 +63,8 @@ from pixecom_meta_ads.settings import MetaAdsSettings
 
 class MetaAdNetwork:
     """The ``meta`` ad network; implements ``pixecom_core.providers.AdNetwork``,
-    ``AdNetworkEntities`` and ``AdNetworkAuthorization`` (Facebook Login for Business, see
-    :mod:`pixecom_meta_ads.oauth`).
+    ``AdNetworkEntities``, ``AdNetworkAuthorization`` (Facebook Login for Business, see
+    :mod:`pixecom_meta_ads.oauth`) and ``ConversionsDestination`` (the Conversions API).
 
     One instance serves every seller: it holds settings and the HTTP clients, and each call
     brings the seller's account and token (or consent code, or grant).
@@ -192,6 +208,79 @@ class MetaAdNetwork:
                     if entity.entity_id not in yielded:
                         yielded.add(entity.entity_id)
                         yield entity
+
+    # -- server-side conversions (ConversionsDestination) ----------------------------------
+
+    #: Events one call takes (core's contract; Meta would take 1,000).
+    max_conversions_per_call = 100
+
+    async def send_conversions(
+        self, destination: ConversionDestination, events: Sequence[ConversionEvent]
+    ) -> ConversionsReceipt:
+        """Send ``events`` to the pixel ``destination.destination_id`` as ``website``
+        server events (``POST /{version}/{pixel_id}/events``; fields and hashing in
+        :mod:`pixecom_meta_ads.conversions`), ``test_event_code`` when the seller set one.
+
+        Meta takes or refuses the batch whole, so send one order per call when one bad
+        order must not hold back others. Sending an event again is harmless: Meta keeps
+        one event per ``event_name`` and ``event_id`` (the order id).
+
+        :raises ValueError: more than :attr:`max_conversions_per_call` events.
+        :raises ProviderRefused: Meta refused an event (code 100: too old, unhashed
+            customer data …), or an event lacks what a website event needs
+            (``event_source_url``, the shopper's user agent) — checked before sending;
+            the pixel id is not a number.
+        :raises ProviderAuthError: the token was refused (code 190, permissions), or the
+            pixel does not exist for it (code 100/33).
+        :raises ProviderThrottled: Meta's rate limit, after the short waits slept through.
+        :raises ProviderTransientError: 5xx, timeouts, code 1/2, after the retries.
+        """
+        if len(events) > self.max_conversions_per_call:
+            raise ValueError(
+                f"at most {self.max_conversions_per_call} conversion events per call, "
+                f"not {len(events)}"
+            )
+        if not events:
+            return ConversionsReceipt(received=0)
+        try:
+            pixel = pixel_number(destination.destination_id)
+        except ValueError as exc:
+            raise ProviderRefused(
+                f"seller {destination.seller_id}: {exc}; set the Meta pixel id again",
+                provider=PROVIDER,
+            ) from None
+        token = destination.access_token.get_secret_value()
+        if not token:
+            raise ProviderAuthError(
+                f"seller {destination.seller_id} has no Conversions API access token for "
+                f"Meta pixel {pixel}",
+                provider=PROVIDER,
+            )
+        for event in events:
+            missing = missing_for_website(event)
+            if missing:
+                # Meta refuses the whole request for one such event; say which, before sending
+                raise ProviderRefused(
+                    f"Meta needs {' and '.join(missing)} for the website event "
+                    f"{event.event_id}; it was not sent",
+                    provider=PROVIDER,
+                )
+        page = await self.client.send_events(
+            pixel,
+            token,
+            [server_event(event) for event in events],
+            test_event_code=destination.test_event_code,
+        )
+        received = page.body.get("events_received")
+        if not isinstance(received, int) or isinstance(received, bool) or received < 0:
+            raise ProviderError(
+                f"Meta answered events for pixel {pixel} without a count of events received",
+                provider=PROVIDER,
+            )
+        trace = page.body.get("fbtrace_id")
+        return ConversionsReceipt(
+            received=received, trace_id=str(trace) if trace is not None else None
+        )
 
     async def _window(
         self,

@@ -13,7 +13,10 @@
 - async report runs: ``POST /{version}/act_{id}/insights`` → ``report_run_id``; poll
   ``GET /{version}/{report_run_id}`` until ``async_status`` is ``"Job Completed"``
   (``async_percent_completion`` can read 100 while the job still runs); read
-  ``GET /{version}/{report_run_id}/insights`` page by page.
+  ``GET /{version}/{report_run_id}/insights`` page by page;
+- the Conversions API: ``POST /{version}/{pixel_id}/events`` with the form fields ``data``
+  (a JSON array of server events, :mod:`pixecom_meta_ads.conversions`) and
+  ``test_event_code`` → ``{"events_received", "messages", "fbtrace_id"}``.
 
 The seller's token travels as ``access_token``. It never appears in a log line (a filter on
 the ``httpx`` logger masks it in request URLs) or in an exception's text. Every answer's
@@ -28,6 +31,10 @@ fbtrace_id, is_transient}}`` and become one class of :mod:`pixecom_core.provider
   slept through and the call retried;
 - code 190 (token expired or revoked), 102, 104, 10 and 200–299 (permissions) →
   ``ProviderAuthError``: the seller must reconnect the account;
+- for the Conversions API only: code 100 ("Invalid parameter": an event Meta will not take,
+  e.g. subcode 2804003 "Event Timestamp Too Old") → ``ProviderRefused``, except subcode 33
+  ("Object with ID … does not exist, cannot be loaded due to missing permissions") →
+  ``ProviderAuthError``: the pixel id or its token is wrong, which the seller must fix;
 - code 100 with subcode 1487534, or code 1 "reduce the amount of data" →
   :class:`MetaTooMuchData`, which the ad network answers by splitting the window;
 - codes 1, 2, ``is_transient``, 5xx, timeouts, connection failures →
@@ -43,7 +50,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -56,6 +63,7 @@ from pixecom_core.providers import (
     EntityLevel,
     ProviderAuthError,
     ProviderError,
+    ProviderRefused,
     ProviderThrottled,
     ProviderTransientError,
 )
@@ -80,6 +88,10 @@ THROTTLING_SUBCODES: Final = frozenset({2446079, 1487742})
 AUTH_CODES: Final = frozenset({190, 102, 104, 10, *range(200, 300)})
 TRANSIENT_CODES: Final = frozenset({1, 2})
 TOO_MUCH_DATA_SUBCODE: Final = 1487534
+#: Graph's "invalid parameter": for the Conversions API, an event Meta refuses as it is.
+INVALID_PARAMETER_CODE: Final = 100
+#: With code 100: the object does not exist or the token may not use it.
+UNKNOWN_OBJECT_SUBCODE: Final = 33
 #: Connections per httpx pool; ``max_connections`` is spread over several pools this size.
 POOL_SHARD_SIZE: Final = 100
 #: Throttling errors retried in place (after sleeping the wait) before being raised.
@@ -123,6 +135,7 @@ _SECRET_IN_URL = re.compile(
     r"=[^&\s\"'<>]+"
 )
 _ACCOUNT_NUMBER = re.compile(r"^(?:act_)?(\d{1,32})$")
+_PIXEL_ID = re.compile(r"^\d{1,32}$")
 _REPORT_RUN_ID = re.compile(r"^\d{1,32}$")
 _REDUCE_DATA = re.compile(r"reduce the amount of data", re.IGNORECASE)
 
@@ -172,6 +185,17 @@ def account_number(account_id: str) -> str:
             f"not a Meta ad account id (digits, optionally act_-prefixed): {account_id!r}"
         )
     return match.group(1)
+
+
+def pixel_number(pixel_id: str) -> str:
+    """A pixel (dataset) id, checked to be digits (it goes into a URL path).
+
+    :raises ValueError: anything else.
+    """
+    number = pixel_id.strip()
+    if not _PIXEL_ID.match(number):
+        raise ValueError(f"not a Meta pixel or dataset id (digits): {pixel_id[:64]!r}")
+    return number
 
 
 def redact_secrets(text: str, *secrets: str) -> str:
@@ -393,6 +417,35 @@ class MetaGraphClient:
             async for page in pages:
                 yield page
 
+    async def send_events(
+        self,
+        pixel_id: str,
+        token: str,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        test_event_code: str | None = None,
+    ) -> GraphPage:
+        """``POST /{version}/{pixel_id}/events``: the server events as the form field
+        ``data`` (a JSON array), ``test_event_code`` when given. Meta takes or refuses the
+        batch as a whole; a code 100 refusal is raised as ``ProviderRefused``.
+
+        Calls are paced, and throttles and transient failures retried in place, like every
+        other call (keyed by the pixel id): a retried batch is harmless, Meta
+        de-duplicates its events by ``event_name`` and ``event_id``.
+        """
+        number = pixel_number(pixel_id)
+        form = {"data": json.dumps(list(events), separators=(",", ":"), ensure_ascii=False)}
+        if test_event_code:
+            form["test_event_code"] = test_event_code
+        return await self._call(
+            "POST",
+            self._url(f"{number}/events"),
+            account_key=number,
+            token=token,
+            form=form,
+            invalid_is_refused=True,
+        )
+
     def insights_params(self, *, level: EntityLevel, since: date, until: date) -> dict[str, str]:
         """The query of a daily insights request for one window (both days inclusive)."""
         fields = [
@@ -526,9 +579,14 @@ class MetaGraphClient:
         token: str,
         params: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
+        invalid_is_refused: bool = False,
     ) -> GraphPage:
         """One Graph call, paced, with throttling and transient failures retried in place
-        while the wait is short; anything else raised as a provider error."""
+        while the wait is short; anything else raised as a provider error.
+
+        :param invalid_is_refused: a code 100 answer means Meta refused what was sent (the
+            Conversions API), not a query to be asked differently: ``ProviderRefused``.
+        """
         if not token:
             raise ProviderAuthError(
                 f"no access token for Meta ad account act_{account_key}: reconnect the account",
@@ -565,7 +623,14 @@ class MetaGraphClient:
                 body = json_object(response)
                 if response.is_success and body is not None and "error" not in body:
                     return GraphPage(body=body, received_at=received_at)
-                error = self._error_for(where, response, body, usage, secrets=secrets.values())
+                error = self._error_for(
+                    where,
+                    response,
+                    body,
+                    usage,
+                    secrets=secrets.values(),
+                    invalid_is_refused=invalid_is_refused,
+                )
             if isinstance(error, ProviderThrottled):
                 wait = error.retry_after_seconds or self.settings.throttle_backoff_seconds
                 await self.pacer.block(account_key, wait)
@@ -599,6 +664,7 @@ class MetaGraphClient:
         usage: RateLimitUsage,
         *,
         secrets: Iterable[str],
+        invalid_is_refused: bool = False,
     ) -> ProviderError:
         """The exception for a Graph error answer (or a malformed one)."""
         status = response.status_code
@@ -636,6 +702,14 @@ class MetaGraphClient:
                 f"{detail}. The token was refused: the seller must reconnect the ad account.",
                 provider=PROVIDER,
             )
+        if invalid_is_refused and code == INVALID_PARAMETER_CODE:
+            if subcode == UNKNOWN_OBJECT_SUBCODE:
+                return ProviderAuthError(
+                    f"{detail}. The pixel does not exist or this token may not send to it: "
+                    "the seller must check the pixel id and its access token.",
+                    provider=PROVIDER,
+                )
+            return ProviderRefused(detail, provider=PROVIDER)
         if code in TRANSIENT_CODES or raw.get("is_transient") is True or status >= 500:
             return ProviderTransientError(detail, provider=PROVIDER)
         return ProviderError(detail, provider=PROVIDER)

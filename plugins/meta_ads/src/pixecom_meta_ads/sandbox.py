@@ -23,7 +23,10 @@ error_subcode, fbtrace_id}}``), each named by the operation its faults and log e
   changed through the control API;
 - ``report_run`` — ``GET /{version}/{report_run_id}`` reports ``async_status`` moving from
   "Job Not Started" through "Job Running" (at 100 % one poll before it is done) to "Job
-  Completed"; ``GET /{version}/{report_run_id}/insights`` pages its rows.
+  Completed"; ``GET /{version}/{report_run_id}/insights`` pages its rows;
+- ``events`` — ``POST /{version}/{pixel_id}/events``: the Conversions API, validated as Meta
+  validates server events and recorded per pixel (:mod:`~pixecom_meta_ads.sandbox_capi`);
+  faults aimed at it take the pixel id as ``scope``.
 
 (Graph API reference: "Insights API", "Asynchronous and batch requests", "Rate limiting" and
 "Error handling" at developers.facebook.com/docs/marketing-api and /docs/graph-api.)
@@ -59,6 +62,12 @@ Control endpoints (JSON, no token): the sandbox kit's (:mod:`pixecom_core.testin
   report the new name too;
 - ``POST /_sandbox/accounts/{id}/restate``: change one past day (``{"day": …}``) or every
   day of the last 28 (no body); days older than 28 days never change;
+- the Conversions API's (:mod:`~pixecom_meta_ads.sandbox_capi`): ``POST /_sandbox/pixels``
+  ``{"pixel_id", "access_token", "account_id"?}`` creates a pixel or adds a token to it,
+  ``GET /_sandbox/pixels`` lists them, ``GET /_sandbox/pixels/{pixel_id}/events`` returns
+  every event the pixel accepted (``data``) with ``received`` and ``distinct_events`` (one
+  per ``event_name`` and ``event_id``, as Meta de-duplicates); a reset leaves the demo
+  pixel ``1000000000001000`` of ``act_1000`` (token ``sandbox_capi.DEMO_PIXEL_TOKEN``);
 - Facebook Login's (:mod:`~pixecom_meta_ads.sandbox_oauth`): ``POST
   /_sandbox/oauth/tokens/revoke`` ``{"token", "reason"?}`` revokes any token, also a fixed
   test token Login never issued: later calls fail with code 190 and the reason's subcode
@@ -87,6 +96,7 @@ from starlette.responses import Response
 
 from pixecom_core.providers import ASGIApp
 from pixecom_core.testing.sandbox_kit import Fault, KitFaultKind, SandboxKit
+from pixecom_meta_ads.sandbox_capi import ConversionsSandbox
 from pixecom_meta_ads.sandbox_oauth import (
     ACCOUNT_FIELDS,
     AD_SCOPES,
@@ -304,7 +314,7 @@ def decimal_string(minor: int, currency: str) -> str:
 # -- faults and control requests -------------------------------------------------------------
 
 #: What a Graph call is about, for ``MetaFault.operation`` and the request log.
-Operation = Literal["account", "insights", "entities", "report_run"]
+Operation = Literal["account", "insights", "entities", "report_run", "events"]
 
 
 class MetaFault(Fault):
@@ -320,7 +330,8 @@ class MetaFault(Fault):
         (400, code 200), ``too_much_data`` (insights only: 400 code 100/1487534, or with
         ``variant="code1"`` 500 code 1) and ``report_failed`` (the next report run created
         ends as "Job Failed").
-    :param scope: only calls for this ad account, ``act_123`` or ``123`` (kept as digits).
+    :param scope: only calls for this ad account, ``act_123`` or ``123`` (kept as digits),
+        or, for ``events``, this pixel id.
     :param operation: only calls of this operation (see the module docstring).
     :param code: Graph's ``code`` instead of the kind's.
     :param subcode: ``error_subcode`` instead of the kind's.
@@ -692,6 +703,8 @@ class MetaSandbox:
         self.clock = clock
         #: Facebook Login for Business: consent page, codes, tokens, /me/adaccounts.
         self.oauth = OAuthSandbox(account_profile=self.profile)
+        #: The Conversions API: pixels, their tokens and the events they received.
+        self.conversions = ConversionsSandbox(clock=self.oauth.clock, login=self.oauth)
         self.kit = SandboxKit(
             config=config,
             fault_model=MetaFault,
@@ -710,8 +723,9 @@ class MetaSandbox:
         self.oauth.refuse_unknown_tokens = config.refuse_unknown_tokens
 
     def clear(self) -> None:
-        """Forget every account change, call, restatement, report run and Login's state
-        (``POST /_sandbox/reset``, after the kit's own reset)."""
+        """Forget every account change, call, restatement, report run, Login's state and
+        every pixel but the demo one (``POST /_sandbox/reset``, after the kit's own
+        reset)."""
         self.overrides = {}
         self.entity_overrides = {}
         self.usage = {}
@@ -719,6 +733,7 @@ class MetaSandbox:
         self.account_restatements = {}
         self.report_runs = OrderedDict()
         self.oauth.reset()
+        self.conversions.reset()
 
     # -- accounts
 
@@ -904,6 +919,24 @@ class MetaSandbox:
             result.headers.update(usage)
             return result
         return JSONResponse(result, headers=usage)
+
+    async def intercept_events(
+        self, request: Request, pixel_id: str, token: str, params: dict[str, str]
+    ) -> Response | None:
+        """The kit's part of a Conversions API call (operation ``events``, scope the pixel
+        id): logged with its parameters (never the token), slowed by the latency, answered
+        by a fault queued for it in Graph's words (a throttle's usage headers name its
+        wait)."""
+        refused, _ = await self.kit.intercept(
+            request,
+            "events",
+            pixel_id if pixel_id.isdigit() else None,
+            render=lambda fault: graph_error(fault, token, {}, pixel_id).response(),
+            where=lambda f: f.kind not in ("report_failed", "too_much_data"),
+            params=dict(sorted(params.items())),
+            has_token=bool(token),
+        )
+        return refused
 
     def _node_account(self, node: str) -> str:
         match = _ACCOUNT_NODE.match(node)
@@ -1134,6 +1167,9 @@ def create_sandbox_app(
     app.include_router(sandbox.control_router())
     # Facebook Login's routes (/{version}/dialog/oauth, /me/adaccounts, debug_token ...)
     # come before the Graph catch-all /{version}/{node}, which would answer them.
+    app.include_router(sandbox.conversions.control_router())
     app.include_router(sandbox.oauth.router())
+    # the Conversions API's POST /{version}/{pixel_id}/events (sandbox_capi)
+    app.include_router(sandbox.conversions.graph_router(sandbox.intercept_events))
     app.include_router(sandbox.graph_router())
     return app

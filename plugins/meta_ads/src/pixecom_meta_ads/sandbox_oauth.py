@@ -236,6 +236,9 @@ class GraphError(Exception):
     :param code: Graph's ``code``: 190 (token), 200 (a permission missing), 100 (parameter) …
     :param subcode: ``error_subcode``: 458, 460, 463, 464 or 467 for code 190.
     :param headers: sent with the answer (the usage headers of an ad account's calls).
+    :param user_title: ``error_user_title``, the short reason Meta adds for people (the
+        Conversions API's refusals carry one: "Event Timestamp Too Old").
+    :param user_message: ``error_user_msg``, what to do about it.
     """
 
     status: int
@@ -246,6 +249,8 @@ class GraphError(Exception):
     error_type: str = "OAuthException"
     is_transient: bool | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    user_title: str | None = None
+    user_message: str | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -261,6 +266,10 @@ class GraphError(Exception):
             error["error_subcode"] = self.subcode
         if self.is_transient is not None:
             error["is_transient"] = self.is_transient
+        if self.user_title is not None:
+            error["error_user_title"] = self.user_title
+        if self.user_message is not None:
+            error["error_user_msg"] = self.user_message
         error["fbtrace_id"] = secrets.token_urlsafe(12)
         return {"error": error}
 
