@@ -30,7 +30,10 @@ def pixecom_register_ad_networks() -> list[AdNetwork]:
     :class:`pixecom_core.providers.AdNetworkAuthorization` (the consent page and code
     exchange, or a pasted token; the accounts a grant reaches); to name campaigns, ad sets
     and ads on the dashboard, :class:`pixecom_core.providers.AdNetworkEntities`. The
-    conformance kit checks both.
+    conformance kit checks both. To receive the sellers' purchases server-side (a
+    conversions API, issue 17), it implements
+    :class:`pixecom_core.providers.ConversionsDestination`: core sends each PAID order's
+    ``Purchase`` once, after commit, with the order id as event id.
 
     All results collected: every plugin's list is concatenated, and two ad networks with the
     same ``identifier`` are refused when the registry is built.
