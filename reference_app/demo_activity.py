@@ -28,6 +28,7 @@ from pixecom_core.accounts.demo import DEMO_EMAIL
 from pixecom_core.accounts.service import find_login
 from pixecom_core.ad_accounts.connections import AdConnections
 from pixecom_core.catalog.services import CatalogService, SellpageChanges
+from pixecom_core.conversions import ConversionDestinations
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.models.ads import AdAccount, Campaign
 from pixecom_core.models.catalog import Sellpage, SellpageStatus
@@ -110,6 +111,11 @@ async def seed_demo_activity(
             registry,
             context,
             api_url.rstrip("/"),
+            sandbox_urls or {},
+        )
+        await _set_conversion_destinations(
+            ConversionDestinations(context, registry, SecretBox(settings.token_encryption_keys)),
+            registry,
             sandbox_urls or {},
         )
         for account_id in connected:
@@ -235,6 +241,30 @@ async def _connect_payment_accounts(
             continue
         connected += 1
     return connected
+
+
+async def _set_conversion_destinations(
+    destinations: ConversionDestinations,
+    registry: ProviderRegistry,
+    sandbox_urls: Mapping[str, str],
+) -> int:
+    """Point the demo seller's purchases at each sandbox that keeps a demo pixel (issue
+    17), through the same service as ``PUT /conversions/destinations``; once."""
+    existing = {view.network for view in await destinations.list()}
+    set_now = 0
+    for sandbox in registry.sandboxes():
+        if (
+            sandbox.demo_conversion_destination is None
+            or sandbox.name not in sandbox_urls
+            or sandbox.provider in existing
+        ):
+            continue
+        destination_id, token = await sandbox.demo_conversion_destination(
+            sandbox_urls[sandbox.name]
+        )
+        await destinations.set(sandbox.provider, destination_id, token)
+        set_now += 1
+    return set_now
 
 
 async def _queue_backfills(

@@ -190,6 +190,10 @@ class Sandbox:
         there and return the credential fields to connect it with (the names of the
         gateway's ``credential_fields``). ``pixecom dev`` connects the demo seller's
         account with them, through the same route a seller uses; ``None``: it cannot.
+    :param demo_conversion_destination: for an ad network that receives conversion events
+        (:class:`~pixecom_core.providers.ConversionsDestination`): given the sandbox's base
+        URL, the destination id and access token the demo seller's events go to (a pixel
+        the sandbox keeps); ``pixecom dev`` sets it for the demo seller; ``None``: none.
     """
 
     name: str
@@ -203,3 +207,4 @@ class Sandbox:
     simulation_accounts: Callable[[int, str], Sequence[SimulatedAdAccount]] | None = None
     approve_consent: Callable[[str], Awaitable[str]] | None = None
     demo_credentials: Callable[[str], Awaitable[Mapping[str, str]]] | None = None
+    demo_conversion_destination: Callable[[str], Awaitable[tuple[str, str]]] | None = None

@@ -76,3 +76,26 @@ async def test_the_demo_seller_connects_its_accounts_through_the_consent_flow(
     assert first.accounts_connected == 2 and again.accounts_connected == 0
     assert queue.xlen(stream_name(dev, Queue.BACKFILL)) == backfills_before + 2
     assert rows["spend"] > 0, "the first sync brought the demo accounts' spend in"
+
+
+async def test_the_demo_seller_reports_purchases_to_the_sandbox_pixel(
+    app_settings: Settings,
+    app_engine: AsyncEngine,
+    database_owner_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    meta_sandbox: str,
+) -> None:
+    """Issue 17: ``pixecom dev`` points the demo seller's conversion events at the pixel
+    the Meta sandbox keeps, through the same service as the API; once."""
+    dev, seller_id = await demo_seller(app_settings, app_engine, monkeypatch)
+
+    await seed_demo_activity(dev, api_url=API_URL, sandbox_urls={"meta": meta_sandbox})
+    await seed_demo_activity(dev, api_url=API_URL, sandbox_urls={"meta": meta_sandbox})
+
+    with psycopg.connect(database_owner_dsn) as conn:
+        rows = conn.execute(
+            "SELECT network, destination_id, token_ciphertext IS NOT NULL"
+            " FROM conversion_destinations WHERE seller_id = %s",
+            (seller_id,),
+        ).fetchall()
+    assert rows == [("meta", "1000000000001000", True)]

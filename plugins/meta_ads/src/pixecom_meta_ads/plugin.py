@@ -47,8 +47,16 @@ def pixecom_register_sandboxes() -> list[Sandbox]:
             simulation_environment=_simulation_environment,
             simulation_accounts=_simulation_accounts,
             approve_consent=_approve_consent,
+            demo_conversion_destination=_demo_pixel,
         )
     ]
+
+
+async def _demo_pixel(sandbox_url: str) -> tuple[str, str]:  # noqa: ARG001
+    """The pixel every reset of the sandbox keeps for the demo account, and its token."""
+    from pixecom_meta_ads.sandbox_capi import DEMO_PIXEL_ID, DEMO_PIXEL_TOKEN
+
+    return DEMO_PIXEL_ID, DEMO_PIXEL_TOKEN
 
 
 async def _approve_consent(authorization_url: str) -> str:
