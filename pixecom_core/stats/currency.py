@@ -8,6 +8,8 @@ the currency's real exponent, so a JPY or KWD account is not off by a factor of 
 
 from __future__ import annotations
 
+import pycountry
+
 from pixecom_core.models.base import sql_in_list
 
 #: Currencies whose minor unit is not 1/100 of the major (ISO 4217); every other is 2.
@@ -72,3 +74,9 @@ def round_half_even_sql(amount: str) -> str:
         f"(round({amount}) - CASE WHEN mod({amount}, 1) = 0.5"
         f" AND mod(trunc({amount}), 2) = 0 THEN 1 ELSE 0 END)"
     )
+
+
+def is_iso_4217(code: str) -> bool:
+    """Whether ``code`` is a currency of ISO 4217's list (``"ZZZ"`` is not): a reporting
+    currency or a manual rate naming another would wait for a rate forever."""
+    return len(code) == 3 and pycountry.currencies.get(alpha_3=code) is not None

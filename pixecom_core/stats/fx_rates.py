@@ -29,6 +29,7 @@ from pixecom_core.errors import InvalidRequestError
 from pixecom_core.providers import CurrencyRateSource, Publication
 from pixecom_core.settings import Settings
 from pixecom_core.stats.aggregate import mark_days_dirty, mark_rate_days_dirty
+from pixecom_core.stats.currency import is_iso_4217
 from pixecom_core.tenancy import SellerScope, open_seller_scope
 
 #: The longest range one load or backfill stores (a full history is loaded in ranges).
@@ -246,7 +247,7 @@ class ManualRateChange:
 
 def _check_pair(base: str, quote: str, rate: Decimal | None) -> None:
     for code in (base, quote):
-        if len(code) != 3 or not code.isascii() or not code.isalpha() or not code.isupper():
+        if not is_iso_4217(code):
             raise InvalidRequestError(f"{code!r} is not an ISO 4217 code", code="invalid_currency")
     if base == quote:
         raise InvalidRequestError("a rate needs two different currencies", code="same_currency")

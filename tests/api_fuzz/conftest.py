@@ -52,8 +52,9 @@ CROSS_FIELD_RULES = {
     "GET /stats/campaigns/{campaign_id}/days": "date range",
     "GET /fx/rates": "date range",
     # A rate needs two different currencies and a positive decimal number (issue 16).
-    "PUT /fx/rates": "two different currencies, a positive decimal rate",
+    "PUT /fx/rates": "two real, different currencies, a positive decimal rate",
     "DELETE /fx/rates/{day}/{base_currency}/{quote_currency}": "two different currencies",
+    "PUT /seller/reporting-currency": "a currency of ISO 4217's list",
     # The network must be an installed plugin that receives conversion events (issue 17).
     "PUT /conversions/destinations/{network}": "an installed network with a conversions API",
     # sellpage_id with linked=false contradict each other.

@@ -82,6 +82,7 @@ async def test_bad_rates_are_refused(api_client: httpx.AsyncClient, new_seller: 
         {**base, "rate": "-1"},
         {**base, "rate": "NaN"},
         {**base, "base_currency": "eur"},
+        {**base, "quote_currency": "ZZZ"},  # three letters, but no currency
         {**base, "day": "2026-13-01"},
     ]
     answers = [await api_client.put("/fx/rates", json=body, headers=seller.headers) for body in bad]
@@ -138,6 +139,10 @@ async def test_a_new_reporting_currency_recomputes_the_whole_history(
     assert body["totals"]["spend_minor"] == 0
     assert [(d["day"], d["needs_reaggregation"]) for d in body["days"]] == [("2026-11-20", True)]
     assert same.json()["days_to_recompute"] == 0
+    made_up = await api_client.put(
+        "/seller/reporting-currency", json={"reporting_currency": "ZZZ"}, headers=seller.headers
+    )
+    assert made_up.status_code == 422 and made_up.json()["error"]["code"] == "invalid_currency"
     assert me.json()["seller"]["reporting_currency"] == "EUR"
     assert dirty_days(database_owner_dsn, seller.seller_id) == {OLD_DAY, NEW_DAY}
 
