@@ -35,6 +35,7 @@ from typing import Any
 
 import redis.asyncio as redis
 from pydantic import BaseModel, Field
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixecom_core.catalog.repositories import (
@@ -99,6 +100,11 @@ class PublicSellpage(BaseModel):
     published_at: datetime | None
     product: PublicProduct | None = Field(
         description="Null when the sellpage has no product or the product is not on sale."
+    )
+    conversion_destinations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Ad network → the seller's pixel (destination) id, for the network's "
+        "browser tag on the page; public, as any pixel id in a page's source is.",
     )
 
 
@@ -406,14 +412,24 @@ async def _published_document(
             if rule is None
             else PublicPrice(price_minor=rule.price_minor, currency=rule.currency),
         )
+    destinations = {
+        row.network: row.destination_id
+        for row in await scope.session.execute(_DESTINATIONS, {"seller_id": scope.seller_id})
+    }
     document = PublicSellpage(
         slug=sellpage.slug,
         title=sellpage.title,
         content=sellpage.content,
         published_at=sellpage.published_at,
         product=public_product,
+        conversion_destinations=destinations,
     )
     return document, next_change
+
+
+_DESTINATIONS = text(
+    "SELECT network, destination_id FROM conversion_destinations WHERE seller_id = :seller_id"
+)
 
 
 def _not_found() -> NotFoundError:

@@ -21,6 +21,7 @@ from pixecom_core.providers.ad_networks import (
     ReachableAdAccount,
 )
 from pixecom_core.providers.conversions import (
+    BrowserTag,
     ConversionDestination,
     ConversionEvent,
     ConversionsDestination,
@@ -110,6 +111,7 @@ __all__ = [
     "AdNetworkEntities",
     "AdNetworkGrant",
     "AuthorizationKind",
+    "BrowserTag",
     "ConversionDestination",
     "ConversionEvent",
     "ConversionsDestination",

@@ -81,6 +81,25 @@ class ConversionEvent(FrozenValue):
     click_id: str | None = None
 
 
+class BrowserTag(FrozenValue):
+    """The network's pixel on the shopper's page (issue 17 item 4), as its plugin writes it.
+
+    The sellpage loads ``script_url`` and runs ``init_js`` when the page opens; after an
+    order is placed it runs ``purchase_js`` with ``orderId``, ``value`` (major units, a
+    number) and ``currency`` in scope, so the browser's event carries the same event id
+    as the server's and the network counts the purchase once.
+
+    :param script_url: the network's tag library (an ``https://`` URL; the plugin may
+        point it elsewhere by its settings, e.g. at its sandbox).
+    :param init_js: JavaScript run once the library is loaded (init, page view).
+    :param purchase_js: JavaScript reporting the purchase in the browser.
+    """
+
+    script_url: str = Field(min_length=1)
+    init_js: str
+    purchase_js: str
+
+
 class ConversionsReceipt(FrozenValue):
     """What the network said about a batch.
 
@@ -117,4 +136,9 @@ class ConversionsDestination(Protocol):
         :raises ProviderTransientError: a timeout or 5xx; retry.
         :raises ProviderUnavailable: the network is unreachable; retry later.
         """
+        ...
+
+    def browser_tag(self, destination_id: str) -> BrowserTag | None:
+        """The network's pixel for the seller's sellpages, for ``destination_id``; ``None``
+        when the network has no browser tag. Pure: no I/O, called while rendering pages."""
         ...

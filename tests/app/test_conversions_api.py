@@ -8,6 +8,7 @@ import psycopg
 from pixecom_core import hookimpl
 from pixecom_core.providers import AdNetwork
 from pixecom_core.settings import Settings
+from tests.app.catalog.conftest import create_product, create_sellpage, set_price
 from tests.app.conftest import ClientFactory, NewSeller
 from tests.db.tenant_rows import seller_scope
 from tests.ledger import fakepay
@@ -106,3 +107,33 @@ class _Plain:
     @hookimpl
     def pixecom_register_ad_networks(self) -> list[AdNetwork]:
         return [self.network]
+
+
+async def test_the_sellpage_shows_the_pixel_of_a_destination_once_set(
+    app_settings: Settings, api_client_for: ClientFactory, new_seller: NewSeller
+) -> None:
+    """The storefront document names the seller's destination per network (for the
+    network's browser tag) as soon as it is set or removed: the cached page is re-rendered."""
+    seller = await new_seller()
+    plugins = [fakepay, Plugin(FakeConversions())]
+    async with api_client_for(app_settings, plugins=plugins) as client:
+        product = await create_product(client, seller, name="Hat")
+        await set_price(client, seller, product["id"], 1500)
+        sellpage = await create_sellpage(
+            client, seller, product_id=product["id"], status="PUBLISHED"
+        )
+        slug = sellpage["slug"]
+        before = (await client.get(f"/public/sellpages/{slug}")).json()
+        await client.put(
+            "/conversions/destinations/fakeconv",
+            json={"destination_id": "1234", "access_token": TOKEN},
+            headers=seller.headers,
+        )
+        after = (await client.get(f"/public/sellpages/{slug}")).json()
+        await client.delete("/conversions/destinations/fakeconv", headers=seller.headers)
+        removed = (await client.get(f"/public/sellpages/{slug}")).json()
+
+    assert before["conversion_destinations"] == {}
+    assert after["conversion_destinations"] == {"fakeconv": "1234"}
+    assert TOKEN not in str(after)
+    assert removed["conversion_destinations"] == {}

@@ -22,6 +22,7 @@ from pixecom_core.ledger import Ledger, WebhookInbox
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import (
     AdNetwork,
+    BrowserTag,
     ConversionDestination,
     ConversionEvent,
     ConversionsReceipt,
@@ -56,6 +57,13 @@ class FakeConversions(FakeAdNetwork):
             raise self.failures_left.pop(0)
         self.batches.append((destination, list(events)))
         return ConversionsReceipt(received=len(events), trace_id="trace-1")
+
+    def browser_tag(self, destination_id: str) -> BrowserTag | None:
+        return BrowserTag(
+            script_url="https://tags.example/fake.js",
+            init_js=f"fakeTag.init({destination_id!r});",
+            purchase_js="fakeTag.purchase(orderId, value, currency);",
+        )
 
 
 class Plugin:

@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, Field, SecretStr
 
+from pixecom_core.catalog import StorefrontCache
 from pixecom_core.conversions import ConversionDestinations, DestinationView
 from pixecom_core.errors import NotFoundError
 from pixecom_core.security.secret_box import SecretBox
@@ -93,6 +94,8 @@ async def set_destination(
         body.access_token.get_secret_value(),
         test_event_code=body.test_event_code,
     )
+    # The sellpages show the network's pixel for this destination: re-render them.
+    await StorefrontCache(resources.redis, resources.settings).catalog_changed(seller.seller_id, ())
     return DestinationOut.of(view)
 
 
@@ -108,4 +111,5 @@ async def remove_destination(
     """Removes it; 404 when none was set. Events not sent yet are dropped."""
     if not await _service(seller, resources).remove(network):
         raise NotFoundError("no conversion destination for that network")
+    await StorefrontCache(resources.redis, resources.settings).catalog_changed(seller.seller_id, ())
     return Response(status_code=status.HTTP_204_NO_CONTENT)

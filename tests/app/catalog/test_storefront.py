@@ -70,6 +70,8 @@ async def test_a_published_sellpage_shows_its_product_and_current_price(
             "description": "Blue",
             "price": {"price_minor": 2500, "currency": "USD"},
         },
+        # No pixel configured (issue 17: a destination's id would show here).
+        "conversion_destinations": {},
     }
     # Nothing private leaks to shoppers.
     for private in ("sku", "seller_id", "status", sellpage["id"]):
