@@ -22,6 +22,7 @@ from pixecom_core.providers.ad_networks import (
 )
 from pixecom_core.providers.conversions import (
     BrowserTag,
+    BrowserTags,
     ConversionDestination,
     ConversionEvent,
     ConversionsDestination,
@@ -112,6 +113,7 @@ __all__ = [
     "AdNetworkGrant",
     "AuthorizationKind",
     "BrowserTag",
+    "BrowserTags",
     "ConversionDestination",
     "ConversionEvent",
     "ConversionsDestination",

@@ -138,7 +138,14 @@ class ConversionsDestination(Protocol):
         """
         ...
 
+
+@runtime_checkable
+class BrowserTags(Protocol):
+    """An ad network whose pixel the sellpages load (optional, beside
+    :class:`ConversionsDestination`): the browser's event and the server's share the order
+    id, and the network counts the purchase once."""
+
     def browser_tag(self, destination_id: str) -> BrowserTag | None:
         """The network's pixel for the seller's sellpages, for ``destination_id``; ``None``
-        when the network has no browser tag. Pure: no I/O, called while rendering pages."""
+        when it cannot be shown for that id. Pure: no I/O, called while rendering pages."""
         ...
