@@ -84,14 +84,19 @@ class ConversionEvent(FrozenValue):
 class BrowserTag(FrozenValue):
     """The network's pixel on the shopper's page (issue 17 item 4), as its plugin writes it.
 
-    The sellpage loads ``script_url`` and runs ``init_js`` when the page opens; after an
-    order is placed it runs ``purchase_js`` with ``orderId``, ``value`` (major units, a
-    number) and ``currency`` in scope, so the browser's event carries the same event id
-    as the server's and the network counts the purchase once.
+    The sellpage runs ``init_js`` when the page opens — as networks publish their base
+    code, it defines the tag's command queue and loads ``script_url`` itself (Meta's
+    library throws when loaded before its queue exists) — and allows ``script_url``'s
+    origin in its Content-Security-Policy. After an order is placed it runs
+    ``purchase_js`` with ``orderId``, ``value`` (major units, a number) and ``currency``
+    in scope, so the browser's event carries the same event id as the server's and the
+    network counts the purchase once.
 
     :param script_url: the network's tag library (an ``https://`` URL; the plugin may
-        point it elsewhere by its settings, e.g. at its sandbox).
-    :param init_js: JavaScript run once the library is loaded (init, page view).
+        point it elsewhere by its settings, e.g. at its sandbox): what the page's policy
+        must allow.
+    :param init_js: JavaScript run when the page opens: the queue, the library's loading,
+        init and page view.
     :param purchase_js: JavaScript reporting the purchase in the browser.
     """
 

@@ -21,7 +21,9 @@ core's ``AdNetworkAuthorization``, and delegates those calls to
 
 It is core's ``ConversionsDestination`` too (issue 17 item 4):
 :meth:`MetaAdNetwork.send_conversions` sends a seller's purchases to their pixel through the
-Conversions API, in the wire format of :mod:`pixecom_meta_ads.conversions`.
+Conversions API, in the wire format of :mod:`pixecom_meta_ads.conversions`, and
+:meth:`MetaAdNetwork.browser_tag` gives sellpages the Meta pixel that reports the same
+purchases from the browser (:mod:`pixecom_meta_ads.browser_tag`).
 """
 
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -37,6 +39,7 @@ from pixecom_core.providers import (
     AdEntity,
     AdNetworkGrant,
     AuthorizationKind,
+    BrowserTag,
     ConversionDestination,
     ConversionEvent,
     ConversionsReceipt,
@@ -47,6 +50,7 @@ from pixecom_core.providers import (
     ProviderRefused,
     ReachableAdAccount,
 )
+from pixecom_meta_ads.browser_tag import meta_pixel_tag
 from pixecom_meta_ads.client import (
     PROVIDER,
     MetaGraphClient,
@@ -281,6 +285,23 @@ class MetaAdNetwork:
         return ConversionsReceipt(
             received=received, trace_id=str(trace) if trace is not None else None
         )
+
+    def browser_tag(self, destination_id: str) -> BrowserTag | None:
+        """The Meta pixel ``destination_id`` for sellpages: Meta's base code (``fbq``
+        queue, ``init``, ``PageView``) and a ``Purchase`` whose ``eventID`` is the page's
+        ``orderId`` — the ``event_id`` :meth:`send_conversions` sends, so Meta counts the
+        purchase once ("Handling Duplicate Pixel and Conversions API Events",
+        developers.facebook.com/docs/marketing-api/conversions-api/
+        deduplicate-pixel-and-server-events: "the eventID parameter for the Pixel is the
+        4th argument in the fbq track call"). The library is loaded from
+        ``settings.pixel_script_url`` (``PIXECOM_META_PIXEL_SCRIPT_URL``; Meta's
+        ``https://connect.facebook.net/en_US/fbevents.js`` by default, the sandbox's
+        stand-in in dev mode). Details and escaping in :mod:`pixecom_meta_ads.browser_tag`.
+
+        :returns: ``None`` when ``destination_id`` is not 1 to 32 digits: it is written
+            into the page's JavaScript, so nothing else is.
+        """
+        return meta_pixel_tag(destination_id, script_url=self.settings.pixel_script_url)
 
     async def _window(
         self,

@@ -69,14 +69,18 @@ async def _approve_consent(authorization_url: str) -> str:
 
 
 def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:  # noqa: ARG001
-    """Point the ad network and Facebook Login's dialog at the sandbox, as the sandbox's
-    own Meta app (Meta sends no webhooks to the API), and let today's numbers grow through
-    the day so the demo's spend changes between syncs."""
+    """Point the ad network, Facebook Login's dialog and the sellpages' pixel library at the
+    sandbox, as the sandbox's own Meta app (Meta sends no webhooks to the API), and let
+    today's numbers grow through the day so the demo's spend changes between syncs. Pages
+    then load the sandbox's stand-in for ``fbevents.js``, whose events the sandbox records
+    (:mod:`pixecom_meta_ads.sandbox_pixel`): nothing is loaded from Meta."""
     from pixecom_meta_ads.sandbox_oauth import DEFAULT_APP_ID, DEFAULT_APP_SECRET
+    from pixecom_meta_ads.sandbox_pixel import SCRIPT_PATH
 
     return {
         "PIXECOM_META_GRAPH_BASE": sandbox_url,
         "PIXECOM_META_DIALOG_BASE": sandbox_url,
+        "PIXECOM_META_PIXEL_SCRIPT_URL": sandbox_url.rstrip("/") + SCRIPT_PATH,
         "PIXECOM_META_APP_ID": DEFAULT_APP_ID,
         "PIXECOM_META_APP_SECRET": DEFAULT_APP_SECRET,
         "PIXECOM_META_SANDBOX_TODAY_GROWS": "true",

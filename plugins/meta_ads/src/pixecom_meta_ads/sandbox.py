@@ -28,6 +28,11 @@ error_subcode, fbtrace_id}}``), each named by the operation its faults and log e
   validates server events and recorded per pixel (:mod:`~pixecom_meta_ads.sandbox_capi`);
   faults aimed at it take the pixel id as ``scope``.
 
+The browser's side of the pixel (:mod:`~pixecom_meta_ads.sandbox_pixel`), at the paths Meta
+serves it from, is not Graph: ``pixel_script`` — ``GET /en_US/fbevents.js``, a stand-in for
+Meta's pixel library; ``pixel_event`` — ``GET /tr/``, the beacon that library sends, recorded
+per pixel; only the kit's transport faults aimed at these operations apply to them.
+
 (Graph API reference: "Insights API", "Asynchronous and batch requests", "Rate limiting" and
 "Error handling" at developers.facebook.com/docs/marketing-api and /docs/graph-api.)
 
@@ -68,6 +73,9 @@ Control endpoints (JSON, no token): the sandbox kit's (:mod:`pixecom_core.testin
   every event the pixel accepted (``data``) with ``received`` and ``distinct_events`` (one
   per ``event_name`` and ``event_id``, as Meta de-duplicates); a reset leaves the demo
   pixel ``1000000000001000`` of ``act_1000`` (token ``sandbox_capi.DEMO_PIXEL_TOKEN``);
+- the browser pixel's (:mod:`~pixecom_meta_ads.sandbox_pixel`): ``GET
+  /_sandbox/pixels/{pixel_id}/browser-events`` lists the events browsers sent to ``/tr/``
+  (``event``, ``event_id``, ``value``, ``currency``, ``url``); a reset forgets them;
 - Facebook Login's (:mod:`~pixecom_meta_ads.sandbox_oauth`): ``POST
   /_sandbox/oauth/tokens/revoke`` ``{"token", "reason"?}`` revokes any token, also a fixed
   test token Login never issued: later calls fail with code 190 and the reason's subcode
@@ -91,11 +99,11 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.responses import Response
 
 from pixecom_core.providers import ASGIApp
-from pixecom_core.testing.sandbox_kit import Fault, KitFaultKind, SandboxKit
+from pixecom_core.testing.sandbox_kit import TRANSPORT_KINDS, Fault, KitFaultKind, SandboxKit
 from pixecom_meta_ads.sandbox_capi import ConversionsSandbox
 from pixecom_meta_ads.sandbox_oauth import (
     ACCOUNT_FIELDS,
@@ -111,6 +119,7 @@ from pixecom_meta_ads.sandbox_oauth import (
     list_param,
     page_of,
 )
+from pixecom_meta_ads.sandbox_pixel import BrowserPixelSandbox
 from pixecom_meta_ads.settings import MetaSandboxSettings
 
 #: Currency and time zone of account ``N`` are ``ACCOUNT_PROFILES[N % len(ACCOUNT_PROFILES)]``.
@@ -314,7 +323,11 @@ def decimal_string(minor: int, currency: str) -> str:
 # -- faults and control requests -------------------------------------------------------------
 
 #: What a Graph call is about, for ``MetaFault.operation`` and the request log.
-Operation = Literal["account", "insights", "entities", "report_run", "events"]
+Operation = Literal[
+    "account", "insights", "entities", "report_run", "events", "pixel_script", "pixel_event"
+]
+#: The browser's requests (sandbox_pixel): only the kit's transport faults apply to them.
+BROWSER_OPERATIONS: Final = frozenset({"pixel_script", "pixel_event"})
 
 
 class MetaFault(Fault):
@@ -331,7 +344,7 @@ class MetaFault(Fault):
         ``variant="code1"`` 500 code 1) and ``report_failed`` (the next report run created
         ends as "Job Failed").
     :param scope: only calls for this ad account, ``act_123`` or ``123`` (kept as digits),
-        or, for ``events``, this pixel id.
+        or, for ``events`` and ``pixel_event``, this pixel id.
     :param operation: only calls of this operation (see the module docstring).
     :param code: Graph's ``code`` instead of the kind's.
     :param subcode: ``error_subcode`` instead of the kind's.
@@ -356,6 +369,16 @@ class MetaFault(Fault):
         if not re.fullmatch(r"\d{1,32}", number):
             raise ValueError("scope is an ad account id: digits, optionally after 'act_'")
         return number
+
+    @model_validator(mode="after")
+    def _browser_faults_are_transport_faults(self) -> "MetaFault":
+        # a browser's script or beacon request has no Graph envelope to answer in
+        if self.operation in BROWSER_OPERATIONS and self.kind not in TRANSPORT_KINDS:
+            raise ValueError(
+                f"{self.operation} takes only the kit's transport faults "
+                f"({', '.join(TRANSPORT_KINDS)}), not {self.kind!r}"
+            )
+        return self
 
 
 class AccountOverride(BaseModel):
@@ -705,6 +728,8 @@ class MetaSandbox:
         self.oauth = OAuthSandbox(account_profile=self.profile)
         #: The Conversions API: pixels, their tokens and the events they received.
         self.conversions = ConversionsSandbox(clock=self.oauth.clock, login=self.oauth)
+        #: The browser pixel: fbevents.js and the /tr/ events browsers sent.
+        self.browser_pixel = BrowserPixelSandbox()
         self.kit = SandboxKit(
             config=config,
             fault_model=MetaFault,
@@ -723,9 +748,9 @@ class MetaSandbox:
         self.oauth.refuse_unknown_tokens = config.refuse_unknown_tokens
 
     def clear(self) -> None:
-        """Forget every account change, call, restatement, report run, Login's state and
-        every pixel but the demo one (``POST /_sandbox/reset``, after the kit's own
-        reset)."""
+        """Forget every account change, call, restatement, report run, Login's state,
+        every pixel but the demo one and every browser event (``POST /_sandbox/reset``,
+        after the kit's own reset)."""
         self.overrides = {}
         self.entity_overrides = {}
         self.usage = {}
@@ -734,6 +759,7 @@ class MetaSandbox:
         self.report_runs = OrderedDict()
         self.oauth.reset()
         self.conversions.reset()
+        self.browser_pixel.reset()
 
     # -- accounts
 
@@ -935,6 +961,22 @@ class MetaSandbox:
             where=lambda f: f.kind not in ("report_failed", "too_much_data"),
             params=dict(sorted(params.items())),
             has_token=bool(token),
+        )
+        return refused
+
+    async def intercept_browser(
+        self, request: Request, operation: str, scope: str | None, params: dict[str, str]
+    ) -> Response | None:
+        """The kit's part of a browser's request (``pixel_script``, ``pixel_event``):
+        logged, slowed by the latency, answered by a transport fault aimed at its operation
+        (faults without one are the Graph calls'; see :class:`MetaFault`)."""
+        refused, _ = await self.kit.intercept(
+            request,
+            operation,
+            scope,
+            render=lambda fault: Response(status_code=fault.status or 500),
+            where=lambda f: f.operation == operation and f.kind in TRANSPORT_KINDS,
+            params=dict(sorted(params.items())),
         )
         return refused
 
@@ -1168,6 +1210,9 @@ def create_sandbox_app(
     # Facebook Login's routes (/{version}/dialog/oauth, /me/adaccounts, debug_token ...)
     # come before the Graph catch-all /{version}/{node}, which would answer them.
     app.include_router(sandbox.conversions.control_router())
+    app.include_router(sandbox.browser_pixel.control_router())
+    # the pixel's GET /en_US/fbevents.js and /tr/ (sandbox_pixel), also before the catch-all
+    app.include_router(sandbox.browser_pixel.browser_router(sandbox.intercept_browser))
     app.include_router(sandbox.oauth.router())
     # the Conversions API's POST /{version}/{pixel_id}/events (sandbox_capi)
     app.include_router(sandbox.conversions.graph_router(sandbox.intercept_events))

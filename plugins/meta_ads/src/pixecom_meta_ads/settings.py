@@ -16,6 +16,9 @@ from pixecom_core.secret_files import SettingsWithSecretFiles
 ENV_PREFIX: Final = "PIXECOM_META_"
 GRAPH_BASE: Final = "https://graph.facebook.com"
 DIALOG_BASE: Final = "https://www.facebook.com"
+#: Meta's pixel library, as the pixel base code loads it (developers.facebook.com/docs/
+#: meta-pixel/get-started, "Base Code").
+PIXEL_SCRIPT_URL: Final = "https://connect.facebook.net/en_US/fbevents.js"
 SANDBOX_ENV_PREFIX: Final = "PIXECOM_META_SANDBOX_"
 
 
@@ -67,6 +70,9 @@ class MetaAdsSettings(SettingsWithSecretFiles):
     :param login_config_id: a Facebook Login for Business configuration id; when set the
         consent URL names it (``config_id``) instead of a ``scope`` list, because the
         configuration fixes the token type, assets and permissions.
+    :param pixel_script_url: the pixel library sellpages load (``fbevents.js``); the
+        sandbox's stand-in (``<sandbox>/en_US/fbevents.js``) in dev mode and tests, so no
+        page loads a script from Meta there.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
@@ -92,6 +98,7 @@ class MetaAdsSettings(SettingsWithSecretFiles):
     app_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
     dialog_base: str = DIALOG_BASE
     login_config_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
+    pixel_script_url: str = PIXEL_SCRIPT_URL
 
     @field_validator("graph_base")
     @classmethod
@@ -102,6 +109,12 @@ class MetaAdsSettings(SettingsWithSecretFiles):
     @classmethod
     def _check_dialog_base(cls, value: str) -> str:
         return validate_http_base_url(value, example=DIALOG_BASE)
+
+    @field_validator("pixel_script_url")
+    @classmethod
+    def _check_pixel_script_url(cls, value: str) -> str:
+        # the same rules as a base URL: http(s), a host, no query or fragment
+        return validate_http_base_url(value, example=PIXEL_SCRIPT_URL)
 
 
 class MetaSandboxSettings(BaseSettings):
