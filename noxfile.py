@@ -275,10 +275,15 @@ def browser(session: nox.Session, postgres: str) -> None:
     Playwright drives the machine's own Chromium (Debian ``chromium``; installed here when
     missing and running as root); no browser is downloaded. Screenshots of every page go to
     ``PIXECOM_ARTIFACTS_DIR`` (default ``.pixecom/artifacts/browser``). The Meta plugin is
-    installed too: the Ad accounts walk connects through its sandbox's consent page.
+    installed too: the Ad accounts walk connects through its sandbox's consent page, and the
+    sellpage's checkout (issue 17) pays at the PayPal sandbox's page and reports the purchase
+    to the Meta sandbox.
     """
     ensure_system_tools(session, BROWSER_TOOLS)
-    session.install("-e", ".[test]", "-e", "reference_app[browser]", "-e", "plugins/meta_ads")
+    plugins = [
+        arg for name in ("meta_ads", "paypal") for arg in ("-e", editable(f"plugins/{name}"))
+    ]
+    session.install("-e", ".[test]", "-e", "reference_app[browser]", *plugins)
     pytest(session, "tests_browser", postgres=postgres)
 
 

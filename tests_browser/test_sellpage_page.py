@@ -2,9 +2,10 @@
 the page passes axe-core's WCAG A/AA rules under its strict Content Security Policy, and
 the order form places an order that keeps the ad's attribution.
 
-The payment itself stays PENDING here: the hosted pay page is issue 17 item 2. The page
-fixture fails a test on any script error or CSP violation, so the inline script and style
-are proven to run under their hashes.
+The payment itself stays PENDING here (the test gateway has no pay page); paying at a
+gateway's hosted page and landing on the thanks page is tests_browser/
+test_sellpage_checkout.py. The page fixture fails a test on any script error or CSP
+violation, so the inline script and style are proven to run under their hashes.
 """
 
 from __future__ import annotations

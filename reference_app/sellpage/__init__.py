@@ -10,7 +10,16 @@ The HTML is the same for every query string. The checkout form's ``landing_url``
 address with the ad's UTM parameters, ``fbclid`` and campaign, ad set and ad ids) is
 filled in by the inline script from ``location`` in the shopper's browser, not by the
 server, so a cache in front of the API (nginx, a CDN; issue 17 item 5) can keep one copy
-per slug with a key that leaves the tracking parameters out.
+per slug with a key that leaves the tracking parameters out. The script also keeps Meta's
+click id as the ``_fbc`` cookie when the address carries ``fbclid`` (issue 17 item 3), and
+sends ``_fbp``/``_fbc`` with the order.
+
+The shopper comes back from the gateway's payment page to one of two result pages
+(issue 17 item 2), :func:`render_order_result`: ``/s/{slug}/thanks``, whose own small
+script shows the order's status and reads it again until the payment is confirmed, and
+``/s/{slug}/cancelled``. They name an order, so they are never cached; their HTML is still
+the same for every order (the order id is read in the browser), so it is rendered once per
+storefront document.
 
 What a sellpage's ``content`` may carry for this page (anything else is ignored):
 
@@ -30,7 +39,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -69,6 +78,8 @@ _environment = Environment(
 #: Security Policy names their hashes, so not a byte of them may come from a template.
 STYLE = (TEMPLATES_DIRECTORY / "sellpage.css").read_text(encoding="utf-8")
 SCRIPT = (TEMPLATES_DIRECTORY / "sellpage.js").read_text(encoding="utf-8")
+#: The result pages' script (thanks and cancelled).
+RESULT_SCRIPT = (TEMPLATES_DIRECTORY / "order_result.js").read_text(encoding="utf-8")
 
 
 def _csp_hash(source: str) -> str:
@@ -78,6 +89,15 @@ def _csp_hash(source: str) -> str:
 
 STYLE_HASH = _csp_hash(STYLE)
 SCRIPT_HASH = _csp_hash(SCRIPT)
+RESULT_SCRIPT_HASH = _csp_hash(RESULT_SCRIPT)
+
+#: Where the shopper comes back to from the gateway's payment page (issue 17 item 2).
+#: Two path segments under ``/s/``: the deploy kit's micro-cache takes exactly one, so
+#: nginx never stores a page that names an order.
+THANKS_PATH = "/s/{slug}/thanks"
+CANCELLED_PATH = "/s/{slug}/cancelled"
+#: The thanks page's status read: ``{"status": …}`` of an order of this sellpage.
+ORDER_STATUS_PATH = "/s/{slug}/orders/{order_id}/status"
 
 
 def content_security_policy(image_origins: Iterable[str] = ()) -> str:
@@ -90,6 +110,13 @@ def content_security_policy(image_origins: Iterable[str] = ()) -> str:
         "frame-ancestors 'none'"
     )
 
+
+#: The result pages: their style and script, requests to this site (the status read), no
+#: images, forms or framing.
+RESULT_CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; script-src {RESULT_SCRIPT_HASH}; style-src {STYLE_HASH}; "
+    "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 #: The 404 page has the style and no script.
 NOT_FOUND_CONTENT_SECURITY_POLICY = (
@@ -207,6 +234,9 @@ def _render(document: PublicSellpage, gateways: tuple[GatewayChoice, ...]) -> Se
         price_text=format_money(price.price_minor, price.currency) if price else None,
         gateways=gateways,
         order_path=f"/public/sellpages/{document.slug}/orders",
+        thanks_path=THANKS_PATH.format(slug=document.slug),
+        cancel_path=CANCELLED_PATH.format(slug=document.slug),
+        order_key=order_storage_key(document.slug),
         max_quantity=MAX_QUANTITY,
         max_landing_url_length=MAX_LANDING_URL_LENGTH,
     )
@@ -228,6 +258,40 @@ def render_sellpage(page: RenderedSellpage, gateways: tuple[GatewayChoice, ...])
     :param gateways: what the checkout form offers (:func:`gateway_choices`).
     """
     return _render(PublicSellpage.model_validate_json(page.body), gateways)
+
+
+def order_storage_key(slug: str) -> str:
+    """The ``sessionStorage`` key under which the page's checkout keeps the order it placed,
+    for the result page the gateway sends the shopper back to: PayPal's return address
+    carries PayPal's token, not PixEcom's order id (the order did not exist yet when the
+    address was given)."""
+    return f"pixecom-order:{slug}"
+
+
+#: Which result page: the payment went through (``thanks``) or the shopper left it.
+OrderResult = Literal["thanks", "cancelled"]
+
+
+@lru_cache(maxsize=RENDERED_PAGES_KEPT)
+def render_order_result(page: RenderedSellpage, result: OrderResult) -> bytes:
+    """The thanks or cancelled page of a storefront document, rendered once per document.
+
+    The same bytes for every order: the inline script reads the order id from the address
+    (``?order=…``) or from this tab's session storage, and the thanks page's script reads
+    the order's status from :data:`ORDER_STATUS_PATH`. Served with
+    :data:`RESULT_CONTENT_SECURITY_POLICY`.
+    """
+    document = PublicSellpage.model_validate_json(page.body)
+    html = _environment.get_template("order_result.html").render(
+        style=Markup(STYLE),
+        script=Markup(RESULT_SCRIPT),
+        result=result,
+        title=document.title,
+        sellpage_path=f"/s/{document.slug}",
+        orders_path=f"/s/{document.slug}/orders/",
+        order_key=order_storage_key(document.slug),
+    )
+    return html.encode("utf-8")
 
 
 @lru_cache(maxsize=1)

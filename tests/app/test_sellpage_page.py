@@ -1,17 +1,23 @@
 """The shopper-facing sellpage page, ``GET /s/{slug}`` (issue 17 item 1): the published
 sellpage as HTML from the cached storefront document, escaped, cacheable by nginx and
 browsers (ETag, 304, Cache-Control), the same bytes whatever tracking parameters the ad
-added, and a small 404 page for anything else."""
+added, and a small 404 page for anything else. Its result pages (item 2),
+``/s/{slug}/thanks`` and ``/s/{slug}/cancelled``, never cached, and the thanks page's
+status read, ``/s/{slug}/orders/{order_id}/status``, which answers only for an order of
+that sellpage. The scripts themselves run in tests_browser/ (``_fbc`` from ``fbclid``,
+the return addresses); here, that they are served under their policy's hashes."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import re
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from asgi_lifespan import LifespanManager
 
@@ -19,7 +25,7 @@ from pixecom_core.catalog.storefront import MISSING_TTL_SECONDS
 from pixecom_core.settings import Settings
 from reference_app.api import create_app
 from reference_app.api.routes.sellpage_pages import STALE_WHILE_REVALIDATE_SECONDS
-from reference_app.sellpage import format_money
+from reference_app.sellpage import RESULT_SCRIPT, SCRIPT, format_money
 from tests.app.catalog.conftest import (
     InstrumentedApi,
     Json,
@@ -30,6 +36,7 @@ from tests.app.catalog.conftest import (
     unique_slug,
 )
 from tests.app.conftest import NewSeller, SignedUpSeller
+from tests.db.tenant_rows import seller_scope
 
 HTML = "text/html; charset=utf-8"
 #: What an ad adds to the sellpage's address when it is served (issue 16's parameters).
@@ -368,3 +375,162 @@ async def test_the_page_is_not_an_operation_of_the_openapi_document(api: Instrum
     document = (await api.client.get("/openapi.json")).json()
 
     assert not [path for path in document["paths"] if path.startswith("/s/")]
+
+
+# -- the form's return addresses and the pixel's click id (issue 17 items 2 and 3) --------
+
+
+async def test_the_order_form_names_the_result_pages_and_the_script_keeps_metas_click_id(
+    api: InstrumentedApi, seller: SignedUpSeller
+) -> None:
+    _, sellpage = await published_page(api, seller)
+    slug = sellpage["slug"]
+
+    response = await page(api, slug, AD_QUERY)
+
+    body = response.text
+    assert f'data-thanks-path="/s/{slug}/thanks" data-cancel-path="/s/{slug}/cancelled"' in body
+    assert f'data-order-key="pixecom-order:{slug}"' in body
+    # The script served is the module's file, byte for byte, under the policy's hash.
+    [script] = inline(body, "script")
+    assert script == SCRIPT
+    assert f"script-src {csp_hash(SCRIPT)};" in response.headers["Content-Security-Policy"]
+    # Meta's documented _fbc (fb.1.<ms>.<fbclid>, 90 days), and the ids sent with the order.
+    assert '"_fbc=fb.1." + Date.now() + "." + clickId' in script
+    assert "90 * 24 * 60 * 60" in script and "SameSite=Lax" in script
+    assert 'credentials: "same-origin"' in script
+    assert "location.origin + form.dataset.thanksPath" in script
+    assert "location.origin + form.dataset.cancelPath" in script
+
+
+# -- the result pages (issue 17 item 2) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "heading"),
+    [("thanks", "Thank you for your order"), ("cancelled", "Payment cancelled")],
+)
+async def test_the_result_pages_are_never_cached_and_the_same_for_every_order(
+    api: InstrumentedApi, seller: SignedUpSeller, result: str, heading: str
+) -> None:
+    _, sellpage = await published_page(api, seller)
+    slug = sellpage["slug"]
+    order_id = str(uuid.uuid4())
+
+    plain = await api.client.get(f"/s/{slug}/{result}")
+    named = await api.client.get(
+        f"/s/{slug}/{result}", params={"order": order_id, "token": "5O190127TN364715T"}
+    )
+    head = await api.client.head(f"/s/{slug}/{result}")
+
+    assert plain.status_code == named.status_code == head.status_code == 200
+    assert plain.headers["content-type"] == HTML
+    assert plain.headers["Cache-Control"] == "no-store"
+    assert "ETag" not in plain.headers
+    assert f"<h1>{heading}</h1>" in plain.text
+    assert f'<a class="back" href="/s/{slug}">' in plain.text
+    # The order id is read in the browser: no byte of the query reaches the HTML.
+    assert named.content == plain.content
+    assert order_id not in named.text and "5O190127TN364715T" not in named.text
+    assert head.content == b"" and head.headers["content-length"] == str(len(plain.content))
+    [style] = inline(plain.text, "style")
+    [script] = inline(plain.text, "script")
+    assert script == RESULT_SCRIPT
+    policy = plain.headers["Content-Security-Policy"]
+    assert f"script-src {csp_hash(script)};" in policy
+    assert f"style-src {csp_hash(style)};" in policy
+    assert "connect-src 'self'" in policy and "form-action 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert plain.headers["X-Frame-Options"] == "DENY"
+    assert plain.headers["Referrer-Policy"] == "no-referrer"
+
+
+async def test_result_pages_of_an_unknown_or_unpublished_slug_are_the_404_page(
+    api: InstrumentedApi, seller: SignedUpSeller
+) -> None:
+    draft = await create_sellpage(api.client, seller)
+
+    for slug in (unique_slug("unknown"), draft["slug"], "Not_A_Slug"):
+        for result in ("thanks", "cancelled"):
+            response = await api.client.get(f"/s/{slug}/{result}")
+            assert response.status_code == 404, (slug, result)
+            assert response.headers["Cache-Control"] == "no-store"
+            assert "<h1>Page not found</h1>" in response.text
+            assert "<script" not in response.text
+
+
+# -- the thanks page's status read ---------------------------------------------------------
+
+
+async def place_order(api: InstrumentedApi, slug: str) -> str:
+    placed = await api.client.post(
+        f"/public/sellpages/{slug}/orders",
+        json={
+            "gateway": "fakepay",
+            "customer_email": "shopper@example.com",
+            "return_url": f"https://shop.example.com/s/{slug}/thanks",
+            "cancel_url": f"https://shop.example.com/s/{slug}/cancelled",
+        },
+    )
+    assert placed.status_code == 201, placed.text
+    order_id: str = placed.json()["order_id"]
+    return order_id
+
+
+async def status_of(api: InstrumentedApi, slug: str, order_id: str) -> httpx.Response:
+    return await api.client.get(f"/s/{slug}/orders/{order_id}/status")
+
+
+async def test_the_status_read_follows_the_order_and_says_nothing_else(
+    api: InstrumentedApi, seller: SignedUpSeller, database_owner_dsn: str
+) -> None:
+    _, sellpage = await published_page(api, seller)
+    slug = sellpage["slug"]
+    order_id = await place_order(api, slug)
+
+    pending = await status_of(api, slug, order_id)
+    with psycopg.connect(database_owner_dsn) as conn, seller_scope(conn, seller.seller_id):
+        conn.execute(
+            "UPDATE orders SET status = 'PAID' WHERE seller_id = %s AND id = %s",
+            (seller.seller_id, order_id),
+        )
+    paid = await status_of(api, slug, order_id.upper())
+
+    assert pending.status_code == 200, pending.text
+    assert pending.json() == {"status": "PENDING"}
+    assert pending.headers["Cache-Control"] == "no-store"
+    assert paid.json() == {"status": "PAID"}
+
+
+async def test_the_status_read_answers_404_for_an_order_not_of_that_sellpage(
+    api: InstrumentedApi,
+    seller: SignedUpSeller,
+    new_seller: NewSeller,
+) -> None:
+    _, sellpage = await published_page(api, seller)
+    _, sibling = await published_page(api, seller)  # the same seller's other page
+    other_seller = await new_seller(client=api.client)
+    _, foreign = await published_page(api, other_seller)
+    order_id = await place_order(api, sellpage["slug"])
+    foreign_order = await place_order(api, foreign["slug"])
+    # Unpublished meanwhile: a shopper back from the payment page still reads the status.
+    patched = await api.client.patch(
+        f"/sellpages/{sellpage['id']}", json={"status": "ARCHIVED"}, headers=seller.headers
+    )
+    assert patched.status_code == 200, patched.text
+
+    still = await status_of(api, sellpage["slug"], order_id)
+    refused = [
+        await status_of(api, sibling["slug"], order_id),
+        await status_of(api, foreign["slug"], order_id),
+        await status_of(api, sellpage["slug"], foreign_order),
+        await status_of(api, sellpage["slug"], str(uuid.uuid4())),
+        await status_of(api, sellpage["slug"], "not-an-order"),
+        await status_of(api, unique_slug("unknown"), order_id),
+        await status_of(api, "Not_A_Slug", order_id),
+    ]
+
+    assert still.json() == {"status": "PENDING"}
+    assert [answer.status_code for answer in refused] == [404] * len(refused)
+    texts = {answer.json()["error"]["message"] for answer in refused}
+    assert texts == {"no such order on this page"}  # the cases are not told apart

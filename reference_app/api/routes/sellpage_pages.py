@@ -7,8 +7,15 @@ string (the checkout script reads the landing URL in the browser), so nginx or a
 cache one copy per slug for ``max-age`` and serve it stale while revalidating; the strong
 ``ETag`` is a hash of the bytes and ``If-None-Match`` gets a bodiless 304.
 
-Outside the OpenAPI document: it is a page for browsers, not an API operation (its 404
-is a page too, not the API's error shape).
+The shopper comes back from the gateway's payment page to ``/s/{slug}/thanks`` or
+``/s/{slug}/cancelled`` (issue 17 item 2): pages of the same renderer and headers, but
+``Cache-Control: no-store``, as their address names an order (the deploy kit's nginx
+caches only ``/s/{slug}`` itself, one path segment). The thanks page's script reads
+``GET /s/{slug}/orders/{order_id}/status`` until the payment is confirmed: the order's
+status and nothing else, only for an order placed on that sellpage.
+
+Outside the OpenAPI document: these are pages for browsers and the pages' own read, not
+API operations (a page's 404 is a page too, not the API's error shape).
 """
 
 from __future__ import annotations
@@ -16,19 +23,29 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from pixecom_core.catalog.storefront import MISSING_TTL_SECONDS
 from pixecom_core.errors import NotFoundError
+from pixecom_core.models.orders import OrderStatus
 from reference_app.api.dependencies import PublicThrottle
 from reference_app.api.resources import ResourcesDep
 from reference_app.api.routes.public import StorefrontDep, etag_matches
 from reference_app.sellpage import (
+    CANCELLED_PATH,
     NOT_FOUND_CONTENT_SECURITY_POLICY,
+    ORDER_STATUS_PATH,
+    RESULT_CONTENT_SECURITY_POLICY,
+    THANKS_PATH,
+    OrderResult,
     gateway_choices,
     not_found_page,
+    render_order_result,
     render_sellpage,
     security_headers,
 )
+from reference_app.sellpage.orders import parse_order_id, sellpage_order_status
 
 router = APIRouter(tags=["storefront"])
 
@@ -38,6 +55,8 @@ SELLPAGE_PAGE_PATH = "/s/{slug}"
 #: longer than the JSON route's, as a burst of ad clicks should never wait on the API.
 STALE_WHILE_REVALIDATE_SECONDS = 300
 HTML = "text/html; charset=utf-8"
+#: The result pages and the status read name an order: no cache may keep them.
+NO_STORE = "no-store"
 
 
 def _answer(request: Request, body: bytes, status_code: int, headers: dict[str, str]) -> Response:
@@ -84,3 +103,67 @@ async def sellpage_page(
     if etag_matches(if_none_match, html.etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return _answer(request, html.body, status.HTTP_200_OK, headers)
+
+
+async def _order_result(
+    request: Request, slug: str, shop: StorefrontDep, result: OrderResult
+) -> Response:
+    try:
+        page = await shop.sellpage(slug)
+    except NotFoundError:
+        headers = {**security_headers(NOT_FOUND_CONTENT_SECURITY_POLICY), "Cache-Control": NO_STORE}
+        return _answer(request, not_found_page(), status.HTTP_404_NOT_FOUND, headers)
+    headers = {**security_headers(RESULT_CONTENT_SECURITY_POLICY), "Cache-Control": NO_STORE}
+    return _answer(request, render_order_result(page, result), status.HTTP_200_OK, headers)
+
+
+@router.api_route(
+    THANKS_PATH,
+    methods=["GET", "HEAD"],
+    include_in_schema=False,
+    dependencies=[PublicThrottle],
+    response_class=Response,
+)
+async def thanks_page(slug: str, request: Request, shop: StorefrontDep) -> Response:
+    """Where the gateway sends a shopper who paid: the order number and its status, read
+    again until the payment is confirmed; the 404 page for an unknown or unpublished slug."""
+    return await _order_result(request, slug, shop, "thanks")
+
+
+@router.api_route(
+    CANCELLED_PATH,
+    methods=["GET", "HEAD"],
+    include_in_schema=False,
+    dependencies=[PublicThrottle],
+    response_class=Response,
+)
+async def cancelled_page(slug: str, request: Request, shop: StorefrontDep) -> Response:
+    """Where the gateway sends a shopper who left its payment page: nothing was charged,
+    and a link to order again."""
+    return await _order_result(request, slug, shop, "cancelled")
+
+
+class SellpageOrderStatus(BaseModel):
+    """What the thanks page may know about an order: its status, no personal data."""
+
+    status: OrderStatus
+
+
+@router.get(
+    ORDER_STATUS_PATH,
+    include_in_schema=False,
+    dependencies=[PublicThrottle],
+    response_model=SellpageOrderStatus,
+)
+async def sellpage_order_status_read(
+    slug: str, order_id: str, resources: ResourcesDep
+) -> JSONResponse:
+    """The status of an order placed on the sellpage at ``slug``; the API's 404 for any
+    other id, malformed ones included (an order id is a random UUID: it is the key)."""
+    found = await sellpage_order_status(
+        resources.sessions, resources.settings, slug, parse_order_id(order_id)
+    )
+    return JSONResponse(
+        SellpageOrderStatus(status=found).model_dump(mode="json"),
+        headers={"Cache-Control": NO_STORE},
+    )

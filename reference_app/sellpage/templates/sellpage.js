@@ -3,6 +3,37 @@
 // and shows what the API answers. The page's HTML is the same for every query string, so
 // the address the shopper landed on (UTM parameters, fbclid, the ad's ids) is read here.
 (function () {
+  // Meta's click id as its pixel keeps it ("fbp and fbc Parameters": the _fbc cookie is
+  // fb.<subdomainIndex>.<creationTime in ms>.<fbclid>, the click id unmodified, case
+  // sensitive; 1 as subdomainIndex, kept 90 days), for the Conversions API to match the
+  // purchase to the click. Written when absent, and replaced when the shopper arrives from
+  // another ad (the newest click is the one the purchase follows); an fbclid outside
+  // checkout's alphabet would only be dropped there, so none is written.
+  const CLICK_ID = /^[A-Za-z0-9_-]{1,500}$/;
+  const FBC_MAX_AGE_SECONDS = 90 * 24 * 60 * 60;
+
+  function cookie(name) {
+    const prefix = name + "=";
+    const found = document.cookie.split("; ").find((part) => part.startsWith(prefix));
+    // As stored: Meta's values are sent unmodified, never decoded.
+    return found ? found.slice(prefix.length) : null;
+  }
+
+  function rememberClick() {
+    const clickId = new URLSearchParams(location.search).get("fbclid");
+    if (!clickId || !CLICK_ID.test(clickId)) {
+      return;
+    }
+    const kept = cookie("_fbc");
+    if (kept && kept.split(".").slice(3).join(".") === clickId) {
+      return;
+    }
+    document.cookie =
+      "_fbc=fb.1." + Date.now() + "." + clickId + "; Path=/; Max-Age=" + FBC_MAX_AGE_SECONDS +
+      "; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");
+  }
+
+  rememberClick();
   const form = document.getElementById("checkout");
   if (!form) {
     return;
@@ -10,7 +41,8 @@
   const status = document.getElementById("checkout-status");
   const button = form.querySelector("button[type=submit]");
   const fields = form.elements;
-  const landing = location.pathname + location.search;
+  // Absolute: it is also the Conversions API's event_source_url, which must be.
+  const landing = location.origin + location.pathname + location.search;
   const maxLanding = Number(form.dataset.maxLandingUrlLength);
   // A longer address would have the whole order refused: order without attribution.
   fields.namedItem("landing_url").value = landing.length <= maxLanding ? landing : "";
@@ -39,7 +71,8 @@
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
       body: JSON.stringify(order),
-      credentials: "omit",
+      // The _fbp/_fbc cookies go along (same origin); nothing else here reads cookies.
+      credentials: "same-origin",
     });
     let body = null;
     try {
@@ -76,6 +109,16 @@
     }
   }
 
+  // The result page the gateway sends the shopper back to cannot learn the order id
+  // from its address (PayPal adds its own token): it reads it from this tab's storage.
+  function keep(orderId) {
+    try {
+      sessionStorage.setItem(form.dataset.orderKey, orderId);
+    } catch (_) {
+      // Storage off: the result page still thanks the shopper, without the order number.
+    }
+  }
+
   function showOrder(order) {
     const line = say("Thank you! Your order is placed. Order number: ");
     const number = document.createElement("span");
@@ -106,14 +149,21 @@
     }
     button.disabled = true;
     say("Placing your order…");
-    const here = location.origin + location.pathname;
     const order = {
       gateway: fields.namedItem("gateway").value,
       customer_email: fields.namedItem("customer_email").value.trim(),
       quantity: Number(fields.namedItem("quantity").value),
-      return_url: here,
-      cancel_url: here,
+      return_url: location.origin + form.dataset.thanksPath,
+      cancel_url: location.origin + form.dataset.cancelPath,
     };
+    // Also in the body, for a storefront on another origin than the API's; a value longer
+    // than checkout takes (another script's cookie) would cost the order, so it stays out.
+    ["fbp", "fbc"].forEach((name) => {
+      const value = cookie("_" + name);
+      if (value && value.length <= 600) {
+        order[name] = value;
+      }
+    });
     const landingUrl = fields.namedItem("landing_url").value;
     try {
       let answer = await place(landingUrl ? Object.assign({ landing_url: landingUrl }, order) : order);
@@ -122,6 +172,7 @@
         answer = await place(order);
       }
       if (answer.status === 201 && answer.body) {
+        keep(answer.body.order_id);
         showOrder(answer.body);
         form.querySelectorAll("input, button").forEach((control) => {
           control.disabled = true;
