@@ -352,10 +352,39 @@ async def test_a_shopper_from_a_meta_ad_pays_and_meta_hears_of_the_purchase_once
     assert user["fbc"] == fbc
     assert user["client_ip_address"] == "127.0.0.1"
     assert user["client_user_agent"] == row["user_agent"]
-    assert "fbp" not in user  # no Meta pixel ran on the page: no _fbp cookie to send
+    # The sandbox's stand-in for Meta's library sets no _fbp cookie (Meta's own does).
+    assert "fbp" not in user
     assert conversion_deliveries(database_owner_dsn, seller_id) == [
         (order_id, "meta", "Purchase", "SENT")
     ]
+
+    # The seller's pixel ran in the shopper's browser too (the sandbox's stand-in for
+    # fbevents.js, loaded by Meta's base code): page views of the sellpage and the thanks
+    # page, and the Purchase with the order id as eventID — the server event's id, so Meta
+    # counts the purchase once.
+    async def browser_events() -> list[dict[str, Any]]:
+        answer = await world.meta.get(f"/_sandbox/pixels/{DEMO_PIXEL_ID}/browser-events")
+        assert answer.status_code == 200, answer.text
+        found: list[dict[str, Any]] = answer.json()
+        return found
+
+    for _ in range(100):
+        seen = await browser_events()
+        if any(e["event"] == "Purchase" for e in seen):
+            break
+        await page.wait_for_timeout(100)
+    purchases = [e for e in seen if e["event"] == "Purchase"]
+    assert [(e["event_id"], e["value"], e["currency"]) for e in purchases] == [
+        (order_id, 19.99, "EUR")
+    ]
+    views = [e["url"] for e in seen if e["event"] == "PageView"]
+    assert any(f"/s/{paying.slug}?" in url for url in views)
+    assert any(f"/s/{paying.slug}/thanks" in url for url in views)
+    # A reload of the thanks page reports nothing again.
+    await page.reload()
+    await expect(status).to_have_attribute("data-status", "PAID", timeout=20_000)
+    await page.wait_for_timeout(500)
+    assert [e for e in await browser_events() if e["event"] == "Purchase"] == purchases
 
 
 async def test_a_shopper_who_cancels_on_paypal_lands_on_the_cancelled_page(

@@ -98,11 +98,15 @@ class BrowserTag(FrozenValue):
     :param init_js: JavaScript run when the page opens: the queue, the library's loading,
         init and page view.
     :param purchase_js: JavaScript reporting the purchase in the browser.
+    :param event_origins: the origins the library sends its events to (Meta's pixel:
+        ``https://www.facebook.com``): the page's policy allows its images and requests
+        to go there.
     """
 
     script_url: str = Field(min_length=1)
     init_js: str
     purchase_js: str
+    event_origins: tuple[str, ...] = ()
 
 
 class ConversionsReceipt(FrozenValue):

@@ -48,7 +48,8 @@ from markupsafe import Markup
 from pixecom_core.catalog import PublicSellpage
 from pixecom_core.catalog.storefront import RenderedSellpage
 from pixecom_core.orders.attribution import MAX_LANDING_URL_LENGTH
-from pixecom_core.plugins import ProviderRegistry
+from pixecom_core.plugins import ProviderRegistry, UnknownProviderError
+from pixecom_core.providers import BrowserTags
 from pixecom_core.providers.values import MAX_QUANTITY
 from pixecom_core.stats.currency import exponent
 
@@ -100,23 +101,98 @@ CANCELLED_PATH = "/s/{slug}/cancelled"
 ORDER_STATUS_PATH = "/s/{slug}/orders/{order_id}/status"
 
 
-def content_security_policy(image_origins: Iterable[str] = ()) -> str:
+def content_security_policy(
+    image_origins: Iterable[str] = (), tags: tuple[PageTag, ...] = ()
+) -> str:
     """The sellpage page's policy: its own inline style and script (by hash), images from
-    this site and ``image_origins``, requests to this site only, no framing."""
-    images = " ".join(["'self'", *sorted(set(image_origins))])
+    this site and ``image_origins``, requests to this site only, no framing — and for each
+    ad network's pixel (``tags``), its inline code by hash, its library's origin and the
+    origins it sends events to."""
+    images = " ".join(["'self'", *sorted(set(image_origins) | _tag_event_origins(tags))])
+    connect = " ".join(["'self'", *sorted(_tag_event_origins(tags))])
     return (
-        f"default-src 'none'; script-src {SCRIPT_HASH}; style-src {STYLE_HASH}; "
-        f"img-src {images}; connect-src 'self'; form-action 'self'; base-uri 'none'; "
-        "frame-ancestors 'none'"
+        f"default-src 'none'; script-src {SCRIPT_HASH}{_tag_sources(tags)}; "
+        f"style-src {STYLE_HASH}; img-src {images}; connect-src {connect}; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
 
 
-#: The result pages: their style and script, requests to this site (the status read), no
-#: images, forms or framing.
-RESULT_CONTENT_SECURITY_POLICY = (
-    f"default-src 'none'; script-src {RESULT_SCRIPT_HASH}; style-src {STYLE_HASH}; "
-    "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
+@dataclass(frozen=True)
+class PageTag:
+    """An ad network's pixel as the pages write it: its inline code, hashed for the policy.
+
+    ``init`` runs when a page opens (the network's base code loads its library); ``purchase``
+    registers, in ``window.pixecomPurchases``, a function the thanks page calls with the
+    order id, value and currency once the order is paid — the same event id the server
+    sends, so the network counts the purchase once (issue 17 item 4).
+    """
+
+    init: str
+    purchase: str
+    script_origin: str
+    event_origins: tuple[str, ...]
+
+    @property
+    def hashes(self) -> tuple[str, str]:
+        return _csp_hash(self.init), _csp_hash(self.purchase)
+
+
+def page_tags(registry: ProviderRegistry, destinations: Mapping[str, str]) -> tuple[PageTag, ...]:
+    """The pixels of the seller's conversion destinations whose network's plugin writes
+    one (:class:`~pixecom_core.providers.BrowserTags`), by network."""
+    tags: list[PageTag] = []
+    for network, destination_id in sorted(destinations.items()):
+        try:
+            provider = registry.ad_network(network)
+        except UnknownProviderError:
+            continue
+        if not isinstance(provider, BrowserTags):
+            continue
+        tag = provider.browser_tag(destination_id)
+        if tag is None:
+            continue
+        parts = urlsplit(tag.script_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            continue
+        purchase = (
+            "(window.pixecomPurchases = window.pixecomPurchases || []).push("
+            "function (orderId, value, currency) {\n" + tag.purchase_js + "\n});"
+        )
+        tags.append(
+            PageTag(
+                init=tag.init_js,
+                purchase=purchase,
+                script_origin=f"{parts.scheme}://{parts.netloc}",
+                event_origins=tag.event_origins,
+            )
+        )
+    return tuple(tags)
+
+
+def _tag_sources(tags: tuple[PageTag, ...]) -> str:
+    sources = sorted({h for tag in tags for h in tag.hashes} | {t.script_origin for t in tags})
+    return "".join(f" {source}" for source in sources)
+
+
+def _tag_event_origins(tags: tuple[PageTag, ...]) -> set[str]:
+    return {origin for tag in tags for origin in tag.event_origins}
+
+
+def result_content_security_policy(tags: tuple[PageTag, ...] = ()) -> str:
+    """The result pages' policy: their style and script, requests to this site (the
+    status read), no forms or framing — and the pixels' code, library and event origins."""
+    events = sorted(_tag_event_origins(tags))
+    images = f"img-src {' '.join(events)}; " if events else ""
+    connect = " ".join(["'self'", *events])
+    return (
+        f"default-src 'none'; script-src {RESULT_SCRIPT_HASH}{_tag_sources(tags)}; "
+        f"style-src {STYLE_HASH}; {images}connect-src {connect}; form-action 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+#: The result pages without a pixel.
+RESULT_CONTENT_SECURITY_POLICY = result_content_security_policy()
 
 #: The 404 page has the style and no script.
 NOT_FOUND_CONTENT_SECURITY_POLICY = (
@@ -218,7 +294,9 @@ def _images(content: Mapping[str, Any], default_alt: str) -> tuple[Image, ...]:
     return tuple(found)
 
 
-def _render(document: PublicSellpage, gateways: tuple[GatewayChoice, ...]) -> SellpageHtml:
+def _render(
+    document: PublicSellpage, gateways: tuple[GatewayChoice, ...], tags: tuple[PageTag, ...]
+) -> SellpageHtml:
     product = document.product
     hero = document.content.get("hero")
     images = _images(document.content, product.name if product is not None else document.title)
@@ -239,25 +317,32 @@ def _render(document: PublicSellpage, gateways: tuple[GatewayChoice, ...]) -> Se
         order_key=order_storage_key(document.slug),
         max_quantity=MAX_QUANTITY,
         max_landing_url_length=MAX_LANDING_URL_LENGTH,
+        # Markup: the network plugin's code, allowed by its hash in the policy.
+        tag_scripts=[Markup(tag.init) for tag in tags],
     )
     body = html.encode("utf-8")
     return SellpageHtml(
         body=body,
         etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"',
         content_security_policy=content_security_policy(
-            image.origin for image in images if image.origin is not None
+            (image.origin for image in images if image.origin is not None), tags
         ),
     )
 
 
 @lru_cache(maxsize=RENDERED_PAGES_KEPT)
-def render_sellpage(page: RenderedSellpage, gateways: tuple[GatewayChoice, ...]) -> SellpageHtml:
+def render_sellpage(
+    page: RenderedSellpage, gateways: tuple[GatewayChoice, ...], registry: ProviderRegistry
+) -> SellpageHtml:
     """The HTML page of a storefront document, rendered once per document and gateways.
 
     :param page: what :meth:`pixecom_core.catalog.Storefront.sellpage` answered.
     :param gateways: what the checkout form offers (:func:`gateway_choices`).
+    :param registry: the installed plugins, whose networks write the pixels of the
+        seller's conversion destinations (the document names them).
     """
-    return _render(PublicSellpage.model_validate_json(page.body), gateways)
+    document = PublicSellpage.model_validate_json(page.body)
+    return _render(document, gateways, page_tags(registry, document.conversion_destinations))
 
 
 def order_storage_key(slug: str) -> str:
@@ -272,16 +357,27 @@ def order_storage_key(slug: str) -> str:
 OrderResult = Literal["thanks", "cancelled"]
 
 
+@dataclass(frozen=True)
+class ResultHtml:
+    """A result page and the policy it is served with."""
+
+    body: bytes
+    content_security_policy: str
+
+
 @lru_cache(maxsize=RENDERED_PAGES_KEPT)
-def render_order_result(page: RenderedSellpage, result: OrderResult) -> bytes:
+def render_order_result(
+    page: RenderedSellpage, result: OrderResult, registry: ProviderRegistry
+) -> ResultHtml:
     """The thanks or cancelled page of a storefront document, rendered once per document.
 
     The same bytes for every order: the inline script reads the order id from the address
     (``?order=…``) or from this tab's session storage, and the thanks page's script reads
-    the order's status from :data:`ORDER_STATUS_PATH`. Served with
-    :data:`RESULT_CONTENT_SECURITY_POLICY`.
+    the order's status from :data:`ORDER_STATUS_PATH`; once it is paid, it reports the
+    purchase to the seller's pixels (the thanks page only).
     """
     document = PublicSellpage.model_validate_json(page.body)
+    tags = page_tags(registry, document.conversion_destinations) if result == "thanks" else ()
     html = _environment.get_template("order_result.html").render(
         style=Markup(STYLE),
         script=Markup(RESULT_SCRIPT),
@@ -290,8 +386,9 @@ def render_order_result(page: RenderedSellpage, result: OrderResult) -> bytes:
         sellpage_path=f"/s/{document.slug}",
         orders_path=f"/s/{document.slug}/orders/",
         order_key=order_storage_key(document.slug),
+        tag_scripts=[Markup(script) for tag in tags for script in (tag.init, tag.purchase)],
     )
-    return html.encode("utf-8")
+    return ResultHtml(html.encode("utf-8"), result_content_security_policy(tags))
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,5 @@
-"""What the sellpage's thanks page may read about an order: its status, and nothing else.
+"""What the sellpage's thanks page may read about an order: its status and total, and
+nothing about the shopper.
 
 The shopper's browser holds the order id (checkout answered it; ids are random UUIDs), so
 the id is the capability. The answer is still bound to the page: the slug is resolved
@@ -14,6 +15,7 @@ belongs in ``pixecom_core.orders`` next to checkout once another storefront need
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,10 +37,20 @@ def parse_order_id(text: str) -> uuid.UUID:
         raise NotFoundError("no such order on this page") from None
 
 
+@dataclass(frozen=True)
+class SellpageOrder:
+    """What the thanks page may know of an order: its status and what it costs (for the
+    seller's pixel to report the purchase); nothing about the shopper."""
+
+    status: OrderStatus
+    total_minor: int
+    currency: str
+
+
 async def sellpage_order_status(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, slug: str, order_id: uuid.UUID
-) -> OrderStatus:
-    """The status of order ``order_id`` placed on the sellpage at ``slug``.
+) -> SellpageOrder:
+    """The status and total of order ``order_id`` placed on the sellpage at ``slug``.
 
     :raises NotFoundError: the slug names no sellpage, or the order does not exist or was
         not placed on that sellpage (the three are not told apart).
@@ -56,4 +68,4 @@ async def sellpage_order_status(
         raise NotFoundError("no such order on this page") from None
     if order.sellpage_id != claim.sellpage_id:
         raise NotFoundError("no such order on this page")
-    return order.status
+    return SellpageOrder(order.status, order.total_minor, order.currency.strip())

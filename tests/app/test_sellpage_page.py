@@ -497,9 +497,11 @@ async def test_the_status_read_follows_the_order_and_says_nothing_else(
     paid = await status_of(api, slug, order_id.upper())
 
     assert pending.status_code == 200, pending.text
-    assert pending.json() == {"status": "PENDING"}
+    # The status and the total (the seller's pixel reports the purchase's value), nothing
+    # about the shopper.
+    assert pending.json() == {"status": "PENDING", "value": 25.0, "currency": "USD"}
     assert pending.headers["Cache-Control"] == "no-store"
-    assert paid.json() == {"status": "PAID"}
+    assert paid.json() == {"status": "PAID", "value": 25.0, "currency": "USD"}
 
 
 async def test_the_status_read_answers_404_for_an_order_not_of_that_sellpage(
@@ -530,7 +532,7 @@ async def test_the_status_read_answers_404_for_an_order_not_of_that_sellpage(
         await status_of(api, "Not_A_Slug", order_id),
     ]
 
-    assert still.json() == {"status": "PENDING"}
+    assert still.json()["status"] == "PENDING"
     assert [answer.status_code for answer in refused] == [404] * len(refused)
     texts = {answer.json()["error"]["message"] for answer in refused}
     assert texts == {"no such order on this page"}  # the cases are not told apart

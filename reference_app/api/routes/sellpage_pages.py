@@ -20,15 +20,17 @@ API operations (a page's 404 is a page too, not the API's error shape).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pixecom_core.catalog.storefront import MISSING_TTL_SECONDS
 from pixecom_core.errors import NotFoundError
 from pixecom_core.models.orders import OrderStatus
+from pixecom_core.stats.currency import exponent
 from reference_app.api.dependencies import PublicThrottle
 from reference_app.api.resources import ResourcesDep
 from reference_app.api.routes.public import StorefrontDep, etag_matches
@@ -36,7 +38,6 @@ from reference_app.sellpage import (
     CANCELLED_PATH,
     NOT_FOUND_CONTENT_SECURITY_POLICY,
     ORDER_STATUS_PATH,
-    RESULT_CONTENT_SECURITY_POLICY,
     THANKS_PATH,
     OrderResult,
     gateway_choices,
@@ -91,7 +92,7 @@ async def sellpage_page(
             "Cache-Control": f"public, max-age={MISSING_TTL_SECONDS}",
         }
         return _answer(request, not_found_page(), status.HTTP_404_NOT_FOUND, headers)
-    html = render_sellpage(page, gateway_choices(resources.providers))
+    html = render_sellpage(page, gateway_choices(resources.providers), resources.providers)
     max_age = resources.settings.public_cache_seconds
     headers = {
         **security_headers(html.content_security_policy),
@@ -106,15 +107,16 @@ async def sellpage_page(
 
 
 async def _order_result(
-    request: Request, slug: str, shop: StorefrontDep, result: OrderResult
+    request: Request, slug: str, shop: StorefrontDep, resources: ResourcesDep, result: OrderResult
 ) -> Response:
     try:
         page = await shop.sellpage(slug)
     except NotFoundError:
         headers = {**security_headers(NOT_FOUND_CONTENT_SECURITY_POLICY), "Cache-Control": NO_STORE}
         return _answer(request, not_found_page(), status.HTTP_404_NOT_FOUND, headers)
-    headers = {**security_headers(RESULT_CONTENT_SECURITY_POLICY), "Cache-Control": NO_STORE}
-    return _answer(request, render_order_result(page, result), status.HTTP_200_OK, headers)
+    html = render_order_result(page, result, resources.providers)
+    headers = {**security_headers(html.content_security_policy), "Cache-Control": NO_STORE}
+    return _answer(request, html.body, status.HTTP_200_OK, headers)
 
 
 @router.api_route(
@@ -124,10 +126,12 @@ async def _order_result(
     dependencies=[PublicThrottle],
     response_class=Response,
 )
-async def thanks_page(slug: str, request: Request, shop: StorefrontDep) -> Response:
+async def thanks_page(
+    slug: str, request: Request, shop: StorefrontDep, resources: ResourcesDep
+) -> Response:
     """Where the gateway sends a shopper who paid: the order number and its status, read
     again until the payment is confirmed; the 404 page for an unknown or unpublished slug."""
-    return await _order_result(request, slug, shop, "thanks")
+    return await _order_result(request, slug, shop, resources, "thanks")
 
 
 @router.api_route(
@@ -137,16 +141,21 @@ async def thanks_page(slug: str, request: Request, shop: StorefrontDep) -> Respo
     dependencies=[PublicThrottle],
     response_class=Response,
 )
-async def cancelled_page(slug: str, request: Request, shop: StorefrontDep) -> Response:
+async def cancelled_page(
+    slug: str, request: Request, shop: StorefrontDep, resources: ResourcesDep
+) -> Response:
     """Where the gateway sends a shopper who left its payment page: nothing was charged,
     and a link to order again."""
-    return await _order_result(request, slug, shop, "cancelled")
+    return await _order_result(request, slug, shop, resources, "cancelled")
 
 
 class SellpageOrderStatus(BaseModel):
-    """What the thanks page may know about an order: its status, no personal data."""
+    """What the thanks page may know about an order: its status and total (the seller's
+    pixel reports the purchase's value), no personal data."""
 
     status: OrderStatus
+    value: float = Field(description="The order's total in major units (19.99).")
+    currency: str
 
 
 @router.get(
@@ -163,7 +172,10 @@ async def sellpage_order_status_read(
     found = await sellpage_order_status(
         resources.sessions, resources.settings, slug, parse_order_id(order_id)
     )
+    value = float(Decimal(found.total_minor).scaleb(-exponent(found.currency)))
     return JSONResponse(
-        SellpageOrderStatus(status=found).model_dump(mode="json"),
+        SellpageOrderStatus(status=found.status, value=value, currency=found.currency).model_dump(
+            mode="json"
+        ),
         headers={"Cache-Control": NO_STORE},
     )

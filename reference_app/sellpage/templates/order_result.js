@@ -65,6 +65,28 @@
     status.dataset.status = state;
   }
 
+  // The seller's pixels (issue 17): each registered a function that reports the purchase
+  // in the browser with the order id as event id, the id the server reports it with, so
+  // the network counts it once. Once per order in this browser.
+  function reportPurchase(order) {
+    const reported = "pixecom-purchase-reported:" + orderId;
+    try {
+      if (localStorage.getItem(reported)) {
+        return;
+      }
+      localStorage.setItem(reported, "1");
+    } catch (_) {
+      // storage refused: report anyway (the network de-duplicates by event id)
+    }
+    for (const report of window.pixecomPurchases || []) {
+      try {
+        report(orderId, Number(order.value), String(order.currency));
+      } catch (_) {
+        // one network's pixel failing never stops the page or the others
+      }
+    }
+  }
+
   const statusUrl = result.dataset.ordersPath + orderId + "/status";
   const started = Date.now();
   let delay = FIRST_DELAY_MS;
@@ -82,7 +104,11 @@
         return;
       }
       if (answer.ok) {
-        state = (await answer.json()).status;
+        const order = await answer.json();
+        state = order.status;
+        if (state === "PAID") {
+          reportPurchase(order);
+        }
       }
     } catch (_) {
       state = null; // offline for a moment: ask again

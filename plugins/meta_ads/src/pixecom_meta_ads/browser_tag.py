@@ -33,6 +33,7 @@ variables (``orderId``, ``value``, ``currency``), never text pasted into the cod
 import json
 import re
 from typing import Final
+from urllib.parse import urlsplit
 
 from pixecom_core.providers import BrowserTag
 
@@ -71,7 +72,22 @@ def meta_pixel_tag(pixel_id: str, *, script_url: str) -> BrowserTag | None:
     if not PIXEL_ID.fullmatch(pixel_id):
         return None
     init_js = _BASE_CODE % {"script_url": _script_string(script_url), "pixel_id": pixel_id}
-    return BrowserTag(script_url=script_url, init_js=init_js, purchase_js=PURCHASE_JS)
+    return BrowserTag(
+        script_url=script_url,
+        init_js=init_js,
+        purchase_js=PURCHASE_JS,
+        event_origins=(_event_origin(script_url),),
+    )
+
+
+def _event_origin(script_url: str) -> str:
+    """Where the library sends its events: Meta's library (on ``connect.facebook.net``)
+    to ``https://www.facebook.com/tr`` ("Meta Pixel: Advanced", "Install the Pixel using
+    an IMG Tag"); any other copy of it (the sandbox's stand-in) to its own origin."""
+    parts = urlsplit(script_url)
+    if parts.hostname is not None and parts.hostname.endswith(".facebook.net"):
+        return "https://www.facebook.com"
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _script_string(text: str) -> str:
