@@ -93,7 +93,7 @@ async def sign_up(http: httpx.AsyncClient, admin_key: str) -> tuple[uuid.UUID, d
 
 
 def put_spend(owner_dsn: str, seller_id: uuid.UUID, spend_minor: int) -> None:
-    """The day's sellpage figures, as the worker writes them (on the primary)."""
+    """The day's sellpage and seller figures, as the worker writes them (on the primary)."""
     with psycopg.connect(owner_dsn, autocommit=True) as conn, seller_scope(conn, seller_id):
         page = conn.execute("SELECT id FROM sellpages WHERE seller_id = %s", (seller_id,))
         row = page.fetchone()
@@ -111,6 +111,17 @@ def put_spend(owner_dsn: str, seller_id: uuid.UUID, spend_minor: int) -> None:
             " ON CONFLICT (seller_id, sellpage_id, stat_date)"
             " DO UPDATE SET spend_minor = EXCLUDED.spend_minor",
             (seller_id, row[0], TODAY, spend_minor),
+        )
+        # The seller's own day, which the overview reads (issue 16).
+        conn.execute(
+            "INSERT INTO seller_stats_daily (seller_id, stat_date, reporting_currency,"
+            " spend_minor, unlinked_spend_minor, gross_revenue_minor, refunds_minor,"
+            " chargebacks_minor, net_revenue_minor, orders_count,"
+            " no_sellpage_net_revenue_minor, no_sellpage_orders_count,"
+            " no_campaign_net_revenue_minor, no_campaign_orders_count)"
+            " VALUES (%s, %s, 'USD', %s, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)"
+            " ON CONFLICT (seller_id, stat_date) DO UPDATE SET spend_minor = EXCLUDED.spend_minor",
+            (seller_id, TODAY, spend_minor),
         )
 
 

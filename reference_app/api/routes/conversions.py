@@ -34,7 +34,7 @@ Network = Annotated[
 class DestinationIn(BaseModel):
     destination_id: str = Field(
         pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
-        description="The network's receiving object (Meta: the pixel or dataset id).",
+        description="The network's receiving object (e.g. a pixel or dataset id).",
     )
     access_token: SecretStr = Field(
         min_length=1, max_length=2048, description="Stored encrypted; never shown again."
