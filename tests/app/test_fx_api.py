@@ -10,7 +10,7 @@ import httpx
 import psycopg
 
 from tests.app.conftest import NewSeller
-from tests.db.tenant_rows import seller_scope
+from tests.db.tenant_rows import insert_seller_day, seller_scope
 
 OLD_DAY, NEW_DAY = date(2025, 3, 3), date(2026, 11, 20)
 
@@ -108,14 +108,8 @@ async def test_a_new_reporting_currency_recomputes_the_whole_history(
                 (seller.seller_id, day),
             )
         # NEW_DAY was aggregated already, in dollars.
-        conn.execute(
-            "INSERT INTO seller_stats_daily (seller_id, stat_date, reporting_currency,"
-            " spend_minor, unlinked_spend_minor, gross_revenue_minor, refunds_minor,"
-            " chargebacks_minor, net_revenue_minor, orders_count,"
-            " no_sellpage_net_revenue_minor, no_sellpage_orders_count,"
-            " no_campaign_net_revenue_minor, no_campaign_orders_count)"
-            " VALUES (%s, %s, 'USD', 100, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
-            (seller.seller_id, NEW_DAY),
+        insert_seller_day(
+            conn, seller.seller_id, NEW_DAY, spend_minor=100, unlinked_spend_minor=100
         )
 
     changed = await api_client.put(

@@ -9,7 +9,7 @@ import httpx
 import psycopg
 
 from tests.app.conftest import NewSeller
-from tests.db.tenant_rows import seller_scope
+from tests.db.tenant_rows import insert_seller_day, seller_scope
 
 D1, D2 = date(2026, 11, 20), date(2026, 11, 21)
 
@@ -40,14 +40,19 @@ def arrange(dsn: str, seller_id: uuid.UUID) -> uuid.UUID:
                 ),
             )
             # The seller's own day: the page's figures plus 5.00 of an unlinked campaign.
-            conn.execute(
-                "INSERT INTO seller_stats_daily (seller_id, stat_date, reporting_currency,"
-                " spend_minor, unlinked_spend_minor, gross_revenue_minor, refunds_minor,"
-                " chargebacks_minor, net_revenue_minor, orders_count,"
-                " no_sellpage_net_revenue_minor, no_sellpage_orders_count,"
-                " no_campaign_net_revenue_minor, no_campaign_orders_count)"
-                " VALUES (%s, %s, 'EUR', %s, 500, %s, %s, 0, %s, 2, 0, 0, %s, 1)",
-                (seller_id, day, spend + 500, gross, refunds, net, net // 2),
+            insert_seller_day(
+                conn,
+                seller_id,
+                day,
+                reporting_currency="EUR",
+                spend_minor=spend + 500,
+                unlinked_spend_minor=500,
+                gross_revenue_minor=gross,
+                refunds_minor=refunds,
+                net_revenue_minor=net,
+                orders_count=2,
+                no_campaign_net_revenue_minor=net // 2,
+                no_campaign_orders_count=1,
             )
         account = conn.execute(
             "INSERT INTO ad_accounts (seller_id, network, external_id, name, timezone, currency,"

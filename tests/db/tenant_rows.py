@@ -54,6 +54,38 @@ def _insert(conn: Connection, table: str, values: dict[str, Any]) -> Any:
     return row[0]
 
 
+#: A seller's day (``seller_stats_daily``) with nothing on it; tests name what they need.
+EMPTY_SELLER_DAY: dict[str, Any] = {
+    "reporting_currency": "USD",
+    **dict.fromkeys(
+        (
+            "spend_minor",
+            "unlinked_spend_minor",
+            "gross_revenue_minor",
+            "refunds_minor",
+            "chargebacks_minor",
+            "net_revenue_minor",
+            "orders_count",
+            "no_sellpage_net_revenue_minor",
+            "no_sellpage_orders_count",
+            "no_campaign_net_revenue_minor",
+            "no_campaign_orders_count",
+        ),
+        0,
+    ),
+}
+
+
+def insert_seller_day(conn: Connection, seller_id: uuid.UUID, day: date, **values: Any) -> None:
+    """A ``seller_stats_daily`` row of ``seller_id`` for ``day`` (zeros but ``values``), as
+    the roll-up writes it; call it inside the seller's scope."""
+    _insert(
+        conn,
+        "seller_stats_daily",
+        {"seller_id": seller_id, "stat_date": day, **EMPTY_SELLER_DAY, **values},
+    )
+
+
 def insert_seller(conn: Connection, seller_id: uuid.UUID, *, name: str = "seller") -> None:
     """The tenant row itself."""
     with seller_scope(conn, seller_id):

@@ -25,7 +25,7 @@ from pixecom_core.plugins import create_plugin_manager
 from pixecom_core.settings import Settings
 from pixecom_core.testing.databases import TestDatabase, provision_test_database
 from reference_app.api import create_app
-from tests.db.tenant_rows import seller_scope
+from tests.db.tenant_rows import insert_seller_day, seller_scope
 from tests.scaleout.replica import StreamingPair, streaming_pair
 
 PASSWORD = "correct horse battery staple"
@@ -114,15 +114,10 @@ def put_spend(owner_dsn: str, seller_id: uuid.UUID, spend_minor: int) -> None:
         )
         # The seller's own day, which the overview reads (issue 16).
         conn.execute(
-            "INSERT INTO seller_stats_daily (seller_id, stat_date, reporting_currency,"
-            " spend_minor, unlinked_spend_minor, gross_revenue_minor, refunds_minor,"
-            " chargebacks_minor, net_revenue_minor, orders_count,"
-            " no_sellpage_net_revenue_minor, no_sellpage_orders_count,"
-            " no_campaign_net_revenue_minor, no_campaign_orders_count)"
-            " VALUES (%s, %s, 'USD', %s, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)"
-            " ON CONFLICT (seller_id, stat_date) DO UPDATE SET spend_minor = EXCLUDED.spend_minor",
-            (seller_id, TODAY, spend_minor),
+            "DELETE FROM seller_stats_daily WHERE seller_id = %s AND stat_date = %s",
+            (seller_id, TODAY),
         )
+        insert_seller_day(conn, seller_id, TODAY, spend_minor=spend_minor)
 
 
 async def spend_seen(http: httpx.AsyncClient, headers: dict[str, str]) -> int:

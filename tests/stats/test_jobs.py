@@ -25,7 +25,7 @@ from pixecom_core.stats.sync import StatsSync
 from pixecom_core.testing.databases import TestDatabase
 from reference_app.worker.broker import Queue, build_broker, stream_name
 from reference_app.worker.scheduler import tick
-from tests.db.tenant_rows import insert_seller, seller_scope
+from tests.db.tenant_rows import insert_seller, insert_seller_day, seller_scope
 from tests.stats.fakeads import FakeAdNetwork
 from tests.stats.test_sync import FakeAdsPlugin, seller_with_accounts
 
@@ -228,14 +228,13 @@ async def test_the_tier_reads_the_converted_days_whatever_the_currencies(
             # ¥5,000 a day: high (1,000 major units a day), were yen counted in hundredths
             # it would be ¥50 a day, low.
             for back in range(7):
-                conn.execute(
-                    "INSERT INTO seller_stats_daily (seller_id, stat_date, reporting_currency,"
-                    " spend_minor, unlinked_spend_minor, gross_revenue_minor, refunds_minor,"
-                    " chargebacks_minor, net_revenue_minor, orders_count,"
-                    " no_sellpage_net_revenue_minor, no_sellpage_orders_count,"
-                    " no_campaign_net_revenue_minor, no_campaign_orders_count)"
-                    " VALUES (%s, %s, 'JPY', 5000, 5000, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
-                    (seller_id, today - timedelta(days=back)),
+                insert_seller_day(
+                    conn,
+                    seller_id,
+                    today - timedelta(days=back),
+                    reporting_currency="JPY",
+                    spend_minor=5000,
+                    unlinked_spend_minor=5000,
                 )
     jobs = make_jobs(app_engine, job_settings, FakeAdNetwork(), client)
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.settings import Settings
 from reference_app.worker import scheduler
-from tests.db.tenant_rows import insert_seller, seller_scope
+from tests.db.tenant_rows import insert_seller, insert_seller_day, seller_scope
 from tests.stats.test_pipeline import sessions  # noqa: F401 (fixture)
 from tests.stats.test_trustworthy_numbers import TODAY, ecb  # noqa: F401 (fixture)
 
@@ -35,15 +35,12 @@ async def test_the_load_runs_once_per_slot_and_queues_the_waiting_sellers(
     with psycopg.connect(database_owner_dsn, autocommit=True) as conn:
         insert_seller(conn, seller_id)
         with seller_scope(conn, seller_id):
-            conn.execute(
-                "INSERT INTO seller_stats_daily (seller_id, stat_date, reporting_currency,"
-                " spend_minor, unlinked_spend_minor, gross_revenue_minor, refunds_minor,"
-                " chargebacks_minor, net_revenue_minor, orders_count,"
-                " no_sellpage_net_revenue_minor, no_sellpage_orders_count,"
-                " no_campaign_net_revenue_minor, no_campaign_orders_count,"
-                " fx_pending_currencies) VALUES (%s, %s, 'EUR', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
-                " 0, ARRAY['USD'])",
-                (seller_id, TODAY),
+            insert_seller_day(
+                conn,
+                seller_id,
+                TODAY,
+                reporting_currency="EUR",
+                fx_pending_currencies=["USD"],
             )
     kicked: list[uuid.UUID] = []
 
