@@ -178,11 +178,11 @@ spend AS (
     SELECT s.network, s.entity_type, s.entity_id, s.day,
            {round_half_even_sql(f"(s.spend_micros::numeric / 1000000 * r.rate * {_REP})")}::bigint
                AS minor,
-           camp.sellpage_id, camp.id IS NOT NULL AS known
+           camp.sellpage_id
       FROM spend_src AS s CROSS JOIN seller
       JOIN rates AS r ON r.day = s.day AND r.currency = s.currency
       LEFT JOIN LATERAL (
-          SELECT c.id, c.sellpage_id FROM campaigns AS c
+          SELECT c.sellpage_id FROM campaigns AS c
             JOIN ad_accounts AS a ON a.seller_id = c.seller_id AND a.id = c.ad_account_id
            WHERE s.entity_type = 'campaign' AND c.seller_id = :seller_id
              AND c.external_id = s.entity_id AND a.network = s.network

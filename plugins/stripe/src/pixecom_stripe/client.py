@@ -144,6 +144,51 @@ class StripeClient:
             stripe_account=stripe_account,
         )
 
+    async def create_checkout_session(
+        self,
+        params: Iterable[tuple[str, str]],
+        *,
+        idempotency_key: str,
+        stripe_account: str | None = None,
+    ) -> StripeObject:
+        """``POST /v1/checkout/sessions``: a hosted payment page (its ``url``); Stripe
+        replays the first result for a repeated key."""
+        return await self._request(
+            "POST",
+            "/v1/checkout/sessions",
+            form=list(params),
+            headers={"Idempotency-Key": idempotency_key},
+            stripe_account=stripe_account,
+        )
+
+    async def retrieve_checkout_session(
+        self, session_id: str, *, stripe_account: str | None = None
+    ) -> StripeObject:
+        """``GET /v1/checkout/sessions/{id}``."""
+        return await self._request(
+            "GET",
+            f"/v1/checkout/sessions/{_path_id(session_id)}",
+            stripe_account=stripe_account,
+        )
+
+    async def checkout_session_of(
+        self, payment_intent_id: str, *, stripe_account: str | None = None
+    ) -> StripeObject | None:
+        """The Checkout Session that created a PaymentIntent
+        (``GET /v1/checkout/sessions?payment_intent=…``), or ``None`` for one made without."""
+        page = await self._request(
+            "GET",
+            "/v1/checkout/sessions",
+            query={"payment_intent": payment_intent_id, "limit": "1"},
+            stripe_account=stripe_account,
+        )
+        data = page.get("data")
+        if not isinstance(data, list):
+            raise ProviderError(
+                "Stripe returned a Checkout Session list without a data array", provider=PROVIDER
+            )
+        return next((item for item in data if isinstance(item, dict)), None)
+
     async def retrieve_charge(
         self, charge_id: str, *, stripe_account: str | None = None
     ) -> StripeObject:

@@ -1,7 +1,9 @@
-"""The Stripe payment gateway: PaymentIntents, ``Stripe-Signature`` webhooks, event mapping.
+"""The Stripe payment gateway: PaymentIntents or Checkout Sessions, ``Stripe-Signature``
+webhooks, event mapping.
 
-Every event is reported against the PaymentIntent the money belongs to
-(``gateway_reference``, ``pi_…``, the id :meth:`StripeGateway.create_payment` returned) and
+Every event is reported against the payment the money belongs to (``gateway_reference``,
+the id :meth:`StripeGateway.create_payment` returned: the PaymentIntent ``pi_…``, or with
+``hosted_checkout`` the Checkout Session ``cs_…`` that created it) and
 identified by the Stripe object that *is* the money movement (``fact_reference``), so one
 movement announced by several event types, or delivered twice, is one ledger fact, while two
 partial refunds of one payment are two.
@@ -24,8 +26,17 @@ charge.dispute.created,                   CHARGEBACK (not for     dp_, the dispu
 charge.dispute.funds_withdrawn            inquiries)              ``amount``
 charge.dispute.funds_reinstated,          CHARGEBACK_REVERSED     dp_, the dispute's
 charge.dispute.closed (``won``)                                   ``amount``
-anything else                             nothing
+anything else (``checkout.session.*``     nothing
+too: the PaymentIntent's and charge's
+events announce the money)
 ========================================  ======================  ============================
+
+Hosted checkout (``hosted_checkout``): ``create_payment`` creates a Checkout Session and
+answers its ``url`` as ``approval_url``. The PaymentIntent exists only once the buyer pays
+(API 2022-08-01), so every fact above, found on a PaymentIntent, is reported against the
+session that created it, looked up with ``GET /v1/checkout/sessions?payment_intent=…``
+(https://docs.stripe.com/api/checkout/sessions/list), and :meth:`StripeGateway.refund`
+reads the session's ``payment_intent`` to refund it.
 
 Details:
 
@@ -130,6 +141,8 @@ REFUND_ID_KEY: Final = "refund_id"
 REFUND_REASON_KEY: Final = "refund_reason"
 #: The Connect event Stripe sends when a seller removes the platform from their account.
 DEAUTHORIZED_EVENT: Final = "account.application.deauthorized"
+#: Stripe's prefix of Checkout Session ids: payments made with ``hosted_checkout``.
+CHECKOUT_SESSION_PREFIX: Final = "cs_"
 #: What the platform asks on the consent page: direct charges and refunds on the account.
 CONNECT_SCOPE: Final = "read_write"
 
@@ -170,7 +183,9 @@ class StripeGateway:
         return self._client
 
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
-        """Create a PaymentIntent for the order and return its id and client secret.
+        """Create a PaymentIntent for the order and return its id and client secret, or,
+        with ``hosted_checkout``, a Checkout Session and its hosted page (see
+        :meth:`_create_checkout_session`).
 
         ``request.idempotency_key`` is Stripe's ``Idempotency-Key``: a retry with the same
         key returns the same PaymentIntent; reusing a key with other parameters is refused
@@ -182,6 +197,8 @@ class StripeGateway:
         ``platform_account_payments`` (single-account mode) is on.
         """
         stripe_account = self._stripe_account(request.account, doing="take a payment")
+        if self._settings.hosted_checkout:
+            return await self._create_checkout_session(request, stripe_account)
         params: list[tuple[str, str]] = [
             ("amount", str(request.amount_minor)),
             ("currency", request.currency.lower()),
@@ -210,6 +227,87 @@ class StripeGateway:
             client_secret=SecretStr(fields.text("client_secret")),
         )
 
+    async def _create_checkout_session(
+        self, request: PaymentRequest, stripe_account: str | None
+    ) -> PaymentSession:
+        """``POST /v1/checkout/sessions`` (``mode=payment``, one line item of the order's
+        amount): the buyer pays on Stripe's hosted page, the session's ``url``
+        (https://docs.stripe.com/api/checkout/sessions/create).
+
+        The session (``cs_…``) is the payment's ``gateway_reference``: since API version
+        2022-08-01 Checkout creates the PaymentIntent only when the buyer confirms
+        (https://docs.stripe.com/changelog/2022-08-01/deferred-paymentintent-checkout-session),
+        so there is no ``pi_…`` to return yet. The PaymentIntent gets core's metadata through
+        ``payment_intent_data[metadata]``, and the fee through
+        ``payment_intent_data[application_fee_amount]``; events naming it are mapped back
+        to the session (:meth:`parse_events`). Stripe replaces ``{CHECKOUT_SESSION_ID}`` in
+        ``success_url``; core's ``return_url`` is passed as it is.
+        """
+        name = request.description or f"Order {request.order_id}"
+        params: list[tuple[str, str]] = [
+            ("mode", "payment"),
+            ("success_url", request.return_url),
+            ("cancel_url", request.cancel_url),
+            ("client_reference_id", str(request.order_id)),
+            ("line_items[0][quantity]", "1"),
+            ("line_items[0][price_data][currency]", request.currency.lower()),
+            ("line_items[0][price_data][unit_amount]", str(request.amount_minor)),
+            ("line_items[0][price_data][product_data][name]", name),
+        ]
+        metadata = [
+            (ORDER_ID_KEY, str(request.order_id)),
+            (SELLER_ID_KEY, str(request.seller_id)),
+            *(
+                (key, value)
+                for key, value in sorted(request.metadata.items())
+                if key not in (ORDER_ID_KEY, SELLER_ID_KEY)
+            ),
+        ]
+        # the session's own metadata, and the PaymentIntent's: charges copy the latter
+        params.extend((f"metadata[{key}]", value) for key, value in metadata)
+        params.extend(
+            (f"payment_intent_data[metadata][{key}]", value) for key, value in metadata
+        )
+        if request.description:
+            params.append(("payment_intent_data[description]", request.description))
+        if request.application_fee_minor is not None and stripe_account is not None:
+            params.append(
+                (
+                    "payment_intent_data[application_fee_amount]",
+                    str(request.application_fee_minor),
+                )
+            )
+        session = await self._client.create_checkout_session(
+            params, idempotency_key=request.idempotency_key, stripe_account=stripe_account
+        )
+        fields = _Fields(session, where="the created Checkout Session")
+        expires_at = fields.get("expires_at")
+        return PaymentSession(
+            gateway=PROVIDER,
+            gateway_reference=fields.text("id"),
+            approval_url=fields.text("url"),
+            expires_at=_timestamp(expires_at) if isinstance(expires_at, int) else None,
+        )
+
+    async def _payment_intent_for(self, payment_reference: str, stripe_account: str | None) -> str:
+        """The PaymentIntent behind a payment reference: itself (``pi_…``), or the one a
+        Checkout Session (``cs_…``) created when the buyer paid."""
+        if not payment_reference.startswith(CHECKOUT_SESSION_PREFIX):
+            return payment_reference
+        session = await self._client.retrieve_checkout_session(
+            payment_reference, stripe_account=stripe_account
+        )
+        intent = _Fields(session, where=f"Checkout Session {payment_reference}").reference(
+            "payment_intent"
+        )
+        if intent is None:
+            raise ProviderRefused(
+                f"Checkout Session {payment_reference} has no PaymentIntent: the buyer has not "
+                "paid, so there is nothing to refund",
+                provider=PROVIDER,
+            )
+        return intent
+
     async def refund(self, request: RefundRequest) -> GatewayRefund:
         """Create a Refund of the PaymentIntent (``POST /v1/refunds``) and answer it.
 
@@ -226,8 +324,9 @@ class StripeGateway:
         :meth:`create_payment`.
         """
         stripe_account = self._stripe_account(request.account, doing="refund a payment")
+        payment_intent = await self._payment_intent_for(request.payment_reference, stripe_account)
         params: list[tuple[str, str]] = [
-            ("payment_intent", request.payment_reference),
+            ("payment_intent", payment_intent),
             ("amount", str(request.amount_minor)),
             (f"metadata[{ORDER_ID_KEY}]", str(request.order_id)),
             (f"metadata[{SELLER_ID_KEY}]", str(request.seller_id)),
@@ -250,12 +349,15 @@ class StripeGateway:
         """The Refund's current state (``GET /v1/refunds/{id}``, on ``account`` when given);
         a Refund of another PaymentIntent than ``payment_reference`` is a
         ``ProviderError``."""
+        stripe_account = account.account_id if account else None
         refund = await self._client.retrieve_refund(
-            refund_reference, stripe_account=account.account_id if account else None
+            refund_reference, stripe_account=stripe_account
         )
         where = f"refund {refund_reference}"
         belongs_to = _Fields(refund, where=where).reference("payment_intent")
-        if belongs_to is not None and belongs_to != payment_reference:
+        if belongs_to is not None and belongs_to != await self._payment_intent_for(
+            payment_reference, stripe_account
+        ):
             raise ProviderError(
                 f"{where} belongs to PaymentIntent {belongs_to}, not {payment_reference}",
                 provider=PROVIDER,
@@ -385,13 +487,16 @@ class StripeGateway:
             data_object=_Fields(data.mapping("object"), where=f"{event_type} {webhook.event_id}"),
         )
         try:
-            return await handler(context)
+            facts = await handler(context)
         except ValidationError as exc:
             raise ProviderError(
                 f"Stripe event {webhook.event_id} ({event_type}) does not fit a payment event: "
                 f"{exc}",
                 provider=PROVIDER,
             ) from exc
+        if self._settings.hosted_checkout:
+            facts = await _by_checkout_session(context, facts)
+        return facts
 
     # -- Connect (PaymentGatewayConnections) ----------------------------------------------
 
@@ -625,6 +730,33 @@ async def _payment_intent_of(context: "_EventContext", obj: _Fields) -> str | No
         return None
     charge = await context.client.retrieve_charge(charge_id, stripe_account=context.account)
     return _Fields(charge, where=f"charge {charge_id}").reference("payment_intent")
+
+
+async def _by_checkout_session(
+    context: "_EventContext", facts: list[GatewayPaymentEvent]
+) -> list[GatewayPaymentEvent]:
+    """``facts`` reported against the Checkout Session that created their PaymentIntent
+    (``GET /v1/checkout/sessions?payment_intent=…``), as ``create_payment`` named the
+    payment; a PaymentIntent made without Checkout keeps its own id."""
+    sessions: dict[str, str] = {}
+    mapped = []
+    for fact in facts:
+        intent = fact.gateway_reference
+        if intent not in sessions:
+            session = await context.client.checkout_session_of(
+                intent, stripe_account=context.account
+            )
+            found = session.get("id") if session else None
+            sessions[intent] = found if isinstance(found, str) and found else intent
+        if sessions[intent] != intent:
+            fact = fact.model_copy(
+                update={
+                    "gateway_reference": sessions[intent],
+                    "metadata": {**fact.metadata, "payment_intent": intent},
+                }
+            )
+        mapped.append(fact)
+    return mapped
 
 
 async def _latest_charge_of(context: "_EventContext", intent: _Fields) -> str | None:

@@ -55,6 +55,10 @@ class StripeSettings(SettingsWithSecretFiles):
         money must never land on the platform's account. On, such a payment or refund is
         made on the platform's own account, as before Connect (tests, ``pixecom dev``, a
         deployment with one seller); payments that name an account still go to it.
+    :param hosted_checkout: take payments on Stripe Checkout's hosted page (a Checkout
+        Session; ``PaymentSession.approval_url`` is the page, ``gateway_reference`` the
+        ``cs_…``) instead of a bare PaymentIntent confirmed by Stripe.js with its client
+        secret. Payments made before it was turned on keep their ``pi_…`` references.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
@@ -69,6 +73,7 @@ class StripeSettings(SettingsWithSecretFiles):
     connect_base: str = STRIPE_CONNECT_BASE
     connect_webhook_secrets: SecretList
     platform_account_payments: bool = False
+    hosted_checkout: bool = False
 
     @field_validator("api_base")
     @classmethod
