@@ -183,16 +183,16 @@ class StripeGateway:
         return self._client
 
     async def create_payment(self, request: PaymentRequest) -> PaymentSession:
-        """Create a PaymentIntent for the order and return its id and client secret, or,
-        with ``hosted_checkout``, a Checkout Session and its hosted page (see
-        :meth:`_create_checkout_session`).
+        """Create a PaymentIntent for the order and return its id and client secret (for
+        Stripe.js), or, with ``hosted_checkout``, a Checkout Session: its id and its hosted
+        page as ``approval_url``, no client secret (see :meth:`_create_checkout_session`).
 
         ``request.idempotency_key`` is Stripe's ``Idempotency-Key``: a retry with the same
         key returns the same PaymentIntent; reusing a key with other parameters is refused
         by Stripe (``ProviderRefused``, ``idempotency_error``).
 
-        With ``request.account`` the PaymentIntent is created on the seller's connected
-        account (``Stripe-Account``), with ``application_fee_minor`` as
+        With ``request.account`` the PaymentIntent (or session) is created on the seller's
+        connected account (``Stripe-Account``), with ``application_fee_minor`` as
         ``application_fee_amount``. Without it: ``ProviderRefused``, unless
         ``platform_account_payments`` (single-account mode) is on.
         """
@@ -265,9 +265,7 @@ class StripeGateway:
         ]
         # the session's own metadata, and the PaymentIntent's: charges copy the latter
         params.extend((f"metadata[{key}]", value) for key, value in metadata)
-        params.extend(
-            (f"payment_intent_data[metadata][{key}]", value) for key, value in metadata
-        )
+        params.extend((f"payment_intent_data[metadata][{key}]", value) for key, value in metadata)
         if request.description:
             params.append(("payment_intent_data[description]", request.description))
         if request.application_fee_minor is not None and stripe_account is not None:
@@ -347,12 +345,10 @@ class StripeGateway:
         account: MerchantAccount | None = None,
     ) -> GatewayRefund:
         """The Refund's current state (``GET /v1/refunds/{id}``, on ``account`` when given);
-        a Refund of another PaymentIntent than ``payment_reference`` is a
-        ``ProviderError``."""
+        a Refund of another PaymentIntent than ``payment_reference`` (or, for a Checkout
+        Session, than the session's) is a ``ProviderError``."""
         stripe_account = account.account_id if account else None
-        refund = await self._client.retrieve_refund(
-            refund_reference, stripe_account=stripe_account
-        )
+        refund = await self._client.retrieve_refund(refund_reference, stripe_account=stripe_account)
         where = f"refund {refund_reference}"
         belongs_to = _Fields(refund, where=where).reference("payment_intent")
         if belongs_to is not None and belongs_to != await self._payment_intent_for(
@@ -463,7 +459,9 @@ class StripeGateway:
 
         May call the Stripe API when the event lacks a detail: the refunds of a
         ``charge.refunded`` (not embedded since API 2022-11-15), the PaymentIntent of a refund
-        or dispute that names only its charge, the charge of a succeeded PaymentIntent.
+        or dispute that names only its charge, the charge of a succeeded PaymentIntent; with
+        ``hosted_checkout``, the Checkout Session of the PaymentIntent (one call per event
+        with facts).
         """
         try:
             event = json.loads(webhook.body)

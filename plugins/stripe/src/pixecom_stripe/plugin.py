@@ -33,7 +33,8 @@ DEV_CONNECT_WEBHOOK_SECRET = "whsec_pixecom_dev_sandbox_connect_000"
 def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:
     """Point the gateway (API and Connect OAuth) at the sandbox and the sandbox's events
     at the API. Single-account mode stays on, so a seller who has not connected a Stripe
-    account can still pay in the demo; one who has pays on their own account."""
+    account can still pay in the demo; one who has pays on their own account. Hosted
+    checkout is on: the demo's sellpage sends the shopper to the sandbox's Checkout page."""
     return {
         "PIXECOM_STRIPE_API_BASE": sandbox_url,
         "PIXECOM_STRIPE_CONNECT_BASE": sandbox_url,
@@ -44,6 +45,7 @@ def _dev_environment(sandbox_url: str, api_url: str) -> dict[str, str]:
         "PIXECOM_STRIPE_PLATFORM_ACCOUNT_PAYMENTS": "true",
         "PIXECOM_STRIPE_SANDBOX_WEBHOOK_URL": f"{api_url}/webhooks/stripe",
         "PIXECOM_STRIPE_SANDBOX_AUTO_DELIVER": "true",
+        "PIXECOM_STRIPE_HOSTED_CHECKOUT": "true",
     }
 
 

@@ -33,6 +33,14 @@ Control endpoints (JSON, no key), each producing the events a real account would
 - A refund (``POST /v1/refunds``) sends ``refund.created`` + ``charge.refunded``.
 - ``GET /_sandbox/events/{id}``: one event exactly as its deliveries send it.
 
+Stripe Checkout (:mod:`pixecom_stripe.sandbox_checkout`, which names the documentation
+each behaviour follows): ``POST /v1/checkout/sessions`` (``create_checkout_session``),
+``GET /v1/checkout/sessions`` (``list_checkout_sessions``; ``payment_intent``),
+``GET /v1/checkout/sessions/{id}`` (``retrieve_checkout_session``), and the hosted page
+``GET``/``POST /c/pay/{id}`` whose Pay button pays as ``…/succeed`` does (plus
+``checkout.session.completed``) and redirects to ``success_url``; Cancel redirects to
+``cancel_url``. Control: ``POST /_sandbox/checkout/sessions/{id}/complete``.
+
 Stripe Connect (:mod:`pixecom_stripe.sandbox_connect`, which names the documentation each
 behaviour follows): the OAuth consent page ``GET /oauth/authorize``, ``POST /oauth/token``
 (``oauth_token``), ``POST /oauth/deauthorize`` (``oauth_deauthorize``),
@@ -466,6 +474,10 @@ class SandboxAccount:
         self.connected: dict[str, str] = {}
         #: Connect OAuth codes not yet exchanged (see :mod:`pixecom_stripe.sandbox_connect`).
         self.codes: dict[str, Any] = {}
+        #: Checkout Sessions, and the ``payment_intent_data`` each creates its PaymentIntent
+        #: with (see :mod:`pixecom_stripe.sandbox_checkout`).
+        self.checkout_sessions: dict[str, StripeObject] = {}
+        self.checkout_intent_data: dict[str, StripeObject] = {}
 
     # -- connected accounts -------------------------------------------------------------
 
@@ -1286,6 +1298,11 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
 
     connect_routes(app, account, api_key)
 
+    # Checkout Sessions and their hosted page (a module of their own, sharing the account)
+    from pixecom_stripe.sandbox_checkout import checkout_routes
+
+    checkout_routes(app, account, api_key, on_account, idempotent)
+
     # -- control ----------------------------------------------------------------------------
 
     @app.post("/_sandbox/payment_intents/{intent_id}/succeed")
@@ -1441,10 +1458,15 @@ class SandboxDemoPayments:
             raise RuntimeError(f"webhook deliveries refused: {refused}")
 
     async def pay(self, payment: DemoPayment) -> None:
-        """The buyer completes the PaymentIntent; ``payment_intent.succeeded`` follows."""
-        answer = await self._client.post(
-            f"/_sandbox/payment_intents/{payment.gateway_reference}/succeed"
+        """The buyer completes the PaymentIntent, or pays on the Checkout Session's page;
+        ``payment_intent.succeeded`` follows."""
+        reference = payment.gateway_reference
+        path = (
+            f"/_sandbox/checkout/sessions/{reference}/complete"
+            if reference.startswith("cs_")
+            else f"/_sandbox/payment_intents/{reference}/succeed"
         )
+        answer = await self._client.post(path)
         answer.raise_for_status()
         await self._delivered()
 
@@ -1455,12 +1477,17 @@ class SandboxDemoPayments:
         headers = {"Authorization": f"Bearer {self._secret_key}"}
         accounts = await self._client.get("/_sandbox/accounts")
         accounts.raise_for_status()
+        reference = payment.gateway_reference
         for account in accounts.json():
-            if payment.gateway_reference in account["payment_intents"]:
+            if reference in (*account["payment_intents"], *account["checkout_sessions"]):
                 headers["Stripe-Account"] = account["id"]
+        if reference.startswith("cs_"):
+            session = await self._client.get(f"/v1/checkout/sessions/{reference}", headers=headers)
+            session.raise_for_status()
+            reference = str(session.json()["payment_intent"])
         answer = await self._client.post(
             "/v1/refunds",
-            data={"payment_intent": payment.gateway_reference, "amount": str(amount_minor)},
+            data={"payment_intent": reference, "amount": str(amount_minor)},
             headers=headers,
         )
         answer.raise_for_status()

@@ -277,6 +277,7 @@ def connect_routes(app: FastAPI, account: "SandboxAccount", api_key: Any) -> Non
                 "business_name": seller["business_profile"]["name"],
                 "connected_to": account.connected.get(account_id),
                 "payment_intents": ids(account.payment_intents, account_id),
+                "checkout_sessions": ids(account.checkout_sessions, account_id),
                 "charges": ids(account.charges, account_id),
                 "refunds": ids(account.refunds, account_id),
             }

@@ -58,7 +58,9 @@ class StripeSettings(SettingsWithSecretFiles):
     :param hosted_checkout: take payments on Stripe Checkout's hosted page (a Checkout
         Session; ``PaymentSession.approval_url`` is the page, ``gateway_reference`` the
         ``cs_…``) instead of a bare PaymentIntent confirmed by Stripe.js with its client
-        secret. Payments made before it was turned on keep their ``pi_…`` references.
+        secret. Payments made before it was turned on keep their ``pi_…`` references; turned
+        off again, the facts of sessions paid meanwhile (a late refund, a dispute) would name
+        their PaymentIntents, which core does not know: leave it on once used.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
