@@ -77,6 +77,13 @@ CROSS_FIELD_RULES = {
 }
 
 
+#: Operations with a boolean query parameter: schemathesis's negative case for it may be the
+#: string "true", which on the wire is the boolean itself (a query string has only
+#: strings), so the API rightly accepts it and the check calls that a schema violation.
+#: Their valid cases and every other check still run.
+QUERY_BOOLEANS = {"GET /campaigns"}
+
+
 def fuzz_config() -> schemathesis.config.SchemathesisConfig:
     """Every check on (the default), a fixed seed, and the exceptions above."""
     accepted = {"positive_data_acceptance": {"expected-statuses": VALID_REQUEST_STATUSES}}
@@ -91,7 +98,18 @@ def fuzz_config() -> schemathesis.config.SchemathesisConfig:
             # docs/api.md), which no JSON Schema keyword short of a pattern can say.
             "generation": {"allow-extra-parameters": False, "allow-x00": False},
             "operations": [
-                {"include-name": name, "checks": with_422} for name in CROSS_FIELD_RULES
+                {
+                    "include-name": name,
+                    "checks": {
+                        **with_422,
+                        **(
+                            {"negative_data_rejection": {"enabled": False}}
+                            if name in QUERY_BOOLEANS
+                            else {}
+                        ),
+                    },
+                }
+                for name in CROSS_FIELD_RULES
             ],
         }
     )
