@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import text
 
@@ -47,7 +48,7 @@ class DestinationView:
     network: str
     destination_id: str
     test_event_code: str | None
-    updated_at: object
+    updated_at: datetime
 
 
 class ConversionDestinations:

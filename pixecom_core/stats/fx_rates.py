@@ -28,7 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pixecom_core.errors import InvalidRequestError
 from pixecom_core.providers import CurrencyRateSource, Publication
 from pixecom_core.settings import Settings
-from pixecom_core.stats.aggregate import mark_days_dirty, mark_rate_days_dirty
+from pixecom_core.stats.aggregate import (
+    mark_all_days_dirty,
+    mark_days_dirty,
+    mark_rate_days_dirty,
+)
 from pixecom_core.stats.currency import is_iso_4217
 from pixecom_core.tenancy import SellerScope, open_seller_scope
 
@@ -339,3 +343,25 @@ class ManualRates:
             )
             for r in rows
         ]
+
+
+_CURRENT_CURRENCY = text("SELECT reporting_currency FROM sellers WHERE id = :seller_id")
+_SET_CURRENCY = text("UPDATE sellers SET reporting_currency = :currency WHERE id = :seller_id")
+
+
+async def change_reporting_currency(scope: SellerScope, currency: str) -> int:
+    """Report the scope's seller's figures in ``currency`` from now on; return how many
+    days of history are marked for recomputation in it (0 when it was already the
+    reporting currency). Commits with the scope; queue the recomputation after it.
+
+    :raises InvalidRequestError: ``currency`` is not in ISO 4217's list.
+    """
+    if not is_iso_4217(currency):
+        raise InvalidRequestError(
+            f"{currency!r} is not an ISO 4217 currency", code="invalid_currency"
+        )
+    keys = {"seller_id": scope.seller_id, "currency": currency}
+    if await scope.session.scalar(_CURRENT_CURRENCY, keys) == currency:
+        return 0
+    await scope.session.execute(_SET_CURRENCY, keys)
+    return await mark_all_days_dirty(scope)

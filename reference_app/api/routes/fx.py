@@ -16,13 +16,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
-from pixecom_core.errors import InvalidRequestError, NotFoundError
+from pixecom_core.errors import NotFoundError
 from pixecom_core.providers import CurrencyCode
-from pixecom_core.stats.aggregate import mark_all_days_dirty
-from pixecom_core.stats.currency import is_iso_4217
-from pixecom_core.stats.fx_rates import ManualRate, ManualRateChange, ManualRates
+from pixecom_core.stats.fx_rates import (
+    ManualRate,
+    ManualRateChange,
+    ManualRates,
+    change_reporting_currency,
+)
 from pixecom_core.stats.reports import check_range
 from reference_app.api.dependencies import CurrentSeller
 from reference_app.api.errors import error_responses
@@ -181,23 +183,8 @@ async def set_reporting_currency(
     """Every day of the seller's history is recomputed in the new currency (each at its
     own day's rate); until then the overview counts those days as pending. 422
     ``invalid_currency`` for a code not in ISO 4217's list."""
-    if not is_iso_4217(body.reporting_currency):
-        raise InvalidRequestError(
-            f"{body.reporting_currency!r} is not an ISO 4217 currency", code="invalid_currency"
-        )
-    days = 0
     async with seller.scope() as scope:
-        current = await scope.session.scalar(_CURRENT_CURRENCY, {"seller_id": seller.seller_id})
-        if current != body.reporting_currency:
-            await scope.session.execute(
-                _SET_CURRENCY,
-                {"seller_id": seller.seller_id, "currency": body.reporting_currency},
-            )
-            days = await mark_all_days_dirty(scope)
+        days = await change_reporting_currency(scope, body.reporting_currency)
     if days:
         await resources.queue_reaggregation(seller.seller_id)
     return ReportingCurrencyOut(reporting_currency=body.reporting_currency, days_to_recompute=days)
-
-
-_CURRENT_CURRENCY = text("SELECT reporting_currency FROM sellers WHERE id = :seller_id")
-_SET_CURRENCY = text("UPDATE sellers SET reporting_currency = :currency WHERE id = :seller_id")
