@@ -1,17 +1,24 @@
-"""Fixtures: the Meta sandbox served by uvicorn on a free loopback port, and ad networks
-pointed at it over real HTTP with a fake clock that records every sleep."""
+"""Fixtures: the Meta sandbox served by uvicorn on a free loopback port, ad networks
+pointed at it over real HTTP with a fake clock that records every sleep, and a real Redis
+(``REDIS_URL``, else an embedded Valkey) for the shared pacing state."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as redis
 from meta_ads_support import FakeTime, SandboxHandle
 from pixecom_meta_ads.ad_network import MetaAdNetwork
 from pixecom_meta_ads.client import MetaGraphClient, shared_ssl_context
 from pixecom_meta_ads.sandbox import create_sandbox_app
 from pixecom_meta_ads.settings import MetaAdsSettings, MetaSandboxSettings
 
+from pixecom_core.devservers import EmbeddedServers
 from pixecom_core.testing.loopback import serve
 
 # The conformance kit's fixtures and `conformance` marker (pixecom-core[testing]).
@@ -74,3 +81,36 @@ async def make_network(sandbox: SandboxHandle, fake_time: FakeTime) -> AsyncIter
 @pytest.fixture
 async def network(make_network: MakeNetwork) -> MetaAdNetwork:
     return await make_network()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The Redis the shared pacing tests use: ``REDIS_URL`` when set (CI's system lane),
+    else an embedded Valkey started for the run."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        yield configured
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="pixecom-meta-valkey-") as folder,
+        EmbeddedServers(data_dir=Path(folder), ephemeral=True) as servers,
+    ):
+        yield servers.start_valkey()
+
+
+@pytest.fixture
+def redis_key_prefix() -> str:
+    """A deployment key prefix of this test's own, so runs sharing a server never meet."""
+    return f"pixecom-test:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+async def redis_client(redis_url: str, redis_key_prefix: str) -> AsyncIterator[redis.Redis]:
+    """A client to look at (and spoil) what the pacing state stored; this test's keys are
+    deleted afterwards."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    keys = [key async for key in client.scan_iter(match=f"{redis_key_prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()

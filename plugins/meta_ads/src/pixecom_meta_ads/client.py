@@ -75,7 +75,9 @@ from pixecom_meta_ads.pacing import (
     AccountPacer,
     Clock,
     InMemoryPacerState,
+    PacerState,
     RateLimitUsage,
+    RedisPacerState,
     Sleep,
     read_usage_headers,
 )
@@ -307,6 +309,26 @@ class _PoolShard:
         return cls(http=http, in_flight=asyncio.Semaphore(connections))
 
 
+def pacer_state_for(settings: MetaAdsSettings, *, clock: Clock = time.time) -> PacerState:
+    """Where the pacing state of a plugin built inside a deployment lives: Redis, shared by
+    every worker, when ``settings.pacing_redis_url`` names one (``REDIS_URL`` with
+    ``PIXECOM_META_SHARED_PACING`` on, the default); process memory otherwise (a lone
+    process, the plugin's tests, the conformance kit).
+
+    :param settings: the plugin's settings (Redis URL and key prefix, usage memory).
+    :param clock: the pacer's wall clock, for the expiry of blocks in Redis.
+    """
+    url = settings.pacing_redis_url
+    if url is None:
+        return InMemoryPacerState()
+    return RedisPacerState(
+        url,
+        key_prefix=settings.pacing_key_prefix,
+        memory_seconds=settings.usage_memory_seconds,
+        clock=clock,
+    )
+
+
 class MetaGraphClient:
     """A thin async client of the Graph API endpoints the ad network uses.
 
@@ -316,7 +338,10 @@ class MetaGraphClient:
     closes them.
 
     :param settings: where the Graph API is, the version, paging and pacing limits.
-    :param pacer: paces calls per ad account; by default one over process memory.
+    :param pacer: paces calls per ad account; by default one over ``pacer_state``.
+    :param pacer_state: where the default pacer keeps each account's usage and block;
+        process memory when omitted. The plugin's hook passes :func:`pacer_state_for`'s
+        choice (Redis when the deployment has one). :meth:`aclose` closes it.
     :param transport: an httpx transport to use instead of the network (tests).
     :param sleep: how to wait (pacing, retries, report polls); injectable for tests.
     :param clock: wall-clock seconds; injectable for tests.
@@ -327,16 +352,18 @@ class MetaGraphClient:
         settings: MetaAdsSettings,
         *,
         pacer: AccountPacer | None = None,
+        pacer_state: PacerState | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.time,
     ) -> None:
         self.settings = settings
         self.pacer = pacer or AccountPacer(
-            InMemoryPacerState(),
+            pacer_state if pacer_state is not None else InMemoryPacerState(),
             slow_down_at_pct=settings.slow_down_at_pct,
             max_pace_delay_seconds=settings.max_pace_delay_seconds,
             max_inline_wait_seconds=settings.max_inline_wait_seconds,
+            usage_memory_seconds=settings.usage_memory_seconds,
             sleep=sleep,
             clock=clock,
         )
@@ -471,10 +498,11 @@ class MetaGraphClient:
         }
 
     async def aclose(self) -> None:
-        """Close the pooled connections (idempotent)."""
+        """Close the pooled connections, the pacer's included (idempotent)."""
         shards, self._shards, self._shards_loop = self._shards, [], None
         for shard in shards:
             await shard.http.aclose()
+        await self.pacer.aclose()
 
     # -- paging and report runs ----------------------------------------------------------
 

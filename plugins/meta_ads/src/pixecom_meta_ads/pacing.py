@@ -17,8 +17,10 @@ blocked, and before each call either goes ahead, sleeps (proportionally, once us
 ``slow_down_at_pct``; the whole wait when blocked and the wait is short) or raises
 ``ProviderThrottled`` (blocked for longer than a worker should hold a slot).
 
-The state lives behind :class:`PacerState`: :class:`InMemoryPacerState` for one process;
-a Redis-backed implementation of the same two methods lets every worker share it.
+The state lives behind :class:`PacerState`: :class:`InMemoryPacerState` for one process,
+:class:`RedisPacerState` for every worker of a deployment (issue 18 item 4: a block one
+worker was told about holds back the others too, instead of each one finding out by being
+throttled again).
 """
 
 import asyncio
@@ -30,6 +32,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
+
+import redis.asyncio as redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
 
 from pixecom_core.providers import ProviderThrottled
 
@@ -158,10 +164,10 @@ class AccountUsage:
 class PacerState(Protocol):
     """Where an :class:`AccountPacer` keeps each account's :class:`AccountUsage`.
 
-    Two methods, so a shared store (Redis: one hash or JSON value per account, with a TTL
-    of ``usage_memory_seconds``) can replace the in-process one without touching the pacer.
-    A lost write only makes pacing less precise, never wrong: the network still refuses
-    calls over its limit and the client reads the wait from that answer.
+    A few methods, so a shared store (:class:`RedisPacerState`) can replace the in-process
+    one without touching the pacer. A lost write only makes pacing less precise, never
+    wrong: the network still refuses calls over its limit and the client reads the wait
+    from that answer.
     """
 
     async def load(self, account_key: str) -> AccountUsage | None:
@@ -169,7 +175,16 @@ class PacerState(Protocol):
         ...
 
     async def save(self, account_key: str, usage: AccountUsage) -> None:
-        """Replace the state of ``account_key``."""
+        """Store the state of ``account_key``.
+
+        A shared store merges instead of replacing: ``usage`` was computed from an earlier
+        :meth:`load`, and another process may have saved a block in between, which must
+        survive (the later ``blocked_until`` wins).
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections (at shutdown; idempotent)."""
         ...
 
 
@@ -194,6 +209,181 @@ class InMemoryPacerState:
         self._accounts.move_to_end(account_key)
         while len(self._accounts) > self._max_accounts:
             self._accounts.popitem(last=False)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+#: Merges a save into what another process may have stored since our load (issue 18
+#: item 4: a block set by one worker is never lost by another's write). Atomic because a
+#: script runs alone on the server. KEYS[1] the account's hash; ARGV: usage_pct,
+#: observed_at, blocked_until ("" for none), now, memory seconds. The later
+#: ``blocked_until`` wins; the usage with the later ``observed_at`` wins. The key lives for
+#: the usage memory, or until the block ends when that is later. A stored value that is
+#: not a well-formed state (another type, a field missing or not a finite number: what
+#: :meth:`RedisPacerState.load` ignores) is replaced, not merged.
+_MERGE_SAVE: Final = """
+local function finite(text)
+  local number = tonumber(text)
+  if number and number == number and number ~= math.huge and number ~= -math.huge then
+    return number
+  end
+  return nil
+end
+local key = KEYS[1]
+local usage_pct, observed_at, blocked_until = ARGV[1], ARGV[2], ARGV[3]
+local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+local stored = {false, false, false}
+if redis.call('TYPE', key).ok == 'hash' then
+  stored = redis.call('HMGET', key, 'usage_pct', 'observed_at', 'blocked_until')
+end
+local stored_observed, stored_blocked = finite(stored[2]), finite(stored[3])
+if finite(stored[1]) and stored_observed and (stored[3] == '' or stored_blocked) then
+  if stored_observed > tonumber(observed_at) then
+    usage_pct, observed_at = stored[1], stored[2]
+  end
+  if stored_blocked and (blocked_until == '' or stored_blocked > tonumber(blocked_until)) then
+    blocked_until = stored[3]
+  end
+end
+redis.call('DEL', key)
+redis.call('HSET', key, 'usage_pct', usage_pct, 'observed_at', observed_at,
+  'blocked_until', blocked_until)
+local blocked = tonumber(blocked_until)
+if blocked and blocked - now > ttl then
+  ttl = blocked - now
+end
+redis.call('PEXPIRE', key, math.max(1, math.ceil(ttl * 1000)))
+return 1
+"""
+
+
+class RedisPacerState:
+    """A :class:`PacerState` in Redis, shared by every process that uses the same server
+    and prefix: one hash per account, ``{key_prefix}{account_key}``, with the fields
+    ``usage_pct``, ``observed_at`` and ``blocked_until`` (epoch seconds; empty when not
+    blocked).
+
+    :meth:`save` merges in one server-side script (see ``_MERGE_SAVE``), so two workers
+    saving at once never lose a block: the later ``blocked_until`` wins. Keys expire after
+    ``memory_seconds`` (the pacer's usage memory), or when their block ends if that is
+    later, so an account nobody calls any more leaves nothing behind.
+
+    Redis being unreachable or a value being malformed never fails a call: it is logged
+    and the account is treated as unknown (not slowed down), as with the in-memory state
+    after a restart; Meta still refuses calls over its limit, and that answer names the
+    wait.
+
+    One connection pool per event loop (a pool's connections belong to the loop that
+    opened them), built on first use; :meth:`aclose` closes it.
+
+    :param url: the Redis server, ``redis://[:password@]host:port/db``.
+    :param key_prefix: put before every account key (``pixecom:meta:pacing:``).
+    :param memory_seconds: how long an account's state is kept after its last save.
+    :param clock: wall-clock seconds, for the expiry of a block (the pacer's clock).
+    :param connect_timeout_seconds: limit on connecting and on each command, so a Redis
+        that hangs delays a call this long at most.
+    :param client_name: how its connections appear in ``CLIENT LIST``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str,
+        memory_seconds: float,
+        clock: Clock = time.time,
+        connect_timeout_seconds: float = 2.0,
+        client_name: str = "pixecom-meta-pacing",
+    ) -> None:
+        if memory_seconds <= 0:
+            raise ValueError(f"memory_seconds must be positive, not {memory_seconds}")
+        self._url = url
+        self._key_prefix = key_prefix
+        self._memory_seconds = memory_seconds
+        self._clock = clock
+        self._timeout_seconds = connect_timeout_seconds
+        self._client_name = client_name
+        # this loop's client and the merge script registered on it
+        self._connection: tuple[redis.Redis, AsyncScript] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def key(self, account_key: str) -> str:
+        """The Redis key of ``account_key``'s state."""
+        return f"{self._key_prefix}{account_key}"
+
+    async def load(self, account_key: str) -> AccountUsage | None:
+        """The state last saved for ``account_key``, or ``None`` (also when Redis cannot
+        be reached or the value is malformed)."""
+        key = self.key(account_key)
+        try:
+            client, _ = self._connect()
+            fields = await client.hmget(key, ["usage_pct", "observed_at", "blocked_until"])
+        except RedisError as exc:
+            _log.warning("meta pacing: cannot read %s from Redis (%s); not pacing", key, exc)
+            return None
+        raw_usage, raw_observed, raw_blocked = fields
+        if raw_usage is None and raw_observed is None and raw_blocked is None:
+            return None
+        usage_pct, observed_at = _stored_number(raw_usage), _stored_number(raw_observed)
+        blocked_until = _stored_number(raw_blocked)
+        if usage_pct is None or observed_at is None or (raw_blocked and blocked_until is None):
+            _log.warning("meta pacing: ignoring the malformed state in %s", key)
+            return None
+        return AccountUsage(
+            usage_pct=usage_pct, observed_at=observed_at, blocked_until=blocked_until
+        )
+
+    async def save(self, account_key: str, usage: AccountUsage) -> None:
+        """Merge ``usage`` into the stored state (the later block and the later usage win)."""
+        key = self.key(account_key)
+        blocked_until = "" if usage.blocked_until is None else repr(usage.blocked_until)
+        arguments = (
+            repr(usage.usage_pct),
+            repr(usage.observed_at),
+            blocked_until,
+            repr(self._clock()),
+            repr(self._memory_seconds),
+        )
+        try:
+            _, merge_save = self._connect()
+            await merge_save(keys=[key], args=arguments)
+        except RedisError as exc:
+            _log.warning("meta pacing: cannot save %s to Redis (%s)", key, exc)
+
+    async def aclose(self) -> None:
+        """Close this loop's connection pool (idempotent)."""
+        connection, self._connection, self._loop = self._connection, None, None
+        if connection is not None:
+            await connection[0].aclose()
+
+    def _connect(self) -> tuple[redis.Redis, AsyncScript]:
+        loop = asyncio.get_running_loop()
+        if self._connection is None or self._loop is not loop:
+            # a pool bound to another (possibly closed) loop can be neither reused nor closed
+            # from this one; it is left to be collected
+            client = redis.Redis.from_url(
+                self._url,
+                decode_responses=True,
+                socket_connect_timeout=self._timeout_seconds,
+                socket_timeout=self._timeout_seconds,
+                client_name=self._client_name,
+            )
+            # EVALSHA, falling back to EVAL (which loads it) when the server lacks the script
+            self._connection = (client, client.register_script(_MERGE_SAVE))
+            self._loop = loop
+        return self._connection
+
+
+def _stored_number(value: bytes | str | None) -> float | None:
+    """A number saved by :class:`RedisPacerState`, or ``None`` if absent or malformed."""
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 class AccountPacer:
@@ -304,6 +494,10 @@ class AccountPacer:
             AccountUsage(usage_pct=usage_pct, observed_at=now, blocked_until=blocked_until),
         )
         return usage.regain_access_seconds
+
+    async def aclose(self) -> None:
+        """Release the state's connections (at shutdown; idempotent)."""
+        await self._state.aclose()
 
     async def block(self, account_key: str, seconds: float) -> None:
         """Hold back every call for the account for ``seconds`` (a throttling error without

@@ -11,6 +11,7 @@ from pixecom_core.providers import (
     SimulatedConditions,
 )
 from pixecom_meta_ads.ad_network import MetaAdNetwork
+from pixecom_meta_ads.client import MetaGraphClient, pacer_state_for
 from pixecom_meta_ads.settings import SANDBOX_ENV_PREFIX, MetaAdsSettings
 
 
@@ -19,9 +20,14 @@ def pixecom_register_ad_networks() -> list[AdNetwork]:
     """Offer the ``meta`` ad network, configured from ``PIXECOM_META_*``.
 
     Nothing needs to be set: every setting has a default and each seller's token comes with
-    the call. Set ``PIXECOM_META_GRAPH_BASE`` to the sandbox's URL in dev mode.
+    the call. Set ``PIXECOM_META_GRAPH_BASE`` to the sandbox's URL in dev mode. With the
+    deployment's ``REDIS_URL`` set, every process paces each ad account from one state in
+    Redis (:func:`~pixecom_meta_ads.client.pacer_state_for`); without it, from its own
+    memory. The network's ``aclose`` closes that connection pool with the HTTP ones.
     """
-    return [MetaAdNetwork(MetaAdsSettings())]
+    settings = MetaAdsSettings()
+    client = MetaGraphClient(settings, pacer_state=pacer_state_for(settings))
+    return [MetaAdNetwork(settings, client=client)]
 
 
 def _create_sandbox_app() -> ASGIApp:

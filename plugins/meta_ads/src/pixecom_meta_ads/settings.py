@@ -3,11 +3,15 @@
 Every field has a default, so building the settings (and registering the plugin) never fails
 on a machine where nothing is configured: the seller's token comes with every call, not from
 the environment. Point ``PIXECOM_META_GRAPH_BASE`` at the sandbox in dev mode and tests.
+
+Two settings are the deployment's, not the plugin's, and keep core's variable names:
+``REDIS_URL`` and ``PIXECOM_REDIS_KEY_PREFIX`` (core's ``Settings.redis_url`` and
+``redis_key_prefix``), where the plugin keeps the pacing state every worker shares.
 """
 
 from typing import Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pixecom_core.providers.settings_fields import validate_http_base_url
@@ -20,6 +24,8 @@ DIALOG_BASE: Final = "https://www.facebook.com"
 #: meta-pixel/get-started, "Base Code").
 PIXEL_SCRIPT_URL: Final = "https://connect.facebook.net/en_US/fbevents.js"
 SANDBOX_ENV_PREFIX: Final = "PIXECOM_META_SANDBOX_"
+#: After the deployment's Redis key prefix: ``pixecom:meta:pacing:<account number>``.
+PACING_KEY_STEM: Final = "meta:pacing:"
 
 
 class MetaAdsSettings(SettingsWithSecretFiles):
@@ -73,9 +79,22 @@ class MetaAdsSettings(SettingsWithSecretFiles):
     :param pixel_script_url: the pixel library sellpages load (``fbevents.js``); the
         sandbox's stand-in (``<sandbox>/en_US/fbevents.js``) in dev mode and tests, so no
         page loads a script from Meta there.
+    :param usage_memory_seconds: a usage percentage older than this no longer slows calls
+        down; also how long an account's shared pacing state stays in Redis after its last
+        update (longer while a block lasts).
+    :param shared_pacing: keep the pacing state in Redis, so a block one worker was told
+        about holds back every worker, when ``redis_url`` is set (issue 18 item 4). Off, or
+        without a Redis URL, each process paces from its own memory.
+    :param redis_url: the deployment's Redis (``REDIS_URL`` or ``PIXECOM_REDIS_URL``, the
+        variables core reads; ``REDIS_URL_FILE`` too); unset: pacing stays in memory.
+    :param redis_key_prefix: the deployment's prefix of every Redis key
+        (``PIXECOM_REDIS_KEY_PREFIX``, as core's); pacing keys are
+        ``{prefix}meta:pacing:{account number}``.
     """
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=None, extra="ignore", populate_by_name=True
+    )
 
     graph_base: str = GRAPH_BASE
     api_version: str = Field(default="v25.0", pattern=r"^v\d+\.\d+$")
@@ -99,6 +118,28 @@ class MetaAdsSettings(SettingsWithSecretFiles):
     dialog_base: str = DIALOG_BASE
     login_config_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
     pixel_script_url: str = PIXEL_SCRIPT_URL
+    usage_memory_seconds: float = Field(default=300.0, gt=0)
+    shared_pacing: bool = True
+    redis_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "PIXECOM_REDIS_URL")
+    )
+    redis_key_prefix: str = Field(
+        default="pixecom:",
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        validation_alias=AliasChoices("PIXECOM_REDIS_KEY_PREFIX"),
+    )
+
+    @property
+    def pacing_redis_url(self) -> str | None:
+        """The Redis the pacing state is shared through, or ``None`` for process memory."""
+        if not self.shared_pacing or self.redis_url is None:
+            return None
+        return self.redis_url.get_secret_value() or None
+
+    @property
+    def pacing_key_prefix(self) -> str:
+        """What every pacing key in Redis starts with."""
+        return f"{self.redis_key_prefix}{PACING_KEY_STEM}"
 
     @field_validator("graph_base")
     @classmethod
