@@ -120,13 +120,18 @@ def dev(
 @app.command()
 def worker(
     queue: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
-            help="Queue to consume: payments, tracking, stats-high, stats-medium, stats-low,"
-            " backfill."
+            help="Queue to consume, as NAME or NAME:N (N tasks of it at once); repeat it, or"
+            " separate with commas, to consume several queues in this one process. Queues:"
+            " payments, tracking, stats-high, stats-medium, stats-low, backfill."
+            " [default: payments]",
+            show_default=False,
         ),
-    ] = "payments",
-    max_tasks: Annotated[int, typer.Option(help="Tasks run at once in this process.")] = 50,
+    ] = None,
+    max_tasks: Annotated[
+        int, typer.Option(min=1, help="Tasks run at once from a queue named without :N.")
+    ] = 50,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -137,26 +142,25 @@ def worker(
         ),
     ] = None,
 ) -> None:
-    """Run a worker: consume one queue until Ctrl-C or SIGTERM.
+    """Run a worker: consume one queue, or several, until Ctrl-C or SIGTERM.
 
     Tasks are acknowledged only after they ran, so a worker that dies mid-task leaves its
     messages to be delivered again (to another worker, after
-    PIXECOM_WORKER_REDELIVERY_AFTER_SECONDS). Start one process per queue and scale by
-    starting more.
+    PIXECOM_WORKER_REDELIVERY_AFTER_SECONDS). Either start one process per queue and
+    scale by starting more, or, on a small machine, one process for every queue, each
+    bounded by its own N: pixecom worker --queue payments:50 --queue tracking:10
+    --queue stats-high:20 --queue stats-medium:20 --queue stats-low:20 --queue backfill:5
     """
-    settings = Settings()
-    from reference_app.worker.broker import Queue
-    from reference_app.worker.run import run_worker
+    from reference_app.worker.run import QueueSpecError, parse_queue_specs, run_worker
 
     try:
-        chosen = Queue(queue)
-    except ValueError:
-        raise typer.BadParameter(
-            f"unknown queue {queue!r}; choose from {', '.join(q.value for q in Queue)}"
-        ) from None
+        chosen = parse_queue_specs(queue or ["payments"], default_max_tasks=max_tasks)
+    except QueueSpecError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--queue'") from None
+    settings = Settings()
     if metrics_port is not None:
         settings = settings.model_copy(update={"worker_metrics_port": metrics_port})
-    run_worker(settings, chosen, max_tasks=max_tasks)
+    run_worker(settings, chosen)
 
 
 @app.command()

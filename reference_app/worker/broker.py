@@ -16,8 +16,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator
-from contextlib import AsyncExitStack, suppress
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -227,7 +227,8 @@ class WorkerResources:
 
     services: Services
     sync_jobs: SyncJobs
-    #: The broker this worker consumes from, for tasks that queue others.
+    #: The broker tasks queue others through (the payments queue's in a process that
+    #: consumes several queues; kicks to other queues name theirs).
     broker: AsyncBroker
     sweeper: asyncio.Task[None] | None = None
     #: History backfills (the ``backfill`` queue's task).
@@ -393,6 +394,7 @@ def build_broker(
     queue: Queue = Queue.PAYMENTS,
     *,
     registry: ProviderRegistry | None = None,
+    own_resources: bool = True,
 ) -> AsyncBroker:
     """A broker for ``queue`` with every PixEcom task registered.
 
@@ -401,6 +403,9 @@ def build_broker(
 
     :param registry: the providers tasks dispatch to; built from the installed plugins
         (``PIXECOM_LOAD_PLUGINS``, ``PIXECOM_PLUGIN_MODULES``) when not given.
+    :param own_resources: ``False`` for a broker that is one of several in a worker
+        process: its startup opens nothing, and the process puts the resources it opened
+        once (:func:`open_worker_resources`) on every broker (:func:`share_resources`).
     """
     redis_url = require_redis_url(settings)
     # Stats syncs run for seconds to minutes: a worker takes one message per read, so
@@ -432,27 +437,78 @@ def build_broker(
     broker.register_task(refresh_revenue, task_name=REFRESH_REVENUE)
     broker.register_task(send_conversions, task_name=SEND_CONVERSIONS)
 
-    async def on_worker_startup(state: TaskiqState) -> None:
-        providers = registry or ProviderRegistry(create_plugin_manager())
+    if own_resources:
 
-        async def refresh_revenue_soon(seller_ids: set[uuid.UUID]) -> None:
-            await queue_revenue_refreshes(state.pixecom, seller_ids)
-            # After the commit that may have made orders PAID: their conversion events.
-            for seller_id in seller_ids:
-                await kick_send_conversions(broker, seller_id)
-
-        exits = AsyncExitStack()
-        services = await exits.enter_async_context(
-            open_services(
-                # Issue 13 item 6: the configured tracker, else the only installed one.
-                settings.with_chosen_providers(providers),
-                providers,
-                application_name=f"pixecom-worker-{queue}",
-                redis_socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                redis_retry=command_retry(),
-                on_recorded=refresh_revenue_soon,
+        async def on_worker_startup(state: TaskiqState) -> None:
+            exits = AsyncExitStack()
+            resources = await exits.enter_async_context(
+                open_worker_resources(
+                    settings,
+                    broker,
+                    registry=registry,
+                    application_name=f"pixecom-worker-{queue}",
+                    sweep_inbox=queue is Queue.PAYMENTS,
+                )
             )
-        )
+            share_resources(broker, resources)
+            state.pixecom_exits = exits
+
+        async def on_worker_shutdown(state: TaskiqState) -> None:
+            exits: AsyncExitStack | None = getattr(state, "pixecom_exits", None)
+            if exits is not None:
+                await exits.aclose()
+
+        broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, on_worker_startup)
+        broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, on_worker_shutdown)
+    # Issue 7: the slow-query watch, queued by the scheduler (imported here: that module
+    # needs this one's queue names).
+    from reference_app.worker.metrics import register_observability_tasks
+
+    register_observability_tasks(broker, settings)
+    return broker
+
+
+@asynccontextmanager
+async def open_worker_resources(
+    settings: Settings,
+    broker: AsyncBroker,
+    *,
+    registry: ProviderRegistry | None = None,
+    application_name: str,
+    sweep_inbox: bool,
+) -> AsyncIterator[WorkerResources]:
+    """Open what a worker process's tasks use — one engine, one Redis pool, one set of
+    services, however many queues the process consumes — and close it when the block ends.
+
+    :param broker: the broker tasks queue follow-up work through (revenue refreshes,
+        conversions, deliveries the sweep finds): the payments queue's when the process
+        consumes it; kicks name their queue, or go to this broker's own.
+    :param registry: the providers tasks dispatch to; built from the installed plugins
+        when not given.
+    :param application_name: labels the process's PostgreSQL connections.
+    :param sweep_inbox: run the inbox sweep (:func:`_sweep_inbox`) while open: the
+        process that consumes the payments queue does.
+    """
+    providers = registry or ProviderRegistry(create_plugin_manager())
+    resources: WorkerResources | None = None
+
+    async def refresh_revenue_soon(seller_ids: set[uuid.UUID]) -> None:
+        if resources is None:  # cannot happen: no task runs before the block is entered
+            raise RuntimeError("payment facts recorded before the worker's resources opened")
+        await queue_revenue_refreshes(resources, seller_ids)
+        # After the commit that may have made orders PAID: their conversion events.
+        for seller_id in seller_ids:
+            await kick_send_conversions(broker, seller_id)
+
+    async with open_services(
+        # Issue 13 item 6: the configured tracker, else the only installed one.
+        settings.with_chosen_providers(providers),
+        providers,
+        application_name=application_name,
+        redis_socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        redis_retry=command_retry(),
+        on_recorded=refresh_revenue_soon,
+    ) as services:
         stats_sync = StatsSync(
             services.sessions,
             services.settings,
@@ -468,30 +524,22 @@ def build_broker(
                 stats_sync, services.sessions, services.settings, services.redis
             ),
         )
-        if queue is Queue.PAYMENTS:
+        if sweep_inbox:
             resources.sweeper = asyncio.create_task(_sweep_inbox(resources))
-        state.pixecom = resources
-        state.pixecom_engine = services.engine
-        state.pixecom_exits = exits
+        try:
+            yield resources
+        finally:
+            if resources.sweeper is not None:
+                resources.sweeper.cancel()
+                with suppress(asyncio.CancelledError):
+                    await resources.sweeper
 
-    async def on_worker_shutdown(state: TaskiqState) -> None:
-        resources: WorkerResources | None = getattr(state, "pixecom", None)
-        if resources is not None and resources.sweeper is not None:
-            resources.sweeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await resources.sweeper
-        exits: AsyncExitStack | None = getattr(state, "pixecom_exits", None)
-        if exits is not None:
-            await exits.aclose()
 
-    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, on_worker_startup)
-    broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, on_worker_shutdown)
-    # Issue 7: the slow-query watch, queued by the scheduler (imported here: that module
-    # needs this one's queue names).
-    from reference_app.worker.metrics import register_observability_tasks
-
-    register_observability_tasks(broker, settings)
-    return broker
+def share_resources(broker: AsyncBroker, resources: WorkerResources) -> None:
+    """Let ``broker``'s tasks use ``resources`` (``state.pixecom``, and the engine the
+    slow-query watch reads as ``state.pixecom_engine``)."""
+    broker.state.pixecom = resources
+    broker.state.pixecom_engine = resources.services.engine
 
 
 class TaskNotRegisteredError(LookupError):
@@ -667,12 +715,14 @@ __all__ = [
     "kick_send_conversions",
     "kick_sync",
     "kick_tracking_refresh",
+    "open_worker_resources",
     "process_webhook",
     "queue_revenue_refreshes",
     "refresh_revenue",
     "refresh_tracking",
     "send_conversions",
     "registered_task",
+    "share_resources",
     "sync_seller",
     "worker_resources",
     "stream_name",

@@ -53,9 +53,9 @@ WATCH_SLOW_QUERIES = "pixecom.watch_slow_queries"
 
 @dataclass
 class WorkerMetrics:
-    """One worker process's registry and metrics."""
+    """One worker process's registry and metrics, for every queue it consumes (task
+    metrics carry the queue as a label)."""
 
-    queue: str
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     tasks: TaskMetrics = field(init=False)
     sync_lag: SyncLagGauges = field(init=False)
@@ -63,6 +63,8 @@ class WorkerMetrics:
     slow_queries: SlowQueryGauges = field(init=False)
     ready: Gauge = field(init=False)
     source_up: Gauge = field(init=False)
+    concurrency: Gauge = field(init=False)
+    running: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
         self.tasks = TaskMetrics(self.registry)
@@ -80,14 +82,31 @@ class WorkerMetrics:
             ["source"],
             registry=self.registry,
         )
+        self.concurrency = Gauge(
+            "pixecom_worker_queue_concurrency",
+            "Tasks of the queue this process runs at once at most (--queue NAME:N).",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.running = Gauge(
+            "pixecom_worker_queue_running_tasks",
+            "Tasks of the queue running in this process now.",
+            ["queue"],
+            registry=self.registry,
+        )
 
 
 class TaskObservabilityMiddleware(TaskiqMiddleware):
-    """Log context and metrics around every task this worker runs."""
+    """Log context and metrics around every task one queue's broker runs in this worker.
 
-    def __init__(self, metrics: WorkerMetrics) -> None:
+    :param queue: the label of the broker's queue (one middleware per broker, all
+        recording into the process's one :class:`WorkerMetrics`).
+    """
+
+    def __init__(self, metrics: WorkerMetrics, queue: str) -> None:
         super().__init__()
         self.metrics = metrics
+        self.queue = queue
         self._started: dict[str, float] = {}
 
     def _seller_id(self, message: TaskiqMessage) -> str | None:
@@ -109,22 +128,23 @@ class TaskObservabilityMiddleware(TaskiqMiddleware):
         context: dict[str, Any] = {
             "task_name": message.task_name,
             "task_id": message.task_id,
-            "queue": self.metrics.queue,
+            "queue": self.queue,
         }
         seller_id = self._seller_id(message)
         if seller_id is not None:
             context["seller_id"] = seller_id
         bind_log_context(**context)
         self._started[message.task_id] = time.perf_counter()
+        self.metrics.running.labels(self.queue).inc()
         return message
 
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         """Record how long the task ran and whether it raised; log one line about it."""
         started = self._started.pop(message.task_id, None)
         seconds = time.perf_counter() - started if started is not None else result.execution_time
-        self.metrics.tasks.observe(
-            self.metrics.queue, message.task_name, seconds, failed=result.is_err
-        )
+        if started is not None:
+            self.metrics.running.labels(self.queue).dec()
+        self.metrics.tasks.observe(self.queue, message.task_name, seconds, failed=result.is_err)
         _log.log(
             logging.WARNING if result.is_err else logging.INFO,
             "task finished",
@@ -146,11 +166,16 @@ async def _check_ready(engine: AsyncEngine, client: redis.Redis) -> dict[str, An
 
 @dataclass
 class WorkerProbeTargets:
-    """What the worker's HTTP endpoint reads: set once the broker has started."""
+    """What the worker's HTTP endpoint reads: set once the brokers have started.
+
+    :param queues: the queues this process consumes and how many tasks of each it runs
+        at once; ``/readyz`` lists them.
+    """
 
     metrics: WorkerMetrics
     engine: AsyncEngine
     redis: redis.Redis
+    queues: dict[str, int] = field(default_factory=dict)
 
 
 async def serve_worker_metrics(targets: WorkerProbeTargets, host: str, port: int) -> web.AppRunner:
@@ -181,6 +206,7 @@ async def serve_worker_metrics(targets: WorkerProbeTargets, host: str, port: int
         report = await _check_ready(targets.engine, targets.redis)
         ready = report["status"] == "ready"
         targets.metrics.ready.set(1 if ready else 0)
+        report["queues"] = targets.queues
         return web.json_response(report, status=200 if ready else 503)
 
     app = web.Application()
