@@ -8,6 +8,7 @@ A real Redis (``REDIS_URL``, else an embedded Valkey); each test under its own k
 import asyncio
 import logging
 import socket
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
@@ -229,7 +230,8 @@ async def test_a_malformed_hash_is_ignored_then_replaced(
     fields: dict[str, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    await redis_client.hset(state.key("1002"), mapping=fields)
+    for name, value in fields.items():
+        await redis_client.hset(state.key("1002"), name, value)
 
     with caplog.at_level(logging.WARNING, logger="pixecom_meta_ads.pacing"):
         assert await state.load("1002") is None
@@ -324,7 +326,7 @@ def test_the_deployments_redis_shares_the_pacing_state(redis_key_prefix: str) ->
     [{"redis_url": None}, {"redis_url": "redis://127.0.0.1:6379/0", "shared_pacing": False}],
 )
 def test_without_redis_or_with_sharing_off_each_process_paces_alone(
-    overrides: dict[str, object],
+    overrides: dict[str, Any],
 ) -> None:
     assert isinstance(pacer_state_for(MetaAdsSettings(**overrides)), InMemoryPacerState)
 
