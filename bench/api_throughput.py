@@ -71,11 +71,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import reference_app  # noqa: E402
+from pixecom_core.plugins import ProviderRegistry, create_plugin_manager  # noqa: E402
 from pixecom_core.settings import Settings  # noqa: E402
 from pixecom_core.testing.databases import provision_test_database, test_servers  # noqa: E402
 from reference_app.database import maintain_partitions  # noqa: E402
-from reference_app.simulate.datagen import generate  # noqa: E402
-from reference_app.simulate.deployment import process_environment  # noqa: E402
+from reference_app.simulate.datagen import CURRENCY, GeneratedData, generate  # noqa: E402
+from reference_app.simulate.deployment import (  # noqa: E402
+    find_simulation_sandboxes,
+    process_environment,
+)
 from reference_app.simulate.load import percentiles  # noqa: E402
 from reference_app.simulate.scenarios import Scenario  # noqa: E402
 
@@ -246,6 +250,22 @@ def log_in(base_url: str, email: str, password: str) -> str:
     answer.raise_for_status()
     token: str = answer.json()["access_token"]
     return token
+
+
+def generate_bench_data(owner_dsn: str, settings: Settings) -> GeneratedData:
+    """The bench's seller, through the simulation's generator, with the installed
+    sandboxes' ad network and gateway (the accounts are never synced here)."""
+    sandboxes = find_simulation_sandboxes(ProviderRegistry(create_plugin_manager()))
+    accounts = sandboxes.ad_network.simulation_accounts
+    assert accounts is not None  # find_simulation_sandboxes only picks one that has them
+    return generate(
+        owner_dsn,
+        settings,
+        BENCH_SCENARIO,
+        ad_network=sandboxes.ad_network.provider,
+        ad_accounts=accounts(BENCH_SCENARIO.sellers, CURRENCY),
+        gateway=sandboxes.payment_gateway.provider,
+    )
 
 
 def request_classes(slug: str, token: str) -> list[RequestClass]:
@@ -551,7 +571,7 @@ def run(args: Options) -> int:
             update={"redis_key_prefix": f"pixecom-bench:{os.getpid()}:{time.time_ns()}:"}
         )
         maintain_partitions(settings)
-        data = generate(db.owner_dsn, settings, BENCH_SCENARIO)
+        data = generate_bench_data(db.owner_dsn, settings)
         with api_process(settings, Path(tmp)) as (base_url, api_pid), ExitStack() as stack:
             # The driver's processes start (and import) once, before the first measurement.
             pool = (
