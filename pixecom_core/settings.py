@@ -337,6 +337,10 @@ class Settings(SettingsWithSecretFiles):
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     #: How long a CDN or browser may hold a public sellpage (SCALE-6).
     public_cache_seconds: int = Field(default=60, ge=0)
+    #: How long a seller's cached dashboard read (stats, orders) may live in Redis. Writes
+    #: make it stale at once (pixecom_core.dashboard_cache); this bounds memory, and what a
+    #: read replica's lag or a lost invalidation could show. 0 turns the cache off.
+    dashboard_cache_seconds: int = Field(default=300, ge=0, le=86_400)
     #: Client IPs are taken from X-Forwarded-For only when the peer is one of these.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     #: Requests one API process serves at once before it sheds the rest with 503 and

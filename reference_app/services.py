@@ -19,6 +19,7 @@ from redis.asyncio.retry import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pixecom_core.conversions import ConversionSender
+from pixecom_core.dashboard_cache import DashboardCache
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.ledger import Ledger, WebhookInbox
 from pixecom_core.orders.refunds import RefundService
@@ -60,6 +61,9 @@ class Services:
     payment_connections: PaymentConnections
     #: Sends the conversion events the ledger queued (issue 17).
     conversions: ConversionSender
+    #: Sellers' cached dashboard reads; every session of ``sessions`` invalidates them
+    #: after a commit that changed them (issue 18).
+    dashboards: DashboardCache
 
 
 @asynccontextmanager
@@ -92,8 +96,10 @@ async def open_services(
     )
     if redis_retry is not None:
         client.set_retry(redis_retry)
+    dashboards = DashboardCache(client, settings)
     try:
         sessions = create_sessionmaker(engine)
+        dashboards.watch(sessions)
         ledger = Ledger(sessions, settings, providers.plugin_manager)
         breakers = ProviderBreakers(settings)
         connections = PaymentConnections.for_settings(sessions, settings, providers)
@@ -121,7 +127,10 @@ async def open_services(
             conversions=ConversionSender(
                 sessions, settings, providers, SecretBox(settings.token_encryption_keys)
             ),
+            dashboards=dashboards,
         )
     finally:
+        # Invalidations started by the last commits reach Redis before it closes.
+        await dashboards.settle()
         await client.aclose()
         await engine.dispose()

@@ -11,6 +11,7 @@ import uuid
 
 from pixecom_core.campaigns.repositories import AdRepository, AdsetRepository, CampaignRepository
 from pixecom_core.catalog.repositories import SellpageRepository
+from pixecom_core.dashboard_cache import dashboard_changed_on_commit
 from pixecom_core.errors import InvalidRequestError, NotFoundError
 from pixecom_core.models.ads import Ad, AdEntityStatus, Adset, Campaign
 from pixecom_core.models.base import utcnow
@@ -94,6 +95,8 @@ class CampaignService:
                 campaign.updated_at = utcnow()
                 await scope.session.flush()
                 await mark_campaign_days_dirty(scope, campaign.id)
+                # Issue 18: the link moves spend between the seller's cached stats lines.
+                dashboard_changed_on_commit(scope)
             return campaign
 
     # -- ad sets ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from pixecom_core.dashboard_cache import dashboard_changed_on_commit
 from pixecom_core.models.orders import OrderEventType, OrderStatus
 from pixecom_core.providers import OrderStatusChange
 from pixecom_core.tenancy import SellerScope
@@ -59,6 +60,9 @@ async def record_order_event(
     :param payload: what the row says, as JSON (values ``json`` cannot encode are written
         as their ``str``).
     """
+    # Issue 18: every change of an order is on its timeline; the seller's cached orders
+    # list and stats are stale once it commits.
+    dashboard_changed_on_commit(scope)
     created_at: datetime = (
         await scope.session.execute(
             _INSERT_ORDER_EVENT,

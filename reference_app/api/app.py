@@ -24,6 +24,7 @@ from pixecom_core.security.rate_limits import LoginGuard, RateLimiter
 from pixecom_core.settings import Settings
 from reference_app.api import health
 from reference_app.api.body_limit import BodyLimitMiddleware, route_body_limits
+from reference_app.api.dashboard_reads import DashboardWriteMiddleware
 from reference_app.api.errors import install_error_handlers
 from reference_app.api.observability import install_observability
 from reference_app.api.openapi import install_openapi
@@ -113,6 +114,7 @@ def create_app(
                 ad_connections=AdConnections.for_settings(services.sessions, settings, registry),
                 refunds=services.refunds,
                 payment_connections=services.payment_connections,
+                dashboards=services.dashboards,
                 replica_sessions=create_sessionmaker(replica) if replica is not None else None,
             )
             observability.attach(services.engine, services.redis, services.breakers)
@@ -138,6 +140,9 @@ def create_app(
     # The seller dashboard (SELLER-1: real numbers, not fake data): static files that
     # read the API above with the seller's own login.
     mount_dashboard(app)
+    # Issue 18: a successful write makes the acting seller's cached dashboard reads stale
+    # before it answers. Added first, so it runs innermost, nearest the routes.
+    app.add_middleware(DashboardWriteMiddleware)
     # SEC-3: bodies are limited before anything buffers them; routes
     # declare other limits with `openapi_extra=body_limit(...)` (see body_limit.py).
     app.add_middleware(

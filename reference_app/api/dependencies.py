@@ -30,6 +30,10 @@ _bearer = HTTPBearer(auto_error=False, description="Access token from POST /auth
 
 #: Longest cursor accepted; ours are far shorter, anything longer is not one of ours.
 MAX_CURSOR_LENGTH = 512
+#: The request state entry naming the seller a request acts as: after a successful write,
+#: :class:`reference_app.api.dashboard_reads.DashboardWriteMiddleware` makes that seller's
+#: cached dashboard reads stale.
+ACTING_SELLER_STATE = "acting_seller_id"
 
 
 async def client_ip(request: Request, resources: ResourcesDep) -> str:
@@ -54,6 +58,7 @@ ClientIP = Annotated[str, Depends(client_ip)]
 
 
 async def access_claims(
+    request: Request,
     resources: ResourcesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> AccessClaims:
@@ -61,6 +66,7 @@ async def access_claims(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("missing bearer access token", code="unauthenticated")
     claims = await resources.accounts.authenticate(credentials.credentials)
+    setattr(request.state, ACTING_SELLER_STATE, claims.seller_id)
     # Issue 7: every log line of this request from here on names the seller.
     bind_log_context(seller_id=str(claims.seller_id))
     await resources.limiter.hit(

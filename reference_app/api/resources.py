@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pixecom_core.accounts import AccountService
 from pixecom_core.ad_accounts.connections import AdConnections
 from pixecom_core.assets import AssetRegistry
+from pixecom_core.dashboard_cache import DashboardCache
 from pixecom_core.ledger import WebhookInbox
 from pixecom_core.orders.refunds import RefundService
 from pixecom_core.payments.connections import PaymentConnections
@@ -58,6 +59,8 @@ class AppResources:
     refunds: RefundService
     #: Sellers' own gateway accounts (``/payments/connections``).
     payment_connections: PaymentConnections
+    #: Sellers' cached dashboard reads (issue 18; :mod:`reference_app.api.dashboard_reads`).
+    dashboards: DashboardCache
     #: Sessions on the read replica (``read_database_url``), or ``None`` without one.
     replica_sessions: async_sessionmaker[AsyncSession] | None = None
 

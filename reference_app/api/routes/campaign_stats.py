@@ -6,10 +6,12 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from pixecom_core.stats.campaign_days import CampaignDay, CampaignDayReports, CampaignFigures
+from pixecom_core.tenancy import SellerContext
+from reference_app.api.dashboard_reads import DashboardReads
 from reference_app.api.dependencies import CurrentSeller
 from reference_app.api.errors import error_responses
 from reference_app.api.schemas import IsoDate
@@ -66,11 +68,21 @@ class CampaignDaysOut(BaseModel):
 async def campaign_days(
     campaign_id: uuid.UUID,
     seller: CurrentSeller,
+    reads: DashboardReads,
     since: Annotated[IsoDate, Query(description="First day, inclusive (YYYY-MM-DD).")],
     until: Annotated[IsoDate, Query(description="Last day, inclusive (YYYY-MM-DD).")],
-) -> CampaignDaysOut:
+) -> Response:
     """Days of the range on which the campaign has figures; 404 for a campaign that is
     not the seller's, 422 for an empty, reversed or too long range."""
+    query = {"campaign_id": campaign_id, "since": since, "until": until}
+    return await reads.answer(
+        "stats/campaign-days", query, lambda: _campaign_days(seller, campaign_id, since, until)
+    )
+
+
+async def _campaign_days(
+    seller: SellerContext, campaign_id: uuid.UUID, since: date, until: date
+) -> CampaignDaysOut:
     report = await CampaignDayReports(seller).days(campaign_id, since, until)
     return CampaignDaysOut(
         campaign_id=report.campaign_id,

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixecom_core.models.orders import Order, OrderEvent, OrderEventType, OrderStatus
@@ -26,6 +26,7 @@ from pixecom_core.orders.refunds import (
 )
 from pixecom_core.orders.services import OrderDetail, OrderMoney
 from pixecom_core.providers.values import MAX_AMOUNT_MINOR
+from reference_app.api.dashboard_reads import DashboardReads
 from reference_app.api.dependencies import CurrentSeller, Paging
 from reference_app.api.errors import error_responses
 from reference_app.api.resources import ResourcesDep
@@ -186,6 +187,7 @@ class OrderEventOut(BaseModel):
 )
 async def list_orders(
     seller: CurrentSeller,
+    reads: DashboardReads,
     paging: Paging,
     status: Annotated[
         list[OrderStatus] | None,
@@ -202,17 +204,29 @@ async def list_orders(
     sellpage_id: Annotated[
         uuid.UUID | None, Query(description="Only orders attributed to this sellpage.")
     ] = None,
-) -> PageOut[OrderOut]:
+) -> Response:
     """The seller's orders, newest first. 422 for an unknown status, a date-time without
     an offset or ``created_from`` not before ``created_to``; 400 ``invalid_cursor``."""
-    page = await OrderService(seller).list_orders(
-        paging,
-        statuses=status or (),
-        created_from=created_from,
-        created_to=created_to,
-        sellpage_id=sellpage_id,
-    )
-    return PageOut[OrderOut].of(page, OrderOut.of)
+
+    async def compute() -> PageOut[OrderOut]:
+        page = await OrderService(seller).list_orders(
+            paging,
+            statuses=status or (),
+            created_from=created_from,
+            created_to=created_to,
+            sellpage_id=sellpage_id,
+        )
+        return PageOut[OrderOut].of(page, OrderOut.of)
+
+    query = {
+        "status": list(status or ()),
+        "created_from": created_from,
+        "created_to": created_to,
+        "sellpage_id": sellpage_id,
+        "limit": paging.limit,
+        "cursor": paging.cursor,
+    }
+    return await reads.answer("orders", query, compute)
 
 
 @router.get(

@@ -18,7 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from pixecom_core.models.ads import AdEntityStatus
@@ -31,6 +31,8 @@ from pixecom_core.stats.reports import (
     StatsReports,
     Unattributed,
 )
+from pixecom_core.tenancy import PageRequest, SellerContext
+from reference_app.api.dashboard_reads import DashboardReads
 from reference_app.api.dependencies import Paging, ReportingSeller
 from reference_app.api.errors import error_responses
 from reference_app.api.schemas import IsoDate, PageOut
@@ -207,8 +209,16 @@ class SyncStatusOut(BaseModel):
     summary="Daily spend, revenue and ROAS with totals",
     responses=error_responses(422),
 )
-async def overview(seller: ReportingSeller, since: Since, until: Until) -> OverviewOut:
+async def overview(
+    seller: ReportingSeller, reads: DashboardReads, since: Since, until: Until
+) -> Response:
     """Days of the range that have figures, and the range's totals."""
+    return await reads.answer(
+        "stats/overview", {"since": since, "until": until}, lambda: _overview(seller, since, until)
+    )
+
+
+async def _overview(seller: SellerContext, since: date, until: date) -> OverviewOut:
     report = await StatsReports(seller).overview(since, until)
     return OverviewOut(
         reporting_currency=report.reporting_currency,
@@ -236,10 +246,19 @@ async def overview(seller: ReportingSeller, since: Since, until: Until) -> Overv
     responses=error_responses(422),
 )
 async def sellpages(
-    seller: ReportingSeller, since: Since, until: Until, paging: Paging
-) -> SellpagesOut:
+    seller: ReportingSeller, reads: DashboardReads, since: Since, until: Until, paging: Paging
+) -> Response:
     """Every sellpage, zeros included, by id; ``unattributed`` is the range's spend of
     campaigns linked to no sellpage and the revenue of orders naming none."""
+    query = {"since": since, "until": until, "limit": paging.limit, "cursor": paging.cursor}
+    return await reads.answer(
+        "stats/sellpages", query, lambda: _sellpages(seller, since, until, paging)
+    )
+
+
+async def _sellpages(
+    seller: SellerContext, since: date, until: date, paging: PageRequest
+) -> SellpagesOut:
     reports = StatsReports(seller)
     page = await reports.sellpages(since, until, paging)
     unattributed = await reports.unattributed(since, until)
@@ -266,14 +285,30 @@ async def sellpages(
 )
 async def entities(
     seller: ReportingSeller,
+    reads: DashboardReads,
     since: Since,
     until: Until,
     paging: Paging,
     level: Annotated[EntityLevel, Query()] = EntityLevel.CAMPAIGN,
-) -> EntitiesOut:
+) -> Response:
     """Entities with numbers in the range, by network and id: spend, and the net revenue,
     orders and ROAS of the orders whose landing URL named them. ``unattributed`` holds the
     range's revenue of orders that named no known campaign."""
+    query = {
+        "since": since,
+        "until": until,
+        "level": level,
+        "limit": paging.limit,
+        "cursor": paging.cursor,
+    }
+    return await reads.answer(
+        "stats/entities", query, lambda: _entities(seller, level, since, until, paging)
+    )
+
+
+async def _entities(
+    seller: SellerContext, level: EntityLevel, since: date, until: date, paging: PageRequest
+) -> EntitiesOut:
     reports = StatsReports(seller)
     page = await reports.entities(level, since, until, paging)
     unattributed = await reports.unattributed(since, until)

@@ -1,0 +1,261 @@
+"""Sellers' dashboard reads, cached in Redis per seller, made stale by the writes that
+change them (audit B6: every API call hit PostgreSQL; issue 18 item 1).
+
+A dashboard read (the stats overview, sellpages, entities, a campaign's days, the orders
+list) is answered from the exact response bytes cached under the seller, the route and
+its normalised query, so a repeated read costs one Redis round trip, no SQL and no
+serialisation. Invalidation is per seller and cannot be undone by a slow reader, the same
+way as the storefront's (:mod:`pixecom_core.catalog.storefront`):
+
+- each seller has a *generation token* in Redis; every entry records the token it was
+  computed under, and an entry whose token is not the current one is a miss;
+- a write that changes what a dashboard shows gives the seller a fresh random token once
+  its transaction has committed — never before: a reader could otherwise compute the old
+  state after the change and store it under the new token;
+- a reader takes the token *before* it reads the database, so a body computed from data
+  older than a change is stored under the old token and never served.
+
+How a write says so — both only ever take effect after the commit:
+
+- inside the transaction that writes, :func:`dashboard_changed_on_commit` (``scope``):
+  when that transaction commits, the seller's token is replaced; on a rollback nothing
+  happens. The ledger (a payment fact, an order status change), checkout (a new order),
+  linking a campaign to a sellpage, the sync's and the revenue refresh's roll-ups call it.
+  A plugin that writes rows a dashboard reads calls it the same way.
+- after a commit, with the cache at hand: ``await cache.sellers_changed({seller_id})``.
+
+The mark reaches the cache through the session: :meth:`DashboardCache.watch` puts the
+cache in the ``info`` of every session the process's session factory makes, and one
+``after_commit`` listener starts the replacement of the marked sellers' tokens.
+:meth:`DashboardCache.settle` waits for the replacements started so far (the API does
+before it answers a write, so the writer's next read is fresh).
+
+Entries live at most ``settings.dashboard_cache_seconds`` (0 turns the cache off): that
+bounds Redis memory and what a lost invalidation (Redis down at the moment of a write) or
+a read replica's lag could show. A Redis failure never fails a read or a write: a read
+then computes its answer, a write's invalidation is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import redis.asyncio as redis
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from pixecom_core.settings import Settings
+from pixecom_core.tenancy import SellerScope
+
+_log = logging.getLogger(__name__)
+
+#: How long a generation token lives without a write; an expired token costs one miss.
+GENERATION_TTL_SECONDS: Final = 86_400
+#: ``Session.info`` keys: the process's cache, and the sellers a transaction changed.
+_CACHE_INFO_KEY: Final = "pixecom.dashboard_cache"
+_CHANGED_INFO_KEY: Final = "pixecom.dashboard_changed"
+
+
+def dashboard_changed_on_commit(scope: SellerScope) -> None:
+    """Make the scope's seller's cached dashboard reads stale once this transaction
+    commits (nothing happens if it rolls back).
+
+    Call it inside the transaction of any write that changes what a dashboard shows:
+    orders, payment facts, stats rows, campaign links. Cheap: it only records the seller
+    on the session; sessions made by a factory nobody :meth:`~DashboardCache.watch`\\ es
+    (a CLI run, a test's own) invalidate nothing.
+    """
+    changed: set[uuid.UUID] = scope.session.info.setdefault(_CHANGED_INFO_KEY, set())
+    changed.add(scope.seller_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    changed: set[uuid.UUID] | None = session.info.pop(_CHANGED_INFO_KEY, None)
+    cache = session.info.get(_CACHE_INFO_KEY)
+    if changed and isinstance(cache, DashboardCache):
+        cache.sellers_changed_soon(changed)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, _previous_transaction: object) -> None:
+    # A rolled-back write changed nothing: forget its marks.
+    session.info.pop(_CHANGED_INFO_KEY, None)
+
+
+@dataclass(frozen=True)
+class DashboardLookup:
+    """What the cache holds for one read: the body on a hit, else the seller's current
+    generation token, to be recorded with whatever the reader computes and stores."""
+
+    body: bytes | None
+    generation: str | None = None
+
+
+class DashboardCache:
+    """Response bodies of dashboard reads in Redis, per seller, with generation-token
+    invalidation (see the module docstring).
+
+    :param client: the process's Redis client.
+    :param settings: ``redis_key_prefix`` starts every key; ``dashboard_cache_seconds``
+        bounds an entry's life (0: :attr:`enabled` is false and nothing is cached).
+    """
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self._redis = client
+        self._prefix = f"{settings.redis_key_prefix}dashboard:"
+        self.ttl_seconds = settings.dashboard_cache_seconds
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether reads are cached at all (``dashboard_cache_seconds`` > 0)."""
+        return self.ttl_seconds > 0
+
+    def watch(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        """Make the sessions ``sessions`` creates carry this cache, so a transaction that
+        called :func:`dashboard_changed_on_commit` invalidates here once it commits."""
+        info = dict(sessions.kw.get("info") or {})
+        info[_CACHE_INFO_KEY] = self
+        sessions.configure(info=info)
+
+    def entry_key(self, seller_id: uuid.UUID, route: str, query: str) -> str:
+        """The key of one read: the seller, the route and a hash of its normalised query
+        (a cursor can be long; the hash keeps keys short)."""
+        digest = hashlib.sha256(query.encode()).hexdigest()[:32]
+        return f"{self._prefix}{seller_id}:{route}:{digest}"
+
+    def _generation_key(self, seller_id: uuid.UUID) -> str:
+        return f"{self._prefix}{seller_id}:generation"
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def lookup(self, seller_id: uuid.UUID, route: str, query: str) -> DashboardLookup:
+        """The cached body of this read if it was computed under the seller's current
+        token; otherwise the current token (created when the seller has none). One
+        round trip on a hit. Redis failing is a miss without a token."""
+        try:
+            raw, token = await self._redis.mget(
+                [self.entry_key(seller_id, route, query), self._generation_key(seller_id)]
+            )
+            current = _text(token)
+            if current is not None and isinstance(raw, bytes):
+                entry = _Entry.decode(raw)
+                if (
+                    entry is not None
+                    and entry.generation == current
+                    and entry.seller_id == str(seller_id)
+                ):
+                    return DashboardLookup(body=entry.body)
+            return DashboardLookup(body=None, generation=current or await self._create(seller_id))
+        except redis.RedisError:
+            _log.warning("dashboard cache unavailable; reading the database", exc_info=True)
+            return DashboardLookup(body=None)
+
+    async def _create(self, seller_id: uuid.UUID) -> str:
+        key = self._generation_key(seller_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, uuid.uuid4().hex, nx=True, ex=GENERATION_TTL_SECONDS)
+            pipe.get(key)
+            _, token = await pipe.execute()
+        # Expired between the two commands: a token nobody holds cannot match again.
+        return _text(token) or uuid.uuid4().hex
+
+    async def store(
+        self, seller_id: uuid.UUID, route: str, query: str, body: bytes, *, generation: str
+    ) -> None:
+        """Keep ``body`` for this read under the token :meth:`lookup` gave before the
+        database was read. A Redis failure is logged: the answer was computed anyway."""
+        entry = _Entry(seller_id=str(seller_id), generation=generation, body=body)
+        try:
+            await self._redis.set(
+                self.entry_key(seller_id, route, query), entry.encode(), ex=self.ttl_seconds
+            )
+        except redis.RedisError:
+            _log.warning("dashboard read not cached", exc_info=True)
+
+    # -- invalidation -------------------------------------------------------------------
+
+    async def sellers_changed(self, seller_ids: Iterable[uuid.UUID]) -> None:
+        """Make every cached dashboard read of ``seller_ids`` stale. Call after the change
+        committed. Never raises: a Redis failure is logged, and entries expire within
+        ``dashboard_cache_seconds`` anyway."""
+        ids = sorted(set(seller_ids))
+        if not ids:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for seller_id in ids:
+                    pipe.set(
+                        self._generation_key(seller_id),
+                        uuid.uuid4().hex,
+                        ex=GENERATION_TTL_SECONDS,
+                    )
+                await pipe.execute()
+        except redis.RedisError:
+            _log.exception("dashboard cache not invalidated for sellers %s", ids)
+
+    def sellers_changed_soon(self, seller_ids: Collection[uuid.UUID]) -> None:
+        """Start :meth:`sellers_changed` on the running event loop (from a synchronous
+        callback such as the session's ``after_commit``); :meth:`settle` waits for it.
+        Without a running loop nothing can be awaited: the entries expire on their own."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            _log.warning("no event loop: dashboard cache of %s left to expire", seller_ids)
+            return
+        task = loop.create_task(self.sellers_changed(set(seller_ids)))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def settle(self) -> None:
+        """Wait until every invalidation :meth:`sellers_changed_soon` started is done."""
+        while self._pending:
+            await asyncio.gather(*self._pending)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    seller_id: str
+    generation: str
+    body: bytes
+
+    def encode(self) -> bytes:
+        header = {"seller_id": self.seller_id, "generation": self.generation}
+        # Compact JSON never contains a raw newline, so the first one ends the header.
+        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + self.body
+
+    @classmethod
+    def decode(cls, raw: bytes) -> _Entry | None:
+        header_bytes, _, body = raw.partition(b"\n")
+        try:
+            header: dict[str, Any] = json.loads(header_bytes)
+            return cls(
+                seller_id=str(header["seller_id"]),
+                generation=str(header["generation"]),
+                body=body,
+            )
+        except (ValueError, KeyError, TypeError):
+            return None  # written by another version: a miss
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode()
+    return value if isinstance(value, str) else None
+
+
+__all__ = [
+    "GENERATION_TTL_SECONDS",
+    "DashboardCache",
+    "DashboardLookup",
+    "dashboard_changed_on_commit",
+]
