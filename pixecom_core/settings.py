@@ -176,6 +176,15 @@ class Settings(SettingsWithSecretFiles):
     # -- Partitions -----------------------------------------------------------------
     partition_months_ahead: int = Field(default=3, ge=1, le=24)
     raw_stats_retention_days: int = Field(default=90, ge=1)
+    #: Months of ``webhook_inbox`` whose whole month is older than this are dropped by
+    #: ``pixecom db maintain`` (issue 18 item 5). Long enough for chargebacks and late
+    #: refunds to find their delivery; the ledger keeps its own facts for ever.
+    webhook_inbox_retention_days: int = Field(default=180, ge=30)
+    #: Resolved dead letters older than this are deleted (open ones are kept: an operator
+    #: still has to act on them).
+    dead_letter_retention_days: int = Field(default=30, ge=1)
+    #: Acknowledged queue messages older than this are trimmed from the streams.
+    queue_retention_days: int = Field(default=7, ge=1)
 
     # -- Secrets ----------------------------------------------------------------------
     jwt_signing_keys: SecretList

@@ -261,19 +261,32 @@ def db_maintain(
         int | None,
         typer.Option(help="Drop raw-stats partitions older than this [default: from settings]."),
     ] = None,
+    inbox_retention_days: Annotated[
+        int | None,
+        typer.Option(
+            help="Drop webhook-inbox months older than this [default: from settings].", min=30
+        ),
+    ] = None,
 ) -> None:
-    """Create monthly partitions ahead and drop raw-stats partitions past retention.
+    """The daily maintenance: nothing grows without bound.
 
-    Prints what was created, moved and dropped. Idempotent: safe to run daily (timer or
-    cron) and by hand after changing the retention.
+    Creates monthly partitions ahead; drops raw-stats and webhook-inbox partitions past
+    retention (an inbox month with a delivery still waiting or parked is kept); deletes
+    resolved dead letters and old sync runs in batches; trims acknowledged entries older
+    than PIXECOM_QUEUE_RETENTION_DAYS from the queue streams (never one still pending).
+    Prints what changed, with counts. Idempotent: safe to run daily (timer or cron) and by
+    hand after changing a retention.
     """
     settings = Settings()
     from reference_app import database
 
-    report = database.maintain_partitions(
-        settings, months_ahead=months_ahead, raw_retention_days=raw_retention_days
+    result = database.maintain(
+        settings,
+        months_ahead=months_ahead,
+        raw_retention_days=raw_retention_days,
+        inbox_retention_days=inbox_retention_days,
     )
-    for line in database.describe_maintenance(report):
+    for line in database.describe_daily_maintenance(result):
         typer.echo(line)
 
 

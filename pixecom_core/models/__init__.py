@@ -125,6 +125,8 @@ PARTITIONED_TABLES: Mapping[str, str] = MappingProxyType(
         "ad_stats_daily": "stat_date",
         "sellpage_stats_daily": "stat_date",
         "entity_stats_daily": "stat_date",
+        # Issue 18 item 5 (migration 0019): months past the inbox's retention are dropped.
+        "webhook_inbox": "received_at",
     }
 )
 

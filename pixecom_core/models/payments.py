@@ -15,6 +15,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     Text,
     UniqueConstraint,
     text,
@@ -198,16 +199,23 @@ class WebhookInboxEntry(SQLModel, table=True):
     every row away from the app role except its seller's attributed ones, in that
     seller's scope (issue 12 item 3, migration 0010).
 
-    The endpoint verifies the signature, inserts here (``UNIQUE (gateway, event_id)``
-    makes a redelivery a no-op) and answers 2xx at once; a worker processes ``RECEIVED``
-    and due ``DEFERRED`` rows into the ledger (MONEY-3, webhook bursts). The app role may
-    only SELECT (within a scope); it stores and settles deliveries through the
-    ``pixecom_inbox_*`` owner functions, each about one delivery.
+    The endpoint verifies the signature, stores the delivery and answers 2xx at once; a
+    worker processes ``RECEIVED`` and due ``DEFERRED`` rows into the ledger (MONEY-3,
+    webhook bursts). The app role may only SELECT (within a scope); it stores and settles
+    deliveries through the ``pixecom_inbox_*`` owner functions, each about one delivery.
+
+    Partitioned by month of ``received_at`` (issue 18 item 5, migration 0019): months past
+    ``webhook_inbox_retention_days`` are dropped by ``pixecom db maintain``. No unique key
+    can span the months, so ``pixecom_inbox_receive`` makes a redelivery a no-op under an
+    advisory lock on ``(gateway, event_id)``, found through
+    ``ix_webhook_inbox_gateway_event_id`` in every partition; a replay older than the
+    retention is stored again and recorded once by the ledger's own fact key.
     """
 
     __tablename__ = "webhook_inbox"
     __table_args__ = (
-        UniqueConstraint("gateway", "event_id"),
+        PrimaryKeyConstraint("id", "received_at"),
+        Index("ix_webhook_inbox_gateway_event_id", "gateway", "event_id"),
         Index(
             "ix_webhook_inbox_pending",
             "next_attempt_at",
@@ -223,6 +231,7 @@ class WebhookInboxEntry(SQLModel, table=True):
         enum_check("status", WebhookStatus),
         non_negative_check("attempts"),
         plugin_identifier_check("gateway"),
+        {"postgresql_partition_by": "RANGE (received_at)"},
     )
 
     id: int | None = Field(
@@ -239,6 +248,7 @@ class WebhookInboxEntry(SQLModel, table=True):
     )
     received_at: datetime = Field(
         default_factory=utcnow,
+        primary_key=True,
         sa_type=timestamp_type(),
         nullable=False,
         sa_column_kwargs=now_default(),

@@ -73,10 +73,8 @@ class AdStatsRaw(SellerOwned, table=True):
         ),
         # STORE-4 (existing good index): aggregation by entity.
         Index("ix_ad_stats_raw_entity_day", "seller_id", "entity_type", "entity_id", "date_start"),
-        # STORE-4 (missing index): aggregation worker grouping.
-        Index("ix_ad_stats_raw_grouping", "entity_type", "entity_id", "date_start", "date_stop"),
-        # STORE-4 (missing index): stale data cleanup.
-        Index(None, "fetched_at"),
+        # ix_ad_stats_raw_grouping and ix_ad_stats_raw_fetched_at were dropped by 0019: no
+        # query can use them (every query is led by seller_id; retention drops partitions).
         # STORE-4: aggregation query pattern.
         Index("ix_ad_stats_raw_aggregation", "seller_id", "entity_type", "date_start", "date_stop"),
         plugin_identifier_check("network"),

@@ -118,6 +118,14 @@ def _insert_partitioned_rows(owner: Connection, app: Connection, day: date) -> P
             " VALUES (%s, 'campaign', 'meta', 'c_1', %s, 'USD', 1, 0, 0, 0, 0, 0)",
             (seller, day),
         )
+    # The inbox's rows are written by owner functions, never by the app role; this one is
+    # already attributed to the seller (the owner inserts it in the seller's scope).
+    with seller_scope(owner, seller):
+        owner.execute(
+            "INSERT INTO webhook_inbox (gateway, event_id, body, status, received_at, seller_id)"
+            " VALUES ('fakepay', %s, 'b', 'PROCESSED', %s, %s)",
+            (f"evt_{uuid.uuid4().hex}", at, seller),
+        )
     return PartitionedRows(seller=seller, day=day)
 
 
@@ -177,7 +185,11 @@ def test_rows_without_a_partition_wait_in_default_then_move(
     assert _homes(scratch_app, rows) == {t: [f"{t}_default"] for t in PARTITIONED_TABLES}
 
     report = maintain_partitions(
-        scratch_database.owner_dsn, months_ahead=3, raw_retention_days=90, today=today
+        scratch_database.owner_dsn,
+        months_ahead=3,
+        raw_retention_days=90,
+        inbox_retention_days=180,
+        today=today,
     )
 
     suffix = far_month.strftime("%Y%m")
@@ -201,7 +213,11 @@ def test_rows_without_a_partition_wait_in_default_then_move(
     assert triggers == [("forbid_change", "O")] * 2 + [("forbid_truncate", "O")] * 2
 
     again = maintain_partitions(
-        scratch_database.owner_dsn, months_ahead=3, raw_retention_days=90, today=today
+        scratch_database.owner_dsn,
+        months_ahead=3,
+        raw_retention_days=90,
+        inbox_retention_days=180,
+        today=today,
     )
     assert (again.created, again.moved_rows, again.dropped) == ((), {}, ())
     assert not again.changed
@@ -212,7 +228,11 @@ def test_months_ahead_are_created(
 ) -> None:
     today = add_months(_utc_today(), 48)
     report = maintain_partitions(
-        scratch_database.owner_dsn, months_ahead=2, raw_retention_days=10_000, today=today
+        scratch_database.owner_dsn,
+        months_ahead=2,
+        raw_retention_days=10_000,
+        inbox_retention_days=10_000,
+        today=today,
     )
     months = [add_months(today, n).strftime("%Y%m") for n in range(3)]
     assert set(report.created) == {f"{t}_p{m}" for t in PARTITIONED_TABLES for m in months}
@@ -231,7 +251,11 @@ def test_raw_partitions_past_retention_are_dropped_and_nothing_else(
 
     later = add_months(rows.day, 30) + timedelta(days=14)
     report = maintain_partitions(
-        scratch_database.owner_dsn, months_ahead=1, raw_retention_days=90, today=later
+        scratch_database.owner_dsn,
+        months_ahead=1,
+        raw_retention_days=90,
+        inbox_retention_days=10_000,
+        today=later,
     )
 
     cutoff = later - timedelta(days=90)
@@ -245,7 +269,8 @@ def test_raw_partitions_past_retention_are_dropped_and_nothing_else(
     for name in remaining - {"ad_stats_raw_default"}:
         month = datetime.strptime(name[-6:], "%Y%m").date()
         assert add_months(month, 1) > cutoff, name
-    # Only raw data has a retention policy: the other tables keep every partition and row.
+    # With the inbox's retention beyond reach, only raw data loses partitions: the other
+    # tables keep every partition and row.
     for table in PARTITIONED_TABLES:
         if table != "ad_stats_raw":
             assert before[table] <= _partition_names(scratch_owner, table)
@@ -254,7 +279,11 @@ def test_raw_partitions_past_retention_are_dropped_and_nothing_else(
     assert homes["orders"] == [f"orders_p{current}"]
 
     again = maintain_partitions(
-        scratch_database.owner_dsn, months_ahead=1, raw_retention_days=90, today=later
+        scratch_database.owner_dsn,
+        months_ahead=1,
+        raw_retention_days=90,
+        inbox_retention_days=10_000,
+        today=later,
     )
     assert not again.changed
 
@@ -285,7 +314,11 @@ def test_maintenance_works_for_an_owner_under_forced_rls(
         assert owner.execute("SELECT count(*) FROM orders").fetchone() == (0,)
 
         report = maintain_partitions(
-            db.owner_dsn, months_ahead=3, raw_retention_days=90, today=today
+            db.owner_dsn,
+            months_ahead=3,
+            raw_retention_days=90,
+            inbox_retention_days=180,
+            today=today,
         )
 
         suffix = far_month.strftime("%Y%m")
