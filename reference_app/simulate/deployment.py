@@ -7,7 +7,9 @@ plugin sandboxes on loopback — an ad network's, a payment gateway's and a trac
 found by role through the ``Sandbox`` contract (:func:`find_simulation_sandboxes`) and
 configured for the scenario through :class:`~pixecom_core.providers.SimulatedConditions`
 (the ad network's latency and campaigns per account, a slow tracker) — one worker per
-queue, the scheduler and the API, each process logging to ``<output>/logs/``.
+queue (or one worker process for every queue: the scenario's ``worker_layout``, the
+small-VPS layout of scenario A), the scheduler and the API, each process logging to
+``<output>/logs/``.
 
 Pool sizes are set per process so that the whole deployment stays inside PostgreSQL's
 default ``max_connections`` of 100 (SCALE-3: bounded pools, explicitly):
@@ -41,7 +43,7 @@ from pixecom_core.plugins import ProviderKind, ProviderRegistry, create_plugin_m
 from pixecom_core.providers import Sandbox, SimulatedConditions
 from pixecom_core.settings import Mode, Settings
 from reference_app import database
-from reference_app.simulate.scenarios import Scenario
+from reference_app.simulate.scenarios import Scenario, WorkerLayout
 from reference_app.worker.broker import Queue
 
 #: The sandbox roles a simulation needs, and what a sandbox must offer to fill each.
@@ -359,9 +361,13 @@ class SimulatedDeployment:
         return pool
 
     def start_processes(self) -> None:
-        """One worker per queue, the scheduler and the API; returns once the API is ready."""
+        """The workers (one per queue, or one for all: the scenario's ``worker_layout``),
+        the scheduler and the API; returns once the API is ready."""
         concurrency = self.options.stats_concurrency
-        for queue in Queue:
+        per_queue = self.scenario.worker_layout is WorkerLayout.PER_QUEUE
+        if not per_queue:
+            self._spawn_one_worker(concurrency)
+        for queue in Queue if per_queue else []:
             # Backfills are batch work like syncs: the same concurrency and pool.
             stats = queue.value.startswith("stats-") or queue is Queue.BACKFILL
             self._spawn(
@@ -403,6 +409,20 @@ class SimulatedDeployment:
         )
         self._wait_for(f"{self.api_url}/readyz", "the API")
         self.say(f"API at {self.api_url}; workers, scheduler started (logs in {self._logs()})")
+
+    def _spawn_one_worker(self, concurrency: int) -> None:
+        """One worker process for every queue (issue 18 item 6), each queue with the
+        concurrency its own process would have had, sharing one pool: a sync holds a
+        connection only while it writes, a webhook for milliseconds."""
+        batch = {Queue.STATS_HIGH, Queue.STATS_MEDIUM, Queue.STATS_LOW, Queue.BACKFILL}
+        queues = ",".join(
+            f"{queue.value}:{concurrency if queue in batch else 50}" for queue in Queue
+        )
+        self._spawn(
+            "worker-all",
+            ["-m", "reference_app.cli", "worker", "--queue", queues],
+            extra=self._pool(max(10, concurrency // 5), 20, timeout=WORKER_POOL_TIMEOUT_SECONDS),
+        )
 
     def _logs(self) -> Path:
         logs = self.options.output_dir / "logs"

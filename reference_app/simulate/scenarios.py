@@ -25,6 +25,16 @@ SYNC_WINDOW_SECONDS = 300.0
 SECONDS_PER_DAY = 86_400
 
 
+class WorkerLayout(StrEnum):
+    """How the deployment's workers are laid out in processes."""
+
+    #: One ``pixecom worker`` process per queue (scale by adding processes).
+    PER_QUEUE = "per-queue"
+    #: One process consuming every queue, each with its own concurrency (issue 18 item 6:
+    #: the small-VPS layout, ``pixecom-worker-all.service``).
+    ONE_PROCESS = "one-process"
+
+
 class Metric(StrEnum):
     """Rows of the verdict table."""
 
@@ -57,6 +67,7 @@ class Scenario:
     :param slow_tracker: make the tracker's sandbox slower than the tracker's timeout.
     :param parcels_per_seller: parcels (tracking records) per seller to refresh.
     :param history_days: days of order history generated before the run.
+    :param worker_layout: one worker process per queue, or one for all queues.
     :param audit: the audit's figure for each metric, for the previous version.
     :param audit_verdict: the audit's overall verdict.
     """
@@ -72,6 +83,7 @@ class Scenario:
     slow_tracker: bool = False
     parcels_per_seller: int = 0
     history_days: int = 3
+    worker_layout: WorkerLayout = WorkerLayout.PER_QUEUE
     audit: dict[Metric, str] = field(default_factory=dict)
     audit_verdict: str = ""
 
@@ -112,6 +124,8 @@ SCENARIOS: dict[str, Scenario] = {
         campaigns_per_seller=5,
         orders_per_day=10_000,
         api_rate=100.0,
+        # The small VPS the audit describes: one worker process for every queue.
+        worker_layout=WorkerLayout.ONE_PROCESS,
         audit={
             Metric.CYCLE: "150 s (500 / 5 × 1.5 s): tight but survivable",
             Metric.API: "pool exhaustion from 20-30 concurrent requests; occasional errors",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -234,7 +234,19 @@ async def serve(settings: Settings, queues: Sequence[QueueConcurrency]) -> None:
             await asyncio.gather(*receivers, return_exceptions=True)
 
 
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (a dependency of the reference app outside
+    Windows), else asyncio's own: one process running every queue spends its core on
+    the loop's bookkeeping for hundreds of sockets at once."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run_worker(settings: Settings, queues: Sequence[QueueConcurrency]) -> None:
     """Blocking entry point of ``pixecom worker``."""
     configure_logging(settings, process=_process_name(queues))
-    asyncio.run(serve(settings, queues))
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        runner.run(serve(settings, queues))

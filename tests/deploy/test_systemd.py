@@ -16,10 +16,16 @@ from typer.main import get_command
 from pixecom_core.settings import Settings
 from reference_app.cli import app
 from reference_app.worker.broker import Queue
+from reference_app.worker.run import QueueConcurrency, parse_queue_specs
 from tests.deploy.conftest import DEPLOY_DIR, require_binary
 
 UNITS = DEPLOY_DIR / "systemd"
-LONG_RUNNING = ("pixecom-api@.service", "pixecom-worker@.service", "pixecom-scheduler.service")
+LONG_RUNNING = (
+    "pixecom-api@.service",
+    "pixecom-worker@.service",
+    "pixecom-worker-all.service",
+    "pixecom-scheduler.service",
+)
 INSTALLED_PIXECOM = "/opt/pixecom/venv/bin/pixecom"
 
 Unit = dict[str, dict[str, list[str]]]
@@ -124,11 +130,26 @@ def test_there_is_a_worker_instance_for_every_queue() -> None:
     for queue in documented:
         context = parse_pixecom_args(exec_start_args(unit, queue))
         assert context.command.name == "worker"
-        assert Queue(context.params["queue"]).value == queue
+        assert parse_queue_specs(context.params["queue"]) == [QueueConcurrency(Queue(queue), 50)]
     # Room for the longest task to finish once the worker drains on SIGTERM.
     stop_timeout = seconds(one(unit, "Service", "TimeoutStopSec"))
     assert stop_timeout > Settings.model_fields["stats_task_timeout_seconds"].default
     assert stop_timeout > Settings.model_fields["webhook_task_timeout_seconds"].default
+
+
+def test_the_small_vps_worker_consumes_every_queue_each_bounded() -> None:
+    """Issue 18 item 6: one process for every queue, each with a concurrency of its own,
+    with room to drain the longest task."""
+    unit = parse_unit(UNITS / "pixecom-worker-all.service")
+
+    context = parse_pixecom_args(exec_start_args(unit, "unused"))
+
+    assert context.command.name == "worker"
+    specs = parse_queue_specs(context.params["queue"])
+    assert {spec.queue for spec in specs} == set(Queue)
+    assert all(spec.max_tasks >= 1 for spec in specs)
+    stop_timeout = seconds(one(unit, "Service", "TimeoutStopSec"))
+    assert stop_timeout > Settings.model_fields["stats_task_timeout_seconds"].default
 
 
 def test_every_unit_runs_a_real_command() -> None:
