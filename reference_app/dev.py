@@ -202,10 +202,11 @@ def database_schema(deployment: DevDeployment) -> None:
 
 
 def partition_maintenance(deployment: DevDeployment) -> None:
-    """Create the monthly partitions ahead, as the scheduled maintenance task would."""
-    report = database.maintain_partitions(deployment.settings)
-    for line in database.describe_maintenance(report):
-        deployment.say(f"partitions: {line}")
+    """The daily maintenance, as ``pixecom db maintain`` runs it: partitions ahead, and
+    what is past retention pruned (a dev database kept between runs grows too)."""
+    result = database.maintain(deployment.settings)
+    for line in database.describe_daily_maintenance(result):
+        deployment.say(f"maintenance: {line}")
 
 
 async def _seed_demo(settings: Settings) -> DemoLogin:

@@ -181,7 +181,9 @@ def _receive_in_own_connection(dsn: str, event: str, at: datetime) -> tuple[int,
         return receive(conn, event, at)
 
 
-def _ledger_rows(owner: Connection, seller: uuid.UUID, order_id: uuid.UUID) -> list[object]:
+def _ledger_rows(
+    owner: Connection, seller: uuid.UUID, order_id: uuid.UUID
+) -> list[tuple[object, ...]]:
     with seller_scope(owner, seller):
         return owner.execute(
             "SELECT gateway_reference, event_type, amount_minor FROM payment_events"
