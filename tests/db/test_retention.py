@@ -16,13 +16,14 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
+from pixecom_core.db import admin
 from pixecom_core.db.engine import create_engine, create_sessionmaker
 from pixecom_core.db.partitions import MaintenanceReport, add_months, maintain_partitions
 from pixecom_core.db.retention import prune_job_records
 from pixecom_core.ledger import Ledger, ProcessResult, WebhookInbox
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import PaymentEventKind
-from pixecom_core.testing.databases import TestDatabase
+from pixecom_core.testing.databases import TestDatabase, provision_test_database
 from tests.conftest import RestrictedOwnerDatabase
 from tests.db.tenant_rows import Connection, insert_seller, seller_scope
 from tests.ledger import fakepay
@@ -425,3 +426,65 @@ def test_pruning_reaches_every_sellers_rows_for_an_owner_under_forced_rls(
                 "SELECT (SELECT count(*) FROM dead_letters), (SELECT count(*) FROM sync_runs)"
             ).fetchone()
         assert left == (0, 0)
+
+
+# -- the migration keeps every delivery, both ways ----------------------------------------
+
+
+def _inbox_rows(conn: Connection) -> list[tuple[object, ...]]:
+    return conn.execute(
+        "SELECT id, gateway, event_id, status, received_at, seller_id FROM webhook_inbox"
+        " ORDER BY id"
+    ).fetchall()
+
+
+def _relkind(conn: Connection) -> object:
+    row = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'webhook_inbox'::regclass")
+    found = row.fetchone()
+    assert found is not None
+    return found[0]
+
+
+def test_0019_keeps_every_delivery_and_its_id_down_and_up(
+    servers: tuple[str, str], database: TestDatabase
+) -> None:
+    role = database.settings.app_role
+    with provision_test_database(*servers, app_role=role) as db:
+        with (
+            psycopg.connect(db.owner_dsn, autocommit=True) as owner,
+            psycopg.connect(db.app_dsn, autocommit=True) as app,
+        ):
+            seller = uuid.uuid4()
+            insert_seller(owner, seller)
+            now = datetime.now(UTC)
+            ids = [
+                receive(app, "evt_a", now - timedelta(days=40)),
+                receive(app, "evt_b", now),
+                receive(app, "evt_c", now + timedelta(days=400)),  # the default partition
+            ]
+            owner.execute(
+                "UPDATE webhook_inbox SET status = 'FAILED', seller_id = %s WHERE id = %s",
+                (seller, ids[1][0]),
+            )
+            before = _inbox_rows(owner)
+            assert _relkind(owner) == "p"
+
+            admin.downgrade(db.owner_dsn, app_role=role, revision="0018_conversions")
+            assert _relkind(owner) == "r"
+            assert _inbox_rows(owner) == before
+            # The unique key is back, and ids continue after the highest one.
+            assert receive(app, "evt_b", now) == (ids[1][0], True)
+            fourth = receive(app, "evt_d", now)
+            assert fourth[0] > ids[2][0] and fourth[1] is False
+            kept = _inbox_rows(owner)
+
+            admin.upgrade(db.owner_dsn, app_role=role)
+            assert _relkind(owner) == "p"
+            assert _inbox_rows(owner) == kept
+            assert receive(app, "evt_a", now) == (ids[0][0], True)
+            assert receive(app, "evt_e", now)[0] > fourth[0]
+            # The app role still reads only its seller's attributed rows, in its scope.
+            with seller_scope(app, seller):
+                visible = app.execute("SELECT id FROM webhook_inbox").fetchall()
+            assert visible == [(ids[1][0],)]
+            assert app.execute("SELECT count(*) FROM webhook_inbox").fetchone() == (0,)
