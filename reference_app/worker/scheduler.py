@@ -4,7 +4,10 @@ spread out, once per slot; resume history backfills whose job was lost.
 Every ``scheduler_tick_seconds`` it pages through the seller directory (ids and tiers),
 asks :func:`pixecom_core.stats.schedule.due_syncs` which slots just started, claims each
 slot in Redis with ``SET NX`` and queues the claimed syncs on their tier's queue. Claims
-make it safe to run two schedulers (failover): a slot is queued once.
+make it safe to run two schedulers (failover): a slot is queued once. The promises this
+keeps (queue and interval per tier, the daily 28-day sweep, the 6-hourly tracking
+refresh, one queueing per slot) are listed under "Jobs" in ``docs/architecture.md`` and
+held by ``tests/worker/test_scheduler_promises.py``.
 """
 
 from __future__ import annotations
