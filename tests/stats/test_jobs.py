@@ -196,10 +196,15 @@ async def test_two_schedulers_queue_each_slot_once(
     finally:
         await broker.shutdown()
 
-    queued = 0
+    messages: Counter[tuple[str, tuple[object, ...]]] = Counter()
     for queue in (Queue.STATS_HIGH, Queue.STATS_MEDIUM, Queue.STATS_LOW, Queue.TRACKING):
-        queued += await client.xlen(stream_name(settings, queue))
-    assert first + second == queued  # every claimed slot queued once, by one scheduler
+        for _, fields in await client.xrange(stream_name(settings, queue)):
+            message = broker.formatter.loads(fields[b"data"])
+            messages[(message.task_name, tuple(message.args))] += 1
+    queued = sum(messages.values())
+    assert first + second == queued
+    # Every slot queued once, by one scheduler: no task with the same arguments twice.
+    assert max(messages.values()) == 1, messages.most_common(3)
     assert queued >= 5  # this run's sellers (and the test database's others) are due
     sellers_in_db = await _count_sellers(database_owner_dsn)
     assert queued <= sellers_in_db * 2  # at most one sync and one sweep per seller
