@@ -71,10 +71,8 @@ class AdStatsRaw(SellerOwned, table=True):
             "fetched_at",
             name="uq_ad_stats_raw_fetch",
         ),
-        # STORE-4 (existing good index): aggregation by entity.
-        Index("ix_ad_stats_raw_entity_day", "seller_id", "entity_type", "entity_id", "date_start"),
-        # ix_ad_stats_raw_grouping and ix_ad_stats_raw_fetched_at were dropped by 0019: no
-        # query can use them (every query is led by seller_id; retention drops partitions).
+        # ix_ad_stats_raw_entity_day, _grouping and _fetched_at were dropped by 0019: no query
+        # used them (the dedup key serves the aggregation; retention drops partitions).
         # STORE-4: aggregation query pattern.
         Index("ix_ad_stats_raw_aggregation", "seller_id", "entity_type", "date_start", "date_stop"),
         plugin_identifier_check("network"),

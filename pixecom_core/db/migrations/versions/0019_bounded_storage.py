@@ -36,36 +36,42 @@ delivery's month was dropped is stored again, and its facts are no-ops: the ledg
 key ``uq_payment_events_fact`` (seller, gateway, money object, kind) records each fact
 once (``tests/db/test_retention.py`` checks both cases).
 
-``ad_stats_raw`` loses the two indexes no query can use. The one query that reads the
+``ad_stats_raw`` loses the three indexes no query uses. The one query that reads the
 table (``pixecom_core.stats.aggregate._AGGREGATE_DAILY``: one seller, one network, a
 ``date_start`` range, the latest fetch per entity-day) is planned on the dedup key
 ``uq_ad_stats_raw_fetch`` (seller_id, network, entity_type, entity_id, date_start, ...):
-``EXPLAIN`` shows an index-only scan of it with the date range in the index condition.
-The writers' ``ON CONFLICT`` uses the same key, and retention drops whole partitions, so
-nothing deletes or filters by ``fetched_at``; every query runs in a seller's scope, so an
-index not led by ``seller_id`` is never useful. Evidence: ``pg_stat_user_indexes``
-summed over the partitions of a ``pixecom simulate`` database on this server after a
-full sync cycle and its aggregation (``pixecom simulate B`` could not be run for this
-revision: its stats worker failed to start in the shared checkout):
+``EXPLAIN`` shows an index-only scan of it with the date range in the index condition;
+on some partitions the planner prefers ``ix_ad_stats_raw_aggregation`` (seller_id,
+entity_type, date_start, date_stop), which therefore stays. The writers' ``ON CONFLICT``
+uses the dedup key, and retention drops whole partitions, so nothing deletes or filters
+by ``fetched_at``; every query runs in a seller's scope, so an index not led by
+``seller_id`` is never useful; ``ix_ad_stats_raw_entity_day`` (seller_id, entity_type,
+entity_id, date_start) is a prefix of the dedup key but for ``network``, which the query
+always fixes. Evidence: ``pg_stat_user_indexes`` summed over the partitions after
+``pixecom simulate B --scale 0.01 --duration 10`` (a full sync cycle of 10 sellers'
+accounts, 1,306 raw rows, and their aggregation), with an earlier ``pixecom simulate``
+database of the same server (10,999 raw rows) for comparison:
 
-====================================  ========
-index                                 idx_scan
-====================================  ========
-uq_ad_stats_raw_fetch                 10952
-ix_ad_stats_raw_aggregation           4
-ix_ad_stats_raw_entity_day            1
-pk_ad_stats_raw                       0
-ix_ad_stats_raw_grouping              0
-ix_ad_stats_raw_fetched_at            0
-====================================  ========
+====================================  ==============  ===============
+index                                 idx_scan (B)    idx_scan (other)
+====================================  ==============  ===============
+uq_ad_stats_raw_fetch                 1310            10952
+ix_ad_stats_raw_aggregation           6               4
+ix_ad_stats_raw_entity_day            0               1
+pk_ad_stats_raw                       0               0
+ix_ad_stats_raw_grouping              0 (before 0019) 0
+ix_ad_stats_raw_fetched_at            0 (before 0019) 0
+====================================  ==============  ===============
 
-``ix_ad_stats_raw_grouping`` (not led by ``seller_id``) and ``ix_ad_stats_raw_fetched_at``
-are dropped: every insert into the biggest table wrote them for nothing. The two that
-showed scans stay until a measurement at scale says otherwise. PostgreSQL cannot drop a
-partitioned index CONCURRENTLY; a plain DROP INDEX only removes catalog entries and
-files, so its ACCESS EXCLUSIVE lock is held for a moment, bounded by ``lock_timeout``.
-The downgrade builds them again (not concurrently: the same limit applies to building an
-index on a partitioned table).
+``ix_ad_stats_raw_grouping``, ``ix_ad_stats_raw_fetched_at`` and
+``ix_ad_stats_raw_entity_day`` are dropped: every insert into the biggest table wrote
+them for nothing (the single scan of the last in the other database came from no code
+path of the application, none filters without the network; the dedup key serves the
+same lookup). The primary key stays (it is the row's identity).
+PostgreSQL cannot drop a partitioned index CONCURRENTLY; a plain DROP INDEX only removes
+catalog entries and files, so its ACCESS EXCLUSIVE lock is held for a moment, bounded by
+``lock_timeout``. The downgrade builds them again (not concurrently: the same limit
+applies to building an index on a partitioned table).
 """
 
 from collections.abc import Sequence
@@ -202,6 +208,7 @@ RECEIVE_UNPARTITIONED_SQL = f"""{_RECEIVE_HEADER}
 #: ad_stats_raw indexes no query reads (see the table in the docstring), and how 0001
 #: built them, for the downgrade.
 UNUSED_RAW_INDEXES = {
+    "ix_ad_stats_raw_entity_day": "(seller_id, entity_type, entity_id, date_start)",
     "ix_ad_stats_raw_grouping": "(entity_type, entity_id, date_start, date_stop)",
     "ix_ad_stats_raw_fetched_at": "(fetched_at)",
 }
