@@ -129,12 +129,14 @@ class DashboardCache:
 
     def entry_key(self, seller_id: uuid.UUID, route: str, query: str) -> str:
         """The key of one read: the seller, the route and a hash of its normalised query
-        (a cursor can be long; the hash keeps keys short)."""
+        (a cursor can be long; the hash keeps keys short). The seller id is the key's
+        hash tag, so an entry and its seller's token share a Redis Cluster slot (one
+        ``MGET`` reads both) while sellers spread over the cluster."""
         digest = hashlib.sha256(query.encode()).hexdigest()[:32]
-        return f"{self._prefix}{seller_id}:{route}:{digest}"
+        return f"{self._prefix}{{{seller_id}}}:{route}:{digest}"
 
     def _generation_key(self, seller_id: uuid.UUID) -> str:
-        return f"{self._prefix}{seller_id}:generation"
+        return f"{self._prefix}{{{seller_id}}}:generation"
 
     # -- reading ------------------------------------------------------------------------
 

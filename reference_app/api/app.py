@@ -29,7 +29,7 @@ from reference_app.api.errors import install_error_handlers
 from reference_app.api.observability import install_observability
 from reference_app.api.openapi import install_openapi
 from reference_app.api.resources import AppResources
-from reference_app.api.routes import ROUTERS
+from reference_app.api.routes import MATCH_ORDER
 from reference_app.api.shedding import install_load_shedding
 from reference_app.configuration import require_redis_url
 from reference_app.dashboard import mount_dashboard
@@ -135,7 +135,7 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(health.router)
-    for router in ROUTERS:
+    for router in MATCH_ORDER:
         app.include_router(router)
     # The seller dashboard (SELLER-1: real numbers, not fake data): static files that
     # read the API above with the seller's own login.
