@@ -124,7 +124,14 @@ def _count(number: int, noun: str) -> str:
 
 def describe_maintenance(report: MaintenanceReport) -> list[str]:
     """Lines saying which partitions maintenance created, filled and dropped."""
+    held_back = [
+        f"kept {_count(len(report.held_back), 'inbox partition')} past retention: a"
+        " delivery in it or later still waits or is parked (`pixecom webhooks failed`)",
+        *(f"  {name}" for name in report.held_back),
+    ]
     if not report.changed and not report.moved_rows:
+        if report.held_back:
+            return ["nothing to do: every partition needed already exists", *held_back]
         return ["nothing to do: every partition needed already exists, none is past retention"]
     lines = [f"created {_count(len(report.created), 'partition')}"]
     lines.extend(f"  {name}" for name in report.created)
@@ -138,11 +145,7 @@ def describe_maintenance(report: MaintenanceReport) -> list[str]:
     lines.append(f"dropped {_count(len(report.dropped), 'partition')} past retention")
     lines.extend(f"  {name}" for name in report.dropped)
     if report.held_back:
-        lines.append(
-            f"kept {_count(len(report.held_back), 'inbox partition')} past retention: a"
-            " delivery in it or later still waits or is parked (`pixecom webhooks failed`)"
-        )
-        lines.extend(f"  {name}" for name in report.held_back)
+        lines.extend(held_back)
     return lines
 
 

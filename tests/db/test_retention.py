@@ -24,6 +24,7 @@ from pixecom_core.ledger import Ledger, ProcessResult, WebhookInbox
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import PaymentEventKind
 from pixecom_core.testing.databases import TestDatabase, provision_test_database
+from reference_app.database import describe_maintenance
 from tests.conftest import RestrictedOwnerDatabase
 from tests.db.tenant_rows import Connection, insert_seller, seller_scope
 from tests.ledger import fakepay
@@ -309,6 +310,20 @@ def test_a_month_holding_a_parked_delivery_is_kept_until_it_is_settled(
             "webhook_inbox_p204505",
         )
         assert home_of(owner, parked) == "webhook_inbox_p204503"
+        # `pixecom db maintain` says so, on this run and on the next ones.
+        assert (
+            "kept 3 inbox partitions past retention: a delivery in it or later still waits"
+            " or is parked (`pixecom webhooks failed`)"
+        ) in describe_maintenance(report)
+        unchanged = maintain(scratch_database, today)
+        assert describe_maintenance(unchanged) == [
+            "nothing to do: every partition needed already exists",
+            "kept 3 inbox partitions past retention: a delivery in it or later still waits"
+            " or is parked (`pixecom webhooks failed`)",
+            "  webhook_inbox_p204503",
+            "  webhook_inbox_p204504",
+            "  webhook_inbox_p204505",
+        ]
     finally:
         owner.execute("UPDATE webhook_inbox SET status = 'PROCESSED' WHERE id = %s", (parked,))
 
