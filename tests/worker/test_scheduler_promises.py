@@ -308,8 +308,9 @@ async def test_two_schedulers_ticking_at_once_queue_each_slot_once(
             tick(sessions, client, first_broker, settings, now=T0),
             tick(sessions, client, second_broker, settings, now=T0),
         )
-        # A scheduler restarted a few seconds later, in the same slots: nothing new.
-        third = await tick(sessions, client, first_broker, settings, now=T0 + timedelta(seconds=5))
+        # A third tick in the same slots (a scheduler restarted at once): nothing new.
+        # (Later ticks within a slot are the simulations' ticks inside each catch-up.)
+        third = await tick(sessions, client, first_broker, settings, now=T0)
         entries: dict[Queue, Any] = {
             queue: await client.xrange(stream_name(settings, queue)) for queue in Queue
         }
