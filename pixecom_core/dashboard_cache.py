@@ -50,7 +50,7 @@ from typing import Any, Final
 import redis.asyncio as redis
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import SellerScope
@@ -86,9 +86,12 @@ def _after_commit(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _after_rollback(session: Session, _previous_transaction: object) -> None:
-    # A rolled-back write changed nothing: forget its marks.
-    session.info.pop(_CHANGED_INFO_KEY, None)
+def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    # A rolled-back transaction changed nothing: forget its marks. A savepoint's rollback
+    # keeps them (the outer transaction may have marked before it); at worst its commit
+    # then invalidates once more than needed.
+    if previous_transaction.parent is None:
+        session.info.pop(_CHANGED_INFO_KEY, None)
 
 
 @dataclass(frozen=True)

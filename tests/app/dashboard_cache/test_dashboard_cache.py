@@ -303,6 +303,26 @@ async def test_a_rolled_back_write_leaves_the_cache_alone(
     assert after_commit > 0
 
 
+async def test_a_savepoint_rolled_back_keeps_what_its_transaction_marked_before(
+    api: InstrumentedApi, new_tenant: NewTenant
+) -> None:
+    tenant = await new_tenant()
+    await read(api, tenant, "/orders")
+    resources = api.resources
+
+    async with open_seller_scope(
+        resources.sessions, tenant.api.seller_id, resources.settings
+    ) as scope:
+        dashboard_changed_on_commit(scope)
+        with pytest.raises(RuntimeError, match="undo the savepoint"):
+            async with scope.session.begin_nested():
+                raise RuntimeError("undo the savepoint")
+    await resources.dashboards.settle()
+    _, statements = await read_counting(api, tenant, "/orders")
+
+    assert statements > 0
+
+
 async def test_linking_then_the_roll_up_make_the_next_stats_reads_fresh(
     api: InstrumentedApi, new_tenant: NewTenant
 ) -> None:
