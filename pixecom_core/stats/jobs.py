@@ -4,7 +4,10 @@ SCALE-5 ("what happens if a job runs longer than 5 minutes", "no distributed loc
 
 - a per-seller Redis lock (redis-py's ``Lock``, shared by every worker process) means two
   syncs of one seller never overlap; a sync that finds the lock held is skipped, not
-  queued behind it;
+  queued behind it — the next cycle's sync reads the same days. The daily restatement
+  sweep (a job reading more than ``sync_window_days``) is the exception: its slot is claimed
+  for the day and no later job reads its older days, so it waits for the running sync,
+  which holds the lock no longer than its own bound;
 - the whole job, retries included, is bounded by ``stats_task_timeout_seconds``; a job cut
   off there is stopped and recorded;
 - a job that raises is retried with exponential backoff, and after
@@ -33,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pixecom_core.models.sellers import SellerTier
 from pixecom_core.settings import Settings
 from pixecom_core.stats.currency import minor_per_major_sql
-from pixecom_core.stats.runs import SyncRunLog
+from pixecom_core.stats.runs import SyncRunLog, run_outcome
 from pixecom_core.stats.sync import SellerSync, StatsSync
 from pixecom_core.tenancy import open_seller_scope
 
@@ -102,6 +105,11 @@ async def take_over_lock(client: redis.Redis, lock: Lock, task_id: str) -> bool:
     return True
 
 
+#: What a waiting sweep leaves between its wait plus its own bound and the queue's
+#: redelivery of an unacknowledged task.
+SWEEP_LOCK_WAIT_MARGIN_SECONDS = 30.0
+
+
 def tier_for(daily_spend: float, settings: Settings) -> SellerTier:
     """The tier a trailing daily spend puts a seller in."""
     if daily_spend >= settings.tier_high_daily_spend:
@@ -152,9 +160,7 @@ class SyncJobs:
         # The lock's token is the task id: a task redelivered because its worker died
         # holding the lock (SCALE-2: a killed worker loses no task) finds its
         # own token there and takes the lock over instead of being skipped until it expires.
-        if not await lock.acquire(token=task_id) and not await take_over_lock(
-            self._redis, lock, task_id
-        ):
+        if not await self._acquire(lock, days_back=days_back, task_id=task_id):
             _log.info("sync of %s skipped: another sync of this seller is running", seller_id)
             return JobResult(JobOutcome.SKIPPED_RUNNING)
         result: JobResult | None = None
@@ -173,7 +179,9 @@ class SyncJobs:
             try:
                 # No result: the job was cancelled (worker stopping) or failed outside
                 # its attempts; its run is closed as interrupted.
-                outcome = result.outcome.value if result else "interrupted"
+                outcome = (
+                    run_outcome(result.outcome.value, result.sync) if result else "interrupted"
+                )
                 if run_id is not None:
                     await self.runs.finish(seller_id, run_id, outcome)
             except Exception:  # bookkeeping must not keep the lock held
@@ -182,6 +190,24 @@ class SyncJobs:
                 await lock.release()
             except Exception:  # expired meanwhile: nothing to release
                 _log.warning("sync lock of %s had already expired", seller_id)
+
+    async def _acquire(self, lock: Lock, *, days_back: int, task_id: str) -> bool:
+        """Take the seller's lock for this job: at once for a regular sync, waiting for the
+        running sync for a sweep (see the module docstring)."""
+        if await lock.acquire(token=task_id) or await take_over_lock(self._redis, lock, task_id):
+            return True
+        settings = self._settings
+        if days_back <= settings.sync_window_days:
+            return False
+        # The running sync releases the lock within its bound (the lock expires then at the
+        # latest); the wait ends early enough that this job, bounded too, is over before
+        # the queue would deliver it again to another worker.
+        wait = settings.worker_redelivery_after_seconds - settings.stats_task_timeout_seconds
+        wait -= SWEEP_LOCK_WAIT_MARGIN_SECONDS
+        if wait <= 0:
+            return False
+        _log.info("sweep of %s waits up to %.0f s for the running sync", lock.name, wait)
+        return bool(await lock.acquire(token=task_id, blocking=True, blocking_timeout=wait))
 
     async def _attempts(self, seller_id: uuid.UUID, *, days_back: int, task_id: str) -> JobResult:
         attempts = self._settings.stats_task_attempts

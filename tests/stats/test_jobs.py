@@ -19,7 +19,7 @@ from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
 from pixecom_core.providers import EntityLevel
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
-from pixecom_core.stats.jobs import JobOutcome, SyncJobs, tier_for
+from pixecom_core.stats.jobs import JobOutcome, JobResult, SyncJobs, tier_for
 from pixecom_core.stats.schedule import due_syncs, interval_for, offset_for
 from pixecom_core.stats.sync import StatsSync
 from pixecom_core.testing.databases import TestDatabase
@@ -244,3 +244,41 @@ async def test_the_tier_reads_the_converted_days_whatever_the_currencies(
     jobs = make_jobs(app_engine, job_settings, FakeAdNetwork(), client)
 
     assert await jobs.update_tier(seller_id) is SellerTier.HIGH
+
+
+async def test_a_sweep_waits_for_the_running_sync_instead_of_being_skipped(
+    app_engine: AsyncEngine, job_settings: Settings, client: redis.Redis, database_owner_dsn: str
+) -> None:
+    # The sweep's slot is claimed for the whole day: skipped, its older days would go
+    # unread until tomorrow. A regular sync in its place is skipped (the next cycle
+    # reads the same days).
+    network = FakeAdNetwork()
+    network.delay_seconds = 0.5
+    box = SecretBox(job_settings.token_encryption_keys)
+    seller = seller_with_accounts(database_owner_dsn, box, "busy_acct")
+    first = make_jobs(app_engine, job_settings, network, client)
+    second = make_jobs(app_engine, job_settings, network, client)
+    sweep_days = job_settings.sweep_window_days
+    assert sweep_days > job_settings.sync_window_days
+
+    async def sweep_once_the_sync_holds_the_lock() -> JobResult:
+        while not await client.exists(first.lock_name(seller.seller_id)):
+            await asyncio.sleep(0.01)
+        return await second.run(seller.seller_id, days_back=sweep_days, task_id="sweep")
+
+    regular, sweep = await asyncio.gather(
+        first.run(seller.seller_id, days_back=1, task_id="cycle"),
+        sweep_once_the_sync_holds_the_lock(),
+    )
+
+    assert regular.outcome is JobOutcome.DONE
+    assert sweep.outcome is JobOutcome.DONE
+    with psycopg.connect(database_owner_dsn) as conn:
+        runs = conn.execute(
+            "SELECT task_id, days_back, started_at, finished_at FROM sync_runs"
+            " WHERE seller_id = %s ORDER BY started_at",
+            (seller.seller_id,),
+        ).fetchall()
+    assert [(task, days) for task, days, _, _ in runs] == [("cycle", 1), ("sweep", sweep_days)]
+    # One after the other, never overlapping.
+    assert runs[1][2] >= runs[0][3]
