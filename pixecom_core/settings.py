@@ -279,6 +279,12 @@ class Settings(SettingsWithSecretFiles):
     stats_task_timeout_seconds: float = Field(default=240.0, gt=0)
     #: Attempts of a sync job that raised before it is parked as a dead letter.
     stats_task_attempts: int = Field(default=3, ge=1)
+    #: Ad accounts of one seller synced at once by its sync job (issue 18 item 3): 50
+    #: accounts at 6 take 9 rounds of one account's time, not 50.
+    sync_accounts_concurrency: int = Field(default=6, ge=1, le=64)
+    #: One ad account's sync is stopped after this long, recorded on the account as timed
+    #: out and retried next cycle; the seller's other accounts go on.
+    sync_account_timeout_seconds: float = Field(default=90.0, gt=0)
     #: Days of ``sync_runs`` history kept per seller (pruned as new runs finish).
     sync_run_retention_days: int = Field(default=14, ge=1)
     #: How often the scheduler looks for due sellers.

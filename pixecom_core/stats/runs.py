@@ -5,6 +5,11 @@ Several workers share the queues (SCALE-2), so this is how an operator sees that
 each seller synced once per cycle, and which runs a dying worker cut short (never
 finished; the redelivered task records its own run). Old rows are pruned per seller as
 new runs finish, so the table stays bounded without a maintenance job.
+
+A run whose job ended but cut some ad accounts off at their own timeout
+(``sync_account_timeout_seconds``, issue 18 item 3) says so in its outcome: ``done (2 of
+12 accounts timed out)``; those accounts carry the timeout as their last error and are
+tried again next cycle.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixecom_core.settings import Settings
+from pixecom_core.stats.sync import AccountOutcome, SellerSync
 from pixecom_core.tenancy import open_seller_scope
 
 _START = text(
@@ -31,6 +37,17 @@ _PRUNE = text(
     "DELETE FROM sync_runs WHERE seller_id = :seller_id"
     " AND started_at < now() - make_interval(days => :days)"
 )
+
+
+def run_outcome(job_outcome: str, sync: SellerSync | None) -> str:
+    """What a run's ``outcome`` records: the job's outcome, and how many of the seller's
+    ad accounts the sync cut off at their own timeout, if any."""
+    if sync is None:
+        return job_outcome
+    timed_out = sum(a.outcome is AccountOutcome.TIMED_OUT for a in sync.accounts)
+    if not timed_out:
+        return job_outcome
+    return f"{job_outcome} ({timed_out} of {len(sync.accounts)} accounts timed out)"
 
 
 def worker_name() -> str:
