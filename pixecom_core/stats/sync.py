@@ -31,7 +31,7 @@ cycle.
 
 A seller's accounts sync side by side (issue 18 item 3; the audit's "big sellers'
 accounts synced one after another under one timeout"): at most
-``sync_accounts_concurrency`` at once, the longest-waiting first, each under its own
+``sync_accounts_concurrency`` at once, the least recently synced first, each under its own
 ``sync_account_timeout_seconds``. An account cut off there is recorded as timed out and
 tried again next cycle while the others' numbers land; the seller's sellpage days are
 re-aggregated once, after every account.
@@ -318,14 +318,24 @@ class StatsSync:
                     await scope.session.scalars(
                         select(AdAccount)
                         .where(col(AdAccount.seller_id) == seller_id)
-                        # the longest-waiting first: a job cut short starves no account
+                        # the least recently synced first: an account a job cut short
+                        # (or a timeout) did not sync goes ahead of the others next time
                         .order_by(
-                            col(AdAccount.last_sync_attempt_at).asc().nulls_first(),
+                            col(AdAccount.last_synced_at).asc().nulls_first(),
                             col(AdAccount.id),
                         )
                     )
                 ).all()
             )
+            # Every attempt of this sync at once, in the listing's transaction (the same
+            # ``now`` each account would record): a transaction less per account.
+            attempted = [account.id for account in accounts if self._will_fetch(account, now)]
+            if attempted:
+                await scope.session.execute(
+                    update(AdAccount)
+                    .where(col(AdAccount.seller_id) == seller_id, col(AdAccount.id).in_(attempted))
+                    .values(last_sync_attempt_at=now)
+                )
         # Each account on its own (issue 18 item 3): at most ``sync_accounts_concurrency``
         # of the seller's accounts at once, each under its own timeout, so a big seller's
         # accounts no longer wait for one another and a hanging one delays nobody.
@@ -334,7 +344,7 @@ class StatsSync:
         async def one(account: AdAccount) -> tuple[AccountSync, set[date]]:
             async with bound:
                 return await self._sync_account_bounded(
-                    context, account, recent_days(account, days_back, now), now
+                    context, account, recent_days(account, days_back, now), now, attempted
                 )
 
         synced = await asyncio.gather(
@@ -357,8 +367,28 @@ class StatsSync:
         await self._aggregate_sellpages(context, result, touched)
         return result
 
+    def _will_fetch(self, account: AdAccount, now: datetime) -> bool:
+        """Whether :meth:`_sync_account` goes as far as asking the network."""
+        if (
+            account.status is not AdAccountStatus.ACTIVE
+            or account.needs_reconnect
+            or account.token_ciphertext is None
+            or (account.throttled_until is not None and account.throttled_until > now)
+        ):
+            return False
+        try:
+            self._registry.ad_network(account.network)
+        except UnknownProviderError:
+            return False
+        return True
+
     async def _sync_account_bounded(
-        self, context: SellerContext, account: AdAccount, window: DayWindow, now: datetime
+        self,
+        context: SellerContext,
+        account: AdAccount,
+        window: DayWindow,
+        now: datetime,
+        attempted: list[uuid.UUID],
     ) -> tuple[AccountSync, set[date]]:
         """:meth:`_sync_account` under the account's own timeout
         (``sync_account_timeout_seconds``): a timed-out account is recorded as such
@@ -366,7 +396,9 @@ class StatsSync:
         limit = self._settings.sync_account_timeout_seconds
         try:
             async with asyncio.timeout(limit):
-                return await self._sync_account(context, account, window, now)
+                return await self._sync_account(
+                    context, account, window, now, attempt_recorded=account.id in attempted
+                )
         except TimeoutError:
             error = f"timed out after {limit:g} s (account timeout)"
         _log.warning("sync of %s ad account %s: %s", account.network, account.id, error)
@@ -443,10 +475,12 @@ class StatsSync:
         now: datetime,
         *,
         regular: bool = True,
+        attempt_recorded: bool = False,
     ) -> tuple[AccountSync, set[date]]:
         """Fetch, ingest and adopt ``window`` of one account. ``regular``: a scheduled
         sync, which records its attempt, success and failures on the account; a backfill
-        chunk records only what holds for every fetch (a throttle, a refused token)."""
+        chunk records only what holds for every fetch (a throttle, a refused token).
+        ``attempt_recorded``: the caller already recorded this attempt."""
         if (
             account.status is not AdAccountStatus.ACTIVE
             or account.needs_reconnect
@@ -469,7 +503,7 @@ class StatsSync:
             account_id=account.external_id,
             access_token=SecretStr(self._box.decrypt(account.token_ciphertext)),
         )
-        if regular:
+        if regular and not attempt_recorded:
             await self._record(context, account.id, attempt_at=now)
         received = inserted = 0
         reported: dict[EntityLevel, set[str]] = {level: set() for level in LEVELS}

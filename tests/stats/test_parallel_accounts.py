@@ -126,10 +126,10 @@ def seller_with_meta_accounts(
     settings: Settings,
     numbers: list[int],
     *,
-    attempted: dict[int, datetime] | None = None,
+    synced: dict[int, datetime] | None = None,
 ) -> tuple[uuid.UUID, dict[int, uuid.UUID]]:
     """A seller with a Meta ad account per sandbox account number (≡ 0 mod 8: USD, GMT);
-    ``attempted`` sets some accounts' last sync attempt (the others never tried)."""
+    ``synced`` sets some accounts' last sync (the others never synced)."""
     box = SecretBox(settings.token_encryption_keys)
     seller_id = uuid.uuid4()
     ids: dict[int, uuid.UUID] = {}
@@ -139,7 +139,7 @@ def seller_with_meta_accounts(
             for number in numbers:
                 row = conn.execute(
                     "INSERT INTO ad_accounts (seller_id, network, external_id, name, timezone,"
-                    " currency, token_ciphertext, token_key_version, last_sync_attempt_at)"
+                    " currency, token_ciphertext, token_key_version, last_synced_at)"
                     " VALUES (%s, 'meta', %s, 'parallel', 'Etc/GMT', 'USD', %s, %s, %s)"
                     " RETURNING id",
                     (
@@ -147,7 +147,7 @@ def seller_with_meta_accounts(
                         f"act_{number}",
                         box.encrypt(TOKEN),
                         box.primary_version,
-                        (attempted or {}).get(number),
+                        (synced or {}).get(number),
                     ),
                 ).fetchone()
                 assert row is not None
@@ -223,15 +223,15 @@ async def test_a_hanging_account_is_cut_off_and_the_others_land_meanwhile(
     database_owner_dsn: str,
 ) -> None:
     sandbox_url, _ = sandbox
-    # The hanging account has never been tried, so it goes first and holds a slot; the
-    # others were tried an hour ago.
+    # The hanging account has never synced, so it goes first and holds a slot; the
+    # others synced an hour ago.
     earlier = datetime.now(UTC) - timedelta(hours=1)
     others = [8 * n for n in range(20, 26)]
     seller_id, ids = seller_with_meta_accounts(
         database_owner_dsn,
         sync_settings,
         [8 * 19, *others],
-        attempted=dict.fromkeys(others, earlier),
+        synced=dict.fromkeys(others, earlier),
     )
     await hang(sandbox_url, 8 * 19)
 
