@@ -332,7 +332,7 @@ async def test_stats_ingest_and_aggregate_through_the_pool(
             for d in range(3)
         ]
         async with open_seller_scope(sessions, shop.seller_id, bounced_settings) as scope:
-            # COPY into the ON COMMIT DROP staging table, then the seller-scoped upsert:
+            # COPY into the temporary staging table, then the seller-scoped upsert:
             # both inside this one transaction, whichever server connection it gets.
             await ingest_raw(scope, rows)
             return await aggregate_daily(
