@@ -20,9 +20,13 @@ shared between them):
 - ``GET /public/sellpages/{slug}`` — the storefront, a Redis cache hit after the first
   request, each request from one of 1,024 client IPs in ``X-Forwarded-For`` (the API trusts
   127.0.0.1 as its proxy, as in production behind nginx), as the simulation's load does;
-- ``GET /orders?limit=50`` — an authenticated list (token check, seller quota on Redis,
-  one page of the seller's 100 orders under row-level security);
-- ``GET /stats/overview?since=&until=`` — the seller's 30-day report.
+- ``GET /orders?limit=50`` — an authenticated list (token check, seller quota on Redis),
+  answered from the seller's dashboard cache after the first request, as a dashboard's
+  repeated reads are (:mod:`pixecom_core.dashboard_cache`);
+- ``GET /orders?limit=50 (uncached)`` — the same page with a ``created_to`` far ahead
+  whose microseconds change per request: every request a cache miss (one page of the
+  seller's 100 orders under row-level security, serialised, stored);
+- ``GET /stats/overview?since=&until=`` — the seller's 30-day report (cached likewise).
 
 The per-IP and per-seller rate limits are raised to 10,000,000/minute in the API's
 environment: every request is still counted on Redis (the cost is measured), none is
@@ -96,6 +100,9 @@ BENCH_SCENARIO = Scenario(
 )
 #: Days the stats class reports on.
 STATS_DAYS = 30
+#: Makes each orders request a cache miss: "created before" an instant far ahead, its
+#: microseconds random — the same 50 orders, a cache key of its own.
+UNCACHED_ORDERS_SUFFIX = "&created_to=2100-01-01T00:00:00.%06dZ"
 #: Client IPs the storefront requests come from (through X-Forwarded-For).
 CLIENT_IPS = 1_024
 #: Rate limits the API runs with: every request counted, none refused.
@@ -115,6 +122,10 @@ class RequestClass:
     path: str
     headers: dict[str, str] = field(default_factory=dict)
     forwarded_ips: bool = False
+    #: Appended to the path with a random number 0–999,999 per request (``%06d``): a
+    #: query that means the same rows but names a cache entry of its own, so every
+    #: request misses the dashboard cache.
+    cache_busting_suffix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +289,12 @@ def request_classes(slug: str, token: str) -> list[RequestClass]:
         RequestClass("GET /public/sellpages/{slug}", f"/public/sellpages/{slug}", {}, True),
         RequestClass("GET /orders?limit=50", "/orders?limit=50", bearer),
         RequestClass(
+            "GET /orders?limit=50 (uncached)",
+            "/orders?limit=50",
+            bearer,
+            cache_busting_suffix=UNCACHED_ORDERS_SUFFIX,
+        ),
+        RequestClass(
             f"GET /stats/overview ({STATS_DAYS} days)",
             f"/stats/overview?since={since.isoformat()}&until={today.isoformat()}",
             bearer,
@@ -323,11 +340,15 @@ async def _drive(job: DriveJob) -> Sample:
         async def connection(index: int) -> None:
             rng = random.Random(job.seed * 1_000 + index)
             headers = dict(job.request.headers)
+            suffix = job.request.cache_busting_suffix
             while (now := time.monotonic()) < end:
                 if ips:
                     headers["X-Forwarded-For"] = rng.choice(ips)
+                path = job.request.path
+                if suffix is not None:
+                    path += suffix % rng.randrange(1_000_000)
                 try:
-                    async with session.get(job.request.path, headers=headers) as answer:
+                    async with session.get(path, headers=headers) as answer:
                         await answer.read()
                         status = answer.status
                 except (aiohttp.ClientError, TimeoutError):
@@ -388,12 +409,16 @@ def _api_cpu_during(pid: int, start_at: float, seconds: float) -> float:
 #: X-Forwarded-For per request from the bench's client addresses when there are any.
 _WRK_SCRIPT = """
 local ips = {%s}
+local suffix = %s
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) statuses = {}; math.randomseed(7) end
-if #ips > 0 then
+if #ips > 0 or suffix then
   request = function()
-    wrk.headers["X-Forwarded-For"] = ips[math.random(#ips)]
+    if #ips > 0 then wrk.headers["X-Forwarded-For"] = ips[math.random(#ips)] end
+    if suffix then
+      return wrk.format(nil, wrk.path .. string.format(suffix, math.random(0, 999999)))
+    end
     return wrk.format(nil)
   end
 end
@@ -429,7 +454,11 @@ def measure_wrk(
         command += ["-H", f"{name}: {value}"]
     script = tmp / "wrk.lua"
     ips = client_ips(1) if request.forwarded_ips else []
-    script.write_text(_WRK_SCRIPT % ", ".join(f'"{ip}"' for ip in ips))
+    suffix = request.cache_busting_suffix
+    script.write_text(
+        _WRK_SCRIPT
+        % (", ".join(f'"{ip}"' for ip in ips), "nil" if suffix is None else f'"{suffix}"')
+    )
     command += ["-s", str(script)]
     url = base_url + request.path
     if args.warmup > 0:
