@@ -12,9 +12,6 @@ show that shoppers are served the last copy meanwhile.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import os
 import re
 import secrets
 import ssl
@@ -32,13 +29,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
 from pixecom_core.settings import Settings
+from reference_app.simulate.edge import RenderedConfig, render, self_signed_certificate
 from tests.cli.conftest import clean_environment
 from tests.deploy.conftest import DEPLOY_DIR, free_loopback_port, require_binary
 
@@ -46,104 +40,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SITE = DEPLOY_DIR / "nginx" / "pixecom.conf"
 PROXY_INCLUDE = DEPLOY_DIR / "nginx" / "pixecom_proxy.conf"
 ONE_MIB = 1024 * 1024
-
-
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """(certificate, key) for 127.0.0.1 / localhost, valid for a day."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def replace_exactly(text: str, old: str, new: str) -> str:
-    """``text`` with ``old`` replaced; fails if the shipped file no longer contains it
-    (the test must render the file as shipped, not a drifted copy)."""
-    assert old in text, f"{old!r} is no longer in the shipped nginx config"
-    return text.replace(old, new)
-
-
-@dataclass(frozen=True)
-class RenderedConfig:
-    main: Path
-    prefix: Path
-    access_log: Path
-
-
-def render(
-    work: Path,
-    *,
-    cert: Path,
-    key: Path,
-    http_port: int | None = None,
-    https_port: int | None = None,
-    api_port: int | None = None,
-) -> RenderedConfig:
-    """The shipped site file with machine paths (and, when given, ports) swapped in,
-    inside a main nginx.conf that keeps every file under ``work``."""
-    logs = work / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    site = SITE.read_text()
-    site = replace_exactly(
-        site, "/etc/letsencrypt/live/pixecom.example.com/fullchain.pem", str(cert)
-    )
-    site = replace_exactly(site, "/etc/letsencrypt/live/pixecom.example.com/privkey.pem", str(key))
-    site = replace_exactly(site, "/var/log/nginx/", f"{logs}/")
-    site = replace_exactly(site, "/var/cache/nginx-pixecom", str(work / "page-cache"))
-    site = replace_exactly(site, "/var/www/letsencrypt", str(work / "acme"))
-    site = replace_exactly(site, "/etc/nginx/pixecom_proxy.conf", str(PROXY_INCLUDE))
-    if http_port is not None and https_port is not None and api_port is not None:
-        site = replace_exactly(site, "    listen 80;", f"    listen 127.0.0.1:{http_port};")
-        site = replace_exactly(
-            site, "    listen 443 ssl http2;", f"    listen 127.0.0.1:{https_port} ssl http2;"
-        )
-        # IPv6 may be off in test containers; the IPv4 listeners are what is exercised.
-        site = re.sub(r"\n\s*listen \[::\]:[^\n]*", "", site)
-        site = replace_exactly(site, "127.0.0.1:8001", f"127.0.0.1:{api_port}")
-        site = replace_exactly(site, "127.0.0.1:8002", f"127.0.0.1:{api_port}")
-    (work / "pixecom.conf").write_text(site)
-    temp_paths = "\n".join(
-        f"    {kind}_temp_path {work / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    # As root nginx would switch its workers to `nobody`, who cannot read pytest's
-    # private temp folders; keep them as the user running the test.
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    main = work / "nginx.conf"
-    main.write_text(
-        f"{user}worker_processes 1;\npid {work / 'nginx.pid'};\n"
-        f"error_log {logs / 'error.log'} info;\n"
-        "events { worker_connections 256; }\n"
-        f"http {{\n{temp_paths}\n    access_log {logs / 'main.access.log'};\n"
-        f"    include {work / 'pixecom.conf'};\n}}\n"
-    )
-    return RenderedConfig(main=main, prefix=work, access_log=logs / "pixecom.access.log")
 
 
 def wait_for(
