@@ -16,6 +16,7 @@ the ``pixecom_register_*`` hooks into lookups by identifier::
 import difflib
 import importlib
 import importlib.metadata
+import logging
 import os
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ PLUGIN_MODULES_ENV = "PIXECOM_PLUGIN_MODULES"
 plugin under development, a test double in a worker process); loaded with entry points."""
 
 _HOOKSPEC_MODULES = (provider_hookspecs, event_hookspecs)
+
+_log = logging.getLogger(__name__)
 
 
 class PluginLoadError(Exception):
@@ -501,6 +504,34 @@ class ProviderRegistry:
     def sandboxes(self) -> list[Sandbox]:
         """Return every registered sandbox, sorted by name."""
         return [self._sandboxes.by_name[name] for name in sorted(self._sandboxes.by_name)]
+
+    async def aclose(self) -> None:
+        """Close every provider that holds connections: call its ``async aclose()``.
+
+        A provider may keep HTTP pools or a Redis connection for the life of the process
+        (the Meta plugin's shared pacing state, for one); the process calls this once, as
+        it shuts down. Each provider is closed on its own: one that raises is logged and
+        the others are still closed. A provider offered under several kinds is closed
+        once. Sandboxes are not providers and are not closed here.
+        """
+        kinds = (
+            self._ad_networks,
+            self._payment_gateways,
+            self._trackers,
+            self._storage,
+            self._currency_rates,
+        )
+        closed: set[int] = set()
+        for kind in kinds:
+            for provider in kind.by_name.values():
+                close = getattr(provider, "aclose", None)
+                if close is None or id(provider) in closed:
+                    continue
+                closed.add(id(provider))
+                try:
+                    await close()
+                except Exception:
+                    _log.exception("closing %s failed", _qualified(provider))
 
     def names(self, kind: ProviderKind | str) -> list[str]:
         """Return the sorted identifiers (sandbox names for sandboxes) installed for ``kind``.

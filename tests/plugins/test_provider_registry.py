@@ -278,3 +278,40 @@ def test_stubs_satisfy_the_protocols() -> None:
     assert isinstance(StubGateway("stripe"), PaymentGateway)
     assert isinstance(StubTracker("17track"), Tracker)
     assert isinstance(StubStorage("r2"), Storage)
+
+
+class ClosingAdNetwork(StubAdNetwork):
+    def __init__(self, identifier: str, *, fails: bool = False) -> None:
+        super().__init__(identifier)
+        self.fails = fails
+        self.closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+        if self.fails:
+            raise RuntimeError("pool already gone")
+
+
+class ClosingStorage(StubStorage):
+    def __init__(self, identifier: str) -> None:
+        super().__init__(identifier)
+        self.closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_aclose_closes_each_provider_once_even_when_one_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failing, closing = ClosingAdNetwork("aaa", fails=True), ClosingAdNetwork("zzz")
+    storage = ClosingStorage("r2")
+    registry = registry_of(
+        Offers(ad_networks=[failing, closing], storage=[storage], gateways=[StubGateway("s")])
+    )
+
+    await registry.aclose()
+
+    # The first one raised; the ones after it were still closed, each once.
+    assert (failing.closed, closing.closed, storage.closed) == (1, 1, 1)
+    assert "closing tests.plugins.test_provider_registry.ClosingAdNetwork failed" in caplog.text
