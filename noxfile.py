@@ -300,6 +300,9 @@ def simulate(session: nox.Session, postgres: str) -> None:
     simulation runs against. The full-size runs are a command, not a test:
     ``pixecom simulate B`` (see docs/scaling.md).
     """
+    # Scenario C runs behind the deploy kit's nginx (issue 18 item 2): ensured, so a
+    # machine without it fails here rather than in the middle of a run.
+    ensure_system_tools(session, {"nginx": DEPLOY_TOOLS["nginx"]})
     plugins = [arg for name in SIMULATED_PLUGINS for arg in ("-e", editable(f"plugins/{name}"))]
     session.install(*APP, *plugins)
     pytest(session, "tests_simulate", postgres=postgres)

@@ -55,6 +55,22 @@ def simulate_command(
     redis_url: Annotated[
         str | None, typer.Option(help="Redis [default: REDIS_URL, else embedded Valkey].")
     ] = None,
+    edge: Annotated[
+        bool | None,
+        typer.Option(
+            "--edge/--no-edge",
+            help="Send the load through the deploy kit's nginx (TLS, rate limits, "
+            "micro-cached sellpages) [default: on for C, off for A and B].",
+        ),
+    ] = None,
+    generator_core_limit: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Cores the load generator may use before the report warns that it, not "
+            "the API, may have set the pace.",
+        ),
+    ] = 1.0,
 ) -> None:
     """Reproduce one of the audit's scenarios (A, B or C) against the reference deployment.
 
@@ -63,11 +79,15 @@ def simulate_command(
     scenario's sellers, catalog and order history, drives open-loop API load at the
     scenario's peak rates while a full sync cycle runs (and, for C, a webhook burst and a
     slow tracker), then prints a verdict table next to the audit's figures and writes
-    scenario-<X>.json and scenario-<X>.png. The database it creates is dropped afterwards
+    scenario-<X>.json and scenario-<X>.png. With --edge (C's default) the load goes
+    through the deploy kit's nginx config, as a deployment's does; the load generator's
+    own CPU is reported beside the API's, with a warning above the table past
+    --generator-core-limit. The database it creates is dropped afterwards
     unless --keep-data. Exit status 1 when a verdict
     fails.
     """
     from reference_app.simulate.deployment import PluginMissingError
+    from reference_app.simulate.edge import EdgeUnavailableError
     from reference_app.simulate.report import render
     from reference_app.simulate.runner import RunOptions, run_simulation
     from reference_app.simulate.scenarios import scenario as find_scenario
@@ -87,10 +107,12 @@ def simulate_command(
         shed_max_in_flight=shed_max_in_flight,
         database_url=database_url or os.environ.get("DATABASE_URL"),
         redis_url=redis_url or os.environ.get("REDIS_URL"),
+        edge=edge,
+        generator_core_limit=generator_core_limit,
     )
     try:
         result = run_simulation(chosen, options, typer.echo)
-    except PluginMissingError as exc:
+    except (PluginMissingError, EdgeUnavailableError) as exc:
         typer.echo(f"pixecom simulate: {exc}", err=True)
         raise typer.Exit(code=2) from None
     table, json_path, png_path = render(result, output_dir)

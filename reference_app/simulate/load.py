@@ -13,16 +13,27 @@ through ``X-Forwarded-For`` as a proxy would set them), seller dashboard reads w
 logins (orders, campaigns, stats), and checkouts (``POST …/orders`` with the payment
 gateway whose sandbox the simulation drives, then paid at that sandbox through
 :class:`~pixecom_core.providers.DemoPayments`, whose signed webhook reaches the API).
+
+Behind the deploy kit's nginx (:class:`Edge`, issue 18 item 2) the generator speaks HTTPS
+to nginx from many loopback addresses — nginx sets ``X-Forwarded-For`` itself and
+rate-limits per address, as it would real shoppers — and records each storefront answer's
+``X-Cache-Status``. The generator's own CPU over the window is measured
+(``LoadResult.cpu_seconds``): a generator short of a core sends late, and its lateness
+would be read as the API's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import resource
+import ssl
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -42,6 +53,12 @@ MAX_CONNECTIONS = 128
 #: clients of 8 sent ~390 req/s and the API answered 470 req/s at 16 in flight. Many
 #: small clients (one per simulated browser group) keep the generator out of the way.
 CONNECTIONS_PER_CLIENT = 4
+#: Behind nginx, the loopback addresses the generator connects from (one httpx client
+#: each). nginx rate-limits public reads at 10/s per address (burst 20): 64 addresses keep
+#: 500 req/s of the audit's mix under that, as thousands of shoppers' addresses would.
+EDGE_CLIENT_ADDRESSES = 64
+#: nginx's micro-cache status header on the sellpages it caches.
+CACHE_STATUS_HEADER = "X-Cache-Status"
 STOREFRONT = "storefront"
 DASHBOARD = "dashboard"
 CHECKOUT = "checkout"
@@ -82,6 +99,8 @@ class Outcome:
     latency: float
     status: int
     shed: bool = False
+    #: nginx's ``X-Cache-Status`` (HIT, MISS, STALE, …) when the answer came through it.
+    cache: str | None = None
 
     @property
     def error(self) -> bool:
@@ -188,6 +207,19 @@ class LoadResult:
     payment_failures: int = 0
     planned: int = 0
     elapsed: float = 0.0
+    #: CPU seconds (user + system) the generator's process, and any children it waited
+    #: for, used during :meth:`LoadGenerator.run`.
+    cpu_seconds: float = 0.0
+
+    @property
+    def cores_used(self) -> float:
+        """The generator's CPU over the window, in cores (1.0: one core all the time)."""
+        return self.cpu_seconds / self.elapsed if self.elapsed else 0.0
+
+    def cache_statuses(self, kind: str = STOREFRONT) -> dict[str, int]:
+        """How many answers of class ``kind`` carried each ``X-Cache-Status`` (empty when
+        no edge answered)."""
+        return dict(Counter(o.cache for o in self.outcomes if o.kind == kind and o.cache))
 
     def by_class(self) -> dict[str, ClassStats]:
         """Figures per request class, plus ``all``."""
@@ -208,6 +240,35 @@ def _client_ip(rng: random.Random) -> str:
     return f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
+def edge_client_addresses(count: int = EDGE_CLIENT_ADDRESSES) -> list[str]:
+    """``count`` loopback addresses to connect from (Linux routes all of 127.0.0.0/8 to
+    the loopback interface), none of them 127.0.0.1."""
+    return [f"127.18.{index // 250}.{index % 250 + 1}" for index in range(count)]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Where the generator reaches the API through nginx.
+
+    :param url: nginx's HTTPS base URL.
+    :param certificate: the certificate nginx presents (self-signed; trusted for it only).
+    :param source_addresses: loopback addresses to connect from, one client each.
+    """
+
+    url: str
+    certificate: Path
+    source_addresses: tuple[str, ...] = field(
+        default_factory=lambda: tuple(edge_client_addresses())
+    )
+
+
+def _process_cpu_seconds() -> float:
+    """User + system CPU of this process and of its children that were waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 class LoadGenerator:
     """Drives the API with the request mix of a scenario.
 
@@ -216,12 +277,20 @@ class LoadGenerator:
     :param seed: makes arrivals and choices reproducible.
     :param pay_checkouts: pay each checkout at the sandbox (its webhooks reach the API);
         off, payments are only created, to be paid later (the webhook burst).
+    :param edge: send every request through this nginx instead of to ``api_url``.
     """
 
     def __init__(
-        self, api_url: str, targets: LoadTargets, *, seed: int = 7, pay_checkouts: bool = True
+        self,
+        api_url: str,
+        targets: LoadTargets,
+        *,
+        seed: int = 7,
+        pay_checkouts: bool = True,
+        edge: Edge | None = None,
     ) -> None:
-        self.api_url = api_url
+        self.api_url = edge.url if edge is not None else api_url
+        self.edge = edge
         self.targets = targets
         self.rng = random.Random(seed)
         self.pay_checkouts = pay_checkouts
@@ -235,14 +304,29 @@ class LoadGenerator:
         # of its queue). The wait counts in the latency, measured from the arrival: a
         # server that falls behind shows it, nothing is hidden.
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
-        limits = httpx.Limits(
-            max_connections=CONNECTIONS_PER_CLIENT,
-            max_keepalive_connections=CONNECTIONS_PER_CLIENT,
-        )
-        self._clients = [
-            httpx.AsyncClient(base_url=api_url, timeout=REQUEST_TIMEOUT_SECONDS, limits=limits)
-            for _ in range(MAX_CONNECTIONS // CONNECTIONS_PER_CLIENT)
-        ]
+        if edge is None:
+            self._clients = [
+                httpx.AsyncClient(
+                    base_url=api_url,
+                    timeout=REQUEST_TIMEOUT_SECONDS,
+                    limits=_limits(CONNECTIONS_PER_CLIENT),
+                )
+                for _ in range(MAX_CONNECTIONS // CONNECTIONS_PER_CLIENT)
+            ]
+        else:
+            # Keep-alive connections: a TLS handshake per connection, not per request.
+            tls = ssl.create_default_context(cafile=str(edge.certificate))
+            per_client = max(1, MAX_CONNECTIONS // len(edge.source_addresses))
+            self._clients = [
+                httpx.AsyncClient(
+                    base_url=edge.url,
+                    timeout=REQUEST_TIMEOUT_SECONDS,
+                    transport=httpx.AsyncHTTPTransport(
+                        verify=tls, local_address=address, limits=_limits(per_client)
+                    ),
+                )
+                for address in edge.source_addresses
+            ]
         self._next_client = 0
 
     @property
@@ -346,6 +430,7 @@ class LoadGenerator:
             time.perf_counter() - started_at,
             answer.status_code,
             shed=answer.status_code == 503 and answer.headers.get(SHED_HEADER) == "1",
+            cache=answer.headers.get(CACHE_STATUS_HEADER),
         )
         if kind == CHECKOUT and answer.status_code == 201:
             placed = answer.json()
@@ -409,6 +494,7 @@ class LoadGenerator:
         loop = asyncio.get_running_loop()
         start = loop.time()
         perf_start = time.perf_counter()
+        cpu_start = _process_cpu_seconds()
         last_report = 0.0
 
         async def one(kind: str, arrival: float) -> None:
@@ -430,5 +516,10 @@ class LoadGenerator:
         if tasks:
             await asyncio.wait(tasks)
         result.elapsed = time.perf_counter() - perf_start
+        result.cpu_seconds = _process_cpu_seconds() - cpu_start
         result.payment_failures = self._payment_failures
         return result
+
+
+def _limits(connections: int) -> httpx.Limits:
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)

@@ -96,6 +96,9 @@ class Probes:
     interval: float = 1.0
     #: A provider breaker to watch, as (kind, identifier), e.g. ("tracker", "17track").
     breaker: tuple[str, str] | None = None
+    #: Name → pid of processes measured with their children (nginx: its worker does the
+    #: work, its master only waits).
+    trees: dict[str, int] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
     _started: float = 0.0
@@ -176,6 +179,11 @@ class Probes:
                 waits[name] = wait
         if self._postmaster is not None:
             cpu["postgresql"] = _tree_cpu_seconds(self._postmaster)
+        for name, pid in self.trees.items():
+            try:
+                cpu[name] = _tree_cpu_seconds(psutil.Process(pid))
+            except psutil.Error:
+                continue
         breaker_state = None
         if self.breaker is not None:
             if self._breakers is None:

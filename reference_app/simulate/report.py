@@ -12,6 +12,11 @@ audit's figure for the previous version, and a verdict. Verdicts are mechanical:
 - 17TRACK: PASS when the tracker's breaker opened (calls stopped) while the other queues
   kept draining;
 - the rest are measurements (INFO).
+
+The load generator's own CPU is reported next to the API's, and a line starting with
+``WARNING`` precedes the table when the generator used more than
+``RunOptions.generator_core_limit`` cores: on a shared machine such a generator took
+cores the API needed, so a starved API is not mistaken for a slow one (issue 18 item 2).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from pixecom_core.settings import Settings  # noqa: E402
 from reference_app.simulate.load import (  # noqa: E402
     DASHBOARD,
+    LOGIN,
     STOREFRONT,
     ClassStats,
     percentiles,
@@ -56,6 +62,19 @@ def generator_starved(ran_seconds: float, waited_seconds: float) -> str | None:
     return (
         f"the load generator waited {waited_seconds:.0f} s for a core and ran "
         f"{ran_seconds:.0f} s: it set this pace, not the API"
+    )
+
+
+def generator_overloaded(cores_used: float, core_limit: float) -> str | None:
+    """A warning when the load generator used more than ``core_limit`` cores of its own:
+    it competed with the deployment for the machine, and a single-threaded generator near
+    a whole core also sends late. None when it stayed under the limit."""
+    if cores_used <= core_limit:
+        return None
+    return (
+        f"WARNING: the load generator used {cores_used:.2f} cores of its own CPU (limit "
+        f"{core_limit:g}): it competed with the API for the machine's cores, so the API's "
+        "latency and rate are a bound from below, not the API's own"
     )
 
 
@@ -86,6 +105,7 @@ def metrics(result: SimulationResult) -> dict[str, Any]:
             rss_max[name] = max(rss_max.get(name, 0), value)
     webhooks = result.webhooks
     cycle = result.cycle
+    load = result.load
     return {
         "scenario": result.scenario.name,
         "title": result.scenario.title,
@@ -124,6 +144,25 @@ def metrics(result: SimulationResult) -> dict[str, Any]:
         "api_achieved_rate": (
             by_class["all"].requests / result.load.elapsed if result.load.elapsed else 0.0
         ),
+        # Per second of the window: the plan's arrivals (Poisson around the scenario's
+        # rates), and the answers that were neither a shed nor a failure.
+        "api_offered_rate": load.planned / result.options.duration,
+        "api_answered_rate": (
+            sum(1 for o in load.outcomes if o.kind != LOGIN and o.status and not o.shed)
+            / result.options.duration
+        ),
+        "load_generator": {
+            "cpu_seconds": round(load.cpu_seconds, 2),
+            "seconds": round(load.elapsed, 2),
+            "cores_used": round(load.cores_used, 3),
+            "core_limit": result.options.generator_core_limit,
+            "warning": generator_overloaded(load.cores_used, result.options.generator_core_limit),
+        },
+        "edge": {
+            "nginx": result.edge_access_log is not None,
+            "access_log": str(result.edge_access_log) if result.edge_access_log else None,
+            "storefront_cache_status": load.cache_statuses(STOREFRONT),
+        },
         "db_connections": {
             "open_max": max((s.connections_open for s in samples), default=0),
             "in_use_max": max((s.connections_in_use for s in samples), default=0),
@@ -252,6 +291,28 @@ def verdict_rows(
         )
     )
     cpu = figures["cpu_seconds_in_window"]
+    generator = figures["load_generator"]
+    samples = result.probes.samples
+    api_cores = f"{cpu.get('api', 0) / (samples[-1].at - samples[0].at or 1.0):.2f}" if cpu else "-"
+    cache = figures["edge"]["storefront_cache_status"]
+    cached = (
+        "; behind nginx (deploy kit config): storefront answers by cache status "
+        + ", ".join(f"{status} {count}" for status, count in sorted(cache.items()))
+        if figures["edge"]["nginx"]
+        else "; straight to the API (no nginx)"
+    )
+    rows.append(
+        (
+            "load generator",
+            f"{generator['cores_used']:.2f} cores of its own CPU ({generator['cpu_seconds']:.1f} s "
+            f"in {generator['seconds']:.0f} s; limit {generator['core_limit']:g}), API "
+            f"{api_cores} cores; offered {figures['api_offered_rate']:.0f} req/s, answered "
+            f"{figures['api_answered_rate']:.0f} req/s{cached}"
+            + (f"; {generator['warning']}" if generator["warning"] else ""),
+            "-",
+            "INFO",
+        )
+    )
     if cpu:
         window = result.probes.samples[-1].at - result.probes.samples[0].at or 1.0
         machine = figures["machine"]
@@ -371,8 +432,9 @@ def render(result: SimulationResult, output_dir: Path) -> tuple[str, Path, Path]
     json_path.write_text(json.dumps(figures, indent=2, default=str))
     png_path = output_dir / f"scenario-{name}.png"
     chart(result, png_path)
+    warning = figures["load_generator"]["warning"]
     title = (
-        f"pixecom simulate {name}: {result.scenario.title}\n"
+        (f"{warning}\n" if warning else "") + f"pixecom simulate {name}: {result.scenario.title}\n"
         f"{figures['time_compression']}; offered per second: "
         + ", ".join(f"{kind} {rate:.1f}" for kind, rate in result.rates.items())
         + f"; shed level {figures['shed_max_in_flight']} in flight per API process\n"

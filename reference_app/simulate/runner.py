@@ -13,6 +13,11 @@ Phases (each announced on the terminal with the time elapsed):
    each, shuffled, by concurrent senders);
 5. wait for the cycle to finish (up to ``cycle_timeout``) and the webhooks to be processed,
    then count rows and check every paid payment reached the ledger exactly as a fact.
+
+With ``edge`` (the default for scenario C, issue 18 item 2) the deploy kit's nginx config
+runs in front of the API (:mod:`reference_app.simulate.edge`): the load reaches the API as
+a deployment's would, through TLS, per-address rate limits and the sellpages'
+micro-cache. Sandboxes still deliver webhooks to the API directly.
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ from pixecom_core.settings import Settings
 from pixecom_core.stats.schedule import DueSync
 from reference_app.simulate import datagen
 from reference_app.simulate.deployment import DeploymentOptions, SimulatedDeployment
+from reference_app.simulate.edge import EdgeProxy
 from reference_app.simulate.load import (
     CHECKOUT,
     DASHBOARD,
     STOREFRONT,
+    Edge,
     LoadGenerator,
     LoadResult,
     LoadTargets,
@@ -68,6 +75,9 @@ class RunOptions:
     :param duration: seconds of the measurement window.
     :param cycle_timeout: how long to wait for the sync cycle before calling it unfinished.
     :param drain_timeout: how long to wait, after the window, for webhooks to be processed.
+    :param edge: put the deploy kit's nginx in front of the API; None: only for scenario C.
+    :param generator_core_limit: cores the load generator may use before the report warns
+        that it, not the API, may have set the pace.
     """
 
     output_dir: Path
@@ -80,6 +90,18 @@ class RunOptions:
     shed_max_in_flight: int | None = None
     database_url: str | None = None
     redis_url: str | None = None
+    edge: bool | None = None
+    generator_core_limit: float = 1.0
+
+
+#: The scenarios measured behind nginx unless told otherwise: the audit sized C's
+#: 500 req/s for a deployment, which has its edge in front (issue 18 item 2).
+EDGE_SCENARIOS = frozenset({"C"})
+
+
+def uses_edge(scenario: Scenario, options: RunOptions) -> bool:
+    """Whether ``scenario`` runs behind nginx: ``options.edge``, else its default."""
+    return options.edge if options.edge is not None else scenario.name in EDGE_SCENARIOS
 
 
 @dataclass
@@ -167,6 +189,8 @@ class SimulationResult:
     exited: dict[str, int]
     pids: dict[str, int]
     elapsed: float
+    #: nginx's access log when the load went through it (None: straight to the API).
+    edge_access_log: Path | None = None
 
 
 class Progress:
@@ -252,7 +276,21 @@ def run_simulation(
         )
         progress(f"data generated in {generated.seconds:.1f} s; starting the processes")
         deployment.start_processes()
-        result = asyncio.run(_measure(deployment, settings, generated, scenario, options, progress))
+        edge = None
+        if uses_edge(scenario, options):
+            edge = EdgeProxy(
+                options.output_dir / "nginx", int(deployment.api_url.rsplit(":", 1)[1])
+            )
+        try:
+            if edge is not None:
+                edge.start()
+                progress(f"nginx (the deploy kit's config) at {edge.https_url}")
+            result = asyncio.run(
+                _measure(deployment, settings, generated, scenario, options, progress, edge)
+            )
+        finally:
+            if edge is not None:
+                edge.stop()
         result.elapsed = time.monotonic() - started
         result.exited = deployment.exited()
         progress("stopping the deployment")
@@ -270,6 +308,7 @@ async def _measure(
     scenario: Scenario,
     options: RunOptions,
     progress: Progress,
+    edge: EdgeProxy | None = None,
 ) -> SimulationResult:
     owner_dsn = settings.database_url
     assert owner_dsn is not None
@@ -290,12 +329,14 @@ async def _measure(
             payments=payments,
         ),
         seed=options.seed,
+        edge=Edge(url=edge.https_url, certificate=edge.cert) if edge is not None else None,
     )
     probes = Probes(
         owner_dsn,
         settings,
         deployment.pids,
         breaker=("tracker", sandboxes.tracker.provider) if scenario.slow_tracker else None,
+        trees={"nginx": edge.pid} if edge is not None and edge.pid is not None else {},
     )
     broker = build_broker(settings, Queue.STATS_LOW)
     await broker.startup()
@@ -388,6 +429,7 @@ async def _measure(
         exited={},
         pids=dict(deployment.pids),
         elapsed=0.0,
+        edge_access_log=edge.access_log if edge is not None else None,
     )
 
 
