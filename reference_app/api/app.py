@@ -125,6 +125,8 @@ def create_app(
                 await tasks.close()
                 if replica is not None:
                     await replica.dispose()
+                # Providers' pools (HTTP, Meta's shared pacing in Redis) go with the app.
+                await registry.aclose()
 
     app = FastAPI(
         title="PixEcom",

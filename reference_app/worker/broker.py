@@ -533,6 +533,8 @@ async def open_worker_resources(
                 resources.sweeper.cancel()
                 with suppress(asyncio.CancelledError):
                     await resources.sweeper
+            # Providers' pools (HTTP, Meta's shared pacing in Redis) go with the process.
+            await providers.aclose()
 
 
 def share_resources(broker: AsyncBroker, resources: WorkerResources) -> None:

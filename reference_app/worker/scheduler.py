@@ -207,6 +207,7 @@ async def serve(settings: Settings) -> None:
                 pass
     finally:
         await broker.shutdown()
+        await registry.aclose()
         await client.aclose()
         await engine.dispose()
 
