@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reference_app.simulate.scenarios import SCENARIOS, WorkerLayout
-from tests_simulate.test_simulate_smoke import check_outputs, simulate
+from reference_app.simulate.scenarios import SCENARIOS, Metric, WorkerLayout
+from tests_simulate.test_simulate_smoke import simulate
 
 MIB = 1024 * 1024
 #: Issue 18 item 6: API + workers + scheduler on one small VPS.
@@ -25,7 +25,19 @@ def test_scenario_a_runs_one_worker_process_for_every_queue_within_600_mib(
     tmp_path: Path,
 ) -> None:
     completed, figures = simulate(tmp_path, "A", "--scale", "0.01", "--duration", "10")
-    check_outputs(tmp_path, "A", completed, figures)
+    # Exit status 1 is a failed verdict; the API's latency depends on what else the
+    # machine runs (the smoke tests check every verdict), the rows below on the layout.
+    assert completed.returncode in (0, 1), completed.stdout[-4000:] + completed.stderr[-4000:]
+    verdicts = figures["verdict"]
+    assert isinstance(verdicts, list)
+    assert {Metric.CYCLE, Metric.RSS} <= {row["metric"] for row in verdicts}
+    for row in verdicts:
+        if row["metric"] in (Metric.CYCLE, Metric.WEBHOOKS, Metric.RSS):
+            assert row["verdict"] in {"PASS", "INFO"}, row
+    assert figures["processes_exited"] == {}
+    cycle = figures["cycle"]
+    assert isinstance(cycle, dict)
+    assert cycle["synced"] == cycle["accounts"] > 0
 
     rss = figures["rss_bytes_max"]
     assert isinstance(rss, dict)
@@ -34,7 +46,7 @@ def test_scenario_a_runs_one_worker_process_for_every_queue_within_600_mib(
     deployment = rss["api"] + rss["worker-all"] + rss["scheduler"]
     assert 0 < deployment <= RSS_BUDGET_BYTES, rss
     assert all(rss[name] > 0 for name in ("api", "worker-all", "scheduler")), rss
-    # the one process synced the whole cycle (check_outputs) and paid every checkout
+    # the one process synced the whole cycle (above) and recorded every payment
     webhooks = figures["webhooks"]
     assert isinstance(webhooks, dict)
-    assert webhooks["inbox_unprocessed"] == 0
+    assert webhooks["lost"] == 0 and webhooks["inbox_unprocessed"] == 0
