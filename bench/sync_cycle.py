@@ -285,6 +285,8 @@ async def run_cycles(
             "db_pool_max_overflow": 0,
             "db_pool_timeout_seconds": 300,
             "sync_accounts_concurrency": args.account_bound,
+            # one process stands in for a fleet: an account may wait long for the pool
+            "sync_account_timeout_seconds": 600.0,
         }
     )
     box = SecretBox(settings.token_encryption_keys)
