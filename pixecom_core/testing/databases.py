@@ -2,6 +2,11 @@
 
 Used by core's own tests and available to plugins: ``DATABASE_URL`` / ``REDIS_URL`` name
 the servers when set; otherwise embedded ones are started for the run.
+
+A shared Redis outlives runs (CI runs against the machine's server as the last session
+left it), so each run's settings carry a Redis key prefix of its own, and the run's keys
+are deleted with its database: a queue stream or a claimed scheduler slot of an earlier
+run never reaches a later one.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import redis
 
 from pixecom_core.db import admin
 from pixecom_core.db.urls import conninfo
@@ -59,12 +66,14 @@ def provision_test_database(
 ) -> Iterator[TestDatabase]:
     """Create, migrate and finally drop a database named for this run."""
     name = f"pixecom_test_{os.getpid()}_{secrets.token_hex(4)}"
+    redis_key_prefix = f"pixecom-test:{name}:"
     owner_dsn = admin.create_database(conninfo(server_dsn, dbname="postgres"), name)
     try:
         settings = Settings(
             mode=Mode.TEST,
             database_url=owner_dsn,
             redis_url=redis_url,
+            redis_key_prefix=redis_key_prefix,
             app_role=app_role,
             jwt_signing_keys=[random_secret()],
             token_encryption_keys=[random_secret()],
@@ -89,3 +98,24 @@ def provision_test_database(
         )
     finally:
         admin.drop_database(server_dsn, name)
+        delete_redis_keys(redis_url, redis_key_prefix)
+
+
+def delete_redis_keys(redis_url: str, prefix: str) -> int:
+    """Delete every key starting with ``prefix`` (SCAN, then UNLINK in batches); return
+    how many. A Redis that cannot be reached deletes nothing: the keys of a run are
+    litter, not state a later run relies on."""
+    deleted = 0
+    try:
+        with redis.Redis.from_url(redis_url, socket_timeout=10) as client:
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=f"{prefix}*", count=1_000):
+                batch.append(key)
+                if len(batch) == 1_000:
+                    deleted += int(client.unlink(*batch))
+                    batch.clear()
+            if batch:
+                deleted += int(client.unlink(*batch))
+    except redis.RedisError:
+        return deleted
+    return deleted
