@@ -174,7 +174,7 @@ class EdgeProxy:
         holds one to the API, so allow twice the clients plus the upstream keep-alives.
     """
 
-    def __init__(self, work: Path, api_port: int, *, worker_connections: int = 1024) -> None:
+    def __init__(self, work: Path, api_port: int, *, worker_connections: int = 2048) -> None:
         self.work = work
         self.api_port = api_port
         self.worker_connections = worker_connections

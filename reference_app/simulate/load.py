@@ -54,15 +54,19 @@ MAX_CONNECTIONS = 128
 #: small clients (one per simulated browser group) keep the generator out of the way.
 CONNECTIONS_PER_CLIENT = 4
 #: Behind nginx, the loopback addresses the generator connects from (one httpx client
-#: each). nginx rate-limits public reads at 10/s per address (burst 20): 64 addresses keep
-#: 500 req/s of the audit's mix under that, as thousands of shoppers' addresses would.
-EDGE_CLIENT_ADDRESSES = 64
+#: each). nginx rate-limits public reads at 10/s per address (burst 20): 128 addresses,
+#: split between the classes by ``CLIENT_SHARES``, keep 500 req/s of the audit's mix under
+#: that (storefront ~5/s per address), as thousands of shoppers' addresses would.
+EDGE_CLIENT_ADDRESSES = 128
 #: nginx's micro-cache status header on the sellpages it caches.
 CACHE_STATUS_HEADER = "X-Cache-Status"
 STOREFRONT = "storefront"
 DASHBOARD = "dashboard"
 CHECKOUT = "checkout"
 LOGIN = "login"
+#: Each class's part of the edge's client addresses (its rate over nginx's per-address
+#: limits); every class has its own :data:`MAX_CONNECTIONS` slots.
+CLIENT_SHARES = {STOREFRONT: 0.5, DASHBOARD: 0.375, CHECKOUT: 0.125}
 
 
 def poisson_arrivals(rate: float, duration: float, rng: random.Random) -> list[float]:
@@ -302,43 +306,53 @@ class LoadGenerator:
         # arrival beyond the bound waits for a slot in an asyncio semaphore (O(1), unlike
         # queueing thousands inside httpx's pool, whose bookkeeping grows with the square
         # of its queue). The wait counts in the latency, measured from the arrival: a
-        # server that falls behind shows it, nothing is hidden.
-        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        # server that falls behind shows it, nothing is hidden. Shoppers, sellers and
+        # checkouts are different people: each class has its own slots and clients, so
+        # a page view never queues behind a slow dashboard read in the generator.
+        self._slots = {kind: asyncio.Semaphore(MAX_CONNECTIONS) for kind in CLIENT_SHARES}
+        self._clients: dict[str, list[httpx.AsyncClient]] = {}
         if edge is None:
-            self._clients = [
-                httpx.AsyncClient(
-                    base_url=api_url,
-                    timeout=REQUEST_TIMEOUT_SECONDS,
-                    limits=_limits(CONNECTIONS_PER_CLIENT),
-                )
-                for _ in range(MAX_CONNECTIONS // CONNECTIONS_PER_CLIENT)
-            ]
+            for kind in CLIENT_SHARES:
+                self._clients[kind] = [
+                    httpx.AsyncClient(
+                        base_url=api_url,
+                        timeout=REQUEST_TIMEOUT_SECONDS,
+                        limits=_limits(CONNECTIONS_PER_CLIENT),
+                    )
+                    for _ in range(MAX_CONNECTIONS // CONNECTIONS_PER_CLIENT)
+                ]
         else:
             # Keep-alive connections: a TLS handshake per connection, not per request.
             tls = ssl.create_default_context(cafile=str(edge.certificate))
-            per_client = max(1, MAX_CONNECTIONS // len(edge.source_addresses))
-            self._clients = [
-                httpx.AsyncClient(
-                    base_url=edge.url,
-                    timeout=REQUEST_TIMEOUT_SECONDS,
-                    transport=httpx.AsyncHTTPTransport(
-                        verify=tls, local_address=address, limits=_limits(per_client)
-                    ),
-                )
-                for address in edge.source_addresses
-            ]
-        self._next_client = 0
+            addresses = list(edge.source_addresses)
+            for kind, share in CLIENT_SHARES.items():
+                count = max(1, round(len(edge.source_addresses) * share))
+                mine, addresses = addresses[:count] or addresses[-1:], addresses[count:]
+                per_client = max(1, MAX_CONNECTIONS // len(mine))
+                self._clients[kind] = [
+                    httpx.AsyncClient(
+                        base_url=edge.url,
+                        timeout=REQUEST_TIMEOUT_SECONDS,
+                        transport=httpx.AsyncHTTPTransport(
+                            verify=tls, local_address=address, limits=_limits(per_client)
+                        ),
+                    )
+                    for address in mine
+                ]
+        self._next_client = dict.fromkeys(CLIENT_SHARES, 0)
 
-    @property
-    def _api(self) -> httpx.AsyncClient:
-        """The next API client, round-robin (small pools stay cheap)."""
-        self._next_client = (self._next_client + 1) % len(self._clients)
-        return self._clients[self._next_client]
+    def _api(self, kind: str) -> httpx.AsyncClient:
+        """The next client of request class ``kind``, round-robin (small pools stay
+        cheap)."""
+        clients = self._clients[kind]
+        self._next_client[kind] = (self._next_client[kind] + 1) % len(clients)
+        return clients[self._next_client[kind]]
 
     async def aclose(self) -> None:
         """Close the API clients (the targets' ``payments`` belong to the caller)."""
-        for client in self._clients:
-            await client.aclose()
+        for clients in self._clients.values():
+            for client in clients:
+                await client.aclose()
 
     async def log_in(self, count: int, result: LoadResult, concurrency: int = 4) -> None:
         """Log ``count`` sellers in (real password checks), each from its own client IP."""
@@ -350,7 +364,8 @@ class LoadGenerator:
             async with semaphore:
                 started = time.perf_counter()
                 try:
-                    answer = await self._api.post(
+                    # Sellers log in from the addresses their dashboards read from.
+                    answer = await self._api(DASHBOARD).post(
                         "/auth/login",
                         json={"email": email, "password": password},
                         headers={"X-Forwarded-For": ip},
@@ -391,7 +406,7 @@ class LoadGenerator:
             }
 
             def request() -> Awaitable[httpx.Response]:
-                return self._api.get(path, params=params, headers=headers)
+                return self._api(DASHBOARD).get(path, params=params, headers=headers)
 
         elif kind == CHECKOUT:
             slug = self.rng.choice(self.targets.slugs)
@@ -405,7 +420,7 @@ class LoadGenerator:
             }
 
             def request() -> Awaitable[httpx.Response]:
-                return self._api.post(
+                return self._api(CHECKOUT).post(
                     f"/public/sellpages/{slug}/orders", json=body, headers=headers
                 )
 
@@ -414,10 +429,10 @@ class LoadGenerator:
             headers = {"X-Forwarded-For": _client_ip(self.rng)}
 
             def request() -> Awaitable[httpx.Response]:
-                return self._api.get(f"/public/sellpages/{slug}", headers=headers)
+                return self._api(STOREFRONT).get(f"/public/sellpages/{slug}", headers=headers)
 
         try:
-            async with self._slots:
+            async with self._slots[kind if kind in self._slots else STOREFRONT]:
                 remaining = REQUEST_TIMEOUT_SECONDS - (time.perf_counter() - started_at)
                 if remaining <= 0:
                     return Outcome(kind, arrival, time.perf_counter() - started_at, 0)
