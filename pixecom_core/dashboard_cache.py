@@ -1,5 +1,5 @@
 """Sellers' dashboard reads, cached in Redis per seller, made stale by the writes that
-change them (audit B6: every API call hit PostgreSQL; issue 18 item 1).
+change them (SCALE-6: every dashboard read hit PostgreSQL; issue 18 item 1).
 
 A dashboard read (the stats overview, sellpages, entities, a campaign's days, the orders
 list) is answered from the exact response bytes cached under the seller, the route and

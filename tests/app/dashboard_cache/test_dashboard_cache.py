@@ -1,4 +1,4 @@
-"""Dashboard reads cached per seller (issue 18 item 1, audit B6).
+"""Dashboard reads cached per seller (issue 18 item 1, SCALE-6).
 
 A repeated read answers from Redis without SQL; every write that changes what a dashboard
 shows makes the next read fresh — checkout, a ledger fact, a link, a roll-up, a sync, any
