@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reference_app.simulate.load import STOREFRONT, LoadResult, Outcome
+import pytest
+
+from reference_app.simulate.load import (
+    CHECKOUT,
+    DASHBOARD,
+    STOREFRONT,
+    Edge,
+    LoadResult,
+    Outcome,
+    edge_client_addresses,
+    split_addresses,
+)
 from reference_app.simulate.report import generator_overloaded
 from reference_app.simulate.runner import RunOptions, uses_edge
 from reference_app.simulate.scenarios import scenario
@@ -94,3 +105,18 @@ def test_scenario_c_runs_behind_nginx_unless_told_otherwise(tmp_path: Path) -> N
     assert not uses_edge(scenario("B", 0.01), options)
     assert uses_edge(scenario("B", 0.01), RunOptions(output_dir=tmp_path, edge=True))
     assert not uses_edge(scenario("C", 0.01), RunOptions(output_dir=tmp_path, edge=False))
+
+
+def test_each_request_class_connects_from_addresses_of_its_own() -> None:
+    addresses = edge_client_addresses()
+    split = split_addresses(addresses)
+    assert {kind: len(mine) for kind, mine in split.items()} == {
+        STOREFRONT: 64,
+        DASHBOARD: 48,
+        CHECKOUT: 16,
+    }
+    assert sorted(a for mine in split.values() for a in mine) == sorted(addresses)
+    assert len(set(addresses)) == 128 and "127.0.0.1" not in addresses
+    assert [len(mine) for mine in split_addresses(["a", "b", "c"]).values()] == [1, 1, 1]
+    with pytest.raises(ValueError, match="one per request class"):
+        Edge(url="https://127.0.0.1:1", certificate=Path("cert.pem"), source_addresses=("a",))

@@ -107,6 +107,9 @@ def test_scenario_c_loses_no_webhook_and_opens_the_tracker_breaker(tmp_path: Pat
     assert webhooks["burst_deliveries"] == 2 * webhooks["burst_events"] > 0
     assert webhooks["burst_refused"] == 0 and webhooks["inbox_unprocessed"] == 0
     assert figures["tracker"]["breaker_opened_after"] is not None
+    # C's load went through the deploy kit's nginx by default (issue 18 item 2).
+    assert figures["edge"]["nginx"] is True
+    assert figures["edge"]["storefront_cache_status"].get("HIT", 0) > 0
     # no 5xx above the shed level: every 5xx answered was a deliberate shed
     assert figures["api"]["all"]["server_errors"] == 0
 

@@ -265,6 +265,25 @@ class Edge:
         default_factory=lambda: tuple(edge_client_addresses())
     )
 
+    def __post_init__(self) -> None:
+        split_addresses(self.source_addresses)  # refuses too few addresses now, not later
+
+
+def split_addresses(addresses: Sequence[str]) -> dict[str, list[str]]:
+    """``addresses`` shared between the request classes by :data:`CLIENT_SHARES`: each
+    class at least one (its share rounded down), the last class what is left."""
+    if len(addresses) < len(CLIENT_SHARES):
+        raise ValueError(f"at least {len(CLIENT_SHARES)} addresses: one per request class")
+    kinds = list(CLIENT_SHARES)
+    split: dict[str, list[str]] = {}
+    start = 0
+    for kind in kinds[:-1]:
+        count = max(1, int(len(addresses) * CLIENT_SHARES[kind]))
+        split[kind] = list(addresses[start : start + count])
+        start += count
+    split[kinds[-1]] = list(addresses[start:])
+    return split
+
 
 def _process_cpu_seconds() -> float:
     """User + system CPU of this process and of its children that were waited for."""
@@ -324,10 +343,7 @@ class LoadGenerator:
         else:
             # Keep-alive connections: a TLS handshake per connection, not per request.
             tls = ssl.create_default_context(cafile=str(edge.certificate))
-            addresses = list(edge.source_addresses)
-            for kind, share in CLIENT_SHARES.items():
-                count = max(1, round(len(edge.source_addresses) * share))
-                mine, addresses = addresses[:count] or addresses[-1:], addresses[count:]
+            for kind, mine in split_addresses(edge.source_addresses).items():
                 per_client = max(1, MAX_CONNECTIONS // len(mine))
                 self._clients[kind] = [
                     httpx.AsyncClient(
