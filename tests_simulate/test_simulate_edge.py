@@ -63,6 +63,8 @@ def test_a_run_behind_nginx_is_micro_cached_and_warns_of_a_busy_generator(
     generator = figures["load_generator"]
     assert generator["cpu_seconds"] > 0 and generator["cores_used"] > 0.0001
     assert generator["core_limit"] == 0.0001
+    answered = sum(figures["api"][kind]["requests"] for kind in ("storefront", "dashboard"))
+    assert generator["cpu_ms_per_answer"] > 0 and answered > 0
     assert generator["warning"].startswith("WARNING: the load generator used")
     # Above the table (whole), and in the generator's row beside the API's CPU (wrapped).
     assert f"{generator['warning']}\npixecom simulate A:" in completed.stdout

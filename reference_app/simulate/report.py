@@ -106,6 +106,7 @@ def metrics(result: SimulationResult) -> dict[str, Any]:
     webhooks = result.webhooks
     cycle = result.cycle
     load = result.load
+    answered = sum(1 for o in load.outcomes if o.kind != LOGIN and o.status)
     return {
         "scenario": result.scenario.name,
         "title": result.scenario.title,
@@ -155,6 +156,9 @@ def metrics(result: SimulationResult) -> dict[str, Any]:
             "cpu_seconds": round(load.cpu_seconds, 2),
             "seconds": round(load.elapsed, 2),
             "cores_used": round(load.cores_used, 3),
+            # What one answer cost the generator (its arrivals that timed out unsent
+            # included): how many cores the scenario's rate would need of it.
+            "cpu_ms_per_answer": round(load.cpu_seconds * 1000 / answered, 2) if answered else None,
             "core_limit": result.options.generator_core_limit,
             "warning": generator_overloaded(load.cores_used, result.options.generator_core_limit),
         },
@@ -305,7 +309,8 @@ def verdict_rows(
         (
             "load generator",
             f"{generator['cores_used']:.2f} cores of its own CPU ({generator['cpu_seconds']:.1f} s "
-            f"in {generator['seconds']:.0f} s; limit {generator['core_limit']:g}), API "
+            f"in {generator['seconds']:.0f} s; limit {generator['core_limit']:g}; "
+            f"{generator['cpu_ms_per_answer'] or 0:.1f} ms per answer), API "
             f"{api_cores} cores; offered {figures['api_offered_rate']:.0f} req/s, answered "
             f"{figures['api_answered_rate']:.0f} req/s{cached}"
             + (f"; {generator['warning']}" if generator["warning"] else ""),
