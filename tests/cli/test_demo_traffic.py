@@ -13,6 +13,7 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,9 +21,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis.asyncio as redis
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pixecom_core.dashboard_cache import DashboardCache
 from pixecom_core.db.engine import create_sessionmaker
 from pixecom_core.ledger import Ledger, WebhookInbox
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
@@ -137,24 +140,44 @@ async def shop(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
             yield Shop(api_url, sandbox_url, dev, registry, seller_id, email, slug)
 
 
+@asynccontextmanager
+async def _worker_sessions(
+    shop: Shop, engine: AsyncEngine
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions as a worker's: their commits make the seller's cached dashboard reads
+    stale (the API answers the overview from that cache)."""
+    sessions = create_sessionmaker(engine)
+    assert shop.settings.redis_url is not None
+    client = redis.Redis.from_url(shop.settings.redis_url)
+    cache = DashboardCache(client, shop.settings)
+    cache.watch(sessions)
+    try:
+        yield sessions
+    finally:
+        await cache.settle()
+        await client.aclose()
+
+
 async def _process_webhooks(shop: Shop, engine: AsyncEngine) -> None:
     """What the payments worker's task does with each stored delivery."""
-    sessions = create_sessionmaker(engine)
-    inbox = WebhookInbox(sessions, shop.settings, shop.registry, Ledger(sessions, shop.settings))
-    for inbox_id in await inbox.due():
-        await inbox.process(inbox_id)
+    async with _worker_sessions(shop, engine) as sessions:
+        ledger = Ledger(sessions, shop.settings)
+        inbox = WebhookInbox(sessions, shop.settings, shop.registry, ledger)
+        for inbox_id in await inbox.due():
+            await inbox.process(inbox_id)
 
 
 async def _sync(shop: Shop, engine: AsyncEngine) -> None:
     """What the seller's next scheduled sync does (it re-aggregates the dirty days)."""
-    sync = StatsSync(
-        create_sessionmaker(engine),
-        shop.settings,
-        shop.registry,
-        SecretBox(shop.settings.token_encryption_keys),
-        shop.registry.plugin_manager,
-    )
-    await sync.sync_seller(shop.seller_id, days_back=shop.settings.sync_window_days)
+    async with _worker_sessions(shop, engine) as sessions:
+        sync = StatsSync(
+            sessions,
+            shop.settings,
+            shop.registry,
+            SecretBox(shop.settings.token_encryption_keys),
+            shop.registry.plugin_manager,
+        )
+        await sync.sync_seller(shop.seller_id, days_back=shop.settings.sync_window_days)
 
 
 async def _overview(shop: Shop) -> dict[str, Any]:
