@@ -54,6 +54,7 @@ _AGGREGATE_DAILY = text(
        AND network = :network
        AND date_start BETWEEN :since AND :until
        AND date_stop = date_start
+       AND (CAST(:ad_account_id AS uuid) IS NULL OR ad_account_id = :ad_account_id)
      ORDER BY network, entity_type, entity_id, date_start, fetched_at DESC
     ON CONFLICT (seller_id, network, entity_type, entity_id, stat_date) DO UPDATE
        SET snapshot_fetched_at = EXCLUDED.snapshot_fetched_at,
@@ -184,12 +185,27 @@ class SellpageAggregation:
     entity_rows: int = 0
 
 
-async def aggregate_daily(scope: SellerScope, *, network: str, since: date, until: date) -> int:
-    """Adopt the newest raw snapshot of each entity-day of ``network`` in [since, until];
-    return how many daily rows were inserted or replaced by a newer snapshot."""
+async def aggregate_daily(
+    scope: SellerScope,
+    *,
+    network: str,
+    since: date,
+    until: date,
+    ad_account_id: uuid.UUID | None = None,
+) -> int:
+    """Adopt the newest raw snapshot of each entity-day of ``network`` in [since, until]
+    (of one ad account's fetches when ``ad_account_id`` is given: a sync adopts what its
+    account fetched, not every account's rows again, issue 18 item 3); return how many
+    daily rows were inserted or replaced by a newer snapshot."""
     result = await scope.session.execute(
         _AGGREGATE_DAILY,
-        {"seller_id": scope.seller_id, "network": network, "since": since, "until": until},
+        {
+            "seller_id": scope.seller_id,
+            "network": network,
+            "since": since,
+            "until": until,
+            "ad_account_id": ad_account_id,
+        },
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

@@ -541,7 +541,11 @@ class StatsSync:
                     received += report.rows_received
                     inserted += report.rows_inserted
                 daily_rows = await aggregate_daily(
-                    scope, network=account.network, since=since, until=until
+                    scope,
+                    network=account.network,
+                    since=since,
+                    until=until,
+                    ad_account_id=account.id,
                 )
                 # Every level of the window was fetched in full: an entity it no longer
                 # reports delivered nothing (Meta omits such rows), and must stop counting.
