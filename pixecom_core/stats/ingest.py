@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pixecom_core.providers.ad_networks import InsightRow
 from pixecom_core.tenancy import SellerScope
 
-#: Rows written to the COPY stream between checks of the source iterator; COPY itself
-#: streams, so memory stays bounded by one network page, not by the account.
+#: The staging table's name. It outlives a deploy on a pooled server connection: a change
+#: of its columns must come with a new name.
 _STAGING = "pixecom_raw_staging"
 _COLUMNS = (
     "network",

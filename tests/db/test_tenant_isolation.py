@@ -170,8 +170,11 @@ def test_app_role_is_neither_owner_nor_privileged(
         (role,),
     ).fetchone()
     assert attributes == (False, False, False, False)
+    # A connection's own temporary tables (the raw ingest's staging table, kept for the
+    # connection's life) are its scratch space, gone with it; schema objects are not.
     owned = owner_conn.execute(
-        "SELECT (SELECT count(*) FROM pg_class WHERE relowner = r.oid)"
+        "SELECT (SELECT count(*) FROM pg_class WHERE relowner = r.oid"
+        " AND relpersistence <> 't')"
         " + (SELECT count(*) FROM pg_proc WHERE proowner = r.oid)"
         " + (SELECT count(*) FROM pg_namespace WHERE nspowner = r.oid)"
         " FROM pg_roles AS r WHERE r.rolname = %s",
