@@ -400,6 +400,20 @@ def keys_rotate() -> None:
         f"{len(report.sellers_with_changes)} seller(s); {report.sellers_visited} seller(s) "
         "checked"
     )
+    for secret in report.undecryptable:
+        typer.echo(
+            f"pixecom: no configured key decrypts {secret.table} row {secret.row_id} of "
+            f"seller {secret.seller_id}; it keeps its old ciphertext (was its key removed "
+            "before `pixecom keys rotate` ran?)",
+            err=True,
+        )
+    if report.undecryptable:
+        typer.echo(
+            f"pixecom: {len(report.undecryptable)} stored secret(s) not rotated: keep the "
+            "old keys configured until they are resolved",
+            err=True,
+        )
+        raise typer.Exit(code=1)
 
 
 @jobs_app.command("dead-letters")

@@ -9,6 +9,10 @@ decrypts. ``token_key_version`` records which key encrypted a row, so after a ne
 put first, :func:`rotate_ad_account_tokens` re-encrypts exactly the rows still under an
 older key — seller by seller, in each seller's scope — and the old key can then be
 removed (SEC-5: "ENCRYPTION_KEY … changing requires re-encryption").
+
+A row that no configured key decrypts (its key was removed too early, or the value is
+damaged) does not stop the rotation: it keeps its ciphertext, is named in the report, and
+every other seller's secrets still move to the newest key.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from sqlmodel import col
 from pixecom_core.models.ads import AdAccount, AdConnection
 from pixecom_core.models.conversions import ConversionDestinationRow
 from pixecom_core.models.payments import PaymentConnection
-from pixecom_core.security.secret_box import SecretBox
+from pixecom_core.security.secret_box import SecretBox, SecretDecryptionError
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import open_seller_scope
 
@@ -45,13 +49,28 @@ DIRECTORY_PAGE_SIZE = 500
 ROTATION_BATCH_SIZE = 200
 
 
+@dataclass(frozen=True)
+class UndecryptableSecret:
+    """A stored secret no configured key decrypts: left as it was by the rotation."""
+
+    table: str
+    row_id: uuid.UUID
+    seller_id: uuid.UUID
+
+
 @dataclass
 class RotationReport:
-    """What a rotation run did."""
+    """What a rotation run did.
+
+    ``undecryptable`` lists the rows left under their old ciphertext because no configured
+    key decrypts them; a run with any is incomplete (``pixecom keys rotate`` exits 1 and
+    names them), and the old keys must stay until they are resolved.
+    """
 
     sellers_visited: int = 0
     tokens_reencrypted: int = 0
     sellers_with_changes: list[uuid.UUID] = field(default_factory=list)
+    undecryptable: list[UndecryptableSecret] = field(default_factory=list)
 
 
 async def _seller_ids(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[uuid.UUID]:
@@ -87,7 +106,7 @@ async def rotate_ad_account_tokens(
         changed = 0
         for model, ciphertext, version in ENCRYPTED_COLUMNS:
             changed += await _rotate_table(
-                sessions, settings, box, seller_id, model, ciphertext, version
+                sessions, settings, box, seller_id, model, ciphertext, version, report
             )
         if changed:
             report.tokens_reencrypted += changed
@@ -103,28 +122,40 @@ async def _rotate_table(
     model: type[TokenRow],
     ciphertext: str,
     version: str,
+    report: RotationReport,
 ) -> int:
     changed = 0
+    row_id = col(getattr(model, "id"))  # noqa: B009
+    after: uuid.UUID | None = None
     while True:
-        async with open_seller_scope(sessions, seller_id, settings) as scope:
-            rows = list(
-                (
-                    await scope.session.scalars(
-                        select(model)
-                        .where(
-                            col(getattr(model, "seller_id")) == seller_id,  # noqa: B009
-                            col(getattr(model, ciphertext)).is_not(None),
-                            col(getattr(model, version)).is_distinct_from(box.primary_version),
-                        )
-                        .order_by(col(getattr(model, "id")))  # noqa: B009
-                        .limit(ROTATION_BATCH_SIZE)
-                        .with_for_update()
-                    )
-                ).all()
+        # Keyset pages by id: a row left undecryptable stays under its old key and must
+        # not be read again forever.
+        page = (
+            select(model)
+            .where(
+                col(getattr(model, "seller_id")) == seller_id,  # noqa: B009
+                col(getattr(model, ciphertext)).is_not(None),
+                col(getattr(model, version)).is_distinct_from(box.primary_version),
             )
+            .order_by(row_id)
+            .limit(ROTATION_BATCH_SIZE)
+            .with_for_update()
+        )
+        if after is not None:
+            page = page.where(row_id > after)
+        async with open_seller_scope(sessions, seller_id, settings) as scope:
+            rows = list((await scope.session.scalars(page)).all())
             for row in rows:
-                setattr(row, ciphertext, box.rotate(getattr(row, ciphertext)))
+                try:
+                    rotated = box.rotate(getattr(row, ciphertext))
+                except SecretDecryptionError:
+                    report.undecryptable.append(
+                        UndecryptableSecret(model.__tablename__, row.id, seller_id)
+                    )
+                    continue
+                setattr(row, ciphertext, rotated)
                 setattr(row, version, box.primary_version)
-        changed += len(rows)
+                changed += 1
         if len(rows) < ROTATION_BATCH_SIZE:
             return changed
+        after = rows[-1].id

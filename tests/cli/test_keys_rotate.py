@@ -131,6 +131,58 @@ def test_rotate_without_the_old_key_fails_clearly_and_loses_nothing(
         assert stored(conn, seller_id) == before
 
 
+def test_a_damaged_secret_is_named_and_every_other_seller_still_rotates(
+    run_pixecom: RunPixecom, restricted_owner_database: RestrictedOwnerDatabase
+) -> None:
+    """One row no key decrypts (say, damaged in a restore) must not leave a thousand
+    sellers under the old key: the run rotates the rest, names that row, exits 1."""
+    db = restricted_owner_database
+    old_key, new_key = new_secret(), new_secret()
+    plaintexts = arrange(db, old_key, sellers=3)
+    # Damage one token of the seller the directory visits first, so the others come after.
+    first_seller = min(plaintexts)
+    damaged = next(account for account, token in plaintexts[first_seller].items() if token)
+    with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
+        with seller_scope(conn, first_seller):
+            conn.execute(
+                "UPDATE ad_accounts SET token_ciphertext = %s WHERE id = %s",
+                (b"gAAAAA-not-a-fernet-token", damaged),
+            )
+
+    result = run_pixecom("keys", "rotate", env=env_for(db.owner_dsn, [new_key, old_key]))
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"ad_accounts row {damaged} of seller {first_seller}" in result.stderr
+    assert "re-encrypted 5 stored secret(s) of 3 seller(s)" in result.stdout
+    only_new = SecretBox([SecretStr(new_key)])
+    with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
+        for seller_id, accounts in plaintexts.items():
+            rows = stored(conn, seller_id)
+            for account_id, token in accounts.items():
+                ciphertext, version = rows[account_id]
+                if account_id == damaged:
+                    assert (ciphertext, version) == (
+                        b"gAAAAA-not-a-fernet-token",
+                        key_version(old_key),
+                    )
+                elif token is not None:
+                    assert ciphertext is not None
+                    assert only_new.decrypt(ciphertext) == token
+
+    # Fixed (here: the row's account reconnected with a fresh token), a re-run finishes.
+    with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
+        with seller_scope(conn, first_seller):
+            conn.execute(
+                "UPDATE ad_accounts SET token_ciphertext = %s, token_key_version = %s"
+                " WHERE id = %s",
+                (only_new.encrypt("EAAB-fresh"), only_new.primary_version, damaged),
+            )
+    again = run_pixecom("keys", "rotate", env=env_for(db.owner_dsn, [new_key, old_key]))
+    assert again.returncode == 0, again.stderr
+    assert "re-encrypted 0 stored secret(s)" in again.stdout
+
+
 def test_rotate_reencrypts_sellers_payment_accounts(
     run_pixecom: RunPixecom, restricted_owner_database: RestrictedOwnerDatabase
 ) -> None:
