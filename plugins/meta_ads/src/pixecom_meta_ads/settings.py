@@ -46,7 +46,7 @@ class MetaAdsSettings(SettingsWithSecretFiles):
     :param max_pages: bound on pages read for one window (SCALE-4: every list is bounded).
     :param timeout_seconds: limit on each HTTP call (connect, read, write).
     :param max_connections: concurrent calls (and pooled connections) for every account of
-        the process together; further calls wait their turn. Spread over pools of 100, so a
+        the process together; further calls wait their turn. Spread over pools of 20, so a
         large value stays cheap (one httpx pool grows quadratically in CPU).
     :param slow_down_at_pct: above this usage percentage (any of the rate-limit headers)
         calls for that account are spaced out, proportionally to how close usage is to 100.
