@@ -1,5 +1,5 @@
-"""An open-loop HTTP load generator (httpx, asyncio): requests arrive at a target rate
-whether or not earlier ones have been answered.
+"""An open-loop HTTP load generator (asyncio): requests arrive at a target rate whether or
+not earlier ones have been answered.
 
 A closed-loop driver (N users, each waiting for its answer before the next request)
 slows down exactly when the server does, and so hides the queueing the audit warns about
@@ -19,53 +19,60 @@ to nginx from many loopback addresses — nginx sets ``X-Forwarded-For`` itself 
 rate-limits per address, as it would real shoppers — and records each storefront answer's
 ``X-Cache-Status``. The generator's own CPU over the window is measured
 (``LoadResult.cpu_seconds``): a generator short of a core sends late, and its lateness
-would be read as the API's.
+would be read as the API's. The hot path (every timed request) therefore speaks HTTP/1.1
+through :mod:`reference_app.simulate.http1`, a lean keep-alive client over pre-rendered
+request bytes; httpx, at 4.5-6 ms of CPU per answer, needed two to three cores for C's
+500 req/s. httpx stays on the cold paths (logins before the window; the checkouts' pay
+calls at the gateway's sandbox, through the caller's :class:`DemoPayments`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import resource
 import ssl
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import numpy as np
 
 from pixecom_core.providers import DemoPayment, DemoPayments
 from reference_app.api.shedding import SHED_HEADER
+from reference_app.simulate.http1 import Answer, AnswerError, ConnectionSlots, render_request
 
 #: A request still unanswered after this long counts as a timeout (an error).
 REQUEST_TIMEOUT_SECONDS = 10.0
 #: Requests the generator keeps in flight at most; past it an arrival is not sent and is
 #: counted as ``not_sent`` (the generator, not the server, is saturated then).
 MAX_IN_FLIGHT = 4_000
-#: Connections the generator opens to the API (and to the Stripe sandbox) at most.
+#: Keep-alive connections the generator opens to the API per request class at most (its
+#: requests on the wire: an arrival finding them all busy waits for one, from its
+#: arrival time).
 MAX_CONNECTIONS = 128
-#: Connections per httpx client. httpx's pool bookkeeping grows with the square of its
-#: connections: measured here, one client with 200 connections sent ~80 req/s where 25
-#: clients of 8 sent ~390 req/s and the API answered 470 req/s at 16 in flight. Many
-#: small clients (one per simulated browser group) keep the generator out of the way.
-CONNECTIONS_PER_CLIENT = 4
-#: Behind nginx, the loopback addresses the generator connects from (one httpx client
-#: each). nginx rate-limits public reads at 10/s per address (burst 20): 128 addresses,
-#: split between the classes by ``CLIENT_SHARES``, keep 500 req/s of the audit's mix under
-#: that (storefront ~5/s per address), as thousands of shoppers' addresses would.
+#: Behind nginx, the loopback addresses the generator connects from (each class's
+#: connections spread evenly over its share of them). nginx rate-limits public reads at
+#: 10/s per address (burst 20): 128 addresses, split between the classes by
+#: ``CLIENT_SHARES``, keep 500 req/s of the audit's mix under that (storefront ~5/s per
+#: address), as thousands of shoppers' addresses would.
 EDGE_CLIENT_ADDRESSES = 128
 #: nginx's micro-cache status header on the sellpages it caches.
 CACHE_STATUS_HEADER = "X-Cache-Status"
+#: The same, as :class:`~reference_app.simulate.http1.Answer` keys it (lower case).
+CACHE_STATUS_HEADER_KEY = CACHE_STATUS_HEADER.lower()
 STOREFRONT = "storefront"
 DASHBOARD = "dashboard"
 CHECKOUT = "checkout"
 LOGIN = "login"
 #: Each class's part of the edge's client addresses (its rate over nginx's per-address
-#: limits); every class has its own :data:`MAX_CONNECTIONS` slots.
+#: limits); every class has its own :data:`MAX_CONNECTIONS` connection slots.
 CLIENT_SHARES = {STOREFRONT: 0.5, DASHBOARD: 0.375, CHECKOUT: 0.125}
 
 
@@ -256,7 +263,8 @@ class Edge:
 
     :param url: nginx's HTTPS base URL.
     :param certificate: the certificate nginx presents (self-signed; trusted for it only).
-    :param source_addresses: loopback addresses to connect from, one client each.
+    :param source_addresses: loopback addresses to connect from, shared between the
+        request classes by :func:`split_addresses`.
     """
 
     url: str
@@ -292,6 +300,15 @@ def _process_cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+#: The dashboard reads a seller makes: path, and whether it asks for the last 7 days.
+DASHBOARD_READS = (
+    ("/orders", False),
+    ("/campaigns", False),
+    ("/stats/overview", True),
+    ("/stats/sellpages", True),
+)
+
+
 class LoadGenerator:
     """Drives the API with the request mix of a scenario.
 
@@ -321,67 +338,88 @@ class LoadGenerator:
         self.unpaid_payments: list[DemoPayment] = []
         self._paid: list[str] = []
         self._payment_failures = 0
-        # Requests on the wire are bounded (like a browser fleet behind one proxy); an
-        # arrival beyond the bound waits for a slot in an asyncio semaphore (O(1), unlike
-        # queueing thousands inside httpx's pool, whose bookkeeping grows with the square
-        # of its queue). The wait counts in the latency, measured from the arrival: a
-        # server that falls behind shows it, nothing is hidden. Shoppers, sellers and
-        # checkouts are different people: each class has its own slots and clients, so
-        # a page view never queues behind a slow dashboard read in the generator.
-        self._slots = {kind: asyncio.Semaphore(MAX_CONNECTIONS) for kind in CLIENT_SHARES}
-        self._clients: dict[str, list[httpx.AsyncClient]] = {}
-        if edge is None:
-            for kind in CLIENT_SHARES:
-                self._clients[kind] = [
-                    httpx.AsyncClient(
-                        base_url=api_url,
-                        timeout=REQUEST_TIMEOUT_SECONDS,
-                        limits=_limits(CONNECTIONS_PER_CLIENT),
-                    )
-                    for _ in range(MAX_CONNECTIONS // CONNECTIONS_PER_CLIENT)
-                ]
-        else:
-            # Keep-alive connections: a TLS handshake per connection, not per request.
-            tls = ssl.create_default_context(cafile=str(edge.certificate))
-            for kind, mine in split_addresses(edge.source_addresses).items():
-                per_client = max(1, MAX_CONNECTIONS // len(mine))
-                self._clients[kind] = [
-                    httpx.AsyncClient(
-                        base_url=edge.url,
-                        timeout=REQUEST_TIMEOUT_SECONDS,
-                        transport=httpx.AsyncHTTPTransport(
-                            verify=tls, local_address=address, limits=_limits(per_client)
-                        ),
-                    )
-                    for address in mine
-                ]
-        self._next_client = dict.fromkeys(CLIENT_SHARES, 0)
+        url = urlsplit(self.api_url)
+        if url.scheme not in ("http", "https") or url.hostname is None:
+            raise ValueError(f"not an http(s) URL: {self.api_url!r}")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        self._host_header = url.netloc
+        self._tls: ssl.SSLContext | None = None
+        if url.scheme == "https":
+            self._tls = ssl.create_default_context(
+                cafile=str(edge.certificate) if edge is not None else None
+            )
+            # HTTP/1.1 only: nginx listens with http2 too, and would otherwise pick it.
+            self._tls.set_alpn_protocols(["http/1.1"])
+        # Shoppers, sellers and checkouts are different people: each class has its own
+        # connection slots (and, behind nginx, its own source addresses), so a page view
+        # never queues behind a slow dashboard read in the generator. A request waits for
+        # a free slot from its arrival time: a server that falls behind shows it.
+        sources: dict[str, list[str | None]] = (
+            {kind: list(mine) for kind, mine in split_addresses(edge.source_addresses).items()}
+            if edge is not None
+            else dict.fromkeys(CLIENT_SHARES, [None])
+        )
+        self._sources = sources
+        self._connections = {
+            kind: ConnectionSlots(
+                url.hostname,
+                port,
+                slots=MAX_CONNECTIONS,
+                source_addresses=mine,
+                tls=self._tls,
+            )
+            for kind, mine in sources.items()
+        }
+        # Pre-rendered request bytes: only the client address (a header) varies per request.
+        self._storefront_requests = [
+            self._render("GET", f"/public/sellpages/{slug}") for slug in targets.slugs
+        ]
+        self._dashboard_requests: dict[tuple[int, int, str], bytes] = {}
 
-    def _api(self, kind: str) -> httpx.AsyncClient:
-        """The next client of request class ``kind``, round-robin (small pools stay
-        cheap)."""
-        clients = self._clients[kind]
-        self._next_client[kind] = (self._next_client[kind] + 1) % len(clients)
-        return clients[self._next_client[kind]]
+    def _render(
+        self, method: str, target: str, headers: Sequence[tuple[str, str]] = ()
+    ) -> tuple[bytes, bytes]:
+        """A request's bytes before and after its ``X-Forwarded-For`` value."""
+        rendered = render_request(
+            method, target, self._host_header, [*headers, ("X-Forwarded-For", "\x00")]
+        )
+        before, after = rendered.split(b"\x00")
+        return before, after
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections (TLS handshakes, behind nginx) the timed requests opened so far."""
+        return sum(slots.connections_opened for slots in self._connections.values())
 
     async def aclose(self) -> None:
-        """Close the API clients (the targets' ``payments`` belong to the caller)."""
-        for clients in self._clients.values():
-            for client in clients:
-                await client.aclose()
+        """Close the API connections (the targets' ``payments`` belong to the caller)."""
+        for slots in self._connections.values():
+            slots.close()
 
     async def log_in(self, count: int, result: LoadResult, concurrency: int = 4) -> None:
-        """Log ``count`` sellers in (real password checks), each from its own client IP."""
+        """Log ``count`` sellers in (real password checks), each from its own client IP
+        (behind nginx: from the addresses their dashboards read from)."""
         semaphore = asyncio.Semaphore(concurrency)
         chosen = self.targets.logins[:count]
+        # A cold path, before the window: httpx, one client per source address.
+        clients = [
+            httpx.AsyncClient(
+                base_url=self.api_url,
+                timeout=REQUEST_TIMEOUT_SECONDS,
+                transport=httpx.AsyncHTTPTransport(
+                    verify=self._tls if self._tls is not None else True,
+                    local_address=address,
+                ),
+            )
+            for address in self._sources[DASHBOARD]
+        ]
 
-        async def one(email: str, password: str) -> None:
+        async def one(index: int, email: str, password: str) -> None:
             ip = _client_ip(self.rng)
             async with semaphore:
                 started = time.perf_counter()
                 try:
-                    # Sellers log in from the addresses their dashboards read from.
-                    answer = await self._api(DASHBOARD).post(
+                    answer = await clients[index % len(clients)].post(
                         "/auth/login",
                         json={"email": email, "password": password},
                         headers={"X-Forwarded-For": ip},
@@ -395,86 +433,102 @@ class LoadGenerator:
             if answer.status_code == 200:
                 self.sessions.append(Session(email, answer.json()["access_token"], ip))
 
-        await asyncio.gather(*(one(email, password) for email, password in chosen))
-
-    def _dashboard_request(self) -> tuple[str, dict[str, str], Session]:
-        session = self.rng.choice(self.sessions)
-        today = datetime.now(UTC).date()
-        since = (today - timedelta(days=6)).isoformat()
-        path, params = self.rng.choice(
-            (
-                ("/orders", {"limit": "50"}),
-                ("/campaigns", {"limit": "50"}),
-                ("/stats/overview", {"since": since, "until": today.isoformat()}),
-                ("/stats/sellpages", {"since": since, "until": today.isoformat()}),
+        try:
+            await asyncio.gather(
+                *(one(index, email, password) for index, (email, password) in enumerate(chosen))
             )
-        )
-        return path, params, session
+        finally:
+            for client in clients:
+                await client.aclose()
 
-    async def _send(self, kind: str, arrival: float, started_at: float) -> Outcome:
-        headers: dict[str, str]
-        request: Callable[[], Awaitable[httpx.Response]]
-        if kind == DASHBOARD and self.sessions:
-            path, params, session = self._dashboard_request()
-            headers = {
-                "Authorization": f"Bearer {session.access_token}",
-                "X-Forwarded-For": session.client_ip,
-            }
+    def _dashboard_request(self) -> bytes:
+        """A logged-in seller's dashboard read of the last 7 days (rendered once per
+        seller, read and day)."""
+        session_index = self.rng.randrange(len(self.sessions))
+        read_index = self.rng.randrange(len(DASHBOARD_READS))
+        today = datetime.now(UTC).date().isoformat()
+        key = (session_index, read_index, today)
+        request = self._dashboard_requests.get(key)
+        if request is None:
+            session = self.sessions[session_index]
+            path, dated = DASHBOARD_READS[read_index]
+            until = datetime.fromisoformat(today).date()
+            params = (
+                {"since": (until - timedelta(days=6)).isoformat(), "until": today}
+                if dated
+                else {"limit": "50"}
+            )
+            request = render_request(
+                "GET",
+                f"{path}?{urlencode(params)}",
+                self._host_header,
+                [
+                    ("Authorization", f"Bearer {session.access_token}"),
+                    ("X-Forwarded-For", session.client_ip),
+                ],
+            )
+            self._dashboard_requests[key] = request
+        return request
 
-            def request() -> Awaitable[httpx.Response]:
-                return self._api(DASHBOARD).get(path, params=params, headers=headers)
-
-        elif kind == CHECKOUT:
-            slug = self.rng.choice(self.targets.slugs)
-            headers = {"X-Forwarded-For": _client_ip(self.rng)}
-            body = {
+    def _checkout_request(self) -> bytes:
+        slug = self.rng.choice(self.targets.slugs)
+        body = json.dumps(
+            {
                 "gateway": self.targets.gateway,
                 "customer_email": f"shopper{self.rng.randrange(10**9)}@example.com",
                 "quantity": 1,
                 "return_url": "https://shop.example.com/thanks",
                 "cancel_url": "https://shop.example.com/cart",
             }
+        ).encode()
+        return render_request(
+            "POST",
+            f"/public/sellpages/{slug}/orders",
+            self._host_header,
+            [("Content-Type", "application/json"), ("X-Forwarded-For", _client_ip(self.rng))],
+            body,
+        )
 
-            def request() -> Awaitable[httpx.Response]:
-                return self._api(CHECKOUT).post(
-                    f"/public/sellpages/{slug}/orders", json=body, headers=headers
-                )
-
+    async def _send(self, kind: str, arrival: float, started_at: float, deadline: float) -> Outcome:
+        """Send one request of class ``kind`` that arrived at ``started_at``
+        (``time.perf_counter``) and must be answered by ``deadline`` (the loop's clock)."""
+        if kind == DASHBOARD and self.sessions:
+            request = self._dashboard_request()
+        elif kind == CHECKOUT:
+            request = self._checkout_request()
         else:
-            slug = self.rng.choice(self.targets.slugs)
-            headers = {"X-Forwarded-For": _client_ip(self.rng)}
-
-            def request() -> Awaitable[httpx.Response]:
-                return self._api(STOREFRONT).get(f"/public/sellpages/{slug}", headers=headers)
-
+            before, after = self.rng.choice(self._storefront_requests)
+            request = before + _client_ip(self.rng).encode() + after
         try:
-            async with self._slots[kind if kind in self._slots else STOREFRONT]:
-                remaining = REQUEST_TIMEOUT_SECONDS - (time.perf_counter() - started_at)
-                if remaining <= 0:
-                    return Outcome(kind, arrival, time.perf_counter() - started_at, 0)
-                answer = await asyncio.wait_for(request(), remaining)
-        except (httpx.HTTPError, TimeoutError):
+            answer = await self._connections.get(kind, self._connections[STOREFRONT]).request(
+                request, deadline, idempotent=kind != CHECKOUT
+            )
+        except AnswerError:
             return Outcome(kind, arrival, time.perf_counter() - started_at, 0)
         outcome = Outcome(
             kind,
             arrival,
             time.perf_counter() - started_at,
-            answer.status_code,
-            shed=answer.status_code == 503 and answer.headers.get(SHED_HEADER) == "1",
-            cache=answer.headers.get(CACHE_STATUS_HEADER),
+            answer.status,
+            shed=answer.status == 503 and answer.headers.get(SHED_HEADER) == "1",
+            cache=answer.headers.get(CACHE_STATUS_HEADER_KEY),
         )
-        if kind == CHECKOUT and answer.status_code == 201:
-            placed = answer.json()
-            payment = DemoPayment(
-                gateway_reference=placed["gateway_reference"],
-                amount_minor=placed["amount_minor"],
-                currency=placed["currency"],
-            )
-            if self.pay_checkouts:
-                await self._pay(payment)
-            else:
-                self.unpaid_payments.append(payment)
+        if kind == CHECKOUT and answer.status == 201:
+            await self._placed(answer)
         return outcome
+
+    async def _placed(self, answer: Answer) -> None:
+        """A checkout was placed: pay it now, or keep it for the webhook burst."""
+        placed = json.loads(answer.body)
+        payment = DemoPayment(
+            gateway_reference=placed["gateway_reference"],
+            amount_minor=placed["amount_minor"],
+            currency=placed["currency"],
+        )
+        if self.pay_checkouts:
+            await self._pay(payment)
+        else:
+            self.unpaid_payments.append(payment)
 
     async def _pay(self, payment: DemoPayment) -> None:
         """The shopper pays at the gateway's sandbox; it sends the signed webhooks.
@@ -494,10 +548,13 @@ class LoadGenerator:
         later); return their payments."""
         semaphore = asyncio.Semaphore(concurrency)
         self.pay_checkouts = False
+        loop = asyncio.get_running_loop()
 
         async def one() -> None:
             async with semaphore:
-                await self._send(CHECKOUT, 0.0, time.perf_counter())
+                await self._send(
+                    CHECKOUT, 0.0, time.perf_counter(), loop.time() + REQUEST_TIMEOUT_SECONDS
+                )
 
         try:
             await asyncio.gather(*(one() for _ in range(count)))
@@ -514,7 +571,12 @@ class LoadGenerator:
         *,
         on_progress: Callable[[float, int, int], None] | None = None,
     ) -> LoadResult:
-        """Send ``rates[class]`` requests per second of each class for ``duration`` s."""
+        """Send ``rates[class]`` requests per second of each class for ``duration`` s.
+
+        Open loop: each request is sent at its arrival time whatever became of the
+        earlier ones, and its latency and deadline run from that time; an arrival that
+        finds :data:`MAX_IN_FLIGHT` requests unanswered is not sent (``not_sent``).
+        """
         plan = merge_arrivals(
             {kind: poisson_arrivals(rate, duration, self.rng) for kind, rate in rates.items()}
         )
@@ -527,9 +589,14 @@ class LoadGenerator:
         perf_start = time.perf_counter()
         cpu_start = _process_cpu_seconds()
         last_report = 0.0
+        outcomes = result.outcomes
 
         async def one(kind: str, arrival: float) -> None:
-            result.outcomes.append(await self._send(kind, arrival, perf_start + arrival))
+            outcomes.append(
+                await self._send(
+                    kind, arrival, perf_start + arrival, start + arrival + REQUEST_TIMEOUT_SECONDS
+                )
+            )
 
         for arrival, kind in plan:
             delay = start + arrival - loop.time()
@@ -538,19 +605,15 @@ class LoadGenerator:
             if len(tasks) >= MAX_IN_FLIGHT:
                 result.not_sent[kind] = result.not_sent.get(kind, 0) + 1
                 continue
-            task = asyncio.create_task(one(kind, arrival))
+            task = loop.create_task(one(kind, arrival))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             if on_progress is not None and arrival - last_report >= 5:
                 last_report = arrival
-                on_progress(arrival, len(result.outcomes), len(tasks))
+                on_progress(arrival, len(outcomes), len(tasks))
         if tasks:
             await asyncio.wait(tasks)
         result.elapsed = time.perf_counter() - perf_start
         result.cpu_seconds = _process_cpu_seconds() - cpu_start
         result.payment_failures = self._payment_failures
         return result
-
-
-def _limits(connections: int) -> httpx.Limits:
-    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)

@@ -1,5 +1,7 @@
-"""The open-loop load generator: Poisson arrivals, percentile math, outcome classes, and
-that requests keep arriving at the target rate while the server is slow (open loop)."""
+"""The open-loop load generator: Poisson arrivals, percentile math, outcome classes, that
+requests keep arriving at the target rate while the server is slow (open loop), and the
+lean HTTP/1.1 client it sends with (keep-alive, chunked bodies, TLS from source
+addresses; closed connections, malformed and late answers are errors)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,12 @@ import asyncio
 import math
 import random
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -22,6 +26,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pixecom_core.providers import DemoPayment
+from reference_app.simulate.edge import self_signed_certificate
+from reference_app.simulate.http1 import (
+    AnswerTimeoutError,
+    ConnectionClosedError,
+    ConnectionSlots,
+    MalformedAnswerError,
+    render_request,
+)
 from reference_app.simulate.load import (
     CHECKOUT,
     STOREFRONT,
@@ -231,3 +243,309 @@ async def test_only_payments_the_sandbox_confirmed_count_as_paid() -> None:
     assert len(result.paid_references) + result.payment_failures == len(checkouts)
     # the sandbox was asked to pay what checkout placed, with its amount
     assert {p.amount_minor for p in payments.asked} == {2990}
+
+
+# -- the lean HTTP/1.1 client on the hot path (reference_app.simulate.http1) --------------
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request's head and body (Content-Length framed) from ``reader``."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head + (await reader.readexactly(length) if length else b"")
+
+
+@asynccontextmanager
+async def raw_server(
+    handler: Handler, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[int, list[tuple[str, int]]]]:
+    """A loopback server running ``handler(reader, writer, connection_number)`` for each
+    connection; yields its port and the peers that connected."""
+    peers: list[tuple[str, int]] = []
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer.get_extra_info("peername"))
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        try:
+            await handler(reader, writer, len(peers))
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the client went away, or the test is over
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=tls)
+    try:
+        yield server.sockets[0].getsockname()[1], peers
+    finally:
+        server.close()
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+
+def _ok(body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+def _soon(seconds: float = 5.0) -> float:
+    return asyncio.get_running_loop().time() + seconds
+
+
+async def _answer_forever(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _number: int
+) -> None:
+    while True:
+        request = await _read_request(reader)
+        writer.write(_ok(request.split(b" ", 2)[1], b"X-Cache-Status: HIT\r\n"))
+        await writer.drain()
+
+
+async def test_keep_alive_sends_every_request_on_one_connection() -> None:
+    async with raw_server(_answer_forever) as (port, peers):
+        slots = ConnectionSlots("127.0.0.1", port, slots=1)
+        try:
+            for index in range(20):
+                answer = await slots.request(
+                    render_request("GET", f"/page/{index}", f"127.0.0.1:{port}"), _soon()
+                )
+                assert (answer.status, answer.body) == (200, f"/page/{index}".encode())
+                assert answer.headers["x-cache-status"] == "HIT"
+        finally:
+            slots.close()
+    assert len(peers) == 1 and slots.connections_opened == 1
+
+
+async def test_chunked_bodies_are_joined_and_the_connection_kept() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int) -> None:
+        while True:
+            await _read_request(reader)
+            # sizes in hex with an extension, split across writes mid-line, and trailers
+            for piece in (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel",
+                b"lo\r\n",
+                b"0",
+                b"f\r\n, chunked world\r\n0\r\nX-Trailer: yes\r\n\r\n",
+            ):
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.01)
+
+    async with raw_server(chunked) as (port, peers):
+        slots = ConnectionSlots("127.0.0.1", port, slots=1)
+        try:
+            for _ in range(2):
+                answer = await slots.request(render_request("GET", "/", "h"), _soon())
+                assert answer.body == b"hello, chunked world"
+        finally:
+            slots.close()
+    assert len(peers) == 1
+
+
+async def test_a_body_framed_by_the_close_is_complete_and_not_reused() -> None:
+    async def until_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int
+    ) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Pixecom-Shed: 1\r\n\r\nall of it")
+        await writer.drain()
+
+    async with raw_server(until_close) as (port, peers):
+        slots = ConnectionSlots("127.0.0.1", port, slots=1)
+        try:
+            for _ in range(2):
+                answer = await slots.request(render_request("GET", "/", "h"), _soon())
+                assert answer.body == b"all of it" and answer.headers["x-pixecom-shed"] == "1"
+        finally:
+            slots.close()
+    assert len(peers) == 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"",  # closed without a byte
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part",  # closed mid-body
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",  # mid-chunk
+    ],
+)
+async def test_a_connection_closed_before_the_answer_is_complete_is_an_error(
+    reply: bytes,
+) -> None:
+    async def close_early(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int
+    ) -> None:
+        await _read_request(reader)
+        writer.write(reply)
+        await writer.drain()
+
+    async with raw_server(close_early) as (port, _peers):
+        slots = ConnectionSlots("127.0.0.1", port, slots=1)
+        with pytest.raises(ConnectionClosedError):
+            await slots.request(render_request("GET", "/", "h"), _soon())
+        slots.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HELLO\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+    ],
+)
+async def test_a_malformed_answer_is_an_error(reply: bytes) -> None:
+    async def malformed(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int
+    ) -> None:
+        await _read_request(reader)
+        writer.write(reply)
+        await writer.drain()
+        await asyncio.sleep(1)  # keep the connection open: the parser must decide alone
+
+    async with raw_server(malformed) as (port, _peers):
+        slots = ConnectionSlots("127.0.0.1", port, slots=1)
+        with pytest.raises(MalformedAnswerError):
+            await slots.request(render_request("GET", "/", "h"), _soon())
+        slots.close()
+
+
+async def test_a_late_answer_times_out_and_is_not_read_as_the_next_one() -> None:
+    async def late_first(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int
+    ) -> None:
+        while True:
+            request = await _read_request(reader)
+            if number == 1:
+                await asyncio.sleep(0.5)
+            writer.write(_ok(request.split(b" ", 2)[1]))
+            await writer.drain()
+
+    async with raw_server(late_first) as (port, peers):
+        slots = ConnectionSlots("127.0.0.1", port, slots=1)
+        try:
+            with pytest.raises(AnswerTimeoutError):
+                await slots.request(render_request("GET", "/first", "h"), _soon(0.1))
+            answer = await slots.request(render_request("GET", "/second", "h"), _soon())
+        finally:
+            slots.close()
+    assert answer.body == b"/second" and len(peers) == 2
+
+
+async def test_a_reused_connection_the_server_closed_is_retried_only_if_idempotent() -> None:
+    """The server's keep-alive timer may close a connection just as a request goes out:
+    a GET goes again on a new connection (as browsers do), a checkout POST does not."""
+
+    async def one_answer_per_connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int
+    ) -> None:
+        await _read_request(reader)
+        writer.write(_ok(b"first"))  # says keep-alive, but closes at the next request
+        await writer.drain()
+        await _read_request(reader)
+
+    async with raw_server(one_answer_per_connection) as (port, peers):
+        slots = ConnectionSlots("127.0.0.1", port, slots=1)
+        try:
+            for _ in range(3):
+                assert (await slots.request(render_request("GET", "/", "h"), _soon())).status == 200
+            with pytest.raises(ConnectionClosedError):
+                await slots.request(
+                    render_request("POST", "/", "h", body=b"{}"), _soon(), idempotent=False
+                )
+        finally:
+            slots.close()
+    # GETs 2 and 3 each went again on a new connection; the POST was not sent again
+    assert len(peers) == 3
+
+
+async def test_tls_connections_come_from_their_source_addresses(tmp_path: Path) -> None:
+    certificate, key = self_signed_certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(certificate, key)
+    client_tls = ssl.create_default_context(cafile=str(certificate))
+    sources = ["127.18.0.1", "127.18.0.2"]
+    async with raw_server(_answer_forever, tls=server_tls) as (port, peers):
+        slots = ConnectionSlots(
+            "127.0.0.1", port, slots=4, source_addresses=sources, tls=client_tls
+        )
+        try:
+            answers = await asyncio.gather(
+                *(slots.request(render_request("GET", f"/{i}", "h"), _soon()) for i in range(40))
+            )
+        finally:
+            slots.close()
+    assert sorted(a.body for a in answers) == sorted(f"/{i}".encode() for i in range(40))
+    assert len(peers) == 4  # four slots, kept alive: four handshakes for 40 requests
+    assert sorted(host for host, _port in peers) == sorted(sources * 2)
+
+
+async def test_a_stalled_server_shows_in_latency_from_each_arrival(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With two connections and 0.2 s per answer the server handles 10 requests a second;
+    offered 40 a second, the requests queue in the generator, and each one's latency runs
+    from its arrival time — not from when a connection freed up (coordinated omission)."""
+    monkeypatch.setattr("reference_app.simulate.load.MAX_CONNECTIONS", 2)
+    answered_at: dict[bytes, float] = {}
+
+    async def stalling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int) -> None:
+        while True:
+            request = await _read_request(reader)
+            await asyncio.sleep(0.2)
+            answered_at[request.split(b" ", 2)[1]] = time.perf_counter()
+            writer.write(_ok(b"{}"))
+            await writer.drain()
+
+    async with raw_server(stalling) as (port, _peers):
+        generator = LoadGenerator(
+            f"http://127.0.0.1:{port}",
+            LoadTargets(slugs=["shop"], logins=[], gateway="test", payments=FlakyPayments()),
+            seed=11,
+        )
+        try:
+            result = await generator.run({STOREFRONT: 40.0}, 1.0)
+        finally:
+            await generator.aclose()
+    answered = sorted(result.outcomes, key=lambda o: o.arrival)
+    assert len(answered) == result.planned >= 25 and all(o.status == 200 for o in answered)
+    # the last arrivals waited for the ~2.5 s of answers queued before them
+    assert answered[-1].latency > 1.0
+    assert max(o.latency for o in answered) >= (result.planned / 10) - 1.0 - 0.3
+    # every latency covers at least the service time, measured from the arrival
+    assert all(o.latency >= 0.2 * 0.9 for o in answered)
+    assert generator.connections_opened == 2
+
+
+async def test_closed_connections_and_malformed_answers_count_as_errors() -> None:
+    async def broken(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int
+    ) -> None:
+        await _read_request(reader)
+        if number % 2:
+            writer.write(b"NOT HTTP\r\n\r\n")
+            await writer.drain()
+
+    async with raw_server(broken) as (port, _peers):
+        generator = LoadGenerator(
+            f"http://127.0.0.1:{port}",
+            LoadTargets(slugs=["shop"], logins=[], gateway="test", payments=FlakyPayments()),
+            seed=13,
+        )
+        try:
+            result = await generator.run({STOREFRONT: 30.0}, 0.5)
+        finally:
+            await generator.aclose()
+    stats = summarise(result.outcomes)
+    assert stats.requests == result.planned > 5
+    assert stats.errors == stats.requests and stats.ok == 0 and stats.p99_ms is None
