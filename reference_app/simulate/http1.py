@@ -26,6 +26,7 @@ import ssl
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 #: An answer's head (status line and headers) larger than this is refused as malformed.
 MAX_HEAD_BYTES = 64 * 1024
@@ -138,8 +139,8 @@ class Http1Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TLS transport is not a subclass of asyncio.Transport, but has its API.
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser; an answer nobody asked for ends the connection."""

@@ -45,6 +45,7 @@ from reference_app.simulate.load import (
     poisson_arrivals,
     summarise,
 )
+from reference_app.simulate.runner import event_loop_factory
 
 
 @given(
@@ -469,7 +470,17 @@ async def test_a_reused_connection_the_server_closed_is_retried_only_if_idempote
     assert len(peers) == 3
 
 
-async def test_tls_connections_come_from_their_source_addresses(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop_factory", [None, event_loop_factory()], ids=["asyncio", "simulate"])
+def test_tls_connections_come_from_their_source_addresses(
+    tmp_path: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+) -> None:
+    """On asyncio's loop and on the one the simulation runs (uvloop's, whose TLS
+    transport is its own)."""
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_tls_from_source_addresses(tmp_path))
+
+
+async def _tls_from_source_addresses(tmp_path: Path) -> None:
     certificate, key = self_signed_certificate(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(certificate, key)
