@@ -1,13 +1,16 @@
 """The sandbox kit: the machinery every provider sandbox shares, with one control API.
 
 A plugin's sandbox speaks its provider's wire format; everything around that — injected
-faults, latency, a request log, run-time configuration and reset, and a webhook outbox that
-signs, retries, duplicates and shuffles deliveries — is the same for every provider, so it
-lives here once. A sandbox builds one :class:`SandboxKit`, mounts :meth:`SandboxKit.router`
-before its own routes, and calls the kit from its request handlers::
+faults, latency, a request log, run-time configuration and reset, a movable clock, seeded
+ids, and a webhook outbox that signs, retries, duplicates and shuffles deliveries — is the
+same for every provider, so it lives here once (what a sandbox reads out of a request —
+credentials, bodies, idempotent replays — is in :mod:`sandbox_requests`). A sandbox
+builds one :class:`SandboxKit`, gets its app from :meth:`SandboxKit.app` (the control
+routes mounted before its own, the kit's lifespan, :class:`Answered` rendered), and calls
+the kit from its request handlers::
 
     kit = SandboxKit(config=MySandboxSettings(), fault_model=MyFault, outbox=outbox)
-    app.include_router(kit.router())
+    app = kit.app("My provider sandbox")
 
     @app.post("/v1/things")
     async def create(request: Request) -> Response:
@@ -28,7 +31,8 @@ The control API, identical on every sandbox (JSON, no credentials):
 - ``GET``/``POST /_sandbox/config`` — read or change settings at run time (unknown names
   and invalid values are refused with 422; secrets are shown only as counts).
 - ``POST /_sandbox/reset`` — back to the starting configuration, no faults, no requests,
-  no events, no delivery in flight, real time; then the sandbox's own state is cleared.
+  no events, no delivery in flight, real time, ids drawn from the seed again; then the
+  sandbox's own state is cleared.
 - With a :class:`SandboxClock`: ``POST /_sandbox/clock`` (:class:`ClockChange`) sets or
   moves the sandbox's time; answers ``{"now": <epoch seconds>}``.
 - With an outbox: ``GET /_sandbox/events`` (``?pending_only=true``; the newest
@@ -54,7 +58,7 @@ import random
 import string
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -786,6 +790,21 @@ def invalid(exc: ValidationError) -> JSONResponse:
     return JSONResponse({"detail": exc.errors(include_url=False, include_context=False)}, 422)
 
 
+class Answered(Exception):
+    """Ends a provider call early with ``response`` (an injected fault, or the provider's
+    error envelope): raise it from a handler or dependency of an app built by
+    :meth:`SandboxKit.app`, which answers with the response as it is."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def _answered(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Answered)  # registered for Answered only
+    return exc.response
+
+
 # -- the kit ------------------------------------------------------------------------------
 
 
@@ -802,7 +821,9 @@ class SandboxKit(Generic[C, F]):
     :param on_reset: clears the sandbox's own state after the kit's (may be async).
     :param on_config: called with the new settings after each change (e.g. to point the
         outbox at a new URL).
-    :param seed: seeds :attr:`random` (ids, probabilistic faults) for reproducible runs.
+    :param seed: seeds :attr:`random` (ids, probabilistic faults) for reproducible runs;
+        when the settings have a ``seed`` field, that field does (a change restarts the
+        sequence). A reset restarts it from the starting seed.
     :param clock: the sandbox's clock, if tests may move it (``POST /_sandbox/clock``).
     """
 
@@ -825,13 +846,17 @@ class SandboxKit(Generic[C, F]):
         self.outbox = outbox
         self._on_reset = on_reset
         self._on_config = on_config
-        self.random = random.Random(seed)
+        configured_seed = getattr(config, "seed", None)
+        self._seed = seed if configured_seed is None else configured_seed
+        self.random = random.Random(self._seed)
         self.faults: FaultQueue[F] = FaultQueue(chance=self.random.random)
         self.requests = RequestLog()
         #: Counts resets: a call still waiting out its latency when the sandbox is reset
         #: belongs to a world that is gone (see :meth:`intercept`).
         self._generation = 0
         self.clock = clock
+        #: Loops the lifespan runs while the app is served (see :meth:`app`).
+        self.background: tuple[Callable[[], Coroutine[Any, Any, None]], ...] = ()
         if on_config is not None:
             on_config(config)
 
@@ -893,6 +918,8 @@ class SandboxKit(Generic[C, F]):
             raise ValueError(f"unknown settings: {', '.join(unknown)}")
         current = {name: getattr(self.config, name) for name in model.model_fields}
         self.config = model.model_validate({**current, **changes})
+        if getattr(self.config, "seed", None) != current.get("seed"):
+            self.random.seed(getattr(self.config, "seed", None))
         if self._on_config is not None:
             self._on_config(self.config)
         return self.config
@@ -906,6 +933,7 @@ class SandboxKit(Generic[C, F]):
         self.faults.clear()
         self.requests.clear()
         self.config = self._initial
+        self.random.seed(self._seed)
         if self.clock is not None:
             self.clock.offset = 0.0
         if self._on_config is not None:
@@ -922,13 +950,43 @@ class SandboxKit(Generic[C, F]):
 
     @asynccontextmanager
     async def lifespan(self, _app: object = None) -> AsyncIterator[None]:
-        """A lifespan for the sandbox's app (``FastAPI(lifespan=kit.lifespan)``): shutting
-        down cancels the automatic deliveries still running or waiting to retry. Served
-        without a lifespan, the end of the server's event loop cancels them."""
+        """A lifespan for the sandbox's app (``FastAPI(lifespan=kit.lifespan)``): it runs
+        the :attr:`background` loops while the app is served; shutting down cancels them
+        and the automatic deliveries still running or waiting to retry. Served without a
+        lifespan (tests through ASGI transport), nothing runs in the background, and the
+        end of the server's event loop cancels deliveries."""
+        tasks = [asyncio.create_task(loop()) for loop in self.background]
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.shutdown()
+
+    def app(
+        self,
+        title: str,
+        *,
+        background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+        **options: Any,
+    ) -> FastAPI:
+        """The sandbox's FastAPI app: the control routes (:meth:`router`) mounted first,
+        :meth:`lifespan`, and :class:`Answered` rendered as its response.
+
+        :param title: the app's title.
+        :param background: loops to run while the app is served (e.g. a provider that
+            pushes on its own schedule); a sandbox tested without a lifespan offers a
+            control route doing one round on demand.
+        :param options: more ``FastAPI`` arguments; the API docs are off unless
+            ``docs_url``/``openapi_url`` say where.
+        """
+        self.background = tuple(background)
+        settings: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
+        app = FastAPI(title=title, lifespan=self.lifespan, **{**settings, **options})
+        app.include_router(self.router())
+        app.add_exception_handler(Answered, _answered)
+        return app
 
     # -- the control routes
 

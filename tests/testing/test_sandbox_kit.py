@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from pixecom_core.testing.loopback import LoopbackServer
 from pixecom_core.testing.sandbox_kit import (
+    Answered,
     DeliverRequest,
     DeliveryRefused,
     Fault,
@@ -325,6 +326,62 @@ def test_ids_are_drawn_from_the_seeded_random() -> None:
     assert first.new_id("pi_") != other.new_id("pi_")
     digits = first.new_id("7", 12, "0123456789")
     assert len(digits) == 13 and digits.isdigit() and digits.startswith("7")
+
+
+class SeededSettings(BaseModel):
+    seed: int | None = 7
+
+
+@pytest.mark.asyncio
+async def test_a_reset_restarts_the_ids_and_a_seed_setting_restarts_them_from_itself() -> None:
+    kit = SandboxKit(config=SeededSettings(), fault_model=KitFault)
+    first = [kit.new_id("pi_") for _ in range(3)]
+    await kit.reset()
+    after_reset = [kit.new_id("pi_") for _ in range(3)]
+    kit.update_config({"seed": 8})
+    reseeded = kit.new_id("pi_")
+    kit.update_config({"seed": 8})  # the same seed again: the sequence goes on
+    going_on = kit.new_id("pi_")
+
+    assert after_reset == first
+    assert reseeded == SandboxKit(config=SeededSettings(seed=8), fault_model=KitFault).new_id("pi_")
+    assert going_on != reseeded
+
+
+@pytest.mark.asyncio
+async def test_the_kit_s_app_mounts_the_controls_renders_answered_and_runs_background_loops() -> (
+    None
+):
+    kit = SandboxKit(config=Settings(), fault_model=KitFault)
+    rounds: list[int] = []
+    stopped = asyncio.Event()
+
+    async def tick() -> None:
+        try:
+            while True:
+                rounds.append(1)
+                await asyncio.sleep(0.01)
+        finally:
+            stopped.set()
+
+    app = kit.app("Test sandbox", background=[tick])
+
+    @app.get("/v1/refused")
+    async def refused() -> Response:
+        raise Answered(JSONResponse({"error": "in the provider's words"}, 418))
+
+    async with (
+        LoopbackServer(app, lifespan="on") as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        answer = await http.get("/v1/refused")
+        await wait_until(lambda: len(rounds) >= 2)
+        controls = await http.get("/_sandbox/config")
+        docs = await http.get("/docs")
+
+    assert (answer.status_code, answer.json()) == (418, {"error": "in the provider's words"})
+    assert controls.status_code == 200 and docs.status_code == 404
+    assert stopped.is_set()  # the server's shutdown cancelled the loop
 
 
 def test_public_settings_counts_secret_lists() -> None:
