@@ -62,7 +62,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi import Body, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -341,14 +341,7 @@ def create_sandbox_app(
     """
     sandbox_clock = SandboxClock() if clock is None else SandboxClock(clock)
     sandbox = EcbSandbox(config if config is not None else EcbSandboxSettings(), sandbox_clock)
-    app = FastAPI(
-        title="PixEcom ECB reference rates sandbox",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-        lifespan=sandbox.kit.lifespan,
-    )
-    app.include_router(sandbox.kit.router())
+    app = sandbox.kit.app("PixEcom ECB reference rates sandbox")
 
     @app.get("/_sandbox/days/{day}")
     async def read_day(day: date) -> dict[str, Any]:

@@ -97,7 +97,7 @@ from functools import lru_cache, partial
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.responses import Response
@@ -1204,8 +1204,7 @@ def create_sandbox_app(
     :param clock: monotonic seconds, for budget windows (tests pass a fake one).
     """
     sandbox = MetaSandbox(config if config is not None else MetaSandboxSettings(), clock=clock)
-    app = FastAPI(title="PixEcom Meta sandbox", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(sandbox.kit.router())
+    app = sandbox.kit.app("PixEcom Meta sandbox")
     app.include_router(sandbox.control_router())
     # Facebook Login's routes (/{version}/dialog/oauth, /me/adaccounts, debug_token ...)
     # come before the Graph catch-all /{version}/{node}, which would answer them.

@@ -111,6 +111,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
 from pixecom_core.testing.sandbox_kit import SandboxClock, consent_error_page, redirect_with
+from pixecom_core.testing.sandbox_requests import bearer_token, forget_oldest
 
 #: Looks up an ad account's ``name``, ``currency`` and ``timezone_name`` by its number
 #: (the Meta sandbox's ``MetaSandbox.profile``).
@@ -325,11 +326,7 @@ def graph_token(request: Request, params: dict[str, str]) -> str:
     ``appsecret_proof``) or read from ``Authorization: Bearer|OAuth``."""
     token = params.pop("access_token", "")
     params.pop("appsecret_proof", None)
-    if not token:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() in {"bearer", "oauth"}:
-            token = value.strip()
-    return token
+    return token or bearer_token(request.headers.get("authorization"), ("bearer", "oauth"))
 
 
 def list_param(raw: str | None) -> list[str]:
@@ -622,7 +619,7 @@ class OAuthSandbox:
             for issued in chosen:
                 issued.revoked = revocation.reason
             if revocation.token is not None and not chosen:
-                _forget_oldest(self.revoked_unissued, MAX_TOKENS)
+                forget_oldest(self.revoked_unissued, MAX_TOKENS)
                 self.revoked_unissued[revocation.token] = revocation.reason
                 return {"revoked": 1}
             return {"revoked": len(chosen)}
@@ -783,7 +780,7 @@ class OAuthSandbox:
     def _issue_code(
         self, app: SandboxApp, user: SandboxUser, redirect_uri: str, scopes: tuple[str, ...]
     ) -> str:
-        _forget_oldest(self.codes, MAX_CODES)
+        forget_oldest(self.codes, MAX_CODES)
         code = "AQ" + secrets.token_urlsafe(48)
         now = self.now()
         self.codes[code] = IssuedCode(app.app_id, user.user_id, redirect_uri, scopes, now, now)
@@ -854,7 +851,7 @@ class OAuthSandbox:
         *,
         consented_at: float,
     ) -> IssuedToken:
-        _forget_oldest(self.tokens, MAX_TOKENS)
+        forget_oldest(self.tokens, MAX_TOKENS)
         now = self.now()
         lifetime = SHORT_LIVED_SECONDS if kind == "short_lived" else LONG_LIVED_SECONDS
         issued = IssuedToken(
@@ -985,8 +982,3 @@ def _token_answer(issued: IssuedToken, now: float) -> dict[str, Any]:
 
 def _meta_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%A, %d-%b-%y %H:%M:%S UTC")
-
-
-def _forget_oldest(items: dict[str, Any], bound: int) -> None:
-    while len(items) >= bound:
-        del items[next(iter(items))]

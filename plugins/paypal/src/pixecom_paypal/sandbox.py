@@ -102,6 +102,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pixecom_core.testing.sandbox_kit import (
+    Answered,
     DeliverRequest,
     Fault,
     KitFaultKind,
@@ -109,6 +110,15 @@ from pixecom_core.testing.sandbox_kit import (
     SandboxClock,
     SandboxKit,
     WebhookOutbox,
+)
+from pixecom_core.testing.sandbox_requests import (
+    IdempotencyConflict,
+    IdempotentReplays,
+    MalformedBody,
+    basic_credentials,
+    bearer_token,
+    json_body,
+    utc_stamp,
 )
 from pixecom_paypal.money import AmountError, currency_exponent, from_paypal_value
 
@@ -312,14 +322,6 @@ def _signing_identity() -> _SigningIdentity:
 # -- PayPal's shapes ----------------------------------------------------------------------
 
 
-class PayPalRefusal(Exception):
-    """An answer in PayPal's words instead of the call's result (the app renders it)."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-
-
 def _error(
     status: int,
     name: str,
@@ -329,7 +331,7 @@ def _error(
     description: str | None = None,
     field_path: str | None = None,
     headers: dict[str, str] | None = None,
-) -> PayPalRefusal:
+) -> Answered:
     debug_id = secrets.token_hex(7)
     body: JSONObject = {"name": name, "message": message, "debug_id": debug_id, "links": []}
     if issue is not None:
@@ -344,17 +346,17 @@ def _error(
                 "method": "GET",
             }
         ]
-    return PayPalRefusal(
+    return Answered(
         JSONResponse(
             body, status_code=status, headers={"Paypal-Debug-Id": debug_id, **(headers or {})}
         )
     )
 
 
-def _oauth_error(status: int, error: str, description: str) -> PayPalRefusal:
+def _oauth_error(status: int, error: str, description: str) -> Answered:
     """PayPal's OAuth2 error shape: the token endpoint's and a refused bearer token's."""
     body = {"error": error, "error_description": description}
-    return PayPalRefusal(JSONResponse(body, status_code=status))
+    return Answered(JSONResponse(body, status_code=status))
 
 
 _NAMES = {
@@ -375,7 +377,7 @@ _NAMES = {
 }
 
 
-def _not_found(kind: str, resource_id: str) -> PayPalRefusal:
+def _not_found(kind: str, resource_id: str) -> Answered:
     return _error(
         404,
         "RESOURCE_NOT_FOUND",
@@ -392,25 +394,19 @@ def _found(objects: Mapping[str, JSONObject], kind: str, object_id: str) -> JSON
     return objects[object_id]
 
 
-def _unprocessable(issue: str, description: str) -> PayPalRefusal:
+def _unprocessable(issue: str, description: str) -> Answered:
     return _error(422, *_NAMES[422], issue=issue, description=description)
 
 
-def _invalid(issue: str, field_path: str, description: str) -> PayPalRefusal:
+def _invalid(issue: str, field_path: str, description: str) -> Answered:
     return _error(400, *_NAMES[400], issue=issue, description=description, field_path=field_path)
 
 
 def _json_object(raw: bytes) -> JSONObject:
-    if not raw.strip():
-        return {}
     try:
-        payload = json.loads(raw)
-    except ValueError:
-        raise _invalid(
-            "MALFORMED_REQUEST_JSON", "", "The request JSON is not well formed."
-        ) from None
-    if not isinstance(payload, dict):
-        raise _invalid("MALFORMED_REQUEST_JSON", "", "The request JSON is not an object.")
+        payload: JSONObject = json_body(raw)
+    except MalformedBody as exc:
+        raise _invalid("MALFORMED_REQUEST_JSON", "", str(exc)) from None
     return payload
 
 
@@ -573,7 +569,8 @@ class SandboxPayPal:
     """One fake PayPal account: its tokens, orders, captures, refunds and disputes, the
     webhook events they emit, and the kit holding faults, settings and the request log.
 
-    Methods raise :class:`PayPalRefusal` with PayPal's error for a call PayPal refuses.
+    Methods raise the kit's :class:`~pixecom_core.testing.sandbox_kit.Answered` with PayPal's
+    error for a call PayPal refuses.
 
     :param settings: the starting settings (``POST /_sandbox/reset`` restores them).
     """
@@ -603,8 +600,9 @@ class SandboxPayPal:
         self.refunded_capture: dict[str, str] = {}  # refund id -> capture id
         self.disputes: dict[str, JSONObject] = {}
         self.reversed_disputes: set[str] = set()
-        # (app client id or "", path, PayPal-Request-Id) -> the first successful answer
-        self.idempotent_answers: dict[tuple[str, str, str], JSONObject] = {}
+        #: The first successful answer per app, path and ``PayPal-Request-Id`` (1 to 108
+        #: characters); PayPal checks neither the endpoint nor the parameters of a replay.
+        self.replays: IdempotentReplays[JSONObject] = IdempotentReplays(max_key_length=108)
         self.transmissions: dict[str, _Transmission] = {}
         #: Sellers' own REST apps by client id, and which app each token and object
         #: belongs to (absent: the platform app's).
@@ -636,7 +634,7 @@ class SandboxPayPal:
 
     def stamp(self) -> str:
         """The sandbox's time as PayPal writes it (``create_time``, transmission times)."""
-        return self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc_stamp(self.clock())
 
     def new_id(self) -> str:
         """An order, capture or refund id in PayPal's shape."""
@@ -652,8 +650,8 @@ class SandboxPayPal:
         a missing or expired bearer token (``bearer=False``: the calls PayPal answers without
         one, the token endpoint and the certificate). Return the client id of the seller's
         app the token belongs to, ``None`` for the platform app's."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        has_token = scheme.lower() == "bearer" and bool(token)
+        token = bearer_token(request.headers.get("authorization"))
+        has_token = bool(token)
         refused, entry = await self.kit.intercept(
             request,
             operation,
@@ -661,7 +659,7 @@ class SandboxPayPal:
             has_token=has_token,
         )
         if refused is not None:
-            raise PayPalRefusal(refused)
+            raise Answered(refused)
         if not bearer:
             return None
         expires_at = self.tokens.get(token) if has_token else None
@@ -795,42 +793,35 @@ class SandboxPayPal:
         owner: str | None = None,
     ) -> JSONObject:
         """The first successful answer for this path and ``PayPal-Request-Id``, computed once."""
-        request_id = request.headers.get("paypal-request-id")
-        if request_id is not None and not 1 <= len(request_id) <= 108:
+        try:
+            answer, _replayed = self.replays.answer(
+                request.headers.get("paypal-request-id"),
+                compute,
+                scope=(owner or "", request.url.path),
+            )
+        except IdempotencyConflict:  # only its length: PayPal checks nothing else
             raise _error(
                 400,
                 *_NAMES[400],
                 issue="INVALID_STRING_LENGTH",
                 description="PayPal-Request-Id must be 1 to 108 characters.",
-            )
-        if request_id is None:
-            return compute()
-        key = (owner or "", request.url.path, request_id)
-        if key not in self.idempotent_answers:
-            self.idempotent_answers[key] = copy.deepcopy(compute())
-        return copy.deepcopy(self.idempotent_answers[key])
+            ) from None
+        return answer
 
     # -- OAuth2 ---------------------------------------------------------------------------
 
     def issue_token(self, authorization: str, form_body: bytes) -> JSONObject:
         """The client-credentials grant: a bearer token for the configured client."""
-        scheme, _, encoded = authorization.partition(" ")
-        try:
-            client_id, _, client_secret = (
-                base64.b64decode(encoded, validate=True).decode().partition(":")
-            )
-        except ValueError:
-            client_id = client_secret = ""
+        client_id, client_secret = basic_credentials(authorization) or ("", "")
         app = self.apps.get(client_id)
         expected_id, expected_secret = (
             (app.client_id, app.client_secret)
             if app is not None
             else (self.settings.client_id, self.settings.client_secret.get_secret_value())
         )
-        if (
-            scheme.lower() != "basic"
-            or not secrets.compare_digest(client_id, expected_id)
-            or not secrets.compare_digest(client_secret, expected_secret)
+        if not (
+            secrets.compare_digest(client_id, expected_id)
+            and secrets.compare_digest(client_secret, expected_secret)
         ):
             raise _oauth_error(401, "invalid_client", "Client Authentication failed")
         grant = parse_qs(form_body.decode(errors="replace")).get("grant_type", [""])[0]
@@ -1289,12 +1280,11 @@ class SandboxPayPal:
         /_sandbox/deliver``, a seller's app's to each of its subscriptions to
         ``event_type`` (none: PayPal sends nothing)."""
         event_id = f"WH-{self.new_id()}-{self.new_id()}"
-        now = self.now()
         events_url = "https://api.sandbox.paypal.com/v1/notifications/webhooks-events"
         event = {
             "id": event_id,
             "event_version": "1.0",
-            "create_time": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+            "create_time": utc_stamp(self.clock(), milliseconds=True),
             "resource_type": resource_type,
             "resource_version": "2.0",
             "event_type": event_type,
@@ -1429,18 +1419,8 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
         # outbox's signer runs inside the ``POST /_sandbox/deliver`` request, so it too.
         _REQUEST_BASE_URL.set(str(request.base_url))
 
-    app = FastAPI(
-        title="PayPal sandbox (PixEcom)",
-        docs_url=None,
-        redoc_url=None,
-        dependencies=[Depends(at_base_url)],
-    )
+    app = paypal.kit.app("PayPal sandbox (PixEcom)", dependencies=[Depends(at_base_url)])
     app.state.paypal = paypal
-    app.include_router(paypal.kit.router())
-
-    @app.exception_handler(PayPalRefusal)
-    async def refused(_request: Request, refusal: PayPalRefusal) -> Response:
-        return refusal.response
 
     # -- PayPal's API ---------------------------------------------------------------------
 

@@ -87,16 +87,13 @@ for ``POST /_sandbox/deliver``. Turning ``auto_deliver`` off or clearing ``webho
 stops scheduled retries; so do ``POST /_sandbox/reset`` and the app's shutdown (lifespan).
 """
 
-import base64
 import copy
 import json
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import parse_qsl
 
 import httpx
 import stripe
@@ -109,12 +106,21 @@ from starlette.responses import Response
 
 from pixecom_core.providers import DemoPayment
 from pixecom_core.testing.sandbox_kit import (
+    Answered,
     Fault,
     KitFaultKind,
     OutboxEvent,
     SandboxClock,
     SandboxKit,
     WebhookOutbox,
+)
+from pixecom_core.testing.sandbox_requests import (
+    IdempotencyConflict,
+    IdempotentReplays,
+    MalformedBody,
+    basic_credentials,
+    bearer_token,
+    form_pairs,
 )
 from pixecom_stripe.settings import (
     SANDBOX_DEFAULT_CONNECT_WEBHOOK_SECRET,
@@ -410,21 +416,11 @@ def _refuse_unknown(params: Mapping[str, Any], allowed: Iterable[str]) -> None:
 # -- the fake account -------------------------------------------------------------------
 
 
-@dataclass
-class _SavedResponse:
-    method: str
-    path: str
-    params: tuple[tuple[str, str], ...]
-    status: int
-    body: StripeObject
-
-
 class SandboxAccount:
     """The state behind one sandbox app: objects and idempotency records, and the sandbox
     kit (settings, faults, request log) whose webhook outbox holds the events."""
 
     def __init__(self, config: SandboxConfig) -> None:
-        self._seed = config.seed
         self.outbox = WebhookOutbox(
             sign=self._sign, signing=StripeSigning, timeout_seconds=AUTO_DELIVERY_TIMEOUT_SECONDS
         )
@@ -451,20 +447,19 @@ class SandboxAccount:
         self.outbox.url = config.webhook_url
         self.outbox.auto_deliver = config.auto_deliver
         self.outbox.retry_delays = tuple(config.retry_delays_seconds)
-        if config.seed != self._seed:
-            self._seed = config.seed
-            self.kit.random.seed(config.seed)
 
     def _clear(self) -> None:
-        """Forget every object (the kit forgets events, faults and requests)."""
-        # a seeded sandbox hands out the same ids after every reset
-        self.kit.random.seed(self._seed)
+        """Forget every object (the kit forgets events, faults and requests, and draws ids
+        from the seed again)."""
         self.payment_intents: dict[str, StripeObject] = {}
         self.charges: dict[str, StripeObject] = {}
         self.refunds: dict[str, StripeObject] = {}
         self.disputes: dict[str, StripeObject] = {}
         self.application_fees: dict[str, StripeObject] = {}
-        self.idempotency: dict[tuple[str, str], _SavedResponse] = {}
+        #: Stripe keeps idempotency keys per API key and account, up to 255 characters.
+        self.replays: IdempotentReplays[StripeObject] = IdempotentReplays(
+            max_key_length=_IDEMPOTENCY_KEY_MAX_LENGTH
+        )
         #: The connected account (``acct_…``) each object and event belongs to; absent:
         #: the platform's own. A ``Stripe-Account`` header sees only its account's.
         self.owner: dict[str, str] = {}
@@ -1073,14 +1068,6 @@ class DisputeRequest(BaseModel):
     inquiry: bool = False
 
 
-class _Answered(Exception):
-    """Ends an API call early with ``response`` (an injected transport fault)."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__("answered by an injected fault")
-        self.response = response
-
-
 def _request_ids(request: Request) -> tuple[str | None, str | None]:
     return request.state.request_id, request.headers.get("idempotency-key")
 
@@ -1094,24 +1081,17 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
     account = SandboxAccount(config if config is not None else SandboxConfig.from_environment())
     kit = account.kit
 
-    app = FastAPI(
-        title="Stripe sandbox (PixEcom)",
+    app = kit.app(
+        "Stripe sandbox (PixEcom)",
         description=__doc__,
         openapi_url="/_sandbox/openapi.json",
         docs_url="/_sandbox/docs",
-        redoc_url=None,
-        lifespan=kit.lifespan,
     )
     app.state.account = account
-    app.include_router(kit.router())
 
     @app.exception_handler(StripeApiError)
     async def _stripe_error(_request: Request, exc: StripeApiError) -> JSONResponse:
         return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
-
-    @app.exception_handler(_Answered)
-    async def _answered(_request: Request, exc: _Answered) -> Response:
-        return exc.response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -1156,7 +1136,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
             stripe_account=request.headers.get("stripe-account"),
         )
         if refused is not None:
-            raise _Answered(refused)
+            raise Answered(refused)
         return _authenticate(account.config, authorization)
 
     api_key = Annotated[str, Depends(api_call)]
@@ -1177,45 +1157,19 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
     ) -> JSONResponse:
         """Run a POST once per (key, account, Idempotency-Key), replaying its answer
         afterwards (Stripe keeps idempotency keys per account)."""
-        key = f"{key}|{connected or ''}"
         pairs = await _form_pairs(request)
         idempotency_key = request.headers.get("idempotency-key")
-        if idempotency_key is None:
-            return JSONResponse(operation(decode_form(pairs)))
-        if not idempotency_key or len(idempotency_key) > _IDEMPOTENCY_KEY_MAX_LENGTH:
-            raise StripeApiError(
-                400,
-                "Idempotency-Key must be 1 to 255 characters long.",
-                error_type="idempotency_error",
+        try:
+            body, replayed = account.replays.answer(
+                idempotency_key,
+                lambda: operation(decode_form(pairs)),
+                scope=(key, connected),
+                endpoint=f"{request.method} {request.url.path}",
+                fingerprint=tuple(sorted(pairs)),
             )
-        fingerprint = tuple(sorted(pairs))
-        saved = account.idempotency.get((key, idempotency_key))
-        if saved is not None:
-            if (saved.method, saved.path) != (request.method, request.url.path):
-                raise StripeApiError(
-                    400,
-                    "Keys for idempotent requests can only be used for the same endpoint they "
-                    f"were first used for ('{saved.method} {saved.path}'). Try using a key "
-                    f"other than '{idempotency_key}' if you meant to execute a different "
-                    "request.",
-                    error_type="idempotency_error",
-                )
-            if saved.params != fingerprint:
-                raise StripeApiError(
-                    400,
-                    "Keys for idempotent requests can only be used with the same parameters "
-                    f"they were first used with. Try using a key other than '{idempotency_key}' "
-                    "if you meant to execute a different request.",
-                    error_type="idempotency_error",
-                )
-            return JSONResponse(
-                saved.body, status_code=saved.status, headers={"Idempotent-Replayed": "true"}
-            )
-        body = operation(decode_form(pairs))
-        account.idempotency[(key, idempotency_key)] = _SavedResponse(
-            request.method, request.url.path, fingerprint, 200, copy.deepcopy(body)
-        )
-        return JSONResponse(body)
+        except IdempotencyConflict as conflict:
+            raise _idempotency_error(conflict, str(idempotency_key)) from None
+        return JSONResponse(body, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     # -- Stripe API -----------------------------------------------------------------------
 
@@ -1335,28 +1289,39 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
 
 
 async def _form_pairs(request: Request) -> list[tuple[str, str]]:
-    body = await request.body()
+    """The form-encoded body's pairs, or Stripe's 400 for a body that is not UTF-8."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise StripeApiError(400, "Invalid request body: not UTF-8 form data") from None
-    return parse_qsl(text, keep_blank_values=True)
+        return form_pairs(await request.body())
+    except MalformedBody as exc:
+        raise StripeApiError(400, str(exc)) from None
+
+
+def _idempotency_error(conflict: IdempotencyConflict, idempotency_key: str) -> StripeApiError:
+    """Stripe's 400 ``idempotency_error`` for a refused ``Idempotency-Key``."""
+    other = (
+        f"Try using a key other than '{idempotency_key}' if you meant to execute a different "
+        "request."
+    )
+    if conflict.reason == "key_length":
+        message = "Idempotency-Key must be 1 to 255 characters long."
+    elif conflict.reason == "other_endpoint":
+        message = (
+            "Keys for idempotent requests can only be used for the same endpoint they were "
+            f"first used for ('{conflict.first_endpoint}'). {other}"
+        )
+    else:
+        message = (
+            "Keys for idempotent requests can only be used with the same parameters they "
+            f"were first used with. {other}"
+        )
+    return StripeApiError(400, message, error_type="idempotency_error")
 
 
 def _presented_key(authorization: str | None) -> str:
     """The API key in an ``Authorization`` header (Bearer, or Basic as ``curl -u`` sends
     it); empty when there is none."""
-    if not authorization:
-        return ""
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() == "bearer":
-        return credentials.strip()
-    if scheme.lower() == "basic":
-        try:
-            return base64.b64decode(credentials).decode("utf-8").partition(":")[0]
-        except (ValueError, UnicodeDecodeError):
-            return ""
-    return ""
+    basic = basic_credentials(authorization)
+    return basic[0] if basic is not None else bearer_token(authorization)
 
 
 def _authenticate(config: SandboxConfig, authorization: str | None) -> str:

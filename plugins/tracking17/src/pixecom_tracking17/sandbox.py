@@ -37,7 +37,8 @@ so the same history is reported every time it is read.
 
 Control endpoints (JSON, no key): the kit's — ``/_sandbox/config``
 (:class:`~pixecom_tracking17.settings.Track17SandboxSettings`, keys shown as counts),
-``/_sandbox/reset``, ``/_sandbox/faults``, ``/_sandbox/requests`` (operation, count,
+``/_sandbox/reset``, ``/_sandbox/clock`` (scan times and time-driven progress follow it),
+``/_sandbox/faults``, ``/_sandbox/requests`` (operation, count,
 numbers, status, ``has_token``; never the key), ``/_sandbox/events[/{id}]``,
 ``/_sandbox/deliveries`` (every push attempt, ``scope`` the number), ``/_sandbox/deliver``
 — and 17TRACK's own:
@@ -71,13 +72,12 @@ import logging
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi import Body, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -90,9 +90,11 @@ from pixecom_core.testing.sandbox_kit import (
     Fault,
     KitFaultKind,
     OutboxEvent,
+    SandboxClock,
     SandboxKit,
     WebhookOutbox,
 )
+from pixecom_core.testing.sandbox_requests import MalformedBody, json_body, utc_stamp
 from pixecom_tracking17.client import (
     API_VERSION,
     CODE_ALREADY_REGISTERED,
@@ -329,7 +331,7 @@ def _iso(at: float, offset_hours: int) -> tuple[str, str]:
     """(time_iso in the given offset, time_utc) of an epoch time."""
     moment = datetime.fromtimestamp(at, UTC).replace(microsecond=0)
     local = moment.astimezone(timezone(timedelta(hours=offset_hours)))
-    return local.isoformat(), moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return local.isoformat(), utc_stamp(moment.timestamp())
 
 
 def _event_json(event: ScanEvent) -> dict[str, Any]:
@@ -422,10 +424,11 @@ class Track17Sandbox:
 
     :param config: starting configuration (``POST /_sandbox/config`` changes it later,
         ``POST /_sandbox/reset`` restores it).
-    :param clock: wall-clock seconds, for scan times and time-driven progress.
+    :param clock: the sandbox's clock, for scan times and time-driven progress (the kit's
+        ``POST /_sandbox/clock`` moves it).
     """
 
-    def __init__(self, config: Track17SandboxSettings, clock: Callable[[], float]) -> None:
+    def __init__(self, config: Track17SandboxSettings, clock: SandboxClock) -> None:
         self.clock = clock
         self.parcels: OrderedDict[str, Parcel] = OrderedDict()
         self._calls: dict[str, deque[float]] = {}
@@ -443,6 +446,7 @@ class Track17Sandbox:
             outbox=self.outbox,
             on_reset=self._clear,
             on_config=self._configure,
+            clock=clock,
         )
 
     @property
@@ -723,10 +727,8 @@ class Track17Sandbox:
         if self.over_rate(token):
             return self._refusal(Track17Fault(kind="throttled"), token)
         try:
-            entries = json.loads(raw) if raw.strip() else []
-        except ValueError:
-            entries = None
-        if not isinstance(entries, list):
+            entries: list[Any] = json_body(raw, expect=list)
+        except MalformedBody:
             return JSONResponse(envelope_error(CODE_INVALID_DATA, "Invalid submitted data."))
         logged["count"] = len(entries)
         logged["numbers"] = [
@@ -845,10 +847,11 @@ def create_sandbox_app(
     URL>``.
 
     :param config: starting configuration (``POST /_sandbox/config`` changes it later).
-    :param clock: wall-clock seconds, for scan times and time-driven progress (tests pass
-        a fake one).
+    :param clock: wall-clock seconds under the kit's movable clock, for scan times and
+        time-driven progress (tests pass a fake one).
     """
-    sandbox = Track17Sandbox(config if config is not None else Track17SandboxSettings(), clock)
+    config = config if config is not None else Track17SandboxSettings()
+    sandbox = Track17Sandbox(config, SandboxClock(clock))
 
     async def tick_forever() -> None:
         while True:
@@ -860,27 +863,9 @@ def create_sandbox_app(
             except Exception:  # a sandbox must keep ticking whatever one delivery did
                 _log.exception("17track sandbox: pushing changed parcels failed")
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # served with a lifespan (the dev server), parcels moved by time are pushed as
-        # 17TRACK would; without one (tests), POST /_sandbox/tick does the same on demand
-        ticker = asyncio.create_task(tick_forever())
-        try:
-            yield
-        finally:
-            ticker.cancel()
-            with suppress(asyncio.CancelledError):
-                await ticker
-            await sandbox.kit.shutdown()
-
-    app = FastAPI(
-        title="PixEcom 17TRACK sandbox",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-        lifespan=lifespan,
-    )
-    app.include_router(sandbox.kit.router())
+    # served with a lifespan (the dev server), parcels moved by time are pushed as 17TRACK
+    # would; without one (tests), POST /_sandbox/tick does the same on demand
+    app = sandbox.kit.app("PixEcom 17TRACK sandbox", background=[tick_forever])
 
     @app.get("/_sandbox/parcels")
     async def list_parcels() -> list[dict[str, Any]]:
