@@ -3,7 +3,7 @@
 A shopper's request carries only a slug. :class:`Storefront` resolves it through the
 public slug directory, reads the sellpage, its product and the price in effect inside
 that seller's scope, renders the JSON document once and keeps it in Redis, so a repeated
-read costs two Redis round trips and no SQL at all.
+read costs one Redis round trip (two the first time a process sees the slug) and no SQL.
 
 Invalidation is exact without tracking which page shows which product or price, and it
 cannot be undone by a slow reader:
@@ -28,7 +28,7 @@ import logging
 import math
 import re
 import uuid
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -173,6 +173,24 @@ class _Entry:
             return None  # written by another version: a miss
 
 
+#: Reads Redis keys in one round trip: their values (bytes, or None for a missing key)
+#: in the order of the keys.
+KeyReader = Callable[[list[str]], Awaitable[Sequence[object]]]
+
+#: Issue 18 item 1: the seller each slug's cached page belonged to, as last seen by this
+#: process, so a lookup reads the seller's token with the page. Only a hint: the entry's
+#: own seller id decides, and a wrong or missing hint costs the second round trip.
+_seller_of_slug: dict[str, str] = {}
+#: Slugs remembered at most; past it the hints start over (a hint is cheap to relearn).
+_MAX_SELLER_HINTS = 10_000
+
+
+def _remember_seller(slug: str, seller_id: str) -> None:
+    if len(_seller_of_slug) >= _MAX_SELLER_HINTS:
+        _seller_of_slug.clear()
+    _seller_of_slug[slug] = seller_id
+
+
 class StorefrontCache:
     """Rendered public sellpages in Redis, keyed by slug, with generation-token
     invalidation (see the module docstring).
@@ -207,19 +225,32 @@ class StorefrontCache:
 
     # -- reading ------------------------------------------------------------------------
 
-    async def lookup(self, slug: str) -> CacheLookup:
-        """A hit, a remembered miss, or a plain miss for ``slug``."""
-        raw, slug_generation = await self._redis.mget(
-            [self.page_key(slug), self._slug_generation_key(slug)]
-        )
+    async def lookup(self, slug: str, *, read: KeyReader | None = None) -> CacheLookup:
+        """A hit, a remembered miss, or a plain miss for ``slug``.
+
+        One round trip when the slug's seller is known to this process (it is after
+        the slug's first hit here), two otherwise. ``read`` reads the keys it is given
+        (by default one ``MGET``); the API passes one that also counts the request
+        against the client's rate limit in the same round trip (issue 18 item 1).
+        """
+        hinted_seller = _seller_of_slug.get(slug)
+        keys = [self.page_key(slug), self._slug_generation_key(slug)]
+        if hinted_seller is not None:
+            keys.append(self._seller_generation_key(hinted_seller))
+        values = await (read or self._redis.mget)(keys)
+        raw, slug_generation = values[0], values[1]
         current = _text(slug_generation)
         entry = _Entry.decode(raw) if isinstance(raw, bytes) else None
         if entry is None or entry.slug_generation != current:
             return CacheLookup(slug_generation=current)
         if entry.seller_id is not None:
-            seller_generation = _text(
-                await self._redis.get(self._seller_generation_key(entry.seller_id))
-            )
+            if entry.seller_id == hinted_seller:
+                seller_generation = _text(values[2])
+            else:
+                seller_generation = _text(
+                    await self._redis.get(self._seller_generation_key(entry.seller_id))
+                )
+                _remember_seller(slug, entry.seller_id)
             if entry.seller_generation != seller_generation:
                 return CacheLookup(slug_generation=current)
         if entry.kind == "page" and entry.etag is not None:
