@@ -24,15 +24,19 @@ and "CAPTCHA after failures"), in :class:`LoginGuard`:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import redis.asyncio as redis
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from redis.commands.core import AsyncScript
 
 from pixecom_core.security.login_challenges import (
     Challenge,
@@ -76,7 +80,39 @@ class Limit:
 
     @property
     def item(self) -> RateLimitItem:
-        return parse(self.rate)
+        """The parsed rate (parsed once per distinct rate string)."""
+        return _parsed(self.rate)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(rate: str) -> RateLimitItem:
+    return parse(rate)
+
+
+# Issue 18 item 1: a cached read used to pay one round trip for its quota and another
+# for its cache entry. This takes the quota slot exactly as the `limits` library's
+# moving window does (its acquire_moving_window.lua, one entry) and, only when the slot
+# was free, reads the given keys: one round trip, the same counts.
+# KEYS: the window's list, then the keys to read. ARGV: now (unix, float), limit, window s.
+# Returns {1, value…} when admitted (a missing key's value is false: a nil reply), {0}
+# when refused.
+_HIT_AND_READ = """
+local timestamp = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local expiry = tonumber(ARGV[3])
+local entry = redis.call('LINDEX', KEYS[1], limit - 1)
+if entry and tonumber(entry) >= timestamp - expiry then
+  return {0}
+end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, limit - 1)
+redis.call('EXPIRE', KEYS[1], expiry)
+local result = {1}
+for i = 2, #KEYS do
+  result[i] = redis.call('GET', KEYS[i])
+end
+return result
+"""
 
 
 class RateLimiter:
@@ -95,13 +131,53 @@ class RateLimiter:
             implementation="redispy",
         )
         self._strategy = MovingWindowRateLimiter(self._storage)
+        self._key_prefix = f"{key_prefix}limits"
+        #: The read script registered on each client :meth:`hit_and_read` was given.
+        self._scripts: dict[int, tuple[redis.Redis, AsyncScript]] = {}
+
+    def window_key(self, limit: Limit, *identifiers: str) -> str:
+        """The Redis key of ``limit``'s moving window for ``identifiers`` (the `limits`
+        library's: its storage prefix, then the item's key)."""
+        return f"{self._key_prefix}:{limit.item.key_for(limit.name, *identifiers)}"
 
     async def hit(self, limit: Limit, *identifiers: str) -> None:
         """Count one request against ``limit`` for ``identifiers``; raise
         :class:`RateLimited` when it is exhausted."""
-        item = limit.item
-        if await self._strategy.hit(item, limit.name, *identifiers):
+        if await self._strategy.hit(limit.item, limit.name, *identifiers):
             return
+        await self._refuse(limit, *identifiers)
+
+    async def hit_and_read(
+        self,
+        client: redis.Redis,
+        limit: Limit,
+        identifiers: Sequence[str],
+        keys: Sequence[str],
+    ) -> list[bytes | None]:
+        """Count one request against ``limit`` for ``identifiers`` (as :meth:`hit`
+        does, in the same window) and read ``keys`` (``GET`` each), in one round trip
+        on ``client``; the values in the order of ``keys``. Raises :class:`RateLimited`
+        when the limit is exhausted (nothing is read then).
+
+        The window and the keys are touched by one script: on a Redis Cluster they must
+        share a slot; PixEcom's deployments run one Redis (docs/scaling.md).
+        """
+        item = limit.item
+        script = self._scripts.get(id(client))
+        if script is None or script[0] is not client:
+            script = (client, client.register_script(_HIT_AND_READ))
+            self._scripts[id(client)] = script
+        answer = await script[1](
+            keys=[self.window_key(limit, *identifiers), *keys],
+            args=[time.time(), item.amount, item.get_expiry()],
+        )
+        if not answer or not answer[0]:
+            await self._refuse(limit, *identifiers)
+        values: list[bytes | None] = list(answer[1:])
+        return values
+
+    async def _refuse(self, limit: Limit, *identifiers: str) -> NoReturn:
+        item = limit.item
         stats = await self._strategy.get_window_stats(item, limit.name, *identifiers)
         retry_after = math.ceil(stats.reset_time - time.time())
         raise RateLimited(

@@ -31,6 +31,7 @@ from reference_app.api.openapi import install_openapi
 from reference_app.api.resources import AppResources
 from reference_app.api.routes import MATCH_ORDER
 from reference_app.api.shedding import install_load_shedding
+from reference_app.api.storefront_hits import StorefrontHitMiddleware
 from reference_app.configuration import require_redis_url
 from reference_app.dashboard import mount_dashboard
 from reference_app.services import open_services
@@ -145,6 +146,9 @@ def create_app(
     # Issue 18: a successful write makes the acting seller's cached dashboard reads stale
     # before it answers. Added first, so it runs innermost, nearest the routes.
     app.add_middleware(DashboardWriteMiddleware)
+    # Issue 18 item 1: storefront cache hits are answered before routing, in one Redis
+    # round trip, inside shedding, body limits and observability.
+    app.add_middleware(StorefrontHitMiddleware, routes=lambda: app.routes)
     # SEC-3: bodies are limited before anything buffers them; routes
     # declare other limits with `openapi_extra=body_limit(...)` (see body_limit.py).
     app.add_middleware(

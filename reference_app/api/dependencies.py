@@ -14,15 +14,18 @@ every route's dependencies and handler on the event loop.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import Scope
 
 from pixecom_core.errors import AuthenticationError
 from pixecom_core.observability import bind_log_context
 from pixecom_core.security.access_tokens import AccessClaims
-from pixecom_core.security.rate_limits import Limit
+from pixecom_core.security.rate_limits import Limit, RateLimited
+from pixecom_core.settings import Settings
 from pixecom_core.tenancy import PageRequest, SellerContext
 from reference_app.api.resources import ResourcesDep
 
@@ -36,22 +39,38 @@ MAX_CURSOR_LENGTH = 512
 ACTING_SELLER_STATE = "acting_seller_id"
 
 
-async def client_ip(request: Request, resources: ResourcesDep) -> str:
+#: The request state entry where :mod:`reference_app.api.storefront_hits` leaves the
+#: outcome of the public rate limit it already counted for the request: ``True``
+#: (counted, admitted) or the :class:`RateLimited` refusal. :func:`public_throttle` then
+#: answers with it instead of counting the request a second time.
+PUBLIC_THROTTLE_STATE = "public_throttle_outcome"
+
+
+def client_address(scope: Scope, trusted_proxies: Collection[str]) -> str:
     """The client's address: the peer, or — only when the peer is a trusted proxy — the
     nearest untrusted address in ``X-Forwarded-For``."""
-    peer = request.client.host if request.client else "unknown"
-    trusted = set(resources.settings.trusted_proxies)
-    if peer not in trusted:
+    client = scope.get("client")
+    peer: str = client[0] if client else "unknown"
+    if peer not in trusted_proxies:
         return peer
-    forwarded = request.headers.get("x-forwarded-for", "")
+    forwarded = ""
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-for":
+            forwarded = value.decode("latin-1")
+            break
     for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
         try:
             address = str(ipaddress.ip_address(hop))
         except ValueError:
             break  # a forged or broken header: stop at what we can trust
-        if address not in trusted:
+        if address not in trusted_proxies:
             return address
     return peer
+
+
+async def client_ip(request: Request, resources: ResourcesDep) -> str:
+    """The client's address (:func:`client_address` with the settings' trusted proxies)."""
+    return client_address(request.scope, resources.settings.trusted_proxies)
 
 
 ClientIP = Annotated[str, Depends(client_ip)]
@@ -105,9 +124,20 @@ async def reporting_seller(resources: ResourcesDep, claims: Claims) -> SellerCon
 ReportingSeller = Annotated[SellerContext, Depends(reporting_seller)]
 
 
-async def public_throttle(resources: ResourcesDep, ip: ClientIP) -> None:
-    """Count a public (storefront) request against its client IP's limit."""
-    await resources.limiter.hit(Limit("public-ip", resources.settings.public_ip_rate), ip)
+async def public_throttle(request: Request, resources: ResourcesDep, ip: ClientIP) -> None:
+    """Count a public (storefront) request against its client IP's limit — once: a
+    request the storefront's cache path already counted is not counted again."""
+    counted = request.scope.get("state", {}).get(PUBLIC_THROTTLE_STATE)
+    if isinstance(counted, RateLimited):
+        raise counted
+    if counted is True:
+        return
+    await resources.limiter.hit(public_ip_limit(resources.settings), ip)
+
+
+def public_ip_limit(settings: Settings) -> Limit:
+    """The per-client-IP limit of public requests."""
+    return Limit("public-ip", settings.public_ip_rate)
 
 
 PublicThrottle = Depends(public_throttle)
