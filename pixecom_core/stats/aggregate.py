@@ -156,6 +156,18 @@ _CAMPAIGN_DAYS = text(
     """
 )
 
+# The roll-ups' clears (:data:`~pixecom_core.stats.rollup.CLEAR_DAYS`) as one statement:
+# a round trip less per re-aggregation (issue 18 item 3). A data-modifying CTE runs to
+# completion whether or not it is read.
+_CLEAR_DAYS_AT_ONCE = text(
+    "WITH "
+    + ", ".join(f"cleared_{n} AS ({clear.text})" for n, clear in enumerate(CLEAR_DAYS[:-1]))
+    + " "
+    + CLEAR_DAYS[-1].text
+    if len(CLEAR_DAYS) > 1
+    else CLEAR_DAYS[0].text
+)
+
 #: Dirty days re-aggregated per cycle beyond the regular window (bounded work per job).
 MAX_DIRTY_DAYS_PER_CYCLE = 62
 
@@ -343,10 +355,9 @@ async def aggregate_sellpages(scope: SellerScope, days: list[date]) -> SellpageA
     # The bounds let PostgreSQL prune partitions under a generic plan too (a prepared
     # statement cannot prune on ``= ANY(:days)``).
     bounds = {"first_day": unique_days[0], "last_day": unique_days[-1]}
-    for clear in CLEAR_DAYS:
-        await scope.session.execute(
-            clear, {"seller_id": scope.seller_id, "days": unique_days, **bounds}
-        )
+    await scope.session.execute(
+        _CLEAR_DAYS_AT_ONCE, {"seller_id": scope.seller_id, "days": unique_days, **bounds}
+    )
     written = (
         await scope.session.execute(
             RECOMPUTE_DAYS,

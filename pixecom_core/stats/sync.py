@@ -75,6 +75,7 @@ from pixecom_core.providers import (
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.stats.aggregate import (
+    SellpageAggregation,
     aggregate_daily,
     aggregate_sellpages,
     dirty_days,
@@ -91,18 +92,6 @@ INGEST_BATCH_ROWS = 5_000
 #: How long a throttled account waits when the network did not say.
 DEFAULT_THROTTLE_SECONDS = 60.0
 LEVELS = (EntityLevel.CAMPAIGN, EntityLevel.ADSET, EntityLevel.AD)
-
-# Campaigns the network reported that core does not know yet become campaign rows (named
-# by their id until the network names them: _UPSERT_CAMPAIGNS), so a seller can link them to a
-# sellpage.
-_DISCOVER_CAMPAIGNS = text(
-    """
-    INSERT INTO campaigns (seller_id, ad_account_id, external_id, name)
-    SELECT :seller_id, :ad_account_id, campaign, campaign
-      FROM unnest(CAST(:campaigns AS text[])) AS campaign
-    ON CONFLICT (seller_id, ad_account_id, external_id) DO NOTHING
-    """
-)
 
 #: Entities written per transaction while a listing streams in.
 ENTITY_BATCH_ROWS = 1_000
@@ -156,12 +145,35 @@ _UPSERT_ENTITIES = {
     EntityLevel.ADSET: _UPSERT_ADSETS,
     EntityLevel.AD: _UPSERT_ADS,
 }
-# Whether a fetch reported an entity of the account that has no name from the network yet
-# (a campaign only discovered by id, an ad set or ad never listed): then it is worth the
-# listing calls; otherwise names wait for the daily sweep.
-_UNNAMED_REPORTED = text(
+# What an account's complete fetch leaves behind, in one statement (issue 18 item 3: a
+# sync costs a fifth; three round trips were one each):
+# - campaigns the network reported that core does not know yet become campaign rows (named
+#   by their id until the network names them: _UPSERT_CAMPAIGNS), so a seller can link
+#   them to a sellpage;
+# - a regular sync records its success on the account (``:synced_at``; a backfill chunk
+#   passes NULL and leaves the bookkeeping alone);
+# - whether the fetch reported an entity of the account that has no name from the network
+#   yet (a campaign only discovered by id, an ad set or ad never listed): then it is worth
+#   the listing calls; otherwise names wait for the daily sweep (``:check_names`` false
+#   skips the question).
+# The CTEs run to completion whatever the SELECT reads; the SELECT sees the tables as
+# they were before them, so a campaign discovered here counts as unnamed, as it is.
+_SETTLE_ACCOUNT = text(
     """
-    SELECT EXISTS (
+    WITH discovered AS (
+        INSERT INTO campaigns (seller_id, ad_account_id, external_id, name)
+        SELECT :seller_id, :ad_account_id, campaign, campaign
+          FROM unnest(CAST(:campaigns AS text[])) AS campaign
+        ON CONFLICT (seller_id, ad_account_id, external_id) DO NOTHING
+    ), recorded AS (
+        UPDATE ad_accounts
+           SET last_synced_at = :synced_at, last_sync_error = NULL, sync_failures = 0,
+               throttled_until = NULL
+         WHERE seller_id = :seller_id AND id = :ad_account_id
+           AND CAST(:synced_at AS timestamptz) IS NOT NULL
+    )
+    SELECT CAST(:check_names AS boolean) AND (
+        EXISTS (
         SELECT 1 FROM unnest(CAST(:campaigns AS text[])) AS e(id)
          WHERE NOT EXISTS (
                SELECT 1 FROM campaigns AS c
@@ -181,7 +193,7 @@ _UNNAMED_REPORTED = text(
                  ON s.seller_id = d.seller_id AND s.id = d.adset_id
                JOIN campaigns AS c ON c.seller_id = s.seller_id AND c.id = s.campaign_id
                 WHERE d.seller_id = :seller_id AND c.ad_account_id = :ad_account_id
-                  AND d.external_id = e.id))
+                  AND d.external_id = e.id)))
     """
 )
 
@@ -340,11 +352,19 @@ class StatsSync:
         # of the seller's accounts at once, each under its own timeout, so a big seller's
         # accounts no longer wait for one another and a hanging one delays nobody.
         bound = asyncio.Semaphore(self._settings.sync_accounts_concurrency)
+        # Most sellers have one ad account: its write transaction re-aggregates the
+        # seller's days too, rather than a transaction of its own after it.
+        roll_up = _RollUpSlot() if len(accounts) == 1 and len(attempted) == 1 else None
 
         async def one(account: AdAccount) -> tuple[AccountSync, set[date]]:
             async with bound:
                 return await self._sync_account_bounded(
-                    context, account, recent_days(account, days_back, now), now, attempted
+                    context,
+                    account,
+                    recent_days(account, days_back, now),
+                    now,
+                    attempted,
+                    roll_up,
                 )
 
         synced = await asyncio.gather(
@@ -364,7 +384,10 @@ class StatsSync:
             outcome, account_days = account_sync
             result.accounts.append(outcome)
             touched |= account_days
-        await self._aggregate_sellpages(context, result, touched)
+        if roll_up is not None and roll_up.value is not None:
+            self._announce_roll_up(seller_id, result, roll_up.value)
+        else:
+            await self._aggregate_sellpages(context, result, touched)
         return result
 
     def _will_fetch(self, account: AdAccount, now: datetime) -> bool:
@@ -389,6 +412,7 @@ class StatsSync:
         window: DayWindow,
         now: datetime,
         attempted: list[uuid.UUID],
+        roll_up: _RollUpSlot | None = None,
     ) -> tuple[AccountSync, set[date]]:
         """:meth:`_sync_account` under the account's own timeout
         (``sync_account_timeout_seconds``): a timed-out account is recorded as such
@@ -397,7 +421,12 @@ class StatsSync:
         try:
             async with asyncio.timeout(limit):
                 return await self._sync_account(
-                    context, account, window, now, attempt_recorded=account.id in attempted
+                    context,
+                    account,
+                    window,
+                    now,
+                    attempt_recorded=account.id in attempted,
+                    roll_up=roll_up,
                 )
         except TimeoutError:
             error = f"timed out after {limit:g} s (account timeout)"
@@ -446,22 +475,23 @@ class StatsSync:
     ) -> None:
         """Re-aggregate the seller's sellpage days ``touched`` and those marked dirty,
         then announce the aggregation."""
-        seller_id = context.seller_id
         async with context.scope() as scope:
-            await lock_sellpage_aggregation(scope)
-            days = sorted(touched | set(await dirty_days(scope)))
-            aggregation = await aggregate_sellpages(scope, days)
-            seller = await scope.session.get(Seller, seller_id)
+            roll_up = await _roll_up_in(scope, touched)
+        self._announce_roll_up(context.seller_id, result, roll_up)
+
+    def _announce_roll_up(self, seller_id: uuid.UUID, result: SellerSync, roll_up: _RollUp) -> None:
+        """Note a committed roll-up on ``result`` and announce it to the plugins."""
+        aggregation, days = roll_up.aggregation, roll_up.days
         result.sellpage_days = aggregation.days
         result.sellpage_rows = aggregation.rows_written
-        if days and seller is not None:
+        if days and roll_up.reporting_currency is not None:
             summary = StatsAggregationSummary(
                 seller_id=seller_id,
                 since=days[0],
                 until=days[-1],
                 ad_entity_days=sum(a.daily_rows for a in result.accounts),
                 sellpage_days=aggregation.rows_written,
-                reporting_currency=seller.reporting_currency,
+                reporting_currency=roll_up.reporting_currency,
                 aggregated_at=datetime.now(UTC),
             )
             # After the aggregation's scope committed; each plugin on its own.
@@ -476,11 +506,15 @@ class StatsSync:
         *,
         regular: bool = True,
         attempt_recorded: bool = False,
+        roll_up: _RollUpSlot | None = None,
     ) -> tuple[AccountSync, set[date]]:
         """Fetch, ingest and adopt ``window`` of one account. ``regular``: a scheduled
         sync, which records its attempt, success and failures on the account; a backfill
         chunk records only what holds for every fetch (a throttle, a refused token).
-        ``attempt_recorded``: the caller already recorded this attempt."""
+        ``attempt_recorded``: the caller already recorded this attempt. ``roll_up``: the
+        account is the seller's only one, so its write transaction also re-aggregates the
+        seller's sellpage days (a transaction less per sync); the slot holds the roll-up
+        once it committed, and stays empty when the account did not get that far."""
         if (
             account.status is not AdAccountStatus.ACTIVE
             or account.needs_reconnect
@@ -557,26 +591,35 @@ class StatsSync:
                     until=until,
                     fetched_at=fetch_started_at,
                 )
-                if campaigns:
-                    await scope.session.execute(
-                        _DISCOVER_CAMPAIGNS,
-                        {
-                            "seller_id": context.seller_id,
-                            "ad_account_id": account.id,
-                            "campaigns": sorted(campaigns),
-                        },
-                    )
-                if regular:
-                    # On the sync's clock (``now``, the wall clock unless a caller fixes
-                    # it), as the attempt was: the connect flow reads it to know which days
-                    # a reconnected account missed.
-                    synced_at = now + timedelta(seconds=time.monotonic() - began)
-                    await _record_in(scope, account.id, synced_at=synced_at)
+                # On the sync's clock (``now``, the wall clock unless a caller fixes it), as
+                # the attempt was: the connect flow reads it to know which days a
+                # reconnected account missed.
+                synced_at = now + timedelta(seconds=time.monotonic() - began)
                 # Three more calls per account: on the daily sweep (renames, pauses), or
                 # when this fetch reported something never named (new campaigns, a first
                 # backfill).
                 sweep = len(window.days()) >= self._settings.sweep_window_days
-                naming = sweep or await _reported_unnamed(scope, account.id, reported)
+                unnamed = await scope.session.scalar(
+                    _SETTLE_ACCOUNT,
+                    {
+                        "seller_id": context.seller_id,
+                        "ad_account_id": account.id,
+                        "campaigns": sorted(campaigns),
+                        "adsets": sorted(reported[EntityLevel.ADSET]),
+                        "ads": sorted(reported[EntityLevel.AD]),
+                        "synced_at": synced_at if regular else None,
+                        "check_names": not sweep,
+                    },
+                )
+                naming = sweep or bool(unnamed)
+                # A seller's only account: its roll-up commits with its numbers (issue 18
+                # item 3), after every write of the account, so the advisory lock is held
+                # only for the commit.
+                rolled_up = (
+                    await _roll_up_in(scope, set(window.days())) if roll_up is not None else None
+                )
+            if roll_up is not None:
+                roll_up.value = rolled_up
         except ProviderThrottled as exc:
             wait = exc.retry_after_seconds or DEFAULT_THROTTLE_SECONDS
             await self._record(
@@ -671,22 +714,36 @@ class StatsSync:
             )
 
 
-async def _reported_unnamed(
-    scope: SellerScope, ad_account_id: uuid.UUID, reported: dict[EntityLevel, set[str]]
-) -> bool:
-    if not any(reported.values()):
-        return False
-    found = await scope.session.scalar(
-        _UNNAMED_REPORTED,
-        {
-            "seller_id": scope.seller_id,
-            "ad_account_id": ad_account_id,
-            "campaigns": sorted(reported[EntityLevel.CAMPAIGN]),
-            "adsets": sorted(reported[EntityLevel.ADSET]),
-            "ads": sorted(reported[EntityLevel.AD]),
-        },
+@dataclass(frozen=True)
+class _RollUp:
+    """A committed re-aggregation of a seller's sellpage days, to be announced."""
+
+    days: list[date]
+    aggregation: SellpageAggregation
+    reporting_currency: str | None
+
+
+@dataclass
+class _RollUpSlot:
+    """Where an account's sync leaves the roll-up it committed with its numbers."""
+
+    value: _RollUp | None = None
+
+
+async def _roll_up_in(scope: SellerScope, touched: set[date]) -> _RollUp:
+    """Re-aggregate the scope's seller's days ``touched`` and those marked dirty, in the
+    scope's transaction."""
+    await lock_sellpage_aggregation(scope)
+    days = sorted(touched | set(await dirty_days(scope)))
+    aggregation = await aggregate_sellpages(scope, days)
+    currency = (
+        await scope.session.scalar(
+            select(col(Seller.reporting_currency)).where(col(Seller.id) == scope.seller_id)
+        )
+        if days
+        else None
     )
-    return bool(found)
+    return _RollUp(days, aggregation, currency)
 
 
 async def _record_in(
