@@ -902,34 +902,45 @@ class SandboxAccount:
         _refuse_unknown(
             params, {"charge", "payment_intent", "limit", "starting_after", "ending_before"}
         )
+        return self.page(
+            "refund", self.refunds, params, "/v1/refunds", on_account, ("charge", "payment_intent")
+        )
+
+    def page(
+        self,
+        kind: str,
+        objects: dict[str, StripeObject],
+        params: Mapping[str, str],
+        url: str,
+        on_account: str | None,
+        filters: Sequence[str] = (),
+    ) -> StripeObject:
+        """One page of a Stripe list object (https://docs.stripe.com/api/pagination): the
+        caller's ``objects`` newest first (``objects`` holds them in creation order), those
+        whose ``filters`` fields equal the params given, ``limit`` (10; at most 100) after
+        ``starting_after``."""
         limit = _parse_integer(params, "limit", minimum=1) or 10
         if limit > MAX_LIST_LIMIT:
             raise StripeApiError(
                 400, "This value must be less than or equal to 100.", param="limit"
             )
-        # newest first, like Stripe's lists
-        matching = sorted(
-            (
-                refund
-                for refund in self.refunds.values()
-                if self.owner.get(refund["id"]) == on_account
-                and params.get("charge") in (None, refund["charge"])
-                and params.get("payment_intent") in (None, refund["payment_intent"])
-            ),
-            key=lambda refund: (refund["created"], list(self.refunds).index(refund["id"])),
-            reverse=True,
-        )
+        matching = [
+            obj
+            for obj in reversed(objects.values())
+            if self.owner.get(obj["id"]) == on_account
+            and all(params.get(name) in (None, obj[name]) for name in filters)
+        ]
         after = params.get("starting_after")
         if after:
-            ids = [refund["id"] for refund in matching]
+            ids = [obj["id"] for obj in matching]
             if after not in ids:
-                raise _no_such("refund", after, "starting_after")
+                raise _no_such(kind, after, "starting_after")
             matching = matching[ids.index(after) + 1 :]
         return {
             "object": "list",
             "data": matching[:limit],
             "has_more": len(matching) > limit,
-            "url": "/v1/refunds",
+            "url": url,
         }
 
     def open_dispute(

@@ -200,28 +200,6 @@ def found_session(account: "SandboxAccount", session_id: str) -> StripeObject:
     return session
 
 
-def list_sessions(
-    account: "SandboxAccount", params: dict[str, str], on_account: str | None
-) -> StripeObject:
-    from pixecom_stripe.sandbox import MAX_LIST_LIMIT, StripeApiError, _parse_integer
-
-    limit = _parse_integer(params, "limit", minimum=1) or 10
-    if limit > MAX_LIST_LIMIT:
-        raise StripeApiError(400, "This value must be less than or equal to 100.", param="limit")
-    matching = [
-        session
-        for session in reversed(account.checkout_sessions.values())
-        if account.owner.get(session["id"]) == on_account
-        and params.get("payment_intent") in (None, session["payment_intent"])
-    ]
-    return {
-        "object": "list",
-        "data": matching[:limit],
-        "has_more": len(matching) > limit,
-        "url": "/v1/checkout/sessions",
-    }
-
-
 def checkout_routes(
     app: FastAPI, account: "SandboxAccount", api_key: Any, on_account: Any, idempotent: Any
 ) -> None:
@@ -252,7 +230,14 @@ def checkout_routes(
 
         params = dict(request.query_params)
         _refuse_unknown(params, {"payment_intent", "limit"})
-        return list_sessions(account, params, connected)
+        return account.page(
+            "checkout.session",
+            account.checkout_sessions,
+            params,
+            "/v1/checkout/sessions",
+            connected,
+            ("payment_intent",),
+        )
 
     @app.get("/v1/checkout/sessions/{session_id}")
     async def retrieve_checkout_session(session_id: str, connected: on_account) -> StripeObject:
