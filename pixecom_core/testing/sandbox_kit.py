@@ -44,8 +44,8 @@ The control API, identical on every sandbox (JSON, no credentials):
   is checked against the outbox's ``signing`` model before anything is sent).
 
 The other end of an outbox, for tests, is a :class:`WebhookReceiver`. A sandbox with an
-OAuth consent page answers with :func:`redirect_with` and :func:`consent_error_page`, and
-:func:`submit_consent` plays the seller in front of it.
+OAuth consent page builds it with :func:`consent_page`, answers with :func:`redirect_with`
+and :func:`consent_error_page`, and :func:`submit_consent` plays the seller in front of it.
 
 Nothing here imports pytest: sandboxes run in ``pixecom dev`` too.
 """
@@ -719,6 +719,59 @@ def consent_error_page(title: str, problem: str) -> HTMLResponse:
         "</body></html>",
         status_code=400,
     )
+
+
+def consent_page(
+    *,
+    title: str,
+    heading: str,
+    action: str,
+    hidden: Mapping[str, str],
+    fieldsets: Sequence[tuple[str, Sequence[str]]],
+    approve: str,
+) -> HTMLResponse:
+    """An authorization endpoint's consent page: a form posting ``hidden`` back to
+    ``action`` with the seller's choices — ``fieldsets``, each a legend and its inputs
+    (:func:`labelled_input`) — and the two buttons :func:`submit_consent` presses:
+    ``decision=approve`` (labelled ``approve``, id ``approve``) and ``decision=deny``
+    (Cancel, id ``deny``)."""
+    fields = "".join(
+        f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+        for name, value in hidden.items()
+    )
+    groups = "".join(
+        f"<fieldset><legend>{html.escape(legend)}</legend>{'<br>'.join(inputs)}</fieldset>"
+        for legend, inputs in fieldsets
+    )
+    return HTMLResponse(
+        f"<!doctype html><html><head><title>{html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(heading)}</h1>"
+        f'<form method="post" action="{html.escape(action)}">{fields}{groups}'
+        '<button type="submit" id="approve" name="decision" value="approve">'
+        f"{html.escape(approve)}</button>"
+        '<button type="submit" id="deny" name="decision" value="deny">Cancel</button>'
+        "</form></body></html>"
+    )
+
+
+def labelled_input(
+    kind: Literal["radio", "checkbox", "text"],
+    name: str,
+    value: str,
+    label: str,
+    *,
+    checked: bool = False,
+    element_id: str | None = None,
+) -> str:
+    """One input of a :func:`consent_page` inside its label, everything escaped: a radio
+    or checkbox before its label (``checked``: preselected), a text field after it."""
+    attributes = f'type="{kind}" name="{html.escape(name)}" value="{html.escape(value)}"'
+    if element_id is not None:
+        attributes = f'id="{html.escape(element_id)}" {attributes}'
+    field = f"<input {attributes}{' checked' if checked else ''}>"
+    if kind == "text":
+        return f"<label>{html.escape(label)} {field}</label>"
+    return f"<label>{field} {html.escape(label)}</label>"
 
 
 class _ConsentForm(HTMLParser):

@@ -36,6 +36,8 @@ from pixecom_core.testing.sandbox_kit import (
     WebhookOutbox,
     WebhookReceiver,
     consent_error_page,
+    consent_page,
+    labelled_input,
     pause,
     public_settings,
     redirect_with,
@@ -314,6 +316,53 @@ async def test_submit_consent_sends_what_the_page_preselects_and_follows_no_redi
 
     assert approved == "https://shop.example/cb?x=1&code=a1-Shop-False&state=s"
     assert denied == "https://shop.example/cb?x=1&error=access_denied"
+
+
+@pytest.mark.asyncio
+async def test_a_kit_built_consent_page_is_escaped_and_submitted_as_a_browser_would() -> None:
+    app = FastAPI()
+
+    @app.get("/authorize")
+    async def page(redirect_uri: str) -> Response:
+        return consent_page(
+            title="Sandbox <login>",
+            heading="Shop & Co wants access",
+            action="/authorize",
+            hidden={"redirect_uri": redirect_uri, "state": 'a"b'},
+            fieldsets=[
+                (
+                    "Account",
+                    [
+                        labelled_input("radio", "account", "a1", "First <one>", checked=True),
+                        labelled_input("radio", "account", "a2", "Second"),
+                        labelled_input("text", "name", "Shop", "Name"),
+                    ],
+                ),
+                ("Scopes", [labelled_input("checkbox", "scope", "read", "read", element_id="s")]),
+            ],
+            approve="Allow",
+        )
+
+    @app.post("/authorize")
+    async def answer(request: Request) -> Response:
+        form = parse_qsl((await request.body()).decode())
+        return redirect_with(dict(form)["redirect_uri"], {"code": urlencode(form)})
+
+    async with LoopbackServer(app) as server, httpx.AsyncClient() as browser:
+        url = f"{server.url}/authorize?{urlencode({'redirect_uri': 'https://shop.example/cb'})}"
+        shown = (await browser.get(url)).text
+        location = await submit_consent(url)
+
+    submitted = parse_qsl(dict(parse_qsl(location.partition("?")[2]))["code"])
+    assert submitted == [
+        ("redirect_uri", "https://shop.example/cb"),
+        ("state", 'a"b'),
+        ("account", "a1"),
+        ("name", "Shop"),
+        ("decision", "approve"),
+    ]  # the unchecked box is not sent, as a browser leaves it out
+    assert "First &lt;one&gt;" in shown and "<title>Sandbox &lt;login&gt;</title>" in shown
+    assert 'id="s" type="checkbox"' in shown and ">Allow</button>" in shown
 
 
 def test_ids_are_drawn_from_the_seeded_random() -> None:

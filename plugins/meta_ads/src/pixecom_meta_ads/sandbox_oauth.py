@@ -95,7 +95,6 @@ Control endpoints (JSON, no token; loopback only — they reveal secrets):
 import base64
 import binascii
 import hashlib
-import html
 import json
 import re
 import secrets
@@ -110,7 +109,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
-from pixecom_core.testing.sandbox_kit import SandboxClock, consent_error_page, redirect_with
+from pixecom_core.testing.sandbox_kit import (
+    SandboxClock,
+    consent_error_page,
+    consent_page,
+    labelled_input,
+    redirect_with,
+)
 from pixecom_core.testing.sandbox_requests import bearer_token, forget_oldest
 
 #: Looks up an ad account's ``name``, ``currency`` and ``timezone_name`` by its number
@@ -632,7 +637,7 @@ class OAuthSandbox:
             if app is None:
                 return consent_error_page(ERROR_TITLE, problem)
             asked = self._asked_scopes(app, params)
-            return HTMLResponse(self._consent_html(version, app, params, asked))
+            return self._consent_page(version, app, params, asked)
 
         @router.post("/{version}/dialog/oauth")
         async def consent_answer(request: Request, version: str) -> Response:
@@ -742,39 +747,35 @@ class OAuthSandbox:
         asked = [scope.strip() for scope in re.split(r"[,\s]+", raw) if scope.strip()]
         return tuple(dict.fromkeys(scope for scope in asked if scope not in ALWAYS_GRANTED))
 
-    def _consent_html(
+    def _consent_page(
         self, version: str, app: SandboxApp, params: Mapping[str, str], asked: tuple[str, ...]
-    ) -> str:
-        fields = {
+    ) -> HTMLResponse:
+        """Facebook Login's dialog: who continues (the first person preselected) and the
+        permissions asked (all checked; unchecking one declines it)."""
+        hidden = {
             name: params[name]
             for name in ("client_id", "redirect_uri", "state", "response_type", "config_id")
             if name in params
         }
-        fields["requested_scopes"] = ",".join(asked)
-        hidden = "".join(
-            f'<input type="hidden" name="{name}" value="{html.escape(value)}">'
-            for name, value in fields.items()
-        )
-        people = "".join(
-            f'<label><input type="radio" name="user_id" value="{html.escape(user.user_id)}"'
-            f"{' checked' if index == 0 else ''}> {html.escape(user.name)} "
-            f"({html.escape(user.user_id)})</label><br>"
+        people = [
+            labelled_input(
+                "radio", "user_id", user.user_id, f"{user.name} ({user.user_id})", checked=not index
+            )
             for index, user in enumerate(self.users.values())
-        )
-        permissions = "".join(
-            f'<label><input type="checkbox" id="scope-{html.escape(scope)}" name="scope" '
-            f'value="{html.escape(scope)}" checked> {html.escape(scope)}</label><br>'
+        ]
+        permissions = [
+            labelled_input(
+                "checkbox", "scope", scope, scope, checked=True, element_id=f"scope-{scope}"
+            )
             for scope in asked
-        )
-        return (
-            "<!doctype html><html><head><title>Log in with Facebook (sandbox)</title></head>"
-            f"<body><h1>{html.escape(app.name)} is requesting access</h1>"
-            f'<form method="post" action="/{html.escape(version)}/dialog/oauth">{hidden}'
-            f"<fieldset><legend>Continue as</legend>{people}</fieldset>"
-            f"<fieldset><legend>Permissions</legend>{permissions}</fieldset>"
-            '<button type="submit" id="approve" name="decision" value="approve">Continue</button>'
-            '<button type="submit" id="deny" name="decision" value="deny">Cancel</button>'
-            "</form></body></html>"
+        ]
+        return consent_page(
+            title="Log in with Facebook (sandbox)",
+            heading=f"{app.name} is requesting access",
+            action=f"/{version}/dialog/oauth",
+            hidden={**hidden, "requested_scopes": ",".join(asked)},
+            fieldsets=[("Continue as", people), ("Permissions", permissions)],
+            approve="Continue",
         )
 
     def _issue_code(

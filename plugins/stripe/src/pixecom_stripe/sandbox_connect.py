@@ -55,7 +55,6 @@ Control endpoints (kit style):
 :func:`~pixecom_core.testing.sandbox_kit.submit_consent`), shared with Facebook Login's.
 """
 
-import html
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -65,7 +64,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.responses import Response
 
-from pixecom_core.testing.sandbox_kit import consent_error_page, redirect_with, submit_consent
+from pixecom_core.testing.sandbox_kit import (
+    consent_error_page,
+    consent_page,
+    labelled_input,
+    redirect_with,
+    submit_consent,
+)
 
 if TYPE_CHECKING:
     from pixecom_stripe.sandbox import SandboxAccount
@@ -149,7 +154,7 @@ def connect_routes(app: FastAPI, account: "SandboxAccount", api_key: Any) -> Non
                     "error_description": f"Invalid scope: {params['scope']}",
                 },
             )
-        return HTMLResponse(_consent_html(params, account.accounts))
+        return _consent_page(params, account.accounts)
 
     @app.post("/oauth/authorize")
     async def consent_answer(request: Request) -> Response:
@@ -298,32 +303,30 @@ def _error_page(problem: str) -> HTMLResponse:
     return consent_error_page("Stripe Connect (sandbox): error", problem)
 
 
-def _consent_html(params: dict[str, str], sellers: dict[str, Any]) -> str:
-    hidden = "".join(
-        f'<input type="hidden" name="{name}" value="{html.escape(params[name])}">'
-        for name in ("client_id", "redirect_uri", "state", "scope", "response_type")
-        if name in params
-    )
-    existing = "".join(
-        f'<label><input type="radio" name="account" value="{html.escape(account_id)}"> '
-        f"{html.escape(seller['business_profile']['name'])} ({html.escape(account_id)})"
-        "</label><br>"
-        for account_id, seller in sellers.items()
-    )
-    return (
-        "<!doctype html><html><head><title>Connect with Stripe (sandbox)</title></head>"
-        "<body><h1>Connect your Stripe account</h1>"
-        f'<form method="post" action="/oauth/authorize">{hidden}'
-        "<fieldset><legend>Account</legend>"
-        '<label><input type="radio" name="account" value="new" checked> A new account'
-        "</label><br>"
-        f"{existing}"
-        '<label>Business name <input type="text" name="business_name" value=""></label><br>'
-        '<label>Currency <input type="text" name="default_currency" value="eur"></label>'
-        "</fieldset>"
-        '<button type="submit" id="approve" name="decision" value="approve">Connect</button>'
-        '<button type="submit" id="deny" name="decision" value="deny">Cancel</button>'
-        "</form></body></html>"
+def _consent_page(params: dict[str, str], sellers: dict[str, Any]) -> HTMLResponse:
+    """Stripe's consent page: a new account (preselected) or an existing one."""
+    hidden = ("client_id", "redirect_uri", "state", "scope", "response_type")
+    accounts = [
+        labelled_input("radio", "account", "new", "A new account", checked=True),
+        *(
+            labelled_input(
+                "radio",
+                "account",
+                account_id,
+                f"{seller['business_profile']['name']} ({account_id})",
+            )
+            for account_id, seller in sellers.items()
+        ),
+        labelled_input("text", "business_name", "", "Business name"),
+        labelled_input("text", "default_currency", "eur", "Currency"),
+    ]
+    return consent_page(
+        title="Connect with Stripe (sandbox)",
+        heading="Connect your Stripe account",
+        action="/oauth/authorize",
+        hidden={name: params[name] for name in hidden if name in params},
+        fieldsets=[("Account", accounts)],
+        approve="Connect",
     )
 
 
