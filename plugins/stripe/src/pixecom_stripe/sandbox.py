@@ -289,8 +289,8 @@ def signature_header(
 # -- errors in Stripe's envelope --------------------------------------------------------
 
 
-class StripeApiError(Exception):
-    """An answer in Stripe's error envelope."""
+class StripeApiError(Answered):
+    """An answer in Stripe's error envelope (the kit's app answers it when raised)."""
 
     def __init__(
         self,
@@ -302,14 +302,9 @@ class StripeApiError(Exception):
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: StripeObject = {"error": {"type": error_type, "message": message}}
-        if code:
-            self.body["error"]["code"] = code
-        if param:
-            self.body["error"]["param"] = param
-        self.headers = dict(headers or {})
+        error = {"type": error_type, "message": message, "code": code, "param": param}
+        body = {"error": {name: value for name, value in error.items() if value}}
+        super().__init__(JSONResponse(body, status, headers=dict(headers or {})))
 
 
 def _missing(param: str) -> StripeApiError:
@@ -1099,10 +1094,6 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         docs_url="/_sandbox/docs",
     )
     app.state.account = account
-
-    @app.exception_handler(StripeApiError)
-    async def _stripe_error(_request: Request, exc: StripeApiError) -> JSONResponse:
-        return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

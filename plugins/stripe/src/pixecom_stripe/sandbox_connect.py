@@ -65,6 +65,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.responses import Response
 
 from pixecom_core.testing.sandbox_kit import (
+    Answered,
     consent_error_page,
     consent_page,
     labelled_input,
@@ -95,23 +96,18 @@ class IssuedCode:
     used: bool = False
 
 
-class OAuthError(Exception):
-    """An answer in OAuth's envelope ``{"error": code, "error_description": …}``."""
+class OAuthError(Answered):
+    """An answer in OAuth's envelope ``{"error": code, "error_description": …}`` (the kit's
+    app answers it when raised)."""
 
     def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status = status
-        self.body = {"error": error, "error_description": description}
+        super().__init__(JSONResponse({"error": error, "error_description": description}, status))
 
 
 def connect_routes(app: FastAPI, account: "SandboxAccount", api_key: Any) -> None:
     """Add Connect's routes to the sandbox ``app`` (``api_key``: its API-call dependency,
     which logs the call, answers queued faults and checks the key)."""
     from pixecom_stripe.sandbox import _form_pairs, _no_such
-
-    @app.exception_handler(OAuthError)
-    async def _oauth_error(_request: Request, exc: OAuthError) -> JSONResponse:
-        return JSONResponse(exc.body, status_code=exc.status)
 
     def client_problem(params: dict[str, str]) -> str | None:
         client_id = params.get("client_id", "")
