@@ -139,9 +139,21 @@ class SessionRevocations:
 
     async def is_revoked(self, claims: AccessClaims) -> bool:
         """Whether the login that ``claims`` belongs to was revoked."""
+        key = self.key_for(claims)
+        return key is not None and bool(await self._redis.exists(key))
+
+    def key_for(self, claims: AccessClaims) -> str | None:
+        """The key that exists in Redis while the login of ``claims`` is revoked (None
+        for a token of no login family), for a caller that checks it in a round trip
+        of its own (the API, with the seller's quota)."""
         if claims.family_id is None:
-            return False
-        return bool(await self._redis.exists(f"{self._prefix}{claims.family_id}"))
+            return None
+        return f"{self._prefix}{claims.family_id}"
+
+
+def session_revoked() -> AuthenticationError:
+    """The error for an access token whose login was ended (logout, reuse detected)."""
+    return AuthenticationError("this session was ended", code="session_revoked")
 
 
 class AccountService:
@@ -339,15 +351,27 @@ class AccountService:
     async def authenticate(self, access_token: str) -> AccessClaims:
         """The claims of a valid, unrevoked access token; :class:`AuthenticationError`
         otherwise (expired, signed by a retired key, tampered, or its login ended)."""
+        claims = self.verify_signature(access_token)
+        if await self._revocations.is_revoked(claims):
+            raise session_revoked()
+        return claims
+
+    def verify_signature(self, access_token: str) -> AccessClaims:
+        """The claims of a validly signed, unexpired access token, *not* checked against
+        revocations: the caller checks :attr:`revocations` itself (the API does, in the
+        round trip that counts the seller's quota). :class:`AuthenticationError` for a
+        token that is invalid or expired."""
         try:
-            claims = self._keyring.verify(access_token)
+            return self._keyring.verify(access_token)
         except InvalidAccessToken as exc:
             raise AuthenticationError(
                 "access token invalid or expired", code="invalid_token"
             ) from exc
-        if await self._revocations.is_revoked(claims):
-            raise AuthenticationError("this session was ended", code="session_revoked")
-        return claims
+
+    @property
+    def revocations(self) -> SessionRevocations:
+        """Where revoked logins are recorded."""
+        return self._revocations
 
     async def current_user(self, claims: AccessClaims) -> tuple[Seller, User]:
         """The seller and user an authenticated request acts as."""
