@@ -90,13 +90,21 @@ def _parsed(rate: str) -> RateLimitItem:
 
 
 # Issue 18 item 1: a cached read used to pay one round trip for its quota and another
-# for its cache entry. This takes the quota slot exactly as the `limits` library's
-# moving window does (its acquire_moving_window.lua, one entry) and, only when the slot
-# was free, reads the given keys: one round trip, the same counts.
-# KEYS: the window's list, then the keys to read. ARGV: now (unix, float), limit, window s.
-# Returns {1, value…} when admitted (a missing key's value is false: a nil reply), {0}
-# when refused.
+# for its cache entry (and an authenticated one a third for its token's revocation).
+# This refuses the request when a veto key exists (a revoked login) without counting
+# it, else takes the quota slot exactly as the `limits` library's moving window does
+# (its acquire_moving_window.lua, one entry) and, only when the slot was free, reads
+# the given keys: one round trip, the same counts.
+# KEYS: the window's list, the veto keys, then the keys to read. ARGV: now (unix,
+# float), limit, window s, how many veto keys. Returns {1, value…} when admitted (a
+# missing key's value is false: a nil reply), {0} when refused, {2} when vetoed.
 _HIT_AND_READ = """
+local vetoes = tonumber(ARGV[4])
+for i = 2, vetoes + 1 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    return {2}
+  end
+end
 local timestamp = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local expiry = tonumber(ARGV[3])
@@ -108,11 +116,16 @@ redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], 0, limit - 1)
 redis.call('EXPIRE', KEYS[1], expiry)
 local result = {1}
-for i = 2, #KEYS do
-  result[i] = redis.call('GET', KEYS[i])
+for i = vetoes + 2, #KEYS do
+  result[#result + 1] = redis.call('GET', KEYS[i])
 end
 return result
 """
+
+
+class Vetoed(Exception):
+    """A request :meth:`RateLimiter.hit_and_read` neither counted nor admitted: one of
+    its ``unless_exists`` keys exists."""
 
 
 class RateLimiter:
@@ -153,11 +166,14 @@ class RateLimiter:
         limit: Limit,
         identifiers: Sequence[str],
         keys: Sequence[str],
+        *,
+        unless_exists: Sequence[str] = (),
     ) -> list[bytes | None]:
         """Count one request against ``limit`` for ``identifiers`` (as :meth:`hit`
         does, in the same window) and read ``keys`` (``GET`` each), in one round trip
         on ``client``; the values in the order of ``keys``. Raises :class:`RateLimited`
-        when the limit is exhausted (nothing is read then).
+        when the limit is exhausted, and :class:`Vetoed` — before counting anything —
+        when a key of ``unless_exists`` exists (nothing is read then).
 
         The window and the keys are touched by one script: on a Redis Cluster they must
         share a slot; PixEcom's deployments run one Redis (docs/scaling.md).
@@ -168,10 +184,12 @@ class RateLimiter:
             script = (client, client.register_script(_HIT_AND_READ))
             self._scripts[id(client)] = script
         answer = await script[1](
-            keys=[self.window_key(limit, *identifiers), *keys],
-            args=[time.time(), item.amount, item.get_expiry()],
+            keys=[self.window_key(limit, *identifiers), *unless_exists, *keys],
+            args=[time.time(), item.amount, item.get_expiry(), len(unless_exists)],
         )
-        if not answer or not answer[0]:
+        if answer and answer[0] == 2:
+            raise Vetoed()
+        if not answer or answer[0] != 1:
             await self._refuse(limit, *identifiers)
         values: list[bytes | None] = list(answer[1:])
         return values

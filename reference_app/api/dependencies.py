@@ -21,10 +21,11 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Scope
 
+from pixecom_core.accounts.service import session_revoked
 from pixecom_core.errors import AuthenticationError
 from pixecom_core.observability import bind_log_context
 from pixecom_core.security.access_tokens import AccessClaims
-from pixecom_core.security.rate_limits import Limit, RateLimited
+from pixecom_core.security.rate_limits import Limit, RateLimited, Vetoed
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import PageRequest, SellerContext
 from reference_app.api.resources import ResourcesDep
@@ -84,13 +85,24 @@ async def access_claims(
     """The verified claims of the request's bearer token; 401 without a valid one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("missing bearer access token", code="unauthenticated")
-    claims = await resources.accounts.authenticate(credentials.credentials)
+    accounts = resources.accounts
+    claims = accounts.verify_signature(credentials.credentials)
+    # Issue 18 item 1: the login's revocation and the seller's quota in one round trip;
+    # a revoked login's request is refused before it is counted, as it always was.
+    revoked = accounts.revocations.key_for(claims)
+    try:
+        await resources.limiter.hit_and_read(
+            resources.redis,
+            Limit("seller", resources.settings.seller_request_rate),
+            [str(claims.seller_id)],
+            [],
+            unless_exists=() if revoked is None else (revoked,),
+        )
+    except Vetoed:
+        raise session_revoked() from None
     setattr(request.state, ACTING_SELLER_STATE, claims.seller_id)
     # Issue 7: every log line of this request from here on names the seller.
     bind_log_context(seller_id=str(claims.seller_id))
-    await resources.limiter.hit(
-        Limit("seller", resources.settings.seller_request_rate), str(claims.seller_id)
-    )
     return claims
 
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis.asyncio as redis
 
-from pixecom_core.security.rate_limits import Limit, RateLimited, RateLimiter
+from pixecom_core.security.rate_limits import Limit, RateLimited, RateLimiter, Vetoed
 from pixecom_core.settings import Settings
 
 
@@ -38,6 +38,31 @@ async def test_hit_and_read_counts_in_hits_window_and_reads_the_keys(settings: S
         # The window is the library's own key: clear() forgets what hit_and_read counted.
         await limiter.clear(limit, "client-b")
         assert await client.exists(limiter.window_key(limit, "client-b")) == 0
+    finally:
+        keys = [key async for key in client.scan_iter(f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_an_existing_veto_key_refuses_before_counting(settings: Settings) -> None:
+    assert settings.redis_url is not None
+    prefix = f"pixecom-test:{uuid.uuid4().hex}:"
+    client = redis.Redis.from_url(settings.redis_url)
+    limiter = RateLimiter(settings.redis_url, key_prefix=prefix)
+    limit = Limit("seller", "1/minute")
+    veto = f"{prefix}revoked"
+    try:
+        await client.set(veto, b"1")
+        for _ in range(3):  # vetoed every time, and never counted
+            with pytest.raises(Vetoed):
+                await limiter.hit_and_read(client, limit, ["s"], [], unless_exists=[veto])
+        await client.delete(veto)
+        admitted = await limiter.hit_and_read(client, limit, ["s"], [], unless_exists=[veto])
+        with pytest.raises(RateLimited):
+            await limiter.hit_and_read(client, limit, ["s"], [], unless_exists=[veto])
+
+        assert admitted == []
     finally:
         keys = [key async for key in client.scan_iter(f"{prefix}*")]
         if keys:
