@@ -40,9 +40,11 @@ Prints, per class: requests/s; p50 / p99 latency in ms; errors (answers other th
 driver is); the API's CPU microseconds per request; and two ratios against /healthz in the
 same run: ``ratio``, of requests/s, and ``cpu ratio``, /healthz's CPU per request over the
 class's — what ``ratio`` would be were the API process's CPU the only limit, steadier than
-``ratio`` on a machine that other work is loading. Compare ratios between runs (and only
-between runs with the same driver), not absolute numbers. Exit status 1 when any class had
-an error: its numbers mean nothing.
+``ratio`` on a machine that other work is loading; and ``x healthz``, the class's CPU per
+request as a multiple of /healthz's (the inverse of ``cpu ratio``). The machine's load
+average is printed with the table: figures from a loaded machine are not comparable.
+Compare ratios between runs (and only between runs with the same driver), not absolute
+numbers. Exit status 1 when any class had an error: its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -636,6 +638,7 @@ def report(results: Sequence[ClassResult]) -> int:
     print(
         f"{'class':<32}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
         f"{'api cpu':>8}{'us/req':>8}{'driver':>7}{'ratio':>7}{'cpu ratio':>10}"
+        f"{'x healthz':>10}"
     )
     failed = False
     for result in results:
@@ -650,6 +653,7 @@ def report(results: Sequence[ClassResult]) -> int:
             f"{result.api_cpu_per_request() * 1e6:>8.0f}{driver_cpu:>7}"
             f"{result.per_second / baseline.per_second:>7.3f}"
             f"{baseline_cpu / result.api_cpu_per_request():>10.3f}"
+            f"{result.api_cpu_per_request() / baseline_cpu:>9.2f}x"
         )
         if total.errors:
             failed = True
@@ -661,7 +665,12 @@ def report(results: Sequence[ClassResult]) -> int:
     print(
         "ratio: requests/s against GET /healthz in this run. api cpu, driver: CPU used, of "
         "one core;\nus/req: API CPU microseconds per request; cpu ratio: /healthz's us/req "
-        "over the class's\n(the ratio were the API process's CPU the only limit)."
+        "over the class's\n(the ratio were the API process's CPU the only limit); x healthz: the "
+        "class's us/req as a multiple of /healthz's\n(its inverse: the figure issue 18's "
+        "targets name)."
+    )
+    print(
+        "load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
     )
     if failed:
         print("FAILED: a class had errors (answers other than 2xx / 304, or none)")
