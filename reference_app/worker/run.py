@@ -22,6 +22,7 @@ With ``worker_metrics_port`` (``--metrics-port``) set, the worker also serves
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -54,6 +55,10 @@ _log = logging.getLogger(__name__)
 DRAIN_MARGIN_SECONDS = 5.0
 #: Tasks run at once from a queue named without ``:N``, unless ``--max-tasks`` says.
 DEFAULT_MAX_TASKS = 50
+#: Allocations between two young-generation garbage collections in a worker
+#: (:func:`tune_garbage_collector`; CPython's default is 700): a few megabytes of young
+#: objects at most.
+GC_YOUNG_THRESHOLD = 50_000
 #: PostgreSQL truncates ``application_name`` to 63 bytes.
 _APPLICATION_NAME_LIMIT = 63
 
@@ -234,10 +239,11 @@ async def serve(settings: Settings, queues: Sequence[QueueConcurrency]) -> None:
             await asyncio.gather(*receivers, return_exceptions=True)
 
 
-def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def worker_event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop where it is installed (a dependency of the reference app outside
     Windows), else asyncio's own: one process running every queue spends its core on
-    the loop's bookkeeping for hundreds of sockets at once."""
+    the loop's bookkeeping for hundreds of sockets at once. ``bench.sync_cycle`` runs its
+    syncs on the same loop."""
     try:
         import uvloop
     except ImportError:
@@ -245,8 +251,27 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def tune_garbage_collector() -> None:
+    """Make CPython's cyclic garbage collector cheap for a worker (issue 18 item 3).
+
+    With the default threshold (a young collection every 700 allocations net) a stats
+    sync, which allocates an object or more per field of every Graph row, ran a
+    collection every few rows, and each older one walked every object the imports left
+    (bench.sync_cycle: about a tenth of the worker's CPU). Call it once the process has
+    imported what it runs and before it serves: what exists then is frozen out of every
+    later collection (``gc.freeze``), and young collections come every
+    :data:`GC_YOUNG_THRESHOLD` allocations; the older generations keep their thresholds,
+    so cyclic garbage is still reclaimed.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def run_worker(settings: Settings, queues: Sequence[QueueConcurrency]) -> None:
     """Blocking entry point of ``pixecom worker``."""
     configure_logging(settings, process=_process_name(queues))
-    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+    tune_garbage_collector()
+    with asyncio.Runner(loop_factory=worker_event_loop_factory()) as runner:
         runner.run(serve(settings, queues))
