@@ -1,6 +1,6 @@
 """What every provider sandbox reads out of a request, written once: credentials in an
-``Authorization`` header, JSON and form-encoded bodies, idempotent-request replays, and
-the bounded maps a sandbox keeps its state in.
+``Authorization`` header, JSON and form-encoded bodies, idempotent-request replays, which
+tenant each object belongs to, and the bounded maps a sandbox keeps its state in.
 
 Each helper answers in neutral terms (a value, ``None``, or an exception carrying the
 reason); the sandbox turns a refusal into its provider's error envelope, so the wire
@@ -110,6 +110,27 @@ def forget_oldest(items: MutableMapping[Any, Any], keep: int) -> None:
     replays stay bounded however long it runs."""
     while len(items) >= keep:
         del items[next(iter(items))]
+
+
+class Ownership(dict[str, str]):
+    """Which tenant each object belongs to (a Stripe connected account, a PayPal seller's
+    app), by object id; an object with no entry is the platform's own. A provider shows a
+    tenant none of another's objects: the sandbox answers them as ids that do not exist."""
+
+    def mark(self, object_id: str, owner: str | None) -> str | None:
+        """Record that ``object_id`` belongs to ``owner`` (``None``: the platform's)."""
+        if owner is not None:
+            self[object_id] = owner
+        return owner
+
+    def inherit(self, object_id: str, parent_id: str) -> str | None:
+        """Give ``object_id`` the owner of ``parent_id`` (a charge its payment's, a refund
+        its capture's); return it."""
+        return self.mark(object_id, self.get(parent_id))
+
+    def visible(self, object_id: str, owner: str | None) -> bool:
+        """Whether ``owner`` (``None``: the platform) sees ``object_id``: only its own."""
+        return self.get(object_id) == owner
 
 
 # -- idempotent requests ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pixecom_core.testing.sandbox_requests import (
     IdempotencyConflict,
     IdempotentReplays,
     MalformedBody,
+    Ownership,
     basic_credentials,
     bearer_token,
     forget_oldest,
@@ -140,3 +141,15 @@ def test_replays_are_bounded_oldest_first_and_cleared_by_a_reset() -> None:
     assert replays.answer("k2", lambda: 20) == (2, True)
     replays.clear()
     assert len(replays) == 0
+
+
+def test_ownership_hides_another_tenant_s_objects_and_passes_down_to_children() -> None:
+    owners = Ownership()
+    owners.mark("pi_platform", None)
+    owners.mark("pi_seller", "acct_1")
+
+    assert owners.inherit("ch_seller", "pi_seller") == "acct_1"
+    assert owners.inherit("ch_platform", "pi_platform") is None
+    assert owners.visible("ch_seller", "acct_1") and not owners.visible("ch_seller", "acct_2")
+    assert owners.visible("ch_platform", None) and not owners.visible("ch_seller", None)
+    assert dict(owners) == {"pi_seller": "acct_1", "ch_seller": "acct_1"}

@@ -115,6 +115,7 @@ from pixecom_core.testing.sandbox_requests import (
     IdempotencyConflict,
     IdempotentReplays,
     MalformedBody,
+    Ownership,
     basic_credentials,
     bearer_token,
     json_body,
@@ -608,7 +609,7 @@ class SandboxPayPal:
         #: belongs to (absent: the platform app's).
         self.apps: dict[str, _SellerApp] = {}
         self.token_apps: dict[str, str] = {}
-        self.owners: dict[str, str] = {}
+        self.owners = Ownership()
 
     def _configured(self, settings: SandboxSettings) -> None:
         self.outbox.url = settings.webhook_url
@@ -674,7 +675,7 @@ class SandboxPayPal:
         """The object if it belongs to ``owner``'s app; PayPal's 404 otherwise, as for an
         id that does not exist (PayPal shows a merchant none of another's resources)."""
         found = _found(objects, kind, object_id)
-        if self.owners.get(object_id) != owner:
+        if not self.owners.visible(object_id, owner):
             raise _not_found(kind, object_id)
         return found
 
@@ -920,8 +921,7 @@ class SandboxPayPal:
             order["payment_source"] = {"paypal": {}}
             order["status"] = "PAYER_ACTION_REQUIRED"
         self.orders[order_id] = order
-        if owner is not None:
-            self.owners[order_id] = owner
+        self.owners.mark(order_id, owner)
         self.order_urls[order_id] = (context.get("return_url"), context.get("cancel_url"))
         return self.shown_order(order)
 
@@ -929,13 +929,6 @@ class SandboxPayPal:
         """The merchant id of ``owner``'s app (the platform's from the settings)."""
         app = self.apps.get(owner) if owner is not None else None
         return app.merchant_id if app is not None else self.settings.merchant_id
-
-    def _inherit(self, new_id: str, parent_id: str) -> str | None:
-        """Give ``new_id`` the owner of ``parent_id`` (a capture its order's, ...)."""
-        owner = self.owners.get(parent_id)
-        if owner is not None:
-            self.owners[new_id] = owner
-        return owner
 
     def approve(self, order: JSONObject) -> None:
         """The buyer approves (emits ``CHECKOUT.ORDER.APPROVED``); approved already: nothing."""
@@ -1025,7 +1018,7 @@ class SandboxPayPal:
         else:
             captured["status_details"] = {"reason": "DECLINED_BY_RISK_FRAUD_FILTERS"}
         self.captures[capture_id] = captured
-        owner = self._inherit(capture_id, order["id"])
+        owner = self.owners.inherit(capture_id, order["id"])
         unit.setdefault("payments", {}).setdefault("captures", []).append(captured)
         order["status"] = "COMPLETED" if status == "COMPLETED" else order["status"]
         order["update_time"] = now
@@ -1135,7 +1128,7 @@ class SandboxPayPal:
         if status == "PENDING":
             refund["status_details"] = {"reason": "ECHECK"}
         self.refunds[refund_id] = refund
-        self._inherit(refund_id, capture_id)
+        self.owners.inherit(refund_id, capture_id)
         self.refunded_capture[refund_id] = capture_id
         self._mark_capture(capture_id, reversal=reversal)
         if status == "COMPLETED":
@@ -1184,7 +1177,7 @@ class SandboxPayPal:
                 "links": dispute["links"],
             }
             for dispute in self.disputes.values()
-            if self.owners.get(dispute["dispute_id"]) == owner
+            if self.owners.visible(dispute["dispute_id"], owner)
             and (
                 capture_id is None
                 or any(
@@ -1233,7 +1226,7 @@ class SandboxPayPal:
             "dispute",
             dispute,
             f"A new dispute opened with Case # {dispute_id}",
-            owner=self._inherit(dispute_id, capture_id),
+            owner=self.owners.inherit(dispute_id, capture_id),
         )
         if opening.reverse:
             self.give_back(capture_id, amount, reversal=True)

@@ -118,6 +118,7 @@ from pixecom_core.testing.sandbox_requests import (
     IdempotencyConflict,
     IdempotentReplays,
     MalformedBody,
+    Ownership,
     basic_credentials,
     bearer_token,
     form_pairs,
@@ -457,7 +458,7 @@ class SandboxAccount:
         )
         #: The connected account (``acct_…``) each object and event belongs to; absent:
         #: the platform's own. A ``Stripe-Account`` header sees only its account's.
-        self.owner: dict[str, str] = {}
+        self.owner = Ownership()
         #: Every seller account the sandbox knows (Account objects), connected or not.
         self.accounts: dict[str, StripeObject] = {}
         #: account → the client id (``ca_…``) of the platform it is connected to.
@@ -477,7 +478,7 @@ class SandboxAccount:
         """``obj`` if it belongs to ``on_account`` (the request's ``Stripe-Account``; ``None``:
         the platform), else Stripe's 404 ``resource_missing``: another account's object does
         not exist for this caller."""
-        if self.owner.get(obj["id"]) != on_account:
+        if not self.owner.visible(obj["id"], on_account):
             raise _no_such(kind, obj["id"], param)
         return obj
 
@@ -536,9 +537,8 @@ class SandboxAccount:
             "request": {"id": request_id, "idempotency_key": idempotency_key},
             "type": event_type,
         }
-        if account is not None:
+        if self.owner.mark(event["id"], account) is not None:
             event["account"] = account
-            self.owner[event["id"]] = account
         # Stripe's deliveries are pretty-printed JSON; every delivery sends these bytes.
         self.outbox.emit(
             event["id"], event_type, json.dumps(event, indent=2).encode("utf-8"), scope=account
@@ -683,8 +683,7 @@ class SandboxAccount:
             "status": "requires_payment_method",
         }
         self.payment_intents[intent_id] = intent
-        if on_account is not None:
-            self.owner[intent_id] = on_account
+        self.owner.mark(intent_id, on_account)
         self.emit("payment_intent.created", intent, request=request)
         return intent
 
@@ -863,8 +862,7 @@ class SandboxAccount:
             "status": status,
         }
         self.refunds[refund["id"]] = refund
-        if on_account is not None:
-            self.owner[refund["id"]] = on_account
+        self.owner.mark(refund["id"], on_account)
         before_charge = copy.deepcopy(charge)
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] >= charge["amount_captured"]
@@ -922,7 +920,7 @@ class SandboxAccount:
         matching = [
             obj
             for obj in reversed(objects.values())
-            if self.owner.get(obj["id"]) == on_account
+            if self.owner.visible(obj["id"], on_account)
             and all(params.get(name) in (None, obj[name]) for name in filters)
         ]
         after = params.get("starting_after")
@@ -964,8 +962,7 @@ class SandboxAccount:
             "status": "warning_needs_response" if inquiry else "needs_response",
         }
         self.disputes[dispute["id"]] = dispute
-        if charge["id"] in self.owner:
-            self.owner[dispute["id"]] = self.owner[charge["id"]]
+        self.owner.inherit(dispute["id"], charge["id"])
         charge["disputed"] = True
         self.emit("charge.dispute.created", dispute)
         if not inquiry:
@@ -1025,9 +1022,8 @@ class SandboxAccount:
             "application_fee_amount": intent.get("application_fee_amount"),
         }
         self.charges[charge["id"]] = charge
-        account = self.owner.get(intent["id"])
+        account = self.owner.inherit(charge["id"], intent["id"])
         if account is not None:
-            self.owner[charge["id"]] = account
             if captured and charge["application_fee_amount"]:
                 charge["application_fee"] = self._application_fee(charge, account)["id"]
         return charge

@@ -161,8 +161,7 @@ def create_session(
     }
     account.checkout_sessions[session_id] = session
     account.checkout_intent_data[session_id] = copy.deepcopy(intent_data)
-    if on_account is not None:
-        account.owner[session_id] = on_account
+    account.owner.mark(session_id, on_account)
     return session
 
 

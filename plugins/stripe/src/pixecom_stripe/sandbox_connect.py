@@ -270,7 +270,7 @@ def connect_routes(app: FastAPI, account: "SandboxAccount", api_key: Any) -> Non
     @app.get("/_sandbox/accounts")
     async def list_accounts() -> list[dict[str, Any]]:
         def ids(objects: dict[str, Any], account_id: str) -> list[str]:
-            return [obj_id for obj_id in objects if account.owner.get(obj_id) == account_id]
+            return [obj_id for obj_id in objects if account.owner.visible(obj_id, account_id)]
 
         return [
             {
