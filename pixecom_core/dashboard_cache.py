@@ -138,8 +138,15 @@ class DashboardCache:
         digest = hashlib.sha256(query.encode()).hexdigest()[:32]
         return f"{self._prefix}{{{seller_id}}}:{route}:{digest}"
 
-    def _generation_key(self, seller_id: uuid.UUID) -> str:
+    def generation_key(self, seller_id: uuid.UUID) -> str:
+        """The key of the seller's generation token (same hash tag as its entries)."""
         return f"{self._prefix}{{{seller_id}}}:generation"
+
+    def lookup_keys(self, seller_id: uuid.UUID, route: str, query: str) -> list[str]:
+        """The keys :meth:`lookup` reads, in the order :meth:`lookup_from` takes their
+        values: a caller that reads them in a round trip of its own (the API, with the
+        request's quota) then needs none here on a hit."""
+        return [self.entry_key(seller_id, route, query), self.generation_key(seller_id)]
 
     # -- reading ------------------------------------------------------------------------
 
@@ -148,25 +155,36 @@ class DashboardCache:
         token; otherwise the current token (created when the seller has none). One
         round trip on a hit. Redis failing is a miss without a token."""
         try:
-            raw, token = await self._redis.mget(
-                [self.entry_key(seller_id, route, query), self._generation_key(seller_id)]
-            )
-            current = _text(token)
-            if current is not None and isinstance(raw, bytes):
-                entry = _Entry.decode(raw)
-                if (
-                    entry is not None
-                    and entry.generation == current
-                    and entry.seller_id == str(seller_id)
-                ):
-                    return DashboardLookup(body=entry.body)
-            return DashboardLookup(body=None, generation=current or await self._create(seller_id))
+            raw, token = await self._redis.mget(self.lookup_keys(seller_id, route, query))
+        except redis.RedisError:
+            _log.warning("dashboard cache unavailable; reading the database", exc_info=True)
+            return DashboardLookup(body=None)
+        return await self.lookup_from(seller_id, raw, token)
+
+    async def lookup_from(
+        self, seller_id: uuid.UUID, raw: object, token: object
+    ) -> DashboardLookup:
+        """:meth:`lookup`'s answer from the values of :meth:`lookup_keys` read already
+        (the entry, the token); a round trip only on a miss of a seller with no token."""
+        current = _text(token)
+        if current is not None and isinstance(raw, bytes):
+            entry = _Entry.decode(raw)
+            if (
+                entry is not None
+                and entry.generation == current
+                and entry.seller_id == str(seller_id)
+            ):
+                return DashboardLookup(body=entry.body)
+        if current:
+            return DashboardLookup(body=None, generation=current)
+        try:
+            return DashboardLookup(body=None, generation=await self._create(seller_id))
         except redis.RedisError:
             _log.warning("dashboard cache unavailable; reading the database", exc_info=True)
             return DashboardLookup(body=None)
 
     async def _create(self, seller_id: uuid.UUID) -> str:
-        key = self._generation_key(seller_id)
+        key = self.generation_key(seller_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(key, uuid.uuid4().hex, nx=True, ex=GENERATION_TTL_SECONDS)
             pipe.get(key)
@@ -200,7 +218,7 @@ class DashboardCache:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for seller_id in ids:
                     pipe.set(
-                        self._generation_key(seller_id),
+                        self.generation_key(seller_id),
                         uuid.uuid4().hex,
                         ex=GENERATION_TTL_SECONDS,
                     )

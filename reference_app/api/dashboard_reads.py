@@ -28,11 +28,12 @@ from enum import Enum
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import Depends, Response
+from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixecom_core.dashboard_cache import DashboardCache
+from reference_app.api.dashboard_prefetch import learn, prefetched
 from reference_app.api.dependencies import ACTING_SELLER_STATE, Claims
 from reference_app.api.resources import ResourcesDep
 
@@ -70,11 +71,16 @@ class DashboardReader:
 
     :param cache: the process's dashboard cache.
     :param seller_id: the authenticated seller (from the verified token).
+    :param scope: the request's ASGI scope, where the request's admission may have left
+        this read's cache entry (:mod:`reference_app.api.dashboard_prefetch`).
     """
 
-    def __init__(self, cache: DashboardCache, seller_id: uuid.UUID) -> None:
+    def __init__(
+        self, cache: DashboardCache, seller_id: uuid.UUID, scope: Scope | None = None
+    ) -> None:
         self._cache = cache
         self._seller_id = seller_id
+        self._scope: Scope = scope if scope is not None else {}
 
     async def answer(
         self,
@@ -88,8 +94,14 @@ class DashboardReader:
         if not self._cache.enabled:
             return _json_response((await compute()).model_dump_json().encode())
         normalized = normalized_query(query)
-        # Token first, database second (pixecom_core.dashboard_cache).
-        cached = await self._cache.lookup(self._seller_id, route, normalized)
+        # Token first, database second (pixecom_core.dashboard_cache). Issue 18 item 1:
+        # read with the request's admission when it guessed this very entry.
+        read = prefetched(self._scope, self._cache.entry_key(self._seller_id, route, normalized))
+        if read is not None:
+            cached = await self._cache.lookup_from(self._seller_id, *read)
+        else:
+            cached = await self._cache.lookup(self._seller_id, route, normalized)
+        learn(self._scope, route, normalized)
         if cached.body is not None:
             return _json_response(cached.body)
         body = (await compute()).model_dump_json().encode()
@@ -104,9 +116,11 @@ def _json_response(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
-async def dashboard_reader(resources: ResourcesDep, claims: Claims) -> DashboardReader:
+async def dashboard_reader(
+    request: Request, resources: ResourcesDep, claims: Claims
+) -> DashboardReader:
     """The authenticated seller's :class:`DashboardReader`."""
-    return DashboardReader(resources.dashboards, claims.seller_id)
+    return DashboardReader(resources.dashboards, claims.seller_id, request.scope)
 
 
 DashboardReads = Annotated[DashboardReader, Depends(dashboard_reader)]

@@ -28,6 +28,7 @@ from pixecom_core.security.access_tokens import AccessClaims
 from pixecom_core.security.rate_limits import Limit, RateLimited, Vetoed
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import PageRequest, SellerContext
+from reference_app.api.dashboard_prefetch import keep_prefetched, prefetch_keys
 from reference_app.api.resources import ResourcesDep
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /auth/login.")
@@ -89,17 +90,21 @@ async def access_claims(
     claims = accounts.verify_signature(credentials.credentials)
     # Issue 18 item 1: the login's revocation and the seller's quota in one round trip;
     # a revoked login's request is refused before it is counted, as it always was.
+    # A dashboard read's cache entry comes with them when this process can guess its key
+    # (reference_app.api.dashboard_prefetch).
     revoked = accounts.revocations.key_for(claims)
+    keys = prefetch_keys(request.scope, resources.dashboards, claims.seller_id)
     try:
-        await resources.limiter.hit_and_read(
+        values = await resources.limiter.hit_and_read(
             resources.redis,
             Limit("seller", resources.settings.seller_request_rate),
             [str(claims.seller_id)],
-            [],
+            keys,
             unless_exists=() if revoked is None else (revoked,),
         )
     except Vetoed:
         raise session_revoked() from None
+    keep_prefetched(request.scope, keys, values)
     setattr(request.state, ACTING_SELLER_STATE, claims.seller_id)
     # Issue 7: every log line of this request from here on names the seller.
     bind_log_context(seller_id=str(claims.seller_id))

@@ -4,7 +4,7 @@ the route's template."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,7 +33,7 @@ def redis_commands(api: InstrumentedApi, monkeypatch: pytest.MonkeyPatch) -> Ite
     commands would not show: a hit uses none)."""
     sent: list[Any] = []
     client = api.resources.redis
-    original = client.execute_command
+    original: Callable[..., Awaitable[Any]] = client.execute_command
 
     async def recording(*args: Any, **options: Any) -> Any:
         sent.append(args[0])
