@@ -665,9 +665,8 @@ def report(results: Sequence[ClassResult]) -> int:
     print(
         "ratio: requests/s against GET /healthz in this run. api cpu, driver: CPU used, of "
         "one core;\nus/req: API CPU microseconds per request; cpu ratio: /healthz's us/req "
-        "over the class's\n(the ratio were the API process's CPU the only limit); x healthz: the "
-        "class's us/req as a multiple of /healthz's\n(its inverse: the figure issue 18's "
-        "targets name)."
+        "over the class's\n(the ratio were the API process's CPU the only limit); x healthz: "
+        "the class's us/req\nas a multiple of /healthz's (the figure issue 18's targets name)."
     )
     print(
         "load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
