@@ -813,14 +813,15 @@ class SandboxPayPal:
 
     def issue_token(self, authorization: str, form_body: bytes) -> JSONObject:
         """The client-credentials grant: a bearer token for the configured client."""
-        client_id, client_secret = basic_credentials(authorization) or ("", "")
+        presented = basic_credentials(authorization)
+        client_id, client_secret = presented or ("", "")
         app = self.apps.get(client_id)
         expected_id, expected_secret = (
             (app.client_id, app.client_secret)
             if app is not None
             else (self.settings.client_id, self.settings.client_secret.get_secret_value())
         )
-        if not (
+        if presented is None or not (
             secrets.compare_digest(client_id, expected_id)
             and secrets.compare_digest(client_secret, expected_secret)
         ):
