@@ -71,6 +71,14 @@ def simulate_command(
             "the API, may have set the pace.",
         ),
     ] = 1.0,
+    api_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="API processes [default: 2 behind nginx, as the deploy kit's upstream; "
+            "1 without it].",
+        ),
+    ] = None,
 ) -> None:
     """Reproduce one of the audit's scenarios (A, B or C) against the reference deployment.
 
@@ -109,6 +117,7 @@ def simulate_command(
         redis_url=redis_url or os.environ.get("REDIS_URL"),
         edge=edge,
         generator_core_limit=generator_core_limit,
+        api_processes=api_processes,
     )
     try:
         result = run_simulation(chosen, options, typer.echo)

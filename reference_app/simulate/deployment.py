@@ -74,7 +74,9 @@ class DeploymentOptions:
     :param output_dir: logs go to ``<output_dir>/logs``; embedded servers keep data there.
     :param keep_data: keep the simulation's database (and embedded server data) afterwards.
     :param stats_concurrency: sync jobs each stats worker runs at once (``--max-tasks``).
-    :param api_pool_size: the API's connection pool (plus as many overflow connections).
+    :param api_pool_size: the API's connection pool (plus as many overflow connections),
+        shared between its processes.
+    :param api_processes: API processes (the deploy kit runs two behind nginx's upstream).
     :param shed_max_in_flight: the API's shed level; the settings' default when None.
     :param database_url: a PostgreSQL server to create the database on; embedded if None.
     :param redis_url: a Redis to use; embedded Valkey if None.
@@ -84,6 +86,7 @@ class DeploymentOptions:
     keep_data: bool = False
     stats_concurrency: int = 100
     api_pool_size: int = 10
+    api_processes: int = 1
     shed_max_in_flight: int | None = None
     database_url: str | None = None
     redis_url: str | None = None
@@ -228,8 +231,9 @@ class SimulatedDeployment:
     """Starts the deployment on :meth:`start`; stops everything on context exit.
 
     After :meth:`start`: ``settings`` (owner ``database_url``, ``redis_url``, the run's
-    ``redis_key_prefix`` and secrets), ``api_url``, ``sandboxes``, ``sandbox_urls`` and
-    ``pids`` (process name → pid, for the probes) are set.
+    ``redis_key_prefix`` and secrets), ``api_url`` (the first API process's),
+    ``api_urls`` (every API process's), ``sandboxes``, ``sandbox_urls`` and ``pids``
+    (process name → pid, for the probes: ``api``, ``api-2``, …) are set.
     """
 
     scenario: Scenario
@@ -237,6 +241,7 @@ class SimulatedDeployment:
     say: Callable[[str], None] = print  # noqa: T202 - replaced by the CLI's progress
     settings: Settings | None = None
     api_url: str = ""
+    api_urls: list[str] = field(default_factory=list)
     sandboxes: SimulationSandboxes | None = None
     sandbox_urls: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
@@ -394,21 +399,32 @@ class SimulatedDeployment:
                 ),
             )
         self._spawn("scheduler", ["-m", "reference_app.cli", "scheduler"], extra=self._pool(2, 2))
-        port = self.api_url.rsplit(":", 1)[1]
-        self._spawn(
-            "api",
-            ["-m", "reference_app.simulate.processes", "api", "--port", port],
-            extra={
-                **self._pool(self.options.api_pool_size, self.options.api_pool_size),
-                **(
-                    {"PIXECOM_SHED_MAX_IN_FLIGHT": str(self.options.shed_max_in_flight)}
-                    if self.options.shed_max_in_flight is not None
-                    else {}
-                ),
-            },
+        # The deploy kit's processes share the pool the single one had: the deployment
+        # stays inside PostgreSQL's max_connections whatever the count.
+        processes = max(1, self.options.api_processes)
+        pool = max(2, self.options.api_pool_size // processes)
+        self.api_urls = [self.api_url] + [
+            f"http://127.0.0.1:{_free_port()}" for _ in range(processes - 1)
+        ]
+        for index, url in enumerate(self.api_urls):
+            self._spawn(
+                "api" if index == 0 else f"api-{index + 1}",
+                ["-m", "reference_app.simulate.processes", "api", "--port", url.rsplit(":", 1)[1]],
+                extra={
+                    **self._pool(pool, pool),
+                    **(
+                        {"PIXECOM_SHED_MAX_IN_FLIGHT": str(self.options.shed_max_in_flight)}
+                        if self.options.shed_max_in_flight is not None
+                        else {}
+                    ),
+                },
+            )
+        for url in self.api_urls:
+            self._wait_for(f"{url}/readyz", "the API")
+        self.say(
+            f"API at {', '.join(self.api_urls)}; workers, scheduler started "
+            f"(logs in {self._logs()})"
         )
-        self._wait_for(f"{self.api_url}/readyz", "the API")
-        self.say(f"API at {self.api_url}; workers, scheduler started (logs in {self._logs()})")
 
     def _spawn_one_worker(self, concurrency: int) -> None:
         """One worker process for every queue (issue 18 item 6), each queue with the

@@ -102,10 +102,15 @@ def render(
     http_port: int | None = None,
     https_port: int | None = None,
     api_port: int | None = None,
+    second_api_port: int | None = None,
     worker_connections: int = 256,
 ) -> RenderedConfig:
     """The shipped site file with machine paths (and, when given, ports) swapped in,
-    inside a main nginx.conf that keeps every file under ``work``."""
+    inside a main nginx.conf that keeps every file under ``work``.
+
+    The kit's upstream has two API servers: the first at ``api_port``, the second at
+    ``second_api_port`` (at ``api_port`` too when None: one process behind both lines).
+    """
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     site = SITE.read_text()
@@ -125,7 +130,7 @@ def render(
         # IPv6 may be off in containers; the IPv4 listeners are what is exercised.
         site = re.sub(r"\n\s*listen \[::\]:[^\n]*", "", site)
         site = replace_exactly(site, "127.0.0.1:8001", f"127.0.0.1:{api_port}")
-        site = replace_exactly(site, "127.0.0.1:8002", f"127.0.0.1:{api_port}")
+        site = replace_exactly(site, "127.0.0.1:8002", f"127.0.0.1:{second_api_port or api_port}")
     (work / "pixecom.conf").write_text(site)
     temp_paths = "\n".join(
         f"    {kind}_temp_path {work / kind};"
@@ -168,15 +173,26 @@ def free_loopback_port() -> int:
 class EdgeProxy:
     """The shipped nginx config in front of the API at ``api_port``, on loopback HTTPS.
 
+    The config's two upstream API servers point at ``api_port`` and ``second_api_port``
+    (both at ``api_port`` when None).
+
     :param work: nginx's prefix: rendered config, certificate, logs, page cache (a page
         cache left by an earlier run is wiped: every run starts cold).
     :param worker_connections: nginx's per-worker bound; each client connection also
         holds one to the API, so allow twice the clients plus the upstream keep-alives.
     """
 
-    def __init__(self, work: Path, api_port: int, *, worker_connections: int = 2048) -> None:
+    def __init__(
+        self,
+        work: Path,
+        api_port: int,
+        *,
+        second_api_port: int | None = None,
+        worker_connections: int = 2048,
+    ) -> None:
         self.work = work
         self.api_port = api_port
+        self.second_api_port = second_api_port
         self.worker_connections = worker_connections
         self.https_url = ""
         self.cert = work / "cert.pem"
@@ -203,6 +219,7 @@ class EdgeProxy:
             http_port=free_loopback_port(),
             https_port=https_port,
             api_port=self.api_port,
+            second_api_port=self.second_api_port,
             worker_connections=self.worker_connections,
         )
         self.access_log = rendered.access_log

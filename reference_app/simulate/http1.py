@@ -9,8 +9,9 @@ API — set the pace. This client does the least a measurement needs, on an asyn
   pipelining), connections kept alive between requests, so TLS handshakes are rare;
 - the answer parser reads the status line, the headers (names lower-cased), and a body
   framed by ``Content-Length``, chunked transfer coding, or the connection's close;
-- every request has a deadline on the loop's clock: past it the connection is aborted
-  (a late answer must not be read as the next request's) and the request fails;
+- every request has a deadline on the loop's clock: past it the request fails and its
+  connection is closed, whatever arrives on it ignored (a late answer must not be read
+  as the next request's);
 - :class:`ConnectionSlots` is a fixed set of connection slots, each bound to a source
   address (nginx limits per address), taken first free, first served.
 
@@ -144,6 +145,8 @@ class Http1Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser; an answer nobody asked for ends the connection."""
+        if self.closed:
+            return  # a failed request's connection, closing: nothing on it is read
         if self._waiter is None:
             self._fail(MalformedAnswerError("the server sent bytes no request asked for"))
             return
@@ -206,8 +209,12 @@ class Http1Connection(asyncio.Protocol):
         self._fail(AnswerTimeoutError("the deadline passed before the answer was complete"))
 
     def _fail(self, error: AnswerError) -> None:
-        """Fail the pending request and abort: whatever comes later on this connection
-        would be read as the answer to the next request."""
+        """Fail the pending request and close the connection: whatever comes later on
+        it would be read as the answer to the next request, so nothing more is read.
+
+        Closed, not aborted: uvloop's TLS transport, aborted while it still had bytes to
+        process, logged "Fatal error on SSL protocol" for each such connection.
+        """
         self.reusable = False
         waiter, self._waiter = self._waiter, None
         if self._timer is not None:
@@ -217,7 +224,7 @@ class Http1Connection(asyncio.Protocol):
             waiter.set_exception(error)
         if self._transport is not None and not self.closed:
             self.closed = True
-            self._transport.abort()
+            self._transport.close()
 
     def _finish(self) -> None:
         waiter, self._waiter = self._waiter, None

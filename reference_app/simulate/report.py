@@ -78,12 +78,23 @@ def generator_overloaded(cores_used: float, core_limit: float) -> str | None:
     )
 
 
+def api_total(figures: dict[str, float]) -> float:
+    """The sum of a per-process figure over the API's processes (``api``, ``api-2``, …:
+    behind nginx the deployment runs the deploy kit's two upstream processes)."""
+    return sum(value for name, value in figures.items() if name == "api" or name.startswith("api-"))
+
+
+def _api_processes(figures: dict[str, float]) -> str:
+    count = sum(1 for name in figures if name == "api" or name.startswith("api-"))
+    return f"API ({count} processes)" if count > 1 else "API"
+
+
 def _waits(waits: dict[str, float]) -> str:
     if not waits:
         return ""
     return (
-        f"waited for a core: load generator {waits.get(LOAD_GENERATOR, 0):.0f} s, API "
-        f"{waits.get('api', 0):.0f} s; "
+        f"waited for a core: load generator {waits.get(LOAD_GENERATOR, 0):.0f} s, "
+        f"{_api_processes(waits)} {api_total(waits):.0f} s; "
     )
 
 
@@ -283,12 +294,13 @@ def verdict_rows(
         )
     )
     rss = figures["rss_bytes_max"]
-    api_rss = rss.get("api", 0)
+    api_rss = api_total(rss)
     worker_rss = sum(v for k, v in rss.items() if k.startswith("worker-"))
     rows.append(
         (
             Metric.RSS.value,
-            f"API {_mib(api_rss)}; {sum(k.startswith('worker-') for k in rss)} workers "
+            f"{_api_processes(rss)} {_mib(api_rss)}; "
+            f"{sum(k.startswith('worker-') for k in rss)} workers "
             f"{_mib(worker_rss)} together; scheduler {_mib(rss.get('scheduler', 0))}",
             audit.get(Metric.RSS, "-"),
             "INFO",
@@ -297,7 +309,7 @@ def verdict_rows(
     cpu = figures["cpu_seconds_in_window"]
     generator = figures["load_generator"]
     samples = result.probes.samples
-    api_cores = f"{cpu.get('api', 0) / (samples[-1].at - samples[0].at or 1.0):.2f}" if cpu else "-"
+    api_cores = f"{api_total(cpu) / (samples[-1].at - samples[0].at or 1.0):.2f}" if cpu else "-"
     cache = figures["edge"]["storefront_cache_status"]
     cached = (
         "; behind nginx (deploy kit config): storefront answers by cache status "
@@ -324,7 +336,7 @@ def verdict_rows(
         rows.append(
             (
                 "CPU (cores used)",
-                f"API {cpu.get('api', 0) / window:.2f}, workers "
+                f"{_api_processes(cpu)} {api_total(cpu) / window:.2f}, workers "
                 f"{sum(v for k, v in cpu.items() if k.startswith('worker-')) / window:.2f}, "
                 f"PostgreSQL {cpu.get('postgresql', 0) / window:.2f}, "
                 f"sandboxes {cpu.get('sandboxes', 0) / window:.2f}, load generator "

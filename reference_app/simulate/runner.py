@@ -78,6 +78,8 @@ class RunOptions:
     :param edge: put the deploy kit's nginx in front of the API; None: only for scenario C.
     :param generator_core_limit: cores the load generator may use before the report warns
         that it, not the API, may have set the pace.
+    :param api_processes: API processes; None: the deploy kit's two behind nginx (its
+        upstream names two servers), one straight to the API.
     """
 
     output_dir: Path
@@ -92,6 +94,7 @@ class RunOptions:
     redis_url: str | None = None
     edge: bool | None = None
     generator_core_limit: float = 1.0
+    api_processes: int | None = None
 
 
 #: The scenarios measured behind nginx unless told otherwise: the audit sized C's
@@ -102,6 +105,18 @@ EDGE_SCENARIOS = frozenset({"C"})
 def uses_edge(scenario: Scenario, options: RunOptions) -> bool:
     """Whether ``scenario`` runs behind nginx: ``options.edge``, else its default."""
     return options.edge if options.edge is not None else scenario.name in EDGE_SCENARIOS
+
+
+#: API processes behind nginx unless told otherwise: the deploy kit's upstream has two.
+EDGE_API_PROCESSES = 2
+
+
+def api_processes(scenario: Scenario, options: RunOptions) -> int:
+    """How many API processes ``scenario`` runs: ``options.api_processes``, else the
+    deploy kit's two behind nginx and one without it."""
+    if options.api_processes is not None:
+        return options.api_processes
+    return EDGE_API_PROCESSES if uses_edge(scenario, options) else 1
 
 
 @dataclass
@@ -238,6 +253,7 @@ def run_simulation(
             shed_max_in_flight=options.shed_max_in_flight,
             database_url=options.database_url,
             redis_url=options.redis_url,
+            api_processes=api_processes(scenario, options),
         ),
         say=progress,
     )
@@ -278,8 +294,11 @@ def run_simulation(
         deployment.start_processes()
         edge = None
         if uses_edge(scenario, options):
+            ports = [int(url.rsplit(":", 1)[1]) for url in deployment.api_urls]
             edge = EdgeProxy(
-                options.output_dir / "nginx", int(deployment.api_url.rsplit(":", 1)[1])
+                options.output_dir / "nginx",
+                ports[0],
+                second_api_port=ports[1] if len(ports) > 1 else None,
             )
         try:
             if edge is not None:

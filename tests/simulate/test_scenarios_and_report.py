@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from reference_app.cli import app
 from reference_app.simulate.deployment import missing_plugins
 from reference_app.simulate.probes import runqueue_wait_seconds
-from reference_app.simulate.report import format_table, generator_starved
+from reference_app.simulate.report import api_total, format_table, generator_starved
+from reference_app.simulate.runner import RunOptions, api_processes
 from reference_app.simulate.scenarios import SCENARIOS, Metric, scenario
 
 
@@ -107,3 +108,17 @@ def test_the_wait_for_a_core_is_read_from_the_kernel() -> None:
     second = runqueue_wait_seconds(os.getpid())
     assert second is not None and 0.0 <= first <= second
     assert runqueue_wait_seconds(2**22 + 12345) is None  # no such process
+
+
+def test_the_deploy_kits_two_api_processes_run_behind_nginx_only(tmp_path: Path) -> None:
+    c, a = scenario("C", 0.01), scenario("A", 0.01)
+    assert api_processes(c, RunOptions(output_dir=tmp_path)) == 2  # C is behind nginx
+    assert api_processes(a, RunOptions(output_dir=tmp_path)) == 1
+    assert api_processes(a, RunOptions(output_dir=tmp_path, edge=True)) == 2
+    assert api_processes(c, RunOptions(output_dir=tmp_path, api_processes=1)) == 1
+
+
+def test_api_figures_add_up_over_its_processes_and_nothing_else() -> None:
+    figures = {"api": 2.0, "api-2": 1.5, "worker-payments": 7.0, "apiary": 9.0}
+    assert api_total(figures) == 3.5
+    assert api_total({}) == 0
