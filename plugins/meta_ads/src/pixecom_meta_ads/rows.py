@@ -7,6 +7,7 @@ become micros through :class:`~decimal.Decimal`, never ``float``, so ``"0.29"`` 
 ``omni_purchase``, ``offsite_conversion.fb_pixel_purchase`` and more, with the same value.
 """
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -18,6 +19,8 @@ from pixecom_core.providers import EntityLevel, InsightRow, ProviderError
 from pixecom_meta_ads.client import LEVEL_ID_FIELDS, PROVIDER
 
 MICROS_PER_UNIT: Final = Decimal(1_000_000)
+#: :data:`pixecom_core.providers.values.CurrencyCode`'s pattern.
+_CURRENCY_CODE: Final = re.compile(r"[A-Z]{3}")
 
 
 class MalformedInsight(ProviderError):
@@ -108,7 +111,20 @@ def insight_row(
             raise ValueError("no account_currency")
         purchases = action_value(item.get("actions"), purchase_action_type)
         purchase_value = action_value(item.get("action_values"), purchase_action_type)
-        return InsightRow(
+        row_currency = row_currency.upper()
+        # InsightRow's constraints, checked here once rather than by pydantic per field of
+        # every row (a sync reads thousands of rows per cycle, issue 18 item 3): the numbers
+        # above are non-negative ints by construction, the entity id a non-empty string.
+        if date_start != date_stop:
+            raise ValueError(
+                f"insight rows cover one day: date_start {date_start} != date_stop "
+                f"{date_stop}; ask the network for a daily breakdown"
+            )
+        if not _CURRENCY_CODE.fullmatch(row_currency):
+            raise ValueError(f"account_currency {row_currency[:12]!r} is not an ISO 4217 code")
+        if fetched_at.tzinfo is None or fetched_at.utcoffset() is None:
+            raise ValueError("fetched_at must be timezone-aware")
+        return InsightRow.model_construct(
             network=PROVIDER,
             entity_type=level,
             entity_id=entity_id,
@@ -122,7 +138,7 @@ def insight_row(
             purchase_value_micros=decimal_micros(purchase_value)
             if purchase_value is not None
             else 0,
-            currency=row_currency.upper(),
+            currency=row_currency,
             fetched_at=fetched_at,
         )
     except (ValueError, ValidationError) as exc:
