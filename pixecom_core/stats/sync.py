@@ -347,6 +347,8 @@ class StatsSync:
                     update(AdAccount)
                     .where(col(AdAccount.seller_id) == seller_id, col(AdAccount.id).in_(attempted))
                     .values(last_sync_attempt_at=now)
+                    # the accounts were loaded as they were: no object to refresh here
+                    .execution_options(synchronize_session=False)
                 )
         # Each account on its own (issue 18 item 3): at most ``sync_accounts_concurrency``
         # of the seller's accounts at once, each under its own timeout, so a big seller's
@@ -781,4 +783,5 @@ async def _record_in(
         update(AdAccount)
         .where(col(AdAccount.seller_id) == scope.seller_id, col(AdAccount.id) == ad_account_id)
         .values(**values)
+        .execution_options(synchronize_session=False)
     )
