@@ -3,7 +3,7 @@ one ad-account sync costs the worker and PostgreSQL.
 
     .venv/bin/python -m bench.sync_cycle [--sellers 1000] [--accounts-per-seller 1]
         [--campaigns 10] [--latency 1.5] [--concurrency 200] [--account-bound 6]
-        [--cycles 2] [--profile-seconds 0]
+        [--cycles 2] [--profile-seconds 0] [--untuned]
 
 SCALE-5, scenario B: 10,000 campaigns on 1,000 ad accounts, Meta answering in ~1.5 s —
 the previous version needed 50 minutes per cycle. Here: ``--sellers`` sellers with
@@ -26,6 +26,10 @@ the next ones are the steady state the targets apply to (issue 18 item 3): worke
 least one round trip per level, a seller's accounts go ``--account-bound`` at a time and jobs
 ``--concurrency`` at a time, so no implementation beats ``ceil(sellers / concurrency) ×
 ceil(accounts_per_seller / account_bound) × 3 × latency``.
+
+The syncs run as in ``pixecom worker``: on its event loop (uvloop's where installed) with
+its garbage collector tuning (:func:`reference_app.worker.run.tune_garbage_collector`);
+``--untuned`` runs them on asyncio's loop with CPython's default collector instead.
 
 ``--profile-seconds N`` samples the worker with py-spy (when on the venv's PATH) for N seconds
 of the last cycle and writes ``sync_cycle.speedscope.json``.
@@ -63,6 +67,10 @@ from pixecom_core.security.secret_box import SecretBox  # noqa: E402
 from pixecom_core.settings import Settings  # noqa: E402
 from pixecom_core.stats.sync import AccountOutcome, StatsSync  # noqa: E402
 from pixecom_core.testing.databases import provision_test_database  # noqa: E402
+from reference_app.worker.run import (  # noqa: E402
+    tune_garbage_collector,
+    worker_event_loop_factory,
+)
 
 try:
     from pixecom_meta_ads.ad_network import MetaAdNetwork
@@ -242,7 +250,8 @@ async def run(args: argparse.Namespace) -> None:
         f"sync cycle: {args.sellers} sellers x {args.accounts_per_seller} accounts x"
         f" {args.campaigns} campaigns ({accounts * args.campaigns} campaigns), latency"
         f" {args.latency} s, {args.concurrency} concurrent jobs, {args.account_bound} accounts"
-        " at once per seller; sandbox in its own process"
+        " at once per seller; sandbox in its own process;"
+        + (" asyncio's loop, default GC" if args.untuned else " the worker's loop and GC tuning")
     )
     print(
         f"{'cycle':<22}{'seconds':>9}{'floor':>8}{'ratio':>7}"
@@ -343,7 +352,18 @@ def main() -> None:
     parser.add_argument("--account-bound", type=int, default=6)
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--profile-seconds", type=int, default=0)
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument(
+        "--untuned",
+        action="store_true",
+        help="asyncio's loop and CPython's default garbage collection, not the worker's",
+    )
+    args = parser.parse_args()
+    if args.untuned:
+        asyncio.run(run(args))
+        return
+    tune_garbage_collector()
+    with asyncio.Runner(loop_factory=worker_event_loop_factory()) as runner:
+        runner.run(run(args))
 
 
 if __name__ == "__main__":
