@@ -11,6 +11,18 @@ The staging COPY is binary: psycopg's C extension packs each row and the server 
 parsing text, which halves the cost of the stream (SCALE-10). The staging table holds the
 currency as ``text`` (binary COPY has no dumper for ``char(n)``); the move casts it.
 
+The move first tries a plain ``INSERT`` under a savepoint: a sync's fetch carries a new
+``fetched_at``, so it almost never meets a stored row, and ``ON CONFLICT`` costs a probe of
+the dedup key and a speculative insertion for every row (about a third of the move's
+CPU in ``bench.stats_pipeline``, issue 18 item 7). When a row is already stored — a retried
+fetch, a batch repeating a row, a concurrent writer of the same fetch — the unique key
+refuses the plain insert, the savepoint is rolled back and the ``ON CONFLICT DO NOTHING``
+move runs: what is stored is the same either way (STORE-2), only a retried batch costs
+more. The savepoint and the insert travel as one simple query, as do the release and the
+emptying of the staging table: no round trip is added. Each call opens one subtransaction;
+the sync writes one batch per transaction (:mod:`pixecom_core.stats.sync`), far below the
+64 a backend keeps in shared memory before other sessions pay for looking them up.
+
 The staging table lives as long as its connection (``ON COMMIT DELETE ROWS``): creating
 and dropping it in every transaction wrote the catalogs twice per batch, a tenth of
 PostgreSQL's CPU per ad-account sync (issue 18 item 3). Through PgBouncer's transaction
@@ -23,6 +35,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import errors, sql
 
 from pixecom_core.providers.ad_networks import InsightRow
 from pixecom_core.tenancy import SellerScope
@@ -69,11 +85,16 @@ _COPY_TYPES = (
     *("int8", "int8", "int8", "int8", "int8", "text"),
 )
 
-_MOVE = f"""
+_SAVEPOINT = "pixecom_raw_ingest"
+_INSERT = f"""
 INSERT INTO ad_stats_raw (seller_id, ad_account_id, {", ".join(_COLUMNS)})
-SELECT %s, %s, {", ".join(_COLUMNS)} FROM {_STAGING}
-ON CONFLICT ON CONSTRAINT uq_ad_stats_raw_fetch DO NOTHING
+SELECT {{seller_id}}, {{ad_account_id}}, {", ".join(_COLUMNS)} FROM {_STAGING}
 """
+#: The common case: no staged row is stored yet (one simple query, two statements).
+_SAVEPOINT_AND_INSERT = f"SAVEPOINT {_SAVEPOINT};{_INSERT}"
+#: After a refused plain insert: skip the rows already stored (STORE-2's dedup key).
+_MOVE_DEDUPLICATED = f"{_INSERT}ON CONFLICT ON CONSTRAINT uq_ad_stats_raw_fetch DO NOTHING"
+_RELEASE_AND_EMPTY = f"RELEASE SAVEPOINT {_SAVEPOINT}; DELETE FROM {_STAGING}"
 
 
 @dataclass(frozen=True)
@@ -134,8 +155,28 @@ async def ingest_raw(
                 for row in rows:
                     await copy.write_row(_record(row))
                     received += 1
-        await cursor.execute(_MOVE, (scope.seller_id, ad_account_id))
-        inserted = cursor.rowcount
-        # emptied for a next batch in this transaction; a commit empties it anyway
-        await cursor.execute(f"DELETE FROM {_STAGING}")
+        inserted = await _move(cursor, scope.seller_id, ad_account_id)
+        # the staging table is emptied for a next batch in this transaction (a commit
+        # empties it anyway)
+        await cursor.execute(_RELEASE_AND_EMPTY)
     return IngestReport(rows_received=received, rows_inserted=max(inserted, 0))
+
+
+async def _move(
+    cursor: psycopg.AsyncCursor[Any], seller_id: uuid.UUID, ad_account_id: uuid.UUID | None
+) -> int:
+    """Move the staged rows into ``ad_stats_raw``; answer how many were new.
+
+    The ids are sent as literals (a simple query carries no parameters); both are
+    ``uuid.UUID`` values or ``None``, quoted by psycopg.
+    """
+    ids = {"seller_id": sql.Literal(seller_id), "ad_account_id": sql.Literal(ad_account_id)}
+    try:
+        await cursor.execute(sql.SQL(_SAVEPOINT_AND_INSERT).format(**ids))
+    except errors.UniqueViolation:
+        await cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        await cursor.execute(sql.SQL(_MOVE_DEDUPLICATED).format(**ids))
+        return cursor.rowcount
+    # the first result is the SAVEPOINT's; the insert's row count is the second's
+    cursor.nextset()
+    return cursor.rowcount
