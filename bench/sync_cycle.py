@@ -3,7 +3,7 @@ one ad-account sync costs the worker and PostgreSQL.
 
     .venv/bin/python -m bench.sync_cycle [--sellers 1000] [--accounts-per-seller 1]
         [--campaigns 10] [--latency 1.5] [--concurrency 200] [--account-bound 6]
-        [--cycles 2] [--profile-seconds 0] [--untuned]
+        [--cycles 2] [--profile-seconds 0] [--untuned] [--shared-pacing]
 
 SCALE-5, scenario B: 10,000 campaigns on 1,000 ad accounts, Meta answering in ~1.5 s —
 the previous version needed 50 minutes per cycle. Here: ``--sellers`` sellers with
@@ -29,7 +29,10 @@ ceil(accounts_per_seller / account_bound) × 3 × latency``.
 
 The syncs run as in ``pixecom worker``: on its event loop (uvloop's where installed) with
 its garbage collector tuning (:func:`reference_app.worker.run.tune_garbage_collector`);
-``--untuned`` runs them on asyncio's loop with CPython's default collector instead.
+``--untuned`` runs them on asyncio's loop with CPython's default collector instead. The
+Meta plugin paces each account from process memory unless ``--shared-pacing``: then from
+the bench's Valkey, as a deployment with ``REDIS_URL`` does (a Redis round trip or more per
+Graph call, in the worker's CPU).
 
 ``--profile-seconds N`` samples the worker with py-spy (when on the venv's PATH) for N seconds
 of the last cycle and writes ``sync_cycle.speedscope.json``.
@@ -74,6 +77,7 @@ from reference_app.worker.run import (  # noqa: E402
 
 try:
     from pixecom_meta_ads.ad_network import MetaAdNetwork
+    from pixecom_meta_ads.client import MetaGraphClient, pacer_state_for
     from pixecom_meta_ads.settings import SANDBOX_ENV_PREFIX, MetaAdsSettings
 except ImportError:  # pragma: no cover - explained at run time
     sys.exit("bench.sync_cycle needs the Meta plugin: uv pip install -e plugins/meta_ads")
@@ -252,6 +256,7 @@ async def run(args: argparse.Namespace) -> None:
         f" {args.latency} s, {args.concurrency} concurrent jobs, {args.account_bound} accounts"
         " at once per seller; sandbox in its own process;"
         + (" asyncio's loop, default GC" if args.untuned else " the worker's loop and GC tuning")
+        + ("; pacing shared through Valkey" if args.shared_pacing else "; pacing in memory")
     )
     print(
         f"{'cycle':<22}{'seconds':>9}{'floor':>8}{'ratio':>7}"
@@ -301,11 +306,20 @@ async def run_cycles(
     box = SecretBox(settings.token_encryption_keys)
     sellers = arrange(owner_dsn, box, args.sellers, args.accounts_per_seller)
     postgres = PostgresCpu.of(owner_dsn)
+    meta_settings = MetaAdsSettings(
+        graph_base=sandbox_url,
+        max_connections=max(args.concurrency * args.account_bound * 2, 100),
+        shared_pacing=args.shared_pacing,
+        redis_url=settings.redis_url,
+        redis_key_prefix=settings.redis_key_prefix,
+    )
     network = MetaAdNetwork(
-        MetaAdsSettings(
-            graph_base=sandbox_url,
-            max_connections=max(args.concurrency * args.account_bound * 2, 100),
-        )
+        meta_settings,
+        client=MetaGraphClient(
+            meta_settings,
+            # process memory unless --shared-pacing (pacer_state_for answers None for no URL)
+            pacer_state=pacer_state_for(meta_settings) if args.shared_pacing else None,
+        ),
     )
     manager = create_plugin_manager(load_entry_points=False, plugins=[MetaPlugin(network)])
     engine = create_engine(settings, role="app")
@@ -356,6 +370,11 @@ def main() -> None:
         "--untuned",
         action="store_true",
         help="asyncio's loop and CPython's default garbage collection, not the worker's",
+    )
+    parser.add_argument(
+        "--shared-pacing",
+        action="store_true",
+        help="pace the Meta calls through the bench's Valkey, as a deployment does",
     )
     args = parser.parse_args()
     if args.untuned:
