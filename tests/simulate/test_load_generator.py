@@ -40,6 +40,7 @@ from reference_app.simulate.load import (
     LoadGenerator,
     LoadTargets,
     Outcome,
+    TlsCloseRaces,
     merge_arrivals,
     percentiles,
     poisson_arrivals,
@@ -560,3 +561,29 @@ async def test_closed_connections_and_malformed_answers_count_as_errors() -> Non
     stats = summarise(result.outcomes)
     assert stats.requests == result.planned > 5
     assert stats.errors == stats.requests and stats.ok == 0 and stats.p99_ms is None
+
+
+def test_only_uvloops_tls_close_race_is_counted_instead_of_logged() -> None:
+    seen: list[str] = []
+    loop = asyncio.new_event_loop()
+    try:
+        loop.set_exception_handler(lambda _loop, context: seen.append(context["message"]))
+        with TlsCloseRaces(loop) as races:
+            closed = RuntimeError(
+                "unable to perform operation on <TCPTransport closed=True>; the handler is closed"
+            )
+            loop.call_exception_handler({"message": TlsCloseRaces.MESSAGE, "exception": closed})
+            loop.call_exception_handler(
+                {"message": TlsCloseRaces.MESSAGE, "exception": ValueError("other")}
+            )
+            loop.call_exception_handler({"message": "Task exception was never retrieved"})
+        loop.call_exception_handler({"message": TlsCloseRaces.MESSAGE, "exception": closed})
+    finally:
+        loop.close()
+    assert races.count == 1
+    # the others, and the race after the run, reach the previous handler
+    assert seen == [
+        TlsCloseRaces.MESSAGE,
+        "Task exception was never retrieved",
+        TlsCloseRaces.MESSAGE,
+    ]
