@@ -6,9 +6,11 @@ STORE-1, SCALE-10 (ad_stats_raw would explode; raw SQL / COPY for the stats work
 ("re-aggregate the last 3 days every cycle"). On real PostgreSQL (DATABASE_URL, else an
 embedded one), as the application role under row-level security:
 
-1. raw ingest — ``ingest_raw`` (COPY into a staging table, then INSERT … ON CONFLICT into
-   the partitioned, RLS-guarded ``ad_stats_raw``) — against
-   a. a bare ``COPY`` of the same rows into an unlogged table with no keys (the floor), and
+1. raw ingest — ``ingest_raw`` (COPY into a staging table, then a plain INSERT into the
+   partitioned, RLS-guarded ``ad_stats_raw``, INSERT … ON CONFLICT when a row is already
+   stored) — against
+   a. a bare ``COPY`` of the same rows into an unlogged table with no keys (the floor) —
+      also for the same rows ingested again (a retried fetch: all duplicates), and
    b. a per-row ORM insert (one ``session.add`` + flush per row, the previous version's
       way; measured on a sample, rows/s extrapolated);
 2. re-aggregating a ``--days`` window of ``--ads`` ads × ``--snapshots`` snapshots into
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -44,6 +47,36 @@ from pixecom_core.testing.databases import provision_test_database, test_servers
 from tests.db.tenant_rows import insert_seller  # noqa: E402
 
 ORM_SAMPLE_ROWS = 3_000
+BACKEND_PID = text("SELECT pg_backend_pid()")
+
+
+def server_cpu_seconds(backend_pid: int) -> float | None:
+    """CPU seconds a server backend has used, when the server runs on this machine.
+
+    Read from ``/proc`` (user + system time); ``None`` when the process is not visible (a
+    remote server). Wall time is noisy on a shared machine; CPU seconds much less so.
+    """
+    try:
+        with open(f"/proc/{backend_pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuClock:
+    """CPU seconds of this process and of one server backend, between start and stop."""
+
+    def __init__(self, backend_pid: int) -> None:
+        self.backend_pid = backend_pid
+        self.client = time.process_time()
+        self.server = server_cpu_seconds(backend_pid)
+
+    def stop(self) -> tuple[float, float | None]:
+        """(client CPU seconds, server CPU seconds or ``None``) since the start."""
+        server = server_cpu_seconds(self.backend_pid)
+        spent = None if server is None or self.server is None else server - self.server
+        return time.process_time() - self.client, spent
 
 
 def make_rows(ads: int, snapshots: int, days: int, today: date) -> list[InsightRow]:
@@ -95,6 +128,9 @@ async def run(ads: int, snapshots: int, days: int) -> None:
                 " fetched_at timestamptz, spend_micros bigint, impressions bigint, clicks bigint,"
                 " purchases bigint, purchase_value_micros bigint, currency char(3))"
             )
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()
+            assert pid is not None
+            clock = CpuClock(pid[0])
             started = time.perf_counter()
             with conn.cursor() as cursor, cursor.copy("COPY bench_copy FROM STDIN") as copy:
                 for row in rows:
@@ -116,13 +152,26 @@ async def run(ads: int, snapshots: int, days: int) -> None:
                         )
                     )
             bare_copy = len(rows) / (time.perf_counter() - started)
+            cpu = {"bare COPY": clock.stop()}
 
         # 1. the pipeline's ingest, under RLS, deduplicating.
-        started = time.perf_counter()
         async with open_seller_scope(sessions, seller_id, settings) as scope:
+            clock = CpuClock((await scope.session.execute(BACKEND_PID)).scalar_one())
+            started = time.perf_counter()
             report = await ingest_raw(scope, rows)
         ingest = len(rows) / (time.perf_counter() - started)
+        cpu["ingest"] = clock.stop()
         assert report.rows_inserted == len(rows)
+
+        # 1'. the same rows again: a retried fetch, every row a duplicate (the ingest's
+        # plain insert is refused and its ON CONFLICT fallback runs).
+        async with open_seller_scope(sessions, seller_id, settings) as scope:
+            clock = CpuClock((await scope.session.execute(BACKEND_PID)).scalar_one())
+            started = time.perf_counter()
+            retried = await ingest_raw(scope, rows)
+        ingest_retried = len(rows) / (time.perf_counter() - started)
+        cpu["ingest, retried"] = clock.stop()
+        assert retried.rows_inserted == 0
 
         # 1b. per-row ORM inserts, on a sample (other day, so no key collides).
         sample = make_rows(ORM_SAMPLE_ROWS, 1, 1, today - timedelta(days=days + 1))
@@ -180,6 +229,10 @@ async def run(ads: int, snapshots: int, days: int) -> None:
         f"{ingest / bare_copy:>8.2f}   baseline: bare COPY, no keys"
     )
     print(
+        f"{'raw ingest, retried (all duplicates)':<44}{ingest_retried:>12.0f}{bare_copy:>12.0f}"
+        f"{ingest_retried / bare_copy:>8.2f}"
+    )
+    print(
         f"{'raw ingest vs per-row ORM':<44}{ingest:>12.0f}{per_row_orm:>12.0f}"
         f"{ingest / per_row_orm:>8.1f}x  baseline: session.add+flush per row"
     )
@@ -191,7 +244,18 @@ async def run(ads: int, snapshots: int, days: int) -> None:
         f"{'re-aggregate window (unchanged rerun)':<44}{rerun:>12.0f}{read_only:>12.0f}"
         f"{rerun / read_only:>8.2f}"
     )
+    print("CPU seconds (this process + the server backend; the server's only when local):")
+    for name, (client, server) in cpu.items():
+        spent = client + (server or 0.0)
+        ratio = "" if server is None else f"  {cpu_total(cpu['bare COPY']) / spent:.2f}x bare COPY"
+        server_text = "?" if server is None else f"{server:.2f}"
+        print(f"  {name:<18} client {client:6.2f}  server {server_text:>6}{ratio}")
     print(f"daily rows written: first run {written}, rerun {rewritten} (expected {ads * days}, 0)")
+
+
+def cpu_total(spent: tuple[float, float | None]) -> float:
+    """Client plus server CPU seconds (the client's alone for a remote server)."""
+    return spent[0] + (spent[1] or 0.0)
 
 
 def main() -> None:
