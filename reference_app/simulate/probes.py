@@ -57,6 +57,9 @@ COUNTED_TABLES = (
     "dead_letters",
 )
 
+#: Seconds :meth:`Probes.stop` waits for the sampling loop to end.
+STOP_SECONDS = 10.0
+
 
 @dataclass
 class Sample:
@@ -101,6 +104,7 @@ class Probes:
     trees: dict[str, int] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
+    _stopping: bool = False
     _started: float = 0.0
     _postmaster: psutil.Process | None = None
     _breakers: ProviderBreakers | None = None
@@ -111,14 +115,20 @@ class Probes:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        """Stop sampling (the last sample stays)."""
+        """Stop sampling (the last sample stays).
+
+        The sampling loop also checks a flag between samples: a scenario B run hung
+        here for minutes, the probe still sampling after its cancellation — a client
+        library inside a sample must have swallowed the CancelledError.
+        """
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+            # asyncio.wait, not wait_for: wait_for would wait for the cancellation too
+            done, _pending = await asyncio.wait({self._task}, timeout=STOP_SECONDS)
+            task, self._task = self._task, None
+            if done and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]  # a failed probe says so
 
     async def _run(self) -> None:
         assert self.settings.redis_url is not None
@@ -136,7 +146,7 @@ class Probes:
                 self.owner_dsn, autocommit=True
             ) as conn:
                 self._postmaster = await _postmaster(conn)
-                while True:
+                while not self._stopping:
                     self.samples.append(await self.sample(conn, client, processes))
                     await asyncio.sleep(self.interval)
         finally:

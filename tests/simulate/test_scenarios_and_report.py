@@ -3,17 +3,20 @@ refusals that need no running deployment."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from pixecom_core.settings import Settings
 from reference_app.cli import app
 from reference_app.simulate.deployment import missing_plugins
-from reference_app.simulate.probes import runqueue_wait_seconds
+from reference_app.simulate.probes import Probes, runqueue_wait_seconds
 from reference_app.simulate.report import api_total, format_table, generator_starved
 from reference_app.simulate.runner import RunOptions, api_processes
 from reference_app.simulate.scenarios import SCENARIOS, Metric, scenario
@@ -122,3 +125,23 @@ def test_api_figures_add_up_over_its_processes_and_nothing_else() -> None:
     figures = {"api": 2.0, "api-2": 1.5, "worker-payments": 7.0, "apiary": 9.0}
     assert api_total(figures) == 3.5
     assert api_total({}) == 0
+
+
+async def test_probes_stop_even_if_a_sample_swallows_the_cancellation() -> None:
+    """A scenario B run hung after its window: the probe kept sampling after stop()."""
+    probes = Probes("postgresql://unused", cast(Settings, object()), {})  # never sampled
+    samples = 0
+
+    async def stubborn() -> None:
+        nonlocal samples
+        while not probes._stopping:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                pass  # what a client library did inside a sample
+            samples += 1
+
+    probes._task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(probes.stop(), 5)
+    assert samples > 0 and probes._task is None
