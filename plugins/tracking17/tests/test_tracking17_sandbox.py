@@ -139,28 +139,6 @@ async def test_a_status_can_be_set_and_advancing_resumes_the_progression(
     assert (await sandbox.control.post("/_sandbox/parcels/NOPE1/advance")).status_code == 404
 
 
-async def test_moving_the_kit_s_clock_moves_parcels_and_their_scan_times(
-    sandbox: SandboxHandle,
-) -> None:
-    await sandbox.configure(advance_every_seconds=3600)
-    await sandbox.api("register", [{"number": "RR700000017CN"}])
-    registered = await sandbox.parcel("RR700000017CN")
-
-    moved = await sandbox.control.post("/_sandbox/clock", json={"advance_seconds": 7200})
-    later = await sandbox.parcel("RR700000017CN")
-    backwards = await sandbox.control.post("/_sandbox/clock", json={"advance_seconds": -1})
-
-    assert registered["status"] == "InfoReceived"
-    assert moved.status_code == 200 and later["status"] == "OutForDelivery"
-    response = await sandbox.api("gettrackinfo", [{"number": "RR700000017CN"}])
-    [item] = response.json()["data"]["accepted"]
-    times = [
-        event["time_utc"] for event in item["track_info"]["tracking"]["providers"][0]["events"]
-    ]
-    assert times == sorted(times, reverse=True) and len(set(times)) == 3  # an hour apart
-    assert backwards.status_code == 422
-
-
 async def test_pushes_are_signed_over_the_raw_body(
     sandbox: SandboxHandle, push_receiver: WebhookReceiver
 ) -> None:

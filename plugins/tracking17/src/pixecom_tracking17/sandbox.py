@@ -37,8 +37,7 @@ so the same history is reported every time it is read.
 
 Control endpoints (JSON, no key): the kit's — ``/_sandbox/config``
 (:class:`~pixecom_tracking17.settings.Track17SandboxSettings`, keys shown as counts),
-``/_sandbox/reset``, ``/_sandbox/clock`` (scan times and time-driven progress follow it),
-``/_sandbox/faults``, ``/_sandbox/requests`` (operation, count,
+``/_sandbox/reset``, ``/_sandbox/faults``, ``/_sandbox/requests`` (operation, count,
 numbers, status, ``has_token``; never the key), ``/_sandbox/events[/{id}]``,
 ``/_sandbox/deliveries`` (every push attempt, ``scope`` the number), ``/_sandbox/deliver``
 — and 17TRACK's own:
@@ -90,7 +89,6 @@ from pixecom_core.testing.sandbox_kit import (
     Fault,
     KitFaultKind,
     OutboxEvent,
-    SandboxClock,
     SandboxKit,
     WebhookOutbox,
 )
@@ -424,11 +422,10 @@ class Track17Sandbox:
 
     :param config: starting configuration (``POST /_sandbox/config`` changes it later,
         ``POST /_sandbox/reset`` restores it).
-    :param clock: the sandbox's clock, for scan times and time-driven progress (the kit's
-        ``POST /_sandbox/clock`` moves it).
+    :param clock: wall-clock seconds, for scan times and time-driven progress.
     """
 
-    def __init__(self, config: Track17SandboxSettings, clock: SandboxClock) -> None:
+    def __init__(self, config: Track17SandboxSettings, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.parcels: OrderedDict[str, Parcel] = OrderedDict()
         self._calls: dict[str, deque[float]] = {}
@@ -446,7 +443,6 @@ class Track17Sandbox:
             outbox=self.outbox,
             on_reset=self._clear,
             on_config=self._configure,
-            clock=clock,
         )
 
     @property
@@ -847,11 +843,10 @@ def create_sandbox_app(
     URL>``.
 
     :param config: starting configuration (``POST /_sandbox/config`` changes it later).
-    :param clock: wall-clock seconds under the kit's movable clock, for scan times and
-        time-driven progress (tests pass a fake one).
+    :param clock: wall-clock seconds, for scan times and time-driven progress (tests pass
+        a fake one).
     """
-    config = config if config is not None else Track17SandboxSettings()
-    sandbox = Track17Sandbox(config, SandboxClock(clock))
+    sandbox = Track17Sandbox(config if config is not None else Track17SandboxSettings(), clock)
 
     async def tick_forever() -> None:
         while True:
