@@ -172,6 +172,9 @@ def metrics(result: SimulationResult) -> dict[str, Any]:
             "cpu_ms_per_answer": round(load.cpu_seconds * 1000 / answered, 2) if answered else None,
             "core_limit": result.options.generator_core_limit,
             "warning": generator_overloaded(load.cores_used, result.options.generator_core_limit),
+            # TLS connections closed after their request timed out, on which uvloop still
+            # had bytes to process (load.TlsCloseRaces): counted, not logged.
+            "tls_close_races": load.tls_close_races,
         },
         "edge": {
             "nginx": result.edge_access_log is not None,
