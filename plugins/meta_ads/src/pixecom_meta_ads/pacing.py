@@ -362,17 +362,28 @@ class RedisPacerState:
         if self._connection is None or self._loop is not loop:
             # a pool bound to another (possibly closed) loop can be neither reused nor closed
             # from this one; it is left to be collected
-            client = redis.Redis.from_url(
+            # A call waits (up to the command timeout) for one of the pool's connections:
+            # redis-py's plain pool refuses a command past its 100 connections ("Too many
+            # connections"), and the pacing of every call over that went unread and unsaved
+            # (bench.sync_cycle --shared-pacing, 200 sellers' syncs at once).
+            pool = redis.BlockingConnectionPool.from_url(
                 self._url,
+                max_connections=REDIS_POOL_CONNECTIONS,
+                timeout=self._timeout_seconds,
                 decode_responses=True,
                 socket_connect_timeout=self._timeout_seconds,
                 socket_timeout=self._timeout_seconds,
                 client_name=self._client_name,
             )
+            client = redis.Redis.from_pool(pool)  # the client owns and closes its pool
             # EVALSHA, falling back to EVAL (which loads it) when the server lacks the script
             self._connection = (client, client.register_script(_MERGE_SAVE))
             self._loop = loop
         return self._connection
+
+
+#: Connections of :class:`RedisPacerState`'s pool per event loop; further calls wait for one.
+REDIS_POOL_CONNECTIONS = 100
 
 
 def _stored_number(value: bytes | str | None) -> float | None:
