@@ -234,10 +234,23 @@ async def _postmaster(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> psutil.
 
 
 def _tree_cpu_seconds(process: psutil.Process) -> float:
-    """CPU seconds of ``process`` and its live children (backends that exited are lost,
-    which undercounts short connections; pooled ones live for the whole run)."""
-    total = 0.0
-    for each in [process, *process.children()]:
+    """CPU seconds of ``process``, of its children it has reaped, and of its live children.
+
+    A backend that exits moves its time into the postmaster's reaped-children counters
+    (``cutime``/``cstime`` of ``/proc/<pid>/stat``), so the total only grows: summing the
+    live processes alone lost every exited backend's time, and a window's difference
+    could come out negative on a server whose connections come and go.
+    """
+    try:
+        own = process.cpu_times()
+    except psutil.Error:
+        return 0.0
+    total = own.user + own.system + own.children_user + own.children_system
+    try:
+        children = process.children()
+    except psutil.Error:
+        children = []
+    for each in children:
         try:
             times = each.cpu_times()
         except psutil.Error:
