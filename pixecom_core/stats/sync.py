@@ -56,6 +56,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from pixecom_core.dashboard_cache import dashboard_changed_on_commit
 from pixecom_core.events import announce
 from pixecom_core.models.ads import AdAccount, AdAccountStatus
 from pixecom_core.models.sellers import Seller
@@ -677,10 +678,14 @@ class StatsSync:
                 entities = provider.list_entities(credentials, level=level)
                 async for batch in _batches(entities, ENTITY_BATCH_ROWS):
                     async with context.scope() as scope:
-                        await scope.session.execute(
+                        written = await scope.session.execute(
                             _UPSERT_ENTITIES[level],
                             _entity_parameters(context.seller_id, account.id, batch),
                         )
+                        # Names land after the account's numbers and roll-up committed:
+                        # a campaign list cached meanwhile is stale once these commit.
+                        if written.rowcount:  # type: ignore[attr-defined]
+                            dashboard_changed_on_commit(scope)
                     named += len(batch)
         except ProviderError as exc:
             # the numbers are in: a missing name must not make the sync fail or retry

@@ -12,11 +12,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixecom_core.campaigns import CampaignService
 from pixecom_core.models.ads import Ad, AdEntityStatus, Adset, Campaign
+from reference_app.api.dashboard_reads import DashboardReads
 from reference_app.api.dependencies import CurrentSeller, Paging
 from reference_app.api.errors import error_responses
 from reference_app.api.resources import ResourcesDep
@@ -105,6 +106,7 @@ class AdOut(BaseModel):
 )
 async def list_campaigns(
     seller: CurrentSeller,
+    reads: DashboardReads,
     paging: Paging,
     status: Annotated[AdEntityStatus | None, Query(description="Only this status.")] = None,
     ad_account_id: Annotated[
@@ -117,17 +119,32 @@ async def list_campaigns(
         bool | None,
         Query(description="true: only campaigns tied to a sellpage; false: only untied ones."),
     ] = None,
-) -> PageOut[CampaignOut]:
+) -> Response:
     """The seller's campaigns, oldest first; 400 ``invalid_cursor`` for a cursor this API
-    did not issue, 422 for unknown filter values or ``sellpage_id`` with ``linked=false``."""
-    page = await CampaignService(seller).list_campaigns(
-        paging,
-        status=status,
-        ad_account_id=ad_account_id,
-        sellpage_id=sellpage_id,
-        linked=linked,
-    )
-    return PageOut[CampaignOut].of(page, CampaignOut.of)
+    did not issue, 422 for unknown filter values or ``sellpage_id`` with ``linked=false``.
+
+    A dashboard read (issue 18 item 1): cached per seller, made stale by a link, by the
+    sync that names or discovers campaigns, and by any successful write of the seller."""
+
+    async def compute() -> PageOut[CampaignOut]:
+        page = await CampaignService(seller).list_campaigns(
+            paging,
+            status=status,
+            ad_account_id=ad_account_id,
+            sellpage_id=sellpage_id,
+            linked=linked,
+        )
+        return PageOut[CampaignOut].of(page, CampaignOut.of)
+
+    query = {
+        "status": status,
+        "ad_account_id": ad_account_id,
+        "sellpage_id": sellpage_id,
+        "linked": linked,
+        "limit": paging.limit,
+        "cursor": paging.cursor,
+    }
+    return await reads.answer("campaigns", query, compute)
 
 
 @router.get(

@@ -9,6 +9,7 @@ alone; a seller never gets another seller's cached body.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,15 @@ from pixecom_core import hookimpl
 from pixecom_core.dashboard_cache import dashboard_changed_on_commit
 from pixecom_core.ledger import Ledger
 from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
-from pixecom_core.providers import AdNetwork, EntityLevel, GatewayPaymentEvent, PaymentEventKind
+from pixecom_core.providers import (
+    AdAccountCredentials,
+    AdEntity,
+    AdEntityStatus,
+    AdNetwork,
+    EntityLevel,
+    GatewayPaymentEvent,
+    PaymentEventKind,
+)
 from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
 from pixecom_core.stats.aggregate import refresh_dirty_days
@@ -86,6 +95,7 @@ def dashboard_urls(campaign_id: uuid.UUID) -> list[str]:
         f"/stats/entities?{query}&level=campaign",
         f"/stats/campaigns/{campaign_id}/days?{query}",
         "/orders?limit=50",
+        "/campaigns?limit=50",
     ]
 
 
@@ -408,6 +418,85 @@ async def test_a_sync_makes_the_next_stats_read_fresh(
     assert [i["spend_minor"] for i in before["items"]] == [0]
     assert [i["spend_minor"] for i in after["items"]] == [700]
     assert [(e["entity_id"], e["spend_minor"]) for e in entities["items"]] == [("cmp_dash", 700)]
+
+
+class NamingAdNetwork(FakeAdNetwork):
+    """The fake network, also naming its campaigns (``AdNetworkEntities``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: dict[str, str] = {}
+        #: Awaited when the listing starts: a dashboard read landing just then.
+        self.meanwhile: Callable[[], Awaitable[object]] | None = None
+
+    async def list_entities(
+        self,
+        account: AdAccountCredentials,  # noqa: ARG002 (the protocol's signature)
+        *,
+        level: EntityLevel,
+    ) -> AsyncIterator[AdEntity]:
+        if level is EntityLevel.CAMPAIGN:
+            if self.meanwhile is not None:
+                await self.meanwhile()
+            for entity_id, name in self.names.items():
+                yield AdEntity(
+                    entity_type=level,
+                    entity_id=entity_id,
+                    name=name,
+                    status=AdEntityStatus.ACTIVE,
+                )
+
+
+async def test_a_sync_that_discovers_and_names_campaigns_makes_the_next_campaigns_read_fresh(
+    api: InstrumentedApi, new_tenant: NewTenant
+) -> None:
+    """The naming calls run after the account's numbers (and its roll-up) committed: the
+    campaign list a seller reads in between must not stay cached with the bare id."""
+    tenant = await new_tenant()
+    resources = api.resources
+    box = SecretBox(resources.settings.token_encryption_keys)
+    tenant.rows.insert(
+        "ad_accounts",
+        network="fakeads",
+        external_id="acct_names",
+        name="Main",
+        timezone="UTC",
+        currency="USD",
+        token_ciphertext=box.encrypt("token-names"),
+        token_key_version=box.primary_version,
+    )
+    network = NamingAdNetwork()
+    manager = create_plugin_manager(load_entry_points=False, plugins=[FakeAdsPlugin(network)])
+    sync = StatsSync(resources.sessions, resources.settings, ProviderRegistry(manager), box)
+    before = (await read(api, tenant, "/campaigns", limit=50)).json()
+    seen_while_naming: list[Any] = []
+
+    async def read_while_naming() -> None:
+        await resources.dashboards.settle()
+        seen_while_naming.append((await read(api, tenant, "/campaigns", limit=50)).json())
+
+    network.meanwhile = read_while_naming
+
+    network.set_spend("acct_names", EntityLevel.CAMPAIGN, "cmp_new", TODAY, 3_000_000)
+    network.names["cmp_new"] = "Winter hats"
+    await sync.sync_seller(tenant.api.seller_id, days_back=3, now=NOW)
+    await resources.dashboards.settle()
+    after, statements = await read_counting(api, tenant, "/campaigns", limit=50)
+
+    assert before["items"] == []
+    assert [c["name"] for c in seen_while_naming[0]["items"]] == ["cmp_new"]
+    assert statements > 0
+    assert [(c["external_id"], c["name"]) for c in after.json()["items"]] == [
+        ("cmp_new", "Winter hats")
+    ]
+
+    # A rename reaches core on the daily sweep (a window of the sweep's length).
+    network.names["cmp_new"] = "Winter hats, 20 % off"
+    sweep_days = resources.settings.sweep_window_days
+    await sync.sync_seller(tenant.api.seller_id, days_back=sweep_days, now=NOW)
+    await resources.dashboards.settle()
+    renamed = (await read(api, tenant, "/campaigns", limit=50)).json()
+    assert [c["name"] for c in renamed["items"]] == ["Winter hats, 20 % off"]
 
 
 async def test_a_successful_api_write_makes_the_sellers_next_read_fresh_a_failed_one_does_not(
