@@ -4,7 +4,7 @@ whose SQL statements a test can count."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -138,6 +138,22 @@ class InstrumentedApi:
             yield statements
         finally:
             event.remove(engine, "before_cursor_execute", record)
+
+    @contextmanager
+    def redis_commands(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+        """Every command the app's Redis client sends while the block runs, by name (a
+        pipeline's commands would not show: the hot paths use none)."""
+        sent: list[Any] = []
+        client = self.resources.redis
+        original: Callable[..., Awaitable[Any]] = client.execute_command
+
+        async def recording(*args: Any, **options: Any) -> Any:
+            sent.append(args[0])
+            return await original(*args, **options)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(client, "execute_command", recording)
+            yield sent
 
 
 InstrumentedFactory = Callable[[Settings], AbstractAsyncContextManager[InstrumentedApi]]

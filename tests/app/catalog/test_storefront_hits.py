@@ -4,10 +4,6 @@ the route's template."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import httpx
 import pytest
 import redis.asyncio as redis
@@ -25,23 +21,6 @@ from tests.observability.test_api_metrics import scrape, value
 
 ROUTE = "/public/sellpages/{slug}"
 SHOPPER = {"X-Forwarded-For": "198.51.100.77"}
-
-
-@contextmanager
-def redis_commands(api: InstrumentedApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Every command the app's Redis client sends while the block runs (a pipeline's
-    commands would not show: a hit uses none)."""
-    sent: list[Any] = []
-    client = api.resources.redis
-    original: Callable[..., Awaitable[Any]] = client.execute_command
-
-    async def recording(*args: Any, **options: Any) -> Any:
-        sent.append(args[0])
-        return await original(*args, **options)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(client, "execute_command", recording)
-        yield sent
 
 
 def answer_headers(response: httpx.Response) -> list[tuple[str, str]]:
@@ -65,7 +44,7 @@ async def test_a_hit_is_the_routes_answer_in_one_round_trip(
 
     rendered = await api.client.get(path, headers=SHOPPER)  # a miss: the route renders
     learned = await api.client.get(path, headers=SHOPPER)  # the slug's seller now known
-    with redis_commands(api, monkeypatch) as sent, api.sql_statements() as statements:
+    with api.redis_commands(monkeypatch) as sent, api.sql_statements() as statements:
         hit = await api.client.get(path, headers=SHOPPER)
         not_modified = await api.client.get(
             path, headers={**SHOPPER, "If-None-Match": hit.headers["ETag"]}

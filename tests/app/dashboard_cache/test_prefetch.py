@@ -4,10 +4,7 @@ served from it, and a revoked login is still refused."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -18,22 +15,6 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 ORDERS = "/orders?limit=50"
 
 
-@contextmanager
-def redis_commands(api: InstrumentedApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Every command the app's Redis client sends while the block runs."""
-    sent: list[Any] = []
-    client = api.resources.redis
-    original: Callable[..., Awaitable[Any]] = client.execute_command
-
-    async def recording(*args: Any, **options: Any) -> Any:
-        sent.append(args[0])
-        return await original(*args, **options)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(client, "execute_command", recording)
-        yield sent
-
-
 async def test_a_repeated_read_is_one_redis_script_and_no_sql(
     api: InstrumentedApi, new_tenant: NewTenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -41,7 +22,7 @@ async def test_a_repeated_read_is_one_redis_script_and_no_sql(
     tenant.rows.orders(3, newest=NOW, step=timedelta(hours=1))
     first = await api.client.get(ORDERS, headers=tenant.headers)
 
-    with redis_commands(api, monkeypatch) as sent, api.sql_statements() as statements:
+    with api.redis_commands(monkeypatch) as sent, api.sql_statements() as statements:
         again = await api.client.get(ORDERS, headers=tenant.headers)
 
     assert first.status_code == again.status_code == 200
