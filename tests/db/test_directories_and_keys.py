@@ -188,7 +188,15 @@ def test_a_campaign_cannot_point_at_another_sellers_sellpage(
     with pytest.raises(errors.ForeignKeyViolation, match="sellpages"):
         with seller_scope(app_conn, two_sellers.a):
             app_conn.execute(insert, params)
-    own_sellpage = _sellpage_of(owner_conn, two_sellers.a)
+    # The sellpage one of A's campaigns is tied to (A has others: an earlier test of this
+    # module adds one, and "LIMIT 1" without an order may return either).
+    linked = owner_conn.execute(
+        "SELECT sellpage_id FROM campaigns WHERE seller_id = %s AND sellpage_id IS NOT NULL"
+        " ORDER BY id LIMIT 1",
+        (two_sellers.a,),
+    ).fetchone()
+    assert linked is not None
+    own_sellpage = uuid.UUID(str(linked[0]))
     with pytest.raises(errors.ForeignKeyViolation, match="sellpages"):
         with seller_scope(app_conn, two_sellers.a):
             app_conn.execute(
