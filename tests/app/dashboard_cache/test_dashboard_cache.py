@@ -378,23 +378,35 @@ class FakeAdsPlugin:
         return [self.network]
 
 
+def fakeads_account(
+    api: InstrumentedApi, tenant: Tenant, network: FakeAdNetwork, external_id: str
+) -> tuple[uuid.UUID, StatsSync]:
+    """An ad account of ``tenant`` at the fake network, and a sync that reaches it."""
+    resources = api.resources
+    box = SecretBox(resources.settings.token_encryption_keys)
+    account = tenant.rows.insert(
+        "ad_accounts",
+        network="fakeads",
+        external_id=external_id,
+        name="Main",
+        timezone="UTC",
+        currency="USD",
+        token_ciphertext=box.encrypt(f"token-{external_id}"),
+        token_key_version=box.primary_version,
+    )
+    manager = create_plugin_manager(load_entry_points=False, plugins=[FakeAdsPlugin(network)])
+    sync = StatsSync(resources.sessions, resources.settings, ProviderRegistry(manager), box)
+    return account, sync
+
+
 async def test_a_sync_makes_the_next_stats_read_fresh(
     api: InstrumentedApi, new_tenant: NewTenant
 ) -> None:
     tenant = await new_tenant()
     resources = api.resources
-    box = SecretBox(resources.settings.token_encryption_keys)
     page = tenant.rows.sellpage()
-    account = tenant.rows.insert(
-        "ad_accounts",
-        network="fakeads",
-        external_id="acct_dash",
-        name="Main",
-        timezone="UTC",
-        currency="USD",
-        token_ciphertext=box.encrypt("token-dash"),
-        token_key_version=box.primary_version,
-    )
+    network = FakeAdNetwork()
+    account, sync = fakeads_account(api, tenant, network, "acct_dash")
     tenant.rows.insert(
         "campaigns",
         ad_account_id=account,
@@ -403,9 +415,6 @@ async def test_a_sync_makes_the_next_stats_read_fresh(
         status="ACTIVE",
         sellpage_id=page,
     )
-    network = FakeAdNetwork()
-    manager = create_plugin_manager(load_entry_points=False, plugins=[FakeAdsPlugin(network)])
-    sync = StatsSync(resources.sessions, resources.settings, ProviderRegistry(manager), box)
     window = {"since": (TODAY - timedelta(days=2)).isoformat(), "until": TODAY.isoformat()}
     before = (await read(api, tenant, "/stats/sellpages", **window)).json()
 
@@ -454,20 +463,8 @@ async def test_a_sync_that_discovers_and_names_campaigns_makes_the_next_campaign
     campaign list a seller reads in between must not stay cached with the bare id."""
     tenant = await new_tenant()
     resources = api.resources
-    box = SecretBox(resources.settings.token_encryption_keys)
-    tenant.rows.insert(
-        "ad_accounts",
-        network="fakeads",
-        external_id="acct_names",
-        name="Main",
-        timezone="UTC",
-        currency="USD",
-        token_ciphertext=box.encrypt("token-names"),
-        token_key_version=box.primary_version,
-    )
     network = NamingAdNetwork()
-    manager = create_plugin_manager(load_entry_points=False, plugins=[FakeAdsPlugin(network)])
-    sync = StatsSync(resources.sessions, resources.settings, ProviderRegistry(manager), box)
+    _, sync = fakeads_account(api, tenant, network, "acct_names")
     before = (await read(api, tenant, "/campaigns", limit=50)).json()
     seen_while_naming: list[Any] = []
 
