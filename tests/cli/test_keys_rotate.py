@@ -82,6 +82,35 @@ def arrange(
     return plaintexts
 
 
+#: A token no key decrypts.
+DAMAGED = b"gAAAAA-not-a-fernet-token"
+
+
+def assert_under(
+    db: RestrictedOwnerDatabase,
+    plaintexts: dict[uuid.UUID, dict[uuid.UUID, str | None]],
+    key: str,
+    *,
+    left: dict[uuid.UUID, tuple[bytes, int]] | None = None,
+) -> None:
+    """Every token of ``plaintexts`` is stored under ``key`` alone, but the accounts of
+    ``left``, which keep the (ciphertext, key version) given; no token stays no token."""
+    only = SecretBox([SecretStr(key)])
+    with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
+        for seller_id, accounts in plaintexts.items():
+            rows = stored(conn, seller_id)
+            for account_id, token in accounts.items():
+                ciphertext, version = rows[account_id]
+                if left is not None and account_id in left:
+                    assert (ciphertext, version) == left[account_id]
+                elif token is None:
+                    assert (ciphertext, version) == (None, None)
+                else:
+                    assert ciphertext is not None
+                    assert only.decrypt(ciphertext) == token
+                    assert version == key_version(key)
+
+
 def test_rotate_reencrypts_every_sellers_tokens_under_forced_rls(
     run_pixecom: RunPixecom, restricted_owner_database: RestrictedOwnerDatabase
 ) -> None:
@@ -93,18 +122,7 @@ def test_rotate_reencrypts_every_sellers_tokens_under_forced_rls(
 
     assert result.returncode == 0, result.stderr
     assert "re-encrypted 6 stored secret(s) of 3 seller(s)" in result.stdout
-    only_new = SecretBox([SecretStr(new_key)])
-    with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
-        for seller_id, accounts in plaintexts.items():
-            rows = stored(conn, seller_id)
-            for account_id, token in accounts.items():
-                ciphertext, version = rows[account_id]
-                if token is None:
-                    assert (ciphertext, version) == (None, None)
-                else:
-                    assert ciphertext is not None
-                    assert only_new.decrypt(ciphertext) == token
-                    assert version == key_version(new_key)
+    assert_under(db, plaintexts, new_key)
 
     again = run_pixecom("keys", "rotate", env=env_for(db.owner_dsn, [new_key, old_key]))
     assert again.returncode == 0, again.stderr
@@ -146,7 +164,7 @@ def test_a_damaged_secret_is_named_and_every_other_seller_still_rotates(
         with seller_scope(conn, first_seller):
             conn.execute(
                 "UPDATE ad_accounts SET token_ciphertext = %s WHERE id = %s",
-                (b"gAAAAA-not-a-fernet-token", damaged),
+                (DAMAGED, damaged),
             )
 
     result = run_pixecom("keys", "rotate", env=env_for(db.owner_dsn, [new_key, old_key]))
@@ -155,22 +173,10 @@ def test_a_damaged_secret_is_named_and_every_other_seller_still_rotates(
     assert "Traceback" not in result.stderr
     assert f"ad_accounts row {damaged} of seller {first_seller}" in result.stderr
     assert "re-encrypted 5 stored secret(s) of 3 seller(s)" in result.stdout
-    only_new = SecretBox([SecretStr(new_key)])
-    with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
-        for seller_id, accounts in plaintexts.items():
-            rows = stored(conn, seller_id)
-            for account_id, token in accounts.items():
-                ciphertext, version = rows[account_id]
-                if account_id == damaged:
-                    assert (ciphertext, version) == (
-                        b"gAAAAA-not-a-fernet-token",
-                        key_version(old_key),
-                    )
-                elif token is not None:
-                    assert ciphertext is not None
-                    assert only_new.decrypt(ciphertext) == token
+    assert_under(db, plaintexts, new_key, left={damaged: (DAMAGED, key_version(old_key))})
 
     # Fixed (here: the row's account reconnected with a fresh token), a re-run finishes.
+    only_new = SecretBox([SecretStr(new_key)])
     with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
         with seller_scope(conn, first_seller):
             conn.execute(
