@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from typing import ClassVar
 
 from sqlalchemy import (
     CHAR,
@@ -17,7 +18,6 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKeyConstraint,
-    Identity,
     Index,
     Integer,
     Numeric,
@@ -43,6 +43,17 @@ from pixecom_core.models.base import (
 )
 from pixecom_core.providers.ad_networks import EntityLevel
 
+#: ``ad_stats_raw``'s key: one fetch of one entity's range (STORE-2).
+_RAW_KEY = (
+    "seller_id",
+    "network",
+    "entity_type",
+    "entity_id",
+    "date_start",
+    "date_stop",
+    "fetched_at",
+)
+
 
 class AdStatsRaw(SellerOwned, table=True):
     """Every insight row every fetch returned, partitioned by month of ``date_start``.
@@ -55,22 +66,21 @@ class AdStatsRaw(SellerOwned, table=True):
     may then adopt. One row covers one day (``date_start = date_stop``) when the provider
     asks for ``time_increment=1``; the columns keep both so a wider row can never be
     mistaken for one day (STATS-1, overlapping ranges).
+
+    The dedup key is the table's key (revision 0020): no surrogate ``id`` and no foreign key
+    to ``sellers``, two costs per inserted row no reader used (issue 18 item 7, SCALE-10).
+    It stays a UNIQUE constraint, not the primary key: PostgreSQL cannot promote an index
+    to a primary key on a partitioned table, and a second index of the same columns would
+    cost every insert. The seller's existence is checked once per batch by the ingest, and
+    deleting a seller with raw rows is refused by a trigger (0020's docstring). The ORM
+    identifies a row by that key too (``__mapper_args__``).
     """
 
     __tablename__ = "ad_stats_raw"
     __table_args__ = (
-        PrimaryKeyConstraint("seller_id", "id", "date_start"),
-        # STORE-2: dedup key (network added: entity ids are only unique per network).
-        UniqueConstraint(
-            "seller_id",
-            "network",
-            "entity_type",
-            "entity_id",
-            "date_start",
-            "date_stop",
-            "fetched_at",
-            name="uq_ad_stats_raw_fetch",
-        ),
+        # STORE-2: dedup key (network added: entity ids are only unique per network), and
+        # the row's identity.
+        UniqueConstraint(*_RAW_KEY, name="uq_ad_stats_raw_fetch"),
         # ix_ad_stats_raw_entity_day, _grouping and _fetched_at were dropped by 0019: no query
         # used them (the dedup key serves the aggregation; retention drops partitions).
         # STORE-4: aggregation query pattern.
@@ -85,20 +95,20 @@ class AdStatsRaw(SellerOwned, table=True):
         {"postgresql_partition_by": "RANGE (date_start)"},
     )
 
-    # A bigint identity instead of the mixin's uuid: 8 bytes a row on the biggest table.
-    id: int | None = Field(  # type: ignore[assignment]
-        default=None,
-        primary_key=True,
-        sa_type=BigInteger,
-        sa_column_args=[Identity(always=False)],
-    )
+    __mapper_args__ = {"primary_key": _RAW_KEY}
+
+    # The mixin's ``id`` is no column here: the dedup key identifies a row (revision 0020).
+    id: ClassVar[None] = None  # type: ignore[assignment,misc]
+    # The mixin's seller_id without the primary key and the foreign key (see above);
+    # row-level security still pins it to the scope's seller.
+    seller_id: uuid.UUID = Field(nullable=False)
     # The account whose fetch reported the row (NULL before revision 0009): a complete
     # re-fetch of one account zeroes only that account's entities it no longer reports.
     ad_account_id: uuid.UUID | None = Field(default=None, nullable=True)
     network: str = Field(sa_type=Text, nullable=False)
     entity_type: EntityLevel = Field(sa_type=EnumText(EntityLevel), nullable=False)
     entity_id: str = Field(sa_type=Text, nullable=False)
-    date_start: date = Field(sa_type=Date, primary_key=True, nullable=False)
+    date_start: date = Field(sa_type=Date, nullable=False)
     date_stop: date = Field(sa_type=Date, nullable=False)
     fetched_at: datetime = Field(sa_type=timestamp_type(), nullable=False)
     spend_micros: int = Field(sa_type=BigInteger, nullable=False)

@@ -7,6 +7,13 @@ CHECK still sees every row, and the dedup key ``uq_ad_stats_raw_fetch`` (STORE-2
 retried fetch — same entity, day and ``fetched_at`` — a no-op. The seller id comes from the
 scope, never from the rows.
 
+``ad_stats_raw`` has no surrogate id and no foreign key to ``sellers`` (revision 0020: each
+cost the move a share of its CPU per row, issue 18 item 7). The move checks the seller once
+per batch instead: it locks the seller's row ``FOR KEY SHARE`` — the foreign-key check's
+lock — and joins it, so a batch for a seller that does not exist stores nothing and raises
+:class:`UnknownSellerError`; the trigger on ``sellers`` refuses deleting a seller that still
+has raw rows.
+
 The staging COPY is binary: psycopg's C extension packs each row and the server skips
 parsing text, which halves the cost of the stream (SCALE-10). The staging table holds the
 currency as ``text`` (binary COPY has no dumper for ``char(n)``); the move casts it.
@@ -86,15 +93,29 @@ _COPY_TYPES = (
 )
 
 _SAVEPOINT = "pixecom_raw_ingest"
+#: ``ad_stats_raw`` has no foreign key to ``sellers`` (revision 0020): the move locks the
+#: seller's row as a foreign-key check would, once for the batch, and joins it, so a seller
+#: that does not exist gets no row (the caller is told, see ``_move``). The lock makes a
+#: concurrent ``DELETE`` of the seller wait for this transaction, whose rows its trigger
+#: then sees.
 _INSERT = f"""
+WITH seller AS MATERIALIZED (SELECT FROM sellers WHERE id = {{seller_id}} FOR KEY SHARE)
 INSERT INTO ad_stats_raw (seller_id, ad_account_id, {", ".join(_COLUMNS)})
-SELECT {{seller_id}}, {{ad_account_id}}, {", ".join(_COLUMNS)} FROM {_STAGING}
+SELECT {{seller_id}}, {{ad_account_id}}, {", ".join(_COLUMNS)} FROM seller, {_STAGING}
 """
 #: The common case: no staged row is stored yet (one simple query, two statements).
 _SAVEPOINT_AND_INSERT = f"SAVEPOINT {_SAVEPOINT};{_INSERT}"
 #: After a refused plain insert: skip the rows already stored (STORE-2's dedup key).
 _MOVE_DEDUPLICATED = f"{_INSERT}ON CONFLICT ON CONSTRAINT uq_ad_stats_raw_fetch DO NOTHING"
 _RELEASE_AND_EMPTY = f"RELEASE SAVEPOINT {_SAVEPOINT}; DELETE FROM {_STAGING}"
+
+
+class UnknownSellerError(LookupError):
+    """The scope's seller does not exist, so no raw row was stored for it.
+
+    ``ad_stats_raw`` keeps no foreign key to ``sellers`` (revision 0020); the ingest checks
+    the seller once per batch instead. Open the scope for an existing seller.
+    """
 
 
 @dataclass(frozen=True)
@@ -140,6 +161,8 @@ async def ingest_raw(
     the account whose fetch produced the rows; only rows tied to an account can later be
     zeroed by a complete re-fetch that no longer reports them
     (:func:`pixecom_core.stats.aggregate.zero_unreported`).
+
+    :raises UnknownSellerError: the scope's seller does not exist (nothing was stored).
     """
     conn = await scope.psycopg_connection()
     received = 0
@@ -156,6 +179,8 @@ async def ingest_raw(
                     await copy.write_row(_record(row))
                     received += 1
         inserted = await _move(cursor, scope.seller_id, ad_account_id)
+        if inserted == 0 and received > 0 and not await _seller_exists(cursor, scope.seller_id):
+            raise UnknownSellerError(f"seller {scope.seller_id} does not exist")
         # the staging table is emptied for a next batch in this transaction (a commit
         # empties it anyway)
         await cursor.execute(_RELEASE_AND_EMPTY)
@@ -180,3 +205,10 @@ async def _move(
     # the first result is the SAVEPOINT's; the insert's row count is the second's
     cursor.nextset()
     return cursor.rowcount
+
+
+async def _seller_exists(cursor: psycopg.AsyncCursor[Any], seller_id: uuid.UUID) -> bool:
+    """Whether the seller's row exists: asked only when a batch stored no row at all."""
+    await cursor.execute("SELECT EXISTS (SELECT FROM sellers WHERE id = %s)", (seller_id,))
+    row = await cursor.fetchone()
+    return bool(row and row[0])

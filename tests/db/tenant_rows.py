@@ -43,11 +43,17 @@ def seller_scope(conn: Connection, seller_id: uuid.UUID | str | None) -> Iterato
         yield conn
 
 
+#: What identifies a row of a table without an ``id`` column (revision 0020).
+_ROW_KEYS = {"ad_stats_raw": "(network, entity_type, entity_id, date_start, fetched_at)"}
+
+
 def _insert(conn: Connection, table: str, values: dict[str, Any]) -> Any:
+    """Insert one row; answer its ``id`` (or, for a table without one, its key as a tuple)."""
     columns = ", ".join(values)
     placeholders = ", ".join(["%s"] * len(values))
+    returning = _ROW_KEYS.get(table, "id")
     row = conn.execute(
-        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING id",
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {returning}",
         list(values.values()),
     ).fetchone()
     assert row is not None

@@ -20,6 +20,7 @@ from pixecom_core.db.engine import create_sessionmaker
 from pixecom_core.providers import EntityLevel, InsightRow
 from pixecom_core.settings import Settings
 from pixecom_core.stats import ingest_raw
+from pixecom_core.stats.ingest import UnknownSellerError
 from pixecom_core.tenancy import open_seller_scope
 from tests.db.tenant_rows import insert_seller, seller_scope
 
@@ -172,4 +173,67 @@ async def test_two_writers_of_the_same_fetch_store_it_once(
     release_first.set()
 
     assert list(await asyncio.wait_for(asyncio.gather(first, second), timeout=10)) == [3, 0]
+    assert len(stored(database_owner_dsn, seller_id)) == 3
+
+
+async def test_a_batch_for_a_seller_that_does_not_exist_is_refused(
+    app_engine: AsyncEngine, settings: Settings, database_owner_dsn: str
+) -> None:
+    # ad_stats_raw has no foreign key to sellers (revision 0020): the ingest checks the
+    # seller once per batch, and stores nothing for one that does not exist
+    sessions = create_sessionmaker(app_engine)
+    nobody = uuid.uuid4()
+
+    with pytest.raises(UnknownSellerError, match=str(nobody)):
+        async with open_seller_scope(sessions, nobody, settings) as scope:
+            await ingest_raw(scope, batch(T0))
+    assert stored(database_owner_dsn, nobody) == []
+
+
+async def test_an_empty_batch_for_a_seller_that_does_not_exist_stores_nothing(
+    app_engine: AsyncEngine, settings: Settings, database_owner_dsn: str
+) -> None:
+    sessions = create_sessionmaker(app_engine)
+    nobody = uuid.uuid4()
+
+    async with open_seller_scope(sessions, nobody, settings) as scope:
+        report = await ingest_raw(scope, [])
+    assert (report.rows_received, report.rows_inserted) == (0, 0)
+    assert stored(database_owner_dsn, nobody) == []
+
+
+async def test_deleting_a_seller_waits_for_its_ingest_then_is_refused(
+    app_engine: AsyncEngine, settings: Settings, database_owner_dsn: str
+) -> None:
+    # the ingest locks the seller's row as a foreign key would: a concurrent DELETE waits
+    # for the batch's commit, then its guard sees the new rows (none were stored before)
+    sessions = create_sessionmaker(app_engine)
+    seller_id = new_seller(database_owner_dsn)
+    written = asyncio.Event()
+    release = asyncio.Event()
+
+    async def writer() -> None:
+        async with open_seller_scope(sessions, seller_id, settings) as scope:
+            await ingest_raw(scope, batch(T0))
+            written.set()
+            await release.wait()
+
+    async def deleter() -> None:
+        await written.wait()
+        async with await psycopg.AsyncConnection.connect(database_owner_dsn) as conn:
+            await conn.execute(
+                "SELECT set_config('app.current_seller_id', %s, true)", (str(seller_id),)
+            )
+            await conn.execute("DELETE FROM sellers WHERE id = %s", (seller_id,))
+
+    writing = asyncio.create_task(writer())
+    deleting = asyncio.create_task(deleter())
+    await written.wait()
+    await asyncio.sleep(0.3)  # the DELETE is now waiting on the ingest's lock
+    assert not deleting.done()
+    release.set()
+    await asyncio.wait_for(writing, timeout=10)
+
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="still has raw"):
+        await asyncio.wait_for(deleting, timeout=10)
     assert len(stored(database_owner_dsn, seller_id)) == 3
