@@ -9,8 +9,11 @@ embedded one), as the application role under row-level security:
 1. raw ingest — ``ingest_raw`` (COPY into a staging table, then a plain INSERT into the
    partitioned, RLS-guarded ``ad_stats_raw``, INSERT … ON CONFLICT when a row is already
    stored) — against
-   a. a bare ``COPY`` of the same rows into an unlogged table with no keys (the floor) —
-      also for the same rows ingested again (a retried fetch: all duplicates), and
+   a. a bare ``COPY`` of the same rows into an unlogged table with no keys (the floor),
+      in text rows (the floor of earlier figures) and in binary rows (what the ingest's
+      staging COPY sends) — also for the same rows ingested again (a retried fetch: all
+      duplicates); the ingest's rows are counted after each run (each fetch's row exactly
+      once), and
    b. a per-row ORM insert (one ``session.add`` + flush per row, the previous version's
       way; measured on a sample, rows/s extrapolated);
 2. re-aggregating a ``--days`` window of ``--ads`` ads × ``--snapshots`` snapshots into
@@ -33,6 +36,7 @@ from pathlib import Path
 
 import psycopg
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -120,39 +124,13 @@ async def run(ads: int, snapshots: int, days: int) -> None:
         engine = create_engine(settings, role="app")
         sessions = create_sessionmaker(engine)
 
-        # 1a. bare COPY floor, as the owner into an unlogged table without keys.
-        with psycopg.connect(db.owner_dsn, autocommit=True) as conn:
-            conn.execute(
-                "CREATE UNLOGGED TABLE bench_copy (seller_id uuid, network text,"
-                " entity_type text, entity_id text, date_start date, date_stop date,"
-                " fetched_at timestamptz, spend_micros bigint, impressions bigint, clicks bigint,"
-                " purchases bigint, purchase_value_micros bigint, currency char(3))"
-            )
-            pid = conn.execute("SELECT pg_backend_pid()").fetchone()
-            assert pid is not None
-            clock = CpuClock(pid[0])
-            started = time.perf_counter()
-            with conn.cursor() as cursor, cursor.copy("COPY bench_copy FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(
-                        (
-                            seller_id,
-                            row.network,
-                            row.entity_type.value,
-                            row.entity_id,
-                            row.date_start,
-                            row.date_stop,
-                            row.fetched_at,
-                            row.spend_micros,
-                            row.impressions,
-                            row.clicks,
-                            row.purchases,
-                            row.purchase_value_micros,
-                            row.currency,
-                        )
-                    )
-            bare_copy = len(rows) / (time.perf_counter() - started)
-            cpu = {"bare COPY": clock.stop()}
+        # 1a. bare COPY floors, as the owner into unlogged tables without keys: text rows
+        # (the floor of earlier figures) and binary rows, as the ingest's staging COPY sends.
+        cpu: dict[str, tuple[float, float | None]] = {}
+        floors: dict[str, float] = {}
+        for name, binary in (("bare COPY", False), ("bare COPY, binary", True)):
+            floors[name], cpu[name] = bare_copy_floor(db.owner_dsn, seller_id, rows, binary)
+        bare_copy, bare_copy_binary = floors["bare COPY"], floors["bare COPY, binary"]
 
         # 1. the pipeline's ingest, under RLS, deduplicating.
         async with open_seller_scope(sessions, seller_id, settings) as scope:
@@ -162,6 +140,7 @@ async def run(ads: int, snapshots: int, days: int) -> None:
         ingest = len(rows) / (time.perf_counter() - started)
         cpu["ingest"] = clock.stop()
         assert report.rows_inserted == len(rows)
+        assert await stored_once(sessions, seller_id, settings) == (len(rows), len(rows))
 
         # 1'. the same rows again: a retried fetch, every row a duplicate (the ingest's
         # plain insert is refused and its ON CONFLICT fallback runs).
@@ -171,7 +150,9 @@ async def run(ads: int, snapshots: int, days: int) -> None:
             retried = await ingest_raw(scope, rows)
         ingest_retried = len(rows) / (time.perf_counter() - started)
         cpu["ingest, retried"] = clock.stop()
+        # exactly once: the retry stored nothing, and every fetch's row is there once
         assert retried.rows_inserted == 0
+        assert await stored_once(sessions, seller_id, settings) == (len(rows), len(rows))
 
         # 1b. per-row ORM inserts, on a sample (other day, so no key collides).
         sample = make_rows(ORM_SAMPLE_ROWS, 1, 1, today - timedelta(days=days + 1))
@@ -233,6 +214,14 @@ async def run(ads: int, snapshots: int, days: int) -> None:
         f"{ingest_retried / bare_copy:>8.2f}"
     )
     print(
+        f"{'raw ingest vs binary bare COPY':<44}{ingest:>12.0f}{bare_copy_binary:>12.0f}"
+        f"{ingest / bare_copy_binary:>8.2f}   baseline: bare COPY, binary rows, no keys"
+    )
+    print(
+        f"{'raw ingest, retried, vs binary bare COPY':<44}{ingest_retried:>12.0f}"
+        f"{bare_copy_binary:>12.0f}{ingest_retried / bare_copy_binary:>8.2f}"
+    )
+    print(
         f"{'raw ingest vs per-row ORM':<44}{ingest:>12.0f}{per_row_orm:>12.0f}"
         f"{ingest / per_row_orm:>8.1f}x  baseline: session.add+flush per row"
     )
@@ -247,10 +236,83 @@ async def run(ads: int, snapshots: int, days: int) -> None:
     print("CPU seconds (this process + the server backend; the server's only when local):")
     for name, (client, server) in cpu.items():
         spent = client + (server or 0.0)
-        ratio = "" if server is None else f"  {cpu_total(cpu['bare COPY']) / spent:.2f}x bare COPY"
+        ratio = ""
+        if server is not None:
+            ratio = (
+                f"  {cpu_total(cpu['bare COPY']) / spent:.2f}x bare COPY"
+                f"  {cpu_total(cpu['bare COPY, binary']) / spent:.2f}x binary bare COPY"
+            )
         server_text = "?" if server is None else f"{server:.2f}"
         print(f"  {name:<18} client {client:6.2f}  server {server_text:>6}{ratio}")
     print(f"daily rows written: first run {written}, rerun {rewritten} (expected {ads * days}, 0)")
+
+
+#: The bare COPY's columns, and their types for a binary COPY (which sends no type names;
+#: psycopg has no binary dumper for ``char(n)``, whose binary input is text's anyway).
+BARE_COLUMNS = (
+    "seller_id uuid, network text, entity_type text, entity_id text, date_start date,"
+    " date_stop date, fetched_at timestamptz, spend_micros bigint, impressions bigint,"
+    " clicks bigint, purchases bigint, purchase_value_micros bigint, currency char(3)"
+)
+BARE_BINARY_TYPES = (
+    *("uuid", "text", "text", "text", "date", "date", "timestamptz"),
+    *("int8", "int8", "int8", "int8", "int8", "text"),
+)
+
+
+def bare_copy_floor(
+    owner_dsn: str, seller_id: uuid.UUID, rows: list[InsightRow], binary: bool
+) -> tuple[float, tuple[float, float | None]]:
+    """COPY ``rows`` into a new unlogged table with no keys; rows/s and CPU seconds.
+
+    ``binary`` sends binary rows, as the ingest's staging COPY does (psycopg packs them and
+    the server parses no text); otherwise text rows, the floor of the figures before it.
+    """
+    table = "bench_copy_binary" if binary else "bench_copy"
+    statement = f"COPY {table} FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
+    with psycopg.connect(owner_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE UNLOGGED TABLE {table} ({BARE_COLUMNS})")
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert pid is not None
+        clock = CpuClock(pid[0])
+        started = time.perf_counter()
+        with conn.cursor() as cursor, cursor.copy(statement) as copy:
+            if binary:
+                copy.set_types(BARE_BINARY_TYPES)
+            for row in rows:
+                copy.write_row(
+                    (
+                        seller_id,
+                        row.network,
+                        row.entity_type.value,
+                        row.entity_id,
+                        row.date_start,
+                        row.date_stop,
+                        row.fetched_at,
+                        row.spend_micros,
+                        row.impressions,
+                        row.clicks,
+                        row.purchases,
+                        row.purchase_value_micros,
+                        row.currency,
+                    )
+                )
+        return len(rows) / (time.perf_counter() - started), clock.stop()
+
+
+async def stored_once(
+    sessions: async_sessionmaker[AsyncSession], seller_id: uuid.UUID, settings: Settings
+) -> tuple[int, int]:
+    """The seller's raw rows, and how many distinct fetches of an entity-day they hold."""
+    async with open_seller_scope(sessions, seller_id, settings) as scope:
+        counted = await scope.session.execute(
+            text(
+                "SELECT count(*), count(DISTINCT (network, entity_type, entity_id, date_start,"
+                " date_stop, fetched_at)) FROM ad_stats_raw"
+            )
+        )
+        total, distinct = counted.one()
+    return int(total), int(distinct)
 
 
 def cpu_total(spent: tuple[float, float | None]) -> float:
