@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pixecom_meta_ads.rows import decimal_micros, whole_count
+from pixecom_meta_ads.rows import action_value, decimal_micros, whole_count
 
 DIGITS = st.text(alphabet="0123456789", min_size=0, max_size=12)
 
@@ -40,3 +40,25 @@ def test_anything_else_is_read_the_exact_way(text: str) -> None:
             decimal_micros(text)
     else:
         assert decimal_micros(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["9" * 60, "1." + "0" * 50 + "1", "12.", "0.000001", "0.0000005", "007.50"]
+)
+def test_long_and_edge_strings_agree_with_the_exact_reading(text: str) -> None:
+    assert decimal_micros(text) == exact_micros(text)
+    if text.isdigit():
+        assert whole_count(text) == int(text)
+
+
+def test_a_list_of_actions_and_any_other_sequence_read_alike() -> None:
+    actions = [
+        {"action_type": "link_click", "value": "3"},
+        {"action_type": "purchase", "value": "2"},
+    ]
+
+    assert action_value(actions, "purchase") == action_value(tuple(actions), "purchase") == "2"
+    with pytest.raises(ValueError, match="list of"):
+        action_value("purchase", "purchase")
+    with pytest.raises(ValueError, match="list of"):
+        action_value({"action_type": "purchase"}, "purchase")

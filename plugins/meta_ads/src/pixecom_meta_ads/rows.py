@@ -5,6 +5,11 @@ become micros through :class:`~decimal.Decimal`, never ``float``, so ``"0.29"`` 
 290000 micros. Purchases and their value come from **one** ``action_type`` (the
 ``purchase_action_type`` setting): Meta lists the same purchase under ``purchase``,
 ``omni_purchase``, ``offsite_conversion.fb_pixel_purchase`` and more, with the same value.
+
+A sync reads thousands of these strings per cycle (issue 18 item 3: a sync costs a fifth),
+so the usual shapes — ASCII digits, at most six decimal places — are read with ``int``
+alone; anything else (more places, a leading dot, other digits, an exponent) takes the
+exact :class:`~decimal.Decimal` way, and a property test holds the two readings equal.
 """
 
 import re
@@ -21,6 +26,8 @@ from pixecom_meta_ads.client import LEVEL_ID_FIELDS, PROVIDER
 MICROS_PER_UNIT: Final = Decimal(1_000_000)
 #: :data:`pixecom_core.providers.values.CurrencyCode`'s pattern.
 _CURRENCY_CODE: Final = re.compile(r"[A-Z]{3}")
+#: Strings up to this long are read the short way (``int`` refuses past 4,300 digits).
+_SHORT: Final = 40
 
 
 class MalformedInsight(ProviderError):
@@ -34,6 +41,12 @@ def decimal_micros(value: str | int) -> int:
 
     :raises ValueError: not a finite, non-negative decimal number.
     """
+    if type(value) is str and len(value) <= _SHORT and value.isascii():
+        whole, _, fraction = value.partition(".")
+        # "12", "12.", "12.3456": ASCII digits only (``isdigit`` alone takes "²" and "٢")
+        if whole.isdigit() and (not fraction or (fraction.isdigit() and len(fraction) <= 6)):
+            micros = int(whole) * 1_000_000
+            return micros + int(fraction.ljust(6, "0")) if fraction else micros
     number = _decimal(value)
     return int((number * MICROS_PER_UNIT).to_integral_value(rounding=ROUND_HALF_EVEN))
 
@@ -44,6 +57,8 @@ def whole_count(value: str | int) -> int:
 
     :raises ValueError: not a finite, non-negative decimal number.
     """
+    if type(value) is str and len(value) <= _SHORT and value.isascii() and value.isdigit():
+        return int(value)
     return int(_decimal(value).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
@@ -68,7 +83,10 @@ def action_value(actions: Any, action_type: str) -> str | int | None:
     """
     if actions is None:
         return None
-    if not isinstance(actions, Sequence) or isinstance(actions, str):
+    # a decoded JSON array is a list: the ABC check below only for anything else
+    if type(actions) is not list and (
+        not isinstance(actions, Sequence) or isinstance(actions, str)
+    ):
         raise ValueError("actions must be a list of {action_type, value} objects")
     for entry in actions:
         if isinstance(entry, Mapping) and entry.get("action_type") == action_type:
