@@ -133,3 +133,25 @@ async def test_a_sandbox_mounted_under_a_path_prefix_pages_through(
 
     assert info.currency == "EUR"
     assert len(keys) == len(set(keys)) > 3
+
+
+async def test_a_closed_pool_is_replaced_and_a_closed_client_connects_again(
+    make_network: MakeNetwork,
+) -> None:
+    network = await make_network(max_connections=60)
+    client = network.client
+
+    async def read(number: str) -> int:
+        rows = network.fetch_daily_insights(
+            credentials(number), level=EntityLevel.CAMPAIGN, since=DAY, until=DAY
+        )
+        return len([row async for row in rows])
+
+    first = await read("1000")
+    # the pool of this account's calls closed behind the client's back
+    await client._shard("1000").http.aclose()
+    assert await read("1000") == first
+    assert not client._shard("1000").http.is_closed
+
+    await client.aclose()
+    assert await read("1000") == first

@@ -584,7 +584,15 @@ class MetaGraphClient:
 
     def _shard(self, account_key: str) -> "_PoolShard":
         loop = asyncio.get_running_loop()
-        if self._shards_loop is not loop or any(shard.http.is_closed for shard in self._shards):
+        # One account always uses the same shard: its calls share warm connections. A hash,
+        # not the number itself: account numbers that share a factor with the shard count
+        # (every bench account is a multiple of 8) would crowd into a few shards, whose
+        # pools then grow and cost more per call (issue 18 item 3).
+        key = zlib.crc32(account_key.encode())
+        shards = self._shards
+        # Only the shard this call takes is checked for a closed client: scanning every
+        # shard on every call (a hundred in a big worker) was a cost per Graph call.
+        if self._shards_loop is not loop or not shards or shards[key % len(shards)].http.is_closed:
             # clients bound to another (possibly closed) loop cannot be reused or closed from
             # this one; let them be collected
             connections = self.settings.max_connections
@@ -598,11 +606,7 @@ class MetaGraphClient:
                 for index in range(count)
             ]
             self._shards_loop = loop
-        # One account always uses the same shard: its calls share warm connections. A hash,
-        # not the number itself: account numbers that share a factor with the shard count
-        # (every bench account is a multiple of 8) would crowd into a few shards, whose
-        # pools then grow and cost more per call (issue 18 item 3).
-        return self._shards[zlib.crc32(account_key.encode()) % len(self._shards)]
+        return self._shards[key % len(self._shards)]
 
     async def _call(
         self,
