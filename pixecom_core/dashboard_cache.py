@@ -7,7 +7,8 @@ its normalised query, so a repeated read costs one Redis round trip, no SQL and 
 serialisation. Invalidation is per seller and cannot be undone by a slow reader, the same
 way as the storefront's (:mod:`pixecom_core.catalog.storefront`):
 
-- each seller has a *generation token* in Redis; every entry records the token it was
+- each seller has a *generation token* in Redis per :class:`DashboardPart` (its orders,
+  its campaigns, its stats); every entry records the token of its route's part it was
   computed under, and an entry whose token is not the current one is a miss;
 - a write that changes what a dashboard shows gives the seller a fresh random token once
   its transaction has committed — never before: a reader could otherwise compute the old
@@ -17,12 +18,21 @@ way as the storefront's (:mod:`pixecom_core.catalog.storefront`):
 
 How a write says so — both only ever take effect after the commit:
 
-- inside the transaction that writes, :func:`dashboard_changed_on_commit` (``scope``):
-  when that transaction commits, the seller's token is replaced; on a rollback nothing
-  happens. The ledger (a payment fact, an order status change), checkout (a new order),
-  linking a campaign to a sellpage, the sync's and the revenue refresh's roll-ups call it.
-  A plugin that writes rows a dashboard reads calls it the same way.
-- after a commit, with the cache at hand: ``await cache.sellers_changed({seller_id})``.
+- inside the transaction that writes, :func:`dashboard_changed_on_commit` (``scope``,
+  and the parts it changed; every part when not said): when that transaction commits,
+  the seller's tokens of those parts are replaced; on a rollback nothing happens. The
+  ledger (a payment fact, an order status change: the orders), checkout (a new order:
+  the orders), the stats' re-aggregation marks and roll-ups (the stats), linking a
+  campaign and the sync's naming of entities (every part) call it. A plugin that writes
+  rows a dashboard reads calls it the same way.
+- after a commit, with the cache at hand: ``await cache.sellers_changed({seller_id})``
+  (every part; the API does this for every successful write of the acting seller, so
+  their own next read is fresh whatever it changed).
+
+Parts exist for scenario C's shoppers (issue 18 item 2): a checkout changes the seller's
+orders list several times a second at peak, and made every one of their dashboard reads
+— the stats and campaigns too, which no order row feeds — a miss recomputed in
+PostgreSQL.
 
 The mark reaches the cache through the session: :meth:`DashboardCache.watch` puts the
 cache in the ``info`` of every session the process's session factory makes, and one
@@ -43,8 +53,9 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Final
 
 import redis.asyncio as redis
@@ -64,25 +75,58 @@ _CACHE_INFO_KEY: Final = "pixecom.dashboard_cache"
 _CHANGED_INFO_KEY: Final = "pixecom.dashboard_changed"
 
 
-def dashboard_changed_on_commit(scope: SellerScope) -> None:
-    """Make the scope's seller's cached dashboard reads stale once this transaction
-    commits (nothing happens if it rolls back).
+class DashboardPart(StrEnum):
+    """What a dashboard read is computed from; each part has its own generation token,
+    so a write makes stale only the reads of the parts it changed."""
+
+    #: ``/orders``: orders, their status, payment ids (every order event).
+    ORDERS = "orders"
+    #: ``/campaigns``: campaigns, their names, statuses and sellpage links.
+    CAMPAIGNS = "campaigns"
+    #: ``/stats/…``: the roll-ups and their re-aggregation marks, with the names of the
+    #: sellpages and entities they show.
+    STATS = "stats"
+
+
+#: Every part: what a write that does not say changed.
+ALL_PARTS: Final = frozenset(DashboardPart)
+
+
+def part_of_route(route: str) -> DashboardPart:
+    """The part a cached read's route is computed from: ``orders``, ``campaigns`` and
+    every ``stats/…`` route; ValueError for a route of no part (it must not be cached
+    under a token no write replaces)."""
+    head = route.split("/", 1)[0]
+    try:
+        return DashboardPart(head)
+    except ValueError:
+        raise ValueError(f"dashboard route {route!r} belongs to no DashboardPart") from None
+
+
+def dashboard_changed_on_commit(
+    scope: SellerScope, parts: Collection[DashboardPart] = ALL_PARTS
+) -> None:
+    """Make the scope's seller's cached dashboard reads of ``parts`` stale once this
+    transaction commits (nothing happens if it rolls back).
 
     Call it inside the transaction of any write that changes what a dashboard shows:
-    orders, payment facts, stats rows, campaign links. Cheap: it only records the seller
+    orders, payment facts, stats rows, campaign links; name the parts only when sure the
+    write changes no other (every part by default). Cheap: it only records the seller
     on the session; sessions made by a factory nobody :meth:`~DashboardCache.watch`\\ es
     (a CLI run, a test's own) invalidate nothing.
     """
-    changed: set[uuid.UUID] = scope.session.info.setdefault(_CHANGED_INFO_KEY, set())
-    changed.add(scope.seller_id)
+    changed: dict[uuid.UUID, set[DashboardPart]] = scope.session.info.setdefault(
+        _CHANGED_INFO_KEY, {}
+    )
+    changed.setdefault(scope.seller_id, set()).update(parts)
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    changed: set[uuid.UUID] | None = session.info.pop(_CHANGED_INFO_KEY, None)
+    changed: dict[uuid.UUID, set[DashboardPart]] | None = session.info.pop(_CHANGED_INFO_KEY, None)
     cache = session.info.get(_CACHE_INFO_KEY)
     if changed and isinstance(cache, DashboardCache):
-        cache.sellers_changed_soon(changed)
+        cache.parts_changed_soon(changed)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -138,15 +182,19 @@ class DashboardCache:
         digest = hashlib.sha256(query.encode()).hexdigest()[:32]
         return f"{self._prefix}{{{seller_id}}}:{route}:{digest}"
 
-    def generation_key(self, seller_id: uuid.UUID) -> str:
-        """The key of the seller's generation token (same hash tag as its entries)."""
-        return f"{self._prefix}{{{seller_id}}}:generation"
+    def generation_key(self, seller_id: uuid.UUID, part: DashboardPart) -> str:
+        """The key of the seller's generation token of ``part`` (same hash tag as its
+        entries)."""
+        return f"{self._prefix}{{{seller_id}}}:generation:{part.value}"
 
     def lookup_keys(self, seller_id: uuid.UUID, route: str, query: str) -> list[str]:
         """The keys :meth:`lookup` reads, in the order :meth:`lookup_from` takes their
         values: a caller that reads them in a round trip of its own (the API, with the
         request's quota) then needs none here on a hit."""
-        return [self.entry_key(seller_id, route, query), self.generation_key(seller_id)]
+        return [
+            self.entry_key(seller_id, route, query),
+            self.generation_key(seller_id, part_of_route(route)),
+        ]
 
     # -- reading ------------------------------------------------------------------------
 
@@ -159,10 +207,10 @@ class DashboardCache:
         except redis.RedisError:
             _log.warning("dashboard cache unavailable; reading the database", exc_info=True)
             return DashboardLookup(body=None)
-        return await self.lookup_from(seller_id, raw, token)
+        return await self.lookup_from(seller_id, route, raw, token)
 
     async def lookup_from(
-        self, seller_id: uuid.UUID, raw: object, token: object
+        self, seller_id: uuid.UUID, route: str, raw: object, token: object
     ) -> DashboardLookup:
         """:meth:`lookup`'s answer from the values of :meth:`lookup_keys` read already
         (the entry, the token); a round trip only on a miss of a seller with no token."""
@@ -178,13 +226,14 @@ class DashboardCache:
         if current:
             return DashboardLookup(body=None, generation=current)
         try:
-            return DashboardLookup(body=None, generation=await self._create(seller_id))
+            part = part_of_route(route)
+            return DashboardLookup(body=None, generation=await self._create(seller_id, part))
         except redis.RedisError:
             _log.warning("dashboard cache unavailable; reading the database", exc_info=True)
             return DashboardLookup(body=None)
 
-    async def _create(self, seller_id: uuid.UUID) -> str:
-        key = self.generation_key(seller_id)
+    async def _create(self, seller_id: uuid.UUID, part: DashboardPart) -> str:
+        key = self.generation_key(seller_id, part)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(key, uuid.uuid4().hex, nx=True, ex=GENERATION_TTL_SECONDS)
             pipe.get(key)
@@ -207,35 +256,52 @@ class DashboardCache:
 
     # -- invalidation -------------------------------------------------------------------
 
-    async def sellers_changed(self, seller_ids: Iterable[uuid.UUID]) -> None:
-        """Make every cached dashboard read of ``seller_ids`` stale. Call after the change
-        committed. Never raises: a Redis failure is logged, and entries expire within
-        ``dashboard_cache_seconds`` anyway."""
-        ids = sorted(set(seller_ids))
+    async def sellers_changed(
+        self, seller_ids: Iterable[uuid.UUID], parts: Collection[DashboardPart] = ALL_PARTS
+    ) -> None:
+        """Make the cached dashboard reads of ``parts`` (every part by default) of
+        ``seller_ids`` stale. Call after the change committed. Never raises: a Redis
+        failure is logged, and entries expire within ``dashboard_cache_seconds`` anyway."""
+        await self.parts_changed(dict.fromkeys(seller_ids, parts))
+
+    async def parts_changed(self, changes: Mapping[uuid.UUID, Collection[DashboardPart]]) -> None:
+        """:meth:`sellers_changed` for several sellers, each with its own parts, in one
+        round trip."""
+        ids = sorted(seller_id for seller_id, parts in changes.items() if parts)
         if not ids:
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for seller_id in ids:
-                    pipe.set(
-                        self.generation_key(seller_id),
-                        uuid.uuid4().hex,
-                        ex=GENERATION_TTL_SECONDS,
-                    )
+                    for part in sorted(changes[seller_id]):
+                        pipe.set(
+                            self.generation_key(seller_id, part),
+                            uuid.uuid4().hex,
+                            ex=GENERATION_TTL_SECONDS,
+                        )
                 await pipe.execute()
         except redis.RedisError:
             _log.exception("dashboard cache not invalidated for sellers %s", ids)
 
-    def sellers_changed_soon(self, seller_ids: Collection[uuid.UUID]) -> None:
+    def sellers_changed_soon(
+        self, seller_ids: Collection[uuid.UUID], parts: Collection[DashboardPart] = ALL_PARTS
+    ) -> None:
         """Start :meth:`sellers_changed` on the running event loop (from a synchronous
         callback such as the session's ``after_commit``); :meth:`settle` waits for it.
         Without a running loop nothing can be awaited: the entries expire on their own."""
+        self.parts_changed_soon(dict.fromkeys(seller_ids, parts))
+
+    def parts_changed_soon(self, changes: Mapping[uuid.UUID, Collection[DashboardPart]]) -> None:
+        """Start :meth:`parts_changed` on the running event loop (see
+        :meth:`sellers_changed_soon`)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            _log.warning("no event loop: dashboard cache of %s left to expire", seller_ids)
+            _log.warning("no event loop: dashboard cache of %s left to expire", list(changes))
             return
-        task = loop.create_task(self.sellers_changed(set(seller_ids)))
+        task = loop.create_task(
+            self.parts_changed({seller: frozenset(parts) for seller, parts in changes.items()})
+        )
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -277,8 +343,11 @@ def _text(value: object) -> str | None:
 
 
 __all__ = [
+    "ALL_PARTS",
     "GENERATION_TTL_SECONDS",
     "DashboardCache",
     "DashboardLookup",
+    "DashboardPart",
     "dashboard_changed_on_commit",
+    "part_of_route",
 ]

@@ -28,7 +28,7 @@ from pixecom_core.catalog.repositories import (
     SellpageRepository,
 )
 from pixecom_core.catalog.storefront import is_valid_slug
-from pixecom_core.dashboard_cache import dashboard_changed_on_commit
+from pixecom_core.dashboard_cache import DashboardPart, dashboard_changed_on_commit
 from pixecom_core.errors import ConflictError, InvalidRequestError, NotFoundError
 from pixecom_core.models.catalog import ProductStatus, SellpageStatus
 from pixecom_core.models.orders import OrderEventType, OrderStatus
@@ -245,7 +245,7 @@ class Checkout:
                     _SET_PAYMENT_ID, {**keys, "payment_id": payment.gateway_reference}
                 )
                 # The orders list shows the payment id (the order's creation marked too).
-                dashboard_changed_on_commit(scope)
+                dashboard_changed_on_commit(scope, {DashboardPart.ORDERS})
         except IntegrityError as exc:
             # The gateway handed out a payment id another order holds (MONEY-2).
             raise ConflictError(

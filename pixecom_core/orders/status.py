@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from pixecom_core.dashboard_cache import dashboard_changed_on_commit
+from pixecom_core.dashboard_cache import DashboardPart, dashboard_changed_on_commit
 from pixecom_core.models.orders import OrderEventType, OrderStatus
 from pixecom_core.providers import OrderStatusChange
 from pixecom_core.tenancy import SellerScope
@@ -61,8 +61,9 @@ async def record_order_event(
         as their ``str``).
     """
     # Issue 18: every change of an order is on its timeline; the seller's cached orders
-    # list and stats are stale once it commits.
-    dashboard_changed_on_commit(scope)
+    # list is stale once it commits. The stats read roll-ups only, which the ledger's
+    # re-aggregation marks make stale (pixecom_core.stats.aggregate).
+    dashboard_changed_on_commit(scope, {DashboardPart.ORDERS})
     created_at: datetime = (
         await scope.session.execute(
             _INSERT_ORDER_EVENT,

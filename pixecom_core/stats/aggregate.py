@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import text
 
-from pixecom_core.dashboard_cache import dashboard_changed_on_commit
+from pixecom_core.dashboard_cache import DashboardPart, dashboard_changed_on_commit
 from pixecom_core.stats.rollup import CLEAR_DAYS, RECOMPUTE_DAYS
 from pixecom_core.tenancy import SellerScope
 
@@ -281,7 +281,7 @@ async def mark_days_dirty(scope: SellerScope, days: Iterable[date]) -> int:
         _MARK_DAYS, {"seller_id": scope.seller_id, "days": unique_days}
     )
     # The overview shows marked days as being recomputed.
-    dashboard_changed_on_commit(scope)
+    dashboard_changed_on_commit(scope, {DashboardPart.STATS})
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -292,7 +292,7 @@ async def mark_rate_days_dirty(scope: SellerScope, since: date, until: date) -> 
     result = await scope.session.execute(
         _MARK_RATE_DAYS, {"seller_id": scope.seller_id, "since": since, "until": until}
     )
-    dashboard_changed_on_commit(scope)
+    dashboard_changed_on_commit(scope, {DashboardPart.STATS})
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -347,7 +347,7 @@ async def aggregate_sellpages(scope: SellerScope, days: list[date]) -> SellpageA
     if not unique_days:
         return SellpageAggregation(days=(), rows_written=0)
     # Issue 18: the seller's cached stats are stale once the recomputed days commit.
-    dashboard_changed_on_commit(scope)
+    dashboard_changed_on_commit(scope, {DashboardPart.STATS})
     # Bounds on created_at let PostgreSQL prune order partitions; a day in any time zone
     # lies within a day of UTC either side.
     created_from = datetime.combine(unique_days[0] - timedelta(days=1), time(), UTC)

@@ -56,7 +56,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from pixecom_core.dashboard_cache import dashboard_changed_on_commit
+from pixecom_core.dashboard_cache import DashboardPart, dashboard_changed_on_commit
 from pixecom_core.events import announce
 from pixecom_core.models.ads import AdAccount, AdAccountStatus
 from pixecom_core.models.sellers import Seller
@@ -615,6 +615,9 @@ class StatsSync:
                     },
                 )
                 naming = sweep or bool(unnamed)
+                # Issue 18: campaigns discovered by id just now are in the seller's list
+                # once this commits (the roll-up below marks the stats only).
+                dashboard_changed_on_commit(scope, {DashboardPart.CAMPAIGNS})
                 # A seller's only account: its roll-up commits with its numbers (issue 18
                 # item 3), after every write of the account, so the advisory lock is held
                 # only for the commit.

@@ -98,7 +98,7 @@ class DashboardReader:
         # read with the request's admission when it guessed this very entry.
         read = prefetched(self._scope, self._cache.entry_key(self._seller_id, route, normalized))
         if read is not None:
-            cached = await self._cache.lookup_from(self._seller_id, *read)
+            cached = await self._cache.lookup_from(self._seller_id, route, *read)
         else:
             cached = await self._cache.lookup(self._seller_id, route, normalized)
         learn(self._scope, route, normalized)
