@@ -24,6 +24,7 @@ from pixecom_core.security.rate_limits import LoginGuard, RateLimiter
 from pixecom_core.settings import Settings
 from reference_app.api import health
 from reference_app.api.body_limit import BodyLimitMiddleware, route_body_limits
+from reference_app.api.dashboard_hits import DashboardHitMiddleware
 from reference_app.api.dashboard_reads import DashboardWriteMiddleware
 from reference_app.api.errors import install_error_handlers
 from reference_app.api.observability import install_observability
@@ -146,6 +147,9 @@ def create_app(
     # Issue 18: a successful write makes the acting seller's cached dashboard reads stale
     # before it answers. Added first, so it runs innermost, nearest the routes.
     app.add_middleware(DashboardWriteMiddleware)
+    # Issue 18 item 1: a repeated dashboard read that hits the seller's cache is answered
+    # before routing, its admission and entry in one Redis round trip.
+    app.add_middleware(DashboardHitMiddleware)
     # Issue 18 item 1: storefront cache hits are answered before routing, in one Redis
     # round trip, inside shedding, body limits and observability.
     app.add_middleware(StorefrontHitMiddleware, routes=lambda: app.routes)

@@ -24,15 +24,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import NamedTuple
 
+from starlette.routing import BaseRoute
 from starlette.types import Scope
 
 from pixecom_core.dashboard_cache import DashboardCache
 
 #: The request state entry holding the prefetched values: (entry key, [entry, token]).
 PREFETCH_STATE = "dashboard_prefetch"
-#: (path, raw query string) → (cache route, normalised query), as last answered here.
-_read_keys: dict[tuple[str, bytes], tuple[str, str]] = {}
+
+
+class ReadGuess(NamedTuple):
+    """What a request with a given path and query string read when it was last answered
+    here: the cache route, the normalised query, and the app's route that served it."""
+
+    route: str
+    query: str
+    #: The route object (labels a read answered before routing in metrics and logs).
+    endpoint_route: BaseRoute | None
+
+
+#: (path, raw query string) → what the read last answered here used.
+_read_keys: dict[tuple[str, bytes], ReadGuess] = {}
 #: Reads remembered at most; past it the memory starts over (a guess is cheap to relearn).
 MAX_REMEMBERED_READS = 10_000
 
@@ -48,21 +62,30 @@ def learn(scope: Scope, route: str, query: str) -> None:
     """Remember that a request with ``scope``'s path and query string read the entry of
     ``route`` and normalised ``query``."""
     request = _request_key(scope)
-    if request is None or _read_keys.get(request) == (route, query):
+    if request is None:
+        return
+    known = _read_keys.get(request)
+    if known is not None and known.route == route and known.query == query:
         return
     if len(_read_keys) >= MAX_REMEMBERED_READS:
         _read_keys.clear()
-    _read_keys[request] = (route, query)
+    _read_keys[request] = ReadGuess(route, query, scope.get("route"))
+
+
+def guess(scope: Scope) -> ReadGuess | None:
+    """The read a request with ``scope``'s path and query string made when last answered
+    here; None for one not seen yet (or not a GET)."""
+    request = _request_key(scope)
+    return _read_keys.get(request) if request is not None else None
 
 
 def prefetch_keys(scope: Scope, cache: DashboardCache, seller_id: uuid.UUID) -> list[str]:
     """The cache keys to read with the request's admission: the entry a request like
     this one read last time, and the seller's token; none when there is no guess."""
-    request = _request_key(scope)
-    guess = _read_keys.get(request) if request is not None else None
-    if guess is None or not cache.enabled:
+    known = guess(scope)
+    if known is None or not cache.enabled:
         return []
-    return cache.lookup_keys(seller_id, *guess)
+    return cache.lookup_keys(seller_id, known.route, known.query)
 
 
 def keep_prefetched(scope: Scope, keys: Sequence[str], values: Sequence[object]) -> None:
@@ -85,6 +108,8 @@ def prefetched(scope: Scope, entry_key: str) -> tuple[object, object] | None:
 __all__ = [
     "MAX_REMEMBERED_READS",
     "PREFETCH_STATE",
+    "ReadGuess",
+    "guess",
     "keep_prefetched",
     "learn",
     "prefetch_keys",

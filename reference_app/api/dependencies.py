@@ -29,7 +29,7 @@ from pixecom_core.security.rate_limits import Limit, RateLimited, Vetoed
 from pixecom_core.settings import Settings
 from pixecom_core.tenancy import PageRequest, SellerContext
 from reference_app.api.dashboard_prefetch import keep_prefetched, prefetch_keys
-from reference_app.api.resources import ResourcesDep
+from reference_app.api.resources import AppResources, ResourcesDep
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /auth/login.")
 
@@ -78,22 +78,31 @@ async def client_ip(request: Request, resources: ResourcesDep) -> str:
 ClientIP = Annotated[str, Depends(client_ip)]
 
 
-async def access_claims(
-    request: Request,
-    resources: ResourcesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+#: The request state entry where :mod:`reference_app.api.dashboard_hits` leaves the
+#: admission it already made for the request's access token: ``(token, claims)`` when
+#: admitted and counted, ``(token, refusal)`` when the seller's quota refused it.
+#: :func:`access_claims` then answers with it instead of counting the request again.
+SELLER_ADMISSION_STATE = "seller_admission"
+
+
+async def admit_seller_request(
+    scope: Scope, resources: AppResources, access_token: str
 ) -> AccessClaims:
-    """The verified claims of the request's bearer token; 401 without a valid one."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise AuthenticationError("missing bearer access token", code="unauthenticated")
+    """Admit an authenticated request: verify ``access_token``, refuse a revoked login,
+    count the seller's quota — and read the request's guessed dashboard cache entry with
+    them (:mod:`reference_app.api.dashboard_prefetch`) — in one Redis round trip.
+
+    Raises :class:`AuthenticationError` (invalid, expired or revoked: nothing counted),
+    :class:`RateLimited` (counted, refused) or a Redis error.
+    """
     accounts = resources.accounts
-    claims = accounts.verify_signature(credentials.credentials)
+    claims = accounts.verify_signature(access_token)
     # Issue 18 item 1: the login's revocation and the seller's quota in one round trip;
     # a revoked login's request is refused before it is counted, as it always was.
     # A dashboard read's cache entry comes with them when this process can guess its key
     # (reference_app.api.dashboard_prefetch).
     revoked = accounts.revocations.key_for(claims)
-    keys = prefetch_keys(request.scope, resources.dashboards, claims.seller_id)
+    keys = prefetch_keys(scope, resources.dashboards, claims.seller_id)
     try:
         values = await resources.limiter.hit_and_read(
             resources.redis,
@@ -104,11 +113,31 @@ async def access_claims(
         )
     except Vetoed:
         raise session_revoked() from None
-    keep_prefetched(request.scope, keys, values)
-    setattr(request.state, ACTING_SELLER_STATE, claims.seller_id)
+    keep_prefetched(scope, keys, values)
+    scope.setdefault("state", {})[ACTING_SELLER_STATE] = claims.seller_id
     # Issue 7: every log line of this request from here on names the seller.
     bind_log_context(seller_id=str(claims.seller_id))
     return claims
+
+
+async def access_claims(
+    request: Request,
+    resources: ResourcesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AccessClaims:
+    """The verified claims of the request's bearer token; 401 without a valid one."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationError("missing bearer access token", code="unauthenticated")
+    admitted = request.scope.get("state", {}).get(SELLER_ADMISSION_STATE)
+    if isinstance(admitted, tuple) and admitted[0] == credentials.credentials:
+        # Admitted before routing (reference_app.api.dashboard_hits): counted once.
+        outcome = admitted[1]
+        if isinstance(outcome, RateLimited):
+            raise outcome
+        if isinstance(outcome, AccessClaims):
+            bind_log_context(seller_id=str(outcome.seller_id))
+            return outcome
+    return await admit_seller_request(request.scope, resources, credentials.credentials)
 
 
 Claims = Annotated[AccessClaims, Depends(access_claims)]
