@@ -53,7 +53,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -161,6 +161,8 @@ class DashboardCache:
         self._prefix = f"{settings.redis_key_prefix}dashboard:"
         self.ttl_seconds = settings.dashboard_cache_seconds
         self._pending: set[asyncio.Task[None]] = set()
+        #: Misses being computed in this process: (entry key, token) → the body to come.
+        self._computing: dict[tuple[str, str], asyncio.Future[bytes]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -253,6 +255,43 @@ class DashboardCache:
             )
         except redis.RedisError:
             _log.warning("dashboard read not cached", exc_info=True)
+
+    async def compute_once(
+        self,
+        seller_id: uuid.UUID,
+        route: str,
+        query: str,
+        compute: Callable[[], Awaitable[bytes]],
+        *,
+        generation: str,
+    ) -> bytes:
+        """The body of a missed read, computed once per process for each entry and token:
+        the first miss runs ``compute()`` and :meth:`store`\\ s its body; a miss of the same
+        read under the same token meanwhile waits for that body instead of computing its
+        own (issue 18 item 2: after an invalidation, concurrent reads of a busy seller's
+        dashboard each recomputed it). Answering with it is what a hit on the entry the
+        first one stores would answer. When the first one fails or is cancelled, each
+        waiting read computes its own (an error is answered to each as usual)."""
+        flight = (self.entry_key(seller_id, route, query), generation)
+        running = self._computing.get(flight)
+        if running is not None:
+            await asyncio.wait({running})
+            if not running.cancelled() and running.exception() is None:
+                return running.result()
+            return await compute()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._computing[flight] = future
+        try:
+            body = await compute()
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            if self._computing.get(flight) is future:
+                del self._computing[flight]
+        future.set_result(body)
+        await self.store(seller_id, route, query, body, generation=generation)
+        return body
 
     # -- invalidation -------------------------------------------------------------------
 

@@ -104,11 +104,15 @@ class DashboardReader:
         learn(self._scope, route, normalized)
         if cached.body is not None:
             return _json_response(cached.body)
-        body = (await compute()).model_dump_json().encode()
-        if cached.generation is not None:
-            await self._cache.store(
-                self._seller_id, route, normalized, body, generation=cached.generation
-            )
+        if cached.generation is None:  # Redis failed: nothing to store under
+            return _json_response((await compute()).model_dump_json().encode())
+
+        async def serialised() -> bytes:
+            return (await compute()).model_dump_json().encode()
+
+        body = await self._cache.compute_once(
+            self._seller_id, route, normalized, serialised, generation=cached.generation
+        )
         return _json_response(body)
 
 
