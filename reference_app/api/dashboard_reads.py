@@ -13,6 +13,13 @@ The cache key is the authenticated seller's id (from the verified access token, 
 the request), the route and its validated, normalised query: another seller's request
 can never name an entry of this one (TENANT-1).
 
+A repeated read that hits is answered before routing
+(:mod:`reference_app.api.dashboard_hits`), with only the seller's admission
+(:func:`~reference_app.api.dependencies.admit_seller_request`): a route answering through
+:data:`DashboardReads` must take no other dependency that could refuse a request, and its
+validated query must follow from its path and query string alone (not from the clock, a
+header or a cookie).
+
 :class:`DashboardWriteMiddleware` keeps a seller's next read fresh after a write through
 the API: before a successful write answers, it waits for the invalidations the write's
 commits started and makes the acting seller's cache stale — so every change a seller

@@ -6,11 +6,19 @@ to a request the route would refuse."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from pixecom_core.settings import Settings
+from reference_app.api import create_app
+from reference_app.api import dependencies as seller_dependencies
+from reference_app.api.dashboard_reads import dashboard_reader
+from reference_app.api.resources import get_resources
 from tests.app.catalog.conftest import InstrumentedApi
 from tests.app.dashboard_cache.conftest import NewTenant
 
@@ -98,3 +106,40 @@ async def test_an_invalid_or_missing_token_gets_the_routes_401_not_the_entry(
         "unauthenticated",
         "unauthenticated",
     ]
+
+
+def _calls(dependant: Dependant) -> Iterator[Any]:
+    if dependant.call is not None:
+        yield dependant.call
+    for sub in dependant.dependencies:
+        yield from _calls(sub)
+
+
+def test_every_cached_read_depends_on_nothing_a_hit_before_routing_would_skip(
+    app_settings: Settings,
+) -> None:
+    """A hit skips the route's dependencies: a cached read may take only those that
+    admit the seller (done before routing too) or build values from the request."""
+    allowed: set[object] = {
+        dashboard_reader,
+        get_resources,
+        seller_dependencies.access_claims,
+        seller_dependencies.current_seller,
+        seller_dependencies.reporting_seller,
+        seller_dependencies.page_request,
+        seller_dependencies._bearer,
+    }
+    cached_reads = {
+        context.path: list(_calls(context.dependant))[1:]  # the route's own handler first
+        for context in iter_route_contexts(create_app(app_settings).routes)
+        if isinstance(context.original_route, APIRoute)
+        and context.dependant is not None
+        and dashboard_reader in set(_calls(context.dependant))
+    }
+
+    assert set(cached_reads) >= {"/orders", "/campaigns", "/stats/overview"}
+    others = {
+        path: sorted(getattr(call, "__qualname__", repr(call)) for call in set(calls) - allowed)
+        for path, calls in cached_reads.items()
+    }
+    assert others == dict.fromkeys(cached_reads, [])
