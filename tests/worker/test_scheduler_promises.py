@@ -264,9 +264,17 @@ def test_no_sync_reads_a_window_other_than_the_cycle_or_the_sweep(
     windows = Counter(
         message.args[1] for message in [*two_days, *hour] if message.task_name == SYNC_TASK
     )
+    swept_in_the_hour = Counter(
+        message.seller_id
+        for message in hour
+        if message.task_name == SYNC_TASK and message.args[1] == SWEEP_DAYS
+    )
 
     assert set(windows) == {settings.sync_window_days, SWEEP_DAYS}
-    assert windows[SWEEP_DAYS] == 2 * len(SellerTier)
+    # Each seller's sweep starts at its own offset in the day: a random seller id puts it
+    # in the hour's window one run in eight or so, and then it is queued there once.
+    assert windows[SWEEP_DAYS] == 2 * len(SellerTier) + swept_in_the_hour.total()
+    assert set(swept_in_the_hour.values()) <= {1}
 
 
 def test_tracking_is_refreshed_every_six_hours_and_not_in_between(
