@@ -615,9 +615,11 @@ class StatsSync:
                     },
                 )
                 naming = sweep or bool(unnamed)
-                # Issue 18: campaigns discovered by id just now are in the seller's list
-                # once this commits (the roll-up below marks the stats only).
-                dashboard_changed_on_commit(scope, {DashboardPart.CAMPAIGNS})
+                if naming:
+                    # Issue 18: campaigns discovered by id just now (they count as
+                    # unnamed; a sweep does not ask) are in the seller's list once this
+                    # commits. The roll-up below marks the stats only.
+                    dashboard_changed_on_commit(scope, {DashboardPart.CAMPAIGNS})
                 # A seller's only account: its roll-up commits with its numbers (issue 18
                 # item 3), after every write of the account, so the advisory lock is held
                 # only for the commit.

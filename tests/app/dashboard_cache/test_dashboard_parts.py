@@ -17,7 +17,7 @@ from pixecom_core.dashboard_cache import (
     part_of_route,
 )
 from pixecom_core.ledger import Ledger
-from pixecom_core.providers import GatewayPaymentEvent, PaymentEventKind
+from pixecom_core.providers import EntityLevel, GatewayPaymentEvent, PaymentEventKind
 from pixecom_core.tenancy import open_seller_scope
 from tests.app.catalog.conftest import InstrumentedApi
 from tests.app.dashboard_cache.conftest import NewTenant
@@ -25,11 +25,14 @@ from tests.app.dashboard_cache.test_dashboard_cache import (
     DAY,
     ORDER,
     RANGE,
+    TODAY,
+    fakeads_account,
     published_slug,
     read,
     read_counting,
     stats_day,
 )
+from tests.stats.fakeads import FakeAdNetwork
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 OVERVIEW = "/stats/overview?since=2026-11-01&until=2026-11-30"
@@ -126,6 +129,36 @@ async def test_a_write_that_names_no_part_and_the_sellers_own_write_make_every_p
     assert (await read(api, tenant, "/stats/sellpages", **RANGE)).json()["items"][0][
         "title"
     ] == "Winter hats"
+
+
+async def test_a_sync_of_named_campaigns_makes_the_stats_fresh_and_keeps_the_campaigns(
+    api: InstrumentedApi, new_tenant: NewTenant
+) -> None:
+    tenant = await new_tenant()
+    page = tenant.rows.sellpage()
+    network = FakeAdNetwork()
+    account, sync = fakeads_account(api, tenant, network, "acct_parts")
+    tenant.rows.insert(
+        "campaigns",
+        ad_account_id=account,
+        external_id="cmp_parts",
+        name="Hats",
+        status="ACTIVE",
+        sellpage_id=page,
+    )
+    window = {"since": (TODAY - timedelta(days=2)).isoformat(), "until": TODAY.isoformat()}
+    await read(api, tenant, "/stats/sellpages", **window)
+    listed = await read(api, tenant, "/campaigns")
+
+    network.set_spend("acct_parts", EntityLevel.CAMPAIGN, "cmp_parts", TODAY, 7_000_000)
+    await sync.sync_seller(tenant.api.seller_id, days_back=3, now=NOW)
+    await api.resources.dashboards.settle()
+    stats, stats_statements = await read_counting(api, tenant, "/stats/sellpages", **window)
+    campaigns, campaigns_statements = await read_counting(api, tenant, "/campaigns")
+
+    assert stats_statements > 0
+    assert [i["spend_minor"] for i in stats.json()["items"]] == [700]
+    assert campaigns_statements == 0 and campaigns.content == listed.content
 
 
 def test_every_cached_route_has_a_part_and_an_unknown_route_is_refused() -> None:
