@@ -36,7 +36,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import text
 
 from pixecom_core.dashboard_cache import DashboardPart, dashboard_changed_on_commit
-from pixecom_core.stats.rollup import CLEAR_DAYS, RECOMPUTE_DAYS
+from pixecom_core.stats.rollup import RECOMPUTE_DAYS
 from pixecom_core.tenancy import SellerScope
 
 _AGGREGATE_DAILY = text(
@@ -156,23 +156,11 @@ _CAMPAIGN_DAYS = text(
     """
 )
 
-# The roll-ups' clears (:data:`~pixecom_core.stats.rollup.CLEAR_DAYS`) as one statement:
-# a round trip less per re-aggregation (issue 18 item 3). A data-modifying CTE runs to
-# completion whether or not it is read.
-_CLEAR_DAYS_AT_ONCE = text(
-    "WITH "
-    + ", ".join(f"cleared_{n} AS ({clear.text})" for n, clear in enumerate(CLEAR_DAYS[:-1]))
-    + " "
-    + CLEAR_DAYS[-1].text
-    if len(CLEAR_DAYS) > 1
-    else CLEAR_DAYS[0].text
-)
-
 #: Dirty days re-aggregated per cycle beyond the regular window (bounded work per job).
 MAX_DIRTY_DAYS_PER_CYCLE = 62
 
 # One seller's days are recomputed by one transaction at a time (a sync and a revenue
-# refresh would otherwise delete and insert the same days at once), and no transaction
+# refresh would otherwise write the same days at once), and no transaction
 # marks a day dirty while one is: a marker written after the recomputation's snapshot
 # would be cleared by it. Markers take the lock shared (they never wait for each other),
 # the recomputation exclusively. Transaction-level: released at commit, safe behind
@@ -188,13 +176,18 @@ _LOCK_FOR_MARKING = text(
 
 @dataclass(frozen=True)
 class SellpageAggregation:
-    """What one sellpage re-aggregation wrote."""
+    """What one sellpage re-aggregation recomputed, and what of it changed."""
 
     days: tuple[date, ...]
-    #: ``sellpage_stats_daily`` rows written.
+    #: ``sellpage_stats_daily`` rows the recomputed days hold: their sellpage-days, whether
+    #: written now or already current (a recomputation writes only what changed).
     rows_written: int
-    #: ``entity_stats_daily`` rows written.
+    #: ``entity_stats_daily`` rows the recomputed days hold, in the same sense.
     entity_rows: int = 0
+    #: ``sellpage_stats_daily`` rows inserted, updated or deleted by the recomputation.
+    rows_changed: int = 0
+    #: ``entity_stats_daily`` rows inserted, updated or deleted by the recomputation.
+    entity_rows_changed: int = 0
 
 
 async def aggregate_daily(
@@ -341,8 +334,9 @@ async def refresh_dirty_days(scope: SellerScope) -> SellpageAggregation:
 async def aggregate_sellpages(scope: SellerScope, days: list[date]) -> SellpageAggregation:
     """Recompute the scope's seller's roll-ups of ``days``: ``sellpage_stats_daily``,
     ``entity_stats_daily`` and ``seller_stats_daily`` (:mod:`pixecom_core.stats.rollup`),
-    clearing their re-aggregation marks. Call :func:`lock_sellpage_aggregation` first in
-    the transaction."""
+    clearing their re-aggregation marks, in one statement that writes only the rows whose
+    numbers changed and deletes those the days no longer produce. Call
+    :func:`lock_sellpage_aggregation` first in the transaction."""
     unique_days = sorted(set(days))
     if not unique_days:
         return SellpageAggregation(days=(), rows_written=0)
@@ -355,9 +349,6 @@ async def aggregate_sellpages(scope: SellerScope, days: list[date]) -> SellpageA
     # The bounds let PostgreSQL prune partitions under a generic plan too (a prepared
     # statement cannot prune on ``= ANY(:days)``).
     bounds = {"first_day": unique_days[0], "last_day": unique_days[-1]}
-    await scope.session.execute(
-        _CLEAR_DAYS_AT_ONCE, {"seller_id": scope.seller_id, "days": unique_days, **bounds}
-    )
     written = (
         await scope.session.execute(
             RECOMPUTE_DAYS,
@@ -374,4 +365,6 @@ async def aggregate_sellpages(scope: SellerScope, days: list[date]) -> SellpageA
         days=tuple(unique_days),
         rows_written=int(written.sellpage_rows),
         entity_rows=int(written.entity_rows),
+        rows_changed=int(written.sellpage_rows_changed),
+        entity_rows_changed=int(written.entity_rows_changed),
     )

@@ -24,10 +24,28 @@ amounts (issue 16), so every view agrees to the cent:
   (:func:`attribution_sql`); an order without one of them counts as such in the seller's
   day (``no_sellpage_*``, ``no_campaign_*``).
 
-The statement runs in the seller's scope, after the caller deleted the days' rows of
-``sellpage_stats_daily`` and ``entity_stats_daily``; ``seller_stats_daily`` rows are
-upserted and their ``needs_reaggregation`` cleared (the per-seller advisory lock keeps a
-concurrent marker from being lost: see :mod:`pixecom_core.stats.aggregate`).
+The statement runs in the seller's scope and writes only what changed (issue 18 item 3:
+a steady sync recomputes days whose numbers mostly stand, and rewriting every row cost
+PostgreSQL a tuple, its index entries, WAL and a foreign-key check each). A
+``sellpage_stats_daily`` or ``entity_stats_daily`` row the recomputation produces is
+inserted when new and updated when one of its numbers (or the reporting currency)
+differs; an identical row is not touched at all — it is left out before the upsert, so it
+is not even locked, and the upsert's ``WHERE … IS DISTINCT FROM`` guards the update as
+well. A row of a recomputed day the recomputation no longer produces (an entity without
+spend or revenue that day any more, a sellpage whose campaigns were unlinked) is deleted
+by the same statement. So ``computed_at`` of those two tables is when the row's numbers
+were last written — when they were computed *as they are* — not when the day was last
+recomputed; a ``sellpage_stats_daily`` row still flagged ``needs_reaggregation`` (0017
+stopped writing the flag) is rewritten and the flag cleared. ``seller_stats_daily`` rows
+are upserted every time and their ``needs_reaggregation`` cleared (the per-seller
+advisory lock keeps a concurrent marker from being lost, and a second recomputation from
+writing the same days at once: see :mod:`pixecom_core.stats.aggregate`); their
+``computed_at`` is when the day was last recomputed.
+
+The statement returns, per partitioned roll-up, the rows the days hold (``entity_rows``,
+``sellpage_rows``: written or already current) and the rows it inserted, updated or
+deleted (``entity_rows_changed``, ``sellpage_rows_changed``), and the
+``seller_stats_daily`` rows it upserted (``seller_rows``).
 """
 
 from __future__ import annotations
@@ -284,23 +302,100 @@ seller_days AS (
       LEFT JOIN pending AS pd ON pd.day = d.day
 ),
 written_entities AS (
-    INSERT INTO entity_stats_daily
+    INSERT INTO entity_stats_daily AS t
         (seller_id, entity_type, network, entity_id, stat_date, reporting_currency,
          spend_minor, gross_revenue_minor, refunds_minor, chargebacks_minor,
          net_revenue_minor, orders_count)
-    SELECT :seller_id, entity_type, network, entity_id, day, seller.rep, spend, gross, refunds,
-           chargebacks, net, orders
-      FROM entity_days CROSS JOIN seller
+    SELECT :seller_id, e.entity_type, e.network, e.entity_id, e.day, seller.rep, e.spend,
+           e.gross, e.refunds, e.chargebacks, e.net, e.orders
+      FROM entity_days AS e CROSS JOIN seller
+     WHERE NOT EXISTS (
+           SELECT 1 FROM entity_stats_daily AS o
+            WHERE o.seller_id = :seller_id AND o.stat_date = ANY(CAST(:days AS date[]))
+              AND o.stat_date BETWEEN :first_day AND :last_day
+              AND o.entity_type = e.entity_type AND o.network = e.network
+              AND o.entity_id = e.entity_id AND o.stat_date = e.day
+              AND (o.reporting_currency, o.spend_minor, o.gross_revenue_minor,
+                   o.refunds_minor, o.chargebacks_minor, o.net_revenue_minor, o.orders_count)
+                  IS NOT DISTINCT FROM
+                  (seller.rep, e.spend, e.gross, e.refunds, e.chargebacks, e.net, e.orders))
+    ON CONFLICT (seller_id, entity_type, network, entity_id, stat_date) DO UPDATE
+       SET reporting_currency = EXCLUDED.reporting_currency,
+           spend_minor = EXCLUDED.spend_minor,
+           gross_revenue_minor = EXCLUDED.gross_revenue_minor,
+           refunds_minor = EXCLUDED.refunds_minor,
+           chargebacks_minor = EXCLUDED.chargebacks_minor,
+           net_revenue_minor = EXCLUDED.net_revenue_minor,
+           orders_count = EXCLUDED.orders_count,
+           computed_at = now()
+     WHERE (t.reporting_currency, t.spend_minor, t.gross_revenue_minor, t.refunds_minor,
+            t.chargebacks_minor, t.net_revenue_minor, t.orders_count)
+           IS DISTINCT FROM
+           (EXCLUDED.reporting_currency, EXCLUDED.spend_minor, EXCLUDED.gross_revenue_minor,
+            EXCLUDED.refunds_minor, EXCLUDED.chargebacks_minor, EXCLUDED.net_revenue_minor,
+            EXCLUDED.orders_count)
+    RETURNING 1
+),
+dropped_entities AS (
+    DELETE FROM entity_stats_daily AS t
+     WHERE t.seller_id = :seller_id AND t.stat_date = ANY(CAST(:days AS date[]))
+       AND t.stat_date BETWEEN :first_day AND :last_day
+       AND NOT EXISTS (
+           SELECT 1 FROM entity_days AS e
+            WHERE e.entity_type = t.entity_type AND e.network = t.network
+              AND e.entity_id = t.entity_id AND e.day = t.stat_date)
     RETURNING 1
 ),
 written_sellpages AS (
-    INSERT INTO sellpage_stats_daily
+    INSERT INTO sellpage_stats_daily AS t
         (seller_id, sellpage_id, stat_date, reporting_currency, spend_minor,
          gross_revenue_minor, refunds_minor, chargebacks_minor, net_revenue_minor,
          orders_count, roas, needs_reaggregation, computed_at)
-    SELECT :seller_id, sellpage_id, day, seller.rep, spend, gross, refunds, chargebacks, net,
-           orders, CASE WHEN spend > 0 THEN round(net::numeric / spend, 6) END, false, now()
-      FROM sellpage_days CROSS JOIN seller
+    SELECT :seller_id, p.sellpage_id, p.day, seller.rep, p.spend, p.gross, p.refunds,
+           p.chargebacks, p.net, p.orders, p.roas, false, now()
+      FROM (
+          SELECT *, CASE WHEN spend > 0 THEN round(net::numeric / spend, 6) END AS roas
+            FROM sellpage_days
+      ) AS p CROSS JOIN seller
+     WHERE NOT EXISTS (
+           SELECT 1 FROM sellpage_stats_daily AS o
+            WHERE o.seller_id = :seller_id AND o.stat_date = ANY(CAST(:days AS date[]))
+              AND o.stat_date BETWEEN :first_day AND :last_day
+              AND o.sellpage_id = p.sellpage_id AND o.stat_date = p.day
+              AND NOT o.needs_reaggregation
+              AND (o.reporting_currency, o.spend_minor, o.gross_revenue_minor,
+                   o.refunds_minor, o.chargebacks_minor, o.net_revenue_minor, o.orders_count,
+                   o.roas)
+                  IS NOT DISTINCT FROM
+                  (seller.rep, p.spend, p.gross, p.refunds, p.chargebacks, p.net, p.orders,
+                   p.roas))
+    ON CONFLICT (seller_id, sellpage_id, stat_date) DO UPDATE
+       SET reporting_currency = EXCLUDED.reporting_currency,
+           spend_minor = EXCLUDED.spend_minor,
+           gross_revenue_minor = EXCLUDED.gross_revenue_minor,
+           refunds_minor = EXCLUDED.refunds_minor,
+           chargebacks_minor = EXCLUDED.chargebacks_minor,
+           net_revenue_minor = EXCLUDED.net_revenue_minor,
+           orders_count = EXCLUDED.orders_count,
+           roas = EXCLUDED.roas,
+           needs_reaggregation = false,
+           computed_at = now()
+     WHERE t.needs_reaggregation
+        OR (t.reporting_currency, t.spend_minor, t.gross_revenue_minor, t.refunds_minor,
+            t.chargebacks_minor, t.net_revenue_minor, t.orders_count, t.roas)
+           IS DISTINCT FROM
+           (EXCLUDED.reporting_currency, EXCLUDED.spend_minor, EXCLUDED.gross_revenue_minor,
+            EXCLUDED.refunds_minor, EXCLUDED.chargebacks_minor, EXCLUDED.net_revenue_minor,
+            EXCLUDED.orders_count, EXCLUDED.roas)
+    RETURNING 1
+),
+dropped_sellpages AS (
+    DELETE FROM sellpage_stats_daily AS t
+     WHERE t.seller_id = :seller_id AND t.stat_date = ANY(CAST(:days AS date[]))
+       AND t.stat_date BETWEEN :first_day AND :last_day
+       AND NOT EXISTS (
+           SELECT 1 FROM sellpage_days AS p
+            WHERE p.sellpage_id = t.sellpage_id AND p.day = t.stat_date)
     RETURNING 1
 ),
 written_days AS (
@@ -332,22 +427,14 @@ written_days AS (
            computed_at = now()
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM written_entities) AS entity_rows,
-       (SELECT count(*) FROM written_sellpages) AS sellpage_rows,
-       (SELECT count(*) FROM written_days) AS seller_rows
+SELECT (SELECT count(*) FROM entity_days) AS entity_rows,
+       (SELECT count(*) FROM sellpage_days) AS sellpage_rows,
+       (SELECT count(*) FROM written_days) AS seller_rows,
+       (SELECT count(*) FROM written_entities) + (SELECT count(*) FROM dropped_entities)
+           AS entity_rows_changed,
+       (SELECT count(*) FROM written_sellpages) + (SELECT count(*) FROM dropped_sellpages)
+           AS sellpage_rows_changed
 """
 
-#: Recompute the three roll-ups of ``:days`` (the caller cleared the partitioned ones).
+#: Recompute the three roll-ups of ``:days``, writing only the rows whose numbers changed.
 RECOMPUTE_DAYS = text(_CONVERTED_ROWS)
-CLEAR_DAYS = (
-    text(
-        "DELETE FROM sellpage_stats_daily"
-        " WHERE seller_id = :seller_id AND stat_date = ANY(CAST(:days AS date[]))"
-        " AND stat_date BETWEEN :first_day AND :last_day"
-    ),
-    text(
-        "DELETE FROM entity_stats_daily"
-        " WHERE seller_id = :seller_id AND stat_date = ANY(CAST(:days AS date[]))"
-        " AND stat_date BETWEEN :first_day AND :last_day"
-    ),
-)
