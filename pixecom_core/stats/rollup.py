@@ -301,24 +301,40 @@ seller_days AS (
       ) AS rv ON rv.day = d.day
       LEFT JOIN pending AS pd ON pd.day = d.day
 ),
+stored_entities AS (
+    SELECT o.entity_type, o.network, o.entity_id, o.stat_date, o.reporting_currency,
+           o.spend_minor, o.gross_revenue_minor, o.refunds_minor, o.chargebacks_minor,
+           o.net_revenue_minor, o.orders_count
+      FROM entity_stats_daily AS o
+     WHERE o.seller_id = :seller_id AND o.stat_date = ANY(CAST(:days AS date[]))
+       AND o.stat_date BETWEEN :first_day AND :last_day
+),
+-- What differs between the recomputed and the stored rows: a FULL JOIN, which PostgreSQL
+-- runs as a hash or merge join only, never as a nested loop over two CTEs.
+entity_changes AS (
+    SELECT e.entity_type, e.network, e.entity_id, e.day, e.spend, e.gross, e.refunds,
+           e.chargebacks, e.net, e.orders, o.entity_type AS gone_type,
+           o.network AS gone_network, o.entity_id AS gone_id, o.stat_date AS gone_day
+      FROM entity_days AS e
+      FULL JOIN stored_entities AS o
+        ON o.entity_type = e.entity_type AND o.network = e.network
+       AND o.entity_id = e.entity_id AND o.stat_date = e.day
+     WHERE e.entity_id IS NULL OR o.entity_id IS NULL
+        OR (o.reporting_currency, o.spend_minor, o.gross_revenue_minor, o.refunds_minor,
+            o.chargebacks_minor, o.net_revenue_minor, o.orders_count)
+           IS DISTINCT FROM
+           ((SELECT rep FROM seller), e.spend, e.gross, e.refunds, e.chargebacks, e.net,
+            e.orders)
+),
 written_entities AS (
     INSERT INTO entity_stats_daily AS t
         (seller_id, entity_type, network, entity_id, stat_date, reporting_currency,
          spend_minor, gross_revenue_minor, refunds_minor, chargebacks_minor,
          net_revenue_minor, orders_count)
-    SELECT :seller_id, e.entity_type, e.network, e.entity_id, e.day, seller.rep, e.spend,
-           e.gross, e.refunds, e.chargebacks, e.net, e.orders
-      FROM entity_days AS e CROSS JOIN seller
-     WHERE NOT EXISTS (
-           SELECT 1 FROM entity_stats_daily AS o
-            WHERE o.seller_id = :seller_id AND o.stat_date = ANY(CAST(:days AS date[]))
-              AND o.stat_date BETWEEN :first_day AND :last_day
-              AND o.entity_type = e.entity_type AND o.network = e.network
-              AND o.entity_id = e.entity_id AND o.stat_date = e.day
-              AND (o.reporting_currency, o.spend_minor, o.gross_revenue_minor,
-                   o.refunds_minor, o.chargebacks_minor, o.net_revenue_minor, o.orders_count)
-                  IS NOT DISTINCT FROM
-                  (seller.rep, e.spend, e.gross, e.refunds, e.chargebacks, e.net, e.orders))
+    SELECT :seller_id, c.entity_type, c.network, c.entity_id, c.day, seller.rep, c.spend,
+           c.gross, c.refunds, c.chargebacks, c.net, c.orders
+      FROM entity_changes AS c CROSS JOIN seller
+     WHERE c.entity_id IS NOT NULL
     ON CONFLICT (seller_id, entity_type, network, entity_id, stat_date) DO UPDATE
        SET reporting_currency = EXCLUDED.reporting_currency,
            spend_minor = EXCLUDED.spend_minor,
@@ -338,37 +354,48 @@ written_entities AS (
 ),
 dropped_entities AS (
     DELETE FROM entity_stats_daily AS t
-     WHERE t.seller_id = :seller_id AND t.stat_date = ANY(CAST(:days AS date[]))
+     USING entity_changes AS c
+     WHERE c.entity_id IS NULL
+       AND t.seller_id = :seller_id AND t.stat_date = ANY(CAST(:days AS date[]))
        AND t.stat_date BETWEEN :first_day AND :last_day
-       AND NOT EXISTS (
-           SELECT 1 FROM entity_days AS e
-            WHERE e.entity_type = t.entity_type AND e.network = t.network
-              AND e.entity_id = t.entity_id AND e.day = t.stat_date)
+       AND t.entity_type = c.gone_type AND t.network = c.gone_network
+       AND t.entity_id = c.gone_id AND t.stat_date = c.gone_day
     RETURNING 1
+),
+sellpage_rows AS (
+    SELECT sellpage_id, day, spend, gross, refunds, chargebacks, net, orders,
+           CASE WHEN spend > 0 THEN round(net::numeric / spend, 6) END AS roas
+      FROM sellpage_days
+),
+stored_sellpages AS (
+    SELECT o.sellpage_id, o.stat_date, o.reporting_currency, o.spend_minor,
+           o.gross_revenue_minor, o.refunds_minor, o.chargebacks_minor, o.net_revenue_minor,
+           o.orders_count, o.roas, o.needs_reaggregation
+      FROM sellpage_stats_daily AS o
+     WHERE o.seller_id = :seller_id AND o.stat_date = ANY(CAST(:days AS date[]))
+       AND o.stat_date BETWEEN :first_day AND :last_day
+),
+sellpage_changes AS (
+    SELECT p.sellpage_id, p.day, p.spend, p.gross, p.refunds, p.chargebacks, p.net,
+           p.orders, p.roas, o.sellpage_id AS gone_id, o.stat_date AS gone_day
+      FROM sellpage_rows AS p
+      FULL JOIN stored_sellpages AS o ON o.sellpage_id = p.sellpage_id AND o.stat_date = p.day
+     WHERE p.sellpage_id IS NULL OR o.sellpage_id IS NULL OR o.needs_reaggregation
+        OR (o.reporting_currency, o.spend_minor, o.gross_revenue_minor, o.refunds_minor,
+            o.chargebacks_minor, o.net_revenue_minor, o.orders_count, o.roas)
+           IS DISTINCT FROM
+           ((SELECT rep FROM seller), p.spend, p.gross, p.refunds, p.chargebacks, p.net,
+            p.orders, p.roas)
 ),
 written_sellpages AS (
     INSERT INTO sellpage_stats_daily AS t
         (seller_id, sellpage_id, stat_date, reporting_currency, spend_minor,
          gross_revenue_minor, refunds_minor, chargebacks_minor, net_revenue_minor,
          orders_count, roas, needs_reaggregation, computed_at)
-    SELECT :seller_id, p.sellpage_id, p.day, seller.rep, p.spend, p.gross, p.refunds,
-           p.chargebacks, p.net, p.orders, p.roas, false, now()
-      FROM (
-          SELECT *, CASE WHEN spend > 0 THEN round(net::numeric / spend, 6) END AS roas
-            FROM sellpage_days
-      ) AS p CROSS JOIN seller
-     WHERE NOT EXISTS (
-           SELECT 1 FROM sellpage_stats_daily AS o
-            WHERE o.seller_id = :seller_id AND o.stat_date = ANY(CAST(:days AS date[]))
-              AND o.stat_date BETWEEN :first_day AND :last_day
-              AND o.sellpage_id = p.sellpage_id AND o.stat_date = p.day
-              AND NOT o.needs_reaggregation
-              AND (o.reporting_currency, o.spend_minor, o.gross_revenue_minor,
-                   o.refunds_minor, o.chargebacks_minor, o.net_revenue_minor, o.orders_count,
-                   o.roas)
-                  IS NOT DISTINCT FROM
-                  (seller.rep, p.spend, p.gross, p.refunds, p.chargebacks, p.net, p.orders,
-                   p.roas))
+    SELECT :seller_id, c.sellpage_id, c.day, seller.rep, c.spend, c.gross, c.refunds,
+           c.chargebacks, c.net, c.orders, c.roas, false, now()
+      FROM sellpage_changes AS c CROSS JOIN seller
+     WHERE c.sellpage_id IS NOT NULL
     ON CONFLICT (seller_id, sellpage_id, stat_date) DO UPDATE
        SET reporting_currency = EXCLUDED.reporting_currency,
            spend_minor = EXCLUDED.spend_minor,
@@ -391,11 +418,11 @@ written_sellpages AS (
 ),
 dropped_sellpages AS (
     DELETE FROM sellpage_stats_daily AS t
-     WHERE t.seller_id = :seller_id AND t.stat_date = ANY(CAST(:days AS date[]))
+     USING sellpage_changes AS c
+     WHERE c.sellpage_id IS NULL
+       AND t.seller_id = :seller_id AND t.stat_date = ANY(CAST(:days AS date[]))
        AND t.stat_date BETWEEN :first_day AND :last_day
-       AND NOT EXISTS (
-           SELECT 1 FROM sellpage_days AS p
-            WHERE p.sellpage_id = t.sellpage_id AND p.day = t.stat_date)
+       AND t.sellpage_id = c.gone_id AND t.stat_date = c.gone_day
     RETURNING 1
 ),
 written_days AS (

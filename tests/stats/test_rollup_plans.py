@@ -13,9 +13,10 @@ No plan may read a big table with a ``Seq Scan``, nor through an index other tha
 one meant for it (an index on ``seller_id`` alone would still walk all of the seller's
 rows per lookup). Which index serves which statement (``SERVING_INDEXES``):
 
-- ``CLEAR_DAYS``: ``pk_sellpage_stats_daily``; ``ix_entity_stats_daily_seller_id_stat_date``
-  or ``pk_entity_stats_daily``.
-- ``RECOMPUTE_DAYS``: ``ad_stats_daily`` by ``ix_ad_stats_daily_seller_id_stat_date`` (or
+- ``RECOMPUTE_DAYS``: the days' stored roll-ups it compares with and deletes from,
+  ``sellpage_stats_daily`` by ``pk_sellpage_stats_daily`` and ``entity_stats_daily`` by
+  ``ix_entity_stats_daily_seller_id_stat_date`` or ``pk_entity_stats_daily``;
+  ``ad_stats_daily`` by ``ix_ad_stats_daily_seller_id_stat_date`` (or
   ``pk_ad_stats_daily``, whose first column is the seller); ``orders`` by
   ``ix_orders_seller_id_created_at``, its partitions pruned to the window's months by the
   ``created_at`` bounds; ``payment_events`` by
