@@ -260,6 +260,11 @@ class Settings(SettingsWithSecretFiles):
     webhook_task_timeout_seconds: float = Field(default=120.0, gt=0)
     #: How often a worker looks for inbox deliveries whose task was lost.
     inbox_sweep_seconds: float = Field(default=30.0, gt=0)
+    #: Shortest time between the starts of one seller's revenue refreshes after payment
+    #: facts (issue 18 item 2): a fact arriving sooner is picked up by a refresh the
+    #: payments worker queues when that time is over, so a burst of payments recomputes each of
+    #: its sellers' days a few times instead of once per fact. 0 refreshes at once.
+    revenue_refresh_spacing_seconds: float = Field(default=15.0, ge=0, le=120)
     #: Messages kept per queue stream (XACK does not delete; the stream is trimmed).
     queue_max_length: int = Field(default=100_000, ge=1_000)
 

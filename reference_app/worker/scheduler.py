@@ -155,7 +155,8 @@ async def load_fx_rates(
         sessions, settings, source, today - timedelta(days=settings.fx_load_days_back), today
     )
     for seller_id in load.sellers_marked:
-        await kick_revenue_refresh(broker, seller_id)
+        # The scheduler's broker is the stats-low queue's: name the payments queue.
+        await kick_revenue_refresh(broker, seller_id, settings)
     return load
 
 

@@ -44,7 +44,7 @@ async def test_the_load_runs_once_per_slot_and_queues_the_waiting_sellers(
             )
     kicked: list[uuid.UUID] = []
 
-    async def kick(_broker: object, seller: uuid.UUID) -> None:
+    async def kick(_broker: object, seller: uuid.UUID, _settings: object = None) -> None:
         kicked.append(seller)
 
     monkeypatch.setattr(scheduler, "kick_revenue_refresh", kick)
