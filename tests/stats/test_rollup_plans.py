@@ -310,7 +310,7 @@ def loaded_database(servers: tuple[str, str]) -> Iterator[TestDatabase]:
 @pytest.fixture(scope="module")
 async def loaded(loaded_database: TestDatabase) -> AsyncIterator[Loaded]:
     with psycopg.connect(loaded_database.owner_dsn, autocommit=True) as conn:
-        roots = dict(
+        roots: dict[str, str] = dict(
             conn.execute(
                 "SELECT relname::text, pg_partition_root(oid)::regclass::text FROM pg_class"
                 " WHERE relkind IN ('r', 'p', 'i', 'I') AND relnamespace = 'public'::regnamespace"
