@@ -24,20 +24,21 @@ amounts (issue 16), so every view agrees to the cent:
   (:func:`attribution_sql`); an order without one of them counts as such in the seller's
   day (``no_sellpage_*``, ``no_campaign_*``).
 
-The statement runs in the seller's scope and writes only what changed (issue 18 item 3:
-a steady sync recomputes days whose numbers mostly stand, and rewriting every row cost
+The statement runs in the seller's scope and writes only what changed (issue 18 item 3: a
+steady sync recomputes days whose numbers mostly stand, and rewriting every row cost
 PostgreSQL a tuple, its index entries, WAL and a foreign-key check each). A
 ``sellpage_stats_daily`` or ``entity_stats_daily`` row the recomputation produces is
-inserted when new and updated when one of its numbers (or the reporting currency)
-differs; an identical row is not touched at all — it is left out before the upsert, so it
-is not even locked, and the upsert's ``WHERE … IS DISTINCT FROM`` guards the update as
-well. A row of a recomputed day the recomputation no longer produces (an entity without
-spend or revenue that day any more, a sellpage whose campaigns were unlinked) is deleted
-by the same statement. So ``computed_at`` of those two tables is when the row's numbers
-were last written — when they were computed *as they are* — not when the day was last
-recomputed; a ``sellpage_stats_daily`` row still flagged ``needs_reaggregation`` (0017
-stopped writing the flag) is rewritten and the flag cleared. ``seller_stats_daily`` rows
-are upserted every time and their ``needs_reaggregation`` cleared (the per-seller
+inserted when new and updated when one of its numbers (or the reporting currency) differs;
+an identical row is not touched at all — it is left out before the upsert, so it is not
+even locked, and the upsert's ``WHERE … IS DISTINCT FROM`` guards the update as well. A
+row of a recomputed day the recomputation no longer produces (an entity-day left with
+neither a snapshot nor an attributed order — a zeroed snapshot still gives a row of zeros,
+as before —, a sellpage-day left with neither a linked campaign's spend nor an order) is
+deleted by the same statement. So ``computed_at`` of those two tables is when the row's
+numbers were last written — when they were computed *as they are* — not when the day was
+last recomputed; a ``sellpage_stats_daily`` row still flagged ``needs_reaggregation``
+(0017 stopped writing the flag) is rewritten and the flag cleared. ``seller_stats_daily``
+rows are upserted every time and their ``needs_reaggregation`` cleared (the per-seller
 advisory lock keeps a concurrent marker from being lost, and a second recomputation from
 writing the same days at once: see :mod:`pixecom_core.stats.aggregate`); their
 ``computed_at`` is when the day was last recomputed.
