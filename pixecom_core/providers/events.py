@@ -68,7 +68,8 @@ class StatsAggregationSummary(FrozenValue):
     :param since: first day aggregated, inclusive.
     :param until: last day aggregated, inclusive.
     :param ad_entity_days: ``ad_stats_daily`` rows written.
-    :param sellpage_days: ``sellpage_stats_daily`` rows written.
+    :param sellpage_days: ``sellpage_stats_daily`` rows the recomputed days hold (written
+        or already current: the roll-up rewrites only rows whose numbers changed).
     :param reporting_currency: the seller's reporting currency (ISO 4217).
     :param aggregated_at: when the aggregation committed.
     """
