@@ -14,12 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 from taskiq import InMemoryBroker
 
-from pixecom_core.plugins import ProviderRegistry, create_plugin_manager
-from pixecom_core.security.secret_box import SecretBox
 from pixecom_core.settings import Settings
-from pixecom_core.stats.jobs import SyncJobs
-from pixecom_core.stats.sync import StatsSync
-from reference_app.services import open_services
 from reference_app.worker import broker as broker_module
 from reference_app.worker.broker import (
     REFRESH_REVENUE,
@@ -32,7 +27,7 @@ from reference_app.worker.broker import (
     release_deferred_revenue_refreshes,
     revenue_refresh_key,
 )
-from tests.worker.test_tasks_alone import context_on
+from tests.worker.test_tasks_alone import broker_on, context_on
 
 SPACING = 30.0
 
@@ -56,42 +51,15 @@ def kicks(monkeypatch: pytest.MonkeyPatch) -> Kicks:
     return recorded
 
 
-async def resources_for(settings: Settings, spacing: float) -> AsyncIterator[InMemoryBroker]:
-    isolated = settings.model_copy(
-        update={
-            "redis_key_prefix": f"pixecom-test:{uuid.uuid4().hex}:",
-            "revenue_refresh_spacing_seconds": spacing,
-        }
-    )
-    providers = ProviderRegistry(create_plugin_manager())
-    broker = InMemoryBroker()
-    async with open_services(
-        isolated, providers, application_name="pixecom-test-spacing", redis_socket_timeout=5.0
-    ) as services:
-        stats_sync = StatsSync(
-            services.sessions,
-            isolated,
-            providers,
-            SecretBox(isolated.token_encryption_keys),
-            providers.plugin_manager,
-        )
-        broker.state.pixecom = WorkerResources(
-            services=services,
-            sync_jobs=SyncJobs(stats_sync, services.sessions, isolated, services.redis),
-            broker=broker,
-        )
-        yield broker
-
-
 @pytest.fixture
 async def spaced(settings: Settings) -> AsyncIterator[InMemoryBroker]:
-    async for broker in resources_for(settings, SPACING):
+    async with broker_on(settings, revenue_refresh_spacing_seconds=SPACING) as broker:
         yield broker
 
 
 @pytest.fixture
 async def unspaced(settings: Settings) -> AsyncIterator[InMemoryBroker]:
-    async for broker in resources_for(settings, 0.0):
+    async with broker_on(settings, revenue_refresh_spacing_seconds=0.0) as broker:
         yield broker
 
 

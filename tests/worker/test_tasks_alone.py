@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import psycopg
 import pytest
@@ -35,10 +36,13 @@ def context_on(broker: InMemoryBroker, task_name: str) -> Context:
     return Context(message, broker)
 
 
-@pytest.fixture
-async def broker_with_resources(settings: Settings) -> AsyncIterator[InMemoryBroker]:
-    """A broker whose state holds worker resources opened by the shared builder."""
-    isolated = settings.model_copy(update={"redis_key_prefix": f"pixecom-test:{uuid.uuid4().hex}:"})
+@asynccontextmanager
+async def broker_on(settings: Settings, **update: object) -> AsyncIterator[InMemoryBroker]:
+    """A broker whose state holds worker resources opened by the shared builder, on
+    ``settings`` with Redis keys of its own and ``update`` applied."""
+    isolated = settings.model_copy(
+        update={"redis_key_prefix": f"pixecom-test:{uuid.uuid4().hex}:", **update}
+    )
     providers = ProviderRegistry(create_plugin_manager())
     broker = InMemoryBroker()
     async with open_services(
@@ -56,6 +60,13 @@ async def broker_with_resources(settings: Settings) -> AsyncIterator[InMemoryBro
             sync_jobs=SyncJobs(stats_sync, services.sessions, isolated, services.redis),
             broker=broker,
         )
+        yield broker
+
+
+@pytest.fixture
+async def broker_with_resources(settings: Settings) -> AsyncIterator[InMemoryBroker]:
+    """A broker whose state holds worker resources opened by the shared builder."""
+    async with broker_on(settings) as broker:
         yield broker
 
 
