@@ -92,5 +92,7 @@ async def test_a_database_failure_is_answered_without_its_text(
     assert response.headers["content-type"] == "application/json"
     error = response.json()["error"]
     assert error["message"] and error["request_id"]
+    # The request id is random: it may hold "9223" itself (about one run in 300).
+    answered = response.text.replace(error["request_id"], "<request id>").lower()
     for leak in LEAKS:
-        assert leak.lower() not in response.text.lower(), (leak, response.text)
+        assert leak.lower() not in answered, (leak, response.text)
