@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from typing import Any
 
 from pixecom_core import hookimpl
 from pixecom_core.providers import (
@@ -39,6 +40,9 @@ class FakeAdNetwork:
         self.delay_seconds = 0.0
         #: Raised by every fetch when set (a bug outside the provider error classes).
         self.crash: Exception | None = None
+        #: Fetches made by these tasks wait until their event is set (a job kept running
+        #: while a test does something beside it, however slow the machine).
+        self.held_tasks: dict[asyncio.Task[Any], asyncio.Event] = {}
 
     def set_spend(
         self, account: str, level: EntityLevel, entity: str, day: date, micros: int
@@ -67,6 +71,9 @@ class FakeAdNetwork:
         self.tokens_seen.add(account.access_token.get_secret_value())
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
+        held = self.held_tasks.get(asyncio.current_task())  # type: ignore[arg-type]
+        if held is not None:
+            await held.wait()
         if self.crash is not None:
             raise self.crash
         error = self.failures.pop(account.account_id, None)

@@ -413,7 +413,13 @@ async def test_a_regular_sync_runs_while_a_backfill_chunk_holds_its_lock(
 ) -> None:
     seller, account = seller_with_history(database_owner_dsn, backfill_settings, network, "both")
     sync_jobs = SyncJobs(stats_sync, create_sessionmaker(app_engine), backfill_settings, client)
-    network.delay_seconds = 0.3  # every fetch: a chunk holds its lock for about a second
+    # The chunk's fetches wait until the sync and the second job are done: it holds its
+    # lock all that time, whatever the machine's speed.
+    release = asyncio.Event()
+    chunk = asyncio.create_task(
+        jobs.run(seller.seller_id, account, task_id="bf-1", next_task_id="bf-2", now=NOW)
+    )
+    network.held_tasks[chunk] = release
 
     async def sync_once_the_chunk_runs() -> SyncOutcome:
         while not await client.exists(jobs.lock_name(account)):
@@ -423,15 +429,18 @@ async def test_a_regular_sync_runs_while_a_backfill_chunk_holds_its_lock(
         assert await client.exists(jobs.lock_name(account))
         return result.outcome
 
-    backfill, sync_outcome, second_chunk = await asyncio.gather(
-        jobs.run(seller.seller_id, account, task_id="bf-1", next_task_id="bf-2", now=NOW),
-        sync_once_the_chunk_runs(),
-        _after_lock(
-            client,
-            jobs.lock_name(account),
-            jobs.run(seller.seller_id, account, task_id="bf-x", next_task_id="bf-y", now=NOW),
-        ),
-    )
+    try:
+        sync_outcome, second_chunk = await asyncio.gather(
+            sync_once_the_chunk_runs(),
+            _after_lock(
+                client,
+                jobs.lock_name(account),
+                jobs.run(seller.seller_id, account, task_id="bf-x", next_task_id="bf-y", now=NOW),
+            ),
+        )
+    finally:
+        release.set()
+    backfill = await chunk
 
     assert sync_outcome is SyncOutcome.DONE  # never skipped because a backfill runs
     assert backfill.outcome is JobOutcome.CONTINUE
