@@ -40,8 +40,8 @@ from pixecom_core.plugins import ProviderRegistry, create_plugin_manager  # noqa
 from pixecom_core.providers import PaymentEventKind  # noqa: E402
 from pixecom_core.settings import Settings  # noqa: E402
 from pixecom_core.testing.databases import provision_test_database, test_servers  # noqa: E402
+from pixecom_core.testing.loopback import serving  # noqa: E402
 from reference_app.api import create_app  # noqa: E402
-from tests.app.test_body_limit import serving  # noqa: E402
 from tests.db.tenant_rows import insert_seller  # noqa: E402
 from tests.ledger import fakepay  # noqa: E402
 from tests.ledger.conftest import insert_order  # noqa: E402
@@ -96,7 +96,7 @@ async def run(deliveries: int, concurrency: int) -> int:
         rng.shuffle(bodies)
 
         manager = create_plugin_manager(load_entry_points=False, plugins=[fakepay])
-        with serving(create_app(settings, plugin_manager=manager)) as base_url:
+        with serving(create_app(settings, plugin_manager=manager), lifespan="on") as base_url:
             limits = httpx.Limits(max_connections=concurrency)
             async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
 
