@@ -79,6 +79,14 @@ def simulate_command(
             "1 without it].",
         ),
     ] = None,
+    warmup: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds of load at the window's rates before it (connections opened, "
+            "each route served once); reported apart from the window.",
+        ),
+    ] = 5.0,
 ) -> None:
     """Reproduce one of the audit's scenarios (A, B or C) against the reference deployment.
 
@@ -118,6 +126,7 @@ def simulate_command(
         edge=edge,
         generator_core_limit=generator_core_limit,
         api_processes=api_processes,
+        warmup=warmup,
     )
     try:
         result = run_simulation(chosen, options, typer.echo)

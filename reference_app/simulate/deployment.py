@@ -9,7 +9,9 @@ configured for the scenario through :class:`~pixecom_core.providers.SimulatedCon
 (the ad network's latency and campaigns per account, a slow tracker) — one worker per
 queue (or one worker process for every queue: the scenario's ``worker_layout``, the
 small-VPS layout of scenario A), the scheduler and the API, each process logging to
-``<output>/logs/``.
+``<output>/logs/``. Each process starts at the priority its deploy-kit systemd unit gives
+it (``Nice=``, :func:`unit_nice`: the workers and the scheduler below the API), the
+sandboxes, which stand for providers on machines of their own, at :data:`OUTSIDE_NICE`.
 
 Pool sizes are set per process so that the whole deployment stays inside PostgreSQL's
 default ``max_connections`` of 100 (SCALE-3: bounded pools, explicitly):
@@ -61,6 +63,41 @@ WORKER_POOL_TIMEOUT_SECONDS = 60.0
 #: Seconds each process gets to answer its readiness probe or stop.
 START_SECONDS = 180.0
 STOP_SECONDS = 20.0
+#: The deploy kit's systemd units, whose ``Nice=`` each process of the simulation runs at.
+SYSTEMD_DIR = Path(__file__).resolve().parents[1] / "deploy" / "systemd"
+#: The priority (nice value) of what stands for the world outside the deployment: the
+#: providers' sandboxes and the load generator (this process, during the window). A
+#: deployment's shoppers and providers are on machines of their own; on one shared
+#: machine they get a core before the deployment's processes, so that their own wait
+#: is not counted as the deployment's latency. Needs the privilege to raise a priority
+#: (root, or CAP_SYS_NICE); without it they run at the default and the report says so.
+OUTSIDE_NICE = -5
+
+
+def unit_nice(unit: str) -> int:
+    """The ``Nice=`` of the deploy kit's systemd ``unit`` (0 when it sets none)."""
+    for line in (SYSTEMD_DIR / unit).read_text().splitlines():
+        key, _, value = line.strip().partition("=")
+        if key == "Nice":
+            return int(value)
+    return 0
+
+
+def raise_own_priority(nice: int = OUTSIDE_NICE) -> int:
+    """Run this process (its calling thread, as Linux counts priorities) at ``nice``;
+    returns the nice value it had, for :func:`restore_own_priority`. Without the
+    privilege the priority stays as it was."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except PermissionError:
+        pass
+    return before
+
+
+def restore_own_priority(nice: int) -> None:
+    """Undo :func:`raise_own_priority` (lowering a priority needs no privilege)."""
+    os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 class PluginMissingError(RuntimeError):
@@ -245,6 +282,9 @@ class SimulatedDeployment:
     sandboxes: SimulationSandboxes | None = None
     sandbox_urls: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    #: process name → the nice value it was started at (the deploy kit's units' ``Nice=``;
+    #: :data:`OUTSIDE_NICE` for the sandboxes).
+    priorities: dict[str, int] = field(default_factory=dict)
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _servers: EmbeddedServers | None = None
     _server_dsn: str = ""
@@ -350,7 +390,9 @@ class SimulatedDeployment:
             self.sandbox_urls[sandbox.name] = url
             assignments.append(f"{sandbox.name}={port}")
         self._spawn(
-            "sandboxes", ["-m", "reference_app.simulate.processes", "sandboxes", *assignments]
+            "sandboxes",
+            ["-m", "reference_app.simulate.processes", "sandboxes", *assignments],
+            nice=OUTSIDE_NICE,
         )
         for name, url in self.sandbox_urls.items():
             self._wait_for(f"{url}/_sandbox/config", f"the {name} sandbox")
@@ -397,8 +439,14 @@ class SimulatedDeployment:
                     if queue is Queue.PAYMENTS
                     else self._pool(3, 3, timeout=WORKER_POOL_TIMEOUT_SECONDS)
                 ),
+                nice=unit_nice("pixecom-worker@.service"),
             )
-        self._spawn("scheduler", ["-m", "reference_app.cli", "scheduler"], extra=self._pool(2, 2))
+        self._spawn(
+            "scheduler",
+            ["-m", "reference_app.cli", "scheduler"],
+            extra=self._pool(2, 2),
+            nice=unit_nice("pixecom-scheduler.service"),
+        )
         # The deploy kit's processes share the pool the single one had: the deployment
         # stays inside PostgreSQL's max_connections whatever the count.
         processes = max(1, self.options.api_processes)
@@ -410,6 +458,7 @@ class SimulatedDeployment:
             self._spawn(
                 "api" if index == 0 else f"api-{index + 1}",
                 ["-m", "reference_app.simulate.processes", "api", "--port", url.rsplit(":", 1)[1]],
+                nice=unit_nice("pixecom-api@.service"),
                 extra={
                     **self._pool(pool, pool),
                     **(
@@ -438,6 +487,7 @@ class SimulatedDeployment:
             "worker-all",
             ["-m", "reference_app.cli", "worker", "--queue", queues],
             extra=self._pool(max(10, concurrency // 5), 20, timeout=WORKER_POOL_TIMEOUT_SECONDS),
+            nice=unit_nice("pixecom-worker-all.service"),
         )
 
     def _logs(self) -> Path:
@@ -445,14 +495,25 @@ class SimulatedDeployment:
         logs.mkdir(parents=True, exist_ok=True)
         return logs
 
-    def _spawn(self, name: str, arguments: list[str], extra: dict[str, str] | None = None) -> None:
+    def _spawn(
+        self,
+        name: str,
+        arguments: list[str],
+        extra: dict[str, str] | None = None,
+        nice: int = 0,
+    ) -> None:
+        """Start ``python arguments`` as ``name`` at priority ``nice`` (through
+        coreutils' ``nice``, so every thread of the process has it from the start; a
+        priority above the default that is not permitted leaves the default)."""
         env = {**self._environment, **(extra or {})}
+        command = [sys.executable, *arguments]
+        if nice:
+            command = ["nice", "-n", str(nice), *command]
         with (self._logs() / f"{name}.log").open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, *arguments], stdout=log, stderr=subprocess.STDOUT, env=env
-            )
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         self._processes[name] = process
         self.pids[name] = process.pid
+        self.priorities[name] = nice
 
     def _wait_for(self, url: str, what: str) -> None:
         deadline = time.monotonic() + START_SECONDS

@@ -33,6 +33,9 @@ from pixecom_core.resilience import ProviderBreakers
 from pixecom_core.settings import Settings
 from reference_app.worker.broker import Queue, stream_name
 
+#: The name the probes give the load generator (the simulation's own process).
+LOAD_GENERATOR = "load generator"
+
 #: Tables whose rows are counted at the end (partitioned parents count every partition).
 COUNTED_TABLES = (
     "sellers",
@@ -136,7 +139,7 @@ class Probes:
         processes = {}
         # the load generator (this process) is measured too: on a shared machine it
         # competes with the deployment for the same cores
-        for name, pid in {**self.pids, "load generator": os.getpid()}.items():
+        for name, pid in {**self.pids, LOAD_GENERATOR: os.getpid()}.items():
             try:
                 processes[name] = psutil.Process(pid)
             except psutil.NoSuchProcess:

@@ -41,16 +41,13 @@ from reference_app.simulate.load import (  # noqa: E402
     ClassStats,
     percentiles,
 )
+from reference_app.simulate.probes import LOAD_GENERATOR  # noqa: E402
 from reference_app.simulate.runner import SimulationResult  # noqa: E402
 from reference_app.simulate.scenarios import SYNC_WINDOW_SECONDS, Metric  # noqa: E402
 
 #: An API error rate at or above this fails the API row.
 MAX_ERROR_RATE = 0.01
 MIB = 1024 * 1024
-
-
-#: The probes' name for the simulation's own process.
-LOAD_GENERATOR = "load generator"
 
 
 def generator_starved(ran_seconds: float, waited_seconds: float) -> str | None:
@@ -95,6 +92,35 @@ def _waits(waits: dict[str, float]) -> str:
     return (
         f"waited for a core: load generator {waits.get(LOAD_GENERATOR, 0):.0f} s, "
         f"{_api_processes(waits)} {api_total(waits):.0f} s; "
+    )
+
+
+def _warmup(warmup: dict[str, Any] | None) -> str:
+    """The warm-up's figures, for the load generator's row."""
+    if warmup is None:
+        return "; no warm-up"
+    return (
+        f"; before the window, {warmup['seconds']:g} s of warm-up (not in these figures): "
+        f"{warmup['requests']} requests, {warmup['errors']} errors, {warmup['shed']} shed, "
+        f"p99 {_ms(warmup['p99_ms'])}"
+    )
+
+
+def _priorities(priorities: dict[str, int]) -> str:
+    """Each process's priority (nice value), alike processes grouped, for the CPU row."""
+    if not priorities:
+        return ""
+    groups: dict[str, set[int]] = {}
+    for name, nice in priorities.items():
+        group = "workers" if name.startswith("worker-") else name.split("-", 1)[0]
+        groups.setdefault(group, set()).add(nice)
+    return (
+        "nice: "
+        + ", ".join(
+            f"{group} {'/'.join(str(n) for n in sorted(values))}"
+            for group, values in groups.items()
+        )
+        + "; "
     )
 
 
@@ -201,6 +227,21 @@ def metrics(result: SimulationResult) -> dict[str, Any]:
             name: round(samples[-1].cpu_wait_seconds.get(name, 0.0) - value, 1)
             for name, value in (samples[0].cpu_wait_seconds.items() if samples else [])
         },
+        "priorities": result.priorities,
+        # The load before the window (RunOptions.warmup): apart, never in "api".
+        "warmup": (
+            {
+                "seconds": result.options.warmup,
+                **{
+                    key: value
+                    for key, value in asdict(result.warmup.by_class()["all"]).items()
+                    if key in ("requests", "ok", "errors", "shed", "p50_ms", "p99_ms")
+                },
+                "storefront_cache_status": result.warmup.cache_statuses(STOREFRONT),
+            }
+            if result.warmup is not None
+            else None
+        ),
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_at_end": os.getloadavg(),
@@ -328,6 +369,7 @@ def verdict_rows(
             f"{generator['cpu_ms_per_answer'] or 0:.1f} ms per answer), API "
             f"{api_cores} cores; offered {figures['api_offered_rate']:.0f} req/s, answered "
             f"{figures['api_answered_rate']:.0f} req/s{cached}"
+            + _warmup(figures["warmup"])
             + (f"; {generator['warning']}" if generator["warning"] else ""),
             "-",
             "INFO",
@@ -345,6 +387,7 @@ def verdict_rows(
                 f"sandboxes {cpu.get('sandboxes', 0) / window:.2f}, load generator "
                 f"{cpu.get('load generator', 0) / window:.2f}; {machine['cpus']} cores, "
                 f"{_waits(figures['cpu_wait_seconds_in_window'])}"
+                f"{_priorities(figures['priorities'])}"
                 f"load average {machine['load_average_at_end'][0]:.1f} at the end "
                 "(other work on the machine included)",
                 "CPU 100% sustained; worker and API fight for cycles (scenario B)",

@@ -5,25 +5,38 @@ Phases (each announced on the terminal with the time elapsed):
 1. start the reference deployment (:mod:`reference_app.simulate.deployment`);
 2. generate the scenario's data (:mod:`reference_app.simulate.datagen`);
 3. log sellers in, and for a webhook burst place its orders ahead (unpaid);
-4. the measurement window (``duration`` seconds): open-loop API load at the scenario's
+4. the warm-up (``warmup`` seconds, 5 by default): load at the window's rates, so that the
+   window starts with the generator's keep-alive connections open (their TLS handshakes
+   done) and every route served once; its answers are reported apart, never in the
+   window's figures;
+5. the measurement window (``duration`` seconds): open-loop API load at the scenario's
    peak rates; at its start a full sync cycle of every seller is queued on the workers
    (all at once — worse than the scheduler's spread, on purpose) and, in scenario C, a
    tracking refresh of every seller against a tracker slower than its timeout; halfway,
    the webhook burst (payments completed with their webhooks held, then delivered twice
    each, shuffled, by concurrent senders);
-5. wait for the cycle to finish (up to ``cycle_timeout``) and the webhooks to be processed,
+6. wait for the cycle to finish (up to ``cycle_timeout``) and the webhooks to be processed,
    then count rows and check every paid payment reached the ledger exactly as a fact.
 
 With ``edge`` (the default for scenario C, issue 18 item 2) the deploy kit's nginx config
 runs in front of the API (:mod:`reference_app.simulate.edge`): the load reaches the API as
 a deployment's would, through TLS, per-address rate limits and the sellpages'
 micro-cache. Sandboxes still deliver webhooks to the API directly.
+
+Each process runs at the priority (nice value) of its deploy-kit unit — background work
+below the API — and what stands for the world outside the deployment (the providers'
+sandboxes and, from the warm-up on, this process as the load generator) above it when the
+machine permits (:data:`~reference_app.simulate.deployment.OUTSIDE_NICE`): on one shared
+machine the outside's own wait for a core would otherwise be counted as the deployment's
+latency. The report names each process's priority.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 import signal
 import time
 import uuid
@@ -41,7 +54,12 @@ from pixecom_core.providers import DemoPayment, SimulatedPayments
 from pixecom_core.settings import Settings
 from pixecom_core.stats.schedule import DueSync
 from reference_app.simulate import datagen
-from reference_app.simulate.deployment import DeploymentOptions, SimulatedDeployment
+from reference_app.simulate.deployment import (
+    DeploymentOptions,
+    SimulatedDeployment,
+    raise_own_priority,
+    restore_own_priority,
+)
 from reference_app.simulate.edge import EdgeProxy
 from reference_app.simulate.load import (
     CHECKOUT,
@@ -53,7 +71,7 @@ from reference_app.simulate.load import (
     LoadTargets,
 )
 from reference_app.simulate.payment_accounts import connect_payment_accounts
-from reference_app.simulate.probes import Probes, count_rows
+from reference_app.simulate.probes import LOAD_GENERATOR, Probes, count_rows
 from reference_app.simulate.scenarios import SYNC_WINDOW_SECONDS, Scenario
 from reference_app.worker.broker import Queue, build_broker, kick_sync, kick_tracking_refresh
 
@@ -80,6 +98,10 @@ class RunOptions:
         that it, not the API, may have set the pace.
     :param api_processes: API processes; None: the deploy kit's two behind nginx (its
         upstream names two servers), one straight to the API.
+    :param warmup: seconds of load at the window's rates before it, the sync cycle and
+        the burst not yet started: the generator's keep-alive connections (TLS
+        handshakes, behind nginx) are open and the processes have served each route once
+        when the window starts. Its answers are reported apart, never in the window's.
     """
 
     output_dir: Path
@@ -95,6 +117,7 @@ class RunOptions:
     edge: bool | None = None
     generator_core_limit: float = 1.0
     api_processes: int | None = None
+    warmup: float = 5.0
 
 
 #: The scenarios measured behind nginx unless told otherwise: the audit sized C's
@@ -206,6 +229,12 @@ class SimulationResult:
     elapsed: float
     #: nginx's access log when the load went through it (None: straight to the API).
     edge_access_log: Path | None = None
+    #: process name → the nice value it ran the window at, read off the process (the
+    #: deploy kit's ``Nice=`` for the deployment's, :data:`OUTSIDE_NICE` for what stands
+    #: for the outside when permitted), the load generator's included.
+    priorities: dict[str, int] = field(default_factory=dict)
+    #: The warm-up's load (``RunOptions.warmup``), None without one.
+    warmup: LoadResult | None = None
 
 
 class Progress:
@@ -373,13 +402,14 @@ async def _measure(
     await broker.startup()
     webhooks = WebhookResult(gateway=gateway)
     tracker = TrackerResult() if scenario.slow_tracker else None
+    own_priority: int | None = None
     try:
         sessions = sessions_for(scenario, rates[DASHBOARD])
         progress(f"logging {sessions} sellers in")
-        warmup = LoadResult()
-        await generator.log_in(sessions, warmup)
+        logins = LoadResult()
+        await generator.log_in(sessions, logins)
         if not generator.sessions:
-            statuses = sorted({o.status for o in warmup.outcomes})
+            statuses = sorted({o.status for o in logins.outcomes})
             raise RuntimeError(
                 f"no seller could log in (HTTP statuses {statuses}); see the API log"
             )
@@ -387,6 +417,14 @@ async def _measure(
         if scenario.webhook_burst:
             progress(f"placing {scenario.webhook_burst} orders for the webhook burst")
             burst_payments = await generator.place_unpaid_orders(scenario.webhook_burst)
+        # From here on the generator stands for shoppers and providers on machines of
+        # their own: it gets a core before the deployment does (when permitted).
+        own_priority = raise_own_priority()
+        priorities = running_priorities(deployment.pids)
+        warm: LoadResult | None = None
+        if options.warmup > 0:
+            progress(f"warming up for {options.warmup:g} s at the window's rates")
+            warm = await generator.run(rates, options.warmup)
         await probes.start()
         cycle = CycleResult()
         # Queued in full before the load starts (1,000 XADDs take well under a second on a
@@ -434,13 +472,18 @@ async def _measure(
         progress(f"{linked} campaigns linked to sellpages; waiting for webhooks to drain")
         paid = [*load.paid_references, *burst_paid]
         webhooks.payment_calls_failed += load.payment_failures
+        if warm is not None:  # its payments must reach the ledger too
+            paid += warm.paid_references
+            webhooks.payment_calls_failed += warm.payment_failures
         await _drain(owner_dsn, paid, payments.paid_event_type, webhooks, options.drain_timeout)
         if tracker is not None:
             await _tracker_state(owner_dsn, probes, tracker)
         await probes.stop()
         rows = count_rows(owner_dsn)
-        load.outcomes.extend(warmup.outcomes)
+        load.outcomes.extend(logins.outcomes)
     finally:
+        if own_priority is not None:
+            restore_own_priority(own_priority)
         await probes.stop()
         await broker.shutdown()
         await generator.aclose()
@@ -461,7 +504,19 @@ async def _measure(
         pids=dict(deployment.pids),
         elapsed=0.0,
         edge_access_log=edge.access_log if edge is not None else None,
+        priorities=priorities,
+        warmup=warm,
     )
+
+
+def running_priorities(pids: dict[str, int]) -> dict[str, int]:
+    """The nice value each process runs at, and this process's (the load generator)."""
+    priorities = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(ProcessLookupError):
+            priorities[name] = os.getpriority(os.PRIO_PROCESS, pid)
+    priorities[LOAD_GENERATOR] = os.getpriority(os.PRIO_PROCESS, 0)
+    return priorities
 
 
 async def _sellers(owner_dsn: str) -> list[tuple[uuid.UUID, SellerTier]]:

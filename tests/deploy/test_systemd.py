@@ -152,6 +152,23 @@ def test_the_small_vps_worker_consumes_every_queue_each_bounded() -> None:
     assert stop_timeout > Settings.model_fields["stats_task_timeout_seconds"].default
 
 
+def test_background_work_runs_at_a_lower_priority_than_the_api() -> None:
+    """Issue 18 item 2: on a machine both share, a sync or a webhook's processing waits for
+    a core before a shopper's or a seller's request does (systemd's ``Nice=``, which the
+    simulation reads off these units too)."""
+
+    def nice(name: str) -> int:
+        values = parse_unit(UNITS / name)["Service"].get("Nice", ["0"])
+        assert len(values) == 1, values
+        return int(values[0])
+
+    api = nice("pixecom-api@.service")
+    assert api == 0
+    for name in ("pixecom-worker@.service", "pixecom-worker-all.service"):
+        assert 0 < nice(name) < nice("pixecom-backup.service"), name
+    assert nice("pixecom-scheduler.service") > api
+
+
 def test_every_unit_runs_a_real_command() -> None:
     commands = {
         "pixecom-scheduler.service": "scheduler",
