@@ -9,9 +9,9 @@ configured for the scenario through :class:`~pixecom_core.providers.SimulatedCon
 (the ad network's latency and campaigns per account, a slow tracker) — one worker per
 queue (or one worker process for every queue: the scenario's ``worker_layout``, the
 small-VPS layout of scenario A), the scheduler and the API, each process logging to
-``<output>/logs/``. Each process starts at the priority its deploy-kit systemd unit gives
-it (``Nice=``, :func:`unit_nice`: the workers and the scheduler below the API), the
-sandboxes, which stand for providers on machines of their own, at :data:`OUTSIDE_NICE`.
+``<output>/logs/``. Each process of the deployment starts at the priority its deploy-kit
+systemd unit gives it (``Nice=``, :func:`unit_nice`: the workers and the scheduler below
+the API); the sandboxes and the load generator run at the default.
 
 Pool sizes are set per process so that the whole deployment stays inside PostgreSQL's
 default ``max_connections`` of 100 (SCALE-3: bounded pools, explicitly):
@@ -65,13 +65,6 @@ START_SECONDS = 180.0
 STOP_SECONDS = 20.0
 #: The deploy kit's systemd units, whose ``Nice=`` each process of the simulation runs at.
 SYSTEMD_DIR = Path(__file__).resolve().parents[1] / "deploy" / "systemd"
-#: The priority (nice value) of what stands for the world outside the deployment: the
-#: providers' sandboxes and the load generator (this process, during the window). A
-#: deployment's shoppers and providers are on machines of their own; on one shared
-#: machine they get a core before the deployment's processes, so that their own wait
-#: is not counted as the deployment's latency. Needs the privilege to raise a priority
-#: (root, or CAP_SYS_NICE); without it they run at the default and the report says so.
-OUTSIDE_NICE = -5
 
 
 def unit_nice(unit: str) -> int:
@@ -81,23 +74,6 @@ def unit_nice(unit: str) -> int:
         if key == "Nice":
             return int(value)
     return 0
-
-
-def raise_own_priority(nice: int = OUTSIDE_NICE) -> int:
-    """Run this process (its calling thread, as Linux counts priorities) at ``nice``;
-    returns the nice value it had, for :func:`restore_own_priority`. Without the
-    privilege the priority stays as it was."""
-    before = os.getpriority(os.PRIO_PROCESS, 0)
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-    except PermissionError:
-        pass
-    return before
-
-
-def restore_own_priority(nice: int) -> None:
-    """Undo :func:`raise_own_priority` (lowering a priority needs no privilege)."""
-    os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 class PluginMissingError(RuntimeError):
@@ -282,9 +258,6 @@ class SimulatedDeployment:
     sandboxes: SimulationSandboxes | None = None
     sandbox_urls: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
-    #: process name → the nice value it was started at (the deploy kit's units' ``Nice=``;
-    #: :data:`OUTSIDE_NICE` for the sandboxes).
-    priorities: dict[str, int] = field(default_factory=dict)
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _servers: EmbeddedServers | None = None
     _server_dsn: str = ""
@@ -392,7 +365,6 @@ class SimulatedDeployment:
         self._spawn(
             "sandboxes",
             ["-m", "reference_app.simulate.processes", "sandboxes", *assignments],
-            nice=OUTSIDE_NICE,
         )
         for name, url in self.sandbox_urls.items():
             self._wait_for(f"{url}/_sandbox/config", f"the {name} sandbox")
@@ -503,8 +475,7 @@ class SimulatedDeployment:
         nice: int = 0,
     ) -> None:
         """Start ``python arguments`` as ``name`` at priority ``nice`` (through
-        coreutils' ``nice``, so every thread of the process has it from the start; a
-        priority above the default that is not permitted leaves the default)."""
+        coreutils' ``nice``, so every thread of the process has it from the start)."""
         env = {**self._environment, **(extra or {})}
         command = [sys.executable, *arguments]
         if nice:
@@ -513,7 +484,6 @@ class SimulatedDeployment:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         self._processes[name] = process
         self.pids[name] = process.pid
-        self.priorities[name] = nice
 
     def _wait_for(self, url: str, what: str) -> None:
         deadline = time.monotonic() + START_SECONDS

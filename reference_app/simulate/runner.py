@@ -23,12 +23,9 @@ runs in front of the API (:mod:`reference_app.simulate.edge`): the load reaches 
 a deployment's would, through TLS, per-address rate limits and the sellpages'
 micro-cache. Sandboxes still deliver webhooks to the API directly.
 
-Each process runs at the priority (nice value) of its deploy-kit unit — background work
-below the API — and what stands for the world outside the deployment (the providers'
-sandboxes and, from the warm-up on, this process as the load generator) above it when the
-machine permits (:data:`~reference_app.simulate.deployment.OUTSIDE_NICE`): on one shared
-machine the outside's own wait for a core would otherwise be counted as the deployment's
-latency. The report names each process's priority.
+Each process of the deployment runs at the priority (nice value) of its deploy-kit unit,
+background work below the API; the sandboxes and the load generator at the default. The
+report names each process's priority.
 """
 
 from __future__ import annotations
@@ -54,12 +51,7 @@ from pixecom_core.providers import DemoPayment, SimulatedPayments
 from pixecom_core.settings import Settings
 from pixecom_core.stats.schedule import DueSync
 from reference_app.simulate import datagen
-from reference_app.simulate.deployment import (
-    DeploymentOptions,
-    SimulatedDeployment,
-    raise_own_priority,
-    restore_own_priority,
-)
+from reference_app.simulate.deployment import DeploymentOptions, SimulatedDeployment
 from reference_app.simulate.edge import EdgeProxy
 from reference_app.simulate.load import (
     CHECKOUT,
@@ -230,8 +222,7 @@ class SimulationResult:
     #: nginx's access log when the load went through it (None: straight to the API).
     edge_access_log: Path | None = None
     #: process name → the nice value it ran the window at, read off the process (the
-    #: deploy kit's ``Nice=`` for the deployment's, :data:`OUTSIDE_NICE` for what stands
-    #: for the outside when permitted), the load generator's included.
+    #: deploy kit's ``Nice=`` for the deployment's), the load generator's included.
     priorities: dict[str, int] = field(default_factory=dict)
     #: The warm-up's load (``RunOptions.warmup``), None without one.
     warmup: LoadResult | None = None
@@ -402,7 +393,6 @@ async def _measure(
     await broker.startup()
     webhooks = WebhookResult(gateway=gateway)
     tracker = TrackerResult() if scenario.slow_tracker else None
-    own_priority: int | None = None
     try:
         sessions = sessions_for(scenario, rates[DASHBOARD])
         progress(f"logging {sessions} sellers in")
@@ -417,9 +407,6 @@ async def _measure(
         if scenario.webhook_burst:
             progress(f"placing {scenario.webhook_burst} orders for the webhook burst")
             burst_payments = await generator.place_unpaid_orders(scenario.webhook_burst)
-        # From here on the generator stands for shoppers and providers on machines of
-        # their own: it gets a core before the deployment does (when permitted).
-        own_priority = raise_own_priority()
         priorities = running_priorities(deployment.pids)
         warm: LoadResult | None = None
         if options.warmup > 0:
@@ -482,8 +469,6 @@ async def _measure(
         rows = count_rows(owner_dsn)
         load.outcomes.extend(logins.outcomes)
     finally:
-        if own_priority is not None:
-            restore_own_priority(own_priority)
         await probes.stop()
         await broker.shutdown()
         await generator.aclose()
