@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pixecom_core.db.engine import create_engine, create_sessionmaker
@@ -208,3 +208,40 @@ async def test_a_failing_parse_is_retried_later_and_holds_nothing(
         ).fetchone()
     assert row == ("DEFERRED", 1, "ConnectionError: the gateway's API did not answer")
     assert ledger_rows(database_owner_dsn, order) == []
+
+
+class _Undone(Exception):
+    """Raised inside a transaction to roll it back."""
+
+
+async def test_a_deliverys_intake_leaves_its_pooled_connection_transactional(
+    settings: Settings, registry: ProviderRegistry, ledger: Ledger, database_owner_dsn: str
+) -> None:
+    """The intake stores a delivery in one autocommit statement (no BEGIN and COMMIT
+    around it: a burst's cost); the connection goes back to the pool transactional, so the
+    next user's rollback still undoes its writes."""
+    single = settings.model_copy(update={"db_pool_size": 1, "db_pool_max_overflow": 0})
+    engine = create_engine(single, role="app")
+    try:
+        sessions = create_sessionmaker(engine)
+        inbox = WebhookInbox(sessions, single, registry, ledger)
+        body, headers = fakepay.delivery([], event_id="evt_intake_kept")
+        receipt = await inbox.receive("fakepay", body=body, headers=headers)
+        assert not receipt.duplicate
+        with pytest.raises(_Undone):
+            async with sessions() as session, session.begin():
+                await session.execute(
+                    text(
+                        "SELECT pixecom_inbox_receive('fakepay', 'evt_intake_undone', 'x',"
+                        " '{}'::jsonb, ''::bytea, now())"
+                    )
+                )
+                raise _Undone
+        assert engine.pool.checkedin() == 1  # the same, single connection both times
+    finally:
+        await engine.dispose()
+    with psycopg.connect(database_owner_dsn) as conn:
+        stored = conn.execute(
+            "SELECT event_id FROM webhook_inbox WHERE event_id LIKE 'evt_intake_%'"
+        ).fetchall()
+    assert stored == [("evt_intake_kept",)]
