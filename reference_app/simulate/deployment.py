@@ -474,8 +474,9 @@ class SimulatedDeployment:
         extra: dict[str, str] | None = None,
         nice: int = 0,
     ) -> None:
-        """Start ``python arguments`` as ``name`` at priority ``nice`` (through
-        coreutils' ``nice``, so every thread of the process has it from the start)."""
+        """Start ``python arguments`` as ``name``, ``nice`` below this process's own
+        priority (through coreutils' ``nice``, so every thread of the process has it from
+        the start; a simulation run niced keeps the units' differences)."""
         env = {**self._environment, **(extra or {})}
         command = [sys.executable, *arguments]
         if nice:
