@@ -385,7 +385,7 @@ def verdict_rows(
                 f"{sum(v for k, v in cpu.items() if k.startswith('worker-')) / window:.2f}, "
                 f"PostgreSQL {cpu.get('postgresql', 0) / window:.2f}, "
                 f"sandboxes {cpu.get('sandboxes', 0) / window:.2f}, load generator "
-                f"{cpu.get('load generator', 0) / window:.2f}; {machine['cpus']} cores, "
+                f"{cpu.get(LOAD_GENERATOR, 0) / window:.2f}; {machine['cpus']} cores, "
                 f"{_waits(figures['cpu_wait_seconds_in_window'])}"
                 f"{_priorities(figures['priorities'])}"
                 f"load average {machine['load_average_at_end'][0]:.1f} at the end "
